@@ -1,0 +1,41 @@
+# The commands the README names. Every target installs what it needs first,
+# so `make demo` and `make test` work on a fresh Debian machine.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# One persistent target dir for development and CI, so CI rebuilds only what
+# changed. An existing CARGO_TARGET_DIR wins.
+CARGO_TARGET_DIR ?= $(HOME)/.cache/runnel-target
+export CARGO_TARGET_DIR
+
+APT_PACKAGES := librocksdb-dev libclang-dev clang mold curl python3-pip
+RELEASE_BIN := $(CARGO_TARGET_DIR)/release/runnel
+
+.PHONY: help deps build demo test lint bench
+
+help:
+	@echo "make demo   build a release runnel, start a server on ./runnel-data at :4567 and show it working"
+	@echo "make test   run the whole test suite (unit, integration and end-to-end)"
+	@echo "make bench  run the benchmarks and print their figures"
+	@echo "make deps   install the system and Python packages the project needs (idempotent)"
+	@echo "make lint   rustfmt and clippy"
+
+deps:
+	@scripts/deps.sh $(APT_PACKAGES)
+
+build: deps
+	cargo build --release -p runnel
+
+demo: build
+	@RUNNEL_BIN=$(RELEASE_BIN) scripts/demo.sh
+
+test: deps
+	cargo nextest run --workspace --no-fail-fast
+
+lint: deps
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+bench: deps
+	cargo bench -p runnel-engine --bench store

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Starts `runnel server` on its embedded default (./runnel-data, port 4567),
+# shows it answering, then keeps it running until Ctrl-C.
+# DEMO_EXIT=1 stops the server once the tour is shown.
+set -euo pipefail
+
+BIN=${RUNNEL_BIN:?set RUNNEL_BIN to the runnel binary}
+PORT=${RUNNEL_PORT:-4567}
+DATA_DIR=${RUNNEL_DATA_DIR:-./runnel-data}
+URL="http://127.0.0.1:$PORT"
+LOG=./runnel-server.log
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+show() { printf '$ %s\n' "$*"; "$@"; echo; }
+
+if curl -s -o /dev/null "$URL/v1/health"; then
+  echo "demo: something already answers on $URL; stop it or set RUNNEL_PORT" >&2
+  exit 1
+fi
+
+step "Starting runnel server (data dir $DATA_DIR, logs in $LOG)"
+"$BIN" server --port "$PORT" --data-dir "$DATA_DIR" >"$LOG" 2>&1 &
+SERVER_PID=$!
+stop_server() {
+  if kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -TERM "$SERVER_PID"
+    wait "$SERVER_PID" || true
+    tail -n 2 "$LOG"
+  fi
+}
+trap stop_server EXIT
+
+for _ in $(seq 1 300); do
+  curl -s -o /dev/null "$URL/v1/health" && break
+  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$LOG"; echo "demo: the server exited" >&2; exit 1; }
+  sleep 0.1
+done
+curl -s -o /dev/null "$URL/v1/health" || { cat "$LOG"; echo "demo: the server did not come up" >&2; exit 1; }
+
+step "Health: the store id stays the same across restarts of this data dir"
+show curl -s "$URL/v1/health"
+
+step "The AWS endpoint: requests are routed by X-Amz-Target, errors come back in the AWS shape"
+show curl -s -i -X POST "$URL/" -H 'X-Amz-Target: Kinesis_20131202.NoSuchOperation' \
+  -H 'Content-Type: application/x-amz-json-1.1' -d '{}'
+
+step "A second server on the same data dir is refused, so nothing can corrupt it"
+"$BIN" server --port $((PORT + 1)) --data-dir "$DATA_DIR" 2>&1 | tail -n 1 || true
+
+step "Prometheus metrics"
+curl -s "$URL/metrics" | grep -E '^runnel_' || true
+
+cat <<MSG
+
+Runnel is running at $URL (pid $SERVER_PID).
+Try next:
+  curl $URL/v1/health
+  curl $URL/metrics
+  $BIN server --help
+MSG
+
+if [ "${DEMO_EXIT:-0}" = 1 ]; then
+  step "DEMO_EXIT=1: stopping the server"
+  exit 0
+fi
+echo "Press Ctrl-C to stop the server (the store is flushed on the way out)."
+wait "$SERVER_PID"

@@ -1,0 +1,190 @@
+//! Routes `X-Amz-Target: <Service>_<Version>.<Operation>` to the handler a
+//! service registered for it.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::Response;
+use bytes::Bytes;
+
+use super::{AwsError, Protocol};
+use crate::metrics::Metrics;
+
+#[expect(
+    dead_code,
+    reason = "the contract for service handlers, which land with the services"
+)]
+pub struct AwsRequest {
+    pub protocol: Protocol,
+    pub operation: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub request_id: String,
+}
+
+pub type Handler = Arc<
+    dyn Fn(AwsRequest) -> Pin<Box<dyn Future<Output = Result<Response, AwsError>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// Services known by their target prefix, so metrics can name the service of
+/// an unknown operation without echoing arbitrary client input as a label.
+const SERVICES: &[(&str, &str)] = &[
+    ("Kinesis_20131202", "streams"),
+    ("Firehose_20150804", "firehose"),
+];
+
+#[derive(Default, Clone)]
+pub struct AwsRouter {
+    handlers: HashMap<String, Handler>,
+}
+
+impl AwsRouter {
+    /// Registers `handler` for `target`, e.g. `Kinesis_20131202.PutRecord`.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "services register here as they land")
+    )]
+    pub fn register(&mut self, target: &str, handler: Handler) {
+        self.handlers.insert(target.to_string(), handler);
+    }
+
+    pub async fn dispatch(&self, headers: HeaderMap, body: Bytes, metrics: &Metrics) -> Response {
+        let protocol = Protocol::from_headers(&headers);
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let target = headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let service = SERVICES
+            .iter()
+            .find(|(prefix, _)| target.split_once('.').is_some_and(|(p, _)| p == *prefix))
+            .map_or("unknown", |(_, name)| *name);
+
+        let (operation, result) = match self.handlers.get(&target) {
+            Some(handler) => {
+                let operation = target.split_once('.').map_or("", |(_, op)| op).to_string();
+                let request = AwsRequest {
+                    protocol,
+                    operation: operation.clone(),
+                    headers,
+                    body,
+                    request_id: request_id.clone(),
+                };
+                (operation, handler(request).await)
+            }
+            None if target.is_empty() => (
+                "unknown".to_string(),
+                Err(AwsError::unknown_operation("Missing X-Amz-Target header")),
+            ),
+            None => (
+                "unknown".to_string(),
+                Err(AwsError::unknown_operation(format!(
+                    "Operation {target} is not supported by this endpoint"
+                ))),
+            ),
+        };
+
+        let response = match result {
+            Ok(mut response) => {
+                if let Ok(id) = HeaderValue::from_str(&request_id) {
+                    response.headers_mut().insert("x-amzn-RequestId", id);
+                }
+                response
+            }
+            Err(error) => {
+                if error.status.is_server_error() {
+                    tracing::error!(%service, %operation, %request_id, kind = error.kind, message = %error.message, "request failed");
+                }
+                error.into_response(protocol, &request_id)
+            }
+        };
+        metrics.record_request(service, &operation, response.status().as_u16());
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+
+    fn headers(target: &str, content_type: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-amz-target", target.parse().unwrap());
+        headers.insert("content-type", content_type.parse().unwrap());
+        headers
+    }
+
+    async fn body_json(response: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn registered_targets_reach_their_handler_with_the_operation_name() {
+        let mut router = AwsRouter::default();
+        let echo: Handler = Arc::new(|req: AwsRequest| {
+            Box::pin(async move { Ok((StatusCode::OK, req.operation).into_response()) })
+        });
+        router.register("Kinesis_20131202.ListStreams", echo);
+        let metrics = Metrics::new();
+        let response = router
+            .dispatch(
+                headers("Kinesis_20131202.ListStreams", "application/x-amz-json-1.1"),
+                Bytes::new(),
+                &metrics,
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(response.headers().contains_key("x-amzn-RequestId"));
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(&body[..], b"ListStreams");
+        assert!(
+            metrics
+                .render()
+                .contains(r#"service="streams",operation="ListStreams",status="200""#)
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_targets_get_the_aws_unknown_operation_shape() {
+        let router = AwsRouter::default();
+        let metrics = Metrics::new();
+        let response = router
+            .dispatch(
+                headers("Kinesis_20131202.NoSuchThing", "application/x-amz-json-1.1"),
+                Bytes::new(),
+                &metrics,
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            response.headers()["x-amzn-ErrorType"],
+            "UnknownOperationException"
+        );
+        let body = body_json(response).await;
+        assert_eq!(body["__type"], "UnknownOperationException");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("Kinesis_20131202.NoSuchThing")
+        );
+        assert!(
+            metrics
+                .render()
+                .contains(r#"service="streams",operation="unknown",status="400""#)
+        );
+    }
+}

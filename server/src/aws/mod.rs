@@ -1,0 +1,11 @@
+//! The AWS side of the HTTP port: protocol detection, the error shape every
+//! AWS client understands, and dispatch of `X-Amz-Target` operations to the
+//! service that owns them.
+
+mod dispatch;
+mod error;
+mod protocol;
+
+pub use dispatch::AwsRouter;
+pub use error::AwsError;
+pub use protocol::Protocol;

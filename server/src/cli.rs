@@ -1,0 +1,68 @@
+//! The `runnel` command line.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "runnel",
+    version,
+    about = "Kinesis Data Streams, Firehose, Analytics and Video in one binary",
+    long_about = "Runnel is a self-hosted streaming platform that speaks the Amazon Kinesis wire \
+protocols. Point boto3, the aws CLI or an AWS SDK at its endpoint and it behaves like Kinesis.\n\n\
+Start with `runnel server`, then talk to http://127.0.0.1:4567."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: every service on one HTTP port, state in one data dir.
+    #[command(
+        long_about = "Run the server: Streams, Firehose, Analytics and Video on one HTTP port, \
+with all state under one data dir.\n\n\
+Settings come from, in order of precedence: flags, RUNNEL_* environment variables, the TOML \
+config file, built-in defaults. Stop with Ctrl-C or SIGTERM; the store is flushed before exit."
+    )]
+    Server(ServerArgs),
+}
+
+/// Every field is optional so that an unset flag falls through to the
+/// environment, the config file and then the default.
+#[derive(Debug, Default, clap::Args)]
+pub struct ServerArgs {
+    /// HTTP port for every service [default: 4567]
+    #[arg(long, env = "RUNNEL_PORT")]
+    pub port: Option<u16>,
+
+    /// Address to listen on [default: 127.0.0.1]
+    #[arg(long, env = "RUNNEL_LISTEN")]
+    pub listen: Option<IpAddr>,
+
+    /// Directory holding all state; created if missing [default: ./runnel-data]
+    #[arg(long, env = "RUNNEL_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// TOML config file; `./runnel.toml` is read when present and this is not given
+    #[arg(long, env = "RUNNEL_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Log format [default: human]
+    #[arg(long, env = "RUNNEL_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+
+    /// Log filter, as RUST_LOG spells it (e.g. `info,runnel=debug`) [default: info]
+    #[arg(long, env = "RUNNEL_LOG")]
+    pub log: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}

@@ -1,0 +1,37 @@
+//! The `runnel` binary.
+
+mod aws;
+mod cli;
+mod config;
+mod http;
+mod logging;
+mod metrics;
+mod serve;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("runnel: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Server(args) => {
+            let config = config::ServerConfig::resolve(args)?;
+            logging::init(config.log_format, &config.log)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(serve::run(config))
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! `runnel server`: open the data dir, serve until SIGINT/SIGTERM, flush.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use runnel_engine::store::Store;
+use tokio::sync::Notify;
+
+use crate::aws::AwsRouter;
+use crate::config::ServerConfig;
+use crate::http::{self, AppState};
+use crate::metrics::Metrics;
+
+/// How long in-flight requests may run on after a shutdown signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+const STORE_ID_KEY: &[u8] = b"store_id";
+
+pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
+    if let Some(file) = &config.config_file {
+        tracing::info!(file = %file.display(), "read config file");
+    }
+    let store = Store::open(&config.data_dir, &[])?;
+    let store_id = store_id(&store)?;
+    tracing::info!(data_dir = %config.data_dir.display(), %store_id, "store open");
+
+    let addr = SocketAddr::new(config.listen, config.port);
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!(
+            "cannot listen on {addr} (is another server using port {}?)",
+            config.port
+        )
+    })?;
+
+    let state = Arc::new(AppState {
+        aws: AwsRouter::default(),
+        metrics: Metrics::new(),
+        started: Instant::now(),
+        store_id,
+        data_dir: config.data_dir.display().to_string(),
+    });
+    let app = http::router(state);
+    tracing::info!(%addr, "listening; AWS endpoint is http://{addr}");
+
+    let stop = Arc::new(Notify::new());
+    let signalled = {
+        let stop = stop.clone();
+        async move { stop.notified().await }
+    };
+    let server = axum::serve(listener, app).with_graceful_shutdown(signalled);
+    let mut server = std::pin::pin!(server.into_future());
+
+    tokio::select! {
+        result = &mut server => result.context("HTTP server failed")?,
+        signal = shutdown_signal() => {
+            tracing::info!(signal = signal?, "shutting down");
+            stop.notify_one();
+            if tokio::time::timeout(DRAIN_TIMEOUT, &mut server).await.is_err() {
+                tracing::warn!("requests still running after {DRAIN_TIMEOUT:?}; closing them");
+            }
+        }
+    }
+
+    store.flush().context("flushing the store")?;
+    drop(store);
+    tracing::info!("store flushed; bye");
+    Ok(())
+}
+
+/// A stable identity for this data dir, so operators (and tests) can tell
+/// a restart on the same state from a fresh start.
+fn store_id(store: &Store) -> anyhow::Result<String> {
+    if let Some(id) = store.meta_get(STORE_ID_KEY)? {
+        return String::from_utf8(id).context("store id is not UTF-8");
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    store.meta_put(STORE_ID_KEY, id.as_bytes())?;
+    Ok(id)
+}
+
+async fn shutdown_signal() -> anyhow::Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    })
+}

@@ -1,0 +1,233 @@
+//! Starts a real `runnel server` on a free port with a temporary data dir,
+//! for every end-to-end test to drive, and stops it when dropped.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+
+pub fn runnel_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_runnel")
+}
+
+pub struct RunnelServer {
+    child: Option<Child>,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    log_path: PathBuf,
+    // Keeps the temporary data dir alive for as long as the server.
+    _temp: Option<tempfile::TempDir>,
+}
+
+pub struct ServerBuilder {
+    data_dir: Option<PathBuf>,
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
+    port: Option<u16>,
+}
+
+impl ServerBuilder {
+    /// Reuses a data dir (a restart) instead of a fresh temporary one.
+    pub fn data_dir(mut self, dir: &Path) -> Self {
+        self.data_dir = Some(dir.to_path_buf());
+        self
+    }
+
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.envs.push((key.to_string(), value.into()));
+        self
+    }
+
+    /// Leaves `--port` to the config file or environment; the test then
+    /// says which port the server should turn up on.
+    pub fn expect_port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
+    pub fn start(self) -> RunnelServer {
+        let (temp, data_dir) = match self.data_dir {
+            Some(dir) => (None, dir),
+            None => {
+                let temp = tempfile::tempdir().expect("temp data dir");
+                let dir = temp.path().join("data");
+                (Some(temp), dir)
+            }
+        };
+        let log_path = std::env::temp_dir().join(format!("runnel-test-{}.log", uuid_like()));
+        let mut command = Command::new(runnel_bin());
+        command.arg("server").arg("--data-dir").arg(&data_dir);
+        let port = match self.port {
+            Some(port) => port,
+            None => {
+                let port = free_port();
+                command.arg("--port").arg(port.to_string());
+                port
+            }
+        };
+        command
+            .args(&self.args)
+            .envs(self.envs.iter().map(|(k, v)| (k, v)));
+        let log = std::fs::File::create(&log_path).expect("server log file");
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn runnel server");
+        let mut server = RunnelServer {
+            child: Some(child),
+            port,
+            data_dir,
+            log_path,
+            _temp: temp,
+        };
+        server.wait_healthy();
+        server
+    }
+}
+
+impl RunnelServer {
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder {
+            data_dir: None,
+            args: Vec::new(),
+            envs: Vec::new(),
+            port: None,
+        }
+    }
+
+    pub fn start() -> Self {
+        Self::builder().start()
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child
+            .as_ref()
+            .map(Child::id)
+            .expect("server is running")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for the server to exit.
+    pub fn stop(&mut self) -> ExitStatus {
+        self.stop_with("TERM")
+    }
+
+    /// Sends the named signal (`TERM`, `INT`) and waits for the server to exit.
+    pub fn stop_with(&mut self, signal_name: &str) -> ExitStatus {
+        let mut child = self.child.take().expect("server is running");
+        signal(child.id(), signal_name);
+        wait_bounded(&mut child, STOP_TIMEOUT).unwrap_or_else(|| {
+            let _ = child.kill();
+            panic!(
+                "server ignored SIG{signal_name} for {STOP_TIMEOUT:?}; log:\n{}",
+                self.log()
+            )
+        })
+    }
+
+    /// `kill -9`: no chance to flush anything.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn wait_healthy(&mut self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let agent = agent();
+        while Instant::now() < deadline {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "runnel server exited during start ({status}); log:\n{}",
+                    self.log()
+                );
+            }
+            if agent
+                .get(&format!("{}/v1/health", self.url()))
+                .call()
+                .is_ok()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill();
+        panic!(
+            "runnel server not healthy within {START_TIMEOUT:?}; log:\n{}",
+            self.log()
+        );
+    }
+}
+
+impl Drop for RunnelServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_file(&self.log_path);
+    }
+}
+
+/// An HTTP client that hands back 4xx/5xx responses instead of erroring, so
+/// tests can inspect AWS error bodies.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+pub fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{name} {pid} failed");
+}
+
+pub fn wait_bounded(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+fn uuid_like() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{}-{nanos}", std::process::id())
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests of the `runnel` binary; one test binary for the crate.
+
+mod aws_routing;
+mod cli;
+mod config;
+mod harness;
+mod lifecycle;
