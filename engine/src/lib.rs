@@ -2,4 +2,18 @@
 //! event-time watermarks and whose data are Arrow record batches, and the
 //! RocksDB store that every service and checkpoint lives in.
 
+pub mod aggregate;
+pub mod batch;
+pub mod context;
+pub mod error;
+pub mod exchange;
+pub mod partition;
+pub mod runtime;
+pub mod sink;
+pub mod source;
 pub mod store;
+pub mod time;
+pub mod window;
+pub mod window_op;
+
+pub use error::EngineError;

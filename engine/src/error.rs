@@ -1,0 +1,16 @@
+use datafusion::arrow::error::ArrowError;
+use datafusion::error::DataFusionError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    DataFusion(#[from] DataFusionError),
+    #[error(transparent)]
+    Arrow(#[from] ArrowError),
+    #[error("{0}")]
+    Plan(String),
+    #[error("dataflow: {0}")]
+    Runtime(String),
+    #[error(transparent)]
+    Window(#[from] crate::window::WindowError),
+}

@@ -1,0 +1,99 @@
+//! Runs a dataflow on timely workers: threads in this process, or a cluster
+//! of processes through timely's own networking.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use timely::dataflow::ProbeHandle;
+use timely::worker::Worker;
+
+use crate::context::JobContext;
+use crate::error::EngineError;
+use crate::time::Watermark;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    /// Worker threads per process.
+    pub workers: usize,
+    pub processes: usize,
+    pub process_id: usize,
+    /// `host:port` of every process, in process-id order.
+    pub hosts: Vec<String>,
+}
+
+impl Cluster {
+    pub fn local(workers: usize) -> Self {
+        Cluster {
+            workers: workers.max(1),
+            processes: 1,
+            process_id: 0,
+            hosts: Vec::new(),
+        }
+    }
+
+    fn timely_config(&self) -> Result<timely::Config, EngineError> {
+        let communication = if self.processes > 1 {
+            if self.hosts.len() != self.processes {
+                return Err(EngineError::Plan(format!(
+                    "a cluster of {} processes needs {} hosts, got {}",
+                    self.processes,
+                    self.processes,
+                    self.hosts.len()
+                )));
+            }
+            if self.process_id >= self.processes {
+                return Err(EngineError::Plan(format!(
+                    "process id {} is out of range for {} processes",
+                    self.process_id, self.processes
+                )));
+            }
+            timely::CommunicationConfig::Cluster {
+                threads: self.workers,
+                process: self.process_id,
+                addresses: self.hosts.clone(),
+                report: false,
+                zerocopy: false,
+            }
+        } else if self.workers > 1 {
+            timely::CommunicationConfig::Process(self.workers)
+        } else {
+            timely::CommunicationConfig::Thread
+        };
+        Ok(timely::Config {
+            communication,
+            worker: timely::WorkerConfig::default(),
+        })
+    }
+}
+
+/// Builds the dataflow on every worker with `build` and steps it until the
+/// returned probe is done (every source has ended). Returns the job's first
+/// error, if any.
+pub fn run<F>(cluster: &Cluster, context: Arc<JobContext>, build: F) -> Result<(), EngineError>
+where
+    F: Fn(&mut Worker, Arc<JobContext>) -> Result<ProbeHandle<Watermark>, EngineError>
+        + Send
+        + Sync
+        + 'static,
+{
+    let config = cluster.timely_config()?;
+    let worker_context = context.clone();
+    let guards = timely::execute(config, move |worker| {
+        match build(worker, worker_context.clone()) {
+            Ok(probe) => {
+                while !probe.done() {
+                    worker.step_or_park(Some(Duration::from_millis(10)));
+                }
+            }
+            Err(error) => worker_context.fail(error),
+        }
+    })
+    .map_err(EngineError::Runtime)?;
+    for result in guards.join() {
+        result.map_err(EngineError::Runtime)?;
+    }
+    match context.take_error() {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,89 @@
+//! The end of a dataflow: batches handed to a per-worker sink, with the
+//! watermark so that sinks can commit what is final.
+
+use std::sync::{Arc, Mutex};
+
+use datafusion::arrow::record_batch::RecordBatch;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::Probe;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::{ProbeHandle, Stream};
+
+use crate::batch::Batch;
+use crate::context::JobContext;
+use crate::error::EngineError;
+use crate::time::Watermark;
+
+pub trait BatchSink: 'static {
+    fn write(&mut self, batch: RecordBatch, time: Watermark) -> Result<(), EngineError>;
+
+    /// The input watermark moved; `None` is the end of input.
+    fn watermark(&mut self, _watermark: Option<Watermark>) -> Result<(), EngineError> {
+        Ok(())
+    }
+}
+
+/// Attaches `sink` and returns the probe that tells when it has seen
+/// everything up to a time.
+pub fn sink(
+    stream: Stream<'_, Watermark, Batch>,
+    name: &str,
+    mut sink: Box<dyn BatchSink>,
+    context: Arc<JobContext>,
+) -> ProbeHandle<Watermark> {
+    let (probe, stream) = stream.probe();
+    let mut last_watermark = Some(Watermark::MIN);
+    stream.sink(Pipeline, name, move |(input, frontier)| {
+        input.for_each(|cap, data| {
+            let time = cap.least().copied().unwrap_or(Watermark::MIN);
+            if let Some(batch) = data.take() {
+                JobContext::add(&context.records_out, batch.num_rows());
+                if !context.failed()
+                    && let Err(error) = sink.write(batch, time)
+                {
+                    context.fail(error);
+                }
+            }
+        });
+        let watermark = frontier.frontier().as_option().copied();
+        if watermark != last_watermark {
+            last_watermark = watermark;
+            if let Err(error) = sink.watermark(watermark) {
+                context.fail(error);
+            }
+        }
+    });
+    probe
+}
+
+/// Keeps every batch with the time it arrived at; for tests and benchmarks.
+#[derive(Clone, Default)]
+pub struct CollectSink {
+    pub batches: Arc<Mutex<Vec<(Watermark, RecordBatch)>>>,
+}
+
+impl BatchSink for CollectSink {
+    fn write(&mut self, batch: RecordBatch, time: Watermark) -> Result<(), EngineError> {
+        self.batches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((time, batch));
+        Ok(())
+    }
+}
+
+impl CollectSink {
+    pub fn take(&self) -> Vec<(Watermark, RecordBatch)> {
+        std::mem::take(&mut *self.batches.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// Counts rows and drops them, like Flink's `blackhole`.
+#[derive(Default)]
+pub struct BlackholeSink;
+
+impl BatchSink for BlackholeSink {
+    fn write(&mut self, _batch: RecordBatch, _time: Watermark) -> Result<(), EngineError> {
+        Ok(())
+    }
+}

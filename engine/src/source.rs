@@ -1,0 +1,182 @@
+//! The source operator: pulls batches from a reader, assigns watermarks and
+//! drops late rows, so that every row downstream travels at a time no later
+//! than its event time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::array::BooleanArray;
+use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::physical_expr::PhysicalExpr;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::operators::generic::operator::source as timely_source;
+use timely::dataflow::{Scope, Stream};
+
+use crate::aggregate::millis;
+use crate::batch::Batch;
+use crate::context::JobContext;
+use crate::error::EngineError;
+use crate::time::{Millis, Watermark};
+
+pub enum Poll {
+    Batch(RecordBatch),
+    /// Nothing now; ask again later.
+    Idle,
+    Done,
+}
+
+/// One worker's share of a source.
+pub trait BatchReader: 'static {
+    fn poll(&mut self) -> Result<Poll, EngineError>;
+}
+
+/// `WATERMARK FOR col AS col - INTERVAL ...`: bounded out-of-orderness.
+#[derive(Clone)]
+pub struct EventTime {
+    pub expr: Arc<dyn PhysicalExpr>,
+    pub max_out_of_orderness: Millis,
+}
+
+/// Batches read per activation, so one busy source cannot starve the rest
+/// of the dataflow on its worker.
+const BATCHES_PER_ACTIVATION: usize = 16;
+const IDLE_POLL: Duration = Duration::from_millis(10);
+
+pub fn source<'scope>(
+    scope: Scope<'scope, Watermark>,
+    name: &str,
+    mut reader: Box<dyn BatchReader>,
+    event_time: Option<EventTime>,
+    context: Arc<JobContext>,
+) -> Stream<'scope, Watermark, Batch> {
+    timely_source::<_, CapacityContainerBuilder<Batch>, _, _>(
+        scope,
+        name,
+        move |capability, info| {
+            let activator = scope.activator_for(info.address);
+            let mut capability = Some(capability);
+            let mut max_event_time = Millis::MIN;
+            move |output| {
+                let Some(cap) = capability.as_mut() else {
+                    return;
+                };
+                let mut finished = context.failed();
+                let mut idle = false;
+                for _ in 0..BATCHES_PER_ACTIVATION {
+                    if finished {
+                        break;
+                    }
+                    let batch = match reader.poll() {
+                        Ok(Poll::Batch(batch)) => batch,
+                        Ok(Poll::Idle) => {
+                            idle = true;
+                            break;
+                        }
+                        Ok(Poll::Done) => {
+                            finished = true;
+                            break;
+                        }
+                        Err(error) => {
+                            context.fail(error);
+                            finished = true;
+                            break;
+                        }
+                    };
+                    JobContext::add(&context.records_in, batch.num_rows());
+                    let on_time = match &event_time {
+                        None => batch,
+                        Some(event_time) => {
+                            match drop_late(&batch, event_time, *cap.time(), &context) {
+                                Ok((on_time, batch_max)) => {
+                                    max_event_time = max_event_time.max(batch_max);
+                                    on_time
+                                }
+                                Err(error) => {
+                                    context.fail(error);
+                                    finished = true;
+                                    break;
+                                }
+                            }
+                        }
+                    };
+                    if on_time.num_rows() > 0 {
+                        output
+                            .session(&*cap)
+                            .give_container(&mut Batch::new(on_time));
+                    }
+                    if let Some(event_time) = &event_time {
+                        let watermark =
+                            max_event_time.saturating_sub(event_time.max_out_of_orderness);
+                        if watermark > *cap.time() {
+                            cap.downgrade(&watermark);
+                        }
+                    }
+                }
+                if finished {
+                    // Dropping the capability is end of input: the watermark goes
+                    // to the end of time and every window fires.
+                    capability = None;
+                } else if idle {
+                    activator.activate_after(IDLE_POLL);
+                } else {
+                    activator.activate();
+                }
+            }
+        },
+    )
+}
+
+/// Removes rows whose event time is before `watermark` and counts them.
+/// Returns the on-time rows and the largest event time seen.
+fn drop_late(
+    batch: &RecordBatch,
+    event_time: &EventTime,
+    watermark: Watermark,
+    context: &JobContext,
+) -> Result<(RecordBatch, Millis), EngineError> {
+    let times = millis(
+        &event_time
+            .expr
+            .evaluate(batch)?
+            .into_array(batch.num_rows())?,
+    )?;
+    let max = times.iter().copied().max().unwrap_or(Millis::MIN);
+    let late = times.iter().filter(|&&t| t < watermark).count();
+    if late == 0 {
+        return Ok((batch.clone(), max));
+    }
+    JobContext::add(&context.late_records, late);
+    let keep: BooleanArray = times.iter().map(|&t| Some(t >= watermark)).collect();
+    Ok((filter_record_batch(batch, &keep)?, max))
+}
+
+/// A reader over batches in memory: this worker's share is every
+/// `peers`-th batch starting at its index.
+pub struct MemoryReader {
+    batches: Arc<Vec<RecordBatch>>,
+    next: usize,
+    step: usize,
+}
+
+impl MemoryReader {
+    pub fn new(batches: Arc<Vec<RecordBatch>>, worker: usize, peers: usize) -> Self {
+        MemoryReader {
+            batches,
+            next: worker,
+            step: peers.max(1),
+        }
+    }
+}
+
+impl BatchReader for MemoryReader {
+    fn poll(&mut self) -> Result<Poll, EngineError> {
+        match self.batches.get(self.next) {
+            Some(batch) => {
+                self.next += self.step;
+                Ok(Poll::Batch(batch.clone()))
+            }
+            None => Ok(Poll::Done),
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The timely side of window aggregation: holds a capability per open
+//! window at `window_end - 1` and fires the window once the input frontier
+//! (the watermark) has passed it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::BooleanArray;
+use datafusion::arrow::compute::filter_record_batch;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::Stream;
+use timely::dataflow::channels::pact::{ParallelizationContract, Pipeline};
+use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::generic::Operator;
+
+use crate::aggregate::{Stage, WindowAggregate, WindowAggregator};
+use crate::batch::Batch;
+use crate::context::JobContext;
+use crate::error::EngineError;
+use crate::exchange;
+use crate::time::{Millis, Watermark};
+use crate::window::Window;
+
+/// A window aggregation over `input`, in one stage on one worker and in
+/// partial and final stages around a keyed exchange on several.
+pub fn window_aggregate<'scope>(
+    input: Stream<'scope, Watermark, Batch>,
+    spec: Arc<WindowAggregate>,
+    context: Arc<JobContext>,
+) -> Result<Stream<'scope, Watermark, Batch>, EngineError> {
+    if input.scope().peers() == 1 {
+        return stage(input, Pipeline, spec, Stage::Complete, context);
+    }
+    let key_columns = spec.state_key_columns();
+    let partial = stage(
+        input,
+        Pipeline,
+        spec.clone(),
+        Stage::Partial,
+        context.clone(),
+    )?;
+    stage(
+        partial,
+        exchange::by_key(key_columns),
+        spec,
+        Stage::Final,
+        context,
+    )
+}
+
+fn stage<'scope, P>(
+    input: Stream<'scope, Watermark, Batch>,
+    pact: P,
+    spec: Arc<WindowAggregate>,
+    stage: Stage,
+    context: Arc<JobContext>,
+) -> Result<Stream<'scope, Watermark, Batch>, EngineError>
+where
+    P: ParallelizationContract<Watermark, Batch>,
+{
+    let mut aggregator = WindowAggregator::new(spec, stage)?;
+    let name = format!("WindowAggregate({stage:?})");
+    Ok(
+        input.unary_frontier::<CapacityContainerBuilder<Batch>, _, _, _>(
+            pact,
+            &name,
+            move |_cap, _info| {
+                let mut window_caps: BTreeMap<(Millis, Millis), Capability<Watermark>> =
+                    BTreeMap::new();
+                move |(input, frontier), output| {
+                    input.for_each(|cap, data| {
+                        let Some(batch) = data.take() else { return };
+                        let time = cap.least().copied().unwrap_or(Watermark::MIN);
+                        let absorbed = absorb(&mut aggregator, stage, batch, time, &context);
+                        match absorbed {
+                            Ok(opened) => {
+                                for window in opened {
+                                    // Every row of `window` has an event time in it and
+                                    // travelled at `time` <= that event time < end.
+                                    let fire_at = (window.end - 1).max(time);
+                                    window_caps.insert(
+                                        (window.end, window.start),
+                                        cap.delayed(&fire_at, 0),
+                                    );
+                                }
+                            }
+                            Err(error) => context.fail(error),
+                        }
+                    });
+                    let watermark = frontier.frontier().as_option().copied();
+                    while let Some(entry) = window_caps.first_entry() {
+                        let (end, start) = *entry.key();
+                        if watermark.is_some_and(|w| w <= end - 1) {
+                            break;
+                        }
+                        let cap = entry.remove();
+                        match aggregator.fire(Window { start, end }) {
+                            Ok(Some(batch)) => {
+                                output.session(&cap).give_container(&mut Batch::new(batch))
+                            }
+                            Ok(None) => {}
+                            Err(error) => context.fail(error),
+                        }
+                    }
+                }
+            },
+        ),
+    )
+}
+
+fn absorb(
+    aggregator: &mut WindowAggregator,
+    stage: Stage,
+    batch: datafusion::arrow::record_batch::RecordBatch,
+    time: Watermark,
+    context: &JobContext,
+) -> Result<Vec<Window>, EngineError> {
+    if stage == Stage::Final {
+        return aggregator.absorb(&batch, Vec::new());
+    }
+    let times = aggregator.event_times(&batch)?;
+    // Sources already drop late rows; this keeps the operator correct for
+    // any input, e.g. a second window over a first one's results.
+    let late = times.iter().filter(|&&t| t < time).count();
+    if late == 0 {
+        return aggregator.absorb(&batch, times);
+    }
+    JobContext::add(&context.late_records, late);
+    let keep: BooleanArray = times.iter().map(|&t| Some(t >= time)).collect();
+    let on_time = filter_record_batch(&batch, &keep)?;
+    let times = times.into_iter().filter(|&t| t >= time).collect();
+    aggregator.absorb(&on_time, times)
+}

@@ -1,0 +1,4 @@
+//! The engine's one integration-test binary.
+
+mod support;
+mod window_aggregation;

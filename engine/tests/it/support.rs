@@ -1,0 +1,241 @@
+//! Running small windowed jobs, and the batch oracle they are checked against.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, Int64Array, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::util::display::array_value_to_string;
+use datafusion::logical_expr::AggregateUDF;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::aggregate::{AggregateExprBuilder, AggregateFunctionExpr};
+use datafusion::physical_expr::expressions::col;
+use datafusion::prelude::SessionContext;
+use runnel_engine::aggregate::WindowAggregate;
+use runnel_engine::context::JobContext;
+use runnel_engine::runtime::{Cluster, run};
+use runnel_engine::sink::{CollectSink, sink};
+use runnel_engine::source::{EventTime, MemoryReader, source};
+use runnel_engine::window::WindowKind;
+use runnel_engine::window_op::window_aggregate;
+
+/// A row of the test stream: key, event time (ms), value.
+pub type Row = (i64, i64, i64);
+
+pub fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("k", DataType::Int64, false),
+        Field::new("ts", DataType::Int64, false),
+        Field::new("v", DataType::Int64, false),
+    ]))
+}
+
+pub fn batch_of(rows: &[Row]) -> RecordBatch {
+    let column = |f: fn(&Row) -> i64| {
+        Arc::new(Int64Array::from(rows.iter().map(f).collect::<Vec<_>>())) as ArrayRef
+    };
+    RecordBatch::try_new(
+        schema(),
+        vec![column(|r| r.0), column(|r| r.1), column(|r| r.2)],
+    )
+    .expect("batch")
+}
+
+fn aggregate(fun: Arc<AggregateUDF>, name: &str, distinct: bool) -> Arc<AggregateFunctionExpr> {
+    let schema = schema();
+    let mut arg: Arc<dyn PhysicalExpr> = col("v", &schema).expect("v");
+    if fun.name() == "avg" {
+        // DataFusion's type coercion does this for SQL: AVG works on floats.
+        arg = datafusion::physical_expr::expressions::cast(arg, &schema, DataType::Float64)
+            .expect("cast");
+    }
+    Arc::new(
+        AggregateExprBuilder::new(fun, vec![arg])
+            .schema(schema)
+            .alias(name)
+            .with_distinct(distinct)
+            .build()
+            .expect("aggregate"),
+    )
+}
+
+/// `COUNT(v), SUM(v), MAX(v), MIN(v), AVG(v), COUNT(DISTINCT v)` per key and window.
+pub fn spec(window: WindowKind) -> WindowAggregate {
+    use datafusion::functions_aggregate::{
+        average::avg_udaf,
+        count::count_udaf,
+        min_max::{max_udaf, min_udaf},
+        sum::sum_udaf,
+    };
+    let schema = schema();
+    let aggregates = vec![
+        aggregate(count_udaf(), "cnt", false),
+        aggregate(sum_udaf(), "total", false),
+        aggregate(max_udaf(), "hi", false),
+        aggregate(min_udaf(), "lo", false),
+        aggregate(avg_udaf(), "mean", false),
+        aggregate(count_udaf(), "distinct_values", true),
+    ];
+    WindowAggregate {
+        window,
+        time: col("ts", &schema).expect("ts"),
+        keys: vec![(col("k", &schema).expect("k"), "k".to_string())],
+        filters: vec![None; aggregates.len()],
+        aggregates,
+        input_schema: schema,
+    }
+}
+
+pub struct JobOutput {
+    pub rows: Vec<String>,
+    pub late_records: u64,
+}
+
+/// Runs the window aggregation over `batches` (in this arrival order, dealt
+/// round-robin to the workers) and returns its rows, sorted.
+pub fn run_windowed(
+    batches: Vec<RecordBatch>,
+    window: WindowKind,
+    workers: usize,
+    bound: i64,
+) -> JobOutput {
+    let batches = Arc::new(batches);
+    let spec = Arc::new(spec(window));
+    let collector = CollectSink::default();
+    let context = Arc::new(JobContext::default());
+    let output = collector.clone();
+    run(
+        &Cluster::local(workers),
+        context.clone(),
+        move |worker, context| {
+            let (index, peers) = (worker.index(), worker.peers());
+            let reader = Box::new(MemoryReader::new(batches.clone(), index, peers));
+            let event_time = EventTime {
+                expr: spec.time.clone(),
+                max_out_of_orderness: bound,
+            };
+            let spec = spec.clone();
+            let output = output.clone();
+            worker.dataflow::<i64, _, _>(move |scope| {
+                let stream = source(scope, "memory", reader, Some(event_time), context.clone());
+                let windows = window_aggregate(stream, spec, context.clone())?;
+                Ok(sink(windows, "collect", Box::new(output), context))
+            })
+        },
+    )
+    .expect("job runs");
+    let late_records = context
+        .late_records
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let mut rows = Vec::new();
+    for (time, batch) in collector.take() {
+        let ends = batch.column(1);
+        for row in 0..batch.num_rows() {
+            let end = datafusion::arrow::compute::cast(&ends.slice(row, 1), &DataType::Int64)
+                .expect("cast");
+            let end = end
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .expect("int")
+                .value(0);
+            assert_eq!(
+                time,
+                end - 1,
+                "a window's rows are emitted at window_end - 1"
+            );
+        }
+        rows.extend(render(&batch, true));
+    }
+    rows.sort();
+    JobOutput { rows, late_records }
+}
+
+/// Every window a row belongs to, worked out independently of the engine's
+/// window code.
+pub fn windows_of(window: WindowKind, ts: i64) -> Vec<(i64, i64)> {
+    match window {
+        WindowKind::Tumble { size } => {
+            let start = ts.div_euclid(size) * size;
+            vec![(start, start + size)]
+        }
+        WindowKind::Hop { slide, size } => {
+            let mut out = Vec::new();
+            let mut start = ts.div_euclid(slide) * slide;
+            while start > ts - size {
+                out.push((start, start + size));
+                start -= slide;
+            }
+            out
+        }
+        WindowKind::Cumulate { step, max } => {
+            let start = ts.div_euclid(max) * max;
+            (1..=max / step)
+                .map(|j| (start, start + j * step))
+                .filter(|&(_, end)| ts < end)
+                .collect()
+        }
+    }
+}
+
+/// The same aggregation computed in batch by DataFusion over every row.
+pub fn oracle(rows: &[Row], window: WindowKind) -> Vec<String> {
+    let mut starts = Vec::new();
+    let mut ends = Vec::new();
+    let mut keys = Vec::new();
+    let mut values = Vec::new();
+    for &(k, ts, v) in rows {
+        for (start, end) in windows_of(window, ts) {
+            starts.push(start);
+            ends.push(end);
+            keys.push(k);
+            values.push(v);
+        }
+    }
+    let expanded = RecordBatch::try_from_iter(vec![
+        ("ws", Arc::new(Int64Array::from(starts)) as ArrayRef),
+        ("we", Arc::new(Int64Array::from(ends)) as ArrayRef),
+        ("k", Arc::new(Int64Array::from(keys)) as ArrayRef),
+        ("v", Arc::new(Int64Array::from(values)) as ArrayRef),
+    ])
+    .expect("expanded batch");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let batches = runtime.block_on(async {
+        let context = SessionContext::new();
+        context.register_batch("t", expanded).expect("register");
+        let frame = context
+            .sql("SELECT ws, we, k, COUNT(v), SUM(v), MAX(v), MIN(v), AVG(v), COUNT(DISTINCT v) FROM t GROUP BY ws, we, k")
+            .await
+            .expect("plan");
+        frame.collect().await.expect("collect")
+    });
+    let mut out: Vec<String> = batches.iter().flat_map(|b| render(b, false)).collect();
+    out.sort();
+    out
+}
+
+/// Rows as text, window columns as integers, so that the engine's
+/// TIMESTAMP(3) windows and the oracle's BIGINT ones compare equal.
+fn render(batch: &RecordBatch, windows_are_timestamps: bool) -> Vec<String> {
+    let columns: Vec<ArrayRef> = batch
+        .columns()
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if windows_are_timestamps && i < 2 {
+                datafusion::arrow::compute::cast(c, &DataType::Int64).expect("cast window")
+            } else {
+                c.clone()
+            }
+        })
+        .collect();
+    (0..batch.num_rows())
+        .map(|row| {
+            columns
+                .iter()
+                .map(|c| array_value_to_string(c.as_ref(), row).expect("display"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect()
+}

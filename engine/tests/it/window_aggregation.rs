@@ -1,0 +1,84 @@
+use proptest::prelude::*;
+use runnel_engine::window::WindowKind;
+
+use crate::support::{Row, batch_of, oracle, run_windowed};
+
+/// Rows in an arrival order that is out of order by less than `bound`: each
+/// row arrives as if at `ts + jitter` with `jitter < bound`.
+fn arrival_order(rows: &[Row], jitters: &[i64]) -> Vec<Row> {
+    let mut order: Vec<(i64, usize)> = rows
+        .iter()
+        .zip(jitters)
+        .enumerate()
+        .map(|(i, (r, j))| (r.1 + j, i))
+        .collect();
+    order.sort();
+    order.into_iter().map(|(_, i)| rows[i]).collect()
+}
+
+fn split(rows: &[Row], batch_rows: usize) -> Vec<datafusion::arrow::array::RecordBatch> {
+    rows.chunks(batch_rows.max(1)).map(batch_of).collect()
+}
+
+fn kinds() -> impl Strategy<Value = WindowKind> {
+    prop_oneof![
+        (1i64..200).prop_map(|size| WindowKind::tumble(size).unwrap()),
+        (1i64..60, 1i64..5).prop_map(|(slide, n)| WindowKind::hop(slide, slide * n).unwrap()),
+        (1i64..60, 1i64..5).prop_map(|(step, n)| WindowKind::cumulate(step, step * n).unwrap()),
+    ]
+}
+
+fn rows_and_jitter() -> impl Strategy<Value = (Vec<Row>, i64, Vec<i64>)> {
+    (
+        prop::collection::vec((0i64..6, 0i64..2000, -100i64..100), 1..160),
+        1i64..80,
+    )
+        .prop_flat_map(|(rows, bound)| {
+            let n = rows.len();
+            (Just(rows), Just(bound), prop::collection::vec(0..bound, n))
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Same result for any worker count, batch split and arrival order
+    /// within the watermark bound, and that result is DataFusion's batch answer.
+    #[test]
+    fn windowed_results_match_batch_for_any_workers_split_and_order(
+        (rows, bound, jitters) in rows_and_jitter(),
+        kind in kinds(),
+        workers in 1usize..4,
+        batch_rows in 1usize..40,
+    ) {
+        let arrived = arrival_order(&rows, &jitters);
+        let output = run_windowed(split(&arrived, batch_rows), kind, workers, bound);
+        prop_assert_eq!(output.late_records, 0);
+        prop_assert_eq!(output.rows, oracle(&rows, kind));
+    }
+}
+
+#[test]
+fn rows_later_than_the_watermark_are_counted_and_dropped() {
+    let kind = WindowKind::tumble(10).unwrap();
+    // With no allowed lateness, ts=3 arriving after ts=25 is late.
+    let batches = vec![
+        batch_of(&[(1, 1, 5), (1, 25, 7)]),
+        batch_of(&[(1, 3, 100)]),
+        batch_of(&[(1, 27, 1)]),
+    ];
+    let output = run_windowed(batches, kind, 1, 0);
+    assert_eq!(output.late_records, 1);
+    assert_eq!(
+        output.rows,
+        oracle(&[(1, 1, 5), (1, 25, 7), (1, 27, 1)], kind)
+    );
+}
+
+#[test]
+fn windows_before_the_epoch_fire_too() {
+    let kind = WindowKind::hop(5, 10).unwrap();
+    let rows = [(2, -12, 1), (2, -3, 2), (3, 4, 3)];
+    let output = run_windowed(vec![batch_of(&rows)], kind, 2, 100);
+    assert_eq!(output.rows, oracle(&rows, kind));
+}
