@@ -1,1 +1,39 @@
-//! placeholder
+//! Runnel's connectors: where tables' rows come from and go to.
+
+mod display;
+pub mod filesystem;
+pub mod format;
+pub mod options;
+pub mod print;
+mod registry;
+
+pub use registry::{Connectors, sink_provider, source_provider};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    #[error("{0}")]
+    Option(String),
+    #[error("unknown connector '{0}'; available: filesystem, print, blackhole")]
+    UnknownConnector(String),
+    #[error("connector '{connector}' cannot be used as a {role}")]
+    WrongRole {
+        connector: String,
+        role: &'static str,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Arrow(#[from] datafusion::arrow::error::ArrowError),
+}
+
+impl From<ConnectorError> for runnel_engine::EngineError {
+    fn from(error: ConnectorError) -> Self {
+        runnel_engine::EngineError::Connector {
+            connector: "connector",
+            message: error.to_string(),
+        }
+    }
+}

@@ -99,8 +99,56 @@ fn window_fields(data_type: DataType) -> Vec<Field> {
 
 /// The groups of one open window.
 struct WindowGroups {
-    values: Box<dyn GroupValues>,
+    values: GroupKeys,
     accumulators: Vec<Box<dyn GroupsAccumulator>>,
+}
+
+/// Group ids for rows. DataFusion's `GroupValues` needs at least one key
+/// column; a window aggregate without keys has one group per window.
+enum GroupKeys {
+    Keyed(Box<dyn GroupValues>),
+    Single { seen: bool },
+}
+
+impl GroupKeys {
+    fn new(key_schema: &SchemaRef) -> Result<Self, EngineError> {
+        Ok(if key_schema.fields().is_empty() {
+            GroupKeys::Single { seen: false }
+        } else {
+            GroupKeys::Keyed(new_group_values(key_schema.clone(), &GroupOrdering::None)?)
+        })
+    }
+
+    fn intern(
+        &mut self,
+        keys: &[ArrayRef],
+        rows: usize,
+        ids: &mut Vec<usize>,
+    ) -> Result<(), EngineError> {
+        match self {
+            GroupKeys::Keyed(values) => values.intern(keys, ids)?,
+            GroupKeys::Single { seen } => {
+                *seen |= rows > 0;
+                ids.clear();
+                ids.resize(rows, 0);
+            }
+        }
+        Ok(())
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            GroupKeys::Keyed(values) => values.len(),
+            GroupKeys::Single { seen } => usize::from(*seen),
+        }
+    }
+
+    fn emit(&mut self) -> Result<Vec<ArrayRef>, EngineError> {
+        match self {
+            GroupKeys::Keyed(values) => Ok(values.emit(EmitTo::All)?),
+            GroupKeys::Single { .. } => Ok(Vec::new()),
+        }
+    }
 }
 
 /// One stage of a window aggregation: absorbs batches and fires windows.
@@ -117,6 +165,7 @@ pub struct WindowAggregator {
 
 /// One input batch, evaluated once: the columns every window update needs.
 struct Evaluated {
+    rows: usize,
     times: Vec<Millis>,
     keys: Vec<ArrayRef>,
     /// Per aggregate: its argument arrays (raw stages) or state arrays (final).
@@ -225,7 +274,7 @@ impl WindowAggregator {
                 Arc::new(TimestampMillisecondArray::from_value(window.end, rows)),
             ],
         };
-        columns.extend(groups.values.emit(EmitTo::All)?);
+        columns.extend(groups.values.emit()?);
         for accumulator in &mut groups.accumulators {
             match self.stage {
                 Stage::Partial => columns.extend(accumulator.state(EmitTo::All)?),
@@ -297,6 +346,7 @@ impl WindowAggregator {
             }
         }
         Ok(Evaluated {
+            rows,
             times,
             keys,
             inputs,
@@ -317,6 +367,7 @@ impl WindowAggregator {
             // The common case: a whole batch inside one window, no copying.
             return self.update_window(
                 window,
+                evaluated.rows,
                 &evaluated.keys,
                 &evaluated.inputs,
                 &evaluated.filters,
@@ -358,7 +409,7 @@ impl WindowAggregator {
                         .transpose()
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            self.update_window(window, &keys, &inputs, &filters, opened)?;
+            self.update_window(window, indices.len(), &keys, &inputs, &filters, opened)?;
         }
         Ok(())
     }
@@ -366,6 +417,7 @@ impl WindowAggregator {
     fn update_window(
         &mut self,
         window: Window,
+        rows: usize,
         keys: &[ArrayRef],
         inputs: &[Vec<ArrayRef>],
         filters: &[Option<BooleanArray>],
@@ -376,7 +428,7 @@ impl WindowAggregator {
             std::collections::btree_map::Entry::Vacant(entry) => {
                 opened.push(window);
                 entry.insert(WindowGroups {
-                    values: new_group_values(self.key_schema.clone(), &GroupOrdering::None)?,
+                    values: GroupKeys::new(&self.key_schema)?,
                     accumulators: self
                         .spec
                         .aggregates
@@ -386,7 +438,7 @@ impl WindowAggregator {
                 })
             }
         };
-        groups.values.intern(keys, &mut self.group_ids)?;
+        groups.values.intern(keys, rows, &mut self.group_ids)?;
         let total = groups.values.len();
         for ((accumulator, values), filter) in
             groups.accumulators.iter_mut().zip(inputs).zip(filters)

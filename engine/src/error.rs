@@ -13,4 +13,9 @@ pub enum EngineError {
     Runtime(String),
     #[error(transparent)]
     Window(#[from] crate::window::WindowError),
+    #[error("{connector}: {message}")]
+    Connector {
+        connector: &'static str,
+        message: String,
+    },
 }

@@ -4,6 +4,7 @@
 
 pub mod aggregate;
 pub mod batch;
+pub mod connector;
 pub mod context;
 pub mod error;
 pub mod exchange;
@@ -11,6 +12,7 @@ pub mod partition;
 pub mod runtime;
 pub mod sink;
 pub mod source;
+pub mod stateless;
 pub mod store;
 pub mod time;
 pub mod window;

@@ -23,15 +23,16 @@ pub trait BatchSink: 'static {
     }
 }
 
-/// Attaches `sink` and returns the probe that tells when it has seen
-/// everything up to a time.
+/// Attaches `sink`; `probe` then tells when it has seen everything up to a
+/// time. One probe can watch every sink of a job.
 pub fn sink(
     stream: Stream<'_, Watermark, Batch>,
     name: &str,
     mut sink: Box<dyn BatchSink>,
     context: Arc<JobContext>,
-) -> ProbeHandle<Watermark> {
-    let (probe, stream) = stream.probe();
+    probe: &ProbeHandle<Watermark>,
+) {
+    let stream = stream.probe_with(probe);
     let mut last_watermark = Some(Watermark::MIN);
     stream.sink(Pipeline, name, move |(input, frontier)| {
         input.for_each(|cap, data| {
@@ -53,7 +54,6 @@ pub fn sink(
             }
         }
     });
-    probe
 }
 
 /// Keeps every batch with the time it arrived at; for tests and benchmarks.

@@ -1,1 +1,20 @@
-//! placeholder
+//! Runnel's SQL: Flink's dialect in, a dataflow job out.
+//!
+//! A script is tokenized and split into statements. `CREATE TABLE` is read
+//! here (DataFusion has no `WATERMARK FOR`); queries have their window table
+//! functions replaced by placeholder tables, are planned and optimized by
+//! DataFusion, and the resulting `LogicalPlan` is rewritten into engine
+//! operators.
+
+mod catalog;
+mod ddl;
+mod error;
+mod job;
+mod planner;
+mod tokens;
+mod types;
+mod windows;
+
+pub use ddl::{TableDef, WatermarkDef};
+pub use error::{Position, SqlError};
+pub use job::{Job, Output, Pipeline, Session, Submitted, explain};

@@ -17,6 +17,7 @@ use runnel_engine::sink::{CollectSink, sink};
 use runnel_engine::source::{EventTime, MemoryReader, source};
 use runnel_engine::window::WindowKind;
 use runnel_engine::window_op::window_aggregate;
+use timely::dataflow::ProbeHandle;
 
 /// A row of the test stream: key, event time (ms), value.
 pub type Row = (i64, i64, i64);
@@ -118,7 +119,9 @@ pub fn run_windowed(
             worker.dataflow::<i64, _, _>(move |scope| {
                 let stream = source(scope, "memory", reader, Some(event_time), context.clone());
                 let windows = window_aggregate(stream, spec, context.clone())?;
-                Ok(sink(windows, "collect", Box::new(output), context))
+                let probe = ProbeHandle::new();
+                sink(windows, "collect", Box::new(output), context, &probe);
+                Ok(probe)
             })
         },
     )

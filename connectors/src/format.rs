@@ -1,0 +1,243 @@
+//! Row formats: bytes to Arrow batches and back, with Flink's options.
+
+use std::io::Write;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+
+use crate::ConnectorError;
+use crate::options::Options;
+
+pub const BATCH_ROWS: usize = 8192;
+
+#[derive(Debug, Clone)]
+pub enum Format {
+    Json {
+        ignore_parse_errors: bool,
+        fail_on_missing_field: bool,
+    },
+    Csv {
+        delimiter: u8,
+        ignore_parse_errors: bool,
+        allow_comments: bool,
+    },
+}
+
+impl Format {
+    pub fn from_options(options: &Options) -> Result<Self, ConnectorError> {
+        match options.required("format")? {
+            "json" => {
+                let standard = options
+                    .get("json.timestamp-format.standard")
+                    .unwrap_or("SQL");
+                if !matches!(standard, "SQL" | "ISO-8601") {
+                    return Err(ConnectorError::Option(format!(
+                        "json.timestamp-format.standard must be SQL or ISO-8601, got '{standard}'"
+                    )));
+                }
+                Ok(Format::Json {
+                    ignore_parse_errors: options.bool("json.ignore-parse-errors", false)?,
+                    fail_on_missing_field: options.bool("json.fail-on-missing-field", false)?,
+                })
+            }
+            "csv" => {
+                let delimiter = options.get("csv.field-delimiter").unwrap_or(",");
+                let delimiter = match delimiter.as_bytes() {
+                    [byte] => *byte,
+                    _ if delimiter == "\\t" => b'\t',
+                    _ => {
+                        return Err(ConnectorError::Option(format!(
+                            "csv.field-delimiter must be one character, got '{delimiter}'"
+                        )));
+                    }
+                };
+                Ok(Format::Csv {
+                    delimiter,
+                    ignore_parse_errors: options.bool("csv.ignore-parse-errors", false)?,
+                    allow_comments: options.bool("csv.allow-comments", false)?,
+                })
+            }
+            other => Err(ConnectorError::Option(format!(
+                "unsupported format '{other}'; available: json, csv"
+            ))),
+        }
+    }
+
+    pub fn decoder(&self, schema: SchemaRef) -> Result<Decoder, ConnectorError> {
+        match self {
+            Format::Json {
+                ignore_parse_errors,
+                fail_on_missing_field,
+            } => {
+                let build = move || {
+                    datafusion::arrow::json::ReaderBuilder::new(schema.clone())
+                        .with_batch_size(BATCH_ROWS)
+                        .with_strict_mode(*fail_on_missing_field)
+                        .build_decoder()
+                };
+                let decoder = build()?;
+                Ok(Decoder::Json {
+                    decoder,
+                    line_by_line: ignore_parse_errors.then_some(Box::new(build()?)),
+                })
+            }
+            Format::Csv {
+                delimiter,
+                ignore_parse_errors,
+                allow_comments,
+            } => {
+                let mut builder = datafusion::arrow::csv::ReaderBuilder::new(schema)
+                    .with_batch_size(BATCH_ROWS)
+                    .with_header(false)
+                    .with_delimiter(*delimiter);
+                if *allow_comments {
+                    builder = builder.with_comment(b'#');
+                }
+                Ok(Decoder::Csv {
+                    decoder: Box::new(builder.build_decoder()),
+                    ignore_parse_errors: *ignore_parse_errors,
+                })
+            }
+        }
+    }
+}
+
+/// Streaming decoder over whole lines. `decode` takes complete lines only,
+/// so a bad line can be skipped without losing its neighbours.
+pub enum Decoder {
+    Json {
+        decoder: datafusion::arrow::json::reader::Decoder,
+        /// With `json.ignore-parse-errors`, a second decoder that retries a
+        /// failed chunk a line at a time.
+        line_by_line: Option<Box<datafusion::arrow::json::reader::Decoder>>,
+    },
+    Csv {
+        decoder: Box<datafusion::arrow::csv::reader::Decoder>,
+        ignore_parse_errors: bool,
+    },
+}
+
+impl Decoder {
+    /// Decodes `lines` (whole lines) and returns the finished batches.
+    pub fn decode_lines(&mut self, lines: &[u8]) -> Result<Vec<RecordBatch>, ConnectorError> {
+        let mut out = Vec::new();
+        match self {
+            Decoder::Json {
+                decoder,
+                line_by_line,
+            } => {
+                if let Err(error) = feed(lines, &mut out, decoder) {
+                    let Some(retry) = line_by_line else {
+                        return Err(error);
+                    };
+                    // The failed chunk may have left rows buffered; drop them
+                    // and decode the chunk again line by line.
+                    let _ = decoder.flush();
+                    out.clear();
+                    for line in lines.split(|&b| b == b'\n') {
+                        if retry
+                            .decode(line)
+                            .and_then(|_| retry.decode(b"\n"))
+                            .is_err()
+                        {
+                            let _ = retry.flush();
+                            continue;
+                        }
+                        if let Ok(Some(batch)) = retry.flush() {
+                            out.push(batch);
+                        }
+                    }
+                }
+            }
+            Decoder::Csv {
+                decoder,
+                ignore_parse_errors,
+            } => {
+                let result = feed(lines, &mut out, decoder.as_mut());
+                if let Err(error) = result {
+                    if !*ignore_parse_errors {
+                        return Err(error);
+                    }
+                    out.clear();
+                    for line in lines.split_inclusive(|&b| b == b'\n') {
+                        if decoder.decode(line).is_ok() {
+                            match decoder.flush() {
+                                Ok(Some(batch)) => out.push(batch),
+                                _ => continue,
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The two arrow decoders' shared shape.
+trait StreamDecoder {
+    fn decode(&mut self, bytes: &[u8]) -> Result<usize, datafusion::arrow::error::ArrowError>;
+    fn flush(&mut self) -> Result<Option<RecordBatch>, datafusion::arrow::error::ArrowError>;
+}
+
+impl StreamDecoder for datafusion::arrow::json::reader::Decoder {
+    fn decode(&mut self, bytes: &[u8]) -> Result<usize, datafusion::arrow::error::ArrowError> {
+        datafusion::arrow::json::reader::Decoder::decode(self, bytes)
+    }
+    fn flush(&mut self) -> Result<Option<RecordBatch>, datafusion::arrow::error::ArrowError> {
+        datafusion::arrow::json::reader::Decoder::flush(self)
+    }
+}
+
+impl StreamDecoder for datafusion::arrow::csv::reader::Decoder {
+    fn decode(&mut self, bytes: &[u8]) -> Result<usize, datafusion::arrow::error::ArrowError> {
+        datafusion::arrow::csv::reader::Decoder::decode(self, bytes)
+    }
+    fn flush(&mut self) -> Result<Option<RecordBatch>, datafusion::arrow::error::ArrowError> {
+        datafusion::arrow::csv::reader::Decoder::flush(self)
+    }
+}
+
+fn feed(
+    mut bytes: &[u8],
+    out: &mut Vec<RecordBatch>,
+    decoder: &mut impl StreamDecoder,
+) -> Result<(), ConnectorError> {
+    while !bytes.is_empty() {
+        let consumed = decoder.decode(bytes)?;
+        bytes = &bytes[consumed..];
+        if let Some(batch) = decoder.flush()? {
+            out.push(batch);
+        }
+        if consumed == 0 && !bytes.is_empty() {
+            return Err(ConnectorError::Option("decoder made no progress".into()));
+        }
+    }
+    if let Some(batch) = decoder.flush()? {
+        out.push(batch);
+    }
+    Ok(())
+}
+
+/// Writes batches as lines of the format.
+pub fn encode(
+    format: &Format,
+    batch: &RecordBatch,
+    out: &mut impl Write,
+) -> Result<(), ConnectorError> {
+    match format {
+        Format::Json { .. } => {
+            let mut writer = datafusion::arrow::json::LineDelimitedWriter::new(out);
+            writer.write(batch)?;
+            writer.finish()?;
+        }
+        Format::Csv { delimiter, .. } => {
+            let mut writer = datafusion::arrow::csv::WriterBuilder::new()
+                .with_header(false)
+                .with_delimiter(*delimiter)
+                .build(out);
+            writer.write(batch)?;
+        }
+    }
+    Ok(())
+}

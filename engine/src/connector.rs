@@ -1,0 +1,31 @@
+//! How a planned job gets its sources and sinks: a provider is made once,
+//! when the job is submitted (so bad options fail then), and makes one
+//! reader or sink per worker when the dataflow is built.
+
+use crate::error::EngineError;
+use crate::sink::BatchSink;
+use crate::source::BatchReader;
+
+pub trait SourceProvider: Send + Sync {
+    fn reader(&self, worker: usize, peers: usize) -> Result<Box<dyn BatchReader>, EngineError>;
+}
+
+pub trait SinkProvider: Send + Sync {
+    fn sink(&self, worker: usize, peers: usize) -> Result<Box<dyn BatchSink>, EngineError>;
+}
+
+/// Makes providers from a table's `WITH (...)` options; the connectors crate
+/// implements it, the SQL planner calls it when a job is submitted.
+pub trait ConnectorFactory: Send + Sync {
+    fn source(
+        &self,
+        options: std::collections::BTreeMap<String, String>,
+        schema: datafusion::arrow::datatypes::SchemaRef,
+    ) -> Result<std::sync::Arc<dyn SourceProvider>, EngineError>;
+
+    fn sink(
+        &self,
+        options: std::collections::BTreeMap<String, String>,
+        schema: datafusion::arrow::datatypes::SchemaRef,
+    ) -> Result<std::sync::Arc<dyn SinkProvider>, EngineError>;
+}

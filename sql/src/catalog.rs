@@ -1,0 +1,140 @@
+//! Tables, views and window calls of a script, and the DataFusion session
+//! they are planned in.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::ddl::TableDef;
+use crate::error::SqlError;
+use crate::windows::WindowCall;
+
+/// Where a table's physical columns are registered when it also has
+/// computed columns; the table's own name is then a view over it.
+pub const SOURCE_PREFIX: &str = "__runnel_source_";
+
+#[derive(Default, Clone)]
+pub struct Catalog {
+    pub tables: BTreeMap<String, Arc<TableDef>>,
+    /// Views in creation order, each with the window calls in its text.
+    pub views: Vec<ViewDef>,
+    pub settings: BTreeMap<String, String>,
+    pub next_window: usize,
+}
+
+#[derive(Clone)]
+pub struct ViewDef {
+    pub name: String,
+    pub sql: String,
+    pub windows: Vec<WindowCall>,
+}
+
+impl Catalog {
+    pub fn physical_schema(table: &TableDef) -> SchemaRef {
+        Arc::new(Schema::new(table.physical.clone()))
+    }
+
+    /// A session with every table and view registered, ready to plan a
+    /// query whose window calls are `windows`.
+    pub async fn session(&self, windows: &[WindowCall]) -> Result<SessionContext, SqlError> {
+        let mut config = SessionConfig::new().with_target_partitions(1);
+        // Flink identifiers are case-sensitive.
+        config.options_mut().sql_parser.enable_ident_normalization = false;
+        let context = SessionContext::new_with_config(config);
+        // It splits COUNT(DISTINCT x) into two aggregations; a window
+        // aggregation keeps distinct values in its own state instead.
+        context.remove_optimizer_rule("single_distinct_aggregation_to_group_by");
+        for table in self.tables.values() {
+            let schema = Self::physical_schema(table);
+            let empty = Arc::new(MemTable::try_new(schema, vec![vec![]])?);
+            if table.computed.is_empty() {
+                context.register_table(quoted(&table.name), empty)?;
+            } else {
+                let source = format!("{SOURCE_PREFIX}{}", table.name);
+                context.register_table(quoted(&source), empty)?;
+                let computed: Vec<String> = table
+                    .computed
+                    .iter()
+                    .map(|(name, expr)| format!("{expr} AS {}", quoted(name)))
+                    .collect();
+                let sql = format!(
+                    "CREATE VIEW {} AS SELECT *, {} FROM {}",
+                    quoted(&table.name),
+                    computed.join(", "),
+                    quoted(&source)
+                );
+                context.sql(&sql).await?;
+            }
+        }
+        for view in &self.views {
+            register_windows(&context, &view.windows).await?;
+            context
+                .sql(&format!(
+                    "CREATE VIEW {} AS {}",
+                    quoted(&view.name),
+                    view.sql
+                ))
+                .await?;
+        }
+        register_windows(&context, windows).await?;
+        Ok(context)
+    }
+
+    /// Every window call known: the views' and the query's.
+    pub fn window<'a>(
+        &'a self,
+        query_windows: &'a [WindowCall],
+        placeholder: &str,
+    ) -> Option<&'a WindowCall> {
+        self.views
+            .iter()
+            .flat_map(|v| v.windows.iter())
+            .chain(query_windows)
+            .find(|w| w.placeholder == placeholder)
+    }
+}
+
+pub fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+pub fn window_fields() -> Vec<Field> {
+    let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
+    vec![
+        Field::new("window_start", ts.clone(), false),
+        Field::new("window_end", ts.clone(), false),
+        Field::new("window_time", ts, false),
+    ]
+}
+
+async fn register_windows(
+    context: &SessionContext,
+    windows: &[WindowCall],
+) -> Result<(), SqlError> {
+    for call in windows {
+        let table = context.table(quoted(&call.table)).await.map_err(|_| {
+            SqlError::at(format!("Object '{}' not found", call.table), call.position)
+        })?;
+        let schema = table.schema().as_arrow().clone();
+        if schema.field_with_name(&call.time_column).is_err() {
+            return Err(SqlError::at(
+                format!(
+                    "Column '{}' not found in table '{}'",
+                    call.time_column, call.table
+                ),
+                call.position,
+            ));
+        }
+        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.extend(window_fields());
+        let placeholder = Arc::new(MemTable::try_new(
+            Arc::new(Schema::new(fields)),
+            vec![vec![]],
+        )?);
+        context.register_table(quoted(&call.placeholder), placeholder)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,627 @@
+//! DataFusion's optimized `LogicalPlan` rewritten into Runnel's dataflow.
+//!
+//! DataFusion resolves names, types, coercions and every scalar function;
+//! this module maps each plan node to an engine operator and rejects, at
+//! submit time, what the engine cannot run yet.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, RecordBatch, new_null_array};
+use datafusion::arrow::compute::{cast, filter_record_batch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::common::DFSchema;
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::aggregate::LoweredAggregateBuilder;
+use datafusion::physical_expr::expressions::Column;
+use datafusion::prelude::SessionContext;
+use runnel_engine::aggregate::WindowAggregate;
+use runnel_engine::connector::{ConnectorFactory, SourceProvider};
+use runnel_engine::source::EventTime;
+use runnel_engine::stateless::BatchFn;
+use runnel_engine::window::WindowKind;
+
+use crate::catalog::{Catalog, SOURCE_PREFIX, quoted};
+use crate::ddl::TableDef;
+use crate::error::{Position, SqlError};
+use crate::windows::{PLACEHOLDER_PREFIX, WindowCall};
+
+/// A dataflow to build on every worker.
+pub enum Node {
+    Source {
+        table: Arc<TableDef>,
+        provider: Arc<dyn SourceProvider>,
+        event_time: Option<EventTime>,
+    },
+    Map {
+        input: Box<Node>,
+        name: String,
+        f: BatchFn,
+    },
+    WindowAggregate {
+        input: Box<Node>,
+        spec: Arc<WindowAggregate>,
+        describe: String,
+    },
+    Union {
+        inputs: Vec<Node>,
+    },
+}
+
+/// A planned node, the schema of its batches, and, under a window call, the
+/// window it carries and where its hidden event-time column is.
+struct Planned {
+    node: Node,
+    schema: SchemaRef,
+    windowing: Option<Windowing>,
+}
+
+#[derive(Clone, Copy)]
+struct Windowing {
+    kind: WindowKind,
+    function: &'static str,
+    /// Index of the trailing `__rowtime` column the window is assigned by.
+    rowtime: usize,
+}
+
+const ROWTIME: &str = "__rowtime";
+
+pub struct Planner<'a> {
+    pub context: &'a SessionContext,
+    pub catalog: &'a Catalog,
+    pub windows: &'a [WindowCall],
+    pub connectors: &'a dyn ConnectorFactory,
+    /// The statement, to point at the construct when rejecting it.
+    pub statement: &'a [datafusion::sql::sqlparser::tokenizer::TokenWithSpan],
+}
+
+impl Planner<'_> {
+    /// Plans `plan` and returns its node and output schema.
+    pub async fn plan(&self, plan: &LogicalPlan) -> Result<(Node, SchemaRef), SqlError> {
+        let planned = Box::pin(self.translate(plan)).await?;
+        if planned.windowing.is_some() {
+            return Err(self.reject(
+                "a window table function must be aggregated (GROUP BY window_start, window_end)",
+                &["TUMBLE", "HOP", "CUMULATE"],
+            ));
+        }
+        Ok((planned.node, planned.schema))
+    }
+
+    fn reject(&self, message: &str, keywords: &[&str]) -> SqlError {
+        // Keywords in order of preference: the construct itself, then where it hangs.
+        let found = keywords
+            .iter()
+            .find_map(|k| self.statement.iter().find(|t| crate::tokens::is_word(t, k)));
+        match found {
+            Some(token) => SqlError::at(message, crate::tokens::position(token)),
+            None => SqlError::at(
+                message,
+                self.statement
+                    .first()
+                    .map(crate::tokens::position)
+                    .unwrap_or(Position { line: 1, column: 1 }),
+            ),
+        }
+    }
+
+    async fn translate(&self, plan: &LogicalPlan) -> Result<Planned, SqlError> {
+        match plan {
+            LogicalPlan::TableScan(scan) => {
+                if scan.fetch.is_some() {
+                    return Err(self.reject("LIMIT is not supported on streams", &["LIMIT"]));
+                }
+                let name = scan.table_name.table();
+                let projection = scan.projection.clone();
+                if name.starts_with(PLACEHOLDER_PREFIX) {
+                    return self
+                        .window_scan(name, projection, scan.projected_schema.as_arrow())
+                        .await;
+                }
+                let table_name = name.strip_prefix(SOURCE_PREFIX).unwrap_or(name);
+                let table = self
+                    .catalog
+                    .tables
+                    .get(table_name)
+                    .cloned()
+                    .ok_or_else(|| SqlError::Plan(format!("Object '{table_name}' not found")))?;
+                let physical = Catalog::physical_schema(&table);
+                let source = self.source(table)?;
+                let out_schema = Arc::new(scan.projected_schema.as_arrow().clone());
+                match projection {
+                    Some(indices)
+                        if indices.len() != physical.fields().len()
+                            || indices.iter().enumerate().any(|(i, &c)| i != c) =>
+                    {
+                        let schema = out_schema.clone();
+                        let f: BatchFn = Arc::new(move |batch: RecordBatch| {
+                            let columns: Vec<ArrayRef> =
+                                indices.iter().map(|&i| batch.column(i).clone()).collect();
+                            Ok(Some(RecordBatch::try_new(schema.clone(), columns)?))
+                        });
+                        Ok(Planned {
+                            node: Node::Map {
+                                input: Box::new(source),
+                                name: "Project".into(),
+                                f,
+                            },
+                            schema: out_schema,
+                            windowing: None,
+                        })
+                    }
+                    _ => Ok(Planned {
+                        node: source,
+                        schema: out_schema,
+                        windowing: None,
+                    }),
+                }
+            }
+            LogicalPlan::SubqueryAlias(alias) => Box::pin(self.translate(&alias.input)).await,
+            LogicalPlan::Projection(projection) => {
+                let input = Box::pin(self.translate(&projection.input)).await?;
+                let exprs = self.physical_exprs(&projection.expr, projection.input.schema())?;
+                let mut fields: Vec<Field> = projection
+                    .schema
+                    .as_arrow()
+                    .fields()
+                    .iter()
+                    .map(|f| f.as_ref().clone())
+                    .collect();
+                if let Some(w) = input.windowing {
+                    fields.push(input.schema.field(w.rowtime).clone());
+                }
+                let schema = Arc::new(Schema::new(fields));
+                let windowing = input.windowing.map(|w| Windowing {
+                    rowtime: exprs.len(),
+                    ..w
+                });
+                let rowtime = input.windowing.map(|w| w.rowtime);
+                let out = schema.clone();
+                let f: BatchFn = Arc::new(move |batch: RecordBatch| {
+                    let rows = batch.num_rows();
+                    let mut columns = exprs
+                        .iter()
+                        .map(|e| e.evaluate(&batch).and_then(|v| v.into_array(rows)))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    if let Some(i) = rowtime {
+                        columns.push(batch.column(i).clone());
+                    }
+                    Ok(Some(RecordBatch::try_new(out.clone(), columns)?))
+                });
+                Ok(Planned {
+                    node: Node::Map {
+                        input: Box::new(input.node),
+                        name: "Project".into(),
+                        f,
+                    },
+                    schema,
+                    windowing,
+                })
+            }
+            LogicalPlan::Filter(filter) => {
+                let input = Box::pin(self.translate(&filter.input)).await?;
+                let predicate = self
+                    .context
+                    .state()
+                    .create_physical_expr(filter.predicate.clone(), filter.input.schema())?;
+                let f: BatchFn = Arc::new(move |batch: RecordBatch| {
+                    let mask = predicate.evaluate(&batch)?.into_array(batch.num_rows())?;
+                    let mask = datafusion::arrow::array::AsArray::as_boolean_opt(mask.as_ref())
+                        .ok_or_else(|| {
+                            runnel_engine::EngineError::Plan(
+                                "WHERE must be a boolean expression".into(),
+                            )
+                        })?;
+                    Ok(Some(filter_record_batch(&batch, mask)?))
+                });
+                let Planned {
+                    node,
+                    schema,
+                    windowing,
+                } = input;
+                Ok(Planned {
+                    node: Node::Map {
+                        input: Box::new(node),
+                        name: "Filter".into(),
+                        f,
+                    },
+                    schema,
+                    windowing,
+                })
+            }
+            LogicalPlan::Aggregate(aggregate) => {
+                let input = Box::pin(self.translate(&aggregate.input)).await?;
+                self.window_aggregate(aggregate, input)
+            }
+            LogicalPlan::Union(union) => {
+                let mut inputs = Vec::new();
+                for input in &union.inputs {
+                    let planned = Box::pin(self.translate(input)).await?;
+                    if planned.windowing.is_some() {
+                        return Err(self.reject(
+                            "UNION ALL of un-aggregated window calls is not supported",
+                            &["UNION"],
+                        ));
+                    }
+                    inputs.push(planned.node);
+                }
+                let schema = Arc::new(union.schema.as_arrow().clone());
+                let out = schema.clone();
+                // Union inputs agree on types, not names: relabel each batch.
+                let relabel: BatchFn = Arc::new(move |batch: RecordBatch| {
+                    Ok(Some(RecordBatch::try_new(
+                        out.clone(),
+                        batch.columns().to_vec(),
+                    )?))
+                });
+                let node = Node::Map {
+                    input: Box::new(Node::Union { inputs }),
+                    name: "Union".into(),
+                    f: relabel,
+                };
+                Ok(Planned {
+                    node,
+                    schema,
+                    windowing: None,
+                })
+            }
+            LogicalPlan::Join(_) => {
+                Err(self.reject("joins are not supported yet", &["JOIN", "FROM"]))
+            }
+            LogicalPlan::Sort(_) => {
+                Err(self.reject("ORDER BY is not supported on streams", &["ORDER"]))
+            }
+            LogicalPlan::Limit(_) => {
+                Err(self.reject("LIMIT is not supported on streams", &["LIMIT"]))
+            }
+            LogicalPlan::Window(_) => Err(self.reject(
+                "OVER windows (including ROW_NUMBER top-N) are not supported yet",
+                &["OVER"],
+            )),
+            LogicalPlan::Distinct(_) => {
+                Err(self.reject("SELECT DISTINCT is not supported yet", &["DISTINCT"]))
+            }
+            LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => {
+                Err(self.reject("queries must read from a table", &["SELECT", "VALUES"]))
+            }
+            other => Err(self.reject(
+                &format!("{} is not supported", other.display()),
+                &["SELECT"],
+            )),
+        }
+    }
+
+    fn physical_exprs(
+        &self,
+        exprs: &[Expr],
+        schema: &DFSchema,
+    ) -> Result<Vec<Arc<dyn PhysicalExpr>>, SqlError> {
+        let state = self.context.state();
+        exprs
+            .iter()
+            .map(|e| Ok(state.create_physical_expr(e.clone(), schema)?))
+            .collect()
+    }
+
+    fn source(&self, table: Arc<TableDef>) -> Result<Node, SqlError> {
+        let schema = Catalog::physical_schema(&table);
+        let provider = self
+            .connectors
+            .source(table.options.clone(), schema.clone())
+            .map_err(|e| SqlError::at(format!("table '{}': {e}", table.name), table.position))?;
+        let event_time = match &table.watermark {
+            None => None,
+            Some(watermark) => {
+                let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
+                let expr = match table
+                    .computed
+                    .iter()
+                    .find(|(name, _)| *name == watermark.column)
+                {
+                    Some((_, sql)) => self.context.parse_sql_expr(sql, &df_schema)?,
+                    None => {
+                        if schema.field_with_name(&watermark.column).is_err() {
+                            return Err(SqlError::at(
+                                format!(
+                                    "the watermark column '{}' is not a column of '{}'",
+                                    watermark.column, table.name
+                                ),
+                                table.position,
+                            ));
+                        }
+                        datafusion::prelude::col(quoted(&watermark.column))
+                    }
+                };
+                let expr = self
+                    .context
+                    .state()
+                    .create_physical_expr(expr, &df_schema)?;
+                Some(EventTime {
+                    expr,
+                    max_out_of_orderness: watermark.max_out_of_orderness,
+                })
+            }
+        };
+        Ok(Node::Source {
+            table,
+            provider,
+            event_time,
+        })
+    }
+
+    /// A scan of a window call's placeholder: the called table's rows, the
+    /// window columns as typed nulls (the aggregate computes the real ones),
+    /// and the time column carried at the end as `__rowtime`.
+    async fn window_scan(
+        &self,
+        placeholder: &str,
+        projection: Option<Vec<usize>>,
+        projected: &Schema,
+    ) -> Result<Planned, SqlError> {
+        let call = self
+            .catalog
+            .window(self.windows, placeholder)
+            .cloned()
+            .ok_or_else(|| SqlError::Plan(format!("unknown window call {placeholder}")))?;
+        let frame = self.context.table(quoted(&call.table)).await?;
+        let plan = frame.into_optimized_plan()?;
+        let input = Box::pin(self.translate(&plan)).await?;
+        if input.windowing.is_some() {
+            return Err(SqlError::at(
+                "a window call over another window call must aggregate first",
+                call.position,
+            ));
+        }
+        let time_index = input.schema.index_of(&call.time_column).map_err(|_| {
+            SqlError::at(
+                format!(
+                    "Column '{}' not found in table '{}'",
+                    call.time_column, call.table
+                ),
+                call.position,
+            )
+        })?;
+        let time_type = input.schema.field(time_index).data_type().clone();
+        if !matches!(time_type, DataType::Timestamp(_, _) | DataType::Int64) {
+            return Err(SqlError::at(
+                format!(
+                    "DESCRIPTOR({}) must be a TIMESTAMP column, not {time_type}",
+                    call.time_column
+                ),
+                call.position,
+            ));
+        }
+        let width = input.schema.fields().len();
+        let indices: Vec<usize> = projection.unwrap_or_else(|| (0..width + 3).collect());
+        let mut fields: Vec<Field> = projected
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.push(Field::new(ROWTIME, time_type, true));
+        let schema = Arc::new(Schema::new(fields));
+        let out = schema.clone();
+        let f: BatchFn = Arc::new(move |batch: RecordBatch| {
+            let rows = batch.num_rows();
+            let mut columns: Vec<ArrayRef> = indices
+                .iter()
+                .map(|&i| {
+                    if i < width {
+                        batch.column(i).clone()
+                    } else {
+                        new_null_array(&DataType::Timestamp(TimeUnit::Millisecond, None), rows)
+                    }
+                })
+                .collect();
+            columns.push(batch.column(time_index).clone());
+            // The window columns are placeholders and declared non-null.
+            let options = datafusion::arrow::record_batch::RecordBatchOptions::new()
+                .with_row_count(Some(rows));
+            Ok(Some(RecordBatch::try_new_with_options(
+                relaxed(&out),
+                columns,
+                &options,
+            )?))
+        });
+        let windowing = Windowing {
+            kind: call.kind,
+            function: call.function,
+            rowtime: schema.fields().len() - 1,
+        };
+        Ok(Planned {
+            node: Node::Map {
+                input: Box::new(input.node),
+                name: call.function.to_string(),
+                f,
+            },
+            schema: relaxed(&schema),
+            windowing: Some(windowing),
+        })
+    }
+
+    fn window_aggregate(
+        &self,
+        aggregate: &datafusion::logical_expr::Aggregate,
+        input: Planned,
+    ) -> Result<Planned, SqlError> {
+        let Some(windowing) = input.windowing else {
+            return Err(self.reject(
+                "GROUP BY without a window (an updating aggregate) is not supported yet; group by window_start, window_end of a window table function",
+                &["GROUP"],
+            ));
+        };
+        let input_df = aggregate.input.schema();
+        let mut keys = Vec::new();
+        // For each output column of DataFusion's aggregate, the column of ours.
+        let mut order = Vec::new();
+        let (mut has_start, mut has_end) = (false, false);
+        for (i, expr) in aggregate.group_expr.iter().enumerate() {
+            match expr {
+                Expr::Column(c) if c.name == "window_start" => {
+                    has_start = true;
+                    order.push(0);
+                }
+                Expr::Column(c) if c.name == "window_end" => {
+                    has_end = true;
+                    order.push(1);
+                }
+                Expr::Column(c) if c.name == "window_time" => {
+                    return Err(self.reject(
+                        "GROUP BY window_time is not supported; group by window_start, window_end",
+                        &["GROUP"],
+                    ));
+                }
+                Expr::GroupingSet(_) => {
+                    return Err(self.reject(
+                        "GROUPING SETS, CUBE and ROLLUP are not supported",
+                        &["GROUP"],
+                    ));
+                }
+                other => {
+                    let physical = self
+                        .context
+                        .state()
+                        .create_physical_expr(other.clone(), input_df)?;
+                    let name = aggregate.schema.field(i).name().clone();
+                    order.push(2 + keys.len());
+                    keys.push((physical, name));
+                }
+            }
+        }
+        if !(has_start && has_end) {
+            return Err(self.reject(
+                "a window aggregation must GROUP BY window_start and window_end",
+                &["GROUP"],
+            ));
+        }
+        let physical_input = input.schema.clone();
+        let mut aggregates = Vec::new();
+        let mut filters = Vec::new();
+        for expr in &aggregate.aggr_expr {
+            let state = self.context.state();
+            let planning = PhysicalPlanningContext::default();
+            let lowered = LoweredAggregateBuilder::new(
+                expr,
+                input_df,
+                physical_input.as_ref(),
+                state.execution_props(),
+                &planning,
+            )
+            .build()?;
+            let (function, filter) = (lowered.aggregate, lowered.filter);
+            if !lowered.order_bys.is_empty() {
+                return Err(
+                    self.reject("aggregates with ORDER BY are not supported yet", &["ORDER"])
+                );
+            }
+            order.push(2 + keys.len() + aggregates.len());
+            aggregates.push(function);
+            filters.push(filter);
+        }
+        let describe = format!(
+            "{}({} ms{}) keys [{}] aggregates [{}]",
+            windowing.function,
+            match windowing.kind {
+                WindowKind::Tumble { size } => size.to_string(),
+                WindowKind::Hop { slide, size } => format!("{slide}, {size}"),
+                WindowKind::Cumulate { step, max } => format!("{step}, {max}"),
+            },
+            "",
+            keys.iter()
+                .map(|(_, n)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            aggregates
+                .iter()
+                .map(|a| a.name().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+        let spec = Arc::new(WindowAggregate {
+            window: windowing.kind,
+            time: Arc::new(Column::new(ROWTIME, windowing.rowtime)),
+            keys,
+            aggregates,
+            filters,
+            input_schema: physical_input,
+        });
+        let schema = Arc::new(aggregate.schema.as_arrow().clone());
+        let node = Node::WindowAggregate {
+            input: Box::new(input.node),
+            spec,
+            describe,
+        };
+        let identity = order.iter().enumerate().all(|(i, &o)| i == o);
+        let out = schema.clone();
+        // Our operator emits window_start, window_end, keys, aggregates;
+        // DataFusion's schema has the GROUP BY order and its own names.
+        let f: BatchFn = Arc::new(move |batch: RecordBatch| {
+            let columns: Vec<ArrayRef> = if identity {
+                batch.columns().to_vec()
+            } else {
+                order.iter().map(|&i| batch.column(i).clone()).collect()
+            };
+            Ok(Some(RecordBatch::try_new(out.clone(), columns)?))
+        });
+        Ok(Planned {
+            node: Node::Map {
+                input: Box::new(node),
+                name: "WindowOutput".into(),
+                f,
+            },
+            schema,
+            windowing: None,
+        })
+    }
+}
+
+/// The same schema with every field nullable, for batches that carry
+/// placeholder nulls.
+fn relaxed(schema: &SchemaRef) -> SchemaRef {
+    Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// Casts a query's output to a sink table's columns, as INSERT does.
+pub fn cast_to(schema: SchemaRef, target: SchemaRef) -> Result<BatchFn, SqlError> {
+    if schema.fields().len() != target.fields().len() {
+        return Err(SqlError::invalid(format!(
+            "the query has {} columns but the sink table has {}",
+            schema.fields().len(),
+            target.fields().len()
+        )));
+    }
+    for (from, to) in schema.fields().iter().zip(target.fields()) {
+        if !datafusion::arrow::compute::can_cast_types(from.data_type(), to.data_type()) {
+            return Err(SqlError::invalid(format!(
+                "cannot write column {} of type {} into {} of type {}",
+                from.name(),
+                from.data_type(),
+                to.name(),
+                to.data_type()
+            )));
+        }
+    }
+    let target = relaxed(&target);
+    Ok(Arc::new(move |batch: RecordBatch| {
+        let columns = batch
+            .columns()
+            .iter()
+            .zip(target.fields())
+            .map(|(c, f)| {
+                if c.data_type() == f.data_type() {
+                    Ok(c.clone())
+                } else {
+                    cast(c, f.data_type())
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(RecordBatch::try_new(target.clone(), columns)?))
+    }))
+}

@@ -1,0 +1,153 @@
+//! Window table functions: `TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL ...))`.
+//!
+//! DataFusion has no window TVFs, so each call is replaced in the token
+//! stream by a placeholder table whose schema is `t`'s plus `window_start`,
+//! `window_end` and `window_time`. The planner recognises scans of the
+//! placeholder and aggregates grouped by its window columns.
+
+use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan};
+use runnel_engine::window::WindowKind;
+
+use crate::error::{Position, SqlError};
+use crate::tokens::{
+    interval_millis, is_space, is_word, matching_paren, position, solid, split_commas,
+};
+
+pub const PLACEHOLDER_PREFIX: &str = "__runnel_window_";
+
+#[derive(Debug, Clone)]
+pub struct WindowCall {
+    pub placeholder: String,
+    pub table: String,
+    pub time_column: String,
+    pub kind: WindowKind,
+    pub function: &'static str,
+    pub position: Position,
+}
+
+pub fn rewrite(
+    tokens: Vec<TokenWithSpan>,
+    next_id: &mut usize,
+) -> Result<(Vec<TokenWithSpan>, Vec<WindowCall>), SqlError> {
+    let mut out = Vec::with_capacity(tokens.len());
+    let mut calls = Vec::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        if let Some((end, call)) = window_call_at(&tokens, i, next_id)? {
+            out.push(TokenWithSpan {
+                token: Token::make_word(&call.placeholder, None),
+                span: tokens[i].span,
+            });
+            calls.push(call);
+            i = end + 1;
+        } else {
+            out.push(tokens[i].clone());
+            i += 1;
+        }
+    }
+    Ok((out, calls))
+}
+
+fn next_solid(tokens: &[TokenWithSpan], from: usize) -> Option<usize> {
+    (from..tokens.len()).find(|&i| !is_space(&tokens[i]))
+}
+
+/// A window call starting at `i`: its last token's index and what it says.
+fn window_call_at(
+    tokens: &[TokenWithSpan],
+    i: usize,
+    next_id: &mut usize,
+) -> Result<Option<(usize, WindowCall)>, SqlError> {
+    if !is_word(&tokens[i], "TABLE") {
+        return Ok(None);
+    }
+    let Some(outer_open) = next_solid(tokens, i + 1).filter(|&j| tokens[j].token == Token::LParen)
+    else {
+        return Ok(None);
+    };
+    let Some(func_at) = next_solid(tokens, outer_open + 1) else {
+        return Ok(None);
+    };
+    let function = match ["TUMBLE", "HOP", "CUMULATE", "SESSION"]
+        .into_iter()
+        .find(|f| is_word(&tokens[func_at], f))
+    {
+        Some(f) => f,
+        None => return Ok(None),
+    };
+    let at = position(&tokens[func_at]);
+    let Some(inner_open) =
+        next_solid(tokens, func_at + 1).filter(|&j| tokens[j].token == Token::LParen)
+    else {
+        return Ok(None);
+    };
+    let inner_close = matching_paren(tokens, inner_open)
+        .ok_or_else(|| SqlError::at(format!("unclosed {function}("), at))?;
+    let outer_close =
+        matching_paren(tokens, outer_open).ok_or_else(|| SqlError::at("unclosed TABLE(", at))?;
+    if function == "SESSION" {
+        return Err(SqlError::at(
+            "SESSION window table functions are not supported yet",
+            at,
+        ));
+    }
+    let args = split_commas(&tokens[inner_open + 1..inner_close]);
+    let solid_args: Vec<Vec<TokenWithSpan>> = args.iter().map(|a| solid(a)).collect();
+    let usage = || {
+        SqlError::at(
+            format!(
+                "{function} takes (TABLE <table>, DESCRIPTOR(<time column>), <interval>{})",
+                if function == "TUMBLE" {
+                    ""
+                } else {
+                    ", <interval>"
+                }
+            ),
+            at,
+        )
+    };
+    let table = match solid_args.first().map(Vec::as_slice) {
+        Some([t, name]) if is_word(t, "TABLE") => match &name.token {
+            Token::Word(w) => w.value.clone(),
+            _ => return Err(usage()),
+        },
+        _ => return Err(usage()),
+    };
+    let time_column = match solid_args.get(1).map(Vec::as_slice) {
+        Some([d, open, column, close])
+            if is_word(d, "DESCRIPTOR")
+                && open.token == Token::LParen
+                && close.token == Token::RParen =>
+        {
+            match &column.token {
+                Token::Word(w) => w.value.clone(),
+                _ => return Err(usage()),
+            }
+        }
+        _ => return Err(usage()),
+    };
+    let intervals = args[2..]
+        .iter()
+        .map(|a| interval_millis(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let kind = match (function, intervals.as_slice()) {
+        ("TUMBLE", [size]) => WindowKind::tumble(*size),
+        ("HOP", [slide, size]) => WindowKind::hop(*slide, *size),
+        ("CUMULATE", [step, max]) => WindowKind::cumulate(*step, *max),
+        _ => return Err(usage()),
+    }
+    .map_err(|e| SqlError::at(e.to_string(), at))?;
+    let placeholder = format!("{PLACEHOLDER_PREFIX}{next_id}");
+    *next_id += 1;
+    Ok(Some((
+        outer_close,
+        WindowCall {
+            placeholder,
+            table,
+            time_column,
+            kind,
+            function,
+            position: at,
+        },
+    )))
+}

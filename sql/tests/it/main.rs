@@ -1,0 +1,3 @@
+//! The SQL crate's one integration-test binary: the sqllogictest files.
+
+mod slt;

@@ -1,0 +1,129 @@
+//! Runs `tests/slt/*.slt`. Statements accumulate into a script; each
+//! `query` submits the script so far plus the query, runs it to the end of
+//! its bounded input, and compares the rows printed the way Flink's
+//! `print` connector prints them (without the `+I[...]` wrapper).
+
+use std::sync::{Arc, Mutex};
+
+use datafusion::arrow::record_batch::RecordBatch;
+use runnel_connectors::Connectors;
+use runnel_engine::EngineError;
+use runnel_engine::connector::SinkProvider;
+use runnel_engine::context::JobContext;
+use runnel_engine::runtime::Cluster;
+use runnel_engine::sink::BatchSink;
+use runnel_engine::time::Watermark;
+use runnel_sql::Session;
+use sqllogictest::{DBOutput, DefaultColumnType};
+
+struct Runnel {
+    session: Session,
+    workers: usize,
+}
+
+#[derive(Debug)]
+struct Failure(String);
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+#[derive(Clone, Default)]
+struct Rows(Arc<Mutex<Vec<Vec<String>>>>);
+
+impl SinkProvider for Rows {
+    fn sink(&self, _worker: usize, _peers: usize) -> Result<Box<dyn BatchSink>, EngineError> {
+        Ok(Box::new(self.clone()))
+    }
+}
+
+impl BatchSink for Rows {
+    fn write(&mut self, batch: RecordBatch, _time: Watermark) -> Result<(), EngineError> {
+        let text = runnel_connectors::print::render_rows("", &batch);
+        let mut rows = self
+            .0
+            .lock()
+            .map_err(|_| EngineError::Runtime("poisoned".into()))?;
+        for line in text.lines() {
+            let inner = line.trim_start_matches("+I[").trim_end_matches(']');
+            rows.push(inner.split(", ").map(str::to_string).collect());
+        }
+        Ok(())
+    }
+}
+
+impl sqllogictest::DB for Runnel {
+    type Error = Failure;
+    type ColumnType = DefaultColumnType;
+
+    fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, Failure> {
+        let submitted = self
+            .session
+            .submit(sql)
+            .map_err(|e| Failure(e.to_string()))?;
+        if let Some(text) = submitted.explained.last() {
+            return Ok(DBOutput::Rows {
+                types: vec![DefaultColumnType::Text],
+                rows: text.lines().map(|l| vec![l.to_string()]).collect(),
+            });
+        }
+        if submitted.job.is_empty() {
+            return Ok(DBOutput::StatementComplete(0));
+        }
+        let rows = Rows::default();
+        let context = Arc::new(JobContext::default());
+        submitted
+            .job
+            .run(
+                &Cluster::local(self.workers),
+                context,
+                Arc::new(rows.clone()),
+            )
+            .map_err(|e| Failure(e.to_string()))?;
+        let rows = rows
+            .0
+            .lock()
+            .map_err(|_| Failure("poisoned".into()))?
+            .clone();
+        let width = rows.first().map_or(1, Vec::len);
+        Ok(DBOutput::Rows {
+            types: vec![DefaultColumnType::Any; width],
+            rows,
+        })
+    }
+}
+
+fn run_file(path: &std::path::Path, workers: usize) {
+    let mut runner = sqllogictest::Runner::new(|| async move {
+        Ok(Runnel {
+            session: Session::new(Arc::new(Connectors)),
+            workers,
+        })
+    });
+    runner.with_hash_threshold(0);
+    if let Err(error) = runner.run_file(path) {
+        panic!("{} with {workers} worker(s):\n{error}", path.display());
+    }
+}
+
+#[test]
+fn slt_files_pass_with_one_and_with_three_workers() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/slt");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("tests/slt")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "slt"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no .slt files in {}", dir.display());
+    // Paths in the files are relative to the crate.
+    std::env::set_current_dir(env!("CARGO_MANIFEST_DIR")).expect("cd");
+    for file in &files {
+        run_file(file, 1);
+        run_file(file, 3);
+    }
+}
