@@ -2,18 +2,33 @@
 //! error that stopped it.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use crate::error::EngineError;
 
-#[derive(Default)]
 pub struct JobContext {
     pub records_in: AtomicU64,
     pub records_out: AtomicU64,
     /// Rows older than the watermark when they arrived, dropped.
     pub late_records: AtomicU64,
+    /// The sinks' input watermark; timely frontiers are global, so any
+    /// worker's view is the job's.
+    pub watermark: AtomicI64,
     failed: AtomicBool,
     error: Mutex<Option<EngineError>>,
+}
+
+impl Default for JobContext {
+    fn default() -> Self {
+        JobContext {
+            records_in: AtomicU64::new(0),
+            records_out: AtomicU64::new(0),
+            late_records: AtomicU64::new(0),
+            watermark: AtomicI64::new(i64::MIN),
+            failed: AtomicBool::new(false),
+            error: Mutex::new(None),
+        }
+    }
 }
 
 impl JobContext {

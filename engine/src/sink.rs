@@ -49,6 +49,10 @@ pub fn sink(
         let watermark = frontier.frontier().as_option().copied();
         if watermark != last_watermark {
             last_watermark = watermark;
+            context.watermark.fetch_max(
+                watermark.unwrap_or(Watermark::MAX),
+                std::sync::atomic::Ordering::Relaxed,
+            );
             if let Err(error) = sink.watermark(watermark) {
                 context.fail(error);
             }

@@ -29,6 +29,51 @@ Settings come from, in order of precedence: flags, RUNNEL_* environment variable
 config file, built-in defaults. Stop with Ctrl-C or SIGTERM; the store is flushed before exit."
     )]
     Server(ServerArgs),
+    /// Streaming SQL jobs.
+    #[command(subcommand)]
+    Sql(SqlCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SqlCommand {
+    /// Run a SQL script as one job, embedded: no server needed.
+    #[command(
+        long_about = "Run a SQL script (Flink's dialect) as one job, embedded in this process.\n\n\
+CREATE TABLE / CREATE VIEW / SET statements set up the catalog; every INSERT INTO and bare SELECT \
+becomes part of one dataflow. A bare SELECT prints its rows to stdout as Flink's print connector \
+does. A job over bounded sources finishes, firing every window, and exits 0 when its input ends; \
+progress goes to stderr. EXPLAIN prints the dataflow instead of running it.\n\n\
+A cluster of processes: run the same command once per process with --processes N, --process-id i \
+and the same --hosts file (one host:port per line, in process-id order)."
+    )]
+    Run(SqlRunArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SqlRunArgs {
+    /// The SQL script
+    #[arg(long, short)]
+    pub file: PathBuf,
+
+    /// Worker threads in this process
+    #[arg(long, short, default_value_t = 1)]
+    pub workers: usize,
+
+    /// Processes in the cluster
+    #[arg(long, default_value_t = 1)]
+    pub processes: usize,
+
+    /// This process's index in the cluster, from 0
+    #[arg(long, default_value_t = 0)]
+    pub process_id: usize,
+
+    /// File with one host:port per process, in process-id order
+    #[arg(long)]
+    pub hosts: Option<PathBuf>,
+
+    /// No progress on stderr
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// Every field is optional so that an unset flag falls through to the

@@ -7,10 +7,11 @@ mod http;
 mod logging;
 mod metrics;
 mod serve;
+mod sql_run;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, SqlCommand};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -32,6 +33,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             runtime.block_on(serve::run(config))
+        }
+        Command::Sql(SqlCommand::Run(args)) => {
+            tracing_subscriber::fmt()
+                .with_writer(std::io::stderr)
+                .with_env_filter("warn")
+                .try_init()
+                .ok();
+            sql_run::run(args)
         }
     }
 }

@@ -5,3 +5,4 @@ mod cli;
 mod config;
 mod harness;
 mod lifecycle;
+mod sql_run;

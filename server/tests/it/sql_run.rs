@@ -1,0 +1,193 @@
+//! `runnel sql run` as a user runs it: a script file in, printed rows out.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use crate::harness::{free_port, runnel_bin, wait_bounded};
+
+fn bids_file(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("bids.jsonl");
+    let mut text = String::new();
+    // 3 auctions, 60 bids over a minute, in event-time order.
+    for i in 0..60 {
+        text.push_str(&format!(
+            "{{\"auction\": {}, \"price\": {}, \"date_time\": \"2020-04-15 08:00:{i:02}.000\"}}\n",
+            i % 3,
+            i * 7 % 100
+        ));
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn script(dir: &Path, query: &str) -> std::path::PathBuf {
+    let bids = bids_file(dir);
+    let path = dir.join("job.sql");
+    std::fs::write(
+        &path,
+        format!(
+            "-- a comment\nCREATE TABLE bids (auction BIGINT, price BIGINT, date_time TIMESTAMP(3),\n  \
+             WATERMARK FOR date_time AS date_time - INTERVAL '2' SECOND\n) WITH ('connector' = 'filesystem', \
+             'path' = '{}', 'format' = 'json');\n{query}\n",
+            bids.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+const TUMBLE: &str = "SELECT window_start, auction, COUNT(*), SUM(price) \
+    FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(date_time), INTERVAL '10' SECOND)) \
+    GROUP BY window_start, window_end, auction;";
+
+fn run(args: &[&str]) -> Output {
+    Command::new(runnel_bin())
+        .args(args)
+        .output()
+        .expect("run runnel")
+}
+
+/// Printed rows without the `N> ` worker prefix, sorted. Timely's cluster
+/// set-up prints its connection progress on stdout too; that is not a row.
+fn rows(output: &Output) -> Vec<String> {
+    let mut rows: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| l.split_once("> ").map_or(l, |(_, row)| row).to_string())
+        .filter(|row| row.starts_with("+I["))
+        .collect();
+    rows.sort();
+    rows
+}
+
+#[test]
+fn a_windowed_job_prints_every_window_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = script(dir.path(), TUMBLE);
+    let output = run(&["sql", "run", "--file", file.to_str().unwrap()]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rows = rows(&output);
+    assert_eq!(rows.len(), 18, "{rows:?}");
+    assert!(
+        rows.contains(&"+I[2020-04-15T08:00, 0, 4, 126]".to_string()),
+        "{rows:?}"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("records in 60, out 18, late 0, watermark end of input"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn workers_do_not_change_the_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = script(dir.path(), TUMBLE);
+    let one = run(&["sql", "run", "-q", "--file", file.to_str().unwrap()]);
+    let three = run(&[
+        "sql",
+        "run",
+        "-q",
+        "--workers",
+        "3",
+        "--file",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        three.status.success(),
+        "{}",
+        String::from_utf8_lossy(&three.stderr)
+    );
+    assert_eq!(rows(&one), rows(&three));
+}
+
+#[test]
+fn two_processes_on_loopback_give_the_single_process_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = script(dir.path(), TUMBLE);
+    let hosts = dir.path().join("hosts.txt");
+    std::fs::write(
+        &hosts,
+        format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port()),
+    )
+    .unwrap();
+    let spawn = |id: &str| {
+        Command::new(runnel_bin())
+            .args([
+                "sql",
+                "run",
+                "-q",
+                "--workers",
+                "2",
+                "--processes",
+                "2",
+                "--process-id",
+                id,
+                "--hosts",
+            ])
+            .arg(&hosts)
+            .arg("--file")
+            .arg(&file)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut children = vec![spawn("0"), spawn("1")];
+    for i in 0..children.len() {
+        if wait_bounded(&mut children[i], Duration::from_secs(60)).is_none() {
+            for child in &mut children {
+                let _ = child.kill();
+            }
+            panic!("cluster job did not finish within 60 s");
+        }
+    }
+    let mut combined: Vec<String> = Vec::new();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        combined.extend(rows(&output));
+    }
+    combined.sort();
+    let single = run(&["sql", "run", "-q", "--file", file.to_str().unwrap()]);
+    assert_eq!(combined, rows(&single));
+}
+
+#[test]
+fn an_unsupported_construct_fails_at_submit_with_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = script(
+        dir.path(),
+        "SELECT auction, COUNT(*) FROM bids\nGROUP BY auction;",
+    );
+    let output = run(&["sql", "run", "--file", file.to_str().unwrap()]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("not supported yet") && stderr.contains("at line 6, column 1"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn explain_prints_the_dataflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = script(dir.path(), &format!("EXPLAIN {TUMBLE}"));
+    let output = run(&["sql", "run", "--file", file.to_str().unwrap()]);
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("WindowAggregate: TUMBLE(10000 ms)"), "{text}");
+    assert!(
+        text.contains("Source: bids[filesystem], watermark date_time - 2000 ms"),
+        "{text}"
+    );
+}
