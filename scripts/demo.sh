@@ -50,13 +50,37 @@ step "A second server on the same data dir is refused, so nothing can corrupt it
 step "Prometheus metrics"
 curl -s "$URL/metrics" | grep -E '^runnel_' || true
 
+step "Streaming SQL: a tumbling window over a JSON file, run embedded by 'runnel sql run'"
+DEMO_DIR="$DATA_DIR/demo"
+mkdir -p "$DEMO_DIR"
+# 6,000 page views over one minute of event time from 5 users.
+for ((i = 0; i < 6000; i++)); do
+  printf '{"user_id": %d, "url": "/page/%d", "ts": "2026-11-25 12:00:%02d.%03d"}\n' \
+    $((i * 7 % 5)) $((i % 13)) $((i / 100)) $((i % 100 * 10))
+done >"$DEMO_DIR/clicks.jsonl"
+cat >"$DEMO_DIR/clicks.sql" <<SQL
+CREATE TABLE clicks (
+  user_id BIGINT, url STRING, ts TIMESTAMP(3),
+  WATERMARK FOR ts AS ts - INTERVAL '2' SECOND
+) WITH ('connector' = 'filesystem', 'path' = '$DEMO_DIR/clicks.jsonl', 'format' = 'json');
+
+SELECT window_start, window_end, user_id, COUNT(*) AS views, COUNT(DISTINCT url) AS pages
+FROM TABLE(TUMBLE(TABLE clicks, DESCRIPTOR(ts), INTERVAL '20' SECOND))
+GROUP BY window_start, window_end, user_id;
+SQL
+show cat "$DEMO_DIR/clicks.sql"
+show "$BIN" sql run --workers 2 --file "$DEMO_DIR/clicks.sql"
+
 cat <<MSG
 
 Runnel is running at $URL (pid $SERVER_PID).
 Try next:
   curl $URL/v1/health
   curl $URL/metrics
+  $BIN sql run --file $DEMO_DIR/clicks.sql      (edit the query: HOP, CUMULATE, FILTER, views...)
+  (write EXPLAIN before the SELECT in clicks.sql to print the dataflow instead of running it)
   $BIN server --help
+  $BIN sql run --help
 MSG
 
 if [ "${DEMO_EXIT:-0}" = 1 ]; then
