@@ -38,4 +38,4 @@ lint: deps
 	cargo clippy --workspace --all-targets -- -D warnings
 
 bench: deps
-	cargo bench -p runnel-engine --bench store
+	cargo bench -p runnel-engine --bench window --bench store

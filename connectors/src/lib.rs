@@ -1,5 +1,6 @@
 //! Runnel's connectors: where tables' rows come from and go to.
 
+pub mod datagen;
 mod display;
 pub mod filesystem;
 pub mod format;
@@ -13,7 +14,7 @@ pub use registry::{Connectors, sink_provider, source_provider};
 pub enum ConnectorError {
     #[error("{0}")]
     Option(String),
-    #[error("unknown connector '{0}'; available: filesystem, print, blackhole")]
+    #[error("unknown connector '{0}'; available: filesystem, datagen, print, blackhole")]
     UnknownConnector(String),
     #[error("connector '{connector}' cannot be used as a {role}")]
     WrongRole {

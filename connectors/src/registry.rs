@@ -9,7 +9,7 @@ use runnel_engine::connector::{SinkProvider, SourceProvider};
 use runnel_engine::sink::{BatchSink, BlackholeSink};
 
 use crate::options::Options;
-use crate::{ConnectorError, filesystem, print};
+use crate::{ConnectorError, datagen, filesystem, print};
 
 pub fn source_provider(
     options: BTreeMap<String, String>,
@@ -18,6 +18,7 @@ pub fn source_provider(
     let options = Options::new(options);
     let provider = match options.required("connector")? {
         "filesystem" => filesystem::source(&options, schema)?,
+        "datagen" => datagen::source(&options, schema)?,
         name @ ("print" | "blackhole") => {
             return Err(ConnectorError::WrongRole {
                 connector: name.to_string(),
@@ -38,6 +39,12 @@ pub fn sink_provider(
         "filesystem" => filesystem::sink(&options)?,
         "print" => print::sink(&options)?,
         "blackhole" => Arc::new(Blackhole),
+        "datagen" => {
+            return Err(ConnectorError::WrongRole {
+                connector: "datagen".into(),
+                role: "sink",
+            });
+        }
         other => return Err(ConnectorError::UnknownConnector(other.to_string())),
     };
     options.reject_unknown()?;

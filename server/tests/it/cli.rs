@@ -30,3 +30,18 @@ fn server_help_explains_every_setting_and_the_precedence() {
     assert!(text.contains("RUNNEL_PORT"), "{text}");
     assert!(text.contains("precedence"), "{text}");
 }
+
+#[test]
+fn sql_run_help_explains_the_job_and_the_cluster_flags() {
+    let text = help(&["sql", "run", "--help"]);
+    for flag in [
+        "--file",
+        "--workers",
+        "--processes",
+        "--process-id",
+        "--hosts",
+    ] {
+        assert!(text.contains(flag), "missing {flag}: {text}");
+    }
+    assert!(text.contains("exits 0"), "{text}");
+}
