@@ -10,11 +10,16 @@ use crate::options::Options;
 
 pub const BATCH_ROWS: usize = 8192;
 
+/// Flink's `json.timestamp-format.standard`: `SQL` (the default) and `ISO-8601`.
+const SQL_TIMESTAMP: &str = "%Y-%m-%d %H:%M:%S%.3f";
+const ISO_TIMESTAMP: &str = "%Y-%m-%dT%H:%M:%S%.3f";
+
 #[derive(Debug, Clone)]
 pub enum Format {
     Json {
         ignore_parse_errors: bool,
         fail_on_missing_field: bool,
+        timestamp_format: &'static str,
     },
     Csv {
         delimiter: u8,
@@ -38,6 +43,11 @@ impl Format {
                 Ok(Format::Json {
                     ignore_parse_errors: options.bool("json.ignore-parse-errors", false)?,
                     fail_on_missing_field: options.bool("json.fail-on-missing-field", false)?,
+                    timestamp_format: if standard == "SQL" {
+                        SQL_TIMESTAMP
+                    } else {
+                        ISO_TIMESTAMP
+                    },
                 })
             }
             "csv" => {
@@ -68,6 +78,7 @@ impl Format {
             Format::Json {
                 ignore_parse_errors,
                 fail_on_missing_field,
+                ..
             } => {
                 let build = move || {
                     datafusion::arrow::json::ReaderBuilder::new(schema.clone())
@@ -226,9 +237,12 @@ pub fn encode(
     out: &mut impl Write,
 ) -> Result<(), ConnectorError> {
     match format {
-        Format::Json { .. } => {
+        Format::Json {
+            timestamp_format, ..
+        } => {
+            let batch = timestamps_as_text(batch, timestamp_format)?;
             let mut writer = datafusion::arrow::json::LineDelimitedWriter::new(out);
-            writer.write(batch)?;
+            writer.write(&batch)?;
             writer.finish()?;
         }
         Format::Csv { delimiter, .. } => {
@@ -240,4 +254,104 @@ pub fn encode(
         }
     }
     Ok(())
+}
+
+/// Timestamp columns rendered in the format's text form; arrow-json would
+/// write ISO-8601 without milliseconds, which Flink's SQL standard is not.
+fn timestamps_as_text(batch: &RecordBatch, format: &str) -> Result<RecordBatch, ConnectorError> {
+    use datafusion::arrow::compute::{CastOptions, cast_with_options};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::arrow::util::display::FormatOptions;
+    if !batch
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| matches!(f.data_type(), DataType::Timestamp(_, _)))
+    {
+        return Ok(batch.clone());
+    }
+    let options = CastOptions {
+        safe: false,
+        format_options: FormatOptions::new().with_timestamp_format(Some(format)),
+    };
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if matches!(field.data_type(), DataType::Timestamp(_, _)) {
+            fields.push(Field::new(
+                field.name(),
+                DataType::Utf8,
+                field.is_nullable(),
+            ));
+            columns.push(cast_with_options(column, &DataType::Utf8, &options)?);
+        } else {
+            fields.push(field.as_ref().clone());
+            columns.push(column.clone());
+        }
+    }
+    Ok(RecordBatch::try_new(
+        std::sync::Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{Int64Array, TimestampMillisecondArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+
+    fn json(standard: &str) -> Format {
+        let options: BTreeMap<String, String> = [
+            ("format", "json"),
+            ("json.timestamp-format.standard", standard),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        Format::from_options(&Options::new(options)).unwrap()
+    }
+
+    #[test]
+    fn json_round_trips_with_flink_sql_timestamps() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(vec![1, 2])),
+                Arc::new(TimestampMillisecondArray::from(vec![
+                    Some(1_586_937_601_500),
+                    None,
+                ])),
+            ],
+        )
+        .unwrap();
+        let mut text = Vec::new();
+        encode(&json("SQL"), &batch, &mut text).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert_eq!(
+            text,
+            "{\"k\":1,\"ts\":\"2020-04-15 08:00:01.500\"}\n{\"k\":2}\n"
+        );
+        let decoded = json("SQL")
+            .decoder(schema)
+            .unwrap()
+            .decode_lines(text.as_bytes())
+            .unwrap();
+        assert_eq!(decoded, vec![batch.clone()]);
+
+        let mut iso = Vec::new();
+        encode(&json("ISO-8601"), &batch, &mut iso).unwrap();
+        assert!(
+            String::from_utf8(iso)
+                .unwrap()
+                .contains("2020-04-15T08:00:01.500")
+        );
+    }
 }
