@@ -215,7 +215,8 @@ impl Session {
             .position(|t| std::ptr::eq(t, t) && t.span == words[i + 1].span)
             .unwrap_or(0);
         let query = &tokens[as_index + 1..];
-        let (rewritten, calls) = windows::rewrite(query.to_vec(), &mut self.catalog.next_window)?;
+        let legacy = crate::legacy_windows::rewrite(query.to_vec())?;
+        let (rewritten, calls) = windows::rewrite(legacy, &mut self.catalog.next_window)?;
         let sql = render(&rewritten);
         // Plan it now so that a bad view fails at its own statement.
         let context = self.catalog.session(&calls).await?;
@@ -288,7 +289,8 @@ impl Session {
     }
 
     async fn query(&mut self, tokens: &[TokenWithSpan]) -> Result<(Node, SchemaRef), SqlError> {
-        let (rewritten, calls) = windows::rewrite(tokens.to_vec(), &mut self.catalog.next_window)?;
+        let legacy = crate::legacy_windows::rewrite(tokens.to_vec())?;
+        let (rewritten, calls) = windows::rewrite(legacy, &mut self.catalog.next_window)?;
         let sql = render(&rewritten);
         let context = self.catalog.session(&calls).await?;
         let frame = context.sql(&sql).await.map_err(|e| located(e, tokens))?;

@@ -10,6 +10,7 @@ mod catalog;
 mod ddl;
 mod error;
 mod job;
+mod legacy_windows;
 mod planner;
 mod tokens;
 mod types;

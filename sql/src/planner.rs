@@ -171,7 +171,11 @@ impl Planner<'_> {
                 if let Some(w) = input.windowing {
                     fields.push(input.schema.field(w.rowtime).clone());
                 }
-                let schema = Arc::new(Schema::new(fields));
+                let mut schema = Arc::new(Schema::new(fields));
+                if input.windowing.is_some() {
+                    // Window columns are still placeholder nulls here.
+                    schema = relaxed(&schema);
+                }
                 let windowing = input.windowing.map(|w| Windowing {
                     rowtime: exprs.len(),
                     ..w
