@@ -90,11 +90,6 @@ impl Session {
         submitted: &mut Submitted,
     ) -> Result<(), SqlError> {
         let words = solid(tokens);
-        let at = |i: usize| {
-            words
-                .get(i)
-                .is_some_and(|t| true && !matches!(t.token, Token::EOF))
-        };
         let word = |i: usize, w: &str| words.get(i).is_some_and(|t| is_word(t, w));
         let start = words
             .first()
@@ -168,7 +163,9 @@ impl Session {
                 .explained
                 .push(format!("{output}\n{}", explain(&node, 1)));
             Ok(())
-        } else if word(0, "SELECT") || word(0, "WITH") || (at(0) && words[0].token == Token::LParen)
+        } else if word(0, "SELECT")
+            || word(0, "WITH")
+            || words.first().is_some_and(|t| t.token == Token::LParen)
         {
             let (node, schema) = self.query(tokens).await?;
             submitted.job.pipelines.push(Pipeline {
@@ -212,7 +209,7 @@ impl Session {
         }
         let as_index = tokens
             .iter()
-            .position(|t| std::ptr::eq(t, t) && t.span == words[i + 1].span)
+            .position(|t| t.span == words[i + 1].span)
             .unwrap_or(0);
         let query = &tokens[as_index + 1..];
         let legacy = crate::legacy_windows::rewrite(query.to_vec())?;

@@ -524,14 +524,13 @@ impl Planner<'_> {
             filters.push(filter);
         }
         let describe = format!(
-            "{}({} ms{}) keys [{}] aggregates [{}]",
+            "{}({} ms) keys [{}] aggregates [{}]",
             windowing.function,
             match windowing.kind {
                 WindowKind::Tumble { size } => size.to_string(),
                 WindowKind::Hop { slide, size } => format!("{slide}, {size}"),
                 WindowKind::Cumulate { step, max } => format!("{step}, {max}"),
             },
-            "",
             keys.iter()
                 .map(|(_, n)| n.as_str())
                 .collect::<Vec<_>>()
