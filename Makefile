@@ -16,7 +16,7 @@ RELEASE_BIN := $(CARGO_TARGET_DIR)/release/runnel
 
 help:
 	@echo "make demo   build a release runnel, start a server on ./runnel-data at :4567 and show it working"
-	@echo "make test   run the whole test suite (unit, integration and end-to-end)"
+	@echo "make test   lint, then run the whole test suite (unit, integration and end-to-end)"
 	@echo "make bench  run the benchmarks and print their figures"
 	@echo "make deps   install the system and Python packages the project needs (idempotent)"
 	@echo "make lint   rustfmt and clippy"
@@ -30,7 +30,7 @@ build: deps
 demo: build
 	@RUNNEL_BIN=$(RELEASE_BIN) scripts/demo.sh
 
-test: deps
+test: lint
 	cargo nextest run --workspace --no-fail-fast
 
 lint: deps

@@ -90,7 +90,7 @@ where
                     let watermark = frontier.frontier().as_option().copied();
                     while let Some(entry) = window_caps.first_entry() {
                         let (end, start) = *entry.key();
-                        if watermark.is_some_and(|w| w <= end - 1) {
+                        if watermark.is_some_and(|w| w < end) {
                             break;
                         }
                         let cap = entry.remove();

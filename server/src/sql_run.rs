@@ -82,7 +82,7 @@ fn status_line(context: &JobContext) -> String {
     let watermark = match watermark {
         i64::MIN => "-".to_string(),
         i64::MAX => "end of input".to_string(),
-        ms => chrono_like(ms),
+        ms => sql_timestamp(ms),
     };
     format!(
         "records in {}, out {}, late {}, watermark {watermark}",
@@ -92,7 +92,7 @@ fn status_line(context: &JobContext) -> String {
     )
 }
 
-fn chrono_like(ms: i64) -> String {
+fn sql_timestamp(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).map_or_else(
         || ms.to_string(),
         |t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string(),
@@ -112,7 +112,7 @@ fn spawn_progress(
         while !flag.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(100));
             ticks += 1;
-            if ticks % 10 == 0 {
+            if ticks.is_multiple_of(10) {
                 eprintln!("{}", status_line(&context));
             }
         }
@@ -126,7 +126,7 @@ mod tests {
 
     #[test]
     fn watermarks_print_as_sql_timestamps() {
-        assert_eq!(chrono_like(0), "1970-01-01 00:00:00.000");
-        assert_eq!(chrono_like(1_586_937_601_500), "2020-04-15 08:00:01.500");
+        assert_eq!(sql_timestamp(0), "1970-01-01 00:00:00.000");
+        assert_eq!(sql_timestamp(1_586_937_601_500), "2020-04-15 08:00:01.500");
     }
 }

@@ -1,4 +1,9 @@
 //! The engine's one integration-test binary.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers fail the test on unexpected errors"
+)]
+
 mod support;
 mod window_aggregation;

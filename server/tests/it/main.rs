@@ -1,5 +1,10 @@
 //! End-to-end tests of the `runnel` binary; one test binary for the crate.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers fail the test on unexpected errors"
+)]
+
 mod aws_routing;
 mod cli;
 mod config;

@@ -1,3 +1,8 @@
 //! The SQL crate's one integration-test binary: the sqllogictest files.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers fail the test on unexpected errors"
+)]
+
 mod slt;
