@@ -68,7 +68,7 @@ impl Format {
                 })
             }
             other => Err(ConnectorError::Option(format!(
-                "unsupported format '{other}'; available: json, csv"
+                "unsupported format '{other}'; available: json, csv, and parquet for filesystem sinks"
             ))),
         }
     }
