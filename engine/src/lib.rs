@@ -10,6 +10,7 @@ pub mod error;
 pub mod exchange;
 pub mod partition;
 pub mod runtime;
+pub mod session;
 pub mod sink;
 pub mod source;
 pub mod stateless;

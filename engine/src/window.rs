@@ -14,6 +14,9 @@ pub enum WindowKind {
     Hop { slide: Millis, size: Millis },
     /// `[s, s + step)`, `[s, s + 2 step)`, ... `[s, s + max)` with `s` a multiple of `max`.
     Cumulate { step: Millis, max: Millis },
+    /// Per key, rows closer than `gap` share a window `[first, last + gap)`.
+    /// A row on its own is `[ts, ts + gap)`; the session operator merges.
+    Session { gap: Millis },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -56,10 +59,15 @@ impl WindowKind {
         Ok(WindowKind::Cumulate { step, max })
     }
 
+    pub fn session(gap: Millis) -> Result<Self, WindowError> {
+        positive(gap)?;
+        Ok(WindowKind::Session { gap })
+    }
+
     /// How many windows one timestamp falls into.
     pub fn windows_per_row(&self) -> usize {
         match *self {
-            WindowKind::Tumble { .. } => 1,
+            WindowKind::Tumble { .. } | WindowKind::Session { .. } => 1,
             WindowKind::Hop { slide, size } => (size / slide) as usize,
             WindowKind::Cumulate { step, max } => (max / step) as usize,
         }
@@ -94,6 +102,10 @@ impl WindowKind {
                     end: first_end + (i as i64) * step,
                 }
             }
+            WindowKind::Session { gap } => Window {
+                start: ts,
+                end: ts + gap,
+            },
         }
     }
 

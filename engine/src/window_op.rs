@@ -28,6 +28,9 @@ pub fn window_aggregate<'scope>(
     spec: Arc<WindowAggregate>,
     context: Arc<JobContext>,
 ) -> Result<Stream<'scope, Watermark, Batch>, EngineError> {
+    if matches!(spec.window, crate::window::WindowKind::Session { .. }) {
+        return crate::session::session_aggregate(input, spec, context);
+    }
     if input.scope().peers() == 1 {
         return stage(input, Pipeline, spec, Stage::Complete, context);
     }

@@ -25,6 +25,7 @@ fn kinds() -> impl Strategy<Value = WindowKind> {
         (1i64..200).prop_map(|size| WindowKind::tumble(size).unwrap()),
         (1i64..60, 1i64..5).prop_map(|(slide, n)| WindowKind::hop(slide, slide * n).unwrap()),
         (1i64..60, 1i64..5).prop_map(|(step, n)| WindowKind::cumulate(step, step * n).unwrap()),
+        (1i64..100).prop_map(|gap| WindowKind::session(gap).unwrap()),
     ]
 }
 
@@ -81,4 +82,14 @@ fn windows_before_the_epoch_fire_too() {
     let rows = [(2, -12, 1), (2, -3, 2), (3, 4, 3)];
     let output = run_windowed(vec![batch_of(&rows)], kind, 2, 100);
     assert_eq!(output.rows, oracle(&rows, kind));
+}
+
+#[test]
+fn sessions_merge_when_a_row_bridges_two_of_them() {
+    let kind = WindowKind::session(10).unwrap();
+    // 0 and 15 are separate sessions until 8 arrives and bridges them.
+    let rows = [(1, 0, 1), (1, 15, 2), (1, 8, 4), (1, 40, 8), (2, 3, 16)];
+    let output = run_windowed(vec![batch_of(&rows[..2]), batch_of(&rows[2..])], kind, 1, 100);
+    assert_eq!(output.rows, oracle(&rows, kind));
+    assert!(output.rows.iter().any(|r| r.starts_with("0,25,1,3,")), "{:?}", output.rows);
 }
