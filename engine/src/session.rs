@@ -39,13 +39,16 @@ pub struct Sessions {
     gap: Millis,
     key_columns: Vec<usize>,
     converter: RowConverter,
-    open: HashMap<OwnedRow, Vec<Session>>,
+    /// Keyed by the key columns in row format; `None` without keys.
+    open: HashMap<Option<OwnedRow>, Vec<Session>>,
 }
 
 impl Sessions {
     pub fn new(spec: Arc<WindowAggregate>) -> Result<Self, EngineError> {
         let WindowKind::Session { gap } = spec.window else {
-            return Err(EngineError::Plan("a session aggregate needs a SESSION window".into()));
+            return Err(EngineError::Plan(
+                "a session aggregate needs a SESSION window".into(),
+            ));
         };
         let key_columns = spec
             .keys
@@ -53,11 +56,23 @@ impl Sessions {
             .map(|(expr, name)| {
                 expr.downcast_ref::<Column>()
                     .map(Column::index)
-                    .ok_or_else(|| EngineError::Plan(format!("session key {name} must be a column")))
+                    .ok_or_else(|| {
+                        EngineError::Plan(format!("session key {name} must be a column"))
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let fields = spec.key_fields()?.into_iter().map(|f| SortField::new(f.data_type().clone())).collect();
-        Ok(Sessions { converter: RowConverter::new(fields)?, spec, gap, key_columns, open: HashMap::new() })
+        let fields = spec
+            .key_fields()?
+            .into_iter()
+            .map(|f| SortField::new(f.data_type().clone()))
+            .collect();
+        Ok(Sessions {
+            converter: RowConverter::new(fields)?,
+            spec,
+            gap,
+            key_columns,
+            open: HashMap::new(),
+        })
     }
 
     pub fn key_columns(&self) -> &[usize] {
@@ -67,8 +82,16 @@ impl Sessions {
     /// Adds on-time rows (`times` are their event times).
     pub fn absorb(&mut self, batch: &RecordBatch, times: &[Millis]) -> Result<(), EngineError> {
         let rows = batch.num_rows();
-        let keys: Vec<ArrayRef> = self.key_columns.iter().map(|&i| batch.column(i).clone()).collect();
-        let key_rows = self.converter.convert_columns(&keys)?;
+        let keys: Vec<ArrayRef> = self
+            .key_columns
+            .iter()
+            .map(|&i| batch.column(i).clone())
+            .collect();
+        let key_rows = if keys.is_empty() {
+            None
+        } else {
+            Some(self.converter.convert_columns(&keys)?)
+        };
         let mut args = Vec::with_capacity(self.spec.aggregates.len());
         let mut filters = Vec::with_capacity(self.spec.aggregates.len());
         for (i, aggregate) in self.spec.aggregates.iter().enumerate() {
@@ -85,16 +108,20 @@ impl Sessions {
             filters.push(filter);
         }
         for (row, &ts) in times.iter().enumerate() {
-            let sessions = self.open.entry(key_rows.row(row).owned()).or_default();
+            let key = key_rows.as_ref().map(|rows| rows.row(row).owned());
+            let sessions = self.open.entry(key).or_default();
             let index = merge_into(sessions, ts, ts + self.gap, &self.spec)?;
             let session = &mut sessions[index];
             for (a, accumulator) in session.accumulators.iter_mut().enumerate() {
                 let included = match &filters[a] {
-                    Some(mask) => mask.as_boolean_opt().is_some_and(|m| m.is_valid(row) && m.value(row)),
+                    Some(mask) => mask
+                        .as_boolean_opt()
+                        .is_some_and(|m| m.is_valid(row) && m.value(row)),
                     None => true,
                 };
                 if included {
-                    let values: Vec<ArrayRef> = args[a].iter().map(|array| array.slice(row, 1)).collect();
+                    let values: Vec<ArrayRef> =
+                        args[a].iter().map(|array| array.slice(row, 1)).collect();
                     accumulator.update_batch(&values)?;
                 }
             }
@@ -110,7 +137,10 @@ impl Sessions {
     /// Removes and returns the sessions that end at or before `watermark`
     /// (all of them at the end of input), as one batch, with the time the
     /// earliest of them may be emitted at.
-    pub fn fire(&mut self, watermark: Option<Watermark>) -> Result<Option<(Millis, RecordBatch)>, EngineError> {
+    pub fn fire(
+        &mut self,
+        watermark: Option<Watermark>,
+    ) -> Result<Option<(Millis, RecordBatch)>, EngineError> {
         let mut keys = Vec::new();
         let mut starts = Vec::new();
         let mut ends = Vec::new();
@@ -132,12 +162,19 @@ impl Sessions {
             }
         }
         self.open.retain(|_, sessions| !sessions.is_empty());
-        let Some(&first_end) = ends.iter().min() else { return Ok(None) };
+        let Some(&first_end) = ends.iter().min() else {
+            return Ok(None);
+        };
         let mut columns: Vec<ArrayRef> = vec![
             Arc::new(TimestampMillisecondArray::from(starts)),
             Arc::new(TimestampMillisecondArray::from(ends)),
         ];
-        columns.extend(self.converter.convert_rows(keys.iter().map(OwnedRow::row))?);
+        if !self.key_columns.is_empty() {
+            columns.extend(
+                self.converter
+                    .convert_rows(keys.iter().flatten().map(OwnedRow::row))?,
+            );
+        }
         for (a, scalars) in values.into_iter().enumerate() {
             let data_type = self.spec.aggregates[a].field().data_type().clone();
             let array = if scalars.is_empty() {
@@ -154,12 +191,26 @@ impl Sessions {
 
 /// Merges `[start, end)` with every overlapping session of one key and
 /// returns the index of the session that now covers it.
-fn merge_into(sessions: &mut Vec<Session>, start: Millis, end: Millis, spec: &WindowAggregate) -> Result<usize, EngineError> {
-    let overlapping: Vec<usize> =
-        (0..sessions.len()).filter(|&i| sessions[i].start < end && start < sessions[i].end).collect();
+fn merge_into(
+    sessions: &mut Vec<Session>,
+    start: Millis,
+    end: Millis,
+    spec: &WindowAggregate,
+) -> Result<usize, EngineError> {
+    let overlapping: Vec<usize> = (0..sessions.len())
+        .filter(|&i| sessions[i].start < end && start < sessions[i].end)
+        .collect();
     let Some(&first) = overlapping.first() else {
-        let accumulators = spec.aggregates.iter().map(|a| a.create_accumulator()).collect::<Result<Vec<_>, _>>()?;
-        sessions.push(Session { start, end, accumulators });
+        let accumulators = spec
+            .aggregates
+            .iter()
+            .map(|a| a.create_accumulator())
+            .collect::<Result<Vec<_>, _>>()?;
+        sessions.push(Session {
+            start,
+            end,
+            accumulators,
+        });
         return Ok(sessions.len() - 1);
     };
     // Later indices first, so that removing them keeps `first` valid.
@@ -168,8 +219,16 @@ fn merge_into(sessions: &mut Vec<Session>, start: Millis, end: Millis, spec: &Wi
         let target = &mut sessions[first];
         target.start = target.start.min(other.start);
         target.end = target.end.max(other.end);
-        for (into, from) in target.accumulators.iter_mut().zip(other.accumulators.iter_mut()) {
-            let state: Vec<ArrayRef> = from.state()?.iter().map(|v| v.to_array()).collect::<Result<_, _>>()?;
+        for (into, from) in target
+            .accumulators
+            .iter_mut()
+            .zip(other.accumulators.iter_mut())
+        {
+            let state: Vec<ArrayRef> = from
+                .state()?
+                .iter()
+                .map(|v| v.to_array())
+                .collect::<Result<_, _>>()?;
             into.merge_batch(&state)?;
         }
     }
@@ -191,7 +250,13 @@ pub fn session_aggregate<'scope>(
         return Ok(operator(input, Pipeline, sessions, spec, context));
     }
     let key_columns = sessions.key_columns().to_vec();
-    Ok(operator(input, exchange::by_key(key_columns), sessions, spec, context))
+    Ok(operator(
+        input,
+        exchange::by_key(key_columns),
+        sessions,
+        spec,
+        context,
+    ))
 }
 
 fn operator<'scope, P: ParallelizationContract<Watermark, Batch>>(
@@ -201,49 +266,59 @@ fn operator<'scope, P: ParallelizationContract<Watermark, Batch>>(
     spec: Arc<WindowAggregate>,
     context: Arc<JobContext>,
 ) -> Stream<'scope, Watermark, Batch> {
-    input.unary_frontier::<CapacityContainerBuilder<Batch>, _, _, _>(pact, "SessionAggregate", move |_cap, _info| {
-        // One capability at the earliest time a result may go out at.
-        let mut held: Option<Capability<Watermark>> = None;
-        move |(input, frontier), output| {
-            input.for_each(|cap, data| {
-                let Some(batch) = data.take() else { return };
-                let time = cap.least().copied().unwrap_or(Watermark::MIN);
-                let result = (|| -> Result<(), EngineError> {
-                    let array = spec.time.evaluate(&batch)?.into_array(batch.num_rows())?;
-                    let times = millis(&array)?;
-                    let late = times.iter().filter(|&&t| t < time).count();
-                    if late == 0 {
-                        return sessions.absorb(&batch, &times);
+    input.unary_frontier::<CapacityContainerBuilder<Batch>, _, _, _>(
+        pact,
+        "SessionAggregate",
+        move |_cap, _info| {
+            // One capability at the earliest time a result may go out at.
+            let mut held: Option<Capability<Watermark>> = None;
+            move |(input, frontier), output| {
+                input.for_each(|cap, data| {
+                    let Some(batch) = data.take() else { return };
+                    let time = cap.least().copied().unwrap_or(Watermark::MIN);
+                    let result = (|| -> Result<(), EngineError> {
+                        let array = spec.time.evaluate(&batch)?.into_array(batch.num_rows())?;
+                        let times = millis(&array)?;
+                        let late = times.iter().filter(|&&t| t < time).count();
+                        if late == 0 {
+                            return sessions.absorb(&batch, &times);
+                        }
+                        JobContext::add(&context.late_records, late);
+                        let keep: datafusion::arrow::array::BooleanArray =
+                            times.iter().map(|&t| Some(t >= time)).collect();
+                        let on_time =
+                            datafusion::arrow::compute::filter_record_batch(&batch, &keep)?;
+                        let times: Vec<Millis> = times.into_iter().filter(|&t| t >= time).collect();
+                        sessions.absorb(&on_time, &times)
+                    })();
+                    if let Err(error) = result {
+                        context.fail(error);
                     }
-                    JobContext::add(&context.late_records, late);
-                    let keep: datafusion::arrow::array::BooleanArray = times.iter().map(|&t| Some(t >= time)).collect();
-                    let on_time = datafusion::arrow::compute::filter_record_batch(&batch, &keep)?;
-                    let times: Vec<Millis> = times.into_iter().filter(|&t| t >= time).collect();
-                    sessions.absorb(&on_time, &times)
-                })();
-                if let Err(error) = result {
-                    context.fail(error);
-                }
-                if held.as_ref().is_none_or(|h| *h.time() > time) {
-                    held = cap.retain_least(0);
-                }
-            });
-            let watermark = frontier.frontier().as_option().copied();
-            match sessions.fire(watermark) {
-                Ok(Some((at, batch))) => {
-                    if let Some(cap) = held.as_ref() {
-                        let at = at.max(*cap.time());
-                        output.session(&cap.delayed(&at)).give_container(&mut Batch::new(batch));
+                    if held.as_ref().is_none_or(|h| *h.time() > time) {
+                        held = cap.retain_least(0);
                     }
+                });
+                let watermark = frontier.frontier().as_option().copied();
+                match sessions.fire(watermark) {
+                    Ok(Some((at, batch))) => {
+                        if let Some(cap) = held.as_ref() {
+                            let at = at.max(*cap.time());
+                            output
+                                .session(&cap.delayed(&at))
+                                .give_container(&mut Batch::new(batch));
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(error) => context.fail(error),
                 }
-                Ok(None) => {}
-                Err(error) => context.fail(error),
+                match (sessions.earliest_end(), held.as_mut()) {
+                    (Some(earliest), Some(cap)) if earliest > *cap.time() => {
+                        cap.downgrade(&earliest)
+                    }
+                    (None, _) => held = None,
+                    _ => {}
+                }
             }
-            match (sessions.earliest_end(), held.as_mut()) {
-                (Some(earliest), Some(cap)) if earliest > *cap.time() => cap.downgrade(&earliest),
-                (None, _) => held = None,
-                _ => {}
-            }
-        }
-    })
+        },
+    )
 }

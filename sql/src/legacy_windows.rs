@@ -83,12 +83,6 @@ fn rewrite_group(
     function: &'static str,
 ) -> Result<Vec<TokenWithSpan>, SqlError> {
     let at = position(&tokens[call]);
-    if function == "SESSION" {
-        return Err(SqlError::at(
-            "SESSION group windows are not supported yet",
-            at,
-        ));
-    }
     let close = matching_paren(tokens, open)
         .ok_or_else(|| SqlError::at(format!("unclosed {function}("), at))?;
     let args = split_commas(&tokens[open + 1..close]);
@@ -97,7 +91,7 @@ fn rewrite_group(
         .iter()
         .map(|a| crate::tokens::render(a).trim().to_string())
         .collect();
-    let expected = if function == "TUMBLE" { 1 } else { 2 };
+    let expected = if function == "HOP" { 2 } else { 1 };
     if intervals.len() != expected {
         return Err(SqlError::at(
             format!(
@@ -107,6 +101,12 @@ fn rewrite_group(
             at,
         ));
     }
+    // A legacy session is kept per the other GROUP BY keys.
+    let partition = if function == "SESSION" {
+        session_keys(tokens, depth_at, depth, call, close)?
+    } else {
+        String::new()
+    };
     // The FROM of this SELECT: the last one at the same depth before GROUP BY.
     let from = (0..group)
         .rev()
@@ -121,7 +121,7 @@ fn rewrite_group(
         ));
     };
     let call_text = format!(
-        "TABLE({function}(TABLE {}, DESCRIPTOR({time_column}), {}))",
+        "TABLE({function}(TABLE {}{partition}, DESCRIPTOR({time_column}), {}))",
         crate::tokens::render(std::slice::from_ref(&tokens[table_at])),
         intervals.join(", ")
     );
@@ -162,6 +162,54 @@ fn auxiliary(tokens: &[TokenWithSpan], i: usize, function: &str) -> Option<(&'st
     };
     let open = next_solid(tokens, i + 1).filter(|&j| tokens[j].token == Token::LParen)?;
     Some((name, matching_paren(tokens, open)?))
+}
+
+/// ` PARTITION BY a, b` from the GROUP BY items beside the SESSION call,
+/// which must be plain columns.
+fn session_keys(
+    tokens: &[TokenWithSpan],
+    depth_at: &[i32],
+    depth: i32,
+    call: usize,
+    close: usize,
+) -> Result<String, SqlError> {
+    let is_clause_end = |i: usize| {
+        depth_at[i] < depth
+            || (depth_at[i] == depth
+                && ["HAVING", "ORDER", "LIMIT", "UNION", "WINDOW"]
+                    .iter()
+                    .any(|k| is_word(&tokens[i], k)))
+            || (depth_at[i] == depth && tokens[i].token == Token::RParen)
+    };
+    let start = (0..call)
+        .rev()
+        .find(|&i| is_word(&tokens[i], "BY") && depth_at[i] == depth)
+        .map_or(call, |i| i + 1);
+    let end = (close + 1..tokens.len())
+        .find(|&i| is_clause_end(i))
+        .unwrap_or(tokens.len());
+    let mut keys = Vec::new();
+    for item in split_commas(&tokens[start..end]) {
+        let solid: Vec<&TokenWithSpan> = item.iter().filter(|t| !is_space(t)).collect();
+        match solid.as_slice() {
+            [first, ..] if std::ptr::eq(*first, &tokens[call]) => {}
+            [column] if matches!(column.token, Token::Word(_)) => {
+                keys.push(crate::tokens::render(std::slice::from_ref(*column)))
+            }
+            [] => {}
+            [first, ..] => {
+                return Err(SqlError::at(
+                    "keys beside a SESSION group window must be plain columns",
+                    position(first),
+                ));
+            }
+        }
+    }
+    Ok(if keys.is_empty() {
+        String::new()
+    } else {
+        format!(" PARTITION BY {}", keys.join(", "))
+    })
 }
 
 fn next_solid(tokens: &[TokenWithSpan], from: usize) -> Option<usize> {

@@ -57,10 +57,12 @@ struct Planned {
     windowing: Option<Windowing>,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Windowing {
     kind: WindowKind,
     function: &'static str,
+    /// SESSION's `PARTITION BY` columns, which must be its GROUP BY keys.
+    partition: Vec<String>,
     /// Index of the trailing `__rowtime` column the window is assigned by.
     rowtime: usize,
 }
@@ -168,7 +170,7 @@ impl Planner<'_> {
                     .iter()
                     .map(|f| f.as_ref().clone())
                     .collect();
-                if let Some(w) = input.windowing {
+                if let Some(w) = &input.windowing {
                     fields.push(input.schema.field(w.rowtime).clone());
                 }
                 let mut schema = Arc::new(Schema::new(fields));
@@ -176,11 +178,11 @@ impl Planner<'_> {
                     // Window columns are still placeholder nulls here.
                     schema = relaxed(&schema);
                 }
+                let rowtime = input.windowing.as_ref().map(|w| w.rowtime);
                 let windowing = input.windowing.map(|w| Windowing {
                     rowtime: exprs.len(),
                     ..w
                 });
-                let rowtime = input.windowing.map(|w| w.rowtime);
                 let out = schema.clone();
                 let f: BatchFn = Arc::new(move |batch: RecordBatch| {
                     let rows = batch.num_rows();
@@ -431,6 +433,7 @@ impl Planner<'_> {
         let windowing = Windowing {
             kind: call.kind,
             function: call.function,
+            partition: call.partition.clone(),
             rowtime: schema.fields().len() - 1,
         };
         Ok(Planned {
@@ -460,6 +463,7 @@ impl Planner<'_> {
         // For each output column of DataFusion's aggregate, the column of ours.
         let mut order = Vec::new();
         let (mut has_start, mut has_end) = (false, false);
+        let mut key_columns: Vec<Option<String>> = Vec::new();
         for (i, expr) in aggregate.group_expr.iter().enumerate() {
             match expr {
                 Expr::Column(c) if c.name == "window_start" => {
@@ -483,6 +487,10 @@ impl Planner<'_> {
                     ));
                 }
                 other => {
+                    key_columns.push(match other {
+                        Expr::Column(c) => Some(c.name.clone()),
+                        _ => None,
+                    });
                     let physical = self
                         .context
                         .state()
@@ -498,6 +506,23 @@ impl Planner<'_> {
                 "a window aggregation must GROUP BY window_start and window_end",
                 &["GROUP"],
             ));
+        }
+        if matches!(windowing.kind, WindowKind::Session { .. }) {
+            // Sessions are kept per partition key, so the groups must be exactly those keys.
+            let mut grouped: Vec<Option<String>> = key_columns.clone();
+            grouped.sort();
+            let mut partition: Vec<Option<String>> =
+                windowing.partition.iter().cloned().map(Some).collect();
+            partition.sort();
+            if grouped != partition {
+                return Err(self.reject(
+                    &format!(
+                        "a SESSION window aggregation must GROUP BY window_start, window_end and exactly its PARTITION BY columns ({})",
+                        windowing.partition.join(", ")
+                    ),
+                    &["GROUP"],
+                ));
+            }
         }
         let physical_input = input.schema.clone();
         let mut aggregates = Vec::new();
@@ -530,6 +555,7 @@ impl Planner<'_> {
                 WindowKind::Tumble { size } => size.to_string(),
                 WindowKind::Hop { slide, size } => format!("{slide}, {size}"),
                 WindowKind::Cumulate { step, max } => format!("{step}, {max}"),
+                WindowKind::Session { gap } => gap.to_string(),
             },
             keys.iter()
                 .map(|(_, n)| n.as_str())

@@ -20,6 +20,8 @@ pub struct WindowCall {
     pub placeholder: String,
     pub table: String,
     pub time_column: String,
+    /// SESSION's `PARTITION BY` columns.
+    pub partition: Vec<String>,
     pub kind: WindowKind,
     pub function: &'static str,
     pub position: Position,
@@ -85,48 +87,61 @@ fn window_call_at(
         .ok_or_else(|| SqlError::at(format!("unclosed {function}("), at))?;
     let outer_close =
         matching_paren(tokens, outer_open).ok_or_else(|| SqlError::at("unclosed TABLE(", at))?;
-    if function == "SESSION" {
-        return Err(SqlError::at(
-            "SESSION window table functions are not supported yet",
-            at,
-        ));
-    }
     let args = split_commas(&tokens[inner_open + 1..inner_close]);
     let solid_args: Vec<Vec<TokenWithSpan>> = args.iter().map(|a| solid(a)).collect();
     let usage = || {
         SqlError::at(
-            format!(
-                "{function} takes (TABLE <table>, DESCRIPTOR(<time column>), <interval>{})",
-                if function == "TUMBLE" {
-                    ""
-                } else {
-                    ", <interval>"
+            match function {
+                "TUMBLE" => "TUMBLE takes (TABLE <table>, DESCRIPTOR(<time column>), <interval>)".to_string(),
+                "SESSION" => {
+                    "SESSION takes (TABLE <table> [PARTITION BY <columns>], DESCRIPTOR(<time column>), <gap interval>)".to_string()
                 }
-            ),
+                _ => format!("{function} takes (TABLE <table>, DESCRIPTOR(<time column>), <interval>, <interval>)"),
+            },
             at,
         )
     };
+    // SESSION's PARTITION BY list is split by the commas too: the table
+    // and its partition columns are every argument before DESCRIPTOR.
+    let descriptor = solid_args
+        .iter()
+        .position(|a| a.first().is_some_and(|t| is_word(t, "DESCRIPTOR")))
+        .ok_or_else(usage)?;
+    let mut partition = Vec::new();
     let table = match solid_args.first().map(Vec::as_slice) {
-        Some([t, name]) if is_word(t, "TABLE") => match &name.token {
-            Token::Word(w) => w.value.clone(),
-            _ => return Err(usage()),
-        },
+        Some([t, name, rest @ ..]) if is_word(t, "TABLE") => {
+            match rest {
+                [] => {}
+                [p, b, column]
+                    if function == "SESSION" && is_word(p, "PARTITION") && is_word(b, "BY") =>
+                {
+                    partition.push(word_value(column).ok_or_else(usage)?);
+                }
+                _ => return Err(usage()),
+            }
+            word_value(name).ok_or_else(usage)?
+        }
         _ => return Err(usage()),
     };
-    let time_column = match solid_args.get(1).map(Vec::as_slice) {
-        Some([d, open, column, close])
+    for arg in &solid_args[1..descriptor] {
+        match arg.as_slice() {
+            [column] if !partition.is_empty() => {
+                partition.push(word_value(column).ok_or_else(usage)?)
+            }
+            _ => return Err(usage()),
+        }
+    }
+    let time_column = match solid_args[descriptor].as_slice() {
+        [d, open, column, close]
             if is_word(d, "DESCRIPTOR")
                 && open.token == Token::LParen
                 && close.token == Token::RParen =>
         {
-            match &column.token {
-                Token::Word(w) => w.value.clone(),
-                _ => return Err(usage()),
-            }
+            word_value(column).ok_or_else(usage)?
         }
         _ => return Err(usage()),
     };
-    let intervals = args[2..]
+    let intervals = args[descriptor + 1..]
         .iter()
         .map(|a| interval_millis(a))
         .collect::<Result<Vec<_>, _>>()?;
@@ -134,6 +149,7 @@ fn window_call_at(
         ("TUMBLE", [size]) => WindowKind::tumble(*size),
         ("HOP", [slide, size]) => WindowKind::hop(*slide, *size),
         ("CUMULATE", [step, max]) => WindowKind::cumulate(*step, *max),
+        ("SESSION", [gap]) => WindowKind::session(*gap),
         _ => return Err(usage()),
     }
     .map_err(|e| SqlError::at(e.to_string(), at))?;
@@ -145,9 +161,17 @@ fn window_call_at(
             placeholder,
             table,
             time_column,
+            partition,
             kind,
             function,
             position: at,
         },
     )))
+}
+
+fn word_value(token: &TokenWithSpan) -> Option<String> {
+    match &token.token {
+        Token::Word(w) => Some(w.value.clone()),
+        _ => None,
+    }
 }

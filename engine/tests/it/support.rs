@@ -143,9 +143,17 @@ pub fn run_windowed(
             // Rows travel no later than their window_time; fixed windows
             // emit exactly then, sessions fired together at the earliest.
             if matches!(window, WindowKind::Session { .. }) {
-                assert!(time <= end - 1, "session row at {time} after its window_time {}", end - 1);
+                assert!(
+                    time < end,
+                    "session row at {time} after its window_time {}",
+                    end - 1
+                );
             } else {
-                assert_eq!(time, end - 1, "a window's rows are emitted at window_end - 1");
+                assert_eq!(
+                    time,
+                    end - 1,
+                    "a window's rows are emitted at window_end - 1"
+                );
             }
         }
         rows.extend(render(&batch, true));
@@ -188,7 +196,7 @@ fn sessions_of(rows: &[Row], gap: i64) -> Vec<(i64, i64)> {
     order.sort_by_key(|&i| (rows[i].0, rows[i].1));
     let mut assigned = vec![(0, 0); rows.len()];
     let mut group: Vec<usize> = Vec::new();
-    let mut flush = |group: &mut Vec<usize>, assigned: &mut Vec<(i64, i64)>| {
+    let flush = |group: &mut Vec<usize>, assigned: &mut Vec<(i64, i64)>| {
         if let (Some(&first), Some(&last)) = (group.first(), group.last()) {
             for &i in group.iter() {
                 assigned[i] = (rows[first].1, rows[last].1 + gap);
@@ -197,10 +205,10 @@ fn sessions_of(rows: &[Row], gap: i64) -> Vec<(i64, i64)> {
         group.clear();
     };
     for &i in &order {
-        if let Some(&last) = group.last() {
-            if rows[last].0 != rows[i].0 || rows[i].1 >= rows[last].1 + gap {
-                flush(&mut group, &mut assigned);
-            }
+        if let Some(&last) = group.last()
+            && (rows[last].0 != rows[i].0 || rows[i].1 >= rows[last].1 + gap)
+        {
+            flush(&mut group, &mut assigned);
         }
         group.push(i);
     }

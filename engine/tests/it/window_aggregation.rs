@@ -89,7 +89,16 @@ fn sessions_merge_when_a_row_bridges_two_of_them() {
     let kind = WindowKind::session(10).unwrap();
     // 0 and 15 are separate sessions until 8 arrives and bridges them.
     let rows = [(1, 0, 1), (1, 15, 2), (1, 8, 4), (1, 40, 8), (2, 3, 16)];
-    let output = run_windowed(vec![batch_of(&rows[..2]), batch_of(&rows[2..])], kind, 1, 100);
+    let output = run_windowed(
+        vec![batch_of(&rows[..2]), batch_of(&rows[2..])],
+        kind,
+        1,
+        100,
+    );
     assert_eq!(output.rows, oracle(&rows, kind));
-    assert!(output.rows.iter().any(|r| r.starts_with("0,25,1,3,")), "{:?}", output.rows);
+    assert!(
+        output.rows.iter().any(|r| r.starts_with("0,25,1,3,")),
+        "{:?}",
+        output.rows
+    );
 }
