@@ -84,6 +84,7 @@ fn main() {
                     let event_time = EventTime {
                         expr: spec.time.clone(),
                         max_out_of_orderness: 0,
+                        processing_time: false,
                     };
                     let spec = spec.clone();
                     worker.dataflow::<i64, _, _>(move |scope| {

@@ -36,6 +36,9 @@ pub trait BatchReader: 'static {
 pub struct EventTime {
     pub expr: Arc<dyn PhysicalExpr>,
     pub max_out_of_orderness: Millis,
+    /// `PROCTIME()`: the watermark follows the wall clock, also while the
+    /// source has nothing to read, so processing-time windows close on time.
+    pub processing_time: bool,
 }
 
 /// Batches read per activation, so one busy source cannot starve the rest
@@ -113,6 +116,15 @@ pub fn source<'scope>(
                         }
                     }
                 }
+                if idle
+                    && let Some(event_time) = &event_time
+                    && event_time.processing_time
+                {
+                    let now = wall_clock_millis();
+                    if now > *cap.time() {
+                        cap.downgrade(&now);
+                    }
+                }
                 if finished {
                     // Dropping the capability is end of input: the watermark goes
                     // to the end of time and every window fires.
@@ -125,6 +137,12 @@ pub fn source<'scope>(
             }
         },
     )
+}
+
+fn wall_clock_millis() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as Millis)
 }
 
 /// Removes rows whose event time is before `watermark` and counts them.

@@ -9,6 +9,7 @@
 mod catalog;
 mod ddl;
 mod error;
+mod functions;
 mod job;
 mod legacy_windows;
 mod planner;

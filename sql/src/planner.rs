@@ -316,7 +316,23 @@ impl Planner<'_> {
             .connectors
             .source(table.options.clone(), schema.clone())
             .map_err(|e| SqlError::at(format!("table '{}': {e}", table.name), table.position))?;
+        let proctime = table
+            .computed
+            .iter()
+            .any(|(_, sql)| crate::functions::is_proctime(sql));
         let event_time = match &table.watermark {
+            None if proctime => {
+                let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
+                let expr = self.context.parse_sql_expr("PROCTIME()", &df_schema)?;
+                Some(EventTime {
+                    expr: self
+                        .context
+                        .state()
+                        .create_physical_expr(expr, &df_schema)?,
+                    max_out_of_orderness: 0,
+                    processing_time: true,
+                })
+            }
             None => None,
             Some(watermark) => {
                 let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
@@ -346,6 +362,7 @@ impl Planner<'_> {
                 Some(EventTime {
                     expr,
                     max_out_of_orderness: watermark.max_out_of_orderness,
+                    processing_time: false,
                 })
             }
         };

@@ -113,6 +113,7 @@ pub fn run_windowed(
             let event_time = EventTime {
                 expr: spec.time.clone(),
                 max_out_of_orderness: bound,
+                processing_time: false,
             };
             let spec = spec.clone();
             let output = output.clone();

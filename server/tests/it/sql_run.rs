@@ -191,3 +191,50 @@ fn explain_prints_the_dataflow() {
         "{text}"
     );
 }
+
+#[test]
+fn processing_time_windows_count_every_row_in_the_current_hour() {
+    let dir = tempfile::tempdir().unwrap();
+    let bids = bids_file(dir.path());
+    let file = dir.path().join("proctime.sql");
+    std::fs::write(
+        &file,
+        format!(
+            "CREATE TABLE bids (auction BIGINT, price BIGINT, proc AS PROCTIME()) \
+             WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');\n\
+             SELECT window_start, COUNT(*) FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(proc), INTERVAL '1' HOUR)) \
+             GROUP BY window_start, window_end;\n",
+            bids.display()
+        ),
+    )
+    .unwrap();
+    let output = run(&[
+        "sql",
+        "run",
+        "-q",
+        "--workers",
+        "2",
+        "--file",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rows = rows(&output);
+    // Normally one window; two if the run straddles the top of an hour.
+    assert!((1..=2).contains(&rows.len()), "{rows:?}");
+    let total: u64 = rows
+        .iter()
+        .map(|r| {
+            r.trim_end_matches(']')
+                .rsplit(", ")
+                .next()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(total, 60, "{rows:?}");
+}
