@@ -4,6 +4,7 @@
 
 pub mod aggregate;
 pub mod batch;
+pub mod complete;
 pub mod connector;
 pub mod context;
 pub mod error;

@@ -394,6 +394,7 @@ pub fn explain(node: &Node, depth: usize) -> String {
                 explain(input, depth + 1)
             )
         }
+        Node::Complete { input, name, .. } => format!("{pad}{name}\n{}", explain(input, depth + 1)),
         Node::Union { inputs } => {
             let children: Vec<String> = inputs.iter().map(|n| explain(n, depth + 1)).collect();
             format!("{pad}UnionAll\n{}", children.join("\n"))
@@ -476,6 +477,18 @@ fn build<'scope>(
             spec.clone(),
             context.clone(),
         )?,
+        Node::Complete {
+            input,
+            name,
+            key_columns,
+            f,
+        } => runnel_engine::complete::per_complete_time(
+            build(input, scope, context, index, peers)?,
+            name,
+            key_columns.clone(),
+            f.clone(),
+            context.clone(),
+        ),
         Node::Union { inputs } => {
             let streams = inputs
                 .iter()

@@ -47,6 +47,13 @@ pub enum Node {
     Union {
         inputs: Vec<Node>,
     },
+    /// A function over all rows of one time, keyed: window top-N.
+    Complete {
+        input: Box<Node>,
+        name: String,
+        key_columns: Vec<usize>,
+        f: runnel_engine::complete::CompleteFn,
+    },
 }
 
 /// A planned node, the schema of its batches, and, under a window call, the
@@ -281,10 +288,10 @@ impl Planner<'_> {
             LogicalPlan::Limit(_) => {
                 Err(self.reject("LIMIT is not supported on streams", &["LIMIT"]))
             }
-            LogicalPlan::Window(_) => Err(self.reject(
-                "OVER windows (including ROW_NUMBER top-N) are not supported yet",
-                &["OVER"],
-            )),
+            LogicalPlan::Window(window) => {
+                let input = Box::pin(self.translate(&window.input)).await?;
+                self.window_top_n(window, input)
+            }
             LogicalPlan::Distinct(_) => {
                 Err(self.reject("SELECT DISTINCT is not supported yet", &["DISTINCT"]))
             }
@@ -296,6 +303,82 @@ impl Planner<'_> {
                 &["SELECT"],
             )),
         }
+    }
+
+    /// `ROW_NUMBER() OVER (PARTITION BY window_start, window_end, ... ORDER
+    /// BY ...)` over a window aggregation's results: every row of a window
+    /// arrives at its `window_end - 1`, so the rows of each time are ranked
+    /// once the watermark passes it. `rn <= N` is the Filter above.
+    fn window_top_n(
+        &self,
+        window: &datafusion::logical_expr::Window,
+        input: Planned,
+    ) -> Result<Planned, SqlError> {
+        let unsupported = |message: &str| self.reject(message, &["OVER", "ROW_NUMBER"]);
+        if input.windowing.is_some() {
+            return Err(unsupported(
+                "ROW_NUMBER directly over a window table function is not supported yet; aggregate the window first",
+            ));
+        }
+        let [expr] = window.window_expr.as_slice() else {
+            return Err(unsupported(
+                "only one OVER function per SELECT is supported",
+            ));
+        };
+        let Expr::WindowFunction(function) = expr.clone().unalias() else {
+            return Err(unsupported("unsupported OVER expression"));
+        };
+        if function.fun.name() != "row_number" {
+            return Err(unsupported(
+                "only ROW_NUMBER() OVER (...) is supported (window top-N)",
+            ));
+        }
+        let input_df = window.input.schema();
+        let mut key_columns = Vec::new();
+        let mut names = Vec::new();
+        for partition in &function.params.partition_by {
+            let Expr::Column(column) = partition else {
+                return Err(unsupported("PARTITION BY must list columns"));
+            };
+            key_columns.push(input_df.index_of_column(column)?);
+            names.push(column.name.clone());
+        }
+        if !(names.iter().any(|n| n == "window_start") && names.iter().any(|n| n == "window_end")) {
+            return Err(unsupported(
+                "ROW_NUMBER must PARTITION BY window_start, window_end (window top-N); a top-N over a whole stream is not supported yet",
+            ));
+        }
+        let mut order = Vec::new();
+        for sort in &function.params.order_by {
+            let physical = self
+                .context
+                .state()
+                .create_physical_expr(sort.expr.clone(), input_df)?;
+            let options = datafusion::arrow::compute::SortOptions {
+                descending: !sort.asc,
+                nulls_first: sort.nulls_first,
+            };
+            order.push((physical, options));
+        }
+        let schema = Arc::new(window.schema.as_arrow().clone());
+        let input_schema = input.schema.clone();
+        let out = schema.clone();
+        let keys = key_columns.clone();
+        let f: runnel_engine::complete::CompleteFn = Arc::new(move |batches: Vec<RecordBatch>| {
+            let batch = datafusion::arrow::compute::concat_batches(&input_schema, &batches)?;
+            Ok(Some(rank_rows(&batch, &keys, &order, &out)?))
+        });
+        let node = Node::Complete {
+            input: Box::new(input.node),
+            name: "WindowTopN".into(),
+            key_columns,
+            f,
+        };
+        Ok(Planned {
+            node,
+            schema,
+            windowing: None,
+        })
     }
 
     fn physical_exprs(
@@ -670,4 +753,47 @@ pub fn cast_to(schema: SchemaRef, target: SchemaRef) -> Result<BatchFn, SqlError
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Some(RecordBatch::try_new(target.clone(), columns)?))
     }))
+}
+
+/// Sorts `batch` by its partition columns and `order`, and appends each
+/// row's ROW_NUMBER within its partition.
+fn rank_rows(
+    batch: &RecordBatch,
+    partition: &[usize],
+    order: &[(
+        Arc<dyn PhysicalExpr>,
+        datafusion::arrow::compute::SortOptions,
+    )],
+    schema: &SchemaRef,
+) -> Result<RecordBatch, runnel_engine::EngineError> {
+    use datafusion::arrow::compute::{SortColumn, lexsort_to_indices, take_record_batch};
+    let rows = batch.num_rows();
+    let mut columns: Vec<SortColumn> = partition
+        .iter()
+        .map(|&i| SortColumn {
+            values: batch.column(i).clone(),
+            options: None,
+        })
+        .collect();
+    for (expr, options) in order {
+        columns.push(SortColumn {
+            values: expr.evaluate(batch)?.into_array(rows)?,
+            options: Some(*options),
+        });
+    }
+    let indices = lexsort_to_indices(&columns, None)?;
+    let sorted = take_record_batch(batch, &indices)?;
+    let keys: Vec<ArrayRef> = partition
+        .iter()
+        .map(|&i| sorted.column(i).clone())
+        .collect();
+    let mut numbers = Vec::with_capacity(rows);
+    for range in datafusion::arrow::compute::partition(&keys)?.ranges() {
+        numbers.extend(1..=range.len() as u64);
+    }
+    let mut out = sorted.columns().to_vec();
+    out.push(Arc::new(datafusion::arrow::array::UInt64Array::from(
+        numbers,
+    )));
+    Ok(RecordBatch::try_new(schema.clone(), out)?)
 }

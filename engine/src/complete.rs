@@ -1,0 +1,69 @@
+//! Batch functions over everything that arrived at one time, applied once
+//! the watermark has passed that time: the shape of window top-N, whose
+//! input rows (a window aggregation's results) all travel at their window's
+//! `window_end - 1`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::record_batch::RecordBatch;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::Stream;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::generic::Operator;
+
+use crate::batch::Batch;
+use crate::context::JobContext;
+use crate::error::EngineError;
+use crate::exchange;
+use crate::time::Watermark;
+
+/// Gets every batch of one time (on this worker), at once.
+pub type CompleteFn =
+    Arc<dyn Fn(Vec<RecordBatch>) -> Result<Option<RecordBatch>, EngineError> + Send + Sync>;
+
+/// Routes rows by `key_columns`, stashes them per time, and applies `f` to
+/// each time's rows once the input frontier has passed it.
+pub fn per_complete_time<'scope>(
+    input: Stream<'scope, Watermark, Batch>,
+    name: &str,
+    key_columns: Vec<usize>,
+    f: CompleteFn,
+    context: Arc<JobContext>,
+) -> Stream<'scope, Watermark, Batch> {
+    input.unary_frontier::<CapacityContainerBuilder<Batch>, _, _, _>(
+        exchange::by_key(key_columns),
+        name,
+        move |_cap, _info| {
+            let mut stash: BTreeMap<Watermark, (Capability<Watermark>, Vec<RecordBatch>)> =
+                BTreeMap::new();
+            move |(input, frontier), output| {
+                input.for_each(|cap, data| {
+                    let Some(batch) = data.take() else { return };
+                    let time = cap.least().copied().unwrap_or(Watermark::MIN);
+                    match stash.get_mut(&time) {
+                        Some((_, batches)) => batches.push(batch),
+                        None => {
+                            if let Some(held) = cap.retain_least(0) {
+                                stash.insert(time, (held, vec![batch]));
+                            }
+                        }
+                    }
+                });
+                while let Some(entry) = stash.first_entry() {
+                    if frontier.less_equal(entry.key()) {
+                        break;
+                    }
+                    let (cap, batches) = entry.remove();
+                    match f(batches) {
+                        Ok(Some(out)) if out.num_rows() > 0 => {
+                            output.session(&cap).give_container(&mut Batch::new(out))
+                        }
+                        Ok(_) => {}
+                        Err(error) => context.fail(error),
+                    }
+                }
+            }
+        },
+    )
+}
