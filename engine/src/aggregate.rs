@@ -27,6 +27,12 @@ use crate::error::EngineError;
 use crate::time::Millis;
 use crate::window::{Window, WindowKind};
 
+/// Per aggregate of a batch: its argument arrays and its `FILTER` mask.
+pub struct AggregateInputs {
+    pub args: Vec<Vec<ArrayRef>>,
+    pub filters: Vec<Option<BooleanArray>>,
+}
+
 /// What a window aggregation computes, independent of how it is staged.
 pub struct WindowAggregate {
     pub window: WindowKind,
@@ -82,6 +88,37 @@ impl WindowAggregate {
             fields.extend(aggregate.state_fields()?.iter().map(|f| f.as_ref().clone()));
         }
         Ok(Arc::new(Schema::new(fields)))
+    }
+
+    /// Per aggregate, its argument arrays and its `FILTER (WHERE ...)` mask,
+    /// evaluated over a raw input batch.
+    pub fn evaluate_inputs(&self, batch: &RecordBatch) -> Result<AggregateInputs, EngineError> {
+        let rows = batch.num_rows();
+        let mut inputs = Vec::with_capacity(self.aggregates.len());
+        let mut filters = Vec::with_capacity(self.aggregates.len());
+        for (i, aggregate) in self.aggregates.iter().enumerate() {
+            let args = aggregate
+                .expressions()
+                .iter()
+                .map(|expr| Ok(expr.evaluate(batch)?.into_array(rows)?))
+                .collect::<Result<Vec<_>, EngineError>>()?;
+            inputs.push(args);
+            let filter = match self.filters.get(i).and_then(Option::as_ref) {
+                Some(expr) => {
+                    let array = expr.evaluate(batch)?.into_array(rows)?;
+                    let mask = array.as_boolean_opt().cloned().ok_or_else(|| {
+                        EngineError::Plan("FILTER (WHERE ...) must be a boolean expression".into())
+                    })?;
+                    Some(mask)
+                }
+                None => None,
+            };
+            filters.push(filter);
+        }
+        Ok(AggregateInputs {
+            args: inputs,
+            filters,
+        })
     }
 
     /// Key columns of the state schema, which the exchange hashes.
@@ -308,43 +345,17 @@ impl WindowAggregator {
                 .map(|i| batch.column(i).clone())
                 .collect()
         };
-        let mut inputs = Vec::with_capacity(self.spec.aggregates.len());
-        let mut filters = Vec::with_capacity(self.spec.aggregates.len());
-        for (i, aggregate) in self.spec.aggregates.iter().enumerate() {
-            if raw {
-                let args = aggregate
-                    .expressions()
-                    .iter()
-                    .map(|expr| Ok(expr.evaluate(batch)?.into_array(rows)?))
-                    .collect::<Result<Vec<_>, EngineError>>()?;
-                inputs.push(args);
-                let filter = match self.spec.filters.get(i).and_then(Option::as_ref) {
-                    Some(expr) => {
-                        let array = expr.evaluate(batch)?.into_array(rows)?;
-                        let mask = array
-                            .as_any()
-                            .downcast_ref::<BooleanArray>()
-                            .ok_or_else(|| {
-                                EngineError::Plan(
-                                    "FILTER (WHERE ...) must be a boolean expression".into(),
-                                )
-                            })?
-                            .clone();
-                        Some(mask)
-                    }
-                    None => None,
-                };
-                filters.push(filter);
-            } else {
-                inputs.push(
-                    self.state_ranges[i]
-                        .clone()
-                        .map(|c| batch.column(c).clone())
-                        .collect(),
-                );
-                filters.push(None);
-            }
-        }
+        let (inputs, filters) = if raw {
+            let AggregateInputs { args, filters } = self.spec.evaluate_inputs(batch)?;
+            (args, filters)
+        } else {
+            let states = self
+                .state_ranges
+                .iter()
+                .map(|range| range.clone().map(|c| batch.column(c).clone()).collect())
+                .collect();
+            (states, vec![None; self.spec.aggregates.len()])
+        };
         Ok(Evaluated {
             rows,
             times,

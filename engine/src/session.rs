@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, TimestampMillisecondArray};
+use datafusion::arrow::array::{Array, ArrayRef, TimestampMillisecondArray};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::common::ScalarValue;
@@ -19,7 +19,7 @@ use timely::dataflow::channels::pact::{ParallelizationContract, Pipeline};
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
-use crate::aggregate::{WindowAggregate, millis};
+use crate::aggregate::{AggregateInputs, WindowAggregate, millis};
 use crate::batch::Batch;
 use crate::context::JobContext;
 use crate::error::EngineError;
@@ -81,7 +81,6 @@ impl Sessions {
 
     /// Adds on-time rows (`times` are their event times).
     pub fn absorb(&mut self, batch: &RecordBatch, times: &[Millis]) -> Result<(), EngineError> {
-        let rows = batch.num_rows();
         let keys: Vec<ArrayRef> = self
             .key_columns
             .iter()
@@ -92,21 +91,7 @@ impl Sessions {
         } else {
             Some(self.converter.convert_columns(&keys)?)
         };
-        let mut args = Vec::with_capacity(self.spec.aggregates.len());
-        let mut filters = Vec::with_capacity(self.spec.aggregates.len());
-        for (i, aggregate) in self.spec.aggregates.iter().enumerate() {
-            let arrays = aggregate
-                .expressions()
-                .iter()
-                .map(|e| Ok(e.evaluate(batch)?.into_array(rows)?))
-                .collect::<Result<Vec<_>, EngineError>>()?;
-            args.push(arrays);
-            let filter = match self.spec.filters.get(i).and_then(Option::as_ref) {
-                Some(expr) => Some(expr.evaluate(batch)?.into_array(rows)?),
-                None => None,
-            };
-            filters.push(filter);
-        }
+        let AggregateInputs { args, filters } = self.spec.evaluate_inputs(batch)?;
         for (row, &ts) in times.iter().enumerate() {
             let key = key_rows.as_ref().map(|rows| rows.row(row).owned());
             let sessions = self.open.entry(key).or_default();
@@ -114,9 +99,7 @@ impl Sessions {
             let session = &mut sessions[index];
             for (a, accumulator) in session.accumulators.iter_mut().enumerate() {
                 let included = match &filters[a] {
-                    Some(mask) => mask
-                        .as_boolean_opt()
-                        .is_some_and(|m| m.is_valid(row) && m.value(row)),
+                    Some(mask) => mask.is_valid(row) && mask.value(row),
                     None => true,
                 };
                 if included {
