@@ -218,9 +218,7 @@ impl BatchReader for DatagenReader {
         let indices: Vec<u64> = (0..n).map(|i| self.next + i * self.step).collect();
         self.next += n * self.step;
         self.emitted += n;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let now = runnel_engine::time::wall_clock_millis();
         let schema = self.spec.schema.clone();
         let kinds = self.spec.kinds.clone();
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(kinds.len());

@@ -241,12 +241,7 @@ impl WindowAggregator {
 
     /// Event times of a raw batch, for the caller's lateness check.
     pub fn event_times(&self, batch: &RecordBatch) -> Result<Vec<Millis>, EngineError> {
-        let array = self
-            .spec
-            .time
-            .evaluate(batch)?
-            .into_array(batch.num_rows())?;
-        millis(&array)
+        crate::lateness::event_times(self.spec.time.as_ref(), batch)
     }
 
     /// Adds a batch and returns the windows it opened. Raw batches must
@@ -322,13 +317,6 @@ impl WindowAggregator {
             self.output_schema.clone(),
             columns,
         )?))
-    }
-
-    /// Open windows, earliest end first.
-    pub fn open_windows(&self) -> impl Iterator<Item = Window> + '_ {
-        self.windows
-            .keys()
-            .map(|&(end, start)| Window { start, end })
     }
 
     fn evaluate(&self, batch: &RecordBatch, times: Vec<Millis>) -> Result<Evaluated, EngineError> {

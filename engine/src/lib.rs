@@ -9,6 +9,7 @@ pub mod connector;
 pub mod context;
 pub mod error;
 pub mod exchange;
+pub mod lateness;
 pub mod partition;
 pub mod runtime;
 pub mod session;

@@ -19,11 +19,12 @@ use timely::dataflow::channels::pact::{ParallelizationContract, Pipeline};
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
-use crate::aggregate::{AggregateInputs, WindowAggregate, millis};
+use crate::aggregate::{AggregateInputs, WindowAggregate};
 use crate::batch::Batch;
 use crate::context::JobContext;
 use crate::error::EngineError;
 use crate::exchange;
+use crate::lateness::{drop_late, event_times};
 use crate::time::{Millis, Watermark};
 use crate::window::WindowKind;
 
@@ -259,21 +260,9 @@ fn operator<'scope, P: ParallelizationContract<Watermark, Batch>>(
                 input.for_each(|cap, data| {
                     let Some(batch) = data.take() else { return };
                     let time = cap.least().copied().unwrap_or(Watermark::MIN);
-                    let result = (|| -> Result<(), EngineError> {
-                        let array = spec.time.evaluate(&batch)?.into_array(batch.num_rows())?;
-                        let times = millis(&array)?;
-                        let late = times.iter().filter(|&&t| t < time).count();
-                        if late == 0 {
-                            return sessions.absorb(&batch, &times);
-                        }
-                        JobContext::add(&context.late_records, late);
-                        let keep: datafusion::arrow::array::BooleanArray =
-                            times.iter().map(|&t| Some(t >= time)).collect();
-                        let on_time =
-                            datafusion::arrow::compute::filter_record_batch(&batch, &keep)?;
-                        let times: Vec<Millis> = times.into_iter().filter(|&t| t >= time).collect();
-                        sessions.absorb(&on_time, &times)
-                    })();
+                    let result = event_times(spec.time.as_ref(), &batch)
+                        .and_then(|times| drop_late(batch, times, time, &context))
+                        .and_then(|(on_time, times)| sessions.absorb(&on_time, &times));
                     if let Err(error) = result {
                         context.fail(error);
                     }

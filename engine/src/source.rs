@@ -5,19 +5,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use datafusion::arrow::array::BooleanArray;
-use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::physical_expr::PhysicalExpr;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::operator::source as timely_source;
 use timely::dataflow::{Scope, Stream};
 
-use crate::aggregate::millis;
 use crate::batch::Batch;
 use crate::context::JobContext;
 use crate::error::EngineError;
-use crate::time::{Millis, Watermark};
+use crate::lateness::{drop_late, event_times};
+use crate::time::{Millis, Watermark, wall_clock_millis};
 
 pub enum Poll {
     Batch(RecordBatch),
@@ -90,9 +88,13 @@ pub fn source<'scope>(
                     let on_time = match &event_time {
                         None => batch,
                         Some(event_time) => {
-                            match drop_late(&batch, event_time, *cap.time(), &context) {
-                                Ok((on_time, batch_max)) => {
-                                    max_event_time = max_event_time.max(batch_max);
+                            let on_time = event_times(event_time.expr.as_ref(), &batch)
+                                .and_then(|times| drop_late(batch, times, *cap.time(), &context));
+                            match on_time {
+                                Ok((on_time, times)) => {
+                                    if let Some(&batch_max) = times.iter().max() {
+                                        max_event_time = max_event_time.max(batch_max);
+                                    }
                                     on_time
                                 }
                                 Err(error) => {
@@ -137,36 +139,6 @@ pub fn source<'scope>(
             }
         },
     )
-}
-
-fn wall_clock_millis() -> Millis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as Millis)
-}
-
-/// Removes rows whose event time is before `watermark` and counts them.
-/// Returns the on-time rows and the largest event time seen.
-fn drop_late(
-    batch: &RecordBatch,
-    event_time: &EventTime,
-    watermark: Watermark,
-    context: &JobContext,
-) -> Result<(RecordBatch, Millis), EngineError> {
-    let times = millis(
-        &event_time
-            .expr
-            .evaluate(batch)?
-            .into_array(batch.num_rows())?,
-    )?;
-    let max = times.iter().copied().max().unwrap_or(Millis::MIN);
-    let late = times.iter().filter(|&&t| t < watermark).count();
-    if late == 0 {
-        return Ok((batch.clone(), max));
-    }
-    JobContext::add(&context.late_records, late);
-    let keep: BooleanArray = times.iter().map(|&t| Some(t >= watermark)).collect();
-    Ok((filter_record_batch(batch, &keep)?, max))
 }
 
 /// A reader over batches in memory: this worker's share is every

@@ -7,3 +7,10 @@ pub type Millis = i64;
 
 /// The timely timestamp: a watermark in milliseconds.
 pub type Watermark = Millis;
+
+/// The wall clock, for processing time.
+pub fn wall_clock_millis() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as Millis)
+}

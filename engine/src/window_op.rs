@@ -5,8 +5,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::BooleanArray;
-use datafusion::arrow::compute::filter_record_batch;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::Stream;
 use timely::dataflow::channels::pact::{ParallelizationContract, Pipeline};
@@ -18,6 +16,7 @@ use crate::batch::Batch;
 use crate::context::JobContext;
 use crate::error::EngineError;
 use crate::exchange;
+use crate::lateness::drop_late;
 use crate::time::{Millis, Watermark};
 use crate::window::Window;
 
@@ -122,15 +121,6 @@ fn absorb(
         return aggregator.absorb(&batch, Vec::new());
     }
     let times = aggregator.event_times(&batch)?;
-    // Sources already drop late rows; this keeps the operator correct for
-    // any input, e.g. a second window over a first one's results.
-    let late = times.iter().filter(|&&t| t < time).count();
-    if late == 0 {
-        return aggregator.absorb(&batch, times);
-    }
-    JobContext::add(&context.late_records, late);
-    let keep: BooleanArray = times.iter().map(|&t| Some(t >= time)).collect();
-    let on_time = filter_record_batch(&batch, &keep)?;
-    let times = times.into_iter().filter(|&t| t >= time).collect();
+    let (on_time, times) = drop_late(batch, times, time, context)?;
     aggregator.absorb(&on_time, times)
 }

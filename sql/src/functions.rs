@@ -43,16 +43,10 @@ impl ScalarUDFImpl for ProcTime {
 
     fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         Ok(ColumnarValue::Scalar(ScalarValue::TimestampMillisecond(
-            Some(now_millis()),
+            Some(runnel_engine::time::wall_clock_millis()),
             None,
         )))
     }
-}
-
-pub fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Whether a computed column's SQL is `PROCTIME()`.
