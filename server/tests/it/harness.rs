@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+const PORT_ATTEMPTS: u32 = 5;
 
 pub fn runnel_bin() -> &'static str {
     env!("CARGO_BIN_EXE_runnel")
@@ -62,36 +63,48 @@ impl ServerBuilder {
                 (Some(temp), dir)
             }
         };
-        let log_path = std::env::temp_dir().join(format!("runnel-test-{}.log", uuid_like()));
-        let mut command = Command::new(runnel_bin());
-        command.arg("server").arg("--data-dir").arg(&data_dir);
-        let port = match self.port {
-            Some(port) => port,
-            None => {
-                let port = free_port();
+        // A free port can be taken by a parallel test's server between our
+        // look and the bind; with a port of our choosing, try another.
+        let attempts = if self.port.is_some() {
+            1
+        } else {
+            PORT_ATTEMPTS
+        };
+        for attempt in 1..=attempts {
+            let port = self.port.unwrap_or_else(free_port);
+            let log_path = std::env::temp_dir().join(format!("runnel-test-{}.log", uuid_like()));
+            let mut command = Command::new(runnel_bin());
+            command.arg("server").arg("--data-dir").arg(&data_dir);
+            if self.port.is_none() {
                 command.arg("--port").arg(port.to_string());
-                port
             }
-        };
-        command
-            .args(&self.args)
-            .envs(self.envs.iter().map(|(k, v)| (k, v)));
-        let log = std::fs::File::create(&log_path).expect("server log file");
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log handle"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn runnel server");
-        let mut server = RunnelServer {
-            child: Some(child),
-            port,
-            data_dir,
-            log_path,
-            _temp: temp,
-        };
-        server.wait_healthy();
-        server
+            command
+                .args(&self.args)
+                .envs(self.envs.iter().map(|(k, v)| (k, v)));
+            let log = std::fs::File::create(&log_path).expect("server log file");
+            let child = command
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("log handle"))
+                .stderr(log)
+                .spawn()
+                .expect("spawn runnel server");
+            let mut server = RunnelServer {
+                child: Some(child),
+                port,
+                data_dir: data_dir.clone(),
+                log_path,
+                _temp: None,
+            };
+            match server.wait_healthy() {
+                Ok(()) => {
+                    server._temp = temp;
+                    return server;
+                }
+                Err(log) if attempt < attempts && log.contains("cannot listen") => continue,
+                Err(log) => panic!("runnel server did not start; log:\n{log}"),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
     }
 }
 
@@ -150,34 +163,36 @@ impl RunnelServer {
         }
     }
 
-    fn wait_healthy(&mut self) {
+    /// Waits until this server, not another test's on a reused port,
+    /// answers its health check. Err carries the log if it did not.
+    fn wait_healthy(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + START_TIMEOUT;
         let agent = agent();
+        let data_dir = self.data_dir.display().to_string();
         while Instant::now() < deadline {
             if let Some(status) = self
                 .child
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
-                panic!(
-                    "runnel server exited during start ({status}); log:\n{}",
-                    self.log()
-                );
+                self.child = None;
+                return Err(format!("exited during start ({status}):\n{}", self.log()));
             }
-            if agent
+            let health: Option<serde_json::Value> = agent
                 .get(&format!("{}/v1/health", self.url()))
                 .call()
-                .is_ok()
-            {
-                return;
+                .ok()
+                .and_then(|mut response| response.body_mut().read_json().ok());
+            if health.is_some_and(|h| h["data_dir"] == data_dir.as_str()) {
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         self.kill();
-        panic!(
-            "runnel server not healthy within {START_TIMEOUT:?}; log:\n{}",
+        Err(format!(
+            "not healthy within {START_TIMEOUT:?}:\n{}",
             self.log()
-        );
+        ))
     }
 }
 
