@@ -403,51 +403,43 @@ impl Planner<'_> {
             .computed
             .iter()
             .any(|(_, sql)| crate::functions::is_proctime(sql));
-        let event_time = match &table.watermark {
-            None if proctime => {
-                let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
-                let expr = self.context.parse_sql_expr("PROCTIME()", &df_schema)?;
-                Some(EventTime {
-                    expr: self
-                        .context
-                        .state()
-                        .create_physical_expr(expr, &df_schema)?,
-                    max_out_of_orderness: 0,
-                    processing_time: true,
-                })
-            }
+        let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
+        // The event time as a logical expression over the physical columns,
+        // its out-of-orderness bound, and whether it is the wall clock.
+        let time = match &table.watermark {
+            None if proctime => Some((crate::functions::ProcTime::udf().call(vec![]), 0, true)),
             None => None,
             Some(watermark) => {
-                let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
                 let expr = match table
                     .computed
                     .iter()
                     .find(|(name, _)| *name == watermark.column)
                 {
                     Some((_, sql)) => self.context.parse_sql_expr(sql, &df_schema)?,
-                    None => {
-                        if schema.field_with_name(&watermark.column).is_err() {
-                            return Err(SqlError::at(
-                                format!(
-                                    "the watermark column '{}' is not a column of '{}'",
-                                    watermark.column, table.name
-                                ),
-                                table.position,
-                            ));
-                        }
-                        datafusion::prelude::col(quoted(&watermark.column))
+                    None if schema.field_with_name(&watermark.column).is_err() => {
+                        return Err(SqlError::at(
+                            format!(
+                                "the watermark column '{}' is not a column of '{}'",
+                                watermark.column, table.name
+                            ),
+                            table.position,
+                        ));
                     }
+                    None => datafusion::prelude::col(quoted(&watermark.column)),
                 };
-                let expr = self
+                Some((expr, watermark.max_out_of_orderness, false))
+            }
+        };
+        let event_time = match time {
+            Some((expr, max_out_of_orderness, processing_time)) => Some(EventTime {
+                expr: self
                     .context
                     .state()
-                    .create_physical_expr(expr, &df_schema)?;
-                Some(EventTime {
-                    expr,
-                    max_out_of_orderness: watermark.max_out_of_orderness,
-                    processing_time: false,
-                })
-            }
+                    .create_physical_expr(expr, &df_schema)?,
+                max_out_of_orderness,
+                processing_time,
+            }),
+            None => None,
         };
         Ok(Node::Source {
             table,
