@@ -395,6 +395,37 @@ pub fn explain(node: &Node, depth: usize) -> String {
             )
         }
         Node::Complete { input, name, .. } => format!("{pad}{name}\n{}", explain(input, depth + 1)),
+        Node::WindowAssign { input, spec } => format!(
+            "{pad}WindowAssign: {:?}\n{}",
+            spec.kind,
+            explain(input, depth + 1)
+        ),
+        Node::WindowJoin {
+            left,
+            right,
+            describe,
+            ..
+        } => format!(
+            "{pad}WindowJoin: {describe}\n{}\n{}",
+            explain(left, depth + 1),
+            explain(right, depth + 1)
+        ),
+        Node::IntervalJoin {
+            left,
+            right,
+            describe,
+            ..
+        } => format!(
+            "{pad}IntervalJoin: {describe}\n{}\n{}",
+            explain(left, depth + 1),
+            explain(right, depth + 1)
+        ),
+        Node::Deduplicate {
+            input, describe, ..
+        } => format!(
+            "{pad}Deduplicate: {describe}\n{}",
+            explain(input, depth + 1)
+        ),
         Node::Union { inputs } => {
             let children: Vec<String> = inputs.iter().map(|n| explain(n, depth + 1)).collect();
             format!("{pad}UnionAll\n{}", children.join("\n"))
@@ -489,6 +520,49 @@ fn build<'scope>(
             f.clone(),
             context.clone(),
         ),
+        Node::WindowAssign { input, spec } => runnel_engine::window_assign::assign_windows(
+            build(input, scope, context, index, peers)?,
+            spec.clone(),
+            context.clone(),
+        ),
+        Node::WindowJoin {
+            left,
+            right,
+            spec,
+            routes,
+            ..
+        } => {
+            let join = spec.clone();
+            let f: runnel_engine::complete::CompletePairFn =
+                Arc::new(move |lefts, rights| join.join_all(&lefts, &rights));
+            runnel_engine::complete::per_complete_time_pair(
+                build(left, scope, context, index, peers)?,
+                build(right, scope, context, index, peers)?,
+                "WindowJoin",
+                routes.clone(),
+                f,
+                context.clone(),
+            )
+        }
+        Node::IntervalJoin {
+            left, right, spec, ..
+        } => runnel_engine::interval_join::interval_join(
+            build(left, scope, context, index, peers)?,
+            build(right, scope, context, index, peers)?,
+            spec.clone(),
+            context.clone(),
+        )?,
+        Node::Deduplicate {
+            input,
+            spec,
+            input_schema,
+            ..
+        } => runnel_engine::dedup::deduplicate(
+            build(input, scope, context, index, peers)?,
+            spec.clone(),
+            input_schema.clone(),
+            context.clone(),
+        )?,
         Node::Union { inputs } => {
             let streams = inputs
                 .iter()

@@ -18,13 +18,18 @@ use datafusion::physical_expr::expressions::Column;
 use datafusion::prelude::SessionContext;
 use runnel_engine::aggregate::WindowAggregate;
 use runnel_engine::connector::{ConnectorFactory, SourceProvider};
+use runnel_engine::dedup::Deduplicate;
+use runnel_engine::interval_join::IntervalJoin;
+use runnel_engine::join::JoinSpec;
 use runnel_engine::source::EventTime;
 use runnel_engine::stateless::BatchFn;
 use runnel_engine::window::WindowKind;
+use runnel_engine::window_assign::{WindowAssign, WindowColumn};
 
 use crate::catalog::{Catalog, SOURCE_PREFIX, quoted};
 use crate::ddl::TableDef;
 use crate::error::{Position, SqlError};
+use crate::ranking::keeps_first_row_only;
 use crate::windows::{PLACEHOLDER_PREFIX, WindowCall};
 
 /// A dataflow to build on every worker.
@@ -47,6 +52,32 @@ pub enum Node {
     Union {
         inputs: Vec<Node>,
     },
+    /// Window table function rows with their window columns, re-timed to
+    /// `window_end - 1`.
+    WindowAssign {
+        input: Box<Node>,
+        spec: Arc<WindowAssign>,
+    },
+    /// Both sides' rows of each window, joined once the window closes.
+    WindowJoin {
+        left: Box<Node>,
+        right: Box<Node>,
+        spec: Arc<JoinSpec>,
+        routes: (Vec<usize>, Vec<usize>),
+        describe: String,
+    },
+    IntervalJoin {
+        left: Box<Node>,
+        right: Box<Node>,
+        spec: Arc<IntervalJoin>,
+        describe: String,
+    },
+    Deduplicate {
+        input: Box<Node>,
+        spec: Arc<Deduplicate>,
+        input_schema: SchemaRef,
+        describe: String,
+    },
     /// A function over all rows of one time, keyed: window top-N.
     Complete {
         input: Box<Node>,
@@ -58,20 +89,37 @@ pub enum Node {
 
 /// A planned node, the schema of its batches, and, under a window call, the
 /// window it carries and where its hidden event-time column is.
-struct Planned {
-    node: Node,
-    schema: SchemaRef,
-    windowing: Option<Windowing>,
+pub(crate) struct Planned {
+    pub node: Node,
+    pub schema: SchemaRef,
+    pub windowing: Option<Windowing>,
+    /// The column of a `ROW_NUMBER()` over a whole stream, which a filter
+    /// above must cut to the first row (deduplication).
+    pub rank: Option<usize>,
+}
+
+impl Planned {
+    pub(crate) fn new(node: Node, schema: SchemaRef) -> Self {
+        Planned {
+            node,
+            schema,
+            windowing: None,
+            rank: None,
+        }
+    }
 }
 
 #[derive(Clone)]
-struct Windowing {
-    kind: WindowKind,
-    function: &'static str,
+pub(crate) struct Windowing {
+    pub kind: WindowKind,
+    pub function: &'static str,
     /// SESSION's `PARTITION BY` columns, which must be its GROUP BY keys.
-    partition: Vec<String>,
+    pub partition: Vec<String>,
     /// Index of the trailing `__rowtime` column the window is assigned by.
-    rowtime: usize,
+    pub rowtime: usize,
+    /// Where `window_start`, `window_end` and `window_time` are (they hold
+    /// placeholder nulls until an aggregate or `materialize` fills them).
+    pub columns: [Option<usize>; 3],
 }
 
 const ROWTIME: &str = "__rowtime";
@@ -89,16 +137,72 @@ impl Planner<'_> {
     /// Plans `plan` and returns its node and output schema.
     pub async fn plan(&self, plan: &LogicalPlan) -> Result<(Node, SchemaRef), SqlError> {
         let planned = Box::pin(self.translate(plan)).await?;
-        if planned.windowing.is_some() {
-            return Err(self.reject(
-                "a window table function must be aggregated (GROUP BY window_start, window_end)",
-                &["TUMBLE", "HOP", "CUMULATE"],
-            ));
-        }
+        let planned = self.settled(self.materialize(planned)?)?;
         Ok((planned.node, planned.schema))
     }
 
-    fn reject(&self, message: &str, keywords: &[&str]) -> SqlError {
+    /// Refuses a `ROW_NUMBER()` over a whole stream that no filter cut to
+    /// the first row: anything else is an updating top-N.
+    pub(crate) fn settled(&self, planned: Planned) -> Result<Planned, SqlError> {
+        if planned.rank.is_some() {
+            return Err(self.reject(
+                "ROW_NUMBER() over a whole stream is supported only as deduplication (keep the first row: WHERE rn = 1); an updating top-N is not supported yet",
+                &["ROW_NUMBER", "OVER"],
+            ));
+        }
+        Ok(planned)
+    }
+
+    /// Gives un-aggregated window table function rows their window columns
+    /// and re-times them to their window's end.
+    pub(crate) fn materialize(&self, planned: Planned) -> Result<Planned, SqlError> {
+        let Some(windowing) = planned.windowing else {
+            return Ok(planned);
+        };
+        if matches!(windowing.kind, WindowKind::Session { .. }) {
+            return Err(self.reject(
+                "SESSION windows must be aggregated (GROUP BY window_start, window_end, ...)",
+                &["SESSION"],
+            ));
+        }
+        let width = planned.schema.fields().len() - 1;
+        let columns = (0..width)
+            .map(
+                |i| match windowing.columns.iter().position(|c| *c == Some(i)) {
+                    Some(0) => WindowColumn::Start,
+                    Some(1) => WindowColumn::End,
+                    Some(_) => WindowColumn::Time,
+                    None => WindowColumn::Input(i),
+                },
+            )
+            .collect();
+        let fields: Vec<Field> = planned.schema.fields()[..width]
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let filled = windowing.columns.contains(&Some(i));
+                f.as_ref().clone().with_nullable(!filled && f.is_nullable())
+            })
+            .collect();
+        let schema = Arc::new(Schema::new(fields));
+        let spec = Arc::new(WindowAssign {
+            kind: windowing.kind,
+            time: windowing.rowtime,
+            columns,
+            schema: schema.clone(),
+        });
+        Ok(Planned {
+            node: Node::WindowAssign {
+                input: Box::new(planned.node),
+                spec,
+            },
+            schema,
+            windowing: None,
+            rank: planned.rank,
+        })
+    }
+
+    pub(crate) fn reject(&self, message: &str, keywords: &[&str]) -> SqlError {
         // Keywords in order of preference: the construct itself, then where it hangs.
         let found = keywords
             .iter()
@@ -149,26 +253,42 @@ impl Planner<'_> {
                                 indices.iter().map(|&i| batch.column(i).clone()).collect();
                             Ok(Some(RecordBatch::try_new(schema.clone(), columns)?))
                         });
-                        Ok(Planned {
-                            node: Node::Map {
+                        Ok(Planned::new(
+                            Node::Map {
                                 input: Box::new(source),
                                 name: "Project".into(),
                                 f,
                             },
-                            schema: out_schema,
-                            windowing: None,
-                        })
+                            out_schema,
+                        ))
                     }
-                    _ => Ok(Planned {
-                        node: source,
-                        schema: out_schema,
-                        windowing: None,
-                    }),
+                    _ => Ok(Planned::new(source, out_schema)),
                 }
             }
             LogicalPlan::SubqueryAlias(alias) => Box::pin(self.translate(&alias.input)).await,
             LogicalPlan::Projection(projection) => {
-                let input = Box::pin(self.translate(&projection.input)).await?;
+                let mut input = Box::pin(self.translate(&projection.input)).await?;
+                if let Some(w) = &input.windowing
+                    && computes_on_window_columns(&projection.expr, w, &input.schema)
+                {
+                    input = self.materialize(input)?;
+                }
+                let moved = |from: Option<usize>| {
+                    from.and_then(|c| {
+                        let name = input.schema.field(c).name();
+                        projection.expr.iter().position(|e| {
+                            matches!(e.clone().unalias(), Expr::Column(col) if col.name == *name)
+                        })
+                    })
+                };
+                let rank = moved(input.rank);
+                if input.rank.is_some() && rank.is_none() {
+                    return Err(self
+                        .settled(input)
+                        .err()
+                        .unwrap_or_else(|| SqlError::Plan("ROW_NUMBER column dropped".into())));
+                }
+                let window_columns = input.windowing.as_ref().map(|w| w.columns.map(moved));
                 let exprs = self.physical_exprs(&projection.expr, projection.input.schema())?;
                 let mut fields: Vec<Field> = projection
                     .schema
@@ -188,6 +308,7 @@ impl Planner<'_> {
                 let rowtime = input.windowing.as_ref().map(|w| w.rowtime);
                 let windowing = input.windowing.map(|w| Windowing {
                     rowtime: exprs.len(),
+                    columns: window_columns.unwrap_or([None; 3]),
                     ..w
                 });
                 let out = schema.clone();
@@ -210,10 +331,21 @@ impl Planner<'_> {
                     },
                     schema,
                     windowing,
+                    rank,
                 })
             }
             LogicalPlan::Filter(filter) => {
-                let input = Box::pin(self.translate(&filter.input)).await?;
+                let mut input = Box::pin(self.translate(&filter.input)).await?;
+                if let Some(w) = &input.windowing
+                    && references_window_columns(&filter.predicate, w, &input.schema)
+                {
+                    input = self.materialize(input)?;
+                }
+                if let Some(rank) = input.rank
+                    && keeps_first_row_only(&filter.predicate, input.schema.field(rank).name())
+                {
+                    input.rank = None;
+                }
                 let predicate = self
                     .context
                     .state()
@@ -232,6 +364,7 @@ impl Planner<'_> {
                     node,
                     schema,
                     windowing,
+                    rank,
                 } = input;
                 Ok(Planned {
                     node: Node::Map {
@@ -241,22 +374,18 @@ impl Planner<'_> {
                     },
                     schema,
                     windowing,
+                    rank,
                 })
             }
             LogicalPlan::Aggregate(aggregate) => {
-                let input = Box::pin(self.translate(&aggregate.input)).await?;
+                let input = self.settled(Box::pin(self.translate(&aggregate.input)).await?)?;
                 self.window_aggregate(aggregate, input)
             }
             LogicalPlan::Union(union) => {
                 let mut inputs = Vec::new();
                 for input in &union.inputs {
                     let planned = Box::pin(self.translate(input)).await?;
-                    if planned.windowing.is_some() {
-                        return Err(self.reject(
-                            "UNION ALL of un-aggregated window calls is not supported",
-                            &["UNION"],
-                        ));
-                    }
+                    let planned = self.settled(self.materialize(planned)?)?;
                     inputs.push(planned.node);
                 }
                 let schema = Arc::new(union.schema.as_arrow().clone());
@@ -273,14 +402,12 @@ impl Planner<'_> {
                     name: "Union".into(),
                     f: relabel,
                 };
-                Ok(Planned {
-                    node,
-                    schema,
-                    windowing: None,
-                })
+                Ok(Planned::new(node, schema))
             }
-            LogicalPlan::Join(_) => {
-                Err(self.reject("joins are not supported yet", &["JOIN", "FROM"]))
+            LogicalPlan::Join(join) => {
+                let left = Box::pin(self.translate(&join.left)).await?;
+                let right = Box::pin(self.translate(&join.right)).await?;
+                self.join(join, left, right)
             }
             LogicalPlan::Sort(_) => {
                 Err(self.reject("ORDER BY is not supported on streams", &["ORDER"]))
@@ -290,7 +417,8 @@ impl Planner<'_> {
             }
             LogicalPlan::Window(window) => {
                 let input = Box::pin(self.translate(&window.input)).await?;
-                self.window_top_n(window, input)
+                let input = self.settled(self.materialize(input)?)?;
+                self.row_number(window, input)
             }
             LogicalPlan::Distinct(_) => {
                 Err(self.reject("SELECT DISTINCT is not supported yet", &["DISTINCT"]))
@@ -303,82 +431,6 @@ impl Planner<'_> {
                 &["SELECT"],
             )),
         }
-    }
-
-    /// `ROW_NUMBER() OVER (PARTITION BY window_start, window_end, ... ORDER
-    /// BY ...)` over a window aggregation's results: every row of a window
-    /// arrives at its `window_end - 1`, so the rows of each time are ranked
-    /// once the watermark passes it. `rn <= N` is the Filter above.
-    fn window_top_n(
-        &self,
-        window: &datafusion::logical_expr::Window,
-        input: Planned,
-    ) -> Result<Planned, SqlError> {
-        let unsupported = |message: &str| self.reject(message, &["OVER", "ROW_NUMBER"]);
-        if input.windowing.is_some() {
-            return Err(unsupported(
-                "ROW_NUMBER directly over a window table function is not supported yet; aggregate the window first",
-            ));
-        }
-        let [expr] = window.window_expr.as_slice() else {
-            return Err(unsupported(
-                "only one OVER function per SELECT is supported",
-            ));
-        };
-        let Expr::WindowFunction(function) = expr.clone().unalias() else {
-            return Err(unsupported("unsupported OVER expression"));
-        };
-        if function.fun.name() != "row_number" {
-            return Err(unsupported(
-                "only ROW_NUMBER() OVER (...) is supported (window top-N)",
-            ));
-        }
-        let input_df = window.input.schema();
-        let mut key_columns = Vec::new();
-        let mut names = Vec::new();
-        for partition in &function.params.partition_by {
-            let Expr::Column(column) = partition else {
-                return Err(unsupported("PARTITION BY must list columns"));
-            };
-            key_columns.push(input_df.index_of_column(column)?);
-            names.push(column.name.clone());
-        }
-        if !(names.iter().any(|n| n == "window_start") && names.iter().any(|n| n == "window_end")) {
-            return Err(unsupported(
-                "ROW_NUMBER must PARTITION BY window_start, window_end (window top-N); a top-N over a whole stream is not supported yet",
-            ));
-        }
-        let mut order = Vec::new();
-        for sort in &function.params.order_by {
-            let physical = self
-                .context
-                .state()
-                .create_physical_expr(sort.expr.clone(), input_df)?;
-            let options = datafusion::arrow::compute::SortOptions {
-                descending: !sort.asc,
-                nulls_first: sort.nulls_first,
-            };
-            order.push((physical, options));
-        }
-        let schema = Arc::new(window.schema.as_arrow().clone());
-        let input_schema = input.schema.clone();
-        let out = schema.clone();
-        let keys = key_columns.clone();
-        let f: runnel_engine::complete::CompleteFn = Arc::new(move |batches: Vec<RecordBatch>| {
-            let batch = datafusion::arrow::compute::concat_batches(&input_schema, &batches)?;
-            Ok(Some(rank_rows(&batch, &keys, &order, &out)?))
-        });
-        let node = Node::Complete {
-            input: Box::new(input.node),
-            name: "WindowTopN".into(),
-            key_columns,
-            f,
-        };
-        Ok(Planned {
-            node,
-            schema,
-            windowing: None,
-        })
     }
 
     fn physical_exprs(
@@ -492,6 +544,7 @@ impl Planner<'_> {
         }
         let width = input.schema.fields().len();
         let indices: Vec<usize> = projection.unwrap_or_else(|| (0..width + 3).collect());
+        let window_columns = [0, 1, 2].map(|k| indices.iter().position(|&i| i == width + k));
         let mut fields: Vec<Field> = projected
             .fields()
             .iter()
@@ -527,6 +580,7 @@ impl Planner<'_> {
             function: call.function,
             partition: call.partition.clone(),
             rowtime: schema.fields().len() - 1,
+            columns: window_columns,
         };
         Ok(Planned {
             node: Node::Map {
@@ -536,6 +590,7 @@ impl Planner<'_> {
             },
             schema: relaxed(&schema),
             windowing: Some(windowing),
+            rank: None,
         })
     }
 
@@ -693,6 +748,7 @@ impl Planner<'_> {
             },
             schema,
             windowing: None,
+            rank: None,
         })
     }
 }
@@ -747,45 +803,26 @@ pub fn cast_to(schema: SchemaRef, target: SchemaRef) -> Result<BatchFn, SqlError
     }))
 }
 
-/// Sorts `batch` by its partition columns and `order`, and appends each
-/// row's ROW_NUMBER within its partition.
-fn rank_rows(
-    batch: &RecordBatch,
-    partition: &[usize],
-    order: &[(
-        Arc<dyn PhysicalExpr>,
-        datafusion::arrow::compute::SortOptions,
-    )],
-    schema: &SchemaRef,
-) -> Result<RecordBatch, runnel_engine::EngineError> {
-    use datafusion::arrow::compute::{SortColumn, lexsort_to_indices, take_record_batch};
-    let rows = batch.num_rows();
-    let mut columns: Vec<SortColumn> = partition
+/// Names of the window columns a windowed plan carries.
+fn window_column_names(windowing: &Windowing, schema: &SchemaRef) -> Vec<String> {
+    windowing
+        .columns
         .iter()
-        .map(|&i| SortColumn {
-            values: batch.column(i).clone(),
-            options: None,
-        })
-        .collect();
-    for (expr, options) in order {
-        columns.push(SortColumn {
-            values: expr.evaluate(batch)?.into_array(rows)?,
-            options: Some(*options),
-        });
-    }
-    let indices = lexsort_to_indices(&columns, None)?;
-    let sorted = take_record_batch(batch, &indices)?;
-    let keys: Vec<ArrayRef> = partition
-        .iter()
-        .map(|&i| sorted.column(i).clone())
-        .collect();
-    let mut numbers = Vec::with_capacity(rows);
-    for range in datafusion::arrow::compute::partition(&keys)?.ranges() {
-        numbers.extend(1..=range.len() as u64);
-    }
-    let mut out = sorted.columns().to_vec();
-    out.push(Arc::new(datafusion::arrow::array::UInt64Array::from(
-        numbers,
-    )));
-    Ok(RecordBatch::try_new(schema.clone(), out)?)
+        .flatten()
+        .map(|&i| schema.field(i).name().clone())
+        .collect()
+}
+
+fn references_window_columns(expr: &Expr, windowing: &Windowing, schema: &SchemaRef) -> bool {
+    let names = window_column_names(windowing, schema);
+    expr.column_refs().iter().any(|c| names.contains(&c.name))
+}
+
+/// Whether a projection computes something from window columns, which hold
+/// placeholders until filled: passing them through is fine.
+fn computes_on_window_columns(exprs: &[Expr], windowing: &Windowing, schema: &SchemaRef) -> bool {
+    exprs.iter().any(|e| {
+        !matches!(e.clone().unalias(), Expr::Column(_))
+            && references_window_columns(e, windowing, schema)
+    })
 }
