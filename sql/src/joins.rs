@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::{Column, DFSchema};
 use datafusion::logical_expr::{Expr, JoinType, Operator};
 use datafusion::physical_expr::PhysicalExpr;
@@ -213,11 +213,17 @@ enum Side {
     Right(usize),
 }
 
+/// Which side a time column is of; comparisons of other types (`l.v >
+/// r.v`) don't bound the interval.
 fn side(column: &Column, left: &DFSchema, right: &DFSchema) -> Option<Side> {
+    let is_time = |schema: &DFSchema, i: usize| {
+        matches!(schema.field(i).data_type(), DataType::Timestamp(_, _))
+    };
     if let Ok(i) = left.index_of_column(column) {
-        return Some(Side::Left(i));
+        return is_time(left, i).then_some(Side::Left(i));
     }
-    right.index_of_column(column).ok().map(Side::Right)
+    let i = right.index_of_column(column).ok()?;
+    is_time(right, i).then_some(Side::Right(i))
 }
 
 /// `col`, `col + INTERVAL` or `col - INTERVAL`, through casts: the column

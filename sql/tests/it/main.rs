@@ -1,8 +1,10 @@
-//! The SQL crate's one integration-test binary: the sqllogictest files.
+//! The SQL crate's one integration-test binary: the sqllogictest files and
+//! the join oracle tests.
 
 #![allow(
     clippy::unwrap_used,
     reason = "test helpers fail the test on unexpected errors"
 )]
 
+mod joins;
 mod slt;
