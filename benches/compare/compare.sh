@@ -13,7 +13,7 @@
 #
 # Environment: RUNNEL_BIN (default: the release build), RUNNEL_BENCH_CACHE
 # (default ~/.cache/runnel-bench: the venv, inputs, run dirs and logs),
-# FLINK_VERSION (default 1.20.5, Flink's current LTS line, which supports
+# FLINK_VERSION (default 1.20.5, Flink's last 1.x line, which supports
 # Java 17 and Python 3.11).
 set -euo pipefail
 
