@@ -302,7 +302,7 @@ def main():
     become_subreaper()
 
     checks = []
-    results = []  # (query, engine, workers, rows, wall, cpu, startup_cpu)
+    results = []  # (query, engine, workers, rows, wall, cpu, startup_cpu, run)
     for query in queries:
         header = (HERE / "queries" / f"{query}.runnel.sql").read_text().splitlines()[0]
         match = re.match(r"--\s*input:\s*(\S+)", header)
