@@ -12,12 +12,13 @@ export CARGO_TARGET_DIR
 APT_PACKAGES := librocksdb-dev libclang-dev clang mold curl time python3-pip
 RELEASE_BIN := $(CARGO_TARGET_DIR)/release/runnel
 
-.PHONY: help deps build demo test lint bench
+.PHONY: help deps build demo test lint bench compare
 
 help:
 	@echo "make demo   build a release runnel, start a server on ./runnel-data at :4567 and show it working"
 	@echo "make test   lint, then run the whole test suite (unit, integration and end-to-end)"
 	@echo "make bench  run the benchmarks and print their figures"
+	@echo "make compare  run Runnel beside Apache Flink (from PyPI) on the same SQL and file; print one table"
 	@echo "make deps   install the system and Python packages the project needs (idempotent)"
 	@echo "make lint   rustfmt and clippy"
 
@@ -39,3 +40,8 @@ lint: deps
 
 bench: deps
 	cargo bench -p runnel-engine --bench window --bench store
+
+# Not part of test or bench: it installs Flink (700 MB) and takes minutes.
+compare: build
+	@scripts/deps.sh python3-venv openjdk-17-jre-headless
+	@RUNNEL_BIN=$(RELEASE_BIN) benches/compare/compare.sh
