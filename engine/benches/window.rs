@@ -85,11 +85,18 @@ fn main() {
                         expr: spec.time.clone(),
                         max_out_of_orderness: 0,
                         processing_time: false,
+                        idle_timeout: None,
                     };
                     let spec = spec.clone();
                     worker.dataflow::<i64, _, _>(move |scope| {
-                        let stream =
-                            source(scope, "memory", reader, Some(event_time), context.clone());
+                        let stream = source(
+                            scope,
+                            "memory",
+                            reader,
+                            Some(event_time),
+                            None,
+                            context.clone(),
+                        );
                         let windows = window_aggregate(stream, spec, context.clone())?;
                         let probe = ProbeHandle::new();
                         sink(

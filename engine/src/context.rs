@@ -14,6 +14,9 @@ pub struct JobContext {
     /// The sinks' input watermark; timely frontiers are global, so any
     /// worker's view is the job's.
     pub watermark: AtomicI64,
+    /// The furthest watermark any source of this process has reached: where
+    /// an idle source moves its own so that it does not hold the rest back.
+    pub source_watermark: AtomicI64,
     failed: AtomicBool,
     error: Mutex<Option<EngineError>>,
 }
@@ -25,6 +28,7 @@ impl Default for JobContext {
             records_out: AtomicU64::new(0),
             late_records: AtomicU64::new(0),
             watermark: AtomicI64::new(i64::MIN),
+            source_watermark: AtomicI64::new(i64::MIN),
             failed: AtomicBool::new(false),
             error: Mutex::new(None),
         }

@@ -40,3 +40,40 @@ pub fn drop_late(
         times.into_iter().filter(|&t| t >= watermark).collect(),
     ))
 }
+
+/// Splits a source batch at `watermark`: on-time rows with their event
+/// times, and the late rows (counted here).
+pub fn split_late(
+    expr: &dyn PhysicalExpr,
+    batch: RecordBatch,
+    watermark: Watermark,
+) -> Result<(RecordBatch, Vec<Millis>, Option<RecordBatch>), EngineError> {
+    let times = event_times(expr, &batch)?;
+    if times.iter().all(|&t| t >= watermark) {
+        return Ok((batch, times, None));
+    }
+    let on_time_mask: BooleanArray = times.iter().map(|&t| Some(t >= watermark)).collect();
+    let late_mask = datafusion::arrow::compute::not(&on_time_mask)?;
+    let on_time = filter_record_batch(&batch, &on_time_mask)?;
+    let late = filter_record_batch(&batch, &late_mask)?;
+    Ok((
+        on_time,
+        times.into_iter().filter(|&t| t >= watermark).collect(),
+        Some(late),
+    ))
+}
+
+/// Counts late rows and hands them to the side output, if there is one.
+pub fn hand_over_late(
+    late: Option<RecordBatch>,
+    watermark: Watermark,
+    side_output: &mut Option<Box<dyn crate::sink::BatchSink>>,
+    context: &JobContext,
+) -> Result<(), EngineError> {
+    let Some(late) = late else { return Ok(()) };
+    JobContext::add(&context.late_records, late.num_rows());
+    match side_output {
+        Some(sink) => sink.write(late, watermark),
+        None => Ok(()),
+    }
+}

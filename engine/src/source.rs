@@ -3,7 +3,8 @@
 //! than its event time.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::physical_expr::PhysicalExpr;
@@ -14,7 +15,8 @@ use timely::dataflow::{Scope, Stream};
 use crate::batch::Batch;
 use crate::context::JobContext;
 use crate::error::EngineError;
-use crate::lateness::{drop_late, event_times};
+use crate::lateness::{hand_over_late, split_late};
+use crate::sink::BatchSink;
 use crate::time::{Millis, Watermark, wall_clock_millis};
 
 pub enum Poll {
@@ -37,7 +39,15 @@ pub struct EventTime {
     /// `PROCTIME()`: the watermark follows the wall clock, also while the
     /// source has nothing to read, so processing-time windows close on time.
     pub processing_time: bool,
+    /// After this long without a row, the source stops holding the
+    /// watermark back: it moves its own to the furthest any other source
+    /// has reached (Flink's `table.exec.source.idle-timeout`). Rows that
+    /// come later than that are late.
+    pub idle_timeout: Option<Duration>,
 }
+
+/// Where a source's late rows go instead of being dropped.
+pub type LateRows = Option<Box<dyn BatchSink>>;
 
 /// Batches read per activation, so one busy source cannot starve the rest
 /// of the dataflow on its worker.
@@ -49,6 +59,7 @@ pub fn source<'scope>(
     name: &str,
     mut reader: Box<dyn BatchReader>,
     event_time: Option<EventTime>,
+    mut late_rows: LateRows,
     context: Arc<JobContext>,
 ) -> Stream<'scope, Watermark, Batch> {
     timely_source::<_, CapacityContainerBuilder<Batch>, _, _>(
@@ -58,6 +69,7 @@ pub fn source<'scope>(
             let activator = scope.activator_for(info.address);
             let mut capability = Some(capability);
             let mut max_event_time = Millis::MIN;
+            let mut last_row = Instant::now();
             move |output| {
                 let Some(cap) = capability.as_mut() else {
                     return;
@@ -85,12 +97,18 @@ pub fn source<'scope>(
                         }
                     };
                     JobContext::add(&context.records_in, batch.num_rows());
+                    if batch.num_rows() > 0 {
+                        last_row = Instant::now();
+                    }
                     let on_time = match &event_time {
                         None => batch,
                         Some(event_time) => {
-                            let on_time = event_times(event_time.expr.as_ref(), &batch)
-                                .and_then(|times| drop_late(batch, times, *cap.time(), &context));
-                            match on_time {
+                            let split = split_late(event_time.expr.as_ref(), batch, *cap.time())
+                                .and_then(|(on_time, times, late)| {
+                                    hand_over_late(late, *cap.time(), &mut late_rows, &context)?;
+                                    Ok((on_time, times))
+                                });
+                            match split {
                                 Ok((on_time, times)) => {
                                     if let Some(&batch_max) = times.iter().max() {
                                         max_event_time = max_event_time.max(batch_max);
@@ -115,7 +133,19 @@ pub fn source<'scope>(
                             max_event_time.saturating_sub(event_time.max_out_of_orderness);
                         if watermark > *cap.time() {
                             cap.downgrade(&watermark);
+                            context
+                                .source_watermark
+                                .fetch_max(watermark, Ordering::Relaxed);
                         }
+                    }
+                }
+                if idle
+                    && let Some(timeout) = event_time.as_ref().and_then(|e| e.idle_timeout)
+                    && last_row.elapsed() >= timeout
+                {
+                    let furthest = context.source_watermark.load(Ordering::Relaxed);
+                    if furthest > *cap.time() {
+                        cap.downgrade(&furthest);
                     }
                 }
                 if idle
@@ -131,6 +161,11 @@ pub fn source<'scope>(
                     // Dropping the capability is end of input: the watermark goes
                     // to the end of time and every window fires.
                     capability = None;
+                    if let Some(sink) = late_rows.as_mut()
+                        && let Err(error) = sink.watermark(None)
+                    {
+                        context.fail(error);
+                    }
                 } else if idle {
                     activator.activate_after(IDLE_POLL);
                 } else {

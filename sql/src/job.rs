@@ -374,7 +374,10 @@ pub fn explain(node: &Node, depth: usize) -> String {
     let pad = "  ".repeat(depth);
     match node {
         Node::Source {
-            table, event_time, ..
+            table,
+            event_time,
+            late_rows,
+            ..
         } => {
             let connector = table.options.get("connector").cloned().unwrap_or_default();
             let watermark = match (&table.watermark, event_time) {
@@ -383,7 +386,18 @@ pub fn explain(node: &Node, depth: usize) -> String {
                 }
                 _ => String::new(),
             };
-            format!("{pad}Source: {}[{connector}]{watermark}", table.name)
+            let idle = match event_time.as_ref().and_then(|e| e.idle_timeout) {
+                Some(timeout) => format!(", idle after {} ms", timeout.as_millis()),
+                None => String::new(),
+            };
+            let late = match late_rows {
+                Some(late) => format!(", late rows to {}", late.table),
+                None => String::new(),
+            };
+            format!(
+                "{pad}Source: {}[{connector}]{watermark}{idle}{late}",
+                table.name
+            )
         }
         Node::Map { input, name, .. } => format!("{pad}{name}\n{}", explain(input, depth + 1)),
         Node::WindowAggregate {
@@ -487,13 +501,19 @@ fn build<'scope>(
             table,
             provider,
             event_time,
+            late_rows,
         } => {
             let reader = provider.reader(index, peers)?;
+            let late_rows = match late_rows {
+                Some(late) => Some(late.sink(index, peers)?),
+                None => None,
+            };
             source(
                 scope,
                 &format!("Source({})", table.name),
                 reader,
                 event_time.clone(),
+                late_rows,
                 context.clone(),
             )
         }

@@ -15,6 +15,7 @@ mod joins;
 mod legacy_windows;
 mod planner;
 mod ranking;
+mod source_options;
 mod tokens;
 mod types;
 mod windows;

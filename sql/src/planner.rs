@@ -38,6 +38,7 @@ pub enum Node {
         table: Arc<TableDef>,
         provider: Arc<dyn SourceProvider>,
         event_time: Option<EventTime>,
+        late_rows: Option<crate::source_options::LateRowsSink>,
     },
     Map {
         input: Box<Node>,
@@ -447,9 +448,10 @@ impl Planner<'_> {
 
     fn source(&self, table: Arc<TableDef>) -> Result<Node, SqlError> {
         let schema = Catalog::physical_schema(&table);
+        let (options, late_rows) = self.source_options(&table, &schema)?;
         let provider = self
             .connectors
-            .source(table.options.clone(), schema.clone())
+            .source(options, schema.clone())
             .map_err(|e| SqlError::at(format!("table '{}': {e}", table.name), table.position))?;
         let proctime = table
             .computed
@@ -490,13 +492,24 @@ impl Planner<'_> {
                     .create_physical_expr(expr, &df_schema)?,
                 max_out_of_orderness,
                 processing_time,
+                idle_timeout: self.idle_timeout()?,
             }),
             None => None,
         };
+        if late_rows.is_some() && event_time.is_none() {
+            return Err(SqlError::at(
+                format!(
+                    "table '{}': late rows need a WATERMARK to be late for",
+                    table.name
+                ),
+                table.position,
+            ));
+        }
         Ok(Node::Source {
             table,
             provider,
             event_time,
+            late_rows,
         })
     }
 

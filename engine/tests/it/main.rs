@@ -5,5 +5,6 @@
     reason = "test helpers fail the test on unexpected errors"
 )]
 
+mod sources;
 mod support;
 mod window_aggregation;

@@ -7,4 +7,5 @@
 )]
 
 mod joins;
+mod late_rows;
 mod slt;
