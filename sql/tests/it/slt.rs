@@ -2,6 +2,11 @@
 //! `query` submits the script so far plus the query, runs it to the end of
 //! its bounded input, and compares the rows printed the way Flink's
 //! `print` connector prints them (without the `+I[...]` wrapper).
+//!
+//! `SET 'slt.emit-watermark' = 'true'` (read by this runner, not Runnel)
+//! puts first in every row the watermark it was emitted at: the time its
+//! batch travelled at, after which the row is final (`window_end - 1` for
+//! a window's rows).
 
 use std::sync::{Arc, Mutex};
 
@@ -19,7 +24,10 @@ use sqllogictest::{DBOutput, DefaultColumnType};
 struct Runnel {
     session: Session,
     workers: usize,
+    emit_watermark: bool,
 }
+
+const EMIT_WATERMARK: &str = "SET 'slt.emit-watermark' = ";
 
 #[derive(Debug)]
 struct Failure(String);
@@ -33,7 +41,10 @@ impl std::fmt::Display for Failure {
 impl std::error::Error for Failure {}
 
 #[derive(Clone, Default)]
-struct Rows(Arc<Mutex<Vec<Vec<String>>>>);
+struct Rows {
+    rows: Arc<Mutex<Vec<Vec<String>>>>,
+    emit_watermark: bool,
+}
 
 impl SinkProvider for Rows {
     fn sink(&self, _worker: usize, _peers: usize) -> Result<Box<dyn BatchSink>, EngineError> {
@@ -42,15 +53,20 @@ impl SinkProvider for Rows {
 }
 
 impl BatchSink for Rows {
-    fn write(&mut self, batch: RecordBatch, _time: Watermark) -> Result<(), EngineError> {
+    fn write(&mut self, batch: RecordBatch, time: Watermark) -> Result<(), EngineError> {
         let text = runnel_connectors::print::render_rows("", &batch);
         let mut rows = self
-            .0
+            .rows
             .lock()
             .map_err(|_| EngineError::Runtime("poisoned".into()))?;
         for line in text.lines() {
             let inner = line.trim_start_matches("+I[").trim_end_matches(']');
-            rows.push(inner.split(", ").map(str::to_string).collect());
+            let mut row: Vec<String> = Vec::new();
+            if self.emit_watermark {
+                row.push(render_time(time));
+            }
+            row.extend(inner.split(", ").map(str::to_string));
+            rows.push(row);
         }
         Ok(())
     }
@@ -61,6 +77,10 @@ impl sqllogictest::DB for Runnel {
     type ColumnType = DefaultColumnType;
 
     fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, Failure> {
+        if let Some(value) = sql.trim().strip_prefix(EMIT_WATERMARK) {
+            self.emit_watermark = value.trim().trim_end_matches(';') == "'true'";
+            return Ok(DBOutput::StatementComplete(0));
+        }
         let submitted = self
             .session
             .submit(sql)
@@ -74,7 +94,10 @@ impl sqllogictest::DB for Runnel {
         if submitted.job.is_empty() {
             return Ok(DBOutput::StatementComplete(0));
         }
-        let rows = Rows::default();
+        let rows = Rows {
+            emit_watermark: self.emit_watermark,
+            ..Rows::default()
+        };
         let context = Arc::new(JobContext::default());
         submitted
             .job
@@ -85,7 +108,7 @@ impl sqllogictest::DB for Runnel {
             )
             .map_err(|e| Failure(e.to_string()))?;
         let rows = rows
-            .0
+            .rows
             .lock()
             .map_err(|_| Failure("poisoned".into()))?
             .clone();
@@ -102,6 +125,7 @@ fn run_file(path: &std::path::Path, workers: usize) {
         Ok(Runnel {
             session: Session::new(Arc::new(Connectors)),
             workers,
+            emit_watermark: false,
         })
     });
     runner.with_hash_threshold(0);
@@ -126,4 +150,10 @@ fn slt_files_pass_with_one_and_with_three_workers() {
         run_file(file, 1);
         run_file(file, 3);
     }
+}
+
+fn render_time(time: Watermark) -> String {
+    chrono::DateTime::from_timestamp_millis(time)
+        .map(|t| t.naive_utc().format("%Y-%m-%dT%H:%M:%S%.3f").to_string())
+        .unwrap_or_else(|| time.to_string())
 }
