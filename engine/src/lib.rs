@@ -4,6 +4,7 @@
 
 pub mod aggregate;
 pub mod batch;
+pub mod cluster_net;
 pub mod complete;
 pub mod connector;
 pub mod context;

@@ -31,8 +31,10 @@ impl Cluster {
         }
     }
 
-    fn timely_config(&self) -> Result<timely::Config, EngineError> {
-        let communication = if self.processes > 1 {
+    /// Allocators for this process's workers (connecting to the cluster
+    /// first, if there is one).
+    fn allocators(&self) -> Result<crate::cluster_net::Networked, EngineError> {
+        if self.processes > 1 {
             if self.hosts.len() != self.processes {
                 return Err(EngineError::Plan(format!(
                     "a cluster of {} processes needs {} hosts, got {}",
@@ -47,22 +49,14 @@ impl Cluster {
                     self.process_id, self.processes
                 )));
             }
-            timely::CommunicationConfig::Cluster {
-                threads: self.workers,
-                process: self.process_id,
-                addresses: self.hosts.clone(),
-                report: false,
-                zerocopy: false,
-            }
-        } else if self.workers > 1 {
+            return crate::cluster_net::connect(&self.hosts, self.process_id, self.workers);
+        }
+        let communication = if self.workers > 1 {
             timely::CommunicationConfig::Process(self.workers)
         } else {
             timely::CommunicationConfig::Thread
         };
-        Ok(timely::Config {
-            communication,
-            worker: timely::WorkerConfig::default(),
-        })
+        communication.try_build().map_err(EngineError::Runtime)
     }
 }
 
@@ -76,9 +70,10 @@ where
         + Sync
         + 'static,
 {
-    let config = cluster.timely_config()?;
+    let (allocators, network) = cluster.allocators()?;
     let worker_context = context.clone();
-    let guards = timely::execute(config, move |worker| {
+    let config = timely::WorkerConfig::default();
+    let guards = timely::execute::execute_from(allocators, network, config, move |worker| {
         match build(worker, worker_context.clone()) {
             Ok(probe) => {
                 while !probe.done() {

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use crate::harness::{free_port, runnel_bin, wait_bounded};
+use crate::harness::{free_port, runnel_bin};
 
 fn bids_file(dir: &Path) -> std::path::PathBuf {
     let path = dir.join("bids.jsonl");
@@ -48,14 +48,16 @@ fn run(args: &[&str]) -> Output {
         .expect("run runnel")
 }
 
-/// Printed rows without the `N> ` worker prefix, sorted. Timely's cluster
-/// set-up prints its connection progress on stdout too; that is not a row.
+/// Printed rows without the `N> ` worker prefix, sorted. Nothing but rows
+/// may be on stdout.
 fn rows(output: &Output) -> Vec<String> {
     let mut rows: Vec<String> = String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(|l| l.split_once("> ").map_or(l, |(_, row)| row).to_string())
-        .filter(|row| row.starts_with("+I["))
         .collect();
+    for row in &rows {
+        assert!(row.starts_with("+I["), "not a row on stdout: {row:?}");
+    }
     rows.sort();
     rows
 }
@@ -109,7 +111,21 @@ fn workers_do_not_change_the_result() {
 fn two_processes_on_loopback_give_the_single_process_answer() {
     let dir = tempfile::tempdir().unwrap();
     let file = script(dir.path(), TUMBLE);
-    let hosts = dir.path().join("hosts.txt");
+    // A port found free can be taken by a parallel test before the cluster
+    // binds it; that attempt fails with "cannot listen" and is retried.
+    for _attempt in 0..3 {
+        if let Some(combined) = run_cluster(dir.path(), &file) {
+            let single = run(&["sql", "run", "-q", "--file", file.to_str().unwrap()]);
+            assert_eq!(combined, rows(&single));
+            return;
+        }
+    }
+    panic!("no free ports for the cluster in 3 attempts");
+}
+
+/// The sorted rows of both processes, or `None` if a port was taken.
+fn run_cluster(dir: &Path, file: &Path) -> Option<Vec<String>> {
+    let hosts = dir.join("hosts.txt");
     std::fs::write(
         &hosts,
         format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port()),
@@ -131,34 +147,49 @@ fn two_processes_on_loopback_give_the_single_process_answer() {
             ])
             .arg(&hosts)
             .arg("--file")
-            .arg(&file)
+            .arg(file)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap()
     };
     let mut children = vec![spawn("0"), spawn("1")];
-    for i in 0..children.len() {
-        if wait_bounded(&mut children[i], Duration::from_secs(60)).is_none() {
+    // One process failing (a port taken) leaves the other waiting for it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let statuses: Vec<_> = children.iter_mut().map(|c| c.try_wait().unwrap()).collect();
+        if statuses.iter().all(Option::is_some) {
+            break;
+        }
+        if statuses.iter().flatten().any(|s| !s.success()) {
+            for child in &mut children {
+                let _ = child.kill();
+            }
+            break;
+        }
+        if std::time::Instant::now() >= deadline {
             for child in &mut children {
                 let _ = child.kill();
             }
             panic!("cluster job did not finish within 60 s");
         }
+        std::thread::sleep(Duration::from_millis(50));
     }
     let mut combined: Vec<String> = Vec::new();
+    let mut outputs = Vec::new();
     for child in children {
-        let output = child.wait_with_output().unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        combined.extend(rows(&output));
+        outputs.push(child.wait_with_output().unwrap());
+    }
+    for output in &outputs {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if stderr.contains("cannot listen") {
+            return None;
+        }
+        assert!(output.status.success(), "{stderr}");
+        combined.extend(rows(output));
     }
     combined.sort();
-    let single = run(&["sql", "run", "-q", "--file", file.to_str().unwrap()]);
-    assert_eq!(combined, rows(&single));
+    Some(combined)
 }
 
 #[test]
