@@ -41,6 +41,10 @@ impl SinkProvider for PrintSink {
             standard_error: self.standard_error,
         }))
     }
+
+    fn accepts_changelog(&self) -> bool {
+        true
+    }
 }
 
 struct PrintWriter {
@@ -63,17 +67,21 @@ impl BatchSink for PrintWriter {
     }
 }
 
-/// Insert-only rows as Flink prints them.
+/// Rows as Flink prints them: `+I[...]`, or a changelog's `-U[...]`,
+/// `+U[...]`, `-D[...]` (its `__op` column gives the kind).
 pub fn render_rows(prefix: &str, batch: &RecordBatch) -> String {
+    let kinds = runnel_engine::updating::changelog::kinds(batch);
+    let width = batch.num_columns() - usize::from(kinds.is_some());
     let mut text = String::new();
     for row in 0..batch.num_rows() {
-        let values: Vec<String> = batch
-            .columns()
+        let values: Vec<String> = batch.columns()[..width]
             .iter()
             .map(|c| display::value(c.as_ref(), row))
             .collect();
+        let kind = kinds.as_ref().map_or("+I", |k| k[row].short());
         text.push_str(prefix);
-        text.push_str("+I[");
+        text.push_str(kind);
+        text.push('[');
         text.push_str(&values.join(", "));
         text.push_str("]\n");
     }

@@ -57,6 +57,10 @@ impl SinkProvider for Blackhole {
     fn sink(&self, _worker: usize, _peers: usize) -> Result<Box<dyn BatchSink>, EngineError> {
         Ok(Box::new(BlackholeSink))
     }
+
+    fn accepts_changelog(&self) -> bool {
+        true
+    }
 }
 
 /// Every connector Runnel has, for the SQL planner.

@@ -12,6 +12,12 @@ pub trait SourceProvider: Send + Sync {
 
 pub trait SinkProvider: Send + Sync {
     fn sink(&self, worker: usize, peers: usize) -> Result<Box<dyn BatchSink>, EngineError>;
+
+    /// Whether the sink understands a changelog (rows with a `__op` kind);
+    /// an append-only sink is refused an updating query at submit time.
+    fn accepts_changelog(&self) -> bool {
+        false
+    }
 }
 
 /// Makes providers from a table's `WITH (...)` options; the connectors crate

@@ -22,6 +22,7 @@ pub mod source;
 pub mod stateless;
 pub mod store;
 pub mod time;
+pub mod updating;
 pub mod window;
 pub mod window_assign;
 pub mod window_op;

@@ -148,9 +148,10 @@ pub fn source<'scope>(
                         cap.downgrade(&furthest);
                     }
                 }
-                if idle
-                    && let Some(event_time) = &event_time
-                    && event_time.processing_time
+                // Without event time, rows travel at the wall clock: updating
+                // operators then emit as time passes, not only at the end.
+                if event_time.is_none()
+                    || (idle && event_time.as_ref().is_some_and(|e| e.processing_time))
                 {
                     let now = wall_clock_millis();
                     if now > *cap.time() {

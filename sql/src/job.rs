@@ -271,6 +271,17 @@ impl Session {
             .connectors
             .sink(table.options.clone(), target.clone())
             .map_err(|e| SqlError::at(format!("table '{name}': {e}"), table.position))?;
+        if runnel_engine::updating::changelog::is_changelog(&schema)
+            && !provider.accepts_changelog()
+        {
+            return Err(SqlError::at(
+                format!(
+                    "table '{name}' is append-only ('{}'), but the query updates its results (an unwindowed GROUP BY or a regular join); write it to a sink that takes a changelog (print, blackhole)",
+                    table.options.get("connector").map_or("", String::as_str)
+                ),
+                position(&words[0]),
+            ));
+        }
         let cast = cast_to(schema, target.clone())
             .map_err(|e| SqlError::at(e.to_string(), position(&words[0])))?;
         let node = Node::Map {
@@ -434,6 +445,22 @@ pub fn explain(node: &Node, depth: usize) -> String {
             explain(left, depth + 1),
             explain(right, depth + 1)
         ),
+        Node::GroupAggregate {
+            input, describe, ..
+        } => format!(
+            "{pad}GroupAggregate (updating): {describe}\n{}",
+            explain(input, depth + 1)
+        ),
+        Node::RegularJoin {
+            left,
+            right,
+            describe,
+            ..
+        } => format!(
+            "{pad}Join (updating): {describe}\n{}\n{}",
+            explain(left, depth + 1),
+            explain(right, depth + 1)
+        ),
         Node::Deduplicate {
             input, describe, ..
         } => format!(
@@ -567,6 +594,21 @@ fn build<'scope>(
         Node::IntervalJoin {
             left, right, spec, ..
         } => runnel_engine::interval_join::interval_join(
+            build(left, scope, context, index, peers)?,
+            build(right, scope, context, index, peers)?,
+            spec.clone(),
+            context.clone(),
+        )?,
+        Node::GroupAggregate { input, spec, .. } => {
+            runnel_engine::updating::group_aggregate::group_aggregate(
+                build(input, scope, context, index, peers)?,
+                spec.clone(),
+                context.clone(),
+            )?
+        }
+        Node::RegularJoin {
+            left, right, spec, ..
+        } => runnel_engine::updating::join::regular_join(
             build(left, scope, context, index, peers)?,
             build(right, scope, context, index, peers)?,
             spec.clone(),

@@ -103,10 +103,19 @@ impl Planner<'_> {
             .as_ref()
             .and_then(|f| interval_bounds(f, left_df, right_df))
         else {
-            return Err(reject(
-                "only window joins and interval joins are supported yet (a regular join updates its results): join on window_start and window_end, or bound the time columns both ways (l.ts BETWEEN r.ts - INTERVAL ... AND r.ts + INTERVAL ...)",
-            ));
+            return self.regular_join(join, left, right);
         };
+        for (schema, index) in [
+            (&left.schema, bounds.left_time),
+            (&right.schema, bounds.right_time),
+        ] {
+            let name = schema.field(index).name();
+            if !self.is_time_attribute(name) {
+                return Err(reject(&format!(
+                    "an interval join bounds time attributes, and '{name}' is none: declare WATERMARK FOR {name} AS ... on its table (or make it a PROCTIME() column)"
+                )));
+            }
+        }
         let describe = format!(
             "{} on [{keys}], {} - {} in [{} ms, {} ms]",
             join.join_type,
@@ -130,6 +139,20 @@ impl Planner<'_> {
             describe,
         };
         Ok(Planned::new(node, output_schema))
+    }
+}
+
+impl Planner<'_> {
+    /// Whether some table declares `name` as its event time or processing
+    /// time: the rows of such a column never travel behind the watermark.
+    fn is_time_attribute(&self, name: &str) -> bool {
+        self.catalog.tables.values().any(|table| {
+            table.watermark.as_ref().is_some_and(|w| w.column == name)
+                || table
+                    .computed
+                    .iter()
+                    .any(|(column, sql)| column == name && crate::functions::is_proctime(sql))
+        })
     }
 }
 

@@ -18,6 +18,7 @@ mod ranking;
 mod source_options;
 mod tokens;
 mod types;
+mod updating;
 mod windows;
 
 pub use ddl::{TableDef, WatermarkDef};

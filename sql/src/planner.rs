@@ -31,6 +31,7 @@ use crate::ddl::TableDef;
 use crate::error::{Position, SqlError};
 use crate::ranking::keeps_first_row_only;
 use crate::windows::{PLACEHOLDER_PREFIX, WindowCall};
+use runnel_engine::updating::changelog::{RowKind, is_changelog, op_array, with_op};
 
 /// A dataflow to build on every worker.
 pub enum Node {
@@ -71,6 +72,19 @@ pub enum Node {
         left: Box<Node>,
         right: Box<Node>,
         spec: Arc<IntervalJoin>,
+        describe: String,
+    },
+    /// An unwindowed GROUP BY; a changelog out.
+    GroupAggregate {
+        input: Box<Node>,
+        spec: Arc<runnel_engine::updating::group_aggregate::GroupAggregate>,
+        describe: String,
+    },
+    /// A regular inner join; a changelog out.
+    RegularJoin {
+        left: Box<Node>,
+        right: Box<Node>,
+        spec: Arc<runnel_engine::updating::join::RegularJoin>,
         describe: String,
     },
     Deduplicate {
@@ -301,6 +315,10 @@ impl Planner<'_> {
                 if let Some(w) = &input.windowing {
                     fields.push(input.schema.field(w.rowtime).clone());
                 }
+                let op = is_changelog(&input.schema).then(|| input.schema.fields().len() - 1);
+                if let Some(i) = op {
+                    fields.push(input.schema.field(i).clone());
+                }
                 let mut schema = Arc::new(Schema::new(fields));
                 if input.windowing.is_some() {
                     // Window columns are still placeholder nulls here.
@@ -320,6 +338,9 @@ impl Planner<'_> {
                         .map(|e| e.evaluate(&batch).and_then(|v| v.into_array(rows)))
                         .collect::<Result<Vec<_>, _>>()?;
                     if let Some(i) = rowtime {
+                        columns.push(batch.column(i).clone());
+                    }
+                    if let Some(i) = op {
                         columns.push(batch.column(i).clone());
                     }
                     Ok(Some(RecordBatch::try_new(out.clone(), columns)?))
@@ -380,6 +401,9 @@ impl Planner<'_> {
             }
             LogicalPlan::Aggregate(aggregate) => {
                 let input = self.settled(Box::pin(self.translate(&aggregate.input)).await?)?;
+                if input.windowing.is_none() {
+                    return self.group_aggregate(aggregate, input);
+                }
                 self.window_aggregate(aggregate, input)
             }
             LogicalPlan::Union(union) => {
@@ -387,9 +411,23 @@ impl Planner<'_> {
                 for input in &union.inputs {
                     let planned = Box::pin(self.translate(input)).await?;
                     let planned = self.settled(self.materialize(planned)?)?;
-                    inputs.push(planned.node);
+                    inputs.push((planned.node, is_changelog(&planned.schema)));
                 }
-                let schema = Arc::new(union.schema.as_arrow().clone());
+                let updating = inputs.iter().any(|(_, changelog)| *changelog);
+                let inputs = inputs
+                    .into_iter()
+                    .map(|(node, changelog)| {
+                        if updating && !changelog {
+                            as_inserts(node)
+                        } else {
+                            node
+                        }
+                    })
+                    .collect();
+                let mut schema = Arc::new(union.schema.as_arrow().clone());
+                if updating {
+                    schema = with_op(&schema);
+                }
                 let out = schema.clone();
                 // Union inputs agree on types, not names: relabel each batch.
                 let relabel: BatchFn = Arc::new(move |batch: RecordBatch| {
@@ -408,6 +446,11 @@ impl Planner<'_> {
             LogicalPlan::Join(join) => {
                 let left = Box::pin(self.translate(&join.left)).await?;
                 let right = Box::pin(self.translate(&join.right)).await?;
+                if is_changelog(&left.schema) || is_changelog(&right.schema) {
+                    let left = self.settled(self.materialize(left)?)?;
+                    let right = self.settled(self.materialize(right)?)?;
+                    return self.regular_join(join, left, right);
+                }
                 self.join(join, left, right)
             }
             LogicalPlan::Sort(_) => {
@@ -419,6 +462,12 @@ impl Planner<'_> {
             LogicalPlan::Window(window) => {
                 let input = Box::pin(self.translate(&window.input)).await?;
                 let input = self.settled(self.materialize(input)?)?;
+                if is_changelog(&input.schema) {
+                    return Err(self.reject(
+                        "ROW_NUMBER() over an updating query is not supported yet",
+                        &["ROW_NUMBER", "OVER"],
+                    ));
+                }
                 self.row_number(window, input)
             }
             LogicalPlan::Distinct(_) => {
@@ -536,6 +585,12 @@ impl Planner<'_> {
                 call.position,
             ));
         }
+        if is_changelog(&input.schema) {
+            return Err(SqlError::at(
+                "a window table function over an updating query is not supported",
+                call.position,
+            ));
+        }
         let time_index = input.schema.index_of(&call.time_column).map_err(|_| {
             SqlError::at(
                 format!(
@@ -545,6 +600,25 @@ impl Planner<'_> {
                 call.position,
             )
         })?;
+        if let Some(table) = self.catalog.tables.get(&call.table) {
+            let proctime = table
+                .computed
+                .iter()
+                .any(|(name, sql)| *name == call.time_column && crate::functions::is_proctime(sql));
+            let rowtime = table
+                .watermark
+                .as_ref()
+                .is_some_and(|w| w.column == call.time_column);
+            if !(proctime || rowtime) {
+                return Err(SqlError::at(
+                    format!(
+                        "DESCRIPTOR({}) must be a time attribute of '{}': declare WATERMARK FOR {} AS ... (event time) or make it a PROCTIME() column",
+                        call.time_column, call.table, call.time_column
+                    ),
+                    call.position,
+                ));
+            }
+        }
         let time_type = input.schema.field(time_index).data_type().clone();
         if !matches!(time_type, DataType::Timestamp(_, _) | DataType::Int64) {
             return Err(SqlError::at(
@@ -780,6 +854,23 @@ fn relaxed(schema: &SchemaRef) -> SchemaRef {
 
 /// Casts a query's output to a sink table's columns, as INSERT does.
 pub fn cast_to(schema: SchemaRef, target: SchemaRef) -> Result<BatchFn, SqlError> {
+    if is_changelog(&schema) && !is_changelog(&target) {
+        let data = Arc::new(Schema::new(
+            schema.fields()[..schema.fields().len() - 1].to_vec(),
+        ));
+        let cast = cast_to(data, target.clone())?;
+        let out = with_op(&relaxed(&target));
+        return Ok(Arc::new(move |batch: RecordBatch| {
+            let op = batch.column(batch.num_columns() - 1).clone();
+            let data = batch.project(&(0..batch.num_columns() - 1).collect::<Vec<_>>())?;
+            let Some(cast) = cast(data)? else {
+                return Ok(None);
+            };
+            let mut columns = cast.columns().to_vec();
+            columns.push(op);
+            Ok(Some(RecordBatch::try_new(out.clone(), columns)?))
+        }));
+    }
     if schema.fields().len() != target.fields().len() {
         return Err(SqlError::invalid(format!(
             "the query has {} columns but the sink table has {}",
@@ -838,4 +929,21 @@ fn computes_on_window_columns(exprs: &[Expr], windowing: &Windowing, schema: &Sc
         !matches!(e.clone().unalias(), Expr::Column(_))
             && references_window_columns(e, windowing, schema)
     })
+}
+
+/// An append-only input of a union with a changelog: every row an insert.
+fn as_inserts(node: Node) -> Node {
+    let f: BatchFn = Arc::new(move |batch: RecordBatch| {
+        let mut columns = batch.columns().to_vec();
+        columns.push(op_array(&vec![RowKind::Insert; batch.num_rows()]));
+        Ok(Some(RecordBatch::try_new(
+            with_op(&batch.schema()),
+            columns,
+        )?))
+    });
+    Node::Map {
+        input: Box::new(node),
+        name: "AsInserts".into(),
+        f,
+    }
 }

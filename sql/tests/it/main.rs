@@ -9,3 +9,5 @@
 mod joins;
 mod late_rows;
 mod slt;
+mod support;
+mod updating;

@@ -3,6 +3,9 @@
 //! its bounded input, and compares the rows printed the way Flink's
 //! `print` connector prints them (without the `+I[...]` wrapper).
 //!
+//! A changelog (`+I`, `-U`, `+U`, `-D`) is applied as it arrives, so a
+//! query's rows are the table it describes at the end.
+//!
 //! `SET 'slt.emit-watermark' = 'true'` (read by this runner, not Runnel)
 //! puts first in every row the watermark it was emitted at: the time its
 //! batch travelled at, after which the row is final (`window_end - 1` for
@@ -59,14 +62,26 @@ impl BatchSink for Rows {
             .rows
             .lock()
             .map_err(|_| EngineError::Runtime("poisoned".into()))?;
+        let changelog = runnel_engine::updating::changelog::is_changelog(&batch.schema());
         for line in text.lines() {
-            let inner = line.trim_start_matches("+I[").trim_end_matches(']');
+            let (kind, inner) = line.split_at(2);
+            let inner = inner.trim_start_matches('[').trim_end_matches(']');
             let mut row: Vec<String> = Vec::new();
             if self.emit_watermark {
                 row.push(render_time(time));
             }
             row.extend(inner.split(", ").map(str::to_string));
-            rows.push(row);
+            if !changelog || matches!(kind, "+I" | "+U") {
+                rows.push(row);
+            } else if let Some(at) = rows.iter().position(|r| *r == row) {
+                // A retraction takes away one equal row: the result is
+                // the table the changelog describes.
+                rows.swap_remove(at);
+            } else {
+                return Err(EngineError::Runtime(format!(
+                    "{kind} of a row that is not there: {row:?}"
+                )));
+            }
         }
         Ok(())
     }

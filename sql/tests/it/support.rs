@@ -1,0 +1,169 @@
+//! Running a script over two JSON-lines tables `lt` and `rt` (columns `k`,
+//! `v`, `ts`), and DataFusion's batch answer over the same rows.
+
+use std::sync::{Arc, Mutex};
+
+use datafusion::arrow::array::{Int64Array, RecordBatch, TimestampMillisecondArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+use runnel_connectors::Connectors;
+use runnel_engine::EngineError;
+use runnel_engine::connector::SinkProvider;
+use runnel_engine::context::JobContext;
+use runnel_engine::runtime::Cluster;
+use runnel_engine::sink::BatchSink;
+use runnel_engine::time::Watermark;
+use runnel_sql::Session;
+
+/// (key, value, event time in ms since the epoch)
+pub type Row = (i64, i64, i64);
+
+/// The table a job's output describes: inserts add a row, retractions
+/// (`-U`, `-D`) take an equal row away.
+#[derive(Clone, Default)]
+pub struct Collected(Arc<Mutex<Vec<String>>>);
+
+impl SinkProvider for Collected {
+    fn sink(&self, _worker: usize, _peers: usize) -> Result<Box<dyn BatchSink>, EngineError> {
+        Ok(Box::new(self.clone()))
+    }
+}
+
+impl BatchSink for Collected {
+    fn write(&mut self, batch: RecordBatch, _time: Watermark) -> Result<(), EngineError> {
+        let text = runnel_connectors::print::render_rows("", &batch);
+        let mut rows = self.0.lock().unwrap();
+        for line in text.lines() {
+            let (kind, row) = line.split_at(2);
+            let row = row.to_string();
+            if matches!(kind, "+I" | "+U") {
+                rows.push(row);
+            } else {
+                let at = rows
+                    .iter()
+                    .position(|r| *r == row)
+                    .unwrap_or_else(|| panic!("{kind} of a row that is not there: {row}"));
+                rows.swap_remove(at);
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn timestamp(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap()
+        .format("%Y-%m-%d %H:%M:%S%.3f")
+        .to_string()
+}
+
+pub fn write_jsonl(path: &std::path::Path, rows: &[Row]) {
+    let text: String = rows
+        .iter()
+        .map(|(k, v, ts)| {
+            format!(
+                "{{\"k\": {k}, \"v\": {v}, \"ts\": \"{}\"}}\n",
+                timestamp(*ts)
+            )
+        })
+        .collect();
+    std::fs::write(path, text).unwrap();
+}
+
+/// Runs `query` over `lt` and `rt` in `dir`, with a one-second watermark
+/// bound or none, and returns the rows its output describes, sorted.
+pub fn runnel(dir: &std::path::Path, query: &str, workers: usize, watermark: bool) -> Vec<String> {
+    let table = |name: &str| {
+        format!(
+            "CREATE TABLE {name} (k BIGINT, v BIGINT, ts TIMESTAMP(3){}) \
+             WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');",
+            if watermark {
+                ", WATERMARK FOR ts AS ts - INTERVAL '1' SECOND"
+            } else {
+                ""
+            },
+            dir.join(format!("{name}.jsonl")).display()
+        )
+    };
+    let script = format!("{}\n{}\n{query}", table("lt"), table("rt"));
+    let mut session = Session::new(Arc::new(Connectors));
+    let submitted = session.submit(&script).unwrap();
+    let rows = Collected::default();
+    let context = Arc::new(JobContext::default());
+    submitted
+        .job
+        .run(
+            &Cluster::local(workers),
+            context.clone(),
+            Arc::new(rows.clone()),
+        )
+        .unwrap();
+    assert_eq!(
+        context
+            .late_records
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    let mut rows = rows.0.lock().unwrap().clone();
+    rows.sort();
+    rows
+}
+
+pub fn batch_of(rows: &[Row]) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("k", DataType::Int64, true),
+        Field::new("v", DataType::Int64, true),
+        Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+    ]));
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1))),
+            Arc::new(TimestampMillisecondArray::from_iter_values(
+                rows.iter().map(|r| r.2),
+            )),
+        ],
+    )
+    .unwrap()
+}
+
+pub fn oracle(left: &[Row], right: &[Row], query: &str) -> Vec<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let context = SessionContext::new();
+        for (name, rows) in [("lt", left), ("rt", right)] {
+            let batch = batch_of(rows);
+            let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).unwrap();
+            context.register_table(name, Arc::new(table)).unwrap();
+        }
+        let batches = context.sql(query).await.unwrap().collect().await.unwrap();
+        let mut rows: Vec<String> = batches
+            .iter()
+            .flat_map(|b| {
+                runnel_connectors::print::render_rows("", b)
+                    .lines()
+                    .map(|line| line[2..].to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        rows.sort();
+        rows
+    })
+}
+
+/// Rows in an order that is out of order by less than a second, the
+/// watermark bound: each row arrives as if at `ts + jitter`.
+pub fn arrival_order(rows: &[Row], jitters: &[i64]) -> Vec<Row> {
+    let mut order: Vec<(i64, usize)> = rows
+        .iter()
+        .zip(jitters)
+        .enumerate()
+        .map(|(i, (r, j))| (r.2 + j, i))
+        .collect();
+    order.sort();
+    order.into_iter().map(|(_, i)| rows[i]).collect()
+}
