@@ -197,13 +197,14 @@ fn an_unsupported_construct_fails_at_submit_with_its_position() {
     let dir = tempfile::tempdir().unwrap();
     let file = script(
         dir.path(),
-        "SELECT auction, COUNT(*) FROM bids\nGROUP BY auction;",
+        "SELECT auction, price FROM bids\nORDER BY price;",
     );
     let output = run(&["sql", "run", "--file", file.to_str().unwrap()]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("not supported yet") && stderr.contains("at line 6, column 1"),
+        stderr.contains("ORDER BY is not supported on streams")
+            && stderr.contains("at line 6, column 1"),
         "{stderr}"
     );
     assert!(output.stdout.is_empty());
