@@ -311,6 +311,7 @@ impl Session {
             windows: &calls,
             connectors: self.connectors.as_ref(),
             statement: tokens,
+            rank_limits: Default::default(),
         };
         planner.plan(&plan).await
     }
@@ -444,6 +445,12 @@ pub fn explain(node: &Node, depth: usize) -> String {
             "{pad}IntervalJoin: {describe}\n{}\n{}",
             explain(left, depth + 1),
             explain(right, depth + 1)
+        ),
+        Node::TopN {
+            input, describe, ..
+        } => format!(
+            "{pad}TopN (updating): {describe}\n{}",
+            explain(input, depth + 1)
         ),
         Node::GroupAggregate {
             input, describe, ..
@@ -596,6 +603,11 @@ fn build<'scope>(
         } => runnel_engine::interval_join::interval_join(
             build(left, scope, context, index, peers)?,
             build(right, scope, context, index, peers)?,
+            spec.clone(),
+            context.clone(),
+        )?,
+        Node::TopN { input, spec, .. } => runnel_engine::updating::top_n::top_n(
+            build(input, scope, context, index, peers)?,
             spec.clone(),
             context.clone(),
         )?,

@@ -74,6 +74,12 @@ pub enum Node {
         spec: Arc<IntervalJoin>,
         describe: String,
     },
+    /// `ROW_NUMBER()` over a whole stream; a changelog out.
+    TopN {
+        input: Box<Node>,
+        spec: Arc<runnel_engine::updating::top_n::TopN>,
+        describe: String,
+    },
     /// An unwindowed GROUP BY; a changelog out.
     GroupAggregate {
         input: Box<Node>,
@@ -146,6 +152,9 @@ pub struct Planner<'a> {
     pub connectors: &'a dyn ConnectorFactory,
     /// The statement, to point at the construct when rejecting it.
     pub statement: &'a [datafusion::sql::sqlparser::tokenizer::TokenWithSpan],
+    /// `rn <= N` of the filters being planned, by column name: a
+    /// `ROW_NUMBER()` below one keeps only N rows per partition.
+    pub rank_limits: std::cell::RefCell<Vec<(String, u64)>>,
 }
 
 impl Planner<'_> {
@@ -357,7 +366,15 @@ impl Planner<'_> {
                 })
             }
             LogicalPlan::Filter(filter) => {
-                let mut input = Box::pin(self.translate(&filter.input)).await?;
+                let limit = crate::ranking::rank_limit(&filter.predicate);
+                if let Some(limit) = &limit {
+                    self.rank_limits.borrow_mut().push(limit.clone());
+                }
+                let input = Box::pin(self.translate(&filter.input)).await;
+                if limit.is_some() {
+                    self.rank_limits.borrow_mut().pop();
+                }
+                let mut input = input?;
                 if let Some(w) = &input.windowing
                     && references_window_columns(&filter.predicate, w, &input.schema)
                 {
@@ -462,12 +479,6 @@ impl Planner<'_> {
             LogicalPlan::Window(window) => {
                 let input = Box::pin(self.translate(&window.input)).await?;
                 let input = self.settled(self.materialize(input)?)?;
-                if is_changelog(&input.schema) {
-                    return Err(self.reject(
-                        "ROW_NUMBER() over an updating query is not supported yet",
-                        &["ROW_NUMBER", "OVER"],
-                    ));
-                }
                 self.row_number(window, input)
             }
             LogicalPlan::Distinct(_) => {

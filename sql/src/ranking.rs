@@ -11,11 +11,71 @@ use datafusion::logical_expr::{Expr, Operator};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::scalar::ScalarValue;
 use runnel_engine::dedup::Deduplicate;
+use runnel_engine::updating::changelog::{is_changelog, with_op};
+use runnel_engine::updating::top_n::TopN;
 
 use crate::error::SqlError;
 use crate::planner::{Node, Planned, Planner};
 
 impl Planner<'_> {
+    /// Top-N over a whole stream (or an updating input): a changelog.
+    #[allow(clippy::too_many_arguments)]
+    fn updating_top_n(
+        &self,
+        order_by: &[datafusion::logical_expr::SortExpr],
+        input_df: &datafusion::common::DFSchema,
+        partition: Vec<usize>,
+        limit: Option<u64>,
+        input: Planned,
+        schema: SchemaRef,
+    ) -> Result<Planned, SqlError> {
+        let mut order = Vec::new();
+        for sort in order_by {
+            let physical = self
+                .context
+                .state()
+                .create_physical_expr(sort.expr.clone(), input_df)?;
+            let options = datafusion::arrow::compute::SortOptions {
+                descending: !sort.asc,
+                nulls_first: sort.nulls_first,
+            };
+            order.push((physical, options));
+        }
+        let output_schema = with_op(&schema);
+        let describe = format!(
+            "{} per [{}]{}",
+            match limit {
+                Some(n) => format!("first {n}"),
+                None => "all rows numbered".to_string(),
+            },
+            partition
+                .iter()
+                .map(|&i| input.schema.field(i).name().as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            if is_changelog(&input.schema) {
+                " of an updating input"
+            } else {
+                ""
+            }
+        );
+        let spec = Arc::new(TopN {
+            partition,
+            order,
+            limit: limit.map(|n| n as usize),
+            input_schema: input.schema.clone(),
+            output_schema: output_schema.clone(),
+        });
+        Ok(Planned::new(
+            Node::TopN {
+                input: Box::new(input.node),
+                spec,
+                describe,
+            },
+            output_schema,
+        ))
+    }
+
     pub(crate) fn row_number(
         &self,
         window: &datafusion::logical_expr::Window,
@@ -49,10 +109,35 @@ impl Planner<'_> {
         let per_window =
             names.iter().any(|n| n == "window_start") && names.iter().any(|n| n == "window_end");
         if !per_window {
-            return self.deduplicate(
+            let rank_name = schema.field(schema.fields().len() - 1).name().clone();
+            let limit = self
+                .rank_limits
+                .borrow()
+                .iter()
+                .rev()
+                .find(|(name, _)| *name == rank_name)
+                .map(|(_, n)| *n);
+            // The first row by a time column of an append-only input never
+            // changes once the watermark passes it: no changelog needed.
+            let first_by_time = match function.params.order_by.as_slice() {
+                [sort] if sort.asc && limit == Some(1) && !is_changelog(&input.schema) => {
+                    match &sort.expr {
+                        Expr::Column(c) => input_df.index_of_column(c).ok().filter(|&i| {
+                            matches!(input.schema.field(i).data_type(), DataType::Timestamp(_, _))
+                        }),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+            if let Some(time) = first_by_time {
+                return self.deduplicate(time, key_columns, input, schema);
+            }
+            return self.updating_top_n(
                 &function.params.order_by,
                 input_df,
                 key_columns,
+                limit,
                 input,
                 schema,
             );
@@ -87,41 +172,15 @@ impl Planner<'_> {
         Ok(Planned::new(node, schema))
     }
 
-    /// `ROW_NUMBER() OVER (PARTITION BY k ORDER BY ts ASC)` over a whole
-    /// stream: keeps the first row of each key; a filter above must keep
-    /// only `rn = 1`.
+    /// `ROW_NUMBER() OVER (PARTITION BY k ORDER BY ts ASC)` cut to `rn = 1`
+    /// over an append-only stream: keeps the first row of each key.
     fn deduplicate(
         &self,
-        order_by: &[datafusion::logical_expr::SortExpr],
-        input_df: &datafusion::common::DFSchema,
+        time: usize,
         key_columns: Vec<usize>,
         input: Planned,
         schema: SchemaRef,
     ) -> Result<Planned, SqlError> {
-        let unsupported = |message: &str| self.reject(message, &["OVER", "ROW_NUMBER"]);
-        let general = "ROW_NUMBER() over a whole stream is supported only as deduplication (PARTITION BY keys ORDER BY a time column ASC, then WHERE rn = 1); an updating top-N is not supported yet";
-        let time_column = match order_by {
-            [sort] => match &sort.expr {
-                Expr::Column(column) => Some((input_df.index_of_column(column)?, sort.asc)),
-                _ => None,
-            },
-            _ => None,
-        }
-        .filter(|(i, _)| {
-            matches!(
-                input.schema.field(*i).data_type(),
-                DataType::Timestamp(_, _)
-            )
-        });
-        let time = match time_column {
-            Some((time, true)) => time,
-            Some((_, false)) => {
-                return Err(unsupported(
-                    "keeping the last row per key (ORDER BY ... DESC) is an updating query, not supported yet; ORDER BY the time column ASC keeps the first",
-                ));
-            }
-            None => return Err(unsupported(general)),
-        };
         let describe = format!(
             "keep first by {} per [{}]",
             input.schema.field(time).name(),
@@ -226,4 +285,29 @@ pub(crate) fn rank_rows(
         numbers,
     )));
     Ok(RecordBatch::try_new(schema.clone(), out)?)
+}
+
+/// The `rn <= N` (or `rn < N + 1`, `rn = 1`) a filter puts on a column: the
+/// column's name and N.
+pub(crate) fn rank_limit(predicate: &Expr) -> Option<(String, u64)> {
+    datafusion::logical_expr::utils::split_conjunction(predicate)
+        .into_iter()
+        .find_map(|conjunct| {
+            let Expr::BinaryExpr(binary) = conjunct else {
+                return None;
+            };
+            let (column, op, value) = match (binary.left.as_ref(), binary.right.as_ref()) {
+                (Expr::Column(c), Expr::Literal(v, _)) => (c, binary.op, v),
+                (Expr::Literal(v, _), Expr::Column(c)) => (c, binary.op.swap()?, v),
+                _ => return None,
+            };
+            let n = u64::try_from(integer(value)?).ok()?;
+            let limit = match op {
+                Operator::LtEq => n,
+                Operator::Lt => n.checked_sub(1)?,
+                Operator::Eq if n == 1 => 1,
+                _ => return None,
+            };
+            Some((column.name.clone(), limit))
+        })
 }

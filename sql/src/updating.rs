@@ -92,25 +92,20 @@ impl Planner<'_> {
     ) -> Result<Planned, SqlError> {
         let (kind, swap) = match join.join_type {
             JoinType::Inner => (RegularJoinKind::Inner, false),
+            JoinType::Left => (RegularJoinKind::Left, false),
+            JoinType::Right => (RegularJoinKind::Right, false),
+            JoinType::Full => (RegularJoinKind::Full, false),
             JoinType::LeftSemi => (RegularJoinKind::Semi, false),
             JoinType::LeftAnti => (RegularJoinKind::Anti, false),
             JoinType::RightSemi => (RegularJoinKind::Semi, true),
             JoinType::RightAnti => (RegularJoinKind::Anti, true),
             other => {
                 return Err(self.reject(
-                    &format!(
-                        "a regular {other} join is not supported yet (INNER, and IN/EXISTS without extra conditions, are); window and interval joins support outer joins"
-                    ),
+                    &format!("a regular {other} join is not supported"),
                     &["JOIN", "FROM"],
                 ));
             }
         };
-        if kind != RegularJoinKind::Inner && join.filter.is_some() {
-            return Err(self.reject(
-                "an IN/EXISTS subquery with conditions beyond equality is not supported yet",
-                &["IN", "EXISTS", "JOIN"],
-            ));
-        }
         let (left, right, left_plan, right_plan, on) = if swap {
             let on: Vec<(Expr, Expr)> = join
                 .on

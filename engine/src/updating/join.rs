@@ -6,12 +6,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, BooleanArray};
-use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::physical_expr::PhysicalExpr;
+use differential_dataflow::VecCollection;
 use differential_dataflow::collection::AsCollection;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::Stream;
@@ -39,8 +39,19 @@ pub fn to_changelog<'scope>(
     decode: DecodeFn,
     context: Arc<JobContext>,
 ) -> Stream<'scope, Watermark, Batch> {
+    // A record's updates can come from different workers (an antijoin is
+    // its input minus a re-arranged semijoin), so they meet on the worker
+    // of their key before they are paired and consolidated.
+    let by_key = timely::dataflow::channels::pact::Exchange::new(
+        |update: &((Vec<u8>, Vec<u8>), Watermark, isize)| {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::hash::DefaultHasher::new();
+            update.0.0.hash(&mut hasher);
+            hasher.finish()
+        },
+    );
     updates.unary_frontier::<CapacityContainerBuilder<Batch>, _, _, _>(
-        Pipeline,
+        by_key,
         name,
         move |_cap, _info| {
             type Pending = (Capability<Watermark>, Vec<(Vec<u8>, Vec<u8>, isize)>);
@@ -99,6 +110,10 @@ fn consolidate(updates: &mut Vec<(Vec<u8>, Vec<u8>, isize)>) {
 pub enum RegularJoinKind {
     /// Matching pairs.
     Inner,
+    /// Matching pairs and each side's rows without a match (with NULLs).
+    Left,
+    Right,
+    Full,
     /// Left rows with (semi) or without (anti) a matching right row;
     /// the planner swaps the sides for right semi and anti joins.
     Semi,
@@ -109,7 +124,7 @@ pub struct RegularJoin {
     pub kind: RegularJoinKind,
     pub left_keys: Vec<Arc<dyn PhysicalExpr>>,
     pub right_keys: Vec<Arc<dyn PhysicalExpr>>,
-    /// Over the left columns then the right columns (inner joins only).
+    /// Over the left columns then the right columns.
     pub filter: Option<Arc<dyn PhysicalExpr>>,
     /// Each side's columns (with a trailing `__op` if a changelog).
     pub left_schema: SchemaRef,
@@ -173,7 +188,8 @@ impl Side {
 
 fn encode<'scope>(
     input: Stream<'scope, Watermark, Batch>,
-    side: Arc<Side>,
+    sides: Arc<Sides>,
+    left: bool,
     context: Arc<JobContext>,
 ) -> Stream<'scope, Watermark, Updates> {
     input.unary::<CapacityContainerBuilder<Updates>, _, _, _>(
@@ -184,6 +200,7 @@ fn encode<'scope>(
                 input.for_each(|cap, data| {
                     let Some(batch) = data.take() else { return };
                     let time = cap.least().copied().unwrap_or(Watermark::MIN);
+                    let side = if left { &sides.left } else { &sides.right };
                     match side.updates(&batch, time) {
                         Ok(mut updates) if !updates.is_empty() => {
                             output.session(&cap).give_container(&mut updates)
@@ -204,49 +221,185 @@ pub fn regular_join<'scope>(
     context: Arc<JobContext>,
 ) -> Result<Stream<'scope, Watermark, Batch>, EngineError> {
     let key_codec = || crate::join::key_converter(&spec.left_keys, &spec.left_schema);
-    let left_side = Arc::new(Side {
-        keys: spec.left_keys.clone(),
-        key_codec: key_codec()?,
-        row_codec: row_converter(&spec.left_schema)?,
-        width: data_columns(&spec.left_schema),
+    let sides = Arc::new(Sides {
+        left: Side {
+            keys: spec.left_keys.clone(),
+            key_codec: key_codec()?,
+            row_codec: row_converter(&spec.left_schema)?,
+            width: data_columns(&spec.left_schema),
+        },
+        right: Side {
+            keys: spec.right_keys.clone(),
+            key_codec: key_codec()?,
+            row_codec: row_converter(&spec.right_schema)?,
+            width: data_columns(&spec.right_schema),
+        },
     });
-    let right_side = Arc::new(Side {
-        keys: spec.right_keys.clone(),
-        key_codec: key_codec()?,
-        row_codec: row_converter(&spec.right_schema)?,
-        width: data_columns(&spec.right_schema),
-    });
-    let lefts = encode(left, left_side.clone(), context.clone()).as_collection();
-    let rights = encode(right, right_side.clone(), context.clone()).as_collection();
-    // Pairs are keyed by themselves: a join row has no key to update by,
-    // so its changes are inserts and deletes.
-    let pairs = match spec.kind {
-        RegularJoinKind::Inner => lefts.join_map(rights, |_key, l: &Vec<u8>, r: &Vec<u8>| {
+    let lefts = encode(left, sides.clone(), true, context.clone()).as_collection();
+    let rights = encode(right, sides.clone(), false, context.clone()).as_collection();
+    let pairs = lefts
+        .clone()
+        .join_map(rights.clone(), |_key, l: &Vec<u8>, r: &Vec<u8>| {
             (l.clone(), r.clone())
-        }),
-        RegularJoinKind::Semi | RegularJoinKind::Anti => {
-            let right_keys = rights.map(|(key, _)| key).distinct();
-            let matched = match spec.kind {
-                RegularJoinKind::Semi => lefts.semijoin(right_keys),
-                _ => lefts.antijoin(right_keys),
-            };
-            matched.map(|(_key, row)| (row, Vec::new()))
+        });
+    let matched = match &spec.filter {
+        None => pairs,
+        Some(_) => {
+            filter_pairs(pairs.inner, spec.clone(), sides.clone(), context.clone()).as_collection()
         }
     };
-    let decode: DecodeFn =
-        Arc::new(move |updates| decode_pairs(&spec, &left_side, &right_side, updates));
+    // A side's rows without a match are found by their own value, so rows
+    // that are equal (and so match alike) keep their multiplicity.
+    let matched_rows = |left_side: bool| {
+        matched
+            .clone()
+            .map(move |(l, r)| if left_side { l } else { r })
+            .distinct()
+    };
+    let by_row = |side: VecCollection<'scope, Watermark, (Vec<u8>, Vec<u8>)>| {
+        side.map(|(_key, row)| (row, ()))
+    };
+    // An empty side in an output pair is that side's NULL row.
+    let output = match spec.kind {
+        RegularJoinKind::Inner => matched,
+        RegularJoinKind::Semi => by_row(lefts)
+            .semijoin(matched_rows(true))
+            .map(|(row, ())| (row, Vec::new())),
+        RegularJoinKind::Anti => by_row(lefts)
+            .antijoin(matched_rows(true))
+            .map(|(row, ())| (row, Vec::new())),
+        RegularJoinKind::Left | RegularJoinKind::Right | RegularJoinKind::Full => {
+            let mut output = matched.clone();
+            if matches!(spec.kind, RegularJoinKind::Left | RegularJoinKind::Full) {
+                let lonely = by_row(lefts)
+                    .antijoin(matched_rows(true))
+                    .map(|(row, ())| (row, Vec::new()));
+                output = output.concat(lonely);
+            }
+            if matches!(spec.kind, RegularJoinKind::Right | RegularJoinKind::Full) {
+                let lonely = by_row(rights)
+                    .antijoin(matched_rows(false))
+                    .map(|(row, ())| (Vec::new(), row));
+                output = output.concat(lonely);
+            }
+            output
+        }
+    };
+    let decode: DecodeFn = Arc::new(move |updates| decode_pairs(&spec, &sides, updates));
     Ok(to_changelog(
-        pairs.inner,
+        output.inner,
         "RegularJoinOutput",
         decode,
         context,
     ))
 }
 
+struct Sides {
+    left: Side,
+    right: Side,
+}
+
+/// Keeps the pairs that pass the join's extra condition, a container of
+/// pairs at a time.
+fn filter_pairs<'scope>(
+    pairs: Stream<'scope, Watermark, PairUpdates>,
+    spec: Arc<RegularJoin>,
+    sides: Arc<Sides>,
+    context: Arc<JobContext>,
+) -> Stream<'scope, Watermark, PairUpdates> {
+    pairs.unary::<CapacityContainerBuilder<PairUpdates>, _, _, _>(
+        Pipeline,
+        "JoinCondition",
+        move |_cap, _info| {
+            move |input, output| {
+                input.for_each(|cap, data| {
+                    let kept = (|| {
+                        let joined =
+                            joined_batch(&spec, &sides, data.iter().map(|((l, r), _, _)| (l, r)))?;
+                        let mask = passing(&spec, &joined)?;
+                        Ok::<_, EngineError>(
+                            data.drain(..)
+                                .zip(mask)
+                                .filter(|(_, keep)| *keep)
+                                .map(|(update, _)| update)
+                                .collect::<PairUpdates>(),
+                        )
+                    })();
+                    match kept {
+                        Ok(mut kept) if !kept.is_empty() => {
+                            output.session(&cap).give_container(&mut kept)
+                        }
+                        Ok(_) => {}
+                        Err(error) => context.fail(error),
+                    }
+                });
+            }
+        },
+    )
+}
+
+type PairUpdates = Vec<((Vec<u8>, Vec<u8>), Watermark, isize)>;
+
+/// Whether each row of `joined` passes the join's condition (NULL fails).
+fn passing(spec: &RegularJoin, joined: &RecordBatch) -> Result<Vec<bool>, EngineError> {
+    let Some(condition) = &spec.filter else {
+        return Ok(vec![true; joined.num_rows()]);
+    };
+    let mask = condition.evaluate(joined)?.into_array(joined.num_rows())?;
+    Ok(datafusion::arrow::array::AsArray::as_boolean(mask.as_ref())
+        .iter()
+        .map(|b| b.unwrap_or(false))
+        .collect())
+}
+
+/// Decodes one side's rows; an empty row is that side's NULL row.
+fn side_columns<'a>(
+    side: &Side,
+    rows: impl Iterator<Item = &'a Vec<u8>>,
+) -> Result<Vec<ArrayRef>, EngineError> {
+    let parser = side.row_codec.parser();
+    let mut present = Vec::new();
+    let indices: Vec<Option<u32>> = rows
+        .map(|row| {
+            if row.is_empty() {
+                None
+            } else {
+                present.push(parser.parse(row));
+                Some(present.len() as u32 - 1)
+            }
+        })
+        .collect();
+    let values = side.row_codec.convert_rows(present)?;
+    let all_present = indices.iter().all(Option::is_some);
+    if all_present {
+        return Ok(values);
+    }
+    let indices = datafusion::arrow::array::UInt32Array::from(indices);
+    Ok(values
+        .iter()
+        .map(|v| datafusion::arrow::compute::take(v.as_ref(), &indices, None))
+        .collect::<Result<_, _>>()?)
+}
+
+fn joined_batch<'a>(
+    spec: &RegularJoin,
+    sides: &Sides,
+    pairs: impl Iterator<Item = (&'a Vec<u8>, &'a Vec<u8>)> + Clone,
+) -> Result<RecordBatch, EngineError> {
+    let rows = pairs.clone().count();
+    let mut columns = side_columns(&sides.left, pairs.clone().map(|(l, _)| l))?;
+    columns.extend(side_columns(&sides.right, pairs.map(|(_, r)| r))?);
+    let options = RecordBatchOptions::new().with_row_count(Some(rows));
+    Ok(RecordBatch::try_new_with_options(
+        spec.joined_schema.clone(),
+        columns,
+        &options,
+    )?)
+}
+
 fn decode_pairs(
     spec: &RegularJoin,
-    left: &Side,
-    right: &Side,
+    sides: &Sides,
     updates: &[(Vec<u8>, Vec<u8>, isize)],
 ) -> Result<RecordBatch, EngineError> {
     let mut kinds = Vec::new();
@@ -262,46 +415,19 @@ fn decode_pairs(
             picks.push(i);
         }
     }
-    let left_parser = left.row_codec.parser();
-    let right_parser = right.row_codec.parser();
-    let mut columns: Vec<ArrayRef> = left
-        .row_codec
-        .convert_rows(picks.iter().map(|&i| left_parser.parse(&updates[i].0)))?;
     let options = RecordBatchOptions::new().with_row_count(Some(picks.len()));
-    if spec.kind != RegularJoinKind::Inner {
-        columns.push(changelog::op_array(&kinds));
-        return Ok(RecordBatch::try_new_with_options(
-            spec.output_schema.clone(),
-            columns,
-            &options,
-        )?);
-    }
-    columns.extend(
-        right
-            .row_codec
-            .convert_rows(picks.iter().map(|&i| right_parser.parse(&updates[i].1)))?,
-    );
-    let joined = RecordBatch::try_new_with_options(spec.joined_schema.clone(), columns, &options)?;
-    let (joined, kinds) = match &spec.filter {
-        None => (joined, kinds),
-        Some(condition) => {
-            let mask = condition.evaluate(&joined)?.into_array(joined.num_rows())?;
-            let mask: BooleanArray = datafusion::arrow::array::AsArray::as_boolean(mask.as_ref())
-                .iter()
-                .map(|b| Some(b.unwrap_or(false)))
-                .collect();
-            let kept: Vec<RowKind> = kinds
-                .iter()
-                .zip(mask.iter())
-                .filter(|(_, keep)| keep.unwrap_or(false))
-                .map(|(k, _)| *k)
-                .collect();
-            (filter_record_batch(&joined, &mask)?, kept)
-        }
+    let mut columns = if matches!(spec.kind, RegularJoinKind::Semi | RegularJoinKind::Anti) {
+        side_columns(&sides.left, picks.iter().map(|&i| &updates[i].0))?
+    } else {
+        joined_batch(
+            spec,
+            sides,
+            picks.iter().map(|&i| (&updates[i].0, &updates[i].1)),
+        )?
+        .columns()
+        .to_vec()
     };
-    let mut columns = joined.columns().to_vec();
     columns.push(changelog::op_array(&kinds));
-    let options = RecordBatchOptions::new().with_row_count(Some(kinds.len()));
     Ok(RecordBatch::try_new_with_options(
         spec.output_schema.clone(),
         columns,

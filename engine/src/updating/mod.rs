@@ -9,3 +9,4 @@
 pub mod changelog;
 pub mod group_aggregate;
 pub mod join;
+pub mod top_n;

@@ -18,6 +18,15 @@ const QUERIES: &[&str] = &[
     "SELECT l.k, l.v, r.v FROM lt l JOIN rt r ON l.k = r.k AND l.v < r.v",
     "SELECT l.k, MAX(r.v), COUNT(*) FROM lt l JOIN rt r ON l.k = r.k GROUP BY l.k",
     "SELECT l.k, l.v FROM lt l WHERE l.k IN (SELECT k FROM rt WHERE v > 25)",
+    "SELECT l.k, l.v, r.v FROM lt l LEFT JOIN rt r ON l.k = r.k AND l.v < r.v",
+    "SELECT l.v, r.k, r.v FROM lt l RIGHT JOIN rt r ON l.k = r.k AND l.v > r.v",
+    "SELECT l.k, l.v, r.k, r.v FROM lt l FULL JOIN rt r ON l.k = r.k",
+    "SELECT l.k, l.v FROM lt l WHERE NOT EXISTS (SELECT 1 FROM rt r WHERE r.k = l.k AND r.v > l.v)",
+    "SELECT r.k, COUNT(l.v) FROM lt l RIGHT JOIN rt r ON l.k = r.k GROUP BY r.k",
+    "SELECT k, v, rn FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY k ORDER BY v DESC) AS rn FROM lt) WHERE rn <= 2",
+    // Keeping the last row per key; v breaks ties of equal times.
+    "SELECT k, v FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY k ORDER BY ts DESC, v DESC) AS rn FROM lt) WHERE rn = 1",
+    "SELECT k, c, rn FROM (SELECT k, c, ROW_NUMBER() OVER (ORDER BY c DESC, k) AS rn FROM (SELECT k, COUNT(*) AS c FROM lt GROUP BY k)) WHERE rn <= 2",
 ];
 
 fn rows(min: usize) -> impl Strategy<Value = Vec<Row>> {
