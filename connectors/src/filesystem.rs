@@ -201,6 +201,9 @@ pub struct FileSink {
 #[derive(Clone)]
 enum SinkFormat {
     Lines(Format),
+    /// A changelog as Debezium JSON envelopes (`before`, `after`, `op`),
+    /// as Flink's `debezium-json` format writes them.
+    Debezium(Format),
     /// Columnar, written with the batches' own schema; finished at the end
     /// of input, when the footer is written.
     Parquet,
@@ -209,13 +212,13 @@ enum SinkFormat {
 impl FileSink {
     pub fn new(options: &Options) -> Result<Self, ConnectorError> {
         let dir = PathBuf::from(options.required("path")?);
-        let format = if options.get("format") == Some("parquet") {
-            SinkFormat::Parquet
-        } else {
-            SinkFormat::Lines(Format::from_options(options)?)
+        let format = match options.get("format") {
+            Some("parquet") => SinkFormat::Parquet,
+            Some("debezium-json") => SinkFormat::Debezium(Format::json_for_changelogs(options)?),
+            _ => SinkFormat::Lines(Format::from_options(options)?),
         };
         let extension = match format {
-            SinkFormat::Lines(Format::Json { .. }) => "json",
+            SinkFormat::Lines(Format::Json { .. }) | SinkFormat::Debezium(_) => "json",
             SinkFormat::Lines(Format::Csv { .. }) => "csv",
             SinkFormat::Parquet => "parquet",
         };
@@ -241,12 +244,20 @@ impl SinkProvider for FileSink {
                 out: BufWriter::new(file),
                 format: format.clone(),
             },
+            SinkFormat::Debezium(format) => Output::Debezium {
+                out: BufWriter::new(file),
+                format: format.clone(),
+            },
             SinkFormat::Parquet => Output::Parquet {
                 file: Some(file),
                 writer: None,
             },
         };
         Ok(Box::new(FileWriter { path, output }))
+    }
+
+    fn accepts_changelog(&self) -> bool {
+        matches!(self.format, SinkFormat::Debezium(_))
     }
 }
 
@@ -260,6 +271,10 @@ enum Output {
         out: BufWriter<File>,
         format: Format,
     },
+    Debezium {
+        out: BufWriter<File>,
+        format: Format,
+    },
     Parquet {
         file: Option<File>,
         writer: Option<Box<ArrowWriter<File>>>,
@@ -270,6 +285,9 @@ impl BatchSink for FileWriter {
     fn write(&mut self, batch: RecordBatch, _time: Watermark) -> Result<(), EngineError> {
         match &mut self.output {
             Output::Lines { out, format } => Ok(encode(format, &batch, out)?),
+            Output::Debezium { out, format } => {
+                Ok(crate::format::encode_debezium(format, &batch, out)?)
+            }
             Output::Parquet { file, writer } => {
                 if writer.is_none() {
                     let Some(file) = file.take() else {
@@ -296,7 +314,7 @@ impl BatchSink for FileWriter {
         }
         let path = &self.path;
         match &mut self.output {
-            Output::Lines { out, .. } => {
+            Output::Lines { out, .. } | Output::Debezium { out, .. } => {
                 out.flush().map_err(io_error(path))?;
                 out.get_ref().sync_all().map_err(io_error(path))?;
             }

@@ -29,6 +29,26 @@ pub enum Format {
 }
 
 impl Format {
+    /// The JSON of a changelog format's rows (`debezium-json.*` options).
+    pub fn json_for_changelogs(options: &Options) -> Result<Self, ConnectorError> {
+        let standard = options
+            .get("debezium-json.timestamp-format.standard")
+            .unwrap_or("SQL");
+        Ok(Format::Json {
+            ignore_parse_errors: false,
+            fail_on_missing_field: false,
+            timestamp_format: match standard {
+                "SQL" => SQL_TIMESTAMP,
+                "ISO-8601" => ISO_TIMESTAMP,
+                other => {
+                    return Err(ConnectorError::Option(format!(
+                        "debezium-json.timestamp-format.standard must be SQL or ISO-8601, got '{other}'"
+                    )));
+                }
+            },
+        })
+    }
+
     pub fn from_options(options: &Options) -> Result<Self, ConnectorError> {
         match options.required("format")? {
             "json" => {
@@ -68,7 +88,7 @@ impl Format {
                 })
             }
             other => Err(ConnectorError::Option(format!(
-                "unsupported format '{other}'; available: json, csv, and parquet for filesystem sinks"
+                "unsupported format '{other}'; available: json, csv, and parquet and debezium-json for filesystem sinks"
             ))),
         }
     }
@@ -252,6 +272,36 @@ pub fn encode(
                 .build(out);
             writer.write(batch)?;
         }
+    }
+    Ok(())
+}
+
+/// Writes a changelog as Debezium envelopes: inserts and updates-after as
+/// `{"before":null,"after":{...},"op":"c"}`, deletes and updates-before as
+/// `{"before":{...},"after":null,"op":"d"}` (Flink's debezium-json).
+pub fn encode_debezium(
+    format: &Format,
+    batch: &RecordBatch,
+    out: &mut impl Write,
+) -> Result<(), ConnectorError> {
+    use runnel_engine::updating::changelog::{RowKind, kinds};
+    let kinds = kinds(batch);
+    let width = batch.num_columns() - usize::from(kinds.is_some());
+    let data = batch.project(&(0..width).collect::<Vec<_>>())?;
+    let mut lines = Vec::new();
+    encode(format, &data, &mut lines)?;
+    let io = |e: std::io::Error| ConnectorError::Option(format!("debezium-json: {e}"));
+    for (row, line) in String::from_utf8_lossy(&lines).lines().enumerate() {
+        let kind = kinds.as_ref().map_or(RowKind::Insert, |k| k[row]);
+        let envelope = match kind {
+            RowKind::Insert | RowKind::UpdateAfter => {
+                format!("{{\"before\":null,\"after\":{line},\"op\":\"c\"}}\n")
+            }
+            RowKind::UpdateBefore | RowKind::Delete => {
+                format!("{{\"before\":{line},\"after\":null,\"op\":\"d\"}}\n")
+            }
+        };
+        out.write_all(envelope.as_bytes()).map_err(io)?;
     }
     Ok(())
 }

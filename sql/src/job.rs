@@ -297,7 +297,8 @@ impl Session {
     }
 
     async fn query(&mut self, tokens: &[TokenWithSpan]) -> Result<(Node, SchemaRef), SqlError> {
-        let legacy = crate::legacy_windows::rewrite(tokens.to_vec())?;
+        let temporal = crate::temporal::rewrite(tokens.to_vec());
+        let legacy = crate::legacy_windows::rewrite(temporal)?;
         let (rewritten, calls) = windows::rewrite(legacy, &mut self.catalog.next_window)?;
         let sql = render(&rewritten);
         let context = self.catalog.session(&calls).await?;

@@ -16,6 +16,7 @@ mod legacy_windows;
 mod planner;
 mod ranking;
 mod source_options;
+mod temporal;
 mod tokens;
 mod types;
 mod updating;

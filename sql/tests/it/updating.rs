@@ -50,3 +50,76 @@ proptest! {
         prop_assert_eq!(runnel(dir.path(), sql, workers, false), oracle(&left, &right, sql), "{}", sql);
     }
 }
+
+/// A GROUP BY written to files as Debezium JSON: replaying the envelopes
+/// gives the final counts.
+#[test]
+fn debezium_json_files_replay_to_the_final_result() {
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let rows: Vec<Row> = (0..30).map(|i| (i % 3, i, i * 10)).collect();
+    write_jsonl(&dir.path().join("lt.jsonl"), &rows);
+    let out = dir.path().join("out");
+    let script = format!(
+        "CREATE TABLE lt (k BIGINT, v BIGINT, ts TIMESTAMP(3)) \
+           WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
+         CREATE TABLE counts (k BIGINT, c BIGINT, PRIMARY KEY (k) NOT ENFORCED) \
+           WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'debezium-json');
+         INSERT INTO counts SELECT k, COUNT(*) FROM lt GROUP BY k;",
+        dir.path().join("lt.jsonl").display(),
+        out.display()
+    );
+    let mut session = runnel_sql::Session::new(Arc::new(runnel_connectors::Connectors));
+    let submitted = session.submit(&script).unwrap();
+    submitted
+        .job
+        .run(
+            &runnel_engine::runtime::Cluster::local(2),
+            Arc::new(runnel_engine::context::JobContext::default()),
+            Arc::new(crate::support::Collected::default()),
+        )
+        .unwrap();
+    let mut table: Vec<String> = Vec::new();
+    for entry in std::fs::read_dir(&out).unwrap() {
+        for line in std::fs::read_to_string(entry.unwrap().path())
+            .unwrap()
+            .lines()
+        {
+            if let Some(after) = line.strip_prefix(r#"{"before":null,"after":"#) {
+                assert!(after.ends_with(r#","op":"c"}"#), "{line}");
+                table.push(after.trim_end_matches(r#","op":"c"}"#).to_string());
+            } else {
+                let before = line
+                    .strip_prefix(r#"{"before":"#)
+                    .and_then(|l| l.strip_suffix(r#","after":null,"op":"d"}"#))
+                    .unwrap_or_else(|| panic!("not an envelope: {line}"));
+                let at = table.iter().position(|r| r == before).unwrap();
+                table.swap_remove(at);
+            }
+        }
+    }
+    table.sort();
+    assert_eq!(
+        table,
+        [
+            r#"{"k":0,"c":10}"#,
+            r#"{"k":1,"c":10}"#,
+            r#"{"k":2,"c":10}"#
+        ]
+    );
+}
+
+#[test]
+fn an_append_only_format_refuses_an_updating_query() {
+    let mut session = runnel_sql::Session::new(std::sync::Arc::new(runnel_connectors::Connectors));
+    let error = session
+        .submit(
+            "CREATE TABLE lt (k BIGINT) WITH ('connector' = 'datagen', 'number-of-rows' = '1');
+             CREATE TABLE out_table (k BIGINT, c BIGINT) WITH ('connector' = 'filesystem', 'path' = '/tmp/x', 'format' = 'csv');
+             INSERT INTO out_table SELECT k, COUNT(*) FROM lt GROUP BY k;",
+        )
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("is append-only ('filesystem')"), "{error}");
+}
