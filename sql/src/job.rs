@@ -12,6 +12,7 @@ use runnel_engine::sink::sink;
 use runnel_engine::source::source;
 use runnel_engine::stateless::map_batches;
 use runnel_engine::time::Watermark;
+use runnel_engine::updating::changelog::is_changelog;
 use runnel_engine::window_op::window_aggregate;
 use timely::dataflow::operators::Concatenate;
 use timely::dataflow::{ProbeHandle, Scope, Stream};
@@ -271,9 +272,7 @@ impl Session {
             .connectors
             .sink(table.options.clone(), target.clone())
             .map_err(|e| SqlError::at(format!("table '{name}': {e}"), table.position))?;
-        if runnel_engine::updating::changelog::is_changelog(&schema)
-            && !provider.accepts_changelog()
-        {
+        if is_changelog(&schema) && !provider.accepts_changelog() {
             return Err(SqlError::at(
                 format!(
                     "table '{name}' is append-only ('{}'), but the query updates its results (an unwindowed GROUP BY or a regular join); write it to a sink that takes a changelog (print, blackhole)",
@@ -282,6 +281,11 @@ impl Session {
                 position(&words[0]),
             ));
         }
+        let (node, schema) = if table.primary_key.is_empty() || !is_changelog(&schema) {
+            (node, schema)
+        } else {
+            crate::upsert::by_primary_key(node, schema, &table)?
+        };
         let cast = cast_to(schema, target.clone())
             .map_err(|e| SqlError::at(e.to_string(), position(&words[0])))?;
         let node = Node::Map {

@@ -20,6 +20,7 @@ mod temporal;
 mod tokens;
 mod types;
 mod updating;
+mod upsert;
 mod windows;
 
 pub use ddl::{TableDef, WatermarkDef};

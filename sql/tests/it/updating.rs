@@ -123,3 +123,58 @@ fn an_append_only_format_refuses_an_updating_query() {
         .to_string();
     assert!(error.contains("is append-only ('filesystem')"), "{error}");
 }
+
+/// With a PRIMARY KEY, the sink gets upserts: one row per key, replaced
+/// in place, never an update-before.
+#[test]
+fn a_primary_key_turns_the_changelog_into_upserts() {
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    // Two rows per key in the join's output: the upsert keeps one.
+    let rows: Vec<Row> = (0..40).map(|i| (i % 4, i, i * 10)).collect();
+    write_jsonl(&dir.path().join("lt.jsonl"), &rows);
+    let out = dir.path().join("out");
+    let script = format!(
+        "CREATE TABLE lt (k BIGINT, v BIGINT, ts TIMESTAMP(3)) \
+           WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
+         CREATE TABLE best (k BIGINT, top BIGINT, PRIMARY KEY (k) NOT ENFORCED) \
+           WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'debezium-json');
+         INSERT INTO best SELECT k, MAX(v) FROM lt GROUP BY k;",
+        dir.path().join("lt.jsonl").display(),
+        out.display()
+    );
+    let mut session = runnel_sql::Session::new(Arc::new(runnel_connectors::Connectors));
+    let submitted = session.submit(&script).unwrap();
+    submitted
+        .job
+        .run(
+            &runnel_engine::runtime::Cluster::local(3),
+            Arc::new(runnel_engine::context::JobContext::default()),
+            Arc::new(crate::support::Collected::default()),
+        )
+        .unwrap();
+    let mut by_key = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(&out).unwrap() {
+        for line in std::fs::read_to_string(entry.unwrap().path())
+            .unwrap()
+            .lines()
+        {
+            let row = line
+                .strip_prefix(r#"{"before":null,"after":"#)
+                .and_then(|l| l.strip_suffix(r#","op":"c"}"#))
+                .unwrap_or_else(|| panic!("an upsert sink got more than upserts: {line}"));
+            let key = row.split(',').next().unwrap().to_string();
+            by_key.insert(key, row.to_string());
+        }
+    }
+    let rows: Vec<String> = by_key.into_values().collect();
+    assert_eq!(
+        rows,
+        [
+            r#"{"k":0,"top":36}"#,
+            r#"{"k":1,"top":37}"#,
+            r#"{"k":2,"top":38}"#,
+            r#"{"k":3,"top":39}"#
+        ]
+    );
+}
