@@ -103,6 +103,11 @@ pub struct ServerArgs {
     /// Log filter, as RUST_LOG spells it (e.g. `info,runnel=debug`) [default: info]
     #[arg(long, env = "RUNNEL_LOG")]
     pub log: Option<String>,
+
+    /// Turn off the per-shard Kinesis throughput limits (1 MiB/s or 1,000
+    /// records/s in, 2 MiB/s and 5 GetRecords/s out), e.g. for benchmarks
+    #[arg(long, env = "RUNNEL_NO_SHARD_LIMITS")]
+    pub no_shard_limits: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]

@@ -4,6 +4,7 @@ mod aws;
 mod cli;
 mod config;
 mod http;
+mod kinesis;
 mod logging;
 mod metrics;
 mod serve;

@@ -28,7 +28,9 @@ use std::time::Duration;
 use rocksdb::DB;
 use tokio::sync::oneshot;
 
-pub use control::{AccountSettings, ConsumerInfo, StreamInfo};
+pub use control::{
+    AccountSettings, ConsumerInfo, SHARD_LEVEL_METRICS, StreamInfo, stream_name_from_arn,
+};
 pub use error::{Result, StreamsError};
 pub use limits::ShardLimits;
 pub use model::{CapacityMode, ShardMeta, StreamMeta, StreamStatus};

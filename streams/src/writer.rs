@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::Receiver;
 
 use rocksdb::WriteBatch;
 use tokio::sync::oneshot;
@@ -66,10 +66,7 @@ pub fn run(inner: Arc<Inner>, jobs: Receiver<Job>) {
                 }
             }
             if batch.bytes < MAX_BATCH_BYTES {
-                next = match jobs.try_recv() {
-                    Ok(job) => Some(job),
-                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-                };
+                next = jobs.try_recv().ok();
             }
         }
         batch.commit(&inner);
