@@ -630,10 +630,7 @@ impl Api {
         Ok(Out::map(vec![("Consumer", consumer_out(&consumer, false))]))
     }
 
-    fn consumer_args(
-        &self,
-        req: &mut Req,
-    ) -> Result<ConsumerArgs, AwsError> {
+    fn consumer_args(&self, req: &mut Req) -> Result<ConsumerArgs, AwsError> {
         let arn = req.opt_str("ConsumerARN")?;
         let name = req.opt_str("ConsumerName")?;
         let stream = if req.has("StreamARN") || req.has("StreamName") {

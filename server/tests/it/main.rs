@@ -9,5 +9,8 @@ mod aws_routing;
 mod cli;
 mod config;
 mod harness;
+mod kinesis_cbor;
+mod kinesis_crash;
+mod kinesis_e2e;
 mod lifecycle;
 mod sql_run;
