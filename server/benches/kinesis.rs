@@ -21,6 +21,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
+type Starter = fn() -> Option<Target>;
+
 struct Target {
     name: &'static str,
     url: String,
@@ -108,11 +110,15 @@ fn start_kinesis_local() -> Option<Target> {
         .map(PathBuf::from)
         .or_else(|| {
             std::env::var_os("HOME").map(|h| {
-                PathBuf::from(h).join(".cache/runnel-bench/kinesis-local/node_modules/kinesis-local")
+                PathBuf::from(h)
+                    .join(".cache/runnel-bench/kinesis-local/node_modules/kinesis-local")
             })
         })?;
     if !dir.join("main.js").exists() {
-        eprintln!("kinesis-local not installed at {}; skipping it", dir.display());
+        eprintln!(
+            "kinesis-local not installed at {}; skipping it",
+            dir.display()
+        );
         return None;
     }
     let port = free_port();
@@ -141,7 +147,10 @@ fn create_stream(url: &str, name: &str, shards: u32) {
     let agent = agent();
     let body = json!({"StreamName": name, "ShardCount": shards}).to_string();
     let created = call(&agent, url, "CreateStream", &body);
-    assert!(matches!(created, Ok((200, _))), "CreateStream {name}: {created:?}");
+    assert!(
+        matches!(created, Ok((200, _))),
+        "CreateStream {name}: {created:?}"
+    );
     let body = json!({"StreamName": name}).to_string();
     for _ in 0..600 {
         if let Ok((200, out)) = call(&agent, url, "DescribeStreamSummary", &body)
@@ -221,7 +230,10 @@ fn latency(url: &str, stream: &str, samples: usize) -> (f64, f64, usize) {
     let Ok((200, out)) = call(&agent, url, "GetShardIterator", &body) else {
         return (f64::NAN, f64::NAN, 0);
     };
-    let mut iterator = out["ShardIterator"].as_str().unwrap_or_default().to_string();
+    let mut iterator = out["ShardIterator"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let done = Arc::new(AtomicBool::new(false));
     let producer = {
         let (url, stream, done) = (url.to_string(), stream.to_string(), done.clone());
@@ -245,7 +257,9 @@ fn latency(url: &str, stream: &str, samples: usize) -> (f64, f64, usize) {
         };
         let now = origin.elapsed().as_nanos() as u64;
         for record in out["Records"].as_array().into_iter().flatten() {
-            let bytes = STANDARD.decode(record["Data"].as_str().unwrap_or_default()).unwrap_or_default();
+            let bytes = STANDARD
+                .decode(record["Data"].as_str().unwrap_or_default())
+                .unwrap_or_default();
             if let Ok(sent) = <[u8; 8]>::try_from(bytes.as_slice()) {
                 latencies.push((now - u64::from_be_bytes(sent)) as f64 / 1e6);
             }
@@ -254,7 +268,10 @@ fn latency(url: &str, stream: &str, samples: usize) -> (f64, f64, usize) {
             Some(next) => iterator = next.to_string(),
             None => break,
         }
-        if done.load(Ordering::Relaxed) && out["Records"].as_array().is_none_or(|r| r.is_empty()) && latencies.len() >= samples {
+        if done.load(Ordering::Relaxed)
+            && out["Records"].as_array().is_none_or(|r| r.is_empty())
+            && latencies.len() >= samples
+        {
             break;
         }
     }
@@ -270,17 +287,27 @@ fn latency(url: &str, stream: &str, samples: usize) -> (f64, f64, usize) {
 }
 
 fn main() {
-    let seconds: f64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5.0);
-    let clients: usize = std::env::var("BENCH_CLIENTS").ok().and_then(|s| s.parse().ok()).unwrap_or(16);
+    let seconds: f64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5.0);
+    let clients: usize = std::env::var("BENCH_CLIENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(16);
     let only: Option<String> = std::env::var("BENCH_TARGET").ok();
-    println!("Kinesis PutRecords (500 records per request, {clients} concurrent clients, {seconds} s per case) and put-to-get latency");
+    println!(
+        "Kinesis PutRecords (500 records per request, {clients} concurrent clients, {seconds} s per case) and put-to-get latency"
+    );
     println!(
         "{:<14} {:>7} {:>8} {:>14} {:>10} {:>9}",
         "target", "shards", "record", "records/s", "MB/s", "failed"
     );
     let mut latencies = Vec::new();
-    let starters: [(&str, fn() -> Option<Target>); 2] =
-        [("runnel", start_runnel), ("kinesis-local", start_kinesis_local)];
+    let starters: [(&str, Starter); 2] = [
+        ("runnel", start_runnel),
+        ("kinesis-local", start_kinesis_local),
+    ];
     for (name, start) in starters {
         if only.as_deref().is_some_and(|o| o != name) {
             continue;
@@ -311,7 +338,10 @@ fn main() {
         latencies.push((target.name, latency(&target.url, "latency", 400)));
     }
     println!();
-    println!("{:<14} {:>10} {:>10} {:>8}", "target", "p50 ms", "p99 ms", "samples");
+    println!(
+        "{:<14} {:>10} {:>10} {:>8}",
+        "target", "p50 ms", "p99 ms", "samples"
+    );
     for (name, (p50, p99, n)) in latencies {
         println!("{name:<14} {p50:>10.2} {p99:>10.2} {n:>8}");
     }

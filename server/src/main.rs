@@ -9,6 +9,7 @@ mod logging;
 mod metrics;
 mod serve;
 mod sql_run;
+mod streams_cli;
 
 use clap::Parser;
 
@@ -35,6 +36,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .build()?;
             runtime.block_on(serve::run(config))
         }
+        Command::Streams(args) => streams_cli::run(args),
         Command::Sql(SqlCommand::Run(args)) => {
             tracing_subscriber::fmt()
                 .with_writer(std::io::stderr)

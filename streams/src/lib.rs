@@ -227,11 +227,26 @@ impl Streams {
     }
 
     pub fn get_records(&self, iterator: &str, limit: usize) -> Result<GetRecordsOutput> {
-        self.inner.get_records(iterator, limit)
+        self.inner.get_records(iterator, limit, true)
+    }
+
+    /// GetRecords for an enhanced fan-out subscription: outside the shard's
+    /// shared read limits.
+    pub fn read_subscription(&self, iterator: &str, limit: usize) -> Result<GetRecordsOutput> {
+        self.inner.get_records(iterator, limit, false)
     }
 
     pub fn describe(&self, name: &str) -> Result<StreamInfo> {
         self.inner.describe(name)
+    }
+
+    /// Whether records written now are encrypted (cheaper than `describe`).
+    pub fn is_encrypted(&self, name: &str) -> bool {
+        self.inner
+            .read()
+            .streams
+            .get(name)
+            .is_some_and(|e| e.meta.encryption_key_id.is_some())
     }
 
     pub fn list_streams(&self) -> Vec<StreamInfo> {

@@ -42,6 +42,9 @@ pub struct GetRecordsOutput {
     pub millis_behind_latest: u64,
     /// The shards that continue a closed shard, given at its end.
     pub child_shards: Vec<ShardMeta>,
+    /// Where a subscription resumes: reading AFTER this sequence number
+    /// continues exactly after what was returned.
+    pub continuation_sequence: String,
 }
 
 struct Located {
@@ -132,7 +135,14 @@ impl Inner {
         .encode())
     }
 
-    pub fn get_records(&self, iterator: &str, limit: usize) -> Result<GetRecordsOutput> {
+    /// `limited` is false for enhanced fan-out reads, which have their own
+    /// throughput and do not count against the shard's GetRecords budget.
+    pub fn get_records(
+        &self,
+        iterator: &str,
+        limit: usize,
+        limited: bool,
+    ) -> Result<GetRecordsOutput> {
         let token = IteratorToken::decode(iterator)
             .ok_or_else(|| StreamsError::InvalidArgument("Invalid ShardIterator.".into()))?;
         let now = self.now();
@@ -144,7 +154,7 @@ impl Inner {
             )));
         }
         let located = self.locate(&token.stream_name, token.shard, Some(token.stream_id))?;
-        if self.config.limits.is_some() {
+        if limited && self.config.limits.is_some() {
             let mut limiter = located.state.read.lock().unwrap_or_else(|e| e.into_inner());
             if !limiter.admit_call(now) {
                 return Err(StreamsError::Throughput(format!(
@@ -214,7 +224,7 @@ impl Inner {
         let more = cursor.valid();
         drop(cursor);
 
-        if self.config.limits.is_some() {
+        if limited && self.config.limits.is_some() {
             let mut limiter = located.state.read.lock().unwrap_or_else(|e| e.into_inner());
             limiter.charge_bytes(bytes as u64, now);
         }
@@ -238,6 +248,10 @@ impl Inner {
             }),
             millis_behind_latest,
             child_shards: if at_end { located.children } else { Vec::new() },
+            continuation_sequence: crate::model::sequence_number(
+                token.shard,
+                position.saturating_sub(1),
+            ),
         })
     }
 }

@@ -68,10 +68,7 @@ fn written(shard: u32, counter: u64) -> (String, String) {
 
 impl Api {
     fn encryption_type(&self, stream: &str) -> Out {
-        let encrypted = self
-            .streams
-            .describe(stream)
-            .is_ok_and(|i| i.meta.encryption_key_id.is_some());
+        let encrypted = self.streams.is_encrypted(stream);
         Out::str(if encrypted { "KMS" } else { "NONE" })
     }
 
@@ -114,7 +111,7 @@ impl Api {
 
     pub(super) async fn put_records(&self, req: &mut Req) -> Result<Out, AwsError> {
         let stream = self.stream_name(req)?;
-        let Some(items) = req.opt_list("Records")?.cloned() else {
+        let Some(items) = req.take_list("Records")? else {
             req.problem(None, "records", "Member must not be null");
             req.finish()?;
             return Err(request::validation_error("Records is required"));
@@ -134,9 +131,9 @@ impl Api {
         }
         let mut entries = Vec::with_capacity(items.len());
         let mut total = 0usize;
-        for (i, item) in items.iter().enumerate() {
+        for (i, item) in items.into_iter().enumerate() {
             let mut record = match item {
-                Value::Object(_) => Req::from_value(item)?,
+                Value::Object(_) => Req::from_owned(item)?,
                 _ => {
                     return Err(super::codec::serialization_error(
                         "Records must be a list of objects",
@@ -295,7 +292,24 @@ pub(super) fn hash_range(shard: &ShardMeta) -> Out {
     ])
 }
 
-fn child_shard(shard: &ShardMeta) -> Out {
+pub(super) fn record_out(r: runnel_streams::Record) -> Out {
+    Out::map(vec![
+        ("SequenceNumber", Out::Str(r.sequence_number)),
+        ("ApproximateArrivalTimestamp", Out::Time(r.arrival_ms)),
+        ("Data", Out::Blob(r.data)),
+        ("PartitionKey", Out::Str(r.partition_key)),
+        (
+            "EncryptionType",
+            if r.encrypted {
+                Out::str("KMS")
+            } else {
+                Out::Null
+            },
+        ),
+    ])
+}
+
+pub(super) fn child_shard(shard: &ShardMeta) -> Out {
     let parents = shard
         .parent
         .into_iter()

@@ -4,7 +4,9 @@
 mod codec;
 mod control;
 mod data;
+mod eventstream;
 mod request;
+mod subscribe;
 mod token;
 
 use std::sync::Arc;
@@ -24,6 +26,7 @@ pub const OPERATIONS: &[&str] = &[
     "PutRecords",
     "GetShardIterator",
     "GetRecords",
+    "SubscribeToShard",
     "CreateStream",
     "DeleteStream",
     "DescribeStream",
@@ -81,6 +84,9 @@ impl Api {
     async fn handle(&self, request: AwsRequest) -> Result<Response, AwsError> {
         let map = codec::decode(request.protocol, &request.body)?;
         let mut req = Req::new(map);
+        if request.operation == "SubscribeToShard" {
+            return self.subscribe_to_shard(&mut req, request.protocol).await;
+        }
         let out = self.call(&request.operation, &mut req).await?;
         let mut response = (StatusCode::OK, out.encode(request.protocol)).into_response();
         response.headers_mut().insert(

@@ -54,6 +54,22 @@ impl Req {
         }
     }
 
+    pub fn from_owned(value: Value) -> Result<Self, AwsError> {
+        match value {
+            Value::Object(map) => Ok(Req::new(map)),
+            _ => Err(serialization_error("Expected an object")),
+        }
+    }
+
+    /// Moves a list out of the request, for large lists read once.
+    pub fn take_list(&mut self, field: &str) -> Result<Option<Vec<Value>>, AwsError> {
+        match self.map.remove(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(items)) => Ok(Some(items)),
+            Some(_) => Err(type_error(field, "a list")),
+        }
+    }
+
     fn get(&self, field: &str) -> Option<&Value> {
         self.map.get(field).filter(|v| !v.is_null())
     }

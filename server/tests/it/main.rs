@@ -12,5 +12,7 @@ mod harness;
 mod kinesis_cbor;
 mod kinesis_crash;
 mod kinesis_e2e;
+mod kinesis_subscribe;
 mod lifecycle;
 mod sql_run;
+mod streams_cli;
