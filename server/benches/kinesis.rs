@@ -47,7 +47,7 @@ fn free_port() -> u16 {
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
+        .timeout_global(Some(Duration::from_secs(300)))
         .build()
         .into()
 }
@@ -57,7 +57,10 @@ fn call(agent: &ureq::Agent, url: &str, op: &str, body: &str) -> Result<(u16, Va
         .post(url)
         .header("X-Amz-Target", format!("Kinesis_20131202.{op}"))
         .header("Content-Type", "application/x-amz-json-1.1")
-        .header("Authorization", "AWS4-HMAC-SHA256 Credential=bench/20261126/us-east-1/kinesis/aws4_request, SignedHeaders=host, Signature=0")
+        // kinesis-local insists on the shape of a SigV4 request (it does
+        // not check the signature); runnel ignores both.
+        .header("X-Amz-Date", "20261126T000000Z")
+        .header("Authorization", "AWS4-HMAC-SHA256 Credential=bench/20261126/us-east-1/kinesis/aws4_request, SignedHeaders=host;x-amz-date, Signature=0")
         .send(body)
         .map_err(|e| e.to_string())?;
     let status = response.status().as_u16();
