@@ -1,5 +1,7 @@
 //! The data plane: PutRecord, PutRecords, GetShardIterator, GetRecords.
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use runnel_streams::model::{parse_shard_id, shard_id};
 use runnel_streams::{IteratorStart, PutEntry, PutOutcome, ShardMeta};
 use serde_json::Value;
@@ -10,6 +12,23 @@ use super::{Api, request};
 use crate::aws::AwsError;
 
 const MAX_PARTITION_KEY: usize = 256;
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct FastPutRecords {
+    stream_name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    records: Vec<FastRecord>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct FastRecord {
+    data: String,
+    partition_key: String,
+    explicit_hash_key: Option<String>,
+}
 const MAX_PUT_RECORDS: usize = 500;
 const MAX_PUT_RECORDS_BYTES: usize = 5 * 1024 * 1024;
 /// The largest record any stream may take (UpdateMaxRecordSize's ceiling);
@@ -153,6 +172,56 @@ impl Api {
                 entries.len()
             )));
         }
+        self.put_entries(stream, entries).await
+    }
+
+    /// The hot path: a JSON PutRecords read straight into typed records.
+    /// Anything it would have to reject goes back to `None`, and the
+    /// general path then produces the exact error.
+    pub(super) async fn put_records_fast(&self, body: &[u8]) -> Option<Result<Out, AwsError>> {
+        let parsed: FastPutRecords = serde_json::from_slice(body).ok()?;
+        let stream = match (parsed.stream_name, parsed.stream_arn) {
+            (Some(name), _) => name,
+            (None, Some(arn)) => runnel_streams::stream_name_from_arn(&arn)?.to_string(),
+            (None, None) => return None,
+        };
+        let valid_name = !stream.is_empty()
+            && stream.len() <= 128
+            && stream
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-');
+        if !valid_name || parsed.records.is_empty() || parsed.records.len() > MAX_PUT_RECORDS {
+            return None;
+        }
+        let mut entries = Vec::with_capacity(parsed.records.len());
+        let mut total = 0usize;
+        for record in parsed.records {
+            let keys = record.partition_key.chars().count();
+            if keys == 0 || keys > MAX_PARTITION_KEY {
+                return None;
+            }
+            let data = STANDARD.decode(record.data.as_bytes()).ok()?;
+            if data.len() > MAX_RECORD_BYTES {
+                return None;
+            }
+            let explicit_hash_key = match record.explicit_hash_key {
+                Some(text) => Some(explicit_hash_key(&text).ok()?),
+                None => None,
+            };
+            total += data.len() + record.partition_key.len();
+            entries.push(PutEntry {
+                partition_key: record.partition_key,
+                explicit_hash_key,
+                data,
+            });
+        }
+        if total > MAX_PUT_RECORDS_BYTES {
+            return None;
+        }
+        Some(self.put_entries(stream, entries).await)
+    }
+
+    async fn put_entries(&self, stream: String, entries: Vec<PutEntry>) -> Result<Out, AwsError> {
         let outcomes = self.streams.put(&stream, entries).await?;
         let failed = outcomes
             .iter()

@@ -82,18 +82,19 @@ pub fn register(router: &mut AwsRouter, streams: Arc<Streams>) {
 
 impl Api {
     async fn handle(&self, request: AwsRequest) -> Result<Response, AwsError> {
+        if request.operation == "PutRecords"
+            && request.protocol == crate::aws::Protocol::Json
+            && let Some(result) = self.put_records_fast(&request.body).await
+        {
+            return Ok(ok_response(result?, request.protocol));
+        }
         let map = codec::decode(request.protocol, &request.body)?;
         let mut req = Req::new(map);
         if request.operation == "SubscribeToShard" {
             return self.subscribe_to_shard(&mut req, request.protocol).await;
         }
         let out = self.call(&request.operation, &mut req).await?;
-        let mut response = (StatusCode::OK, out.encode(request.protocol)).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(request.protocol.content_type()),
-        );
-        Ok(response)
+        Ok(ok_response(out, request.protocol))
     }
 
     async fn call(&self, operation: &str, req: &mut Req) -> Result<Out, AwsError> {
@@ -171,6 +172,15 @@ impl Api {
             )),
         }
     }
+}
+
+fn ok_response(out: Out, protocol: crate::aws::Protocol) -> Response {
+    let mut response = (StatusCode::OK, out.encode(protocol)).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(protocol.content_type()),
+    );
+    response
 }
 
 impl From<StreamsError> for AwsError {
