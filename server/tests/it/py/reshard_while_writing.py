@@ -3,6 +3,7 @@ reordered within a partition key, and readers that follow ChildShards see
 every key's records in order."""
 
 import threading
+import time
 
 from common import client, done, read_shard
 
@@ -29,13 +30,30 @@ def writer(worker):
         n += 1
 
 
+def written():
+    return sum(len(v) for v in acked.values())
+
+
+def after_progress():
+    """Lets the writers get some records in before the next reshard (bounded)."""
+    start = written()
+    deadline = time.time() + 20
+    while written() < start + 100 and time.time() < deadline and not errors:
+        time.sleep(0.01)
+
+
 threads = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
 for t in threads:
     t.start()
+after_progress()
 k.split_shard(StreamName="rs", ShardToSplit="shardId-000000000000", NewStartingHashKey=str(2**126))
+after_progress()
 k.merge_shards(StreamName="rs", ShardToMerge="shardId-000000000002", AdjacentShardToMerge="shardId-000000000003")
+after_progress()
 k.update_shard_count(StreamName="rs", TargetShardCount=4, ScalingType="UNIFORM_SCALING")
+after_progress()
 k.update_shard_count(StreamName="rs", TargetShardCount=3, ScalingType="UNIFORM_SCALING")
+after_progress()
 stop.set()
 for t in threads:
     t.join(timeout=120)
