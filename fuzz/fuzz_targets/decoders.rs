@@ -18,7 +18,7 @@ pub fn exercise(protocol: Protocol, data: &[u8]) {
     let _ = req.opt_bool("EnforceConsumerDeletion");
     let _ = req.opt_str_map("Tags");
     let _ = req.opt_str_list("TagKeys");
-    if let Ok(Some(mut inner)) = req.opt_object("StartingPosition") {
+    if let Ok(Some(inner)) = req.opt_object("StartingPosition") {
         let _ = inner.opt_str("Type");
         let _ = inner.opt_time_ms("Timestamp");
     }
