@@ -15,6 +15,13 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# The end-to-end tests drive the server with real AWS clients from PyPI.
+if ! python3 -c 'import boto3' >/dev/null 2>&1 || ! command -v aws >/dev/null 2>&1; then
+  echo "deps: installing boto3 and awscli from PyPI"
+  python3 -m pip install --quiet boto3 awscli 2>/dev/null \
+    || python3 -m pip install --quiet --user --break-system-packages boto3 awscli
+fi
+
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "deps: installing cargo-nextest"
   cargo install cargo-nextest --locked

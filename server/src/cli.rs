@@ -32,6 +32,69 @@ config file, built-in defaults. Stop with Ctrl-C or SIGTERM; the store is flushe
     /// Streaming SQL jobs.
     #[command(subcommand)]
     Sql(SqlCommand),
+    /// Kinesis streams on a running server: create, list, describe, put, tail.
+    Streams(StreamsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StreamsArgs {
+    /// The server's URL
+    #[arg(
+        long,
+        env = "RUNNEL_ENDPOINT",
+        default_value = "http://127.0.0.1:4567",
+        global = true
+    )]
+    pub endpoint: String,
+
+    #[command(subcommand)]
+    pub command: StreamsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StreamsCommand {
+    /// Create a stream
+    Create {
+        name: String,
+        /// Shards of a provisioned stream
+        #[arg(long, default_value_t = 1)]
+        shards: u32,
+        /// An on-demand stream instead
+        #[arg(long)]
+        on_demand: bool,
+    },
+    /// List the streams
+    List,
+    /// A stream's summary and shards, as JSON
+    Describe { name: String },
+    /// Put records: the arguments, or else one record per line of stdin
+    Put {
+        name: String,
+        /// Partition key for every record [default: the record's position]
+        #[arg(long, short = 'k')]
+        partition_key: Option<String>,
+        records: Vec<String>,
+    },
+    /// Print a stream's records as they arrive, following every shard and
+    /// reshard (parents before children)
+    Tail {
+        name: String,
+        /// Where to start
+        #[arg(long, value_enum, default_value = "latest")]
+        from: TailFrom,
+        /// Stop after this many records
+        #[arg(long, short = 'n')]
+        count: Option<usize>,
+        /// Print shard id, sequence number and partition key before the data
+        #[arg(long)]
+        show_meta: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TailFrom {
+    TrimHorizon,
+    Latest,
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,6 +166,11 @@ pub struct ServerArgs {
     /// Log filter, as RUST_LOG spells it (e.g. `info,runnel=debug`) [default: info]
     #[arg(long, env = "RUNNEL_LOG")]
     pub log: Option<String>,
+
+    /// Turn off the per-shard Kinesis throughput limits (1 MiB/s or 1,000
+    /// records/s in, 2 MiB/s and 5 GetRecords/s out), e.g. for benchmarks
+    #[arg(long, env = "RUNNEL_NO_SHARD_LIMITS")]
+    pub no_shard_limits: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]

@@ -6,6 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
+use runnel_streams::ShardLimits;
 use serde::Deserialize;
 
 use crate::cli::{LogFormat, ServerArgs};
@@ -22,6 +23,33 @@ pub struct ServerConfig {
     pub log: String,
     /// The file the settings were read from, if any, for the start-up log.
     pub config_file: Option<PathBuf>,
+    pub streams: StreamsSettings,
+}
+
+/// The `[streams]` table of the config file, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamsSettings {
+    /// None when limits are off (`--no-shard-limits` or `shard_limits = false`).
+    pub shard_limits: Option<ShardLimits>,
+    pub iterator_ttl_seconds: u64,
+    pub retention_check_seconds: u64,
+    /// 32 bytes, from 64 hex digits: the key encrypted streams are sealed with.
+    pub encryption_key: Option<[u8; 32]>,
+    pub region: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StreamsFile {
+    shard_limits: Option<bool>,
+    shard_write_bytes_per_sec: Option<u64>,
+    shard_write_records_per_sec: Option<u64>,
+    shard_read_bytes_per_sec: Option<u64>,
+    shard_get_records_per_sec: Option<u64>,
+    iterator_ttl_seconds: Option<u64>,
+    retention_check_seconds: Option<u64>,
+    encryption_key: Option<String>,
+    region: Option<String>,
 }
 
 /// The config file's shape. Unknown keys are errors so that a typo is not
@@ -34,6 +62,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     log_format: Option<LogFormat>,
     log: Option<String>,
+    streams: Option<StreamsFile>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,9 +101,65 @@ impl ServerConfig {
                 .or(file.log_format)
                 .unwrap_or(LogFormat::Human),
             log: args.log.or(file.log).unwrap_or_else(|| "info".to_string()),
+            streams: streams_settings(
+                args.no_shard_limits,
+                file.streams.unwrap_or_default(),
+                config_file.as_deref(),
+            )?,
             config_file,
         })
     }
+}
+
+fn streams_settings(
+    no_shard_limits: bool,
+    file: StreamsFile,
+    path: Option<&Path>,
+) -> Result<StreamsSettings, ConfigError> {
+    let defaults = ShardLimits::default();
+    let shard_limits =
+        (!no_shard_limits && file.shard_limits.unwrap_or(true)).then(|| ShardLimits {
+            write_bytes_per_sec: file
+                .shard_write_bytes_per_sec
+                .unwrap_or(defaults.write_bytes_per_sec),
+            write_records_per_sec: file
+                .shard_write_records_per_sec
+                .unwrap_or(defaults.write_records_per_sec),
+            read_bytes_per_sec: file
+                .shard_read_bytes_per_sec
+                .unwrap_or(defaults.read_bytes_per_sec),
+            get_records_per_sec: file
+                .shard_get_records_per_sec
+                .unwrap_or(defaults.get_records_per_sec),
+        });
+    let encryption_key = file
+        .encryption_key
+        .map(|hex| {
+            parse_key(&hex).ok_or_else(|| ConfigError::Parse {
+                path: path.map(Path::to_path_buf).unwrap_or_default(),
+                message: "streams.encryption_key must be 64 hexadecimal digits (32 bytes)".into(),
+            })
+        })
+        .transpose()?;
+    Ok(StreamsSettings {
+        shard_limits,
+        iterator_ttl_seconds: file.iterator_ttl_seconds.unwrap_or(300),
+        retention_check_seconds: file.retention_check_seconds.unwrap_or(60).max(1),
+        encryption_key,
+        region: file.region.unwrap_or_else(|| "us-east-1".into()),
+    })
+}
+
+fn parse_key(hex: &str) -> Option<[u8; 32]> {
+    let hex = hex.trim();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut key = [0u8; 32];
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(key)
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -123,6 +208,33 @@ mod tests {
         };
         let err = ServerConfig::resolve(args).unwrap_err().to_string();
         assert!(err.contains("prot"), "{err}");
+    }
+
+    #[test]
+    fn streams_settings_come_from_the_file_and_the_flag_turns_limits_off() {
+        let file = config_file(
+            "[streams]\nshard_write_records_per_sec = 10\niterator_ttl_seconds = 2\nencryption_key = \"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\"\n",
+        );
+        let args = ServerArgs {
+            config: Some(file.path().to_path_buf()),
+            ..Default::default()
+        };
+        let config = ServerConfig::resolve(args).unwrap();
+        assert_eq!(
+            config.streams.shard_limits.unwrap().write_records_per_sec,
+            10
+        );
+        assert_eq!(config.streams.iterator_ttl_seconds, 2);
+        assert_eq!(config.streams.encryption_key.unwrap()[31], 0x1f);
+        let args = ServerArgs {
+            config: Some(file.path().to_path_buf()),
+            no_shard_limits: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            ServerConfig::resolve(args).unwrap().streams.shard_limits,
+            None
+        );
     }
 
     #[test]

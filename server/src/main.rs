@@ -4,10 +4,12 @@ mod aws;
 mod cli;
 mod config;
 mod http;
+mod kinesis;
 mod logging;
 mod metrics;
 mod serve;
 mod sql_run;
+mod streams_cli;
 
 use clap::Parser;
 
@@ -34,6 +36,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .build()?;
             runtime.block_on(serve::run(config))
         }
+        Command::Streams(args) => streams_cli::run(args),
         Command::Sql(SqlCommand::Run(args)) => {
             tracing_subscriber::fmt()
                 .with_writer(std::io::stderr)

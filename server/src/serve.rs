@@ -8,9 +8,12 @@ use anyhow::Context;
 use runnel_engine::store::Store;
 use tokio::sync::Notify;
 
+use runnel_streams::{Streams, StreamsConfig};
+
 use crate::aws::AwsRouter;
 use crate::config::ServerConfig;
 use crate::http::{self, AppState};
+use crate::kinesis;
 use crate::metrics::Metrics;
 
 /// How long in-flight requests may run on after a shutdown signal.
@@ -21,7 +24,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     if let Some(file) = &config.config_file {
         tracing::info!(file = %file.display(), "read config file");
     }
-    let store = Store::open(&config.data_dir, &[])?;
+    let store = Store::open(&config.data_dir, runnel_streams::COLUMN_FAMILIES)?;
     let store_id = store_id(&store)?;
     tracing::info!(data_dir = %config.data_dir.display(), %store_id, "store open");
 
@@ -33,8 +36,15 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         )
     })?;
 
+    let streams = Arc::new(
+        Streams::open(store.db().clone(), streams_config(&config))
+            .context("opening the stream store")?,
+    );
+    let mut aws = AwsRouter::default();
+    kinesis::register(&mut aws, streams.clone());
+
     let state = Arc::new(AppState {
-        aws: AwsRouter::default(),
+        aws,
         metrics: Metrics::new(),
         started: Instant::now(),
         store_id,
@@ -62,10 +72,25 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         }
     }
 
+    // Handlers hold the service through the router; once the server is
+    // gone this is the last reference, and dropping it drains the writer.
+    drop(streams);
     store.flush().context("flushing the store")?;
     drop(store);
     tracing::info!("store flushed; bye");
     Ok(())
+}
+
+fn streams_config(config: &ServerConfig) -> StreamsConfig {
+    let settings = &config.streams;
+    StreamsConfig {
+        limits: settings.shard_limits,
+        iterator_ttl_ms: settings.iterator_ttl_seconds.saturating_mul(1000),
+        retention_check_interval: Duration::from_secs(settings.retention_check_seconds),
+        region: settings.region.clone(),
+        encryption_key: settings.encryption_key,
+        ..StreamsConfig::default()
+    }
 }
 
 /// A stable identity for this data dir, so operators (and tests) can tell

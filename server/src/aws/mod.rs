@@ -6,6 +6,6 @@ mod dispatch;
 mod error;
 mod protocol;
 
-pub use dispatch::AwsRouter;
+pub use dispatch::{AwsRequest, AwsRouter, Handler};
 pub use error::AwsError;
 pub use protocol::Protocol;

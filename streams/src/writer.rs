@@ -1,0 +1,220 @@
+//! The group-commit writer: one thread owns every change to the record log
+//! and to shard layouts. It drains whatever puts are queued, assigns their
+//! sequence numbers, writes them all in one synced WAL write and only then
+//! answers each caller, so concurrent puts share one fsync.
+//!
+//! Resharding and stream creation/deletion run on the same thread between
+//! batches, so a shard is never closed while a put into it is in flight.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Receiver;
+
+use rocksdb::WriteBatch;
+use tokio::sync::oneshot;
+
+use crate::crypto;
+use crate::error::{Result, StreamsError};
+use crate::hash::partition_hash;
+use crate::keys;
+use crate::model::StreamStatus;
+use crate::state::{CF_RECORDS, Inner, ShardState};
+
+/// Bounds one group commit so a flood of puts still gets answered steadily.
+const MAX_BATCH_BYTES: usize = 32 * 1024 * 1024;
+
+pub struct PutEntry {
+    pub partition_key: String,
+    pub explicit_hash_key: Option<u128>,
+    pub data: Vec<u8>,
+}
+
+/// Where a record went, or why it did not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutOutcome {
+    Written { shard: u32, counter: u64 },
+    Failed { code: &'static str, message: String },
+}
+
+pub type PutReply = oneshot::Sender<Result<Vec<PutOutcome>>>;
+
+pub enum Job {
+    Put {
+        stream: String,
+        records: Vec<PutEntry>,
+        reply: PutReply,
+    },
+    /// Runs on the writer thread after the puts queued before it are durable.
+    Control(Box<dyn FnOnce(&Inner) + Send>),
+}
+
+pub fn run(inner: Arc<Inner>, jobs: Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = GroupCommit::default();
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            match job {
+                Job::Put {
+                    stream,
+                    records,
+                    reply,
+                } => batch.add(&inner, &stream, records, reply),
+                Job::Control(run) => {
+                    batch.commit(&inner);
+                    run(&inner);
+                }
+            }
+            if batch.bytes < MAX_BATCH_BYTES {
+                next = jobs.try_recv().ok();
+            }
+        }
+        batch.commit(&inner);
+    }
+}
+
+#[derive(Default)]
+struct GroupCommit {
+    /// Staged records, written in key order at commit: RocksDB's memtable
+    /// inserts neighbouring keys far faster than keys alternating between
+    /// shards.
+    staged: Vec<([u8; keys::KEY_LEN], Vec<u8>)>,
+    bytes: usize,
+    /// Counters assigned in this batch but not yet durable.
+    assigned: HashMap<(u64, u32), (Arc<ShardState>, u64, u64)>,
+    replies: Vec<(PutReply, Result<Vec<PutOutcome>>)>,
+}
+
+impl GroupCommit {
+    fn add(&mut self, inner: &Inner, stream: &str, records: Vec<PutEntry>, reply: PutReply) {
+        let result = self.stage(inner, stream, records);
+        self.replies.push((reply, result));
+    }
+
+    fn stage(
+        &mut self,
+        inner: &Inner,
+        stream: &str,
+        records: Vec<PutEntry>,
+    ) -> Result<Vec<PutOutcome>> {
+        let registry = inner.read();
+        let entry = registry
+            .streams
+            .get(stream)
+            .ok_or_else(|| inner.not_found(stream))?;
+        let meta = &entry.meta;
+        if matches!(meta.status, StreamStatus::Creating | StreamStatus::Deleting) {
+            return Err(inner.not_found(stream));
+        }
+        let max_record = meta.max_record_bytes();
+        if let Some(i) = records
+            .iter()
+            .position(|r| r.data.len() + r.partition_key.len() > max_record)
+        {
+            return Err(StreamsError::Validation(format!(
+                "1 validation error detected: Value at 'records.{}.member.data' failed to satisfy constraint: Member must have length less than or equal to {max_record}",
+                i + 1
+            )));
+        }
+        let now = inner.now();
+        let floor = now.saturating_mul(1 << 20);
+        let encryption = match (&meta.encryption_key_id, &inner.config.encryption_key) {
+            (Some(_), Some(key)) => Some(key),
+            _ => None,
+        };
+        let mut outcomes = Vec::with_capacity(records.len());
+        for record in records {
+            let hash = record
+                .explicit_hash_key
+                .unwrap_or_else(|| partition_hash(&record.partition_key));
+            let Some(shard) = meta.open_shards().find(|s| s.contains(hash)) else {
+                return Err(StreamsError::Internal(format!(
+                    "no open shard of {stream} covers hash key {hash}"
+                )));
+            };
+            let Some(state) = entry.shards.get(&shard.index) else {
+                return Err(StreamsError::Internal(format!(
+                    "shard {} of {stream} has no state",
+                    shard.index
+                )));
+            };
+            let size = (record.data.len() + record.partition_key.len()) as u64;
+            if inner.config.limits.is_some() {
+                let mut limiter = state.write.lock().unwrap_or_else(|e| e.into_inner());
+                if !limiter.admit(size, now) {
+                    outcomes.push(PutOutcome::Failed {
+                        code: "ProvisionedThroughputExceededException",
+                        message: format!(
+                            "Rate exceeded for shard {} in stream {stream} under account {}.",
+                            shard.shard_id(),
+                            inner.config.account
+                        ),
+                    });
+                    continue;
+                }
+            }
+            let slot = self
+                .assigned
+                .entry((meta.id, shard.index))
+                .or_insert_with(|| (state.clone(), state.last_counter(), 0));
+            let counter = (slot.1 + 1).max(floor).max(shard.start_counter);
+            slot.1 = counter;
+            slot.2 = now;
+            let value = match encryption {
+                Some(key) => {
+                    let sealed = crypto::apply(key, meta.id, shard.index, counter, &record.data);
+                    keys::encode_value(now, keys::FLAG_ENCRYPTED, &record.partition_key, &sealed)
+                }
+                None => keys::encode_value(now, 0, &record.partition_key, &record.data),
+            };
+            self.bytes += value.len();
+            self.staged
+                .push((keys::record_key(meta.id, shard.index, counter), value));
+            outcomes.push(PutOutcome::Written {
+                shard: shard.index,
+                counter,
+            });
+        }
+        Ok(outcomes)
+    }
+
+    /// Makes the staged records durable, publishes their counters to
+    /// readers and answers every caller.
+    fn commit(&mut self, inner: &Inner) {
+        let mut staged = std::mem::take(&mut self.staged);
+        let assigned = std::mem::take(&mut self.assigned);
+        let replies = std::mem::take(&mut self.replies);
+        self.bytes = 0;
+        let written = if staged.is_empty() {
+            Ok(())
+        } else {
+            staged.sort_unstable_by_key(|entry| entry.0);
+            inner.cf(CF_RECORDS).and_then(|cf| {
+                let mut batch = WriteBatch::default();
+                for (key, value) in &staged {
+                    batch.put_cf(cf, key, value);
+                }
+                inner.write_synced(batch)
+            })
+        };
+        match written {
+            Ok(()) => {
+                for (state, counter, arrival) in assigned.into_values() {
+                    state.last_arrival_ms.store(arrival, Ordering::Release);
+                    state.last_counter.store(counter, Ordering::Release);
+                }
+                for (reply, result) in replies {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "stream write failed");
+                for (reply, result) in replies {
+                    let _ = reply.send(result.and(Err(StreamsError::Internal(format!(
+                        "write failed: {error}"
+                    )))));
+                }
+            }
+        }
+    }
+}

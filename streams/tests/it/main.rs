@@ -1,0 +1,6 @@
+//! Integration tests of the stream service over a real RocksDB store.
+
+#![allow(clippy::unwrap_used, reason = "tests fail on unexpected errors")]
+
+mod log;
+mod reshard;
