@@ -440,7 +440,7 @@ mod tests {
             .err()
             .unwrap();
         assert!(
-            err.to_string().contains("parquet for filesystem sinks"),
+            err.to_string().contains("for filesystem sinks, parquet"),
             "{err}"
         );
     }
