@@ -11,6 +11,8 @@ pub struct JobContext {
     pub records_out: AtomicU64,
     /// Rows older than the watermark when they arrived, dropped.
     pub late_records: AtomicU64,
+    /// Rows that interval and TTL joins hold, on all workers.
+    pub join_state_rows: AtomicU64,
     /// The sinks' input watermark; timely frontiers are global, so any
     /// worker's view is the job's.
     pub watermark: AtomicI64,
@@ -18,6 +20,7 @@ pub struct JobContext {
     /// an idle source moves its own so that it does not hold the rest back.
     pub source_watermark: AtomicI64,
     failed: AtomicBool,
+    stopped: AtomicBool,
     error: Mutex<Option<EngineError>>,
 }
 
@@ -27,9 +30,11 @@ impl Default for JobContext {
             records_in: AtomicU64::new(0),
             records_out: AtomicU64::new(0),
             late_records: AtomicU64::new(0),
+            join_state_rows: AtomicU64::new(0),
             watermark: AtomicI64::new(i64::MIN),
             source_watermark: AtomicI64::new(i64::MIN),
             failed: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
             error: Mutex::new(None),
         }
     }
@@ -48,6 +53,18 @@ impl JobContext {
 
     pub fn failed(&self) -> bool {
         self.failed.load(Ordering::Relaxed)
+    }
+
+    /// Ends the job as if every source had reached its end: windows fire,
+    /// sinks flush, and the job returns normally (Ctrl-C on an unbounded
+    /// job).
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether sources should end now: the job stopped or failed.
+    pub fn ending(&self) -> bool {
+        self.failed() || self.stopped.load(Ordering::Relaxed)
     }
 
     pub fn take_error(&self) -> Option<EngineError> {

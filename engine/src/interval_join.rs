@@ -2,6 +2,11 @@
 //! Each side keeps its rows only while a future row of the other side could
 //! still match them, which the other side's frontier bounds; unmatched rows
 //! of an outer side are emitted when they leave.
+//!
+//! The same operator runs a regular inner join under
+//! `table.exec.state.ttl`: rows are then kept for the TTL after they
+//! arrive, as Flink keeps join state, and dropped without retracting what
+//! they joined.
 
 use std::sync::Arc;
 
@@ -25,13 +30,23 @@ pub struct IntervalJoin {
     /// Event-time columns of each side.
     pub left_time: usize,
     pub right_time: usize,
-    /// A left row at `tl` matches right rows with `tr - tl` in
-    /// `[lower, upper]` (the condition itself is also in `join.filter`).
-    pub lower: Millis,
-    pub upper: Millis,
+    pub expiry: Expiry,
     /// Routing columns of each side, hashing alike (empty: one worker).
     pub left_route: Vec<usize>,
     pub right_route: Vec<usize>,
+}
+
+/// How long rows are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// A left row at `tl` matches right rows with `tr - tl` in `[lower,
+    /// upper]` (the condition itself is also in `join.filter`): it leaves
+    /// when the right frontier passes `tl + upper`.
+    Interval { lower: Millis, upper: Millis },
+    /// Kept this long after arriving (a regular inner join's state TTL).
+    /// The output has no time attribute, so it travels at the arriving
+    /// row's time and no capability is held for stored rows.
+    Ttl(std::time::Duration),
 }
 
 /// Rows of one side that may still match.
@@ -40,8 +55,10 @@ struct Chunk {
     index: KeyIndex,
     matched: Vec<bool>,
     max_time: Millis,
-    /// Held at the time the rows arrived, which no row's event time is below.
-    cap: Capability<Watermark>,
+    arrived: std::time::Instant,
+    /// Held at the time the rows arrived, which no row's event time is
+    /// below (interval joins only).
+    cap: Option<Capability<Watermark>>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -52,6 +69,7 @@ enum Side {
 
 struct State {
     spec: Arc<IntervalJoin>,
+    context: Arc<JobContext>,
     converter: RowConverter,
     left: Vec<Chunk>,
     right: Vec<Chunk>,
@@ -135,21 +153,23 @@ impl State {
                 )?,
             };
             if let Some(out) = out {
-                let at = if other.cap.time() < cap.time() {
-                    &other.cap
-                } else {
-                    &cap
+                let at = match &other.cap {
+                    Some(held) if held.time() < cap.time() => held,
+                    _ => &cap,
                 };
                 output.session(at).give_container(&mut Batch::new(out));
             }
         }
         let index = rows.index();
+        JobContext::add(&self.context.join_state_rows, rows.len());
+        let ttl = matches!(spec.expiry, Expiry::Ttl(_));
         let chunk = Chunk {
             rows,
             index,
             matched,
             max_time,
-            cap,
+            arrived: std::time::Instant::now(),
+            cap: (!ttl).then_some(cap),
         };
         match side {
             Side::Left => self.left.push(chunk),
@@ -168,19 +188,31 @@ impl State {
         output: &mut Out<'_>,
     ) -> Result<(), EngineError> {
         let spec = self.spec.clone();
-        let (chunks, reach) = match side {
-            // A left row at tl meets right rows up to tl + upper.
-            Side::Left => (&mut self.left, spec.upper),
-            // A right row at tr meets left rows up to tr - lower.
-            Side::Right => (&mut self.right, spec.lower.saturating_neg()),
+        let chunks = match side {
+            Side::Left => &mut self.left,
+            Side::Right => &mut self.right,
         };
         let mut kept = Vec::with_capacity(chunks.len());
         for chunk in chunks.drain(..) {
-            let alive = other_frontier.is_some_and(|f| f <= chunk.max_time.saturating_add(reach));
+            let alive = other_frontier.is_some_and(|f| match spec.expiry {
+                // A left row at tl meets right rows up to tl + upper, a
+                // right row at tr left rows up to tr - lower.
+                Expiry::Interval { lower, upper } => {
+                    let reach = match side {
+                        Side::Left => upper,
+                        Side::Right => lower.saturating_neg(),
+                    };
+                    f <= chunk.max_time.saturating_add(reach)
+                }
+                Expiry::Ttl(ttl) => chunk.arrived.elapsed() < ttl,
+            });
             if alive {
                 kept.push(chunk);
                 continue;
             }
+            self.context
+                .join_state_rows
+                .fetch_sub(chunk.rows.len() as u64, std::sync::atomic::Ordering::Relaxed);
             let rows = &chunk.rows.batch;
             let kind = spec.join.kind;
             let out = match side {
@@ -213,9 +245,9 @@ impl State {
             if let Some(out) = out.filter(|b| b.num_rows() > 0) {
                 let out =
                     RecordBatch::try_new(spec.join.output_schema.clone(), out.columns().to_vec())?;
-                output
-                    .session(&chunk.cap)
-                    .give_container(&mut Batch::new(out));
+                if let Some(cap) = &chunk.cap {
+                    output.session(cap).give_container(&mut Batch::new(out));
+                }
             }
         }
         *chunks = kept;
@@ -249,45 +281,57 @@ pub fn interval_join<'scope>(
 ) -> Result<Stream<'scope, Watermark, Batch>, EngineError> {
     let converter = key_converter(&spec.join.left_keys, &spec.join.left_schema)?;
     let routes = (spec.left_route.clone(), spec.right_route.clone());
-    Ok(
-        left.binary_frontier::<_, CapacityContainerBuilder<Batch>, _, _, _, _>(
-            right,
-            exchange::by_key(routes.0),
-            exchange::by_key(routes.1),
-            "IntervalJoin",
-            move |_cap, _info| {
-                let mut state = State {
-                    spec,
-                    converter,
-                    left: Vec::new(),
-                    right: Vec::new(),
-                };
-                move |(left, left_frontier), (right, right_frontier), output| {
-                    let mut result = Ok(());
-                    left.for_each(|cap, data| {
-                        if let (Some(batch), Some(held)) = (data.take(), cap.retain_least(0))
-                            && result.is_ok()
-                        {
-                            result = state.arrive(Side::Left, batch, held, output);
-                        }
-                    });
-                    right.for_each(|cap, data| {
-                        if let (Some(batch), Some(held)) = (data.take(), cap.retain_least(0))
-                            && result.is_ok()
-                        {
-                            result = state.arrive(Side::Right, batch, held, output);
-                        }
-                    });
-                    let result = result
-                        .and_then(|()| state.expire(Side::Left, least(right_frontier), output))
-                        .and_then(|()| state.expire(Side::Right, least(left_frontier), output));
-                    if let Err(error) = result {
-                        context.fail(error);
+    let scope = left.scope();
+    let ttl = match spec.expiry {
+        Expiry::Ttl(ttl) => Some(ttl),
+        Expiry::Interval { .. } => None,
+    };
+    let stream = left.binary_frontier::<_, CapacityContainerBuilder<Batch>, _, _, _, _>(
+        right,
+        exchange::by_key(routes.0),
+        exchange::by_key(routes.1),
+        "IntervalJoin",
+        move |_cap, info| {
+            let activator = scope.activator_for(info.address);
+            let mut state = State {
+                context: context.clone(),
+                spec,
+                converter,
+                left: Vec::new(),
+                right: Vec::new(),
+            };
+            move |(left, left_frontier), (right, right_frontier), output| {
+                let mut result = Ok(());
+                left.for_each(|cap, data| {
+                    if let (Some(batch), Some(held)) = (data.take(), cap.retain_least(0))
+                        && result.is_ok()
+                    {
+                        result = state.arrive(Side::Left, batch, held, output);
                     }
+                });
+                right.for_each(|cap, data| {
+                    if let (Some(batch), Some(held)) = (data.take(), cap.retain_least(0))
+                        && result.is_ok()
+                    {
+                        result = state.arrive(Side::Right, batch, held, output);
+                    }
+                });
+                let result = result
+                    .and_then(|()| state.expire(Side::Left, least(right_frontier), output))
+                    .and_then(|()| state.expire(Side::Right, least(left_frontier), output));
+                if let Err(error) = result {
+                    context.fail(error);
                 }
-            },
-        ),
-    )
+                // State under a TTL leaves with time, not with input.
+                if let Some(ttl) = ttl
+                    && !(state.left.is_empty() && state.right.is_empty())
+                {
+                    activator.activate_after(ttl / 4);
+                }
+            }
+        },
+    );
+    Ok(stream)
 }
 
 impl crate::join::JoinKind {

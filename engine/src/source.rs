@@ -74,7 +74,7 @@ pub fn source<'scope>(
                 let Some(cap) = capability.as_mut() else {
                     return;
                 };
-                let mut finished = context.failed();
+                let mut finished = context.ending();
                 let mut idle = false;
                 for _ in 0..BATCHES_PER_ACTIVATION {
                     if finished {

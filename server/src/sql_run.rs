@@ -34,6 +34,7 @@ pub fn run(args: SqlRunArgs) -> anyhow::Result<()> {
         runnel_connectors::sink_provider([("connector".to_string(), "print".to_string())].into())?;
     let context = Arc::new(JobContext::default());
     let progress = (!args.quiet).then(|| spawn_progress(context.clone()));
+    stop_on_ctrl_c(context.clone());
     let started = Instant::now();
     let result = submitted.job.run(&cluster, context.clone(), results);
     if let Some((stop, handle)) = progress {
@@ -129,4 +130,26 @@ mod tests {
         assert_eq!(sql_timestamp(0), "1970-01-01 00:00:00.000");
         assert_eq!(sql_timestamp(1_586_937_601_500), "2020-04-15 08:00:01.500");
     }
+}
+
+/// The first Ctrl-C ends the job as if its sources had ended (windows fire,
+/// files are flushed); a second one exits at once.
+fn stop_on_ctrl_c(context: Arc<JobContext>) {
+    std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+        else {
+            return;
+        };
+        runtime.block_on(async {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("stopping: the sources end now (Ctrl-C again to exit at once)");
+                context.stop();
+            }
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        });
+    });
 }

@@ -10,7 +10,7 @@ use datafusion::common::{Column, DFSchema};
 use datafusion::logical_expr::{Expr, JoinType, Operator};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::scalar::ScalarValue;
-use runnel_engine::interval_join::IntervalJoin;
+use runnel_engine::interval_join::{Expiry, IntervalJoin};
 use runnel_engine::join::{JoinKind, JoinSpec};
 use runnel_engine::time::Millis;
 
@@ -103,7 +103,30 @@ impl Planner<'_> {
             .as_ref()
             .and_then(|f| interval_bounds(f, left_df, right_df))
         else {
-            return self.regular_join(join, left, right);
+            let ttl = self.state_ttl()?;
+            return match ttl {
+                Some(ttl) if kind == JoinKind::Inner => {
+                    let describe = format!(
+                        "INNER on [{keys}], rows kept {} ms (table.exec.state.ttl)",
+                        ttl.as_millis()
+                    );
+                    let node = Node::IntervalJoin {
+                        left: Box::new(left.node),
+                        right: Box::new(right.node),
+                        spec: Arc::new(IntervalJoin {
+                            join: spec,
+                            left_time: 0,
+                            right_time: 0,
+                            expiry: Expiry::Ttl(ttl),
+                            left_route: routes.0,
+                            right_route: routes.1,
+                        }),
+                        describe,
+                    };
+                    Ok(Planned::new(node, output_schema))
+                }
+                _ => self.regular_join(join, left, right),
+            };
         };
         for (schema, index) in [
             (&left.schema, bounds.left_time),
@@ -131,8 +154,10 @@ impl Planner<'_> {
                 join: spec,
                 left_time: bounds.left_time,
                 right_time: bounds.right_time,
-                lower: bounds.lower,
-                upper: bounds.upper,
+                expiry: Expiry::Interval {
+                    lower: bounds.lower,
+                    upper: bounds.upper,
+                },
                 left_route: routes.0,
                 right_route: routes.1,
             }),

@@ -21,6 +21,7 @@ use crate::planner::{Planner, cast_to};
 
 pub const IDLE_TIMEOUT: &str = "table.exec.source.idle-timeout";
 pub const LATE_ROWS_TABLE: &str = "late-rows.table";
+pub const STATE_TTL: &str = "table.exec.state.ttl";
 
 /// A sink for a source's late rows, cast to the late table's columns.
 #[derive(Clone)]
@@ -93,12 +94,21 @@ impl Planner<'_> {
     }
 
     pub(crate) fn idle_timeout(&self) -> Result<Option<Duration>, SqlError> {
-        match self.catalog.settings.get(IDLE_TIMEOUT) {
+        self.duration_setting(IDLE_TIMEOUT)
+    }
+
+    /// How long a regular join keeps rows; `None` is forever (Flink's 0).
+    pub(crate) fn state_ttl(&self) -> Result<Option<Duration>, SqlError> {
+        self.duration_setting(STATE_TTL)
+    }
+
+    fn duration_setting(&self, key: &str) -> Result<Option<Duration>, SqlError> {
+        match self.catalog.settings.get(key) {
             None => Ok(None),
             Some(text) => {
                 let timeout = parse_duration(text).ok_or_else(|| {
                     SqlError::invalid(format!(
-                        "'{IDLE_TIMEOUT}' must be a duration such as '5 s' or '500 ms', not '{text}'"
+                        "'{key}' must be a duration such as '5 s' or '500 ms', not '{text}'"
                     ))
                 })?;
                 // Flink's default 0 means never idle.
