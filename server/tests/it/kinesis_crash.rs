@@ -84,7 +84,7 @@ fn acknowledged_records_survive_kill_9() {
     }
     let acked = acked.lock().unwrap().clone();
     assert!(
-        acked.len() >= 4000,
+        acked.len() >= 20_000,
         "only {} records acknowledged",
         acked.len()
     );
