@@ -44,6 +44,14 @@ step "The AWS endpoint: requests are routed by X-Amz-Target, errors come back in
 show curl -s -i -X POST "$URL/" -H 'X-Amz-Target: Kinesis_20131202.NoSuchOperation' \
   -H 'Content-Type: application/x-amz-json-1.1' -d '{}'
 
+step "Kinesis Data Streams: a stream, records in, records out (the aws CLI works the same way)"
+STREAM="demo-$(date +%s)"
+show "$BIN" streams --endpoint "$URL" create "$STREAM" --shards 2
+show "$BIN" streams --endpoint "$URL" put "$STREAM" -k user-1 '{"order": 1}' '{"order": 2}' '{"order": 3}'
+show "$BIN" streams --endpoint "$URL" tail "$STREAM" --from trim-horizon --count 3 --show-meta
+show curl -s -X POST "$URL/" -H 'X-Amz-Target: Kinesis_20131202.DescribeStreamSummary' \
+  -H 'Content-Type: application/x-amz-json-1.1' -d "{\"StreamName\": \"$STREAM\"}"
+
 step "A second server on the same data dir is refused, so nothing can corrupt it"
 "$BIN" server --port $((PORT + 1)) --data-dir "$DATA_DIR" 2>&1 | tail -n 1 || true
 

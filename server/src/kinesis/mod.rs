@@ -65,11 +65,17 @@ pub const OPERATIONS: &[&str] = &[
 
 pub struct Api {
     streams: Arc<Streams>,
+    /// When each (consumer ARN, shard) last subscribed: Kinesis refuses a
+    /// second SubscribeToShard for the pair within 5 seconds.
+    subscriptions: std::sync::Mutex<std::collections::HashMap<(String, u32), std::time::Instant>>,
 }
 
 /// Registers every Kinesis operation on the AWS router.
 pub fn register(router: &mut AwsRouter, streams: Arc<Streams>) {
-    let api = Arc::new(Api { streams });
+    let api = Arc::new(Api {
+        streams,
+        subscriptions: Default::default(),
+    });
     for operation in OPERATIONS {
         let api = api.clone();
         let handler: Handler = Arc::new(move |request: AwsRequest| {

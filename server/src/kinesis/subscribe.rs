@@ -22,6 +22,7 @@ use super::request::{Req, invalid_argument};
 use crate::aws::{AwsError, Protocol};
 
 const SUBSCRIPTION: Duration = Duration::from_secs(300);
+const RESUBSCRIBE_GAP: Duration = Duration::from_secs(5);
 const IDLE_POLL: Duration = Duration::from_millis(100);
 const HEARTBEAT: Duration = Duration::from_secs(1);
 const EVENT_RECORDS: usize = 10_000;
@@ -55,6 +56,20 @@ impl Api {
         let Some(position) = position else {
             return Err(invalid_argument("StartingPosition is required"));
         };
+        {
+            let mut recent = self.subscriptions.lock().unwrap_or_else(|e| e.into_inner());
+            let now = std::time::Instant::now();
+            recent.retain(|_, at| now.duration_since(*at) < RESUBSCRIBE_GAP);
+            let key = (consumer.arn.clone(), shard);
+            if recent.contains_key(&key) {
+                return Err(runnel_streams::StreamsError::InUse(format!(
+                    "Another active subscription exists for consumer {} on shard {}; wait 5 seconds between subscriptions.",
+                    consumer.arn, shard_text
+                ))
+                .into());
+            }
+            recent.insert(key, now);
+        }
         let sequence = position.opt_str("SequenceNumber")?;
         let start = match position.opt_str("Type")?.as_deref() {
             Some("TRIM_HORIZON") => IteratorStart::TrimHorizon,

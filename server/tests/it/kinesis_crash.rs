@@ -74,7 +74,7 @@ fn acknowledged_records_survive_kill_9() {
 
     // Kill while writes are in flight, once a good number are acknowledged.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while acked.lock().unwrap().len() < 4000 && Instant::now() < deadline {
+    while acked.lock().unwrap().len() < 20_000 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
     server.kill();
@@ -84,7 +84,7 @@ fn acknowledged_records_survive_kill_9() {
     }
     let acked = acked.lock().unwrap().clone();
     assert!(
-        acked.len() >= 4000,
+        acked.len() >= 20_000,
         "only {} records acknowledged",
         acked.len()
     );
@@ -145,5 +145,16 @@ fn acknowledged_records_survive_kill_9() {
             Some(&(shard.as_str(), *seq)),
             "acknowledged record {data} lost or moved"
         );
+    }
+    // Within a partition key, records keep the order they were put in.
+    let mut last_by_key: BTreeMap<String, u128> = BTreeMap::new();
+    for (_, seq, data) in &acked {
+        let mut parts = data.split('-');
+        let (writer, item) = (parts.next().unwrap(), parts.nth(1).unwrap());
+        let index: usize = item.trim_start_matches('i').parse().unwrap();
+        let key = format!("{writer}-k{}", index % 4);
+        if let Some(previous) = last_by_key.insert(key.clone(), *seq) {
+            assert!(previous < *seq, "key {key} reordered at {data}");
+        }
     }
 }

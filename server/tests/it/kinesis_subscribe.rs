@@ -131,6 +131,16 @@ fn subscribe_to_shard_streams_events_over_h2c_until_a_reshard_ends_the_shard() {
     // Records that arrive during the subscription are pushed too; then a
     // split closes the shard and the stream ends with its children.
     std::thread::sleep(Duration::from_millis(500));
+    // A second subscription for the same consumer and shard within 5 s is refused.
+    let mut again = agent()
+        .post(&server.url())
+        .header("X-Amz-Target", "Kinesis_20131202.SubscribeToShard")
+        .header("Content-Type", "application/x-amz-json-1.1")
+        .send(request.to_string())
+        .unwrap();
+    assert_eq!(again.status(), 400);
+    let again: Value = again.body_mut().read_json().unwrap();
+    assert_eq!(again["__type"], "ResourceInUseException");
     call(
         &server,
         "PutRecord",

@@ -123,6 +123,11 @@ expect_error("InvalidArgumentException", k.list_shards, StreamName="many", NextT
 after = k.list_shards(StreamName="many", ShardFilter={"Type": "AFTER_SHARD_ID", "ShardId": "shardId-000000000002"})
 assert [s["ShardId"] for s in after["Shards"]] == ["shardId-000000000003", "shardId-000000000004"]
 assert len(k.list_shards(StreamName="many", ShardFilter={"Type": "AT_LATEST"})["Shards"]) == 5
+k.split_shard(StreamName="many", ShardToSplit="shardId-000000000000", NewStartingHashKey="1000")
+latest = [s["ShardId"] for s in k.list_shards(StreamName="many", ShardFilter={"Type": "AT_LATEST"})["Shards"]]
+assert "shardId-000000000000" not in latest and "shardId-000000000006" in latest, latest
+horizon = [s["ShardId"] for s in k.list_shards(StreamName="many", ShardFilter={"Type": "AT_TRIM_HORIZON"})["Shards"]]
+assert len(horizon) == 7, horizon
 
 # Deletion, with consumers guarded.
 expect_error("ResourceInUseException", k.delete_stream, StreamName="ctl")
