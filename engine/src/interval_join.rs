@@ -210,9 +210,10 @@ impl State {
                 kept.push(chunk);
                 continue;
             }
-            self.context
-                .join_state_rows
-                .fetch_sub(chunk.rows.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            self.context.join_state_rows.fetch_sub(
+                chunk.rows.len() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
             let rows = &chunk.rows.batch;
             let kind = spec.join.kind;
             let out = match side {

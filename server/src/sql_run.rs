@@ -121,17 +121,6 @@ fn spawn_progress(
     (stop, handle)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn watermarks_print_as_sql_timestamps() {
-        assert_eq!(sql_timestamp(0), "1970-01-01 00:00:00.000");
-        assert_eq!(sql_timestamp(1_586_937_601_500), "2020-04-15 08:00:01.500");
-    }
-}
-
 /// The first Ctrl-C ends the job as if its sources had ended (windows fire,
 /// files are flushed); a second one exits at once.
 fn stop_on_ctrl_c(context: Arc<JobContext>) {
@@ -152,4 +141,15 @@ fn stop_on_ctrl_c(context: Arc<JobContext>) {
             }
         });
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watermarks_print_as_sql_timestamps() {
+        assert_eq!(sql_timestamp(0), "1970-01-01 00:00:00.000");
+        assert_eq!(sql_timestamp(1_586_937_601_500), "2020-04-15 08:00:01.500");
+    }
 }

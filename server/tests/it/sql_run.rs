@@ -270,3 +270,42 @@ fn processing_time_windows_count_every_row_in_the_current_hour() {
         .sum();
     assert_eq!(total, 60, "{rows:?}");
 }
+
+/// Ctrl-C on an unbounded job ends it like end of input: the open windows
+/// fire, the rows are printed and the process exits 0.
+#[test]
+fn ctrl_c_ends_an_unbounded_job_and_fires_its_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("job.sql");
+    std::fs::write(
+        &file,
+        "CREATE TABLE gen (k BIGINT, ts AS PROCTIME()) WITH ('connector' = 'datagen', \
+           'rows-per-second' = '100', 'fields.k.min' = '0', 'fields.k.max' = '0');
+         SELECT k, COUNT(*) FROM TABLE(TUMBLE(TABLE gen, DESCRIPTOR(ts), INTERVAL '1' HOUR)) \
+           GROUP BY window_start, window_end, k;",
+    )
+    .unwrap();
+    let mut child = Command::new(runnel_bin())
+        .args(["sql", "run", "-q", "--file"])
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    crate::harness::signal(child.id(), "INT");
+    let status = crate::harness::wait_bounded(&mut child, Duration::from_secs(20));
+    if status.is_none() {
+        let _ = child.kill();
+        panic!("the job did not end within 20 s of Ctrl-C");
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rows = rows(&output);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(rows[0].starts_with("+I[0, "), "{rows:?}");
+}

@@ -9,5 +9,6 @@
 mod joins;
 mod late_rows;
 mod slt;
+mod state_ttl;
 mod support;
 mod updating;
