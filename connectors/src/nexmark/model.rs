@@ -1,0 +1,375 @@
+//! What each event number becomes: Flink's nexmark generator (people,
+//! auctions, bids; ids, hot keys, prices, channels), written straight into
+//! Arrow builders.
+//!
+//! Every field is drawn from a `java.util.Random` seeded with the event id
+//! (xor `seed`), in Flink's order, so ids, names, prices and times match
+//! Flink's source for seed 0. Two things differ, both for speed or
+//! determinism: the `extra` padding has Flink's length but its letters are
+//! a slice of a fixed pool, and the channel urls come from a seeded random
+//! instead of Flink's unseeded one.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use datafusion::arrow::array::StringBuilder;
+
+use super::batch::EventBatchBuilder;
+use super::config::NexmarkConfig;
+use super::random::JavaRandom;
+
+const FIRST_PERSON_ID: i64 = 1000;
+const FIRST_AUCTION_ID: i64 = 1000;
+const FIRST_CATEGORY_ID: i64 = 10;
+const NUM_CATEGORIES: i32 = 5;
+const PERSON_ID_LEAD: i64 = 10;
+const AUCTION_ID_LEAD: i64 = 10;
+const HOT_SELLER_RATIO: i64 = 100;
+const HOT_AUCTION_RATIO: i64 = 100;
+const HOT_BIDDER_RATIO: i64 = 100;
+const HOT_CHANNELS_RATIO: i32 = 2;
+const CHANNELS_NUMBER: i32 = 10_000;
+const MIN_STRING_LENGTH: i32 = 3;
+
+const FIRST_NAMES: [&str; 11] = [
+    "Peter", "Paul", "Luke", "John", "Saul", "Vicky", "Kate", "Julie", "Sarah", "Deiter", "Walter",
+];
+const LAST_NAMES: [&str; 9] = [
+    "Shultz", "Abrams", "Spencer", "White", "Bartels", "Walton", "Smith", "Jones", "Noris",
+];
+const US_STATES: [&str; 6] = ["AZ", "CA", "ID", "OR", "WA", "WY"];
+const US_CITIES: [&str; 10] = [
+    "Phoenix",
+    "Los Angeles",
+    "San Francisco",
+    "Boise",
+    "Portland",
+    "Bend",
+    "Redmond",
+    "Seattle",
+    "Kent",
+    "Cheyenne",
+];
+const HOT_CHANNELS: [&str; 4] = ["Google", "Facebook", "Baidu", "Apple"];
+
+/// The tables a generator shares across workers: channel names and urls,
+/// and the pool the `extra` padding is cut from.
+pub struct Shared {
+    hot_urls: Vec<String>,
+    channels: Vec<String>,
+    channel_urls: Vec<String>,
+    pool: String,
+    pool_window: i32,
+}
+
+impl Shared {
+    pub fn new(config: &NexmarkConfig) -> Self {
+        let mut random = JavaRandom::new(config.seed ^ 0x6e65_786d_6172_6b);
+        let hot_urls = (0..HOT_CHANNELS.len())
+            .map(|_| base_url(&mut random))
+            .collect();
+        let mut channels = Vec::with_capacity(CHANNELS_NUMBER as usize);
+        let mut channel_urls = Vec::with_capacity(CHANNELS_NUMBER as usize);
+        for i in 0..CHANNELS_NUMBER {
+            let mut url = base_url(&mut random);
+            if random.next_int(10) > 0 {
+                let _ = write!(url, "&channel_id={}", i.reverse_bits().wrapping_abs());
+            }
+            channels.push(format!("channel-{i}"));
+            channel_urls.push(url);
+        }
+        let longest = [
+            config.avg_person_size,
+            config.avg_auction_size,
+            config.avg_bid_size,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0)
+        .max(0) as usize
+            * 2
+            + 16;
+        let pool_window = 1 << 16;
+        let pool = (0..pool_window + longest)
+            .map(|_| (b'a' + random.next_int(26) as u8) as char)
+            .collect();
+        Shared {
+            hot_urls,
+            channels,
+            channel_urls,
+            pool,
+            pool_window: pool_window as i32,
+        }
+    }
+}
+
+fn base_url(random: &mut JavaRandom) -> String {
+    let mut url = String::from("https://www.nexmark.com/");
+    for part in 0..3 {
+        if part > 0 {
+            url.push('/');
+        }
+        let len = MIN_STRING_LENGTH + random.next_int(5 - MIN_STRING_LENGTH);
+        for _ in 0..len {
+            if random.next_int(13) == 0 {
+                url.push('_');
+            } else {
+                url.push((b'a' + random.next_int(26) as u8) as char);
+            }
+        }
+    }
+    url.push_str("/item.htm?query=1");
+    url
+}
+
+/// Generates events by number into a batch builder.
+pub struct Generator {
+    config: NexmarkConfig,
+    shared: Arc<Shared>,
+    scratch: String,
+}
+
+impl Generator {
+    pub fn new(config: NexmarkConfig, shared: Arc<Shared>) -> Self {
+        Generator {
+            config,
+            shared,
+            scratch: String::with_capacity(128),
+        }
+    }
+
+    pub fn config(&self) -> &NexmarkConfig {
+        &self.config
+    }
+
+    /// Appends events `range` (global event numbers) to `out`.
+    pub fn fill(&mut self, range: std::ops::Range<u64>, out: &mut EventBatchBuilder) {
+        let total = self.config.total_proportion();
+        let persons = self.config.person_proportion;
+        let auctions = self.config.auction_proportion;
+        for n in range {
+            let rem = n % total;
+            let timestamp = self.config.timestamp(n);
+            let mut random = JavaRandom::new(n as i64 ^ self.config.seed);
+            if rem < persons {
+                self.person(n, timestamp, &mut random, out);
+            } else if rem < persons + auctions {
+                self.auction(n, timestamp, &mut random, out);
+            } else {
+                self.bid(n, timestamp, &mut random, out);
+            }
+        }
+    }
+
+    fn last_base0_person_id(&self, event_id: u64) -> i64 {
+        let total = self.config.total_proportion();
+        let persons = self.config.person_proportion;
+        let epoch = event_id / total;
+        let offset = (event_id % total).min(persons - 1);
+        (epoch * persons + offset) as i64
+    }
+
+    fn next_base0_person_id(&self, event_id: u64, random: &mut JavaRandom) -> i64 {
+        let people = self.last_base0_person_id(event_id) + 1;
+        let active = people.min(self.config.num_active_people);
+        let n = random.next_long_below(active + PERSON_ID_LEAD);
+        people - active + n
+    }
+
+    fn last_base0_auction_id(&self, event_id: u64) -> i64 {
+        let total = self.config.total_proportion();
+        let persons = self.config.person_proportion;
+        let auctions = self.config.auction_proportion;
+        let mut epoch = (event_id / total) as i64;
+        let mut offset = (event_id % total) as i64;
+        if offset < persons as i64 {
+            epoch -= 1;
+            offset = auctions as i64 - 1;
+        } else if offset >= (persons + auctions) as i64 {
+            offset = auctions as i64 - 1;
+        } else {
+            offset -= persons as i64;
+        }
+        epoch * auctions as i64 + offset
+    }
+
+    fn next_base0_auction_id(&self, event_id: u64, random: &mut JavaRandom) -> i64 {
+        let max = self.last_base0_auction_id(event_id);
+        let min = (max - self.config.num_in_flight_auctions).max(0);
+        min + random.next_long_below(max - min + 1 + AUCTION_ID_LEAD)
+    }
+
+    fn person(&mut self, n: u64, timestamp: i64, random: &mut JavaRandom, out: &mut EventBatchBuilder) {
+        let id = self.last_base0_person_id(n) + FIRST_PERSON_ID;
+        let columns = out.person();
+        columns.id.append_value(id);
+        let first = FIRST_NAMES[random.next_int(FIRST_NAMES.len() as i32) as usize];
+        let last = LAST_NAMES[random.next_int(LAST_NAMES.len() as i32) as usize];
+        let mut size = first.len() + 1 + last.len();
+        append_parts(&mut columns.name, &[first, " ", last]);
+        size += next_string(random, 7, &mut self.scratch);
+        let user_len = self.scratch.len();
+        size += 1 + next_string_appended(random, 5, &mut self.scratch) + 4;
+        self.scratch.insert(user_len, '@');
+        self.scratch.push_str(".com");
+        columns.email_address.append_value(&self.scratch);
+        self.scratch.clear();
+        for i in 0..4 {
+            if i > 0 {
+                self.scratch.push(' ');
+            }
+            let _ = write!(self.scratch, "{:04}", random.next_int(10_000));
+        }
+        size += self.scratch.len();
+        columns.credit_card.append_value(&self.scratch);
+        let city = US_CITIES[random.next_int(US_CITIES.len() as i32) as usize];
+        let state = US_STATES[random.next_int(US_STATES.len() as i32) as usize];
+        size += city.len() + state.len();
+        columns.city.append_value(city);
+        columns.state.append_value(state);
+        columns.date_time.append_value(timestamp);
+        let extra = next_extra(
+            random,
+            8 + size as i32,
+            self.config.avg_person_size,
+            &self.shared,
+        );
+        columns.extra.append_value(extra);
+    }
+
+    fn auction(&mut self, n: u64, timestamp: i64, random: &mut JavaRandom, out: &mut EventBatchBuilder) {
+        let id = self.last_base0_auction_id(n) + FIRST_AUCTION_ID;
+        let seller = if random.next_int(self.config.hot_sellers_ratio) > 0 {
+            (self.last_base0_person_id(n) / HOT_SELLER_RATIO) * HOT_SELLER_RATIO
+        } else {
+            self.next_base0_person_id(n, random)
+        } + FIRST_PERSON_ID;
+        let category = FIRST_CATEGORY_ID + random.next_int(NUM_CATEGORIES) as i64;
+        let initial_bid = next_price(random);
+        let expires = timestamp + self.auction_length_ms(n, timestamp, random);
+        let columns = out.auction();
+        columns.id.append_value(id);
+        let mut size = next_string(random, 20, &mut self.scratch);
+        columns.item_name.append_value(&self.scratch);
+        size += next_string(random, 100, &mut self.scratch);
+        columns.description.append_value(&self.scratch);
+        let reserve = initial_bid + next_price(random);
+        columns.initial_bid.append_value(initial_bid);
+        columns.reserve.append_value(reserve);
+        columns.date_time.append_value(timestamp);
+        columns.expires.append_value(expires);
+        columns.seller.append_value(seller);
+        columns.category.append_value(category);
+        let extra = next_extra(
+            random,
+            8 + size as i32 + 40,
+            self.config.avg_auction_size,
+            &self.shared,
+        );
+        columns.extra.append_value(extra);
+    }
+
+    /// An auction stays open for up to twice the time it takes for the
+    /// in-flight number of auctions to be created after it.
+    fn auction_length_ms(&self, n: u64, timestamp: i64, random: &mut JavaRandom) -> i64 {
+        let events_for_auctions = (self.config.num_in_flight_auctions as u64
+            * self.config.total_proportion())
+            / self.config.auction_proportion;
+        let future = self.config.timestamp(n + events_for_auctions);
+        let horizon = future - timestamp;
+        1 + random.next_long_below((horizon * 2).max(1))
+    }
+
+    fn bid(&mut self, n: u64, timestamp: i64, random: &mut JavaRandom, out: &mut EventBatchBuilder) {
+        let auction = if random.next_int(self.config.hot_auction_ratio) > 0 {
+            (self.last_base0_auction_id(n) / HOT_AUCTION_RATIO) * HOT_AUCTION_RATIO
+        } else {
+            self.next_base0_auction_id(n, random)
+        } + FIRST_AUCTION_ID;
+        let bidder = if random.next_int(self.config.hot_bidders_ratio) > 0 {
+            (self.last_base0_person_id(n) / HOT_BIDDER_RATIO) * HOT_BIDDER_RATIO + 1
+        } else {
+            self.next_base0_person_id(n, random)
+        } + FIRST_PERSON_ID;
+        let price = next_price(random);
+        let shared = &*self.shared;
+        let (channel, url) = if random.next_int(HOT_CHANNELS_RATIO) > 0 {
+            let i = random.next_int(HOT_CHANNELS.len() as i32) as usize;
+            (HOT_CHANNELS[i], shared.hot_urls[i].as_str())
+        } else {
+            let i = random.next_int(CHANNELS_NUMBER) as usize;
+            (shared.channels[i].as_str(), shared.channel_urls[i].as_str())
+        };
+        let columns = out.bid();
+        columns.auction.append_value(auction);
+        columns.bidder.append_value(bidder);
+        columns.price.append_value(price);
+        columns.channel.append_value(channel);
+        columns.url.append_value(url);
+        columns.date_time.append_value(timestamp);
+        let extra = next_extra(random, 32, self.config.avg_bid_size, shared);
+        columns.extra.append_value(extra);
+    }
+}
+
+fn append_parts(builder: &mut StringBuilder, parts: &[&str]) {
+    for part in parts {
+        let _ = builder.write_str(part);
+    }
+    builder.append_value("");
+}
+
+/// `nextPrice`: log-uniform over [1, 10^6] dollars, in cents.
+fn next_price(random: &mut JavaRandom) -> i64 {
+    (10f64.powf(random.next_double() * 6.0) * 100.0).round() as i64
+}
+
+/// Flink's `nextString` into `out` (cleared first); returns its length.
+fn next_string(random: &mut JavaRandom, max_length: i32, out: &mut String) -> usize {
+    out.clear();
+    next_string_appended(random, max_length, out)
+}
+
+/// `nextString` appended to `out`; returns the appended length.
+fn next_string_appended(random: &mut JavaRandom, max_length: i32, out: &mut String) -> usize {
+    let start = out.len();
+    let len = MIN_STRING_LENGTH + random.next_int(max_length - MIN_STRING_LENGTH);
+    for _ in 0..len {
+        if random.next_int(13) == 0 {
+            out.push(' ');
+        } else {
+            out.push((b'a' + random.next_int(26) as u8) as char);
+        }
+    }
+    // Java's trim(): drop the spaces at both ends of what was appended.
+    let trimmed_end = start + out[start..].trim_end().len();
+    out.truncate(trimmed_end);
+    let leading = out[start..].len() - out[start..].trim_start().len();
+    out.drain(start..start + leading);
+    out.len() - start
+}
+
+/// `nextExtra`: padding whose length averages `average - current_size`.
+fn next_extra<'a>(
+    random: &mut JavaRandom,
+    current_size: i32,
+    average: i32,
+    shared: &'a Shared,
+) -> &'a str {
+    if current_size > average {
+        return "";
+    }
+    let wanted = average - current_size;
+    let delta = (wanted as f64 * 0.2).round() as i32;
+    let size = wanted - delta
+        + if delta == 0 {
+            0
+        } else {
+            random.next_int(2 * delta)
+        };
+    let start = random.next_int(shared.pool_window) as usize;
+    shared
+        .pool
+        .get(start..start + size.max(0) as usize)
+        .unwrap_or("")
+}
