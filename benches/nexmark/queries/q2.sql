@@ -1,4 +1,6 @@
--- Query 2: selection. Bids on every 123rd auction. Same as Flink's q2.
+-- Query 2: selection. Bids on every 123rd auction.
+-- Differs from Flink's q2 in one spelling: Flink's MOD(auction, 123) is
+-- `auction % 123` (DataFusion has no MOD function).
 CREATE TABLE nexmark_q2 (
   auction  BIGINT,
   price  BIGINT
@@ -7,4 +9,4 @@ CREATE TABLE nexmark_q2 (
 );
 
 INSERT INTO nexmark_q2
-SELECT auction, price FROM bid WHERE MOD(auction, 123) = 0;
+SELECT auction, price FROM bid WHERE auction % 123 = 0;
