@@ -79,6 +79,10 @@ pub struct NexmarkArgs {
     #[arg(long)]
     pub export: Option<PathBuf>,
 
+    /// Measure the generator alone (one thread per worker, no engine)
+    #[arg(long, conflicts_with = "export")]
+    pub generator_only: bool,
+
     /// No progress on stderr
     #[arg(long)]
     pub quiet: bool,

@@ -18,6 +18,7 @@ pub fn nexmark(args: NexmarkArgs) -> anyhow::Result<()> {
     }
     match &args.export {
         Some(path) => export::run(path, &args),
+        None if args.generator_only => suite::run_generator(&args),
         None => suite::run(&args),
     }
 }

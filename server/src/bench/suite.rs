@@ -96,6 +96,58 @@ pub fn run(args: &NexmarkArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The generator without the engine: each worker's share drained on its
+/// own thread, reported as a query named `generator`.
+pub fn run_generator(args: &NexmarkArgs) -> anyhow::Result<()> {
+    let rate = args.rate.to_string();
+    let events = args.events.to_string();
+    let generator = runnel_connectors::nexmark::Nexmark::from_pairs(&[
+        ("first-event.rate", &rate),
+        ("next-event.rate", &rate),
+        ("events.num", &events),
+    ])?;
+    let workers = args.workers.max(1);
+    let cpu_before = process_cpu_seconds()?;
+    let started = Instant::now();
+    let generated = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|worker| {
+                let mut reader = generator.events(worker, workers);
+                scope.spawn(move || -> Result<u64, runnel_connectors::ConnectorError> {
+                    let mut rows = 0;
+                    while let Some(batch) = reader.next_batch()? {
+                        rows += batch.num_rows() as u64;
+                    }
+                    Ok(rows)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("a generator thread panicked"))?
+                    .map_err(anyhow::Error::from)
+            })
+            .sum::<anyhow::Result<u64>>()
+    })?;
+    let wall_seconds = started.elapsed().as_secs_f64();
+    let cpu_seconds = (process_cpu_seconds()? - cpu_before).max(0.01);
+    report(
+        &Measured {
+            query: "generator".into(),
+            events: generated,
+            wall_seconds,
+            cpu_seconds,
+            cores: cpu_seconds / wall_seconds,
+            events_per_second: generated as f64 / wall_seconds,
+            events_per_second_per_core: generated as f64 / cpu_seconds,
+            output_rows: generated,
+        },
+        args.json,
+    )
+}
+
 /// The query with the shared DDL before it and the harness's parameters
 /// filled in, as Flink's nexmark harness fills `${TPS}` and friends.
 fn script(query: &str, args: &NexmarkArgs, scratch: &Path) -> String {
