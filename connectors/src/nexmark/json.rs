@@ -58,7 +58,9 @@ fn write_row(column: &StructArray, row: usize, line: &mut String) {
             continue;
         }
         match field.data_type() {
-            DataType::Int64 => line.push_str(&child.as_primitive::<Int64Type>().value(row).to_string()),
+            DataType::Int64 => {
+                line.push_str(&child.as_primitive::<Int64Type>().value(row).to_string())
+            }
             DataType::Utf8 => push_json_string(child.as_string::<i32>().value(row), line),
             DataType::Timestamp(_, _) => {
                 let ms = child.as_primitive::<TimestampMillisecondType>().value(row);

@@ -64,7 +64,8 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(config: &NexmarkConfig) -> Self {
-        let mut random = JavaRandom::new(config.seed ^ 0x6e65_786d_6172_6b);
+        // A stream of its own ("nexmark" in ASCII), apart from the per-event ones.
+        let mut random = JavaRandom::new(config.seed ^ 0x006e_6578_6d61_726b);
         let hot_urls = (0..HOT_CHANNELS.len())
             .map(|_| base_url(&mut random))
             .collect();
@@ -199,7 +200,13 @@ impl Generator {
         min + random.next_long_below(max - min + 1 + AUCTION_ID_LEAD)
     }
 
-    fn person(&mut self, n: u64, timestamp: i64, random: &mut JavaRandom, out: &mut EventBatchBuilder) {
+    fn person(
+        &mut self,
+        n: u64,
+        timestamp: i64,
+        random: &mut JavaRandom,
+        out: &mut EventBatchBuilder,
+    ) {
         let id = self.last_base0_person_id(n) + FIRST_PERSON_ID;
         let columns = out.person();
         columns.id.append_value(id);
@@ -237,7 +244,13 @@ impl Generator {
         columns.extra.append_value(extra);
     }
 
-    fn auction(&mut self, n: u64, timestamp: i64, random: &mut JavaRandom, out: &mut EventBatchBuilder) {
+    fn auction(
+        &mut self,
+        n: u64,
+        timestamp: i64,
+        random: &mut JavaRandom,
+        out: &mut EventBatchBuilder,
+    ) {
         let id = self.last_base0_auction_id(n) + FIRST_AUCTION_ID;
         let seller = if random.next_int(self.config.hot_sellers_ratio) > 0 {
             (self.last_base0_person_id(n) / HOT_SELLER_RATIO) * HOT_SELLER_RATIO
@@ -280,7 +293,13 @@ impl Generator {
         1 + random.next_long_below((horizon * 2).max(1))
     }
 
-    fn bid(&mut self, n: u64, timestamp: i64, random: &mut JavaRandom, out: &mut EventBatchBuilder) {
+    fn bid(
+        &mut self,
+        n: u64,
+        timestamp: i64,
+        random: &mut JavaRandom,
+        out: &mut EventBatchBuilder,
+    ) {
         let auction = if random.next_int(self.config.hot_auction_ratio) > 0 {
             (self.last_base0_auction_id(n) / HOT_AUCTION_RATIO) * HOT_AUCTION_RATIO
         } else {

@@ -98,7 +98,9 @@ fn the_mix_ids_and_values_follow_flinks_generator() {
                     assert!(auction.is_null(i) && bid.is_null(i) && person.is_valid(i));
                     assert_eq!(long(person, "id", i), 1000 + epoch);
                     assert_eq!(time(person, "dateTime", i), expected_time);
-                    assert!(["AZ", "CA", "ID", "OR", "WA", "WY"].contains(&text(person, "state", i)));
+                    assert!(
+                        ["AZ", "CA", "ID", "OR", "WA", "WY"].contains(&text(person, "state", i))
+                    );
                     assert!(text(person, "emailAddress", i).ends_with(".com"));
                     assert_eq!(text(person, "creditCard", i).len(), 19);
                 }
@@ -110,7 +112,10 @@ fn the_mix_ids_and_values_follow_flinks_generator() {
                     assert_eq!(id, 1000 + 3 * epoch + (n % 50) as i64 - 1);
                     assert!((10..15).contains(&long(auction, "category", i)));
                     let seller = long(auction, "seller", i);
-                    assert!((1000..=1000 + epoch + 10).contains(&seller), "seller {seller}");
+                    assert!(
+                        (1000..=1000 + epoch + 10).contains(&seller),
+                        "seller {seller}"
+                    );
                     let created = time(auction, "dateTime", i);
                     assert_eq!(created, expected_time);
                     assert!(time(auction, "expires", i) > created);
@@ -124,9 +129,15 @@ fn the_mix_ids_and_values_follow_flinks_generator() {
                     assert!(person.is_null(i) && auction.is_null(i));
                     let last_auction = 1000 + 3 * epoch + 2;
                     let a = long(bid, "auction", i);
-                    assert!((1000..=last_auction + 10).contains(&a), "auction {a} at {n}");
+                    assert!(
+                        (1000..=last_auction + 10).contains(&a),
+                        "auction {a} at {n}"
+                    );
                     let bidder = long(bid, "bidder", i);
-                    assert!((1000..=1000 + epoch + 10).contains(&bidder), "bidder {bidder}");
+                    assert!(
+                        (1000..=1000 + epoch + 10).contains(&bidder),
+                        "bidder {bidder}"
+                    );
                     assert!((100..=100_000_000).contains(&long(bid, "price", i)));
                     assert_eq!(time(bid, "dateTime", i), expected_time);
                     let url = text(bid, "url", i);
@@ -149,7 +160,10 @@ fn the_mix_ids_and_values_follow_flinks_generator() {
     assert_eq!((people, auctions, bids), (2000, 6000, 92000));
     // `extra` pads a bid to 100 bytes on average (Flink's bid.avg-size).
     let average = bid_sizes as f64 / bids as f64;
-    assert!((95.0..105.0).contains(&average), "average bid size {average}");
+    assert!(
+        (95.0..105.0).contains(&average),
+        "average bid size {average}"
+    );
 }
 
 #[test]
@@ -170,8 +184,16 @@ fn hot_auctions_and_bidders_take_their_share() {
     let share = |n: u32| n as f64 / bids as f64;
     // About 1/2 and 3/4: the first draws of java.util.Random seeded with
     // consecutive event ids are not quite uniform, in Flink's data too.
-    assert!((0.44..0.56).contains(&share(hot_auction)), "{}", share(hot_auction));
-    assert!((0.70..0.80).contains(&share(hot_bidder)), "{}", share(hot_bidder));
+    assert!(
+        (0.44..0.56).contains(&share(hot_auction)),
+        "{}",
+        share(hot_auction)
+    );
+    assert!(
+        (0.70..0.80).contains(&share(hot_bidder)),
+        "{}",
+        share(hot_bidder)
+    );
 }
 
 #[test]
@@ -205,8 +227,9 @@ fn a_square_rate_alternates_first_and_next_rates() {
         .iter()
         .flat_map(|b| {
             let kinds = b.column(0).as_primitive::<Int32Type>().clone();
-            let rows: Vec<(i32, RecordBatch)> =
-                (0..b.num_rows()).map(|i| (kinds.value(i), b.slice(i, 1))).collect();
+            let rows: Vec<(i32, RecordBatch)> = (0..b.num_rows())
+                .map(|i| (kinds.value(i), b.slice(i, 1)))
+                .collect();
             rows.into_iter().map(|(kind, row)| {
                 let column = row.column(1 + kind as usize).as_struct().clone();
                 time(&column, "dateTime", 0)

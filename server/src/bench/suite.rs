@@ -21,29 +21,98 @@ const DDL: &str = include_str!("../../../benches/nexmark/ddl.sql");
 
 /// The suite, built into the binary so that `runnel bench` runs anywhere.
 const QUERIES: [(&str, &str); 23] = [
-    ("q0", include_str!("../../../benches/nexmark/queries/q0.sql")),
-    ("q1", include_str!("../../../benches/nexmark/queries/q1.sql")),
-    ("q2", include_str!("../../../benches/nexmark/queries/q2.sql")),
-    ("q3", include_str!("../../../benches/nexmark/queries/q3.sql")),
-    ("q4", include_str!("../../../benches/nexmark/queries/q4.sql")),
-    ("q5", include_str!("../../../benches/nexmark/queries/q5.sql")),
-    ("q6", include_str!("../../../benches/nexmark/queries/q6.sql")),
-    ("q7", include_str!("../../../benches/nexmark/queries/q7.sql")),
-    ("q8", include_str!("../../../benches/nexmark/queries/q8.sql")),
-    ("q9", include_str!("../../../benches/nexmark/queries/q9.sql")),
-    ("q10", include_str!("../../../benches/nexmark/queries/q10.sql")),
-    ("q11", include_str!("../../../benches/nexmark/queries/q11.sql")),
-    ("q12", include_str!("../../../benches/nexmark/queries/q12.sql")),
-    ("q13", include_str!("../../../benches/nexmark/queries/q13.sql")),
-    ("q14", include_str!("../../../benches/nexmark/queries/q14.sql")),
-    ("q15", include_str!("../../../benches/nexmark/queries/q15.sql")),
-    ("q16", include_str!("../../../benches/nexmark/queries/q16.sql")),
-    ("q17", include_str!("../../../benches/nexmark/queries/q17.sql")),
-    ("q18", include_str!("../../../benches/nexmark/queries/q18.sql")),
-    ("q19", include_str!("../../../benches/nexmark/queries/q19.sql")),
-    ("q20", include_str!("../../../benches/nexmark/queries/q20.sql")),
-    ("q21", include_str!("../../../benches/nexmark/queries/q21.sql")),
-    ("q22", include_str!("../../../benches/nexmark/queries/q22.sql")),
+    (
+        "q0",
+        include_str!("../../../benches/nexmark/queries/q0.sql"),
+    ),
+    (
+        "q1",
+        include_str!("../../../benches/nexmark/queries/q1.sql"),
+    ),
+    (
+        "q2",
+        include_str!("../../../benches/nexmark/queries/q2.sql"),
+    ),
+    (
+        "q3",
+        include_str!("../../../benches/nexmark/queries/q3.sql"),
+    ),
+    (
+        "q4",
+        include_str!("../../../benches/nexmark/queries/q4.sql"),
+    ),
+    (
+        "q5",
+        include_str!("../../../benches/nexmark/queries/q5.sql"),
+    ),
+    (
+        "q6",
+        include_str!("../../../benches/nexmark/queries/q6.sql"),
+    ),
+    (
+        "q7",
+        include_str!("../../../benches/nexmark/queries/q7.sql"),
+    ),
+    (
+        "q8",
+        include_str!("../../../benches/nexmark/queries/q8.sql"),
+    ),
+    (
+        "q9",
+        include_str!("../../../benches/nexmark/queries/q9.sql"),
+    ),
+    (
+        "q10",
+        include_str!("../../../benches/nexmark/queries/q10.sql"),
+    ),
+    (
+        "q11",
+        include_str!("../../../benches/nexmark/queries/q11.sql"),
+    ),
+    (
+        "q12",
+        include_str!("../../../benches/nexmark/queries/q12.sql"),
+    ),
+    (
+        "q13",
+        include_str!("../../../benches/nexmark/queries/q13.sql"),
+    ),
+    (
+        "q14",
+        include_str!("../../../benches/nexmark/queries/q14.sql"),
+    ),
+    (
+        "q15",
+        include_str!("../../../benches/nexmark/queries/q15.sql"),
+    ),
+    (
+        "q16",
+        include_str!("../../../benches/nexmark/queries/q16.sql"),
+    ),
+    (
+        "q17",
+        include_str!("../../../benches/nexmark/queries/q17.sql"),
+    ),
+    (
+        "q18",
+        include_str!("../../../benches/nexmark/queries/q18.sql"),
+    ),
+    (
+        "q19",
+        include_str!("../../../benches/nexmark/queries/q19.sql"),
+    ),
+    (
+        "q20",
+        include_str!("../../../benches/nexmark/queries/q20.sql"),
+    ),
+    (
+        "q21",
+        include_str!("../../../benches/nexmark/queries/q21.sql"),
+    ),
+    (
+        "q22",
+        include_str!("../../../benches/nexmark/queries/q22.sql"),
+    ),
 ];
 
 #[derive(Debug, Serialize)]
@@ -71,9 +140,12 @@ pub fn run(args: &NexmarkArgs) -> anyhow::Result<()> {
         QUERIES.to_vec()
     } else {
         let wanted = args.query.to_ascii_lowercase();
-        let found = QUERIES.iter().find(|(name, _)| *name == wanted).ok_or_else(|| {
-            anyhow::anyhow!("unknown query '{}'; available: q0 ... q22, all", args.query)
-        })?;
+        let found = QUERIES
+            .iter()
+            .find(|(name, _)| *name == wanted)
+            .ok_or_else(|| {
+                anyhow::anyhow!("unknown query '{}'; available: q0 ... q22, all", args.query)
+            })?;
         vec![*found]
     };
     let scratch = Scratch::new()?;
@@ -178,12 +250,14 @@ fn run_one(name: &str, script: &str, args: &NexmarkArgs) -> Result<Measured, Not
         hosts: Vec::new(),
     };
     let context = Arc::new(JobContext::default());
-    let progress = (!args.quiet).then(|| Progress::start(name.to_string(), args.events, context.clone()));
+    let progress =
+        (!args.quiet).then(|| Progress::start(name.to_string(), args.events, context.clone()));
     let cpu_before = process_cpu_seconds().map_err(|e| not_run("failed", e.to_string()))?;
     let started = Instant::now();
     let result = submitted.job.run(&cluster, context.clone(), results);
     let wall_seconds = started.elapsed().as_secs_f64();
-    let cpu_seconds = process_cpu_seconds().map_err(|e| not_run("failed", e.to_string()))? - cpu_before;
+    let cpu_seconds =
+        process_cpu_seconds().map_err(|e| not_run("failed", e.to_string()))? - cpu_before;
     drop(progress);
     result.map_err(|e| not_run("failed", e.to_string()))?;
     let events = args.events;
@@ -198,7 +272,9 @@ fn run_one(name: &str, script: &str, args: &NexmarkArgs) -> Result<Measured, Not
         cores,
         events_per_second: events as f64 / wall_seconds,
         events_per_second_per_core: events as f64 / cpu_seconds,
-        output_rows: context.records_out.load(std::sync::atomic::Ordering::Relaxed),
+        output_rows: context
+            .records_out
+            .load(std::sync::atomic::Ordering::Relaxed),
     })
 }
 

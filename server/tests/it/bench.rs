@@ -28,7 +28,14 @@ fn json_lines(output: &Output) -> Vec<serde_json::Value> {
 fn the_suite_runs_every_query_it_can_and_reports_the_others() {
     for workers in ["1", "2"] {
         let output = run(&[
-            "bench", "nexmark", "--query", "all", "--events", "20000", "--json", "--workers",
+            "bench",
+            "nexmark",
+            "--query",
+            "all",
+            "--events",
+            "20000",
+            "--json",
+            "--workers",
             workers,
         ]);
         assert!(
@@ -128,7 +135,10 @@ fn exported_events_are_json_lines_that_runnel_reads_back() {
         .filter(|l| l["event_type"] == 2)
         .map(|l| {
             let bid = &l["bid"];
-            format!("+I[{}, {}, {}]", bid["auction"], bid["bidder"], bid["price"])
+            format!(
+                "+I[{}, {}, {}]",
+                bid["auction"], bid["bidder"], bid["price"]
+            )
         })
         .collect();
     assert_eq!(expected.len(), 4600);
