@@ -3,14 +3,13 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    ArrayRef, BooleanBufferBuilder, Int32Array, Int64Builder, StringBuilder, StructArray,
-    TimestampMillisecondBuilder,
-};
+use datafusion::arrow::array::{ArrayRef, BooleanBufferBuilder, Int32Array, StructArray};
 use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
+
+use super::columns::{Longs, Texts};
 
 pub const PERSON: i32 = 0;
 pub const AUCTION: i32 = 1;
@@ -78,195 +77,169 @@ pub fn schema() -> SchemaRef {
     ]))
 }
 
+/// Every row null until `set_bit`.
+fn unset(rows: usize) -> BooleanBufferBuilder {
+    let mut valid = BooleanBufferBuilder::new(rows);
+    valid.append_n(rows, false);
+    valid
+}
+
 pub struct PersonColumns {
     valid: BooleanBufferBuilder,
-    pub id: Int64Builder,
-    pub name: StringBuilder,
-    pub email_address: StringBuilder,
-    pub credit_card: StringBuilder,
-    pub city: StringBuilder,
-    pub state: StringBuilder,
-    pub date_time: TimestampMillisecondBuilder,
-    pub extra: StringBuilder,
+    pub id: Longs,
+    pub name: Texts,
+    pub email_address: Texts,
+    pub credit_card: Texts,
+    pub city: Texts,
+    pub state: Texts,
+    pub date_time: Longs,
+    pub extra: Texts,
 }
 
 pub struct AuctionColumns {
     valid: BooleanBufferBuilder,
-    pub id: Int64Builder,
-    pub item_name: StringBuilder,
-    pub description: StringBuilder,
-    pub initial_bid: Int64Builder,
-    pub reserve: Int64Builder,
-    pub date_time: TimestampMillisecondBuilder,
-    pub expires: TimestampMillisecondBuilder,
-    pub seller: Int64Builder,
-    pub category: Int64Builder,
-    pub extra: StringBuilder,
+    pub id: Longs,
+    pub item_name: Texts,
+    pub description: Texts,
+    pub initial_bid: Longs,
+    pub reserve: Longs,
+    pub date_time: Longs,
+    pub expires: Longs,
+    pub seller: Longs,
+    pub category: Longs,
+    pub extra: Texts,
 }
 
 pub struct BidColumns {
     valid: BooleanBufferBuilder,
-    pub auction: Int64Builder,
-    pub bidder: Int64Builder,
-    pub price: Int64Builder,
-    pub channel: StringBuilder,
-    pub url: StringBuilder,
-    pub date_time: TimestampMillisecondBuilder,
-    pub extra: StringBuilder,
+    pub auction: Longs,
+    pub bidder: Longs,
+    pub price: Longs,
+    pub channel: Texts,
+    pub url: Texts,
+    pub date_time: Longs,
+    pub extra: Texts,
 }
 
-fn strings(rows: usize, bytes: usize) -> StringBuilder {
-    StringBuilder::with_capacity(rows, bytes)
+fn strings(rows: usize, bytes: usize) -> Texts {
+    Texts::new(rows, bytes)
 }
 
 impl PersonColumns {
-    fn new(rows: usize) -> Self {
+    fn new(rows: usize, extra: usize) -> Self {
         PersonColumns {
-            valid: BooleanBufferBuilder::new(rows),
-            id: Int64Builder::with_capacity(rows),
+            valid: unset(rows),
+            id: Longs::new(rows),
             name: strings(rows, rows / 32 * 16),
             email_address: strings(rows, rows / 32 * 16),
             credit_card: strings(rows, rows / 32 * 20),
             city: strings(rows, rows / 32 * 12),
             state: strings(rows, rows / 32 * 2),
-            date_time: TimestampMillisecondBuilder::with_capacity(rows),
-            extra: strings(rows, rows / 32 * 200),
+            date_time: Longs::new(rows),
+            extra: strings(rows, rows / 32 * extra),
         }
     }
 
     /// Marks the row valid; the caller appends every field.
-    fn begin(&mut self) {
-        self.valid.append(true);
+    fn begin(&mut self, row: usize) {
+        self.valid.set_bit(row, true);
     }
 
-    fn append_null(&mut self) {
-        self.valid.append(false);
-        self.id.append_null();
-        self.name.append_null();
-        self.email_address.append_null();
-        self.credit_card.append_null();
-        self.city.append_null();
-        self.state.append_null();
-        self.date_time.append_null();
-        self.extra.append_null();
-    }
 
     fn finish(&mut self) -> Result<StructArray, ArrowError> {
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(self.id.finish()),
-            Arc::new(self.name.finish()),
-            Arc::new(self.email_address.finish()),
-            Arc::new(self.credit_card.finish()),
-            Arc::new(self.city.finish()),
-            Arc::new(self.state.finish()),
-            Arc::new(self.date_time.finish()),
-            Arc::new(self.extra.finish()),
-        ];
         let nulls = NullBuffer::new(self.valid.finish());
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.id.finish(&nulls)),
+            Arc::new(self.name.finish(&nulls)?),
+            Arc::new(self.email_address.finish(&nulls)?),
+            Arc::new(self.credit_card.finish(&nulls)?),
+            Arc::new(self.city.finish(&nulls)?),
+            Arc::new(self.state.finish(&nulls)?),
+            Arc::new(self.date_time.finish_timestamps(&nulls)),
+            Arc::new(self.extra.finish(&nulls)?),
+        ];
         StructArray::try_new(person_fields(), columns, Some(nulls))
     }
 }
 
 impl AuctionColumns {
-    fn new(rows: usize) -> Self {
+    fn new(rows: usize, extra: usize) -> Self {
         AuctionColumns {
-            valid: BooleanBufferBuilder::new(rows),
-            id: Int64Builder::with_capacity(rows),
+            valid: unset(rows),
+            id: Longs::new(rows),
             item_name: strings(rows, rows / 16 * 12),
             description: strings(rows, rows / 16 * 50),
-            initial_bid: Int64Builder::with_capacity(rows),
-            reserve: Int64Builder::with_capacity(rows),
-            date_time: TimestampMillisecondBuilder::with_capacity(rows),
-            expires: TimestampMillisecondBuilder::with_capacity(rows),
-            seller: Int64Builder::with_capacity(rows),
-            category: Int64Builder::with_capacity(rows),
-            extra: strings(rows, rows / 16 * 450),
+            initial_bid: Longs::new(rows),
+            reserve: Longs::new(rows),
+            date_time: Longs::new(rows),
+            expires: Longs::new(rows),
+            seller: Longs::new(rows),
+            category: Longs::new(rows),
+            extra: strings(rows, rows / 16 * extra),
         }
     }
 
-    fn begin(&mut self) {
-        self.valid.append(true);
+    fn begin(&mut self, row: usize) {
+        self.valid.set_bit(row, true);
     }
 
-    fn append_null(&mut self) {
-        self.valid.append(false);
-        self.id.append_null();
-        self.item_name.append_null();
-        self.description.append_null();
-        self.initial_bid.append_null();
-        self.reserve.append_null();
-        self.date_time.append_null();
-        self.expires.append_null();
-        self.seller.append_null();
-        self.category.append_null();
-        self.extra.append_null();
-    }
 
     fn finish(&mut self) -> Result<StructArray, ArrowError> {
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(self.id.finish()),
-            Arc::new(self.item_name.finish()),
-            Arc::new(self.description.finish()),
-            Arc::new(self.initial_bid.finish()),
-            Arc::new(self.reserve.finish()),
-            Arc::new(self.date_time.finish()),
-            Arc::new(self.expires.finish()),
-            Arc::new(self.seller.finish()),
-            Arc::new(self.category.finish()),
-            Arc::new(self.extra.finish()),
-        ];
         let nulls = NullBuffer::new(self.valid.finish());
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.id.finish(&nulls)),
+            Arc::new(self.item_name.finish(&nulls)?),
+            Arc::new(self.description.finish(&nulls)?),
+            Arc::new(self.initial_bid.finish(&nulls)),
+            Arc::new(self.reserve.finish(&nulls)),
+            Arc::new(self.date_time.finish_timestamps(&nulls)),
+            Arc::new(self.expires.finish_timestamps(&nulls)),
+            Arc::new(self.seller.finish(&nulls)),
+            Arc::new(self.category.finish(&nulls)),
+            Arc::new(self.extra.finish(&nulls)?),
+        ];
         StructArray::try_new(auction_fields(), columns, Some(nulls))
     }
 }
 
 impl BidColumns {
-    fn new(rows: usize) -> Self {
+    fn new(rows: usize, extra: usize) -> Self {
         BidColumns {
-            valid: BooleanBufferBuilder::new(rows),
-            auction: Int64Builder::with_capacity(rows),
-            bidder: Int64Builder::with_capacity(rows),
-            price: Int64Builder::with_capacity(rows),
+            valid: unset(rows),
+            auction: Longs::new(rows),
+            bidder: Longs::new(rows),
+            price: Longs::new(rows),
             channel: strings(rows, rows * 8),
-            url: strings(rows, rows * 60),
-            date_time: TimestampMillisecondBuilder::with_capacity(rows),
-            extra: strings(rows, rows * 75),
+            url: strings(rows, rows * 80),
+            date_time: Longs::new(rows),
+            extra: strings(rows, rows * extra),
         }
     }
 
-    fn begin(&mut self) {
-        self.valid.append(true);
+    fn begin(&mut self, row: usize) {
+        self.valid.set_bit(row, true);
     }
 
-    fn append_null(&mut self) {
-        self.valid.append(false);
-        self.auction.append_null();
-        self.bidder.append_null();
-        self.price.append_null();
-        self.channel.append_null();
-        self.url.append_null();
-        self.date_time.append_null();
-        self.extra.append_null();
-    }
 
     fn finish(&mut self) -> Result<StructArray, ArrowError> {
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(self.auction.finish()),
-            Arc::new(self.bidder.finish()),
-            Arc::new(self.price.finish()),
-            Arc::new(self.channel.finish()),
-            Arc::new(self.url.finish()),
-            Arc::new(self.date_time.finish()),
-            Arc::new(self.extra.finish()),
-        ];
         let nulls = NullBuffer::new(self.valid.finish());
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.auction.finish(&nulls)),
+            Arc::new(self.bidder.finish(&nulls)),
+            Arc::new(self.price.finish(&nulls)),
+            Arc::new(self.channel.finish(&nulls)?),
+            Arc::new(self.url.finish(&nulls)?),
+            Arc::new(self.date_time.finish_timestamps(&nulls)),
+            Arc::new(self.extra.finish(&nulls)?),
+        ];
         StructArray::try_new(bid_fields(), columns, Some(nulls))
     }
 }
 
-/// One batch under construction. An event is written by `person()`,
-/// `auction()` or `bid()`, which null the other two rows and hand back the
-/// columns to fill; the caller must then append exactly one value to each.
+/// One batch of exactly `rows` events under construction. An event is
+/// written by `person()`, `auction()` or `bid()`, which hand back the
+/// columns to fill and the row to fill them at; the other two rows stay
+/// null.
 pub struct EventBatchBuilder {
     event_type: Vec<i32>,
     person: PersonColumns,
@@ -275,37 +248,36 @@ pub struct EventBatchBuilder {
 }
 
 impl EventBatchBuilder {
-    pub fn new(rows: usize) -> Self {
+    /// `extra` is the most padding an event of each kind gets (person,
+    /// auction, bid), to size the buffers once.
+    pub fn new(rows: usize, extra: [usize; 3]) -> Self {
         EventBatchBuilder {
             event_type: Vec::with_capacity(rows),
-            person: PersonColumns::new(rows),
-            auction: AuctionColumns::new(rows),
-            bid: BidColumns::new(rows),
+            person: PersonColumns::new(rows, extra[0]),
+            auction: AuctionColumns::new(rows, extra[1]),
+            bid: BidColumns::new(rows, extra[2]),
         }
     }
 
-    pub fn person(&mut self) -> &mut PersonColumns {
+    pub fn person(&mut self) -> (&mut PersonColumns, usize) {
+        let row = self.event_type.len();
         self.event_type.push(PERSON);
-        self.auction.append_null();
-        self.bid.append_null();
-        self.person.begin();
-        &mut self.person
+        self.person.begin(row);
+        (&mut self.person, row)
     }
 
-    pub fn auction(&mut self) -> &mut AuctionColumns {
+    pub fn auction(&mut self) -> (&mut AuctionColumns, usize) {
+        let row = self.event_type.len();
         self.event_type.push(AUCTION);
-        self.person.append_null();
-        self.bid.append_null();
-        self.auction.begin();
-        &mut self.auction
+        self.auction.begin(row);
+        (&mut self.auction, row)
     }
 
-    pub fn bid(&mut self) -> &mut BidColumns {
+    pub fn bid(&mut self) -> (&mut BidColumns, usize) {
+        let row = self.event_type.len();
         self.event_type.push(BID);
-        self.person.append_null();
-        self.auction.append_null();
-        self.bid.begin();
-        &mut self.bid
+        self.bid.begin(row);
+        (&mut self.bid, row)
     }
 
     /// The batch, with `schema` (the table's own, equal to [`schema()`]).

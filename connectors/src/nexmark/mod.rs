@@ -6,6 +6,7 @@
 //! workers take interleaved blocks of [`BLOCK`] consecutive event numbers.
 
 mod batch;
+mod columns;
 mod config;
 mod json;
 mod model;
@@ -116,7 +117,14 @@ impl NexmarkReader {
             return Ok(None);
         };
         self.block += self.step;
-        let mut builder = EventBatchBuilder::new((range.end - range.start) as usize);
+        let config = self.generator.config();
+        let extra = [
+            config.avg_person_size,
+            config.avg_auction_size,
+            config.avg_bid_size,
+        ]
+        .map(|size| size.max(0) as usize * 6 / 5);
+        let mut builder = EventBatchBuilder::new((range.end - range.start) as usize, extra);
         self.generator.fill(range, &mut builder);
         Ok(Some(builder.finish(self.schema.clone())?))
     }

@@ -12,7 +12,6 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use datafusion::arrow::array::StringBuilder;
 
 use super::batch::EventBatchBuilder;
 use super::config::NexmarkConfig;
@@ -208,18 +207,18 @@ impl Generator {
         out: &mut EventBatchBuilder,
     ) {
         let id = self.last_base0_person_id(n) + FIRST_PERSON_ID;
-        let columns = out.person();
-        columns.id.append_value(id);
+        let (columns, row) = out.person();
+        columns.id.set(row, id);
         let first = FIRST_NAMES[random.next_int(FIRST_NAMES.len() as i32) as usize];
         let last = LAST_NAMES[random.next_int(LAST_NAMES.len() as i32) as usize];
         let mut size = first.len() + 1 + last.len();
-        append_parts(&mut columns.name, &[first, " ", last]);
+        columns.name.set_parts(row, &[first, " ", last]);
         size += next_string(random, 7, &mut self.scratch);
         let user_len = self.scratch.len();
         size += 1 + next_string_appended(random, 5, &mut self.scratch) + 4;
         self.scratch.insert(user_len, '@');
         self.scratch.push_str(".com");
-        columns.email_address.append_value(&self.scratch);
+        columns.email_address.set(row, &self.scratch);
         self.scratch.clear();
         for i in 0..4 {
             if i > 0 {
@@ -228,20 +227,20 @@ impl Generator {
             let _ = write!(self.scratch, "{:04}", random.next_int(10_000));
         }
         size += self.scratch.len();
-        columns.credit_card.append_value(&self.scratch);
+        columns.credit_card.set(row, &self.scratch);
         let city = US_CITIES[random.next_int(US_CITIES.len() as i32) as usize];
         let state = US_STATES[random.next_int(US_STATES.len() as i32) as usize];
         size += city.len() + state.len();
-        columns.city.append_value(city);
-        columns.state.append_value(state);
-        columns.date_time.append_value(timestamp);
+        columns.city.set(row, city);
+        columns.state.set(row, state);
+        columns.date_time.set(row, timestamp);
         let extra = next_extra(
             random,
             8 + size as i32,
             self.config.avg_person_size,
             &self.shared,
         );
-        columns.extra.append_value(extra);
+        columns.extra.set(row, extra);
     }
 
     fn auction(
@@ -260,26 +259,26 @@ impl Generator {
         let category = FIRST_CATEGORY_ID + random.next_int(NUM_CATEGORIES) as i64;
         let initial_bid = next_price(random);
         let expires = timestamp + self.auction_length_ms(n, timestamp, random);
-        let columns = out.auction();
-        columns.id.append_value(id);
+        let (columns, row) = out.auction();
+        columns.id.set(row, id);
         let mut size = next_string(random, 20, &mut self.scratch);
-        columns.item_name.append_value(&self.scratch);
+        columns.item_name.set(row, &self.scratch);
         size += next_string(random, 100, &mut self.scratch);
-        columns.description.append_value(&self.scratch);
+        columns.description.set(row, &self.scratch);
         let reserve = initial_bid + next_price(random);
-        columns.initial_bid.append_value(initial_bid);
-        columns.reserve.append_value(reserve);
-        columns.date_time.append_value(timestamp);
-        columns.expires.append_value(expires);
-        columns.seller.append_value(seller);
-        columns.category.append_value(category);
+        columns.initial_bid.set(row, initial_bid);
+        columns.reserve.set(row, reserve);
+        columns.date_time.set(row, timestamp);
+        columns.expires.set(row, expires);
+        columns.seller.set(row, seller);
+        columns.category.set(row, category);
         let extra = next_extra(
             random,
             8 + size as i32 + 40,
             self.config.avg_auction_size,
             &self.shared,
         );
-        columns.extra.append_value(extra);
+        columns.extra.set(row, extra);
     }
 
     /// An auction stays open for up to twice the time it takes for the
@@ -319,23 +318,16 @@ impl Generator {
             let i = random.next_int(CHANNELS_NUMBER) as usize;
             (shared.channels[i].as_str(), shared.channel_urls[i].as_str())
         };
-        let columns = out.bid();
-        columns.auction.append_value(auction);
-        columns.bidder.append_value(bidder);
-        columns.price.append_value(price);
-        columns.channel.append_value(channel);
-        columns.url.append_value(url);
-        columns.date_time.append_value(timestamp);
+        let (columns, row) = out.bid();
+        columns.auction.set(row, auction);
+        columns.bidder.set(row, bidder);
+        columns.price.set(row, price);
+        columns.channel.set(row, channel);
+        columns.url.set(row, url);
+        columns.date_time.set(row, timestamp);
         let extra = next_extra(random, 32, self.config.avg_bid_size, shared);
-        columns.extra.append_value(extra);
+        columns.extra.set(row, extra);
     }
-}
-
-fn append_parts(builder: &mut StringBuilder, parts: &[&str]) {
-    for part in parts {
-        let _ = builder.write_str(part);
-    }
-    builder.append_value("");
 }
 
 /// `nextPrice`: log-uniform over [1, 10^6] dollars, in cents.
