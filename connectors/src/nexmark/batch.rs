@@ -86,6 +86,7 @@ fn unset(rows: usize) -> BooleanBufferBuilder {
 
 pub struct PersonColumns {
     valid: BooleanBufferBuilder,
+    used: bool,
     pub id: Longs,
     pub name: Texts,
     pub email_address: Texts,
@@ -98,6 +99,7 @@ pub struct PersonColumns {
 
 pub struct AuctionColumns {
     valid: BooleanBufferBuilder,
+    used: bool,
     pub id: Longs,
     pub item_name: Texts,
     pub description: Texts,
@@ -112,6 +114,7 @@ pub struct AuctionColumns {
 
 pub struct BidColumns {
     valid: BooleanBufferBuilder,
+    used: bool,
     pub auction: Longs,
     pub bidder: Longs,
     pub price: Longs,
@@ -126,9 +129,14 @@ fn strings(rows: usize, bytes: usize) -> Texts {
 }
 
 impl PersonColumns {
+    fn fields(&self) -> Fields {
+        person_fields()
+    }
+
     fn new(rows: usize, extra: usize) -> Self {
         PersonColumns {
             valid: unset(rows),
+            used: false,
             id: Longs::new(rows),
             name: strings(rows, rows / 32 * 16),
             email_address: strings(rows, rows / 32 * 16),
@@ -143,10 +151,14 @@ impl PersonColumns {
     /// Marks the row valid; the caller appends every field.
     fn begin(&mut self, row: usize) {
         self.valid.set_bit(row, true);
+        self.used = true;
     }
 
 
     fn finish(&mut self) -> Result<StructArray, ArrowError> {
+        if !self.used {
+            return Ok(StructArray::new_null(self.fields(), self.valid.len()));
+        }
         let nulls = NullBuffer::new(self.valid.finish());
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.id.finish(&nulls)),
@@ -163,9 +175,14 @@ impl PersonColumns {
 }
 
 impl AuctionColumns {
+    fn fields(&self) -> Fields {
+        auction_fields()
+    }
+
     fn new(rows: usize, extra: usize) -> Self {
         AuctionColumns {
             valid: unset(rows),
+            used: false,
             id: Longs::new(rows),
             item_name: strings(rows, rows / 16 * 12),
             description: strings(rows, rows / 16 * 50),
@@ -181,10 +198,14 @@ impl AuctionColumns {
 
     fn begin(&mut self, row: usize) {
         self.valid.set_bit(row, true);
+        self.used = true;
     }
 
 
     fn finish(&mut self) -> Result<StructArray, ArrowError> {
+        if !self.used {
+            return Ok(StructArray::new_null(self.fields(), self.valid.len()));
+        }
         let nulls = NullBuffer::new(self.valid.finish());
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.id.finish(&nulls)),
@@ -203,9 +224,14 @@ impl AuctionColumns {
 }
 
 impl BidColumns {
+    fn fields(&self) -> Fields {
+        bid_fields()
+    }
+
     fn new(rows: usize, extra: usize) -> Self {
         BidColumns {
             valid: unset(rows),
+            used: false,
             auction: Longs::new(rows),
             bidder: Longs::new(rows),
             price: Longs::new(rows),
@@ -218,10 +244,14 @@ impl BidColumns {
 
     fn begin(&mut self, row: usize) {
         self.valid.set_bit(row, true);
+        self.used = true;
     }
 
 
     fn finish(&mut self) -> Result<StructArray, ArrowError> {
+        if !self.used {
+            return Ok(StructArray::new_null(self.fields(), self.valid.len()));
+        }
         let nulls = NullBuffer::new(self.valid.finish());
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.auction.finish(&nulls)),

@@ -118,6 +118,17 @@ impl NexmarkConfig {
         Ok(config)
     }
 
+    /// Events per second of event time at the slower of the two rates.
+    pub fn slowest_rate(&self) -> f64 {
+        let longest = self
+            .timeline
+            .delays_us
+            .iter()
+            .copied()
+            .fold(0.0, f64::max);
+        1e6 / longest
+    }
+
     pub fn total_proportion(&self) -> u64 {
         self.person_proportion + self.auction_proportion + self.bid_proportion
     }

@@ -142,21 +142,40 @@ impl Generator {
         &self.config
     }
 
-    /// Appends events `range` (global event numbers) to `out`.
-    pub fn fill(&mut self, range: std::ops::Range<u64>, out: &mut EventBatchBuilder) {
-        let total = self.config.total_proportion();
-        let persons = self.config.person_proportion;
-        let auctions = self.config.auction_proportion;
+    /// How many of events `range` are people, auctions and bids.
+    pub fn kind_counts(&self, range: std::ops::Range<u64>) -> [usize; 3] {
+        let mut counts = [0; 3];
         for n in range {
-            let rem = n % total;
+            counts[self.kind(n)] += 1;
+        }
+        counts
+    }
+
+    /// 0 person, 1 auction, 2 bid: the event's place in the proportions.
+    fn kind(&self, n: u64) -> usize {
+        let rem = n % self.config.total_proportion();
+        if rem < self.config.person_proportion {
+            0
+        } else if rem < self.config.person_proportion + self.config.auction_proportion {
+            1
+        } else {
+            2
+        }
+    }
+
+    /// Appends events `range` (global event numbers) to `outs`: all to
+    /// the one builder given, or with three, each kind to its own.
+    pub fn fill(&mut self, range: std::ops::Range<u64>, outs: &mut [EventBatchBuilder]) {
+        let by_kind = outs.len() == 3;
+        for n in range {
+            let kind = self.kind(n);
+            let out = &mut outs[if by_kind { kind } else { 0 }];
             let timestamp = self.config.timestamp(n);
             let mut random = JavaRandom::new(n as i64 ^ self.config.seed);
-            if rem < persons {
-                self.person(n, timestamp, &mut random, out);
-            } else if rem < persons + auctions {
-                self.auction(n, timestamp, &mut random, out);
-            } else {
-                self.bid(n, timestamp, &mut random, out);
+            match kind {
+                0 => self.person(n, timestamp, &mut random, out),
+                1 => self.auction(n, timestamp, &mut random, out),
+                _ => self.bid(n, timestamp, &mut random, out),
             }
         }
     }

@@ -212,6 +212,37 @@ fn workers_split_the_events_without_gaps_or_repeats() {
 }
 
 #[test]
+fn the_engine_reads_the_same_events_a_batch_per_kind() {
+    // A slow rate makes blocks shorter than 8192 events (2 s of event time).
+    let options = [("events.num", "30000"), ("first-event.rate", "3000")];
+    let mut expected = json_lines(&batches(&generator(&options), 0, 1));
+    expected.sort();
+    for peers in [1, 2, 3] {
+        let generator = generator(&options);
+        let mut lines = Vec::new();
+        for worker in 0..peers {
+            let mut reader = generator.events_by_kind(worker, peers);
+            let mut latest = i64::MIN;
+            while let Some(batch) = reader.next_batch().unwrap() {
+                let kinds = batch.column(0).as_primitive::<Int32Type>();
+                let kind = kinds.value(0);
+                assert!(kinds.values().iter().all(|k| *k == kind));
+                // No event is older than the 4 s watermark bound allows.
+                let row = batch.column(1 + kind as usize).as_struct();
+                for i in 0..batch.num_rows() {
+                    let t = time(row, "dateTime", i);
+                    assert!(t > latest.saturating_sub(4000), "late event at {t}, seen {latest}");
+                    latest = latest.max(t);
+                }
+                lines.extend(json_lines(&[batch]));
+            }
+        }
+        lines.sort();
+        assert_eq!(lines, expected, "{peers} workers");
+    }
+}
+
+#[test]
 fn a_square_rate_alternates_first_and_next_rates() {
     let all = batches(
         &generator(&[

@@ -184,7 +184,7 @@ pub fn run_generator(args: &NexmarkArgs) -> anyhow::Result<()> {
     let generated = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|worker| {
-                let mut reader = generator.events(worker, workers);
+                let mut reader = generator.events_by_kind(worker, workers);
                 scope.spawn(move || -> Result<u64, runnel_connectors::ConnectorError> {
                     let mut rows = 0;
                     while let Some(batch) = reader.next_batch()? {
