@@ -154,7 +154,6 @@ impl PersonColumns {
         self.used = true;
     }
 
-
     fn finish(&mut self) -> Result<StructArray, ArrowError> {
         if !self.used {
             return Ok(StructArray::new_null(self.fields(), self.valid.len()));
@@ -201,7 +200,6 @@ impl AuctionColumns {
         self.used = true;
     }
 
-
     fn finish(&mut self) -> Result<StructArray, ArrowError> {
         if !self.used {
             return Ok(StructArray::new_null(self.fields(), self.valid.len()));
@@ -246,7 +244,6 @@ impl BidColumns {
         self.valid.set_bit(row, true);
         self.used = true;
     }
-
 
     fn finish(&mut self) -> Result<StructArray, ArrowError> {
         if !self.used {

@@ -120,12 +120,7 @@ impl NexmarkConfig {
 
     /// Events per second of event time at the slower of the two rates.
     pub fn slowest_rate(&self) -> f64 {
-        let longest = self
-            .timeline
-            .delays_us
-            .iter()
-            .copied()
-            .fold(0.0, f64::max);
+        let longest = self.timeline.delays_us.iter().copied().fold(0.0, f64::max);
         1e6 / longest
     }
 

@@ -165,7 +165,10 @@ impl NexmarkReader {
                 .map(|&rows| EventBatchBuilder::new(rows, extra))
                 .collect()
         } else {
-            vec![EventBatchBuilder::new((range.end - range.start) as usize, extra)]
+            vec![EventBatchBuilder::new(
+                (range.end - range.start) as usize,
+                extra,
+            )]
         };
         self.generator.fill(range, &mut builders);
         for mut builder in builders {

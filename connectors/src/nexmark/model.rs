@@ -12,7 +12,6 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-
 use super::batch::EventBatchBuilder;
 use super::config::NexmarkConfig;
 use super::random::JavaRandom;

@@ -231,7 +231,10 @@ fn the_engine_reads_the_same_events_a_batch_per_kind() {
                 let row = batch.column(1 + kind as usize).as_struct();
                 for i in 0..batch.num_rows() {
                     let t = time(row, "dateTime", i);
-                    assert!(t > latest.saturating_sub(4000), "late event at {t}, seen {latest}");
+                    assert!(
+                        t > latest.saturating_sub(4000),
+                        "late event at {t}, seen {latest}"
+                    );
                     latest = latest.max(t);
                 }
                 lines.extend(json_lines(&[batch]));
