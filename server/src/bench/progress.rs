@@ -1,6 +1,6 @@
 //! A progress line on stderr while a query runs: records read by the
-//! sources so far (the generator's events; a query that scans the events
-//! twice reads each twice), rows out, and the rate.
+//! sources so far against all they will read (the events times the number
+//! of scans of the nexmark table), rows out, and the read rate.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +15,7 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// `total`: the records the sources will have read at the end.
     pub fn start(label: String, total: u64, context: Arc<JobContext>) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
@@ -28,7 +29,7 @@ impl Progress {
                     let read = context.records_in.load(Ordering::Relaxed);
                     let out = context.records_out.load(Ordering::Relaxed);
                     eprintln!(
-                        "{label}: {} {} of {} events read, {} rows out, {}/s",
+                        "{label}: {} {} of {} records read, {} rows out, {}/s",
                         bar(read, total),
                         human(read as f64),
                         human(total as f64),
