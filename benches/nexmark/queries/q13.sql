@@ -3,6 +3,8 @@
 -- issue 5. The side table is read with today's filesystem connector
 -- (Flink's q13 uses the legacy one); `runnel bench` writes it to
 -- ${OUTPUT_DIR}/side_input.csv as Flink's side_input_gen does (keys 0..9999).
+-- Flink's mod(B.auction, 10000) is `B.auction % 10000` (DataFusion has no
+-- MOD function).
 CREATE TABLE side_input (
   key BIGINT,
   `value` VARCHAR
@@ -31,4 +33,4 @@ SELECT
     S.`value`
 FROM (SELECT *, PROCTIME() as p_time FROM bid) B
 JOIN side_input FOR SYSTEM_TIME AS OF B.p_time AS S
-ON mod(B.auction, 10000) = S.key;
+ON B.auction % 10000 = S.key;

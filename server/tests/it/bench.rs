@@ -5,7 +5,7 @@ use std::process::{Command, Output};
 
 use crate::harness::runnel_bin;
 
-/// The queries today's engine runs; the others wait for issue 5.
+/// The queries the engine runs without issue 5's updating operators.
 const RUNNABLE: [&str; 11] = [
     "q0", "q1", "q2", "q7", "q8", "q10", "q11", "q12", "q14", "q21", "q22",
 ];
@@ -48,7 +48,9 @@ fn the_suite_runs_every_query_it_can_and_reports_the_others() {
         for (i, report) in reports.iter().enumerate() {
             let query = report["query"].as_str().unwrap();
             assert_eq!(query, format!("q{i}"));
-            if RUNNABLE.contains(&query) {
+            // The others may run once the engine grows (issue 5); until
+            // then they are rejected at submit. None may fail while running.
+            if RUNNABLE.contains(&query) || report.get("status").is_none() {
                 assert_eq!(report["events"], 20000, "{report}");
                 for key in [
                     "wall_seconds",
@@ -59,7 +61,9 @@ fn the_suite_runs_every_query_it_can_and_reports_the_others() {
                 ] {
                     assert!(report[key].as_f64().unwrap() > 0.0, "{key}: {report}");
                 }
-                assert!(report["output_rows"].as_u64().unwrap() > 0, "{report}");
+                if RUNNABLE.contains(&query) {
+                    assert!(report["output_rows"].as_u64().unwrap() > 0, "{report}");
+                }
             } else {
                 assert_eq!(report["status"], "rejected", "{report}");
                 assert!(!report["error"].as_str().unwrap().is_empty());
