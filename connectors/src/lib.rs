@@ -4,6 +4,7 @@ pub mod datagen;
 mod display;
 pub mod filesystem;
 pub mod format;
+pub mod nexmark;
 pub mod options;
 pub mod print;
 mod registry;
@@ -14,7 +15,7 @@ pub use registry::{Connectors, sink_provider, source_provider};
 pub enum ConnectorError {
     #[error("{0}")]
     Option(String),
-    #[error("unknown connector '{0}'; available: filesystem, datagen, print, blackhole")]
+    #[error("unknown connector '{0}'; available: filesystem, datagen, nexmark, print, blackhole")]
     UnknownConnector(String),
     #[error("connector '{connector}' cannot be used as a {role}")]
     WrongRole {

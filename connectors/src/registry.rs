@@ -9,7 +9,7 @@ use runnel_engine::connector::{SinkProvider, SourceProvider};
 use runnel_engine::sink::{BatchSink, BlackholeSink};
 
 use crate::options::Options;
-use crate::{ConnectorError, datagen, filesystem, print};
+use crate::{ConnectorError, datagen, filesystem, nexmark, print};
 
 pub fn source_provider(
     options: BTreeMap<String, String>,
@@ -19,6 +19,7 @@ pub fn source_provider(
     let provider = match options.required("connector")? {
         "filesystem" => filesystem::source(&options, schema)?,
         "datagen" => datagen::source(&options, schema)?,
+        "nexmark" => nexmark::source(&options, schema)?,
         name @ ("print" | "blackhole") => {
             return Err(ConnectorError::WrongRole {
                 connector: name.to_string(),
@@ -39,9 +40,9 @@ pub fn sink_provider(
         "filesystem" => filesystem::sink(&options)?,
         "print" => print::sink(&options)?,
         "blackhole" => Arc::new(Blackhole),
-        "datagen" => {
+        name @ ("datagen" | "nexmark") => {
             return Err(ConnectorError::WrongRole {
-                connector: "datagen".into(),
+                connector: name.to_string(),
                 role: "sink",
             });
         }

@@ -34,6 +34,9 @@ config file, built-in defaults. Stop with Ctrl-C or SIGTERM; the store is flushe
     Sql(SqlCommand),
     /// Kinesis streams on a running server: create, list, describe, put, tail.
     Streams(StreamsArgs),
+    /// Benchmarks of the SQL engine, run embedded.
+    #[command(subcommand)]
+    Bench(BenchCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -95,6 +98,57 @@ pub enum StreamsCommand {
 pub enum TailFrom {
     TrimHorizon,
     Latest,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// The Nexmark suite over the in-process nexmark generator.
+    #[command(
+        long_about = "Run Nexmark queries (benches/nexmark/queries, built into the binary) over the \
+in-process nexmark generator, each into a blackhole sink, and report events, wall and CPU seconds \
+of this process, cores used, events/s and events/s per core.\n\n\
+Event time advances by 1/RATE s per event whatever the speed of the run, so RATE changes window \
+and join results, not the speed. A query the engine rejects is reported with its error and the \
+suite goes on.\n\n\
+With --export FILE, writes the generated events as JSON lines instead (Flink's json format of the \
+nexmark table) for other engines to read."
+    )]
+    Nexmark(NexmarkArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct NexmarkArgs {
+    /// Query to run (q0 ... q22), or `all`
+    #[arg(long, short, default_value = "all")]
+    pub query: String,
+
+    /// Events to generate
+    #[arg(long, short, default_value_t = 10_000_000)]
+    pub events: u64,
+
+    /// Event-time rate: events per second of event time
+    #[arg(long, default_value_t = 10_000_000)]
+    pub rate: u64,
+
+    /// Worker threads
+    #[arg(long, short, default_value_t = 1)]
+    pub workers: usize,
+
+    /// One JSON object per query on stdout instead of a table
+    #[arg(long)]
+    pub json: bool,
+
+    /// Write the events as JSON lines to this file instead of running queries
+    #[arg(long)]
+    pub export: Option<PathBuf>,
+
+    /// Measure the generator alone (one thread per worker, no engine)
+    #[arg(long, conflicts_with = "export")]
+    pub generator_only: bool,
+
+    /// No progress on stderr
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]

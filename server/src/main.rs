@@ -1,6 +1,7 @@
 //! The `runnel` binary.
 
 mod aws;
+mod bench;
 mod cli;
 mod config;
 mod http;
@@ -13,7 +14,7 @@ mod streams_cli;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, SqlCommand};
+use crate::cli::{BenchCommand, Cli, Command, SqlCommand};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -44,6 +45,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .try_init()
                 .ok();
             sql_run::run(args)
+        }
+        Command::Bench(BenchCommand::Nexmark(args)) => {
+            tracing_subscriber::fmt()
+                .with_writer(std::io::stderr)
+                .with_env_filter("warn")
+                .try_init()
+                .ok();
+            bench::nexmark(args)
         }
     }
 }

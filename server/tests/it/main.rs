@@ -6,6 +6,7 @@
 )]
 
 mod aws_routing;
+mod bench;
 mod cli;
 mod config;
 mod harness;

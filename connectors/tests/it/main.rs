@@ -1,0 +1,8 @@
+//! The connectors' one integration-test binary.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers fail the test on unexpected errors"
+)]
+
+mod nexmark;
