@@ -617,11 +617,22 @@ fn build<'scope>(
             context.clone(),
         )?,
         Node::GroupAggregate { input, spec, .. } => {
-            runnel_engine::updating::group_aggregate::group_aggregate(
-                build(input, scope, context, index, peers)?,
-                spec.clone(),
-                context.clone(),
-            )?
+            let input = build(input, scope, context, index, peers)?;
+            // Accumulators can only add: an append-only input keeps them
+            // per key; a changelog needs differential's recomputation.
+            if is_changelog(&spec.input_schema) {
+                runnel_engine::updating::group_aggregate::group_aggregate(
+                    input,
+                    spec.clone(),
+                    context.clone(),
+                )?
+            } else {
+                runnel_engine::updating::append_aggregate::append_aggregate(
+                    input,
+                    spec.clone(),
+                    context.clone(),
+                )?
+            }
         }
         Node::RegularJoin {
             left, right, spec, ..

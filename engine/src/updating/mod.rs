@@ -6,6 +6,7 @@
 //! Flink's row kind for each row. Inside differential, rows are Arrow row
 //! format bytes with `+1`/`-1` multiplicities.
 
+pub mod append_aggregate;
 pub mod changelog;
 pub mod group_aggregate;
 pub mod join;

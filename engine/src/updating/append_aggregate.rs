@@ -1,0 +1,260 @@
+//! An unwindowed GROUP BY over an append-only input. Nothing is ever
+//! retracted from such an input, so each key keeps DataFusion accumulators
+//! that absorb its new rows, and only the keys a batch touched are
+//! re-evaluated (`Accumulator::evaluate` leaves the state as it is). The
+//! differential operator, which recomputes a key from all its rows, is kept
+//! for changelog inputs.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
+use datafusion::arrow::compute::take;
+use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::logical_expr::Accumulator;
+use datafusion::scalar::ScalarValue;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::Stream;
+use timely::dataflow::operators::generic::Operator;
+
+use crate::batch::Batch;
+use crate::context::JobContext;
+use crate::error::EngineError;
+use crate::exchange;
+use crate::time::Watermark;
+use crate::updating::changelog::{RowKind, op_array};
+use crate::updating::group_aggregate::GroupAggregate;
+
+struct Group {
+    key: Vec<u8>,
+    accumulators: Vec<Box<dyn Accumulator>>,
+    /// The aggregates last emitted, to retract when they change.
+    emitted: Option<Vec<ScalarValue>>,
+}
+
+struct State {
+    spec: Arc<GroupAggregate>,
+    keys: RowConverter,
+    groups: Vec<Group>,
+    index: HashMap<Vec<u8>, usize>,
+}
+
+impl State {
+    /// Absorbs a batch whose first columns are the keys and the rest the
+    /// input's; returns the changelog of the keys whose results changed.
+    fn absorb(&mut self, batch: &RecordBatch) -> Result<Option<RecordBatch>, EngineError> {
+        let n = batch.num_rows();
+        let key_count = self.spec.keys.len();
+        let input = batch.project(&(key_count..batch.num_columns()).collect::<Vec<_>>())?;
+        let key_rows: Vec<Vec<u8>> = if key_count == 0 {
+            vec![Vec::new(); n]
+        } else {
+            let rows = self.keys.convert_columns(&batch.columns()[..key_count])?;
+            rows.iter().map(|r| r.as_ref().to_vec()).collect()
+        };
+        // The rows of each group this batch touches, in first-touch order.
+        let mut touched: Vec<(usize, Vec<u32>)> = Vec::new();
+        let mut slot: HashMap<usize, usize> = HashMap::new();
+        for (row, key) in key_rows.into_iter().enumerate() {
+            let group = match self.index.get(&key) {
+                Some(&g) => g,
+                None => {
+                    let accumulators = self
+                        .spec
+                        .aggregates
+                        .iter()
+                        .map(|a| a.create_accumulator())
+                        .collect::<Result<Vec<_>, _>>()?;
+                    self.groups.push(Group {
+                        key: key.clone(),
+                        accumulators,
+                        emitted: None,
+                    });
+                    self.index.insert(key, self.groups.len() - 1);
+                    self.groups.len() - 1
+                }
+            };
+            let at = *slot.entry(group).or_insert_with(|| {
+                touched.push((group, Vec::new()));
+                touched.len() - 1
+            });
+            touched[at].1.push(row as u32);
+        }
+        // Each aggregate's arguments and FILTER, evaluated once per batch.
+        let mut arguments: Vec<(Vec<ArrayRef>, Option<ArrayRef>)> = Vec::new();
+        for (aggregate, filter) in self.spec.aggregates.iter().zip(&self.spec.filters) {
+            let args = aggregate
+                .expressions()
+                .iter()
+                .map(|e| e.evaluate(&input).and_then(|v| v.into_array(n)))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mask = match filter {
+                Some(f) => Some(f.evaluate(&input)?.into_array(n)?),
+                None => None,
+            };
+            arguments.push((args, mask));
+        }
+        let mut changed: Vec<(usize, Option<Vec<ScalarValue>>, Vec<ScalarValue>)> = Vec::new();
+        for (group, rows) in touched {
+            for (i, (args, mask)) in arguments.iter().enumerate() {
+                let rows: Vec<u32> = match mask {
+                    Some(mask) => {
+                        let mask = mask.as_boolean();
+                        rows.iter()
+                            .copied()
+                            .filter(|&r| mask.is_valid(r as usize) && mask.value(r as usize))
+                            .collect()
+                    }
+                    None => rows.clone(),
+                };
+                if rows.is_empty() {
+                    continue;
+                }
+                let indices = UInt32Array::from(rows);
+                let taken = args
+                    .iter()
+                    .map(|a| take(a.as_ref(), &indices, None))
+                    .collect::<Result<Vec<_>, _>>()?;
+                self.groups[group].accumulators[i].update_batch(&taken)?;
+            }
+            let values = self.groups[group]
+                .accumulators
+                .iter_mut()
+                .map(|a| a.evaluate())
+                .collect::<Result<Vec<_>, _>>()?;
+            let before = &self.groups[group].emitted;
+            if before.as_ref() != Some(&values) {
+                changed.push((group, before.clone(), values.clone()));
+                self.groups[group].emitted = Some(values);
+            }
+        }
+        self.changelog(changed)
+    }
+
+    fn changelog(
+        &self,
+        changed: Vec<(usize, Option<Vec<ScalarValue>>, Vec<ScalarValue>)>,
+    ) -> Result<Option<RecordBatch>, EngineError> {
+        if changed.is_empty() {
+            return Ok(None);
+        }
+        let mut groups = Vec::new();
+        let mut rows: Vec<&Vec<ScalarValue>> = Vec::new();
+        let mut kinds = Vec::new();
+        for (group, before, after) in &changed {
+            if let Some(before) = before {
+                groups.push(*group);
+                rows.push(before);
+                kinds.push(RowKind::UpdateBefore);
+            }
+            groups.push(*group);
+            rows.push(after);
+            kinds.push(if before.is_some() {
+                RowKind::UpdateAfter
+            } else {
+                RowKind::Insert
+            });
+        }
+        let mut columns: Vec<ArrayRef> = if self.spec.keys.is_empty() {
+            Vec::new()
+        } else {
+            let parser = self.keys.parser();
+            self.keys
+                .convert_rows(groups.iter().map(|&g| parser.parse(&self.groups[g].key)))?
+        };
+        for i in 0..self.spec.aggregates.len() {
+            columns.push(ScalarValue::iter_to_array(
+                rows.iter().map(|values| values[i].clone()),
+            )?);
+        }
+        columns.push(op_array(&kinds));
+        let options = RecordBatchOptions::new().with_row_count(Some(kinds.len()));
+        let columns = columns
+            .into_iter()
+            .zip(self.spec.output_schema.fields())
+            .map(|(c, f)| {
+                if c.data_type() == f.data_type() {
+                    Ok(c)
+                } else {
+                    datafusion::arrow::compute::cast(&c, f.data_type())
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(RecordBatch::try_new_with_options(
+            self.spec.output_schema.clone(),
+            columns,
+            &options,
+        )?))
+    }
+}
+
+/// Puts the key values in front of each batch, so the exchange can route
+/// by them.
+fn keys_in_front(spec: &GroupAggregate, batch: &RecordBatch) -> Result<RecordBatch, EngineError> {
+    let n = batch.num_rows();
+    let schema = batch.schema();
+    let mut fields: Vec<Field> = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for (i, key) in spec.keys.iter().enumerate() {
+        let values = key.evaluate(batch)?.into_array(n)?;
+        fields.push(Field::new(
+            format!("__key{i}"),
+            values.data_type().clone(),
+            true,
+        ));
+        columns.push(values);
+    }
+    fields.extend(schema.fields().iter().map(|f| f.as_ref().clone()));
+    columns.extend(batch.columns().iter().cloned());
+    let options = RecordBatchOptions::new().with_row_count(Some(n));
+    Ok(RecordBatch::try_new_with_options(
+        Arc::new(Schema::new(fields)),
+        columns,
+        &options,
+    )?)
+}
+
+pub fn append_aggregate<'scope>(
+    input: Stream<'scope, Watermark, Batch>,
+    spec: Arc<GroupAggregate>,
+    context: Arc<JobContext>,
+) -> Result<Stream<'scope, Watermark, Batch>, EngineError> {
+    let key_fields = spec
+        .keys
+        .iter()
+        .map(|k| Ok(SortField::new(k.data_type(&spec.input_schema)?)))
+        .collect::<Result<Vec<_>, EngineError>>()?;
+    let keys = RowConverter::new(key_fields)?;
+    let (front_spec, front_context) = (spec.clone(), context.clone());
+    let keyed = crate::stateless::map_batches(
+        input,
+        "GroupKeys",
+        Arc::new(move |batch| keys_in_front(&front_spec, &batch).map(Some)),
+        front_context,
+    );
+    let route: Vec<usize> = (0..spec.keys.len()).collect();
+    Ok(keyed.unary::<CapacityContainerBuilder<Batch>, _, _, _>(
+        exchange::by_key(route),
+        "GroupAggregate",
+        move |_cap, _info| {
+            let mut state = State {
+                spec,
+                keys,
+                groups: Vec::new(),
+                index: HashMap::new(),
+            };
+            move |input, output| {
+                input.for_each(|cap, data| {
+                    let Some(batch) = data.take() else { return };
+                    match state.absorb(&batch) {
+                        Ok(Some(out)) => output.session(&cap).give_container(&mut Batch::new(out)),
+                        Ok(None) => {}
+                        Err(error) => context.fail(error),
+                    }
+                });
+            }
+        },
+    ))
+}
