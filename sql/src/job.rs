@@ -611,11 +611,20 @@ fn build<'scope>(
             spec.clone(),
             context.clone(),
         )?,
-        Node::TopN { input, spec, .. } => runnel_engine::updating::top_n::top_n(
-            build(input, scope, context, index, peers)?,
-            spec.clone(),
-            context.clone(),
-        )?,
+        Node::TopN { input, spec, .. } => {
+            let input = build(input, scope, context, index, peers)?;
+            // An append-only input never takes a row back, so only the N
+            // best of each partition need be kept.
+            if !is_changelog(&spec.input_schema) && spec.limit.is_some_and(|n| n <= 10_000) {
+                runnel_engine::updating::append_top_n::append_top_n(
+                    input,
+                    spec.clone(),
+                    context.clone(),
+                )?
+            } else {
+                runnel_engine::updating::top_n::top_n(input, spec.clone(), context.clone())?
+            }
+        }
         Node::GroupAggregate { input, spec, .. } => {
             let input = build(input, scope, context, index, peers)?;
             // Accumulators can only add: an append-only input keeps them

@@ -151,6 +151,12 @@ impl Planner<'_> {
             .map(|(l, r)| format!("{l} = {r}"))
             .collect::<Vec<_>>()
             .join(", ");
+        // An inner join of two append-only inputs only ever inserts: its
+        // output can stay append-only, which lets what follows keep
+        // accumulators instead of recomputing.
+        let inserts_only = kind == RegularJoinKind::Inner
+            && !is_changelog(&left.schema)
+            && !is_changelog(&right.schema);
         let spec = Arc::new(RegularJoin {
             kind,
             left_keys,
@@ -161,14 +167,32 @@ impl Planner<'_> {
             joined_schema,
             output_schema: output_schema.clone(),
         });
+        let node = Node::RegularJoin {
+            left: Box::new(left.node),
+            right: Box::new(right.node),
+            spec,
+            describe,
+        };
+        if !inserts_only {
+            return Ok(Planned::new(node, output_schema));
+        }
+        let data = Arc::new(join.schema.as_arrow().clone());
+        let out = data.clone();
+        let width = data.fields().len();
+        let drop_op: runnel_engine::stateless::BatchFn = Arc::new(move |batch| {
+            let columns = batch.columns()[..width].to_vec();
+            Ok(Some(datafusion::arrow::record_batch::RecordBatch::try_new(
+                out.clone(),
+                columns,
+            )?))
+        });
         Ok(Planned::new(
-            Node::RegularJoin {
-                left: Box::new(left.node),
-                right: Box::new(right.node),
-                spec,
-                describe,
+            Node::Map {
+                input: Box::new(node),
+                name: "InsertsOnly".into(),
+                f: drop_op,
             },
-            output_schema,
+            data,
         ))
     }
 }

@@ -7,6 +7,7 @@
 //! format bytes with `+1`/`-1` multiplicities.
 
 pub mod append_aggregate;
+pub mod append_top_n;
 pub mod changelog;
 pub mod group_aggregate;
 pub mod join;
