@@ -17,7 +17,35 @@ use runnel_engine::updating::top_n::TopN;
 use crate::error::SqlError;
 use crate::planner::{Node, Planned, Planner};
 
+/// A physical sort expression and its direction.
+type SortExpr = (
+    Arc<dyn PhysicalExpr>,
+    datafusion::arrow::compute::SortOptions,
+);
+
 impl Planner<'_> {
+    /// ORDER BY expressions as physical expressions with their directions.
+    fn sort_exprs(
+        &self,
+        order_by: &[datafusion::logical_expr::SortExpr],
+        input_df: &datafusion::common::DFSchema,
+    ) -> Result<Vec<SortExpr>, SqlError> {
+        order_by
+            .iter()
+            .map(|sort| {
+                let physical = self
+                    .context
+                    .state()
+                    .create_physical_expr(sort.expr.clone(), input_df)?;
+                let options = datafusion::arrow::compute::SortOptions {
+                    descending: !sort.asc,
+                    nulls_first: sort.nulls_first,
+                };
+                Ok((physical, options))
+            })
+            .collect()
+    }
+
     /// Top-N over a whole stream (or an updating input): a changelog.
     #[allow(clippy::too_many_arguments)]
     fn updating_top_n(
@@ -29,18 +57,7 @@ impl Planner<'_> {
         input: Planned,
         schema: SchemaRef,
     ) -> Result<Planned, SqlError> {
-        let mut order = Vec::new();
-        for sort in order_by {
-            let physical = self
-                .context
-                .state()
-                .create_physical_expr(sort.expr.clone(), input_df)?;
-            let options = datafusion::arrow::compute::SortOptions {
-                descending: !sort.asc,
-                nulls_first: sort.nulls_first,
-            };
-            order.push((physical, options));
-        }
+        let order = self.sort_exprs(order_by, input_df)?;
         let output_schema = with_op(&schema);
         let describe = format!(
             "{} per [{}]{}",
@@ -142,18 +159,7 @@ impl Planner<'_> {
                 schema,
             );
         }
-        let mut order = Vec::new();
-        for sort in &function.params.order_by {
-            let physical = self
-                .context
-                .state()
-                .create_physical_expr(sort.expr.clone(), input_df)?;
-            let options = datafusion::arrow::compute::SortOptions {
-                descending: !sort.asc,
-                nulls_first: sort.nulls_first,
-            };
-            order.push((physical, options));
-        }
+        let order = self.sort_exprs(&function.params.order_by, input_df)?;
         let input_schema = input.schema.clone();
         let out = schema.clone();
         let keys = key_columns.clone();

@@ -149,6 +149,40 @@ pub fn pair_updates<K: PartialEq, V: Clone>(updates: &[(K, V, isize)]) -> Vec<(V
     out
 }
 
+/// `((key, value), time, diff)`: the updates differential works on.
+pub type Updates = Vec<((Vec<u8>, Vec<u8>), crate::time::Watermark, isize)>;
+
+/// Turns each batch into differential updates with `encode` (given the
+/// batch and the time it travels at).
+pub fn to_updates<'scope, F>(
+    input: timely::dataflow::Stream<'scope, crate::time::Watermark, crate::batch::Batch>,
+    name: &str,
+    encode: F,
+    context: std::sync::Arc<crate::context::JobContext>,
+) -> timely::dataflow::Stream<'scope, crate::time::Watermark, Updates>
+where
+    F: Fn(&RecordBatch, crate::time::Watermark) -> Result<Updates, EngineError> + 'static,
+{
+    use timely::container::CapacityContainerBuilder;
+    use timely::dataflow::channels::pact::Pipeline;
+    use timely::dataflow::operators::generic::Operator;
+    input.unary::<CapacityContainerBuilder<Updates>, _, _, _>(Pipeline, name, move |_cap, _info| {
+        move |input, output| {
+            input.for_each(|cap, data| {
+                let Some(batch) = data.take() else { return };
+                let time = cap.least().copied().unwrap_or(crate::time::Watermark::MIN);
+                match encode(&batch, time) {
+                    Ok(mut updates) if !updates.is_empty() => {
+                        output.session(&cap).give_container(&mut updates)
+                    }
+                    Ok(_) => {}
+                    Err(error) => context.fail(error),
+                }
+            });
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,10 +15,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::scalar::ScalarValue;
 use differential_dataflow::collection::AsCollection;
-use timely::container::CapacityContainerBuilder;
 use timely::dataflow::Stream;
-use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::generic::Operator;
 
 use crate::batch::Batch;
 use crate::context::JobContext;
@@ -26,8 +23,8 @@ use crate::error::EngineError;
 use crate::time::Watermark;
 use crate::updating::changelog::{self, diffs};
 
-/// `((key, value), time, diff)`: the updates differential works on.
-pub type Updates = Vec<((Vec<u8>, Vec<u8>), Watermark, isize)>;
+pub use crate::updating::changelog::Updates;
+use crate::updating::changelog::to_updates;
 
 pub struct GroupAggregate {
     pub keys: Vec<Arc<dyn PhysicalExpr>>,
@@ -173,26 +170,12 @@ pub fn group_aggregate<'scope>(
     context: Arc<JobContext>,
 ) -> Result<Stream<'scope, Watermark, Batch>, EngineError> {
     let codecs = Arc::new(spec.codecs()?);
-    let (encode_spec, encode_codecs, encode_context) =
-        (spec.clone(), codecs.clone(), context.clone());
-    let updates = input.unary::<CapacityContainerBuilder<Updates>, _, _, _>(
-        Pipeline,
+    let (encode_spec, encode_codecs) = (spec.clone(), codecs.clone());
+    let updates = to_updates(
+        input,
         "GroupAggregateInput",
-        move |_cap, _info| {
-            move |input, output| {
-                input.for_each(|cap, data| {
-                    let Some(batch) = data.take() else { return };
-                    let time = cap.least().copied().unwrap_or(Watermark::MIN);
-                    match encode_spec.updates(&encode_codecs, &batch, time) {
-                        Ok(mut updates) if !updates.is_empty() => {
-                            output.session(&cap).give_container(&mut updates)
-                        }
-                        Ok(_) => {}
-                        Err(error) => encode_context.fail(error),
-                    }
-                });
-            }
-        },
+        move |batch, time| encode_spec.updates(&encode_codecs, batch, time),
+        context.clone(),
     );
     let (reduce_spec, reduce_codecs, reduce_context) =
         (spec.clone(), codecs.clone(), context.clone());

@@ -24,7 +24,7 @@ use crate::context::JobContext;
 use crate::error::EngineError;
 use crate::time::Watermark;
 use crate::updating::changelog::{self, RowKind, diffs, is_changelog};
-use crate::updating::group_aggregate::Updates;
+use crate::updating::changelog::{Updates, to_updates};
 
 /// Turns one complete time's updates `(key, value, diff)` (sorted by key)
 /// into a changelog batch.
@@ -192,25 +192,14 @@ fn encode<'scope>(
     left: bool,
     context: Arc<JobContext>,
 ) -> Stream<'scope, Watermark, Updates> {
-    input.unary::<CapacityContainerBuilder<Updates>, _, _, _>(
-        Pipeline,
+    to_updates(
+        input,
         "JoinInput",
-        move |_cap, _info| {
-            move |input, output| {
-                input.for_each(|cap, data| {
-                    let Some(batch) = data.take() else { return };
-                    let time = cap.least().copied().unwrap_or(Watermark::MIN);
-                    let side = if left { &sides.left } else { &sides.right };
-                    match side.updates(&batch, time) {
-                        Ok(mut updates) if !updates.is_empty() => {
-                            output.session(&cap).give_container(&mut updates)
-                        }
-                        Ok(_) => {}
-                        Err(error) => context.fail(error),
-                    }
-                });
-            }
+        move |batch, time| {
+            let side = if left { &sides.left } else { &sides.right };
+            side.updates(batch, time)
         },
+        context,
     )
 }
 

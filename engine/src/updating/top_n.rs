@@ -12,17 +12,14 @@ use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::physical_expr::PhysicalExpr;
 use differential_dataflow::collection::AsCollection;
-use timely::container::CapacityContainerBuilder;
 use timely::dataflow::Stream;
-use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::generic::Operator;
 
 use crate::batch::Batch;
 use crate::context::JobContext;
 use crate::error::EngineError;
 use crate::time::Watermark;
 use crate::updating::changelog::{self, diffs, is_changelog};
-use crate::updating::group_aggregate::Updates;
+use crate::updating::changelog::{Updates, to_updates};
 use crate::updating::join::{DecodeFn, to_changelog};
 
 pub struct TopN {
@@ -141,26 +138,12 @@ pub fn top_n<'scope>(
     context: Arc<JobContext>,
 ) -> Result<Stream<'scope, Watermark, Batch>, EngineError> {
     let codecs = Arc::new(spec.codecs()?);
-    let (encode_spec, encode_codecs, encode_context) =
-        (spec.clone(), codecs.clone(), context.clone());
-    let updates = input.unary::<CapacityContainerBuilder<Updates>, _, _, _>(
-        Pipeline,
+    let (encode_spec, encode_codecs) = (spec.clone(), codecs.clone());
+    let updates = to_updates(
+        input,
         "TopNInput",
-        move |_cap, _info| {
-            move |input, output| {
-                input.for_each(|cap, data| {
-                    let Some(batch) = data.take() else { return };
-                    let time = cap.least().copied().unwrap_or(Watermark::MIN);
-                    match encode_spec.updates(&encode_codecs, &batch, time) {
-                        Ok(mut updates) if !updates.is_empty() => {
-                            output.session(&cap).give_container(&mut updates)
-                        }
-                        Ok(_) => {}
-                        Err(error) => encode_context.fail(error),
-                    }
-                });
-            }
-        },
+        move |batch, time| encode_spec.updates(&encode_codecs, batch, time),
+        context.clone(),
     );
     let (rank_spec, rank_codecs, rank_context) = (spec.clone(), codecs.clone(), context.clone());
     let ranked = updates.as_collection().reduce_named(
