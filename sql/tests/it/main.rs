@@ -8,6 +8,7 @@
 
 mod joins;
 mod late_rows;
+mod nexmark;
 mod slt;
 mod state_ttl;
 mod support;

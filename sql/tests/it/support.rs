@@ -22,7 +22,7 @@ pub type Row = (i64, i64, i64);
 /// The table a job's output describes: inserts add a row, retractions
 /// (`-U`, `-D`) take an equal row away.
 #[derive(Clone, Default)]
-pub struct Collected(Arc<Mutex<Vec<String>>>);
+pub struct Collected(pub Arc<Mutex<Vec<String>>>);
 
 impl SinkProvider for Collected {
     fn sink(&self, _worker: usize, _peers: usize) -> Result<Box<dyn BatchSink>, EngineError> {
