@@ -11,8 +11,9 @@ pub struct JobContext {
     pub records_out: AtomicU64,
     /// Rows older than the watermark when they arrived, dropped.
     pub late_records: AtomicU64,
-    /// Rows that interval and TTL joins hold, on all workers.
-    pub join_state_rows: AtomicU64,
+    /// What interval joins, TTL joins and append-only GROUP BYs hold, on
+    /// all workers: rows for joins, keys for aggregates.
+    pub state_rows: AtomicU64,
     /// The sinks' input watermark; timely frontiers are global, so any
     /// worker's view is the job's.
     pub watermark: AtomicI64,
@@ -30,7 +31,7 @@ impl Default for JobContext {
             records_in: AtomicU64::new(0),
             records_out: AtomicU64::new(0),
             late_records: AtomicU64::new(0),
-            join_state_rows: AtomicU64::new(0),
+            state_rows: AtomicU64::new(0),
             watermark: AtomicI64::new(i64::MIN),
             source_watermark: AtomicI64::new(i64::MIN),
             failed: AtomicBool::new(false),

@@ -161,7 +161,7 @@ impl State {
             }
         }
         let index = rows.index();
-        JobContext::add(&self.context.join_state_rows, rows.len());
+        JobContext::add(&self.context.state_rows, rows.len());
         let ttl = matches!(spec.expiry, Expiry::Ttl(_));
         let chunk = Chunk {
             rows,
@@ -210,7 +210,7 @@ impl State {
                 kept.push(chunk);
                 continue;
             }
-            self.context.join_state_rows.fetch_sub(
+            self.context.state_rows.fetch_sub(
                 chunk.rows.len() as u64,
                 std::sync::atomic::Ordering::Relaxed,
             );

@@ -73,6 +73,7 @@ impl Planner<'_> {
             filters,
             input_schema: input.schema.clone(),
             output_schema: schema.clone(),
+            ttl: self.state_ttl()?,
         });
         Ok(Planned::new(
             Node::GroupAggregate {

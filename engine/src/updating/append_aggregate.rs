@@ -29,6 +29,7 @@ use crate::updating::group_aggregate::GroupAggregate;
 
 struct Group {
     key: Vec<u8>,
+    updated: std::time::Instant,
     accumulators: Vec<Box<dyn Accumulator>>,
     /// The aggregates last emitted, to retract when they change.
     emitted: Option<Vec<ScalarValue>>,
@@ -36,6 +37,7 @@ struct Group {
 
 struct State {
     spec: Arc<GroupAggregate>,
+    context: Arc<JobContext>,
     keys: RowConverter,
     groups: Vec<Group>,
     index: HashMap<Vec<u8>, usize>,
@@ -69,10 +71,12 @@ impl State {
                         .collect::<Result<Vec<_>, _>>()?;
                     self.groups.push(Group {
                         key: key.clone(),
+                        updated: std::time::Instant::now(),
                         accumulators,
                         emitted: None,
                     });
                     self.index.insert(key, self.groups.len() - 1);
+                    JobContext::add(&self.context.state_rows, 1);
                     self.groups.len() - 1
                 }
             };
@@ -97,7 +101,9 @@ impl State {
             arguments.push((args, mask));
         }
         let mut changed: Vec<(usize, Option<Vec<ScalarValue>>, Vec<ScalarValue>)> = Vec::new();
+        let now = std::time::Instant::now();
         for (group, rows) in touched {
+            self.groups[group].updated = now;
             for (i, (args, mask)) in arguments.iter().enumerate() {
                 let rows: Vec<u32> = match mask {
                     Some(mask) => {
@@ -131,6 +137,26 @@ impl State {
             }
         }
         self.changelog(changed)
+    }
+
+    /// Forgets the keys not updated within the TTL; their results stay as
+    /// emitted, and a later row of such a key starts it afresh (Flink's
+    /// state TTL).
+    fn expire(&mut self, ttl: std::time::Duration) {
+        let before = self.groups.len();
+        self.groups.retain(|g| g.updated.elapsed() < ttl);
+        if self.groups.len() != before {
+            self.context.state_rows.fetch_sub(
+                (before - self.groups.len()) as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            self.index = self
+                .groups
+                .iter()
+                .enumerate()
+                .map(|(i, g)| (g.key.clone(), i))
+                .collect();
+        }
     }
 
     fn changelog(
@@ -235,12 +261,16 @@ pub fn append_aggregate<'scope>(
         front_context,
     );
     let route: Vec<usize> = (0..spec.keys.len()).collect();
-    Ok(keyed.unary::<CapacityContainerBuilder<Batch>, _, _, _>(
+    let scope = keyed.scope();
+    let ttl = spec.ttl;
+    let stream = keyed.unary::<CapacityContainerBuilder<Batch>, _, _, _>(
         exchange::by_key(route),
         "GroupAggregate",
-        move |_cap, _info| {
+        move |_cap, info| {
+            let activator = scope.activator_for(info.address);
             let mut state = State {
                 spec,
+                context: context.clone(),
                 keys,
                 groups: Vec::new(),
                 index: HashMap::new(),
@@ -254,7 +284,15 @@ pub fn append_aggregate<'scope>(
                         Err(error) => context.fail(error),
                     }
                 });
+                if let Some(ttl) = ttl {
+                    state.expire(ttl);
+                    // Keys leave with time, not with input.
+                    if !state.groups.is_empty() {
+                        activator.activate_after(ttl / 4);
+                    }
+                }
             }
         },
-    ))
+    );
+    Ok(stream)
 }

@@ -34,6 +34,9 @@ pub struct GroupAggregate {
     pub input_schema: SchemaRef,
     /// Keys, then aggregates, then `__op`.
     pub output_schema: SchemaRef,
+    /// `table.exec.state.ttl`: a key not updated for this long is
+    /// forgotten without retracting its result (append-only inputs).
+    pub ttl: Option<std::time::Duration>,
 }
 
 /// Row formats for the keys, the aggregate inputs and the results.

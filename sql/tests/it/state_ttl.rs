@@ -39,7 +39,7 @@ fn a_join_with_a_ttl_keeps_its_state_flat() {
     while started.elapsed() < Duration::from_secs(4) {
         std::thread::sleep(Duration::from_millis(200));
         if started.elapsed() > Duration::from_secs(1) {
-            samples.push(context.join_state_rows.load(Ordering::Relaxed));
+            samples.push(context.state_rows.load(Ordering::Relaxed));
         }
     }
     context.stop();
@@ -59,5 +59,46 @@ fn a_join_with_a_ttl_keeps_its_state_flat() {
     assert!(
         last <= first.max(1_000) * 3,
         "state grew over time: {samples:?}"
+    );
+}
+
+/// A GROUP BY over ever new keys forgets the idle ones under a TTL.
+#[test]
+fn a_group_by_with_a_ttl_keeps_its_keys_flat() {
+    let script = "
+        SET 'table.exec.state.ttl' = '300 ms';
+        CREATE TABLE a (k BIGINT, v BIGINT) WITH ('connector' = 'datagen', 'rows-per-second' = '3000',
+          'fields.k.kind' = 'sequence', 'fields.k.start' = '0', 'fields.k.end' = '100000000');
+        CREATE TABLE counts (k BIGINT, c BIGINT, s BIGINT) WITH ('connector' = 'blackhole');
+        INSERT INTO counts SELECT k, COUNT(*), SUM(v) FROM a GROUP BY k;";
+    let mut session = Session::new(Arc::new(Connectors));
+    let submitted = session.submit(script).unwrap();
+    let context = Arc::new(JobContext::default());
+    let job_context = context.clone();
+    let job = std::thread::spawn(move || {
+        submitted.job.run(
+            &Cluster::local(1),
+            job_context,
+            Arc::new(Collected::default()),
+        )
+    });
+    let started = Instant::now();
+    let mut samples = Vec::new();
+    while started.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(200));
+        if started.elapsed() > Duration::from_secs(1) {
+            samples.push(context.state_rows.load(Ordering::Relaxed));
+        }
+    }
+    context.stop();
+    job.join().unwrap().unwrap();
+    let read = context.records_in.load(Ordering::Relaxed);
+    let most = samples.iter().copied().max().unwrap_or(0);
+    // Every row is a new key: without the TTL the keys held would be `read`.
+    assert!(read > 5_000, "the source read only {read} rows");
+    assert!(most > 200, "no keys held: {samples:?}");
+    assert!(
+        most < read / 3,
+        "keys grew with the input: {samples:?} held of {read} read"
     );
 }
