@@ -47,6 +47,10 @@ pub enum Expiry {
     /// The output has no time attribute, so it travels at the arriving
     /// row's time and no capability is held for stored rows.
     Ttl(std::time::Duration),
+    /// Kept until the other side ends: a regular inner join of two
+    /// append-only inputs, which only ever inserts. Chunks are merged as
+    /// they pile up, so a batch probes a logarithmic number of them.
+    Never,
 }
 
 /// Rows of one side that may still match.
@@ -96,10 +100,15 @@ impl State {
             Side::Left => (&spec.join.left_keys, spec.left_time),
             Side::Right => (&spec.join.right_keys, spec.right_time),
         };
-        let max_time = millis(batch.column(time_column))?
-            .into_iter()
-            .max()
-            .unwrap_or(Millis::MIN);
+        // Only an interval join's rows leave by their event time; the
+        // others need not have a time column at all.
+        let max_time = match spec.expiry {
+            Expiry::Interval { .. } => millis(batch.column(time_column))?
+                .into_iter()
+                .max()
+                .unwrap_or(Millis::MIN),
+            Expiry::Ttl(_) | Expiry::Never => Millis::MIN,
+        };
         let rows = KeyedBatch::new(batch, keys, &self.converter)?;
         let mut matched = vec![false; rows.len()];
         let others = match side {
@@ -162,18 +171,60 @@ impl State {
         }
         let index = rows.index();
         JobContext::add(&self.context.state_rows, rows.len());
-        let ttl = matches!(spec.expiry, Expiry::Ttl(_));
+        let holds_time = matches!(spec.expiry, Expiry::Interval { .. });
         let chunk = Chunk {
             rows,
             index,
             matched,
             max_time,
             arrived: std::time::Instant::now(),
-            cap: (!ttl).then_some(cap),
+            cap: holds_time.then_some(cap),
         };
         match side {
             Side::Left => self.left.push(chunk),
             Side::Right => self.right.push(chunk),
+        }
+        if spec.expiry == Expiry::Never {
+            self.compact(side)?;
+        }
+        Ok(())
+    }
+
+    /// Merges the newest chunks while the last is at least as large as the
+    /// one before it (a binary counter), so kept rows sit in O(log n)
+    /// chunks and each row is re-indexed O(log n) times.
+    fn compact(&mut self, side: Side) -> Result<(), EngineError> {
+        let spec = self.spec.clone();
+        let (chunks, keys, schema) = match side {
+            Side::Left => (&mut self.left, &spec.join.left_keys, &spec.join.left_schema),
+            Side::Right => (
+                &mut self.right,
+                &spec.join.right_keys,
+                &spec.join.right_schema,
+            ),
+        };
+        while chunks.len() >= 2
+            && chunks[chunks.len() - 1].rows.len() >= chunks[chunks.len() - 2].rows.len()
+        {
+            let (Some(newer), Some(older)) = (chunks.pop(), chunks.pop()) else {
+                break;
+            };
+            let batch = datafusion::arrow::compute::concat_batches(
+                schema,
+                [&older.rows.batch, &newer.rows.batch],
+            )?;
+            let rows = KeyedBatch::new(batch, keys, &self.converter)?;
+            let index = rows.index();
+            let mut matched = older.matched;
+            matched.extend(newer.matched);
+            chunks.push(Chunk {
+                rows,
+                index,
+                matched,
+                max_time: older.max_time.max(newer.max_time),
+                arrived: older.arrived,
+                cap: None,
+            });
         }
         Ok(())
     }
@@ -205,6 +256,7 @@ impl State {
                     f <= chunk.max_time.saturating_add(reach)
                 }
                 Expiry::Ttl(ttl) => chunk.arrived.elapsed() < ttl,
+                Expiry::Never => true,
             });
             if alive {
                 kept.push(chunk);
@@ -285,7 +337,7 @@ pub fn interval_join<'scope>(
     let scope = left.scope();
     let ttl = match spec.expiry {
         Expiry::Ttl(ttl) => Some(ttl),
-        Expiry::Interval { .. } => None,
+        Expiry::Interval { .. } | Expiry::Never => None,
     };
     let stream = left.binary_frontier::<_, CapacityContainerBuilder<Batch>, _, _, _, _>(
         right,

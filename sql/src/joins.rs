@@ -125,6 +125,25 @@ impl Planner<'_> {
                     };
                     Ok(Planned::new(node, output_schema))
                 }
+                // An inner join of append-only inputs only inserts: it keeps
+                // its rows in indexed chunks rather than in differential.
+                None if kind == JoinKind::Inner => {
+                    let describe = format!("INNER on [{keys}], append-only inputs");
+                    let node = Node::IntervalJoin {
+                        left: Box::new(left.node),
+                        right: Box::new(right.node),
+                        spec: Arc::new(IntervalJoin {
+                            join: spec,
+                            left_time: 0,
+                            right_time: 0,
+                            expiry: Expiry::Never,
+                            left_route: routes.0,
+                            right_route: routes.1,
+                        }),
+                        describe,
+                    };
+                    Ok(Planned::new(node, output_schema))
+                }
                 _ => self.regular_join(join, left, right),
             };
         };
