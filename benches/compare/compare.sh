@@ -4,6 +4,7 @@
 #
 #   benches/compare/compare.sh [compare.py options]
 #       e.g. --rows 10000000 --workers 1 2 --queries tumble --repeat 1
+#       or   --rows 1000000 --workers 1 --queries nexmark-q0 nexmark-q7 --check-rows 50000
 #
 # Installs Flink from PyPI (apache-flink, which bundles Flink's jars; it runs
 # on the machine's Java 17) into a venv in the cache once, then hands over to

@@ -1,0 +1,26 @@
+-- input: nexmark
+-- Nexmark q21, Runnel: the body of benches/nexmark/queries/q21.sql (see its
+-- comment for how it differs from Flink's) over the exported events.
+${NEXMARK_DDL}
+
+CREATE TABLE nexmark_q21 (
+    auction  BIGINT,
+    bidder  BIGINT,
+    price  BIGINT,
+    channel  VARCHAR,
+    channel_id  VARCHAR
+) WITH (${SINK});
+
+INSERT INTO nexmark_q21
+SELECT
+    auction, bidder, price, channel,
+    CASE
+        WHEN lower(channel) = 'apple' THEN '0'
+        WHEN lower(channel) = 'google' THEN '1'
+        WHEN lower(channel) = 'facebook' THEN '2'
+        WHEN lower(channel) = 'baidu' THEN '3'
+        ELSE regexp_match(url, '(&|^)channel_id=([^&]*)')[2]
+        END
+    AS channel_id FROM bid
+    where regexp_match(url, '(&|^)channel_id=([^&]*)')[2] is not null or
+          lower(channel) in ('apple', 'google', 'facebook', 'baidu');

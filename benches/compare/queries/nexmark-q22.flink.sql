@@ -1,0 +1,20 @@
+-- Nexmark q22, Flink: Flink's SPLIT_INDEX(url, '/', i) from 0 (Runnel: split_part from 1).
+-- Blackhole sink when measuring (${SINK}).
+${NEXMARK_DDL}
+
+CREATE TABLE nexmark_q22 (
+      auction  BIGINT,
+      bidder  BIGINT,
+      price  BIGINT,
+      channel  VARCHAR,
+      dir1  VARCHAR,
+      dir2  VARCHAR,
+      dir3  VARCHAR
+) WITH (${SINK});
+
+INSERT INTO nexmark_q22
+SELECT
+    auction, bidder, price, channel,
+    SPLIT_INDEX(url, '/', 3) as dir1,
+    SPLIT_INDEX(url, '/', 4) as dir2,
+    SPLIT_INDEX(url, '/', 5) as dir3 FROM bid;
