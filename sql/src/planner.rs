@@ -117,6 +117,10 @@ pub(crate) struct Planned {
     /// The column of a `ROW_NUMBER()` over a whole stream, which a filter
     /// above must cut to the first row (deduplication).
     pub rank: Option<usize>,
+    /// Where `window_start` and `window_end` are in a window aggregation's
+    /// results, whose rows travel at `window_end - 1`: a GROUP BY of them
+    /// is another window aggregation, done per window.
+    pub window_output: Option<[usize; 2]>,
 }
 
 impl Planned {
@@ -126,6 +130,7 @@ impl Planned {
             schema,
             windowing: None,
             rank: None,
+            window_output: None,
         }
     }
 }
@@ -223,6 +228,7 @@ impl Planner<'_> {
             schema,
             windowing: None,
             rank: planned.rank,
+            window_output: None,
         })
     }
 
@@ -306,6 +312,9 @@ impl Planner<'_> {
                     })
                 };
                 let rank = moved(input.rank);
+                let window_output = input
+                    .window_output
+                    .and_then(|[s, e]| Some([moved(Some(s))?, moved(Some(e))?]));
                 if input.rank.is_some() && rank.is_none() {
                     return Err(self
                         .settled(input)
@@ -363,6 +372,7 @@ impl Planner<'_> {
                     schema,
                     windowing,
                     rank,
+                    window_output,
                 })
             }
             LogicalPlan::Filter(filter) => {
@@ -404,6 +414,7 @@ impl Planner<'_> {
                     schema,
                     windowing,
                     rank,
+                    window_output,
                 } = input;
                 Ok(Planned {
                     node: Node::Map {
@@ -414,11 +425,17 @@ impl Planner<'_> {
                     schema,
                     windowing,
                     rank,
+                    window_output,
                 })
             }
             LogicalPlan::Aggregate(aggregate) => {
                 let input = self.settled(Box::pin(self.translate(&aggregate.input)).await?)?;
                 if input.windowing.is_none() {
+                    if let Some(columns) = input.window_output
+                        && groups_by_window(aggregate, &input.schema, columns)
+                    {
+                        return self.aggregate_per_window(aggregate, input);
+                    }
                     return self.group_aggregate(aggregate, input);
                 }
                 self.window_aggregate(aggregate, input)
@@ -689,6 +706,7 @@ impl Planner<'_> {
             schema: relaxed(&schema),
             windowing: Some(windowing),
             rank: None,
+            window_output: None,
         })
     }
 
@@ -827,6 +845,13 @@ impl Planner<'_> {
             describe,
         };
         let identity = order.iter().enumerate().all(|(i, &o)| i == o);
+        let window_output = match (
+            order.iter().position(|&o| o == 0),
+            order.iter().position(|&o| o == 1),
+        ) {
+            (Some(start), Some(end)) => Some([start, end]),
+            _ => None,
+        };
         let out = schema.clone();
         // Our operator emits window_start, window_end, keys, aggregates;
         // DataFusion's schema has the GROUP BY order and its own names.
@@ -847,6 +872,7 @@ impl Planner<'_> {
             schema,
             windowing: None,
             rank: None,
+            window_output,
         })
     }
 }
@@ -957,4 +983,20 @@ fn as_inserts(node: Node) -> Node {
         name: "AsInserts".into(),
         f,
     }
+}
+
+/// Whether an aggregate groups by both window columns of its input.
+fn groups_by_window(
+    aggregate: &datafusion::logical_expr::Aggregate,
+    schema: &SchemaRef,
+    [start, end]: [usize; 2],
+) -> bool {
+    let grouped = |i: usize| {
+        let name = schema.field(i).name();
+        aggregate
+            .group_expr
+            .iter()
+            .any(|e| matches!(e, Expr::Column(c) if c.name == *name))
+    };
+    grouped(start) && grouped(end)
 }

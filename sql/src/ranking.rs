@@ -212,6 +212,7 @@ impl Planner<'_> {
             schema,
             windowing: None,
             rank: Some(rank),
+            window_output: None,
         })
     }
 }

@@ -85,6 +85,43 @@ impl Planner<'_> {
         ))
     }
 
+    /// A GROUP BY of a window aggregation's `window_start, window_end`
+    /// (and other columns): the rows of a window all travel at its
+    /// `window_end - 1`, so each time's rows are aggregated once, when the
+    /// watermark passes it, and the result is append-only.
+    pub(crate) fn aggregate_per_window(
+        &self,
+        aggregate: &datafusion::logical_expr::Aggregate,
+        input: Planned,
+    ) -> Result<Planned, SqlError> {
+        let [start, end] = input.window_output.unwrap_or([0, 0]);
+        let routed = vec![start, end];
+        let planned = self.group_aggregate(aggregate, input)?;
+        let Node::GroupAggregate {
+            input,
+            spec,
+            describe,
+        } = planned.node
+        else {
+            return Err(SqlError::Plan(
+                "a per-window aggregate without its spec".into(),
+            ));
+        };
+        let schema = Arc::new(aggregate.schema.as_arrow().clone());
+        let f: runnel_engine::complete::CompleteFn = Arc::new(move |batches| {
+            runnel_engine::updating::append_aggregate::aggregate_once(&spec, &batches)
+        });
+        let node = Node::Complete {
+            input,
+            name: format!("WindowAggregate (per window): {describe}"),
+            key_columns: routed,
+            f,
+        };
+        let mut planned = Planned::new(node, schema);
+        planned.window_output = window_columns_out(aggregate);
+        Ok(planned)
+    }
+
     pub(crate) fn regular_join(
         &self,
         join: &datafusion::logical_expr::Join,
@@ -196,4 +233,16 @@ impl Planner<'_> {
             data,
         ))
     }
+}
+
+/// Where the window columns are in an aggregate's output, if it groups by
+/// them.
+fn window_columns_out(aggregate: &datafusion::logical_expr::Aggregate) -> Option<[usize; 2]> {
+    let position = |name: &str| {
+        aggregate
+            .group_expr
+            .iter()
+            .position(|e| matches!(e, Expr::Column(c) if c.name == name))
+    };
+    Some([position("window_start")?, position("window_end")?])
 }

@@ -296,3 +296,34 @@ pub fn append_aggregate<'scope>(
     );
     Ok(stream)
 }
+
+/// Aggregates one complete set of rows (all the rows of some windows) in
+/// one go: each group's result once, as an append-only batch (the output
+/// schema without `__op`).
+pub fn aggregate_once(
+    spec: &Arc<GroupAggregate>,
+    batches: &[RecordBatch],
+) -> Result<Option<RecordBatch>, EngineError> {
+    let Some(first) = batches.first() else {
+        return Ok(None);
+    };
+    let batch = datafusion::arrow::compute::concat_batches(&first.schema(), batches)?;
+    let key_fields = spec
+        .keys
+        .iter()
+        .map(|k| Ok(SortField::new(k.data_type(&spec.input_schema)?)))
+        .collect::<Result<Vec<_>, EngineError>>()?;
+    let mut state = State {
+        spec: spec.clone(),
+        context: Arc::new(JobContext::default()),
+        keys: RowConverter::new(key_fields)?,
+        groups: Vec::new(),
+        index: HashMap::new(),
+    };
+    let Some(changes) = state.absorb(&keys_in_front(spec, &batch)?)? else {
+        return Ok(None);
+    };
+    // Every group appears once, as an insert: drop the kind.
+    let width = changes.num_columns() - 1;
+    Ok(Some(changes.project(&(0..width).collect::<Vec<_>>())?))
+}
