@@ -22,7 +22,7 @@ use crate::batch::Batch;
 use crate::context::JobContext;
 use crate::error::EngineError;
 use crate::exchange;
-use crate::join::{JoinSpec, KeyIndex, KeyedBatch, Matches, key_converter, unmatched};
+use crate::join::{JoinSpec, KeyIndex, KeyedBatch, Matches, key_converter};
 use crate::time::{Millis, Watermark};
 
 pub struct IntervalJoin {
@@ -268,27 +268,21 @@ impl State {
             );
             let rows = &chunk.rows.batch;
             let kind = spec.join.kind;
+            let semi = matches!(
+                (side, kind),
+                (Side::Left, crate::join::JoinKind::LeftSemi)
+                    | (Side::Right, crate::join::JoinKind::RightSemi)
+            );
             let out = match side {
-                Side::Left if kind == crate::join::JoinKind::LeftSemi => {
-                    let hit: Vec<u32> = (0..rows.num_rows() as u32)
-                        .filter(|&i| chunk.matched[i as usize])
-                        .collect();
-                    Some(crate::join::take_rows(rows, &hit)?)
-                }
-                Side::Right if kind == crate::join::JoinKind::RightSemi => {
-                    let hit: Vec<u32> = (0..rows.num_rows() as u32)
-                        .filter(|&i| chunk.matched[i as usize])
-                        .collect();
-                    Some(crate::join::take_rows(rows, &hit)?)
-                }
+                _ if semi => Some(crate::join::take_rows(rows, &with(&chunk.matched, true))?),
                 Side::Left if kind.keeps_unmatched_left() => {
-                    let lonely = lonely(&chunk.matched);
+                    let lonely = with(&chunk.matched, false);
                     let empty = RecordBatch::new_empty(spec.join.right_schema.clone());
                     spec.join
                         .output(rows, &empty, &no_matches(), &lonely, &[])?
                 }
                 Side::Right if kind.keeps_unmatched_right() => {
-                    let lonely = lonely(&chunk.matched);
+                    let lonely = with(&chunk.matched, false);
                     let empty = RecordBatch::new_empty(spec.join.left_schema.clone());
                     spec.join
                         .output(&empty, rows, &no_matches(), &[], &lonely)?
@@ -308,11 +302,11 @@ impl State {
     }
 }
 
-fn lonely(matched: &[bool]) -> Vec<u32> {
-    let hits: Vec<u32> = (0..matched.len() as u32)
-        .filter(|&i| matched[i as usize])
-        .collect();
-    unmatched(matched.len(), &hits)
+/// The rows whose matched flag is `flag`.
+fn with(matched: &[bool], flag: bool) -> Vec<u32> {
+    (0..matched.len() as u32)
+        .filter(|&i| matched[i as usize] == flag)
+        .collect()
 }
 
 fn no_matches() -> Matches {

@@ -20,35 +20,13 @@ pub fn event_times(
     millis(&expr.evaluate(batch)?.into_array(batch.num_rows())?)
 }
 
-/// The rows at or after `watermark`, with their event times. Late rows are
-/// counted in `context` and dropped; a batch with none is not copied.
-pub fn drop_late(
+/// Splits a batch at `watermark`: the rows at or after it with their event
+/// times, and the late rows, if any. A batch with none late is not copied.
+pub fn split_late(
     batch: RecordBatch,
     times: Vec<Millis>,
     watermark: Watermark,
-    context: &JobContext,
-) -> Result<(RecordBatch, Vec<Millis>), EngineError> {
-    let late = times.iter().filter(|&&t| t < watermark).count();
-    if late == 0 {
-        return Ok((batch, times));
-    }
-    JobContext::add(&context.late_records, late);
-    let keep: BooleanArray = times.iter().map(|&t| Some(t >= watermark)).collect();
-    let on_time = filter_record_batch(&batch, &keep)?;
-    Ok((
-        on_time,
-        times.into_iter().filter(|&t| t >= watermark).collect(),
-    ))
-}
-
-/// Splits a source batch at `watermark`: on-time rows with their event
-/// times, and the late rows (counted here).
-pub fn split_late(
-    expr: &dyn PhysicalExpr,
-    batch: RecordBatch,
-    watermark: Watermark,
 ) -> Result<(RecordBatch, Vec<Millis>, Option<RecordBatch>), EngineError> {
-    let times = event_times(expr, &batch)?;
     if times.iter().all(|&t| t >= watermark) {
         return Ok((batch, times, None));
     }
@@ -61,6 +39,21 @@ pub fn split_late(
         times.into_iter().filter(|&t| t >= watermark).collect(),
         Some(late),
     ))
+}
+
+/// The rows at or after `watermark`, with their event times. Late rows are
+/// counted in `context` and dropped.
+pub fn drop_late(
+    batch: RecordBatch,
+    times: Vec<Millis>,
+    watermark: Watermark,
+    context: &JobContext,
+) -> Result<(RecordBatch, Vec<Millis>), EngineError> {
+    let (on_time, times, late) = split_late(batch, times, watermark)?;
+    if let Some(late) = late {
+        JobContext::add(&context.late_records, late.num_rows());
+    }
+    Ok((on_time, times))
 }
 
 /// Counts late rows and hands them to the side output, if there is one.

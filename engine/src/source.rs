@@ -15,7 +15,7 @@ use timely::dataflow::{Scope, Stream};
 use crate::batch::Batch;
 use crate::context::JobContext;
 use crate::error::EngineError;
-use crate::lateness::{hand_over_late, split_late};
+use crate::lateness::{event_times, hand_over_late, split_late};
 use crate::sink::BatchSink;
 use crate::time::{Millis, Watermark, wall_clock_millis};
 
@@ -103,7 +103,8 @@ pub fn source<'scope>(
                     let on_time = match &event_time {
                         None => batch,
                         Some(event_time) => {
-                            let split = split_late(event_time.expr.as_ref(), batch, *cap.time())
+                            let split = event_times(event_time.expr.as_ref(), &batch)
+                                .and_then(|times| split_late(batch, times, *cap.time()))
                                 .and_then(|(on_time, times, late)| {
                                     hand_over_late(late, *cap.time(), &mut late_rows, &context)?;
                                     Ok((on_time, times))

@@ -98,85 +98,68 @@ impl Planner<'_> {
                 "a join of window table functions must join on both window_start and window_end (a window join)",
             ));
         }
-        let Some(bounds) = join
+        let bounds = join
             .filter
             .as_ref()
-            .and_then(|f| interval_bounds(f, left_df, right_df))
-        else {
-            let ttl = self.state_ttl()?;
-            return match ttl {
-                Some(ttl) if kind == JoinKind::Inner => {
-                    let describe = format!(
-                        "INNER on [{keys}], rows kept {} ms (table.exec.state.ttl)",
-                        ttl.as_millis()
-                    );
-                    let node = Node::IntervalJoin {
-                        left: Box::new(left.node),
-                        right: Box::new(right.node),
-                        spec: Arc::new(IntervalJoin {
-                            join: spec,
-                            left_time: 0,
-                            right_time: 0,
-                            expiry: Expiry::Ttl(ttl),
-                            left_route: routes.0,
-                            right_route: routes.1,
-                        }),
-                        describe,
-                    };
-                    Ok(Planned::new(node, output_schema))
+            .and_then(|f| interval_bounds(f, left_df, right_df));
+        // Which rows each side keeps, and how long: by event time for an
+        // interval join; for an inner join of append-only inputs, which only
+        // inserts, for the state TTL or until the other side ends.
+        let (expiry, left_time, right_time, describe) = match bounds {
+            Some(bounds) => {
+                for (schema, index) in [
+                    (&left.schema, bounds.left_time),
+                    (&right.schema, bounds.right_time),
+                ] {
+                    let name = schema.field(index).name();
+                    if !self.is_time_attribute(name) {
+                        return Err(reject(&format!(
+                            "an interval join bounds time attributes, and '{name}' is none: declare WATERMARK FOR {name} AS ... on its table (or make it a PROCTIME() column)"
+                        )));
+                    }
                 }
-                // An inner join of append-only inputs only inserts: it keeps
-                // its rows in indexed chunks rather than in differential.
-                None if kind == JoinKind::Inner => {
-                    let describe = format!("INNER on [{keys}], append-only inputs");
-                    let node = Node::IntervalJoin {
-                        left: Box::new(left.node),
-                        right: Box::new(right.node),
-                        spec: Arc::new(IntervalJoin {
-                            join: spec,
-                            left_time: 0,
-                            right_time: 0,
-                            expiry: Expiry::Never,
-                            left_route: routes.0,
-                            right_route: routes.1,
-                        }),
-                        describe,
-                    };
-                    Ok(Planned::new(node, output_schema))
-                }
-                _ => self.regular_join(join, left, right),
-            };
-        };
-        for (schema, index) in [
-            (&left.schema, bounds.left_time),
-            (&right.schema, bounds.right_time),
-        ] {
-            let name = schema.field(index).name();
-            if !self.is_time_attribute(name) {
-                return Err(reject(&format!(
-                    "an interval join bounds time attributes, and '{name}' is none: declare WATERMARK FOR {name} AS ... on its table (or make it a PROCTIME() column)"
-                )));
+                let describe = format!(
+                    "{} on [{keys}], {} - {} in [{} ms, {} ms]",
+                    join.join_type,
+                    right.schema.field(bounds.right_time).name(),
+                    left.schema.field(bounds.left_time).name(),
+                    bounds.lower,
+                    bounds.upper
+                );
+                let expiry = Expiry::Interval {
+                    lower: bounds.lower,
+                    upper: bounds.upper,
+                };
+                (expiry, bounds.left_time, bounds.right_time, describe)
             }
-        }
-        let describe = format!(
-            "{} on [{keys}], {} - {} in [{} ms, {} ms]",
-            join.join_type,
-            right.schema.field(bounds.right_time).name(),
-            left.schema.field(bounds.left_time).name(),
-            bounds.lower,
-            bounds.upper
-        );
+            None => {
+                let ttl = self.state_ttl()?;
+                if kind != JoinKind::Inner {
+                    return self.regular_join(join, left, right);
+                }
+                match ttl {
+                    Some(ttl) => {
+                        let describe = format!(
+                            "INNER on [{keys}], rows kept {} ms (table.exec.state.ttl)",
+                            ttl.as_millis()
+                        );
+                        (Expiry::Ttl(ttl), 0, 0, describe)
+                    }
+                    None => {
+                        let describe = format!("INNER on [{keys}], append-only inputs");
+                        (Expiry::Never, 0, 0, describe)
+                    }
+                }
+            }
+        };
         let node = Node::IntervalJoin {
             left: Box::new(left.node),
             right: Box::new(right.node),
             spec: Arc::new(IntervalJoin {
                 join: spec,
-                left_time: bounds.left_time,
-                right_time: bounds.right_time,
-                expiry: Expiry::Interval {
-                    lower: bounds.lower,
-                    upper: bounds.upper,
-                },
+                left_time,
+                right_time,
+                expiry,
                 left_route: routes.0,
                 right_route: routes.1,
             }),

@@ -376,14 +376,12 @@ impl Planner<'_> {
                 })
             }
             LogicalPlan::Filter(filter) => {
-                let limit = crate::ranking::rank_limit(&filter.predicate);
-                if let Some(limit) = &limit {
-                    self.rank_limits.borrow_mut().push(limit.clone());
-                }
+                let outer = self.rank_limits.borrow().len();
+                self.rank_limits
+                    .borrow_mut()
+                    .extend(crate::ranking::rank_limits(&filter.predicate));
                 let input = Box::pin(self.translate(&filter.input)).await;
-                if limit.is_some() {
-                    self.rank_limits.borrow_mut().pop();
-                }
+                self.rank_limits.borrow_mut().truncate(outer);
                 let mut input = input?;
                 if let Some(w) = &input.windowing
                     && references_window_columns(&filter.predicate, w, &input.schema)

@@ -220,29 +220,9 @@ impl Planner<'_> {
 /// Whether `predicate` keeps only rows whose `rank` column is 1: `rn = 1`,
 /// `rn <= 1` or `rn < 2`, alone or ANDed with other conditions.
 pub(crate) fn keeps_first_row_only(predicate: &Expr, rank: &str) -> bool {
-    datafusion::logical_expr::utils::split_conjunction(predicate)
-        .into_iter()
-        .any(|conjunct| {
-            let Expr::BinaryExpr(binary) = conjunct else {
-                return false;
-            };
-            let (column, op, value) = match (binary.left.as_ref(), binary.right.as_ref()) {
-                (Expr::Column(c), Expr::Literal(v, _)) => (c, binary.op, v),
-                (Expr::Literal(v, _), Expr::Column(c)) => match binary.op.swap() {
-                    Some(op) => (c, op, v),
-                    None => return false,
-                },
-                _ => return false,
-            };
-            let Some(n) = integer(value) else {
-                return false;
-            };
-            column.name == rank
-                && matches!(
-                    (op, n),
-                    (Operator::Eq, 1) | (Operator::LtEq, 1) | (Operator::Lt, 2)
-                )
-        })
+    rank_limits(predicate)
+        .iter()
+        .any(|(column, n)| column == rank && *n == 1)
 }
 
 fn integer(value: &ScalarValue) -> Option<i128> {
@@ -294,12 +274,12 @@ pub(crate) fn rank_rows(
     Ok(RecordBatch::try_new(schema.clone(), out)?)
 }
 
-/// The `rn <= N` (or `rn < N + 1`, `rn = 1`) a filter puts on a column: the
-/// column's name and N.
-pub(crate) fn rank_limit(predicate: &Expr) -> Option<(String, u64)> {
+/// The `rn <= N` (or `rn < N + 1`, `rn = 1`) limits a filter's conjuncts
+/// put on columns: each column's name and N.
+pub(crate) fn rank_limits(predicate: &Expr) -> Vec<(String, u64)> {
     datafusion::logical_expr::utils::split_conjunction(predicate)
         .into_iter()
-        .find_map(|conjunct| {
+        .filter_map(|conjunct| {
             let Expr::BinaryExpr(binary) = conjunct else {
                 return None;
             };
@@ -317,4 +297,5 @@ pub(crate) fn rank_limit(predicate: &Expr) -> Option<(String, u64)> {
             };
             Some((column.name.clone(), limit))
         })
+        .collect()
 }

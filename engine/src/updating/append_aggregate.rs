@@ -12,7 +12,7 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
 use datafusion::arrow::compute::take;
 use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
-use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::arrow::row::RowConverter;
 use datafusion::logical_expr::Accumulator;
 use datafusion::scalar::ScalarValue;
 use timely::container::CapacityContainerBuilder;
@@ -23,6 +23,7 @@ use crate::batch::Batch;
 use crate::context::JobContext;
 use crate::error::EngineError;
 use crate::exchange;
+use crate::join::key_converter;
 use crate::time::Watermark;
 use crate::updating::changelog::{RowKind, op_array};
 use crate::updating::group_aggregate::GroupAggregate;
@@ -247,12 +248,7 @@ pub fn append_aggregate<'scope>(
     spec: Arc<GroupAggregate>,
     context: Arc<JobContext>,
 ) -> Result<Stream<'scope, Watermark, Batch>, EngineError> {
-    let key_fields = spec
-        .keys
-        .iter()
-        .map(|k| Ok(SortField::new(k.data_type(&spec.input_schema)?)))
-        .collect::<Result<Vec<_>, EngineError>>()?;
-    let keys = RowConverter::new(key_fields)?;
+    let keys = key_converter(&spec.keys, &spec.input_schema)?;
     let (front_spec, front_context) = (spec.clone(), context.clone());
     let keyed = crate::stateless::map_batches(
         input,
@@ -308,15 +304,10 @@ pub fn aggregate_once(
         return Ok(None);
     };
     let batch = datafusion::arrow::compute::concat_batches(&first.schema(), batches)?;
-    let key_fields = spec
-        .keys
-        .iter()
-        .map(|k| Ok(SortField::new(k.data_type(&spec.input_schema)?)))
-        .collect::<Result<Vec<_>, EngineError>>()?;
     let mut state = State {
         spec: spec.clone(),
         context: Arc::new(JobContext::default()),
-        keys: RowConverter::new(key_fields)?,
+        keys: key_converter(&spec.keys, &spec.input_schema)?,
         groups: Vec::new(),
         index: HashMap::new(),
     };

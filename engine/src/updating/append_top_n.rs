@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, UInt64Array};
+use datafusion::arrow::array::UInt64Array;
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::arrow::row::{RowConverter, SortField};
 use timely::container::CapacityContainerBuilder;
@@ -21,7 +21,7 @@ use crate::error::EngineError;
 use crate::exchange;
 use crate::time::Watermark;
 use crate::updating::changelog::{RowKind, op_array};
-use crate::updating::top_n::TopN;
+use crate::updating::top_n::{Codecs, TopN};
 
 /// A kept row: its sort key followed by the row itself (ties broken by the
 /// row, as the differential top-N does), and the row.
@@ -33,9 +33,8 @@ struct Entry {
 struct State {
     spec: Arc<TopN>,
     limit: usize,
-    partition: RowConverter,
+    codecs: Codecs,
     order: RowConverter,
-    rows: RowConverter,
     kept: HashMap<Vec<u8>, Vec<Entry>>,
 }
 
@@ -50,18 +49,7 @@ struct Changes {
 impl State {
     fn absorb(&mut self, batch: &RecordBatch) -> Result<Option<RecordBatch>, EngineError> {
         let n = batch.num_rows();
-        let partition_keys: Vec<Vec<u8>> = if self.spec.partition.is_empty() {
-            vec![Vec::new(); n]
-        } else {
-            let columns: Vec<ArrayRef> = self
-                .spec
-                .partition
-                .iter()
-                .map(|&i| batch.column(i).clone())
-                .collect();
-            let rows = self.partition.convert_columns(&columns)?;
-            rows.iter().map(|r| r.as_ref().to_vec()).collect()
-        };
+        let partition_keys = self.spec.partition_keys(&self.codecs, batch)?;
         let order_columns = self
             .spec
             .order
@@ -73,7 +61,7 @@ impl State {
         } else {
             Some(self.order.convert_columns(&order_columns)?)
         };
-        let data_rows = self.rows.convert_columns(batch.columns())?;
+        let data_rows = self.codecs.rows.convert_columns(batch.columns())?;
         let mut changes = Changes::default();
         for (i, key) in partition_keys.into_iter().enumerate() {
             let row = data_rows.row(i).as_ref().to_vec();
@@ -111,8 +99,9 @@ impl State {
         if changes.rows.is_empty() {
             return Ok(None);
         }
-        let parser = self.rows.parser();
+        let parser = self.codecs.rows.parser();
         let mut columns = self
+            .codecs
             .rows
             .convert_rows(changes.rows.iter().map(|r| parser.parse(r)))?;
         columns.push(Arc::new(UInt64Array::from(changes.ranks)));
@@ -137,24 +126,12 @@ pub fn append_top_n<'scope>(
         .limit
         .ok_or_else(|| EngineError::Plan("an append-only top-N needs a limit".into()))?;
     let schema = &spec.input_schema;
-    let partition = RowConverter::new(
-        spec.partition
-            .iter()
-            .map(|&i| SortField::new(schema.field(i).data_type().clone()))
-            .collect(),
-    )?;
+    let codecs = spec.codecs()?;
     let order = RowConverter::new(
         spec.order
             .iter()
             .map(|(e, options)| Ok(SortField::new_with_options(e.data_type(schema)?, *options)))
             .collect::<Result<Vec<_>, EngineError>>()?,
-    )?;
-    let rows = RowConverter::new(
-        schema
-            .fields()
-            .iter()
-            .map(|f| SortField::new(f.data_type().clone()))
-            .collect(),
     )?;
     let route = spec.partition.clone();
     Ok(input.unary::<CapacityContainerBuilder<Batch>, _, _, _>(
@@ -164,9 +141,8 @@ pub fn append_top_n<'scope>(
             let mut state = State {
                 spec,
                 limit,
-                partition,
+                codecs,
                 order,
-                rows,
                 kept: HashMap::new(),
             };
             move |input, output| {

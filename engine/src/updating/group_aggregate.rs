@@ -53,11 +53,6 @@ impl GroupAggregate {
     fn codecs(&self) -> Result<Codecs, EngineError> {
         let schema = &self.input_schema;
         let sort = |t: DataType| SortField::new(t);
-        let keys = self
-            .keys
-            .iter()
-            .map(|k| Ok(sort(k.data_type(schema)?)))
-            .collect::<Result<Vec<_>, EngineError>>()?;
         let mut values = Vec::new();
         let mut arguments = Vec::new();
         for (aggregate, filter) in self.aggregates.iter().zip(&self.filters) {
@@ -78,7 +73,7 @@ impl GroupAggregate {
             .map(|f| sort(f.data_type().clone()))
             .collect();
         Ok(Codecs {
-            keys: RowConverter::new(keys)?,
+            keys: crate::join::key_converter(&self.keys, schema)?,
             values: RowConverter::new(values)?,
             results: RowConverter::new(results)?,
             arguments,

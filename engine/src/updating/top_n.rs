@@ -33,14 +33,14 @@ pub struct TopN {
     pub output_schema: SchemaRef,
 }
 
-struct Codecs {
-    keys: RowConverter,
-    rows: RowConverter,
-    width: usize,
+pub(crate) struct Codecs {
+    pub(crate) keys: RowConverter,
+    pub(crate) rows: RowConverter,
+    pub(crate) width: usize,
 }
 
 impl TopN {
-    fn codecs(&self) -> Result<Codecs, EngineError> {
+    pub(crate) fn codecs(&self) -> Result<Codecs, EngineError> {
         let schema = &self.input_schema;
         let width = schema.fields().len() - usize::from(is_changelog(schema));
         let field = |i: usize| SortField::new(schema.field(i).data_type().clone());
@@ -57,17 +57,7 @@ impl TopN {
         batch: &RecordBatch,
         time: Watermark,
     ) -> Result<Updates, EngineError> {
-        let keys: Vec<ArrayRef> = self
-            .partition
-            .iter()
-            .map(|&i| batch.column(i).clone())
-            .collect();
-        let key_rows = if keys.is_empty() {
-            vec![Vec::new(); batch.num_rows()]
-        } else {
-            let rows = codecs.keys.convert_columns(&keys)?;
-            rows.iter().map(|r| r.as_ref().to_vec()).collect()
-        };
+        let key_rows = self.partition_keys(codecs, batch)?;
         let rows = codecs
             .rows
             .convert_columns(&batch.columns()[..codecs.width])?;
@@ -78,6 +68,24 @@ impl TopN {
             .zip(diffs)
             .map(|((key, row), diff)| ((key, row.as_ref().to_vec()), time, diff))
             .collect())
+    }
+
+    /// Each row's partition key in row format (empty without PARTITION BY).
+    pub(crate) fn partition_keys(
+        &self,
+        codecs: &Codecs,
+        batch: &RecordBatch,
+    ) -> Result<Vec<Vec<u8>>, EngineError> {
+        if self.partition.is_empty() {
+            return Ok(vec![Vec::new(); batch.num_rows()]);
+        }
+        let keys: Vec<ArrayRef> = self
+            .partition
+            .iter()
+            .map(|&i| batch.column(i).clone())
+            .collect();
+        let rows = codecs.keys.convert_columns(&keys)?;
+        Ok(rows.iter().map(|r| r.as_ref().to_vec()).collect())
     }
 
     /// The first `limit` rows of a partition, each as its row bytes followed
