@@ -17,7 +17,7 @@ use runnel_engine::runtime::Cluster;
 use runnel_engine::sink::{BatchSink, CollectSink};
 use runnel_sql::Session;
 
-use crate::support::Collected;
+use crate::support::{rendered, run_script};
 
 const EVENTS: u64 = 20_000;
 
@@ -122,21 +122,7 @@ fn events() -> Vec<RecordBatch> {
 }
 
 fn runnel(query: &str, workers: usize) -> Vec<String> {
-    let mut session = Session::new(Arc::new(Connectors));
-    let script = format!("{}\n{};", ddl(), select_of(query));
-    let submitted = session.submit(&script).unwrap();
-    let rows = Collected::default();
-    submitted
-        .job
-        .run(
-            &Cluster::local(workers),
-            Arc::new(JobContext::default()),
-            Arc::new(rows.clone()),
-        )
-        .unwrap();
-    let mut rows = rows.0.lock().unwrap().clone();
-    rows.sort();
-    rows
+    run_script(&format!("{}\n{};", ddl(), select_of(query)), workers).1
 }
 
 /// The views of `ddl.sql`, as its CREATE VIEW statements.
@@ -179,17 +165,7 @@ async fn batch_answer(events: &[RecordBatch], query: &str) -> Vec<String> {
         .collect()
         .await
         .unwrap();
-    let mut rows: Vec<String> = batches
-        .iter()
-        .flat_map(|b| {
-            runnel_connectors::print::render_rows("", b)
-                .lines()
-                .map(|line| line[2..].to_string())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    rows.sort();
-    rows
+    rendered(&batches)
 }
 
 #[test]

@@ -12,16 +12,10 @@ use runnel_sql::Session;
 
 use crate::support::Collected;
 
-#[test]
-fn a_join_with_a_ttl_keeps_its_state_flat() {
-    let script = "
-        SET 'table.exec.state.ttl' = '300 ms';
-        CREATE TABLE a (k BIGINT, v BIGINT) WITH ('connector' = 'datagen', 'rows-per-second' = '3000',
-          'fields.k.min' = '0', 'fields.k.max' = '999');
-        CREATE TABLE b (k BIGINT, v BIGINT) WITH ('connector' = 'datagen', 'rows-per-second' = '3000',
-          'fields.k.min' = '0', 'fields.k.max' = '999');
-        CREATE TABLE joined (k BIGINT, v BIGINT, w BIGINT) WITH ('connector' = 'blackhole');
-        INSERT INTO joined SELECT a.k, a.v, b.v FROM a JOIN b ON a.k = b.k;";
+/// Runs an unbounded script for `run_for`, sampling what its operators hold
+/// (`JobContext::state_rows`) every 200 ms after a one-second warm-up of
+/// several TTLs, then stops it; the samples and the rows read.
+fn held_while_running(script: &str, run_for: Duration) -> (Vec<u64>, u64) {
     let mut session = Session::new(Arc::new(Connectors));
     let submitted = session.submit(script).unwrap();
     let context = Arc::new(JobContext::default());
@@ -33,10 +27,9 @@ fn a_join_with_a_ttl_keeps_its_state_flat() {
             Arc::new(Collected::default()),
         )
     });
-    // State after a warm-up of several TTLs, sampled for three seconds.
     let started = Instant::now();
     let mut samples = Vec::new();
-    while started.elapsed() < Duration::from_secs(4) {
+    while started.elapsed() < run_for {
         std::thread::sleep(Duration::from_millis(200));
         if started.elapsed() > Duration::from_secs(1) {
             samples.push(context.state_rows.load(Ordering::Relaxed));
@@ -44,7 +37,20 @@ fn a_join_with_a_ttl_keeps_its_state_flat() {
     }
     context.stop();
     job.join().unwrap().unwrap();
-    let read = context.records_in.load(Ordering::Relaxed);
+    (samples, context.records_in.load(Ordering::Relaxed))
+}
+
+#[test]
+fn a_join_with_a_ttl_keeps_its_state_flat() {
+    let script = "
+        SET 'table.exec.state.ttl' = '300 ms';
+        CREATE TABLE a (k BIGINT, v BIGINT) WITH ('connector' = 'datagen', 'rows-per-second' = '3000',
+          'fields.k.min' = '0', 'fields.k.max' = '999');
+        CREATE TABLE b (k BIGINT, v BIGINT) WITH ('connector' = 'datagen', 'rows-per-second' = '3000',
+          'fields.k.min' = '0', 'fields.k.max' = '999');
+        CREATE TABLE joined (k BIGINT, v BIGINT, w BIGINT) WITH ('connector' = 'blackhole');
+        INSERT INTO joined SELECT a.k, a.v, b.v FROM a JOIN b ON a.k = b.k;";
+    let (samples, read) = held_while_running(script, Duration::from_secs(4));
     let most = samples.iter().copied().max().unwrap_or(0);
     // 3,000 rows/s a side for 300 ms is about 1,800 rows; a join that kept
     // everything would hold all `read` rows.
@@ -71,28 +77,7 @@ fn a_group_by_with_a_ttl_keeps_its_keys_flat() {
           'fields.k.kind' = 'sequence', 'fields.k.start' = '0', 'fields.k.end' = '100000000');
         CREATE TABLE counts (k BIGINT, c BIGINT, s BIGINT) WITH ('connector' = 'blackhole');
         INSERT INTO counts SELECT k, COUNT(*), SUM(v) FROM a GROUP BY k;";
-    let mut session = Session::new(Arc::new(Connectors));
-    let submitted = session.submit(script).unwrap();
-    let context = Arc::new(JobContext::default());
-    let job_context = context.clone();
-    let job = std::thread::spawn(move || {
-        submitted.job.run(
-            &Cluster::local(1),
-            job_context,
-            Arc::new(Collected::default()),
-        )
-    });
-    let started = Instant::now();
-    let mut samples = Vec::new();
-    while started.elapsed() < Duration::from_secs(3) {
-        std::thread::sleep(Duration::from_millis(200));
-        if started.elapsed() > Duration::from_secs(1) {
-            samples.push(context.state_rows.load(Ordering::Relaxed));
-        }
-    }
-    context.stop();
-    job.join().unwrap().unwrap();
-    let read = context.records_in.load(Ordering::Relaxed);
+    let (samples, read) = held_while_running(script, Duration::from_secs(3));
     let most = samples.iter().copied().max().unwrap_or(0);
     // Every row is a new key: without the TTL the keys held would be `read`.
     assert!(read > 5_000, "the source read only {read} rows");

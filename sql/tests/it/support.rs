@@ -87,8 +87,21 @@ pub fn runnel(dir: &std::path::Path, query: &str, workers: usize, watermark: boo
         )
     };
     let script = format!("{}\n{}\n{query}", table("lt"), table("rt"));
+    let (context, rows) = run_script(&script, workers);
+    assert_eq!(
+        context
+            .late_records
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    rows
+}
+
+/// Runs a script to the end of its input; its context, and the rows its
+/// bare SELECT's output describes, sorted.
+pub fn run_script(script: &str, workers: usize) -> (Arc<JobContext>, Vec<String>) {
     let mut session = Session::new(Arc::new(Connectors));
-    let submitted = session.submit(&script).unwrap();
+    let submitted = session.submit(script).unwrap();
     let rows = Collected::default();
     let context = Arc::new(JobContext::default());
     submitted
@@ -99,13 +112,22 @@ pub fn runnel(dir: &std::path::Path, query: &str, workers: usize, watermark: boo
             Arc::new(rows.clone()),
         )
         .unwrap();
-    assert_eq!(
-        context
-            .late_records
-            .load(std::sync::atomic::Ordering::Relaxed),
-        0
-    );
     let mut rows = rows.0.lock().unwrap().clone();
+    rows.sort();
+    (context, rows)
+}
+
+/// Batches' rows as `print` shows them (without the kind), sorted.
+pub fn rendered(batches: &[RecordBatch]) -> Vec<String> {
+    let mut rows: Vec<String> = batches
+        .iter()
+        .flat_map(|b| {
+            runnel_connectors::print::render_rows("", b)
+                .lines()
+                .map(|line| line[2..].to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
     rows.sort();
     rows
 }
@@ -141,17 +163,7 @@ pub fn oracle(left: &[Row], right: &[Row], query: &str) -> Vec<String> {
             context.register_table(name, Arc::new(table)).unwrap();
         }
         let batches = context.sql(query).await.unwrap().collect().await.unwrap();
-        let mut rows: Vec<String> = batches
-            .iter()
-            .flat_map(|b| {
-                runnel_connectors::print::render_rows("", b)
-                    .lines()
-                    .map(|line| line[2..].to_string())
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        rows.sort();
-        rows
+        rendered(&batches)
     })
 }
 

@@ -55,7 +55,6 @@ proptest! {
 /// gives the final counts.
 #[test]
 fn debezium_json_files_replay_to_the_final_result() {
-    use std::sync::Arc;
     let dir = tempfile::tempdir().unwrap();
     let rows: Vec<Row> = (0..30).map(|i| (i % 3, i, i * 10)).collect();
     write_jsonl(&dir.path().join("lt.jsonl"), &rows);
@@ -69,16 +68,7 @@ fn debezium_json_files_replay_to_the_final_result() {
         dir.path().join("lt.jsonl").display(),
         out.display()
     );
-    let mut session = runnel_sql::Session::new(Arc::new(runnel_connectors::Connectors));
-    let submitted = session.submit(&script).unwrap();
-    submitted
-        .job
-        .run(
-            &runnel_engine::runtime::Cluster::local(2),
-            Arc::new(runnel_engine::context::JobContext::default()),
-            Arc::new(crate::support::Collected::default()),
-        )
-        .unwrap();
+    crate::support::run_script(&script, 2);
     let mut table: Vec<String> = Vec::new();
     for entry in std::fs::read_dir(&out).unwrap() {
         for line in std::fs::read_to_string(entry.unwrap().path())
@@ -128,7 +118,6 @@ fn an_append_only_format_refuses_an_updating_query() {
 /// in place, never an update-before.
 #[test]
 fn a_primary_key_turns_the_changelog_into_upserts() {
-    use std::sync::Arc;
     let dir = tempfile::tempdir().unwrap();
     // Two rows per key in the join's output: the upsert keeps one.
     let rows: Vec<Row> = (0..40).map(|i| (i % 4, i, i * 10)).collect();
@@ -143,16 +132,7 @@ fn a_primary_key_turns_the_changelog_into_upserts() {
         dir.path().join("lt.jsonl").display(),
         out.display()
     );
-    let mut session = runnel_sql::Session::new(Arc::new(runnel_connectors::Connectors));
-    let submitted = session.submit(&script).unwrap();
-    submitted
-        .job
-        .run(
-            &runnel_engine::runtime::Cluster::local(3),
-            Arc::new(runnel_engine::context::JobContext::default()),
-            Arc::new(crate::support::Collected::default()),
-        )
-        .unwrap();
+    crate::support::run_script(&script, 3);
     let mut by_key = std::collections::BTreeMap::new();
     for entry in std::fs::read_dir(&out).unwrap() {
         for line in std::fs::read_to_string(entry.unwrap().path())
