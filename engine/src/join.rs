@@ -85,12 +85,21 @@ impl KeyedBatch {
         self.len() == 0
     }
 
+    /// Each row's key bytes, or `None` where a key is NULL (it matches
+    /// nothing).
+    pub fn keys(&self) -> impl Iterator<Item = Option<&[u8]>> {
+        self.rows
+            .iter()
+            .zip(&self.valid)
+            .map(|(row, &valid)| valid.then(|| row.data()))
+    }
+
     /// Row indices by key, for the side that is probed.
     pub fn index(&self) -> KeyIndex {
         let mut index: KeyIndex = HashMap::new();
-        for (i, row) in self.rows.iter().enumerate() {
-            if self.valid[i] {
-                index.entry(row.data().into()).or_default().push(i as u32);
+        for (i, key) in self.keys().enumerate() {
+            if let Some(key) = key {
+                index.entry(key.into()).or_default().push(i as u32);
             }
         }
         index
@@ -99,11 +108,8 @@ impl KeyedBatch {
     /// Pairs (row of `self`, row of the indexed batch) with equal keys.
     pub fn probe(&self, index: &KeyIndex) -> (Vec<u32>, Vec<u32>) {
         let (mut mine, mut theirs) = (Vec::new(), Vec::new());
-        for (i, row) in self.rows.iter().enumerate() {
-            if !self.valid[i] {
-                continue;
-            }
-            if let Some(found) = index.get(row.data()) {
+        for (i, key) in self.keys().enumerate() {
+            if let Some(found) = key.and_then(|key| index.get(key)) {
                 for &j in found {
                     mine.push(i as u32);
                     theirs.push(j);

@@ -22,6 +22,7 @@ use timely::dataflow::operators::generic::Operator;
 use crate::batch::Batch;
 use crate::context::JobContext;
 use crate::error::EngineError;
+use crate::join::KeyedBatch;
 use crate::time::Watermark;
 use crate::updating::changelog::{self, RowKind, diffs, is_changelog};
 use crate::updating::changelog::{Updates, to_updates};
@@ -157,30 +158,17 @@ struct Side {
 
 impl Side {
     fn updates(&self, batch: &RecordBatch, time: Watermark) -> Result<Updates, EngineError> {
-        let n = batch.num_rows();
-        let keys = self
-            .keys
-            .iter()
-            .map(|k| k.evaluate(batch).and_then(|v| v.into_array(n)))
-            .collect::<Result<Vec<_>, _>>()?;
-        // SQL equality: a NULL key matches nothing.
-        let valid: Vec<bool> = (0..n).map(|i| keys.iter().all(|k| !k.is_null(i))).collect();
-        let key_rows = self.key_codec.convert_columns(&keys)?;
         let row_rows = self
             .row_codec
             .convert_columns(&batch.columns()[..self.width])?;
         let diffs = diffs(batch)?;
-        Ok((0..n)
-            .filter(|&i| valid[i])
-            .map(|i| {
-                (
-                    (
-                        key_rows.row(i).as_ref().to_vec(),
-                        row_rows.row(i).as_ref().to_vec(),
-                    ),
-                    time,
-                    diffs[i],
-                )
+        let keyed = KeyedBatch::new(batch.clone(), &self.keys, &self.key_codec)?;
+        Ok(keyed
+            .keys()
+            .enumerate()
+            .filter_map(|(i, key)| {
+                let key = key?.to_vec();
+                Some(((key, row_rows.row(i).as_ref().to_vec()), time, diffs[i]))
             })
             .collect())
     }
