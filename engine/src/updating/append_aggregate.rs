@@ -105,24 +105,29 @@ impl State {
         let now = std::time::Instant::now();
         for (group, rows) in touched {
             self.groups[group].updated = now;
+            // The group's rows once; aggregates with a FILTER take their own.
+            let all = UInt32Array::from(rows);
             for (i, (args, mask)) in arguments.iter().enumerate() {
-                let rows: Vec<u32> = match mask {
+                let filtered;
+                let indices = match mask {
                     Some(mask) => {
                         let mask = mask.as_boolean();
-                        rows.iter()
+                        filtered = all
+                            .values()
+                            .iter()
                             .copied()
                             .filter(|&r| mask.is_valid(r as usize) && mask.value(r as usize))
-                            .collect()
+                            .collect::<UInt32Array>();
+                        &filtered
                     }
-                    None => rows.clone(),
+                    None => &all,
                 };
-                if rows.is_empty() {
+                if indices.is_empty() {
                     continue;
                 }
-                let indices = UInt32Array::from(rows);
                 let taken = args
                     .iter()
-                    .map(|a| take(a.as_ref(), &indices, None))
+                    .map(|a| take(a.as_ref(), indices, None))
                     .collect::<Result<Vec<_>, _>>()?;
                 self.groups[group].accumulators[i].update_batch(&taken)?;
             }
