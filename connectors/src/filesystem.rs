@@ -87,7 +87,8 @@ impl SourceProvider for FileSource {
             current: None,
             decoder: self.format.decoder(self.schema.clone())?,
             ready: Vec::new(),
-            carry: Vec::new(),
+            buffer: Vec::new(),
+            carried: 0,
         }))
     }
 }
@@ -131,8 +132,9 @@ struct FileReader {
     current: Option<(PathBuf, std::io::Take<File>)>,
     decoder: Decoder,
     ready: Vec<RecordBatch>,
-    /// The partial last line of the previous chunk.
-    carry: Vec<u8>,
+    buffer: Vec<u8>,
+    /// Bytes at the front of `buffer`: the partial last line read so far.
+    carried: usize,
 }
 
 impl BatchReader for FileReader {
@@ -156,26 +158,29 @@ impl BatchReader for FileReader {
             let Some((path, reader)) = self.current.as_mut() else {
                 continue;
             };
-            let mut chunk = std::mem::take(&mut self.carry);
-            let before = chunk.len();
-            chunk.resize(before + CHUNK_BYTES, 0);
-            let n = read_full(reader, &mut chunk[before..])
+            // The partial line left last time stays at the front; the buffer
+            // is reused so that no chunk pays for zeroing or reallocating.
+            let carried = self.carried;
+            if self.buffer.len() < carried + CHUNK_BYTES {
+                self.buffer.resize(carried + CHUNK_BYTES, 0);
+            }
+            let n = read_full(reader, &mut self.buffer[carried..carried + CHUNK_BYTES])
                 .map_err(io_error(path))
                 .map_err(EngineError::from)?;
-            chunk.truncate(before + n);
-            let at_end = n == 0;
-            let complete = if at_end {
+            let end = carried + n;
+            let complete = if n == 0 {
                 self.current = None;
-                chunk.len()
+                end
             } else {
-                chunk.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)
+                memchr::memrchr(b'\n', &self.buffer[..end]).map_or(0, |i| i + 1)
             };
-            self.carry = chunk.split_off(complete);
-            if !chunk.is_empty() {
-                let mut batches = self.decoder.decode_lines(&chunk)?;
+            if complete > 0 {
+                let mut batches = self.decoder.decode_lines(&self.buffer[..complete])?;
                 batches.reverse();
                 self.ready = batches;
             }
+            self.buffer.copy_within(complete..end, 0);
+            self.carried = end - complete;
         }
     }
 }

@@ -6,9 +6,12 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 
 use crate::ConnectorError;
+use crate::json_lines::JsonLines;
 use crate::options::Options;
 
 pub const BATCH_ROWS: usize = 8192;
+
+const GIVE_BACKS_BEFORE_ARROW_ONLY: u32 = 4;
 
 /// Flink's `json.timestamp-format.standard`: `SQL` (the default) and `ISO-8601`.
 const SQL_TIMESTAMP: &str = "%Y-%m-%d %H:%M:%S%.3f";
@@ -100,6 +103,7 @@ impl Format {
                 fail_on_missing_field,
                 ..
             } => {
+                let fast_schema = schema.clone();
                 let build = move || {
                     datafusion::arrow::json::ReaderBuilder::new(schema.clone())
                         .with_batch_size(BATCH_ROWS)
@@ -107,9 +111,17 @@ impl Format {
                         .build_decoder()
                 };
                 let decoder = build()?;
+                // Strict mode's errors for unknown fields are arrow-json's to give.
+                let fast = if *fail_on_missing_field {
+                    None
+                } else {
+                    JsonLines::new(fast_schema, BATCH_ROWS).map(Box::new)
+                };
                 Ok(Decoder::Json {
                     decoder,
                     line_by_line: ignore_parse_errors.then_some(Box::new(build()?)),
+                    fast,
+                    given_back: 0,
                 })
             }
             Format::Csv {
@@ -141,6 +153,9 @@ pub enum Decoder {
         /// With `json.ignore-parse-errors`, a second decoder that retries a
         /// failed chunk a line at a time.
         line_by_line: Option<Box<datafusion::arrow::json::reader::Decoder>>,
+        /// Tried first; a chunk it gives back goes to `decoder`.
+        fast: Option<Box<JsonLines>>,
+        given_back: u32,
     },
     Csv {
         decoder: Box<datafusion::arrow::csv::reader::Decoder>,
@@ -156,7 +171,20 @@ impl Decoder {
             Decoder::Json {
                 decoder,
                 line_by_line,
+                fast,
+                given_back,
             } => {
+                if let Some(fast_decoder) = fast {
+                    if let Some(batches) = fast_decoder.decode(lines) {
+                        return Ok(batches);
+                    }
+                    // Data whose shape keeps being given back would be
+                    // scanned twice; leave it to arrow-json from then on.
+                    *given_back += 1;
+                    if *given_back >= GIVE_BACKS_BEFORE_ARROW_ONLY {
+                        *fast = None;
+                    }
+                }
                 if let Err(error) = feed(lines, &mut out, decoder) {
                     let Some(retry) = line_by_line else {
                         return Err(error);

@@ -4,6 +4,7 @@ pub mod datagen;
 mod display;
 pub mod filesystem;
 pub mod format;
+mod json_lines;
 pub mod nexmark;
 pub mod options;
 pub mod print;

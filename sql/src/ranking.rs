@@ -82,6 +82,7 @@ impl Planner<'_> {
             limit: limit.map(|n| n as usize),
             input_schema: input.schema.clone(),
             output_schema: output_schema.clone(),
+            ttl: self.state_ttl()?,
         });
         Ok(Planned::new(
             Node::TopN {

@@ -204,6 +204,7 @@ impl Planner<'_> {
             right_schema: right.schema,
             joined_schema,
             output_schema: output_schema.clone(),
+            ttl: self.state_ttl()?,
         });
         let node = Node::RegularJoin {
             left: Box::new(left.node),

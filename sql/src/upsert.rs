@@ -64,6 +64,8 @@ pub fn by_primary_key(
         limit: Some(1),
         input_schema: schema.clone(),
         output_schema: ranked,
+        // The sink's table, not a query's state: kept whole.
+        ttl: None,
     });
     let top = Node::TopN {
         input: Box::new(node),

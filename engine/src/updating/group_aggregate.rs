@@ -22,6 +22,7 @@ use crate::context::JobContext;
 use crate::error::EngineError;
 use crate::time::Watermark;
 use crate::updating::changelog::{self, diffs};
+use crate::updating::expiry::{self, MarkBy};
 
 pub use crate::updating::changelog::Updates;
 use crate::updating::changelog::to_updates;
@@ -35,7 +36,7 @@ pub struct GroupAggregate {
     /// Keys, then aggregates, then `__op`.
     pub output_schema: SchemaRef,
     /// `table.exec.state.ttl`: a key not updated for this long is
-    /// forgotten without retracting its result (append-only inputs).
+    /// forgotten without retracting its result.
     pub ttl: Option<std::time::Duration>,
 }
 
@@ -175,6 +176,13 @@ pub fn group_aggregate<'scope>(
         move |batch, time| encode_spec.updates(&encode_codecs, batch, time),
         context.clone(),
     );
+    let (updates, expired) = match spec.ttl {
+        Some(ttl) => {
+            let (updates, marks) = expiry::expire(updates, ttl, MarkBy::Key, context.clone());
+            (updates, Some((marks, MarkBy::Key)))
+        }
+        None => (updates, None),
+    };
     let (reduce_spec, reduce_codecs, reduce_context) =
         (spec.clone(), codecs.clone(), context.clone());
     let results = updates.as_collection().reduce_named(
@@ -191,6 +199,7 @@ pub fn group_aggregate<'scope>(
     );
     Ok(crate::updating::join::to_changelog(
         results.inner,
+        expired,
         "GroupAggregateOutput",
         Arc::new(move |updates: &[(Vec<u8>, Vec<u8>, isize)]| {
             decode_results(&spec, &codecs, updates)

@@ -3,7 +3,7 @@
 //! side that has ever arrived and retractions on either side retract their
 //! pairs. The extra condition is applied to the decoded pairs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use datafusion::arrow::array::ArrayRef;
@@ -17,6 +17,7 @@ use timely::container::CapacityContainerBuilder;
 use timely::dataflow::Stream;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::core::ToStream;
 use timely::dataflow::operators::generic::Operator;
 
 use crate::batch::Batch;
@@ -26,6 +27,7 @@ use crate::join::KeyedBatch;
 use crate::time::Watermark;
 use crate::updating::changelog::{self, RowKind, diffs, is_changelog};
 use crate::updating::changelog::{Updates, to_updates};
+use crate::updating::expiry::{self, MarkBy, Marks};
 
 /// Turns one complete time's updates `(key, value, diff)` (sorted by key)
 /// into a changelog batch.
@@ -33,9 +35,12 @@ pub type DecodeFn =
     Arc<dyn Fn(&[(Vec<u8>, Vec<u8>, isize)]) -> Result<RecordBatch, EngineError> + Send + Sync>;
 
 /// Collects differential's output per time and, once the frontier has
-/// passed a time, hands its consolidated updates to `decode`.
+/// passed a time, hands its consolidated updates to `decode`. With
+/// `expired` (a TTL's marks, see `expiry`), what an expiry changed is
+/// dropped instead.
 pub fn to_changelog<'scope>(
     updates: Stream<'scope, Watermark, Updates>,
+    expired: Option<(Stream<'scope, Watermark, Marks>, MarkBy)>,
     name: &str,
     decode: DecodeFn,
     context: Arc<JobContext>,
@@ -44,20 +49,26 @@ pub fn to_changelog<'scope>(
     // its input minus a re-arranged semijoin), so they meet on the worker
     // of their key before they are paired and consolidated.
     let by_key = timely::dataflow::channels::pact::Exchange::new(
-        |update: &((Vec<u8>, Vec<u8>), Watermark, isize)| {
-            use std::hash::{Hash, Hasher};
-            let mut hasher = std::hash::DefaultHasher::new();
-            update.0.0.hash(&mut hasher);
-            hasher.finish()
-        },
+        |update: &((Vec<u8>, Vec<u8>), Watermark, isize)| expiry::owner(&update.0.0),
     );
-    updates.unary_frontier::<CapacityContainerBuilder<Batch>, _, _, _>(
+    let scope = updates.scope();
+    let (marks, mark_by) = match expired {
+        Some((marks, mark_by)) => (marks, mark_by),
+        None => (
+            std::iter::empty::<(Vec<u8>, Watermark, isize)>().to_stream(scope),
+            MarkBy::Key,
+        ),
+    };
+    updates.binary_frontier::<_, CapacityContainerBuilder<Batch>, _, _, _, _>(
+        marks,
         by_key,
+        Pipeline,
         name,
         move |_cap, _info| {
             type Pending = (Capability<Watermark>, Vec<(Vec<u8>, Vec<u8>, isize)>);
             let mut stash: BTreeMap<Watermark, Pending> = BTreeMap::new();
-            move |(input, frontier), output| {
+            let mut marked: BTreeMap<Watermark, HashMap<Vec<u8>, isize>> = BTreeMap::new();
+            move |(input, frontier), (marks, marks_frontier), output| {
                 input.for_each(|cap, data| {
                     for ((key, value), time, diff) in data.drain(..) {
                         let entry = match stash.get_mut(&time) {
@@ -70,11 +81,24 @@ pub fn to_changelog<'scope>(
                         entry.1.push((key, value, diff));
                     }
                 });
+                marks.for_each(|_cap, data| {
+                    for (mark, time, diff) in data.drain(..) {
+                        *marked.entry(time).or_default().entry(mark).or_default() += diff;
+                    }
+                });
                 while let Some(entry) = stash.first_entry() {
-                    if frontier.less_equal(entry.key()) {
+                    let time = *entry.key();
+                    if frontier.less_equal(&time) || marks_frontier.less_equal(&time) {
                         break;
                     }
                     let (cap, mut updates) = entry.remove();
+                    if let Some(marks) = marked.remove(&time) {
+                        let is_marked = |bytes: &[u8]| marks.get(bytes).is_some_and(|n| *n > 0);
+                        updates.retain(|(key, value, _)| match mark_by {
+                            MarkBy::Key => !is_marked(key),
+                            MarkBy::Row { .. } => !is_marked(key) && !is_marked(value),
+                        });
+                    }
                     updates.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
                     consolidate(&mut updates);
                     if updates.is_empty() {
@@ -87,6 +111,13 @@ pub fn to_changelog<'scope>(
                         Ok(_) => {}
                         Err(error) => context.fail(error),
                     }
+                }
+                // Marks of times that can no longer have output.
+                let waiting = stash.keys().next().copied();
+                let open = frontier.frontier().iter().min().copied();
+                match waiting.into_iter().chain(open).min() {
+                    Some(earliest) => marked = marked.split_off(&earliest),
+                    None => marked.clear(),
                 }
             }
         },
@@ -134,6 +165,9 @@ pub struct RegularJoin {
     pub joined_schema: SchemaRef,
     /// `joined_schema` (the left columns for semi and anti joins) and `__op`.
     pub output_schema: SchemaRef,
+    /// `table.exec.state.ttl`: a key idle on both sides for this long is
+    /// forgotten without retracting its output.
+    pub ttl: Option<std::time::Duration>,
 }
 
 /// The data columns (without `__op`) of a side.
@@ -212,8 +246,16 @@ pub fn regular_join<'scope>(
             width: data_columns(&spec.right_schema),
         },
     });
-    let lefts = encode(left, sides.clone(), true, context.clone()).as_collection();
-    let rights = encode(right, sides.clone(), false, context.clone()).as_collection();
+    let lefts = encode(left, sides.clone(), true, context.clone());
+    let rights = encode(right, sides.clone(), false, context.clone());
+    let (lefts, rights, expired) = match spec.ttl {
+        Some(ttl) => {
+            let (lefts, rights, marks) = expiry::expire_pair(lefts, rights, ttl, context.clone());
+            (lefts, rights, Some((marks, MarkBy::Row { skip: 1 })))
+        }
+        None => (lefts, rights, None),
+    };
+    let (lefts, rights) = (lefts.as_collection(), rights.as_collection());
     let pairs = lefts
         .clone()
         .join_map(rights.clone(), |_key, l: &Vec<u8>, r: &Vec<u8>| {
@@ -265,6 +307,7 @@ pub fn regular_join<'scope>(
     let decode: DecodeFn = Arc::new(move |updates| decode_pairs(&spec, &sides, updates));
     Ok(to_changelog(
         output.inner,
+        expired,
         "RegularJoinOutput",
         decode,
         context,

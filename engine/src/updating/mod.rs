@@ -9,6 +9,7 @@
 pub mod append_aggregate;
 pub mod append_top_n;
 pub mod changelog;
+pub mod expiry;
 pub mod group_aggregate;
 pub mod join;
 pub mod top_n;

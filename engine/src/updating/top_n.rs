@@ -20,6 +20,7 @@ use crate::error::EngineError;
 use crate::time::Watermark;
 use crate::updating::changelog::{self, diffs, is_changelog};
 use crate::updating::changelog::{Updates, to_updates};
+use crate::updating::expiry::{self, MarkBy};
 use crate::updating::join::{DecodeFn, to_changelog};
 
 pub struct TopN {
@@ -31,6 +32,9 @@ pub struct TopN {
     pub input_schema: SchemaRef,
     /// The input's data columns, the row number, `__op`.
     pub output_schema: SchemaRef,
+    /// `table.exec.state.ttl`: a partition not updated for this long is
+    /// forgotten without retracting its rows.
+    pub ttl: Option<std::time::Duration>,
 }
 
 pub(crate) struct Codecs {
@@ -153,6 +157,13 @@ pub fn top_n<'scope>(
         move |batch, time| encode_spec.updates(&encode_codecs, batch, time),
         context.clone(),
     );
+    let (updates, expired) = match spec.ttl {
+        Some(ttl) => {
+            let (updates, marks) = expiry::expire(updates, ttl, MarkBy::Key, context.clone());
+            (updates, Some((marks, MarkBy::Key)))
+        }
+        None => (updates, None),
+    };
     let (rank_spec, rank_codecs, rank_context) = (spec.clone(), codecs.clone(), context.clone());
     let ranked = updates.as_collection().reduce_named(
         "TopN",
@@ -164,7 +175,13 @@ pub fn top_n<'scope>(
         },
     );
     let decode: DecodeFn = Arc::new(move |updates| decode_ranked(&spec, &codecs, updates));
-    Ok(to_changelog(ranked.inner, "TopNOutput", decode, context))
+    Ok(to_changelog(
+        ranked.inner,
+        expired,
+        "TopNOutput",
+        decode,
+        context,
+    ))
 }
 
 fn decode_ranked(

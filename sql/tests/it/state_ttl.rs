@@ -10,6 +10,14 @@ use runnel_engine::context::JobContext;
 use runnel_engine::runtime::Cluster;
 use runnel_sql::Session;
 
+use std::sync::Mutex;
+
+use datafusion::arrow::record_batch::RecordBatch;
+use runnel_engine::EngineError;
+use runnel_engine::connector::SinkProvider;
+use runnel_engine::sink::BatchSink;
+use runnel_engine::time::Watermark;
+
 use crate::support::Collected;
 
 /// Runs an unbounded script for `run_for`, sampling what its operators hold
@@ -85,5 +93,108 @@ fn a_group_by_with_a_ttl_keeps_its_keys_flat() {
     assert!(
         most < read / 3,
         "keys grew with the input: {samples:?} held of {read} read"
+    );
+}
+
+/// The changelog a script's SELECT emits, row kinds kept, as printed.
+#[derive(Clone, Default)]
+struct Changelog(Arc<Mutex<Vec<String>>>);
+
+impl SinkProvider for Changelog {
+    fn sink(&self, _worker: usize, _peers: usize) -> Result<Box<dyn BatchSink>, EngineError> {
+        Ok(Box::new(self.clone()))
+    }
+}
+
+impl BatchSink for Changelog {
+    fn write(&mut self, batch: RecordBatch, _time: Watermark) -> Result<(), EngineError> {
+        let text = runnel_connectors::print::render_rows("", &batch);
+        self.0
+            .lock()
+            .unwrap()
+            .extend(text.lines().map(str::to_string));
+        Ok(())
+    }
+}
+
+fn changelog_of(script: &str) -> (Arc<JobContext>, Vec<String>) {
+    let submitted = Session::new(Arc::new(Connectors)).submit(script).unwrap();
+    let rows = Changelog::default();
+    let context = Arc::new(JobContext::default());
+    submitted
+        .job
+        .run(&Cluster::local(1), context.clone(), Arc::new(rows.clone()))
+        .unwrap();
+    let rows = rows.0.lock().unwrap().clone();
+    (context, rows)
+}
+
+/// Over an updating input (a GROUP BY of a GROUP BY), a key idle for the
+/// TTL is forgotten as Flink forgets it: nothing is emitted when it goes,
+/// and when it comes back it starts afresh with an insert.
+#[test]
+fn an_updating_group_by_forgets_idle_keys_without_retracting() {
+    // Ten rows a second: keys (k / 10) % 2 take turns, a second each, so
+    // each is idle for a second between its turns.
+    let script = |ttl: &str| {
+        format!(
+            "{ttl}
+        CREATE TABLE a (k BIGINT, v BIGINT) WITH ('connector' = 'datagen', 'rows-per-second' = '10',
+          'fields.k.kind' = 'sequence', 'fields.k.start' = '0', 'fields.k.end' = '39');
+        SELECT (k / 10) % 2 AS g, COUNT(*) AS c
+        FROM (SELECT k, MAX(v) AS m FROM a GROUP BY k) t GROUP BY (k / 10) % 2;"
+        )
+    };
+    let final_counts = |rows: &[String]| {
+        let mut table = std::collections::BTreeMap::new();
+        for row in rows {
+            let (kind, values) = row.split_at(2);
+            let values = values.trim_matches(['[', ']']).to_string();
+            let (g, c) = values.split_once(", ").unwrap();
+            match kind {
+                "+I" | "+U" => table.insert(g.to_string(), c.to_string()),
+                _ => table.remove(g),
+            };
+        }
+        table
+    };
+    let (_, kept) = changelog_of(&script(""));
+    assert_eq!(
+        final_counts(&kept).into_iter().collect::<Vec<_>>(),
+        [("0".into(), "20".into()), ("1".into(), "20".into())],
+        "{kept:?}"
+    );
+    let (_, forgot) = changelog_of(&script("SET 'table.exec.state.ttl' = '300 ms';"));
+    assert!(
+        forgot.iter().all(|r| !r.starts_with("-D")),
+        "an expiry was emitted: {forgot:?}"
+    );
+    let inserts = forgot.iter().filter(|r| r.starts_with("+I[0,")).count();
+    assert_eq!(inserts, 2, "key 0 did not start afresh: {forgot:?}");
+    assert_eq!(
+        final_counts(&forgot).into_iter().collect::<Vec<_>>(),
+        [("0".into(), "10".into()), ("1".into(), "10".into())],
+        "{forgot:?}"
+    );
+}
+
+/// An outer join (differential) under a TTL holds a flat number of rows.
+#[test]
+fn an_outer_join_with_a_ttl_keeps_its_state_flat() {
+    let script = "
+        SET 'table.exec.state.ttl' = '300 ms';
+        CREATE TABLE a (k BIGINT, v BIGINT) WITH ('connector' = 'datagen', 'rows-per-second' = '2000',
+          'fields.k.kind' = 'sequence', 'fields.k.start' = '0', 'fields.k.end' = '100000000');
+        CREATE TABLE b (k BIGINT, v BIGINT) WITH ('connector' = 'datagen', 'rows-per-second' = '2000',
+          'fields.k.kind' = 'sequence', 'fields.k.start' = '0', 'fields.k.end' = '100000000');
+        CREATE TABLE joined (k BIGINT, v BIGINT, w BIGINT) WITH ('connector' = 'blackhole');
+        INSERT INTO joined SELECT a.k, a.v, b.v FROM a LEFT JOIN b ON a.k = b.k;";
+    let (samples, read) = held_while_running(script, Duration::from_secs(4));
+    let most = samples.iter().copied().max().unwrap_or(0);
+    assert!(read > 8_000, "the sources read only {read} rows");
+    assert!(most > 200, "no join state seen: {samples:?}");
+    assert!(
+        most < read / 3,
+        "state grew with the input: {samples:?} rows held of {read} read"
     );
 }
