@@ -51,7 +51,7 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ConnectorError + '_ {
     }
 }
 
-fn list_files(path: &Path) -> Result<Vec<PathBuf>, ConnectorError> {
+pub(crate) fn list_files(path: &Path) -> Result<Vec<PathBuf>, ConnectorError> {
     let metadata = std::fs::metadata(path).map_err(io_error(path))?;
     if metadata.is_file() {
         return Ok(vec![path.to_path_buf()]);
@@ -264,6 +264,10 @@ impl SinkProvider for FileSink {
     fn accepts_changelog(&self) -> bool {
         matches!(self.format, SinkFormat::Debezium(_))
     }
+
+    fn wants_update_before(&self) -> bool {
+        self.accepts_changelog()
+    }
 }
 
 struct FileWriter {
@@ -345,6 +349,9 @@ pub fn source(
     options: &Options,
     schema: SchemaRef,
 ) -> Result<Arc<dyn SourceProvider>, ConnectorError> {
+    if options.get("format") == Some("debezium-json") {
+        return crate::debezium::source(options, schema);
+    }
     Ok(Arc::new(FileSource::new(options, schema)?))
 }
 

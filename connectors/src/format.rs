@@ -91,7 +91,7 @@ impl Format {
                 })
             }
             other => Err(ConnectorError::Option(format!(
-                "unsupported format '{other}'; available: json, csv, and, for filesystem sinks, parquet and debezium-json"
+                "unsupported format '{other}'; available: json, csv, debezium-json, and, for filesystem sinks, parquet"
             ))),
         }
     }

@@ -1,6 +1,7 @@
 //! Runnel's connectors: where tables' rows come from and go to.
 
 pub mod datagen;
+pub mod debezium;
 mod display;
 pub mod filesystem;
 pub mod format;
@@ -27,6 +28,13 @@ pub enum ConnectorError {
     Io {
         path: String,
         source: std::io::Error,
+    },
+    /// A Debezium envelope that is not a change, with its file and text.
+    #[error("debezium-json: {path}: {problem}; the message is '{message}'")]
+    Envelope {
+        path: String,
+        message: String,
+        problem: debezium::EnvelopeError,
     },
     #[error(transparent)]
     Arrow(#[from] datafusion::arrow::error::ArrowError),

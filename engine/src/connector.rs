@@ -8,6 +8,13 @@ use crate::source::BatchReader;
 
 pub trait SourceProvider: Send + Sync {
     fn reader(&self, worker: usize, peers: usize) -> Result<Box<dyn BatchReader>, EngineError>;
+
+    /// Whether the batches are a changelog (a trailing `__op` column after
+    /// the table's columns): the planner then treats every query over the
+    /// table as updating, never taking an append-only path.
+    fn produces_changelog(&self) -> bool {
+        false
+    }
 }
 
 pub trait SinkProvider: Send + Sync {
@@ -16,6 +23,14 @@ pub trait SinkProvider: Send + Sync {
     /// Whether the sink understands a changelog (rows with a `__op` kind);
     /// an append-only sink is refused an updating query at submit time.
     fn accepts_changelog(&self) -> bool {
+        false
+    }
+
+    /// Whether, for a table with a PRIMARY KEY, the sink still wants each
+    /// update's `-U` row. An upsert sink replaces by key and does not; a
+    /// changelog format (debezium-json) does, as Flink writes it, or what
+    /// it writes could not be read back as the same table.
+    fn wants_update_before(&self) -> bool {
         false
     }
 }

@@ -284,7 +284,7 @@ impl Session {
         let (node, schema) = if table.primary_key.is_empty() || !is_changelog(&schema) {
             (node, schema)
         } else {
-            crate::upsert::by_primary_key(node, schema, &table)?
+            crate::upsert::by_primary_key(node, schema, &table, provider.wants_update_before())?
         };
         let cast = cast_to(schema, target.clone())
             .map_err(|e| SqlError::at(e.to_string(), position(&words[0])))?;
@@ -392,9 +392,9 @@ pub fn explain(node: &Node, depth: usize) -> String {
     match node {
         Node::Source {
             table,
+            provider,
             event_time,
             late_rows,
-            ..
         } => {
             let connector = table.options.get("connector").cloned().unwrap_or_default();
             let watermark = match (&table.watermark, event_time) {
@@ -411,8 +411,13 @@ pub fn explain(node: &Node, depth: usize) -> String {
                 Some(late) => format!(", late rows to {}", late.table),
                 None => String::new(),
             };
+            let changelog = if provider.produces_changelog() {
+                ", changelog"
+            } else {
+                ""
+            };
             format!(
-                "{pad}Source: {}[{connector}]{watermark}{idle}{late}",
+                "{pad}Source: {}[{connector}]{changelog}{watermark}{idle}{late}",
                 table.name
             )
         }

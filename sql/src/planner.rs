@@ -271,12 +271,20 @@ impl Planner<'_> {
                     .ok_or_else(|| SqlError::Plan(format!("Object '{table_name}' not found")))?;
                 let physical = Catalog::physical_schema(&table);
                 let source = self.source(table)?;
-                let out_schema = Arc::new(scan.projected_schema.as_arrow().clone());
+                let changelog = matches!(&source, Node::Source { provider, .. } if provider.produces_changelog());
+                let mut out_schema = Arc::new(scan.projected_schema.as_arrow().clone());
+                if changelog {
+                    out_schema = with_op(&out_schema);
+                }
                 match projection {
-                    Some(indices)
+                    Some(mut indices)
                         if indices.len() != physical.fields().len()
                             || indices.iter().enumerate().any(|(i, &c)| i != c) =>
                     {
+                        if changelog {
+                            // The source's `__op` follows its columns.
+                            indices.push(physical.fields().len());
+                        }
                         let schema = out_schema.clone();
                         let f: BatchFn = Arc::new(move |batch: RecordBatch| {
                             let columns: Vec<ArrayRef> =
@@ -528,6 +536,17 @@ impl Planner<'_> {
             .connectors
             .source(options, schema.clone())
             .map_err(|e| SqlError::at(format!("table '{}': {e}", table.name), table.position))?;
+        if provider.produces_changelog() && table.watermark.is_some() {
+            // The source drops rows late for its watermark: a dropped
+            // update or delete would leave every result wrong for good.
+            return Err(SqlError::at(
+                format!(
+                    "table '{}': a WATERMARK on a changelog source is not supported (late updates and deletes would be dropped)",
+                    table.name
+                ),
+                table.position,
+            ));
+        }
         let proctime = table
             .computed
             .iter()

@@ -2,7 +2,8 @@
 //! `PRIMARY KEY ... NOT ENFORCED` collapses the changelog to one row per
 //! key, as Flink's sink upsert materializer does. The sink gets `+I`/`+U`
 //! of each key's row and `-D` when the key is gone; `-U` rows are dropped,
-//! since an upsert replaces by key.
+//! since an upsert replaces by key, unless the sink writes a changelog
+//! format (`SinkProvider::wants_update_before`).
 
 use std::sync::Arc;
 
@@ -25,6 +26,7 @@ pub fn by_primary_key(
     node: Node,
     schema: SchemaRef,
     table: &TableDef,
+    keep_update_before: bool,
 ) -> Result<(Node, SchemaRef), SqlError> {
     let columns = Catalog::physical_schema(table);
     let partition = table
@@ -78,7 +80,7 @@ pub fn by_primary_key(
         let keep: BooleanArray = op
             .as_primitive::<Int8Type>()
             .iter()
-            .map(|k| Some(k != Some(RowKind::UpdateBefore as i8)))
+            .map(|k| Some(keep_update_before || k != Some(RowKind::UpdateBefore as i8)))
             .collect();
         let mut columns = batch.columns()[..width].to_vec();
         columns.push(op.clone());

@@ -6,6 +6,7 @@
     reason = "test helpers fail the test on unexpected errors"
 )]
 
+mod changelog_source;
 mod joins;
 mod late_rows;
 mod nexmark;
