@@ -1,8 +1,10 @@
-//! SESSION windows: per key, rows closer than the gap share a window that
+//! SESSION windows: per key, rows at most the gap apart share a window that
 //! ends `gap` after its last row. A row opens `[ts, ts + gap)`; windows of
-//! the same key that overlap merge, their accumulators merged through
-//! DataFusion's `state`/`merge_batch`. A session fires once the watermark
-//! passes its end, since no later row can reach back into it.
+//! the same key that overlap or touch merge (as Flink's `TimeWindow::
+//! intersects` merges them: a row exactly the gap after a session's last
+//! row joins it), their accumulators merged through DataFusion's
+//! `state`/`merge_batch`. A session fires once the watermark passes its
+//! end, since no later row can reach back into it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -118,9 +120,10 @@ impl Sessions {
         self.open.values().flatten().map(|s| s.end - 1).min()
     }
 
-    /// Removes and returns the sessions that end at or before `watermark`
-    /// (all of them at the end of input), as one batch, with the time the
-    /// earliest of them may be emitted at.
+    /// Removes and returns the sessions that end before `watermark` (all of
+    /// them at the end of input), as one batch, with the time the earliest
+    /// of them may be emitted at. A session ending at the watermark stays:
+    /// a row at the watermark is on time and touches it, so would join it.
     pub fn fire(
         &mut self,
         watermark: Option<Watermark>,
@@ -132,7 +135,7 @@ impl Sessions {
         for (key, sessions) in self.open.iter_mut() {
             let mut i = 0;
             while i < sessions.len() {
-                if watermark.is_some_and(|w| w < sessions[i].end) {
+                if watermark.is_some_and(|w| w <= sessions[i].end) {
                     i += 1;
                     continue;
                 }
@@ -173,8 +176,8 @@ impl Sessions {
     }
 }
 
-/// Merges `[start, end)` with every overlapping session of one key and
-/// returns the index of the session that now covers it.
+/// Merges `[start, end)` with every session of one key that overlaps or
+/// touches it and returns the index of the session that now covers it.
 fn merge_into(
     sessions: &mut Vec<Session>,
     start: Millis,
@@ -182,7 +185,7 @@ fn merge_into(
     spec: &WindowAggregate,
 ) -> Result<usize, EngineError> {
     let overlapping: Vec<usize> = (0..sessions.len())
-        .filter(|&i| sessions[i].start < end && start < sessions[i].end)
+        .filter(|&i| sessions[i].start <= end && start <= sessions[i].end)
         .collect();
     let Some(&first) = overlapping.first() else {
         let accumulators = spec

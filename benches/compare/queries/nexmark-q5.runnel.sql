@@ -1,8 +1,6 @@
 -- input: nexmark
 -- Nexmark q5, Runnel: the body of benches/nexmark/queries/q5.sql (see its
 -- comment for how it differs from Flink's) over the exported events.
--- check: skip (Runnel plans it as updating, which its filesystem JSON sink refuses)
--- (MaxBids' GROUP BY window_start, window_end is taken for an unwindowed one.)
 ${NEXMARK_DDL}
 
 CREATE TABLE nexmark_q5 (

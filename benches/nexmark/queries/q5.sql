@@ -3,9 +3,9 @@
 -- with that window's maximum count (a window join).
 -- Differs from Flink's q5 in names only, as q8: the window columns keep
 -- their names (Flink renames them starttime and endtime) so that the join
--- is seen as a window join. It is still rejected today: MaxBids groups the
--- output of a window aggregation by its window_start, window_end, which the
--- planner takes for an unwindowed GROUP BY.
+-- is seen as a window join (of two window aggregations: MaxBids' GROUP BY
+-- of CountBids' window_start, window_end is one too), append-only as in
+-- Flink.
 CREATE TABLE nexmark_q5 (
   auction  BIGINT,
   num  BIGINT

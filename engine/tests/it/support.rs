@@ -199,7 +199,8 @@ pub fn windows_of(window: WindowKind, ts: i64) -> Vec<(i64, i64)> {
     }
 }
 
-/// Each row's session, per key: rows less than `gap` apart chain together.
+/// Each row's session, per key: rows at most `gap` apart chain together
+/// (Flink merges session windows that touch).
 fn sessions_of(rows: &[Row], gap: i64) -> Vec<(i64, i64)> {
     let mut order: Vec<usize> = (0..rows.len()).collect();
     order.sort_by_key(|&i| (rows[i].0, rows[i].1));
@@ -215,7 +216,7 @@ fn sessions_of(rows: &[Row], gap: i64) -> Vec<(i64, i64)> {
     };
     for &i in &order {
         if let Some(&last) = group.last()
-            && (rows[last].0 != rows[i].0 || rows[i].1 >= rows[last].1 + gap)
+            && (rows[last].0 != rows[i].0 || rows[i].1 > rows[last].1 + gap)
         {
             flush(&mut group, &mut assigned);
         }

@@ -85,6 +85,28 @@ fn windows_before_the_epoch_fire_too() {
 }
 
 #[test]
+fn sessions_that_touch_merge_as_in_flink() {
+    let kind = WindowKind::session(10).unwrap();
+    // Key 1's rows at 0 and exactly the gap later, at 10, share a session
+    // (Flink merges windows that touch). The row at 10 arrives once the
+    // watermark (bound 10, key 2's rows at 20) has reached 10, the first
+    // session's end: on time, so that session must still be open. The
+    // source yields after 16 batches, so with 40 batches between them the
+    // operator runs with that watermark before the row comes.
+    let mut rows = vec![(1, 0, 1)];
+    rows.extend(std::iter::repeat_n((2, 20, 2), 40));
+    rows.push((1, 10, 4));
+    let batches = rows.iter().map(|r| batch_of(&[*r])).collect();
+    let output = run_windowed(batches, kind, 1, 10);
+    assert_eq!(output.rows, oracle(&rows, kind));
+    assert!(
+        output.rows.iter().any(|r| r.starts_with("0,20,1,2,")),
+        "{:?}",
+        output.rows
+    );
+}
+
+#[test]
 fn sessions_merge_when_a_row_bridges_two_of_them() {
     let kind = WindowKind::session(10).unwrap();
     // 0 and 15 are separate sessions until 8 arrives and bridges them.
