@@ -2,6 +2,7 @@
 //! byte ranges split at line ends so that every worker reads its share of
 //! even a single large file; written as part files, one per worker.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -201,6 +202,9 @@ pub struct FileSink {
     dir: PathBuf,
     format: SinkFormat,
     extension: &'static str,
+    /// `PARTITIONED BY` columns: rows go to `col=value/` directories,
+    /// without those columns, as Flink's filesystem sink writes them.
+    partition_keys: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -227,20 +231,52 @@ impl FileSink {
             SinkFormat::Lines(Format::Csv { .. }) => "csv",
             SinkFormat::Parquet => "parquet",
         };
+        let partition_keys = options
+            .get(runnel_engine::connector::PARTITION_KEYS)
+            .map(|keys| keys.split(',').map(str::to_string).collect())
+            .unwrap_or_default();
         Ok(FileSink {
             dir,
             format,
             extension,
+            partition_keys,
         })
     }
 }
 
 impl SinkProvider for FileSink {
     fn sink(&self, worker: usize, _peers: usize) -> Result<Box<dyn BatchSink>, EngineError> {
-        std::fs::create_dir_all(&self.dir)
-            .map_err(io_error(&self.dir))
+        if self.partition_keys.is_empty() {
+            return Ok(Box::new(self.writer(&self.dir, worker)?));
+        }
+        Ok(Box::new(PartitionedWriter {
+            sink: FileSink {
+                dir: self.dir.clone(),
+                format: self.format.clone(),
+                extension: self.extension,
+                partition_keys: self.partition_keys.clone(),
+            },
+            worker,
+            writers: HashMap::new(),
+        }))
+    }
+
+    fn accepts_changelog(&self) -> bool {
+        matches!(self.format, SinkFormat::Debezium(_))
+    }
+
+    fn wants_update_before(&self) -> bool {
+        self.accepts_changelog()
+    }
+}
+
+impl FileSink {
+    /// Worker `worker`'s part file in `dir`.
+    fn writer(&self, dir: &Path, worker: usize) -> Result<FileWriter, EngineError> {
+        std::fs::create_dir_all(dir)
+            .map_err(io_error(dir))
             .map_err(EngineError::from)?;
-        let path = self.dir.join(format!("part-{worker}.{}", self.extension));
+        let path = dir.join(format!("part-{worker}.{}", self.extension));
         let file = File::create(&path)
             .map_err(io_error(&path))
             .map_err(EngineError::from)?;
@@ -258,21 +294,101 @@ impl SinkProvider for FileSink {
                 writer: None,
             },
         };
-        Ok(Box::new(FileWriter { path, output }))
-    }
-
-    fn accepts_changelog(&self) -> bool {
-        matches!(self.format, SinkFormat::Debezium(_))
-    }
-
-    fn wants_update_before(&self) -> bool {
-        self.accepts_changelog()
+        Ok(FileWriter { path, output })
     }
 }
 
 struct FileWriter {
     path: PathBuf,
     output: Output,
+}
+
+/// One part file per partition directory a worker has written to.
+struct PartitionedWriter {
+    sink: FileSink,
+    worker: usize,
+    writers: HashMap<String, FileWriter>,
+}
+
+/// Flink's name for a NULL partition value (`partition.default-name`).
+const DEFAULT_PARTITION: &str = "__DEFAULT_PARTITION__";
+
+impl BatchSink for PartitionedWriter {
+    fn write(&mut self, batch: RecordBatch, time: Watermark) -> Result<(), EngineError> {
+        use datafusion::arrow::array::{Array, AsArray, UInt32Array};
+        use datafusion::arrow::compute::{cast, take_record_batch};
+        use datafusion::arrow::datatypes::DataType;
+        let schema = batch.schema();
+        let mut key_columns = Vec::with_capacity(self.sink.partition_keys.len());
+        for key in &self.sink.partition_keys {
+            let index = schema.index_of(key)?;
+            key_columns.push((key, cast(batch.column(index), &DataType::Utf8)?));
+        }
+        let mut groups: Vec<(String, Vec<u32>)> = Vec::new();
+        let mut group_of: HashMap<String, usize> = HashMap::new();
+        for row in 0..batch.num_rows() {
+            let path = key_columns
+                .iter()
+                .map(|(key, values)| {
+                    let values = values.as_string::<i32>();
+                    let value = if values.is_null(row) {
+                        DEFAULT_PARTITION.to_string()
+                    } else {
+                        escape_path_name(values.value(row))
+                    };
+                    format!("{key}={value}")
+                })
+                .collect::<Vec<_>>()
+                .join("/");
+            let next = groups.len();
+            let group = *group_of.entry(path.clone()).or_insert(next);
+            if group == next {
+                groups.push((path, Vec::new()));
+            }
+            groups[group].1.push(row as u32);
+        }
+        let data: Vec<usize> = (0..schema.fields().len())
+            .filter(|&i| !self.sink.partition_keys.contains(schema.field(i).name()))
+            .collect();
+        for (path, rows) in groups {
+            let rows = take_record_batch(&batch, &UInt32Array::from(rows))?.project(&data)?;
+            let writer = match self.writers.entry(path) {
+                std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+                std::collections::hash_map::Entry::Vacant(entry) => {
+                    let dir = self.sink.dir.join(entry.key());
+                    entry.insert(self.sink.writer(&dir, self.worker)?)
+                }
+            };
+            writer.write(rows, time)?;
+        }
+        Ok(())
+    }
+
+    fn watermark(&mut self, watermark: Option<Watermark>) -> Result<(), EngineError> {
+        for writer in self.writers.values_mut() {
+            writer.watermark(watermark)?;
+        }
+        Ok(())
+    }
+}
+
+/// A partition value as a directory name, escaped as Flink's
+/// `PartitionPathUtils.escapePathName` does (`10:00` -> `10%3A00`).
+fn escape_path_name(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        let escaped = c.is_ascii_control()
+            || matches!(
+                c,
+                '"' | '#' | '%' | '\'' | '*' | '/' | ':' | '=' | '?' | '\\' | '{' | '[' | ']' | '^'
+            );
+        if escaped {
+            out.push_str(&format!("%{:02X}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 enum Output {

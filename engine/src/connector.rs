@@ -17,6 +17,10 @@ pub trait SourceProvider: Send + Sync {
     }
 }
 
+/// The option under which a sink is given its table's `PARTITIONED BY`
+/// columns (comma-separated); set by the SQL layer, never by users.
+pub const PARTITION_KEYS: &str = "__partitioned-by";
+
 pub trait SinkProvider: Send + Sync {
     fn sink(&self, worker: usize, peers: usize) -> Result<Box<dyn BatchSink>, EngineError>;
 

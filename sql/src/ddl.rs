@@ -20,6 +20,9 @@ pub struct TableDef {
     pub computed: Vec<(String, String)>,
     pub watermark: Option<WatermarkDef>,
     pub primary_key: Vec<String>,
+    /// `PARTITIONED BY (...)`: a filesystem sink writes `col=value/`
+    /// directories of these.
+    pub partition_keys: Vec<String>,
     pub options: BTreeMap<String, String>,
     pub position: Position,
 }
@@ -62,6 +65,7 @@ pub fn parse_create_table(tokens: &[TokenWithSpan]) -> Result<TableDef, SqlError
         computed: Vec::new(),
         watermark: None,
         primary_key: Vec::new(),
+        partition_keys: Vec::new(),
         options: BTreeMap::new(),
         position: start,
     };
@@ -74,9 +78,24 @@ pub fn parse_create_table(tokens: &[TokenWithSpan]) -> Result<TableDef, SqlError
             at += 2;
         } else if is_word(token, "PARTITIONED") {
             let open = at + 2;
-            at = matching_paren(&tokens, open)
-                .ok_or_else(|| SqlError::at("unclosed PARTITIONED BY", position(token)))?
-                + 1;
+            let close = matching_paren(&tokens, open)
+                .ok_or_else(|| SqlError::at("unclosed PARTITIONED BY", position(token)))?;
+            for column in &tokens[open + 1..close] {
+                let Token::Word(word) = &column.token else {
+                    continue;
+                };
+                if !table.physical.iter().any(|f| f.name() == &word.value) {
+                    return Err(SqlError::at(
+                        format!(
+                            "partition column {} is not a physical column of {}",
+                            word.value, table.name
+                        ),
+                        position(column),
+                    ));
+                }
+                table.partition_keys.push(word.value.clone());
+            }
+            at = close + 1;
         } else if is_word(token, "WITH") {
             let open = at + 1;
             let close = matching_paren(&tokens, open)

@@ -268,9 +268,16 @@ impl Session {
             .map_or(tokens.len(), |i| i + 1);
         let (node, schema) = self.query(&tokens[query_at..]).await?;
         let target = Catalog::physical_schema(&table);
+        let mut options = table.options.clone();
+        if !table.partition_keys.is_empty() {
+            options.insert(
+                runnel_engine::connector::PARTITION_KEYS.to_string(),
+                table.partition_keys.join(","),
+            );
+        }
         let provider = self
             .connectors
-            .sink(table.options.clone(), target.clone())
+            .sink(options, target.clone())
             .map_err(|e| SqlError::at(format!("table '{name}': {e}"), table.position))?;
         if is_changelog(&schema) && !provider.accepts_changelog() {
             return Err(SqlError::at(

@@ -1,5 +1,6 @@
 -- Query 10: log to file system (not in the original suite). Every bid
--- written to CSV files partitioned by day and minute. Flink's partition
+-- written to CSV files partitioned by day and minute (`dt=.../hm=...`
+-- directories, as Flink writes them). Flink's partition
 -- commit and rolling options are left out (Runnel's filesystem sink has
 -- none of them), and DATE_FORMAT's patterns are
 -- DataFusion's (chrono's %Y-%m-%d for Flink's yyyy-MM-dd). `runnel bench` points

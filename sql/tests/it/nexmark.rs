@@ -308,11 +308,11 @@ async fn batch_answer(context: &SessionContext, query: &str, dir: &Path) -> Vec<
     sql(context, &select).await
 }
 
-/// q10 writes its rows to files: read back by DataFusion, they are the
-/// SELECT's batch answer. The filesystem sink does not honour `PARTITIONED
-/// BY` (it writes every column, `dt` and `hm` too, to flat part files,
-/// where Flink writes `dt=.../hm=...` directories), so only rows are
-/// checked, not Flink's layout.
+/// q10 writes its rows to files partitioned by date and minute, as Flink
+/// does: `dt=.../hm=.../part-N.csv` without those two columns, the
+/// values escaped as Flink escapes them (`10:00` -> `10%3A00`). Read back
+/// by DataFusion with each file's directory values put back, they are the
+/// SELECT's batch answer.
 fn check_q10(runtime: &Runtime, context: &SessionContext, failures: &mut Vec<String>) -> usize {
     let dir = tempfile::tempdir().unwrap();
     let (_, select) = parts("q10", dir.path());
@@ -330,7 +330,6 @@ fn check_q10(runtime: &Runtime, context: &SessionContext, failures: &mut Vec<Str
             statements("q10", &out).join(";\n")
         );
         run_script(&script, workers);
-        let files = SessionContext::new();
         let schema = Schema::new(vec![
             Field::new("auction", DataType::Int64, true),
             Field::new("bidder", DataType::Int64, true),
@@ -341,26 +340,43 @@ fn check_q10(runtime: &Runtime, context: &SessionContext, failures: &mut Vec<Str
                 true,
             ),
             Field::new("extra", DataType::Utf8, true),
-            Field::new("dt", DataType::Utf8, true),
-            Field::new("hm", DataType::Utf8, true),
         ]);
-        let got = runtime.block_on(async {
-            files
-                .register_csv(
-                    "q10",
-                    out.join("q10").to_str().unwrap(),
-                    CsvReadOptions::new()
-                        .has_header(false)
-                        .schema(&schema)
-                        .file_extension(".csv"),
-                )
-                .await
-                .unwrap();
-            sql(&files, "SELECT * FROM q10").await
-        });
+        let mut got = Vec::new();
+        for day in std::fs::read_dir(out.join("q10")).unwrap() {
+            let day = day.unwrap().path();
+            let dt = partition_value(&day, "dt");
+            for minute in std::fs::read_dir(&day).unwrap() {
+                let minute = minute.unwrap().path();
+                let hm = partition_value(&minute, "hm").replace("%3A", ":");
+                let files = SessionContext::new();
+                got.extend(runtime.block_on(async {
+                    files
+                        .register_csv(
+                            "part",
+                            minute.to_str().unwrap(),
+                            CsvReadOptions::new()
+                                .has_header(false)
+                                .schema(&schema)
+                                .file_extension(".csv"),
+                        )
+                        .await
+                        .unwrap();
+                    sql(&files, &format!("SELECT *, '{dt}', '{hm}' FROM part")).await
+                }));
+            }
+        }
+        got.sort();
         compare("q10", workers, &got, &expected, failures);
     }
     expected.len()
+}
+
+/// The value of a `key=value` partition directory.
+fn partition_value(dir: &Path, key: &str) -> String {
+    let name = dir.file_name().unwrap().to_string_lossy().to_string();
+    name.strip_prefix(&format!("{key}="))
+        .unwrap_or_else(|| panic!("{name} is not a {key}= directory"))
+        .to_string()
 }
 
 /// q12's windows are of processing time, so which window a bid falls in
