@@ -12,7 +12,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
 use runnel_engine::EngineError;
-use runnel_engine::connector::{SinkProvider, SourceProvider};
+use runnel_engine::connector::{KeepOnly, SinkProvider, SourceProvider};
 use runnel_engine::sink::BatchSink;
 use runnel_engine::source::{BatchReader, Poll};
 use runnel_engine::time::Watermark;
@@ -25,10 +25,12 @@ use crate::options::Options;
 /// enough to keep a worker responsive.
 const CHUNK_BYTES: usize = 4 << 20;
 
+#[derive(Clone)]
 pub struct FileSource {
     files: Vec<PathBuf>,
     format: Format,
     schema: SchemaRef,
+    keep: Option<KeepOnly>,
 }
 
 impl FileSource {
@@ -41,6 +43,7 @@ impl FileSource {
             files,
             format,
             schema,
+            keep: None,
         })
     }
 }
@@ -74,6 +77,13 @@ pub(crate) fn list_files(path: &Path) -> Result<Vec<PathBuf>, ConnectorError> {
 }
 
 impl SourceProvider for FileSource {
+    fn keep_only(&self, keep: KeepOnly) -> Option<Arc<dyn SourceProvider>> {
+        Some(Arc::new(FileSource {
+            keep: Some(keep),
+            ..self.clone()
+        }))
+    }
+
     fn reader(&self, worker: usize, peers: usize) -> Result<Box<dyn BatchReader>, EngineError> {
         let mut ranges = Vec::new();
         for path in &self.files {
@@ -86,7 +96,10 @@ impl SourceProvider for FileSource {
         Ok(Box::new(FileReader {
             ranges,
             current: None,
-            decoder: self.format.decoder(self.schema.clone())?,
+            decoder: self
+                .format
+                .decoder(self.schema.clone())?
+                .keeping_only(self.keep),
             ready: Vec::new(),
             buffer: Vec::new(),
             carried: 0,

@@ -5,6 +5,8 @@ use std::io::Write;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 
+use runnel_engine::connector::KeepOnly;
+
 use crate::ConnectorError;
 use crate::json_lines::JsonLines;
 use crate::options::Options;
@@ -164,6 +166,21 @@ pub enum Decoder {
 }
 
 impl Decoder {
+    /// Lines outside `keep` may be dropped before they are decoded (JSON's
+    /// own decoder does; arrow-json and CSV leave it to the query's filter).
+    pub fn keeping_only(mut self, keep: Option<KeepOnly>) -> Self {
+        if let (
+            Decoder::Json {
+                fast: Some(fast), ..
+            },
+            Some(keep),
+        ) = (&mut self, keep)
+        {
+            fast.keep_only(keep);
+        }
+        self
+    }
+
     /// Decodes `lines` (whole lines) and returns the finished batches.
     pub fn decode_lines(&mut self, lines: &[u8]) -> Result<Vec<RecordBatch>, ConnectorError> {
         let mut out = Vec::new();

@@ -25,6 +25,7 @@ use datafusion::arrow::datatypes::{
     TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
 };
 use datafusion::arrow::record_batch::RecordBatch;
+use runnel_engine::connector::KeepOnly;
 
 /// Something this decoder leaves to arrow-json.
 #[derive(Debug)]
@@ -37,6 +38,9 @@ pub struct JsonLines {
     names: Vec<Box<[u8]>>,
     columns: Vec<Column>,
     batch_rows: usize,
+    /// Lines whose top-level integer column is not this value are dropped
+    /// as soon as it is read; the rest of such a line is not parsed.
+    keep: Option<KeepOnly>,
 }
 
 impl JsonLines {
@@ -52,7 +56,18 @@ impl JsonLines {
             schema,
             columns,
             batch_rows,
+            keep: None,
         })
+    }
+
+    pub fn keep_only(&mut self, keep: KeepOnly) {
+        if let Some(Column {
+            kind: Kind::Int { .. },
+            ..
+        }) = self.columns.get(keep.column)
+        {
+            self.keep = Some(keep);
+        }
     }
 
     /// The batches of `lines` (whole lines), or `None` to have arrow-json
@@ -81,7 +96,13 @@ impl JsonLines {
             if input.at >= input.bytes.len() {
                 break;
             }
-            parse_object(&mut input, &self.names, &mut self.columns)?;
+            let row = self.columns.first().map_or(0, Column::len);
+            if !parse_object(&mut input, &self.names, &mut self.columns, self.keep)? {
+                self.columns.iter_mut().for_each(|c| c.truncate(row));
+                input.at = memchr::memchr(b'\n', &input.bytes[input.at..])
+                    .map_or(input.bytes.len(), |i| input.at + i + 1);
+                continue;
+            }
             input.end_of_line()?;
             rows += 1;
             if rows == self.batch_rows {
@@ -228,6 +249,33 @@ impl Column {
                 offsets.resize(rows + 1, last);
             }
             Kind::Struct { .. } => {}
+        }
+    }
+
+    /// Whether the last value is the integer `value`.
+    fn holds_last(&self, value: i64) -> bool {
+        match (&self.kind, self.valid.last()) {
+            (Kind::Int { values, .. }, Some(true)) => values.last() == Some(&value),
+            _ => false,
+        }
+    }
+
+    /// Back to `rows` rows (a dropped line's values undone).
+    fn truncate(&mut self, rows: usize) {
+        self.valid.truncate(rows);
+        match &mut self.kind {
+            Kind::Int { values, .. } | Kind::Timestamp { values, .. } => values.truncate(rows),
+            Kind::Float32(values) => values.truncate(rows),
+            Kind::Float64(values) => values.truncate(rows),
+            Kind::Bool(values) => values.truncate(rows),
+            Kind::Utf8 { offsets, data } => {
+                offsets.truncate(rows + 1);
+                let end = offsets.last().copied().unwrap_or(0);
+                data.truncate(usize::try_from(end).unwrap_or(0));
+            }
+            Kind::Struct { children, .. } => {
+                children.iter_mut().for_each(|child| child.truncate(rows))
+            }
         }
     }
 
@@ -602,8 +650,14 @@ fn valid_json_number(text: &[u8]) -> bool {
     at == text.len()
 }
 
-/// One object's fields into `columns`, nulls where a field is absent.
-fn parse_object(input: &mut Input<'_>, names: &[Box<[u8]>], columns: &mut [Column]) -> Step {
+/// One object's fields into `columns`, nulls where a field is absent;
+/// `false` as soon as the object turns out not to be one `keep` keeps.
+fn parse_object(
+    input: &mut Input<'_>,
+    names: &[Box<[u8]>],
+    columns: &mut [Column],
+    keep: Option<KeepOnly>,
+) -> Step<bool> {
     let row = columns.first().map_or(0, Column::len);
     input.expect(b'{')?;
     input.skip_space();
@@ -629,6 +683,9 @@ fn parse_object(input: &mut Input<'_>, names: &[Box<[u8]>], columns: &mut [Colum
                         return Err(GiveBack);
                     }
                     parse_value(input, &mut columns[i])?;
+                    if keep.is_some_and(|k| k.column == i && !columns[i].holds_last(k.value)) {
+                        return Ok(false);
+                    }
                     expected = i + 1;
                 }
                 None => input.skip_value()?,
@@ -644,12 +701,13 @@ fn parse_object(input: &mut Input<'_>, names: &[Box<[u8]>], columns: &mut [Colum
             }
         }
     }
-    for column in columns {
+    for column in columns.iter_mut() {
         if column.len() == row {
             column.push_null()?;
         }
     }
-    Ok(())
+    // An absent (NULL) column equals nothing.
+    Ok(keep.is_none_or(|k| columns[k.column].holds_last(k.value)))
 }
 
 fn parse_value(input: &mut Input<'_>, column: &mut Column) -> Step {
@@ -703,7 +761,7 @@ fn parse_value(input: &mut Input<'_>, column: &mut Column) -> Step {
         Kind::Struct { names, children } => {
             let row = column.valid.len();
             children.iter_mut().for_each(|child| child.pad_to(row));
-            parse_object(input, names, children)?
+            parse_object(input, names, children, None)?;
         }
     }
     column.valid.push(true);
@@ -1019,6 +1077,44 @@ mod tests {
             .map(RecordBatch::num_rows)
             .sum();
         assert_eq!(rows, 3);
+    }
+
+    /// Dropping lines early leaves exactly the rows the filter would keep.
+    #[test]
+    fn kept_lines_are_the_rows_a_filter_keeps() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("event_type", DataType::Int32, true),
+            Field::new(
+                "bid",
+                DataType::Struct(Fields::from(vec![
+                    Field::new("price", DataType::Int64, true),
+                    Field::new("url", DataType::Utf8, true),
+                ])),
+                true,
+            ),
+            Field::new("note", DataType::Utf8, true),
+        ]));
+        let lines = br#"{"event_type":0,"bid":null,"note":"person"}
+{"event_type":2,"bid":{"price":5,"url":"a"},"note":"first"}
+{"bid":{"price":6,"url":"b"},"event_type":1,"note":"late key"}
+{"note":"no type","bid":{"price":7,"url":"c"}}
+{"event_type":2,"bid":null,"note":"second"}
+{"event_type":1,"bid":{"price":8,"url":"d"},"note":"auction"}
+{"note":"type last","bid":{"price":9,"url":"e"},"event_type":2}
+"#;
+        let mut fast = JsonLines::new(schema.clone(), 2).unwrap();
+        fast.keep_only(KeepOnly {
+            column: 0,
+            value: 2,
+        });
+        let kept = concat_batches(&schema, &fast.decode(lines).unwrap()).unwrap();
+        let all = arrow(&schema, lines).unwrap();
+        let mask =
+            datafusion::arrow::compute::kernels::cmp::eq(all.column(0), &Int32Array::new_scalar(2))
+                .unwrap();
+        let expected = datafusion::arrow::compute::filter_record_batch(&all, &mask).unwrap();
+        assert_eq!(kept, expected);
+        assert_eq!(kept.num_rows(), 3);
     }
 
     #[test]

@@ -2,12 +2,30 @@
 //! when the job is submitted (so bad options fail then), and makes one
 //! reader or sink per worker when the dataflow is built.
 
+use std::sync::Arc;
+
 use crate::error::EngineError;
 use crate::sink::BatchSink;
 use crate::source::BatchReader;
 
+/// The rows a query keeps of a source, as far as the planner can tell from
+/// a filter above the scan: those whose top-level integer column `column`
+/// equals `value` (Nexmark's views keep one `event_type` each). The filter
+/// stays in the plan, so a source may drop other rows early, or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeepOnly {
+    pub column: usize,
+    pub value: i64,
+}
+
 pub trait SourceProvider: Send + Sync {
     fn reader(&self, worker: usize, peers: usize) -> Result<Box<dyn BatchReader>, EngineError>;
+
+    /// This source reading only the rows `keep` describes, if it can drop
+    /// the others cheaper than the filter would.
+    fn keep_only(&self, _keep: KeepOnly) -> Option<Arc<dyn SourceProvider>> {
+        None
+    }
 
     /// Whether the batches are a changelog (a trailing `__op` column after
     /// the table's columns): the planner then treats every query over the

@@ -16,6 +16,43 @@ use crate::windows::WindowCall;
 /// computed columns; the table's own name is then a view over it.
 pub const SOURCE_PREFIX: &str = "__runnel_source_";
 
+/// A table whose scans are handed the filters above them (as hints: the
+/// filters stay in the plan), so the planner can tell a source which rows
+/// it may drop early (`KeepOnly`).
+#[derive(Debug)]
+struct FilteredScan(MemTable);
+
+#[async_trait::async_trait]
+impl datafusion::catalog::TableProvider for FilteredScan {
+    fn schema(&self) -> SchemaRef {
+        datafusion::catalog::TableProvider::schema(&self.0)
+    }
+
+    fn table_type(&self) -> datafusion::logical_expr::TableType {
+        datafusion::logical_expr::TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn datafusion::catalog::Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[datafusion::prelude::Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        self.0.scan(state, projection, filters, limit).await
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&datafusion::prelude::Expr],
+    ) -> datafusion::error::Result<Vec<datafusion::logical_expr::TableProviderFilterPushDown>> {
+        Ok(vec![
+            datafusion::logical_expr::TableProviderFilterPushDown::Inexact;
+            filters.len()
+        ])
+    }
+}
+
 #[derive(Default, Clone)]
 pub struct Catalog {
     pub tables: BTreeMap<String, Arc<TableDef>>,
@@ -50,7 +87,7 @@ impl Catalog {
         context.register_udf(crate::functions::ProcTime::udf());
         for table in self.tables.values() {
             let schema = Self::physical_schema(table);
-            let empty = Arc::new(MemTable::try_new(schema, vec![vec![]])?);
+            let empty = Arc::new(FilteredScan(MemTable::try_new(schema, vec![vec![]])?));
             if table.computed.is_empty() {
                 context.register_table(quoted(&table.name), empty)?;
             } else {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, new_null_array};
 use datafusion::arrow::compute::{cast, filter_record_batch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use datafusion::common::DFSchema;
+use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_expr::PhysicalExpr;
@@ -17,7 +17,7 @@ use datafusion::physical_expr::aggregate::LoweredAggregateBuilder;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::prelude::SessionContext;
 use runnel_engine::aggregate::WindowAggregate;
-use runnel_engine::connector::{ConnectorFactory, SourceProvider};
+use runnel_engine::connector::{ConnectorFactory, KeepOnly, SourceProvider};
 use runnel_engine::dedup::Deduplicate;
 use runnel_engine::interval_join::IntervalJoin;
 use runnel_engine::join::JoinSpec;
@@ -270,7 +270,8 @@ impl Planner<'_> {
                     .cloned()
                     .ok_or_else(|| SqlError::Plan(format!("Object '{table_name}' not found")))?;
                 let physical = Catalog::physical_schema(&table);
-                let source = self.source(table)?;
+                let keep = keep_only(&scan.filters, &physical);
+                let source = self.source(table, keep)?;
                 let changelog = matches!(&source, Node::Source { provider, .. } if provider.produces_changelog());
                 let mut out_schema = Arc::new(scan.projected_schema.as_arrow().clone());
                 if changelog {
@@ -529,13 +530,16 @@ impl Planner<'_> {
             .collect()
     }
 
-    fn source(&self, table: Arc<TableDef>) -> Result<Node, SqlError> {
+    fn source(&self, table: Arc<TableDef>, keep: Option<KeepOnly>) -> Result<Node, SqlError> {
         let schema = Catalog::physical_schema(&table);
         let (options, late_rows) = self.source_options(&table, &schema)?;
-        let provider = self
+        let mut provider = self
             .connectors
             .source(options, schema.clone())
             .map_err(|e| SqlError::at(format!("table '{}': {e}", table.name), table.position))?;
+        if let Some(keeping) = keep.and_then(|keep| provider.keep_only(keep)) {
+            provider = keeping;
+        }
         if provider.produces_changelog() && table.watermark.is_some() {
             // The source drops rows late for its watermark: a dropped
             // update or delete would leave every result wrong for good.
@@ -1016,4 +1020,48 @@ fn groups_by_window(
             .any(|e| matches!(e, Expr::Column(c) if c.name == *name))
     };
     grouped(start) && grouped(end)
+}
+
+/// A `column = integer` conjunct among the filters DataFusion pushed to a
+/// scan, over a top-level integer column of the source.
+fn keep_only(filters: &[Expr], physical: &Schema) -> Option<KeepOnly> {
+    use datafusion::logical_expr::{BinaryExpr, Operator};
+    let mut conjuncts = Vec::new();
+    for filter in filters {
+        conjuncts.extend(datafusion::logical_expr::utils::split_conjunction(filter));
+    }
+    conjuncts.into_iter().find_map(|conjunct| {
+        let Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Eq,
+            right,
+        }) = conjunct
+        else {
+            return None;
+        };
+        let (column, literal) = match (left.as_ref(), right.as_ref()) {
+            (Expr::Column(c), Expr::Literal(v, _)) | (Expr::Literal(v, _), Expr::Column(c)) => {
+                (c, v)
+            }
+            _ => return None,
+        };
+        let index = physical.index_of(&column.name).ok()?;
+        if !physical.field(index).data_type().is_integer() {
+            return None;
+        }
+        let value = match literal {
+            ScalarValue::Int8(Some(v)) => i64::from(*v),
+            ScalarValue::Int16(Some(v)) => i64::from(*v),
+            ScalarValue::Int32(Some(v)) => i64::from(*v),
+            ScalarValue::Int64(Some(v)) => *v,
+            ScalarValue::UInt8(Some(v)) => i64::from(*v),
+            ScalarValue::UInt16(Some(v)) => i64::from(*v),
+            ScalarValue::UInt32(Some(v)) => i64::from(*v),
+            _ => return None,
+        };
+        Some(KeepOnly {
+            column: index,
+            value,
+        })
+    })
 }
