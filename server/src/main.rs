@@ -17,10 +17,11 @@ use clap::Parser;
 use crate::cli::{BenchCommand, Cli, Command, SqlCommand};
 
 /// glibc's malloc took a quarter of the CPU of state-heavy queries (Nexmark
-/// q18: row bytes allocated and freed per event); mimalloc's thread-local
-/// pages make that a fraction.
+/// q18: row bytes allocated and freed per event). jemalloc's thread caches
+/// make that a fraction, and its slow decay of dirty pages keeps a busy job
+/// from faulting in (and zeroing) fresh pages (mimalloc's 10 ms purge did).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
