@@ -638,10 +638,16 @@ fn build<'scope>(
             }
         }
         Node::GroupAggregate { input, spec, .. } => {
+            let input_node = input;
             let input = build(input, scope, context, index, peers)?;
-            // Accumulators can only add: an append-only input keeps them
-            // per key; a changelog needs differential's recomputation.
-            if is_changelog(&spec.input_schema) {
+            // Accumulators that take rows back in any order (COUNT, SUM,
+            // AVG) are kept per key even over operators' changelogs; others
+            // (MIN, MAX), and a changelog source's rows, which may retract
+            // before they insert, need differential's recomputation.
+            if is_changelog(&spec.input_schema)
+                && (input_node.reads_changelog_source()
+                    || !runnel_engine::updating::append_aggregate::retracts(spec))
+            {
                 runnel_engine::updating::group_aggregate::group_aggregate(
                     input,
                     spec.clone(),

@@ -108,6 +108,37 @@ pub enum Node {
     },
 }
 
+impl Node {
+    /// The nodes this one reads.
+    pub fn inputs(&self) -> Vec<&Node> {
+        match self {
+            Node::Source { .. } => Vec::new(),
+            Node::Union { inputs } => inputs.iter().collect(),
+            Node::WindowJoin { left, right, .. }
+            | Node::IntervalJoin { left, right, .. }
+            | Node::RegularJoin { left, right, .. } => vec![left, right],
+            Node::Map { input, .. }
+            | Node::WindowAggregate { input, .. }
+            | Node::WindowAssign { input, .. }
+            | Node::TopN { input, .. }
+            | Node::GroupAggregate { input, .. }
+            | Node::Deduplicate { input, .. }
+            | Node::Complete { input, .. } => vec![input],
+        }
+    }
+
+    /// Whether a changelog source feeds this node. Such a source's rows
+    /// may come in any order (a delete before its insert, from another
+    /// worker's share of a file); operators' own changelogs keep each
+    /// row's insert before its retraction.
+    pub fn reads_changelog_source(&self) -> bool {
+        match self {
+            Node::Source { provider, .. } => provider.produces_changelog(),
+            _ => self.inputs().iter().any(|n| n.reads_changelog_source()),
+        }
+    }
+}
+
 /// A planned node, the schema of its batches, and, under a window call, the
 /// window it carries and where its hidden event-time column is.
 pub(crate) struct Planned {

@@ -1,9 +1,11 @@
-//! An unwindowed GROUP BY over an append-only input. Nothing is ever
-//! retracted from such an input, so each key keeps DataFusion accumulators
-//! that absorb its new rows, and only the keys a batch touched are
-//! re-evaluated (`Accumulator::evaluate` leaves the state as it is). The
-//! differential operator, which recomputes a key from all its rows, is kept
-//! for changelog inputs.
+//! An unwindowed GROUP BY kept as DataFusion accumulators per key: each
+//! key's accumulators absorb its new rows, and only the keys a batch
+//! touched are re-evaluated (`Accumulator::evaluate` leaves the state as it
+//! is). Over a changelog this takes only aggregates whose accumulators can
+//! take any row back (`retracts`: COUNT, SUM, AVG): a retraction is
+//! `retract_batch`, and a key whose rows all went is deleted. Others (MIN
+//! and MAX must survive retractions) take the differential operator, which
+//! recomputes a key from all its rows.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,15 +27,37 @@ use crate::error::EngineError;
 use crate::exchange;
 use crate::join::key_converter;
 use crate::time::Watermark;
-use crate::updating::changelog::{RowKind, op_array};
+use crate::updating::changelog::{RowKind, diffs, is_changelog, op_array};
 use crate::updating::group_aggregate::GroupAggregate;
 
 struct Group {
     key: Vec<u8>,
     updated: std::time::Instant,
     accumulators: Vec<Box<dyn Accumulator>>,
+    /// Rows the key has now (inserts less retractions); below zero while
+    /// a retraction has come ahead of its insert from another worker.
+    rows: i64,
     /// The aggregates last emitted, to retract when they change.
     emitted: Option<Vec<ScalarValue>>,
+}
+
+/// A group whose result changed: what was emitted for it, what is now.
+type Change = (usize, Option<Vec<ScalarValue>>, Option<Vec<ScalarValue>>);
+
+/// Whether every aggregate can take back any row it was given, in any
+/// order, so that a changelog input can keep accumulators. MIN and MAX
+/// cannot (their sliding forms take rows back only oldest first).
+pub fn retracts(spec: &GroupAggregate) -> bool {
+    spec.aggregates.iter().all(|aggregate| {
+        let name = aggregate.fun().name().to_ascii_lowercase();
+        let taken_back_in_any_order = matches!(name.as_str(), "count" | "sum" | "avg" | "mean")
+            && !aggregate.is_distinct()
+            || name == "count";
+        taken_back_in_any_order
+            && aggregate
+                .create_sliding_accumulator()
+                .is_ok_and(|a| a.supports_retract_batch())
+    })
 }
 
 struct State {
@@ -51,6 +75,8 @@ impl State {
         let n = batch.num_rows();
         let key_count = self.spec.keys.len();
         let input = batch.project(&(key_count..batch.num_columns()).collect::<Vec<_>>())?;
+        let changelog = is_changelog(&input.schema());
+        let diffs = diffs(&input)?;
         let key_rows: Vec<Vec<u8>> = if key_count == 0 {
             vec![Vec::new(); n]
         } else {
@@ -68,12 +94,19 @@ impl State {
                         .spec
                         .aggregates
                         .iter()
-                        .map(|a| a.create_accumulator())
+                        .map(|a| {
+                            if changelog {
+                                a.create_sliding_accumulator()
+                            } else {
+                                a.create_accumulator()
+                            }
+                        })
                         .collect::<Result<Vec<_>, _>>()?;
                     self.groups.push(Group {
                         key: key.clone(),
                         updated: std::time::Instant::now(),
                         accumulators,
+                        rows: 0,
                         emitted: None,
                     });
                     self.index.insert(key, self.groups.len() - 1);
@@ -101,56 +134,81 @@ impl State {
             };
             arguments.push((args, mask));
         }
-        let mut changed: Vec<(usize, Option<Vec<ScalarValue>>, Vec<ScalarValue>)> = Vec::new();
+        let mut changed: Vec<Change> = Vec::new();
+        let mut emptied = false;
         let now = std::time::Instant::now();
         for (group, rows) in touched {
             self.groups[group].updated = now;
-            // The group's rows once; aggregates with a FILTER take their own.
-            let all = UInt32Array::from(rows);
-            for (i, (args, mask)) in arguments.iter().enumerate() {
-                let filtered;
-                let indices = match mask {
-                    Some(mask) => {
-                        let mask = mask.as_boolean();
-                        filtered = all
-                            .values()
-                            .iter()
-                            .copied()
-                            .filter(|&r| mask.is_valid(r as usize) && mask.value(r as usize))
-                            .collect::<UInt32Array>();
-                        &filtered
-                    }
-                    None => &all,
-                };
-                if indices.is_empty() {
+            let (added, taken_back): (Vec<u32>, Vec<u32>) =
+                rows.into_iter().partition(|&r| diffs[r as usize] > 0);
+            self.groups[group].rows += added.len() as i64 - taken_back.len() as i64;
+            for (rows, retract) in [(added, false), (taken_back, true)] {
+                if rows.is_empty() {
                     continue;
                 }
-                let taken = args
-                    .iter()
-                    .map(|a| take(a.as_ref(), indices, None))
-                    .collect::<Result<Vec<_>, _>>()?;
-                self.groups[group].accumulators[i].update_batch(&taken)?;
+                // The group's rows once; aggregates with a FILTER take their own.
+                let all = UInt32Array::from(rows);
+                for (i, (args, mask)) in arguments.iter().enumerate() {
+                    let filtered;
+                    let indices = match mask {
+                        Some(mask) => {
+                            let mask = mask.as_boolean();
+                            filtered = all
+                                .values()
+                                .iter()
+                                .copied()
+                                .filter(|&r| mask.is_valid(r as usize) && mask.value(r as usize))
+                                .collect::<UInt32Array>();
+                            &filtered
+                        }
+                        None => &all,
+                    };
+                    if indices.is_empty() {
+                        continue;
+                    }
+                    let taken = args
+                        .iter()
+                        .map(|a| take(a.as_ref(), indices, None))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let accumulator = &mut self.groups[group].accumulators[i];
+                    if retract {
+                        accumulator.retract_batch(&taken)?;
+                    } else {
+                        accumulator.update_batch(&taken)?;
+                    }
+                }
+            }
+            let before = self.groups[group].emitted.clone();
+            if self.groups[group].rows <= 0 {
+                // A key without rows has no result.
+                emptied |= self.groups[group].rows == 0;
+                if before.is_some() {
+                    changed.push((group, before, None));
+                    self.groups[group].emitted = None;
+                }
+                continue;
             }
             let values = self.groups[group]
                 .accumulators
                 .iter_mut()
                 .map(|a| a.evaluate())
                 .collect::<Result<Vec<_>, _>>()?;
-            let before = &self.groups[group].emitted;
             if before.as_ref() != Some(&values) {
-                changed.push((group, before.clone(), values.clone()));
+                changed.push((group, before, Some(values.clone())));
                 self.groups[group].emitted = Some(values);
             }
         }
-        self.changelog(changed)
+        let out = self.changelog(changed)?;
+        if emptied {
+            self.forget(|g| g.rows != 0);
+        }
+        Ok(out)
     }
 
-    /// Forgets the keys not updated within the TTL; their results stay as
-    /// emitted, and a later row of such a key starts it afresh (Flink's
-    /// state TTL).
-    fn expire(&mut self, ttl: std::time::Duration) {
+    /// Keeps the groups `keep` keeps, and the index and state count true.
+    fn forget(&mut self, keep: impl Fn(&Group) -> bool) {
         let before = self.groups.len();
-        self.groups.retain(|g| g.updated.elapsed() < ttl);
+        self.groups.retain(|g| keep(g));
         if self.groups.len() != before {
             self.context.state_rows.fetch_sub(
                 (before - self.groups.len()) as u64,
@@ -165,10 +223,14 @@ impl State {
         }
     }
 
-    fn changelog(
-        &self,
-        changed: Vec<(usize, Option<Vec<ScalarValue>>, Vec<ScalarValue>)>,
-    ) -> Result<Option<RecordBatch>, EngineError> {
+    /// Forgets the keys not updated within the TTL; their results stay as
+    /// emitted, and a later row of such a key starts it afresh (Flink's
+    /// state TTL).
+    fn expire(&mut self, ttl: std::time::Duration) {
+        self.forget(|g| g.updated.elapsed() < ttl);
+    }
+
+    fn changelog(&self, changed: Vec<Change>) -> Result<Option<RecordBatch>, EngineError> {
         if changed.is_empty() {
             return Ok(None);
         }
@@ -176,18 +238,20 @@ impl State {
         let mut rows: Vec<&Vec<ScalarValue>> = Vec::new();
         let mut kinds = Vec::new();
         for (group, before, after) in &changed {
+            let (before_kind, after_kind) = match (before, after) {
+                (Some(_), Some(_)) => (RowKind::UpdateBefore, RowKind::UpdateAfter),
+                _ => (RowKind::Delete, RowKind::Insert),
+            };
             if let Some(before) = before {
                 groups.push(*group);
                 rows.push(before);
-                kinds.push(RowKind::UpdateBefore);
+                kinds.push(before_kind);
             }
-            groups.push(*group);
-            rows.push(after);
-            kinds.push(if before.is_some() {
-                RowKind::UpdateAfter
-            } else {
-                RowKind::Insert
-            });
+            if let Some(after) = after {
+                groups.push(*group);
+                rows.push(after);
+                kinds.push(after_kind);
+            }
         }
         let mut columns: Vec<ArrayRef> = if self.spec.keys.is_empty() {
             Vec::new()
