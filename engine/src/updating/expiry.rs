@@ -228,41 +228,37 @@ pub fn expire<'scope>(
     let (Some(updates), Some(marks)) = (parts.next(), parts.next()) else {
         unreachable!("partition into two gives two streams")
     };
-    let updates = updates.unary::<CapacityContainerBuilder<Updates>, _, _, _>(
+    let updates = untag(updates, "StateTtlUpdates", |tagged| match tagged {
+        Tagged::Update(update) => Some(update),
+        Tagged::Mark(_) => None,
+    });
+    let marks = untag(marks, "StateTtlMarks", |tagged| match tagged {
+        Tagged::Mark(mark) => Some(mark),
+        Tagged::Update(_) => None,
+    })
+    .broadcast();
+    (updates, marks)
+}
+
+/// The part of a partitioned stream `pick` keeps, untagged.
+fn untag<'scope, D: Clone + 'static>(
+    tagged: Stream<'scope, Watermark, Vec<Tagged>>,
+    name: &str,
+    pick: fn(Tagged) -> Option<D>,
+) -> Stream<'scope, Watermark, Vec<D>> {
+    tagged.unary::<CapacityContainerBuilder<Vec<D>>, _, _, _>(
         timely::dataflow::channels::pact::Pipeline,
-        "StateTtlUpdates",
-        |_, _| {
-            |input, output| {
+        name,
+        move |_, _| {
+            move |input, output| {
                 input.for_each(|cap, data| {
                     output
                         .session(&cap)
-                        .give_iterator(data.drain(..).filter_map(|t| match t {
-                            Tagged::Update(u) => Some(u),
-                            Tagged::Mark(_) => None,
-                        }))
+                        .give_iterator(data.drain(..).filter_map(pick))
                 });
             }
         },
-    );
-    let marks = marks
-        .unary::<CapacityContainerBuilder<Marks>, _, _, _>(
-            timely::dataflow::channels::pact::Pipeline,
-            "StateTtlMarks",
-            |_, _| {
-                |input, output| {
-                    input.for_each(|cap, data| {
-                        output
-                            .session(&cap)
-                            .give_iterator(data.drain(..).filter_map(|t| match t {
-                                Tagged::Mark(m) => Some(m),
-                                Tagged::Update(_) => None,
-                            }))
-                    });
-                }
-            },
-        )
-        .broadcast();
-    (updates, marks)
+    )
 }
 
 #[derive(Clone)]
