@@ -438,6 +438,26 @@ impl Input<'_> {
         }
     }
 
+    /// Steps over `"name"` if that is what comes next: the field expected
+    /// next is matched in place, without searching for the closing quote.
+    /// A name with a quote or backslash is never matched this way (its key
+    /// would be escaped in the JSON).
+    fn quoted_is(&mut self, name: Option<&Box<[u8]>>) -> bool {
+        let Some(name) = name else {
+            return false;
+        };
+        let rest = &self.bytes[self.at..];
+        let matched = rest.len() > name.len() + 1
+            && rest[0] == b'"'
+            && rest[1..=name.len()] == **name
+            && rest[name.len() + 1] == b'"'
+            && !name.iter().any(|&b| b == b'"' || b == b'\\');
+        if matched {
+            self.at += name.len() + 2;
+        }
+        matched
+    }
+
     /// A key's bytes; keys with escapes are given back.
     fn key(&mut self) -> Step<&[u8]> {
         self.expect(b'"')?;
@@ -667,10 +687,10 @@ fn parse_object(
         let mut expected = 0;
         loop {
             input.skip_space();
-            let key = input.key()?;
-            let position = if names.get(expected).is_some_and(|n| **n == *key) {
+            let position = if input.quoted_is(names.get(expected)) {
                 Some(expected)
             } else {
+                let key = input.key()?;
                 names.iter().position(|n| **n == *key)
             };
             input.skip_space();
