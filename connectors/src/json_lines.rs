@@ -442,14 +442,14 @@ impl Input<'_> {
     /// next is matched in place, without searching for the closing quote.
     /// A name with a quote or backslash is never matched this way (its key
     /// would be escaped in the JSON).
-    fn quoted_is(&mut self, name: Option<&Box<[u8]>>) -> bool {
+    fn quoted_is(&mut self, name: Option<&[u8]>) -> bool {
         let Some(name) = name else {
             return false;
         };
         let rest = &self.bytes[self.at..];
         let matched = rest.len() > name.len() + 1
             && rest[0] == b'"'
-            && rest[1..=name.len()] == **name
+            && rest[1..=name.len()] == *name
             && rest[name.len() + 1] == b'"'
             && !name.iter().any(|&b| b == b'"' || b == b'\\');
         if matched {
@@ -687,7 +687,7 @@ fn parse_object(
         let mut expected = 0;
         loop {
             input.skip_space();
-            let position = if input.quoted_is(names.get(expected)) {
+            let position = if input.quoted_is(names.get(expected).map(|n| &**n)) {
                 Some(expected)
             } else {
                 let key = input.key()?;
