@@ -86,6 +86,7 @@ impl Catalog {
         context.remove_optimizer_rule("single_distinct_aggregation_to_group_by");
         context.register_udf(crate::functions::ProcTime::udf());
         context.register_udf(crate::functions::DateFormat::udf());
+        context.register_udf(crate::functions::RegexpExtract::udf());
         for table in self.tables.values() {
             let schema = Self::physical_schema(table);
             let empty = Arc::new(FilteredScan(MemTable::try_new(schema, vec![vec![]])?));

@@ -130,3 +130,104 @@ impl ScalarUDFImpl for DateFormat {
         Ok(ColumnarValue::Array(std::sync::Arc::new(out.finish())))
     }
 }
+
+/// Flink's `REGEXP_EXTRACT(str, regex [, index])`: the `index`th group of
+/// the first match (0, the default, is the whole match), NULL when there
+/// is no match, the group did not take part, or an argument is NULL. The
+/// pattern is compiled once per batch, and the group goes straight into a
+/// string column (DataFusion's `regexp_match(...)[i]` builds a list of
+/// every group of every row first).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct RegexpExtract {
+    signature: Signature,
+    aliases: Vec<String>,
+}
+
+impl RegexpExtract {
+    pub fn udf() -> ScalarUDF {
+        use datafusion::logical_expr::TypeSignature;
+        ScalarUDF::from(RegexpExtract {
+            signature: Signature::one_of(
+                vec![
+                    TypeSignature::Exact(vec![DataType::Utf8, DataType::Utf8]),
+                    TypeSignature::Exact(vec![DataType::Utf8, DataType::Utf8, DataType::Int64]),
+                ],
+                Volatility::Immutable,
+            ),
+            aliases: vec!["REGEXP_EXTRACT".to_string()],
+        })
+    }
+}
+
+impl ScalarUDFImpl for RegexpExtract {
+    fn name(&self) -> &str {
+        "regexp_extract"
+    }
+
+    fn aliases(&self) -> &[String] {
+        &self.aliases
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        use datafusion::arrow::array::{Array, AsArray, StringBuilder};
+        use datafusion::arrow::datatypes::Int64Type;
+        use datafusion::common::exec_err;
+        let rows = args.number_rows;
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let (Some(text), Some(patterns)) = (arrays.first(), arrays.get(1)) else {
+            return exec_err!("REGEXP_EXTRACT takes a string and a regular expression");
+        };
+        let (text, patterns) = (text.as_string::<i32>(), patterns.as_string::<i32>());
+        let indices = arrays.get(2).map(|a| a.as_primitive::<Int64Type>());
+        let mut compiled: Option<(String, regex::Regex)> = None;
+        let mut locations = None;
+        let mut out = StringBuilder::with_capacity(rows, rows * 8);
+        for row in 0..rows {
+            let index = match indices {
+                Some(indices) if indices.is_null(row) => None,
+                Some(indices) => usize::try_from(indices.value(row)).ok(),
+                None => Some(0),
+            };
+            if text.is_null(row) || patterns.is_null(row) {
+                out.append_null();
+                continue;
+            }
+            let pattern = patterns.value(row);
+            if compiled.as_ref().is_none_or(|(p, _)| p != pattern) {
+                let regex = match regex::Regex::new(pattern) {
+                    Ok(regex) => regex,
+                    Err(error) => {
+                        return exec_err!(
+                            "REGEXP_EXTRACT: invalid regular expression '{pattern}': {error}"
+                        );
+                    }
+                };
+                locations = Some(regex.capture_locations());
+                compiled = Some((pattern.to_string(), regex));
+            }
+            let (Some((_, regex)), Some(locations), Some(index)) =
+                (&compiled, locations.as_mut(), index)
+            else {
+                out.append_null();
+                continue;
+            };
+            let value = text.value(row);
+            match regex
+                .captures_read(locations, value)
+                .and_then(|_| locations.get(index))
+            {
+                Some((start, end)) => out.append_value(&value[start..end]),
+                None => out.append_null(),
+            }
+        }
+        Ok(ColumnarValue::Array(std::sync::Arc::new(out.finish())))
+    }
+}

@@ -1,4 +1,4 @@
--- Nexmark q21, Flink: Flink's REGEXP_EXTRACT(url, re, 2) (Runnel: regexp_match(url, re)[2]).
+-- Nexmark q21, Flink: Flink's own query (Runnel's REGEXP_EXTRACT is Flink's).
 -- Blackhole sink when measuring (${SINK}).
 ${NEXMARK_DDL}
 

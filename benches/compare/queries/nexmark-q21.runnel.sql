@@ -19,8 +19,8 @@ SELECT
         WHEN lower(channel) = 'google' THEN '1'
         WHEN lower(channel) = 'facebook' THEN '2'
         WHEN lower(channel) = 'baidu' THEN '3'
-        ELSE regexp_match(url, '(&|^)channel_id=([^&]*)')[2]
+        ELSE REGEXP_EXTRACT(url, '(&|^)channel_id=([^&]*)', 2)
         END
     AS channel_id FROM bid
-    where regexp_match(url, '(&|^)channel_id=([^&]*)')[2] is not null or
+    where REGEXP_EXTRACT(url, '(&|^)channel_id=([^&]*)', 2) is not null or
           lower(channel) in ('apple', 'google', 'facebook', 'baidu');

@@ -61,7 +61,12 @@ const SAME_ROWS: &[&str] = &[
 /// window it falls in), aligned to the epoch by `date_bin` as Flink aligns
 /// them.
 fn batch_form(select: &str) -> String {
-    let mut out = select.to_string();
+    // REGEXP_EXTRACT is Runnel's; DataFusion's own regexp_match answers
+    // for it, independently.
+    let mut out = select.replace(
+        "REGEXP_EXTRACT(url, '(&|^)channel_id=([^&]*)', 2)",
+        "regexp_match(url, '(&|^)channel_id=([^&]*)')[2]",
+    );
     while let Some(start) = out.find("TABLE(") {
         let open = start + "TABLE".len();
         let close = matching_paren(&out, open);
