@@ -211,6 +211,7 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 }
 
 /// Writes `part-<worker>.<ext>` files into the `path` directory.
+#[derive(Clone)]
 pub struct FileSink {
     dir: PathBuf,
     format: SinkFormat,
@@ -263,12 +264,7 @@ impl SinkProvider for FileSink {
             return Ok(Box::new(self.writer(&self.dir, worker)?));
         }
         Ok(Box::new(PartitionedWriter {
-            sink: FileSink {
-                dir: self.dir.clone(),
-                format: self.format.clone(),
-                extension: self.extension,
-                partition_keys: self.partition_keys.clone(),
-            },
+            sink: self.clone(),
             worker,
             writers: HashMap::new(),
         }))

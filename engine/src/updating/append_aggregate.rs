@@ -28,7 +28,7 @@ use crate::exchange;
 use crate::join::key_converter;
 use crate::time::Watermark;
 use crate::updating::changelog::{RowKind, diffs, is_changelog, op_array};
-use crate::updating::group_aggregate::GroupAggregate;
+use crate::updating::group_aggregate::{GroupAggregate, output_batch};
 
 struct Group {
     key: Vec<u8>,
@@ -76,7 +76,11 @@ impl State {
         let key_count = self.spec.keys.len();
         let input = batch.project(&(key_count..batch.num_columns()).collect::<Vec<_>>())?;
         let changelog = is_changelog(&input.schema());
-        let diffs = diffs(&input)?;
+        let diffs = if changelog {
+            diffs(&input)?
+        } else {
+            Vec::new()
+        };
         let key_rows: Vec<Vec<u8>> = if key_count == 0 {
             vec![Vec::new(); n]
         } else {
@@ -139,8 +143,12 @@ impl State {
         let now = std::time::Instant::now();
         for (group, rows) in touched {
             self.groups[group].updated = now;
-            let (added, taken_back): (Vec<u32>, Vec<u32>) =
-                rows.into_iter().partition(|&r| diffs[r as usize] > 0);
+            // An append-only input only adds.
+            let (added, taken_back): (Vec<u32>, Vec<u32>) = if changelog {
+                rows.into_iter().partition(|&r| diffs[r as usize] > 0)
+            } else {
+                (rows, Vec::new())
+            };
             self.groups[group].rows += added.len() as i64 - taken_back.len() as i64;
             for (rows, retract) in [(added, false), (taken_back, true)] {
                 if rows.is_empty() {
@@ -266,23 +274,7 @@ impl State {
             )?);
         }
         columns.push(op_array(&kinds));
-        let options = RecordBatchOptions::new().with_row_count(Some(kinds.len()));
-        let columns = columns
-            .into_iter()
-            .zip(self.spec.output_schema.fields())
-            .map(|(c, f)| {
-                if c.data_type() == f.data_type() {
-                    Ok(c)
-                } else {
-                    datafusion::arrow::compute::cast(&c, f.data_type())
-                }
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Some(RecordBatch::try_new_with_options(
-            self.spec.output_schema.clone(),
-            columns,
-            &options,
-        )?))
+        output_batch(&self.spec.output_schema, columns, kinds.len()).map(Some)
     }
 }
 

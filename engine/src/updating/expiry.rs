@@ -33,6 +33,9 @@ use crate::updating::changelog::Updates;
 /// at a time, counted so that a cancel (-1) undoes it.
 pub type Marks = Vec<(Vec<u8>, Watermark, isize)>;
 
+/// A TTL's marks and what they name, for `to_changelog`; `None` without one.
+pub type Expired<'scope> = Option<(Stream<'scope, Watermark, Marks>, MarkBy)>;
+
 /// What identifies an expired key's output downstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MarkBy {
@@ -265,6 +268,23 @@ fn untag<'scope, D: Clone + 'static>(
 enum Tagged {
     Update(((Vec<u8>, Vec<u8>), Watermark, isize)),
     Mark((Vec<u8>, Watermark, isize)),
+}
+
+/// `expire` for an operator whose output is keyed as its input (GROUP BY,
+/// top-N), when a TTL is set: the updates to run on, and the marks for
+/// `to_changelog`.
+pub fn expire_keys<'scope>(
+    updates: Stream<'scope, Watermark, Updates>,
+    ttl: Option<Duration>,
+    context: Arc<JobContext>,
+) -> (Stream<'scope, Watermark, Updates>, Expired<'scope>) {
+    match ttl {
+        Some(ttl) => {
+            let (updates, marks) = expire(updates, ttl, MarkBy::Key, context);
+            (updates, Some((marks, MarkBy::Key)))
+        }
+        None => (updates, None),
+    }
 }
 
 /// `expire` for the two inputs of a join, keyed alike: a key is retracted

@@ -22,7 +22,7 @@ use crate::context::JobContext;
 use crate::error::EngineError;
 use crate::time::Watermark;
 use crate::updating::changelog::{self, diffs};
-use crate::updating::expiry::{self, MarkBy};
+use crate::updating::expiry;
 
 pub use crate::updating::changelog::Updates;
 use crate::updating::changelog::to_updates;
@@ -176,13 +176,7 @@ pub fn group_aggregate<'scope>(
         move |batch, time| encode_spec.updates(&encode_codecs, batch, time),
         context.clone(),
     );
-    let (updates, expired) = match spec.ttl {
-        Some(ttl) => {
-            let (updates, marks) = expiry::expire(updates, ttl, MarkBy::Key, context.clone());
-            (updates, Some((marks, MarkBy::Key)))
-        }
-        None => (updates, None),
-    };
+    let (updates, expired) = expiry::expire_keys(updates, spec.ttl, context.clone());
     let (reduce_spec, reduce_codecs, reduce_context) =
         (spec.clone(), codecs.clone(), context.clone());
     let results = updates.as_collection().reduce_named(
@@ -232,11 +226,22 @@ fn decode_results(
     )?);
     let kinds: Vec<_> = paired.iter().map(|(_, kind)| *kind).collect();
     columns.push(changelog::op_array(&kinds));
-    let options = datafusion::arrow::record_batch::RecordBatchOptions::new()
-        .with_row_count(Some(kinds.len()));
+    output_batch(&spec.output_schema, columns, kinds.len())
+}
+
+/// Keys, aggregates and `__op` as a batch of the output schema: an
+/// aggregate's value may come out in a type of its own family (an
+/// accumulator's Int64 for an INT column, say), so each column is cast.
+pub(crate) fn output_batch(
+    schema: &SchemaRef,
+    columns: Vec<ArrayRef>,
+    rows: usize,
+) -> Result<RecordBatch, EngineError> {
+    let options =
+        datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows));
     let columns = columns
         .into_iter()
-        .zip(spec.output_schema.fields())
+        .zip(schema.fields())
         .map(|(c, f)| {
             if c.data_type() == f.data_type() {
                 Ok(c)
@@ -246,7 +251,7 @@ fn decode_results(
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(RecordBatch::try_new_with_options(
-        spec.output_schema.clone(),
+        schema.clone(),
         columns,
         &options,
     )?)

@@ -27,7 +27,7 @@ use crate::join::KeyedBatch;
 use crate::time::Watermark;
 use crate::updating::changelog::{self, RowKind, diffs, is_changelog};
 use crate::updating::changelog::{Updates, to_updates};
-use crate::updating::expiry::{self, MarkBy, Marks};
+use crate::updating::expiry::{self, Expired, MarkBy};
 
 /// Turns one complete time's updates `(key, value, diff)` (sorted by key)
 /// into a changelog batch.
@@ -40,7 +40,7 @@ pub type DecodeFn =
 /// dropped instead.
 pub fn to_changelog<'scope>(
     updates: Stream<'scope, Watermark, Updates>,
-    expired: Option<(Stream<'scope, Watermark, Marks>, MarkBy)>,
+    expired: Expired<'scope>,
     name: &str,
     decode: DecodeFn,
     context: Arc<JobContext>,

@@ -20,7 +20,7 @@ use crate::error::EngineError;
 use crate::time::Watermark;
 use crate::updating::changelog::{self, diffs, is_changelog};
 use crate::updating::changelog::{Updates, to_updates};
-use crate::updating::expiry::{self, MarkBy};
+use crate::updating::expiry;
 use crate::updating::join::{DecodeFn, to_changelog};
 
 pub struct TopN {
@@ -157,13 +157,7 @@ pub fn top_n<'scope>(
         move |batch, time| encode_spec.updates(&encode_codecs, batch, time),
         context.clone(),
     );
-    let (updates, expired) = match spec.ttl {
-        Some(ttl) => {
-            let (updates, marks) = expiry::expire(updates, ttl, MarkBy::Key, context.clone());
-            (updates, Some((marks, MarkBy::Key)))
-        }
-        None => (updates, None),
-    };
+    let (updates, expired) = expiry::expire_keys(updates, spec.ttl, context.clone());
     let (rank_spec, rank_codecs, rank_context) = (spec.clone(), codecs.clone(), context.clone());
     let ranked = updates.as_collection().reduce_named(
         "TopN",
