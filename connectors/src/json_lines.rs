@@ -98,7 +98,12 @@ impl JsonLines {
             }
             let row = self.columns.first().map_or(0, Column::len);
             if !parse_object(&mut input, &self.names, &mut self.columns, self.keep)? {
-                self.columns.iter_mut().for_each(|c| c.truncate(row));
+                // Usually only the filtered column was written: the others
+                // need no visit.
+                self.columns
+                    .iter_mut()
+                    .filter(|c| c.len() > row)
+                    .for_each(|c| c.truncate(row));
                 input.at = memchr::memchr(b'\n', &input.bytes[input.at..])
                     .map_or(input.bytes.len(), |i| input.at + i + 1);
                 continue;
@@ -449,7 +454,7 @@ impl Input<'_> {
         let rest = &self.bytes[self.at..];
         let matched = rest.len() > name.len() + 1
             && rest[0] == b'"'
-            && rest[1..=name.len()] == *name
+            && same_bytes(&rest[1..=name.len()], name)
             && rest[name.len() + 1] == b'"'
             && !name.iter().any(|&b| b == b'"' || b == b'\\');
         if matched {
@@ -672,6 +677,12 @@ fn valid_json_number(text: &[u8]) -> bool {
 
 /// One object's fields into `columns`, nulls where a field is absent;
 /// `false` as soon as the object turns out not to be one `keep` keeps.
+/// Equality of a key and a column name: field names are short, and a
+/// branch-free fold over their bytes beats a call to `memcmp`.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
 fn parse_object(
     input: &mut Input<'_>,
     names: &[Box<[u8]>],

@@ -8,7 +8,9 @@
 //! exchanged to the worker that owns the key (`Stage::Final`). A window with
 //! millions of rows and thousands of keys then moves thousands of rows.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use crate::fast_hash::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -373,7 +375,7 @@ impl WindowAggregator {
                 opened,
             );
         }
-        let mut rows_by_window: HashMap<Window, Vec<u32>> = HashMap::new();
+        let mut rows_by_window: HashMap<Window, Vec<u32>> = HashMap::default();
         for (row, window) in assigned.iter().enumerate() {
             if let Some(window) = window {
                 rows_by_window.entry(*window).or_default().push(row as u32);

@@ -4,7 +4,7 @@
 //! so the output only ever inserts. A `PROCTIME()` column works the same
 //! way, its watermark being the wall clock.
 
-use std::collections::{HashMap, HashSet};
+use crate::fast_hash::{HashMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, UInt64Array};
@@ -188,9 +188,9 @@ pub fn deduplicate<'scope>(
                 let mut state = State {
                     spec,
                     converter,
-                    emitted: HashSet::new(),
-                    pending: HashMap::new(),
-                    batches: HashMap::new(),
+                    emitted: HashSet::default(),
+                    pending: HashMap::default(),
+                    batches: HashMap::default(),
                     next_batch: 0,
                     hold: None,
                 };

@@ -48,8 +48,7 @@ pub enum Expiry {
     /// row's time and no capability is held for stored rows.
     Ttl(std::time::Duration),
     /// Kept until the other side ends: a regular inner join of two
-    /// append-only inputs, which only ever inserts. Chunks are merged as
-    /// they pile up, so a batch probes a logarithmic number of them.
+    /// append-only inputs, which only ever inserts; `append_join` runs it.
     Never,
 }
 
@@ -184,48 +183,6 @@ impl State {
             Side::Left => self.left.push(chunk),
             Side::Right => self.right.push(chunk),
         }
-        if spec.expiry == Expiry::Never {
-            self.compact(side)?;
-        }
-        Ok(())
-    }
-
-    /// Merges the newest chunks while the last is at least as large as the
-    /// one before it (a binary counter), so kept rows sit in O(log n)
-    /// chunks and each row is re-indexed O(log n) times.
-    fn compact(&mut self, side: Side) -> Result<(), EngineError> {
-        let spec = self.spec.clone();
-        let (chunks, keys, schema) = match side {
-            Side::Left => (&mut self.left, &spec.join.left_keys, &spec.join.left_schema),
-            Side::Right => (
-                &mut self.right,
-                &spec.join.right_keys,
-                &spec.join.right_schema,
-            ),
-        };
-        while chunks.len() >= 2
-            && chunks[chunks.len() - 1].rows.len() >= chunks[chunks.len() - 2].rows.len()
-        {
-            let (Some(newer), Some(older)) = (chunks.pop(), chunks.pop()) else {
-                break;
-            };
-            let batch = datafusion::arrow::compute::concat_batches(
-                schema,
-                [&older.rows.batch, &newer.rows.batch],
-            )?;
-            let rows = KeyedBatch::new(batch, keys, &self.converter)?;
-            let index = rows.index();
-            let mut matched = older.matched;
-            matched.extend(newer.matched);
-            chunks.push(Chunk {
-                rows,
-                index,
-                matched,
-                max_time: older.max_time.max(newer.max_time),
-                arrived: older.arrived,
-                cap: None,
-            });
-        }
         Ok(())
     }
 
@@ -326,6 +283,9 @@ pub fn interval_join<'scope>(
     spec: Arc<IntervalJoin>,
     context: Arc<JobContext>,
 ) -> Result<Stream<'scope, Watermark, Batch>, EngineError> {
+    if spec.expiry == Expiry::Never {
+        return crate::append_join::append_join(left, right, spec, context);
+    }
     let converter = key_converter(&spec.join.left_keys, &spec.join.left_schema)?;
     let routes = (spec.left_route.clone(), spec.right_route.clone());
     let scope = left.scope();

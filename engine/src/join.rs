@@ -2,7 +2,7 @@
 //! rows of two batches match on their equi-keys and an extra condition, and
 //! the output rows for each join kind.
 
-use std::collections::HashMap;
+use crate::fast_hash::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, UInt32Array};
@@ -96,7 +96,7 @@ impl KeyedBatch {
 
     /// Row indices by key, for the side that is probed.
     pub fn index(&self) -> KeyIndex {
-        let mut index: KeyIndex = HashMap::new();
+        let mut index: KeyIndex = HashMap::default();
         for (i, key) in self.keys().enumerate() {
             if let Some(key) = key {
                 index.entry(key.into()).or_default().push(i as u32);

@@ -3,6 +3,7 @@
 //! RocksDB store that every service and checkpoint lives in.
 
 pub mod aggregate;
+pub mod append_join;
 pub mod batch;
 pub mod cluster_net;
 pub mod complete;
@@ -11,6 +12,7 @@ pub mod context;
 pub mod dedup;
 pub mod error;
 pub mod exchange;
+pub mod fast_hash;
 pub mod interval_join;
 pub mod join;
 pub mod lateness;

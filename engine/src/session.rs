@@ -6,7 +6,7 @@
 //! `state`/`merge_batch`. A session fires once the watermark passes its
 //! end, since no later row can reach back into it.
 
-use std::collections::HashMap;
+use crate::fast_hash::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, TimestampMillisecondArray};
@@ -74,7 +74,7 @@ impl Sessions {
             spec,
             gap,
             key_columns,
-            open: HashMap::new(),
+            open: HashMap::default(),
         })
     }
 

@@ -1,6 +1,7 @@
 //! A script's statements run in order: DDL fills the catalog, queries are
 //! planned, and all of them become one dataflow job.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
@@ -324,6 +325,7 @@ impl Session {
             connectors: self.connectors.as_ref(),
             statement: tokens,
             rank_limits: Default::default(),
+            shared: Default::default(),
         };
         planner.plan(&plan).await
     }
@@ -495,6 +497,9 @@ pub fn explain(node: &Node, depth: usize) -> String {
             let children: Vec<String> = inputs.iter().map(|n| explain(n, depth + 1)).collect();
             format!("{pad}UnionAll\n{}", children.join("\n"))
         }
+        Node::Shared { id, input } => {
+            format!("{pad}Shared #{id}\n{}", explain(input, depth + 1))
+        }
     }
 }
 
@@ -519,7 +524,14 @@ impl Job {
             worker.dataflow::<Watermark, _, _>(move |scope| {
                 let probe = ProbeHandle::new();
                 for (i, pipeline) in job.pipelines.iter().enumerate() {
-                    let stream = build(&pipeline.node, scope, &context, index, peers)?;
+                    let stream = build(
+                        &pipeline.node,
+                        scope,
+                        &context,
+                        index,
+                        peers,
+                        &mut HashMap::new(),
+                    )?;
                     let (name, provider) = match &pipeline.output {
                         Output::Table { name, provider } => (name.as_str(), provider),
                         Output::Results => ("results", &results),
@@ -546,8 +558,17 @@ fn build<'scope>(
     context: &Arc<JobContext>,
     index: usize,
     peers: usize,
+    memo: &mut HashMap<usize, Stream<'scope, Watermark, runnel_engine::batch::Batch>>,
 ) -> Result<Stream<'scope, Watermark, runnel_engine::batch::Batch>, runnel_engine::EngineError> {
     Ok(match node {
+        Node::Shared { id, input } => match memo.get(id) {
+            Some(stream) => stream.clone(),
+            None => {
+                let stream = build(input, scope, context, index, peers, memo)?;
+                memo.insert(*id, stream.clone());
+                stream
+            }
+        },
         Node::Source {
             table,
             provider,
@@ -569,13 +590,13 @@ fn build<'scope>(
             )
         }
         Node::Map { input, name, f } => map_batches(
-            build(input, scope, context, index, peers)?,
+            build(input, scope, context, index, peers, memo)?,
             name,
             f.clone(),
             context.clone(),
         ),
         Node::WindowAggregate { input, spec, .. } => window_aggregate(
-            build(input, scope, context, index, peers)?,
+            build(input, scope, context, index, peers, memo)?,
             spec.clone(),
             context.clone(),
         )?,
@@ -585,14 +606,14 @@ fn build<'scope>(
             key_columns,
             f,
         } => runnel_engine::complete::per_complete_time(
-            build(input, scope, context, index, peers)?,
+            build(input, scope, context, index, peers, memo)?,
             name,
             key_columns.clone(),
             f.clone(),
             context.clone(),
         ),
         Node::WindowAssign { input, spec } => runnel_engine::window_assign::assign_windows(
-            build(input, scope, context, index, peers)?,
+            build(input, scope, context, index, peers, memo)?,
             spec.clone(),
             context.clone(),
         ),
@@ -607,8 +628,8 @@ fn build<'scope>(
             let f: runnel_engine::complete::CompletePairFn =
                 Arc::new(move |lefts, rights| join.join_all(&lefts, &rights));
             runnel_engine::complete::per_complete_time_pair(
-                build(left, scope, context, index, peers)?,
-                build(right, scope, context, index, peers)?,
+                build(left, scope, context, index, peers, memo)?,
+                build(right, scope, context, index, peers, memo)?,
                 "WindowJoin",
                 routes.clone(),
                 f,
@@ -618,13 +639,13 @@ fn build<'scope>(
         Node::IntervalJoin {
             left, right, spec, ..
         } => runnel_engine::interval_join::interval_join(
-            build(left, scope, context, index, peers)?,
-            build(right, scope, context, index, peers)?,
+            build(left, scope, context, index, peers, memo)?,
+            build(right, scope, context, index, peers, memo)?,
             spec.clone(),
             context.clone(),
         )?,
         Node::TopN { input, spec, .. } => {
-            let input = build(input, scope, context, index, peers)?;
+            let input = build(input, scope, context, index, peers, memo)?;
             // An append-only input never takes a row back, so only the N
             // best of each partition need be kept.
             if !is_changelog(&spec.input_schema) && spec.limit.is_some_and(|n| n <= 10_000) {
@@ -639,7 +660,7 @@ fn build<'scope>(
         }
         Node::GroupAggregate { input, spec, .. } => {
             let input_node = input;
-            let input = build(input, scope, context, index, peers)?;
+            let input = build(input, scope, context, index, peers, memo)?;
             // Accumulators that take rows back in any order (COUNT, SUM,
             // AVG) are kept per key even over operators' changelogs; others
             // (MIN, MAX), and a changelog source's rows, which may retract
@@ -664,8 +685,8 @@ fn build<'scope>(
         Node::RegularJoin {
             left, right, spec, ..
         } => runnel_engine::updating::join::regular_join(
-            build(left, scope, context, index, peers)?,
-            build(right, scope, context, index, peers)?,
+            build(left, scope, context, index, peers, memo)?,
+            build(right, scope, context, index, peers, memo)?,
             spec.clone(),
             context.clone(),
         )?,
@@ -675,7 +696,7 @@ fn build<'scope>(
             input_schema,
             ..
         } => runnel_engine::dedup::deduplicate(
-            build(input, scope, context, index, peers)?,
+            build(input, scope, context, index, peers, memo)?,
             spec.clone(),
             input_schema.clone(),
             context.clone(),
@@ -683,7 +704,7 @@ fn build<'scope>(
         Node::Union { inputs } => {
             let streams = inputs
                 .iter()
-                .map(|n| build(n, scope, context, index, peers))
+                .map(|n| build(n, scope, context, index, peers, memo))
                 .collect::<Result<Vec<_>, _>>()?;
             scope.concatenate(streams)
         }

@@ -15,6 +15,7 @@ mod joins;
 mod legacy_windows;
 mod planner;
 mod ranking;
+mod reuse;
 mod source_options;
 mod temporal;
 mod tokens;

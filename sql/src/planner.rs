@@ -106,6 +106,11 @@ pub enum Node {
         key_columns: Vec<usize>,
         f: runnel_engine::complete::CompleteFn,
     },
+    /// A subtree the plan reads more than once, built once per worker.
+    Shared {
+        id: usize,
+        input: Arc<Node>,
+    },
 }
 
 impl Node {
@@ -124,6 +129,7 @@ impl Node {
             | Node::GroupAggregate { input, .. }
             | Node::Deduplicate { input, .. }
             | Node::Complete { input, .. } => vec![input],
+            Node::Shared { input, .. } => vec![input],
         }
     }
 
@@ -191,11 +197,13 @@ pub struct Planner<'a> {
     /// `rn <= N` of the filters being planned, by column name: a
     /// `ROW_NUMBER()` below one keeps only N rows per partition.
     pub rank_limits: std::cell::RefCell<Vec<(String, u64)>>,
+    pub(crate) shared: std::cell::RefCell<crate::reuse::SharedPlans>,
 }
 
 impl Planner<'_> {
     /// Plans `plan` and returns its node and output schema.
     pub async fn plan(&self, plan: &LogicalPlan) -> Result<(Node, SchemaRef), SqlError> {
+        *self.shared.borrow_mut() = crate::reuse::SharedPlans::of(plan);
         let planned = Box::pin(self.translate(plan)).await?;
         let planned = self.settled(self.materialize(planned)?)?;
         Ok((planned.node, planned.schema))
@@ -281,6 +289,14 @@ impl Planner<'_> {
     }
 
     async fn translate(&self, plan: &LogicalPlan) -> Result<Planned, SqlError> {
+        if let Some(planned) = self.shared.borrow().get(plan) {
+            return Ok(planned);
+        }
+        let planned = self.translate_once(plan).await?;
+        Ok(self.shared.borrow_mut().record(plan, planned))
+    }
+
+    async fn translate_once(&self, plan: &LogicalPlan) -> Result<Planned, SqlError> {
         match plan {
             LogicalPlan::TableScan(scan) => {
                 if scan.fetch.is_some() {

@@ -27,6 +27,17 @@ pub struct WindowCall {
     pub position: Position,
 }
 
+impl WindowCall {
+    /// Whether both calls give the same rows the same windows.
+    fn same_windows(&self, other: &WindowCall) -> bool {
+        self.table == other.table
+            && self.time_column == other.time_column
+            && self.partition == other.partition
+            && self.kind == other.kind
+            && self.function == other.function
+    }
+}
+
 pub fn rewrite(
     tokens: Vec<TokenWithSpan>,
     next_id: &mut usize,
@@ -36,11 +47,20 @@ pub fn rewrite(
     let mut i = 0;
     while i < tokens.len() {
         if let Some((end, call)) = window_call_at(&tokens, i, next_id)? {
+            // The same call twice reads the same placeholder table, so the
+            // planner sees one subtree and reuses it (sub-plan reuse).
+            let placeholder = match calls.iter().find(|c: &&WindowCall| c.same_windows(&call)) {
+                Some(earlier) => earlier.placeholder.clone(),
+                None => {
+                    let placeholder = call.placeholder.clone();
+                    calls.push(call);
+                    placeholder
+                }
+            };
             out.push(TokenWithSpan {
-                token: Token::make_word(&call.placeholder, None),
+                token: Token::make_word(&placeholder, None),
                 span: tokens[i].span,
             });
-            calls.push(call);
             i = end + 1;
         } else {
             out.push(tokens[i].clone());

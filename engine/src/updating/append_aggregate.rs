@@ -7,7 +7,7 @@
 //! and MAX must survive retractions) take the differential operator, which
 //! recomputes a key from all its rows.
 
-use std::collections::HashMap;
+use crate::fast_hash::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
@@ -89,7 +89,7 @@ impl State {
         };
         // The rows of each group this batch touches, in first-touch order.
         let mut touched: Vec<(usize, Vec<u32>)> = Vec::new();
-        let mut slot: HashMap<usize, usize> = HashMap::new();
+        let mut slot: HashMap<usize, usize> = HashMap::default();
         for (row, key) in key_rows.into_iter().enumerate() {
             let group = match self.index.get(&key) {
                 Some(&g) => g,
@@ -330,7 +330,7 @@ pub fn append_aggregate<'scope>(
                 context: context.clone(),
                 keys,
                 groups: Vec::new(),
-                index: HashMap::new(),
+                index: HashMap::default(),
             };
             move |input, output| {
                 input.for_each(|cap, data| {
@@ -370,7 +370,7 @@ pub fn aggregate_once(
         context: Arc::new(JobContext::default()),
         keys: key_converter(&spec.keys, &spec.input_schema)?,
         groups: Vec::new(),
-        index: HashMap::new(),
+        index: HashMap::default(),
     };
     let Some(changes) = state.absorb(&keys_in_front(spec, &batch)?)? else {
         return Ok(None);

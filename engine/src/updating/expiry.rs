@@ -12,7 +12,9 @@
 //! against the forgotten state) is emitted.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::fast_hash::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -95,7 +97,7 @@ impl Expirer {
             out.extend(marks.into_iter().map(|m| Tagged::Mark((m, time, -1))));
         }
         let held = self.keys.entry(key.clone()).or_insert_with(|| Held {
-            rows: HashMap::new(),
+            rows: HashMap::default(),
             bucket: u64::MAX,
         });
         match held.rows.entry(row.clone()) {
@@ -180,7 +182,7 @@ pub fn expire<'scope>(
                 ttl,
                 mark_by,
                 started: Instant::now(),
-                keys: HashMap::new(),
+                keys: HashMap::default(),
                 touched: VecDeque::new(),
                 expired: BTreeMap::new(),
             };

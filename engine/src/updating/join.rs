@@ -3,7 +3,9 @@
 //! side that has ever arrived and retractions on either side retract their
 //! pairs. The extra condition is applied to the decoded pairs.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use crate::fast_hash::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::ArrayRef;
