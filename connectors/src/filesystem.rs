@@ -99,7 +99,7 @@ impl SourceProvider for FileSource {
             decoder: self
                 .format
                 .decoder(self.schema.clone())?
-                .keeping_only(self.keep),
+                .keeping_only(self.keep.clone()),
             ready: Vec::new(),
             buffer: Vec::new(),
             carried: 0,

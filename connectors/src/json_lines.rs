@@ -35,7 +35,7 @@ type Step<T = ()> = Result<T, GiveBack>;
 
 pub struct JsonLines {
     schema: SchemaRef,
-    names: Vec<Box<[u8]>>,
+    names: Vec<Name>,
     columns: Vec<Column>,
     batch_rows: usize,
     /// Lines whose top-level integer column is not this value are dropped
@@ -97,7 +97,12 @@ impl JsonLines {
                 break;
             }
             let row = self.columns.first().map_or(0, Column::len);
-            if !parse_object(&mut input, &self.names, &mut self.columns, self.keep)? {
+            if !parse_object(
+                &mut input,
+                &self.names,
+                &mut self.columns,
+                self.keep.as_ref(),
+            )? {
                 // Usually only the filtered column was written: the others
                 // need no visit.
                 self.columns
@@ -135,11 +140,34 @@ impl JsonLines {
     }
 }
 
-fn names(fields: &Fields) -> Vec<Box<[u8]>> {
-    fields
-        .iter()
-        .map(|f| f.name().as_bytes().to_vec().into_boxed_slice())
-        .collect()
+fn names(fields: &Fields) -> Vec<Name> {
+    fields.iter().map(|f| Name::new(f.name())).collect()
+}
+
+/// A field name, and its quoted form as a 16-byte pattern: most keys are
+/// matched by one load, mask and compare.
+struct Name {
+    bytes: Box<[u8]>,
+    /// `(pattern, mask)` of `"name"`, little-endian, when it fits in 16
+    /// bytes and needs no escape.
+    quoted: Option<(u128, u128)>,
+}
+
+impl Name {
+    fn new(name: &str) -> Self {
+        let bytes: Box<[u8]> = name.as_bytes().into();
+        let plain = !bytes.iter().any(|&b| b == b'"' || b == b'\\');
+        let quoted = (plain && bytes.len() + 2 <= 16).then(|| {
+            let mut window = [0u8; 16];
+            window[0] = b'"';
+            window[1..=bytes.len()].copy_from_slice(&bytes);
+            window[bytes.len() + 1] = b'"';
+            let width = 8 * (bytes.len() as u32 + 2);
+            let mask = u128::MAX.checked_shr(128 - width).unwrap_or(0);
+            (u128::from_le_bytes(window), mask)
+        });
+        Name { bytes, quoted }
+    }
 }
 
 struct Column {
@@ -166,7 +194,7 @@ enum Kind {
         unit: TimeUnit,
     },
     Struct {
-        names: Vec<Box<[u8]>>,
+        names: Vec<Name>,
         children: Vec<Column>,
     },
 }
@@ -257,10 +285,12 @@ impl Column {
         }
     }
 
-    /// Whether the last value is the integer `value`.
-    fn holds_last(&self, value: i64) -> bool {
+    /// Whether the last value is one of the integers `wanted`.
+    fn holds_last(&self, wanted: &[i64]) -> bool {
         match (&self.kind, self.valid.last()) {
-            (Kind::Int { values, .. }, Some(true)) => values.last() == Some(&value),
+            (Kind::Int { values, .. }, Some(true)) => {
+                values.last().is_some_and(|v| wanted.contains(v))
+            }
             _ => false,
         }
     }
@@ -447,18 +477,24 @@ impl Input<'_> {
     /// next is matched in place, without searching for the closing quote.
     /// A name with a quote or backslash is never matched this way (its key
     /// would be escaped in the JSON).
-    fn quoted_is(&mut self, name: Option<&[u8]>) -> bool {
+    fn quoted_is(&mut self, name: Option<&Name>) -> bool {
         let Some(name) = name else {
             return false;
         };
         let rest = &self.bytes[self.at..];
-        let matched = rest.len() > name.len() + 1
-            && rest[0] == b'"'
-            && same_bytes(&rest[1..=name.len()], name)
-            && rest[name.len() + 1] == b'"'
-            && !name.iter().any(|&b| b == b'"' || b == b'\\');
+        let width = name.bytes.len() + 2;
+        let matched = match (name.quoted, rest.first_chunk::<16>()) {
+            (Some((pattern, mask)), Some(window)) => u128::from_le_bytes(*window) & mask == pattern,
+            _ => {
+                rest.len() > width - 1
+                    && rest[0] == b'"'
+                    && rest[1..width - 1] == *name.bytes
+                    && rest[width - 1] == b'"'
+                    && !name.bytes.iter().any(|&b| b == b'"' || b == b'\\')
+            }
+        };
         if matched {
-            self.at += name.len() + 2;
+            self.at += width;
         }
         matched
     }
@@ -677,17 +713,11 @@ fn valid_json_number(text: &[u8]) -> bool {
 
 /// One object's fields into `columns`, nulls where a field is absent;
 /// `false` as soon as the object turns out not to be one `keep` keeps.
-/// Equality of a key and a column name: field names are short, and a
-/// branch-free fold over their bytes beats a call to `memcmp`.
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
-}
-
 fn parse_object(
     input: &mut Input<'_>,
-    names: &[Box<[u8]>],
+    names: &[Name],
     columns: &mut [Column],
-    keep: Option<KeepOnly>,
+    keep: Option<&KeepOnly>,
 ) -> Step<bool> {
     let row = columns.first().map_or(0, Column::len);
     input.expect(b'{')?;
@@ -698,11 +728,11 @@ fn parse_object(
         let mut expected = 0;
         loop {
             input.skip_space();
-            let position = if input.quoted_is(names.get(expected).map(|n| &**n)) {
+            let position = if input.quoted_is(names.get(expected)) {
                 Some(expected)
             } else {
                 let key = input.key()?;
-                names.iter().position(|n| **n == *key)
+                names.iter().position(|n| *n.bytes == *key)
             };
             input.skip_space();
             input.expect(b':')?;
@@ -714,7 +744,7 @@ fn parse_object(
                         return Err(GiveBack);
                     }
                     parse_value(input, &mut columns[i])?;
-                    if keep.is_some_and(|k| k.column == i && !columns[i].holds_last(k.value)) {
+                    if keep.is_some_and(|k| k.column == i && !columns[i].holds_last(&k.values)) {
                         return Ok(false);
                     }
                     expected = i + 1;
@@ -738,7 +768,7 @@ fn parse_object(
         }
     }
     // An absent (NULL) column equals nothing.
-    Ok(keep.is_none_or(|k| columns[k.column].holds_last(k.value)))
+    Ok(keep.is_none_or(|k| columns[k.column].holds_last(&k.values)))
 }
 
 fn parse_value(input: &mut Input<'_>, column: &mut Column) -> Step {
@@ -1136,7 +1166,7 @@ mod tests {
         let mut fast = JsonLines::new(schema.clone(), 2).unwrap();
         fast.keep_only(KeepOnly {
             column: 0,
-            value: 2,
+            values: vec![2],
         });
         let kept = concat_batches(&schema, &fast.decode(lines).unwrap()).unwrap();
         let all = arrow(&schema, lines).unwrap();

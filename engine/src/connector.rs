@@ -9,13 +9,14 @@ use crate::sink::BatchSink;
 use crate::source::BatchReader;
 
 /// The rows a query keeps of a source, as far as the planner can tell from
-/// a filter above the scan: those whose top-level integer column `column`
-/// equals `value` (Nexmark's views keep one `event_type` each). The filter
-/// stays in the plan, so a source may drop other rows early, or not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// the filters above its scans: those whose top-level integer column
+/// `column` equals one of `values` (Nexmark's views keep one `event_type`
+/// each; a source several views read keeps theirs). The filters stay in
+/// the plan, so a source may drop other rows early, or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeepOnly {
     pub column: usize,
-    pub value: i64,
+    pub values: Vec<i64>,
 }
 
 pub trait SourceProvider: Send + Sync {

@@ -203,10 +203,41 @@ pub struct Planner<'a> {
 impl Planner<'_> {
     /// Plans `plan` and returns its node and output schema.
     pub async fn plan(&self, plan: &LogicalPlan) -> Result<(Node, SchemaRef), SqlError> {
-        *self.shared.borrow_mut() = crate::reuse::SharedPlans::of(plan);
+        let mut scans = std::collections::HashMap::new();
+        Box::pin(self.scans(plan, &mut scans)).await?;
+        *self.shared.borrow_mut() = crate::reuse::SharedPlans::of(plan, scans);
         let planned = Box::pin(self.translate(plan)).await?;
         let planned = self.settled(self.materialize(planned)?)?;
         Ok((planned.node, planned.schema))
+    }
+
+    /// The pushed-down filters of every scan of each table in `plan`,
+    /// window calls' inputs included.
+    async fn scans(
+        &self,
+        plan: &LogicalPlan,
+        scans: &mut std::collections::HashMap<String, Vec<Vec<Expr>>>,
+    ) -> Result<(), SqlError> {
+        if let LogicalPlan::TableScan(scan) = plan {
+            let name = scan.table_name.table();
+            if name.starts_with(PLACEHOLDER_PREFIX) {
+                if let Some(call) = self.catalog.window(self.windows, name) {
+                    let frame = self.context.table(quoted(&call.table)).await?;
+                    let inner = frame.into_optimized_plan()?;
+                    Box::pin(self.scans(&inner, scans)).await?;
+                }
+            } else {
+                let table = name.strip_prefix(SOURCE_PREFIX).unwrap_or(name);
+                scans
+                    .entry(table.to_string())
+                    .or_default()
+                    .push(scan.filters.clone());
+            }
+        }
+        for input in plan.inputs() {
+            Box::pin(self.scans(input, scans)).await?;
+        }
+        Ok(())
     }
 
     /// Refuses a `ROW_NUMBER()` over a whole stream that no filter cut to
@@ -317,9 +348,19 @@ impl Planner<'_> {
                     .cloned()
                     .ok_or_else(|| SqlError::Plan(format!("Object '{table_name}' not found")))?;
                 let physical = Catalog::physical_schema(&table);
-                let keep = keep_only(&scan.filters, &physical);
-                let source = self.source(table, keep)?;
-                let changelog = matches!(&source, Node::Source { provider, .. } if provider.produces_changelog());
+                let shared_source = self.shared.borrow().source(table_name);
+                let source = match shared_source {
+                    Some(source) => source,
+                    None => {
+                        let keep = match self.shared.borrow().scans_of(table_name) {
+                            Some(scans) => keep_any(scans, &physical),
+                            None => keep_only(&scan.filters, &physical),
+                        };
+                        let source = self.source(table, keep)?;
+                        self.shared.borrow_mut().record_source(table_name, source)
+                    }
+                };
+                let changelog = source.reads_changelog_source();
                 let mut out_schema = Arc::new(scan.projected_schema.as_arrow().clone());
                 if changelog {
                     out_schema = with_op(&out_schema);
@@ -1108,7 +1149,24 @@ fn keep_only(filters: &[Expr], physical: &Schema) -> Option<KeepOnly> {
         };
         Some(KeepOnly {
             column: index,
-            value,
+            values: vec![value],
         })
     })
+}
+
+/// What a source read by all of `scans` may keep: the rows any of them
+/// keeps, if each keeps rows by the same column.
+fn keep_any(scans: &[Vec<Expr>], physical: &Schema) -> Option<KeepOnly> {
+    let mut keeps = scans.iter().map(|filters| keep_only(filters, physical));
+    let mut union = keeps.next()??;
+    for keep in keeps {
+        let keep = keep?;
+        if keep.column != union.column {
+            return None;
+        }
+        union.values.extend(keep.values);
+    }
+    union.values.sort_unstable();
+    union.values.dedup();
+    Some(union)
 }

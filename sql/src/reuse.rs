@@ -2,14 +2,16 @@
 //! (`table.optimizer.reuse-sub-plan-enabled`): a subtree a query reads more
 //! than once, such as Nexmark q5's HOP count under both sides of its join,
 //! is planned once and its stream read by every parent, so its source is
-//! decoded once and its state kept once.
+//! decoded once and its state kept once. A table scanned more than once
+//! with different filters (Nexmark's `auction` and `bid` views of one
+//! stream) is read by one source, which keeps the rows any scan wants.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{Expr, LogicalPlan};
 
 use crate::planner::{Node, Planned, Windowing};
 
@@ -18,6 +20,11 @@ use crate::planner::{Node, Planned, Windowing};
 pub(crate) struct SharedPlans {
     repeated: HashSet<LogicalPlan>,
     planned: HashMap<LogicalPlan, SharedPlan>,
+    /// The pushed-down filters of each scan, by table, for tables scanned
+    /// more than once.
+    scans: HashMap<String, Vec<Vec<Expr>>>,
+    sources: HashMap<String, (usize, Arc<Node>)>,
+    next_id: usize,
 }
 
 /// A planned subtree and what its parents need to know of it.
@@ -49,15 +56,49 @@ impl SharedPlans {
     /// The largest subtrees of `plan` that occur more than once. A subtree
     /// with a window function is left out: what its `ROW_NUMBER()` keeps
     /// depends on the filter above each occurrence.
-    pub(crate) fn of(plan: &LogicalPlan) -> Self {
+    /// `scans` holds the filters of every scan of each table, including
+    /// those under window calls.
+    pub(crate) fn of(plan: &LogicalPlan, mut scans: HashMap<String, Vec<Vec<Expr>>>) -> Self {
         let mut counts: HashMap<&LogicalPlan, usize> = HashMap::new();
         count(plan, &mut counts);
         let mut repeated = HashSet::new();
         largest_repeated(plan, &counts, &mut repeated);
+        scans.retain(|_, filters| filters.len() > 1);
         SharedPlans {
             repeated,
+            scans,
             ..Default::default()
         }
+    }
+
+    /// The filters of every scan of `table`, if it is scanned more than once.
+    pub(crate) fn scans_of(&self, table: &str) -> Option<&[Vec<Expr>]> {
+        self.scans.get(table).map(Vec::as_slice)
+    }
+
+    /// The source of `table` if another scan already built it.
+    pub(crate) fn source(&self, table: &str) -> Option<Node> {
+        self.sources.get(table).map(|(id, node)| Node::Shared {
+            id: *id,
+            input: node.clone(),
+        })
+    }
+
+    /// Records the source of `table` for its other scans, and gives the
+    /// node to use for this one.
+    pub(crate) fn record_source(&mut self, table: &str, source: Node) -> Node {
+        if !self.scans.contains_key(table) {
+            return source;
+        }
+        let id = self.take_id();
+        let source = Arc::new(source);
+        self.sources.insert(table.to_string(), (id, source.clone()));
+        Node::Shared { id, input: source }
+    }
+
+    fn take_id(&mut self) -> usize {
+        self.next_id += 1;
+        self.next_id - 1
     }
 
     /// What an earlier occurrence of `plan` was planned into.
@@ -72,7 +113,7 @@ impl SharedPlans {
             return planned;
         }
         let shared = SharedPlan {
-            id: self.planned.len(),
+            id: self.take_id(),
             node: Arc::new(planned.node),
             schema: planned.schema,
             windowing: planned.windowing,

@@ -9,10 +9,11 @@
 //! entries point into it, and output rows are gathered from it. Only the
 //! sort key is encoded; a tie compares the rows' columns.
 
+use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, UInt64Array, make_comparator};
+use datafusion::arrow::array::{ArrayRef, DynComparator, UInt64Array, make_comparator};
 use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::compute::interleave_record_batch;
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
@@ -38,13 +39,16 @@ struct Entry {
     at: (u32, u32),
 }
 
-/// The batches kept rows live in. Rows that left the top N stay until the
-/// arena holds twice the live rows, then the live ones are gathered into
-/// one batch.
+/// The batches kept rows live in, with how many kept rows each holds. A
+/// batch is let go when none of its rows is kept; when the arena holds
+/// more than twice the kept rows, the live rows of mostly dead batches are
+/// gathered into a new one.
 #[derive(Default)]
 struct Arena {
-    segments: Vec<RecordBatch>,
+    segments: Vec<Option<RecordBatch>>,
+    live: Vec<u32>,
     held_rows: usize,
+    live_rows: usize,
 }
 
 /// Below this many held rows the arena is never compacted.
@@ -53,8 +57,37 @@ const ARENA_SLACK: usize = 1 << 16;
 impl Arena {
     fn push(&mut self, batch: RecordBatch) -> u32 {
         self.held_rows += batch.num_rows();
-        self.segments.push(batch);
+        self.segments.push(Some(batch));
+        self.live.push(0);
         (self.segments.len() - 1) as u32
+    }
+
+    fn segment(&self, segment: u32) -> Result<&RecordBatch, EngineError> {
+        self.segments
+            .get(segment as usize)
+            .and_then(Option::as_ref)
+            .ok_or_else(|| EngineError::Runtime(format!("top-N: segment {segment} was let go")))
+    }
+
+    fn keep(&mut self, (segment, _): (u32, u32)) {
+        self.live[segment as usize] += 1;
+        self.live_rows += 1;
+    }
+
+    fn release(&mut self, (segment, _): (u32, u32)) {
+        self.live[segment as usize] -= 1;
+        self.live_rows -= 1;
+    }
+
+    /// Lets go of the batches no kept row is in.
+    fn let_go_of_dead(&mut self) {
+        for (segment, live) in self.segments.iter_mut().zip(&self.live) {
+            if *live == 0
+                && let Some(batch) = segment.take()
+            {
+                self.held_rows -= batch.num_rows();
+            }
+        }
     }
 
     /// Gathers rows by `(segment, row)` into one batch, reading only the
@@ -62,15 +95,18 @@ impl Arena {
     fn gather(&self, at: impl Iterator<Item = (u32, u32)>) -> Result<RecordBatch, EngineError> {
         let mut slot_of: Vec<Option<usize>> = vec![None; self.segments.len()];
         let mut sources: Vec<&RecordBatch> = Vec::new();
-        let indices: Vec<(usize, usize)> = at
-            .map(|(segment, row)| {
-                let slot = *slot_of[segment as usize].get_or_insert_with(|| {
-                    sources.push(&self.segments[segment as usize]);
+        let mut indices: Vec<(usize, usize)> = Vec::new();
+        for (segment, row) in at {
+            let slot = match slot_of[segment as usize] {
+                Some(slot) => slot,
+                None => {
+                    sources.push(self.segment(segment)?);
+                    slot_of[segment as usize] = Some(sources.len() - 1);
                     sources.len() - 1
-                });
-                (slot, row as usize)
-            })
-            .collect();
+                }
+            };
+            indices.push((slot, row as usize));
+        }
         Ok(interleave_record_batch(&sources, &indices)?)
     }
 }
@@ -80,8 +116,7 @@ struct State {
     limit: usize,
     codecs: Codecs,
     order: RowConverter,
-    kept: HashMap<Box<[u8]>, Vec<Entry>>,
-    live_rows: usize,
+    kept: HashMap<Vec<u8>, Vec<Entry>>,
     arena: Arena,
 }
 
@@ -95,6 +130,9 @@ struct Candidate<'a> {
 struct Placement<'a> {
     arena: &'a Arena,
     limit: usize,
+    /// Column comparators from a kept row's segment to the new rows' one,
+    /// made at a segment's first tie in a batch.
+    comparators: RefCell<HashMap<u32, Vec<DynComparator>>>,
 }
 
 impl Placement<'_> {
@@ -133,11 +171,24 @@ impl Placement<'_> {
         }
     }
 
+    /// `right` is a row of the newest segment, which all candidates are in.
     fn compare_rows(&self, left: (u32, u32), right: (u32, u32)) -> Result<Ordering, EngineError> {
-        let left_batch = &self.arena.segments[left.0 as usize];
-        let right_batch = &self.arena.segments[right.0 as usize];
-        for (l, r) in left_batch.columns().iter().zip(right_batch.columns()) {
-            let compare = make_comparator(l.as_ref(), r.as_ref(), SortOptions::default())?;
+        let mut comparators = self.comparators.borrow_mut();
+        let columns = match comparators.entry(left.0) {
+            hashbrown::hash_map::Entry::Occupied(made) => made.into_mut(),
+            hashbrown::hash_map::Entry::Vacant(vacant) => {
+                let left_batch = self.arena.segment(left.0)?;
+                let right_batch = self.arena.segment(right.0)?;
+                let made = left_batch
+                    .columns()
+                    .iter()
+                    .zip(right_batch.columns())
+                    .map(|(l, r)| make_comparator(l.as_ref(), r.as_ref(), SortOptions::default()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                vacant.insert(made)
+            }
+        };
+        for compare in columns.iter() {
             match compare(left.1 as usize, right.1 as usize) {
                 Ordering::Equal => {}
                 unequal => return Ok(unequal),
@@ -166,23 +217,24 @@ impl State {
         let order_rows = self.order_rows(batch)?;
         let sort_key = |i: usize| order_rows.as_ref().map_or(&[][..], |o| o.row(i).data());
         let segment = self.arena.push(batch.clone());
+        let placement = Placement {
+            arena: &self.arena,
+            limit: self.limit,
+            comparators: RefCell::default(),
+        };
         let mut changes = Changes::default();
+        // Rows that entered (+1) and left (-1) in this batch, applied to
+        // the arena's counts once placement no longer reads it.
+        let mut moves: Vec<((u32, u32), bool)> = Vec::new();
         for i in 0..n {
             let candidate = Candidate {
                 sort_key: sort_key(i),
                 at: (segment, i as u32),
             };
-            if !self.kept.contains_key(key(i)) {
-                self.kept
-                    .insert(key(i).into(), Vec::with_capacity(self.limit.min(16)));
-            }
-            let Some(entries) = self.kept.get_mut(key(i)) else {
-                continue;
-            };
-            let placement = Placement {
-                arena: &self.arena,
-                limit: self.limit,
-            };
+            let entries = self
+                .kept
+                .entry_ref(key(i))
+                .or_insert_with(|| Vec::with_capacity(self.limit.min(16)));
             let Some(at) = placement.place(entries, &candidate)? else {
                 continue;
             };
@@ -200,8 +252,12 @@ impl State {
                     at: (segment, i as u32),
                 },
             );
-            entries.truncate(self.limit);
-            self.live_rows += entries.len() - had;
+            moves.push(((segment, i as u32), true));
+            if entries.len() > self.limit
+                && let Some(left) = entries.pop()
+            {
+                moves.push((left.at, false));
+            }
             for (rank, entry) in entries.iter().enumerate().skip(at) {
                 changes.rows.push(entry.at);
                 changes.ranks.push(rank as u64 + 1);
@@ -214,7 +270,15 @@ impl State {
             }
         }
         let out = self.output(changes)?;
-        if self.arena.held_rows > 2 * self.live_rows + ARENA_SLACK {
+        for (at, entered) in moves {
+            if entered {
+                self.arena.keep(at);
+            } else {
+                self.arena.release(at);
+            }
+        }
+        self.arena.let_go_of_dead();
+        if self.arena.held_rows > 2 * self.arena.live_rows + ARENA_SLACK {
             self.compact()?;
         }
         Ok(out)
@@ -264,15 +328,38 @@ impl State {
     }
 
     /// Gathers the live rows into one segment and points the entries at it.
+    /// Gathers the kept rows of batches that are mostly dead into one new
+    /// batch, so each row is copied about once however long it is kept.
     fn compact(&mut self) -> Result<(), EngineError> {
-        let live = self
-            .arena
-            .gather(self.kept.values().flatten().map(|entry| entry.at))?;
-        for (row, entry) in self.kept.values_mut().flatten().enumerate() {
-            entry.at = (0, row as u32);
+        let arena = &mut self.arena;
+        let sparse: Vec<bool> = arena
+            .segments
+            .iter()
+            .zip(&arena.live)
+            .map(|(batch, &live)| {
+                batch
+                    .as_ref()
+                    .is_some_and(|b| (live as usize) * 2 < b.num_rows())
+            })
+            .collect();
+        if !sparse.contains(&true) {
+            return Ok(());
         }
-        self.arena = Arena::default();
-        self.arena.push(live);
+        let moving = |entry: &&mut Entry| sparse[entry.at.0 as usize];
+        let gathered = arena.gather(
+            self.kept
+                .values()
+                .flatten()
+                .filter(|entry| sparse[entry.at.0 as usize])
+                .map(|entry| entry.at),
+        )?;
+        let target = arena.push(gathered);
+        for (row, entry) in self.kept.values_mut().flatten().filter(moving).enumerate() {
+            arena.release(entry.at);
+            entry.at = (target, row as u32);
+            arena.keep(entry.at);
+        }
+        arena.let_go_of_dead();
         Ok(())
     }
 }
@@ -306,7 +393,6 @@ pub fn append_top_n<'scope>(
                 codecs,
                 order,
                 kept: HashMap::default(),
-                live_rows: 0,
                 arena: Arena::default(),
             };
             move |input, output| {

@@ -11,7 +11,7 @@
 //! that arrives at `t` after all cancels the mark, and its change (computed
 //! against the forgotten state) is emitted.
 
-use std::collections::hash_map::Entry;
+use hashbrown::hash_map::Entry;
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::fast_hash::HashMap;
