@@ -243,7 +243,7 @@ impl WindowAggregator {
 
     /// Event times of a raw batch, for the caller's lateness check.
     pub fn event_times(&self, batch: &RecordBatch) -> Result<Vec<Millis>, EngineError> {
-        crate::lateness::event_times(self.spec.time.as_ref(), batch)
+        crate::lateness::event_times(&self.spec.time, batch)
     }
 
     /// Adds a batch and returns the windows it opened. Raw batches must

@@ -2,6 +2,8 @@
 //! Sources drop late rows; window and session operators drop them again so
 //! that they stay correct for any input (a window over another's results).
 
+use std::sync::Arc;
+
 use datafusion::arrow::array::BooleanArray;
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -14,10 +16,10 @@ use crate::time::{Millis, Watermark};
 
 /// Each row's event time, in milliseconds.
 pub fn event_times(
-    expr: &dyn PhysicalExpr,
+    expr: &Arc<dyn PhysicalExpr>,
     batch: &RecordBatch,
 ) -> Result<Vec<Millis>, EngineError> {
-    millis(&expr.evaluate(batch)?.into_array(batch.num_rows())?)
+    millis(&crate::eager_case::evaluate(expr, batch)?)
 }
 
 /// Splits a batch at `watermark`: the rows at or after it with their event

@@ -10,6 +10,7 @@ pub mod complete;
 pub mod connector;
 pub mod context;
 pub mod dedup;
+pub mod eager_case;
 pub mod error;
 pub mod exchange;
 pub mod fast_hash;

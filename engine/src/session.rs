@@ -263,7 +263,7 @@ fn operator<'scope, P: ParallelizationContract<Watermark, Batch>>(
                 input.for_each(|cap, data| {
                     let Some(batch) = data.take() else { return };
                     let time = cap.least().copied().unwrap_or(Watermark::MIN);
-                    let result = event_times(spec.time.as_ref(), &batch)
+                    let result = event_times(&spec.time, &batch)
                         .and_then(|times| drop_late(batch, times, time, &context))
                         .and_then(|(on_time, times)| sessions.absorb(&on_time, &times));
                     if let Err(error) = result {

@@ -103,7 +103,7 @@ pub fn source<'scope>(
                     let on_time = match &event_time {
                         None => batch,
                         Some(event_time) => {
-                            let split = event_times(event_time.expr.as_ref(), &batch)
+                            let split = event_times(&event_time.expr, &batch)
                                 .and_then(|times| split_late(batch, times, *cap.time()))
                                 .and_then(|(on_time, times, late)| {
                                     hand_over_late(late, *cap.time(), &mut late_rows, &context)?;

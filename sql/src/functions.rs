@@ -134,7 +134,7 @@ impl ScalarUDFImpl for DateFormat {
 /// Flink's `REGEXP_EXTRACT(str, regex [, index])`: the `index`th group of
 /// the first match (0, the default, is the whole match), NULL when there
 /// is no match, the group did not take part, or an argument is NULL. The
-/// pattern is compiled once per batch, and the group goes straight into a
+/// pattern is compiled once per thread, and the group goes straight into a
 /// string column (DataFusion's `regexp_match(...)[i]` builds a list of
 /// every group of every row first).
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -181,53 +181,94 @@ impl ScalarUDFImpl for RegexpExtract {
         use datafusion::arrow::datatypes::Int64Type;
         use datafusion::common::exec_err;
         let rows = args.number_rows;
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let (Some(text), Some(patterns)) = (arrays.first(), arrays.get(1)) else {
+        let (Some(text), Some(pattern)) = (args.args.first(), args.args.get(1)) else {
             return exec_err!("REGEXP_EXTRACT takes a string and a regular expression");
         };
-        let (text, patterns) = (text.as_string::<i32>(), patterns.as_string::<i32>());
-        let indices = arrays.get(2).map(|a| a.as_primitive::<Int64Type>());
-        let mut compiled: Option<(String, regex::Regex)> = None;
-        let mut locations = None;
+        let text = text.to_array(rows)?;
+        let text = text.as_string::<i32>();
+        // A constant pattern or index (the usual case) is read once, not
+        // expanded to a column.
+        let patterns = match pattern {
+            ColumnarValue::Scalar(ScalarValue::Utf8(pattern)) => PerRow::Constant(pattern.clone()),
+            other => PerRow::Column(other.to_array(rows)?),
+        };
+        let indices = match args.args.get(2) {
+            None => PerRow::Constant(Some(0)),
+            Some(ColumnarValue::Scalar(ScalarValue::Int64(index))) => {
+                PerRow::Constant(index.and_then(|i| usize::try_from(i).ok()))
+            }
+            Some(other) => PerRow::Column(other.to_array(rows)?),
+        };
+        let pattern_at = |row: usize| match &patterns {
+            PerRow::Constant(pattern) => pattern.as_deref(),
+            PerRow::Column(array) => {
+                let array = array.as_string::<i32>();
+                array.is_valid(row).then(|| array.value(row))
+            }
+        };
+        let index_at = |row: usize| match &indices {
+            PerRow::Constant(index) => *index,
+            PerRow::Column(array) => {
+                let array = array.as_primitive::<Int64Type>();
+                array
+                    .is_valid(row)
+                    .then(|| usize::try_from(array.value(row)).ok())
+                    .flatten()
+            }
+        };
         let mut out = StringBuilder::with_capacity(rows, rows * 8);
-        for row in 0..rows {
-            let index = match indices {
-                Some(indices) if indices.is_null(row) => None,
-                Some(indices) => usize::try_from(indices.value(row)).ok(),
-                None => Some(0),
-            };
-            if text.is_null(row) || patterns.is_null(row) {
-                out.append_null();
-                continue;
-            }
-            let pattern = patterns.value(row);
-            if compiled.as_ref().is_none_or(|(p, _)| p != pattern) {
-                let regex = match regex::Regex::new(pattern) {
-                    Ok(regex) => regex,
-                    Err(error) => {
-                        return exec_err!(
-                            "REGEXP_EXTRACT: invalid regular expression '{pattern}': {error}"
-                        );
-                    }
+        LAST_REGEX.with_borrow_mut(|last| {
+            let mut locations = None;
+            for row in 0..rows {
+                let (Some(pattern), Some(index)) = (pattern_at(row), index_at(row)) else {
+                    out.append_null();
+                    continue;
                 };
-                locations = Some(regex.capture_locations());
-                compiled = Some((pattern.to_string(), regex));
+                if text.is_null(row) {
+                    out.append_null();
+                    continue;
+                }
+                if last.as_ref().is_none_or(|(p, _)| p != pattern) {
+                    let regex = match regex::Regex::new(pattern) {
+                        Ok(regex) => regex,
+                        Err(error) => {
+                            return exec_err!(
+                                "REGEXP_EXTRACT: invalid regular expression '{pattern}': {error}"
+                            );
+                        }
+                    };
+                    *last = Some((pattern.to_string(), regex));
+                    locations = None;
+                }
+                let Some((_, regex)) = last.as_ref() else {
+                    out.append_null();
+                    continue;
+                };
+                let locations = locations.get_or_insert_with(|| regex.capture_locations());
+                let value = text.value(row);
+                match regex
+                    .captures_read(locations, value)
+                    .and_then(|_| locations.get(index))
+                {
+                    Some((start, end)) => out.append_value(&value[start..end]),
+                    None => out.append_null(),
+                }
             }
-            let (Some((_, regex)), Some(locations), Some(index)) =
-                (&compiled, locations.as_mut(), index)
-            else {
-                out.append_null();
-                continue;
-            };
-            let value = text.value(row);
-            match regex
-                .captures_read(locations, value)
-                .and_then(|_| locations.get(index))
-            {
-                Some((start, end)) => out.append_value(&value[start..end]),
-                None => out.append_null(),
-            }
-        }
+            Ok(())
+        })?;
         Ok(ColumnarValue::Array(std::sync::Arc::new(out.finish())))
     }
+}
+
+/// An argument that is one value for the whole batch, or a column.
+enum PerRow<T> {
+    Constant(T),
+    Column(datafusion::arrow::array::ArrayRef),
+}
+
+thread_local! {
+    /// The pattern this worker thread compiled last: reusing it keeps what
+    /// its lazy DFA learned in earlier batches.
+    static LAST_REGEX: std::cell::RefCell<Option<(String, regex::Regex)>> =
+        const { std::cell::RefCell::new(None) };
 }
