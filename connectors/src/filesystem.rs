@@ -12,7 +12,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
 use runnel_engine::EngineError;
-use runnel_engine::connector::{KeepOnly, SinkProvider, SourceProvider};
+use runnel_engine::connector::{KeepOnly, SinkProvider, SourceProvider, UnusedFields};
 use runnel_engine::sink::BatchSink;
 use runnel_engine::source::{BatchReader, Poll};
 use runnel_engine::time::Watermark;
@@ -31,6 +31,7 @@ pub struct FileSource {
     format: Format,
     schema: SchemaRef,
     keep: Option<KeepOnly>,
+    unused: UnusedFields,
 }
 
 impl FileSource {
@@ -44,6 +45,7 @@ impl FileSource {
             format,
             schema,
             keep: None,
+            unused: Vec::new(),
         })
     }
 }
@@ -84,6 +86,13 @@ impl SourceProvider for FileSource {
         }))
     }
 
+    fn skip_fields(&self, unused: UnusedFields) -> Option<Arc<dyn SourceProvider>> {
+        Some(Arc::new(FileSource {
+            unused,
+            ..self.clone()
+        }))
+    }
+
     fn reader(&self, worker: usize, peers: usize) -> Result<Box<dyn BatchReader>, EngineError> {
         let mut ranges = Vec::new();
         for path in &self.files {
@@ -99,7 +108,8 @@ impl SourceProvider for FileSource {
             decoder: self
                 .format
                 .decoder(self.schema.clone())?
-                .keeping_only(self.keep.clone()),
+                .keeping_only(self.keep.clone())
+                .skipping(&self.unused),
             ready: Vec::new(),
             buffer: Vec::new(),
             carried: 0,

@@ -5,7 +5,7 @@ use std::io::Write;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 
-use runnel_engine::connector::KeepOnly;
+use runnel_engine::connector::{KeepOnly, UnusedFields};
 
 use crate::ConnectorError;
 use crate::json_lines::JsonLines;
@@ -177,6 +177,18 @@ impl Decoder {
         ) = (&mut self, keep)
         {
             fast.keep_only(keep);
+        }
+        self
+    }
+
+    /// Nested fields no query reads may be left unread (JSON's own decoder
+    /// does; arrow-json and CSV read them).
+    pub fn skipping(mut self, unused: &UnusedFields) -> Self {
+        if let Decoder::Json {
+            fast: Some(fast), ..
+        } = &mut self
+        {
+            fast.skip_fields(unused);
         }
         self
     }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{
     ArrayRef, BooleanArray, Float32Array, Float64Array, Int8Array, Int16Array, Int32Array,
     Int64Array, PrimitiveArray, StringArray, StructArray, UInt8Array, UInt16Array, UInt32Array,
-    UInt64Array,
+    UInt64Array, new_null_array,
 };
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer, ScalarBuffer};
 use datafusion::arrow::datatypes::{
@@ -25,7 +25,7 @@ use datafusion::arrow::datatypes::{
     TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
 };
 use datafusion::arrow::record_batch::RecordBatch;
-use runnel_engine::connector::KeepOnly;
+use runnel_engine::connector::{KeepOnly, UnusedFields};
 
 /// Something this decoder leaves to arrow-json.
 #[derive(Debug)]
@@ -58,6 +58,25 @@ impl JsonLines {
             batch_rows,
             keep: None,
         })
+    }
+
+    /// Leaves the nested fields `unused` names (by top-level column, then
+    /// child) unread: they come out NULL. Only nullable fields are left.
+    pub fn skip_fields(&mut self, unused: &UnusedFields) {
+        for (column, children) in unused {
+            let Some(Column {
+                kind: Kind::Struct { children: kept, .. },
+                ..
+            }) = self.columns.get_mut(*column)
+            else {
+                continue;
+            };
+            for &child in children {
+                if let Some(child) = kept.get_mut(child).filter(|c| c.nullable) {
+                    child.kind = Kind::Skipped;
+                }
+            }
+        }
     }
 
     pub fn keep_only(&mut self, keep: KeepOnly) {
@@ -177,6 +196,8 @@ struct Column {
 }
 
 enum Kind {
+    /// A field no query reads: its values are skipped, and it is all NULL.
+    Skipped,
     Int {
         values: Vec<i64>,
         min: i64,
@@ -258,6 +279,7 @@ impl Column {
             Kind::Float32(values) => values.push(0.0),
             Kind::Float64(values) => values.push(0.0),
             Kind::Bool(values) => values.push(false),
+            Kind::Skipped => {}
             Kind::Utf8 { offsets, data } => offsets.push(offset(data)?),
             // Children catch up in bulk when next needed (`pad_to`).
             Kind::Struct { .. } => {}
@@ -277,6 +299,7 @@ impl Column {
             Kind::Float32(values) => values.resize(rows, 0.0),
             Kind::Float64(values) => values.resize(rows, 0.0),
             Kind::Bool(values) => values.resize(rows, false),
+            Kind::Skipped => {}
             Kind::Utf8 { offsets, .. } => {
                 let last = offsets.last().copied().unwrap_or(0);
                 offsets.resize(rows + 1, last);
@@ -303,6 +326,7 @@ impl Column {
             Kind::Float32(values) => values.truncate(rows),
             Kind::Float64(values) => values.truncate(rows),
             Kind::Bool(values) => values.truncate(rows),
+            Kind::Skipped => {}
             Kind::Utf8 { offsets, data } => {
                 offsets.truncate(rows + 1);
                 let end = offsets.last().copied().unwrap_or(0);
@@ -321,6 +345,7 @@ impl Column {
             Kind::Float32(values) => values.clear(),
             Kind::Float64(values) => values.clear(),
             Kind::Bool(values) => values.clear(),
+            Kind::Skipped => {}
             Kind::Utf8 { offsets, data } => {
                 offsets.truncate(1);
                 data.clear();
@@ -346,6 +371,7 @@ impl Column {
                 std::mem::replace(values, Vec::with_capacity(rows)).into(),
                 nulls,
             )),
+            (Kind::Skipped, data_type) => new_null_array(data_type, rows),
             (Kind::Bool(values), _) => {
                 Arc::new(BooleanArray::new(std::mem::take(values).into(), nulls))
             }
@@ -777,6 +803,11 @@ fn parse_value(input: &mut Input<'_>, column: &mut Column) -> Step {
         return column.push_null();
     }
     match &mut column.kind {
+        Kind::Skipped => {
+            input.skip_value()?;
+            column.valid.push(false);
+            return Ok(());
+        }
         Kind::Int { values, min, max } => {
             let value = input.integer()?;
             if value < *min || value > *max {
@@ -905,6 +936,7 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datafusion::arrow::array::{Array, AsArray};
     use datafusion::arrow::compute::concat_batches;
     use datafusion::arrow::datatypes::Schema;
     use proptest::prelude::*;
@@ -1078,8 +1110,70 @@ mod tests {
         )
     }
 
+    /// arrow-json's rows with the nested `name` and `at` of `r` made NULL.
+    fn without_nested_name_and_at(batch: &RecordBatch) -> RecordBatch {
+        let r_index = batch.schema().index_of("r").expect("r");
+        let r = batch.column(r_index).as_struct();
+        let DataType::Struct(fields) = batch.schema().field(r_index).data_type().clone() else {
+            unreachable!("r is a struct")
+        };
+        let children = vec![
+            r.column(0).clone(),
+            new_null_array(fields[1].data_type(), r.len()),
+            new_null_array(fields[2].data_type(), r.len()),
+        ];
+        let r = StructArray::try_new(fields, children, r.nulls().cloned()).expect("same fields");
+        let mut columns = batch.columns().to_vec();
+        columns[r_index] = Arc::new(r);
+        RecordBatch::try_new(batch.schema(), columns).expect("same schema")
+    }
+
+    #[test]
+    fn unread_fields_take_the_fast_path() {
+        let schema = schema();
+        let lines = br#"{"i":1,"r":{"id":7,"name":"x","at":"2020-01-01 00:00:00"},"required":1}
+{"i":2,"r":null,"required":2}
+{"i":3,"r":{"id":8,"name":12,"at":"garbage"},"required":3}"#;
+        let mut fast = JsonLines::new(schema.clone(), 8).expect("supported schema");
+        let r_index = schema.index_of("r").expect("r");
+        fast.skip_fields(&vec![(r_index, vec![0, 1, 2])]);
+        let batch =
+            concat_batches(&schema, &fast.decode(lines).expect("fast path")).expect("one schema");
+        let r = batch.column(r_index).as_struct();
+        assert_eq!(
+            r.column(0)
+                .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                .values(),
+            &[7, 0, 8]
+        );
+        assert_eq!(r.column(1).null_count(), 3);
+        assert_eq!(r.column(2).null_count(), 3);
+        assert!(r.is_null(1));
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(400))]
+
+        /// Fields left unread come out NULL; everything else as arrow-json
+        /// reads it. `r.id` is not nullable, so it is read anyway. (A value
+        /// of the wrong type in an unread field is not an error here, while
+        /// arrow-json, which reads everything, refuses it.)
+        #[test]
+        fn skipped_fields_are_null_and_the_rest_as_arrow_json(
+            lines in prop::collection::vec(record(), 1..8),
+        ) {
+            let schema = schema();
+            let lines = lines.join("\n");
+            let mut fast = JsonLines::new(schema.clone(), 3).expect("supported schema");
+            let r_index = schema.index_of("r").expect("r");
+            fast.skip_fields(&vec![(r_index, vec![0, 1, 2])]);
+            if let (Some(batches), Some(slow)) =
+                (fast.decode(lines.as_bytes()), arrow(&schema, lines.as_bytes()))
+            {
+                let fast = concat_batches(&schema, &batches).expect("same schema");
+                prop_assert_eq!(fast, without_nested_name_and_at(&slow), "input: {}", lines);
+            }
+        }
 
         #[test]
         fn gives_arrow_jsons_rows_or_gives_back(lines in prop::collection::vec(record(), 1..8)) {

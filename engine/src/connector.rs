@@ -19,12 +19,21 @@ pub struct KeepOnly {
     pub values: Vec<i64>,
 }
 
+/// Nested fields no query reads, by top-level column: `(column, [child,
+/// ...])`. A source may leave them unread (NULL), or read them anyway.
+pub type UnusedFields = Vec<(usize, Vec<usize>)>;
+
 pub trait SourceProvider: Send + Sync {
     fn reader(&self, worker: usize, peers: usize) -> Result<Box<dyn BatchReader>, EngineError>;
 
     /// This source reading only the rows `keep` describes, if it can drop
     /// the others cheaper than the filter would.
     fn keep_only(&self, _keep: KeepOnly) -> Option<Arc<dyn SourceProvider>> {
+        None
+    }
+
+    /// This source leaving `unused` fields unread, if it can save by it.
+    fn skip_fields(&self, _unused: UnusedFields) -> Option<Arc<dyn SourceProvider>> {
         None
     }
 

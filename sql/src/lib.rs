@@ -9,6 +9,7 @@
 mod catalog;
 mod ddl;
 mod error;
+mod field_use;
 mod functions;
 mod job;
 mod joins;

@@ -203,39 +203,46 @@ pub struct Planner<'a> {
 impl Planner<'_> {
     /// Plans `plan` and returns its node and output schema.
     pub async fn plan(&self, plan: &LogicalPlan) -> Result<(Node, SchemaRef), SqlError> {
-        let mut scans = std::collections::HashMap::new();
-        Box::pin(self.scans(plan, &mut scans)).await?;
-        *self.shared.borrow_mut() = crate::reuse::SharedPlans::of(plan, scans);
+        let mut census = crate::reuse::Census {
+            scans: Default::default(),
+            fields: crate::field_use::FieldUse::counting(),
+        };
+        Box::pin(self.scans(plan, true, &mut census)).await?;
+        *self.shared.borrow_mut() = crate::reuse::SharedPlans::of(plan, census);
         let planned = Box::pin(self.translate(plan)).await?;
         let planned = self.settled(self.materialize(planned)?)?;
         Ok((planned.node, planned.schema))
     }
 
     /// The pushed-down filters of every scan of each table in `plan`,
-    /// window calls' inputs included.
+    /// window calls' inputs included,
+    /// and the nested fields the plan reads.
     async fn scans(
         &self,
         plan: &LogicalPlan,
-        scans: &mut std::collections::HashMap<String, Vec<Vec<Expr>>>,
+        is_root: bool,
+        census: &mut crate::reuse::Census,
     ) -> Result<(), SqlError> {
+        census.fields.note_node(plan, is_root);
         if let LogicalPlan::TableScan(scan) = plan {
             let name = scan.table_name.table();
             if name.starts_with(PLACEHOLDER_PREFIX) {
                 if let Some(call) = self.catalog.window(self.windows, name) {
                     let frame = self.context.table(quoted(&call.table)).await?;
                     let inner = frame.into_optimized_plan()?;
-                    Box::pin(self.scans(&inner, scans)).await?;
+                    Box::pin(self.scans(&inner, true, census)).await?;
                 }
             } else {
                 let table = name.strip_prefix(SOURCE_PREFIX).unwrap_or(name);
-                scans
+                census
+                    .scans
                     .entry(table.to_string())
                     .or_default()
                     .push(scan.filters.clone());
             }
         }
         for input in plan.inputs() {
-            Box::pin(self.scans(input, scans)).await?;
+            Box::pin(self.scans(input, false, census)).await?;
         }
         Ok(())
     }
@@ -627,6 +634,24 @@ impl Planner<'_> {
             .map_err(|e| SqlError::at(format!("table '{}': {e}", table.name), table.position))?;
         if let Some(keeping) = keep.and_then(|keep| provider.keep_only(keep)) {
             provider = keeping;
+        }
+        // Late rows go to another table whole, so they must be read whole.
+        if late_rows.is_none() {
+            let mut fields = self.shared.borrow().fields().clone();
+            let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
+            for (_, sql) in &table.computed {
+                match self.context.parse_sql_expr(sql, &df_schema) {
+                    Ok(expr) => fields.note_expr(&expr),
+                    Err(_) => fields.read_everything(),
+                }
+            }
+            let unused = fields.unused(&schema);
+            if let Some(skipping) = (!unused.is_empty())
+                .then(|| provider.skip_fields(unused))
+                .flatten()
+            {
+                provider = skipping;
+            }
         }
         if provider.produces_changelog() && table.watermark.is_some() {
             // The source drops rows late for its watermark: a dropped

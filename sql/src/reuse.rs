@@ -13,6 +13,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::{Expr, LogicalPlan};
 
+use crate::field_use::FieldUse;
 use crate::planner::{Node, Planned, Windowing};
 
 /// The repeated subtrees of one statement and those already planned.
@@ -25,6 +26,14 @@ pub(crate) struct SharedPlans {
     scans: HashMap<String, Vec<Vec<Expr>>>,
     sources: HashMap<String, (usize, Arc<Node>)>,
     next_id: usize,
+    fields: FieldUse,
+}
+
+/// What a walk over the whole statement found before planning it.
+pub(crate) struct Census {
+    /// The pushed-down filters of each scan, by table.
+    pub(crate) scans: HashMap<String, Vec<Vec<Expr>>>,
+    pub(crate) fields: FieldUse,
 }
 
 /// A planned subtree and what its parents need to know of it.
@@ -56,9 +65,8 @@ impl SharedPlans {
     /// The largest subtrees of `plan` that occur more than once. A subtree
     /// with a window function is left out: what its `ROW_NUMBER()` keeps
     /// depends on the filter above each occurrence.
-    /// `scans` holds the filters of every scan of each table, including
-    /// those under window calls.
-    pub(crate) fn of(plan: &LogicalPlan, mut scans: HashMap<String, Vec<Vec<Expr>>>) -> Self {
+    pub(crate) fn of(plan: &LogicalPlan, census: Census) -> Self {
+        let Census { mut scans, fields } = census;
         let mut counts: HashMap<&LogicalPlan, usize> = HashMap::new();
         count(plan, &mut counts);
         let mut repeated = HashSet::new();
@@ -67,8 +75,14 @@ impl SharedPlans {
         SharedPlans {
             repeated,
             scans,
+            fields,
             ..Default::default()
         }
+    }
+
+    /// The nested fields the statement reads.
+    pub(crate) fn fields(&self) -> &FieldUse {
+        &self.fields
     }
 
     /// The filters of every scan of `table`, if it is scanned more than once.
