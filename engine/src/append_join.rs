@@ -20,7 +20,7 @@ use crate::context::JobContext;
 use crate::error::EngineError;
 use crate::exchange;
 use crate::fast_hash::HashMap;
-use crate::interval_join::IntervalJoin;
+use crate::interval_join::{IntervalJoin, Side};
 use crate::join::{KeyedBatch, key_converter};
 use crate::time::Watermark;
 
@@ -77,12 +77,6 @@ impl Kept {
             interleave_record_batch(&sources, &partners)?,
         )))
     }
-}
-
-#[derive(Clone, Copy)]
-enum Side {
-    Left,
-    Right,
 }
 
 struct State {
@@ -151,6 +145,17 @@ impl State {
         mine.add(keyed);
         Ok(joined)
     }
+
+    /// `arrive` for a batch taken from an input; a failure fails the job.
+    fn absorb(&mut self, side: Side, batch: Option<RecordBatch>) -> Option<Batch> {
+        match self.arrive(side, batch?) {
+            Ok(out) => out.map(Batch::new),
+            Err(error) => {
+                self.context.fail(error);
+                None
+            }
+        }
+    }
 }
 
 /// Runs the join; `spec.expiry` is `Expiry::Never` (the interval join
@@ -172,30 +177,20 @@ pub fn append_join<'scope>(
             move |_cap, _info| {
                 let mut state = State {
                     spec,
-                    context: context.clone(),
+                    context,
                     converter,
                     left: Kept::default(),
                     right: Kept::default(),
                 };
                 move |left, right, output| {
                     left.for_each(|cap, data| {
-                        let Some(batch) = data.take() else { return };
-                        match state.arrive(Side::Left, batch) {
-                            Ok(Some(out)) => {
-                                output.session(&cap).give_container(&mut Batch::new(out))
-                            }
-                            Ok(None) => {}
-                            Err(error) => context.fail(error),
+                        if let Some(mut out) = state.absorb(Side::Left, data.take()) {
+                            output.session(&cap).give_container(&mut out);
                         }
                     });
                     right.for_each(|cap, data| {
-                        let Some(batch) = data.take() else { return };
-                        match state.arrive(Side::Right, batch) {
-                            Ok(Some(out)) => {
-                                output.session(&cap).give_container(&mut Batch::new(out))
-                            }
-                            Ok(None) => {}
-                            Err(error) => context.fail(error),
+                        if let Some(mut out) = state.absorb(Side::Right, data.take()) {
+                            output.session(&cap).give_container(&mut out);
                         }
                     });
                 }
