@@ -23,9 +23,10 @@ it, waited for and counted. Wall seconds run from the start of the command
 to the exit of its last process.
 
 The placeholders in the SQL files: ${INPUT} (the input path), ${SINK}
-(the WITH options of the sink table) and ${NEXMARK_DDL} (the engine's
+(the WITH options of the sink table), ${NEXMARK_DDL} (the engine's
 nexmark/ddl.<engine>.sql: the Nexmark table over the exported events and
-its views). `-- check: skip (why)` in a Runnel file's header skips step 1
+its views) and ${SIDE_INPUT} (q13's side table as a CSV file: Flink's
+side_input_gen, keys 0..9999 each with its own value). `-- check: skip (why)` in a Runnel file's header skips step 1
 for outputs that cannot be compared as rows (updating, processing time).
 """
 
@@ -192,6 +193,10 @@ def script_for(args, query, engine, input_path, sink, work):
     if "${NEXMARK_DDL}" in text:
         text = text.replace("${NEXMARK_DDL}", (HERE / "nexmark" / f"ddl.{engine}.sql").read_text())
     text = text.replace("${INPUT}", str(input_path)).replace("${SINK}", sink)
+    if "${SIDE_INPUT}" in text:
+        side = work / "side_input.csv"
+        side.write_text("".join(f"{k},{k}\n" for k in range(10_000)))
+        text = text.replace("${SIDE_INPUT}", str(side))
     left = re.findall(r"\$\{[A-Z_]+\}", text)
     if left:
         raise Failed(f"{query}.{engine}.sql: unknown placeholders {left}")
