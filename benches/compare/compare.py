@@ -25,8 +25,10 @@ to the exit of its last process.
 The placeholders in the SQL files: ${INPUT} (the input path), ${SINK}
 (the WITH options of the sink table), ${NEXMARK_DDL} (the engine's
 nexmark/ddl.<engine>.sql: the Nexmark table over the exported events and
-its views) and ${SIDE_INPUT} (q13's side table as a CSV file: Flink's
-side_input_gen, keys 0..9999 each with its own value). `-- check: skip (why)` in a Runnel file's header skips step 1
+its views), ${SIDE_INPUT} (q13's side table as a CSV file: Flink's
+side_input_gen, keys 0..9999 each with its own value) and, in Runnel files,
+${NEXMARK_QUERY} (the statements of benches/nexmark/queries/qN.sql, the
+result table's WITH clause made ${SINK}). `-- check: skip (why)` in a Runnel file's header skips step 1
 for outputs that cannot be compared as rows (updating, processing time).
 """
 
@@ -186,8 +188,30 @@ def count_lines(path):
 
 # ----------------------------------------------------------------- engines
 
+def nexmark_query(query):
+    """The statements of benches/nexmark/queries/qN.sql for the pair
+    `nexmark-qN`, as the Runnel side runs them here: the result table's WITH
+    clause becomes ${SINK} and its PARTITIONED BY (a filesystem sink's) goes,
+    and q13's side table is read from ${SIDE_INPUT}."""
+    name = query.removeprefix("nexmark-")
+    lines = (HERE.parent / "nexmark" / "queries" / f"{name}.sql").read_text().splitlines()
+    while lines and (lines[0].startswith("--") or not lines[0].strip()):
+        lines.pop(0)
+    body = "\n".join(lines) + "\n"
+    result_table = re.compile(
+        rf"(CREATE TABLE nexmark_{name}\s*\(.*?\))\s*(?:PARTITIONED BY\s*\([^)]*\)\s*)?WITH\s*\([^)]*\);",
+        re.S,
+    )
+    body, found = result_table.subn(lambda m: m.group(1) + " WITH (${SINK});", body, count=1)
+    if not found:
+        raise Failed(f"benches/nexmark/queries/{name}.sql: no CREATE TABLE nexmark_{name} ... WITH (...);")
+    return body.replace("${OUTPUT_DIR}/side_input.csv", "${SIDE_INPUT}")
+
+
 def script_for(args, query, engine, input_path, sink, work):
     text = (HERE / "queries" / f"{query}.{engine}.sql").read_text()
+    if "${NEXMARK_QUERY}" in text:
+        text = text.replace("${NEXMARK_QUERY}", nexmark_query(query))
     # The Nexmark queries share one DDL per engine (the table over the file and
     # its three views); it is inlined first, as it holds ${INPUT} itself.
     if "${NEXMARK_DDL}" in text:

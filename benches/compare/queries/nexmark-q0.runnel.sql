@@ -3,13 +3,4 @@
 -- comment for how it differs from Flink's) over the exported events.
 ${NEXMARK_DDL}
 
-CREATE TABLE nexmark_q0 (
-  auction  BIGINT,
-  bidder  BIGINT,
-  price  BIGINT,
-  dateTime  TIMESTAMP(3),
-  extra  VARCHAR
-) WITH (${SINK});
-
-INSERT INTO nexmark_q0
-SELECT auction, bidder, price, dateTime, extra FROM bid;
+${NEXMARK_QUERY}

@@ -3,10 +3,4 @@
 -- comment for how it differs from Flink's) over the exported events.
 ${NEXMARK_DDL}
 
-CREATE TABLE nexmark_q2 (
-  auction  BIGINT,
-  price  BIGINT
-) WITH (${SINK});
-
-INSERT INTO nexmark_q2
-SELECT auction, price FROM bid WHERE auction % 123 = 0;
+${NEXMARK_QUERY}
