@@ -116,18 +116,73 @@ impl ScalarUDFImpl for DateFormat {
         };
         let millis = values.as_primitive::<TimestampMillisecondType>();
         let mut out = StringBuilder::with_capacity(millis.len(), millis.len() * 10);
+        // Rows of a stream are close in time: with no field finer than the
+        // minute, a row in the previous row's minute reuses its text.
+        let per_minute = items.iter().all(minute_or_coarser);
+        let mut last: Option<(i64, String)> = None;
         for value in millis.iter() {
-            let Some(time) = value.and_then(chrono::DateTime::from_timestamp_millis) else {
+            let Some(value) = value else {
                 out.append_null();
                 continue;
             };
-            if write!(out, "{}", time.naive_utc().format_with_items(items.iter())).is_err() {
+            let minute = value.div_euclid(60_000);
+            if per_minute && let Some((_, text)) = last.as_ref().filter(|(m, _)| *m == minute) {
+                out.append_value(text);
+                continue;
+            }
+            let Some(time) = chrono::DateTime::from_timestamp_millis(value) else {
+                out.append_null();
+                continue;
+            };
+            let mut text = String::new();
+            if write!(text, "{}", time.naive_utc().format_with_items(items.iter())).is_err() {
                 // A pattern chrono parsed but cannot apply to this value.
                 return datafusion::functions::datetime::to_char().invoke_with_args(args);
             }
-            out.append_value("");
+            out.append_value(&text);
+            last = Some((minute, text));
         }
         Ok(ColumnarValue::Array(std::sync::Arc::new(out.finish())))
+    }
+}
+
+/// Whether a pattern item reads nothing finer than the minute (so every
+/// time in a minute formats alike).
+fn minute_or_coarser(item: &chrono::format::Item<'_>) -> bool {
+    use chrono::format::{Fixed, Item, Numeric};
+    match item {
+        Item::Literal(_) | Item::OwnedLiteral(_) | Item::Space(_) | Item::OwnedSpace(_) => true,
+        Item::Numeric(numeric, _) => matches!(
+            numeric,
+            Numeric::Year
+                | Numeric::YearDiv100
+                | Numeric::YearMod100
+                | Numeric::IsoYear
+                | Numeric::IsoYearDiv100
+                | Numeric::IsoYearMod100
+                | Numeric::Quarter
+                | Numeric::Month
+                | Numeric::Day
+                | Numeric::WeekFromSun
+                | Numeric::WeekFromMon
+                | Numeric::IsoWeek
+                | Numeric::NumDaysFromSun
+                | Numeric::WeekdayFromMon
+                | Numeric::Ordinal
+                | Numeric::Hour
+                | Numeric::Hour12
+                | Numeric::Minute
+        ),
+        Item::Fixed(fixed) => matches!(
+            fixed,
+            Fixed::ShortMonthName
+                | Fixed::LongMonthName
+                | Fixed::ShortWeekdayName
+                | Fixed::LongWeekdayName
+                | Fixed::LowerAmPm
+                | Fixed::UpperAmPm
+        ),
+        _ => false,
     }
 }
 

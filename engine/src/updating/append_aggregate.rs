@@ -1,22 +1,24 @@
-//! An unwindowed GROUP BY kept as DataFusion accumulators per key: each
-//! key's accumulators absorb its new rows, and only the keys a batch
-//! touched are re-evaluated (`Accumulator::evaluate` leaves the state as it
-//! is). Over a changelog this takes only aggregates whose accumulators can
-//! take any row back (`retracts`: COUNT, SUM, AVG): a retraction is
-//! `retract_batch`, and a key whose rows all went is deleted. Others (MIN
-//! and MAX must survive retractions) take the differential operator, which
-//! recomputes a key from all its rows.
+//! An unwindowed GROUP BY whose aggregates are kept per group in vectors
+//! (`grouped`): a batch is absorbed with one pass per aggregate, and only
+//! the groups it touched are evaluated, before and after, to emit the
+//! changes. Over a changelog this takes only aggregates that can take any
+//! row back (`retracts`: COUNT, SUM, AVG): a retraction subtracts, and a
+//! group whose rows all went is deleted. Others (MIN and MAX must survive
+//! retractions) take the differential operator, which recomputes a group
+//! from all its rows.
 
 use crate::fast_hash::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
-use datafusion::arrow::compute::take;
+use datafusion::arrow::compute::kernels::cmp::distinct;
+use datafusion::arrow::compute::{interleave, take};
 use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::arrow::row::RowConverter;
-use datafusion::logical_expr::Accumulator;
 use datafusion::scalar::ScalarValue;
+use hashbrown::hash_map::EntryRef;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::Stream;
 use timely::dataflow::operators::generic::Operator;
@@ -29,20 +31,7 @@ use crate::join::key_converter;
 use crate::time::Watermark;
 use crate::updating::changelog::{RowKind, diffs, is_changelog, op_array};
 use crate::updating::group_aggregate::{GroupAggregate, output_batch};
-
-struct Group {
-    key: Vec<u8>,
-    updated: std::time::Instant,
-    accumulators: Vec<Box<dyn Accumulator>>,
-    /// Rows the key has now (inserts less retractions); below zero while
-    /// a retraction has come ahead of its insert from another worker.
-    rows: i64,
-    /// The aggregates last emitted, to retract when they change.
-    emitted: Option<Vec<ScalarValue>>,
-}
-
-/// A group whose result changed: what was emitted for it, what is now.
-type Change = (usize, Option<Vec<ScalarValue>>, Option<Vec<ScalarValue>>);
+use crate::updating::grouped::{self, Rows, Unit, renumbering, retain_vec};
 
 /// Whether every aggregate can take back any row it was given, in any
 /// order, so that a changelog input can keep accumulators. MIN and MAX
@@ -60,222 +49,373 @@ pub fn retracts(spec: &GroupAggregate) -> bool {
     })
 }
 
+/// What is known of each group, by group number.
+#[derive(Default)]
+struct Groups {
+    updated: Vec<Instant>,
+    /// Rows the group has now (inserts less retractions); below zero while
+    /// a retraction has come ahead of its insert from another worker.
+    rows: Vec<i64>,
+    /// Whether a result is out for the group (to retract when it changes).
+    emitted: Vec<bool>,
+    /// The last batch that touched the group.
+    touched_in: Vec<u64>,
+}
+
+impl Groups {
+    fn push(&mut self, now: Instant) -> u32 {
+        self.updated.push(now);
+        self.rows.push(0);
+        self.emitted.push(false);
+        self.touched_in.push(0);
+        (self.rows.len() - 1) as u32
+    }
+
+    fn retain(&mut self, keep: &[bool]) {
+        retain_vec(&mut self.updated, keep);
+        retain_vec(&mut self.rows, keep);
+        retain_vec(&mut self.emitted, keep);
+        retain_vec(&mut self.touched_in, keep);
+    }
+}
+
+/// The groups one batch touched, in first-touch order.
+struct Touched {
+    /// Each row's group.
+    group_of: Vec<u32>,
+    groups: Vec<u32>,
+    /// A row of each touched group, for its key values.
+    first_row: Vec<u32>,
+}
+
 struct State {
     spec: Arc<GroupAggregate>,
     context: Arc<JobContext>,
     keys: RowConverter,
-    groups: Vec<Group>,
-    index: HashMap<Vec<u8>, usize>,
+    takes_back: bool,
+    index: HashMap<Vec<u8>, u32>,
+    groups: Groups,
+    units: Vec<Unit>,
+    batches: u64,
 }
 
 impl State {
+    fn new(spec: Arc<GroupAggregate>, context: Arc<JobContext>) -> Result<Self, EngineError> {
+        let takes_back = is_changelog(&spec.input_schema);
+        let argument_types = spec
+            .aggregates
+            .iter()
+            .map(|aggregate| {
+                aggregate
+                    .expressions()
+                    .iter()
+                    .map(|e| e.data_type(&spec.input_schema))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let units = grouped::plan(&spec.aggregates, &argument_types, takes_back)?;
+        Ok(Self {
+            keys: key_converter(&spec.keys, &spec.input_schema)?,
+            spec,
+            context,
+            takes_back,
+            index: HashMap::default(),
+            groups: Groups::default(),
+            units,
+            batches: 0,
+        })
+    }
+
+    /// Numbers each row's group, making groups for new keys.
+    fn touch(&mut self, batch: &RecordBatch) -> Result<Touched, EngineError> {
+        let n = batch.num_rows();
+        let key_count = self.spec.keys.len();
+        let encoded = if key_count == 0 {
+            None
+        } else {
+            Some(self.keys.convert_columns(&batch.columns()[..key_count])?)
+        };
+        self.batches += 1;
+        let now = Instant::now();
+        let mut touched = Touched {
+            group_of: Vec::with_capacity(n),
+            groups: Vec::new(),
+            first_row: Vec::new(),
+        };
+        let mut created = 0;
+        for row in 0..n {
+            let key: &[u8] = match &encoded {
+                Some(rows) => rows.row(row).data(),
+                None => &[],
+            };
+            let group = match self.index.entry_ref(key) {
+                EntryRef::Occupied(entry) => *entry.get(),
+                EntryRef::Vacant(entry) => {
+                    created += 1;
+                    *entry.insert(self.groups.push(now))
+                }
+            };
+            let g = group as usize;
+            if self.groups.touched_in[g] != self.batches {
+                self.groups.touched_in[g] = self.batches;
+                self.groups.updated[g] = now;
+                touched.groups.push(group);
+                touched.first_row.push(row as u32);
+            }
+            touched.group_of.push(group);
+        }
+        JobContext::add(&self.context.state_rows, created);
+        Ok(touched)
+    }
+
+    /// Each aggregate's results for `groups`.
+    fn evaluate(&mut self, groups: &[u32]) -> Result<Vec<ArrayRef>, EngineError> {
+        let mut results: Vec<Option<ArrayRef>> = vec![None; self.spec.aggregates.len()];
+        for unit in &mut self.units {
+            for (&aggregate, values) in unit.aggregates.iter().zip(unit.state.evaluate(groups)?) {
+                results[aggregate] = Some(values);
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.ok_or_else(|| EngineError::Plan("an aggregate without a state".into())))
+            .collect()
+    }
+
     /// Absorbs a batch whose first columns are the keys and the rest the
-    /// input's; returns the changelog of the keys whose results changed.
+    /// input's; returns the changelog of the groups whose results changed.
     fn absorb(&mut self, batch: &RecordBatch) -> Result<Option<RecordBatch>, EngineError> {
         let n = batch.num_rows();
         let key_count = self.spec.keys.len();
         let input = batch.project(&(key_count..batch.num_columns()).collect::<Vec<_>>())?;
-        let changelog = is_changelog(&input.schema());
-        let diffs = if changelog {
-            diffs(&input)?
+        let diffs = if self.takes_back {
+            Some(diffs(&input)?)
         } else {
-            Vec::new()
+            None
         };
-        let key_rows: Vec<Vec<u8>> = if key_count == 0 {
-            vec![Vec::new(); n]
-        } else {
-            let rows = self.keys.convert_columns(&batch.columns()[..key_count])?;
-            rows.iter().map(|r| r.as_ref().to_vec()).collect()
-        };
-        // The rows of each group this batch touches, in first-touch order.
-        let mut touched: Vec<(usize, Vec<u32>)> = Vec::new();
-        let mut slot: HashMap<usize, usize> = HashMap::default();
-        for (row, key) in key_rows.into_iter().enumerate() {
-            let group = match self.index.get(&key) {
-                Some(&g) => g,
-                None => {
-                    let accumulators = self
-                        .spec
-                        .aggregates
-                        .iter()
-                        .map(|a| {
-                            if changelog {
-                                a.create_sliding_accumulator()
-                            } else {
-                                a.create_accumulator()
-                            }
-                        })
-                        .collect::<Result<Vec<_>, _>>()?;
-                    self.groups.push(Group {
-                        key: key.clone(),
-                        updated: std::time::Instant::now(),
-                        accumulators,
-                        rows: 0,
-                        emitted: None,
-                    });
-                    self.index.insert(key, self.groups.len() - 1);
-                    JobContext::add(&self.context.state_rows, 1);
-                    self.groups.len() - 1
-                }
-            };
-            let at = *slot.entry(group).or_insert_with(|| {
-                touched.push((group, Vec::new()));
-                touched.len() - 1
-            });
-            touched[at].1.push(row as u32);
+        let touched = self.touch(batch)?;
+        let out: Vec<u32> = touched
+            .groups
+            .iter()
+            .copied()
+            .filter(|&g| self.groups.emitted[g as usize])
+            .collect();
+        let before = self.evaluate(&out)?;
+        for (row, &group) in touched.group_of.iter().enumerate() {
+            self.groups.rows[group as usize] += diffs.as_ref().map_or(1, |d| d[row] as i64);
         }
-        // Each aggregate's arguments and FILTER, evaluated once per batch.
-        let mut arguments: Vec<(Vec<ArrayRef>, Option<ArrayRef>)> = Vec::new();
-        for (aggregate, filter) in self.spec.aggregates.iter().zip(&self.spec.filters) {
-            let args = aggregate
+        let group_count = self.groups.rows.len();
+        for unit in &mut self.units {
+            // The members of a unit share their arguments.
+            let arguments = self.spec.aggregates[unit.aggregates[0]]
                 .expressions()
                 .iter()
                 .map(|e| e.evaluate(&input).and_then(|v| v.into_array(n)))
                 .collect::<Result<Vec<_>, _>>()?;
-            let mask = match filter {
-                Some(f) => Some(f.evaluate(&input)?.into_array(n)?),
-                None => None,
-            };
-            arguments.push((args, mask));
-        }
-        let mut changed: Vec<Change> = Vec::new();
-        let mut emptied = false;
-        let now = std::time::Instant::now();
-        for (group, rows) in touched {
-            self.groups[group].updated = now;
-            // An append-only input only adds.
-            let (added, taken_back): (Vec<u32>, Vec<u32>) = if changelog {
-                rows.into_iter().partition(|&r| diffs[r as usize] > 0)
-            } else {
-                (rows, Vec::new())
-            };
-            self.groups[group].rows += added.len() as i64 - taken_back.len() as i64;
-            for (rows, retract) in [(added, false), (taken_back, true)] {
-                if rows.is_empty() {
-                    continue;
-                }
-                // The group's rows once; aggregates with a FILTER take their own.
-                let all = UInt32Array::from(rows);
-                for (i, (args, mask)) in arguments.iter().enumerate() {
-                    let filtered;
-                    let indices = match mask {
-                        Some(mask) => {
-                            let mask = mask.as_boolean();
-                            filtered = all
-                                .values()
-                                .iter()
-                                .copied()
-                                .filter(|&r| mask.is_valid(r as usize) && mask.value(r as usize))
-                                .collect::<UInt32Array>();
-                            &filtered
-                        }
-                        None => &all,
-                    };
-                    if indices.is_empty() {
-                        continue;
-                    }
-                    let taken = args
-                        .iter()
-                        .map(|a| take(a.as_ref(), indices, None))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    let accumulator = &mut self.groups[group].accumulators[i];
-                    if retract {
-                        accumulator.retract_batch(&taken)?;
-                    } else {
-                        accumulator.update_batch(&taken)?;
-                    }
-                }
-            }
-            let before = self.groups[group].emitted.clone();
-            if self.groups[group].rows <= 0 {
-                // A key without rows has no result.
-                emptied |= self.groups[group].rows == 0;
-                if before.is_some() {
-                    changed.push((group, before, None));
-                    self.groups[group].emitted = None;
-                }
-                continue;
-            }
-            let values = self.groups[group]
-                .accumulators
-                .iter_mut()
-                .map(|a| a.evaluate())
-                .collect::<Result<Vec<_>, _>>()?;
-            if before.as_ref() != Some(&values) {
-                changed.push((group, before, Some(values.clone())));
-                self.groups[group].emitted = Some(values);
-            }
-        }
-        let out = self.changelog(changed)?;
-        if emptied {
-            self.forget(|g| g.rows != 0);
-        }
-        Ok(out)
-    }
-
-    /// Keeps the groups `keep` keeps, and the index and state count true.
-    fn forget(&mut self, keep: impl Fn(&Group) -> bool) {
-        let before = self.groups.len();
-        self.groups.retain(|g| keep(g));
-        if self.groups.len() != before {
-            self.context.state_rows.fetch_sub(
-                (before - self.groups.len()) as u64,
-                std::sync::atomic::Ordering::Relaxed,
-            );
-            self.index = self
-                .groups
+            let masks = unit
+                .aggregates
                 .iter()
-                .enumerate()
-                .map(|(i, g)| (g.key.clone(), i))
-                .collect();
+                .map(|&a| match &self.spec.filters[a] {
+                    Some(f) => f.evaluate(&input)?.into_array(n).map(Some),
+                    None => Ok(None),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let filters = masks
+                .iter()
+                .map(|mask| match mask {
+                    Some(mask) => mask.as_boolean_opt().map(Some).ok_or_else(|| {
+                        EngineError::Plan(format!("a FILTER of type {}", mask.data_type()))
+                    }),
+                    None => Ok(None),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let rows = Rows {
+                groups: &touched.group_of,
+                filters: &filters,
+                diffs: diffs.as_deref(),
+                group_count,
+            };
+            unit.state.update(&arguments, &rows)?;
         }
+        let live: Vec<u32> = touched
+            .groups
+            .iter()
+            .copied()
+            .filter(|&g| self.groups.rows[g as usize] > 0)
+            .collect();
+        let after = self.evaluate(&live)?;
+        let changes = self.changes(&touched, &before, &after)?;
+        let emptied = touched
+            .groups
+            .iter()
+            .any(|&g| self.groups.rows[g as usize] == 0);
+        let result = self.changelog(batch, &changes, &before, &after)?;
+        if emptied {
+            // A group without rows has no result and no state.
+            let keep: Vec<bool> = self.groups.rows.iter().map(|&r| r != 0).collect();
+            self.forget(&keep);
+        }
+        Ok(result)
     }
 
-    /// Forgets the keys not updated within the TTL; their results stay as
+    /// Pairs the touched groups' results before and after the batch into
+    /// changelog rows, and notes which groups have a result out now.
+    fn changes(
+        &mut self,
+        touched: &Touched,
+        before: &[ArrayRef],
+        after: &[ArrayRef],
+    ) -> Result<Changes, EngineError> {
+        // Positions in `before` and `after` of the groups in both.
+        let (mut in_before, mut in_after) = (Vec::new(), Vec::new());
+        let (mut b, mut a) = (0u32, 0u32);
+        let mut slots = Vec::with_capacity(touched.groups.len());
+        for &group in &touched.groups {
+            let g = group as usize;
+            let had = self.groups.emitted[g];
+            let has = self.groups.rows[g] > 0;
+            slots.push((had.then_some(b), has.then_some(a)));
+            if had && has {
+                in_before.push(b);
+                in_after.push(a);
+            }
+            b += had as u32;
+            a += has as u32;
+            self.groups.emitted[g] = has;
+        }
+        let differ = differing(before, after, &in_before, &in_after)?;
+        let mut changes = Changes::default();
+        let mut both = 0;
+        for (slot, &first_row) in slots.iter().zip(&touched.first_row) {
+            match *slot {
+                (Some(b), Some(a)) => {
+                    if differ[both] {
+                        changes.push(first_row, 0, b, RowKind::UpdateBefore);
+                        changes.push(first_row, 1, a, RowKind::UpdateAfter);
+                    }
+                    both += 1;
+                }
+                (Some(b), None) => changes.push(first_row, 0, b, RowKind::Delete),
+                (None, Some(a)) => changes.push(first_row, 1, a, RowKind::Insert),
+                (None, None) => {}
+            }
+        }
+        Ok(changes)
+    }
+
+    fn changelog(
+        &self,
+        batch: &RecordBatch,
+        changes: &Changes,
+        before: &[ArrayRef],
+        after: &[ArrayRef],
+    ) -> Result<Option<RecordBatch>, EngineError> {
+        if changes.kinds.is_empty() {
+            return Ok(None);
+        }
+        let key_rows = UInt32Array::from(changes.key_rows.clone());
+        let mut columns = batch.columns()[..self.spec.keys.len()]
+            .iter()
+            .map(|keys| take(keys.as_ref(), &key_rows, None))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (before, after) in before.iter().zip(after) {
+            columns.push(interleave(
+                &[before.as_ref(), after.as_ref()],
+                &changes.values,
+            )?);
+        }
+        columns.push(op_array(&changes.kinds));
+        output_batch(&self.spec.output_schema, columns, changes.kinds.len()).map(Some)
+    }
+
+    /// Keeps the groups `keep` marks, and the index and state count true.
+    fn forget(&mut self, keep: &[bool]) {
+        let gone = keep.iter().filter(|&&k| !k).count();
+        if gone == 0 {
+            return;
+        }
+        let renumber = renumbering(keep);
+        self.index.retain(|_, group| {
+            let kept = keep[*group as usize];
+            *group = renumber[*group as usize];
+            kept
+        });
+        self.groups.retain(keep);
+        for unit in &mut self.units {
+            unit.state.retain(keep);
+        }
+        self.context
+            .state_rows
+            .fetch_sub(gone as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Forgets the groups not updated within the TTL; their results stay as
     /// emitted, and a later row of such a key starts it afresh (Flink's
     /// state TTL).
     fn expire(&mut self, ttl: std::time::Duration) {
-        self.forget(|g| g.updated.elapsed() < ttl);
+        let keep: Vec<bool> = self
+            .groups
+            .updated
+            .iter()
+            .map(|u| u.elapsed() < ttl)
+            .collect();
+        self.forget(&keep);
     }
+}
 
-    fn changelog(&self, changed: Vec<Change>) -> Result<Option<RecordBatch>, EngineError> {
-        if changed.is_empty() {
-            return Ok(None);
-        }
-        let mut groups = Vec::new();
-        let mut rows: Vec<&Vec<ScalarValue>> = Vec::new();
-        let mut kinds = Vec::new();
-        for (group, before, after) in &changed {
-            let (before_kind, after_kind) = match (before, after) {
-                (Some(_), Some(_)) => (RowKind::UpdateBefore, RowKind::UpdateAfter),
-                _ => (RowKind::Delete, RowKind::Insert),
-            };
-            if let Some(before) = before {
-                groups.push(*group);
-                rows.push(before);
-                kinds.push(before_kind);
-            }
-            if let Some(after) = after {
-                groups.push(*group);
-                rows.push(after);
-                kinds.push(after_kind);
-            }
-        }
-        let mut columns: Vec<ArrayRef> = if self.spec.keys.is_empty() {
-            Vec::new()
-        } else {
-            let parser = self.keys.parser();
-            self.keys
-                .convert_rows(groups.iter().map(|&g| parser.parse(&self.groups[g].key)))?
-        };
-        for i in 0..self.spec.aggregates.len() {
-            columns.push(ScalarValue::iter_to_array(
-                rows.iter().map(|values| values[i].clone()),
-            )?);
-        }
-        columns.push(op_array(&kinds));
-        output_batch(&self.spec.output_schema, columns, kinds.len()).map(Some)
+/// The changelog rows of a batch, as positions in the results.
+#[derive(Default)]
+struct Changes {
+    /// The batch row whose keys the changelog row carries.
+    key_rows: Vec<u32>,
+    /// (0 = before, 1 = after; position there) for `interleave`.
+    values: Vec<(usize, usize)>,
+    kinds: Vec<RowKind>,
+}
+
+impl Changes {
+    fn push(&mut self, key_row: u32, side: usize, at: u32, kind: RowKind) {
+        self.key_rows.push(key_row);
+        self.values.push((side, at as usize));
+        self.kinds.push(kind);
     }
+}
+
+/// For each pair (`before[in_before[i]]`, `after[in_after[i]]`), whether
+/// any aggregate's result differs.
+fn differing(
+    before: &[ArrayRef],
+    after: &[ArrayRef],
+    in_before: &[u32],
+    in_after: &[u32],
+) -> Result<Vec<bool>, EngineError> {
+    let mut differ = vec![false; in_before.len()];
+    if in_before.is_empty() {
+        return Ok(differ);
+    }
+    let (in_before, in_after) = (
+        UInt32Array::from(in_before.to_vec()),
+        UInt32Array::from(in_after.to_vec()),
+    );
+    for (before, after) in before.iter().zip(after) {
+        let old = take(before.as_ref(), &in_before, None)?;
+        let new = take(after.as_ref(), &in_after, None)?;
+        match distinct(&old, &new) {
+            Ok(flags) => {
+                for (d, flag) in differ.iter_mut().zip(flags.values().iter()) {
+                    *d |= flag;
+                }
+            }
+            // Nested results: compared value by value.
+            Err(_) => {
+                for (i, d) in differ.iter_mut().enumerate() {
+                    *d |= ScalarValue::try_from_array(&old, i)?
+                        != ScalarValue::try_from_array(&new, i)?;
+                }
+            }
+        }
+    }
+    Ok(differ)
 }
 
 /// Puts the key values in front of each batch, so the exchange can route
@@ -309,7 +449,7 @@ pub fn append_aggregate<'scope>(
     spec: Arc<GroupAggregate>,
     context: Arc<JobContext>,
 ) -> Result<Stream<'scope, Watermark, Batch>, EngineError> {
-    let keys = key_converter(&spec.keys, &spec.input_schema)?;
+    let mut state = State::new(spec.clone(), context.clone())?;
     let (front_spec, front_context) = (spec.clone(), context.clone());
     let keyed = crate::stateless::map_batches(
         input,
@@ -325,13 +465,6 @@ pub fn append_aggregate<'scope>(
         "GroupAggregate",
         move |_cap, info| {
             let activator = scope.activator_for(info.address);
-            let mut state = State {
-                spec,
-                context: context.clone(),
-                keys,
-                groups: Vec::new(),
-                index: HashMap::default(),
-            };
             move |input, output| {
                 input.for_each(|cap, data| {
                     let Some(batch) = data.take() else { return };
@@ -344,7 +477,7 @@ pub fn append_aggregate<'scope>(
                 if let Some(ttl) = ttl {
                     state.expire(ttl);
                     // Keys leave with time, not with input.
-                    if !state.groups.is_empty() {
+                    if !state.index.is_empty() {
                         activator.activate_after(ttl / 4);
                     }
                 }
@@ -365,13 +498,7 @@ pub fn aggregate_once(
         return Ok(None);
     };
     let batch = datafusion::arrow::compute::concat_batches(&first.schema(), batches)?;
-    let mut state = State {
-        spec: spec.clone(),
-        context: Arc::new(JobContext::default()),
-        keys: key_converter(&spec.keys, &spec.input_schema)?,
-        groups: Vec::new(),
-        index: HashMap::default(),
-    };
+    let mut state = State::new(spec.clone(), Arc::new(JobContext::default()))?;
     let Some(changes) = state.absorb(&keys_in_front(spec, &batch)?)? else {
         return Ok(None);
     };

@@ -11,5 +11,6 @@ pub mod append_top_n;
 pub mod changelog;
 pub mod expiry;
 pub mod group_aggregate;
+pub(crate) mod grouped;
 pub mod join;
 pub mod top_n;

@@ -1,0 +1,262 @@
+//! COUNT(DISTINCT x) per group: one hash table of (group, value) for every
+//! group, so there is no set per group. Over an append-only input the
+//! table serves up to 64 COUNT DISTINCTs of the same `x` with different
+//! FILTERs: a value holds the bits of those it has been counted for, and a
+//! row costs one lookup however many of them it passes. Over a changelog it
+//! serves one, and a value holds its multiplicity, so that a retraction
+//! taking a value's last row away lowers the count.
+//! Integers, dates and times are hashed as i64; other types by their Arrow
+//! row bytes; floats stay with DataFusion's (its equality of NaN and -0.0).
+
+use std::hash::Hash;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Int64Type};
+use datafusion::arrow::row::{RowConverter, SortField};
+use hashbrown::hash_map::EntryRef;
+
+use super::{GroupedAccumulator, Rows, renumbering, retain_vec};
+use crate::error::EngineError;
+use crate::fast_hash::HashMap;
+
+/// A state for `results` COUNT DISTINCTs of one argument (one if
+/// `takes_back`), if the argument's type is one this module hashes.
+pub(super) fn for_type(
+    data_type: &DataType,
+    results: usize,
+    takes_back: bool,
+) -> Option<Box<dyn GroupedAccumulator>> {
+    use DataType::*;
+    if results == 0 || results > 64 || takes_back && results > 1 {
+        return None;
+    }
+    let counts = vec![Vec::new(); results];
+    match data_type {
+        Int8
+        | Int16
+        | Int32
+        | Int64
+        | UInt8
+        | UInt16
+        | UInt32
+        | Date32
+        | Date64
+        | Timestamp(_, _)
+        | Time32(_)
+        | Time64(_)
+        | Duration(_) => Some(Box::new(Integers {
+            seen: Seen {
+                values: HashMap::default(),
+                counts,
+                takes_back,
+            },
+        })),
+        Float16 | Float32 | Float64 => None,
+        _ => {
+            let converter = RowConverter::new(vec![SortField::new(data_type.clone())]).ok()?;
+            Some(Box::new(Encoded {
+                converter,
+                seen: Seen {
+                    values: HashMap::default(),
+                    counts,
+                    takes_back,
+                },
+                key: Vec::new(),
+            }))
+        }
+    }
+}
+
+/// The (group, value) table and each result's count per group.
+struct Seen<K> {
+    /// Over an append-only input, the results a value has been counted
+    /// for (bit `i` for result `i`); over a changelog, its multiplicity.
+    values: HashMap<K, i64>,
+    counts: Vec<Vec<i64>>,
+    takes_back: bool,
+}
+
+impl<K: Hash + Eq> Seen<K> {
+    fn grow(&mut self, groups: usize) {
+        for counts in &mut self.counts {
+            if counts.len() < groups {
+                counts.resize(groups, 0);
+            }
+        }
+    }
+
+    /// Notes that `key` (of `group`) came `diff` times in a row that
+    /// `results` (bits) take.
+    #[inline]
+    fn note<Q>(&mut self, key: &Q, group: usize, diff: isize, results: u64)
+    where
+        Q: Hash + hashbrown::Equivalent<K> + ToOwned<Owned = K> + ?Sized,
+    {
+        match self.values.entry_ref(key) {
+            EntryRef::Occupied(mut entry) => {
+                let tally = entry.get_mut();
+                if self.takes_back {
+                    let before = *tally > 0;
+                    *tally += diff as i64;
+                    self.counts[0][group] += (*tally > 0) as i64 - before as i64;
+                    if *tally == 0 {
+                        entry.remove();
+                    }
+                } else {
+                    let new = results & !(*tally as u64);
+                    *tally |= new as i64;
+                    count_in(&mut self.counts, group, new);
+                }
+            }
+            EntryRef::Vacant(entry) => {
+                if self.takes_back {
+                    self.counts[0][group] += (diff > 0) as i64;
+                    entry.insert(diff as i64);
+                } else {
+                    count_in(&mut self.counts, group, results);
+                    entry.insert(results as i64);
+                }
+            }
+        }
+    }
+
+    fn evaluate(&self, groups: &[u32]) -> Vec<ArrayRef> {
+        self.counts
+            .iter()
+            .map(|counts| {
+                Arc::new(Int64Array::from_iter_values(
+                    groups
+                        .iter()
+                        .map(|&g| counts.get(g as usize).copied().unwrap_or(0)),
+                )) as ArrayRef
+            })
+            .collect()
+    }
+
+    /// Keeps the groups `keep` marks; `group_of` reads a key's group and
+    /// `renumbered` gives the key for the group's new number.
+    fn retain(
+        &mut self,
+        keep: &[bool],
+        group_of: impl Fn(&K) -> usize,
+        renumbered: impl Fn(K, u32) -> K,
+    ) {
+        let renumber = renumbering(keep);
+        self.values = self
+            .values
+            .drain()
+            .filter(|(key, _)| keep[group_of(key)])
+            .map(|(key, tally)| {
+                let group = group_of(&key);
+                (renumbered(key, renumber[group]), tally)
+            })
+            .collect();
+        for counts in &mut self.counts {
+            retain_vec(counts, keep);
+        }
+    }
+}
+
+/// Adds one to the count of each result in `results` (bits).
+#[inline]
+fn count_in(counts: &mut [Vec<i64>], group: usize, mut results: u64) {
+    while results != 0 {
+        counts[results.trailing_zeros() as usize][group] += 1;
+        results &= results - 1;
+    }
+}
+
+/// A group's number and a value.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct GroupValue(u32, i64);
+
+struct Integers {
+    seen: Seen<GroupValue>,
+}
+
+impl GroupedAccumulator for Integers {
+    fn update(&mut self, arguments: &[ArrayRef], rows: &Rows<'_>) -> Result<(), EngineError> {
+        self.seen.grow(rows.group_count);
+        let wide;
+        let values = if arguments[0].data_type() == &DataType::Int64 {
+            arguments[0].as_primitive::<Int64Type>()
+        } else {
+            wide = cast(&arguments[0], &DataType::Int64)?;
+            wide.as_primitive::<Int64Type>()
+        };
+        let seen = &mut self.seen;
+        rows.each_for(|row, group, diff, results| {
+            if values.is_valid(row) {
+                seen.note(
+                    &GroupValue(group as u32, values.value(row)),
+                    group,
+                    diff,
+                    results,
+                );
+            }
+        });
+        Ok(())
+    }
+
+    fn evaluate(&mut self, groups: &[u32]) -> Result<Vec<ArrayRef>, EngineError> {
+        Ok(self.seen.evaluate(groups))
+    }
+
+    fn retain(&mut self, keep: &[bool]) {
+        self.seen.retain(
+            keep,
+            |key| key.0 as usize,
+            |key, group| GroupValue(group, key.1),
+        );
+    }
+}
+
+/// Values by their row bytes, after the group's number (4 bytes).
+struct Encoded {
+    converter: RowConverter,
+    seen: Seen<Vec<u8>>,
+    /// Scratch for one (group, value) key.
+    key: Vec<u8>,
+}
+
+fn group_in(key: &[u8]) -> usize {
+    let mut number = [0; 4];
+    number.copy_from_slice(&key[..4]);
+    u32::from_le_bytes(number) as usize
+}
+
+impl GroupedAccumulator for Encoded {
+    fn update(&mut self, arguments: &[ArrayRef], rows: &Rows<'_>) -> Result<(), EngineError> {
+        self.seen.grow(rows.group_count);
+        let nulls = arguments[0].logical_nulls();
+        let encoded = self.converter.convert_columns(&arguments[..1])?;
+        let (seen, key) = (&mut self.seen, &mut self.key);
+        rows.each_for(|row, group, diff, results| {
+            if nulls.as_ref().is_some_and(|n| n.is_null(row)) {
+                return;
+            }
+            key.clear();
+            key.extend_from_slice(&(group as u32).to_le_bytes());
+            key.extend_from_slice(encoded.row(row).as_ref());
+            seen.note(key.as_slice(), group, diff, results);
+        });
+        Ok(())
+    }
+
+    fn evaluate(&mut self, groups: &[u32]) -> Result<Vec<ArrayRef>, EngineError> {
+        Ok(self.seen.evaluate(groups))
+    }
+
+    fn retain(&mut self, keep: &[bool]) {
+        self.seen.retain(
+            keep,
+            |key| group_in(key),
+            |mut key, group| {
+                key[..4].copy_from_slice(&group.to_le_bytes());
+                key
+            },
+        );
+    }
+}

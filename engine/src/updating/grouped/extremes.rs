@@ -1,0 +1,167 @@
+//! MIN and MAX per group over an append-only input, for integers, dates,
+//! times and strings (floats, with NaN's order, stay with DataFusion's).
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, LargeStringArray, PrimitiveArray, StringArray, StringViewArray,
+};
+use datafusion::arrow::datatypes::{ArrowPrimitiveType, DataType};
+
+use super::{GroupedAccumulator, Rows, retain_vec};
+use crate::error::EngineError;
+
+pub(super) fn for_type(data_type: &DataType, max: bool) -> Option<Box<dyn GroupedAccumulator>> {
+    use datafusion::arrow::datatypes::*;
+    let wanted = if max {
+        Ordering::Greater
+    } else {
+        Ordering::Less
+    };
+    macro_rules! primitive {
+        ($t:ty) => {
+            Some(Box::new(PrimitiveExtreme::<$t> {
+                wanted,
+                data_type: data_type.clone(),
+                values: Vec::new(),
+            }))
+        };
+    }
+    match data_type {
+        DataType::Int8 => primitive!(Int8Type),
+        DataType::Int16 => primitive!(Int16Type),
+        DataType::Int32 => primitive!(Int32Type),
+        DataType::Int64 => primitive!(Int64Type),
+        DataType::UInt8 => primitive!(UInt8Type),
+        DataType::UInt16 => primitive!(UInt16Type),
+        DataType::UInt32 => primitive!(UInt32Type),
+        DataType::UInt64 => primitive!(UInt64Type),
+        DataType::Date32 => primitive!(Date32Type),
+        DataType::Date64 => primitive!(Date64Type),
+        DataType::Timestamp(TimeUnit::Second, _) => primitive!(TimestampSecondType),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => primitive!(TimestampMillisecondType),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => primitive!(TimestampMicrosecondType),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => primitive!(TimestampNanosecondType),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Some(Box::new(TextExtreme {
+            wanted,
+            data_type: data_type.clone(),
+            values: Vec::new(),
+        })),
+        _ => None,
+    }
+}
+
+struct PrimitiveExtreme<T: ArrowPrimitiveType> {
+    wanted: Ordering,
+    /// The argument's type, time zone included.
+    data_type: DataType,
+    values: Vec<Option<T::Native>>,
+}
+
+impl<T: ArrowPrimitiveType> GroupedAccumulator for PrimitiveExtreme<T>
+where
+    T::Native: Ord,
+{
+    fn update(&mut self, arguments: &[ArrayRef], rows: &Rows<'_>) -> Result<(), EngineError> {
+        if self.values.len() < rows.group_count {
+            self.values.resize(rows.group_count, None);
+        }
+        let input = arguments[0].as_primitive::<T>();
+        let (values, wanted) = (&mut self.values, self.wanted);
+        rows.each(|row, group, _| {
+            if input.is_valid(row) {
+                let value = input.value(row);
+                let kept = &mut values[group];
+                if kept.is_none_or(|k| value.cmp(&k) == wanted) {
+                    *kept = Some(value);
+                }
+            }
+        });
+        Ok(())
+    }
+
+    fn evaluate(&mut self, groups: &[u32]) -> Result<Vec<ArrayRef>, EngineError> {
+        let array: PrimitiveArray<T> = groups
+            .iter()
+            .map(|&g| self.values.get(g as usize).copied().flatten())
+            .collect();
+        Ok(vec![Arc::new(array.with_data_type(self.data_type.clone()))])
+    }
+
+    fn retain(&mut self, keep: &[bool]) {
+        retain_vec(&mut self.values, keep);
+    }
+}
+
+/// Strings compare by their bytes, as DataFusion's MIN and MAX do.
+struct TextExtreme {
+    wanted: Ordering,
+    data_type: DataType,
+    values: Vec<Option<Box<str>>>,
+}
+
+impl TextExtreme {
+    fn absorb<'a>(&mut self, rows: &Rows<'_>, value: impl Fn(usize) -> Option<&'a str>) {
+        let (values, wanted) = (&mut self.values, self.wanted);
+        rows.each(|row, group, _| {
+            if let Some(value) = value(row) {
+                let kept = &mut values[group];
+                if kept.as_deref().is_none_or(|k| value.cmp(k) == wanted) {
+                    *kept = Some(value.into());
+                }
+            }
+        });
+    }
+}
+
+impl GroupedAccumulator for TextExtreme {
+    fn update(&mut self, arguments: &[ArrayRef], rows: &Rows<'_>) -> Result<(), EngineError> {
+        if self.values.len() < rows.group_count {
+            self.values.resize(rows.group_count, None);
+        }
+        let input = &arguments[0];
+        match input.data_type() {
+            DataType::Utf8 => {
+                let strings = input.as_string::<i32>();
+                self.absorb(rows, |row| {
+                    strings.is_valid(row).then(|| strings.value(row))
+                });
+            }
+            DataType::LargeUtf8 => {
+                let strings = input.as_string::<i64>();
+                self.absorb(rows, |row| {
+                    strings.is_valid(row).then(|| strings.value(row))
+                });
+            }
+            DataType::Utf8View => {
+                let strings = input.as_string_view();
+                self.absorb(rows, |row| {
+                    strings.is_valid(row).then(|| strings.value(row))
+                });
+            }
+            other => {
+                return Err(EngineError::Plan(format!(
+                    "MIN/MAX of strings was given {other}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self, groups: &[u32]) -> Result<Vec<ArrayRef>, EngineError> {
+        let values = groups
+            .iter()
+            .map(|&g| self.values.get(g as usize).and_then(|v| v.as_deref()));
+        let array: ArrayRef = match self.data_type {
+            DataType::LargeUtf8 => Arc::new(values.collect::<LargeStringArray>()),
+            DataType::Utf8View => Arc::new(values.collect::<StringViewArray>()),
+            _ => Arc::new(values.collect::<StringArray>()),
+        };
+        Ok(vec![array])
+    }
+
+    fn retain(&mut self, keep: &[bool]) {
+        retain_vec(&mut self.values, keep);
+    }
+}
