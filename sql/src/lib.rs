@@ -17,6 +17,7 @@ mod legacy_windows;
 mod planner;
 mod ranking;
 mod reuse;
+mod shared_exprs;
 mod source_options;
 mod temporal;
 mod tokens;

@@ -401,6 +401,9 @@ impl Planner<'_> {
             }
             LogicalPlan::SubqueryAlias(alias) => Box::pin(self.translate(&alias.input)).await,
             LogicalPlan::Projection(projection) => {
+                if let Some(once) = crate::shared_exprs::computed_once(projection)? {
+                    return Box::pin(self.translate_once(&once)).await;
+                }
                 let mut input = Box::pin(self.translate(&projection.input)).await?;
                 if let Some(w) = &input.windowing
                     && computes_on_window_columns(&projection.expr, w, &input.schema)
@@ -454,10 +457,9 @@ impl Planner<'_> {
                 });
                 let out = schema.clone();
                 let f: BatchFn = Arc::new(move |batch: RecordBatch| {
-                    let rows = batch.num_rows();
                     let mut columns = exprs
                         .iter()
-                        .map(|e| e.evaluate(&batch).and_then(|v| v.into_array(rows)))
+                        .map(|e| runnel_engine::eager_case::evaluate(e, &batch))
                         .collect::<Result<Vec<_>, _>>()?;
                     if let Some(i) = rowtime {
                         columns.push(batch.column(i).clone());
