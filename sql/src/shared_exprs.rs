@@ -83,7 +83,9 @@ fn folded(select: &[Expr], between: &Projection) -> Result<Vec<Expr>> {
         .schema
         .iter()
         .zip(&between.expr)
-        .map(|((qualifier, field), expr)| (Column::from((qualifier, field)), expr.clone().unalias()))
+        .map(|((qualifier, field), expr)| {
+            (Column::from((qualifier, field)), expr.clone().unalias())
+        })
         .collect();
     select
         .iter()

@@ -78,7 +78,14 @@ struct Seen<K> {
     takes_back: bool,
 }
 
-impl<K: Hash + Eq> Seen<K> {
+/// A table key: a group's number and a value.
+trait GroupKey: Hash + Eq {
+    fn group(&self) -> usize;
+    /// The key with the group's new number (after forgetting groups).
+    fn renumbered(self, group: u32) -> Self;
+}
+
+impl<K: GroupKey> Seen<K> {
     fn grow(&mut self, groups: usize) {
         for counts in &mut self.counts {
             if counts.len() < groups {
@@ -135,22 +142,16 @@ impl<K: Hash + Eq> Seen<K> {
             .collect()
     }
 
-    /// Keeps the groups `keep` marks; `group_of` reads a key's group and
-    /// `renumbered` gives the key for the group's new number.
-    fn retain(
-        &mut self,
-        keep: &[bool],
-        group_of: impl Fn(&K) -> usize,
-        renumbered: impl Fn(K, u32) -> K,
-    ) {
+    /// Keeps the groups `keep` marks.
+    fn retain(&mut self, keep: &[bool]) {
         let renumber = renumbering(keep);
         self.values = self
             .values
             .drain()
-            .filter(|(key, _)| keep[group_of(key)])
+            .filter(|(key, _)| keep[key.group()])
             .map(|(key, tally)| {
-                let group = group_of(&key);
-                (renumbered(key, renumber[group]), tally)
+                let group = renumber[key.group()];
+                (key.renumbered(group), tally)
             })
             .collect();
         for counts in &mut self.counts {
@@ -171,6 +172,16 @@ fn count_in(counts: &mut [Vec<i64>], group: usize, mut results: u64) {
 /// A group's number and a value.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 struct GroupValue(u32, i64);
+
+impl GroupKey for GroupValue {
+    fn group(&self) -> usize {
+        self.0 as usize
+    }
+
+    fn renumbered(self, group: u32) -> Self {
+        GroupValue(group, self.1)
+    }
+}
 
 struct Integers {
     seen: Seen<GroupValue>,
@@ -205,11 +216,7 @@ impl GroupedAccumulator for Integers {
     }
 
     fn retain(&mut self, keep: &[bool]) {
-        self.seen.retain(
-            keep,
-            |key| key.0 as usize,
-            |key, group| GroupValue(group, key.1),
-        );
+        self.seen.retain(keep);
     }
 }
 
@@ -221,10 +228,17 @@ struct Encoded {
     key: Vec<u8>,
 }
 
-fn group_in(key: &[u8]) -> usize {
-    let mut number = [0; 4];
-    number.copy_from_slice(&key[..4]);
-    u32::from_le_bytes(number) as usize
+impl GroupKey for Vec<u8> {
+    fn group(&self) -> usize {
+        let mut number = [0; 4];
+        number.copy_from_slice(&self[..4]);
+        u32::from_le_bytes(number) as usize
+    }
+
+    fn renumbered(mut self, group: u32) -> Self {
+        self[..4].copy_from_slice(&group.to_le_bytes());
+        self
+    }
 }
 
 impl GroupedAccumulator for Encoded {
@@ -250,13 +264,6 @@ impl GroupedAccumulator for Encoded {
     }
 
     fn retain(&mut self, keep: &[bool]) {
-        self.seen.retain(
-            keep,
-            |key| group_in(key),
-            |mut key, group| {
-                key[..4].copy_from_slice(&group.to_le_bytes());
-                key
-            },
-        );
+        self.seen.retain(keep);
     }
 }
