@@ -116,11 +116,10 @@ fn shared_calls(predicate: &Expr, select: &[Expr]) -> Result<Vec<Expr>> {
         if !matches!(e, Expr::ScalarFunction(_)) || e.is_volatile() {
             return Ok(TreeNodeRecursion::Continue);
         }
-        let computed_again = select
-            .iter()
-            .map(|s| s.exists(|x| Ok(x == e)))
-            .collect::<Result<Vec<_>>>()?
-            .contains(&true);
+        let mut computed_again = false;
+        for expr in select {
+            computed_again |= expr.exists(|x| Ok(x == e))?;
+        }
         if !computed_again {
             return Ok(TreeNodeRecursion::Continue);
         }

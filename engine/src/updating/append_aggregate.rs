@@ -2,7 +2,8 @@
 //! (`grouped`): a batch is absorbed with one pass per aggregate, and only
 //! the groups it touched are evaluated, before and after, to emit the
 //! changes. Over a changelog this takes only aggregates that can take any
-//! row back (`retracts`: COUNT, SUM, AVG): a retraction subtracts, and a
+//! row back (`retracts`: COUNT, SUM, AVG, COUNT DISTINCT): a retraction
+//! subtracts, and a
 //! group whose rows all went is deleted. Others (MIN and MAX must survive
 //! retractions) take the differential operator, which recomputes a group
 //! from all its rows.
@@ -17,6 +18,7 @@ use datafusion::arrow::compute::{interleave, take};
 use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::arrow::row::RowConverter;
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::scalar::ScalarValue;
 use hashbrown::hash_map::EntryRef;
 use timely::container::CapacityContainerBuilder;
@@ -185,7 +187,6 @@ impl State {
     /// Absorbs a batch whose first columns are the keys and the rest the
     /// input's; returns the changelog of the groups whose results changed.
     fn absorb(&mut self, batch: &RecordBatch) -> Result<Option<RecordBatch>, EngineError> {
-        let n = batch.num_rows();
         let key_count = self.spec.keys.len();
         let input = batch.project(&(key_count..batch.num_columns()).collect::<Vec<_>>())?;
         let diffs = if self.takes_back {
@@ -205,19 +206,24 @@ impl State {
             self.groups.rows[group as usize] += diffs.as_ref().map_or(1, |d| d[row] as i64);
         }
         let group_count = self.groups.rows.len();
+        // Aggregates often repeat an argument or a FILTER (q16's `price <
+        // 10000` for three of them): each is computed once per batch.
+        let mut computed = Computed::new(&input);
         for unit in &mut self.units {
             // The members of a unit share their arguments.
             let arguments = self.spec.aggregates[unit.aggregates[0]]
                 .expressions()
                 .iter()
-                .map(|e| e.evaluate(&input).and_then(|v| v.into_array(n)))
+                .map(|e| computed.get(e))
                 .collect::<Result<Vec<_>, _>>()?;
             let masks = unit
                 .aggregates
                 .iter()
-                .map(|&a| match &self.spec.filters[a] {
-                    Some(f) => f.evaluate(&input)?.into_array(n).map(Some),
-                    None => Ok(None),
+                .map(|&a| {
+                    self.spec.filters[a]
+                        .as_ref()
+                        .map(|f| computed.get(f))
+                        .transpose()
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let filters = masks
@@ -249,7 +255,7 @@ impl State {
             .groups
             .iter()
             .any(|&g| self.groups.rows[g as usize] == 0);
-        let result = self.changelog(batch, &changes, &before, &after)?;
+        let result = self.changelog(batch, changes, &before, &after)?;
         if emptied {
             // A group without rows has no result and no state.
             let keep: Vec<bool> = self.groups.rows.iter().map(|&r| r != 0).collect();
@@ -283,7 +289,7 @@ impl State {
             a += has as u32;
             self.groups.emitted[g] = has;
         }
-        let differ = differing(before, after, &in_before, &in_after)?;
+        let differ = differing(before, after, in_before, in_after)?;
         let mut changes = Changes::default();
         let mut both = 0;
         for (slot, &first_row) in slots.iter().zip(&touched.first_row) {
@@ -306,14 +312,15 @@ impl State {
     fn changelog(
         &self,
         batch: &RecordBatch,
-        changes: &Changes,
+        changes: Changes,
         before: &[ArrayRef],
         after: &[ArrayRef],
     ) -> Result<Option<RecordBatch>, EngineError> {
         if changes.kinds.is_empty() {
             return Ok(None);
         }
-        let key_rows = UInt32Array::from(changes.key_rows.clone());
+        let rows = changes.kinds.len();
+        let key_rows = UInt32Array::from(changes.key_rows);
         let mut columns = batch.columns()[..self.spec.keys.len()]
             .iter()
             .map(|keys| take(keys.as_ref(), &key_rows, None))
@@ -325,7 +332,7 @@ impl State {
             )?);
         }
         columns.push(op_array(&changes.kinds));
-        output_batch(&self.spec.output_schema, columns, changes.kinds.len()).map(Some)
+        output_batch(&self.spec.output_schema, columns, rows).map(Some)
     }
 
     /// Keeps the groups `keep` marks, and the index and state count true.
@@ -363,6 +370,32 @@ impl State {
     }
 }
 
+/// Expressions over one batch, each computed once.
+struct Computed<'a> {
+    input: &'a RecordBatch,
+    done: Vec<(Arc<dyn PhysicalExpr>, ArrayRef)>,
+}
+
+impl<'a> Computed<'a> {
+    fn new(input: &'a RecordBatch) -> Self {
+        Self {
+            input,
+            done: Vec::new(),
+        }
+    }
+
+    fn get(&mut self, expr: &Arc<dyn PhysicalExpr>) -> Result<ArrayRef, EngineError> {
+        if let Some((_, values)) = self.done.iter().find(|(e, _)| e.as_ref() == expr.as_ref()) {
+            return Ok(values.clone());
+        }
+        let values = expr
+            .evaluate(self.input)?
+            .into_array(self.input.num_rows())?;
+        self.done.push((expr.clone(), values.clone()));
+        Ok(values)
+    }
+}
+
 /// The changelog rows of a batch, as positions in the results.
 #[derive(Default)]
 struct Changes {
@@ -386,17 +419,14 @@ impl Changes {
 fn differing(
     before: &[ArrayRef],
     after: &[ArrayRef],
-    in_before: &[u32],
-    in_after: &[u32],
+    in_before: Vec<u32>,
+    in_after: Vec<u32>,
 ) -> Result<Vec<bool>, EngineError> {
     let mut differ = vec![false; in_before.len()];
     if in_before.is_empty() {
         return Ok(differ);
     }
-    let (in_before, in_after) = (
-        UInt32Array::from(in_before.to_vec()),
-        UInt32Array::from(in_after.to_vec()),
-    );
+    let (in_before, in_after) = (UInt32Array::from(in_before), UInt32Array::from(in_after));
     for (before, after) in before.iter().zip(after) {
         let old = take(before.as_ref(), &in_before, None)?;
         let new = take(after.as_ref(), &in_after, None)?;

@@ -21,6 +21,33 @@ use super::{GroupedAccumulator, Rows, renumbering, retain_vec};
 use crate::error::EngineError;
 use crate::fast_hash::HashMap;
 
+/// Whether values of the type fit in an i64 without loss.
+fn integer(data_type: &DataType) -> bool {
+    use DataType::*;
+    matches!(
+        data_type,
+        Int8 | Int16
+            | Int32
+            | Int64
+            | UInt8
+            | UInt16
+            | UInt32
+            | Date32
+            | Date64
+            | Timestamp(_, _)
+            | Time32(_)
+            | Time64(_)
+            | Duration(_)
+    )
+}
+
+/// Whether this module counts distinct values of the type.
+pub(super) fn hashes(data_type: &DataType) -> bool {
+    integer(data_type)
+        || !data_type.is_floating()
+            && RowConverter::supports_fields(&[SortField::new(data_type.clone())])
+}
+
 /// A state for `results` COUNT DISTINCTs of one argument (one if
 /// `takes_back`), if the argument's type is one this module hashes.
 pub(super) fn for_type(
@@ -28,32 +55,18 @@ pub(super) fn for_type(
     results: usize,
     takes_back: bool,
 ) -> Option<Box<dyn GroupedAccumulator>> {
-    use DataType::*;
-    if results == 0 || results > 64 || takes_back && results > 1 {
+    if results == 0 || results > 64 || takes_back && results > 1 || !hashes(data_type) {
         return None;
     }
     let counts = vec![Vec::new(); results];
     match data_type {
-        Int8
-        | Int16
-        | Int32
-        | Int64
-        | UInt8
-        | UInt16
-        | UInt32
-        | Date32
-        | Date64
-        | Timestamp(_, _)
-        | Time32(_)
-        | Time64(_)
-        | Duration(_) => Some(Box::new(Integers {
+        t if integer(t) => Some(Box::new(Integers {
             seen: Seen {
                 values: HashMap::default(),
                 counts,
                 takes_back,
             },
         })),
-        Float16 | Float32 | Float64 => None,
         _ => {
             let converter = RowConverter::new(vec![SortField::new(data_type.clone())]).ok()?;
             Some(Box::new(Encoded {

@@ -134,13 +134,7 @@ pub(crate) fn plan(
     let mut units: Vec<Unit> = Vec::new();
     let mut sharing: Vec<Vec<usize>> = Vec::new();
     for (i, aggregate) in aggregates.iter().enumerate() {
-        let shareable = !takes_back
-            && aggregate.is_distinct()
-            && aggregate.fun().name().eq_ignore_ascii_case("count")
-            && aggregate.order_bys().is_empty()
-            && aggregate.field().data_type() == &DataType::Int64
-            && argument_types[i].len() == 1
-            && distinct::for_type(&argument_types[i][0], 1, false).is_some();
+        let shareable = !takes_back && counted_distinct(aggregate, &argument_types[i]).is_some();
         if !shareable {
             units.push(Unit {
                 aggregates: vec![i],
@@ -170,7 +164,7 @@ pub(crate) fn plan(
 }
 
 /// The state for `aggregate` alone.
-pub(crate) fn for_aggregate(
+fn for_aggregate(
     aggregate: &Arc<AggregateFunctionExpr>,
     argument_types: &[DataType],
     takes_back: bool,
@@ -184,6 +178,23 @@ pub(crate) fn for_aggregate(
     )))
 }
 
+/// The argument's type if `aggregate` is a COUNT(DISTINCT x) whose values
+/// `distinct` hashes itself.
+fn counted_distinct<'t>(
+    aggregate: &AggregateFunctionExpr,
+    argument_types: &'t [DataType],
+) -> Option<&'t DataType> {
+    let [argument] = argument_types else {
+        return None;
+    };
+    (aggregate.is_distinct()
+        && aggregate.fun().name().eq_ignore_ascii_case("count")
+        && aggregate.order_bys().is_empty()
+        && aggregate.field().data_type() == &DataType::Int64
+        && distinct::hashes(argument))
+    .then_some(argument)
+}
+
 /// Runnel's own state for the aggregates it knows in the types it knows;
 /// the result type must be DataFusion's for the same call.
 fn own(
@@ -192,6 +203,9 @@ fn own(
     takes_back: bool,
 ) -> Option<Box<dyn GroupedAccumulator>> {
     use datafusion::arrow::datatypes::{Float64Type, Int64Type, UInt64Type};
+    if let Some(argument) = counted_distinct(aggregate, argument_types) {
+        return distinct::for_type(argument, 1, takes_back);
+    }
     let [argument] = argument_types else {
         return None;
     };
@@ -203,7 +217,6 @@ fn own(
     let distinct = aggregate.is_distinct();
     match (name.as_str(), distinct, argument, &result) {
         ("count", false, _, DataType::Int64) => Some(Box::new(counts::Count::default())),
-        ("count", true, _, DataType::Int64) => distinct::for_type(argument, 1, takes_back),
         ("sum", false, DataType::Int64, DataType::Int64) => {
             Some(Box::new(counts::Sum::<Int64Type>::default()))
         }
