@@ -134,9 +134,19 @@ impl ScalarUDFImpl for DateFormat {
                 out.append_null();
                 continue;
             };
-            let mut text = String::new();
-            if write!(text, "{}", time.naive_utc().format_with_items(items.iter())).is_err() {
-                // A pattern chrono parsed but cannot apply to this value.
+            let formatted = time.naive_utc().format_with_items(items.iter());
+            // A pattern chrono parsed but cannot apply to this value goes
+            // to `to_char`.
+            if !per_minute {
+                if write!(out, "{formatted}").is_err() {
+                    return datafusion::functions::datetime::to_char().invoke_with_args(args);
+                }
+                out.append_value("");
+                continue;
+            }
+            let mut text = last.take().map(|(_, text)| text).unwrap_or_default();
+            text.clear();
+            if write!(text, "{formatted}").is_err() {
                 return datafusion::functions::datetime::to_char().invoke_with_args(args);
             }
             out.append_value(&text);
