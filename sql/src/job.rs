@@ -661,8 +661,9 @@ fn build<'scope>(
         Node::GroupAggregate { input, spec, .. } => {
             let input_node = input;
             let input = build(input, scope, context, index, peers, memo)?;
-            // Accumulators that take rows back in any order (COUNT, SUM,
-            // AVG) are kept per key even over operators' changelogs; others
+            // Aggregates that take rows back in any order (COUNT, SUM, AVG,
+            // COUNT DISTINCT) keep their grouped state even over operators'
+            // changelogs; others
             // (MIN, MAX), and a changelog source's rows, which may retract
             // before they insert, need differential's recomputation.
             if is_changelog(&spec.input_schema)
