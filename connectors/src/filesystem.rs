@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::parquet::arrow::ArrowWriter;
 use runnel_engine::EngineError;
 use runnel_engine::connector::{KeepOnly, SinkProvider, SourceProvider, UnusedFields};
 use runnel_engine::sink::BatchSink;
@@ -18,7 +17,8 @@ use runnel_engine::source::{BatchReader, Poll};
 use runnel_engine::time::Watermark;
 
 use crate::ConnectorError;
-use crate::format::{Decoder, Format, encode};
+use crate::format::parquet::ParquetFile;
+use crate::format::{Carrier, Decoder, Format};
 use crate::options::Options;
 
 /// Bytes read per poll: large enough to amortise the decoder call, small
@@ -37,7 +37,7 @@ pub struct FileSource {
 impl FileSource {
     pub fn new(options: &Options, schema: SchemaRef) -> Result<Self, ConnectorError> {
         let path = PathBuf::from(options.required("path")?);
-        let format = Format::from_options(options)?;
+        let format = Format::from_options(options, &schema, Carrier::Files)?;
         let files = list_files(&path)?;
         format.decoder(schema.clone())?;
         Ok(FileSource {
@@ -93,6 +93,10 @@ impl SourceProvider for FileSource {
         }))
     }
 
+    fn produces_changelog(&self) -> bool {
+        self.format.is_changelog()
+    }
+
     fn reader(&self, worker: usize, peers: usize) -> Result<Box<dyn BatchReader>, EngineError> {
         let mut ranges = Vec::new();
         for path in &self.files {
@@ -105,6 +109,9 @@ impl SourceProvider for FileSource {
         Ok(Box::new(FileReader {
             ranges,
             current: None,
+            reading: PathBuf::new(),
+            // A changelog's bad envelope fails the job naming its file.
+            name_files: self.format.is_changelog(),
             decoder: self
                 .format
                 .decoder(self.schema.clone())?
@@ -154,6 +161,9 @@ struct FileReader {
     /// Ranges still to read, last first.
     ranges: Vec<(PathBuf, u64, u64)>,
     current: Option<(PathBuf, std::io::Take<File>)>,
+    /// The file of the lines being decoded, for errors that name it.
+    reading: PathBuf,
+    name_files: bool,
     decoder: Decoder,
     ready: Vec<RecordBatch>,
     buffer: Vec<u8>,
@@ -177,6 +187,7 @@ impl BatchReader for FileReader {
                 file.seek(SeekFrom::Start(start))
                     .map_err(io_error(&path))
                     .map_err(EngineError::from)?;
+                self.reading = path.clone();
                 self.current = Some((path, file.take(end - start)));
             }
             let Some((path, reader)) = self.current.as_mut() else {
@@ -199,7 +210,17 @@ impl BatchReader for FileReader {
                 memchr::memrchr(b'\n', &self.buffer[..end]).map_or(0, |i| i + 1)
             };
             if complete > 0 {
-                let mut batches = self.decoder.decode_lines(&self.buffer[..complete])?;
+                let decoded = self.decoder.decode_lines(&self.buffer[..complete]);
+                let mut batches = match decoded {
+                    Ok(batches) => batches,
+                    Err(error) if self.name_files => {
+                        return Err(EngineError::Connector {
+                            connector: "filesystem",
+                            message: format!("debezium-json: {}: {error}", self.reading.display()),
+                        });
+                    }
+                    Err(error) => return Err(error.into()),
+                };
                 batches.reverse();
                 self.ready = batches;
             }
@@ -224,37 +245,16 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 #[derive(Clone)]
 pub struct FileSink {
     dir: PathBuf,
-    format: SinkFormat,
-    extension: &'static str,
+    format: Format,
     /// `PARTITIONED BY` columns: rows go to `col=value/` directories,
     /// without those columns, as Flink's filesystem sink writes them.
     partition_keys: Vec<String>,
 }
 
-#[derive(Clone)]
-enum SinkFormat {
-    Lines(Format),
-    /// A changelog as Debezium JSON envelopes (`before`, `after`, `op`),
-    /// as Flink's `debezium-json` format writes them.
-    Debezium(Format),
-    /// Columnar, written with the batches' own schema; finished at the end
-    /// of input, when the footer is written.
-    Parquet,
-}
-
 impl FileSink {
-    pub fn new(options: &Options) -> Result<Self, ConnectorError> {
+    pub fn new(options: &Options, schema: &SchemaRef) -> Result<Self, ConnectorError> {
         let dir = PathBuf::from(options.required("path")?);
-        let format = match options.get("format") {
-            Some("parquet") => SinkFormat::Parquet,
-            Some("debezium-json") => SinkFormat::Debezium(Format::json_for_changelogs(options)?),
-            _ => SinkFormat::Lines(Format::from_options(options)?),
-        };
-        let extension = match format {
-            SinkFormat::Lines(Format::Json { .. }) | SinkFormat::Debezium(_) => "json",
-            SinkFormat::Lines(Format::Csv { .. }) => "csv",
-            SinkFormat::Parquet => "parquet",
-        };
+        let format = Format::from_options(options, schema, Carrier::Files)?;
         let partition_keys = options
             .get(runnel_engine::connector::PARTITION_KEYS)
             .map(|keys| keys.split(',').map(str::to_string).collect())
@@ -262,7 +262,6 @@ impl FileSink {
         Ok(FileSink {
             dir,
             format,
-            extension,
             partition_keys,
         })
     }
@@ -281,7 +280,7 @@ impl SinkProvider for FileSink {
     }
 
     fn accepts_changelog(&self) -> bool {
-        matches!(self.format, SinkFormat::Debezium(_))
+        self.format.is_changelog()
     }
 
     fn wants_update_before(&self) -> bool {
@@ -295,22 +294,15 @@ impl FileSink {
         std::fs::create_dir_all(dir)
             .map_err(io_error(dir))
             .map_err(EngineError::from)?;
-        let path = dir.join(format!("part-{worker}.{}", self.extension));
+        let path = dir.join(format!("part-{worker}.{}", self.format.extension()));
         let file = File::create(&path)
             .map_err(io_error(&path))
             .map_err(EngineError::from)?;
         let output = match &self.format {
-            SinkFormat::Lines(format) => Output::Lines {
+            Format::Parquet => Output::Parquet(ParquetFile::new(file)),
+            format => Output::Lines {
                 out: BufWriter::new(file),
                 format: format.clone(),
-            },
-            SinkFormat::Debezium(format) => Output::Debezium {
-                out: BufWriter::new(file),
-                format: format.clone(),
-            },
-            SinkFormat::Parquet => Output::Parquet {
-                file: Some(file),
-                writer: None,
             },
         };
         Ok(FileWriter { path, output })
@@ -415,40 +407,14 @@ enum Output {
         out: BufWriter<File>,
         format: Format,
     },
-    Debezium {
-        out: BufWriter<File>,
-        format: Format,
-    },
-    Parquet {
-        file: Option<File>,
-        writer: Option<Box<ArrowWriter<File>>>,
-    },
+    Parquet(ParquetFile),
 }
 
 impl BatchSink for FileWriter {
     fn write(&mut self, batch: RecordBatch, _time: Watermark) -> Result<(), EngineError> {
         match &mut self.output {
-            Output::Lines { out, format } => Ok(encode(format, &batch, out)?),
-            Output::Debezium { out, format } => {
-                Ok(crate::format::encode_debezium(format, &batch, out)?)
-            }
-            Output::Parquet { file, writer } => {
-                if writer.is_none() {
-                    let Some(file) = file.take() else {
-                        return Err(EngineError::Connector {
-                            connector: "filesystem",
-                            message: "parquet file already closed".into(),
-                        });
-                    };
-                    *writer = Some(Box::new(
-                        ArrowWriter::try_new(file, batch.schema(), None).map_err(parquet_error)?,
-                    ));
-                }
-                match writer {
-                    Some(writer) => writer.write(&batch).map_err(parquet_error),
-                    None => Ok(()),
-                }
-            }
+            Output::Lines { out, format } => Ok(format.encode(&batch, out)?),
+            Output::Parquet(file) => file.write(&batch),
         }
     }
 
@@ -458,13 +424,12 @@ impl BatchSink for FileWriter {
         }
         let path = &self.path;
         match &mut self.output {
-            Output::Lines { out, .. } | Output::Debezium { out, .. } => {
+            Output::Lines { out, .. } => {
                 out.flush().map_err(io_error(path))?;
                 out.get_ref().sync_all().map_err(io_error(path))?;
             }
-            Output::Parquet { writer, .. } => {
-                if let Some(writer) = writer.take() {
-                    let file = writer.into_inner().map_err(parquet_error)?;
+            Output::Parquet(file) => {
+                if let Some(file) = file.finish()? {
                     file.sync_all().map_err(io_error(path))?;
                 }
             }
@@ -473,25 +438,18 @@ impl BatchSink for FileWriter {
     }
 }
 
-fn parquet_error(error: datafusion::parquet::errors::ParquetError) -> EngineError {
-    EngineError::Connector {
-        connector: "filesystem",
-        message: format!("parquet: {error}"),
-    }
-}
-
 pub fn source(
     options: &Options,
     schema: SchemaRef,
 ) -> Result<Arc<dyn SourceProvider>, ConnectorError> {
-    if options.get("format") == Some("debezium-json") {
-        return crate::debezium::source(options, schema);
-    }
     Ok(Arc::new(FileSource::new(options, schema)?))
 }
 
-pub fn sink(options: &Options) -> Result<Arc<dyn SinkProvider>, ConnectorError> {
-    Ok(Arc::new(FileSink::new(options)?))
+pub fn sink(
+    options: &Options,
+    schema: &SchemaRef,
+) -> Result<Arc<dyn SinkProvider>, ConnectorError> {
+    Ok(Arc::new(FileSink::new(options, schema)?))
 }
 
 #[cfg(test)]
@@ -535,10 +493,10 @@ mod tests {
     fn the_parquet_sink_writes_a_readable_file_at_end_of_input() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out");
-        let sink = FileSink::new(&options(&[
-            ("path", path.to_str().unwrap()),
-            ("format", "parquet"),
-        ]))
+        let sink = FileSink::new(
+            &options(&[("path", path.to_str().unwrap()), ("format", "parquet")]),
+            &batch(0).schema(),
+        )
         .unwrap();
         let mut writer = sink.sink(1, 2).unwrap();
         writer.write(batch(0), 0).unwrap();
@@ -587,7 +545,8 @@ mod tests {
             .err()
             .unwrap();
         assert!(
-            err.to_string().contains("for filesystem sinks, parquet"),
+            err.to_string()
+                .contains("parquet is written by filesystem sinks"),
             "{err}"
         );
     }

@@ -1,17 +1,26 @@
 //! Runnel's connectors: where tables' rows come from and go to.
+//!
+//! - `format`: how a message's bytes become rows and rows bytes (`json`,
+//!   `csv`, `debezium-json`, `raw`, and `parquet` for files), whatever
+//!   carries the messages.
+//! - Transports, one module each: `filesystem`, `datagen`, `nexmark`
+//!   (Flink's Nexmark generator), `print` (with `display`, Flink's way of
+//!   printing values), `blackhole`.
+//! - `registry`: a table's `'connector'` option to its source or sink,
+//!   with the services of the server a connector can reach in-process.
+//! - `options`: the `WITH (...)` options, every one of which must be read.
 
+pub mod blackhole;
 pub mod datagen;
-pub mod debezium;
 mod display;
 pub mod filesystem;
 pub mod format;
-mod json_lines;
 pub mod nexmark;
 pub mod options;
 pub mod print;
 mod registry;
 
-pub use registry::{Connectors, sink_provider, source_provider};
+pub use registry::{Connectors, Services, results_sink, source_provider};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectorError {
@@ -29,12 +38,11 @@ pub enum ConnectorError {
         path: String,
         source: std::io::Error,
     },
-    /// A Debezium envelope that is not a change, with its file and text.
-    #[error("debezium-json: {path}: {problem}; the message is '{message}'")]
+    /// A Debezium envelope that is not a change, and its text.
+    #[error("{problem}; the message is '{message}'")]
     Envelope {
-        path: String,
         message: String,
-        problem: debezium::EnvelopeError,
+        problem: format::debezium::EnvelopeError,
     },
     #[error(transparent)]
     Arrow(#[from] datafusion::arrow::error::ArrowError),

@@ -70,7 +70,7 @@ impl BatchSink for PrintWriter {
 /// Rows as Flink prints them: `+I[...]`, or a changelog's `-U[...]`,
 /// `+U[...]`, `-D[...]` (its `__op` column gives the kind).
 pub fn render_rows(prefix: &str, batch: &RecordBatch) -> String {
-    let kinds = runnel_engine::updating::changelog::kinds(batch);
+    let kinds = runnel_engine::changelog::kinds(batch);
     let width = batch.num_columns() - usize::from(kinds.is_some());
     let mut text = String::new();
     for row in 0..batch.num_rows() {

@@ -6,66 +6,94 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::SchemaRef;
 use runnel_engine::EngineError;
 use runnel_engine::connector::{SinkProvider, SourceProvider};
-use runnel_engine::sink::{BatchSink, BlackholeSink};
 
 use crate::options::Options;
-use crate::{ConnectorError, datagen, filesystem, nexmark, print};
+use crate::{ConnectorError, blackhole, datagen, filesystem, nexmark, print};
 
+/// The services of the process a job runs in, which connectors reach
+/// in-process rather than through their APIs. A job run embedded
+/// (`runnel sql run`) has none.
+#[derive(Clone, Default)]
+pub struct Services {
+    pub streams: Option<Arc<runnel_streams::Streams>>,
+}
+
+/// Every connector Runnel has, with what they can reach, for the planner.
+#[derive(Clone, Default)]
+pub struct Connectors {
+    services: Services,
+}
+
+impl Connectors {
+    pub fn new(services: Services) -> Self {
+        Connectors { services }
+    }
+
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    pub fn source_provider(
+        &self,
+        options: BTreeMap<String, String>,
+        schema: SchemaRef,
+    ) -> Result<Arc<dyn SourceProvider>, ConnectorError> {
+        let options = Options::new(options);
+        let provider = match options.required("connector")? {
+            "filesystem" => filesystem::source(&options, schema)?,
+            "datagen" => datagen::source(&options, schema)?,
+            "nexmark" => nexmark::source(&options, schema)?,
+            name @ ("print" | "blackhole") => {
+                return Err(ConnectorError::WrongRole {
+                    connector: name.to_string(),
+                    role: "source",
+                });
+            }
+            other => return Err(ConnectorError::UnknownConnector(other.to_string())),
+        };
+        options.reject_unknown()?;
+        Ok(provider)
+    }
+
+    pub fn sink_provider(
+        &self,
+        options: BTreeMap<String, String>,
+        schema: SchemaRef,
+    ) -> Result<Arc<dyn SinkProvider>, ConnectorError> {
+        let options = Options::new(options);
+        let provider: Arc<dyn SinkProvider> = match options.required("connector")? {
+            "filesystem" => filesystem::sink(&options, &schema)?,
+            "print" => print::sink(&options)?,
+            "blackhole" => blackhole::sink(),
+            name @ ("datagen" | "nexmark") => {
+                return Err(ConnectorError::WrongRole {
+                    connector: name.to_string(),
+                    role: "sink",
+                });
+            }
+            other => return Err(ConnectorError::UnknownConnector(other.to_string())),
+        };
+        options.reject_unknown()?;
+        Ok(provider)
+    }
+}
+
+/// A source of a connector that needs no service of the server.
 pub fn source_provider(
     options: BTreeMap<String, String>,
     schema: SchemaRef,
 ) -> Result<Arc<dyn SourceProvider>, ConnectorError> {
-    let options = Options::new(options);
-    let provider = match options.required("connector")? {
-        "filesystem" => filesystem::source(&options, schema)?,
-        "datagen" => datagen::source(&options, schema)?,
-        "nexmark" => nexmark::source(&options, schema)?,
-        name @ ("print" | "blackhole") => {
-            return Err(ConnectorError::WrongRole {
-                connector: name.to_string(),
-                role: "source",
-            });
-        }
-        other => return Err(ConnectorError::UnknownConnector(other.to_string())),
-    };
-    options.reject_unknown()?;
-    Ok(provider)
+    Connectors::default().source_provider(options, schema)
 }
 
-pub fn sink_provider(
-    options: BTreeMap<String, String>,
-) -> Result<Arc<dyn SinkProvider>, ConnectorError> {
-    let options = Options::new(options);
-    let provider: Arc<dyn SinkProvider> = match options.required("connector")? {
-        "filesystem" => filesystem::sink(&options)?,
-        "print" => print::sink(&options)?,
-        "blackhole" => Arc::new(Blackhole),
-        name @ ("datagen" | "nexmark") => {
-            return Err(ConnectorError::WrongRole {
-                connector: name.to_string(),
-                role: "sink",
-            });
-        }
-        other => return Err(ConnectorError::UnknownConnector(other.to_string())),
-    };
-    options.reject_unknown()?;
-    Ok(provider)
+/// Where a job's bare SELECT rows go when whoever runs it prints them or
+/// drops them: `print` or `blackhole`, which take any schema.
+pub fn results_sink(connector: &str) -> Result<Arc<dyn SinkProvider>, ConnectorError> {
+    Connectors::default().sink_provider(
+        [("connector".to_string(), connector.to_string())].into(),
+        Arc::new(datafusion::arrow::datatypes::Schema::empty()),
+    )
 }
-
-struct Blackhole;
-
-impl SinkProvider for Blackhole {
-    fn sink(&self, _worker: usize, _peers: usize) -> Result<Box<dyn BatchSink>, EngineError> {
-        Ok(Box::new(BlackholeSink))
-    }
-
-    fn accepts_changelog(&self) -> bool {
-        true
-    }
-}
-
-/// Every connector Runnel has, for the SQL planner.
-pub struct Connectors;
 
 impl runnel_engine::connector::ConnectorFactory for Connectors {
     fn source(
@@ -73,14 +101,16 @@ impl runnel_engine::connector::ConnectorFactory for Connectors {
         options: BTreeMap<String, String>,
         schema: SchemaRef,
     ) -> Result<Arc<dyn SourceProvider>, EngineError> {
-        source_provider(options, schema).map_err(|e| EngineError::Plan(e.to_string()))
+        self.source_provider(options, schema)
+            .map_err(|e| EngineError::Plan(e.to_string()))
     }
 
     fn sink(
         &self,
         options: BTreeMap<String, String>,
-        _schema: SchemaRef,
+        schema: SchemaRef,
     ) -> Result<Arc<dyn SinkProvider>, EngineError> {
-        sink_provider(options).map_err(|e| EngineError::Plan(e.to_string()))
+        self.sink_provider(options, schema)
+            .map_err(|e| EngineError::Plan(e.to_string()))
     }
 }

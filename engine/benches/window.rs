@@ -15,13 +15,13 @@ use datafusion::logical_expr::AggregateUDF;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::aggregate::AggregateExprBuilder;
 use datafusion::physical_expr::expressions::{col, lit};
-use runnel_engine::aggregate::WindowAggregate;
 use runnel_engine::context::JobContext;
 use runnel_engine::runtime::{Cluster, run};
 use runnel_engine::sink::{BlackholeSink, sink};
 use runnel_engine::source::{EventTime, MemoryReader, source};
-use runnel_engine::window::WindowKind;
-use runnel_engine::window_op::window_aggregate;
+use runnel_engine::window::kind::WindowKind;
+use runnel_engine::window::operator::window_aggregate;
+use runnel_engine::window::state::WindowAggregate;
 use timely::dataflow::ProbeHandle;
 
 const KEYS: u64 = 10_000;
@@ -86,6 +86,7 @@ fn main() {
                         max_out_of_orderness: 0,
                         processing_time: false,
                         idle_timeout: None,
+                        drop_after: None,
                     };
                     let spec = spec.clone();
                     worker.dataflow::<i64, _, _>(move |scope| {

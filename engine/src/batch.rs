@@ -11,19 +11,31 @@ use timely::container::{DrainContainer, PushInto, SizableContainer};
 use timely::dataflow::channels::ContainerBytes;
 
 #[derive(Clone, Default, Debug)]
-pub struct Batch(pub Option<RecordBatch>);
+pub struct Batch {
+    batch: Option<RecordBatch>,
+    /// The rows of a batch from a peer process that did not decode: timely
+    /// counted them when they were sent, so they must count here too, or
+    /// progress tracking would never see them arrive.
+    undecoded_rows: usize,
+}
 
 impl Batch {
     pub fn new(batch: RecordBatch) -> Self {
-        Batch(Some(batch))
+        Batch {
+            batch: Some(batch),
+            undecoded_rows: 0,
+        }
     }
 
     pub fn rows(&self) -> usize {
-        self.0.as_ref().map_or(0, RecordBatch::num_rows)
+        self.batch
+            .as_ref()
+            .map_or(self.undecoded_rows, RecordBatch::num_rows)
     }
 
     pub fn take(&mut self) -> Option<RecordBatch> {
-        self.0.take()
+        self.undecoded_rows = 0;
+        self.batch.take()
     }
 }
 
@@ -37,21 +49,21 @@ impl DrainContainer for Batch {
     type Item<'a> = RecordBatch;
     type DrainIter<'a> = std::option::IntoIter<RecordBatch>;
     fn drain(&mut self) -> Self::DrainIter<'_> {
-        self.0.take().into_iter()
+        self.take().into_iter()
     }
 }
 
 impl SizableContainer for Batch {
     // One record batch per container: ship it as soon as it is set.
     fn at_capacity(&self) -> bool {
-        self.0.is_some()
+        self.batch.is_some()
     }
     fn ensure_capacity(&mut self, _stash: &mut Option<Self>) {}
 }
 
 impl PushInto<RecordBatch> for Batch {
     fn push_into(&mut self, batch: RecordBatch) {
-        self.0 = Some(batch);
+        self.batch = Some(batch);
     }
 }
 
@@ -59,37 +71,88 @@ impl<'a> IntoIterator for &'a Batch {
     type Item = &'a RecordBatch;
     type IntoIter = std::option::Iter<'a, RecordBatch>;
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
+        self.batch.iter()
     }
 }
 
-/// Between processes a batch travels as Arrow IPC: `[u64 LE length][IPC
-/// stream][zero padding to 8 bytes]`. These bytes only ever come from another
-/// Runnel worker of the same job, so a decoding failure is a bug, not input.
+thread_local! {
+    /// The first batch this worker thread could not decode, for the
+    /// worker's loop to fail the job with (`take_decode_error`).
+    static DECODE_ERROR: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The error of a batch from a peer process that this thread could not
+/// decode since the last call, if any.
+pub fn take_decode_error() -> Option<String> {
+    DECODE_ERROR.with(|slot| slot.borrow_mut().take())
+}
+
+fn decode_failed(rows: usize, problem: String) -> Batch {
+    DECODE_ERROR.with(|slot| {
+        slot.borrow_mut().get_or_insert_with(|| {
+            format!("a batch from a peer process did not decode: {problem}")
+        });
+    });
+    Batch {
+        batch: None,
+        undecoded_rows: rows,
+    }
+}
+
+/// Between processes a batch travels as Arrow IPC: `[u64 LE length][u64 LE
+/// rows][IPC stream][zero padding to 8 bytes]`. A frame that does not
+/// decode (a peer of another version, a corrupted connection) becomes an
+/// empty batch of the same row count, and the receiving worker fails the
+/// job with the error: timely gives a container no way to refuse its bytes.
 impl ContainerBytes for Batch {
     fn from_bytes(bytes: timely::bytes::arc::Bytes) -> Self {
-        let len = u64::from_le_bytes(bytes[..8].try_into().expect("8-byte length prefix")) as usize;
+        let word = |at: usize| {
+            bytes
+                .get(at..at + 8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(|b| u64::from_le_bytes(b) as usize)
+        };
+        let (Some(len), Some(rows)) = (word(0), word(8)) else {
+            return decode_failed(0, format!("a frame of {} bytes has no header", bytes.len()));
+        };
         if len == 0 {
-            return Batch(None);
+            return Batch::default();
         }
-        let mut reader =
-            StreamReader::try_new(&bytes[8..8 + len], None).expect("IPC stream from a peer worker");
-        Batch(
-            reader
-                .next()
-                .transpose()
-                .expect("IPC batch from a peer worker"),
-        )
+        let Some(ipc) = bytes.get(16..16usize.saturating_add(len)) else {
+            return decode_failed(
+                rows,
+                format!(
+                    "{len} bytes announced, {} present",
+                    bytes.len().saturating_sub(16)
+                ),
+            );
+        };
+        let decoded = StreamReader::try_new(ipc, None)
+            .map_err(|e| e.to_string())
+            .and_then(|mut reader| match reader.next() {
+                Some(Ok(batch)) => Ok(batch),
+                Some(Err(e)) => Err(e.to_string()),
+                None => Err("an IPC stream without a batch".to_string()),
+            });
+        match decoded {
+            Ok(batch) if batch.num_rows() == rows => Batch::new(batch),
+            Ok(batch) => decode_failed(
+                rows,
+                format!("{} rows decoded, {rows} announced", batch.num_rows()),
+            ),
+            Err(problem) => decode_failed(rows, problem),
+        }
     }
 
     fn length_in_bytes(&self) -> usize {
-        8 + padded(self.0.as_ref().map_or(0, |batch| encode(batch).len()))
+        16 + padded(self.batch.as_ref().map_or(0, |batch| encode(batch).len()))
     }
 
     fn into_bytes<W: Write>(&self, writer: &mut W) {
-        let bytes = self.0.as_ref().map(encode).unwrap_or_default();
+        let bytes = self.batch.as_ref().map(encode).unwrap_or_default();
         let result = writer
             .write_all(&(bytes.len() as u64).to_le_bytes())
+            .and_then(|()| writer.write_all(&(self.rows() as u64).to_le_bytes()))
             .and_then(|()| writer.write_all(&bytes))
             .and_then(|()| writer.write_all(&[0u8; 8][..padded(bytes.len()) - bytes.len()]));
         result.expect("writing to timely's in-memory send buffer");
@@ -135,6 +198,32 @@ mod tests {
         assert_eq!(bytes.len(), container.length_in_bytes());
         assert_eq!(bytes.len() % 8, 0);
         let decoded = Batch::from_bytes(timely::bytes::arc::BytesMut::from(bytes).freeze());
-        assert_eq!(decoded.0, Some(batch));
+        assert_eq!(decoded.batch, Some(batch));
+        assert_eq!(take_decode_error(), None);
+    }
+
+    #[test]
+    fn a_frame_that_does_not_decode_keeps_its_row_count_and_reports_an_error() {
+        let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false)]));
+        let batch =
+            RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![1, 2, 3]))]).unwrap();
+        let mut bytes = Vec::new();
+        Batch::new(batch).into_bytes(&mut bytes);
+        for corrupt in [16, 20, 40, bytes.len() - 9] {
+            let mut damaged = bytes.clone();
+            damaged[corrupt] ^= 0xff;
+            let decoded = Batch::from_bytes(timely::bytes::arc::BytesMut::from(damaged).freeze());
+            if decoded.batch.is_none() {
+                assert_eq!(decoded.rows(), 3);
+                assert!(take_decode_error().is_some());
+            }
+        }
+        let truncated =
+            Batch::from_bytes(timely::bytes::arc::BytesMut::from(bytes[..30].to_vec()).freeze());
+        assert_eq!(truncated.rows(), 3);
+        assert!(take_decode_error().unwrap().contains("announced"));
+        let empty = Batch::from_bytes(timely::bytes::arc::BytesMut::from(vec![1u8, 2]).freeze());
+        assert_eq!(empty.rows(), 0);
+        assert!(take_decode_error().unwrap().contains("no header"));
     }
 }

@@ -17,6 +17,30 @@ use crate::source::BatchReader;
 pub struct KeepOnly {
     pub column: usize,
     pub values: Vec<i64>,
+    /// With event time, a row the query does not keep still moves the
+    /// watermark and may be late, as it would without the pushdown: a
+    /// source must then still read these columns (the event time's) of
+    /// such a row and hand it over; the source operator counts its time
+    /// and drops it (`keeps`). `None`: no event time, drop it outright.
+    pub time_columns: Option<Vec<usize>>,
+}
+
+impl KeepOnly {
+    /// Which rows of `batch` this keeps: `column` equal to one of `values`
+    /// (a NULL equals nothing).
+    pub fn keeps(
+        &self,
+        batch: &datafusion::arrow::record_batch::RecordBatch,
+    ) -> Result<datafusion::arrow::array::BooleanArray, EngineError> {
+        use datafusion::arrow::array::{Array, BooleanArray};
+        use datafusion::arrow::compute::cast;
+        use datafusion::arrow::datatypes::{DataType, Int64Type};
+        let column = cast(batch.column(self.column), &DataType::Int64)?;
+        let values = datafusion::arrow::array::AsArray::as_primitive::<Int64Type>(column.as_ref());
+        Ok((0..values.len())
+            .map(|row| Some(values.is_valid(row) && self.values.contains(&values.value(row))))
+            .collect::<BooleanArray>())
+    }
 }
 
 /// Nested fields no query reads, by top-level column: `(column, [child,

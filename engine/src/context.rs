@@ -21,6 +21,9 @@ pub struct JobContext {
     /// an idle source moves its own so that it does not hold the rest back.
     pub source_watermark: AtomicI64,
     failed: AtomicBool,
+    /// A worker panicked: its share of the dataflow is gone, so the others
+    /// could wait for its progress forever. Every worker leaves at once.
+    aborted: AtomicBool,
     stopped: AtomicBool,
     error: Mutex<Option<EngineError>>,
 }
@@ -35,6 +38,7 @@ impl Default for JobContext {
             watermark: AtomicI64::new(i64::MIN),
             source_watermark: AtomicI64::new(i64::MIN),
             failed: AtomicBool::new(false),
+            aborted: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             error: Mutex::new(None),
         }
@@ -50,6 +54,17 @@ impl JobContext {
             *slot = Some(error);
         }
         self.failed.store(true, Ordering::SeqCst);
+    }
+
+    /// Fails the job and makes every worker leave without draining: a
+    /// worker panicked and the dataflow cannot complete.
+    pub fn abort(&self, error: EngineError) {
+        self.fail(error);
+        self.aborted.store(true, Ordering::SeqCst);
+    }
+
+    pub fn aborted(&self) -> bool {
+        self.aborted.load(Ordering::Relaxed)
     }
 
     pub fn failed(&self) -> bool {

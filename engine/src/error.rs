@@ -11,8 +11,10 @@ pub enum EngineError {
     Plan(String),
     #[error("dataflow: {0}")]
     Runtime(String),
+    #[error("an operator panicked: {0}")]
+    Panic(String),
     #[error(transparent)]
-    Window(#[from] crate::window::WindowError),
+    Window(#[from] crate::window::kind::WindowError),
     #[error("{connector}: {message}")]
     Connector {
         connector: &'static str,

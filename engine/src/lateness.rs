@@ -9,17 +9,17 @@ use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::physical_expr::PhysicalExpr;
 
-use crate::aggregate::millis;
 use crate::context::JobContext;
 use crate::error::EngineError;
 use crate::time::{Millis, Watermark};
+use crate::window::state::millis;
 
 /// Each row's event time, in milliseconds.
 pub fn event_times(
     expr: &Arc<dyn PhysicalExpr>,
     batch: &RecordBatch,
 ) -> Result<Vec<Millis>, EngineError> {
-    millis(&crate::eager_case::evaluate(expr, batch)?)
+    millis(&crate::stateless::eager_case::evaluate(expr, batch)?)
 }
 
 /// Splits a batch at `watermark`: the rows at or after it with their event

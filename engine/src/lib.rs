@@ -1,33 +1,36 @@
 //! Runnel's dataflow core: timely-dataflow workers whose timestamps are
-//! event-time watermarks and whose data are Arrow record batches, and the
-//! RocksDB store that every service and checkpoint lives in.
+//! event-time watermarks (`time`) and whose data are Arrow record batches
+//! (`batch`).
+//!
+//! - Running a job: `runtime` (workers, cluster, exchange), `context`
+//!   (the counters and the first error every operator shares), `connector`
+//!   (what sources and sinks a planned job gets), `source`, `sink`,
+//!   `lateness`.
+//! - Operators: `stateless` (projections and filters), `window` (window
+//!   kinds, assignment, aggregation, sessions), `join` (the kernel, the
+//!   interval join, the append-only join), `rank` (per-closed-time
+//!   functions, deduplication, append-only top-N), `grouped` (the
+//!   append-only GROUP BY and its states), `updating` (differential
+//!   operators and the state TTL).
+//! - The changelog contract (`changelog`): a batch whose last column
+//!   `__op` holds Flink's row kinds.
 
-pub mod aggregate;
-pub mod append_join;
 pub mod batch;
-pub mod cluster_net;
-pub mod complete;
+pub mod changelog;
 pub mod connector;
 pub mod context;
-pub mod dedup;
-pub mod eager_case;
 pub mod error;
-pub mod exchange;
 pub mod fast_hash;
-pub mod interval_join;
+pub mod grouped;
 pub mod join;
 pub mod lateness;
-pub mod partition;
+pub mod rank;
 pub mod runtime;
-pub mod session;
 pub mod sink;
 pub mod source;
 pub mod stateless;
-pub mod store;
 pub mod time;
 pub mod updating;
 pub mod window;
-pub mod window_assign;
-pub mod window_op;
 
 pub use error::EngineError;

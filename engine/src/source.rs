@@ -13,6 +13,7 @@ use timely::dataflow::operators::generic::operator::source as timely_source;
 use timely::dataflow::{Scope, Stream};
 
 use crate::batch::Batch;
+use crate::connector::KeepOnly;
 use crate::context::JobContext;
 use crate::error::EngineError;
 use crate::lateness::{event_times, hand_over_late, split_late};
@@ -44,6 +45,11 @@ pub struct EventTime {
     /// has reached (Flink's `table.exec.source.idle-timeout`). Rows that
     /// come later than that are late.
     pub idle_timeout: Option<Duration>,
+    /// Rows the query does not keep, which a source that drops rows early
+    /// (`KeepOnly`) hands over anyway with their event time: they move the
+    /// watermark and count as late as they would without the pushdown, and
+    /// are dropped here.
+    pub drop_after: Option<KeepOnly>,
 }
 
 /// Where a source's late rows go instead of being dropped.
@@ -109,13 +115,22 @@ pub fn source<'scope>(
                                     hand_over_late(late, *cap.time(), &mut late_rows, &context)?;
                                     Ok((on_time, times))
                                 });
-                            match split {
-                                Ok((on_time, times)) => {
-                                    if let Some(&batch_max) = times.iter().max() {
-                                        max_event_time = max_event_time.max(batch_max);
-                                    }
-                                    on_time
+                            let kept = split.and_then(|(on_time, times)| {
+                                if let Some(&batch_max) = times.iter().max() {
+                                    max_event_time = max_event_time.max(batch_max);
                                 }
+                                match &event_time.drop_after {
+                                    None => Ok(on_time),
+                                    Some(keep) => {
+                                        let mask = keep.keeps(&on_time)?;
+                                        Ok(datafusion::arrow::compute::filter_record_batch(
+                                            &on_time, &mask,
+                                        )?)
+                                    }
+                                }
+                            });
+                            match kept {
+                                Ok(on_time) => on_time,
                                 Err(error) => {
                                     context.fail(error);
                                     finished = true;

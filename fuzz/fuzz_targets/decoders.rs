@@ -1,12 +1,12 @@
 // Reads a decoded body the way the Kinesis handlers do.
 
 use crate::aws::Protocol;
-use crate::kinesis;
-use crate::kinesis::request::Req;
+use crate::aws::codec;
+use crate::aws::request::Req;
 
 /// Decodes a body and reads it the way the handlers do.
 pub fn exercise(protocol: Protocol, data: &[u8]) {
-    let Ok(map) = kinesis::codec::decode(protocol, data) else {
+    let Ok(map) = codec::decode(protocol, data, &crate::aws::shapes::KINESIS, "PutRecords") else {
         return;
     };
     let mut req = Req::new(map);

@@ -4,21 +4,22 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use http_body_util::BodyExt;
 use serde_json::json;
 
+use crate::aws::budget::{self, Budget, MAX_REQUEST_BYTES};
+use crate::aws::codec::serialization_error;
 use crate::aws::{AwsError, AwsRouter, Protocol};
 use crate::metrics::Metrics;
 
-/// Large enough for a 5 MiB PutRecords request after base64 inflation.
-const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
-
 pub struct AppState {
     pub aws: AwsRouter,
+    pub budget: Budget,
     pub metrics: Metrics,
     pub started: Instant,
     pub store_id: String,
@@ -30,13 +31,54 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", post(aws).get(banner))
         .route("/v1/health", get(health))
         .route("/metrics", get(metrics))
-        .fallback(not_found)
-        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .fallback(rest_or_not_found)
         .with_state(state)
 }
 
-async fn aws(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+/// An `X-Amz-Target` request: its body read whole (within the budget of
+/// bodies read at once), counted, then dispatched. Errors before the
+/// handler runs are in the AWS shape and the request's encoding too.
+async fn aws(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    let protocol = Protocol::from_headers(&headers);
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let early = |error: AwsError| {
+        let response = error.into_response(protocol, &uuid::Uuid::new_v4().to_string());
+        state
+            .metrics
+            .record_request("unknown", "unknown", response.status().as_u16());
+        response
+    };
+    if length.is_some_and(|l| l > MAX_REQUEST_BYTES as u64) {
+        return early(budget::too_large(MAX_REQUEST_BYTES));
+    }
+    let _permit = state.budget.reserve(length).await;
+    let body = match read_body(body).await {
+        Ok(body) => body,
+        Err(error) => return early(error),
+    };
+    if let Err(error) = budget::check_values(protocol, &body) {
+        return early(error);
+    }
     state.aws.dispatch(headers, body, &state.metrics).await
+}
+
+/// The body, up to `MAX_REQUEST_BYTES`.
+async fn read_body(mut body: Body) -> Result<Bytes, AwsError> {
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|e| serialization_error(format!("The request body could not be read: {e}")))?;
+        if let Some(data) = frame.data_ref() {
+            if bytes.len() + data.len() > MAX_REQUEST_BYTES {
+                return Err(budget::too_large(MAX_REQUEST_BYTES));
+            }
+            bytes.extend_from_slice(data);
+        }
+    }
+    Ok(Bytes::from(bytes))
 }
 
 async fn health(State(state): State<Arc<AppState>>) -> Response {
@@ -73,11 +115,22 @@ async fn banner() -> &'static str {
     )
 }
 
-async fn not_found(
-    method: axum::http::Method,
-    uri: axum::http::Uri,
+/// A REST operation (`POST /putMedia`, ...) if a service registered the
+/// path, else a 404 in the AWS error shape.
+async fn rest_or_not_found(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
+    body: Body,
 ) -> Response {
+    if method == Method::POST && state.aws.has_rest(uri.path()) {
+        let query = uri.query().map(str::to_string);
+        return state
+            .aws
+            .dispatch_rest(uri.path(), query, headers, body, &state.metrics)
+            .await;
+    }
     let mut error = AwsError::unknown_operation(format!("No operation at {method} {}", uri.path()));
     error.status = StatusCode::NOT_FOUND;
     error.into_response(

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use runnel_engine::store::Store;
+use runnel_store::Store;
 use tokio::sync::Notify;
 
 use runnel_streams::{Streams, StreamsConfig};
@@ -45,6 +45,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
 
     let state = Arc::new(AppState {
         aws,
+        budget: Default::default(),
         metrics: Metrics::new(),
         started: Instant::now(),
         store_id,

@@ -8,9 +8,9 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit}
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
-use crate::ddl::TableDef;
 use crate::error::SqlError;
-use crate::windows::WindowCall;
+use crate::front::ddl::TableDef;
+use crate::front::windows::WindowCall;
 
 /// Where a table's physical columns are registered when it also has
 /// computed columns; the table's own name is then a view over it.

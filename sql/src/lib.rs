@@ -1,31 +1,30 @@
 //! Runnel's SQL: Flink's dialect in, a dataflow job out.
 //!
-//! A script is tokenized and split into statements. `CREATE TABLE` is read
-//! here (DataFusion has no `WATERMARK FOR`); queries have their window table
-//! functions replaced by placeholder tables, are planned and optimized by
-//! DataFusion, and the resulting `LogicalPlan` is rewritten into engine
-//! operators.
+//! - `front`: the script as text: tokens with positions, statements,
+//!   `CREATE TABLE` (DataFusion has no `WATERMARK FOR`), Flink types, and
+//!   the window and temporal syntax rewritten into what DataFusion reads
+//!   (window calls become placeholder tables).
+//! - `catalog`, `functions`: the tables, views and settings of a session,
+//!   and Runnel's own SQL functions, as a DataFusion `SessionContext`.
+//! - `plan`: DataFusion's optimized `LogicalPlan` rewritten into a tree of
+//!   `Node`s, one per engine operator; the planner chooses each physical
+//!   operator and refuses, with a position, what the engine cannot run.
+//! - `session`: a script's statements in order, into one `Job`.
+//! - `explain`: the tree as EXPLAIN prints it.
+//! - `dataflow`: a `Job` built into a timely dataflow and run.
 
 mod catalog;
-mod ddl;
+mod dataflow;
 mod error;
-mod field_use;
+mod explain;
+mod front;
 mod functions;
-mod job;
-mod joins;
-mod legacy_windows;
-mod planner;
-mod ranking;
-mod reuse;
-mod shared_exprs;
-mod source_options;
-mod temporal;
-mod tokens;
-mod types;
-mod updating;
-mod upsert;
-mod windows;
+mod plan;
+mod session;
 
-pub use ddl::{TableDef, WatermarkDef};
+pub use dataflow::{Job, Output, Pipeline};
 pub use error::{Position, SqlError};
-pub use job::{Job, Output, Pipeline, Session, Submitted, explain};
+pub use explain::{explain, explain_pipeline};
+pub use front::ddl::{TableDef, WatermarkDef};
+pub use plan::{GroupOperator, Node, TopNOperator};
+pub use session::{Session, Submitted};

@@ -1,7 +1,7 @@
 //! The errors of the stream service, one variant per Kinesis error kind so
 //! the wire layer can name them without parsing messages.
 
-use runnel_engine::store::StoreError;
+use runnel_store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StreamsError {
@@ -26,6 +26,10 @@ pub enum StreamsError {
     /// `ValidationException`
     #[error("{0}")]
     Validation(String),
+    /// A record (data and partition key) over the stream's maximum size;
+    /// `index` is its position in the request, from 0.
+    #[error("record {index} is larger than the stream's {max_bytes} bytes")]
+    RecordTooLarge { index: usize, max_bytes: usize },
     #[error("store: {0}")]
     Store(#[from] StoreError),
     #[error("rocksdb: {0}")]

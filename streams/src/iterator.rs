@@ -4,12 +4,27 @@
 //! per-iterator state: the stream (by id, so a recreated stream does not
 //! accept an old token), the shard, the next counter to read, a lower bound
 //! on arrival time (AT_TIMESTAMP) and when the token was issued, for expiry.
+//! Every token also carries a serial of its own, so no two are the same
+//! text: each GetRecords hands out a new iterator, as Kinesis does, even
+//! for the same position in the same millisecond.
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-const VERSION: u8 = 1;
-const FIXED_LEN: usize = 1 + 8 + 4 + 8 + 8 + 8;
+const VERSION: u8 = 2;
+const FIXED_LEN: usize = 1 + 8 + 4 + 8 + 8 + 8 + 8;
+
+/// Serials start at the clock's nanoseconds, so tokens of a restarted
+/// server do not repeat those of the one before.
+static SERIAL: std::sync::LazyLock<AtomicU64> = std::sync::LazyLock::new(|| {
+    AtomicU64::new(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+    )
+});
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IteratorToken {
@@ -31,14 +46,20 @@ impl IteratorToken {
         bytes.extend_from_slice(&self.position.to_be_bytes());
         bytes.extend_from_slice(&self.min_arrival_ms.to_be_bytes());
         bytes.extend_from_slice(&self.issued_ms.to_be_bytes());
+        bytes.extend_from_slice(&SERIAL.fetch_add(1, Ordering::Relaxed).to_be_bytes());
         bytes.extend_from_slice(self.stream_name.as_bytes());
         let check = checksum(&bytes);
         bytes.extend_from_slice(&check.to_be_bytes());
         STANDARD.encode(bytes)
     }
 
-    /// None for anything this server did not issue.
+    /// None for anything this server did not issue. A token in double
+    /// quotes is taken, as Kinesis takes it.
     pub fn decode(text: &str) -> Option<Self> {
+        let text = text
+            .strip_prefix('"')
+            .and_then(|t| t.strip_suffix('"'))
+            .unwrap_or(text);
         let bytes = STANDARD.decode(text).ok()?;
         if bytes.len() < FIXED_LEN + 4 || bytes[0] != VERSION {
             return None;
@@ -92,5 +113,21 @@ mod tests {
             None
         );
         assert_eq!(IteratorToken::decode("not base64!"), None);
+    }
+
+    #[test]
+    fn the_same_position_twice_is_two_tokens_and_quotes_are_taken() {
+        let token = IteratorToken {
+            stream_id: 1,
+            shard: 0,
+            position: 5,
+            min_arrival_ms: 0,
+            issued_ms: 1_700_000_000_000,
+            stream_name: "s".into(),
+        };
+        let (first, second) = (token.encode(), token.encode());
+        assert_ne!(first, second);
+        assert_eq!(IteratorToken::decode(&second), Some(token.clone()));
+        assert_eq!(IteratorToken::decode(&format!("\"{first}\"")), Some(token));
     }
 }

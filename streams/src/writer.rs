@@ -33,8 +33,14 @@ pub struct PutEntry {
 /// Where a record went, or why it did not.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PutOutcome {
-    Written { shard: u32, counter: u64 },
-    Failed { code: &'static str, message: String },
+    Written {
+        shard: u32,
+        counter: u64,
+    },
+    /// The shard's write limit was reached; the record was not written.
+    Throttled {
+        message: String,
+    },
 }
 
 pub type PutReply = oneshot::Sender<Result<Vec<PutOutcome>>>;
@@ -111,10 +117,10 @@ impl GroupCommit {
             .iter()
             .position(|r| r.data.len() + r.partition_key.len() > max_record)
         {
-            return Err(StreamsError::Validation(format!(
-                "1 validation error detected: Value at 'records.{}.member.data' failed to satisfy constraint: Member must have length less than or equal to {max_record}",
-                i + 1
-            )));
+            return Err(StreamsError::RecordTooLarge {
+                index: i,
+                max_bytes: max_record,
+            });
         }
         let now = inner.now();
         let floor = now.saturating_mul(1 << 20);
@@ -142,8 +148,7 @@ impl GroupCommit {
             if inner.config.limits.is_some() {
                 let mut limiter = state.write.lock().unwrap_or_else(|e| e.into_inner());
                 if !limiter.admit(size, now) {
-                    outcomes.push(PutOutcome::Failed {
-                        code: "ProvisionedThroughputExceededException",
+                    outcomes.push(PutOutcome::Throttled {
                         message: format!(
                             "Rate exceeded for shard {} in stream {stream} under account {}.",
                             shard.shard_id(),

@@ -27,9 +27,9 @@ use timely::dataflow::operators::core::Partition;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::Broadcast;
 
+use crate::changelog::Updates;
 use crate::context::JobContext;
 use crate::time::Watermark;
-use crate::updating::changelog::Updates;
 
 /// Output of `to_changelog` to drop: a mark (a key, or a row of a join side)
 /// at a time, counted so that a cancel (-1) undoes it.

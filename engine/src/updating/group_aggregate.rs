@@ -18,14 +18,14 @@ use differential_dataflow::collection::AsCollection;
 use timely::dataflow::Stream;
 
 use crate::batch::Batch;
+use crate::changelog::{self, diffs};
 use crate::context::JobContext;
 use crate::error::EngineError;
 use crate::time::Watermark;
-use crate::updating::changelog::{self, diffs};
 use crate::updating::expiry;
 
-pub use crate::updating::changelog::Updates;
-use crate::updating::changelog::to_updates;
+pub use crate::changelog::Updates;
+use crate::changelog::to_updates;
 
 pub struct GroupAggregate {
     pub keys: Vec<Arc<dyn PhysicalExpr>>,
@@ -74,7 +74,7 @@ impl GroupAggregate {
             .map(|f| sort(f.data_type().clone()))
             .collect();
         Ok(Codecs {
-            keys: crate::join::key_converter(&self.keys, schema)?,
+            keys: crate::join::kernel::key_converter(&self.keys, schema)?,
             values: RowConverter::new(values)?,
             results: RowConverter::new(results)?,
             arguments,

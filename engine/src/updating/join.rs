@@ -23,12 +23,12 @@ use timely::dataflow::operators::core::ToStream;
 use timely::dataflow::operators::generic::Operator;
 
 use crate::batch::Batch;
+use crate::changelog::{self, RowKind, diffs, is_changelog};
+use crate::changelog::{Updates, to_updates};
 use crate::context::JobContext;
 use crate::error::EngineError;
-use crate::join::KeyedBatch;
+use crate::join::kernel::KeyedBatch;
 use crate::time::Watermark;
-use crate::updating::changelog::{self, RowKind, diffs, is_changelog};
-use crate::updating::changelog::{Updates, to_updates};
 use crate::updating::expiry::{self, Expired, MarkBy};
 
 /// Turns one complete time's updates `(key, value, diff)` (sorted by key)
@@ -233,7 +233,7 @@ pub fn regular_join<'scope>(
     spec: Arc<RegularJoin>,
     context: Arc<JobContext>,
 ) -> Result<Stream<'scope, Watermark, Batch>, EngineError> {
-    let key_codec = || crate::join::key_converter(&spec.left_keys, &spec.left_schema);
+    let key_codec = || crate::join::kernel::key_converter(&spec.left_keys, &spec.left_schema);
     let sides = Arc::new(Sides {
         left: Side {
             keys: spec.left_keys.clone(),

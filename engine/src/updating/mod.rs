@@ -1,16 +1,13 @@
-//! Updating operators: results that change as input arrives (an
-//! unwindowed GROUP BY, a regular join), run on differential-dataflow
-//! arrangements and emitted as a changelog.
-//!
-//! A changelog batch is an ordinary batch whose last column, `__op`, holds
-//! Flink's row kind for each row. Inside differential, rows are Arrow row
-//! format bytes with `+1`/`-1` multiplicities.
+//! Updating operators on differential-dataflow: results that change as
+//! input arrives and retract what they emitted (a GROUP BY of a changelog
+//! whose aggregates cannot take rows back in any order, outer, semi, anti
+//! and changelog joins, the top-N of a changelog), and the state TTL's
+//! expirer in front of them. Rows go into differential as Arrow row bytes
+//! with `+1`/`-1` multiplicities and come out as a changelog (`__op`, see
+//! `crate::changelog`). Append-only inputs take faster paths that are not
+//! differential: `grouped`, `rank::top_n`, `join::append`.
 
-pub mod append_aggregate;
-pub mod append_top_n;
-pub mod changelog;
 pub mod expiry;
 pub mod group_aggregate;
-pub(crate) mod grouped;
 pub mod join;
 pub mod top_n;

@@ -15,11 +15,11 @@ use differential_dataflow::collection::AsCollection;
 use timely::dataflow::Stream;
 
 use crate::batch::Batch;
+use crate::changelog::{self, diffs, is_changelog};
+use crate::changelog::{Updates, to_updates};
 use crate::context::JobContext;
 use crate::error::EngineError;
 use crate::time::Watermark;
-use crate::updating::changelog::{self, diffs, is_changelog};
-use crate::updating::changelog::{Updates, to_updates};
 use crate::updating::expiry;
 use crate::updating::join::{DecodeFn, to_changelog};
 

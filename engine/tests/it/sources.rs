@@ -12,8 +12,8 @@ use runnel_engine::runtime::{Cluster, run};
 use runnel_engine::sink::{BatchSink, sink};
 use runnel_engine::source::{BatchReader, EventTime, MemoryReader, Poll, source};
 use runnel_engine::time::Watermark;
-use runnel_engine::window::WindowKind;
-use runnel_engine::window_op::window_aggregate;
+use runnel_engine::window::kind::WindowKind;
+use runnel_engine::window::operator::window_aggregate;
 use timely::dataflow::ProbeHandle;
 use timely::dataflow::operators::Concat;
 
@@ -65,6 +65,7 @@ fn windows_fire_while_a_source_idles(idle_timeout: Option<Duration>, wait: Durat
                 max_out_of_orderness: 0,
                 processing_time: false,
                 idle_timeout,
+                drop_after: None,
             };
             let spec = spec.clone();
             let busy = Box::new(MemoryReader::new(batches.clone(), 0, 1));
@@ -141,6 +142,7 @@ fn late_rows_go_to_the_side_output_and_are_counted() {
                 max_out_of_orderness: 2,
                 processing_time: false,
                 idle_timeout: None,
+                drop_after: None,
             };
             let reader = Box::new(MemoryReader::new(batches.clone(), 0, 1));
             let spec = spec.clone();

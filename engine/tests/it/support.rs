@@ -10,13 +10,13 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::aggregate::{AggregateExprBuilder, AggregateFunctionExpr};
 use datafusion::physical_expr::expressions::col;
 use datafusion::prelude::SessionContext;
-use runnel_engine::aggregate::WindowAggregate;
 use runnel_engine::context::JobContext;
 use runnel_engine::runtime::{Cluster, run};
 use runnel_engine::sink::{CollectSink, sink};
 use runnel_engine::source::{EventTime, MemoryReader, source};
-use runnel_engine::window::WindowKind;
-use runnel_engine::window_op::window_aggregate;
+use runnel_engine::window::kind::WindowKind;
+use runnel_engine::window::operator::window_aggregate;
+use runnel_engine::window::state::WindowAggregate;
 use timely::dataflow::ProbeHandle;
 
 /// A row of the test stream: key, event time (ms), value.
@@ -115,6 +115,7 @@ pub fn run_windowed(
                 max_out_of_orderness: bound,
                 processing_time: false,
                 idle_timeout: None,
+                drop_after: None,
             };
             let spec = spec.clone();
             let output = output.clone();

@@ -1,5 +1,5 @@
 use proptest::prelude::*;
-use runnel_engine::window::WindowKind;
+use runnel_engine::window::kind::WindowKind;
 
 use crate::support::{Row, batch_of, oracle, run_windowed};
 

@@ -1,5 +1,7 @@
 //! Routes `X-Amz-Target: <Service>_<Version>.<Operation>` to the handler a
-//! service registered for it.
+//! service registered for it, and REST operations (Kinesis Video's
+//! `POST /createStream`, `/putMedia`, ...) by their path. A REST handler gets
+//! the body as a stream: PutMedia's body has no end while a camera sends.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -31,19 +33,119 @@ pub type Handler = Arc<
         + Sync,
 >;
 
+/// A REST operation's request: its body is read by the handler, as it
+/// arrives.
+#[allow(
+    dead_code,
+    reason = "Kinesis Video's handlers (issue 17) are the first to read these"
+)]
+pub struct RestRequest {
+    pub operation: &'static str,
+    pub headers: HeaderMap,
+    pub query: Option<String>,
+    pub body: axum::body::Body,
+    pub request_id: String,
+}
+
+pub type RestHandler = Arc<
+    dyn Fn(RestRequest) -> Pin<Box<dyn Future<Output = Result<Response, AwsError>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// A registered REST path: its service and operation, for metrics, and
+/// its handler.
+#[derive(Clone)]
+struct RestRoute {
+    service: &'static str,
+    operation: &'static str,
+    handler: RestHandler,
+}
+
 /// Services known by their target prefix, so metrics can name the service of
 /// an unknown operation without echoing arbitrary client input as a label.
 const SERVICES: &[(&str, &str)] = &[
     ("Kinesis_20131202", "streams"),
     ("Firehose_20150804", "firehose"),
+    ("KinesisAnalytics_20180523", "analytics"),
 ];
 
 #[derive(Default, Clone)]
 pub struct AwsRouter {
     handlers: HashMap<String, Handler>,
+    rest: HashMap<String, RestRoute>,
 }
 
 impl AwsRouter {
+    /// Registers `handler` for `POST path`, e.g. `/putMedia` of
+    /// `kinesisvideo`'s `PutMedia`.
+    #[allow(
+        dead_code,
+        reason = "Kinesis Video (issue 17) registers the first REST paths"
+    )]
+    pub fn register_rest(
+        &mut self,
+        service: &'static str,
+        path: &str,
+        operation: &'static str,
+        handler: RestHandler,
+    ) {
+        self.rest.insert(
+            path.to_string(),
+            RestRoute {
+                service,
+                operation,
+                handler,
+            },
+        );
+    }
+
+    pub fn has_rest(&self, path: &str) -> bool {
+        self.rest.contains_key(path)
+    }
+
+    /// Runs the REST operation at `path`; a path nothing registered is a
+    /// 404 in the AWS error shape.
+    pub async fn dispatch_rest(
+        &self,
+        path: &str,
+        query: Option<String>,
+        headers: HeaderMap,
+        body: axum::body::Body,
+        metrics: &Metrics,
+    ) -> Response {
+        let protocol = Protocol::from_headers(&headers);
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let Some(route) = self.rest.get(path).cloned() else {
+            let mut error = AwsError::unknown_operation(format!("No operation at POST {path}"));
+            error.status = axum::http::StatusCode::NOT_FOUND;
+            return error.into_response(protocol, &request_id);
+        };
+        let request = RestRequest {
+            operation: route.operation,
+            headers,
+            query,
+            body,
+            request_id: request_id.clone(),
+        };
+        let response = match (route.handler)(request).await {
+            Ok(mut response) => {
+                if let Ok(id) = HeaderValue::from_str(&request_id) {
+                    response.headers_mut().insert("x-amzn-RequestId", id);
+                }
+                response
+            }
+            Err(error) => {
+                if error.status.is_server_error() {
+                    tracing::error!(service = route.service, operation = route.operation, %request_id, kind = error.kind, message = %error.message, "request failed");
+                }
+                error.into_response(protocol, &request_id)
+            }
+        };
+        metrics.record_request(route.service, route.operation, response.status().as_u16());
+        response
+    }
+
     /// Registers `handler` for `target`, e.g. `Kinesis_20131202.PutRecord`.
     pub fn register(&mut self, target: &str, handler: Handler) {
         self.handlers.insert(target.to_string(), handler);
@@ -150,6 +252,65 @@ mod tests {
             metrics
                 .render()
                 .contains(r#"service="streams",operation="ListStreams",status="200""#)
+        );
+    }
+
+    #[tokio::test]
+    async fn rest_paths_reach_their_handler_with_the_body_as_a_stream() {
+        use http_body_util::BodyExt;
+        let mut router = AwsRouter::default();
+        let count: RestHandler = Arc::new(|req: RestRequest| {
+            Box::pin(async move {
+                let mut body = req.body;
+                let mut bytes = 0usize;
+                let mut frames = 0usize;
+                while let Some(frame) = body.frame().await {
+                    let frame = frame.map_err(|e| AwsError::unknown_operation(e.to_string()))?;
+                    if let Some(data) = frame.data_ref() {
+                        bytes += data.len();
+                        frames += 1;
+                    }
+                }
+                Ok((
+                    StatusCode::OK,
+                    format!("{} {bytes} {}", req.operation, frames > 0),
+                )
+                    .into_response())
+            })
+        });
+        router.register_rest("video", "/putMedia", "PutMedia", count);
+        let metrics = Metrics::new();
+        let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+            Ok(Bytes::from_static(b"abc")),
+            Ok(Bytes::from_static(b"de")),
+        ];
+        let body = axum::body::Body::from_stream(futures_util::stream::iter(chunks));
+        let response = router
+            .dispatch_rest("/putMedia", None, HeaderMap::new(), body, &metrics)
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let text = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(&text[..], b"PutMedia 5 true");
+        assert!(
+            metrics
+                .render()
+                .contains(r#"service="video",operation="PutMedia",status="200""#)
+        );
+        let missing = router
+            .dispatch_rest(
+                "/getMedia",
+                None,
+                HeaderMap::new(),
+                axum::body::Body::empty(),
+                &metrics,
+            )
+            .await;
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            missing.headers()["x-amzn-ErrorType"],
+            "UnknownOperationException"
         );
     }
 

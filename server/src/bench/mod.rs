@@ -4,7 +4,6 @@
 
 mod cpu;
 mod export;
-mod progress;
 mod suite;
 
 use crate::cli::NexmarkArgs;

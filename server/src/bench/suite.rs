@@ -7,113 +7,27 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use runnel_connectors::Connectors;
-use runnel_engine::context::JobContext;
-use runnel_engine::runtime::Cluster;
-use runnel_sql::Session;
+use runnel_jobs::{Cluster, Progress, human};
 use serde::Serialize;
 
 use super::cpu::process_cpu_seconds;
-use super::progress::{Progress, human};
 use crate::cli::NexmarkArgs;
 
 /// The nexmark table and views, prepended to every query.
 const DDL: &str = include_str!("../../../benches/nexmark/ddl.sql");
 
+/// `(name, text)` of each query file of `benches/nexmark/queries/`.
+macro_rules! queries {
+    ($($name:literal),* $(,)?) => {
+        [$(($name, include_str!(concat!("../../../benches/nexmark/queries/", $name, ".sql")))),*]
+    };
+}
+
 /// The suite, built into the binary so that `runnel bench` runs anywhere.
-const QUERIES: [(&str, &str); 23] = [
-    (
-        "q0",
-        include_str!("../../../benches/nexmark/queries/q0.sql"),
-    ),
-    (
-        "q1",
-        include_str!("../../../benches/nexmark/queries/q1.sql"),
-    ),
-    (
-        "q2",
-        include_str!("../../../benches/nexmark/queries/q2.sql"),
-    ),
-    (
-        "q3",
-        include_str!("../../../benches/nexmark/queries/q3.sql"),
-    ),
-    (
-        "q4",
-        include_str!("../../../benches/nexmark/queries/q4.sql"),
-    ),
-    (
-        "q5",
-        include_str!("../../../benches/nexmark/queries/q5.sql"),
-    ),
-    (
-        "q6",
-        include_str!("../../../benches/nexmark/queries/q6.sql"),
-    ),
-    (
-        "q7",
-        include_str!("../../../benches/nexmark/queries/q7.sql"),
-    ),
-    (
-        "q8",
-        include_str!("../../../benches/nexmark/queries/q8.sql"),
-    ),
-    (
-        "q9",
-        include_str!("../../../benches/nexmark/queries/q9.sql"),
-    ),
-    (
-        "q10",
-        include_str!("../../../benches/nexmark/queries/q10.sql"),
-    ),
-    (
-        "q11",
-        include_str!("../../../benches/nexmark/queries/q11.sql"),
-    ),
-    (
-        "q12",
-        include_str!("../../../benches/nexmark/queries/q12.sql"),
-    ),
-    (
-        "q13",
-        include_str!("../../../benches/nexmark/queries/q13.sql"),
-    ),
-    (
-        "q14",
-        include_str!("../../../benches/nexmark/queries/q14.sql"),
-    ),
-    (
-        "q15",
-        include_str!("../../../benches/nexmark/queries/q15.sql"),
-    ),
-    (
-        "q16",
-        include_str!("../../../benches/nexmark/queries/q16.sql"),
-    ),
-    (
-        "q17",
-        include_str!("../../../benches/nexmark/queries/q17.sql"),
-    ),
-    (
-        "q18",
-        include_str!("../../../benches/nexmark/queries/q18.sql"),
-    ),
-    (
-        "q19",
-        include_str!("../../../benches/nexmark/queries/q19.sql"),
-    ),
-    (
-        "q20",
-        include_str!("../../../benches/nexmark/queries/q20.sql"),
-    ),
-    (
-        "q21",
-        include_str!("../../../benches/nexmark/queries/q21.sql"),
-    ),
-    (
-        "q22",
-        include_str!("../../../benches/nexmark/queries/q22.sql"),
-    ),
-];
+const QUERIES: [(&str, &str); 23] = queries!(
+    "q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7", "q8", "q9", "q10", "q11", "q12", "q13", "q14",
+    "q15", "q16", "q17", "q18", "q19", "q20", "q21", "q22",
+);
 
 #[derive(Debug, Serialize)]
 struct Measured {
@@ -235,34 +149,21 @@ fn run_one(name: &str, script: &str, args: &NexmarkArgs) -> Result<Measured, Not
         status,
         error,
     };
-    let mut session = Session::new(Arc::new(Connectors));
-    let submitted = session
-        .submit(script)
+    let submission = runnel_jobs::submit_blocking(script, Arc::new(Connectors::default()))
         .map_err(|e| not_run("rejected", e.to_string()))?;
-    let results = runnel_connectors::sink_provider(
-        [("connector".to_string(), "blackhole".to_string())].into(),
-    )
-    .map_err(|e| not_run("failed", e.to_string()))?;
-    let cluster = Cluster {
-        workers: args.workers.max(1),
-        processes: 1,
-        process_id: 0,
-        hosts: Vec::new(),
-    };
-    let context = Arc::new(JobContext::default());
-    // A query over two views (q8) reads the generated events once per view.
-    let scans = submitted
-        .job
-        .pipelines
-        .iter()
-        .map(|p| runnel_sql::explain(&p.node, 0).matches("[nexmark]").count() as u64)
-        .sum::<u64>()
-        .max(1);
-    let progress = (!args.quiet)
-        .then(|| Progress::start(name.to_string(), args.events * scans, context.clone()));
+    let results = runnel_connectors::results_sink("blackhole")
+        .map_err(|e| not_run("failed", e.to_string()))?;
+    // A query over two views of the generator whose scans do not share a
+    // source reads the events once per source.
+    let sources = submission.sources_of("nexmark").max(1) as u64;
     let cpu_before = process_cpu_seconds().map_err(|e| not_run("failed", e.to_string()))?;
     let started = Instant::now();
-    let result = submitted.job.run(&cluster, context.clone(), results);
+    let job = runnel_jobs::start(submission, Cluster::local(args.workers), results, name)
+        .map_err(|e| not_run("failed", e.to_string()))?;
+    let context = job.context().clone();
+    let progress = (!args.quiet)
+        .then(|| Progress::bar(context.clone(), name.to_string(), args.events * sources));
+    let result = job.wait();
     let wall_seconds = started.elapsed().as_secs_f64();
     let cpu_seconds =
         process_cpu_seconds().map_err(|e| not_run("failed", e.to_string()))? - cpu_before;
@@ -280,9 +181,7 @@ fn run_one(name: &str, script: &str, args: &NexmarkArgs) -> Result<Measured, Not
         cores,
         events_per_second: events as f64 / wall_seconds,
         events_per_second_per_core: events as f64 / cpu_seconds,
-        output_rows: context
-            .records_out
-            .load(std::sync::atomic::Ordering::Relaxed),
+        output_rows: runnel_jobs::Figures::of(&context).records_out,
     })
 }
 

@@ -6,11 +6,11 @@ use runnel_streams::model::{parse_shard_id, shard_id};
 use runnel_streams::{AccountSettings, CapacityMode, ConsumerInfo, ShardMeta, StreamInfo};
 
 use super::Api;
-use super::codec::Out;
 use super::data::hash_range;
-use super::request::{Req, invalid_argument, validation_error};
-use super::token::{PageToken, TOKEN_TTL_MS};
 use crate::aws::AwsError;
+use crate::aws::codec::Out;
+use crate::aws::request::{Req, invalid_argument, validation_error};
+use crate::aws::token::{PageToken, TOKEN_TTL_MS};
 
 /// (stream name, consumer name, consumer ARN) as a consumer call gave them.
 type ConsumerArgs = (Option<String>, Option<String>, Option<String>);
@@ -115,6 +115,26 @@ fn check_tags(req: &mut Req, tags: &[(String, String)], at: &str) {
     }
 }
 
+/// Tags a user may not add or remove: AWS keeps the `aws:` prefix for its
+/// own.
+fn refuse_reserved<'a>(keys: impl IntoIterator<Item = &'a String>) -> Result<(), AwsError> {
+    match keys
+        .into_iter()
+        .find(|k| k.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("aws:")))
+    {
+        Some(key) => Err(invalid_argument(format!(
+            "Tag key {key} uses the prefix aws:, which is reserved for AWS use."
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// RemoveTagsFromStream and UntagResource take at most this many keys.
+const MAX_TAG_KEYS: usize = 50;
+
+/// The shards an on-demand stream starts with, as in Kinesis.
+const ON_DEMAND_SHARDS: u32 = 4;
+
 impl Api {
     pub(super) async fn create_stream(&self, req: &mut Req) -> Result<Out, AwsError> {
         let name = req.str_len("StreamName", "streamName", 1, 128)?;
@@ -124,7 +144,13 @@ impl Api {
         let shards = req.int_range("ShardCount", "shardCount", 1, 100_000)?;
         let tags = req.opt_str_map("Tags")?.unwrap_or_default();
         check_tags(req, &tags, "tags");
-        let mode = parse_mode(req)?.unwrap_or(CapacityMode::Provisioned);
+        // Neither a shard count nor a mode is an on-demand stream, as AWS
+        // now makes it.
+        let mode = match (parse_mode(req)?, shards) {
+            (Some(mode), _) => mode,
+            (None, Some(_)) => CapacityMode::Provisioned,
+            (None, None) => CapacityMode::OnDemand,
+        };
         let max_record = req.int_range("MaxRecordSizeInKiB", "maxRecordSizeInKiB", 1024, 10240)?;
         let warm = req.int_range(
             "WarmThroughputMiBps",
@@ -133,6 +159,7 @@ impl Api {
             i64::from(u32::MAX),
         )?;
         req.finish()?;
+        refuse_reserved(tags.iter().map(|(k, _)| k))?;
         let name = name.unwrap_or_default();
         let shards = match (mode, shards) {
             (CapacityMode::Provisioned, None) => {
@@ -140,7 +167,8 @@ impl Api {
                     "ShardCount must be given for a PROVISIONED stream.",
                 ));
             }
-            (_, shards) => shards.unwrap_or(1) as u32,
+            (CapacityMode::OnDemand, None) => ON_DEMAND_SHARDS,
+            (_, Some(shards)) => shards as u32,
         };
         self.streams.create_stream(&name, shards, mode).await?;
         if !tags.is_empty() {
@@ -427,6 +455,7 @@ impl Api {
             Some(t) => check_tags(req, t, "tags"),
         }
         req.finish()?;
+        refuse_reserved(tags.iter().flatten().map(|(k, _)| k))?;
         let tags: BTreeMap<String, String> = tags.unwrap_or_default().into_iter().collect();
         self.streams.add_tags(&stream, &tags)?;
         Ok(Out::empty())
@@ -439,10 +468,21 @@ impl Api {
             self.stream_name(req)?
         };
         let keys = req.opt_str_list("TagKeys")?;
-        if keys.is_none() {
-            req.problem(None, "tagKeys", "Member must not be null");
+        match &keys {
+            None => req.problem(None, "tagKeys", "Member must not be null"),
+            Some(k) if k.is_empty() || k.len() > MAX_TAG_KEYS => req.problem(
+                Some(&format!("[{} keys]", k.len())),
+                "tagKeys",
+                if k.is_empty() {
+                    "Member must have length greater than or equal to 1"
+                } else {
+                    "Member must have length less than or equal to 50"
+                },
+            ),
+            Some(_) => {}
         }
         req.finish()?;
+        refuse_reserved(keys.iter().flatten())?;
         self.streams
             .remove_tags(&stream, &keys.unwrap_or_default())?;
         Ok(Out::empty())

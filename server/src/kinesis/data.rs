@@ -6,15 +6,18 @@ use runnel_streams::model::{parse_shard_id, shard_id};
 use runnel_streams::{IteratorStart, PutEntry, PutOutcome, ShardMeta};
 use serde_json::Value;
 
-use super::codec::Out;
-use super::request::{Req, invalid_argument};
-use super::{Api, request};
+use super::Api;
 use crate::aws::AwsError;
+use crate::aws::codec::Out;
+use crate::aws::request;
+use crate::aws::request::{Req, invalid_argument};
 
 const MAX_PARTITION_KEY: usize = 256;
 
+/// Any other member (one the general path would type-check) sends the
+/// request to the general path.
 #[derive(serde::Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
 struct FastPutRecords {
     stream_name: Option<String>,
     #[serde(rename = "StreamARN")]
@@ -23,7 +26,7 @@ struct FastPutRecords {
 }
 
 #[derive(serde::Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
 struct FastRecord {
     data: String,
     partition_key: String,
@@ -119,7 +122,7 @@ impl Api {
                     ("EncryptionType", self.encryption_type(&stream)),
                 ]))
             }
-            Some(PutOutcome::Failed { message, .. }) => {
+            Some(PutOutcome::Throttled { message }) => {
                 Err(runnel_streams::StreamsError::Throughput(message).into())
             }
             None => Err(
@@ -154,7 +157,7 @@ impl Api {
             let mut record = match item {
                 Value::Object(_) => Req::from_owned(item)?,
                 _ => {
-                    return Err(super::codec::serialization_error(
+                    return Err(crate::aws::codec::serialization_error(
                         "Records must be a list of objects",
                     ));
                 }
@@ -225,7 +228,7 @@ impl Api {
         let outcomes = self.streams.put(&stream, entries).await?;
         let failed = outcomes
             .iter()
-            .filter(|o| matches!(o, PutOutcome::Failed { .. }))
+            .filter(|o| matches!(o, PutOutcome::Throttled { .. }))
             .count();
         let records = outcomes
             .into_iter()
@@ -237,8 +240,11 @@ impl Api {
                         ("ShardId", Out::Str(shard_id)),
                     ])
                 }
-                PutOutcome::Failed { code, message } => Out::map(vec![
-                    ("ErrorCode", Out::str(code)),
+                PutOutcome::Throttled { message } => Out::map(vec![
+                    (
+                        "ErrorCode",
+                        Out::str("ProvisionedThroughputExceededException"),
+                    ),
                     ("ErrorMessage", Out::Str(message)),
                 ]),
             })

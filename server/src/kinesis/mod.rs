@@ -1,13 +1,10 @@
 //! Kinesis Data Streams on the AWS port: every operation of the reference
 //! sheet, over JSON 1.1 and CBOR, in front of `runnel-streams`.
 
-mod codec;
 mod control;
 mod data;
 mod eventstream;
-mod request;
 mod subscribe;
-mod token;
 
 use std::sync::Arc;
 
@@ -15,9 +12,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use runnel_streams::{Streams, StreamsError};
 
+use crate::aws::codec::{self, Out};
+use crate::aws::request::{self, Req};
 use crate::aws::{AwsError, AwsRequest, AwsRouter, Handler};
-use codec::Out;
-use request::Req;
 
 pub const TARGET_PREFIX: &str = "Kinesis_20131202";
 
@@ -94,7 +91,12 @@ impl Api {
         {
             return Ok(ok_response(result?, request.protocol));
         }
-        let map = codec::decode(request.protocol, &request.body)?;
+        let map = codec::decode(
+            request.protocol,
+            &request.body,
+            &crate::aws::shapes::KINESIS,
+            &request.operation,
+        )?;
         let mut req = Req::new(map);
         if request.operation == "SubscribeToShard" {
             return self.subscribe_to_shard(&mut req, request.protocol).await;
@@ -191,6 +193,16 @@ fn ok_response(out: Out, protocol: crate::aws::Protocol) -> Response {
 
 impl From<StreamsError> for AwsError {
     fn from(error: StreamsError) -> Self {
+        if let StreamsError::RecordTooLarge { index, max_bytes } = error {
+            return AwsError::new(
+                StatusCode::BAD_REQUEST,
+                "ValidationException",
+                format!(
+                    "1 validation error detected: Value at 'records.{}.member.data' failed to satisfy constraint: Member must have length less than or equal to {max_bytes}",
+                    index + 1
+                ),
+            );
+        }
         let kind = match &error {
             StreamsError::NotFound(_) => "ResourceNotFoundException",
             StreamsError::InUse(_) => "ResourceInUseException",
@@ -198,7 +210,9 @@ impl From<StreamsError> for AwsError {
             StreamsError::LimitExceeded(_) => "LimitExceededException",
             StreamsError::Throughput(_) => "ProvisionedThroughputExceededException",
             StreamsError::ExpiredIterator(_) => "ExpiredIteratorException",
-            StreamsError::Validation(_) => "ValidationException",
+            StreamsError::Validation(_) | StreamsError::RecordTooLarge { .. } => {
+                "ValidationException"
+            }
             StreamsError::Store(_) | StreamsError::Rocks(_) | StreamsError::Internal(_) => {
                 return AwsError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,

@@ -15,10 +15,10 @@ use runnel_streams::model::parse_shard_id;
 use runnel_streams::{IteratorStart, Streams};
 
 use super::Api;
-use super::codec::Out;
 use super::data::{child_shard, record_out};
 use super::eventstream::{self, ChannelBody};
-use super::request::{Req, invalid_argument};
+use crate::aws::codec::Out;
+use crate::aws::request::{Req, invalid_argument};
 use crate::aws::{AwsError, Protocol};
 
 const SUBSCRIPTION: Duration = Duration::from_secs(300);

@@ -26,17 +26,22 @@ pub fn server_with(streams_toml: &str, extra: &[&str]) -> (RunnelServer, tempfil
     (builder.start(), dir)
 }
 
-fn run_script(server: &RunnelServer, script: &str) {
+/// Runs a boto3 script against `server`; it must exit 0 and say `ok:`
+/// (which it says only if its assertions ran).
+pub fn run_script(server: &RunnelServer, script: &str) {
     let path = Path::new(script_dir()).join(script);
     let output = Command::new("python3")
         .arg(&path)
         .arg(server.url())
         .output()
         .expect("run python3 (make deps installs boto3)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let name = Path::new(script)
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     assert!(
-        output.status.success(),
-        "{script} failed\n--- stdout\n{}\n--- stderr\n{}\n--- server log\n{}",
-        String::from_utf8_lossy(&output.stdout),
+        output.status.success() && stdout.lines().any(|l| l == format!("ok: {name}")),
+        "{script} failed or did not say it checked anything\n--- stdout\n{stdout}\n--- stderr\n{}\n--- server log\n{}",
         String::from_utf8_lossy(&output.stderr),
         server.log()
     );

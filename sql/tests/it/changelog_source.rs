@@ -268,7 +268,7 @@ impl ConnectorFactory for Trickle {
         schema: SchemaRef,
     ) -> Result<Arc<dyn SourceProvider>, EngineError> {
         Ok(Arc::new(TrickleSource {
-            inner: Connectors.source(options, schema)?,
+            inner: Connectors::default().source(options, schema)?,
             rows: self.rows,
         }))
     }
@@ -278,7 +278,7 @@ impl ConnectorFactory for Trickle {
         options: BTreeMap<String, String>,
         schema: SchemaRef,
     ) -> Result<Arc<dyn SinkProvider>, EngineError> {
-        Connectors.sink(options, schema)
+        Connectors::default().sink(options, schema)
     }
 }
 
@@ -337,7 +337,7 @@ impl BatchReader for TrickleReader {
 fn run(script: &str, workers: usize, slice: usize) -> Applied {
     let mut session = Session::new(Arc::new(Trickle { rows: slice }));
     let submitted = session
-        .submit(script)
+        .submit_blocking(script)
         .unwrap_or_else(|e| panic!("{e}\n{script}"));
     let applied = Applied::default();
     submitted
@@ -582,8 +582,8 @@ proptest! {
 }
 
 fn submit_error(script: &str) -> String {
-    let mut session = Session::new(Arc::new(Connectors));
-    match session.submit(script) {
+    let mut session = Session::new(Arc::new(Connectors::default()));
+    match session.submit_blocking(script) {
         Ok(_) => panic!("accepted: {script}"),
         Err(error) => error.to_string(),
     }

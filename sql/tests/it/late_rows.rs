@@ -40,8 +40,8 @@ fn late_rows_are_written_to_the_named_table() {
         late = late_dir.display(),
         input = input.display()
     );
-    let mut session = Session::new(Arc::new(Connectors));
-    let submitted = session.submit(&script).unwrap();
+    let mut session = Session::new(Arc::new(Connectors::default()));
+    let submitted = session.submit_blocking(&script).unwrap();
     let context = Arc::new(JobContext::default());
     struct Nothing;
     impl runnel_engine::connector::SinkProvider for Nothing {
@@ -72,9 +72,9 @@ fn late_rows_are_written_to_the_named_table() {
 
 #[test]
 fn a_late_rows_table_must_exist() {
-    let mut session = Session::new(Arc::new(Connectors));
+    let mut session = Session::new(Arc::new(Connectors::default()));
     let error = session
-        .submit(
+        .submit_blocking(
             "CREATE TABLE bids (ts TIMESTAMP(3), WATERMARK FOR ts AS ts) \
                WITH ('connector' = 'datagen', 'late-rows.table' = 'nope');
              SELECT * FROM bids",

@@ -8,6 +8,7 @@
 
 mod changelog_source;
 mod joins;
+mod keep_only;
 mod late_rows;
 mod nexmark;
 mod slt;

@@ -186,12 +186,12 @@ impl SinkProvider for Batches {
 
 /// Every generated event, as the table's physical columns.
 fn events(rate: u64) -> Vec<RecordBatch> {
-    let mut session = Session::new(Arc::new(Connectors));
+    let mut session = Session::new(Arc::new(Connectors::default()));
     let script = format!(
         "{}\nSELECT event_type, person, auction, bid FROM datagen",
         ddl(rate)
     );
-    let submitted = session.submit(&script).unwrap();
+    let submitted = session.submit_blocking(&script).unwrap();
     let sink = CollectSink::default();
     submitted
         .job

@@ -62,7 +62,7 @@ impl BatchSink for Rows {
             .rows
             .lock()
             .map_err(|_| EngineError::Runtime("poisoned".into()))?;
-        let changelog = runnel_engine::updating::changelog::is_changelog(&batch.schema());
+        let changelog = runnel_engine::changelog::is_changelog(&batch.schema());
         for line in text.lines() {
             let (kind, inner) = line.split_at(2);
             let inner = inner.trim_start_matches('[').trim_end_matches(']');
@@ -98,7 +98,7 @@ impl sqllogictest::DB for Runnel {
         }
         let submitted = self
             .session
-            .submit(sql)
+            .submit_blocking(sql)
             .map_err(|e| Failure(e.to_string()))?;
         if let Some(text) = submitted.explained.last() {
             return Ok(DBOutput::Rows {
@@ -138,7 +138,7 @@ impl sqllogictest::DB for Runnel {
 fn run_file(path: &std::path::Path, workers: usize) {
     let mut runner = sqllogictest::Runner::new(|| async move {
         Ok(Runnel {
-            session: Session::new(Arc::new(Connectors)),
+            session: Session::new(Arc::new(Connectors::default())),
             workers,
             emit_watermark: false,
         })

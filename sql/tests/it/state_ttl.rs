@@ -24,8 +24,8 @@ use crate::support::Collected;
 /// (`JobContext::state_rows`) every 200 ms after a one-second warm-up of
 /// several TTLs, then stops it; the samples and the rows read.
 fn held_while_running(script: &str, run_for: Duration) -> (Vec<u64>, u64) {
-    let mut session = Session::new(Arc::new(Connectors));
-    let submitted = session.submit(script).unwrap();
+    let mut session = Session::new(Arc::new(Connectors::default()));
+    let submitted = session.submit_blocking(script).unwrap();
     let context = Arc::new(JobContext::default());
     let job_context = context.clone();
     let job = std::thread::spawn(move || {
@@ -118,7 +118,9 @@ impl BatchSink for Changelog {
 }
 
 fn changelog_of(script: &str) -> (Arc<JobContext>, Vec<String>) {
-    let submitted = Session::new(Arc::new(Connectors)).submit(script).unwrap();
+    let submitted = Session::new(Arc::new(Connectors::default()))
+        .submit_blocking(script)
+        .unwrap();
     let rows = Changelog::default();
     let context = Arc::new(JobContext::default());
     submitted

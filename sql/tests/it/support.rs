@@ -100,8 +100,8 @@ pub fn runnel(dir: &std::path::Path, query: &str, workers: usize, watermark: boo
 /// Runs a script to the end of its input; its context, and the rows its
 /// bare SELECT's output describes, sorted.
 pub fn run_script(script: &str, workers: usize) -> (Arc<JobContext>, Vec<String>) {
-    let mut session = Session::new(Arc::new(Connectors));
-    let submitted = session.submit(script).unwrap();
+    let mut session = Session::new(Arc::new(Connectors::default()));
+    let submitted = session.submit_blocking(script).unwrap();
     let rows = Collected::default();
     let context = Arc::new(JobContext::default());
     submitted

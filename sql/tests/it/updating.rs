@@ -101,9 +101,10 @@ fn debezium_json_files_replay_to_the_final_result() {
 
 #[test]
 fn an_append_only_format_refuses_an_updating_query() {
-    let mut session = runnel_sql::Session::new(std::sync::Arc::new(runnel_connectors::Connectors));
+    let mut session =
+        runnel_sql::Session::new(std::sync::Arc::new(runnel_connectors::Connectors::default()));
     let error = session
-        .submit(
+        .submit_blocking(
             "CREATE TABLE lt (k BIGINT) WITH ('connector' = 'datagen', 'number-of-rows' = '1');
              CREATE TABLE out_table (k BIGINT, c BIGINT) WITH ('connector' = 'filesystem', 'path' = '/tmp/x', 'format' = 'csv');
              INSERT INTO out_table SELECT k, COUNT(*) FROM lt GROUP BY k;",

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use runnel_engine::store::Store;
+use runnel_store::Store;
 use runnel_streams::{
     CapacityMode, IteratorStart, PutEntry, PutOutcome, Streams, StreamsConfig, StreamsError,
 };
@@ -51,7 +51,7 @@ pub fn seq(outcome: &PutOutcome) -> String {
         PutOutcome::Written { shard, counter } => {
             runnel_streams::model::sequence_number(*shard, *counter)
         }
-        PutOutcome::Failed { code, .. } => panic!("put failed: {code}"),
+        PutOutcome::Throttled { message } => panic!("put throttled: {message}"),
     }
 }
 
@@ -173,7 +173,7 @@ async fn writes_beyond_the_shard_limit_are_throttled_per_record() {
     let out = s.put("s", entries).await.unwrap();
     let failed = out
         .iter()
-        .filter(|o| matches!(o, PutOutcome::Failed { code, .. } if *code == "ProvisionedThroughputExceededException"))
+        .filter(|o| matches!(o, PutOutcome::Throttled { .. }))
         .count();
     assert_eq!(failed, 200);
     let it = s

@@ -67,4 +67,37 @@ expect_error("ResourceNotFoundException", k.split_shard, StreamName="v", ShardTo
 expect_error("InvalidArgumentException", k.update_shard_count, StreamName="v", TargetShardCount=3,
              ScalingType="UNIFORM_SCALING")
 expect_error("InvalidArgumentException", k.describe_stream, StreamARN="arn:aws:s3:::bucket")
+# Where AWS behaves otherwise than a strict reading: no shard count and no
+# mode is an on-demand stream of 4 shards.
+k.create_stream(StreamName="od")
+summary = k.describe_stream_summary(StreamName="od")["StreamDescriptionSummary"]
+assert summary["StreamModeDetails"]["StreamMode"] == "ON_DEMAND", summary
+assert summary["OpenShardCount"] == 4, summary
+
+# Every GetRecords hands out a new iterator, and a quoted one is taken.
+shard = k.list_shards(StreamName="v")["Shards"][0]["ShardId"]
+it = k.get_shard_iterator(StreamName="v", ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+seen = {it}
+for _ in range(5):
+    it = k.get_records(ShardIterator=it)["NextShardIterator"]
+    assert it not in seen, "the same iterator twice"
+    seen.add(it)
+status, body = raw("GetRecords", {"ShardIterator": f'"{it}"'})
+assert status == 200 and "NextShardIterator" in body, body
+
+# A member of the wrong type is refused whatever the operation reads of it.
+for bad in [{"StreamName": "v", "StreamId": 7}, {"StreamName": "v", "StreamId": [1]},
+            {"StreamName": "v", "StreamId": {"a": 1}}, {"StreamName": 12}]:
+    status, body = raw("DescribeStreamSummary", bad)
+    assert status == 400 and body["__type"] == "SerializationException", (bad, body)
+
+# Tags: at most 50 keys to remove, and the aws: prefix is AWS's.
+msg = expect_error("ValidationException", k.remove_tags_from_stream, StreamName="v",
+                   TagKeys=[f"k{i}" for i in range(51)])
+assert "Member must have length less than or equal to 50" in msg, msg
+expect_error("InvalidArgumentException", k.add_tags_to_stream, StreamName="v", Tags={"aws:x": "1"})
+expect_error("InvalidArgumentException", k.remove_tags_from_stream, StreamName="v", TagKeys=["AWS:x"])
+arn = k.describe_stream_summary(StreamName="v")["StreamDescriptionSummary"]["StreamARN"]
+expect_error("ValidationException", k.untag_resource, ResourceARN=arn, TagKeys=[f"k{i}" for i in range(51)])
+
 done()

@@ -1,0 +1,24 @@
+//! The `blackhole` connector: takes every row (a changelog too) and keeps
+//! none, as Flink's does; for measuring a query without its output.
+
+use std::sync::Arc;
+
+use runnel_engine::EngineError;
+use runnel_engine::connector::SinkProvider;
+use runnel_engine::sink::{BatchSink, BlackholeSink};
+
+pub fn sink() -> Arc<dyn SinkProvider> {
+    Arc::new(Blackhole)
+}
+
+struct Blackhole;
+
+impl SinkProvider for Blackhole {
+    fn sink(&self, _worker: usize, _peers: usize) -> Result<Box<dyn BatchSink>, EngineError> {
+        Ok(Box::new(BlackholeSink))
+    }
+
+    fn accepts_changelog(&self) -> bool {
+        true
+    }
+}

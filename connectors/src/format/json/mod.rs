@@ -1,0 +1,205 @@
+//! `'format' = 'json'`: one JSON object per message, as Flink's json format
+//! reads and writes it. Lines go first to Runnel's own decoder (`lines`:
+//! its `scanner`, `columns` builders and `timestamp` parsing), which gives
+//! back any chunk it does not read exactly as arrow-json would; arrow-json
+//! decodes those, so values and error messages are arrow-json's.
+
+mod columns;
+mod lines;
+mod scanner;
+#[cfg(test)]
+mod tests;
+mod timestamp;
+
+use std::io::Write;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use runnel_engine::connector::{KeepOnly, UnusedFields};
+
+use super::{BATCH_ROWS, StreamDecoder, feed};
+use crate::ConnectorError;
+use crate::options::Options;
+
+pub(crate) use lines::JsonLines;
+
+const GIVE_BACKS_BEFORE_ARROW_ONLY: u32 = 4;
+
+/// Flink's `json.timestamp-format.standard`: `SQL` (the default) and `ISO-8601`.
+const SQL_TIMESTAMP: &str = "%Y-%m-%d %H:%M:%S%.3f";
+const ISO_TIMESTAMP: &str = "%Y-%m-%dT%H:%M:%S%.3f";
+
+#[derive(Debug, Clone)]
+pub struct JsonFormat {
+    pub ignore_parse_errors: bool,
+    pub fail_on_missing_field: bool,
+    pub timestamp_format: &'static str,
+}
+
+impl JsonFormat {
+    /// The `json.*` options.
+    pub fn from_options(options: &Options) -> Result<Self, ConnectorError> {
+        Ok(JsonFormat {
+            ignore_parse_errors: options.bool("json.ignore-parse-errors", false)?,
+            fail_on_missing_field: options.bool("json.fail-on-missing-field", false)?,
+            timestamp_format: timestamp_standard(options, "json.timestamp-format.standard")?,
+        })
+    }
+
+    /// The JSON of a changelog format's rows (`debezium-json.*` options).
+    pub fn for_changelogs(options: &Options) -> Result<Self, ConnectorError> {
+        Ok(JsonFormat {
+            ignore_parse_errors: false,
+            fail_on_missing_field: false,
+            timestamp_format: timestamp_standard(
+                options,
+                "debezium-json.timestamp-format.standard",
+            )?,
+        })
+    }
+
+    pub fn decoder(&self, schema: SchemaRef) -> Result<Decoder, ConnectorError> {
+        let fail_on_missing_field = self.fail_on_missing_field;
+        let arrow_schema = schema.clone();
+        let build = move || {
+            datafusion::arrow::json::ReaderBuilder::new(arrow_schema.clone())
+                .with_batch_size(BATCH_ROWS)
+                .with_strict_mode(fail_on_missing_field)
+                .build_decoder()
+        };
+        let decoder = build()?;
+        // Strict mode's errors for unknown fields are arrow-json's to give.
+        let fast = if fail_on_missing_field {
+            None
+        } else {
+            JsonLines::new(schema, BATCH_ROWS).map(Box::new)
+        };
+        Ok(Decoder {
+            decoder,
+            line_by_line: self.ignore_parse_errors.then_some(Box::new(build()?)),
+            fast,
+            given_back: 0,
+        })
+    }
+
+    /// Writes rows as JSON lines, timestamps in the format's standard.
+    pub fn encode(&self, batch: &RecordBatch, out: &mut impl Write) -> Result<(), ConnectorError> {
+        let batch = timestamps_as_text(batch, self.timestamp_format)?;
+        let mut writer = datafusion::arrow::json::LineDelimitedWriter::new(out);
+        writer.write(&batch)?;
+        writer.finish()?;
+        Ok(())
+    }
+}
+
+fn timestamp_standard(options: &Options, key: &str) -> Result<&'static str, ConnectorError> {
+    match options.get(key).unwrap_or("SQL") {
+        "SQL" => Ok(SQL_TIMESTAMP),
+        "ISO-8601" => Ok(ISO_TIMESTAMP),
+        other => Err(ConnectorError::Option(format!(
+            "{key} must be SQL or ISO-8601, got '{other}'"
+        ))),
+    }
+}
+
+/// JSON lines in, batches out.
+pub struct Decoder {
+    decoder: datafusion::arrow::json::reader::Decoder,
+    /// With `json.ignore-parse-errors`, a second decoder that retries a
+    /// failed chunk a line at a time.
+    line_by_line: Option<Box<datafusion::arrow::json::reader::Decoder>>,
+    /// Tried first; a chunk it gives back goes to `decoder`.
+    fast: Option<Box<JsonLines>>,
+    given_back: u32,
+}
+
+impl Decoder {
+    pub fn keep_only(&mut self, keep: KeepOnly) {
+        if let Some(fast) = &mut self.fast {
+            fast.keep_only(keep);
+        }
+    }
+
+    pub fn skip_fields(&mut self, unused: &UnusedFields) {
+        if let Some(fast) = &mut self.fast {
+            fast.skip_fields(unused);
+        }
+    }
+
+    pub fn decode_lines(&mut self, lines: &[u8]) -> Result<Vec<RecordBatch>, ConnectorError> {
+        if let Some(fast) = &mut self.fast {
+            if let Some(batches) = fast.decode(lines) {
+                return Ok(batches);
+            }
+            // Data whose shape keeps being given back would be scanned
+            // twice; leave it to arrow-json from then on.
+            self.given_back += 1;
+            if self.given_back >= GIVE_BACKS_BEFORE_ARROW_ONLY {
+                self.fast = None;
+            }
+        }
+        let mut out = Vec::new();
+        if let Err(error) = feed(lines, &mut out, &mut self.decoder) {
+            let Some(retry) = &mut self.line_by_line else {
+                return Err(error);
+            };
+            // The failed chunk may have left rows buffered; drop them and
+            // decode the chunk again line by line.
+            let _ = StreamDecoder::flush(&mut self.decoder);
+            out.clear();
+            for line in lines.split(|&b| b == b'\n') {
+                if retry
+                    .decode(line)
+                    .and_then(|_| retry.decode(b"\n"))
+                    .is_err()
+                {
+                    let _ = retry.flush();
+                    continue;
+                }
+                if let Ok(Some(batch)) = retry.flush() {
+                    out.push(batch);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Timestamp columns rendered in the format's text form; arrow-json would
+/// write ISO-8601 without milliseconds, which Flink's SQL standard is not.
+fn timestamps_as_text(batch: &RecordBatch, format: &str) -> Result<RecordBatch, ConnectorError> {
+    use datafusion::arrow::compute::{CastOptions, cast_with_options};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::arrow::util::display::FormatOptions;
+    if !batch
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| matches!(f.data_type(), DataType::Timestamp(_, _)))
+    {
+        return Ok(batch.clone());
+    }
+    let options = CastOptions {
+        safe: false,
+        format_options: FormatOptions::new().with_timestamp_format(Some(format)),
+    };
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if matches!(field.data_type(), DataType::Timestamp(_, _)) {
+            fields.push(Field::new(
+                field.name(),
+                DataType::Utf8,
+                field.is_nullable(),
+            ));
+            columns.push(cast_with_options(column, &DataType::Utf8, &options)?);
+        } else {
+            fields.push(field.as_ref().clone());
+            columns.push(column.clone());
+        }
+    }
+    Ok(RecordBatch::try_new(
+        std::sync::Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}

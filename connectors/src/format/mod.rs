@@ -1,0 +1,260 @@
+//! Formats: how a message's bytes become rows and rows become bytes,
+//! whatever carries the messages (a file's lines, a stream's records).
+//! Each format reads its own options (`json.*`, `csv.*`, ...), so a
+//! transport passes the table's options through and the format takes
+//! what is its.
+
+pub mod csv;
+pub mod debezium;
+pub mod json;
+pub mod parquet;
+pub mod raw;
+
+use std::io::Write;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use runnel_engine::connector::{KeepOnly, UnusedFields};
+
+use crate::ConnectorError;
+use crate::options::Options;
+
+pub const BATCH_ROWS: usize = 8192;
+
+#[derive(Debug, Clone)]
+pub enum Format {
+    Json(json::JsonFormat),
+    Csv(csv::CsvFormat),
+    /// A changelog: rows with a trailing `__op`.
+    DebeziumJson(debezium::DebeziumFormat),
+    Raw(raw::RawFormat),
+    /// Columnar files; a filesystem sink only.
+    Parquet,
+}
+
+/// Which formats a transport can carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carrier {
+    /// Files read and written whole by the transport: every format.
+    Files,
+    /// Messages one at a time (a stream's records): not parquet.
+    Messages,
+}
+
+impl Format {
+    /// The table's `'format'` and that format's options. `schema` is the
+    /// table's physical columns (the raw format takes exactly one).
+    pub fn from_options(
+        options: &Options,
+        schema: &SchemaRef,
+        carrier: Carrier,
+    ) -> Result<Self, ConnectorError> {
+        Ok(match options.required("format")? {
+            "json" => Format::Json(json::JsonFormat::from_options(options)?),
+            "csv" => Format::Csv(csv::CsvFormat::from_options(options)?),
+            "debezium-json" => {
+                Format::DebeziumJson(debezium::DebeziumFormat::from_options(options)?)
+            }
+            "raw" => Format::Raw(raw::RawFormat::from_options(options, schema)?),
+            "parquet" if carrier == Carrier::Files => Format::Parquet,
+            other => {
+                let files = if carrier == Carrier::Files {
+                    ", and, for filesystem sinks, parquet"
+                } else {
+                    ""
+                };
+                return Err(ConnectorError::Option(format!(
+                    "unsupported format '{other}'; available: json, csv, debezium-json, raw{files}"
+                )));
+            }
+        })
+    }
+
+    /// Whether decoded batches are a changelog (a trailing `__op`).
+    pub fn is_changelog(&self) -> bool {
+        matches!(self, Format::DebeziumJson(_))
+    }
+
+    /// The extension of files written in this format.
+    pub fn extension(&self) -> &'static str {
+        match self {
+            Format::Json(_) | Format::DebeziumJson(_) => "json",
+            Format::Csv(_) => "csv",
+            Format::Raw(_) => "txt",
+            Format::Parquet => "parquet",
+        }
+    }
+
+    pub fn decoder(&self, schema: SchemaRef) -> Result<Decoder, ConnectorError> {
+        Ok(match self {
+            Format::Json(json) => Decoder::Json(json.decoder(schema)?),
+            Format::Csv(csv) => Decoder::Csv(csv.decoder(schema)),
+            Format::DebeziumJson(debezium) => Decoder::Debezium(debezium.decoder(schema)?),
+            Format::Raw(raw) => Decoder::Raw(raw.decoder(schema)),
+            Format::Parquet => {
+                return Err(ConnectorError::Option(
+                    "unsupported format 'parquet' for a source; parquet is written by filesystem sinks, not read".into(),
+                ));
+            }
+        })
+    }
+
+    /// Writes rows as lines (envelopes, for debezium-json).
+    pub fn encode(&self, batch: &RecordBatch, out: &mut impl Write) -> Result<(), ConnectorError> {
+        match self {
+            Format::Json(json) => json.encode(batch, out),
+            Format::Csv(csv) => csv.encode(batch, out),
+            Format::DebeziumJson(debezium) => debezium.encode(batch, out),
+            Format::Raw(raw) => raw.encode(batch, out),
+            Format::Parquet => Err(ConnectorError::Option(
+                "parquet is written as whole files, not lines".into(),
+            )),
+        }
+    }
+}
+
+/// Streaming decoder over whole lines. `decode_lines` takes complete lines
+/// only, so a bad line can be skipped without losing its neighbours.
+pub enum Decoder {
+    Json(json::Decoder),
+    Csv(csv::Decoder),
+    Debezium(debezium::Decoder),
+    Raw(raw::Decoder),
+}
+
+impl Decoder {
+    /// Lines outside `keep` may be dropped before they are decoded (JSON's
+    /// own decoder does; arrow-json and CSV leave it to the query's filter).
+    pub fn keeping_only(mut self, keep: Option<KeepOnly>) -> Self {
+        if let (Decoder::Json(json), Some(keep)) = (&mut self, keep) {
+            json.keep_only(keep);
+        }
+        self
+    }
+
+    /// Nested fields no query reads may be left unread (JSON's own decoder
+    /// does; arrow-json and CSV read them).
+    pub fn skipping(mut self, unused: &UnusedFields) -> Self {
+        if let Decoder::Json(json) = &mut self {
+            json.skip_fields(unused);
+        }
+        self
+    }
+
+    /// Decodes `lines` (whole lines) and returns the finished batches.
+    pub fn decode_lines(&mut self, lines: &[u8]) -> Result<Vec<RecordBatch>, ConnectorError> {
+        match self {
+            Decoder::Json(json) => json.decode_lines(lines),
+            Decoder::Csv(csv) => csv.decode_lines(lines),
+            Decoder::Debezium(debezium) => debezium.decode_lines(lines),
+            Decoder::Raw(raw) => raw.decode_lines(lines),
+        }
+    }
+}
+
+/// The two arrow decoders' shared shape.
+pub(crate) trait StreamDecoder {
+    fn decode(&mut self, bytes: &[u8]) -> Result<usize, datafusion::arrow::error::ArrowError>;
+    fn flush(&mut self) -> Result<Option<RecordBatch>, datafusion::arrow::error::ArrowError>;
+}
+
+impl StreamDecoder for datafusion::arrow::json::reader::Decoder {
+    fn decode(&mut self, bytes: &[u8]) -> Result<usize, datafusion::arrow::error::ArrowError> {
+        datafusion::arrow::json::reader::Decoder::decode(self, bytes)
+    }
+    fn flush(&mut self) -> Result<Option<RecordBatch>, datafusion::arrow::error::ArrowError> {
+        datafusion::arrow::json::reader::Decoder::flush(self)
+    }
+}
+
+impl StreamDecoder for datafusion::arrow::csv::reader::Decoder {
+    fn decode(&mut self, bytes: &[u8]) -> Result<usize, datafusion::arrow::error::ArrowError> {
+        datafusion::arrow::csv::reader::Decoder::decode(self, bytes)
+    }
+    fn flush(&mut self) -> Result<Option<RecordBatch>, datafusion::arrow::error::ArrowError> {
+        datafusion::arrow::csv::reader::Decoder::flush(self)
+    }
+}
+
+pub(crate) fn feed(
+    mut bytes: &[u8],
+    out: &mut Vec<RecordBatch>,
+    decoder: &mut impl StreamDecoder,
+) -> Result<(), ConnectorError> {
+    while !bytes.is_empty() {
+        let consumed = decoder.decode(bytes)?;
+        bytes = &bytes[consumed..];
+        if let Some(batch) = decoder.flush()? {
+            out.push(batch);
+        }
+        if consumed == 0 && !bytes.is_empty() {
+            return Err(ConnectorError::Option("decoder made no progress".into()));
+        }
+    }
+    if let Some(batch) = decoder.flush()? {
+        out.push(batch);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{Int64Array, TimestampMillisecondArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+
+    fn json(standard: &str) -> Format {
+        let options: BTreeMap<String, String> = [
+            ("format", "json"),
+            ("json.timestamp-format.standard", standard),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let schema = Arc::new(Schema::empty());
+        Format::from_options(&Options::new(options), &schema, Carrier::Files).unwrap()
+    }
+
+    #[test]
+    fn json_round_trips_with_flink_sql_timestamps() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(vec![1, 2])),
+                Arc::new(TimestampMillisecondArray::from(vec![
+                    Some(1_586_937_601_500),
+                    None,
+                ])),
+            ],
+        )
+        .unwrap();
+        let mut text = Vec::new();
+        json("SQL").encode(&batch, &mut text).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert_eq!(
+            text,
+            "{\"k\":1,\"ts\":\"2020-04-15 08:00:01.500\"}\n{\"k\":2}\n"
+        );
+        let decoded = json("SQL")
+            .decoder(schema)
+            .unwrap()
+            .decode_lines(text.as_bytes())
+            .unwrap();
+        assert_eq!(decoded, vec![batch.clone()]);
+
+        let mut iso = Vec::new();
+        json("ISO-8601").encode(&batch, &mut iso).unwrap();
+        assert!(
+            String::from_utf8(iso)
+                .unwrap()
+                .contains("2020-04-15T08:00:01.500")
+        );
+    }
+}

@@ -1,0 +1,200 @@
+//! A regular inner join of two append-only inputs without a state TTL.
+//! Every row may still match a future row of the other side, so each side
+//! keeps every batch it received, untouched, and one hash index from key
+//! to (batch, row). A new batch probes the other side's index once per row
+//! and gathers its partners from the kept batches: rows are never copied
+//! into state, concatenated or re-indexed.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, BooleanArray, UInt32Array};
+use datafusion::arrow::compute::{filter_record_batch, interleave_record_batch, take_record_batch};
+use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion::arrow::row::RowConverter;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::Stream;
+use timely::dataflow::operators::generic::Operator;
+
+use crate::batch::Batch;
+use crate::context::JobContext;
+use crate::error::EngineError;
+use crate::fast_hash::HashMap;
+use crate::join::interval::{IntervalJoin, Side};
+use crate::join::kernel::{KeyedBatch, key_converter};
+use crate::runtime::exchange;
+use crate::time::Watermark;
+
+/// One input's rows: the batches as they came, and where each key is.
+#[derive(Default)]
+struct Kept {
+    batches: Vec<RecordBatch>,
+    rows_by_key: HashMap<Box<[u8]>, Vec<(u32, u32)>>,
+}
+
+impl Kept {
+    fn add(&mut self, keyed: KeyedBatch) {
+        let batch_id = self.batches.len() as u32;
+        for (row, key) in keyed.keys().enumerate() {
+            let Some(key) = key else { continue };
+            let at = (batch_id, row as u32);
+            match self.rows_by_key.get_mut(key) {
+                Some(rows) => rows.push(at),
+                None => {
+                    self.rows_by_key.insert(key.into(), vec![at]);
+                }
+            }
+        }
+        self.batches.push(keyed.batch);
+    }
+
+    /// The kept rows that match each row of `probe`: the probe's row
+    /// indices, and the partners gathered into one batch.
+    fn partners(&self, probe: &KeyedBatch) -> Result<Option<(Vec<u32>, RecordBatch)>, EngineError> {
+        let mut probe_rows = Vec::new();
+        let mut partners = Vec::new();
+        // Gathering reads only the batches that hold partners: numbered
+        // densely here, since it visits every batch it is given.
+        let mut slot_of_batch: HashMap<u32, usize> = HashMap::default();
+        let mut sources: Vec<&RecordBatch> = Vec::new();
+        for (i, key) in probe.keys().enumerate() {
+            let Some(found) = key.and_then(|key| self.rows_by_key.get(key)) else {
+                continue;
+            };
+            for &(batch_id, row) in found {
+                let slot = *slot_of_batch.entry(batch_id).or_insert_with(|| {
+                    sources.push(&self.batches[batch_id as usize]);
+                    sources.len() - 1
+                });
+                probe_rows.push(i as u32);
+                partners.push((slot, row as usize));
+            }
+        }
+        if probe_rows.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some((
+            probe_rows,
+            interleave_record_batch(&sources, &partners)?,
+        )))
+    }
+}
+
+struct State {
+    spec: Arc<IntervalJoin>,
+    context: Arc<JobContext>,
+    converter: RowConverter,
+    left: Kept,
+    right: Kept,
+}
+
+impl State {
+    /// Joins a new batch of `side` with everything the other side kept,
+    /// then keeps it.
+    fn arrive(
+        &mut self,
+        side: Side,
+        batch: RecordBatch,
+    ) -> Result<Option<RecordBatch>, EngineError> {
+        let join = &self.spec.join;
+        let (keys, mine, other) = match side {
+            Side::Left => (&join.left_keys, &mut self.left, &self.right),
+            Side::Right => (&join.right_keys, &mut self.right, &self.left),
+        };
+        let keyed = KeyedBatch::new(batch, keys, &self.converter)?;
+        let joined = match other.partners(&keyed)? {
+            None => None,
+            Some((probe_rows, partners)) => {
+                let probed = take_record_batch(&keyed.batch, &UInt32Array::from(probe_rows))?;
+                let (left, right) = match side {
+                    Side::Left => (probed, partners),
+                    Side::Right => (partners, probed),
+                };
+                let columns: Vec<ArrayRef> = left
+                    .columns()
+                    .iter()
+                    .chain(right.columns())
+                    .cloned()
+                    .collect();
+                let options = RecordBatchOptions::new().with_row_count(Some(left.num_rows()));
+                let pairs = RecordBatch::try_new_with_options(
+                    join.joined_schema.clone(),
+                    columns,
+                    &options,
+                )?;
+                let kept = match &join.filter {
+                    None => pairs,
+                    Some(filter) => {
+                        let mask = filter.evaluate(&pairs)?.into_array(pairs.num_rows())?;
+                        let mask =
+                            mask.as_any()
+                                .downcast_ref::<BooleanArray>()
+                                .ok_or_else(|| {
+                                    EngineError::Plan("a join condition must be boolean".into())
+                                })?;
+                        filter_record_batch(&pairs, mask)?
+                    }
+                };
+                (kept.num_rows() > 0)
+                    .then(|| {
+                        RecordBatch::try_new(join.output_schema.clone(), kept.columns().to_vec())
+                    })
+                    .transpose()?
+            }
+        };
+        JobContext::add(&self.context.state_rows, keyed.len());
+        mine.add(keyed);
+        Ok(joined)
+    }
+
+    /// `arrive` for a batch taken from an input; a failure fails the job.
+    fn absorb(&mut self, side: Side, batch: Option<RecordBatch>) -> Option<Batch> {
+        match self.arrive(side, batch?) {
+            Ok(out) => out.map(Batch::new),
+            Err(error) => {
+                self.context.fail(error);
+                None
+            }
+        }
+    }
+}
+
+/// Runs the join; `spec.expiry` is `Expiry::Never` (the interval join
+/// hands such joins here).
+pub fn append_join<'scope>(
+    left: Stream<'scope, Watermark, Batch>,
+    right: Stream<'scope, Watermark, Batch>,
+    spec: Arc<IntervalJoin>,
+    context: Arc<JobContext>,
+) -> Result<Stream<'scope, Watermark, Batch>, EngineError> {
+    let converter = key_converter(&spec.join.left_keys, &spec.join.left_schema)?;
+    let routes = (spec.left_route.clone(), spec.right_route.clone());
+    Ok(
+        left.binary::<_, CapacityContainerBuilder<Batch>, _, _, _, _>(
+            right,
+            exchange::by_key(routes.0),
+            exchange::by_key(routes.1),
+            "Join",
+            move |_cap, _info| {
+                let mut state = State {
+                    spec,
+                    context,
+                    converter,
+                    left: Kept::default(),
+                    right: Kept::default(),
+                };
+                move |left, right, output| {
+                    left.for_each(|cap, data| {
+                        if let Some(mut out) = state.absorb(Side::Left, data.take()) {
+                            output.session(&cap).give_container(&mut out);
+                        }
+                    });
+                    right.for_each(|cap, data| {
+                        if let Some(mut out) = state.absorb(Side::Right, data.take()) {
+                            output.session(&cap).give_container(&mut out);
+                        }
+                    });
+                }
+            },
+        ),
+    )
+}

@@ -1,0 +1,121 @@
+//! Runs a dataflow on timely workers: threads in this process, or a cluster
+//! of processes through timely's own networking.
+
+pub mod cluster_net;
+pub mod exchange;
+pub mod partition;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use timely::dataflow::ProbeHandle;
+use timely::worker::Worker;
+
+use crate::context::JobContext;
+use crate::error::EngineError;
+use crate::time::Watermark;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    /// Worker threads per process.
+    pub workers: usize,
+    pub processes: usize,
+    pub process_id: usize,
+    /// `host:port` of every process, in process-id order.
+    pub hosts: Vec<String>,
+}
+
+impl Cluster {
+    pub fn local(workers: usize) -> Self {
+        Cluster {
+            workers: workers.max(1),
+            processes: 1,
+            process_id: 0,
+            hosts: Vec::new(),
+        }
+    }
+
+    /// Allocators for this process's workers (connecting to the cluster
+    /// first, if there is one).
+    fn allocators(&self) -> Result<crate::runtime::cluster_net::Networked, EngineError> {
+        if self.processes > 1 {
+            if self.hosts.len() != self.processes {
+                return Err(EngineError::Plan(format!(
+                    "a cluster of {} processes needs {} hosts, got {}",
+                    self.processes,
+                    self.processes,
+                    self.hosts.len()
+                )));
+            }
+            if self.process_id >= self.processes {
+                return Err(EngineError::Plan(format!(
+                    "process id {} is out of range for {} processes",
+                    self.process_id, self.processes
+                )));
+            }
+            return crate::runtime::cluster_net::connect(
+                &self.hosts,
+                self.process_id,
+                self.workers,
+            );
+        }
+        let communication = if self.workers > 1 {
+            timely::CommunicationConfig::Process(self.workers)
+        } else {
+            timely::CommunicationConfig::Thread
+        };
+        communication.try_build().map_err(EngineError::Runtime)
+    }
+}
+
+/// Builds the dataflow on every worker with `build` and steps it until the
+/// returned probe is done (every source has ended). Returns the job's first
+/// error, if any.
+pub fn run<F>(cluster: &Cluster, context: Arc<JobContext>, build: F) -> Result<(), EngineError>
+where
+    F: Fn(&mut Worker, Arc<JobContext>) -> Result<ProbeHandle<Watermark>, EngineError>
+        + Send
+        + Sync
+        + 'static,
+{
+    let (allocators, network) = cluster.allocators()?;
+    let worker_context = context.clone();
+    let config = timely::WorkerConfig::default();
+    let guards = timely::execute::execute_from(allocators, network, config, move |worker| {
+        // A panic in an operator ends this job, not the process: the
+        // worker says so and every other worker of the job leaves its loop.
+        let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            match build(worker, worker_context.clone()) {
+                Ok(probe) => {
+                    while !probe.done() && !worker_context.aborted() {
+                        worker.step_or_park(Some(Duration::from_millis(10)));
+                        if let Some(error) = crate::batch::take_decode_error() {
+                            worker_context.abort(EngineError::Runtime(error));
+                        }
+                    }
+                }
+                Err(error) => worker_context.abort(error),
+            }
+        }));
+        if let Err(panic) = stepped {
+            worker_context.abort(EngineError::Panic(panic_message(panic.as_ref())));
+        }
+    })
+    .map_err(EngineError::Runtime)?;
+    for result in guards.join() {
+        result.map_err(EngineError::Runtime)?;
+    }
+    match context.take_error() {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}
+
+/// The text a panic was raised with, when it has one.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a worker panicked".to_string())
+}

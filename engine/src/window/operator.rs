@@ -1,0 +1,126 @@
+//! The timely side of window aggregation: holds a capability per open
+//! window at `window_end - 1` and fires the window once the input frontier
+//! (the watermark) has passed it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::Stream;
+use timely::dataflow::channels::pact::{ParallelizationContract, Pipeline};
+use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::generic::Operator;
+
+use crate::batch::Batch;
+use crate::context::JobContext;
+use crate::error::EngineError;
+use crate::lateness::drop_late;
+use crate::runtime::exchange;
+use crate::time::{Millis, Watermark};
+use crate::window::kind::Window;
+use crate::window::state::{Stage, WindowAggregate, WindowAggregator};
+
+/// A window aggregation over `input`, in one stage on one worker and in
+/// partial and final stages around a keyed exchange on several.
+pub fn window_aggregate<'scope>(
+    input: Stream<'scope, Watermark, Batch>,
+    spec: Arc<WindowAggregate>,
+    context: Arc<JobContext>,
+) -> Result<Stream<'scope, Watermark, Batch>, EngineError> {
+    if matches!(spec.window, crate::window::kind::WindowKind::Session { .. }) {
+        return crate::window::session::session_aggregate(input, spec, context);
+    }
+    if input.scope().peers() == 1 {
+        return stage(input, Pipeline, spec, Stage::Complete, context);
+    }
+    let key_columns = spec.state_key_columns();
+    let partial = stage(
+        input,
+        Pipeline,
+        spec.clone(),
+        Stage::Partial,
+        context.clone(),
+    )?;
+    stage(
+        partial,
+        exchange::by_key(key_columns),
+        spec,
+        Stage::Final,
+        context,
+    )
+}
+
+fn stage<'scope, P>(
+    input: Stream<'scope, Watermark, Batch>,
+    pact: P,
+    spec: Arc<WindowAggregate>,
+    stage: Stage,
+    context: Arc<JobContext>,
+) -> Result<Stream<'scope, Watermark, Batch>, EngineError>
+where
+    P: ParallelizationContract<Watermark, Batch>,
+{
+    let mut aggregator = WindowAggregator::new(spec, stage)?;
+    let name = format!("WindowAggregate({stage:?})");
+    Ok(
+        input.unary_frontier::<CapacityContainerBuilder<Batch>, _, _, _>(
+            pact,
+            &name,
+            move |_cap, _info| {
+                let mut window_caps: BTreeMap<(Millis, Millis), Capability<Watermark>> =
+                    BTreeMap::new();
+                move |(input, frontier), output| {
+                    input.for_each(|cap, data| {
+                        let Some(batch) = data.take() else { return };
+                        let time = cap.least().copied().unwrap_or(Watermark::MIN);
+                        let absorbed = absorb(&mut aggregator, stage, batch, time, &context);
+                        match absorbed {
+                            Ok(opened) => {
+                                for window in opened {
+                                    // Every row of `window` has an event time in it and
+                                    // travelled at `time` <= that event time < end.
+                                    let fire_at = (window.end - 1).max(time);
+                                    window_caps.insert(
+                                        (window.end, window.start),
+                                        cap.delayed(&fire_at, 0),
+                                    );
+                                }
+                            }
+                            Err(error) => context.fail(error),
+                        }
+                    });
+                    let watermark = frontier.frontier().as_option().copied();
+                    while let Some(entry) = window_caps.first_entry() {
+                        let (end, start) = *entry.key();
+                        if watermark.is_some_and(|w| w < end) {
+                            break;
+                        }
+                        let cap = entry.remove();
+                        match aggregator.fire(Window { start, end }) {
+                            Ok(Some(batch)) => {
+                                output.session(&cap).give_container(&mut Batch::new(batch))
+                            }
+                            Ok(None) => {}
+                            Err(error) => context.fail(error),
+                        }
+                    }
+                }
+            },
+        ),
+    )
+}
+
+fn absorb(
+    aggregator: &mut WindowAggregator,
+    stage: Stage,
+    batch: datafusion::arrow::record_batch::RecordBatch,
+    time: Watermark,
+    context: &JobContext,
+) -> Result<Vec<Window>, EngineError> {
+    if stage == Stage::Final {
+        return aggregator.absorb(&batch, Vec::new());
+    }
+    let times = aggregator.event_times(&batch)?;
+    let (on_time, times) = drop_late(batch, times, time, context)?;
+    aggregator.absorb(&on_time, times)
+}

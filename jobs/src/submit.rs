@@ -1,0 +1,93 @@
+//! A script planned into a job. Planning runs DataFusion's planner, whose
+//! futures are not `Send`; `submit` gives it a blocking thread so that a
+//! server handler can await it.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use runnel_engine::connector::ConnectorFactory;
+use runnel_sql::{Job, Node, Session, explain_pipeline};
+
+use crate::error::JobError;
+
+/// A planned script: nothing runs until it is started.
+pub struct Submission {
+    pub job: Job,
+    /// The text of each EXPLAIN statement, in order.
+    pub explained: Vec<String>,
+}
+
+impl Submission {
+    /// Whether the script had nothing to run (only DDL, SET and EXPLAIN).
+    pub fn is_empty(&self) -> bool {
+        self.job.is_empty()
+    }
+
+    /// Every pipeline of the job as EXPLAIN prints it.
+    pub fn plan(&self) -> String {
+        self.job
+            .pipelines
+            .iter()
+            .map(explain_pipeline)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// How many source operators of connector `name` the job runs: a
+    /// table scanned by several parts of a plan and read by one shared
+    /// source counts once.
+    pub fn sources_of(&self, name: &str) -> usize {
+        let mut shared = HashSet::new();
+        self.job
+            .pipelines
+            .iter()
+            .map(|p| sources_in(&p.node, name, &mut shared))
+            .sum()
+    }
+}
+
+fn sources_in(node: &Node, connector: &str, shared: &mut HashSet<usize>) -> usize {
+    match node {
+        Node::Source { table, .. } => {
+            usize::from(table.options.get("connector").map(String::as_str) == Some(connector))
+        }
+        Node::Shared { id, input } => {
+            if shared.insert(*id) {
+                sources_in(input, connector, shared)
+            } else {
+                0
+            }
+        }
+        other => other
+            .inputs()
+            .into_iter()
+            .map(|n| sources_in(n, connector, shared))
+            .sum(),
+    }
+}
+
+/// Plans `script` from async code: the planner runs on a blocking thread
+/// with a runtime of its own.
+pub async fn submit(
+    script: String,
+    connectors: Arc<dyn ConnectorFactory>,
+) -> Result<Submission, JobError> {
+    tokio::task::spawn_blocking(move || submit_blocking(&script, connectors))
+        .await
+        .map_err(|e| JobError::Start(format!("the planner stopped: {e}")))?
+}
+
+/// Plans `script` from a thread that is not inside an async runtime.
+pub fn submit_blocking(
+    script: &str,
+    connectors: Arc<dyn ConnectorFactory>,
+) -> Result<Submission, JobError> {
+    let mut session = Session::new(connectors);
+    let submitted = session
+        .submit_blocking(script)
+        .map_err(JobError::Rejected)?;
+    Ok(Submission {
+        job: submitted.job,
+        explained: submitted.explained,
+    })
+}

@@ -1,0 +1,288 @@
+//! Flink's `CREATE TABLE`: physical columns, computed columns, a
+//! `WATERMARK FOR`, a primary key and `WITH (...)` options.
+
+use std::collections::BTreeMap;
+
+use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan};
+
+use crate::error::{Position, SqlError};
+use crate::front::tokens::{
+    interval_millis, is_word, matching_paren, position, render, solid, split_commas,
+};
+use crate::front::types::{parse_type, split_shift_right};
+
+#[derive(Debug, Clone)]
+pub struct TableDef {
+    pub name: String,
+    pub physical: Vec<Field>,
+    /// `name AS expr`, as SQL text over the physical columns.
+    pub computed: Vec<(String, String)>,
+    pub watermark: Option<WatermarkDef>,
+    pub primary_key: Vec<String>,
+    /// `PARTITIONED BY (...)`: a filesystem sink writes `col=value/`
+    /// directories of these.
+    pub partition_keys: Vec<String>,
+    pub options: BTreeMap<String, String>,
+    pub position: Position,
+}
+
+#[derive(Debug, Clone)]
+pub struct WatermarkDef {
+    pub column: String,
+    pub max_out_of_orderness: i64,
+}
+
+/// Parses `CREATE [TEMPORARY] TABLE [IF NOT EXISTS] name (...) [COMMENT '...']
+/// [PARTITIONED BY (...)] WITH (...)` from whitespace-free tokens.
+pub fn parse_create_table(tokens: &[TokenWithSpan]) -> Result<TableDef, SqlError> {
+    let tokens = split_shift_right(solid(tokens));
+    let start = tokens
+        .first()
+        .map(position)
+        .unwrap_or(Position { line: 1, column: 1 });
+    let mut at = 1; // CREATE
+    if tokens.get(at).is_some_and(|t| is_word(t, "TEMPORARY")) {
+        at += 1;
+    }
+    at += 1; // TABLE
+    if tokens.get(at).is_some_and(|t| is_word(t, "IF")) {
+        at += 3;
+    }
+    let name = table_name(&tokens, &mut at)?;
+    let open = at;
+    if tokens.get(open).is_none_or(|t| t.token != Token::LParen) {
+        return Err(SqlError::at(
+            "expected ( after the table name",
+            here(&tokens, open, start),
+        ));
+    }
+    let close = matching_paren(&tokens, open)
+        .ok_or_else(|| SqlError::at("unclosed column list", position(&tokens[open])))?;
+    let mut table = TableDef {
+        name,
+        physical: Vec::new(),
+        computed: Vec::new(),
+        watermark: None,
+        primary_key: Vec::new(),
+        partition_keys: Vec::new(),
+        options: BTreeMap::new(),
+        position: start,
+    };
+    for entry in split_commas(&tokens[open + 1..close]) {
+        column_entry(entry, &mut table, start)?;
+    }
+    at = close + 1;
+    while let Some(token) = tokens.get(at) {
+        if is_word(token, "COMMENT") {
+            at += 2;
+        } else if is_word(token, "PARTITIONED") {
+            let open = at + 2;
+            let close = matching_paren(&tokens, open)
+                .ok_or_else(|| SqlError::at("unclosed PARTITIONED BY", position(token)))?;
+            for column in &tokens[open + 1..close] {
+                let Token::Word(word) = &column.token else {
+                    continue;
+                };
+                if !table.physical.iter().any(|f| f.name() == &word.value) {
+                    return Err(SqlError::at(
+                        format!(
+                            "partition column {} is not a physical column of {}",
+                            word.value, table.name
+                        ),
+                        position(column),
+                    ));
+                }
+                table.partition_keys.push(word.value.clone());
+            }
+            at = close + 1;
+        } else if is_word(token, "WITH") {
+            let open = at + 1;
+            let close = matching_paren(&tokens, open)
+                .ok_or_else(|| SqlError::at("unclosed WITH (...)", position(token)))?;
+            for option in split_commas(&tokens[open + 1..close]) {
+                match option {
+                    [key, eq, value] if eq.token == Token::Eq => match (&key.token, &value.token) {
+                        (Token::SingleQuotedString(k), Token::SingleQuotedString(v)) => {
+                            table.options.insert(k.clone(), v.clone());
+                        }
+                        _ => {
+                            return Err(SqlError::at("options are 'key' = 'value'", position(key)));
+                        }
+                    },
+                    [] => {}
+                    [first, ..] => {
+                        return Err(SqlError::at("options are 'key' = 'value'", position(first)));
+                    }
+                }
+            }
+            at = close + 1;
+        } else {
+            return Err(SqlError::at(
+                format!("unexpected {} in CREATE TABLE", token.token),
+                position(token),
+            ));
+        }
+    }
+    if table.physical.is_empty() {
+        return Err(SqlError::at(
+            format!("table {} has no physical columns", table.name),
+            start,
+        ));
+    }
+    Ok(table)
+}
+
+fn here(tokens: &[TokenWithSpan], at: usize, fallback: Position) -> Position {
+    tokens.get(at).map(position).unwrap_or(fallback)
+}
+
+fn table_name(tokens: &[TokenWithSpan], at: &mut usize) -> Result<String, SqlError> {
+    let mut parts = Vec::new();
+    loop {
+        match tokens.get(*at).map(|t| &t.token) {
+            Some(Token::Word(w)) => parts.push(w.value.clone()),
+            _ => return Err(SqlError::invalid("expected a table name")),
+        }
+        *at += 1;
+        if tokens.get(*at).is_some_and(|t| t.token == Token::Period) {
+            *at += 1;
+        } else {
+            break;
+        }
+    }
+    // catalog.database.table: Runnel has one namespace, the last part names it.
+    Ok(parts.pop().unwrap_or_default())
+}
+
+fn column_entry(
+    entry: &[TokenWithSpan],
+    table: &mut TableDef,
+    start: Position,
+) -> Result<(), SqlError> {
+    let Some(first) = entry.first() else {
+        return Err(SqlError::at("empty column definition", start));
+    };
+    if is_word(first, "WATERMARK") {
+        return watermark(entry, table);
+    }
+    if is_word(first, "PRIMARY") {
+        let open = entry
+            .iter()
+            .position(|t| t.token == Token::LParen)
+            .ok_or_else(|| SqlError::at("expected PRIMARY KEY (...)", position(first)))?;
+        let close = matching_paren(entry, open)
+            .ok_or_else(|| SqlError::at("unclosed PRIMARY KEY", position(first)))?;
+        table.primary_key = entry[open + 1..close]
+            .iter()
+            .filter_map(|t| match &t.token {
+                Token::Word(w) => Some(w.value.clone()),
+                _ => None,
+            })
+            .collect();
+        if !entry[close + 1..].iter().any(|t| is_word(t, "ENFORCED")) {
+            return Err(SqlError::at(
+                "Flink supports only PRIMARY KEY ... NOT ENFORCED",
+                position(first),
+            ));
+        }
+        return Ok(());
+    }
+    let Token::Word(name) = &first.token else {
+        return Err(SqlError::at(
+            format!("expected a column name, found {}", first.token),
+            position(first),
+        ));
+    };
+    if entry.get(1).is_some_and(|t| is_word(t, "AS")) {
+        table
+            .computed
+            .push((name.value.clone(), render_spaced(&entry[2..])));
+        return Ok(());
+    }
+    let mut at = 1;
+    let data_type = parse_type(entry, &mut at)?;
+    let mut nullable = true;
+    while let Some(token) = entry.get(at) {
+        if is_word(token, "NOT") && entry.get(at + 1).is_some_and(|t| is_word(t, "NULL")) {
+            nullable = false;
+            at += 2;
+        } else if is_word(token, "COMMENT") {
+            at += 2;
+        } else {
+            return Err(SqlError::at(
+                format!("unexpected {} in column {}", token.token, name.value),
+                position(token),
+            ));
+        }
+    }
+    table
+        .physical
+        .push(Field::new(&name.value, data_type, nullable));
+    Ok(())
+}
+
+/// `WATERMARK FOR col AS col [- INTERVAL ...]`.
+fn watermark(entry: &[TokenWithSpan], table: &mut TableDef) -> Result<(), SqlError> {
+    let at = position(&entry[0]);
+    let column = match entry {
+        [_, for_, column, as_, ..] if is_word(for_, "FOR") && is_word(as_, "AS") => {
+            match &column.token {
+                Token::Word(w) => w.value.clone(),
+                _ => {
+                    return Err(SqlError::at(
+                        "expected WATERMARK FOR <column> AS <expression>",
+                        at,
+                    ));
+                }
+            }
+        }
+        _ => {
+            return Err(SqlError::at(
+                "expected WATERMARK FOR <column> AS <expression>",
+                at,
+            ));
+        }
+    };
+    let expr = &entry[4..];
+    let max_out_of_orderness = match expr {
+        [c] if matches!(&c.token, Token::Word(w) if w.value == column) => 0,
+        [c, minus, interval @ ..]
+            if matches!(&c.token, Token::Word(w) if w.value == column)
+                && minus.token == Token::Minus =>
+        {
+            interval_millis(interval)?
+        }
+        _ => {
+            return Err(SqlError::at(
+                format!(
+                    "watermark must be `{column}` or `{column} - INTERVAL ...` (bounded out-of-orderness)"
+                ),
+                expr.first().map(position).unwrap_or(at),
+            ));
+        }
+    };
+    table.watermark = Some(WatermarkDef {
+        column,
+        max_out_of_orderness,
+    });
+    Ok(())
+}
+
+/// Whitespace-free tokens back to text, a space between each.
+fn render_spaced(tokens: &[TokenWithSpan]) -> String {
+    tokens
+        .iter()
+        .map(|t| render(std::slice::from_ref(t)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl TableDef {
+    pub fn physical_type(&self, column: &str) -> Option<&DataType> {
+        self.physical
+            .iter()
+            .find(|f| f.name() == column)
+            .map(Field::data_type)
+    }
+}

@@ -1,0 +1,10 @@
+//! The script as text, before DataFusion sees it: tokens with their
+//! positions, `CREATE TABLE` with Flink's types, and the window and
+//! temporal syntax that DataFusion does not read, rewritten.
+
+pub(crate) mod ddl;
+pub(crate) mod legacy_windows;
+pub(crate) mod temporal;
+pub(crate) mod tokens;
+pub(crate) mod types;
+pub(crate) mod windows;
