@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """Runnel beside Apache Flink: the same SQL over the same file, measured alike.
 
-Run through compare.sh, which installs Flink first. For every query in
-queries/ (a pair <name>.runnel.sql / <name>.flink.sql, whose `-- input:` line
-names the dataset), and every worker count:
+Run through compare.sh, which installs Flink first. The queries are
+`tumble` (queries/tumble.sql over a JSON-lines file) and `nexmark-q0` ...
+`nexmark-q22`: the files of benches/nexmark/queries/, the same text for both
+engines but where queries/nexmark-qN.flink.sql gives Flink's own spelling of
+a query whose Runnel text Flink does not read alike. For every query and
+every worker count:
 
 1. correctness: both engines run the query over a small input into a
    filesystem JSON sink, and the two outputs must be the same rows;
@@ -22,14 +25,13 @@ its parent (the JVM, when the PyFlink driver exits first) is reparented to
 it, waited for and counted. Wall seconds run from the start of the command
 to the exit of its last process.
 
-The placeholders in the SQL files: ${INPUT} (the input path), ${SINK}
-(the WITH options of the sink table), ${NEXMARK_DDL} (the engine's
-nexmark/ddl.<engine>.sql: the Nexmark table over the exported events and
-its views), ${SIDE_INPUT} (q13's side table as a CSV file: Flink's
-side_input_gen, keys 0..9999 each with its own value) and, in Runnel files,
-${NEXMARK_QUERY} (the statements of benches/nexmark/queries/qN.sql, the
-result table's WITH clause made ${SINK}). `-- check: skip (why)` in a Runnel file's header skips step 1
-for outputs that cannot be compared as rows (updating, processing time).
+The placeholders in the SQL: ${INPUT} (the input path), ${SINK} (the WITH
+options of the sink table), ${NEXMARK_DDL} (benches/nexmark/ddl.sql, the
+Nexmark table and its views, with the table read from the exported events
+instead of the generator) and ${SIDE_INPUT} (q13's side table as a CSV
+file: Flink's side_input_gen, keys 0..9999 each with its own value).
+`-- compare: check skipped (why)` in a query's header skips step 1 for
+outputs that cannot be compared as rows (updating, processing time).
 """
 
 import argparse
@@ -188,13 +190,51 @@ def count_lines(path):
 
 # ----------------------------------------------------------------- engines
 
+NEXMARK_QUERIES = REPO / "benches" / "nexmark" / "queries"
+
+
+def all_queries():
+    numbers = sorted(int(p.stem[1:]) for p in NEXMARK_QUERIES.glob("q*.sql"))
+    return ["tumble"] + [f"nexmark-q{n}" for n in numbers]
+
+
+def source_of(query):
+    """The file a query's Runnel text (and its header) is in."""
+    if query == "tumble":
+        return HERE / "queries" / "tumble.sql"
+    return NEXMARK_QUERIES / f"{query.removeprefix('nexmark-')}.sql"
+
+
+def dataset_kind(query):
+    return "tumble-json" if query == "tumble" else "nexmark"
+
+
+def nexmark_ddl():
+    """benches/nexmark/ddl.sql with the nexmark table read from ${INPUT}
+    (the exported events, JSON lines) instead of the generator."""
+    lines = (REPO / "benches" / "nexmark" / "ddl.sql").read_text().splitlines()
+    while lines and (lines[0].startswith("--") or not lines[0].strip()):
+        lines.pop(0)
+    text = "\n".join(lines) + "\n"
+    text, found = re.subn(
+        r"WITH \(\s*'connector' = 'nexmark'.*?\);",
+        "WITH (\n    'connector' = 'filesystem',\n    'path' = '${INPUT}',\n    'format' = 'json'\n);",
+        text,
+        count=1,
+        flags=re.S,
+    )
+    if not found:
+        raise Failed("benches/nexmark/ddl.sql: no WITH ('connector' = 'nexmark' ...);")
+    return text
+
+
 def nexmark_query(query):
-    """The statements of benches/nexmark/queries/qN.sql for the pair
-    `nexmark-qN`, as the Runnel side runs them here: the result table's WITH
-    clause becomes ${SINK} and its PARTITIONED BY (a filesystem sink's) goes,
-    and q13's side table is read from ${SIDE_INPUT}."""
+    """The statements of benches/nexmark/queries/qN.sql as they run here:
+    the result table's WITH clause becomes ${SINK} and its PARTITIONED BY
+    (a filesystem sink's) goes, and q13's side table is read from
+    ${SIDE_INPUT}."""
     name = query.removeprefix("nexmark-")
-    lines = (HERE.parent / "nexmark" / "queries" / f"{name}.sql").read_text().splitlines()
+    lines = source_of(query).read_text().splitlines()
     while lines and (lines[0].startswith("--") or not lines[0].strip()):
         lines.pop(0)
     body = "\n".join(lines) + "\n"
@@ -205,17 +245,29 @@ def nexmark_query(query):
     body, found = result_table.subn(lambda m: m.group(1) + " WITH (${SINK});", body, count=1)
     if not found:
         raise Failed(f"benches/nexmark/queries/{name}.sql: no CREATE TABLE nexmark_{name} ... WITH (...);")
-    return body.replace("${OUTPUT_DIR}/side_input.csv", "${SIDE_INPUT}")
+    return "${NEXMARK_DDL}\n" + body.replace("${OUTPUT_DIR}/side_input.csv", "${SIDE_INPUT}")
+
+
+def query_text(query, engine):
+    """What `engine` runs for `query`, placeholders still in."""
+    if query == "tumble":
+        return source_of(query).read_text()
+    own = HERE / "queries" / f"{query}.flink.sql"
+    if engine == "flink" and own.exists():
+        return own.read_text()
+    return nexmark_query(query)
+
+
+def check_skipped(query):
+    """Why a query's outputs cannot be compared as rows, if they cannot."""
+    skip = re.search(r"^--\s*compare:\s*check skipped\s*(.*)$", source_of(query).read_text(), re.M)
+    return (skip.group(1).strip() or "skipped") if skip else None
 
 
 def script_for(args, query, engine, input_path, sink, work):
-    text = (HERE / "queries" / f"{query}.{engine}.sql").read_text()
-    if "${NEXMARK_QUERY}" in text:
-        text = text.replace("${NEXMARK_QUERY}", nexmark_query(query))
-    # The Nexmark queries share one DDL per engine (the table over the file and
-    # its three views); it is inlined first, as it holds ${INPUT} itself.
-    if "${NEXMARK_DDL}" in text:
-        text = text.replace("${NEXMARK_DDL}", (HERE / "nexmark" / f"ddl.{engine}.sql").read_text())
+    text = query_text(query, engine)
+    # The DDL holds ${INPUT} itself, so it is inlined first.
+    text = text.replace("${NEXMARK_DDL}", nexmark_ddl())
     text = text.replace("${INPUT}", str(input_path)).replace("${SINK}", sink)
     if "${SIDE_INPUT}" in text:
         side = work / "side_input.csv"
@@ -223,7 +275,7 @@ def script_for(args, query, engine, input_path, sink, work):
         text = text.replace("${SIDE_INPUT}", str(side))
     left = re.findall(r"\$\{[A-Z_]+\}", text)
     if left:
-        raise Failed(f"{query}.{engine}.sql: unknown placeholders {left}")
+        raise Failed(f"{query} ({engine}): unknown placeholders {left}")
     path = work / f"{query}.{engine}.sql"
     path.write_text(text)
     return path
@@ -337,7 +389,9 @@ def main():
     parser.add_argument("--rows", type=int, default=10_000_000, help="rows of the measured input")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2],
                         help="Runnel --workers, and Flink parallelism.default")
-    parser.add_argument("--queries", nargs="+", help="names in queries/ (default: all)")
+    parser.add_argument("--queries", nargs="+", help="tumble, nexmark-q0 ... nexmark-q22 (default: all)")
+    parser.add_argument("--render-only", metavar="DIR",
+                        help="write each engine's script of each query into DIR and stop")
     parser.add_argument("--check-rows", type=int, default=100_000, help="rows of the correctness input; 0 skips it")
     parser.add_argument("--startup-rows", type=int, default=1000, help="rows of the start-up input")
     parser.add_argument("--repeat", type=int, default=1, help="measured runs per engine and worker count")
@@ -350,7 +404,17 @@ def main():
     parser.add_argument("--cache", required=True, help="datasets and run dirs go here")
     args = parser.parse_args()
     args.versions = {}
-    queries = args.queries or sorted({p.name.split(".")[0] for p in (HERE / "queries").glob("*.runnel.sql")})
+    queries = args.queries or all_queries()
+    unknown = sorted(set(queries) - set(all_queries()))
+    if unknown:
+        raise Failed(f"unknown queries {unknown}; available: {', '.join(all_queries())}")
+    if args.render_only:
+        out = Path(args.render_only)
+        out.mkdir(parents=True, exist_ok=True)
+        for query in queries:
+            for engine in ("runnel", "flink"):
+                script_for(args, query, engine, Path("/input"), BLACKHOLE, out)
+        return
     become_subreaper()
 
     checks = []
@@ -358,17 +422,13 @@ def main():
     failures = []
     results = []  # (query, engine, workers, rows, wall, cpu, startup_cpu, run)
     for query in queries:
-        header = (HERE / "queries" / f"{query}.runnel.sql").read_text().splitlines()[0]
-        match = re.match(r"--\s*input:\s*(\S+)", header)
-        if not match:
-            raise Failed(f"queries/{query}.runnel.sql: the first line must be `-- input: <dataset>`")
-        kind = match.group(1)
-        # `-- check: skip (why)` in the Runnel file's header: outputs that cannot be
-        # compared as rows (updating queries: Flink's filesystem sink takes only
-        # inserts; processing-time windows: timing decides the rows).
-        skip = re.search(r"^--\s*check:\s*skip\s*(.*)$", (HERE / "queries" / f"{query}.runnel.sql").read_text(), re.M)
+        kind = dataset_kind(query)
+        # Outputs that cannot be compared as rows (updating queries: Flink's
+        # filesystem sink takes only inserts; processing-time windows:
+        # timing decides the rows).
+        skip = check_skipped(query)
         if skip:
-            skipped.append(f"{query}: {skip.group(1).strip() or 'skipped'}")
+            skipped.append(f"{query}: {skip}")
         small = dataset(args, kind, args.check_rows) if args.check_rows and not skip else None
         if not args.check_only:
             full = dataset(args, kind, args.rows)

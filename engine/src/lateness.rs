@@ -22,6 +22,13 @@ pub fn event_times(
     millis(&crate::stateless::eager_case::evaluate(expr, batch)?)
 }
 
+/// Whether a row at `time` is on time for `watermark`. A NULL time (which
+/// `millis` makes `i64::MIN`) has no window and is always late: counted and
+/// dropped, or sent to the late-rows table.
+fn is_on_time(time: Millis, watermark: Watermark) -> bool {
+    time >= watermark && time != Millis::MIN
+}
+
 /// Splits a batch at `watermark`: the rows at or after it with their event
 /// times, and the late rows, if any. A batch with none late is not copied.
 pub fn split_late(
@@ -29,16 +36,22 @@ pub fn split_late(
     times: Vec<Millis>,
     watermark: Watermark,
 ) -> Result<(RecordBatch, Vec<Millis>, Option<RecordBatch>), EngineError> {
-    if times.iter().all(|&t| t >= watermark) {
+    if times.iter().all(|&t| is_on_time(t, watermark)) {
         return Ok((batch, times, None));
     }
-    let on_time_mask: BooleanArray = times.iter().map(|&t| Some(t >= watermark)).collect();
+    let on_time_mask: BooleanArray = times
+        .iter()
+        .map(|&t| Some(is_on_time(t, watermark)))
+        .collect();
     let late_mask = datafusion::arrow::compute::not(&on_time_mask)?;
     let on_time = filter_record_batch(&batch, &on_time_mask)?;
     let late = filter_record_batch(&batch, &late_mask)?;
     Ok((
         on_time,
-        times.into_iter().filter(|&t| t >= watermark).collect(),
+        times
+            .into_iter()
+            .filter(|&t| is_on_time(t, watermark))
+            .collect(),
         Some(late),
     ))
 }

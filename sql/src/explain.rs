@@ -1,6 +1,7 @@
 //! EXPLAIN: a planned dataflow as an indented tree, one operator a line,
 //! with the physical operator the planner chose.
 use crate::dataflow::{Output, Pipeline};
+use runnel_engine::join::interval::Expiry;
 
 use crate::plan::Node;
 
@@ -87,9 +88,14 @@ pub fn explain(node: &Node, depth: usize) -> String {
             left,
             right,
             describe,
-            ..
+            spec,
         } => format!(
-            "{pad}IntervalJoin: {describe}\n{}\n{}",
+            "{pad}{}: {describe}\n{}\n{}",
+            match spec.expiry {
+                Expiry::Interval { .. } => "IntervalJoin",
+                Expiry::Ttl(_) => "Join (append-only, state TTL)",
+                Expiry::Never => "Join (append-only)",
+            },
             explain(left, depth + 1),
             explain(right, depth + 1)
         ),
@@ -119,7 +125,7 @@ pub fn explain(node: &Node, depth: usize) -> String {
             describe,
             ..
         } => format!(
-            "{pad}Join (updating): {describe}\n{}\n{}",
+            "{pad}Join (updating, differential): {describe}\n{}\n{}",
             explain(left, depth + 1),
             explain(right, depth + 1)
         ),

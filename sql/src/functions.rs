@@ -55,11 +55,12 @@ pub fn is_proctime(sql: &str) -> bool {
     compact.eq_ignore_ascii_case("PROCTIME()")
 }
 
-/// `DATE_FORMAT(ts, pattern)` (DataFusion's `to_char`, chrono patterns)
-/// with the pattern parsed once per batch: DataFusion's re-parses it for
-/// every row, which was a tenth of Nexmark q15's CPU. Naive millisecond
-/// timestamps with a constant pattern take that path; anything else, and
-/// a pattern chrono cannot parse, is DataFusion's own `to_char`.
+/// Flink's `DATE_FORMAT(ts, pattern)`: the timestamp as text in a Java
+/// date-time pattern (`'yyyy-MM-dd HH:mm'`), translated to chrono's items
+/// once per batch (`java_format`). A constant pattern with a letter that
+/// cannot be rendered as Java renders it is refused when the query is
+/// planned. The first argument may be any timestamp or a string (read as a
+/// timestamp, as Flink reads it).
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct DateFormat {
     signature: Signature,
@@ -69,9 +70,7 @@ pub struct DateFormat {
 impl DateFormat {
     pub fn udf() -> ScalarUDF {
         ScalarUDF::from(DateFormat {
-            signature: datafusion::functions::datetime::to_char()
-                .signature()
-                .clone(),
+            signature: Signature::any(2, Volatility::Immutable),
             aliases: vec!["DATE_FORMAT".to_string()],
         })
     }
@@ -94,39 +93,82 @@ impl ScalarUDFImpl for DateFormat {
         Ok(DataType::Utf8)
     }
 
+    fn return_field_from_args(
+        &self,
+        args: datafusion::logical_expr::ReturnFieldArgs<'_>,
+    ) -> Result<datafusion::arrow::datatypes::FieldRef> {
+        let time = args.arg_fields.first().map(|f| f.data_type());
+        if !matches!(
+            time,
+            Some(
+                DataType::Timestamp(_, _)
+                    | DataType::Date32
+                    | DataType::Date64
+                    | DataType::Utf8
+                    | DataType::Utf8View
+                    | DataType::LargeUtf8
+                    | DataType::Null
+            )
+        ) {
+            return datafusion::common::plan_err!(
+                "DATE_FORMAT takes a TIMESTAMP or a STRING, not {}",
+                time.map_or_else(|| "nothing".to_string(), |t| t.to_string())
+            );
+        }
+        if let Some(Some(ScalarValue::Utf8(Some(p)) | ScalarValue::Utf8View(Some(p)))) =
+            args.scalar_arguments.get(1)
+            && let Err(why) = crate::java_format::translate(p)
+        {
+            return datafusion::common::plan_err!("DATE_FORMAT: {why}");
+        }
+        Ok(std::sync::Arc::new(
+            datafusion::arrow::datatypes::Field::new(self.name(), DataType::Utf8, true),
+        ))
+    }
+
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        use chrono::format::StrftimeItems;
         use datafusion::arrow::array::{Array, AsArray, StringBuilder};
         use datafusion::arrow::datatypes::TimestampMillisecondType;
         use std::fmt::Write;
-        let pattern = match args.args.get(1) {
-            Some(ColumnarValue::Scalar(
-                ScalarValue::Utf8(Some(p)) | ScalarValue::Utf8View(Some(p)),
-            )) => Some(p.clone()),
-            _ => None,
+        let rows = args.number_rows;
+        let [time, pattern] = args.args.as_slice() else {
+            return datafusion::common::exec_err!("DATE_FORMAT takes two arguments");
         };
-        let items = pattern.and_then(|p| StrftimeItems::new(&p).parse_to_owned().ok());
-        let (values, items) = match (args.args.first(), items) {
-            (Some(ColumnarValue::Array(values)), Some(items))
-                if values.data_type() == &DataType::Timestamp(TimeUnit::Millisecond, None) =>
-            {
-                (values.clone(), items)
-            }
-            _ => return datafusion::functions::datetime::to_char().invoke_with_args(args),
-        };
-        let millis = values.as_primitive::<TimestampMillisecondType>();
-        let mut out = StringBuilder::with_capacity(millis.len(), millis.len() * 10);
+        let millis = datafusion::arrow::compute::cast(
+            &time.to_array(rows)?,
+            &DataType::Timestamp(TimeUnit::Millisecond, None),
+        )?;
+        let millis = millis.as_primitive::<TimestampMillisecondType>();
+        let patterns = pattern.to_array(rows)?;
+        let patterns = datafusion::arrow::compute::cast(&patterns, &DataType::Utf8)?;
+        let patterns = patterns.as_string::<i32>();
+        let mut out = StringBuilder::with_capacity(rows, rows * 10);
+        // The pattern of the last row and its items: a constant pattern is
+        // translated once.
+        let mut items: Option<(String, Vec<chrono::format::Item<'static>>, bool)> = None;
         // Rows of a stream are close in time: with no field finer than the
         // minute, a row in the previous row's minute reuses its text.
-        let per_minute = items.iter().all(minute_or_coarser);
         let mut last: Option<(i64, String)> = None;
-        for value in millis.iter() {
-            let Some(value) = value else {
+        for row in 0..rows {
+            if millis.is_null(row) || patterns.is_null(row) {
                 out.append_null();
                 continue;
+            }
+            let pattern = patterns.value(row);
+            if items.as_ref().is_none_or(|(p, _, _)| p != pattern) {
+                let translated = crate::java_format::translate(pattern).map_err(|why| {
+                    datafusion::error::DataFusionError::Execution(format!("DATE_FORMAT: {why}"))
+                })?;
+                let per_minute = translated.iter().all(minute_or_coarser);
+                items = Some((pattern.to_string(), translated, per_minute));
+                last = None;
+            }
+            let Some((_, items, per_minute)) = items.as_ref() else {
+                continue;
             };
+            let value = millis.value(row);
             let minute = value.div_euclid(60_000);
-            if per_minute && let Some((_, text)) = last.as_ref().filter(|(m, _)| *m == minute) {
+            if *per_minute && let Some((_, text)) = last.as_ref().filter(|(m, _)| *m == minute) {
                 out.append_value(text);
                 continue;
             }
@@ -135,20 +177,13 @@ impl ScalarUDFImpl for DateFormat {
                 continue;
             };
             let formatted = time.naive_utc().format_with_items(items.iter());
-            // A pattern chrono parsed but cannot apply to this value goes
-            // to `to_char`.
-            if !per_minute {
-                if write!(out, "{formatted}").is_err() {
-                    return datafusion::functions::datetime::to_char().invoke_with_args(args);
-                }
-                out.append_value("");
-                continue;
-            }
             let mut text = last.take().map(|(_, text)| text).unwrap_or_default();
             text.clear();
-            if write!(text, "{formatted}").is_err() {
-                return datafusion::functions::datetime::to_char().invoke_with_args(args);
-            }
+            write!(text, "{formatted}").map_err(|_| {
+                datafusion::error::DataFusionError::Execution(format!(
+                    "DATE_FORMAT cannot render {value} ms"
+                ))
+            })?;
             out.append_value(&text);
             last = Some((minute, text));
         }

@@ -19,6 +19,7 @@ mod error;
 mod explain;
 mod front;
 mod functions;
+mod java_format;
 mod plan;
 mod session;
 

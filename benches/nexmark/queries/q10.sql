@@ -2,8 +2,7 @@
 -- written to CSV files partitioned by day and minute (`dt=.../hm=...`
 -- directories, as Flink writes them). Flink's partition
 -- commit and rolling options are left out (Runnel's filesystem sink has
--- none of them), and DATE_FORMAT's patterns are
--- DataFusion's (chrono's %Y-%m-%d for Flink's yyyy-MM-dd). `runnel bench` points
+-- none of them). `runnel bench` points
 -- ${OUTPUT_DIR} at a temporary directory.
 CREATE TABLE nexmark_q10 (
   auction  BIGINT,
@@ -20,5 +19,5 @@ CREATE TABLE nexmark_q10 (
 );
 
 INSERT INTO nexmark_q10
-SELECT auction, bidder, price, dateTime, extra, DATE_FORMAT(dateTime, '%Y-%m-%d'), DATE_FORMAT(dateTime, '%H:%M')
+SELECT auction, bidder, price, dateTime, extra, DATE_FORMAT(dateTime, 'yyyy-MM-dd'), DATE_FORMAT(dateTime, 'HH:mm')
 FROM bid;

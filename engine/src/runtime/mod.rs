@@ -100,6 +100,13 @@ where
         if let Err(panic) = stepped {
             worker_context.abort(EngineError::Panic(panic_message(panic.as_ref())));
         }
+        // Timely steps a worker's dataflows until they complete; an aborted
+        // one never will, so it is dropped (its operators with it).
+        if worker_context.aborted() {
+            for dataflow in worker.installed_dataflows() {
+                worker.drop_dataflow(dataflow);
+            }
+        }
     })
     .map_err(EngineError::Runtime)?;
     for result in guards.join() {

@@ -275,6 +275,26 @@ enum Tagged {
 /// `expire` for an operator whose output is keyed as its input (GROUP BY,
 /// top-N), when a TTL is set: the updates to run on, and the marks for
 /// `to_changelog`.
+/// A keyed operator's input into differential (`encode` gives each batch's
+/// `(key, row)` updates), its keys expired after the state TTL.
+pub fn keyed_updates<'scope, F>(
+    input: Stream<'scope, Watermark, crate::batch::Batch>,
+    name: &str,
+    encode: F,
+    ttl: Option<Duration>,
+    context: Arc<JobContext>,
+) -> (Stream<'scope, Watermark, Updates>, Expired<'scope>)
+where
+    F: Fn(
+            &datafusion::arrow::record_batch::RecordBatch,
+            Watermark,
+        ) -> Result<Updates, crate::error::EngineError>
+        + 'static,
+{
+    let updates = crate::changelog::to_updates(input, name, encode, context.clone());
+    expire_keys(updates, ttl, context)
+}
+
 pub fn expire_keys<'scope>(
     updates: Stream<'scope, Watermark, Updates>,
     ttl: Option<Duration>,

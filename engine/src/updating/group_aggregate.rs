@@ -25,7 +25,6 @@ use crate::time::Watermark;
 use crate::updating::expiry;
 
 pub use crate::changelog::Updates;
-use crate::changelog::to_updates;
 
 pub struct GroupAggregate {
     pub keys: Vec<Arc<dyn PhysicalExpr>>,
@@ -170,13 +169,13 @@ pub fn group_aggregate<'scope>(
 ) -> Result<Stream<'scope, Watermark, Batch>, EngineError> {
     let codecs = Arc::new(spec.codecs()?);
     let (encode_spec, encode_codecs) = (spec.clone(), codecs.clone());
-    let updates = to_updates(
+    let (updates, expired) = expiry::keyed_updates(
         input,
         "GroupAggregateInput",
         move |batch, time| encode_spec.updates(&encode_codecs, batch, time),
+        spec.ttl,
         context.clone(),
     );
-    let (updates, expired) = expiry::expire_keys(updates, spec.ttl, context.clone());
     let (reduce_spec, reduce_codecs, reduce_context) =
         (spec.clone(), codecs.clone(), context.clone());
     let results = updates.as_collection().reduce_named(

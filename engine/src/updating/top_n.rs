@@ -15,8 +15,8 @@ use differential_dataflow::collection::AsCollection;
 use timely::dataflow::Stream;
 
 use crate::batch::Batch;
+use crate::changelog::Updates;
 use crate::changelog::{self, diffs, is_changelog};
-use crate::changelog::{Updates, to_updates};
 use crate::context::JobContext;
 use crate::error::EngineError;
 use crate::time::Watermark;
@@ -151,13 +151,13 @@ pub fn top_n<'scope>(
 ) -> Result<Stream<'scope, Watermark, Batch>, EngineError> {
     let codecs = Arc::new(spec.codecs()?);
     let (encode_spec, encode_codecs) = (spec.clone(), codecs.clone());
-    let updates = to_updates(
+    let (updates, expired) = expiry::keyed_updates(
         input,
         "TopNInput",
         move |batch, time| encode_spec.updates(&encode_codecs, batch, time),
+        spec.ttl,
         context.clone(),
     );
-    let (updates, expired) = expiry::expire_keys(updates, spec.ttl, context.clone());
     let (rank_spec, rank_codecs, rank_context) = (spec.clone(), codecs.clone(), context.clone());
     let ranked = updates.as_collection().reduce_named(
         "TopN",

@@ -78,33 +78,37 @@ impl WindowKind {
     /// index with a single vectorised pass.
     #[inline]
     pub fn nth_window(&self, ts: Millis, i: usize) -> Window {
+        // Saturating: a time within a window of the ends of i64 (a NULL
+        // time is i64::MIN, and is always late) gets a clamped window, not
+        // an overflow.
+        let i = i as i64;
         match *self {
             WindowKind::Tumble { size } => {
-                let start = ts - ts.rem_euclid(size);
+                let start = ts.saturating_sub(ts.rem_euclid(size));
                 Window {
                     start,
-                    end: start + size,
+                    end: start.saturating_add(size),
                 }
             }
             WindowKind::Hop { slide, size } => {
-                let last_start = ts - ts.rem_euclid(slide);
-                let start = last_start - (i as i64) * slide;
+                let last_start = ts.saturating_sub(ts.rem_euclid(slide));
+                let start = last_start.saturating_sub(i.saturating_mul(slide));
                 Window {
                     start,
-                    end: start + size,
+                    end: start.saturating_add(size),
                 }
             }
             WindowKind::Cumulate { step, max } => {
-                let start = ts - ts.rem_euclid(max);
-                let first_end = ts - ts.rem_euclid(step) + step;
+                let start = ts.saturating_sub(ts.rem_euclid(max));
+                let first_end = ts.saturating_sub(ts.rem_euclid(step)).saturating_add(step);
                 Window {
                     start,
-                    end: first_end + (i as i64) * step,
+                    end: first_end.saturating_add(i.saturating_mul(step)),
                 }
             }
             WindowKind::Session { gap } => Window {
                 start: ts,
-                end: ts + gap,
+                end: ts.saturating_add(gap),
             },
         }
     }
@@ -116,7 +120,7 @@ impl WindowKind {
         match *self {
             WindowKind::Cumulate { max, .. } => {
                 let window = self.nth_window(ts, i);
-                window.end <= window.start + max
+                window.end <= window.start.saturating_add(max)
             }
             _ => i < self.windows_per_row(),
         }

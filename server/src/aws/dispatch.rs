@@ -128,20 +128,14 @@ impl AwsRouter {
             body,
             request_id: request_id.clone(),
         };
-        let response = match (route.handler)(request).await {
-            Ok(mut response) => {
-                if let Ok(id) = HeaderValue::from_str(&request_id) {
-                    response.headers_mut().insert("x-amzn-RequestId", id);
-                }
-                response
-            }
-            Err(error) => {
-                if error.status.is_server_error() {
-                    tracing::error!(service = route.service, operation = route.operation, %request_id, kind = error.kind, message = %error.message, "request failed");
-                }
-                error.into_response(protocol, &request_id)
-            }
-        };
+        let result = (route.handler)(request).await;
+        let response = answer(
+            result,
+            protocol,
+            &request_id,
+            route.service,
+            route.operation,
+        );
         metrics.record_request(route.service, route.operation, response.status().as_u16());
         response
     }
@@ -188,22 +182,34 @@ impl AwsRouter {
             ),
         };
 
-        let response = match result {
-            Ok(mut response) => {
-                if let Ok(id) = HeaderValue::from_str(&request_id) {
-                    response.headers_mut().insert("x-amzn-RequestId", id);
-                }
-                response
-            }
-            Err(error) => {
-                if error.status.is_server_error() {
-                    tracing::error!(%service, %operation, %request_id, kind = error.kind, message = %error.message, "request failed");
-                }
-                error.into_response(protocol, &request_id)
-            }
-        };
+        let response = answer(result, protocol, &request_id, service, &operation);
         metrics.record_request(service, &operation, response.status().as_u16());
         response
+    }
+}
+
+/// A handler's result as the response: its request id on it, an error in
+/// the AWS shape (logged when it is the server's fault).
+fn answer(
+    result: Result<Response, AwsError>,
+    protocol: Protocol,
+    request_id: &str,
+    service: &str,
+    operation: &str,
+) -> Response {
+    match result {
+        Ok(mut response) => {
+            if let Ok(id) = HeaderValue::from_str(request_id) {
+                response.headers_mut().insert("x-amzn-RequestId", id);
+            }
+            response
+        }
+        Err(error) => {
+            if error.status.is_server_error() {
+                tracing::error!(%service, %operation, %request_id, kind = error.kind, message = %error.message, "request failed");
+            }
+            error.into_response(protocol, request_id)
+        }
     }
 }
 

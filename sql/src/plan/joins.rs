@@ -146,7 +146,7 @@ impl Planner<'_> {
                         (Expiry::Ttl(ttl), 0, 0, describe)
                     }
                     None => {
-                        let describe = format!("INNER on [{keys}], append-only inputs");
+                        let describe = format!("INNER on [{keys}]");
                         (Expiry::Never, 0, 0, describe)
                     }
                 }

@@ -186,12 +186,14 @@ impl Planner<'_> {
         fields.extend(data(&right.schema));
         let joined_schema = Arc::new(Schema::new(fields));
         let output_schema = with_op(join.schema.as_arrow());
-        let describe = join
-            .on
-            .iter()
-            .map(|(l, r)| format!("{l} = {r}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let describe = format!(
+            "{kind:?} on [{}]",
+            join.on
+                .iter()
+                .map(|(l, r)| format!("{l} = {r}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         // An inner join of two append-only inputs only ever inserts: its
         // output can stay append-only, which lets what follows keep
         // accumulators instead of recomputing.

@@ -1,6 +1,0 @@
--- input: nexmark
--- Nexmark q0, Runnel: the body of benches/nexmark/queries/q0.sql (see its
--- comment for how it differs from Flink's) over the exported events.
-${NEXMARK_DDL}
-
-${NEXMARK_QUERY}

@@ -1,0 +1,134 @@
+//! Java date-time patterns (`DateTimeFormatter`, as Flink's `DATE_FORMAT`
+//! takes them: `'yyyy-MM-dd HH:mm:ss'`) in chrono's terms. A pattern letter
+//! chrono cannot render as Java does is refused, naming it: a silently
+//! different text would be worse.
+
+use chrono::format::{Fixed, Item, Numeric, Pad};
+
+/// `pattern` as chrono items, or why it cannot be.
+pub fn translate(pattern: &str) -> Result<Vec<Item<'static>>, String> {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut items = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\'' {
+            // A quoted literal; '' is a quote.
+            if chars.get(i + 1) == Some(&'\'') {
+                items.push(Item::OwnedLiteral("'".into()));
+                i += 2;
+                continue;
+            }
+            let mut text = String::new();
+            i += 1;
+            loop {
+                match chars.get(i) {
+                    None => return Err(format!("the pattern '{pattern}' has an unclosed quote")),
+                    Some('\'') if chars.get(i + 1) == Some(&'\'') => {
+                        text.push('\'');
+                        i += 2;
+                    }
+                    Some('\'') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(&other) => {
+                        text.push(other);
+                        i += 1;
+                    }
+                }
+            }
+            items.push(Item::OwnedLiteral(text.into_boxed_str()));
+            continue;
+        }
+        if !c.is_ascii_alphabetic() {
+            items.push(Item::OwnedLiteral(c.to_string().into_boxed_str()));
+            i += 1;
+            continue;
+        }
+        let run = chars[i..].iter().take_while(|&&d| d == c).count();
+        i += run;
+        let numeric = |n: Numeric, width: usize| {
+            if width >= 2 {
+                Item::Numeric(n, Pad::Zero)
+            } else {
+                Item::Numeric(n, Pad::None)
+            }
+        };
+        let item = match (c, run) {
+            ('y' | 'u', 2) => Item::Numeric(Numeric::YearMod100, Pad::Zero),
+            ('y' | 'u', _) => Item::Numeric(Numeric::Year, Pad::Zero),
+            ('M' | 'L', 1 | 2) => numeric(Numeric::Month, run),
+            ('M' | 'L', 3) => Item::Fixed(Fixed::ShortMonthName),
+            ('M' | 'L', 4) => Item::Fixed(Fixed::LongMonthName),
+            ('d', 1 | 2) => numeric(Numeric::Day, run),
+            ('D', 1) => Item::Numeric(Numeric::Ordinal, Pad::None),
+            ('D', 3) => Item::Numeric(Numeric::Ordinal, Pad::Zero),
+            ('H', 1 | 2) => numeric(Numeric::Hour, run),
+            ('h', 1 | 2) => numeric(Numeric::Hour12, run),
+            ('m', 1 | 2) => numeric(Numeric::Minute, run),
+            ('s', 1 | 2) => numeric(Numeric::Second, run),
+            ('S', 3 | 6 | 9) => fraction(run)?,
+            ('a', 1) => Item::Fixed(Fixed::UpperAmPm),
+            ('E', 1..=3) => Item::Fixed(Fixed::ShortWeekdayName),
+            ('E', 4) => Item::Fixed(Fixed::LongWeekdayName),
+            _ => {
+                return Err(format!(
+                    "the pattern letter '{}' of '{pattern}' is not supported by DATE_FORMAT here (supported: y, M, d, D, H, h, m, s, SSS, a, E and quoted text)",
+                    std::iter::repeat_n(c, run).collect::<String>()
+                ));
+            }
+        };
+        items.push(item);
+    }
+    Ok(items)
+}
+
+/// `run` digits of the second's fraction: chrono names these items only
+/// through its own pattern syntax.
+fn fraction(run: usize) -> Result<Item<'static>, String> {
+    chrono::format::StrftimeItems::new(&format!("%{run}f"))
+        .parse_to_owned()
+        .ok()
+        .and_then(|items| items.into_iter().next())
+        .ok_or_else(|| format!("no {run}-digit fraction"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn format(pattern: &str, millis: i64) -> String {
+        let items = translate(pattern).unwrap();
+        chrono::DateTime::from_timestamp_millis(millis)
+            .unwrap()
+            .naive_utc()
+            .format_with_items(items.iter())
+            .to_string()
+    }
+
+    #[test]
+    fn flinks_patterns_format_as_java_does() {
+        // 2020-04-05 08:03:09.045, a Sunday.
+        let t = 1_586_073_789_045;
+        assert_eq!(format("yyyy-MM-dd", t), "2020-04-05");
+        assert_eq!(
+            format("yyyy-MM-dd HH:mm:ss.SSS", t),
+            "2020-04-05 08:03:09.045"
+        );
+        assert_eq!(format("HH:mm", t), "08:03");
+        assert_eq!(format("yy/M/d H:m:s", t), "20/4/5 8:3:9");
+        assert_eq!(format("MMM MMMM EEE EEEE", t), "Apr April Sun Sunday");
+        assert_eq!(format("hh a", t), "08 AM");
+        assert_eq!(format("D DDD", t), "96 096");
+        assert_eq!(format("'at' HH 'o''clock' ''", t), "at 08 o'clock '");
+        assert_eq!(format("yyyyMMdd", t), "20200405");
+    }
+
+    #[test]
+    fn letters_that_would_come_out_otherwise_are_refused() {
+        for pattern in ["yyyy-MM-dd Z", "%Y-%m-%d", "SS", "ww", "'open"] {
+            assert!(translate(pattern).is_err(), "{pattern}");
+        }
+    }
+}
