@@ -4,7 +4,7 @@
 use std::fs::File;
 
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::parquet::arrow::ArrowWriter;
+use parquet::arrow::ArrowWriter;
 use runnel_engine::EngineError;
 
 /// A part file being written; the writer is made at the first batch, whose

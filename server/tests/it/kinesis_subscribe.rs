@@ -129,8 +129,17 @@ fn subscribe_to_shard_streams_events_over_h2c_until_a_reshard_ends_the_shard() {
         .spawn()
         .expect("curl");
     // Records that arrive during the subscription are pushed too; then a
-    // split closes the shard and the stream ends with its children.
-    std::thread::sleep(Duration::from_millis(500));
+    // split closes the shard and the stream ends with its children. The
+    // first event (the records put before) says the subscription is open;
+    // on a loaded machine curl may take a while to get there.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while std::fs::metadata(&body_path).map_or(0, |m| m.len()) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no SubscribeToShard event within 15 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // A second subscription for the same consumer and shard within 5 s is refused.
     let mut again = agent()
         .post(&server.url())
