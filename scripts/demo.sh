@@ -79,6 +79,38 @@ SQL
 show cat "$DEMO_DIR/clicks.sql"
 show "$BIN" sql run --workers 2 --file "$DEMO_DIR/clicks.sql"
 
+step "Analytics: a SQL job inside the server reads one stream and writes its windows to another"
+PAGES="pages-$(date +%s)"
+COUNTS="page-counts-$(date +%s)"
+"$BIN" streams --endpoint "$URL" create "$PAGES" --shards 2 >/dev/null
+"$BIN" streams --endpoint "$URL" create "$COUNTS" --shards 1 >/dev/null
+cat >"$DEMO_DIR/page-counts.sql" <<SQL
+CREATE TABLE pages (
+  user_id BIGINT, url STRING, ts TIMESTAMP(3),
+  WATERMARK FOR ts AS ts - INTERVAL '1' SECOND
+) WITH ('connector' = 'kinesis', 'stream' = '$PAGES', 'format' = 'json',
+        'source.init.position' = 'TRIM_HORIZON');
+
+CREATE TABLE page_counts (window_start TIMESTAMP(3), url STRING, views BIGINT)
+WITH ('connector' = 'kinesis', 'stream' = '$COUNTS', 'format' = 'json');
+
+INSERT INTO page_counts
+SELECT window_start, url, COUNT(*) FROM TABLE(TUMBLE(TABLE pages, DESCRIPTOR(ts), INTERVAL '10' SECOND))
+GROUP BY window_start, window_end, url;
+SQL
+show cat "$DEMO_DIR/page-counts.sql"
+JOB=$("$BIN" jobs --endpoint "$URL" submit "$DEMO_DIR/page-counts.sql")
+echo "submitted job $JOB"
+# 26 views, one a second, spread over both shards by their partition keys;
+# the windows of the first 20 seconds close once every shard is past them.
+VIEWS=()
+for ((i = 0; i < 26; i++)); do
+  VIEWS+=("{\"user_id\": $((i % 3)), \"url\": \"/page/$((i % 2))\", \"ts\": \"2026-11-25 12:00:$(printf %02d $i).000\"}")
+done
+show "$BIN" streams --endpoint "$URL" put "$PAGES" "${VIEWS[@]}"
+show "$BIN" streams --endpoint "$URL" tail "$COUNTS" --from trim-horizon --count 4
+show "$BIN" jobs --endpoint "$URL" list
+
 cat <<MSG
 
 Runnel is running at $URL (pid $SERVER_PID).
@@ -87,6 +119,8 @@ Try next:
   curl $URL/metrics
   $BIN sql run --file $DEMO_DIR/clicks.sql      (edit the query: HOP, CUMULATE, FILTER, views...)
   (write EXPLAIN before the SELECT in clicks.sql to print the dataflow instead of running it)
+  $BIN jobs describe $JOB            (the job's plan, its shards' positions, rows in and out)
+  $BIN jobs stop $JOB
   $BIN server --help
   $BIN sql run --help
 MSG

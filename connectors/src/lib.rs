@@ -4,8 +4,8 @@
 //!   `csv`, `debezium-json`, `raw`, and `parquet` for files), whatever
 //!   carries the messages.
 //! - Transports, one module each: `filesystem`, `datagen`, `nexmark`
-//!   (Flink's Nexmark generator), `print` (with `display`, Flink's way of
-//!   printing values), `blackhole`.
+//!   (Flink's Nexmark generator), `kinesis` (this server's streams),
+//!   `print` (with `display`, Flink's way of printing values), `blackhole`.
 //! - `registry`: a table's `'connector'` option to its source or sink,
 //!   with the services of the server a connector can reach in-process.
 //! - `options`: the `WITH (...)` options, every one of which must be read.
@@ -15,6 +15,7 @@ pub mod datagen;
 mod display;
 pub mod filesystem;
 pub mod format;
+pub mod kinesis;
 pub mod nexmark;
 pub mod options;
 pub mod print;
@@ -26,7 +27,9 @@ pub use registry::{Connectors, Services, results_sink, source_provider};
 pub enum ConnectorError {
     #[error("{0}")]
     Option(String),
-    #[error("unknown connector '{0}'; available: filesystem, datagen, nexmark, print, blackhole")]
+    #[error(
+        "unknown connector '{0}'; available: filesystem, datagen, nexmark, kinesis, print, blackhole"
+    )]
     UnknownConnector(String),
     #[error("connector '{connector}' cannot be used as a {role}")]
     WrongRole {

@@ -8,7 +8,7 @@ use runnel_engine::EngineError;
 use runnel_engine::connector::{SinkProvider, SourceProvider};
 
 use crate::options::Options;
-use crate::{ConnectorError, blackhole, datagen, filesystem, nexmark, print};
+use crate::{ConnectorError, blackhole, datagen, filesystem, kinesis, nexmark, print};
 
 /// The services of the process a job runs in, which connectors reach
 /// in-process rather than through their APIs. A job run embedded
@@ -16,6 +16,30 @@ use crate::{ConnectorError, blackhole, datagen, filesystem, nexmark, print};
 #[derive(Clone, Default)]
 pub struct Services {
     pub streams: Option<Arc<runnel_streams::Streams>>,
+    /// The port this server listens on: an `aws.endpoint` naming it on a
+    /// loopback or unspecified address is this server.
+    pub port: Option<u16>,
+}
+
+impl Services {
+    pub fn is_own_endpoint(&self, endpoint: &str) -> bool {
+        let Some(port) = self.port else {
+            return false;
+        };
+        let rest = endpoint
+            .strip_prefix("http://")
+            .or_else(|| endpoint.strip_prefix("https://"))
+            .unwrap_or(endpoint);
+        let authority = rest.split('/').next().unwrap_or(rest);
+        let Some((host, named_port)) = authority.rsplit_once(':') else {
+            return false;
+        };
+        named_port.parse::<u16>() == Ok(port)
+            && matches!(
+                host,
+                "localhost" | "127.0.0.1" | "[::1]" | "0.0.0.0" | "[::]"
+            )
+    }
 }
 
 /// Every connector Runnel has, with what they can reach, for the planner.
@@ -43,6 +67,7 @@ impl Connectors {
             "filesystem" => filesystem::source(&options, schema)?,
             "datagen" => datagen::source(&options, schema)?,
             "nexmark" => nexmark::source(&options, schema)?,
+            "kinesis" => kinesis::source(&options, schema, &self.services)?,
             name @ ("print" | "blackhole") => {
                 return Err(ConnectorError::WrongRole {
                     connector: name.to_string(),
@@ -65,6 +90,7 @@ impl Connectors {
             "filesystem" => filesystem::sink(&options, &schema)?,
             "print" => print::sink(&options)?,
             "blackhole" => blackhole::sink(),
+            "kinesis" => kinesis::sink(&options, schema, &self.services)?,
             name @ ("datagen" | "nexmark") => {
                 return Err(ConnectorError::WrongRole {
                     connector: name.to_string(),

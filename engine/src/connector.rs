@@ -47,6 +47,19 @@ impl KeepOnly {
 /// ...])`. A source may leave them unread (NULL), or read them anyway.
 pub type UnusedFields = Vec<(usize, Vec<usize>)>;
 
+/// Where a source stands in one part of what it reads (a stream's shard),
+/// for a running job's figures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourcePosition {
+    pub part: String,
+    /// The last position read (a sequence number), if any.
+    pub position: Option<String>,
+    /// How far behind the newest record of the part the reader is.
+    pub millis_behind: Option<u64>,
+    /// Read to its end (a closed shard).
+    pub finished: bool,
+}
+
 pub trait SourceProvider: Send + Sync {
     fn reader(&self, worker: usize, peers: usize) -> Result<Box<dyn BatchReader>, EngineError>;
 
@@ -59,6 +72,12 @@ pub trait SourceProvider: Send + Sync {
     /// This source leaving `unused` fields unread, if it can save by it.
     fn skip_fields(&self, _unused: UnusedFields) -> Option<Arc<dyn SourceProvider>> {
         None
+    }
+
+    /// Where the source's readers are, part by part; empty for sources
+    /// that have no parts worth reporting (files, generators).
+    fn positions(&self) -> Vec<SourcePosition> {
+        Vec::new()
     }
 
     /// Whether the batches are a changelog (a trailing `__op` column after

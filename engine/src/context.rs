@@ -1,8 +1,9 @@
 //! What every operator of a running job shares: its counters and the first
 //! error that stopped it.
 
-use std::sync::Mutex;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::error::EngineError;
 
@@ -26,6 +27,24 @@ pub struct JobContext {
     aborted: AtomicBool,
     stopped: AtomicBool,
     error: Mutex<Option<EngineError>>,
+    /// Each source's and sink's figures, one entry per worker.
+    operators: Mutex<Vec<(String, Arc<OperatorFigures>)>>,
+}
+
+/// One worker's share of one source or sink.
+pub struct OperatorFigures {
+    pub rows: AtomicU64,
+    /// Its input (sink) or output (source) watermark.
+    pub watermark: AtomicI64,
+}
+
+/// A source's or sink's figures over every worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedFigures {
+    pub name: String,
+    pub rows: u64,
+    /// The least over the workers: where the operator as a whole is.
+    pub watermark: i64,
 }
 
 impl Default for JobContext {
@@ -41,6 +60,7 @@ impl Default for JobContext {
             aborted: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             error: Mutex::new(None),
+            operators: Mutex::new(Vec::new()),
         }
     }
 }
@@ -85,6 +105,41 @@ impl JobContext {
 
     pub fn take_error(&self) -> Option<EngineError> {
         self.error.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// A worker's counters for the source or sink `name`.
+    pub fn register(&self, name: &str) -> Arc<OperatorFigures> {
+        let figures = Arc::new(OperatorFigures {
+            rows: AtomicU64::new(0),
+            watermark: AtomicI64::new(i64::MIN),
+        });
+        self.operators
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((name.to_string(), figures.clone()));
+        figures
+    }
+
+    /// Every source's and sink's figures, summed over the workers.
+    pub fn operator_figures(&self) -> Vec<NamedFigures> {
+        let mut by_name: BTreeMap<&str, NamedFigures> = BTreeMap::new();
+        let operators = self.operators.lock().unwrap_or_else(|p| p.into_inner());
+        for (name, figures) in operators.iter() {
+            let rows = figures.rows.load(Ordering::Relaxed);
+            let watermark = figures.watermark.load(Ordering::Relaxed);
+            by_name
+                .entry(name)
+                .and_modify(|f| {
+                    f.rows += rows;
+                    f.watermark = f.watermark.min(watermark);
+                })
+                .or_insert(NamedFigures {
+                    name: name.clone(),
+                    rows,
+                    watermark,
+                });
+        }
+        by_name.into_values().collect()
     }
 
     pub fn add(counter: &AtomicU64, n: usize) {

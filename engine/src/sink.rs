@@ -34,11 +34,13 @@ pub fn sink(
 ) {
     let stream = stream.probe_with(probe);
     let mut last_watermark = Some(Watermark::MIN);
+    let figures = context.register(name);
     stream.sink(Pipeline, name, move |(input, frontier)| {
         input.for_each(|cap, data| {
             let time = cap.least().copied().unwrap_or(Watermark::MIN);
             if let Some(batch) = data.take() {
                 JobContext::add(&context.records_out, batch.num_rows());
+                JobContext::add(&figures.rows, batch.num_rows());
                 if !context.failed()
                     && let Err(error) = sink.write(batch, time)
                 {
@@ -49,6 +51,10 @@ pub fn sink(
         let watermark = frontier.frontier().as_option().copied();
         if watermark != last_watermark {
             last_watermark = watermark;
+            figures.watermark.store(
+                watermark.unwrap_or(Watermark::MAX),
+                std::sync::atomic::Ordering::Relaxed,
+            );
             context.watermark.fetch_max(
                 watermark.unwrap_or(Watermark::MAX),
                 std::sync::atomic::Ordering::Relaxed,

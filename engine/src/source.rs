@@ -30,6 +30,46 @@ pub enum Poll {
 /// One worker's share of a source.
 pub trait BatchReader: 'static {
     fn poll(&mut self) -> Result<Poll, EngineError>;
+
+    /// A reader of several independently ordered parts (a stream's shards)
+    /// says which part its last batch came from, and which parts are open:
+    /// the source's watermark is then the least over the open parts, as
+    /// Flink's per-split watermarks are, so a part read ahead of another
+    /// does not make the other's rows late. An open part that has given no
+    /// row yet holds the watermark back, until `idle_timeout` says it is
+    /// idle.
+    fn part_of_last_batch(&self) -> Option<u64> {
+        None
+    }
+
+    fn open_parts(&self) -> Option<Vec<u64>> {
+        None
+    }
+}
+
+/// Per part: the greatest event time seen and when it last gave a row.
+type PartTimes = std::collections::HashMap<u64, (Millis, Instant)>;
+
+/// The event time the watermark follows: the greatest seen, or, for a
+/// reader of parts, the least over its open parts that are not idle.
+fn watermark_base(
+    reader: &dyn BatchReader,
+    parts: &mut PartTimes,
+    max_event_time: Millis,
+    idle_timeout: Option<Duration>,
+) -> Millis {
+    let Some(open) = reader.open_parts() else {
+        return max_event_time;
+    };
+    parts.retain(|part, _| open.contains(part));
+    open.iter()
+        .filter_map(|part| {
+            let (time, last_row) = parts.entry(*part).or_insert((Millis::MIN, Instant::now()));
+            let idle = idle_timeout.is_some_and(|timeout| last_row.elapsed() >= timeout);
+            (!idle).then_some(*time)
+        })
+        .min()
+        .unwrap_or(max_event_time)
 }
 
 /// `WATERMARK FOR col AS col - INTERVAL ...`: bounded out-of-orderness.
@@ -73,8 +113,10 @@ pub fn source<'scope>(
         name,
         move |capability, info| {
             let activator = scope.activator_for(info.address);
+            let figures = context.register(name);
             let mut capability = Some(capability);
             let mut max_event_time = Millis::MIN;
+            let mut parts = PartTimes::new();
             let mut last_row = Instant::now();
             move |output| {
                 let Some(cap) = capability.as_mut() else {
@@ -103,8 +145,13 @@ pub fn source<'scope>(
                         }
                     };
                     JobContext::add(&context.records_in, batch.num_rows());
+                    JobContext::add(&figures.rows, batch.num_rows());
+                    let part = reader.part_of_last_batch();
                     if batch.num_rows() > 0 {
                         last_row = Instant::now();
+                        if let Some(part) = part {
+                            parts.entry(part).or_insert((Millis::MIN, last_row)).1 = last_row;
+                        }
                     }
                     let on_time = match &event_time {
                         None => batch,
@@ -118,6 +165,12 @@ pub fn source<'scope>(
                             let kept = split.and_then(|(on_time, times)| {
                                 if let Some(&batch_max) = times.iter().max() {
                                     max_event_time = max_event_time.max(batch_max);
+                                    if let Some(part) = part {
+                                        let seen = parts
+                                            .entry(part)
+                                            .or_insert((Millis::MIN, Instant::now()));
+                                        seen.0 = seen.0.max(batch_max);
+                                    }
                                 }
                                 match &event_time.drop_after {
                                     None => Ok(on_time),
@@ -145,14 +198,38 @@ pub fn source<'scope>(
                             .give_container(&mut Batch::new(on_time));
                     }
                     if let Some(event_time) = &event_time {
-                        let watermark =
-                            max_event_time.saturating_sub(event_time.max_out_of_orderness);
+                        let base = watermark_base(
+                            reader.as_ref(),
+                            &mut parts,
+                            max_event_time,
+                            event_time.idle_timeout,
+                        );
+                        let watermark = base.saturating_sub(event_time.max_out_of_orderness);
                         if watermark > *cap.time() {
                             cap.downgrade(&watermark);
                             context
                                 .source_watermark
                                 .fetch_max(watermark, Ordering::Relaxed);
                         }
+                    }
+                }
+                // Parts may have ended or gone idle without a batch.
+                if let Some(event_time) = &event_time
+                    && idle
+                    && !finished
+                {
+                    let base = watermark_base(
+                        reader.as_ref(),
+                        &mut parts,
+                        max_event_time,
+                        event_time.idle_timeout,
+                    );
+                    let watermark = base.saturating_sub(event_time.max_out_of_orderness);
+                    if watermark > *cap.time() {
+                        cap.downgrade(&watermark);
+                        context
+                            .source_watermark
+                            .fetch_max(watermark, Ordering::Relaxed);
                     }
                 }
                 if idle
@@ -174,6 +251,10 @@ pub fn source<'scope>(
                         cap.downgrade(&now);
                     }
                 }
+                figures.watermark.store(
+                    if finished { Millis::MAX } else { *cap.time() },
+                    Ordering::Relaxed,
+                );
                 if finished {
                     // Dropping the capability is end of input: the watermark goes
                     // to the end of time and every window fires.

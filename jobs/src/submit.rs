@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use runnel_engine::connector::ConnectorFactory;
+use runnel_engine::connector::{ConnectorFactory, SourceProvider};
 use runnel_sql::{Job, Node, Session, explain_pipeline};
 
 use crate::error::JobError;
@@ -43,6 +43,41 @@ impl Submission {
             .iter()
             .map(|p| sources_in(&p.node, name, &mut shared))
             .sum()
+    }
+}
+
+impl Submission {
+    /// Each source the job reads, by table name, once each: what reports
+    /// its positions while the job runs.
+    pub fn source_providers(&self) -> Vec<(String, Arc<dyn SourceProvider>)> {
+        let mut found = Vec::new();
+        let mut shared = HashSet::new();
+        for pipeline in &self.job.pipelines {
+            providers_in(&pipeline.node, &mut shared, &mut found);
+        }
+        found
+    }
+}
+
+fn providers_in(
+    node: &Node,
+    shared: &mut HashSet<usize>,
+    found: &mut Vec<(String, Arc<dyn SourceProvider>)>,
+) {
+    match node {
+        Node::Source {
+            table, provider, ..
+        } => found.push((table.name.clone(), provider.clone())),
+        Node::Shared { id, input } => {
+            if shared.insert(*id) {
+                providers_in(input, shared, found);
+            }
+        }
+        other => {
+            for input in other.inputs() {
+                providers_in(input, shared, found);
+            }
+        }
     }
 }
 

@@ -9,9 +9,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[command(
     name = "runnel",
     version,
-    about = "Kinesis Data Streams, Firehose, Analytics and Video in one binary",
+    about = "Kinesis Data Streams and Analytics (streaming SQL) in one binary; Firehose and Video to come",
     long_about = "Runnel is a self-hosted streaming platform that speaks the Amazon Kinesis wire \
 protocols. Point boto3, the aws CLI or an AWS SDK at its endpoint and it behaves like Kinesis.\n\n\
+Built: Kinesis Data Streams, and Flink SQL jobs (embedded with `runnel sql run`, or inside the \
+server over its streams with `runnel jobs` and the Kinesis Analytics V2 API). Still to come: \
+Firehose and Kinesis Video Streams.\n\n\
 Start with `runnel server`, then talk to http://127.0.0.1:4567."
 )]
 pub struct Cli {
@@ -23,8 +26,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the server: every service on one HTTP port, state in one data dir.
     #[command(
-        long_about = "Run the server: Streams, Firehose, Analytics and Video on one HTTP port, \
-with all state under one data dir.\n\n\
+        long_about = "Run the server: Kinesis Data Streams and Analytics (SQL jobs on /v1/jobs and \
+the Kinesis Analytics V2 API) on one HTTP port, with all state under one data dir. Firehose and \
+Video are still to come.\n\n\
 Settings come from, in order of precedence: flags, RUNNEL_* environment variables, the TOML \
 config file, built-in defaults. Stop with Ctrl-C or SIGTERM; the store is flushed before exit."
     )]
@@ -34,9 +38,51 @@ config file, built-in defaults. Stop with Ctrl-C or SIGTERM; the store is flushe
     Sql(SqlCommand),
     /// Kinesis streams on a running server: create, list, describe, put, tail.
     Streams(StreamsArgs),
+    /// SQL jobs on a running server: submit, list, describe, stop, delete, results.
+    Jobs(JobsArgs),
     /// Benchmarks of the SQL engine, run embedded.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct JobsArgs {
+    /// The server's URL
+    #[arg(
+        long,
+        env = "RUNNEL_ENDPOINT",
+        default_value = "http://127.0.0.1:4567",
+        global = true
+    )]
+    pub endpoint: String,
+
+    #[command(subcommand)]
+    pub command: JobsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Submit a Flink SQL script (DDL, SET, INSERT INTO, EXECUTE STATEMENT SET or a SELECT); prints the job's id
+    Submit {
+        /// The script; `-` reads stdin
+        file: PathBuf,
+        /// The job's name [default: the file's name]
+        #[arg(long)]
+        name: Option<String>,
+        /// Timely workers [default: the server's --workers]
+        #[arg(long)]
+        parallelism: Option<usize>,
+    },
+    /// List jobs with their status
+    List,
+    /// A job's status, SQL, plan and figures, as JSON
+    Describe { id: String },
+    /// Stop a job: its sources end, windows fire, sinks flush
+    Stop { id: String },
+    /// Remove a job that has ended
+    Delete { id: String },
+    /// Print a SELECT job's rows as they come (`+I[...]`, `-U[...]`, ...) until it ends
+    Results { id: String },
 }
 
 #[derive(Debug, clap::Args)]
@@ -225,6 +271,10 @@ pub struct ServerArgs {
     /// records/s in, 2 MiB/s and 5 GetRecords/s out), e.g. for benchmarks
     #[arg(long, env = "RUNNEL_NO_SHARD_LIMITS")]
     pub no_shard_limits: bool,
+
+    /// Timely workers of a job submitted without a parallelism [default: the number of cores]
+    #[arg(long, env = "RUNNEL_WORKERS")]
+    pub workers: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]

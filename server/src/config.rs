@@ -24,6 +24,8 @@ pub struct ServerConfig {
     /// The file the settings were read from, if any, for the start-up log.
     pub config_file: Option<PathBuf>,
     pub streams: StreamsSettings,
+    /// A job's timely workers when its submission names none.
+    pub workers: usize,
 }
 
 /// The `[streams]` table of the config file, resolved.
@@ -62,6 +64,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     log_format: Option<LogFormat>,
     log: Option<String>,
+    workers: Option<usize>,
     streams: Option<StreamsFile>,
 }
 
@@ -101,6 +104,11 @@ impl ServerConfig {
                 .or(file.log_format)
                 .unwrap_or(LogFormat::Human),
             log: args.log.or(file.log).unwrap_or_else(|| "info".to_string()),
+            workers: args
+                .workers
+                .or(file.workers)
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+                .max(1),
             streams: streams_settings(
                 args.no_shard_limits,
                 file.streams.unwrap_or_default(),

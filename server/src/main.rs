@@ -1,10 +1,12 @@
 //! The `runnel` binary.
 
+mod analytics;
 mod aws;
 mod bench;
 mod cli;
 mod config;
 mod http;
+mod jobs_cli;
 mod kinesis;
 mod logging;
 mod metrics;
@@ -45,6 +47,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runtime.block_on(serve::run(config))
         }
         Command::Streams(args) => streams_cli::run(args),
+        Command::Jobs(args) => jobs_cli::run(args),
         Command::Sql(SqlCommand::Run(args)) => {
             tracing_subscriber::fmt()
                 .with_writer(std::io::stderr)

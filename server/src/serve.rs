@@ -10,6 +10,9 @@ use tokio::sync::Notify;
 
 use runnel_streams::{Streams, StreamsConfig};
 
+use runnel_connectors::{Connectors, Services};
+
+use crate::analytics::{self, JobManager, JobStore};
 use crate::aws::AwsRouter;
 use crate::config::ServerConfig;
 use crate::http::{self, AppState};
@@ -24,7 +27,12 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     if let Some(file) = &config.config_file {
         tracing::info!(file = %file.display(), "read config file");
     }
-    let store = Store::open(&config.data_dir, runnel_streams::COLUMN_FAMILIES)?;
+    let families: Vec<&str> = runnel_streams::COLUMN_FAMILIES
+        .iter()
+        .chain(analytics::COLUMN_FAMILIES)
+        .copied()
+        .collect();
+    let store = Store::open(&config.data_dir, &families)?;
     let store_id = store_id(&store)?;
     tracing::info!(data_dir = %config.data_dir.display(), %store_id, "store open");
 
@@ -43,6 +51,26 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let mut aws = AwsRouter::default();
     kinesis::register(&mut aws, streams.clone());
 
+    let services = Services {
+        streams: Some(streams.clone()),
+        port: Some(config.port),
+    };
+    let jobs = JobManager::new(
+        Connectors::new(services),
+        config.workers,
+        JobStore::new(store.db().clone()),
+    );
+    jobs.recover()
+        .await
+        .context("recovering the jobs of the data dir")?;
+    analytics::kda::register(
+        &mut aws,
+        store.db().clone(),
+        jobs.clone(),
+        config.streams.region.clone(),
+        streams.config().account.clone(),
+    );
+
     let state = Arc::new(AppState {
         aws,
         budget: Default::default(),
@@ -51,7 +79,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         store_id,
         data_dir: config.data_dir.display().to_string(),
     });
-    let app = http::router(state);
+    let app = http::router(state).merge(analytics::routes(jobs.clone()));
     tracing::info!(%addr, "listening; AWS endpoint is http://{addr}");
 
     let stop = Arc::new(Notify::new());
@@ -75,6 +103,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
 
     // Handlers hold the service through the router; once the server is
     // gone this is the last reference, and dropping it drains the writer.
+    drop(jobs);
     drop(streams);
     store.flush().context("flushing the store")?;
     drop(store);

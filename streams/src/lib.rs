@@ -181,6 +181,20 @@ impl Streams {
             .map_err(|_| StreamsError::Internal("the stream writer has stopped".into()))?
     }
 
+    /// `put` from a thread outside any async runtime (a job's worker);
+    /// it blocks until the records are durable.
+    pub fn put_blocking(&self, stream: &str, records: Vec<PutEntry>) -> Result<Vec<PutOutcome>> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Job::Put {
+            stream: stream.to_string(),
+            records,
+            reply,
+        })?;
+        answer
+            .blocking_recv()
+            .map_err(|_| StreamsError::Internal("the stream writer has stopped".into()))?
+    }
+
     pub async fn create_stream(&self, name: &str, shards: u32, mode: CapacityMode) -> Result<()> {
         let name = name.to_string();
         self.on_writer(move |inner| inner.create_stream(&name, shards, mode))

@@ -24,6 +24,7 @@ use crate::state::{CF_RECORDS, Inner, ShardState};
 /// Bounds one group commit so a flood of puts still gets answered steadily.
 const MAX_BATCH_BYTES: usize = 32 * 1024 * 1024;
 
+#[derive(Debug, Clone)]
 pub struct PutEntry {
     pub partition_key: String,
     pub explicit_hash_key: Option<u128>,

@@ -70,6 +70,17 @@ impl Format {
         })
     }
 
+    /// The format as a table's `'format'` option names it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Format::Json(_) => "json",
+            Format::Csv(_) => "csv",
+            Format::DebeziumJson(_) => "debezium-json",
+            Format::Raw(_) => "raw",
+            Format::Parquet => "parquet",
+        }
+    }
+
     /// Whether decoded batches are a changelog (a trailing `__op`).
     pub fn is_changelog(&self) -> bool {
         matches!(self, Format::DebeziumJson(_))
@@ -97,6 +108,31 @@ impl Format {
                 ));
             }
         })
+    }
+
+    /// Each row as one message (a stream record): a line of the format
+    /// without its line end. A changelog's rows become envelopes.
+    pub fn encode_messages(&self, batch: &RecordBatch) -> Result<Vec<Vec<u8>>, ConnectorError> {
+        let mut text = Vec::with_capacity(batch.num_rows() * 64);
+        self.encode(batch, &mut text)?;
+        let text = text.strip_suffix(b"\n").unwrap_or(&text);
+        if text.is_empty() && batch.num_rows() == 0 {
+            return Ok(Vec::new());
+        }
+        let messages: Vec<Vec<u8>> = text.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
+        // A raw value or a quoted CSV field may hold a line end itself:
+        // then the lines are not the rows, and each row is encoded alone.
+        if messages.len() == batch.num_rows() {
+            return Ok(messages);
+        }
+        (0..batch.num_rows())
+            .map(|row| {
+                let mut one = Vec::new();
+                self.encode(&batch.slice(row, 1), &mut one)?;
+                one.pop_if(|b| *b == b'\n');
+                Ok(one)
+            })
+            .collect()
     }
 
     /// Writes rows as lines (envelopes, for debezium-json).
@@ -139,6 +175,35 @@ impl Decoder {
             json.skip_fields(unused);
         }
         self
+    }
+
+    /// Decodes messages (stream records), one or more rows each: a JSON
+    /// message's line ends are whitespace, a raw message is one value.
+    pub fn decode_messages<'a>(
+        &mut self,
+        messages: impl Iterator<Item = &'a [u8]>,
+    ) -> Result<Vec<RecordBatch>, ConnectorError> {
+        if let Decoder::Raw(raw) = self {
+            return raw.decode_messages(messages);
+        }
+        let json = matches!(self, Decoder::Json(_) | Decoder::Debezium(_));
+        let mut lines = Vec::new();
+        for message in messages {
+            let start = lines.len();
+            lines.extend_from_slice(message.strip_suffix(b"\n").unwrap_or(message));
+            if json {
+                for byte in &mut lines[start..] {
+                    if matches!(*byte, b'\n' | b'\r') {
+                        *byte = b' ';
+                    }
+                }
+            }
+            lines.push(b'\n');
+        }
+        if lines.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.decode_lines(&lines)
     }
 
     /// Decodes `lines` (whole lines) and returns the finished batches.

@@ -5,4 +5,5 @@
     reason = "test helpers fail the test on unexpected errors"
 )]
 
+mod kinesis;
 mod nexmark;

@@ -187,3 +187,87 @@ fn late_rows_go_to_the_side_output_and_are_counted() {
     assert_eq!(late_rows, [5, 20]);
     assert_eq!(context.late_records.load(Ordering::Relaxed), 2);
 }
+
+/// Two parts (a stream's shards) read one after the other: part 0's rows
+/// (times 100..=130) all come before part 1's (times 0..=30), both open.
+struct TwoParts {
+    batches: Vec<(u64, RecordBatch)>,
+    last: Option<u64>,
+}
+
+impl BatchReader for TwoParts {
+    fn poll(&mut self) -> Result<Poll, EngineError> {
+        match self.batches.pop() {
+            Some((part, batch)) => {
+                self.last = Some(part);
+                Ok(Poll::Batch(batch))
+            }
+            None => Ok(Poll::Done),
+        }
+    }
+
+    fn part_of_last_batch(&self) -> Option<u64> {
+        self.last
+    }
+
+    fn open_parts(&self) -> Option<Vec<u64>> {
+        Some(vec![0, 1])
+    }
+}
+
+#[test]
+fn a_part_read_ahead_of_another_does_not_make_the_others_rows_late() {
+    let spec = Arc::new(spec(WindowKind::tumble(10).unwrap()));
+    let context = Arc::new(JobContext::default());
+    let windows = Collected::default();
+    let out = windows.clone();
+    run(
+        &Cluster::local(1),
+        context.clone(),
+        move |worker, context| {
+            let event_time = EventTime {
+                expr: spec.time.clone(),
+                max_out_of_orderness: 0,
+                processing_time: false,
+                idle_timeout: None,
+                drop_after: None,
+            };
+            let reader = Box::new(TwoParts {
+                // Popped from the end: part 0 first.
+                batches: vec![
+                    (1, batch_of(&[(2, 20, 1), (2, 30, 1)])),
+                    (1, batch_of(&[(2, 0, 1), (2, 10, 1)])),
+                    (0, batch_of(&[(1, 120, 1), (1, 130, 1)])),
+                    (0, batch_of(&[(1, 100, 1), (1, 110, 1)])),
+                ],
+                last: None,
+            });
+            let spec = spec.clone();
+            let sink_of: Box<dyn BatchSink> = Box::new(out.clone());
+            worker.dataflow::<i64, _, _>(move |scope| {
+                let rows = source(
+                    scope,
+                    "shards",
+                    reader,
+                    Some(event_time),
+                    None,
+                    context.clone(),
+                );
+                let windows = window_aggregate(rows, spec, context.clone())?;
+                let probe = ProbeHandle::new();
+                sink(windows, "windows", sink_of, context, &probe);
+                Ok(probe)
+            })
+        },
+    )
+    .unwrap();
+    assert_eq!(context.late_records.load(Ordering::Relaxed), 0);
+    let rows: usize = windows
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(RecordBatch::num_rows)
+        .sum();
+    assert_eq!(rows, 8, "one window per row: 4 of each part");
+}

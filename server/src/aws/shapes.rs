@@ -52,7 +52,6 @@ macro_rules! model {
 model!(KINESIS, "shapes/kinesis.json");
 #[cfg(test)]
 model!(FIREHOSE, "shapes/firehose.json");
-#[cfg(test)]
 model!(KINESIS_ANALYTICS, "shapes/kinesisanalyticsv2.json");
 
 impl Model {

@@ -5,6 +5,7 @@
     reason = "test helpers fail the test on unexpected errors"
 )]
 
+mod analytics_jobs;
 mod aws_routing;
 mod bench;
 mod cli;

@@ -1,0 +1,279 @@
+//! A `kinesis` table's options, as Flink's connector (flink-connector-aws)
+//! names them; the legacy connector's `'stream'` is taken too.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use runnel_streams::Streams;
+
+use crate::ConnectorError;
+use crate::format::{Carrier, Format};
+use crate::options::Options;
+use crate::registry::Services;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitialPosition {
+    Latest,
+    TrimHorizon,
+    /// Epoch milliseconds.
+    AtTimestamp(u64),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Partitioner {
+    Random,
+    /// Every row of a worker to one shard: the worker's own key.
+    Fixed,
+    /// `PARTITIONED BY` columns' values joined by the delimiter.
+    Columns {
+        columns: Vec<usize>,
+        delimiter: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct KinesisOptions {
+    pub stream: String,
+    endpoint: Option<String>,
+    pub format: Format,
+    pub initial_position: InitialPosition,
+    pub discovery_interval: Duration,
+    pub max_record_count: usize,
+    pub partitioner: Partitioner,
+    pub batch_max_size: usize,
+    pub fail_on_error: bool,
+}
+
+/// PutRecords' own limit.
+const MAX_BATCH: usize = 500;
+
+impl KinesisOptions {
+    pub fn read(options: &Options, schema: &SchemaRef) -> Result<Self, ConnectorError> {
+        let stream = match (options.get("stream.arn"), options.get("stream")) {
+            (Some(arn), None) => runnel_streams::stream_name_from_arn(arn)
+                .ok_or_else(|| {
+                    ConnectorError::Option(format!(
+                        "option 'stream.arn' must be a stream ARN (arn:aws:kinesis:<region>:<account>:stream/<name>), got '{arn}'"
+                    ))
+                })?
+                .to_string(),
+            (None, Some(name)) => name.to_string(),
+            (Some(_), Some(_)) => {
+                return Err(ConnectorError::Option(
+                    "give the stream once: 'stream.arn' or the legacy 'stream', not both".into(),
+                ));
+            }
+            (None, None) => {
+                return Err(ConnectorError::Option(
+                    "missing required option 'stream.arn'".into(),
+                ));
+            }
+        };
+        // Read so that they are known: the region and credentials matter to
+        // a remote endpoint only; this server does not check signatures.
+        for key in [
+            "aws.region",
+            "aws.credentials.provider",
+            "aws.credentials.basic.accesskeyid",
+            "aws.credentials.basic.secretkey",
+            "aws.trust.all.certificates",
+            "aws.http.protocol.version",
+            "sink.http-client.protocol.version",
+            "sink.requests.max-inflight",
+            "sink.requests.max-buffered",
+            "sink.flush-buffer.size",
+            "sink.flush-buffer.timeout",
+            "source.reader.empty-records-fetch-interval",
+        ] {
+            options.get(key);
+        }
+        match options.get("source.reader.type") {
+            None => {}
+            Some(kind)
+                if kind.eq_ignore_ascii_case("POLLING") || kind.eq_ignore_ascii_case("EFO") =>
+            {
+                options.get("source.efo.consumer.name");
+                options.get("source.efo.lifecycle");
+            }
+            Some(other) => {
+                return Err(ConnectorError::Option(format!(
+                    "option 'source.reader.type' must be POLLING or EFO, got '{other}'"
+                )));
+            }
+        }
+        let initial_position = initial_position(options)?;
+        let discovery_interval = match options.get("source.shard.discovery.interval") {
+            None => Duration::from_secs(10),
+            Some(text) => parse_duration(text).ok_or_else(|| {
+                ConnectorError::Option(format!(
+                    "option 'source.shard.discovery.interval' must be a duration such as '10 s', got '{text}'"
+                ))
+            })?,
+        };
+        let max_record_count = options
+            .u64("source.shard.get-records.max-record-count")?
+            .map_or(10_000, |n| n.clamp(1, 10_000) as usize);
+        let partitioner = partitioner(options, schema)?;
+        let batch_max_size = options
+            .u64("sink.batch.max-size")?
+            .map_or(MAX_BATCH, |n| (n as usize).clamp(1, MAX_BATCH));
+        let fail_on_error = options.bool("sink.fail-on-error", false)?;
+        let format = Format::from_options(options, schema, Carrier::Messages)?;
+        Ok(KinesisOptions {
+            stream,
+            endpoint: options.get("aws.endpoint").map(str::to_string),
+            format,
+            initial_position,
+            discovery_interval,
+            max_record_count,
+            partitioner,
+            batch_max_size,
+            fail_on_error,
+        })
+    }
+
+    /// This server's stream service, which the table must name: another
+    /// endpoint is refused, as is a job that runs outside a server.
+    pub fn local_streams(&self, services: &Services) -> Result<Arc<Streams>, ConnectorError> {
+        let Some(streams) = services.streams.clone() else {
+            return Err(ConnectorError::Option(
+                "the kinesis connector reads and writes the streams of the server the job runs in: submit the job to `runnel server` (`runnel jobs submit`)".into(),
+            ));
+        };
+        if let Some(endpoint) = &self.endpoint
+            && !services.is_own_endpoint(endpoint)
+        {
+            return Err(ConnectorError::Option(format!(
+                "'aws.endpoint' = '{endpoint}' names another Kinesis endpoint; this version reads and writes only the streams of the server the job runs in (leave 'aws.endpoint' out)"
+            )));
+        }
+        streams.describe(&self.stream).map_err(|e| {
+            ConnectorError::Option(format!("kinesis stream '{}': {e}", self.stream))
+        })?;
+        Ok(streams)
+    }
+}
+
+fn initial_position(options: &Options) -> Result<InitialPosition, ConnectorError> {
+    let position = options
+        .get("source.init.position")
+        .or_else(|| options.get("scan.stream.initpos"))
+        .unwrap_or("LATEST");
+    let timestamp = options
+        .get("source.init.timestamp")
+        .or_else(|| options.get("scan.stream.initpos-timestamp"));
+    let format = options.get("source.init.timestamp.format");
+    match position.to_ascii_uppercase().as_str() {
+        "LATEST" => Ok(InitialPosition::Latest),
+        "TRIM_HORIZON" => Ok(InitialPosition::TrimHorizon),
+        "AT_TIMESTAMP" => {
+            let text = timestamp.ok_or_else(|| {
+                ConnectorError::Option(
+                    "'source.init.position' = 'AT_TIMESTAMP' needs 'source.init.timestamp'".into(),
+                )
+            })?;
+            parse_timestamp(text, format)
+                .map(InitialPosition::AtTimestamp)
+                .ok_or_else(|| {
+                    ConnectorError::Option(format!(
+                        "option 'source.init.timestamp' must be epoch seconds (with a fraction) or a date such as 2024-01-31T12:00:00.000Z, got '{text}'"
+                    ))
+                })
+        }
+        other => Err(ConnectorError::Option(format!(
+            "option 'source.init.position' must be LATEST, TRIM_HORIZON or AT_TIMESTAMP, got '{other}'"
+        ))),
+    }
+}
+
+/// Epoch seconds with an optional fraction, or a date in the connector's
+/// default format (`yyyy-MM-dd'T'HH:mm:ss.SSSXXX`, ISO-8601 with an offset).
+fn parse_timestamp(text: &str, format: Option<&str>) -> Option<u64> {
+    if let Ok(seconds) = text.trim().parse::<f64>() {
+        return (seconds.is_finite() && seconds >= 0.0).then(|| (seconds * 1000.0).round() as u64);
+    }
+    if format.is_some_and(|f| f != "yyyy-MM-dd'T'HH:mm:ss.SSSXXX") {
+        return None;
+    }
+    chrono::DateTime::parse_from_rfc3339(text.trim())
+        .ok()
+        .and_then(|t| u64::try_from(t.timestamp_millis()).ok())
+}
+
+fn partitioner(options: &Options, schema: &SchemaRef) -> Result<Partitioner, ConnectorError> {
+    let delimiter = options
+        .get("sink.partitioner-field-delimiter")
+        .unwrap_or("|")
+        .to_string();
+    let keys = options.get(runnel_engine::connector::PARTITION_KEYS);
+    let chosen = options.get("sink.partitioner");
+    match (keys, chosen) {
+        (Some(_), Some(_)) => Err(ConnectorError::Option(
+            "'sink.partitioner' cannot be set on a table with PARTITIONED BY: the partition key is made of the PARTITIONED BY columns".into(),
+        )),
+        (Some(keys), None) => {
+            let columns = keys
+                .split(',')
+                .map(|name| {
+                    schema.index_of(name).map_err(|_| {
+                        ConnectorError::Option(format!("PARTITIONED BY column '{name}' is not a column of the table"))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Partitioner::Columns { columns, delimiter })
+        }
+        (None, None) => Ok(Partitioner::Random),
+        (None, Some(kind)) if kind.eq_ignore_ascii_case("random") => Ok(Partitioner::Random),
+        (None, Some(kind)) if kind.eq_ignore_ascii_case("fixed") => Ok(Partitioner::Fixed),
+        (None, Some(other)) => Err(ConnectorError::Option(format!(
+            "option 'sink.partitioner' must be random or fixed, got '{other}'"
+        ))),
+    }
+}
+
+/// Flink's durations: a number with a unit (`10 s`, `250ms`, `1 min`), or
+/// a bare number of milliseconds.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let millis = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => number,
+        "s" | "sec" | "secs" | "second" | "seconds" => number.checked_mul(1000)?,
+        "min" | "m" | "minute" | "minutes" => number.checked_mul(60_000)?,
+        "h" | "hour" | "hours" => number.checked_mul(3_600_000)?,
+        _ => return None,
+    };
+    Some(Duration::from_millis(millis))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_timestamps_read_as_flink_writes_them() {
+        assert_eq!(parse_duration("10 s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1 min"), Some(Duration::from_secs(60)));
+        assert_eq!(parse_duration("500"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("soon"), None);
+        assert_eq!(
+            parse_timestamp("1586937601.5", None),
+            Some(1_586_937_601_500)
+        );
+        assert_eq!(
+            parse_timestamp("2020-04-15T08:00:01.500Z", None),
+            Some(1_586_937_601_500)
+        );
+        assert_eq!(
+            parse_timestamp("2020-04-15T08:00:01.500Z", Some("dd/MM")),
+            None
+        );
+        assert_eq!(parse_timestamp("-1", None), None);
+    }
+}

@@ -1,0 +1,178 @@
+//! Rows into a stream of this server, written as each batch leaves the job
+//! (there is no network round trip to amortise, so no added buffering
+//! delay), in puts of at most `sink.batch.max-size` records. Throttled
+//! records are put again with backoff until written: a job that writes
+//! faster than its stream allows slows down, and never drops a row.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use runnel_engine::EngineError;
+use runnel_engine::connector::SinkProvider;
+use runnel_engine::sink::BatchSink;
+use runnel_engine::time::Watermark;
+use runnel_streams::{PutEntry, PutOutcome, Streams, StreamsError};
+
+use super::options::{KinesisOptions, Partitioner};
+use crate::ConnectorError;
+
+pub struct KinesisSink {
+    options: KinesisOptions,
+    streams: Arc<Streams>,
+}
+
+impl KinesisSink {
+    pub fn new(
+        options: KinesisOptions,
+        _schema: SchemaRef,
+        streams: Arc<Streams>,
+    ) -> Result<Self, ConnectorError> {
+        Ok(KinesisSink { options, streams })
+    }
+}
+
+impl SinkProvider for KinesisSink {
+    fn sink(&self, worker: usize, _peers: usize) -> Result<Box<dyn BatchSink>, EngineError> {
+        Ok(Box::new(StreamWriter {
+            options: self.options.clone(),
+            streams: self.streams.clone(),
+            fixed_key: format!("runnel-sink-{worker}"),
+            random: 0x9E37_79B9_7F4A_7C15
+                ^ (worker as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9)
+                ^ u64::from(std::process::id()),
+        }))
+    }
+
+    fn accepts_changelog(&self) -> bool {
+        self.options.format.is_changelog()
+    }
+
+    fn wants_update_before(&self) -> bool {
+        self.accepts_changelog()
+    }
+}
+
+struct StreamWriter {
+    options: KinesisOptions,
+    streams: Arc<Streams>,
+    fixed_key: String,
+    /// xorshift state for random partition keys.
+    random: u64,
+}
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_KEY_CHARS: usize = 256;
+
+fn failure(stream: &str, error: impl std::fmt::Display) -> EngineError {
+    EngineError::Connector {
+        connector: "kinesis",
+        message: format!("stream '{stream}': {error}"),
+    }
+}
+
+impl StreamWriter {
+    fn next_random_key(&mut self) -> String {
+        let mut x = self.random;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.random = x;
+        format!("{x:016x}")
+    }
+
+    fn partition_keys(&mut self, batch: &RecordBatch) -> Result<Vec<String>, EngineError> {
+        let rows = batch.num_rows();
+        match &self.options.partitioner {
+            Partitioner::Random => Ok((0..rows).map(|_| self.next_random_key()).collect()),
+            Partitioner::Fixed => Ok(vec![self.fixed_key.clone(); rows]),
+            Partitioner::Columns { columns, delimiter } => {
+                let options = FormatOptions::default().with_null("null");
+                let formatters = columns
+                    .iter()
+                    .map(|&c| ArrayFormatter::try_new(batch.column(c).as_ref(), &options))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((0..rows)
+                    .map(|row| {
+                        let key = formatters
+                            .iter()
+                            .map(|f| f.value(row).to_string())
+                            .collect::<Vec<_>>()
+                            .join(delimiter);
+                        let key = if key.is_empty() {
+                            "null".to_string()
+                        } else {
+                            key
+                        };
+                        key.chars().take(MAX_KEY_CHARS).collect()
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    /// Puts `entries` until every one is written; throttled ones again
+    /// after a backoff.
+    fn put_all(&self, mut entries: Vec<PutEntry>) -> Result<(), EngineError> {
+        let stream = &self.options.stream;
+        let mut backoff = FIRST_BACKOFF;
+        while !entries.is_empty() {
+            let outcomes = match self.streams.put_blocking(stream, entries.clone()) {
+                Ok(outcomes) => outcomes,
+                Err(StreamsError::Throughput(_) | StreamsError::LimitExceeded(_)) => {
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    continue;
+                }
+                Err(error) if self.options.fail_on_error => return Err(failure(stream, error)),
+                Err(error @ (StreamsError::NotFound(_) | StreamsError::Internal(_))) => {
+                    return Err(failure(stream, error));
+                }
+                Err(error) => {
+                    tracing::error!(%stream, %error, records = entries.len(), "kinesis sink: records not written ('sink.fail-on-error' is false)");
+                    return Ok(());
+                }
+            };
+            let throttled: Vec<PutEntry> = entries
+                .into_iter()
+                .zip(outcomes)
+                .filter(|(_, outcome)| matches!(outcome, PutOutcome::Throttled { .. }))
+                .map(|(entry, _)| entry)
+                .collect();
+            if !throttled.is_empty() {
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+            entries = throttled;
+        }
+        Ok(())
+    }
+}
+
+impl BatchSink for StreamWriter {
+    fn write(&mut self, batch: RecordBatch, _time: Watermark) -> Result<(), EngineError> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let messages = self.options.format.encode_messages(&batch)?;
+        let keys = self.partition_keys(&batch)?;
+        let mut entries: Vec<PutEntry> = keys
+            .into_iter()
+            .zip(messages)
+            .map(|(partition_key, data)| PutEntry {
+                partition_key,
+                explicit_hash_key: None,
+                data,
+            })
+            .collect();
+        let size = self.options.batch_max_size;
+        while !entries.is_empty() {
+            let rest = entries.split_off(size.min(entries.len()));
+            self.put_all(std::mem::replace(&mut entries, rest))?;
+        }
+        Ok(())
+    }
+}

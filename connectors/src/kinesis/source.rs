@@ -1,0 +1,334 @@
+//! Reading a stream as Kinesis consumers must: a child shard only after
+//! its parents are read to their end, shards opened while the job runs
+//! picked up, each shard read by one worker (its index modulo the workers).
+//! Workers share a tracker of which shards are done and where each is.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use runnel_engine::EngineError;
+use runnel_engine::connector::{SourcePosition, SourceProvider};
+use runnel_engine::source::{BatchReader, Poll};
+use runnel_streams::{IteratorStart, Streams, StreamsError};
+
+use super::options::{InitialPosition, KinesisOptions};
+use crate::ConnectorError;
+use crate::format::Decoder;
+
+pub struct KinesisSource {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    options: KinesisOptions,
+    schema: SchemaRef,
+    streams: Arc<Streams>,
+    /// The shards when the job was submitted: they start at the table's
+    /// initial position; shards opened later start at their beginning.
+    initial: HashSet<u32>,
+    tracker: Mutex<Tracker>,
+}
+
+#[derive(Default)]
+struct Tracker {
+    shards: BTreeMap<u32, ShardProgress>,
+    /// Counts finished shards, so that a worker whose shard's children may
+    /// now be readable looks again at once rather than at its next
+    /// discovery interval.
+    generation: u64,
+}
+
+#[derive(Default, Clone)]
+struct ShardProgress {
+    finished: bool,
+    /// The last sequence number read.
+    sequence: Option<String>,
+    millis_behind: u64,
+}
+
+impl KinesisSource {
+    pub fn new(
+        options: KinesisOptions,
+        schema: SchemaRef,
+        streams: Arc<Streams>,
+    ) -> Result<Self, ConnectorError> {
+        options.format.decoder(schema.clone())?;
+        let info = streams.describe(&options.stream).map_err(|e| {
+            ConnectorError::Option(format!("kinesis stream '{}': {e}", options.stream))
+        })?;
+        Ok(KinesisSource {
+            shared: Arc::new(Shared {
+                initial: info.meta.shards.iter().map(|s| s.index).collect(),
+                options,
+                schema,
+                streams,
+                tracker: Mutex::default(),
+            }),
+        })
+    }
+}
+
+impl SourceProvider for KinesisSource {
+    fn reader(&self, worker: usize, peers: usize) -> Result<Box<dyn BatchReader>, EngineError> {
+        let decoder = self
+            .shared
+            .options
+            .format
+            .decoder(self.shared.schema.clone())?;
+        Ok(Box::new(ShardReader {
+            shared: self.shared.clone(),
+            worker,
+            peers: peers.max(1),
+            reading: Vec::new(),
+            next: 0,
+            discovered: None,
+            decoder,
+            ready: VecDeque::new(),
+            last_part: None,
+        }))
+    }
+
+    fn produces_changelog(&self) -> bool {
+        self.shared.options.format.is_changelog()
+    }
+
+    fn positions(&self) -> Vec<SourcePosition> {
+        let tracker = self
+            .shared
+            .tracker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        tracker
+            .shards
+            .iter()
+            .map(|(index, progress)| SourcePosition {
+                part: runnel_streams::model::shard_id(*index),
+                position: progress.sequence.clone(),
+                millis_behind: Some(progress.millis_behind),
+                finished: progress.finished,
+            })
+            .collect()
+    }
+}
+
+struct Reading {
+    shard: u32,
+    iterator: String,
+}
+
+struct ShardReader {
+    shared: Arc<Shared>,
+    worker: usize,
+    peers: usize,
+    reading: Vec<Reading>,
+    /// Shards are read in turn, one GetRecords each, so that a backlog in
+    /// one does not leave the others' watermarks behind.
+    next: usize,
+    /// When, and at which tracker generation, shards were last discovered.
+    discovered: Option<(Instant, u64)>,
+    decoder: Decoder,
+    /// Decoded rows not yet handed over, with their shard.
+    ready: VecDeque<(u32, RecordBatch)>,
+    last_part: Option<u32>,
+}
+
+fn failure(stream: &str, error: impl std::fmt::Display) -> EngineError {
+    EngineError::Connector {
+        connector: "kinesis",
+        message: format!("stream '{stream}': {error}"),
+    }
+}
+
+impl ShardReader {
+    fn tracker(&self) -> std::sync::MutexGuard<'_, Tracker> {
+        self.shared
+            .tracker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn due_for_discovery(&self) -> bool {
+        match self.discovered {
+            None => true,
+            Some((at, generation)) => {
+                at.elapsed() >= self.shared.options.discovery_interval
+                    || self.tracker().generation != generation
+            }
+        }
+    }
+
+    /// Starts reading every shard of this worker whose parents are done.
+    fn discover(&mut self) -> Result<(), EngineError> {
+        let stream = &self.shared.options.stream;
+        let generation = self.tracker().generation;
+        let info = self
+            .shared
+            .streams
+            .describe(stream)
+            .map_err(|e| failure(stream, e))?;
+        let meta = &info.meta;
+        for shard in &meta.shards {
+            if shard.index as usize % self.peers != self.worker
+                || self.reading.iter().any(|r| r.shard == shard.index)
+            {
+                continue;
+            }
+            let ready = {
+                let tracker = self.tracker();
+                let done = |index: u32| tracker.shards.get(&index).is_some_and(|p| p.finished);
+                // A parent trimmed away by retention has nothing left to read.
+                !done(shard.index)
+                    && [shard.parent, shard.adjacent_parent]
+                        .into_iter()
+                        .flatten()
+                        .all(|p| meta.shard(p).is_none() || done(p))
+            };
+            if !ready {
+                continue;
+            }
+            let start = if self.shared.initial.contains(&shard.index) {
+                match self.shared.options.initial_position {
+                    InitialPosition::Latest => IteratorStart::Latest,
+                    InitialPosition::TrimHorizon => IteratorStart::TrimHorizon,
+                    InitialPosition::AtTimestamp(ms) => IteratorStart::AtTimestamp(ms),
+                }
+            } else {
+                IteratorStart::TrimHorizon
+            };
+            let iterator = self
+                .shared
+                .streams
+                .shard_iterator(stream, shard.index, &start)
+                .map_err(|e| failure(stream, e))?;
+            self.tracker().shards.entry(shard.index).or_default();
+            self.reading.push(Reading {
+                shard: shard.index,
+                iterator,
+            });
+        }
+        self.discovered = Some((Instant::now(), generation));
+        Ok(())
+    }
+
+    /// One GetRecords on the next shard in turn; the records' rows go to
+    /// `ready`. Whether anything was read.
+    fn read_one(&mut self) -> Result<bool, EngineError> {
+        if self.reading.is_empty() {
+            return Ok(false);
+        }
+        let stream = self.shared.options.stream.clone();
+        self.next %= self.reading.len();
+        let index = self.next;
+        self.next += 1;
+        let shard = self.reading[index].shard;
+        let output = match self.shared.streams.read_subscription(
+            &self.reading[index].iterator,
+            self.shared.options.max_record_count,
+        ) {
+            Ok(output) => output,
+            Err(StreamsError::ExpiredIterator(_)) => {
+                // Not read for longer than an iterator lives: go on after the
+                // last record read.
+                let start = match self
+                    .tracker()
+                    .shards
+                    .get(&shard)
+                    .and_then(|p| p.sequence.clone())
+                {
+                    Some(sequence) => IteratorStart::AfterSequence(sequence),
+                    None => IteratorStart::TrimHorizon,
+                };
+                self.reading[index].iterator = self
+                    .shared
+                    .streams
+                    .shard_iterator(&stream, shard, &start)
+                    .map_err(|e| failure(&stream, e))?;
+                return Ok(false);
+            }
+            Err(error) => return Err(failure(&stream, error)),
+        };
+        let read = !output.records.is_empty();
+        if read {
+            let batches = self
+                .decoder
+                .decode_messages(output.records.iter().map(|r| r.data.as_slice()))
+                .map_err(|e| {
+                    failure(
+                        &stream,
+                        format!(
+                            "a record of {} could not be read as {}: {e}",
+                            runnel_streams::model::shard_id(shard),
+                            self.shared.options.format.name()
+                        ),
+                    )
+                })?;
+            self.ready.extend(
+                batches
+                    .into_iter()
+                    .filter(|b| b.num_rows() > 0)
+                    .map(|b| (shard, b)),
+            );
+        }
+        let last_sequence = output.records.last().map(|r| r.sequence_number.clone());
+        let mut tracker = self
+            .shared
+            .tracker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let progress = tracker.shards.entry(shard).or_default();
+        if let Some(sequence) = last_sequence {
+            progress.sequence = Some(sequence);
+        }
+        progress.millis_behind = output.millis_behind_latest;
+        match output.next_iterator {
+            Some(iterator) => self.reading[index].iterator = iterator,
+            None => {
+                progress.finished = true;
+                tracker.generation += 1;
+                drop(tracker);
+                self.reading.remove(index);
+            }
+        }
+        Ok(read)
+    }
+}
+
+impl BatchReader for ShardReader {
+    fn poll(&mut self) -> Result<Poll, EngineError> {
+        if self.ready.is_empty() {
+            if self.due_for_discovery() {
+                self.discover()?;
+            }
+            for _ in 0..self.reading.len() {
+                if self.read_one()? && !self.ready.is_empty() {
+                    break;
+                }
+            }
+        }
+        Ok(match self.ready.pop_front() {
+            Some((shard, batch)) => {
+                self.last_part = Some(shard);
+                Poll::Batch(batch)
+            }
+            None => Poll::Idle,
+        })
+    }
+
+    fn part_of_last_batch(&self) -> Option<u64> {
+        self.last_part.map(u64::from)
+    }
+
+    /// Shards being read, and ended ones whose rows are still to come.
+    fn open_parts(&self) -> Option<Vec<u64>> {
+        let mut open: Vec<u64> = self.reading.iter().map(|r| u64::from(r.shard)).collect();
+        for (shard, _) in &self.ready {
+            if !open.contains(&u64::from(*shard)) {
+                open.push(u64::from(*shard));
+            }
+        }
+        Some(open)
+    }
+}

@@ -1,0 +1,419 @@
+//! The server's jobs: submitted, run on their own timely workers, watched
+//! until they end, kept in the data dir so that a job running when the
+//! server went down runs again when it comes back.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use runnel_connectors::Connectors;
+use runnel_engine::connector::SourceProvider;
+use runnel_engine::context::JobContext;
+use runnel_jobs::{Cluster, JobError, RunningJob};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use super::results::{ResultRow, ResultsSink};
+use super::store::JobStore;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    Running,
+    Restarting,
+    Finished,
+    Failed,
+    Stopped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "RUNNING",
+            Status::Restarting => "RESTARTING",
+            Status::Finished => "FINISHED",
+            Status::Failed => "FAILED",
+            Status::Stopped => "STOPPED",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, Status::Finished | Status::Failed | Status::Stopped)
+    }
+}
+
+/// What is kept of a job in the data dir.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Definition {
+    pub id: String,
+    pub name: String,
+    pub sql: String,
+    pub parallelism: usize,
+    pub created_ms: u64,
+    pub status: Status,
+    pub error: Option<String>,
+    pub started_ms: Option<u64>,
+    pub ended_ms: Option<u64>,
+}
+
+/// A script refused at submit, with where in it.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub message: String,
+    pub line: Option<u64>,
+    pub column: Option<u64>,
+}
+
+impl Refusal {
+    fn plain(message: impl Into<String>) -> Self {
+        Refusal {
+            message: message.into(),
+            line: None,
+            column: None,
+        }
+    }
+
+    fn of(error: JobError) -> Self {
+        match error {
+            JobError::Rejected(runnel_sql::SqlError::Invalid { message, position }) => Refusal {
+                line: position.map(|p| p.line),
+                column: position.map(|p| p.column),
+                message: match position {
+                    Some(p) => format!("{message} at {p}"),
+                    None => message,
+                },
+            },
+            other => Refusal::plain(other.to_string()),
+        }
+    }
+}
+
+pub struct ManagedJob {
+    pub plan: String,
+    state: Mutex<JobState>,
+    results: broadcast::Sender<Arc<ResultRow>>,
+    sources: Vec<(String, Arc<dyn SourceProvider>)>,
+}
+
+struct JobState {
+    definition: Definition,
+    running: Option<RunningJob>,
+    context: Option<Arc<JobContext>>,
+    stop_requested: bool,
+}
+
+/// A job as its JSON shows it, read at one instant.
+pub struct Snapshot {
+    pub definition: Definition,
+    pub context: Option<Arc<JobContext>>,
+}
+
+impl ManagedJob {
+    pub fn snapshot(&self) -> Snapshot {
+        let state = self.state();
+        Snapshot {
+            definition: state.definition.clone(),
+            context: state.context.clone(),
+        }
+    }
+
+    pub fn sources(&self) -> &[(String, Arc<dyn SourceProvider>)] {
+        &self.sources
+    }
+
+    /// Asked to stop and not yet ended.
+    pub fn is_stopping(&self) -> bool {
+        let state = self.state();
+        state.stop_requested && !state.definition.status.is_final()
+    }
+
+    pub fn follow(&self) -> broadcast::Receiver<Arc<ResultRow>> {
+        self.results.subscribe()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, JobState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Rows a follower of a job's results may fall behind by before it is
+/// told how many it missed.
+const NOTHING_TO_RUN: &str =
+    "the script has nothing to run: give it an INSERT INTO, an EXECUTE STATEMENT SET or a SELECT";
+const RESULTS_BUFFER: usize = 16 * 1024;
+const WATCH_INTERVAL: Duration = Duration::from_millis(50);
+
+pub struct JobManager {
+    connectors: Connectors,
+    default_parallelism: usize,
+    jobs: Mutex<BTreeMap<String, Arc<ManagedJob>>>,
+    store: JobStore,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManagerError {
+    #[error("job {0} not found")]
+    NotFound(String),
+    #[error("job {id} is {status}; {what}")]
+    WrongStatus {
+        id: String,
+        status: &'static str,
+        what: &'static str,
+    },
+    #[error("{0}")]
+    Store(String),
+}
+
+pub fn now_ms() -> u64 {
+    chrono::Utc::now().timestamp_millis().max(0) as u64
+}
+
+impl JobManager {
+    pub fn new(connectors: Connectors, default_parallelism: usize, store: JobStore) -> Arc<Self> {
+        Arc::new(JobManager {
+            connectors,
+            default_parallelism: default_parallelism.max(1),
+            jobs: Mutex::new(BTreeMap::new()),
+            store,
+        })
+    }
+
+    fn jobs(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<ManagedJob>>> {
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn default_parallelism(&self) -> usize {
+        self.default_parallelism
+    }
+
+    /// Jobs kept in the data dir: those that were running start again,
+    /// the rest are listed as they ended.
+    pub async fn recover(self: &Arc<Self>) -> Result<(), ManagerError> {
+        for definition in self.store.load().map_err(ManagerError::Store)? {
+            let id = definition.id.clone();
+            if definition.status.is_final() {
+                let plan = String::new();
+                self.jobs().insert(
+                    id,
+                    Arc::new(ManagedJob {
+                        plan,
+                        state: Mutex::new(JobState {
+                            definition,
+                            running: None,
+                            context: None,
+                            stop_requested: false,
+                        }),
+                        results: broadcast::channel(1).0,
+                        sources: Vec::new(),
+                    }),
+                );
+                continue;
+            }
+            tracing::info!(job = %id, name = %definition.name, "restarting a job that was running");
+            if let Err(refusal) = self.launch(definition.clone()).await {
+                // The script planned once; what it reads may be gone now
+                // (a deleted stream): the job fails, with the reason.
+                let mut failed = definition;
+                failed.status = Status::Failed;
+                failed.error = Some(refusal.message);
+                failed.ended_ms = Some(now_ms());
+                self.store.save(&failed).map_err(ManagerError::Store)?;
+                self.jobs().insert(
+                    id,
+                    Arc::new(ManagedJob {
+                        plan: String::new(),
+                        state: Mutex::new(JobState {
+                            definition: failed,
+                            running: None,
+                            context: None,
+                            stop_requested: false,
+                        }),
+                        results: broadcast::channel(1).0,
+                        sources: Vec::new(),
+                    }),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Plans `sql` and starts it; nothing starts if it is refused.
+    pub async fn submit(
+        self: &Arc<Self>,
+        sql: String,
+        name: Option<String>,
+        parallelism: Option<usize>,
+    ) -> Result<Arc<ManagedJob>, Refusal> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let definition = Definition {
+            name: name.unwrap_or_else(|| format!("job-{}", &id[..8])),
+            id,
+            sql,
+            parallelism: parallelism.unwrap_or(self.default_parallelism).max(1),
+            created_ms: now_ms(),
+            status: Status::Running,
+            error: None,
+            started_ms: None,
+            ended_ms: None,
+        };
+        self.launch(definition).await
+    }
+
+    async fn launch(
+        self: &Arc<Self>,
+        mut definition: Definition,
+    ) -> Result<Arc<ManagedJob>, Refusal> {
+        let submission =
+            runnel_jobs::submit(definition.sql.clone(), Arc::new(self.connectors.clone()))
+                .await
+                .map_err(Refusal::of)?;
+        if submission.is_empty() {
+            return Err(Refusal::plain(NOTHING_TO_RUN));
+        }
+        let plan = submission.plan();
+        let sources = submission.source_providers();
+        let (results, _) = broadcast::channel(RESULTS_BUFFER);
+        let cluster = Cluster {
+            workers: definition.parallelism,
+            processes: 1,
+            process_id: 0,
+            hosts: Vec::new(),
+        };
+        let sink = Arc::new(ResultsSink::new(results.clone()));
+        let running = runnel_jobs::start(submission, cluster, sink, &definition.name)
+            .map_err(|e| Refusal::plain(e.to_string()))?;
+        definition.status = Status::Running;
+        definition.started_ms = Some(now_ms());
+        definition.ended_ms = None;
+        definition.error = None;
+        self.store.save(&definition).map_err(Refusal::plain)?;
+        let id = definition.id.clone();
+        let job = Arc::new(ManagedJob {
+            plan,
+            state: Mutex::new(JobState {
+                definition,
+                context: Some(running.context().clone()),
+                running: Some(running),
+                stop_requested: false,
+            }),
+            results,
+            sources,
+        });
+        self.jobs().insert(id, job.clone());
+        let manager = self.clone();
+        let watched = job.clone();
+        tokio::spawn(async move { manager.watch(watched).await });
+        Ok(job)
+    }
+
+    /// Waits for the job's end and records how it ended.
+    async fn watch(self: Arc<Self>, job: Arc<ManagedJob>) {
+        loop {
+            let finished = job
+                .state()
+                .running
+                .as_ref()
+                .is_none_or(RunningJob::is_finished);
+            if finished {
+                break;
+            }
+            tokio::time::sleep(WATCH_INTERVAL).await;
+        }
+        let Some(running) = job.state().running.take() else {
+            return;
+        };
+        let result = tokio::task::spawn_blocking(move || running.wait())
+            .await
+            .unwrap_or_else(|e| Err(JobError::Failed(format!("the job's thread failed: {e}"))));
+        let definition = {
+            let mut state = job.state();
+            let stopped = state.stop_requested;
+            let definition = &mut state.definition;
+            definition.ended_ms = Some(now_ms());
+            match result {
+                Ok(()) if stopped => definition.status = Status::Stopped,
+                Ok(()) => definition.status = Status::Finished,
+                Err(error) => {
+                    definition.status = Status::Failed;
+                    definition.error = Some(error.to_string());
+                }
+            }
+            definition.clone()
+        };
+        tracing::info!(job = %definition.id, status = definition.status.as_str(), error = ?definition.error, "job ended");
+        if let Err(error) = self.store.save(&definition) {
+            tracing::error!(%error, job = %definition.id, "cannot record the job's end");
+        }
+    }
+
+    /// Plans `sql` as `submit` would, and starts nothing.
+    pub async fn plan_only(&self, sql: String) -> Result<(), String> {
+        let submission = runnel_jobs::submit(sql, Arc::new(self.connectors.clone()))
+            .await
+            .map_err(|e| Refusal::of(e).message)?;
+        if submission.is_empty() {
+            return Err(NOTHING_TO_RUN.to_string());
+        }
+        Ok(())
+    }
+
+    /// Waits (a bounded while) for a job to end.
+    pub async fn wait_ended(&self, id: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while tokio::time::Instant::now() < deadline
+            && self
+                .get(id)
+                .is_ok_and(|job| !job.snapshot().definition.status.is_final())
+        {
+            tokio::time::sleep(WATCH_INTERVAL).await;
+        }
+    }
+
+    pub fn list(&self) -> Vec<Arc<ManagedJob>> {
+        self.jobs().values().cloned().collect()
+    }
+
+    pub fn get(&self, id: &str) -> Result<Arc<ManagedJob>, ManagerError> {
+        self.jobs()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ManagerError::NotFound(id.to_string()))
+    }
+
+    /// Ends the job as the first Ctrl-C of `runnel sql run` does: sources
+    /// end, windows fire, sinks flush. The job is STOPPED once it has.
+    pub fn stop(&self, id: &str) -> Result<Arc<ManagedJob>, ManagerError> {
+        let job = self.get(id)?;
+        {
+            let mut state = job.state();
+            if state.definition.status.is_final() {
+                return Err(ManagerError::WrongStatus {
+                    id: id.to_string(),
+                    status: state.definition.status.as_str(),
+                    what: "only a running job can be stopped",
+                });
+            }
+            state.stop_requested = true;
+            if let Some(running) = &state.running {
+                running.stop();
+            }
+        }
+        Ok(job)
+    }
+
+    /// Removes a job that has ended.
+    pub fn delete(&self, id: &str) -> Result<(), ManagerError> {
+        let job = self.get(id)?;
+        let status = job.state().definition.status;
+        if !status.is_final() {
+            return Err(ManagerError::WrongStatus {
+                id: id.to_string(),
+                status: status.as_str(),
+                what: "stop it before deleting it",
+            });
+        }
+        self.store.delete(id).map_err(ManagerError::Store)?;
+        self.jobs().remove(id);
+        Ok(())
+    }
+}

@@ -1,0 +1,176 @@
+//! `runnel jobs ...`: a running server's `/v1/jobs` API from the shell.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+use crate::cli::{JobsArgs, JobsCommand};
+
+struct Client {
+    agent: ureq::Agent,
+    base: String,
+}
+
+impl Client {
+    fn send(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let mut response = match (method, body) {
+            ("POST", Some(body)) => self
+                .agent
+                .post(&url)
+                .header("Content-Type", "application/json")
+                .send(body.to_string()),
+            ("POST", None) => self.agent.post(&url).send_empty(),
+            ("DELETE", _) => self.agent.delete(&url).call(),
+            _ => self.agent.get(&url).call(),
+        }
+        .with_context(|| format!("cannot reach {}", self.base))?;
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024 * 1024)
+            .read_to_string()
+            .context("reading the response")?;
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if !(200..300).contains(&status) {
+            let message = value["message"].as_str().unwrap_or(&text);
+            bail!("{message}");
+        }
+        Ok(value)
+    }
+}
+
+pub fn run(args: JobsArgs) -> anyhow::Result<()> {
+    let client = Client {
+        agent: ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(120)))
+            .build()
+            .into(),
+        base: args.endpoint.trim_end_matches('/').to_string(),
+    };
+    let mut out = std::io::stdout().lock();
+    match args.command {
+        JobsCommand::Submit {
+            file,
+            name,
+            parallelism,
+        } => {
+            let sql = if file.as_os_str() == "-" {
+                let mut text = String::new();
+                std::io::stdin().read_to_string(&mut text)?;
+                text
+            } else {
+                std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?
+            };
+            let name = name.or_else(|| {
+                file.file_stem()
+                    .filter(|_| file.as_os_str() != "-")
+                    .map(|s| s.to_string_lossy().into_owned())
+            });
+            let mut body = json!({"sql": sql});
+            if let Some(name) = name {
+                body["name"] = json!(name);
+            }
+            if let Some(parallelism) = parallelism {
+                body["parallelism"] = json!(parallelism);
+            }
+            let job = client
+                .send("POST", "/v1/jobs", Some(body))
+                .with_context(|| format!("{} was refused", file.display()))?;
+            writeln!(out, "{}", job["id"].as_str().unwrap_or_default())?;
+        }
+        JobsCommand::List => {
+            let jobs = client.send("GET", "/v1/jobs", None)?;
+            writeln!(out, "{:<34} {:<10} {:<24} NAME", "ID", "STATUS", "STARTED")?;
+            for job in jobs["jobs"].as_array().into_iter().flatten() {
+                writeln!(
+                    out,
+                    "{:<34} {:<10} {:<24} {}",
+                    job["id"].as_str().unwrap_or_default(),
+                    job["status"].as_str().unwrap_or_default(),
+                    job["started"].as_str().unwrap_or("-"),
+                    job["name"].as_str().unwrap_or_default()
+                )?;
+            }
+        }
+        JobsCommand::Describe { id } => {
+            let job = client.send("GET", &format!("/v1/jobs/{id}"), None)?;
+            writeln!(out, "{}", serde_json::to_string_pretty(&job)?)?;
+        }
+        JobsCommand::Stop { id } => {
+            client.send("POST", &format!("/v1/jobs/{id}/stop"), None)?;
+            writeln!(out, "stopping {id}")?;
+        }
+        JobsCommand::Delete { id } => {
+            client.send("DELETE", &format!("/v1/jobs/{id}"), None)?;
+            writeln!(out, "deleted {id}")?;
+        }
+        JobsCommand::Results { id } => follow(&client, &id, &mut out)?,
+    }
+    Ok(())
+}
+
+/// Reads the server-sent events of a job's results until the job ends.
+fn follow(client: &Client, id: &str, out: &mut impl Write) -> anyhow::Result<()> {
+    let url = format!("{}/v1/jobs/{id}/results", client.base);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut response = agent
+        .get(&url)
+        .call()
+        .with_context(|| format!("cannot reach {}", client.base))?;
+    if response.status() != 200 {
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        bail!("{}", value["message"].as_str().unwrap_or(&text));
+    }
+    let reader = BufReader::new(response.into_body().into_reader());
+    let mut event = String::new();
+    for line in reader.lines() {
+        let line = line.context("reading the results")?;
+        if let Some(name) = line.strip_prefix("event:") {
+            event = name.trim().to_string();
+        } else if let Some(data) = line.strip_prefix("data:") {
+            let value: Value = serde_json::from_str(data.trim()).unwrap_or(Value::Null);
+            match event.as_str() {
+                "row" => {
+                    let values: Vec<String> = value["row"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(render)
+                        .collect();
+                    writeln!(
+                        out,
+                        "{}[{}]",
+                        value["op"].as_str().unwrap_or("+I"),
+                        values.join(", ")
+                    )?;
+                    out.flush()?;
+                }
+                "missed" => eprintln!("({} rows missed: this reader fell behind)", value["rows"]),
+                "end" => {
+                    eprintln!("job {id} {}", value["status"].as_str().unwrap_or("ended"));
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+fn render(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        Value::Null => "NULL".to_string(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,226 @@
+//! SQL jobs inside the server: `/v1/jobs`, `runnel jobs`, the `kinesis`
+//! connector, and a job that runs again after its server was killed.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::harness::{RunnelServer, runnel_bin};
+
+fn script_dir() -> &'static str {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/py")
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+fn kinesis(server: &RunnelServer, op: &str, body: Value) -> Value {
+    let mut response = agent()
+        .post(&server.url())
+        .header("X-Amz-Target", format!("Kinesis_20131202.{op}"))
+        .header("Content-Type", "application/x-amz-json-1.1")
+        .send(body.to_string())
+        .unwrap();
+    assert_eq!(response.status(), 200, "{op}");
+    response.body_mut().read_json().unwrap()
+}
+
+fn jobs(server: &RunnelServer, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let url = format!("{}{path}", server.url());
+    let mut response = match (method, body) {
+        ("POST", Some(body)) => agent()
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .send(body.to_string()),
+        ("POST", None) => agent().post(&url).send_empty(),
+        ("DELETE", _) => agent().delete(&url).call(),
+        _ => agent().get(&url).call(),
+    }
+    .unwrap();
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[test]
+fn boto3_and_runnel_jobs_run_a_windowed_job_from_stream_to_stream() {
+    let server = RunnelServer::builder().arg("--no-shard-limits").start();
+    let output = Command::new("python3")
+        .arg(Path::new(script_dir()).join("analytics_jobs.py"))
+        .arg(server.url())
+        .arg(runnel_bin())
+        .output()
+        .expect("run python3 (make deps installs boto3)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.lines().any(|l| l == "ok: analytics_jobs.py"),
+        "analytics_jobs.py failed\n--- stdout\n{stdout}\n--- stderr\n{}\n--- server log\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        server.log()
+    );
+}
+
+const PASS_THROUGH: &str = "
+CREATE TABLE source_events (k BIGINT) WITH ('connector' = 'kinesis', 'stream' = 'in', 'format' = 'json', 'source.init.position' = 'TRIM_HORIZON');
+CREATE TABLE copied (k BIGINT) WITH ('connector' = 'kinesis', 'stream' = 'out', 'format' = 'json');
+INSERT INTO copied SELECT k * 10 FROM source_events;
+";
+
+fn put(server: &RunnelServer, stream: &str, k: i64) {
+    use base64::Engine;
+    kinesis(
+        server,
+        "PutRecord",
+        json!({"StreamName": stream, "PartitionKey": format!("k{k}"),
+               "Data": base64::engine::general_purpose::STANDARD.encode(format!("{{\"k\": {k}}}"))}),
+    );
+}
+
+fn records_of(server: &RunnelServer, stream: &str) -> Vec<i64> {
+    use base64::Engine;
+    let iterator = kinesis(
+        server,
+        "GetShardIterator",
+        json!({"StreamName": stream, "ShardId": "shardId-000000000000", "ShardIteratorType": "TRIM_HORIZON"}),
+    )["ShardIterator"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = kinesis(server, "GetRecords", json!({"ShardIterator": iterator}));
+    let mut values: Vec<i64> = out["Records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let data = base64::engine::general_purpose::STANDARD
+                .decode(r["Data"].as_str().unwrap())
+                .unwrap();
+            serde_json::from_slice::<Value>(&data).unwrap()["k"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    values.sort_unstable();
+    values
+}
+
+fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A job acknowledged as submitted is kept in the data dir: killed with the
+/// server (`kill -9`), it runs again when the server comes back.
+#[test]
+fn a_running_job_runs_again_after_its_server_is_killed() {
+    let data = tempfile::tempdir().unwrap();
+    let mut server = RunnelServer::builder()
+        .data_dir(data.path())
+        .arg("--no-shard-limits")
+        .start();
+    for stream in ["in", "out"] {
+        kinesis(
+            &server,
+            "CreateStream",
+            json!({"StreamName": stream, "ShardCount": 1}),
+        );
+    }
+    let (status, job) = jobs(
+        &server,
+        "POST",
+        "/v1/jobs",
+        Some(json!({"sql": PASS_THROUGH, "name": "copy", "parallelism": 1})),
+    );
+    assert_eq!(status, 201, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    put(&server, "in", 1);
+    wait_for("the first record copied", || {
+        records_of(&server, "out") == [10]
+    });
+    server.kill();
+
+    let server = RunnelServer::builder()
+        .data_dir(data.path())
+        .arg("--no-shard-limits")
+        .start();
+    let (status, job) = jobs(&server, "GET", &format!("/v1/jobs/{id}"), None);
+    assert_eq!(status, 200);
+    assert_eq!(job["status"], "RUNNING", "{job}");
+    assert_eq!(job["name"], "copy");
+    put(&server, "in", 2);
+    // Without checkpoints (the next issue) the restarted job reads its
+    // stream again from its initial position: the first record is copied twice.
+    wait_for("the second record copied", || {
+        records_of(&server, "out").contains(&20)
+    });
+    let (status, _) = jobs(&server, "DELETE", &format!("/v1/jobs/{id}"), None);
+    assert_eq!(status, 409, "a running job cannot be deleted");
+    let (status, job) = jobs(&server, "POST", &format!("/v1/jobs/{id}/stop"), None);
+    assert_eq!(status, 202, "{job}");
+    wait_for("the job to stop", || {
+        jobs(&server, "GET", &format!("/v1/jobs/{id}"), None).1["status"] == "STOPPED"
+    });
+}
+
+#[test]
+fn bad_submissions_are_refused_with_reasons() {
+    let server = RunnelServer::start();
+    let (status, body) = jobs(&server, "POST", "/v1/jobs", Some(json!({"sequel": "x"})));
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = jobs(
+        &server,
+        "POST",
+        "/v1/jobs",
+        Some(json!({"sql": "CREATE TABLE t (a INT) WITH ('connector' = 'datagen');"})),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("nothing to run"),
+        "{body}"
+    );
+    let (status, body) = jobs(
+        &server,
+        "POST",
+        "/v1/jobs",
+        Some(
+            json!({"sql": "CREATE TABLE t (a INT) WITH ('connector' = 'kinesis', 'stream' = 'x', 'format' = 'json', 'aws.endpoint' = 'https://kinesis.us-east-1.amazonaws.com');\nINSERT INTO t SELECT a FROM t;"}),
+        ),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("another Kinesis endpoint"),
+        "{body}"
+    );
+    let (status, _) = jobs(&server, "POST", "/v1/jobs/none/stop", None);
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn boto3_kinesisanalyticsv2_manages_an_application() {
+    let server = RunnelServer::builder().arg("--no-shard-limits").start();
+    let output = Command::new("python3")
+        .arg(Path::new(script_dir()).join("analytics_applications.py"))
+        .arg(server.url())
+        .output()
+        .expect("run python3 (make deps installs boto3)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.lines().any(|l| l == "ok: analytics_applications.py"),
+        "analytics_applications.py failed\n--- stdout\n{stdout}\n--- stderr\n{}\n--- server log\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        server.log()
+    );
+}
