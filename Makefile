@@ -40,12 +40,15 @@ lint: deps
 
 KINESIS_LOCAL_DIR ?= $(HOME)/.cache/runnel-bench/kinesis-local
 
+# One cargo invocation for every bench: features are unified per
+# invocation, and `-p runnel-engine` alone would build DataFusion a second
+# time with another feature set.
 bench: deps
-	cargo bench -p runnel-engine --bench window --bench store
 	@# The Kinesis comparison runs kinesis-local (npm) beside runnel when npm is there.
 	@if command -v npm >/dev/null && [ ! -e $(KINESIS_LOCAL_DIR)/node_modules/kinesis-local/main.js ]; then \
 	  mkdir -p $(KINESIS_LOCAL_DIR) && npm install --prefix $(KINESIS_LOCAL_DIR) --no-audit --no-fund --silent kinesis-local@0.6.2; fi
-	KINESIS_LOCAL_DIR=$(KINESIS_LOCAL_DIR)/node_modules/kinesis-local cargo bench -p runnel --bench kinesis
+	KINESIS_LOCAL_DIR=$(KINESIS_LOCAL_DIR)/node_modules/kinesis-local \
+	  cargo bench -p runnel-engine -p runnel-store -p runnel --bench window --bench store --bench kinesis
 
 # Not part of test or bench: it installs Flink (700 MB) and takes minutes.
 compare: build

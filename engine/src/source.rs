@@ -47,6 +47,20 @@ pub trait BatchReader: 'static {
     }
 }
 
+/// Moves the source's watermark forward to `watermark`, never back.
+fn advance(
+    cap: &mut timely::dataflow::operators::Capability<Watermark>,
+    watermark: Watermark,
+    context: &JobContext,
+) {
+    if watermark > *cap.time() {
+        cap.downgrade(&watermark);
+        context
+            .source_watermark
+            .fetch_max(watermark, Ordering::Relaxed);
+    }
+}
+
 /// Per part: the greatest event time seen and when it last gave a row.
 type PartTimes = std::collections::HashMap<u64, (Millis, Instant)>;
 
@@ -198,19 +212,14 @@ pub fn source<'scope>(
                             .give_container(&mut Batch::new(on_time));
                     }
                     if let Some(event_time) = &event_time {
-                        let base = watermark_base(
+                        let watermark = watermark_base(
                             reader.as_ref(),
                             &mut parts,
                             max_event_time,
                             event_time.idle_timeout,
-                        );
-                        let watermark = base.saturating_sub(event_time.max_out_of_orderness);
-                        if watermark > *cap.time() {
-                            cap.downgrade(&watermark);
-                            context
-                                .source_watermark
-                                .fetch_max(watermark, Ordering::Relaxed);
-                        }
+                        )
+                        .saturating_sub(event_time.max_out_of_orderness);
+                        advance(cap, watermark, &context);
                     }
                 }
                 // Parts may have ended or gone idle without a batch.
@@ -218,19 +227,14 @@ pub fn source<'scope>(
                     && idle
                     && !finished
                 {
-                    let base = watermark_base(
+                    let watermark = watermark_base(
                         reader.as_ref(),
                         &mut parts,
                         max_event_time,
                         event_time.idle_timeout,
-                    );
-                    let watermark = base.saturating_sub(event_time.max_out_of_orderness);
-                    if watermark > *cap.time() {
-                        cap.downgrade(&watermark);
-                        context
-                            .source_watermark
-                            .fetch_max(watermark, Ordering::Relaxed);
-                    }
+                    )
+                    .saturating_sub(event_time.max_out_of_orderness);
+                    advance(cap, watermark, &context);
                 }
                 if idle
                     && let Some(timeout) = event_time.as_ref().and_then(|e| e.idle_timeout)

@@ -16,7 +16,7 @@ struct Client {
 impl Client {
     fn send(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.base);
-        let mut response = match (method, body) {
+        let response = match (method, body) {
             ("POST", Some(body)) => self
                 .agent
                 .post(&url)
@@ -27,14 +27,7 @@ impl Client {
             _ => self.agent.get(&url).call(),
         }
         .with_context(|| format!("cannot reach {}", self.base))?;
-        let status = response.status().as_u16();
-        let text = response
-            .body_mut()
-            .with_config()
-            .limit(64 * 1024 * 1024)
-            .read_to_string()
-            .context("reading the response")?;
-        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let (status, text, value) = crate::cli_http::read(response)?;
         if !(200..300).contains(&status) {
             let message = value["message"].as_str().unwrap_or(&text);
             bail!("{message}");
@@ -45,11 +38,7 @@ impl Client {
 
 pub fn run(args: JobsArgs) -> anyhow::Result<()> {
     let client = Client {
-        agent: ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(120)))
-            .build()
-            .into(),
+        agent: crate::cli_http::agent(Duration::from_secs(120)),
         base: args.endpoint.trim_end_matches('/').to_string(),
     };
     let mut out = std::io::stdout().lock();
@@ -118,17 +107,17 @@ pub fn run(args: JobsArgs) -> anyhow::Result<()> {
 /// Reads the server-sent events of a job's results until the job ends.
 fn follow(client: &Client, id: &str, out: &mut impl Write) -> anyhow::Result<()> {
     let url = format!("{}/v1/jobs/{id}/results", client.base);
+    // No overall timeout: the rows come for as long as the job runs.
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
         .into();
-    let mut response = agent
+    let response = agent
         .get(&url)
         .call()
         .with_context(|| format!("cannot reach {}", client.base))?;
     if response.status() != 200 {
-        let text = response.body_mut().read_to_string().unwrap_or_default();
-        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let (_, text, value) = crate::cli_http::read(response)?;
         bail!("{}", value["message"].as_str().unwrap_or(&text));
     }
     let reader = BufReader::new(response.into_body().into_reader());

@@ -4,6 +4,7 @@ mod analytics;
 mod aws;
 mod bench;
 mod cli;
+mod cli_http;
 mod config;
 mod http;
 mod jobs_cli;

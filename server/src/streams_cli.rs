@@ -24,21 +24,14 @@ struct Client {
 
 impl Client {
     fn call(&self, op: &str, body: Value) -> anyhow::Result<Value> {
-        let mut response = self
+        let response = self
             .agent
             .post(&self.endpoint)
             .header("X-Amz-Target", format!("Kinesis_20131202.{op}"))
             .header("Content-Type", "application/x-amz-json-1.1")
             .send(body.to_string())
             .with_context(|| format!("cannot reach {}", self.endpoint))?;
-        let status = response.status().as_u16();
-        let text = response
-            .body_mut()
-            .with_config()
-            .limit(64 * 1024 * 1024)
-            .read_to_string()
-            .context("reading the response")?;
-        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let (status, text, value) = crate::cli_http::read(response)?;
         if status != 200 {
             bail!(
                 "{op} failed: {}: {}",
@@ -52,11 +45,7 @@ impl Client {
 
 pub fn run(args: StreamsArgs) -> anyhow::Result<()> {
     let client = Client {
-        agent: ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build()
-            .into(),
+        agent: crate::cli_http::agent(Duration::from_secs(60)),
         endpoint: args.endpoint,
     };
     let mut out = std::io::stdout().lock();
