@@ -126,7 +126,14 @@ Try next:
 MSG
 
 if [ "${DEMO_EXIT:-0}" = 1 ]; then
-  step "DEMO_EXIT=1: stopping the server"
+  step "DEMO_EXIT=1: stopping the job and the server"
+  "$BIN" jobs --endpoint "$URL" stop "$JOB"
+  # Recorded as STOPPED before the server goes, or it would run again
+  # when the next demo starts the server on this data dir.
+  for _ in $(seq 1 100); do
+    "$BIN" jobs --endpoint "$URL" describe "$JOB" | grep -q '"status": "STOPPED"' && break
+    sleep 0.1
+  done
   exit 0
 fi
 echo "Press Ctrl-C to stop the server (the store is flushed on the way out)."

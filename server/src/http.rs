@@ -19,6 +19,7 @@ use crate::metrics::Metrics;
 
 pub struct AppState {
     pub aws: AwsRouter,
+    pub jobs: Arc<crate::analytics::JobManager>,
     pub budget: Budget,
     pub metrics: Metrics,
     pub started: Instant,
@@ -94,6 +95,7 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    state.metrics.record_jobs(&state.jobs.figures());
     (
         [(
             header::CONTENT_TYPE,

@@ -15,9 +15,31 @@ struct RequestLabels {
     status: u16,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabels {
+    job: String,
+    name: String,
+}
+
+type JobGauge = Family<JobLabels, Gauge<i64, std::sync::atomic::AtomicI64>>;
+
+/// A job's figures as `/metrics` shows them.
+pub struct JobFigures {
+    pub id: String,
+    pub name: String,
+    pub running: bool,
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub late_rows: u64,
+    pub state_rows: u64,
+    /// Milliseconds from the job's watermark to now, while it has one.
+    pub watermark_lag_ms: Option<i64>,
+}
+
 pub struct Metrics {
     registry: Mutex<Registry>,
     requests: Family<RequestLabels, Counter>,
+    jobs: [JobGauge; 6],
 }
 
 impl Metrics {
@@ -39,9 +61,27 @@ impl Metrics {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
         start_time.set(started);
+        let jobs: [JobGauge; 6] = Default::default();
+        for (family, (name, help)) in jobs.iter().zip([
+            ("job_running", "1 while the job runs, 0 once it has ended"),
+            ("job_rows_in", "Rows the job's sources have read"),
+            ("job_rows_out", "Rows the job's sinks have been given"),
+            (
+                "job_late_rows",
+                "Rows that came after the watermark, dropped or sent aside",
+            ),
+            ("job_state_rows", "Rows and keys the job's operators hold"),
+            (
+                "job_watermark_lag_milliseconds",
+                "How far the job's watermark is behind the wall clock",
+            ),
+        ]) {
+            registry.register(name, help, family.clone());
+        }
         Metrics {
             registry: Mutex::new(registry),
             requests,
+            jobs,
         }
     }
 
@@ -53,6 +93,30 @@ impl Metrics {
                 status,
             })
             .inc();
+    }
+
+    /// Replaces the per-job gauges with `jobs`' figures (a deleted job's
+    /// series go away).
+    pub fn record_jobs(&self, jobs: &[JobFigures]) {
+        for family in &self.jobs {
+            family.clear();
+        }
+        let [running, rows_in, rows_out, late, state, lag] = &self.jobs;
+        for job in jobs {
+            let labels = JobLabels {
+                job: job.id.clone(),
+                name: job.name.clone(),
+            };
+            let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+            running.get_or_create(&labels).set(i64::from(job.running));
+            rows_in.get_or_create(&labels).set(as_i64(job.rows_in));
+            rows_out.get_or_create(&labels).set(as_i64(job.rows_out));
+            late.get_or_create(&labels).set(as_i64(job.late_rows));
+            state.get_or_create(&labels).set(as_i64(job.state_rows));
+            if let Some(ms) = job.watermark_lag_ms {
+                lag.get_or_create(&labels).set(ms);
+            }
+        }
     }
 
     pub fn render(&self) -> String {

@@ -73,6 +73,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
 
     let state = Arc::new(AppState {
         aws,
+        jobs: jobs.clone(),
         budget: Default::default(),
         metrics: Metrics::new(),
         started: Instant::now(),

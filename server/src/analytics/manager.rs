@@ -369,6 +369,35 @@ impl JobManager {
         }
     }
 
+    /// Every job's figures, for `/metrics`.
+    pub fn figures(&self) -> Vec<crate::metrics::JobFigures> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = now_ms() as i64;
+        self.list()
+            .iter()
+            .map(|job| {
+                let Snapshot {
+                    definition,
+                    context,
+                } = job.snapshot();
+                let load = |f: fn(&JobContext) -> u64| context.as_deref().map_or(0, f);
+                let watermark = context.as_deref().map(|c| c.watermark.load(Relaxed));
+                crate::metrics::JobFigures {
+                    running: !definition.status.is_final(),
+                    rows_in: load(|c| c.records_in.load(Relaxed)),
+                    rows_out: load(|c| c.records_out.load(Relaxed)),
+                    late_rows: load(|c| c.late_records.load(Relaxed)),
+                    state_rows: load(|c| c.state_rows.load(Relaxed)),
+                    watermark_lag_ms: watermark
+                        .filter(|w| *w != i64::MIN && *w != i64::MAX)
+                        .map(|w| now.saturating_sub(w)),
+                    id: definition.id,
+                    name: definition.name,
+                }
+            })
+            .collect()
+    }
+
     pub fn list(&self) -> Vec<Arc<ManagedJob>> {
         self.jobs().values().cloned().collect()
     }

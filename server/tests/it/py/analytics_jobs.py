@@ -202,6 +202,13 @@ assert sum(1 for s in source["shards"] if s["finished"]) == 3, source
 (sink,) = job["sinks"]
 assert sink["table"] == "counts" and sink["rows_written"] == len(expected), sink
 
+with urllib.request.urlopen(ENDPOINT + "/metrics", timeout=10) as response:
+    metrics = response.read().decode()
+labels = f'{{job="{job_id}",name="click-counts"}}'
+assert f"runnel_job_running{labels} 1" in metrics, metrics
+assert f"runnel_job_rows_in{labels} {len(events) + 4}" in metrics, metrics
+assert f"runnel_job_watermark_lag_milliseconds{labels}" in metrics, metrics
+
 listed = runnel("list")
 assert listed.returncode == 0 and job_id in listed.stdout and "RUNNING" in listed.stdout, listed
 
