@@ -15,6 +15,9 @@ pub struct Submission {
     pub job: Job,
     /// The text of each EXPLAIN statement, in order.
     pub explained: Vec<String>,
+    /// What the script's `SET` statements set, for whoever runs the job
+    /// (a restart strategy, for the server).
+    pub settings: std::collections::BTreeMap<String, String>,
 }
 
 impl Submission {
@@ -124,5 +127,6 @@ pub fn submit_blocking(
     Ok(Submission {
         job: submitted.job,
         explained: submitted.explained,
+        settings: session.catalog.settings.clone(),
     })
 }

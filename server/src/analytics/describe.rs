@@ -32,6 +32,7 @@ pub fn job_json(job: &ManagedJob, detailed: bool) -> Value {
         "status": definition.status.as_str(),
         "error": definition.error,
         "parallelism": definition.parallelism,
+        "restarts": definition.restarts,
         "created": time(Some(definition.created_ms)),
         "started": time(definition.started_ms),
         "ended": time(definition.ended_ms),

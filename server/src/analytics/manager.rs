@@ -13,6 +13,7 @@ use runnel_jobs::{Cluster, JobError, RunningJob};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use super::restart::RestartStrategy;
 use super::results::{ResultRow, ResultsSink};
 use super::store::JobStore;
 
@@ -54,6 +55,12 @@ pub struct Definition {
     pub error: Option<String>,
     pub started_ms: Option<u64>,
     pub ended_ms: Option<u64>,
+    /// From the script's `restart-strategy.*` settings.
+    #[serde(default)]
+    pub restart: RestartStrategy,
+    /// How often the job has been restarted after failing.
+    #[serde(default)]
+    pub restarts: u32,
 }
 
 /// A script refused at submit, with where in it.
@@ -255,14 +262,23 @@ impl JobManager {
             error: None,
             started_ms: None,
             ended_ms: None,
+            restart: RestartStrategy::None,
+            restarts: 0,
         };
         self.launch(definition).await
     }
 
-    async fn launch(
-        self: &Arc<Self>,
-        mut definition: Definition,
-    ) -> Result<Arc<ManagedJob>, Refusal> {
+    /// Starts the job and watches it until it ends.
+    async fn launch(self: &Arc<Self>, definition: Definition) -> Result<Arc<ManagedJob>, Refusal> {
+        let job = self.start_job(definition).await?;
+        let manager = self.clone();
+        let watched = job.clone();
+        tokio::spawn(async move { manager.watch(watched).await });
+        Ok(job)
+    }
+
+    /// Plans and starts the job under its id; nobody watches it yet.
+    async fn start_job(&self, mut definition: Definition) -> Result<Arc<ManagedJob>, Refusal> {
         let submission =
             runnel_jobs::submit(definition.sql.clone(), Arc::new(self.connectors.clone()))
                 .await
@@ -270,6 +286,8 @@ impl JobManager {
         if submission.is_empty() {
             return Err(Refusal::plain(NOTHING_TO_RUN));
         }
+        definition.restart =
+            RestartStrategy::from_settings(&submission.settings).map_err(Refusal::plain)?;
         let plan = submission.plan();
         let sources = submission.source_providers();
         let (results, _) = broadcast::channel(RESULTS_BUFFER);
@@ -300,72 +318,64 @@ impl JobManager {
             sources,
         });
         self.jobs().insert(id, job.clone());
-        let manager = self.clone();
-        let watched = job.clone();
-        tokio::spawn(async move { manager.watch(watched).await });
         Ok(job)
     }
 
-    /// Waits for the job's end and records how it ended.
-    async fn watch(self: Arc<Self>, job: Arc<ManagedJob>) {
+    /// Waits for the job's end and records how it ended; a failed job
+    /// whose restart strategy allows it runs again, watched here still.
+    async fn watch(self: Arc<Self>, mut job: Arc<ManagedJob>) {
         loop {
-            let finished = job
+            while !job
                 .state()
                 .running
                 .as_ref()
-                .is_none_or(RunningJob::is_finished);
-            if finished {
-                break;
+                .is_none_or(RunningJob::is_finished)
+            {
+                tokio::time::sleep(WATCH_INTERVAL).await;
             }
-            tokio::time::sleep(WATCH_INTERVAL).await;
-        }
-        let Some(running) = job.state().running.take() else {
-            return;
-        };
-        let result = tokio::task::spawn_blocking(move || running.wait())
-            .await
-            .unwrap_or_else(|e| Err(JobError::Failed(format!("the job's thread failed: {e}"))));
-        let definition = {
-            let mut state = job.state();
-            let stopped = state.stop_requested;
-            let definition = &mut state.definition;
-            definition.ended_ms = Some(now_ms());
-            match result {
-                Ok(()) if stopped => definition.status = Status::Stopped,
-                Ok(()) => definition.status = Status::Finished,
-                Err(error) => {
-                    definition.status = Status::Failed;
-                    definition.error = Some(error.to_string());
+            let Some(running) = job.state().running.take() else {
+                return;
+            };
+            let result = tokio::task::spawn_blocking(move || running.wait())
+                .await
+                .unwrap_or_else(|e| Err(JobError::Failed(format!("the job's thread failed: {e}"))));
+            let (definition, restart_after) = {
+                let mut state = job.state();
+                let stopped = state.stop_requested;
+                let definition = &mut state.definition;
+                definition.ended_ms = Some(now_ms());
+                let mut restart_after = None;
+                match result {
+                    Ok(()) if stopped => definition.status = Status::Stopped,
+                    Ok(()) => definition.status = Status::Finished,
+                    Err(error) => {
+                        definition.error = Some(error.to_string());
+                        restart_after = (!stopped)
+                            .then(|| definition.restart.next_delay(definition.restarts))
+                            .flatten();
+                        definition.status = if restart_after.is_some() {
+                            Status::Restarting
+                        } else {
+                            Status::Failed
+                        };
+                    }
+                }
+                (definition.clone(), restart_after)
+            };
+            if let Some(delay) = restart_after {
+                match self.restart(&job, definition, delay).await {
+                    Some(again) => {
+                        job = again;
+                        continue;
+                    }
+                    None => return,
                 }
             }
-            definition.clone()
-        };
-        tracing::info!(job = %definition.id, status = definition.status.as_str(), error = ?definition.error, "job ended");
-        if let Err(error) = self.store.save(&definition) {
-            tracing::error!(%error, job = %definition.id, "cannot record the job's end");
-        }
-    }
-
-    /// Plans `sql` as `submit` would, and starts nothing.
-    pub async fn plan_only(&self, sql: String) -> Result<(), String> {
-        let submission = runnel_jobs::submit(sql, Arc::new(self.connectors.clone()))
-            .await
-            .map_err(|e| Refusal::of(e).message)?;
-        if submission.is_empty() {
-            return Err(NOTHING_TO_RUN.to_string());
-        }
-        Ok(())
-    }
-
-    /// Waits (a bounded while) for a job to end.
-    pub async fn wait_ended(&self, id: &str) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while tokio::time::Instant::now() < deadline
-            && self
-                .get(id)
-                .is_ok_and(|job| !job.snapshot().definition.status.is_final())
-        {
-            tokio::time::sleep(WATCH_INTERVAL).await;
+            tracing::info!(job = %definition.id, status = definition.status.as_str(), error = ?definition.error, "job ended");
+            if let Err(error) = self.store.save(&definition) {
+                tracing::error!(%error, job = %definition.id, "cannot record the job's end");
+            }
+            return;
         }
     }
 
@@ -396,6 +406,69 @@ impl JobManager {
                 }
             })
             .collect()
+    }
+
+    /// Runs a failed job again after `delay`, as its restart strategy
+    /// says; a stop asked for meanwhile ends it instead. The job as it runs
+    /// again, if it does.
+    async fn restart(
+        &self,
+        job: &Arc<ManagedJob>,
+        failed: Definition,
+        delay: Duration,
+    ) -> Option<Arc<ManagedJob>> {
+        tracing::warn!(job = %failed.id, error = ?failed.error, restarts = failed.restarts, ?delay, "job failed; restarting");
+        if let Err(error) = self.store.save(&failed) {
+            tracing::error!(%error, job = %failed.id, "cannot record the job's restart");
+        }
+        tokio::time::sleep(delay).await;
+        if job.state().stop_requested {
+            let mut state = job.state();
+            state.definition.status = Status::Stopped;
+            if let Err(error) = self.store.save(&state.definition) {
+                tracing::error!(%error, job = %failed.id, "cannot record the job's stop");
+            }
+            return None;
+        }
+        let mut again = failed;
+        again.restarts += 1;
+        match self.start_job(again.clone()).await {
+            Ok(job) => Some(job),
+            Err(refusal) => {
+                again.status = Status::Failed;
+                again.error = Some(refusal.message);
+                again.ended_ms = Some(now_ms());
+                if let Err(error) = self.store.save(&again) {
+                    tracing::error!(%error, job = %again.id, "cannot record the job's end");
+                }
+                job.state().definition = again;
+                None
+            }
+        }
+    }
+
+    /// Plans `sql` as `submit` would, and starts nothing.
+    pub async fn plan_only(&self, sql: String) -> Result<(), String> {
+        let submission = runnel_jobs::submit(sql, Arc::new(self.connectors.clone()))
+            .await
+            .map_err(|e| Refusal::of(e).message)?;
+        if submission.is_empty() {
+            return Err(NOTHING_TO_RUN.to_string());
+        }
+        RestartStrategy::from_settings(&submission.settings)?;
+        Ok(())
+    }
+
+    /// Waits (a bounded while) for a job to end.
+    pub async fn wait_ended(&self, id: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while tokio::time::Instant::now() < deadline
+            && self
+                .get(id)
+                .is_ok_and(|job| !job.snapshot().definition.status.is_final())
+        {
+            tokio::time::sleep(WATCH_INTERVAL).await;
+        }
     }
 
     pub fn list(&self) -> Vec<Arc<ManagedJob>> {

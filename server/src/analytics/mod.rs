@@ -2,6 +2,7 @@
 //!
 //! - `manager`: submits, runs, watches, stops and removes jobs; jobs that
 //!   were running when the server went down run again when it comes back.
+//! - `restart`: Flink's restart strategies, from the script's settings.
 //! - `store`: the jobs kept in the data dir (`jobs.definitions`).
 //! - `results`: a bare SELECT's changelog rows, broadcast to followers.
 //! - `rest`: `/v1/jobs`, with `describe` rendering a job and its figures.
@@ -11,6 +12,7 @@ mod describe;
 pub mod kda;
 mod manager;
 mod rest;
+mod restart;
 mod results;
 mod store;
 

@@ -224,3 +224,54 @@ fn boto3_kinesisanalyticsv2_manages_an_application() {
         server.log()
     );
 }
+
+/// A job that fails is restarted as its restart strategy says (Flink's
+/// keys), reading its stream from the start again; here the same bad
+/// record fails it each time, until the attempts are used up.
+#[test]
+fn a_failing_job_is_restarted_as_its_strategy_says_then_fails() {
+    let server = RunnelServer::builder().arg("--no-shard-limits").start();
+    kinesis(
+        &server,
+        "CreateStream",
+        json!({"StreamName": "in", "ShardCount": 1}),
+    );
+    use base64::Engine;
+    kinesis(
+        &server,
+        "PutRecord",
+        json!({"StreamName": "in", "PartitionKey": "k",
+               "Data": base64::engine::general_purpose::STANDARD.encode("{broken")}),
+    );
+    let sql = "
+SET 'restart-strategy.type' = 'fixed-delay';
+SET 'restart-strategy.fixed-delay.attempts' = '2';
+SET 'restart-strategy.fixed-delay.delay' = '200 ms';
+CREATE TABLE source_events (k BIGINT) WITH ('connector' = 'kinesis', 'stream' = 'in', 'format' = 'json', 'source.init.position' = 'TRIM_HORIZON');
+CREATE TABLE dropped (k BIGINT) WITH ('connector' = 'blackhole');
+INSERT INTO dropped SELECT k FROM source_events;
+";
+    let (status, job) = jobs(&server, "POST", "/v1/jobs", Some(json!({"sql": sql})));
+    assert_eq!(status, 201, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    let mut last = Value::Null;
+    wait_for("the job to fail for good", || {
+        last = jobs(&server, "GET", &format!("/v1/jobs/{id}"), None).1;
+        last["status"] == "FAILED"
+    });
+    assert_eq!(last["restarts"], 2, "{last}");
+    assert!(last["error"].as_str().unwrap().contains("in"), "{last}");
+    let (status, body) = jobs(
+        &server,
+        "POST",
+        "/v1/jobs",
+        Some(
+            json!({"sql": format!("SET 'restart-strategy.type' = 'sometimes';\n{}", &sql[sql.find("CREATE").unwrap()..])}),
+        ),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("sometimes"),
+        "{body}"
+    );
+}
