@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use crate::ConnectorError;
 
@@ -72,4 +73,23 @@ impl Options {
             )))
         }
     }
+}
+
+/// Flink's durations: a number with a unit (`10 s`, `250ms`, `1 min`), or
+/// a bare number of milliseconds.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let millis = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => number,
+        "s" | "sec" | "secs" | "second" | "seconds" => number.checked_mul(1000)?,
+        "min" | "m" | "minute" | "minutes" => number.checked_mul(60_000)?,
+        "h" | "hour" | "hours" => number.checked_mul(3_600_000)?,
+        _ => return None,
+    };
+    Some(Duration::from_millis(millis))
 }

@@ -9,7 +9,7 @@ use runnel_streams::Streams;
 
 use crate::ConnectorError;
 use crate::format::{Carrier, Format};
-use crate::options::Options;
+use crate::options::{Options, parse_duration};
 use crate::registry::Services;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,25 +230,6 @@ fn partitioner(options: &Options, schema: &SchemaRef) -> Result<Partitioner, Con
             "option 'sink.partitioner' must be random or fixed, got '{other}'"
         ))),
     }
-}
-
-/// Flink's durations: a number with a unit (`10 s`, `250ms`, `1 min`), or
-/// a bare number of milliseconds.
-fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().ok()?;
-    let millis = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => number,
-        "s" | "sec" | "secs" | "second" | "seconds" => number.checked_mul(1000)?,
-        "min" | "m" | "minute" | "minutes" => number.checked_mul(60_000)?,
-        "h" | "hour" | "hours" => number.checked_mul(3_600_000)?,
-        _ => return None,
-    };
-    Some(Duration::from_millis(millis))
 }
 
 #[cfg(test)]

@@ -33,7 +33,9 @@ impl RestartStrategy {
         let get = |key: &str| settings.get(&format!("restart-strategy.{key}"));
         let duration = |key: &str, default: u64| -> Result<u64, String> {
             get(key).map_or(Ok(default), |text| {
-                parse_duration(text).ok_or_else(|| {
+                runnel_connectors::options::parse_duration(text)
+                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+                    .ok_or_else(|| {
                     format!(
                         "'restart-strategy.{key}' must be a duration such as '10 s', got '{text}'"
                     )
@@ -103,25 +105,6 @@ impl RestartStrategy {
             }
         }
     }
-}
-
-/// Flink's durations: a number and a unit (`10 s`, `500 ms`, `1 min`), or
-/// milliseconds.
-fn parse_duration(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().ok()?;
-    let scale = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => 1,
-        "s" | "sec" | "secs" | "second" | "seconds" => 1_000,
-        "min" | "m" | "minute" | "minutes" => 60_000,
-        "h" | "hour" | "hours" => 3_600_000,
-        _ => return None,
-    };
-    number.checked_mul(scale)
 }
 
 #[cfg(test)]
