@@ -4,9 +4,11 @@
 //!
 //! - `options`: the table's `WITH (...)` options, source and sink keys both
 //!   (a table may be read by one statement and written by another).
-//! - `source`: every shard read in lineage order, spread over the workers.
+//! - `source`: every shard read in lineage order, spread over the workers;
+//!   `aggregated` unpacks the Kinesis Producer Library's aggregated records.
 //! - `sink`: rows as records, partition keys from `PARTITIONED BY` or random.
 
+mod aggregated;
 mod options;
 mod sink;
 mod source;

@@ -254,7 +254,9 @@ impl ShardReader {
         if read {
             let batches = self
                 .decoder
-                .decode_messages(output.records.iter().map(|r| r.data.as_slice()))
+                .decode_messages(output.records.iter().flat_map(|r| {
+                    super::aggregated::deaggregate(&r.data).unwrap_or_else(|| vec![&r.data[..]])
+                }))
                 .map_err(|e| {
                     failure(
                         &stream,

@@ -4,8 +4,9 @@
 another stream; boto3 reads the counts back and they must equal the counts
 computed here from the input.
 A bare SELECT's rows are followed over server-sent events; a job fed a
-malformed record fails alone; a script with an error is refused with its
-position.
+malformed record fails alone; records aggregated by the Kinesis Producer
+Library (made by PyPI's aws-kinesis-agg) are read as their user records; a
+script with an error is refused with its position.
 
 Usage: analytics_jobs.py <endpoint> <runnel binary>"""
 
@@ -295,6 +296,41 @@ failed = wait_for(
 )
 assert "bad" in failed["error"], failed
 assert http("GET", f"/v1/jobs/{select_id}")[1]["status"] == "RUNNING"
+
+# --- records aggregated by the Kinesis Producer Library ---------------------
+
+from aws_kinesis_agg.aggregator import RecordAggregator
+
+for name in ("kpl", "kpl-out"):
+    kinesis.create_stream(StreamName=name, ShardCount=1)
+    wait_active(kinesis, name)
+KPL_SQL = """
+CREATE TABLE kpl (k BIGINT) WITH ('connector' = 'kinesis', 'stream' = 'kpl', 'format' = 'json',
+    'source.init.position' = 'TRIM_HORIZON');
+CREATE TABLE kpl_out (k BIGINT) WITH ('connector' = 'kinesis', 'stream' = 'kpl-out', 'format' = 'json');
+INSERT INTO kpl_out SELECT k FROM kpl;
+"""
+status, job = http("POST", "/v1/jobs", {"sql": KPL_SQL, "name": "deaggregate"})
+assert status == 201, job
+aggregator = RecordAggregator()
+for k in range(100):
+    assert aggregator.add_user_record(f"key-{k}", json.dumps({"k": k}).encode()) is None
+partition_key, hash_key, data = aggregator.clear_and_get().get_contents()
+put = {"StreamName": "kpl", "Data": data, "PartitionKey": partition_key}
+if hash_key:
+    put["ExplicitHashKey"] = hash_key
+kinesis.put_record(**put)
+# And one plain record beside it.
+kinesis.put_record(StreamName="kpl", Data=json.dumps({"k": 100}).encode(), PartitionKey="plain")
+
+
+def all_copied():
+    rows = read_all("kpl-out")
+    return rows if len(rows) >= 101 else None
+
+
+copied = wait_for("the user records", all_copied)
+assert sorted(r["k"] for r in copied) == list(range(101)), copied
 
 # --- refused at submit, with where ------------------------------------------
 
