@@ -12,12 +12,13 @@ export CARGO_TARGET_DIR
 APT_PACKAGES := librocksdb-dev libclang-dev clang mold curl time python3-pip
 RELEASE_BIN := $(CARGO_TARGET_DIR)/release/runnel
 
-.PHONY: help deps build demo test lint bench compare
+.PHONY: help deps build demo test lint bench bench-analytics compare
 
 help:
 	@echo "make demo   build a release runnel, start a server on ./runnel-data at :4567 and show it working"
 	@echo "make test   lint, then run the whole test suite (unit, integration and end-to-end)"
 	@echo "make bench  run the benchmarks and print their figures"
+	@echo "make bench-analytics  SQL jobs in the server: stream vs file throughput, put-to-row latency, idle cost"
 	@echo "make compare  run Runnel beside Apache Flink (from PyPI) on the same SQL and file; print one table"
 	@echo "make deps   install the system and Python packages the project needs (idempotent)"
 	@echo "make lint   rustfmt and clippy"
@@ -49,6 +50,12 @@ bench: deps
 	  mkdir -p $(KINESIS_LOCAL_DIR) && npm install --prefix $(KINESIS_LOCAL_DIR) --no-audit --no-fund --silent kinesis-local@0.6.2; fi
 	KINESIS_LOCAL_DIR=$(KINESIS_LOCAL_DIR)/node_modules/kinesis-local \
 	  cargo bench -p runnel-engine -p runnel-store -p runnel --bench window --bench store --bench kinesis
+
+# Minutes of work on a release build (10M rows written twice, then read).
+bench-analytics: build
+	RUNNEL_BIN=$(RELEASE_BIN) python3 benches/analytics/analytics.py throughput
+	RUNNEL_BIN=$(RELEASE_BIN) python3 benches/analytics/analytics.py latency
+	RUNNEL_BIN=$(RELEASE_BIN) python3 benches/analytics/analytics.py idle
 
 # Not part of test or bench: it installs Flink (700 MB) and takes minutes.
 compare: build

@@ -63,7 +63,20 @@ impl Connectors {
         schema: SchemaRef,
     ) -> Result<Arc<dyn SourceProvider>, ConnectorError> {
         let options = Options::new(options);
-        let provider = match options.required("connector")? {
+        let connector = options.required("connector")?;
+        if connector != "kinesis"
+            && let Some(columns) = options.get(runnel_engine::connector::METADATA_COLUMNS)
+        {
+            let (column, key) = columns
+                .lines()
+                .next()
+                .and_then(|line| line.split_once('\t'))
+                .unwrap_or_default();
+            return Err(ConnectorError::Option(format!(
+                "connector '{connector}' has no metadata: column '{column}' is METADATA FROM '{key}' (the kinesis connector has timestamp, shard-id, sequence-number and sub-sequence-number)"
+            )));
+        }
+        let provider = match connector {
             "filesystem" => filesystem::source(&options, schema)?,
             "datagen" => datagen::source(&options, schema)?,
             "nexmark" => nexmark::source(&options, schema)?,

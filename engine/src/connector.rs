@@ -92,6 +92,10 @@ pub trait SourceProvider: Send + Sync {
 /// columns (comma-separated); set by the SQL layer, never by users.
 pub const PARTITION_KEYS: &str = "__partitioned-by";
 
+/// The option under which a source is given its table's metadata columns,
+/// one `column<TAB>key` per line; set by the SQL layer, never by users.
+pub const METADATA_COLUMNS: &str = "__metadata";
+
 pub trait SinkProvider: Send + Sync {
     fn sink(&self, worker: usize, peers: usize) -> Result<Box<dyn BatchSink>, EngineError>;
 

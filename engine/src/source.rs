@@ -45,7 +45,17 @@ pub trait BatchReader: 'static {
     fn open_parts(&self) -> Option<Vec<u64>> {
         None
     }
+
+    /// A reader that can tell when it has data again keeps `wake` and
+    /// calls it then (from any thread), and says so: the source then asks
+    /// again only when woken, or at `WOKEN_FALLBACK`, instead of polling.
+    fn wake_on_data(&mut self, _wake: Waker) -> bool {
+        false
+    }
 }
+
+/// Reactivates a source from another thread.
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
 
 /// Moves the source's watermark forward to `watermark`, never back.
 fn advance(
@@ -113,6 +123,9 @@ pub type LateRows = Option<Box<dyn BatchSink>>;
 /// of the dataflow on its worker.
 const BATCHES_PER_ACTIVATION: usize = 16;
 const IDLE_POLL: Duration = Duration::from_millis(10);
+/// A reader that wakes its source is still asked this often, so that a stop
+/// and idle parts' timeouts are seen without a wake-up.
+const WOKEN_FALLBACK: Duration = Duration::from_millis(100);
 
 pub fn source<'scope>(
     scope: Scope<'scope, Watermark>,
@@ -126,7 +139,17 @@ pub fn source<'scope>(
         scope,
         name,
         move |capability, info| {
-            let activator = scope.activator_for(info.address);
+            let activator = scope.activator_for(info.address.clone());
+            let sync_activator = scope.worker().sync_activator_for(info.address.to_vec());
+            let woken = reader.wake_on_data(Arc::new(move || {
+                // Fails only once the job's worker has gone.
+                let _ = sync_activator.activate();
+            }));
+            let idle_poll = if woken && !event_time.as_ref().is_some_and(|e| e.processing_time) {
+                WOKEN_FALLBACK
+            } else {
+                IDLE_POLL
+            };
             let figures = context.register(name);
             let mut capability = Some(capability);
             let mut max_event_time = Millis::MIN;
@@ -269,7 +292,7 @@ pub fn source<'scope>(
                         context.fail(error);
                     }
                 } else if idle {
-                    activator.activate_after(IDLE_POLL);
+                    activator.activate_after(idle_poll);
                 } else {
                     activator.activate();
                 }

@@ -88,6 +88,13 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         let stop = stop.clone();
         async move { stop.notified().await }
     };
+    // Without TCP_NODELAY a small write (a SubscribeToShard event, a
+    // PutRecord answer) can wait for the peer's delayed ACK: 40 ms here.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "TCP_NODELAY not set");
+        }
+    });
     let server = axum::serve(listener, app).with_graceful_shutdown(signalled);
     let mut server = std::pin::pin!(server.into_future());
 

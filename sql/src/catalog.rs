@@ -74,6 +74,50 @@ impl Catalog {
         Arc::new(Schema::new(table.physical.clone()))
     }
 
+    /// The columns written when the table is a sink: its physical columns
+    /// without VIRTUAL metadata ones. No connector writes metadata, so a
+    /// metadata column that is not VIRTUAL is refused.
+    pub fn sink_schema(table: &TableDef) -> Result<SchemaRef, SqlError> {
+        if let Some(column) = table.metadata.iter().find(|m| !m.is_virtual) {
+            return Err(SqlError::at(
+                format!(
+                    "table '{}' is written to, and its metadata column '{}' (METADATA FROM '{}') cannot be written by connector '{}': declare it VIRTUAL",
+                    table.name,
+                    column.column,
+                    column.key,
+                    table.options.get("connector").map_or("", String::as_str)
+                ),
+                column.position,
+            ));
+        }
+        Ok(Arc::new(Schema::new(
+            table
+                .physical
+                .iter()
+                .filter(|f| !table.metadata.iter().any(|m| &m.column == f.name()))
+                .cloned()
+                .collect::<Vec<_>>(),
+        )))
+    }
+
+    /// The connector options of a table read as a source: its metadata
+    /// columns among them.
+    pub fn source_options(table: &TableDef) -> BTreeMap<String, String> {
+        let mut options = table.options.clone();
+        if !table.metadata.is_empty() {
+            options.insert(
+                runnel_engine::connector::METADATA_COLUMNS.to_string(),
+                table
+                    .metadata
+                    .iter()
+                    .map(|m| format!("{}\t{}", m.column, m.key))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            );
+        }
+        options
+    }
+
     /// A session with every table and view registered, ready to plan a
     /// query whose window calls are `windows`.
     pub async fn session(&self, windows: &[WindowCall]) -> Result<SessionContext, SqlError> {

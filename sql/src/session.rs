@@ -239,7 +239,7 @@ impl Session {
             .position(|t| t.span == words[2].span)
             .map_or(tokens.len(), |i| i + 1);
         let (node, schema) = self.query(&tokens[query_at..]).await?;
-        let target = Catalog::physical_schema(&table);
+        let target = Catalog::sink_schema(&table)?;
         let mut options = table.options.clone();
         if !table.partition_keys.is_empty() {
             options.insert(

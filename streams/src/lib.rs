@@ -6,6 +6,7 @@
 //! writer thread into synced WAL writes and acknowledged only after. This
 //! crate knows nothing of HTTP: the wire protocols live in the server.
 
+mod appends;
 mod control;
 pub mod crypto;
 mod error;
@@ -28,6 +29,7 @@ use std::time::Duration;
 use rocksdb::DB;
 use tokio::sync::oneshot;
 
+pub use appends::Wake;
 pub use control::{
     AccountSettings, ConsumerInfo, SHARD_LEVEL_METRICS, StreamInfo, stream_name_from_arn,
 };
@@ -252,6 +254,20 @@ impl Streams {
 
     pub fn describe(&self, name: &str) -> Result<StreamInfo> {
         self.inner.describe(name)
+    }
+
+    /// Calls `wake` whenever records of `stream` become durable, or a shard
+    /// of any stream may have ended, until the caller drops `wake`.
+    pub fn on_append(&self, stream: &str, wake: &Wake) -> Result<()> {
+        let id = self
+            .inner
+            .read()
+            .streams
+            .get(stream)
+            .map(|entry| entry.meta.id)
+            .ok_or_else(|| self.inner.not_found(stream))?;
+        self.inner.appends.register(id, wake);
+        Ok(())
     }
 
     /// Whether records written now are encrypted (cheaper than `describe`).

@@ -67,6 +67,7 @@ pub struct Inner {
     pub db: Arc<DB>,
     pub config: StreamsConfig,
     registry: RwLock<Registry>,
+    pub(crate) appends: crate::appends::AppendWaiters,
 }
 
 impl Inner {
@@ -121,6 +122,7 @@ impl Inner {
             db,
             config,
             registry: RwLock::new(registry),
+            appends: Default::default(),
         })
     }
 

@@ -70,6 +70,7 @@ pub fn run(inner: Arc<Inner>, jobs: Receiver<Job>) {
                 Job::Control(run) => {
                     batch.commit(&inner);
                     run(&inner);
+                    inner.appends.wake(None);
                 }
             }
             if batch.bytes < MAX_BATCH_BYTES {
@@ -205,12 +206,19 @@ impl GroupCommit {
         };
         match written {
             Ok(()) => {
-                for (state, counter, arrival) in assigned.into_values() {
+                let mut appended: Vec<u64> = Vec::new();
+                for ((stream_id, _), (state, counter, arrival)) in assigned {
                     state.last_arrival_ms.store(arrival, Ordering::Release);
                     state.last_counter.store(counter, Ordering::Release);
+                    if !appended.contains(&stream_id) {
+                        appended.push(stream_id);
+                    }
                 }
                 for (reply, result) in replies {
                     let _ = reply.send(result);
+                }
+                if !appended.is_empty() {
+                    inner.appends.wake(Some(&appended));
                 }
             }
             Err(error) => {

@@ -5,10 +5,12 @@
 //! - `options`: the table's `WITH (...)` options, source and sink keys both
 //!   (a table may be read by one statement and written by another).
 //! - `source`: every shard read in lineage order, spread over the workers;
-//!   `aggregated` unpacks the Kinesis Producer Library's aggregated records.
+//!   `aggregated` unpacks the Kinesis Producer Library's aggregated records;
+//!   `metadata` adds each record's arrival time, shard and sequence number.
 //! - `sink`: rows as records, partition keys from `PARTITIONED BY` or random.
 
 mod aggregated;
+mod metadata;
 mod options;
 mod sink;
 mod source;
@@ -29,10 +31,14 @@ pub fn source(
     schema: SchemaRef,
     services: &Services,
 ) -> Result<Arc<dyn SourceProvider>, ConnectorError> {
-    let table = KinesisOptions::read(options, &schema)?;
+    let metadata = metadata::MetadataColumns::read(options, &schema)?;
+    let payload = metadata
+        .as_ref()
+        .map_or_else(|| schema.clone(), |m| m.payload_schema());
+    let table = KinesisOptions::read(options, &payload)?;
     let streams = table.local_streams(services)?;
     Ok(Arc::new(source::KinesisSource::new(
-        table, schema, streams,
+        table, payload, metadata, streams,
     )?))
 }
 

@@ -11,9 +11,10 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use runnel_engine::EngineError;
 use runnel_engine::connector::{SourcePosition, SourceProvider};
-use runnel_engine::source::{BatchReader, Poll};
+use runnel_engine::source::{BatchReader, Poll, Waker};
 use runnel_streams::{IteratorStart, Streams, StreamsError};
 
+use super::metadata::{MetadataColumns, RowOrigin};
 use super::options::{InitialPosition, KinesisOptions};
 use crate::ConnectorError;
 use crate::format::Decoder;
@@ -24,7 +25,9 @@ pub struct KinesisSource {
 
 struct Shared {
     options: KinesisOptions,
-    schema: SchemaRef,
+    /// The columns decoded from each record's payload.
+    payload: SchemaRef,
+    metadata: Option<MetadataColumns>,
     streams: Arc<Streams>,
     /// The shards when the job was submitted: they start at the table's
     /// initial position; shards opened later start at their beginning.
@@ -52,10 +55,11 @@ struct ShardProgress {
 impl KinesisSource {
     pub fn new(
         options: KinesisOptions,
-        schema: SchemaRef,
+        payload: SchemaRef,
+        metadata: Option<MetadataColumns>,
         streams: Arc<Streams>,
     ) -> Result<Self, ConnectorError> {
-        options.format.decoder(schema.clone())?;
+        options.format.decoder(payload.clone())?;
         let info = streams.describe(&options.stream).map_err(|e| {
             ConnectorError::Option(format!("kinesis stream '{}': {e}", options.stream))
         })?;
@@ -63,7 +67,8 @@ impl KinesisSource {
             shared: Arc::new(Shared {
                 initial: info.meta.shards.iter().map(|s| s.index).collect(),
                 options,
-                schema,
+                payload,
+                metadata,
                 streams,
                 tracker: Mutex::default(),
             }),
@@ -77,7 +82,7 @@ impl SourceProvider for KinesisSource {
             .shared
             .options
             .format
-            .decoder(self.shared.schema.clone())?;
+            .decoder(self.shared.payload.clone())?;
         Ok(Box::new(ShardReader {
             shared: self.shared.clone(),
             worker,
@@ -88,6 +93,7 @@ impl SourceProvider for KinesisSource {
             decoder,
             ready: VecDeque::new(),
             last_part: None,
+            wake: None,
         }))
     }
 
@@ -133,6 +139,8 @@ struct ShardReader {
     /// Decoded rows not yet handed over, with their shard.
     ready: VecDeque<(u32, RecordBatch)>,
     last_part: Option<u32>,
+    /// Held so that the stream service keeps waking this reader's source.
+    wake: Option<Waker>,
 }
 
 fn failure(stream: &str, error: impl std::fmt::Display) -> EngineError {
@@ -252,21 +260,50 @@ impl ShardReader {
         };
         let read = !output.records.is_empty();
         if read {
-            let batches = self
-                .decoder
-                .decode_messages(output.records.iter().flat_map(|r| {
-                    super::aggregated::deaggregate(&r.data).unwrap_or_else(|| vec![&r.data[..]])
-                }))
-                .map_err(|e| {
-                    failure(
-                        &stream,
-                        format!(
-                            "a record of {} could not be read as {}: {e}",
-                            runnel_streams::model::shard_id(shard),
-                            self.shared.options.format.name()
-                        ),
-                    )
-                })?;
+            let unreadable = |e: ConnectorError| {
+                failure(
+                    &stream,
+                    format!(
+                        "a record of {} could not be read as {}: {e}",
+                        runnel_streams::model::shard_id(shard),
+                        self.shared.options.format.name()
+                    ),
+                )
+            };
+            let batches = match &self.shared.metadata {
+                None => self
+                    .decoder
+                    .decode_messages(output.records.iter().flat_map(|r| {
+                        super::aggregated::deaggregate(&r.data).unwrap_or_else(|| vec![&r.data[..]])
+                    }))
+                    .map_err(unreadable)?,
+                Some(metadata) => {
+                    // A payload may hold any number of rows (or none), so
+                    // each is decoded alone to know which record a row is of.
+                    let mut payload = Vec::new();
+                    let mut origins = Vec::new();
+                    for record in &output.records {
+                        let users = super::aggregated::deaggregate(&record.data)
+                            .unwrap_or_else(|| vec![&record.data[..]]);
+                        for (sub_sequence, user) in users.into_iter().enumerate() {
+                            for batch in self
+                                .decoder
+                                .decode_messages(std::iter::once(user))
+                                .map_err(unreadable)?
+                            {
+                                origins.extend((0..batch.num_rows()).map(|_| RowOrigin {
+                                    arrival_ms: record.arrival_ms,
+                                    shard,
+                                    sequence: &record.sequence_number,
+                                    sub_sequence: sub_sequence as u64,
+                                }));
+                                payload.push(batch);
+                            }
+                        }
+                    }
+                    vec![metadata.attach(&payload, &origins)?]
+                }
+            };
             self.ready.extend(
                 batches
                     .into_iter()
@@ -321,6 +358,18 @@ impl BatchReader for ShardReader {
 
     fn part_of_last_batch(&self) -> Option<u64> {
         self.last_part.map(u64::from)
+    }
+
+    fn wake_on_data(&mut self, wake: Waker) -> bool {
+        let registered = self
+            .shared
+            .streams
+            .on_append(&self.shared.options.stream, &wake)
+            .is_ok();
+        if registered {
+            self.wake = Some(wake);
+        }
+        registered
     }
 
     /// Shards being read, and ended ones whose rows are still to come.

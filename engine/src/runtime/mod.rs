@@ -68,6 +68,12 @@ impl Cluster {
     }
 }
 
+/// Operators schedule their own wake-ups (a source's next poll, a
+/// timer); this bound only lets an idle worker see that its job was
+/// aborted by another thread. A short one costs an idle job CPU on every
+/// worker.
+const PARK_AT_MOST: Duration = Duration::from_millis(100);
+
 /// Builds the dataflow on every worker with `build` and steps it until the
 /// returned probe is done (every source has ended). Returns the job's first
 /// error, if any.
@@ -88,7 +94,7 @@ where
             match build(worker, worker_context.clone()) {
                 Ok(probe) => {
                     while !probe.done() && !worker_context.aborted() {
-                        worker.step_or_park(Some(Duration::from_millis(10)));
+                        worker.step_or_park(Some(PARK_AT_MOST));
                         if let Some(error) = crate::batch::take_decode_error() {
                             worker_context.abort(EngineError::Runtime(error));
                         }

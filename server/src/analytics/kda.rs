@@ -29,6 +29,13 @@ const OPERATIONS: &[&str] = &[
     "TagResource",
     "UntagResource",
     "ListTagsForResource",
+    "AddApplicationOutput",
+    "DeleteApplicationOutput",
+    "AddApplicationInput",
+    "AddApplicationInputProcessingConfiguration",
+    "DeleteApplicationInputProcessingConfiguration",
+    "AddApplicationReferenceDataSource",
+    "DeleteApplicationReferenceDataSource",
 ];
 
 /// What is kept of an application.
@@ -143,6 +150,13 @@ impl Api {
             "TagResource" => self.tag(&body),
             "UntagResource" => self.untag(&body),
             "ListTagsForResource" => self.list_tags(&body),
+            operation @ ("AddApplicationOutput"
+            | "DeleteApplicationOutput"
+            | "AddApplicationInput"
+            | "AddApplicationInputProcessingConfiguration"
+            | "DeleteApplicationInputProcessingConfiguration"
+            | "AddApplicationReferenceDataSource"
+            | "DeleteApplicationReferenceDataSource") => self.sql_only(operation, &body),
             other => Err(AwsError::unknown_operation(format!(
                 "Operation {TARGET_PREFIX}.{other} is not supported by this endpoint"
             ))),
@@ -557,6 +571,21 @@ impl Api {
             "ApplicationDetail": self.detail(&application, false),
             "OperationId": token(),
         })))
+    }
+
+    /// Inputs, outputs and reference data as separate resources belong to
+    /// SQL-based (`SQL-1_0`) applications; a Flink application names its
+    /// sources and sinks in its own code, which is where Runnel's do too.
+    fn sql_only(&self, operation: &str, body: &Map<String, Value>) -> Result<Response, AwsError> {
+        let name = text(body, "ApplicationName")?;
+        let application = self.load(name)?;
+        Err(error(
+            "InvalidArgumentException",
+            format!(
+                "{operation} applies to SQL-based (SQL-1_0) applications; {name} is a {} application, whose sources and sinks are the tables of its SQL: change them with UpdateApplication",
+                application.runtime
+            ),
+        ))
     }
 
     fn delete(&self, body: &Map<String, Value>) -> Result<Response, AwsError> {

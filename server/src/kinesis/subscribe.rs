@@ -2,7 +2,8 @@
 //! hyper serves HTTP/1.1 and prior-knowledge HTTP/2 on one listener). The
 //! response is an event stream: `initial-response` first, then a
 //! `SubscribeToShardEvent` whenever records arrive (and at least once a
-//! second), until the subscription's 5 minutes are up or the shard ends,
+//! second; the stream service wakes the pump when records are durable, so
+//! it does not poll), until the subscription's 5 minutes are up or the shard ends,
 //! whose last event names its children.
 
 use std::sync::Arc;
@@ -23,6 +24,8 @@ use crate::aws::{AwsError, Protocol};
 
 const SUBSCRIPTION: Duration = Duration::from_secs(300);
 const RESUBSCRIBE_GAP: Duration = Duration::from_secs(5);
+/// Without a wake-up (a reshard of another stream, say), the shard is read
+/// again after this long.
 const IDLE_POLL: Duration = Duration::from_millis(100);
 const HEARTBEAT: Duration = Duration::from_secs(1);
 const EVENT_RECORDS: usize = 10_000;
@@ -115,8 +118,17 @@ impl Api {
             ))
             .await
             .map_err(|_| invalid_argument("subscriber went away"))?;
+        let appended = Arc::new(tokio::sync::Notify::new());
+        let wake: runnel_streams::Wake = {
+            let appended = appended.clone();
+            // notify_one keeps a permit when the pump is not waiting, so a
+            // commit between its read and its wait is not missed.
+            Arc::new(move || appended.notify_one())
+        };
+        self.streams.on_append(&stream, &wake)?;
         tokio::spawn(pump(
             self.streams.clone(),
+            (wake, appended),
             iterator,
             sender,
             protocol,
@@ -136,6 +148,7 @@ impl Api {
 /// ends, or the subscriber goes away (a send fails).
 async fn pump(
     streams: Arc<Streams>,
+    (_registered, appended): (runnel_streams::Wake, Arc<tokio::sync::Notify>),
     mut iterator: String,
     sender: tokio::sync::mpsc::Sender<bytes::Bytes>,
     protocol: Protocol,
@@ -200,7 +213,7 @@ async fn pump(
             None => return,
         }
         if idle {
-            tokio::time::sleep(IDLE_POLL).await;
+            let _ = tokio::time::timeout(IDLE_POLL, appended.notified()).await;
         }
     }
 }

@@ -1,5 +1,5 @@
-//! Flink's `CREATE TABLE`: physical columns, computed columns, a
-//! `WATERMARK FOR`, a primary key and `WITH (...)` options.
+//! Flink's `CREATE TABLE`: physical columns, metadata columns, computed
+//! columns, a `WATERMARK FOR`, a primary key and `WITH (...)` options.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +15,10 @@ use crate::front::types::{parse_type, split_shift_right};
 #[derive(Debug, Clone)]
 pub struct TableDef {
     pub name: String,
+    /// The columns the connector gives, metadata columns among them in
+    /// their declared places.
     pub physical: Vec<Field>,
+    pub metadata: Vec<MetadataColumn>,
     /// `name AS expr`, as SQL text over the physical columns.
     pub computed: Vec<(String, String)>,
     pub watermark: Option<WatermarkDef>,
@@ -24,6 +27,18 @@ pub struct TableDef {
     /// directories of these.
     pub partition_keys: Vec<String>,
     pub options: BTreeMap<String, String>,
+    pub position: Position,
+}
+
+/// `name TYPE METADATA [FROM 'key'] [VIRTUAL]`: a value the connector
+/// knows of each record (its arrival time, its shard) rather than a field
+/// of its payload.
+#[derive(Debug, Clone)]
+pub struct MetadataColumn {
+    pub column: String,
+    pub key: String,
+    /// Read only: not part of the table's columns when it is written to.
+    pub is_virtual: bool,
     pub position: Position,
 }
 
@@ -62,6 +77,7 @@ pub fn parse_create_table(tokens: &[TokenWithSpan]) -> Result<TableDef, SqlError
     let mut table = TableDef {
         name,
         physical: Vec::new(),
+        metadata: Vec::new(),
         computed: Vec::new(),
         watermark: None,
         primary_key: Vec::new(),
@@ -209,6 +225,31 @@ fn column_entry(
             at += 2;
         } else if is_word(token, "COMMENT") {
             at += 2;
+        } else if is_word(token, "METADATA") {
+            let mut key = name.value.clone();
+            at += 1;
+            if entry.get(at).is_some_and(|t| is_word(t, "FROM")) {
+                match entry.get(at + 1).map(|t| &t.token) {
+                    Some(Token::SingleQuotedString(text)) => key = text.clone(),
+                    _ => {
+                        return Err(SqlError::at(
+                            "expected METADATA FROM '<key>'",
+                            position(token),
+                        ));
+                    }
+                }
+                at += 2;
+            }
+            let is_virtual = entry.get(at).is_some_and(|t| is_word(t, "VIRTUAL"));
+            if is_virtual {
+                at += 1;
+            }
+            table.metadata.push(MetadataColumn {
+                column: name.value.clone(),
+                key,
+                is_virtual,
+                position: position(first),
+            });
         } else {
             return Err(SqlError::at(
                 format!("unexpected {} in column {}", token.token, name.value),

@@ -65,7 +65,7 @@ impl Planner<'_> {
         table: &TableDef,
         schema: &SchemaRef,
     ) -> Result<(BTreeMap<String, String>, Option<LateRowsSink>), SqlError> {
-        let mut options = table.options.clone();
+        let mut options = Catalog::source_options(table);
         let Some(name) = options.remove(LATE_ROWS_TABLE) else {
             return Ok((options, None));
         };
@@ -76,7 +76,7 @@ impl Planner<'_> {
                 table.name
             ))
         })?;
-        let target = Catalog::physical_schema(late);
+        let target = Catalog::sink_schema(late)?;
         let provider = self
             .connectors
             .sink(late.options.clone(), target.clone())

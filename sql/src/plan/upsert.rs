@@ -28,7 +28,7 @@ pub fn by_primary_key(
     table: &TableDef,
     keep_update_before: bool,
 ) -> Result<(Node, SchemaRef), SqlError> {
-    let columns = Catalog::physical_schema(table);
+    let columns = Catalog::sink_schema(table)?;
     let partition = table
         .primary_key
         .iter()

@@ -191,6 +191,21 @@ tags = {t["Key"]: t["Value"] for t in analytics.list_tags_for_resource(ResourceA
 assert tags == {"team": "data", "stage": "test"}, tags
 analytics.untag_resource(ResourceARN=arn, TagKeys=["team"])
 
+# Outputs as resources are for SQL-based applications; a Flink
+# application's are the tables its SQL writes.
+code, message = code_error(
+    analytics.add_application_output,
+    ApplicationName="big-orders",
+    CurrentApplicationVersionId=2,
+    Output={"Name": "extra", "KinesisStreamsOutput": {"ResourceARN": "arn:aws:kinesis:us-east-1:000000000000:stream/orders"},
+            "DestinationSchema": {"RecordFormatType": "JSON"}},
+)
+assert code == "InvalidArgumentException" and "SQL-based" in message, (code, message)
+code, _ = code_error(
+    analytics.delete_application_output, ApplicationName="nope", CurrentApplicationVersionId=1, OutputId="1.1"
+)
+assert code == "ResourceNotFoundException", code
+
 analytics.stop_application(ApplicationName="big-orders")
 stopped = wait_status("big-orders", "READY")
 code, _ = code_error(

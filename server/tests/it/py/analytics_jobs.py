@@ -305,10 +305,17 @@ for name in ("kpl", "kpl-out"):
     kinesis.create_stream(StreamName=name, ShardCount=1)
     wait_active(kinesis, name)
 KPL_SQL = """
-CREATE TABLE kpl (k BIGINT) WITH ('connector' = 'kinesis', 'stream' = 'kpl', 'format' = 'json',
+CREATE TABLE kpl (
+    k BIGINT,
+    seq STRING METADATA FROM 'sequence-number' VIRTUAL,
+    sub BIGINT METADATA FROM 'sub-sequence-number' VIRTUAL,
+    shard STRING METADATA FROM 'shard-id' VIRTUAL,
+    arrival TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL
+) WITH ('connector' = 'kinesis', 'stream' = 'kpl', 'format' = 'json',
     'source.init.position' = 'TRIM_HORIZON');
-CREATE TABLE kpl_out (k BIGINT) WITH ('connector' = 'kinesis', 'stream' = 'kpl-out', 'format' = 'json');
-INSERT INTO kpl_out SELECT k FROM kpl;
+CREATE TABLE kpl_out (k BIGINT, seq STRING, sub BIGINT, shard STRING, arrival STRING)
+    WITH ('connector' = 'kinesis', 'stream' = 'kpl-out', 'format' = 'json');
+INSERT INTO kpl_out SELECT k, seq, sub, shard, CAST(arrival AS STRING) FROM kpl;
 """
 status, job = http("POST", "/v1/jobs", {"sql": KPL_SQL, "name": "deaggregate"})
 assert status == 201, job
@@ -319,9 +326,11 @@ partition_key, hash_key, data = aggregator.clear_and_get().get_contents()
 put = {"StreamName": "kpl", "Data": data, "PartitionKey": partition_key}
 if hash_key:
     put["ExplicitHashKey"] = hash_key
-kinesis.put_record(**put)
+before_put = time.time()
+aggregated_seq = kinesis.put_record(**put)["SequenceNumber"]
 # And one plain record beside it.
-kinesis.put_record(StreamName="kpl", Data=json.dumps({"k": 100}).encode(), PartitionKey="plain")
+plain_seq = kinesis.put_record(StreamName="kpl", Data=json.dumps({"k": 100}).encode(), PartitionKey="plain")["SequenceNumber"]
+after_put = time.time()
 
 
 def all_copied():
@@ -329,8 +338,15 @@ def all_copied():
     return rows if len(rows) >= 101 else None
 
 
-copied = wait_for("the user records", all_copied)
-assert sorted(r["k"] for r in copied) == list(range(101)), copied
+copied = sorted(wait_for("the user records", all_copied), key=lambda r: r["k"])
+assert [r["k"] for r in copied] == list(range(101)), copied
+# Each user record carries its aggregated record's sequence number and its
+# place in it; the plain record is its own, at sub-sequence 0.
+assert [(r["seq"], r["sub"]) for r in copied] == [(aggregated_seq, k) for k in range(100)] + [(plain_seq, 0)], copied
+assert {r["shard"] for r in copied} == {"shardId-000000000000"}, copied
+for row in copied:
+    arrival = datetime.datetime.fromisoformat(row["arrival"].replace(" ", "T")).replace(tzinfo=datetime.timezone.utc).timestamp()
+    assert before_put - 1 <= arrival <= after_put + 1, (row, before_put, after_put)
 
 # --- refused at submit, with where ------------------------------------------
 
@@ -339,5 +355,12 @@ assert refused.returncode != 0 and "nope" in refused.stderr, refused
 status, body = http("POST", "/v1/jobs", {"sql": "SELECT a FROM\n  WHERE"})
 assert status == 400 and body["line"] == 2 and body["column"] >= 1, body
 assert http("GET", "/v1/jobs/nosuchjob")[0] == 404
+# Metadata: only the kinesis connector has it, only its keys, and never written.
+status, body = http("POST", "/v1/jobs", {"sql": "CREATE TABLE f (a INT, t TIMESTAMP_LTZ(3) METADATA FROM 'timestamp') WITH ('connector' = 'datagen');\nSELECT a FROM f"})
+assert status == 400 and "has no metadata" in body["message"], body
+status, body = http("POST", "/v1/jobs", {"sql": "CREATE TABLE m (a INT, t STRING METADATA FROM 'partition') WITH ('connector' = 'kinesis', 'stream' = 'kpl', 'format' = 'json');\nSELECT a FROM m"})
+assert status == 400 and "no metadata key 'partition'" in body["message"], body
+status, body = http("POST", "/v1/jobs", {"sql": "CREATE TABLE w (a INT,\n  t STRING METADATA FROM 'shard-id') WITH ('connector' = 'kinesis', 'stream' = 'kpl-out', 'format' = 'json');\nCREATE TABLE g (a INT) WITH ('connector' = 'datagen');\nINSERT INTO w SELECT a, 'x' FROM g"})
+assert status == 400 and "declare it VIRTUAL" in body["message"] and body["line"] == 2 and body["column"] == 3, body
 
 done()
