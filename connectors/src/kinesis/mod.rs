@@ -1,17 +1,24 @@
 //! The `kinesis` connector, with Flink's option names: a table over a
-//! Kinesis data stream of the server the job runs in, read and written
-//! in-process (no HTTP, no shard read limits on the way out of the log).
+//! Kinesis data stream. A stream of the server the job runs in is read and
+//! written in-process (no HTTP, no shard read limits on the way out of the
+//! log); a stream of another endpoint (`aws.endpoint`) through its API.
 //!
 //! - `options`: the table's `WITH (...)` options, source and sink keys both
 //!   (a table may be read by one statement and written by another).
 //! - `source`: every shard read in lineage order, spread over the workers;
 //!   `aggregated` unpacks the Kinesis Producer Library's aggregated records;
 //!   `metadata` adds each record's arrival time, shard and sequence number.
-//! - `sink`: rows as records, partition keys from `PARTITIONED BY` or random.
+//! - `sink`: rows as records, partition keys from `PARTITIONED BY` or random;
+//!   `remote_sink` batches them into PutRecords for another endpoint.
+//! - `log`: a stream's shards, local or remote, as the source reads them;
+//!   `remote`: the API client, SigV4-signed.
 
 mod aggregated;
+mod log;
 mod metadata;
 mod options;
+mod remote;
+mod remote_sink;
 mod sink;
 mod source;
 
@@ -21,6 +28,12 @@ use datafusion::arrow::datatypes::SchemaRef;
 use runnel_engine::connector::{SinkProvider, SourceProvider};
 
 pub use options::{InitialPosition, KinesisOptions};
+
+/// Where a table's stream is.
+pub enum Target {
+    Local(Arc<runnel_streams::Streams>),
+    Remote(Arc<remote::RemoteKinesis>),
+}
 
 use crate::ConnectorError;
 use crate::options::Options;
@@ -36,9 +49,19 @@ pub fn source(
         .as_ref()
         .map_or_else(|| schema.clone(), |m| m.payload_schema());
     let table = KinesisOptions::read(options, &payload)?;
-    let streams = table.local_streams(services)?;
+    let log: Arc<dyn log::ShardLog> = match table.target(options, services)? {
+        Target::Local(streams) => Arc::new(log::LocalLog {
+            streams,
+            stream: table.stream.clone(),
+        }),
+        Target::Remote(client) => Arc::new(log::RemoteLog {
+            client,
+            stream: table.stream.clone(),
+            empty_pause: table.empty_fetch_interval,
+        }),
+    };
     Ok(Arc::new(source::KinesisSource::new(
-        table, payload, metadata, streams,
+        table, payload, metadata, log,
     )?))
 }
 
@@ -48,6 +71,6 @@ pub fn sink(
     services: &Services,
 ) -> Result<Arc<dyn SinkProvider>, ConnectorError> {
     let table = KinesisOptions::read(options, &schema)?;
-    let streams = table.local_streams(services)?;
-    Ok(Arc::new(sink::KinesisSink::new(table, schema, streams)?))
+    let target = table.target(options, services)?;
+    Ok(Arc::new(sink::KinesisSink::new(table, schema, target)?))
 }

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::Target;
+use super::remote::RemoteKinesis;
 use datafusion::arrow::datatypes::SchemaRef;
-use runnel_streams::Streams;
 
 use crate::ConnectorError;
 use crate::format::{Carrier, Format};
@@ -35,21 +36,50 @@ pub enum Partitioner {
 #[derive(Debug, Clone)]
 pub struct KinesisOptions {
     pub stream: String,
-    endpoint: Option<String>,
+    pub endpoint: Option<String>,
+    /// `aws.region`, else the stream ARN's, else us-east-1.
+    pub region: String,
     pub format: Format,
     pub initial_position: InitialPosition,
     pub discovery_interval: Duration,
     pub max_record_count: usize,
     pub partitioner: Partitioner,
     pub batch_max_size: usize,
+    /// Bytes of records a remote PutRecords carries at most.
+    pub flush_buffer_size: usize,
+    /// How long a remote sink holds a record before sending it.
+    pub flush_buffer_timeout: Duration,
+    /// How long a remote source leaves a shard that gave nothing.
+    pub empty_fetch_interval: Duration,
     pub fail_on_error: bool,
 }
 
-/// PutRecords' own limit.
+/// PutRecords' own limits.
 const MAX_BATCH: usize = 500;
+const MAX_BATCH_BYTES: usize = 5 * 1024 * 1024;
+
+fn duration_option(
+    options: &Options,
+    key: &str,
+    default: Duration,
+) -> Result<Duration, ConnectorError> {
+    match options.get(key) {
+        None => Ok(default),
+        Some(text) => parse_duration(text).ok_or_else(|| {
+            ConnectorError::Option(format!(
+                "option '{key}' must be a duration such as '5 s', got '{text}'"
+            ))
+        }),
+    }
+}
 
 impl KinesisOptions {
     pub fn read(options: &Options, schema: &SchemaRef) -> Result<Self, ConnectorError> {
+        let arn_region = options
+            .get("stream.arn")
+            .and_then(|arn| arn.split(':').nth(3))
+            .filter(|region| !region.is_empty())
+            .map(str::to_string);
         let stream = match (options.get("stream.arn"), options.get("stream")) {
             (Some(arn), None) => runnel_streams::stream_name_from_arn(arn)
                 .ok_or_else(|| {
@@ -73,7 +103,6 @@ impl KinesisOptions {
         // Read so that they are known: the region and credentials matter to
         // a remote endpoint only; this server does not check signatures.
         for key in [
-            "aws.region",
             "aws.credentials.provider",
             "aws.credentials.basic.accesskeyid",
             "aws.credentials.basic.secretkey",
@@ -82,9 +111,6 @@ impl KinesisOptions {
             "sink.http-client.protocol.version",
             "sink.requests.max-inflight",
             "sink.requests.max-buffered",
-            "sink.flush-buffer.size",
-            "sink.flush-buffer.timeout",
-            "source.reader.empty-records-fetch-interval",
         ] {
             options.get(key);
         }
@@ -119,39 +145,67 @@ impl KinesisOptions {
             .u64("sink.batch.max-size")?
             .map_or(MAX_BATCH, |n| (n as usize).clamp(1, MAX_BATCH));
         let fail_on_error = options.bool("sink.fail-on-error", false)?;
+        let flush_buffer_size = options
+            .u64("sink.flush-buffer.size")?
+            .map_or(MAX_BATCH_BYTES, |n| (n as usize).clamp(1, MAX_BATCH_BYTES));
+        let flush_buffer_timeout =
+            duration_option(options, "sink.flush-buffer.timeout", Duration::from_secs(5))?;
+        let empty_fetch_interval = duration_option(
+            options,
+            "source.reader.empty-records-fetch-interval",
+            Duration::from_millis(250),
+        )?;
+        let region = options
+            .get("aws.region")
+            .map(str::to_string)
+            .or(arn_region)
+            .unwrap_or_else(|| "us-east-1".to_string());
         let format = Format::from_options(options, schema, Carrier::Messages)?;
         Ok(KinesisOptions {
             stream,
             endpoint: options.get("aws.endpoint").map(str::to_string),
+            region,
             format,
             initial_position,
             discovery_interval,
             max_record_count,
             partitioner,
             batch_max_size,
+            flush_buffer_size,
+            flush_buffer_timeout,
+            empty_fetch_interval,
             fail_on_error,
         })
     }
 
-    /// This server's stream service, which the table must name: another
-    /// endpoint is refused, as is a job that runs outside a server.
-    pub fn local_streams(&self, services: &Services) -> Result<Arc<Streams>, ConnectorError> {
-        let Some(streams) = services.streams.clone() else {
-            return Err(ConnectorError::Option(
-                "the kinesis connector reads and writes the streams of the server the job runs in: submit the job to `runnel server` (`runnel jobs submit`)".into(),
-            ));
-        };
-        if let Some(endpoint) = &self.endpoint
-            && !services.is_own_endpoint(endpoint)
-        {
-            return Err(ConnectorError::Option(format!(
-                "'aws.endpoint' = '{endpoint}' names another Kinesis endpoint; this version reads and writes only the streams of the server the job runs in (leave 'aws.endpoint' out)"
-            )));
-        }
-        streams.describe(&self.stream).map_err(|e| {
+    /// Where the stream is: this server's (no `aws.endpoint`, or one that
+    /// names this server), read and written in-process; or another
+    /// endpoint, through its API. The stream must exist either way.
+    pub fn target(&self, options: &Options, services: &Services) -> Result<Target, ConnectorError> {
+        let missing = |e: &dyn std::fmt::Display| {
             ConnectorError::Option(format!("kinesis stream '{}': {e}", self.stream))
-        })?;
-        Ok(streams)
+        };
+        match &self.endpoint {
+            Some(endpoint) if !services.is_own_endpoint(endpoint) => {
+                let client = RemoteKinesis::from_options(endpoint, &self.region, options)?;
+                client
+                    .call(
+                        "DescribeStreamSummary",
+                        &serde_json::json!({"StreamName": self.stream}),
+                    )
+                    .map_err(|e| missing(&format!("at {endpoint}: {e}")))?;
+                Ok(Target::Remote(Arc::new(client)))
+            }
+            _ => {
+                let Some(streams) = services.streams.clone() else {
+                    return Err(ConnectorError::Option(
+                        "the kinesis connector reads the streams of the server the job runs in: submit the job to `runnel server` (`runnel jobs submit`), or name another endpoint with 'aws.endpoint'".into(),
+                    ));
+                };
+                streams.describe(&self.stream).map_err(|e| missing(&e))?;
+                Ok(Target::Local(streams))
+            }
+        }
     }
 }
 

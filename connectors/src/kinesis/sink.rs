@@ -1,6 +1,7 @@
-//! Rows into a stream of this server, written as each batch leaves the job
-//! (there is no network round trip to amortise, so no added buffering
-//! delay), in puts of at most `sink.batch.max-size` records. Throttled
+//! Rows as records. Into a stream of this server they are written as each
+//! batch leaves the job (there is no network round trip to amortise, so no
+//! added buffering delay), in puts of at most `sink.batch.max-size`
+//! records; to another endpoint, `remote_sink` batches them. Throttled
 //! records are put again with backoff until written: a job that writes
 //! faster than its stream allows slows down, and never drops a row.
 
@@ -16,29 +17,37 @@ use runnel_engine::sink::BatchSink;
 use runnel_engine::time::Watermark;
 use runnel_streams::{PutEntry, PutOutcome, Streams, StreamsError};
 
+use super::Target;
 use super::options::{KinesisOptions, Partitioner};
 use crate::ConnectorError;
 
 pub struct KinesisSink {
     options: KinesisOptions,
-    streams: Arc<Streams>,
+    target: Target,
 }
 
 impl KinesisSink {
     pub fn new(
         options: KinesisOptions,
         _schema: SchemaRef,
-        streams: Arc<Streams>,
+        target: Target,
     ) -> Result<Self, ConnectorError> {
-        Ok(KinesisSink { options, streams })
+        Ok(KinesisSink { options, target })
     }
 }
 
 impl SinkProvider for KinesisSink {
     fn sink(&self, worker: usize, _peers: usize) -> Result<Box<dyn BatchSink>, EngineError> {
+        let destination =
+            match &self.target {
+                Target::Local(streams) => Destination::Local(streams.clone()),
+                Target::Remote(client) => Destination::Remote(
+                    super::remote_sink::RemoteWriter::start(client.clone(), &self.options, worker)?,
+                ),
+            };
         Ok(Box::new(StreamWriter {
             options: self.options.clone(),
-            streams: self.streams.clone(),
+            destination,
             fixed_key: format!("runnel-sink-{worker}"),
             random: 0x9E37_79B9_7F4A_7C15
                 ^ (worker as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9)
@@ -55,9 +64,14 @@ impl SinkProvider for KinesisSink {
     }
 }
 
+enum Destination {
+    Local(Arc<Streams>),
+    Remote(super::remote_sink::RemoteWriter),
+}
+
 struct StreamWriter {
     options: KinesisOptions,
-    streams: Arc<Streams>,
+    destination: Destination,
     fixed_key: String,
     /// xorshift state for random partition keys.
     random: u64,
@@ -116,11 +130,11 @@ impl StreamWriter {
 
     /// Puts `entries` until every one is written; throttled ones again
     /// after a backoff.
-    fn put_all(&self, mut entries: Vec<PutEntry>) -> Result<(), EngineError> {
+    fn put_all(&self, streams: &Streams, mut entries: Vec<PutEntry>) -> Result<(), EngineError> {
         let stream = &self.options.stream;
         let mut backoff = FIRST_BACKOFF;
         while !entries.is_empty() {
-            let outcomes = match self.streams.put_blocking(stream, entries.clone()) {
+            let outcomes = match streams.put_blocking(stream, entries.clone()) {
                 Ok(outcomes) => outcomes,
                 Err(StreamsError::Throughput(_) | StreamsError::LimitExceeded(_)) => {
                     std::thread::sleep(backoff);
@@ -168,11 +182,26 @@ impl BatchSink for StreamWriter {
                 data,
             })
             .collect();
-        let size = self.options.batch_max_size;
-        while !entries.is_empty() {
-            let rest = entries.split_off(size.min(entries.len()));
-            self.put_all(std::mem::replace(&mut entries, rest))?;
+        match &mut self.destination {
+            Destination::Remote(writer) => writer.send(entries),
+            Destination::Local(streams) => {
+                let streams = streams.clone();
+                let size = self.options.batch_max_size;
+                while !entries.is_empty() {
+                    let rest = entries.split_off(size.min(entries.len()));
+                    self.put_all(&streams, std::mem::replace(&mut entries, rest))?;
+                }
+                Ok(())
+            }
         }
-        Ok(())
+    }
+
+    /// At the end of input, what a remote writer holds is put before the
+    /// job ends.
+    fn watermark(&mut self, watermark: Option<Watermark>) -> Result<(), EngineError> {
+        match (&mut self.destination, watermark) {
+            (Destination::Remote(writer), None) => writer.finish(),
+            _ => Ok(()),
+        }
     }
 }

@@ -5,15 +5,16 @@
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use runnel_engine::EngineError;
 use runnel_engine::connector::{SourcePosition, SourceProvider};
 use runnel_engine::source::{BatchReader, Poll, Waker};
-use runnel_streams::{IteratorStart, Streams, StreamsError};
+use runnel_streams::IteratorStart;
 
+use super::log::{ReadError, ShardLog};
 use super::metadata::{MetadataColumns, RowOrigin};
 use super::options::{InitialPosition, KinesisOptions};
 use crate::ConnectorError;
@@ -28,7 +29,7 @@ struct Shared {
     /// The columns decoded from each record's payload.
     payload: SchemaRef,
     metadata: Option<MetadataColumns>,
-    streams: Arc<Streams>,
+    log: Arc<dyn ShardLog>,
     /// The shards when the job was submitted: they start at the table's
     /// initial position; shards opened later start at their beginning.
     initial: HashSet<u32>,
@@ -57,19 +58,19 @@ impl KinesisSource {
         options: KinesisOptions,
         payload: SchemaRef,
         metadata: Option<MetadataColumns>,
-        streams: Arc<Streams>,
+        log: Arc<dyn ShardLog>,
     ) -> Result<Self, ConnectorError> {
         options.format.decoder(payload.clone())?;
-        let info = streams.describe(&options.stream).map_err(|e| {
+        let shards = log.shards().map_err(|e| {
             ConnectorError::Option(format!("kinesis stream '{}': {e}", options.stream))
         })?;
         Ok(KinesisSource {
             shared: Arc::new(Shared {
-                initial: info.meta.shards.iter().map(|s| s.index).collect(),
+                initial: shards.iter().map(|s| s.index).collect(),
                 options,
                 payload,
                 metadata,
-                streams,
+                log,
                 tracker: Mutex::default(),
             }),
         })
@@ -123,6 +124,9 @@ impl SourceProvider for KinesisSource {
 struct Reading {
     shard: u32,
     iterator: String,
+    /// Not read again before this (a log that is polled, after an empty
+    /// read).
+    rest_until: Option<Instant>,
 }
 
 struct ShardReader {
@@ -172,13 +176,8 @@ impl ShardReader {
     fn discover(&mut self) -> Result<(), EngineError> {
         let stream = &self.shared.options.stream;
         let generation = self.tracker().generation;
-        let info = self
-            .shared
-            .streams
-            .describe(stream)
-            .map_err(|e| failure(stream, e))?;
-        let meta = &info.meta;
-        for shard in &meta.shards {
+        let shards = self.shared.log.shards().map_err(|e| failure(stream, e))?;
+        for shard in &shards {
             if shard.index as usize % self.peers != self.worker
                 || self.reading.iter().any(|r| r.shard == shard.index)
             {
@@ -192,7 +191,7 @@ impl ShardReader {
                     && [shard.parent, shard.adjacent_parent]
                         .into_iter()
                         .flatten()
-                        .all(|p| meta.shard(p).is_none() || done(p))
+                        .all(|p| !shards.iter().any(|s| s.index == p) || done(p))
             };
             if !ready {
                 continue;
@@ -208,13 +207,14 @@ impl ShardReader {
             };
             let iterator = self
                 .shared
-                .streams
-                .shard_iterator(stream, shard.index, &start)
+                .log
+                .iterator(shard.index, &start)
                 .map_err(|e| failure(stream, e))?;
             self.tracker().shards.entry(shard.index).or_default();
             self.reading.push(Reading {
                 shard: shard.index,
                 iterator,
+                rest_until: None,
             });
         }
         self.discovered = Some((Instant::now(), generation));
@@ -232,12 +232,18 @@ impl ShardReader {
         let index = self.next;
         self.next += 1;
         let shard = self.reading[index].shard;
-        let output = match self.shared.streams.read_subscription(
+        if let Some(until) = self.reading[index].rest_until {
+            if Instant::now() < until {
+                return Ok(false);
+            }
+            self.reading[index].rest_until = None;
+        }
+        let output = match self.shared.log.read(
             &self.reading[index].iterator,
             self.shared.options.max_record_count,
         ) {
             Ok(output) => output,
-            Err(StreamsError::ExpiredIterator(_)) => {
+            Err(ReadError::ExpiredIterator) => {
                 // Not read for longer than an iterator lives: go on after the
                 // last record read.
                 let start = match self
@@ -251,14 +257,18 @@ impl ShardReader {
                 };
                 self.reading[index].iterator = self
                     .shared
-                    .streams
-                    .shard_iterator(&stream, shard, &start)
+                    .log
+                    .iterator(shard, &start)
                     .map_err(|e| failure(&stream, e))?;
                 return Ok(false);
             }
-            Err(error) => return Err(failure(&stream, error)),
+            Err(ReadError::Failed(error)) => return Err(failure(&stream, error)),
         };
         let read = !output.records.is_empty();
+        let pause = self.shared.log.empty_read_pause();
+        if !read && pause > Duration::ZERO {
+            self.reading[index].rest_until = Some(Instant::now() + pause);
+        }
         if read {
             let unreadable = |e: ConnectorError| {
                 failure(
@@ -321,7 +331,7 @@ impl ShardReader {
         if let Some(sequence) = last_sequence {
             progress.sequence = Some(sequence);
         }
-        progress.millis_behind = output.millis_behind_latest;
+        progress.millis_behind = output.millis_behind;
         match output.next_iterator {
             Some(iterator) => self.reading[index].iterator = iterator,
             None => {
@@ -361,11 +371,7 @@ impl BatchReader for ShardReader {
     }
 
     fn wake_on_data(&mut self, wake: Waker) -> bool {
-        let registered = self
-            .shared
-            .streams
-            .on_append(&self.shared.options.stream, &wake)
-            .is_ok();
+        let registered = self.shared.log.wake_on_append(&wake);
         if registered {
             self.wake = Some(wake);
         }

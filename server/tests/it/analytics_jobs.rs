@@ -193,7 +193,7 @@ fn bad_submissions_are_refused_with_reasons() {
         "POST",
         "/v1/jobs",
         Some(
-            json!({"sql": "CREATE TABLE t (a INT) WITH ('connector' = 'kinesis', 'stream' = 'x', 'format' = 'json', 'aws.endpoint' = 'https://kinesis.us-east-1.amazonaws.com');\nINSERT INTO t SELECT a FROM t;"}),
+            json!({"sql": format!("CREATE TABLE t (a INT) WITH ('connector' = 'kinesis', 'stream' = 'x', 'format' = 'json', 'aws.endpoint' = 'http://127.0.0.1:{}');\nINSERT INTO t SELECT a FROM t;", crate::harness::free_port())}),
         ),
     );
     assert_eq!(status, 400, "{body}");
@@ -201,7 +201,7 @@ fn bad_submissions_are_refused_with_reasons() {
         body["message"]
             .as_str()
             .unwrap()
-            .contains("another Kinesis endpoint"),
+            .contains("kinesis stream 'x': at http://127.0.0.1:"),
         "{body}"
     );
     let (status, _) = jobs(&server, "POST", "/v1/jobs/none/stop", None);
@@ -273,5 +273,135 @@ INSERT INTO dropped SELECT k FROM source_events;
     assert!(
         body["message"].as_str().unwrap().contains("sometimes"),
         "{body}"
+    );
+}
+
+/// `runnel sql run`, outside any server, reads and writes the streams of
+/// another endpoint through its API: GetRecords across a split (the
+/// parent to its end, then its children), PutRecords batched by the
+/// flush options; the first SIGINT ends the sources and flushes the sink.
+#[test]
+fn sql_run_reads_and_writes_the_streams_of_another_endpoint() {
+    let remote = RunnelServer::builder().arg("--no-shard-limits").start();
+    kinesis(
+        &remote,
+        "CreateStream",
+        json!({"StreamName": "far-in", "ShardCount": 2}),
+    );
+    kinesis(
+        &remote,
+        "CreateStream",
+        json!({"StreamName": "far-out", "ShardCount": 1}),
+    );
+    for k in 0..50 {
+        put(&remote, "far-in", k);
+    }
+    kinesis(
+        &remote,
+        "SplitShard",
+        json!({"StreamName": "far-in", "ShardToSplit": "shardId-000000000000",
+               "NewStartingHashKey": "85070591730234615865843651857942052864"}),
+    );
+    for k in 50..100 {
+        put(&remote, "far-in", k);
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("far.sql");
+    let endpoint = remote.url();
+    std::fs::write(
+        &script,
+        format!(
+            "CREATE TABLE far_in (k BIGINT) WITH ('connector' = 'kinesis',
+               'stream.arn' = 'arn:aws:kinesis:eu-west-1:123456789012:stream/far-in',
+               'aws.endpoint' = '{endpoint}', 'format' = 'json', 'source.init.position' = 'TRIM_HORIZON',
+               'source.reader.empty-records-fetch-interval' = '50 ms');
+             CREATE TABLE far_out (k BIGINT) WITH ('connector' = 'kinesis', 'stream' = 'far-out',
+               'aws.endpoint' = '{endpoint}', 'format' = 'json',
+               'sink.batch.max-size' = '40', 'sink.flush-buffer.timeout' = '200 ms');
+             INSERT INTO far_out SELECT k * 10 FROM far_in;"
+        ),
+    )
+    .unwrap();
+    let mut job = Command::new(runnel_bin())
+        .args(["sql", "run", "--quiet", "--file"])
+        .arg(&script)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let expected: Vec<i64> = (0..100).map(|k| k * 10).collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while records_of(&remote, "far-out") != expected {
+        if Instant::now() > deadline || job.try_wait().unwrap().is_some() {
+            let _ = job.kill();
+            let output = job.wait_with_output().unwrap();
+            panic!(
+                "far-out has {:?}\n--- job stderr\n{}\n--- server log\n{}",
+                records_of(&remote, "far-out"),
+                String::from_utf8_lossy(&output.stderr),
+                remote.log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    crate::harness::signal(job.id(), "INT");
+    let status = crate::harness::wait_bounded(&mut job, Duration::from_secs(30));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "runnel sql run did not end cleanly after SIGINT: {status:?}"
+    );
+    assert_eq!(records_of(&remote, "far-out"), expected);
+
+    // A job of another server reads the same stream into one of its own.
+    let near = RunnelServer::builder().arg("--no-shard-limits").start();
+    kinesis(
+        &near,
+        "CreateStream",
+        json!({"StreamName": "near-out", "ShardCount": 1}),
+    );
+    let (status, body) = jobs(
+        &near,
+        "POST",
+        "/v1/jobs",
+        Some(json!({"sql": format!(
+            "CREATE TABLE far_in (k BIGINT) WITH ('connector' = 'kinesis', 'stream' = 'far-in',
+               'aws.endpoint' = '{endpoint}', 'format' = 'json', 'source.init.position' = 'TRIM_HORIZON');
+             CREATE TABLE near_out (k BIGINT) WITH ('connector' = 'kinesis', 'stream' = 'near-out', 'format' = 'json');
+             INSERT INTO near_out SELECT k FROM far_in;"
+        )})),
+    );
+    assert_eq!(status, 201, "{body}");
+    let everything: Vec<i64> = (0..100).collect();
+    wait_for("the far stream copied near", || {
+        records_of(&near, "near-out") == everything
+    });
+    let id = body["id"].as_str().unwrap().to_string();
+    let (_, described) = jobs(&near, "GET", &format!("/v1/jobs/{id}"), None);
+    assert_eq!(described["status"], "RUNNING", "{described}");
+    assert_eq!(described["sources"][0]["rows_read"], 100, "{described}");
+
+    // An endpoint without the stream, or with nothing listening, is refused
+    // before anything runs.
+    std::fs::write(
+        &script,
+        format!(
+            "CREATE TABLE t (k BIGINT) WITH ('connector' = 'kinesis', 'stream' = 'nowhere',
+               'aws.endpoint' = '{endpoint}', 'format' = 'json');
+             INSERT INTO t SELECT k FROM t;"
+        ),
+    )
+    .unwrap();
+    let refused = Command::new(runnel_bin())
+        .args(["sql", "run", "--quiet", "--file"])
+        .arg(&script)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success()
+            && stderr.contains("nowhere")
+            && stderr.contains("ResourceNotFoundException"),
+        "{stderr}"
     );
 }

@@ -1,0 +1,224 @@
+//! Where a kinesis table's records are: this server's stream service,
+//! in-process, or another endpoint through its API. The source reads
+//! shards through `ShardLog` the same way either way.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use runnel_streams::{IteratorStart, Record, Streams, StreamsError, Wake};
+use serde_json::{Value, json};
+
+use super::remote::RemoteKinesis;
+
+pub struct ShardInfo {
+    pub index: u32,
+    pub parent: Option<u32>,
+    pub adjacent_parent: Option<u32>,
+}
+
+pub struct Page {
+    pub records: Vec<Record>,
+    /// `None` once a closed shard has been read to its end.
+    pub next_iterator: Option<String>,
+    pub millis_behind: u64,
+}
+
+pub enum ReadError {
+    /// The iterator outlived its five minutes: get another.
+    ExpiredIterator,
+    Failed(String),
+}
+
+pub trait ShardLog: Send + Sync {
+    /// Every shard still holding records (closed ones too, until
+    /// retention trims them).
+    fn shards(&self) -> Result<Vec<ShardInfo>, String>;
+    fn iterator(&self, shard: u32, start: &IteratorStart) -> Result<String, String>;
+    fn read(&self, iterator: &str, limit: usize) -> Result<Page, ReadError>;
+    /// Has `wake` called when records are appended, if this log can.
+    fn wake_on_append(&self, wake: &Wake) -> bool;
+    /// How long a shard that gave nothing is left before it is read
+    /// again (a log that wakes its readers is read when woken instead).
+    fn empty_read_pause(&self) -> Duration;
+}
+
+pub struct LocalLog {
+    pub streams: Arc<Streams>,
+    pub stream: String,
+}
+
+impl ShardLog for LocalLog {
+    fn shards(&self) -> Result<Vec<ShardInfo>, String> {
+        let info = self
+            .streams
+            .describe(&self.stream)
+            .map_err(|e| e.to_string())?;
+        Ok(info
+            .meta
+            .shards
+            .iter()
+            .map(|s| ShardInfo {
+                index: s.index,
+                parent: s.parent,
+                adjacent_parent: s.adjacent_parent,
+            })
+            .collect())
+    }
+
+    fn iterator(&self, shard: u32, start: &IteratorStart) -> Result<String, String> {
+        self.streams
+            .shard_iterator(&self.stream, shard, start)
+            .map_err(|e| e.to_string())
+    }
+
+    fn read(&self, iterator: &str, limit: usize) -> Result<Page, ReadError> {
+        // Outside the shard's GetRecords budget, as enhanced fan-out is.
+        match self.streams.read_subscription(iterator, limit) {
+            Ok(output) => Ok(Page {
+                records: output.records,
+                next_iterator: output.next_iterator,
+                millis_behind: output.millis_behind_latest,
+            }),
+            Err(StreamsError::ExpiredIterator(_)) => Err(ReadError::ExpiredIterator),
+            Err(error) => Err(ReadError::Failed(error.to_string())),
+        }
+    }
+
+    fn wake_on_append(&self, wake: &Wake) -> bool {
+        self.streams.on_append(&self.stream, wake).is_ok()
+    }
+
+    fn empty_read_pause(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+pub struct RemoteLog {
+    pub client: Arc<RemoteKinesis>,
+    pub stream: String,
+    /// Flink's `source.reader.empty-records-fetch-interval`.
+    pub empty_pause: Duration,
+}
+
+impl ShardLog for RemoteLog {
+    fn shards(&self) -> Result<Vec<ShardInfo>, String> {
+        let mut shards = Vec::new();
+        let mut request = json!({"StreamName": self.stream});
+        loop {
+            let page = self
+                .client
+                .call("ListShards", &request)
+                .map_err(|e| e.to_string())?;
+            for shard in page
+                .get("Shards")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let id = |field: &str| {
+                    shard
+                        .get(field)
+                        .and_then(Value::as_str)
+                        .and_then(runnel_streams::model::parse_shard_id)
+                };
+                let Some(index) = id("ShardId") else {
+                    return Err(format!("a shard id Runnel cannot read: {shard}"));
+                };
+                shards.push(ShardInfo {
+                    index,
+                    parent: id("ParentShardId"),
+                    adjacent_parent: id("AdjacentParentShardId"),
+                });
+            }
+            match page.get("NextToken").and_then(Value::as_str) {
+                Some(token) => request = json!({"NextToken": token}),
+                None => return Ok(shards),
+            }
+        }
+    }
+
+    fn iterator(&self, shard: u32, start: &IteratorStart) -> Result<String, String> {
+        let mut request = json!({
+            "StreamName": self.stream,
+            "ShardId": runnel_streams::model::shard_id(shard),
+        });
+        let (kind, sequence) = match start {
+            IteratorStart::TrimHorizon => ("TRIM_HORIZON", None),
+            IteratorStart::Latest => ("LATEST", None),
+            IteratorStart::AtSequence(s) => ("AT_SEQUENCE_NUMBER", Some(s)),
+            IteratorStart::AfterSequence(s) => ("AFTER_SEQUENCE_NUMBER", Some(s)),
+            IteratorStart::AtTimestamp(ms) => {
+                request["Timestamp"] = json!(*ms as f64 / 1000.0);
+                ("AT_TIMESTAMP", None)
+            }
+        };
+        request["ShardIteratorType"] = json!(kind);
+        if let Some(sequence) = sequence {
+            request["StartingSequenceNumber"] = json!(sequence);
+        }
+        let answer = self
+            .client
+            .call("GetShardIterator", &request)
+            .map_err(|e| e.to_string())?;
+        answer
+            .get("ShardIterator")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| format!("GetShardIterator gave no ShardIterator: {answer}"))
+    }
+
+    fn read(&self, iterator: &str, limit: usize) -> Result<Page, ReadError> {
+        let answer = self
+            .client
+            .call(
+                "GetRecords",
+                &json!({"ShardIterator": iterator, "Limit": limit.clamp(1, 10_000)}),
+            )
+            .map_err(|e| match e.kind() {
+                "ExpiredIteratorException" => ReadError::ExpiredIterator,
+                _ => ReadError::Failed(e.to_string()),
+            })?;
+        let mut records = Vec::new();
+        for record in answer
+            .get("Records")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let text = |field: &str| record.get(field).and_then(Value::as_str);
+            let data = text("Data")
+                .and_then(|d| base64::engine::general_purpose::STANDARD.decode(d).ok())
+                .ok_or_else(|| ReadError::Failed(format!("a record without Data: {record}")))?;
+            records.push(Record {
+                sequence_number: text("SequenceNumber").unwrap_or_default().to_string(),
+                arrival_ms: record
+                    .get("ApproximateArrivalTimestamp")
+                    .and_then(Value::as_f64)
+                    .map_or(0, |seconds| (seconds * 1000.0).round().max(0.0) as u64),
+                partition_key: text("PartitionKey").unwrap_or_default().to_string(),
+                data,
+                encrypted: false,
+            });
+        }
+        Ok(Page {
+            records,
+            next_iterator: answer
+                .get("NextShardIterator")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            millis_behind: answer
+                .get("MillisBehindLatest")
+                .and_then(Value::as_u64)
+                .unwrap_or(0),
+        })
+    }
+
+    fn wake_on_append(&self, _wake: &Wake) -> bool {
+        false
+    }
+
+    fn empty_read_pause(&self) -> Duration {
+        self.empty_pause
+    }
+}
