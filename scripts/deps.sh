@@ -16,11 +16,12 @@ if ((${#missing[@]})); then
 fi
 
 # The end-to-end tests drive the server with real AWS clients from PyPI.
-# aws-kinesis-agg writes records as the Kinesis Producer Library aggregates them.
-if ! python3 -c 'import boto3, aws_kinesis_agg' >/dev/null 2>&1 || ! command -v aws >/dev/null 2>&1; then
-  echo "deps: installing boto3, awscli and aws-kinesis-agg from PyPI"
-  python3 -m pip install --quiet boto3 awscli aws-kinesis-agg 2>/dev/null \
-    || python3 -m pip install --quiet --user --break-system-packages boto3 awscli aws-kinesis-agg
+# aws-kinesis-agg writes records as the Kinesis Producer Library aggregates them;
+# DuckDB computes the batch answers streaming jobs are checked against.
+if ! python3 -c 'import boto3, aws_kinesis_agg, duckdb' >/dev/null 2>&1 || ! command -v aws >/dev/null 2>&1; then
+  echo "deps: installing boto3, awscli, aws-kinesis-agg and duckdb from PyPI"
+  python3 -m pip install --quiet boto3 awscli aws-kinesis-agg duckdb 2>/dev/null \
+    || python3 -m pip install --quiet --user --break-system-packages boto3 awscli aws-kinesis-agg duckdb
 fi
 
 if ! cargo nextest --version >/dev/null 2>&1; then

@@ -4,13 +4,16 @@ stopped and deleted, with AWS's statuses and errors.
 
 Usage: analytics_applications.py <endpoint>"""
 
+import datetime
 import json
+import random
 import sys
 import time
 import urllib.request
 
 import boto3
 import botocore.config
+import duckdb
 from botocore.exceptions import ClientError
 
 from common import client, done, wait_active
@@ -216,5 +219,76 @@ analytics.delete_application(
     ApplicationName="big-orders", CreateTimestamp=stopped["CreateTimestamp"]
 )
 assert analytics.list_applications()["ApplicationSummaries"] == []
+
+# --- an application with a windowed aggregation, against DuckDB's answer ----
+
+for name, shards in [("sales", 4), ("sales-per-minute", 1)]:
+    kinesis.create_stream(StreamName=name, ShardCount=shards)
+    wait_active(kinesis, name)
+TOTALS = """
+CREATE TABLE sales (store STRING, amount BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+  WITH ('connector' = 'kinesis', 'stream' = 'sales', 'source.init.position' = 'TRIM_HORIZON', 'format' = 'json');
+CREATE TABLE totals (window_start TIMESTAMP(3), store STRING, total BIGINT, sales BIGINT)
+  WITH ('connector' = 'kinesis', 'stream' = 'sales-per-minute', 'format' = 'json');
+INSERT INTO totals
+SELECT window_start, store, SUM(amount), COUNT(*)
+FROM TABLE(TUMBLE(TABLE sales, DESCRIPTOR(ts), INTERVAL '1' MINUTE))
+GROUP BY window_start, window_end, store;
+"""
+analytics.create_application(
+    ApplicationName="sales-per-minute",
+    RuntimeEnvironment="FLINK-1_20",
+    ServiceExecutionRole=ROLE,
+    ApplicationConfiguration={
+        "ApplicationCodeConfiguration": {"CodeContentType": "PLAINTEXT", "CodeContent": {"TextContent": TOTALS}},
+        "FlinkApplicationConfiguration": {
+            "ParallelismConfiguration": {"ConfigurationType": "CUSTOM", "Parallelism": 2},
+        },
+    },
+)
+analytics.start_application(ApplicationName="sales-per-minute")
+wait_status("sales-per-minute", "RUNNING")
+
+
+def sql_time(ms):
+    return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+random.seed(5)
+base = 1_700_000_040_000  # a whole minute
+sales = sorted(
+    ((f"s{random.randrange(6)}", random.randrange(1, 500), base + random.randrange(0, 600_000)) for _ in range(2000)),
+    key=lambda sale: sale[2],
+)
+for i in range(0, len(sales), 500):
+    out = kinesis.put_records(StreamName="sales", Records=[
+        {"Data": json.dumps({"store": store, "amount": amount, "ts": sql_time(ts)}).encode(), "PartitionKey": store + str(k)}
+        for k, (store, amount, ts) in enumerate(sales[i:i + 500])])
+    assert out["FailedRecordCount"] == 0, out
+# A sale an hour later on every shard moves every shard's watermark past the
+# last window (its own window stays open).
+for shard in kinesis.list_shards(StreamName="sales")["Shards"]:
+    kinesis.put_record(StreamName="sales", PartitionKey="closer", ExplicitHashKey=shard["HashKeyRange"]["StartingHashKey"],
+                       Data=json.dumps({"store": "closer", "amount": 0, "ts": sql_time(base + 3_600_000)}).encode())
+
+batch = duckdb.connect()
+batch.execute("CREATE TABLE sales (store VARCHAR, amount BIGINT, ts_ms BIGINT)")
+batch.executemany("INSERT INTO sales VALUES (?, ?, ?)", sales)
+expected = sorted(
+    (sql_time(start), store, total, count)
+    for start, store, total, count in batch.execute(
+        "SELECT ts_ms // 60000 * 60000, store, SUM(amount), COUNT(*) FROM sales GROUP BY ALL"
+    ).fetchall()
+)
+deadline = time.time() + 60
+got = []
+while time.time() < deadline:
+    got = sorted((r["window_start"], r["store"], r["total"], r["sales"]) for r in read_values("sales-per-minute"))
+    if len(got) >= len(expected):
+        break
+    time.sleep(0.2)
+assert got == expected, f"totals differ: {sorted(set(got) ^ set(expected))[:10]}"
+analytics.stop_application(ApplicationName="sales-per-minute")
+wait_status("sales-per-minute", "READY")
 
 done()

@@ -21,6 +21,8 @@ import time
 import urllib.error
 import urllib.request
 
+import duckdb
+
 from common import client, done, wait_active
 
 ENDPOINT, RUNNEL = sys.argv[1], sys.argv[2]
@@ -131,10 +133,15 @@ events = sorted(
     (base + random.randrange(0, 100_000), random.randrange(1000), f"p{random.randrange(5)}")
     for _ in range(4000)
 )
+# The batch answer over the same clicks, from DuckDB.
+batch = duckdb.connect()
+batch.execute("CREATE TABLE clicks (ts_ms BIGINT, user_id BIGINT, page VARCHAR)")
+batch.executemany("INSERT INTO clicks VALUES (?, ?, ?)", events)
 expected = collections.Counter()
-for ts, _, page in events:
-    start = base + (ts - base) // 10_000 * 10_000
-    expected[(sql_time(start), sql_time(start + 10_000), page)] += 1
+for start, page, clicks in batch.execute(
+    "SELECT ts_ms // 10000 * 10000 AS start, page, COUNT(*) FROM clicks GROUP BY ALL"
+).fetchall():
+    expected[(sql_time(start), sql_time(start + 10_000), page)] = clicks
 
 for i in range(0, len(events), 500):
     if i == len(events) // 2:
@@ -223,6 +230,74 @@ assert sum(1 for r in read_all("counts") if r["page"] == "late") == 1
 deleted = runnel("delete", job_id)
 assert deleted.returncode == 0, deleted.stderr
 assert http("GET", f"/v1/jobs/{job_id}")[0] == 404
+
+# --- an interval join of two streams, against DuckDB's answer ---------------
+
+for name, shards in [("orders", 4), ("payments", 4), ("paid", 1)]:
+    kinesis.create_stream(StreamName=name, ShardCount=shards)
+    wait_active(kinesis, name)
+
+
+def stream_table(name, columns):
+    return f"""CREATE TABLE {name} ({columns}, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+WITH ('connector' = 'kinesis', 'stream' = '{name}', 'source.init.position' = 'TRIM_HORIZON', 'format' = 'json');"""
+
+
+JOINED = "\n".join([
+    stream_table("orders", "id BIGINT, amount BIGINT, ts TIMESTAMP(3)"),
+    stream_table("payments", "order_id BIGINT, paid BIGINT, ts TIMESTAMP(3)"),
+    """CREATE TABLE paid (id BIGINT, amount BIGINT, paid BIGINT, order_ts TIMESTAMP(3), paid_ts TIMESTAMP(3))
+WITH ('connector' = 'kinesis', 'stream' = 'paid', 'format' = 'json');
+INSERT INTO paid
+SELECT o.id, o.amount, p.paid, o.ts, p.ts
+FROM orders o JOIN payments p
+  ON o.id = p.order_id AND p.ts BETWEEN o.ts AND o.ts + INTERVAL '5' SECOND;""",
+])
+submitted = runnel("submit", "-", "--name", "paid-orders", "--parallelism", "2", stdin=JOINED)
+assert submitted.returncode == 0, submitted.stderr
+join_id = submitted.stdout.strip()
+
+random.seed(11)
+orders = [(i, random.randrange(1, 1000), base + i * 100) for i in range(600)]
+# Most orders are paid within 8 s (so some too late to join), some twice,
+# some never; a few payments name no order.
+payments = sorted(
+    [(i, amount, ts + random.randrange(0, 8_000)) for i, amount, ts in orders if random.random() < 0.8]
+    + [(i, 1, ts + random.randrange(0, 3_000)) for i, _, ts in orders if random.random() < 0.1]
+    + [(10_000 + j, 5, base + random.randrange(0, 60_000)) for j in range(20)],
+    key=lambda p: p[2],
+)
+for stream, rows in (("orders", [{"id": i, "amount": a, "ts": sql_time(t)} for i, a, t in orders]),
+                     ("payments", [{"order_id": i, "paid": a, "ts": sql_time(t)} for i, a, t in payments])):
+    for i in range(0, len(rows), 500):
+        out = kinesis.put_records(StreamName=stream, Records=[
+            {"Data": json.dumps(row).encode(), "PartitionKey": str(k)} for k, row in enumerate(rows[i:i + 500], i)])
+        assert out["FailedRecordCount"] == 0, out
+
+batch.execute("CREATE TABLE orders (id BIGINT, amount BIGINT, ts_ms BIGINT)")
+batch.executemany("INSERT INTO orders VALUES (?, ?, ?)", orders)
+batch.execute("CREATE TABLE payments (order_id BIGINT, paid BIGINT, ts_ms BIGINT)")
+batch.executemany("INSERT INTO payments VALUES (?, ?, ?)", payments)
+joined = sorted(
+    (i, amount, paid, sql_time(order_ts), sql_time(paid_ts))
+    for i, amount, paid, order_ts, paid_ts in batch.execute(
+        """SELECT o.id, o.amount, p.paid, o.ts_ms, p.ts_ms FROM orders o JOIN payments p
+           ON o.id = p.order_id AND p.ts_ms BETWEEN o.ts_ms AND o.ts_ms + 5000"""
+    ).fetchall()
+)
+assert 300 < len(joined) < len(payments), len(joined)
+
+
+def all_paid():
+    rows = read_all("paid")
+    return rows if len(rows) >= len(joined) else None
+
+
+got_joined = sorted(
+    (r["id"], r["amount"], r["paid"], r["order_ts"], r["paid_ts"]) for r in wait_for("the joined rows", all_paid)
+)
+assert got_joined == joined, f"joins differ: {sorted(set(got_joined) ^ set(joined))[:10]}"
+runnel("stop", join_id)
 
 # --- a bare SELECT, followed over server-sent events ------------------------
 
