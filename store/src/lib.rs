@@ -68,6 +68,9 @@ impl Store {
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.increase_parallelism(2);
+        // SST blocks are read from the page cache in place rather than
+        // copied out of it by pread first.
+        opts.set_allow_mmap_reads(true);
 
         let mut names: Vec<String> = STORE_COLUMN_FAMILIES
             .iter()
@@ -79,9 +82,26 @@ impl Store {
         }
         names.sort();
         names.dedup();
-        let descriptors = names
-            .iter()
-            .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+        let descriptors = names.iter().map(|name| {
+            let mut options = Options::default();
+            // The newest records (L0 and L1, a few hundred MB) are what
+            // consumers read, usually soon after the write: they stay
+            // uncompressed, so reading them costs no decompression. Older
+            // levels hold most of a retention period and take LZ4, which
+            // decompresses about twice as fast as RocksDB's default snappy.
+            // SST files record their own compression: older ones still read.
+            use rocksdb::DBCompressionType::{Lz4, None as Uncompressed};
+            options.set_compression_per_level(&[
+                Uncompressed,
+                Uncompressed,
+                Lz4,
+                Lz4,
+                Lz4,
+                Lz4,
+                Lz4,
+            ]);
+            ColumnFamilyDescriptor::new(name, options)
+        });
         let db = DB::open_cf_descriptors(&opts, &db_path, descriptors)?;
 
         let store = Store {

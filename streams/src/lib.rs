@@ -36,7 +36,9 @@ pub use control::{
 pub use error::{Result, StreamsError};
 pub use limits::ShardLimits;
 pub use model::{CapacityMode, ShardMeta, StreamMeta, StreamStatus};
-pub use reader::{GetRecordsOutput, IteratorStart, MAX_GET_BYTES, MAX_GET_RECORDS, Record};
+pub use reader::{
+    GetRecordsOutput, IteratorStart, MAX_GET_BYTES, MAX_GET_RECORDS, ReadEnd, Record, RecordRef,
+};
 pub use writer::{PutEntry, PutOutcome};
 
 use state::Inner;
@@ -250,6 +252,17 @@ impl Streams {
     /// shared read limits.
     pub fn read_subscription(&self, iterator: &str, limit: usize) -> Result<GetRecordsOutput> {
         self.inner.get_records(iterator, limit, false)
+    }
+
+    /// `read_subscription` for a reader in this process: each record is
+    /// handed to `visit` borrowed from the store, with no copy made.
+    pub fn read_subscription_with(
+        &self,
+        iterator: &str,
+        limit: usize,
+        visit: &mut dyn FnMut(RecordRef<'_>),
+    ) -> Result<ReadEnd> {
+        self.inner.read_with(iterator, limit, false, visit)
     }
 
     pub fn describe(&self, name: &str) -> Result<StreamInfo> {

@@ -34,6 +34,31 @@ pub struct Record {
     pub encrypted: bool,
 }
 
+/// A record as `read_with` hands it over, borrowed from the store.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordRef<'a> {
+    pub shard: u32,
+    pub counter: u64,
+    pub arrival_ms: u64,
+    pub partition_key: &'a [u8],
+    pub data: &'a [u8],
+    pub encrypted: bool,
+}
+
+impl RecordRef<'_> {
+    pub fn sequence_number(&self) -> String {
+        crate::model::sequence_number(self.shard, self.counter)
+    }
+}
+
+/// Where a `read_with` ended: what GetRecords answers besides records.
+pub struct ReadEnd {
+    pub next_iterator: Option<String>,
+    pub millis_behind_latest: u64,
+    pub child_shards: Vec<ShardMeta>,
+    pub continuation_sequence: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct GetRecordsOutput {
     pub records: Vec<Record>,
@@ -143,6 +168,34 @@ impl Inner {
         limit: usize,
         limited: bool,
     ) -> Result<GetRecordsOutput> {
+        let mut records = Vec::new();
+        let end = self.read_with(iterator, limit, limited, &mut |record| {
+            records.push(Record {
+                sequence_number: record.sequence_number(),
+                arrival_ms: record.arrival_ms,
+                partition_key: String::from_utf8_lossy(record.partition_key).into_owned(),
+                data: record.data.to_vec(),
+                encrypted: record.encrypted,
+            });
+        })?;
+        Ok(GetRecordsOutput {
+            records,
+            next_iterator: end.next_iterator,
+            millis_behind_latest: end.millis_behind_latest,
+            child_shards: end.child_shards,
+            continuation_sequence: end.continuation_sequence,
+        })
+    }
+
+    /// GetRecords that hands each record to `visit` as it is read, with
+    /// its data borrowed from the store, rather than collecting copies.
+    pub fn read_with(
+        &self,
+        iterator: &str,
+        limit: usize,
+        limited: bool,
+        visit: &mut dyn FnMut(RecordRef<'_>),
+    ) -> Result<ReadEnd> {
         let token = IteratorToken::decode(iterator)
             .ok_or_else(|| StreamsError::InvalidArgument("Invalid ShardIterator.".into()))?;
         let now = self.now();
@@ -169,59 +222,81 @@ impl Inner {
         let cutoff = now.saturating_sub(located.retention_ms);
         let cf = self.cf(CF_RECORDS)?;
         let mut options = ReadOptions::default();
+        // A subscriber reads a shard once, front to back: its blocks would
+        // only push others out of the block cache.
+        options.fill_cache(limited);
+        options.set_iterate_lower_bound(keys::record_key(token.stream_id, token.shard, 0).to_vec());
         options.set_iterate_upper_bound(keys::shard_end(token.stream_id, token.shard).to_vec());
         let mut cursor = self.db.raw_iterator_cf_opt(cf, options);
-        cursor.seek(keys::record_key(
-            token.stream_id,
-            token.shard,
-            token.position,
-        ));
+        // The block holding `position` is keyed at or before it.
+        let start = keys::record_key(token.stream_id, token.shard, token.position);
+        cursor.seek_for_prev(start);
+        if !cursor.valid() {
+            cursor.seek(start);
+        }
+        let corrupt = || StreamsError::Internal("corrupt record block".into());
 
         let limit = limit.clamp(1, MAX_GET_RECORDS);
-        let mut records = Vec::new();
+        let mut count = 0usize;
         let mut bytes = 0usize;
         let mut position = token.position;
         let mut last_arrival = 0;
-        while records.len() < limit {
-            let (Some(key), Some(value)) = (cursor.key(), cursor.value()) else {
-                break;
-            };
-            let counter = keys::key_counter(key)
-                .ok_or_else(|| StreamsError::Internal("corrupt record key".into()))?;
-            let record = keys::decode_value(value)
-                .ok_or_else(|| StreamsError::Internal("corrupt record value".into()))?;
-            if record.arrival_ms >= cutoff && record.arrival_ms >= token.min_arrival_ms {
-                let size = record.data.len() + record.partition_key.len();
-                if !records.is_empty() && bytes + size > MAX_GET_BYTES {
-                    break;
+        // Stopped by the limits with records left in the block.
+        let mut cut_short = false;
+        'blocks: while let (Some(key), Some(value)) = (cursor.key(), cursor.value()) {
+            for item in keys::block_records(key, value).ok_or_else(corrupt)? {
+                let (counter, record) = item.ok_or_else(corrupt)?;
+                if counter < position {
+                    continue;
                 }
-                bytes += size;
-                let encrypted = record.flags & keys::FLAG_ENCRYPTED != 0;
-                let data = match (&self.config.encryption_key, encrypted) {
-                    (Some(key), true) => {
-                        crypto::apply(key, token.stream_id, token.shard, counter, record.data)
+                if count >= limit {
+                    cut_short = true;
+                    break 'blocks;
+                }
+                if record.arrival_ms >= cutoff && record.arrival_ms >= token.min_arrival_ms {
+                    let size = record.data.len() + record.partition_key.len();
+                    if count > 0 && bytes + size > MAX_GET_BYTES {
+                        cut_short = true;
+                        break 'blocks;
                     }
-                    (None, true) => {
-                        return Err(StreamsError::Internal(
-                            "record is encrypted and no encryption key is configured".into(),
-                        ));
-                    }
-                    _ => record.data.to_vec(),
-                };
-                last_arrival = record.arrival_ms;
-                records.push(Record {
-                    sequence_number: crate::model::sequence_number(token.shard, counter),
-                    arrival_ms: record.arrival_ms,
-                    partition_key: record.partition_key.to_string(),
-                    data,
-                    encrypted,
-                });
+                    bytes += size;
+                    let encrypted = record.flags & keys::FLAG_ENCRYPTED != 0;
+                    let opened;
+                    let data = match (&self.config.encryption_key, encrypted) {
+                        (Some(key), true) => {
+                            opened = crypto::apply(
+                                key,
+                                token.stream_id,
+                                token.shard,
+                                counter,
+                                record.data,
+                            );
+                            &opened[..]
+                        }
+                        (None, true) => {
+                            return Err(StreamsError::Internal(
+                                "record is encrypted and no encryption key is configured".into(),
+                            ));
+                        }
+                        _ => record.data,
+                    };
+                    last_arrival = record.arrival_ms;
+                    count += 1;
+                    visit(RecordRef {
+                        shard: token.shard,
+                        counter,
+                        arrival_ms: record.arrival_ms,
+                        partition_key: record.partition_key,
+                        data,
+                        encrypted,
+                    });
+                }
+                position = counter.saturating_add(1);
             }
-            position = counter.saturating_add(1);
             cursor.next();
         }
         cursor.status()?;
-        let more = cursor.valid();
+        let more = cut_short || cursor.valid();
         drop(cursor);
 
         if limited && self.config.limits.is_some() {
@@ -236,8 +311,7 @@ impl Inner {
         // A closed shard takes no more writes: once nothing is left, its
         // readers move on to its children.
         let at_end = !more && !located.shard.is_open();
-        Ok(GetRecordsOutput {
-            records,
+        Ok(ReadEnd {
             next_iterator: (!at_end).then(|| {
                 IteratorToken {
                     position,

@@ -29,12 +29,17 @@ impl Inner {
                     let mut cursor = self.db.raw_iterator_cf_opt(cf, options);
                     cursor.seek(start);
                     let mut keep_from = None;
+                    // A block goes once all its records are past retention;
+                    // readers skip the expired ones of a block that stays.
                     while let (Some(key), Some(value)) = (cursor.key(), cursor.value()) {
-                        if keys::value_arrival(value).is_some_and(|a| a >= cutoff) {
+                        let summary = keys::block_summary(key, value).ok_or_else(|| {
+                            crate::StreamsError::Internal("corrupt record block".into())
+                        })?;
+                        if summary.max_arrival_ms >= cutoff {
                             keep_from = Some(key.to_vec());
                             break;
                         }
-                        trimmed += 1;
+                        trimmed += summary.records;
                         cursor.next();
                     }
                     cursor.status()?;

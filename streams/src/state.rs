@@ -103,11 +103,14 @@ impl Inner {
                         let prefix = keys::record_key(meta.id, shard.index, 0);
                         if key.len() == keys::KEY_LEN
                             && key[..12] == prefix[..12]
-                            && let (Some(counter), Some(arrival)) =
-                                (keys::key_counter(&key), keys::value_arrival(&value))
+                            && let Some(block) = keys::block_summary(&key, &value)
                         {
-                            state.last_counter.store(counter, Ordering::Release);
-                            state.last_arrival_ms.store(arrival, Ordering::Release);
+                            state
+                                .last_counter
+                                .store(block.last_counter, Ordering::Release);
+                            state
+                                .last_arrival_ms
+                                .store(block.max_arrival_ms, Ordering::Release);
                         }
                     }
                     shards.insert(shard.index, Arc::new(state));

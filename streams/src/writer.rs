@@ -83,10 +83,12 @@ pub fn run(inner: Arc<Inner>, jobs: Receiver<Job>) {
 
 #[derive(Default)]
 struct GroupCommit {
-    /// Staged records, written in key order at commit: RocksDB's memtable
+    /// Finished blocks, written in key order at commit: RocksDB's memtable
     /// inserts neighbouring keys far faster than keys alternating between
     /// shards.
     staged: Vec<([u8; keys::KEY_LEN], Vec<u8>)>,
+    /// Each shard's block being filled, with its first counter.
+    filling: HashMap<(u64, u32), (u64, keys::BlockBuilder)>,
     bytes: usize,
     /// Counters assigned in this batch but not yet durable.
     assigned: HashMap<(u64, u32), (Arc<ShardState>, u64, u64)>,
@@ -167,16 +169,33 @@ impl GroupCommit {
             let counter = (slot.1 + 1).max(floor).max(shard.start_counter);
             slot.1 = counter;
             slot.2 = now;
-            let value = match encryption {
+            let (first, block) = self
+                .filling
+                .entry((meta.id, shard.index))
+                .or_insert_with(|| (counter, keys::BlockBuilder::default()));
+            let before = block.len();
+            match encryption {
                 Some(key) => {
                     let sealed = crypto::apply(key, meta.id, shard.index, counter, &record.data);
-                    keys::encode_value(now, keys::FLAG_ENCRYPTED, &record.partition_key, &sealed)
+                    block.push(
+                        counter,
+                        now,
+                        keys::FLAG_ENCRYPTED,
+                        &record.partition_key,
+                        &sealed,
+                    );
                 }
-                None => keys::encode_value(now, 0, &record.partition_key, &record.data),
-            };
-            self.bytes += value.len();
-            self.staged
-                .push((keys::record_key(meta.id, shard.index, counter), value));
+                None => block.push(counter, now, 0, &record.partition_key, &record.data),
+            }
+            self.bytes += block.len() - before;
+            if block.len() >= keys::BLOCK_BYTES {
+                let full = std::mem::take(block);
+                self.staged.push((
+                    keys::record_key(meta.id, shard.index, *first),
+                    full.finish(),
+                ));
+                self.filling.remove(&(meta.id, shard.index));
+            }
             outcomes.push(PutOutcome::Written {
                 shard: shard.index,
                 counter,
@@ -189,6 +208,11 @@ impl GroupCommit {
     /// readers and answers every caller.
     fn commit(&mut self, inner: &Inner) {
         let mut staged = std::mem::take(&mut self.staged);
+        for ((stream, shard), (first, block)) in self.filling.drain() {
+            if !block.is_empty() {
+                staged.push((keys::record_key(stream, shard, first), block.finish()));
+            }
+        }
         let assigned = std::mem::take(&mut self.assigned);
         let replies = std::mem::take(&mut self.replies);
         self.bytes = 0;

@@ -183,27 +183,31 @@ impl Decoder {
         &mut self,
         messages: impl Iterator<Item = &'a [u8]>,
     ) -> Result<Vec<RecordBatch>, ConnectorError> {
-        if let Decoder::Raw(raw) = self {
-            return raw.decode_messages(messages);
-        }
-        let json = matches!(self, Decoder::Json(_) | Decoder::Debezium(_));
+        let Some(framing) = self.line_framing() else {
+            if let Decoder::Raw(raw) = self {
+                return raw.decode_messages(messages);
+            }
+            return Ok(Vec::new());
+        };
         let mut lines = Vec::new();
         for message in messages {
-            let start = lines.len();
-            lines.extend_from_slice(message.strip_suffix(b"\n").unwrap_or(message));
-            if json {
-                for byte in &mut lines[start..] {
-                    if matches!(*byte, b'\n' | b'\r') {
-                        *byte = b' ';
-                    }
-                }
-            }
-            lines.push(b'\n');
+            framing.append(&mut lines, message);
         }
         if lines.is_empty() {
             return Ok(Vec::new());
         }
         self.decode_lines(&lines)
+    }
+
+    /// How messages become the lines `decode_lines` takes, so a reader can
+    /// frame them as it reads them; `None` for raw, whose messages are
+    /// values of their own.
+    pub fn line_framing(&self) -> Option<LineFraming> {
+        match self {
+            Decoder::Raw(_) => None,
+            Decoder::Json(_) | Decoder::Debezium(_) => Some(LineFraming { json: true }),
+            Decoder::Csv(_) => Some(LineFraming { json: false }),
+        }
     }
 
     /// Decodes `lines` (whole lines) and returns the finished batches.
@@ -214,6 +218,28 @@ impl Decoder {
             Decoder::Debezium(debezium) => debezium.decode_lines(lines),
             Decoder::Raw(raw) => raw.decode_lines(lines),
         }
+    }
+}
+
+#[derive(Clone, Copy)]
+pub struct LineFraming {
+    /// A JSON message's line ends are whitespace inside it.
+    json: bool,
+}
+
+impl LineFraming {
+    pub fn append(self, lines: &mut Vec<u8>, message: &[u8]) {
+        let start = lines.len();
+        lines.extend_from_slice(message.strip_suffix(b"\n").unwrap_or(message));
+        if self.json {
+            // Most messages hold no line end: memchr looks a word at a time.
+            let mut at = start;
+            while let Some(found) = memchr::memchr2(b'\n', b'\r', &lines[at..]) {
+                lines[at + found] = b' ';
+                at += found + 1;
+            }
+        }
+        lines.push(b'\n');
     }
 }
 

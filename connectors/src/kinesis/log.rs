@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use runnel_streams::{IteratorStart, Record, Streams, StreamsError, Wake};
+use runnel_streams::{IteratorStart, Streams, StreamsError, Wake};
 use serde_json::{Value, json};
 
 use super::remote::RemoteKinesis;
@@ -17,11 +17,39 @@ pub struct ShardInfo {
     pub adjacent_parent: Option<u32>,
 }
 
-pub struct Page {
-    pub records: Vec<Record>,
+/// A record as a read hands it over, borrowed for the call.
+pub struct RecordView<'a> {
+    pub data: &'a [u8],
+    pub arrival_ms: u64,
+    pub sequence: Sequence<'a>,
+}
+
+/// A sequence number as its log has it: the local log's is made into text
+/// only when someone asks (a metadata column, the last one read).
+#[derive(Clone, Copy)]
+pub enum Sequence<'a> {
+    Text(&'a str),
+    Counter { shard: u32, counter: u64 },
+}
+
+impl Sequence<'_> {
+    pub fn to_text(self) -> String {
+        match self {
+            Sequence::Text(text) => text.to_string(),
+            Sequence::Counter { shard, counter } => {
+                runnel_streams::model::sequence_number(shard, counter)
+            }
+        }
+    }
+}
+
+/// Where a read ended.
+pub struct PageEnd {
     /// `None` once a closed shard has been read to its end.
     pub next_iterator: Option<String>,
     pub millis_behind: u64,
+    pub last_sequence: Option<String>,
+    pub records: usize,
 }
 
 pub enum ReadError {
@@ -35,7 +63,13 @@ pub trait ShardLog: Send + Sync {
     /// retention trims them).
     fn shards(&self) -> Result<Vec<ShardInfo>, String>;
     fn iterator(&self, shard: u32, start: &IteratorStart) -> Result<String, String>;
-    fn read(&self, iterator: &str, limit: usize) -> Result<Page, ReadError>;
+    /// Reads up to `limit` records, each handed to `visit` in order.
+    fn read(
+        &self,
+        iterator: &str,
+        limit: usize,
+        visit: &mut dyn FnMut(RecordView<'_>),
+    ) -> Result<PageEnd, ReadError>;
     /// Has `wake` called when records are appended, if this log can.
     fn wake_on_append(&self, wake: &Wake) -> bool;
     /// How long a shard that gave nothing is left before it is read
@@ -72,13 +106,37 @@ impl ShardLog for LocalLog {
             .map_err(|e| e.to_string())
     }
 
-    fn read(&self, iterator: &str, limit: usize) -> Result<Page, ReadError> {
-        // Outside the shard's GetRecords budget, as enhanced fan-out is.
-        match self.streams.read_subscription(iterator, limit) {
-            Ok(output) => Ok(Page {
-                records: output.records,
-                next_iterator: output.next_iterator,
-                millis_behind: output.millis_behind_latest,
+    fn read(
+        &self,
+        iterator: &str,
+        limit: usize,
+        visit: &mut dyn FnMut(RecordView<'_>),
+    ) -> Result<PageEnd, ReadError> {
+        let mut last = None;
+        let mut records = 0;
+        // Outside the shard's GetRecords budget, as enhanced fan-out is;
+        // the data is borrowed from the store, not copied.
+        let read = self
+            .streams
+            .read_subscription_with(iterator, limit, &mut |record| {
+                let sequence = Sequence::Counter {
+                    shard: record.shard,
+                    counter: record.counter,
+                };
+                last = Some(sequence);
+                records += 1;
+                visit(RecordView {
+                    data: record.data,
+                    arrival_ms: record.arrival_ms,
+                    sequence,
+                });
+            });
+        match read {
+            Ok(end) => Ok(PageEnd {
+                next_iterator: end.next_iterator,
+                millis_behind: end.millis_behind_latest,
+                last_sequence: last.map(Sequence::to_text),
+                records,
             }),
             Err(StreamsError::ExpiredIterator(_)) => Err(ReadError::ExpiredIterator),
             Err(error) => Err(ReadError::Failed(error.to_string())),
@@ -168,7 +226,12 @@ impl ShardLog for RemoteLog {
             .ok_or_else(|| format!("GetShardIterator gave no ShardIterator: {answer}"))
     }
 
-    fn read(&self, iterator: &str, limit: usize) -> Result<Page, ReadError> {
+    fn read(
+        &self,
+        iterator: &str,
+        limit: usize,
+        visit: &mut dyn FnMut(RecordView<'_>),
+    ) -> Result<PageEnd, ReadError> {
         let answer = self
             .client
             .call(
@@ -179,7 +242,8 @@ impl ShardLog for RemoteLog {
                 "ExpiredIteratorException" => ReadError::ExpiredIterator,
                 _ => ReadError::Failed(e.to_string()),
             })?;
-        let mut records = Vec::new();
+        let mut last_sequence = None;
+        let mut records = 0;
         for record in answer
             .get("Records")
             .and_then(Value::as_array)
@@ -190,19 +254,19 @@ impl ShardLog for RemoteLog {
             let data = text("Data")
                 .and_then(|d| base64::engine::general_purpose::STANDARD.decode(d).ok())
                 .ok_or_else(|| ReadError::Failed(format!("a record without Data: {record}")))?;
-            records.push(Record {
-                sequence_number: text("SequenceNumber").unwrap_or_default().to_string(),
+            let sequence = text("SequenceNumber").unwrap_or_default();
+            visit(RecordView {
+                data: &data,
                 arrival_ms: record
                     .get("ApproximateArrivalTimestamp")
                     .and_then(Value::as_f64)
                     .map_or(0, |seconds| (seconds * 1000.0).round().max(0.0) as u64),
-                partition_key: text("PartitionKey").unwrap_or_default().to_string(),
-                data,
-                encrypted: false,
+                sequence: Sequence::Text(sequence),
             });
+            last_sequence = Some(sequence.to_string());
+            records += 1;
         }
-        Ok(Page {
-            records,
+        Ok(PageEnd {
             next_iterator: answer
                 .get("NextShardIterator")
                 .and_then(Value::as_str)
@@ -211,6 +275,8 @@ impl ShardLog for RemoteLog {
                 .get("MillisBehindLatest")
                 .and_then(Value::as_u64)
                 .unwrap_or(0),
+            last_sequence,
+            records,
         })
     }
 

@@ -14,7 +14,7 @@ use runnel_engine::connector::{SourcePosition, SourceProvider};
 use runnel_engine::source::{BatchReader, Poll, Waker};
 use runnel_streams::IteratorStart;
 
-use super::log::{ReadError, ShardLog};
+use super::log::{ReadError, RecordView, ShardLog};
 use super::metadata::{MetadataColumns, RowOrigin};
 use super::options::{InitialPosition, KinesisOptions};
 use crate::ConnectorError;
@@ -95,6 +95,8 @@ impl SourceProvider for KinesisSource {
             ready: VecDeque::new(),
             last_part: None,
             wake: None,
+            payload: Vec::new(),
+            spans: Vec::new(),
         }))
     }
 
@@ -145,6 +147,9 @@ struct ShardReader {
     last_part: Option<u32>,
     /// Held so that the stream service keeps waking this reader's source.
     wake: Option<Waker>,
+    /// Reused between reads: the payloads read, and where each one is.
+    payload: Vec<u8>,
+    spans: Vec<(usize, usize)>,
 }
 
 fn failure(stream: &str, error: impl std::fmt::Display) -> EngineError {
@@ -238,10 +243,46 @@ impl ShardReader {
             }
             self.reading[index].rest_until = None;
         }
-        let output = match self.shared.log.read(
+        // The user records' payloads, copied once out of the log, and for
+        // metadata columns where each came from.
+        let mut payload = std::mem::take(&mut self.payload);
+        let mut spans = std::mem::take(&mut self.spans);
+        payload.clear();
+        spans.clear();
+        let mut origins: Vec<(u64, String, u64)> = Vec::new();
+        let with_metadata = self.shared.metadata.is_some();
+        // Without metadata, payloads go straight into the lines the
+        // decoder reads.
+        let framing = self.decoder.line_framing().filter(|_| !with_metadata);
+        let mut add = |data: &[u8], record: &RecordView<'_>, sub_sequence: usize| {
+            if let Some(framing) = framing {
+                framing.append(&mut payload, data);
+                return;
+            }
+            let start = payload.len();
+            payload.extend_from_slice(data);
+            spans.push((start, payload.len()));
+            if with_metadata {
+                origins.push((
+                    record.arrival_ms,
+                    record.sequence.to_text(),
+                    sub_sequence as u64,
+                ));
+            }
+        };
+        let read = self.shared.log.read(
             &self.reading[index].iterator,
             self.shared.options.max_record_count,
-        ) {
+            &mut |record| match super::aggregated::deaggregate(record.data) {
+                Some(users) => {
+                    for (sub_sequence, user) in users.into_iter().enumerate() {
+                        add(user, &record, sub_sequence);
+                    }
+                }
+                None => add(record.data, &record, 0),
+            },
+        );
+        let output = match read {
             Ok(output) => output,
             Err(ReadError::ExpiredIterator) => {
                 // Not read for longer than an iterator lives: go on after the
@@ -264,12 +305,12 @@ impl ShardReader {
             }
             Err(ReadError::Failed(error)) => return Err(failure(&stream, error)),
         };
-        let read = !output.records.is_empty();
+        let read = output.records > 0;
         let pause = self.shared.log.empty_read_pause();
         if !read && pause > Duration::ZERO {
             self.reading[index].rest_until = Some(Instant::now() + pause);
         }
-        if read {
+        if !spans.is_empty() || (framing.is_some() && !payload.is_empty()) {
             let unreadable = |e: ConnectorError| {
                 failure(
                     &stream,
@@ -280,38 +321,33 @@ impl ShardReader {
                     ),
                 )
             };
+            let messages = spans.iter().map(|&(start, end)| &payload[start..end]);
             let batches = match &self.shared.metadata {
-                None => self
-                    .decoder
-                    .decode_messages(output.records.iter().flat_map(|r| {
-                        super::aggregated::deaggregate(&r.data).unwrap_or_else(|| vec![&r.data[..]])
-                    }))
-                    .map_err(unreadable)?,
+                None if framing.is_some() => {
+                    self.decoder.decode_lines(&payload).map_err(unreadable)?
+                }
+                None => self.decoder.decode_messages(messages).map_err(unreadable)?,
                 Some(metadata) => {
                     // A payload may hold any number of rows (or none), so
                     // each is decoded alone to know which record a row is of.
-                    let mut payload = Vec::new();
-                    let mut origins = Vec::new();
-                    for record in &output.records {
-                        let users = super::aggregated::deaggregate(&record.data)
-                            .unwrap_or_else(|| vec![&record.data[..]]);
-                        for (sub_sequence, user) in users.into_iter().enumerate() {
-                            for batch in self
-                                .decoder
-                                .decode_messages(std::iter::once(user))
-                                .map_err(unreadable)?
-                            {
-                                origins.extend((0..batch.num_rows()).map(|_| RowOrigin {
-                                    arrival_ms: record.arrival_ms,
-                                    shard,
-                                    sequence: &record.sequence_number,
-                                    sub_sequence: sub_sequence as u64,
-                                }));
-                                payload.push(batch);
-                            }
+                    let mut decoded = Vec::new();
+                    let mut rows = Vec::new();
+                    for (message, (arrival_ms, sequence, sub_sequence)) in messages.zip(&origins) {
+                        for batch in self
+                            .decoder
+                            .decode_messages(std::iter::once(message))
+                            .map_err(unreadable)?
+                        {
+                            rows.extend((0..batch.num_rows()).map(|_| RowOrigin {
+                                arrival_ms: *arrival_ms,
+                                shard,
+                                sequence,
+                                sub_sequence: *sub_sequence,
+                            }));
+                            decoded.push(batch);
                         }
                     }
-                    vec![metadata.attach(&payload, &origins)?]
+                    vec![metadata.attach(&decoded, &rows)?]
                 }
             };
             self.ready.extend(
@@ -321,7 +357,9 @@ impl ShardReader {
                     .map(|b| (shard, b)),
             );
         }
-        let last_sequence = output.records.last().map(|r| r.sequence_number.clone());
+        self.payload = payload;
+        self.spans = spans;
+        let last_sequence = output.last_sequence;
         let mut tracker = self
             .shared
             .tracker
