@@ -304,6 +304,55 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Whatever bytes a value holds (a torn or corrupt block), reading
+        /// it ends without a panic: records, then at most one `None`.
+        #[test]
+        fn any_value_is_read_without_a_panic(
+            value in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+            magic in proptest::bool::ANY,
+        ) {
+            let mut value = value;
+            if magic && !value.is_empty() {
+                value[0] = BLOCK_MAGIC;
+            }
+            let key = record_key(1, 2, 3);
+            let _ = block_summary(&key, &value);
+            if let Some(records) = block_records(&key, &value) {
+                let read: Vec<_> = records.collect();
+                proptest::prop_assert!(read.iter().filter(|r| r.is_none()).count() <= 1);
+            }
+        }
+
+        #[test]
+        fn blocks_give_back_what_was_pushed(
+            records in proptest::collection::vec(
+                (proptest::num::u64::ANY, "[a-z]{0,8}", proptest::collection::vec(proptest::num::u8::ANY, 0..40)),
+                1..20,
+            ),
+        ) {
+            let mut block = BlockBuilder::default();
+            for (i, (arrival, key, data)) in records.iter().enumerate() {
+                block.push(100 + i as u64, *arrival, 0, key, data);
+            }
+            let value = block.finish();
+            let key = record_key(1, 2, 100);
+            let read: Vec<_> = block_records(&key, &value)
+                .unwrap()
+                .map(|r| r.map(|(counter, r)| (counter, r.arrival_ms, r.partition_key.to_vec(), r.data.to_vec())))
+                .collect();
+            let expected: Vec<_> = records
+                .iter()
+                .enumerate()
+                .map(|(i, (arrival, key, data))| Some((100 + i as u64, *arrival, key.as_bytes().to_vec(), data.clone())))
+                .collect();
+            proptest::prop_assert_eq!(read, expected);
+            let summary = block_summary(&key, &value).unwrap();
+            proptest::prop_assert_eq!(summary.records, records.len() as u64);
+            proptest::prop_assert_eq!(summary.last_counter, 99 + records.len() as u64);
+        }
+    }
+
     #[test]
     fn values_round_trip() {
         let v = encode_value(42, 0, "key", b"data");
