@@ -190,12 +190,14 @@ impl Decoder {
             return Ok(Vec::new());
         };
         let mut lines = Vec::new();
+        let mut ends = Vec::new();
         for message in messages {
-            framing.append(&mut lines, message);
+            framing.append(&mut lines, &mut ends, message);
         }
         if lines.is_empty() {
             return Ok(Vec::new());
         }
+        framing.seal(&mut lines, &ends);
         self.decode_lines(&lines)
     }
 
@@ -228,18 +230,33 @@ pub struct LineFraming {
 }
 
 impl LineFraming {
-    pub fn append(self, lines: &mut Vec<u8>, message: &[u8]) {
-        let start = lines.len();
+    /// Appends `message` as one line; `ends` gets the place of its line end.
+    pub fn append(self, lines: &mut Vec<u8>, ends: &mut Vec<usize>, message: &[u8]) {
         lines.extend_from_slice(message.strip_suffix(b"\n").unwrap_or(message));
-        if self.json {
-            // Most messages hold no line end: memchr looks a word at a time.
-            let mut at = start;
-            while let Some(found) = memchr::memchr2(b'\n', b'\r', &lines[at..]) {
-                lines[at + found] = b' ';
-                at += found + 1;
-            }
-        }
+        ends.push(lines.len());
         lines.push(b'\n');
+    }
+
+    /// After the appends: a JSON message's own line ends become spaces.
+    /// One pass over all of them, since almost no message has any.
+    pub fn seal(self, lines: &mut [u8], ends: &[usize]) {
+        if !self.json {
+            return;
+        }
+        let mut ends = ends.iter().peekable();
+        let inside: Vec<usize> = memchr::memchr2_iter(b'\n', b'\r', lines)
+            .filter(|at| {
+                if ends.peek() == Some(&at) {
+                    ends.next();
+                    false
+                } else {
+                    true
+                }
+            })
+            .collect();
+        for at in inside {
+            lines[at] = b' ';
+        }
     }
 }
 
@@ -347,5 +364,35 @@ mod tests {
                 .unwrap()
                 .contains("2020-04-15T08:00:01.500")
         );
+    }
+
+    /// A stream record may hold a pretty-printed JSON object, or end in a
+    /// line end: each is still one message, its line ends whitespace.
+    #[test]
+    fn json_messages_with_line_ends_are_one_row_each() {
+        let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false)]));
+        let messages: [&[u8]; 4] = [
+            b"{\"k\": 1}",
+            b"{\n  \"k\": 2\r\n}",
+            b"{\"k\": 3}\n",
+            b"{\"k\":\n4}",
+        ];
+        let batches = json("SQL")
+            .decoder(schema)
+            .unwrap()
+            .decode_messages(messages.into_iter())
+            .unwrap();
+        let keys: Vec<i64> = batches
+            .iter()
+            .flat_map(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .unwrap()
+                    .values()
+                    .to_vec()
+            })
+            .collect();
+        assert_eq!(keys, [1, 2, 3, 4]);
     }
 }

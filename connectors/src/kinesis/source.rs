@@ -97,6 +97,7 @@ impl SourceProvider for KinesisSource {
             wake: None,
             payload: Vec::new(),
             spans: Vec::new(),
+            ends: Vec::new(),
         }))
     }
 
@@ -150,6 +151,7 @@ struct ShardReader {
     /// Reused between reads: the payloads read, and where each one is.
     payload: Vec<u8>,
     spans: Vec<(usize, usize)>,
+    ends: Vec<usize>,
 }
 
 fn failure(stream: &str, error: impl std::fmt::Display) -> EngineError {
@@ -247,8 +249,10 @@ impl ShardReader {
         // metadata columns where each came from.
         let mut payload = std::mem::take(&mut self.payload);
         let mut spans = std::mem::take(&mut self.spans);
+        let mut ends = std::mem::take(&mut self.ends);
         payload.clear();
         spans.clear();
+        ends.clear();
         let mut origins: Vec<(u64, String, u64)> = Vec::new();
         let with_metadata = self.shared.metadata.is_some();
         // Without metadata, payloads go straight into the lines the
@@ -256,7 +260,7 @@ impl ShardReader {
         let framing = self.decoder.line_framing().filter(|_| !with_metadata);
         let mut add = |data: &[u8], record: &RecordView<'_>, sub_sequence: usize| {
             if let Some(framing) = framing {
-                framing.append(&mut payload, data);
+                framing.append(&mut payload, &mut ends, data);
                 return;
             }
             let start = payload.len();
@@ -323,7 +327,8 @@ impl ShardReader {
             };
             let messages = spans.iter().map(|&(start, end)| &payload[start..end]);
             let batches = match &self.shared.metadata {
-                None if framing.is_some() => {
+                None if let Some(framing) = framing => {
+                    framing.seal(&mut payload, &ends);
                     self.decoder.decode_lines(&payload).map_err(unreadable)?
                 }
                 None => self.decoder.decode_messages(messages).map_err(unreadable)?,
@@ -359,6 +364,7 @@ impl ShardReader {
         }
         self.payload = payload;
         self.spans = spans;
+        self.ends = ends;
         let last_sequence = output.last_sequence;
         let mut tracker = self
             .shared
