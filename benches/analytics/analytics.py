@@ -74,10 +74,7 @@ class Server:
                 if time.time() > deadline or self.process.poll() is not None:
                     raise SystemExit(f"the server did not start; see {self.log.name}")
                 time.sleep(0.1)
-        self.kinesis = boto3.client(
-            "kinesis", endpoint_url=self.endpoint, region_name="us-east-1",
-            aws_access_key_id="runnel", aws_secret_access_key="runnel",
-            config=botocore.config.Config(retries={"max_attempts": 3}, max_pool_connections=8))
+        self.kinesis = kinesis_client(self.endpoint)
 
     def stop(self):
         self.process.terminate()
@@ -272,7 +269,8 @@ INSERT INTO alerts SELECT id, v FROM readings WHERE v >= 0;
 def kinesis_client(endpoint):
     return boto3.client(
         "kinesis", endpoint_url=endpoint, region_name="us-east-1",
-        aws_access_key_id="runnel", aws_secret_access_key="runnel")
+        aws_access_key_id="runnel", aws_secret_access_key="runnel",
+        config=botocore.config.Config(retries={"max_attempts": 3}, max_pool_connections=8))
 
 
 def consume(endpoint, consumer, shard, seconds, ready, results):

@@ -169,7 +169,7 @@ impl GroupCommit {
             let counter = (slot.1 + 1).max(floor).max(shard.start_counter);
             slot.1 = counter;
             slot.2 = now;
-            let (first, block) = self
+            let (_, block) = self
                 .filling
                 .entry((meta.id, shard.index))
                 .or_insert_with(|| (counter, keys::BlockBuilder::default()));
@@ -188,13 +188,11 @@ impl GroupCommit {
                 None => block.push(counter, now, 0, &record.partition_key, &record.data),
             }
             self.bytes += block.len() - before;
-            if block.len() >= keys::BLOCK_BYTES {
-                let full = std::mem::take(block);
-                self.staged.push((
-                    keys::record_key(meta.id, shard.index, *first),
-                    full.finish(),
-                ));
-                self.filling.remove(&(meta.id, shard.index));
+            if block.len() >= keys::BLOCK_BYTES
+                && let Some((first, full)) = self.filling.remove(&(meta.id, shard.index))
+            {
+                self.staged
+                    .push((keys::record_key(meta.id, shard.index, first), full.finish()));
             }
             outcomes.push(PutOutcome::Written {
                 shard: shard.index,

@@ -45,6 +45,14 @@ impl RemoteError {
         }
     }
 
+    /// How many times a call that fails so is tried in all.
+    fn attempts(&self) -> u32 {
+        match self {
+            RemoteError::Transport(_) => TRANSPORT_ATTEMPTS,
+            _ => ATTEMPTS,
+        }
+    }
+
     fn retryable(&self, status: u16) -> bool {
         match self {
             RemoteError::Api { kind, .. } => {
@@ -168,7 +176,7 @@ impl RemoteKinesis {
     }
 
     /// One operation, retried with backoff while the endpoint throttles
-    /// or fails transiently, at most `ATTEMPTS` times.
+    /// or fails transiently, at most `RemoteError::attempts` times.
     pub fn call(&self, operation: &str, body: &Value) -> Result<Value, RemoteError> {
         let body = body.to_string();
         let mut backoff = FIRST_BACKOFF;
@@ -176,15 +184,7 @@ impl RemoteKinesis {
         loop {
             match self.call_once(operation, body.as_bytes()) {
                 Ok(value) => return Ok(value),
-                Err((status, error))
-                    if error.retryable(status)
-                        && attempt
-                            < if matches!(error, RemoteError::Transport(_)) {
-                                TRANSPORT_ATTEMPTS
-                            } else {
-                                ATTEMPTS
-                            } =>
-                {
+                Err((status, error)) if error.retryable(status) && attempt < error.attempts() => {
                     tracing::debug!(%operation, %error, attempt, "kinesis endpoint: retrying");
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(MAX_BACKOFF);
