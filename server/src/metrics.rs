@@ -23,6 +23,13 @@ struct JobLabels {
 
 type JobGauge = Family<JobLabels, Gauge<i64, std::sync::atomic::AtomicI64>>;
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryStreamLabels {
+    delivery_stream: String,
+}
+
+type DeliveryGauge = Family<DeliveryStreamLabels, Gauge<i64, std::sync::atomic::AtomicI64>>;
+
 /// A job's figures as `/metrics` shows them.
 pub struct JobFigures {
     pub id: String,
@@ -40,6 +47,7 @@ pub struct Metrics {
     registry: Mutex<Registry>,
     requests: Family<RequestLabels, Counter>,
     jobs: [JobGauge; 6],
+    firehose: [DeliveryGauge; 8],
 }
 
 impl Metrics {
@@ -78,10 +86,48 @@ impl Metrics {
         ]) {
             registry.register(name, help, family.clone());
         }
+        let firehose: [DeliveryGauge; 8] = Default::default();
+        for (family, (name, help)) in firehose.iter().zip([
+            (
+                "firehose_incoming_records",
+                "Records the delivery stream has buffered",
+            ),
+            (
+                "firehose_incoming_bytes",
+                "Bytes of records the delivery stream has buffered",
+            ),
+            (
+                "firehose_delivered_records",
+                "Records delivered to the destination",
+            ),
+            (
+                "firehose_delivered_bytes",
+                "Bytes of records delivered (before compression)",
+            ),
+            (
+                "firehose_delivered_objects",
+                "Objects written to the destination",
+            ),
+            (
+                "firehose_delivery_failures",
+                "Failed attempts to write to the destination",
+            ),
+            (
+                "firehose_buffered_bytes",
+                "Bytes buffered and not yet delivered",
+            ),
+            (
+                "firehose_data_freshness_milliseconds",
+                "Age of the oldest record of the last delivered object when it was delivered",
+            ),
+        ]) {
+            registry.register(name, help, family.clone());
+        }
         Metrics {
             registry: Mutex::new(registry),
             requests,
             jobs,
+            firehose,
         }
     }
 
@@ -115,6 +161,33 @@ impl Metrics {
             state.get_or_create(&labels).set(as_i64(job.state_rows));
             if let Some(ms) = job.watermark_lag_ms {
                 lag.get_or_create(&labels).set(ms);
+            }
+        }
+    }
+
+    /// Replaces the per-delivery-stream gauges with `streams`' figures.
+    pub fn record_firehose(&self, streams: &[(String, runnel_firehose::FiguresSnapshot)]) {
+        for family in &self.firehose {
+            family.clear();
+        }
+        for (name, figures) in streams {
+            let labels = DeliveryStreamLabels {
+                delivery_stream: name.clone(),
+            };
+            let values = [
+                figures.incoming_records,
+                figures.incoming_bytes,
+                figures.delivered_records,
+                figures.delivered_bytes,
+                figures.delivered_objects,
+                figures.delivery_failures,
+                figures.buffered_bytes,
+                figures.freshness_ms,
+            ];
+            for (family, value) in self.firehose.iter().zip(values) {
+                family
+                    .get_or_create(&labels)
+                    .set(i64::try_from(value).unwrap_or(i64::MAX));
             }
         }
     }

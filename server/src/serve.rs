@@ -8,6 +8,7 @@ use anyhow::Context;
 use runnel_store::Store;
 use tokio::sync::Notify;
 
+use runnel_firehose::{Firehose, FirehoseConfig, S3Endpoint};
 use runnel_streams::{Streams, StreamsConfig};
 
 use runnel_connectors::{Connectors, Services};
@@ -15,6 +16,7 @@ use runnel_connectors::{Connectors, Services};
 use crate::analytics::{self, JobManager, JobStore};
 use crate::aws::AwsRouter;
 use crate::config::ServerConfig;
+use crate::firehose;
 use crate::http::{self, AppState};
 use crate::kinesis;
 use crate::metrics::Metrics;
@@ -29,6 +31,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     }
     let families: Vec<&str> = runnel_streams::COLUMN_FAMILIES
         .iter()
+        .chain(runnel_firehose::COLUMN_FAMILIES)
         .chain(analytics::COLUMN_FAMILIES)
         .copied()
         .collect();
@@ -50,6 +53,11 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     );
     let mut aws = AwsRouter::default();
     kinesis::register(&mut aws, streams.clone());
+    let firehose = Arc::new(
+        Firehose::open(store.db().clone(), firehose_config(&config, &streams))
+            .context("opening the delivery streams")?,
+    );
+    firehose::register(&mut aws, firehose.clone());
 
     let services = Services {
         streams: Some(streams.clone()),
@@ -74,6 +82,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let state = Arc::new(AppState {
         aws,
         jobs: jobs.clone(),
+        firehose: firehose.clone(),
         budget: Default::default(),
         metrics: Metrics::new(),
         started: Instant::now(),
@@ -112,6 +121,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     // Handlers hold the service through the router; once the server is
     // gone this is the last reference, and dropping it drains the writer.
     drop(jobs);
+    drop(firehose);
     drop(streams);
     store.flush().context("flushing the store")?;
     drop(store);
@@ -128,6 +138,31 @@ fn streams_config(config: &ServerConfig) -> StreamsConfig {
         region: settings.region.clone(),
         encryption_key: settings.encryption_key,
         ..StreamsConfig::default()
+    }
+}
+
+/// Buckets of the S3 destination live under `<data dir>/buckets/<bucket>`
+/// unless an S3 endpoint is configured.
+fn firehose_config(config: &ServerConfig, streams: &Streams) -> FirehoseConfig {
+    let settings = &config.firehose;
+    let s3_endpoint = settings.s3_endpoint.as_ref().map(|url| S3Endpoint {
+        url: url.clone(),
+        region: settings
+            .s3_region
+            .clone()
+            .unwrap_or_else(|| config.streams.region.clone()),
+        access_key_id: settings.s3_access_key_id.clone(),
+        secret_access_key: settings.s3_secret_access_key.clone(),
+    });
+    if let Some(endpoint) = &s3_endpoint {
+        tracing::info!(endpoint = %endpoint.url, "firehose writes S3 buckets to this endpoint");
+    }
+    FirehoseConfig {
+        region: config.streams.region.clone(),
+        account: streams.config().account.clone(),
+        s3_endpoint,
+        max_buffer_bytes: settings.max_buffer_mb.saturating_mul(1024 * 1024),
+        ..FirehoseConfig::new(config.data_dir.join("buckets"))
     }
 }
 

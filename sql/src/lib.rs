@@ -19,7 +19,7 @@ mod error;
 mod explain;
 mod front;
 mod functions;
-mod java_format;
+use runnel_timefmt as java_format;
 mod plan;
 mod session;
 

@@ -50,7 +50,6 @@ macro_rules! model {
 }
 
 model!(KINESIS, "shapes/kinesis.json");
-#[cfg(test)]
 model!(FIREHOSE, "shapes/firehose.json");
 model!(KINESIS_ANALYTICS, "shapes/kinesisanalyticsv2.json");
 

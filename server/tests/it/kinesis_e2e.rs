@@ -29,10 +29,16 @@ pub fn server_with(streams_toml: &str, extra: &[&str]) -> (RunnelServer, tempfil
 /// Runs a boto3 script against `server`; it must exit 0 and say `ok:`
 /// (which it says only if its assertions ran).
 pub fn run_script(server: &RunnelServer, script: &str) {
+    run_script_with(server, script, &[]);
+}
+
+/// `run_script` with arguments after the endpoint.
+pub fn run_script_with(server: &RunnelServer, script: &str, args: &[&str]) {
     let path = Path::new(script_dir()).join(script);
     let output = Command::new("python3")
         .arg(&path)
         .arg(server.url())
+        .args(args)
         .output()
         .expect("run python3 (make deps installs boto3)");
     let stdout = String::from_utf8_lossy(&output.stdout);

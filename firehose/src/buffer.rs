@@ -1,0 +1,170 @@
+//! The durable buffer: every record of a delivery stream is a key
+//! `<stream id><sequence>` in `firehose.records` until it is delivered.
+//! One writer thread group-commits puts: it drains whatever puts are
+//! queued, writes them in one synced WAL write and only then answers each
+//! caller, so concurrent puts share one fsync.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Receiver;
+
+use rocksdb::{DB, WriteBatch, WriteOptions};
+use tokio::sync::oneshot;
+
+use crate::Clock;
+use crate::error::{FirehoseError, Result};
+use crate::stream::Entry;
+
+pub const CF_RECORDS: &str = "firehose.records";
+pub const KEY_LEN: usize = 16;
+/// Bounds one group commit so a flood of puts is still answered steadily.
+const MAX_COMMIT_BYTES: usize = 32 * 1024 * 1024;
+
+pub fn record_key(stream: u64, seq: u64) -> [u8; KEY_LEN] {
+    let mut key = [0u8; KEY_LEN];
+    key[..8].copy_from_slice(&stream.to_be_bytes());
+    key[8..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+pub fn seq_of(key: &[u8]) -> Option<u64> {
+    key.get(8..16)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
+}
+
+/// A buffered record's value: its arrival time, then its bytes.
+pub fn record_value(arrival_ms: u64, data: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(8 + data.len());
+    value.extend_from_slice(&arrival_ms.to_be_bytes());
+    value.extend_from_slice(data);
+    value
+}
+
+pub fn split_value(value: &[u8]) -> Option<(u64, &[u8])> {
+    let (arrival, data) = value.split_at_checked(8)?;
+    Some((u64::from_be_bytes(arrival.try_into().ok()?), data))
+}
+
+/// One record's outcome: its sequence in the buffer, or refused because
+/// the buffer is full (the destination has been failing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    Buffered(u64),
+    BufferFull,
+}
+
+pub type PutReply = oneshot::Sender<Result<Vec<Accepted>>>;
+
+pub struct Put {
+    pub entry: Arc<Entry>,
+    pub records: Vec<Vec<u8>>,
+    pub reply: PutReply,
+}
+
+pub fn run_writer(db: Arc<DB>, clock: Clock, max_buffer_bytes: u64, puts: Receiver<Put>) {
+    while let Ok(first) = puts.recv() {
+        let Some(cf) = db.cf_handle(CF_RECORDS) else {
+            let _ = first.reply.send(Err(FirehoseError::Internal(format!(
+                "column family {CF_RECORDS} is not open"
+            ))));
+            continue;
+        };
+        let mut commit = Commit::default();
+        let mut next = Some(first);
+        while let Some(put) = next.take() {
+            commit.stage(cf, put, clock(), max_buffer_bytes);
+            if commit.batch.size_in_bytes() < MAX_COMMIT_BYTES {
+                next = puts.try_recv().ok();
+            }
+        }
+        commit.finish(&db);
+    }
+}
+
+#[derive(Default)]
+struct Commit {
+    batch: WriteBatch,
+    /// Per stream touched: bytes and the arrival of what this commit adds.
+    added: Vec<(Arc<Entry>, u64, u64)>,
+    replies: Vec<(PutReply, Result<Vec<Accepted>>)>,
+}
+
+impl Commit {
+    fn stage(&mut self, cf: &rocksdb::ColumnFamily, put: Put, now_ms: u64, max_buffer_bytes: u64) {
+        let Put {
+            entry,
+            records,
+            reply,
+        } = put;
+        if entry.is_deleted() {
+            let _ = reply.send(Err(FirehoseError::NotFound(entry.not_found_message())));
+            return;
+        }
+        let buffered = entry.buffered_bytes() + self.pending_bytes(&entry);
+        let mut outcomes = Vec::with_capacity(records.len());
+        let mut bytes = 0u64;
+        for data in &records {
+            if buffered + bytes >= max_buffer_bytes {
+                outcomes.push(Accepted::BufferFull);
+                continue;
+            }
+            let seq = entry.next_seq.fetch_add(1, Ordering::AcqRel);
+            let key = record_key(entry.id, seq);
+            self.batch.put_cf(cf, key, record_value(now_ms, data));
+            bytes += data.len() as u64;
+            outcomes.push(Accepted::Buffered(seq));
+        }
+        if outcomes.iter().any(|o| matches!(o, Accepted::Buffered(_))) {
+            match self
+                .added
+                .iter_mut()
+                .find(|(e, _, _)| Arc::ptr_eq(e, &entry))
+            {
+                Some(slot) => slot.1 += bytes,
+                None => self.added.push((entry, bytes, now_ms)),
+            }
+        }
+        self.replies.push((reply, Ok(outcomes)));
+    }
+
+    fn pending_bytes(&self, entry: &Arc<Entry>) -> u64 {
+        self.added
+            .iter()
+            .find(|(e, _, _)| Arc::ptr_eq(e, entry))
+            .map_or(0, |slot| slot.1)
+    }
+
+    fn finish(self, db: &DB) {
+        let Commit {
+            batch,
+            added,
+            replies,
+        } = self;
+        let written = if batch.is_empty() {
+            Ok(())
+        } else {
+            let mut options = WriteOptions::default();
+            options.set_sync(true);
+            db.write_opt(batch, &options)
+        };
+        match written {
+            Ok(()) => {
+                for (entry, bytes, arrival) in added {
+                    entry.buffered(bytes, arrival);
+                }
+                for (reply, result) in replies {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "firehose buffer write failed");
+                for (reply, _) in replies {
+                    let _ = reply.send(Err(FirehoseError::Internal(format!(
+                        "buffer write failed: {error}"
+                    ))));
+                }
+            }
+        }
+    }
+}

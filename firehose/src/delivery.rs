@@ -1,0 +1,285 @@
+//! Each delivery stream's delivery task: it writes an object when the
+//! buffer reaches `SizeInMBs` or when `IntervalInSeconds` has passed since
+//! its oldest record arrived, whichever comes first. Records leave the
+//! buffer only after their object is written, in the same synced write
+//! that records how far delivery has come.
+//!
+//! An object's key is a function of its first record (its sequence and
+//! arrival) and the stream's version, so an object written again after a
+//! crash (written, but the buffer not yet told) replaces the first copy
+//! instead of duplicating its records.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use md5::{Digest, Md5};
+use rocksdb::{DB, Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions};
+use tokio::sync::watch;
+
+use crate::bucket::Buckets;
+use crate::buffer::{CF_RECORDS, record_key, seq_of, split_value};
+use crate::error::{FirehoseError, Result};
+use crate::model::S3Settings;
+use crate::prefix::{KeyContext, object_name};
+use crate::stream::Entry;
+use crate::{Clock, state};
+
+/// Retry delays after a failed write, doubling to this bound; S3 delivery
+/// is retried until it succeeds (AWS gives up after 24 hours and loses the
+/// data; Runnel keeps it buffered).
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+
+pub struct Delivery {
+    pub db: Arc<DB>,
+    pub buckets: Arc<Buckets>,
+    pub clock: Clock,
+    pub stop: watch::Receiver<bool>,
+}
+
+/// An object ready to write, and what it covers in the buffer.
+struct Object {
+    key: String,
+    body: Vec<u8>,
+    last_seq: u64,
+    records: u64,
+    raw_bytes: u64,
+    oldest_ms: u64,
+}
+
+impl Delivery {
+    pub async fn run(mut self, entry: Arc<Entry>) {
+        loop {
+            if entry.is_deleted() || *self.stop.borrow() {
+                return;
+            }
+            let buffer = entry.buffer();
+            let settings = entry.settings();
+            let now = (self.clock)();
+            let wait = match buffer.oldest_ms {
+                None => None,
+                Some(oldest) => {
+                    let due = oldest.saturating_add(settings.interval_ms);
+                    if buffer.bytes >= settings.size_bytes || now >= due {
+                        if let Err(error) = self.deliver_one(&entry, &settings).await {
+                            tracing::error!(stream = %entry.name, %error, "delivery stopped");
+                            return;
+                        }
+                        continue;
+                    }
+                    Some(Duration::from_millis(due - now))
+                }
+            };
+            let sleep = async {
+                match wait {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = entry.wake.notified() => {}
+                _ = sleep => {}
+                _ = self.stop.changed() => {}
+            }
+        }
+    }
+
+    /// Writes the next object, retrying until it is written (or the
+    /// server stops), then drops its records from the buffer. Fails only
+    /// when the buffer itself cannot be read or written.
+    async fn deliver_one(&mut self, entry: &Arc<Entry>, settings: &Arc<S3Settings>) -> Result<()> {
+        let object = {
+            let db = self.db.clone();
+            let entry = entry.clone();
+            let settings = settings.clone();
+            tokio::task::spawn_blocking(move || build_object(&db, &entry, &settings))
+                .await
+                .map_err(|e| FirehoseError::Internal(format!("building an object: {e}")))??
+        };
+        let Some(object) = object else {
+            // Nothing buffered after all (the counters ran ahead of a
+            // failed write): start the interval afresh.
+            entry.delivered(0, || None);
+            return Ok(());
+        };
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            match self
+                .buckets
+                .put(&settings.bucket, &object.key, object.body.clone())
+                .await
+            {
+                Ok(()) => break,
+                Err(error) => {
+                    entry
+                        .figures
+                        .delivery_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(stream = %entry.name, %error, retry_in = ?backoff, "object write failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = self.stop.changed() => return Ok(()),
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+        let db = self.db.clone();
+        let committed = entry.clone();
+        let last = object.last_seq;
+        let raw = object.raw_bytes;
+        tokio::task::spawn_blocking(move || commit(&db, &committed, last, raw))
+            .await
+            .map_err(|e| FirehoseError::Internal(format!("committing delivery: {e}")))??;
+        let figures = &entry.figures;
+        figures
+            .delivered_records
+            .fetch_add(object.records, Ordering::Relaxed);
+        figures
+            .delivered_bytes
+            .fetch_add(object.raw_bytes, Ordering::Relaxed);
+        figures.delivered_objects.fetch_add(1, Ordering::Relaxed);
+        figures.last_freshness_ms.store(
+            (self.clock)().saturating_sub(object.oldest_ms),
+            Ordering::Relaxed,
+        );
+        Ok(())
+    }
+}
+
+/// Reads records from the first undelivered one until the object reaches
+/// the size hint (at least one record), concatenated as Firehose writes
+/// them, and compressed.
+fn build_object(db: &DB, entry: &Entry, settings: &S3Settings) -> Result<Option<Object>> {
+    let cf = state::cf(db, CF_RECORDS)?;
+    let first = entry.delivered.load(Ordering::Acquire) + 1;
+    let mut options = ReadOptions::default();
+    options.set_iterate_upper_bound(record_key(entry.id + 1, 0).to_vec());
+    let start = record_key(entry.id, first);
+    let iter = db.iterator_cf_opt(cf, options, IteratorMode::From(&start, Direction::Forward));
+    let mut body = Vec::new();
+    let mut first_seq = None;
+    let mut last_seq = 0;
+    let mut oldest_ms = 0;
+    let mut records = 0u64;
+    for item in iter {
+        let (key, value) = item?;
+        let (Some(seq), Some((arrival, data))) = (seq_of(&key), split_value(&value)) else {
+            return Err(FirehoseError::Internal(format!(
+                "a buffered record of {} is malformed",
+                entry.name
+            )));
+        };
+        if first_seq.is_none() {
+            first_seq = Some(seq);
+            oldest_ms = arrival;
+        }
+        body.extend_from_slice(data);
+        last_seq = seq;
+        records += 1;
+        if body.len() as u64 >= settings.size_bytes {
+            break;
+        }
+    }
+    let Some(first_seq) = first_seq else {
+        return Ok(None);
+    };
+    let version = entry.meta().version;
+    let (uuid, random) = object_identity(entry.id, first_seq);
+    let context = KeyContext {
+        oldest_arrival_ms: oldest_ms,
+        zone: settings.zone,
+        random: &random,
+        error_output_type: None,
+    };
+    let name = object_name(&entry.name, version, &context, &uuid);
+    let key = format!(
+        "{}{name}{}",
+        settings.prefix.evaluate(&context),
+        settings.extension
+    );
+    let raw_bytes = body.len() as u64;
+    let body = settings.compression.apply(body, &name)?;
+    Ok(Some(Object {
+        key,
+        body,
+        last_seq,
+        records,
+        raw_bytes,
+        oldest_ms,
+    }))
+}
+
+/// A UUID and an 11-character random string for the object starting at
+/// `first_seq`, the same each time that object is built.
+fn object_identity(stream: u64, first_seq: u64) -> (String, String) {
+    let digest = Md5::new()
+        .chain_update(stream.to_be_bytes())
+        .chain_update(first_seq.to_be_bytes())
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest);
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let uuid = format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    );
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let random = digest
+        .iter()
+        .take(11)
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect();
+    (uuid, random)
+}
+
+/// Records through `last_seq` are delivered: remember that and drop them,
+/// in one synced write.
+fn commit(db: &DB, entry: &Entry, last_seq: u64, raw_bytes: u64) -> Result<()> {
+    let records = state::cf(db, CF_RECORDS)?;
+    let meta = state::cf(db, state::CF_META)?;
+    let first = entry.delivered.load(Ordering::Acquire) + 1;
+    let mut batch = WriteBatch::default();
+    batch.put_cf(meta, state::delivered_key(entry.id), last_seq.to_be_bytes());
+    batch.delete_range_cf(
+        records,
+        record_key(entry.id, first),
+        record_key(entry.id, last_seq + 1),
+    );
+    let mut options = WriteOptions::default();
+    options.set_sync(true);
+    db.write_opt(batch, &options)?;
+    entry.delivered.store(last_seq, Ordering::Release);
+    let mut failed = None;
+    entry.delivered(raw_bytes, || match oldest_after(db, entry.id, last_seq) {
+        Ok(oldest) => oldest,
+        Err(error) => {
+            failed = Some(error);
+            None
+        }
+    });
+    failed.map_or(Ok(()), Err)
+}
+
+/// The arrival of the first record after `seq`, if any.
+pub fn oldest_after(db: &DB, stream: u64, seq: u64) -> Result<Option<u64>> {
+    let cf = state::cf(db, CF_RECORDS)?;
+    let mut options = ReadOptions::default();
+    options.set_iterate_upper_bound(record_key(stream + 1, 0).to_vec());
+    let start = record_key(stream, seq + 1);
+    let mut iter = db.iterator_cf_opt(cf, options, IteratorMode::From(&start, Direction::Forward));
+    match iter.next() {
+        None => Ok(None),
+        Some(item) => {
+            let (_, value) = item?;
+            Ok(split_value(&value).map(|(arrival, _)| arrival))
+        }
+    }
+}

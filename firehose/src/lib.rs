@@ -1,0 +1,456 @@
+//! Runnel's Firehose: delivery streams that take records (`PutRecord`,
+//! `PutRecordBatch`), keep them durably in the data dir until delivered,
+//! and write them as objects to their destination when the buffering
+//! hints say so. This crate knows nothing of HTTP: the wire protocol lives
+//! in the server.
+//!
+//! Built so far: `DirectPut` sources and the S3 destination (a directory
+//! per bucket under the bucket root, or an S3-compatible endpoint), with
+//! buffering hints, prefix expressions, the default object key, and every
+//! compression format.
+
+mod bucket;
+mod buffer;
+pub mod compress;
+mod delivery;
+mod error;
+pub mod model;
+pub mod prefix;
+mod state;
+mod stream;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, SyncSender};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+
+use rocksdb::DB;
+use serde_json::Value;
+use tokio::sync::{oneshot, watch};
+
+pub use bucket::S3Endpoint;
+pub use buffer::Accepted;
+pub use error::{FirehoseError, Result};
+pub use model::{DESTINATION_ID, DeliveryStreamMeta, S3Settings, Status};
+pub use stream::not_found_message;
+
+use bucket::Buckets;
+use buffer::Put;
+use delivery::Delivery;
+use stream::Entry;
+
+/// The column families this service owns; pass them to `Store::open`.
+pub const COLUMN_FAMILIES: &[&str] = &[state::CF_META, buffer::CF_RECORDS];
+
+pub const MAX_TAGS: usize = 50;
+/// AWS's default quota of delivery streams per account and region.
+pub const MAX_DELIVERY_STREAMS: usize = 5000;
+
+/// Milliseconds since the epoch. Injectable so tests can move time.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    })
+}
+
+#[derive(Clone)]
+pub struct FirehoseConfig {
+    pub region: String,
+    pub account: String,
+    /// Each bucket is the directory of its name under this one.
+    pub bucket_root: PathBuf,
+    /// Buckets are written here instead of under `bucket_root` when set.
+    pub s3_endpoint: Option<S3Endpoint>,
+    /// Past this many buffered bytes a stream refuses records (a
+    /// destination that keeps failing must not fill the disk).
+    pub max_buffer_bytes: u64,
+    pub clock: Clock,
+}
+
+impl FirehoseConfig {
+    pub fn new(bucket_root: PathBuf) -> FirehoseConfig {
+        FirehoseConfig {
+            region: "us-east-1".into(),
+            account: "000000000000".into(),
+            bucket_root,
+            s3_endpoint: None,
+            max_buffer_bytes: 1 << 30,
+            clock: system_clock(),
+        }
+    }
+}
+
+/// What a caller asks of CreateDeliveryStream.
+pub struct CreateSpec {
+    pub name: String,
+    pub stream_type: String,
+    /// An `ExtendedS3DestinationConfiguration`.
+    pub destination: Value,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A stream's delivery figures at one moment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FiguresSnapshot {
+    pub incoming_records: u64,
+    pub incoming_bytes: u64,
+    pub delivered_records: u64,
+    pub delivered_bytes: u64,
+    pub delivered_objects: u64,
+    pub delivery_failures: u64,
+    pub buffered_bytes: u64,
+    pub freshness_ms: u64,
+}
+
+/// Enough queued puts to keep a group commit full while the last one syncs.
+const QUEUE_DEPTH: usize = 16 * 1024;
+
+/// The Firehose service. Its delivery tasks run on the tokio runtime it is
+/// opened in; dropping it stops them and its writer.
+pub struct Firehose {
+    db: Arc<DB>,
+    config: FirehoseConfig,
+    streams: RwLock<BTreeMap<String, Arc<Entry>>>,
+    puts: Option<SyncSender<Put>>,
+    writer: Option<JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+    buckets: Arc<Buckets>,
+    runtime: tokio::runtime::Handle,
+    /// Serialises control-plane changes.
+    control: Mutex<()>,
+}
+
+impl Firehose {
+    /// Opens the service over `db` and resumes delivering what every
+    /// stream still has buffered. Must be called within a tokio runtime.
+    pub fn open(db: Arc<DB>, config: FirehoseConfig) -> Result<Firehose> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| FirehoseError::Internal("Firehose::open needs a tokio runtime".into()))?;
+        let (puts, receiver) = mpsc::sync_channel(QUEUE_DEPTH);
+        let writer = {
+            let db = db.clone();
+            let clock = config.clock.clone();
+            let max = config.max_buffer_bytes;
+            std::thread::Builder::new()
+                .name("firehose-writer".into())
+                .spawn(move || buffer::run_writer(db, clock, max, receiver))
+                .map_err(|e| FirehoseError::Internal(format!("starting the writer: {e}")))?
+        };
+        let (stop, _) = watch::channel(false);
+        let firehose = Firehose {
+            buckets: Arc::new(Buckets::new(
+                config.bucket_root.clone(),
+                config.s3_endpoint.clone(),
+            )),
+            db,
+            config,
+            streams: RwLock::new(BTreeMap::new()),
+            puts: Some(puts),
+            writer: Some(writer),
+            stop,
+            runtime,
+            control: Mutex::new(()),
+        };
+        for meta in state::load_all(&firehose.db)? {
+            let settings = S3Settings::parse(&meta.destination)?;
+            let (delivered, next_seq, buffer) = state::recover_buffer(&firehose.db, meta.id)?;
+            if buffer.bytes > 0 {
+                tracing::info!(stream = %meta.name, bytes = buffer.bytes, "resuming delivery of buffered records");
+            }
+            let entry = Entry::new(
+                meta,
+                settings,
+                &firehose.config.account,
+                delivered,
+                next_seq,
+                buffer,
+            );
+            firehose.start(entry);
+        }
+        Ok(firehose)
+    }
+
+    pub fn bucket_root(&self) -> &std::path::Path {
+        self.buckets.root()
+    }
+
+    pub fn arn(&self, name: &str) -> String {
+        format!(
+            "arn:aws:firehose:{}:{}:deliverystream/{name}",
+            self.config.region, self.config.account
+        )
+    }
+
+    pub fn account(&self) -> &str {
+        &self.config.account
+    }
+
+    fn start(&self, entry: Entry) {
+        let entry = Arc::new(entry);
+        self.write_streams()
+            .insert(entry.name.clone(), entry.clone());
+        let delivery = Delivery {
+            db: self.db.clone(),
+            buckets: self.buckets.clone(),
+            clock: self.config.clock.clone(),
+            stop: self.stop.subscribe(),
+        };
+        self.runtime.spawn(delivery.run(entry));
+    }
+
+    fn read_streams(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Entry>>> {
+        self.streams.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_streams(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<Entry>>> {
+        self.streams.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn entry(&self, name: &str) -> Result<Arc<Entry>> {
+        self.read_streams()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| FirehoseError::NotFound(not_found_message(name, &self.config.account)))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.control.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Creates a delivery stream; it is `ACTIVE` when this returns.
+    pub fn create(&self, spec: CreateSpec) -> Result<String> {
+        let _guard = self.lock();
+        if spec.stream_type != "DirectPut" {
+            return Err(FirehoseError::InvalidArgument(format!(
+                "DeliveryStreamType {} is not supported by this Runnel version; use DirectPut.",
+                spec.stream_type
+            )));
+        }
+        if self.read_streams().contains_key(&spec.name) {
+            return Err(FirehoseError::InUse(format!(
+                "Firehose {} under accountId {} already exists",
+                spec.name, self.config.account
+            )));
+        }
+        if self.read_streams().len() >= MAX_DELIVERY_STREAMS {
+            return Err(FirehoseError::LimitExceeded(format!(
+                "You have already consumed your firehose quota of {MAX_DELIVERY_STREAMS} hoses. Firehose names: {}",
+                spec.name
+            )));
+        }
+        if spec.tags.len() > MAX_TAGS {
+            return Err(FirehoseError::InvalidArgument(format!(
+                "A delivery stream can have at most {MAX_TAGS} tags."
+            )));
+        }
+        let settings = S3Settings::parse(&spec.destination)?;
+        let now = (self.config.clock)();
+        let meta = DeliveryStreamMeta {
+            id: state::next_id(&self.db)?,
+            name: spec.name,
+            stream_type: spec.stream_type,
+            status: Status::Active,
+            version: 1,
+            created_ms: now,
+            updated_ms: now,
+            destination: spec.destination,
+            tags: spec.tags,
+        };
+        state::save(&self.db, &meta)?;
+        let arn = self.arn(&meta.name);
+        let entry = Entry::new(
+            meta,
+            settings,
+            &self.config.account,
+            0,
+            1,
+            Default::default(),
+        );
+        self.start(entry);
+        Ok(arn)
+    }
+
+    pub fn describe(&self, name: &str) -> Result<DeliveryStreamMeta> {
+        Ok(self.entry(name)?.meta())
+    }
+
+    /// Names in order, after `after`, of streams of `stream_type` if given;
+    /// and whether more follow.
+    pub fn list(
+        &self,
+        stream_type: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> (Vec<String>, bool) {
+        let streams = self.read_streams();
+        let mut names = streams
+            .iter()
+            .filter(|(name, _)| after.is_none_or(|after| name.as_str() > after))
+            .filter(|(_, entry)| {
+                stream_type.is_none_or(|wanted| {
+                    entry
+                        .meta
+                        .read()
+                        .map(|m| m.stream_type == wanted)
+                        .unwrap_or(false)
+                })
+            })
+            .map(|(name, _)| name.clone());
+        let page: Vec<String> = names.by_ref().take(limit).collect();
+        let more = names.next().is_some();
+        (page, more)
+    }
+
+    /// Deletes a stream and whatever it still had buffered, as AWS does.
+    pub fn delete(&self, name: &str) -> Result<()> {
+        let _guard = self.lock();
+        let entry = self.entry(name)?;
+        entry.mark_deleted();
+        self.write_streams().remove(name);
+        state::remove(&self.db, name, entry.id)
+    }
+
+    /// UpdateDestination: the fields of `update` replace the
+    /// destination's, guarded by the version the caller last saw.
+    pub fn update_destination(
+        &self,
+        name: &str,
+        current_version: &str,
+        destination_id: &str,
+        update: &Value,
+    ) -> Result<u64> {
+        let _guard = self.lock();
+        let entry = self.entry(name)?;
+        let mut meta = entry.meta();
+        if current_version != meta.version.to_string() {
+            return Err(FirehoseError::ConcurrentModification(format!(
+                "Cannot update firehose: {name} since the current version id: {} and specified version id: {current_version} do not match",
+                meta.version
+            )));
+        }
+        if destination_id != DESTINATION_ID {
+            return Err(FirehoseError::InvalidArgument(format!(
+                "Destination Id {destination_id} not found"
+            )));
+        }
+        let merged = model::merge_update(&meta.destination, update);
+        let settings = S3Settings::parse(&merged)?;
+        meta.destination = merged;
+        meta.version += 1;
+        meta.updated_ms = (self.config.clock)();
+        state::save(&self.db, &meta)?;
+        let version = meta.version;
+        *entry.meta.write().unwrap_or_else(|e| e.into_inner()) = meta;
+        *entry.settings.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(settings);
+        entry.wake.notify_one();
+        Ok(version)
+    }
+
+    /// Buffers `records` durably; each is answered with its sequence, or
+    /// refused because the stream's buffer is full.
+    pub async fn put(&self, name: &str, records: Vec<Vec<u8>>) -> Result<Vec<Accepted>> {
+        let entry = self.entry(name)?;
+        let count = records.len() as u64;
+        let bytes: u64 = records.iter().map(|r| r.len() as u64).sum();
+        let (reply, answer) = oneshot::channel();
+        let puts = self
+            .puts
+            .as_ref()
+            .ok_or_else(|| FirehoseError::Internal("the writer has stopped".into()))?;
+        puts.send(Put {
+            entry: entry.clone(),
+            records,
+            reply,
+        })
+        .map_err(|_| FirehoseError::Internal("the writer has stopped".into()))?;
+        let outcomes = answer
+            .await
+            .map_err(|_| FirehoseError::Internal("the writer dropped a put".into()))??;
+        entry
+            .figures
+            .incoming_records
+            .fetch_add(count, Ordering::Relaxed);
+        entry
+            .figures
+            .incoming_bytes
+            .fetch_add(bytes, Ordering::Relaxed);
+        Ok(outcomes)
+    }
+
+    fn change_meta(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut DeliveryStreamMeta) -> Result<()>,
+    ) -> Result<()> {
+        let _guard = self.lock();
+        let entry = self.entry(name)?;
+        let mut meta = entry.meta();
+        change(&mut meta)?;
+        state::save(&self.db, &meta)?;
+        *entry.meta.write().unwrap_or_else(|e| e.into_inner()) = meta;
+        Ok(())
+    }
+
+    pub fn tag(&self, name: &str, tags: Vec<(String, String)>) -> Result<()> {
+        self.change_meta(name, |meta| {
+            let mut merged = meta.tags.clone();
+            merged.extend(tags);
+            if merged.len() > MAX_TAGS {
+                return Err(FirehoseError::LimitExceeded(format!(
+                    "A delivery stream can have at most {MAX_TAGS} tags."
+                )));
+            }
+            meta.tags = merged;
+            Ok(())
+        })
+    }
+
+    pub fn untag(&self, name: &str, keys: &[String]) -> Result<()> {
+        self.change_meta(name, |meta| {
+            for key in keys {
+                meta.tags.remove(key);
+            }
+            Ok(())
+        })
+    }
+
+    /// Every stream's figures, for `/metrics`.
+    pub fn figures(&self) -> Vec<(String, FiguresSnapshot)> {
+        self.read_streams()
+            .iter()
+            .map(|(name, entry)| {
+                let f = &entry.figures;
+                let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+                (
+                    name.clone(),
+                    FiguresSnapshot {
+                        incoming_records: load(&f.incoming_records),
+                        incoming_bytes: load(&f.incoming_bytes),
+                        delivered_records: load(&f.delivered_records),
+                        delivered_bytes: load(&f.delivered_bytes),
+                        delivered_objects: load(&f.delivered_objects),
+                        delivery_failures: load(&f.delivery_failures),
+                        buffered_bytes: entry.buffered_bytes(),
+                        freshness_ms: load(&f.last_freshness_ms),
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for Firehose {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        drop(self.puts.take());
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}

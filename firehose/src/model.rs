@@ -1,0 +1,247 @@
+//! What is kept of a delivery stream, and the S3 destination's settings
+//! read (and checked) from its configuration as a client gave it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::compress::Compression;
+use crate::error::{FirehoseError, Result};
+use crate::prefix::Prefix;
+
+/// The one destination id a delivery stream has, as AWS numbers it.
+pub const DESTINATION_ID: &str = "destinationId-000000000001";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Status {
+    Creating,
+    Active,
+    Deleting,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Creating => "CREATING",
+            Status::Active => "ACTIVE",
+            Status::Deleting => "DELETING",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeliveryStreamMeta {
+    pub id: u64,
+    pub name: String,
+    /// `DirectPut` (the only source built so far).
+    pub stream_type: String,
+    pub status: Status,
+    /// Starts at 1; every UpdateDestination adds one.
+    pub version: u64,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+    /// `ExtendedS3DestinationConfiguration` as given (an
+    /// `S3DestinationConfiguration` is kept in the same form, as AWS does).
+    pub destination: Value,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Buffering hints' defaults and bounds for S3.
+pub const DEFAULT_SIZE_MB: u64 = 5;
+pub const DEFAULT_INTERVAL_SECONDS: u64 = 300;
+
+/// What delivery needs from an S3 destination configuration.
+#[derive(Debug, Clone)]
+pub struct S3Settings {
+    pub bucket: String,
+    pub prefix: Prefix,
+    pub error_prefix: Option<Prefix>,
+    pub size_bytes: u64,
+    pub interval_ms: u64,
+    pub compression: Compression,
+    pub extension: String,
+    pub zone: Option<chrono_tz::Tz>,
+}
+
+fn invalid(message: impl Into<String>) -> FirehoseError {
+    FirehoseError::InvalidArgument(message.into())
+}
+
+fn text<'a>(config: &'a Value, field: &str) -> Option<&'a str> {
+    config.get(field).and_then(Value::as_str)
+}
+
+fn enabled(config: &Value, field: &str) -> bool {
+    config
+        .get(field)
+        .and_then(|c| c.get("Enabled"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+impl S3Settings {
+    /// Reads an `ExtendedS3DestinationConfiguration`, refusing what Runnel
+    /// does not do yet by name rather than delivering something else.
+    pub fn parse(config: &Value) -> Result<S3Settings> {
+        let bucket_arn = text(config, "BucketARN")
+            .ok_or_else(|| invalid("BucketARN must be given for an S3 destination."))?;
+        let bucket = bucket_from_arn(bucket_arn)?;
+        for (field, what) in [
+            ("ProcessingConfiguration", "record processing"),
+            (
+                "DataFormatConversionConfiguration",
+                "data format conversion",
+            ),
+            ("DynamicPartitioningConfiguration", "dynamic partitioning"),
+        ] {
+            if enabled(config, field) {
+                return Err(invalid(format!(
+                    "{field}: {what} is not supported by this Runnel version; create the delivery stream without it."
+                )));
+            }
+        }
+        if text(config, "S3BackupMode").is_some_and(|mode| mode != "Disabled") {
+            return Err(invalid(
+                "S3BackupMode Enabled is not supported by this Runnel version.",
+            ));
+        }
+        let prefix_text = text(config, "Prefix").unwrap_or("");
+        let prefix = Prefix::parse(prefix_text)?;
+        if prefix.partition_keys().next().is_some() {
+            return Err(invalid(format!(
+                "The prefix '{prefix_text}' uses partitionKeyFrom expressions, which need dynamic partitioning enabled."
+            )));
+        }
+        let error_prefix = match text(config, "ErrorOutputPrefix").filter(|p| !p.is_empty()) {
+            Some(text) => Some(Prefix::parse(text)?),
+            None if prefix.has_expressions() => {
+                return Err(invalid(
+                    "ErrorOutputPrefix cannot be null or empty when Prefix contains expressions.",
+                ));
+            }
+            None => None,
+        };
+        if prefix.has_error_output_type() {
+            return Err(invalid(format!(
+                "The prefix '{prefix_text}' cannot contain !{{firehose:error-output-type}}; only ErrorOutputPrefix can."
+            )));
+        }
+        let prefix = if prefix.has_timestamp() {
+            prefix
+        } else {
+            prefix.with_default_timestamp()
+        };
+        let hints = config.get("BufferingHints");
+        let hint = |field: &str, default: u64| {
+            hints
+                .and_then(|h| h.get(field))
+                .and_then(Value::as_u64)
+                .unwrap_or(default)
+        };
+        let size_mb = hint("SizeInMBs", DEFAULT_SIZE_MB);
+        let interval = hint("IntervalInSeconds", DEFAULT_INTERVAL_SECONDS);
+        let compression =
+            Compression::parse(text(config, "CompressionFormat").unwrap_or("UNCOMPRESSED"))?;
+        let extension = match text(config, "FileExtension") {
+            Some(ext) if !ext.is_empty() => ext.to_string(),
+            _ => compression.extension().to_string(),
+        };
+        let zone =
+            match text(config, "CustomTimeZone").filter(|z| !z.is_empty()) {
+                None => None,
+                Some(name) => Some(name.parse::<chrono_tz::Tz>().map_err(|_| {
+                    invalid(format!("CustomTimeZone '{name}' is not a time zone id."))
+                })?),
+            };
+        Ok(S3Settings {
+            bucket,
+            prefix,
+            error_prefix,
+            size_bytes: size_mb * 1024 * 1024,
+            interval_ms: interval * 1000,
+            compression,
+            extension,
+            zone,
+        })
+    }
+}
+
+/// `arn:aws:s3:::bucket` -> `bucket`.
+pub fn bucket_from_arn(arn: &str) -> Result<String> {
+    let bucket = arn
+        .split_once(":s3:::")
+        .map(|(_, bucket)| bucket)
+        .filter(|b| {
+            !b.is_empty()
+                && b.len() <= 255
+                && b.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_'))
+                && !b.starts_with('.')
+        })
+        .ok_or_else(|| {
+            invalid(format!(
+                "BucketARN '{arn}' is not an S3 bucket ARN (arn:aws:s3:::bucket)."
+            ))
+        })?;
+    Ok(bucket.to_string())
+}
+
+/// Applies an `ExtendedS3DestinationUpdate` to a configuration: the fields
+/// it names replace those of the same name.
+pub fn merge_update(config: &Value, update: &Value) -> Value {
+    let mut merged = config.clone();
+    if let (Some(target), Some(fields)) = (merged.as_object_mut(), update.as_object()) {
+        for (key, value) in fields {
+            let key = if key == "S3BackupUpdate" {
+                "S3BackupConfiguration"
+            } else {
+                key.as_str()
+            };
+            target.insert(key.to_string(), value.clone());
+        }
+    }
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn defaults_are_five_megabytes_and_five_minutes_uncompressed() {
+        let s =
+            S3Settings::parse(&json!({"BucketARN": "arn:aws:s3:::lake", "RoleARN": "r"})).unwrap();
+        assert_eq!(s.bucket, "lake");
+        assert_eq!((s.size_bytes, s.interval_ms), (5 << 20, 300_000));
+        assert_eq!(s.compression, Compression::Uncompressed);
+        assert!(s.prefix.has_timestamp());
+    }
+
+    #[test]
+    fn what_is_not_built_is_refused_by_name() {
+        for (config, words) in [
+            (
+                json!({"BucketARN": "arn:aws:s3:::b", "ProcessingConfiguration": {"Enabled": true}}),
+                "ProcessingConfiguration",
+            ),
+            (
+                json!({"BucketARN": "arn:aws:s3:::b", "DynamicPartitioningConfiguration": {"Enabled": true}}),
+                "dynamic partitioning",
+            ),
+            (
+                json!({"BucketARN": "arn:aws:s3:::b", "Prefix": "a/!{timestamp:yyyy}/"}),
+                "ErrorOutputPrefix",
+            ),
+            (
+                json!({"BucketARN": "arn:aws:s3:::b", "CustomTimeZone": "Mars/Olympus"}),
+                "Mars/Olympus",
+            ),
+            (json!({"BucketARN": "arn:aws:s3:::"}), "BucketARN"),
+        ] {
+            let error = S3Settings::parse(&config).unwrap_err().to_string();
+            assert!(error.contains(words), "{config}: {error}");
+        }
+    }
+}

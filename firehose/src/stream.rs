@@ -1,0 +1,129 @@
+//! One delivery stream in memory: its metadata, its parsed destination,
+//! and what its buffer holds (bytes, and the arrival of its oldest record,
+//! which starts the `IntervalInSeconds` clock).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::model::{DeliveryStreamMeta, S3Settings};
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BufferState {
+    pub bytes: u64,
+    pub oldest_ms: Option<u64>,
+}
+
+/// Counters for `/metrics` and DescribeDeliveryStream.
+#[derive(Debug, Default)]
+pub struct Figures {
+    pub incoming_records: AtomicU64,
+    pub incoming_bytes: AtomicU64,
+    pub delivered_records: AtomicU64,
+    pub delivered_bytes: AtomicU64,
+    pub delivered_objects: AtomicU64,
+    pub delivery_failures: AtomicU64,
+    /// Age of the oldest record in the last object at its delivery.
+    pub last_freshness_ms: AtomicU64,
+}
+
+pub struct Entry {
+    pub id: u64,
+    pub name: String,
+    account: String,
+    pub meta: RwLock<DeliveryStreamMeta>,
+    pub settings: RwLock<Arc<S3Settings>>,
+    /// The next sequence a buffered record takes; only the writer thread
+    /// advances it.
+    pub next_seq: AtomicU64,
+    /// The last sequence delivered (0: none yet).
+    pub delivered: AtomicU64,
+    buffer: Mutex<BufferState>,
+    deleted: AtomicBool,
+    /// Woken when records are buffered, settings change or the stream is
+    /// deleted.
+    pub wake: tokio::sync::Notify,
+    pub figures: Figures,
+}
+
+impl Entry {
+    pub fn new(
+        meta: DeliveryStreamMeta,
+        settings: S3Settings,
+        account: &str,
+        delivered: u64,
+        next_seq: u64,
+        buffer: BufferState,
+    ) -> Entry {
+        Entry {
+            id: meta.id,
+            name: meta.name.clone(),
+            account: account.to_string(),
+            meta: RwLock::new(meta),
+            settings: RwLock::new(Arc::new(settings)),
+            next_seq: AtomicU64::new(next_seq),
+            delivered: AtomicU64::new(delivered),
+            buffer: Mutex::new(buffer),
+            deleted: AtomicBool::new(false),
+            wake: tokio::sync::Notify::new(),
+            figures: Figures::default(),
+        }
+    }
+
+    pub fn not_found_message(&self) -> String {
+        not_found_message(&self.name, &self.account)
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
+    }
+
+    pub fn mark_deleted(&self) {
+        self.deleted.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    pub fn meta(&self) -> DeliveryStreamMeta {
+        self.meta.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn settings(&self) -> Arc<S3Settings> {
+        self.settings
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn buffer(&self) -> BufferState {
+        *self.buffer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn buffered_bytes(&self) -> u64 {
+        self.buffer().bytes
+    }
+
+    /// Called by the writer once records are durable.
+    pub fn buffered(&self, bytes: u64, arrival_ms: u64) {
+        {
+            let mut buffer = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
+            buffer.bytes += bytes;
+            buffer.oldest_ms.get_or_insert(arrival_ms);
+        }
+        self.wake.notify_one();
+    }
+
+    /// Called once an object is delivered: `next_oldest` finds the arrival
+    /// of the oldest record still buffered, read under the lock so a
+    /// concurrent put cannot be missed.
+    pub fn delivered(&self, bytes: u64, next_oldest: impl FnOnce() -> Option<u64>) {
+        let mut buffer = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
+        buffer.bytes = buffer.bytes.saturating_sub(bytes);
+        buffer.oldest_ms = next_oldest();
+        if buffer.oldest_ms.is_none() {
+            buffer.bytes = 0;
+        }
+    }
+}
+
+pub fn not_found_message(name: &str, account: &str) -> String {
+    format!("Firehose {name} under account {account} not found.")
+}

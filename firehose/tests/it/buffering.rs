@@ -1,0 +1,164 @@
+//! Buffering hints: an object when the buffer reaches `SizeInMBs` or when
+//! `IntervalInSeconds` has passed since its oldest record; buffers survive
+//! a restart.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::{Fixture, create, eventually, objects, records};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_buffer_is_delivered_at_once_and_the_rest_waits_for_the_interval() {
+    let fixture = Fixture::new();
+    let firehose = fixture.open();
+    create(
+        &firehose,
+        "sized",
+        json!({"BucketARN": "arn:aws:s3:::lake", "RoleARN": "r",
+               "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 900}}),
+    );
+    // 2.5 MiB: two full objects of 1 MiB; half a MiB stays buffered.
+    for batch in records(2560, 1024).chunks(500) {
+        firehose.put("sized", batch.to_vec()).await.unwrap();
+    }
+    let root = fixture.buckets().join("lake");
+    assert!(eventually(Duration::from_secs(20), || objects(&root).len() == 2).await);
+    let delivered = objects(&root);
+    for (key, body) in &delivered {
+        assert_eq!(body.len(), 1024 * 1024, "{key}");
+    }
+    // The records are in put order, across both objects.
+    let all: Vec<u8> = delivered.iter().flat_map(|(_, b)| b.clone()).collect();
+    let expected: Vec<u8> = records(2048, 1024).concat();
+    let mut got = all
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| l.to_vec())
+        .collect::<Vec<_>>();
+    got.sort();
+    let mut want = expected
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| l.to_vec())
+        .collect::<Vec<_>>();
+    want.sort();
+    assert_eq!(got, want);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        objects(&root).len(),
+        2,
+        "the remainder waits for its interval"
+    );
+    let figures = firehose.figures();
+    assert_eq!(figures[0].1.buffered_bytes, 512 * 1024);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_buffer_is_delivered_when_its_interval_has_passed() {
+    let fixture = Fixture::new();
+    let firehose = fixture.open();
+    create(
+        &firehose,
+        "timed",
+        json!({"BucketARN": "arn:aws:s3:::lake", "RoleARN": "r",
+               "BufferingHints": {"SizeInMBs": 64, "IntervalInSeconds": 2}}),
+    );
+    let started = std::time::Instant::now();
+    firehose.put("timed", records(10, 100)).await.unwrap();
+    let root = fixture.buckets().join("lake");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(objects(&root).is_empty(), "written before its interval");
+    assert!(eventually(Duration::from_secs(20), || objects(&root).len() == 1).await);
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    assert_eq!(objects(&root)[0].1, records(10, 100).concat());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_seconds_delivers_each_put_as_it_comes() {
+    let fixture = Fixture::new();
+    let firehose = fixture.open();
+    create(
+        &firehose,
+        "now",
+        json!({"BucketARN": "arn:aws:s3:::lake", "RoleARN": "r",
+               "BufferingHints": {"SizeInMBs": 64, "IntervalInSeconds": 0}}),
+    );
+    let root = fixture.buckets().join("lake");
+    for round in 1..=3 {
+        firehose.put("now", records(5, 50)).await.unwrap();
+        assert!(eventually(Duration::from_secs(10), || objects(&root).len() == round).await);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buffered_records_survive_a_restart_and_are_delivered_after_it() {
+    let mut fixture = Fixture::new();
+    {
+        let firehose = fixture.open();
+        create(
+            &firehose,
+            "kept",
+            json!({"BucketARN": "arn:aws:s3:::lake", "RoleARN": "r",
+                   "BufferingHints": {"SizeInMBs": 64, "IntervalInSeconds": 900}}),
+        );
+        firehose.put("kept", records(100, 100)).await.unwrap();
+    }
+    fixture.reopen_store();
+    let firehose = fixture.open();
+    assert_eq!(firehose.figures()[0].1.buffered_bytes, 100 * 100);
+    let version = firehose.describe("kept").unwrap().version;
+    firehose
+        .update_destination(
+            "kept",
+            &version.to_string(),
+            runnel_firehose::DESTINATION_ID,
+            &json!({"BufferingHints": {"SizeInMBs": 64, "IntervalInSeconds": 0}}),
+        )
+        .unwrap();
+    let root = fixture.buckets().join("lake");
+    assert!(eventually(Duration::from_secs(10), || objects(&root).len() == 1).await);
+    assert_eq!(objects(&root)[0].1, records(100, 100).concat());
+    assert!(
+        eventually(Duration::from_secs(5), || firehose.figures()[0]
+            .1
+            .buffered_bytes
+            == 0)
+        .await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_version_or_deleted_stream_is_refused() {
+    let fixture = Fixture::new();
+    let firehose = fixture.open();
+    create(
+        &firehose,
+        "s",
+        json!({"BucketARN": "arn:aws:s3:::lake", "RoleARN": "r"}),
+    );
+    let error = firehose
+        .update_destination("s", "7", runnel_firehose::DESTINATION_ID, &json!({}))
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            runnel_firehose::FirehoseError::ConcurrentModification(_)
+        ),
+        "{error}"
+    );
+    firehose.put("s", records(3, 10)).await.unwrap();
+    firehose.delete("s").unwrap();
+    let error = firehose.put("s", records(1, 10)).await.unwrap_err();
+    assert!(
+        matches!(error, runnel_firehose::FirehoseError::NotFound(_)),
+        "{error}"
+    );
+    // The name can be used again, with nothing of the old stream in it.
+    create(
+        &firehose,
+        "s",
+        json!({"BucketARN": "arn:aws:s3:::lake", "RoleARN": "r"}),
+    );
+    assert_eq!(firehose.figures()[0].1.buffered_bytes, 0);
+}

@@ -1,0 +1,67 @@
+//! DescribeDeliveryStream's description: the destination as configured,
+//! with the defaults AWS fills in shown as AWS shows them.
+
+use runnel_firehose::{DESTINATION_ID, DeliveryStreamMeta};
+use serde_json::{Map, Value, json};
+
+/// The fields of `S3DestinationDescription`, a subset of the extended one.
+const S3_FIELDS: &[&str] = &[
+    "RoleARN",
+    "BucketARN",
+    "Prefix",
+    "ErrorOutputPrefix",
+    "BufferingHints",
+    "CompressionFormat",
+    "EncryptionConfiguration",
+    "CloudWatchLoggingOptions",
+];
+
+fn seconds(ms: u64) -> Value {
+    json!(ms as f64 / 1000.0)
+}
+
+/// The extended S3 description: every field as given, the defaults added.
+fn extended_s3(config: &Value) -> Map<String, Value> {
+    let mut out = config.as_object().cloned().unwrap_or_default();
+    let hints = out.entry("BufferingHints").or_insert_with(|| json!({}));
+    if let Some(hints) = hints.as_object_mut() {
+        hints.entry("SizeInMBs").or_insert(json!(5));
+        hints.entry("IntervalInSeconds").or_insert(json!(300));
+    }
+    out.entry("CompressionFormat")
+        .or_insert(json!("UNCOMPRESSED"));
+    out.entry("EncryptionConfiguration")
+        .or_insert(json!({"NoEncryptionConfig": "NoEncryption"}));
+    out.entry("CloudWatchLoggingOptions")
+        .or_insert(json!({"Enabled": false}));
+    out.entry("S3BackupMode").or_insert(json!("Disabled"));
+    if let Some(backup) = out.remove("S3BackupConfiguration") {
+        out.insert("S3BackupDescription".into(), backup);
+    }
+    out
+}
+
+pub fn description(meta: &DeliveryStreamMeta, arn: &str) -> Value {
+    let extended = extended_s3(&meta.destination);
+    let plain: Map<String, Value> = extended
+        .iter()
+        .filter(|(key, _)| S3_FIELDS.contains(&key.as_str()))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    json!({
+        "DeliveryStreamName": meta.name,
+        "DeliveryStreamARN": arn,
+        "DeliveryStreamStatus": meta.status.as_str(),
+        "DeliveryStreamEncryptionConfiguration": {"Status": "DISABLED"},
+        "DeliveryStreamType": meta.stream_type,
+        "VersionId": meta.version.to_string(),
+        "CreateTimestamp": seconds(meta.created_ms),
+        "LastUpdateTimestamp": seconds(meta.updated_ms),
+        "Destinations": [{
+            "DestinationId": DESTINATION_ID,
+            "S3DestinationDescription": plain,
+            "ExtendedS3DestinationDescription": extended,
+        }],
+        "HasMoreDestinations": false,
+    })
+}
