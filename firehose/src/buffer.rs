@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 
 use crate::Clock;
 use crate::error::{FirehoseError, Result};
+use crate::state::CF_META;
 use crate::stream::Entry;
 
 pub const CF_RECORDS: &str = "firehose.records";
@@ -60,20 +61,23 @@ pub struct Put {
     pub entry: Arc<Entry>,
     pub records: Vec<Vec<u8>>,
     pub reply: PutReply,
+    /// A source's position, written in the same batch as its records, and
+    /// only with all of them: a restart neither skips nor repeats.
+    pub position: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 pub fn run_writer(db: Arc<DB>, clock: Clock, max_buffer_bytes: u64, puts: Receiver<Put>) {
     while let Ok(first) = puts.recv() {
-        let Some(cf) = db.cf_handle(CF_RECORDS) else {
+        let (Some(cf), Some(meta)) = (db.cf_handle(CF_RECORDS), db.cf_handle(CF_META)) else {
             let _ = first.reply.send(Err(FirehoseError::Internal(format!(
-                "column family {CF_RECORDS} is not open"
+                "column family {CF_RECORDS} or {CF_META} is not open"
             ))));
             continue;
         };
         let mut commit = Commit::default();
         let mut next = Some(first);
         while let Some(put) = next.take() {
-            commit.stage(cf, put, clock(), max_buffer_bytes);
+            commit.stage([cf, meta], put, clock(), max_buffer_bytes);
             if commit.batch.size_in_bytes() < MAX_COMMIT_BYTES {
                 next = puts.try_recv().ok();
             }
@@ -91,17 +95,32 @@ struct Commit {
 }
 
 impl Commit {
-    fn stage(&mut self, cf: &rocksdb::ColumnFamily, put: Put, now_ms: u64, max_buffer_bytes: u64) {
+    fn stage(
+        &mut self,
+        [cf, meta]: [&rocksdb::ColumnFamily; 2],
+        put: Put,
+        now_ms: u64,
+        max_buffer_bytes: u64,
+    ) {
         let Put {
             entry,
             records,
             reply,
+            position,
         } = put;
         if entry.is_deleted() {
             let _ = reply.send(Err(FirehoseError::NotFound(entry.not_found_message())));
             return;
         }
         let buffered = entry.buffered_bytes() + self.pending_bytes(&entry);
+        if let Some((key, value)) = position {
+            let size: u64 = records.iter().map(|r| r.len() as u64).sum();
+            if buffered + size > max_buffer_bytes && !records.is_empty() {
+                let _ = reply.send(Ok(vec![Accepted::BufferFull; records.len()]));
+                return;
+            }
+            self.batch.put_cf(meta, key, value);
+        }
         let mut outcomes = Vec::with_capacity(records.len());
         let mut bytes = 0u64;
         for data in &records {

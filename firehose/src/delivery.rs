@@ -21,7 +21,8 @@ use crate::bucket::Buckets;
 use crate::buffer::{CF_RECORDS, record_key, seq_of, split_value};
 use crate::error::{FirehoseError, Result};
 use crate::model::S3Settings;
-use crate::prefix::{KeyContext, object_name};
+use crate::prefix::{KeyContext, Prefix, object_name};
+use crate::processing::Input;
 use crate::stream::Entry;
 use crate::{Clock, state};
 
@@ -41,7 +42,10 @@ pub struct Delivery {
 /// An object ready to write, and what it covers in the buffer.
 struct Object {
     key: String,
-    body: Vec<u8>,
+    /// None when processing dropped every record.
+    body: Option<Vec<u8>>,
+    /// The `processing-failed` records' key and JSON lines.
+    error: Option<(String, Vec<u8>)>,
     last_seq: u64,
     records: u64,
     raw_bytes: u64,
@@ -93,7 +97,8 @@ impl Delivery {
             let db = self.db.clone();
             let entry = entry.clone();
             let settings = settings.clone();
-            tokio::task::spawn_blocking(move || build_object(&db, &entry, &settings))
+            let now = (self.clock)();
+            tokio::task::spawn_blocking(move || build_object(&db, &entry, &settings, now))
                 .await
                 .map_err(|e| FirehoseError::Internal(format!("building an object: {e}")))??
         };
@@ -103,26 +108,14 @@ impl Delivery {
             entry.delivered(0, || None);
             return Ok(());
         };
-        let mut backoff = FIRST_BACKOFF;
-        loop {
-            match self
-                .buckets
-                .put(&settings.bucket, &object.key, object.body.clone())
-                .await
-            {
-                Ok(()) => break,
-                Err(error) => {
-                    entry
-                        .figures
-                        .delivery_failures
-                        .fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(stream = %entry.name, %error, retry_in = ?backoff, "object write failed");
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = self.stop.changed() => return Ok(()),
-                    }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                }
+        let writes = object
+            .error
+            .iter()
+            .map(|(key, body)| (key, body))
+            .chain(object.body.as_ref().map(|body| (&object.key, body)));
+        for (key, body) in writes {
+            if !self.write(entry, &settings.bucket, key, body).await {
+                return Ok(());
             }
         }
         let db = self.db.clone();
@@ -148,42 +141,87 @@ impl Delivery {
     }
 }
 
+impl Delivery {
+    /// Writes one object, retrying with backoff until it is written; false
+    /// if the server stopped first.
+    async fn write(&mut self, entry: &Entry, bucket: &str, key: &str, body: &[u8]) -> bool {
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            match self.buckets.put(bucket, key, body.to_vec()).await {
+                Ok(()) => return true,
+                Err(error) => {
+                    entry
+                        .figures
+                        .delivery_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(stream = %entry.name, %error, retry_in = ?backoff, "object write failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = self.stop.changed() => return false,
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+}
+
 /// Reads records from the first undelivered one until the object reaches
-/// the size hint (at least one record), concatenated as Firehose writes
-/// them, and compressed.
-fn build_object(db: &DB, entry: &Entry, settings: &S3Settings) -> Result<Option<Object>> {
+/// the size hint (at least one record), runs them through the stream's
+/// processors, and makes the object (records concatenated as Firehose
+/// writes them, then compressed) and, if any record failed processing, the
+/// error object.
+fn build_object(
+    db: &DB,
+    entry: &Entry,
+    settings: &S3Settings,
+    now_ms: u64,
+) -> Result<Option<Object>> {
     let cf = state::cf(db, CF_RECORDS)?;
     let first = entry.delivered.load(Ordering::Acquire) + 1;
     let mut options = ReadOptions::default();
     options.set_iterate_upper_bound(record_key(entry.id + 1, 0).to_vec());
     let start = record_key(entry.id, first);
     let iter = db.iterator_cf_opt(cf, options, IteratorMode::From(&start, Direction::Forward));
-    let mut body = Vec::new();
+    // Values as stored: arrival, then data.
+    let mut values: Vec<Box<[u8]>> = Vec::new();
     let mut first_seq = None;
     let mut last_seq = 0;
-    let mut oldest_ms = 0;
-    let mut records = 0u64;
+    let mut raw_bytes = 0u64;
     for item in iter {
         let (key, value) = item?;
-        let (Some(seq), Some((arrival, data))) = (seq_of(&key), split_value(&value)) else {
+        let (Some(seq), Some((_, data))) = (seq_of(&key), split_value(&value)) else {
             return Err(FirehoseError::Internal(format!(
                 "a buffered record of {} is malformed",
                 entry.name
             )));
         };
-        if first_seq.is_none() {
-            first_seq = Some(seq);
-            oldest_ms = arrival;
-        }
-        body.extend_from_slice(data);
+        first_seq.get_or_insert(seq);
         last_seq = seq;
-        records += 1;
-        if body.len() as u64 >= settings.size_bytes {
+        raw_bytes += data.len() as u64;
+        values.push(value);
+        if raw_bytes >= settings.size_bytes {
             break;
         }
     }
     let Some(first_seq) = first_seq else {
         return Ok(None);
+    };
+    let inputs: Vec<Input<'_>> = values
+        .iter()
+        .filter_map(|v| split_value(v))
+        .map(|(arrival_ms, data)| Input { arrival_ms, data })
+        .collect();
+    let oldest_ms = inputs.first().map_or(0, |i| i.arrival_ms);
+    let (body, failures) = match &settings.processing {
+        None => (
+            inputs.iter().flat_map(|i| i.data.iter().copied()).collect(),
+            Vec::new(),
+        ),
+        Some(pipeline) => {
+            let (records, failures) = pipeline.run(&inputs);
+            (records.concat(), failures)
+        }
     };
     let version = entry.meta().version;
     let (uuid, random) = object_identity(entry.id, first_seq);
@@ -194,18 +232,34 @@ fn build_object(db: &DB, entry: &Entry, settings: &S3Settings) -> Result<Option<
         error_output_type: None,
     };
     let name = object_name(&entry.name, version, &context, &uuid);
+    let error = (!failures.is_empty()).then(|| {
+        let context = KeyContext {
+            error_output_type: Some("processing-failed"),
+            ..context
+        };
+        let prefix = match &settings.error_prefix {
+            Some(prefix) => prefix.evaluate(&context),
+            None => format!("processing-failed/{}", Prefix::hourly().evaluate(&context)),
+        };
+        let lines: Vec<u8> = failures.iter().flat_map(|f| f.to_line(now_ms)).collect();
+        (format!("{prefix}{name}"), lines)
+    });
     let key = format!(
         "{}{name}{}",
         settings.prefix.evaluate(&context),
         settings.extension
     );
-    let raw_bytes = body.len() as u64;
-    let body = settings.compression.apply(body, &name)?;
+    let body = if body.is_empty() {
+        None
+    } else {
+        Some(settings.compression.apply(body, &name)?)
+    };
     Ok(Some(Object {
         key,
         body,
+        error,
         last_seq,
-        records,
+        records: inputs.len() as u64,
         raw_bytes,
         oldest_ms,
     }))

@@ -16,6 +16,8 @@ mod delivery;
 mod error;
 pub mod model;
 pub mod prefix;
+mod processing;
+mod source;
 mod state;
 mod stream;
 
@@ -67,6 +69,11 @@ pub struct FirehoseConfig {
     pub bucket_root: PathBuf,
     /// Buckets are written here instead of under `bucket_root` when set.
     pub s3_endpoint: Option<S3Endpoint>,
+    /// This server's streams, read by `KinesisStreamAsSource` delivery
+    /// streams.
+    pub streams: Option<Arc<runnel_streams::Streams>>,
+    /// Lambda ARNs of transforms and the URLs that answer for them.
+    pub lambdas: std::collections::HashMap<String, String>,
     /// Past this many buffered bytes a stream refuses records (a
     /// destination that keeps failing must not fill the disk).
     pub max_buffer_bytes: u64,
@@ -80,6 +87,8 @@ impl FirehoseConfig {
             account: "000000000000".into(),
             bucket_root,
             s3_endpoint: None,
+            streams: None,
+            lambdas: Default::default(),
             max_buffer_bytes: 1 << 30,
             clock: system_clock(),
         }
@@ -92,6 +101,8 @@ pub struct CreateSpec {
     pub stream_type: String,
     /// An `ExtendedS3DestinationConfiguration`.
     pub destination: Value,
+    /// A `KinesisStreamSourceConfiguration`, for `KinesisStreamAsSource`.
+    pub source: Option<Value>,
     pub tags: BTreeMap<String, String>,
 }
 
@@ -158,7 +169,7 @@ impl Firehose {
             control: Mutex::new(()),
         };
         for meta in state::load_all(&firehose.db)? {
-            let settings = S3Settings::parse(&meta.destination)?;
+            let settings = S3Settings::parse(&meta.destination, &firehose.config.lambdas)?;
             let (delivered, next_seq, buffer) = state::recover_buffer(&firehose.db, meta.id)?;
             if buffer.bytes > 0 {
                 tracing::info!(stream = %meta.name, bytes = buffer.bytes, "resuming delivery of buffered records");
@@ -201,6 +212,25 @@ impl Firehose {
             clock: self.config.clock.clone(),
             stop: self.stop.subscribe(),
         };
+        if let (Some(source), Some(streams), Some(puts)) =
+            (entry.meta().source, &self.config.streams, &self.puts)
+        {
+            match source::stream_name(&source) {
+                Ok(stream) => {
+                    let reader = source::StreamSource {
+                        streams: streams.clone(),
+                        db: self.db.clone(),
+                        stream,
+                        puts: puts.clone(),
+                        stop: self.stop.subscribe(),
+                    };
+                    self.runtime.spawn(reader.run(entry.clone()));
+                }
+                Err(error) => {
+                    tracing::error!(delivery_stream = %entry.name, %error, "source not started")
+                }
+            }
+        }
         self.runtime.spawn(delivery.run(entry));
     }
 
@@ -226,11 +256,37 @@ impl Firehose {
     /// Creates a delivery stream; it is `ACTIVE` when this returns.
     pub fn create(&self, spec: CreateSpec) -> Result<String> {
         let _guard = self.lock();
-        if spec.stream_type != "DirectPut" {
-            return Err(FirehoseError::InvalidArgument(format!(
-                "DeliveryStreamType {} is not supported by this Runnel version; use DirectPut.",
-                spec.stream_type
-            )));
+        match (spec.stream_type.as_str(), &spec.source) {
+            ("DirectPut", None) => {}
+            ("KinesisStreamAsSource", Some(source)) => {
+                let stream = source::stream_name(source)?;
+                let streams = self.config.streams.as_ref().ok_or_else(|| {
+                    FirehoseError::InvalidArgument(
+                        "This server has no streams to read from.".into(),
+                    )
+                })?;
+                streams.describe(&stream).map_err(|_| {
+                    FirehoseError::InvalidArgument(format!(
+                        "Stream {stream} under account {} not found.",
+                        self.config.account
+                    ))
+                })?;
+            }
+            ("KinesisStreamAsSource", None) => {
+                return Err(FirehoseError::InvalidArgument(
+                    "KinesisStreamSourceConfiguration is required for a KinesisStreamAsSource delivery stream.".into(),
+                ));
+            }
+            ("DirectPut", Some(_)) => {
+                return Err(FirehoseError::InvalidArgument(
+                    "KinesisStreamSourceConfiguration is only for KinesisStreamAsSource delivery streams.".into(),
+                ));
+            }
+            (other, _) => {
+                return Err(FirehoseError::InvalidArgument(format!(
+                    "DeliveryStreamType {other} is not supported by this Runnel version; use DirectPut or KinesisStreamAsSource."
+                )));
+            }
         }
         if self.read_streams().contains_key(&spec.name) {
             return Err(FirehoseError::InUse(format!(
@@ -249,7 +305,7 @@ impl Firehose {
                 "A delivery stream can have at most {MAX_TAGS} tags."
             )));
         }
-        let settings = S3Settings::parse(&spec.destination)?;
+        let settings = S3Settings::parse(&spec.destination, &self.config.lambdas)?;
         let now = (self.config.clock)();
         let meta = DeliveryStreamMeta {
             id: state::next_id(&self.db)?,
@@ -260,6 +316,7 @@ impl Firehose {
             created_ms: now,
             updated_ms: now,
             destination: spec.destination,
+            source: spec.source,
             tags: spec.tags,
         };
         state::save(&self.db, &meta)?;
@@ -274,6 +331,11 @@ impl Firehose {
         );
         self.start(entry);
         Ok(arn)
+    }
+
+    /// The stream's id: never reused, so it makes record ids unique.
+    pub fn stream_id(&self, name: &str) -> Result<u64> {
+        Ok(self.entry(name)?.id)
     }
 
     pub fn describe(&self, name: &str) -> Result<DeliveryStreamMeta> {
@@ -340,7 +402,7 @@ impl Firehose {
             )));
         }
         let merged = model::merge_update(&meta.destination, update);
-        let settings = S3Settings::parse(&merged)?;
+        let settings = S3Settings::parse(&merged, &self.config.lambdas)?;
         meta.destination = merged;
         meta.version += 1;
         meta.updated_ms = (self.config.clock)();
@@ -356,6 +418,11 @@ impl Firehose {
     /// refused because the stream's buffer is full.
     pub async fn put(&self, name: &str, records: Vec<Vec<u8>>) -> Result<Vec<Accepted>> {
         let entry = self.entry(name)?;
+        if entry.reads_stream {
+            return Err(FirehoseError::InvalidArgument(format!(
+                "This operation is not permitted on KinesisStreamAsSource delivery stream type. Firehose {name} reads its records from a Kinesis stream."
+            )));
+        }
         let count = records.len() as u64;
         let bytes: u64 = records.iter().map(|r| r.len() as u64).sum();
         let (reply, answer) = oneshot::channel();
@@ -367,6 +434,7 @@ impl Firehose {
             entry: entry.clone(),
             records,
             reply,
+            position: None,
         })
         .map_err(|_| FirehoseError::Internal("the writer has stopped".into()))?;
         let outcomes = answer

@@ -1,7 +1,7 @@
 //! What is kept of a delivery stream, and the S3 destination's settings
 //! read (and checked) from its configuration as a client gave it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::compress::Compression;
 use crate::error::{FirehoseError, Result};
 use crate::prefix::Prefix;
+use crate::processing::Pipeline;
 
 /// The one destination id a delivery stream has, as AWS numbers it.
 pub const DESTINATION_ID: &str = "destinationId-000000000001";
@@ -34,7 +35,7 @@ impl Status {
 pub struct DeliveryStreamMeta {
     pub id: u64,
     pub name: String,
-    /// `DirectPut` (the only source built so far).
+    /// `DirectPut` or `KinesisStreamAsSource`.
     pub stream_type: String,
     pub status: Status,
     /// Starts at 1; every UpdateDestination adds one.
@@ -44,6 +45,10 @@ pub struct DeliveryStreamMeta {
     /// `ExtendedS3DestinationConfiguration` as given (an
     /// `S3DestinationConfiguration` is kept in the same form, as AWS does).
     pub destination: Value,
+    /// `KinesisStreamSourceConfiguration` as given, for
+    /// `KinesisStreamAsSource` streams.
+    #[serde(default)]
+    pub source: Option<Value>,
     pub tags: BTreeMap<String, String>,
 }
 
@@ -62,6 +67,7 @@ pub struct S3Settings {
     pub compression: Compression,
     pub extension: String,
     pub zone: Option<chrono_tz::Tz>,
+    pub processing: Option<Pipeline>,
 }
 
 fn invalid(message: impl Into<String>) -> FirehoseError {
@@ -83,12 +89,11 @@ fn enabled(config: &Value, field: &str) -> bool {
 impl S3Settings {
     /// Reads an `ExtendedS3DestinationConfiguration`, refusing what Runnel
     /// does not do yet by name rather than delivering something else.
-    pub fn parse(config: &Value) -> Result<S3Settings> {
+    pub fn parse(config: &Value, lambdas: &HashMap<String, String>) -> Result<S3Settings> {
         let bucket_arn = text(config, "BucketARN")
             .ok_or_else(|| invalid("BucketARN must be given for an S3 destination."))?;
         let bucket = bucket_from_arn(bucket_arn)?;
         for (field, what) in [
-            ("ProcessingConfiguration", "record processing"),
             (
                 "DataFormatConversionConfiguration",
                 "data format conversion",
@@ -114,7 +119,13 @@ impl S3Settings {
             )));
         }
         let error_prefix = match text(config, "ErrorOutputPrefix").filter(|p| !p.is_empty()) {
-            Some(text) => Some(Prefix::parse(text)?),
+            Some(text) => Some(Prefix::parse(text)?).map(|p| {
+                if p.has_timestamp() {
+                    p
+                } else {
+                    p.with_default_timestamp()
+                }
+            }),
             None if prefix.has_expressions() => {
                 return Err(invalid(
                     "ErrorOutputPrefix cannot be null or empty when Prefix contains expressions.",
@@ -154,7 +165,9 @@ impl S3Settings {
                     invalid(format!("CustomTimeZone '{name}' is not a time zone id."))
                 })?),
             };
+        let processing = Pipeline::parse(config.get("ProcessingConfiguration"), lambdas)?;
         Ok(S3Settings {
+            processing,
             bucket,
             prefix,
             error_prefix,
@@ -211,8 +224,11 @@ mod tests {
 
     #[test]
     fn defaults_are_five_megabytes_and_five_minutes_uncompressed() {
-        let s =
-            S3Settings::parse(&json!({"BucketARN": "arn:aws:s3:::lake", "RoleARN": "r"})).unwrap();
+        let s = S3Settings::parse(
+            &json!({"BucketARN": "arn:aws:s3:::lake", "RoleARN": "r"}),
+            &HashMap::new(),
+        )
+        .unwrap();
         assert_eq!(s.bucket, "lake");
         assert_eq!((s.size_bytes, s.interval_ms), (5 << 20, 300_000));
         assert_eq!(s.compression, Compression::Uncompressed);
@@ -223,8 +239,8 @@ mod tests {
     fn what_is_not_built_is_refused_by_name() {
         for (config, words) in [
             (
-                json!({"BucketARN": "arn:aws:s3:::b", "ProcessingConfiguration": {"Enabled": true}}),
-                "ProcessingConfiguration",
+                json!({"BucketARN": "arn:aws:s3:::b", "ProcessingConfiguration": {"Enabled": true, "Processors": [{"Type": "Nope"}]}}),
+                "Nope",
             ),
             (
                 json!({"BucketARN": "arn:aws:s3:::b", "DynamicPartitioningConfiguration": {"Enabled": true}}),
@@ -240,7 +256,9 @@ mod tests {
             ),
             (json!({"BucketARN": "arn:aws:s3:::"}), "BucketARN"),
         ] {
-            let error = S3Settings::parse(&config).unwrap_err().to_string();
+            let error = S3Settings::parse(&config, &HashMap::new())
+                .unwrap_err()
+                .to_string();
             assert!(error.contains(words), "{config}: {error}");
         }
     }

@@ -97,6 +97,11 @@ impl Prefix {
         self
     }
 
+    /// `!{timestamp:yyyy/MM/dd/HH/}` alone.
+    pub fn hourly() -> Prefix {
+        Prefix { parts: Vec::new() }.with_default_timestamp()
+    }
+
     pub fn evaluate(&self, context: &KeyContext<'_>) -> String {
         let mut out = String::new();
         for part in &self.parts {

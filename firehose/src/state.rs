@@ -58,6 +58,11 @@ pub fn remove(db: &DB, name: &str, id: u64) -> Result<()> {
     batch.delete_cf(meta, stream_key(name));
     batch.delete_cf(meta, delivered_key(id));
     batch.delete_range_cf(
+        meta,
+        crate::source::position_key(id, 0),
+        crate::source::position_key(id + 1, 0),
+    );
+    batch.delete_range_cf(
         cf(db, CF_RECORDS)?,
         record_key(id, 0),
         record_key(id + 1, 0),

@@ -28,6 +28,8 @@ pub struct Figures {
 
 pub struct Entry {
     pub id: u64,
+    /// A `KinesisStreamAsSource` stream: it takes no puts.
+    pub reads_stream: bool,
     pub name: String,
     account: String,
     pub meta: RwLock<DeliveryStreamMeta>,
@@ -56,6 +58,7 @@ impl Entry {
     ) -> Entry {
         Entry {
             id: meta.id,
+            reads_stream: meta.source.is_some(),
             name: meta.name.clone(),
             account: account.to_string(),
             meta: RwLock::new(meta),

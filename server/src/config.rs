@@ -52,6 +52,9 @@ pub struct FirehoseSettings {
     pub s3_region: Option<String>,
     /// A delivery stream refuses records past this much buffered.
     pub max_buffer_mb: u64,
+    /// `[firehose.lambda]`: each Lambda ARN a transform names, and the URL
+    /// that answers its invocations.
+    pub lambdas: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -62,6 +65,7 @@ struct FirehoseFile {
     s3_secret_access_key: Option<String>,
     s3_region: Option<String>,
     max_buffer_mb: Option<u64>,
+    lambda: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -159,6 +163,7 @@ fn firehose_settings(file: FirehoseFile, env: impl Fn(&str) -> Option<String>) -
             .or_else(|| env("AWS_SECRET_ACCESS_KEY")),
         s3_region: file.s3_region.or_else(|| env("AWS_REGION")),
         max_buffer_mb: file.max_buffer_mb.unwrap_or(1024).max(1),
+        lambdas: file.lambda.unwrap_or_default(),
     }
 }
 

@@ -143,7 +143,7 @@ fn streams_config(config: &ServerConfig) -> StreamsConfig {
 
 /// Buckets of the S3 destination live under `<data dir>/buckets/<bucket>`
 /// unless an S3 endpoint is configured.
-fn firehose_config(config: &ServerConfig, streams: &Streams) -> FirehoseConfig {
+fn firehose_config(config: &ServerConfig, streams: &Arc<Streams>) -> FirehoseConfig {
     let settings = &config.firehose;
     let s3_endpoint = settings.s3_endpoint.as_ref().map(|url| S3Endpoint {
         url: url.clone(),
@@ -161,6 +161,8 @@ fn firehose_config(config: &ServerConfig, streams: &Streams) -> FirehoseConfig {
         region: config.streams.region.clone(),
         account: streams.config().account.clone(),
         s3_endpoint,
+        streams: Some(streams.clone()),
+        lambdas: settings.lambdas.clone().into_iter().collect(),
         max_buffer_bytes: settings.max_buffer_mb.saturating_mul(1024 * 1024),
         ..FirehoseConfig::new(config.data_dir.join("buckets"))
     }

@@ -6,6 +6,7 @@
 //! writer thread into synced WAL writes and acknowledged only after. This
 //! crate knows nothing of HTTP: the wire protocols live in the server.
 
+pub mod aggregated;
 mod appends;
 mod control;
 pub mod crypto;

@@ -6,14 +6,14 @@
 //! - `options`: the table's `WITH (...)` options, source and sink keys both
 //!   (a table may be read by one statement and written by another).
 //! - `source`: every shard read in lineage order, spread over the workers;
-//!   `aggregated` unpacks the Kinesis Producer Library's aggregated records;
+//!   the Kinesis Producer Library's aggregated records are unpacked (by
+//!   `runnel_streams::aggregated`);
 //!   `metadata` adds each record's arrival time, shard and sequence number.
 //! - `sink`: rows as records, partition keys from `PARTITIONED BY` or random;
 //!   `remote_sink` batches them into PutRecords for another endpoint.
 //! - `log`: a stream's shards, local or remote, as the source reads them;
 //!   `remote`: the API client, SigV4-signed.
 
-mod aggregated;
 mod log;
 mod metadata;
 mod options;

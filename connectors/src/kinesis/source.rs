@@ -277,7 +277,7 @@ impl ShardReader {
         let read = self.shared.log.read(
             &self.reading[index].iterator,
             self.shared.options.max_record_count,
-            &mut |record| match super::aggregated::deaggregate(record.data) {
+            &mut |record| match runnel_streams::aggregated::deaggregate(record.data) {
                 Some(users) => {
                     for (sub_sequence, user) in users.into_iter().enumerate() {
                         add(user, &record, sub_sequence);

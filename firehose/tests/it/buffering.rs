@@ -104,7 +104,7 @@ async fn buffered_records_survive_a_restart_and_are_delivered_after_it() {
         );
         firehose.put("kept", records(100, 100)).await.unwrap();
     }
-    fixture.reopen_store();
+    fixture.reopen_store().await;
     let firehose = fixture.open();
     assert_eq!(firehose.figures()[0].1.buffered_bytes, 100 * 100);
     let version = firehose.describe("kept").unwrap().version;

@@ -5,6 +5,8 @@
 
 mod buffering;
 mod objects;
+mod processing;
+mod stream_source;
 
 use std::path::{Path, PathBuf};
 
@@ -19,7 +21,10 @@ pub struct Fixture {
     pub store: Option<Store>,
 }
 
-#[allow(clippy::new_without_default, reason = "a fixture is made, not defaulted")]
+#[allow(
+    clippy::new_without_default,
+    reason = "a fixture is made, not defaulted"
+)]
 impl Fixture {
     pub fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
@@ -40,16 +45,21 @@ impl Fixture {
         Firehose::open(db, FirehoseConfig::new(self.buckets())).unwrap()
     }
 
-    /// Closes and reopens the data dir, as a restarted server does.
-    pub fn reopen_store(&mut self) {
+    /// Closes and reopens the data dir, as a restarted server does: once
+    /// the dropped service's delivery tasks have let go of it.
+    pub async fn reopen_store(&mut self) {
         drop(self.store.take());
-        self.store = Some(
-            Store::open(
-                &self.dir.path().join("data"),
-                runnel_firehose::COLUMN_FAMILIES,
-            )
-            .unwrap(),
-        );
+        let path = self.dir.path().join("data");
+        for _ in 0..250 {
+            match Store::open(&path, runnel_firehose::COLUMN_FAMILIES) {
+                Ok(store) => {
+                    self.store = Some(store);
+                    return;
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            }
+        }
+        panic!("the data dir was not released within 5 s");
     }
 }
 
@@ -59,6 +69,7 @@ pub fn create(firehose: &Firehose, name: &str, destination: Value) {
             name: name.into(),
             stream_type: "DirectPut".into(),
             destination,
+            source: None,
             tags: Default::default(),
         })
         .unwrap();

@@ -48,7 +48,7 @@ pub fn description(meta: &DeliveryStreamMeta, arn: &str) -> Value {
         .filter(|(key, _)| S3_FIELDS.contains(&key.as_str()))
         .map(|(key, value)| (key.clone(), value.clone()))
         .collect();
-    json!({
+    let mut description = json!({
         "DeliveryStreamName": meta.name,
         "DeliveryStreamARN": arn,
         "DeliveryStreamStatus": meta.status.as_str(),
@@ -63,5 +63,16 @@ pub fn description(meta: &DeliveryStreamMeta, arn: &str) -> Value {
             "ExtendedS3DestinationDescription": extended,
         }],
         "HasMoreDestinations": false,
-    })
+    });
+    if let (Some(source), Some(out)) = (&meta.source, description.as_object_mut()) {
+        out.insert(
+            "Source".into(),
+            json!({"KinesisStreamSourceDescription": {
+                "KinesisStreamARN": source.get("KinesisStreamARN"),
+                "RoleARN": source.get("RoleARN"),
+                "DeliveryStartTimestamp": seconds(meta.created_ms),
+            }}),
+        );
+    }
+    description
 }

@@ -124,11 +124,7 @@ impl Api {
 
     fn record_id(&self, stream: &str, seq: u64) -> String {
         // Opaque to clients; unique because stream ids are never reused.
-        let id = self
-            .firehose
-            .describe(stream)
-            .map(|meta| meta.id)
-            .unwrap_or_default();
+        let id = self.firehose.stream_id(stream).unwrap_or_default();
         format!("{id:016x}{seq:016x}")
     }
 
@@ -290,6 +286,24 @@ impl Api {
             );
         }
         let tags = read_tags(&mut req, "Tags", "tags")?;
+        let source = map
+            .get("KinesisStreamSourceConfiguration")
+            .filter(|v| !v.is_null())
+            .cloned();
+        if let Some(source) = &source {
+            for (field, at) in [
+                ("KinesisStreamARN", "kinesisStreamARN"),
+                ("RoleARN", "roleARN"),
+            ] {
+                if source.get(field).and_then(Value::as_str).is_none() {
+                    req.problem(
+                        None,
+                        &format!("kinesisStreamSourceConfiguration.{at}"),
+                        "Member must not be null",
+                    );
+                }
+            }
+        }
         let given: Vec<&str> = DESTINATIONS
             .iter()
             .copied()
@@ -327,6 +341,7 @@ impl Api {
             name,
             stream_type,
             destination,
+            source,
             tags: tags.into_iter().collect(),
         })?;
         Ok(ok(json!({ "DeliveryStreamARN": arn })))

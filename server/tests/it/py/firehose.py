@@ -189,6 +189,34 @@ expect_error("ResourceNotFoundException", firehose.describe_delivery_stream, Del
 assert "a-stream" not in firehose.list_delivery_streams()["DeliveryStreamNames"]
 assert firehose.describe_delivery_stream(DeliveryStreamName="orders")["DeliveryStreamDescription"]["DeliveryStreamName"] == "orders"
 
+# KinesisStreamAsSource: a Kinesis stream's records, from its trim horizon.
+kinesis = boto3.client("kinesis", endpoint_url=endpoint, region_name="us-east-1",
+                       aws_access_key_id="runnel", aws_secret_access_key="runnel")
+kinesis.create_stream(StreamName="clicks", ShardCount=2)
+kinesis.get_waiter("stream_exists").wait(StreamName="clicks", WaiterConfig={"Delay": 0.1, "MaxAttempts": 100})
+kinesis.put_records(StreamName="clicks", Records=[
+    {"Data": f"click-{i}\n".encode(), "PartitionKey": str(i)} for i in range(200)])
+stream_arn = kinesis.describe_stream_summary(StreamName="clicks")["StreamDescriptionSummary"]["StreamARN"]
+firehose.create_delivery_stream(
+    DeliveryStreamName="clicks-to-lake", DeliveryStreamType="KinesisStreamAsSource",
+    KinesisStreamSourceConfiguration={"KinesisStreamARN": stream_arn, "RoleARN": "arn:aws:iam::000000000000:role/r"},
+    ExtendedS3DestinationConfiguration=dict(s3, BucketARN="arn:aws:s3:::clicks", CompressionFormat="UNCOMPRESSED"))
+source = firehose.describe_delivery_stream(DeliveryStreamName="clicks-to-lake")["DeliveryStreamDescription"]
+assert source["DeliveryStreamType"] == "KinesisStreamAsSource", source
+assert source["Source"]["KinesisStreamSourceDescription"]["KinesisStreamARN"] == stream_arn, source
+expect_error("InvalidArgumentException", firehose.put_record,
+             DeliveryStreamName="clicks-to-lake", Record={"Data": b"x"})
+
+def clicks():
+    lines = []
+    for key in objects("clicks"):
+        with open(os.path.join(data_dir, "buckets", "clicks", key), "rb") as f:
+            lines.extend(f.read().splitlines())
+    return lines
+
+assert wait_for(lambda: len(clicks()) == 200), len(clicks())
+assert sorted(clicks()) == sorted(f"click-{i}".encode() for i in range(200))
+
 # /metrics counts the stream's records.
 with urllib.request.urlopen(endpoint + "/metrics", timeout=30) as response:
     metrics = response.read().decode()

@@ -1,0 +1,591 @@
+//! `ProcessingConfiguration`: what happens to buffered records before they
+//! are written. Processors run in the order Firehose runs them:
+//! `Decompression`, `CloudWatchLogProcessing`, `RecordDeAggregation`, the
+//! `Lambda` transform, then `AppendDelimiterToRecord`. A record a processor
+//! cannot handle goes to the error output as `processing-failed`, never
+//! silently away.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+
+use crate::error::{FirehoseError, Result};
+
+/// A Lambda transform: the ARN the client named and the URL Runnel's
+/// config maps it to.
+#[derive(Debug, Clone)]
+struct Lambda {
+    arn: String,
+    url: String,
+    retries: u32,
+    /// Bytes of records per invocation (`BufferSizeInMBs`).
+    batch_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SubRecords {
+    Json,
+    Kpl,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Pipeline {
+    gunzip: bool,
+    cloudwatch_messages: bool,
+    deaggregate: Option<SubRecords>,
+    lambda: Option<Lambda>,
+    delimiter: Option<Vec<u8>>,
+}
+
+/// A buffered record, as processing sees it.
+pub struct Input<'a> {
+    pub arrival_ms: u64,
+    pub data: &'a [u8],
+}
+
+/// A record processing gave up on, for the error output.
+pub struct Failure {
+    pub arrival_ms: u64,
+    pub raw: Vec<u8>,
+    pub code: String,
+    pub message: String,
+    pub attempts: u32,
+    pub lambda_arn: Option<String>,
+}
+
+impl Failure {
+    /// The JSON line Firehose writes for a record under
+    /// `processing-failed`.
+    pub fn to_line(&self, now_ms: u64) -> Vec<u8> {
+        let mut line = json!({
+            "attemptsMade": self.attempts,
+            "arrivalTimestamp": self.arrival_ms,
+            "errorCode": self.code,
+            "errorMessage": self.message,
+            "attemptEndingTimestamp": now_ms,
+            "rawData": STANDARD.encode(&self.raw),
+        });
+        if let (Some(arn), Some(map)) = (&self.lambda_arn, line.as_object_mut()) {
+            map.insert("lambdaArn".into(), json!(arn));
+        }
+        let mut bytes = line.to_string().into_bytes();
+        bytes.push(b'\n');
+        bytes
+    }
+}
+
+fn invalid(message: impl Into<String>) -> FirehoseError {
+    FirehoseError::InvalidArgument(message.into())
+}
+
+fn parameters(processor: &Value) -> HashMap<String, String> {
+    processor
+        .get("Parameters")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            Some((
+                p.get("ParameterName")?.as_str()?.to_string(),
+                p.get("ParameterValue")?.as_str()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+impl Pipeline {
+    /// The pipeline a `ProcessingConfiguration` describes, or None when
+    /// processing is off. `lambdas` maps Lambda ARNs to the URLs that
+    /// answer for them.
+    pub fn parse(
+        config: Option<&Value>,
+        lambdas: &HashMap<String, String>,
+    ) -> Result<Option<Pipeline>> {
+        let Some(config) = config else {
+            return Ok(None);
+        };
+        if !config
+            .get("Enabled")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+        {
+            return Ok(None);
+        }
+        let mut pipeline = Pipeline::default();
+        for processor in config
+            .get("Processors")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let kind = processor.get("Type").and_then(Value::as_str).unwrap_or("");
+            let params = parameters(processor);
+            match kind {
+                "Decompression" => {
+                    let format = params
+                        .get("CompressionFormat")
+                        .map_or("GZIP", String::as_str);
+                    if format != "GZIP" {
+                        return Err(invalid(format!(
+                            "Decompression of {format} is not supported; Firehose decompresses GZIP."
+                        )));
+                    }
+                    pipeline.gunzip = true;
+                }
+                "CloudWatchLogProcessing" => {
+                    pipeline.cloudwatch_messages = params
+                        .get("DataMessageExtraction")
+                        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+                }
+                "RecordDeAggregation" => {
+                    pipeline.deaggregate =
+                        Some(match params.get("SubRecordType").map(String::as_str) {
+                            None | Some("JSON") => SubRecords::Json,
+                            Some("KPL") => SubRecords::Kpl,
+                            Some(other) => {
+                                return Err(invalid(format!(
+                                    "SubRecordType {other} is not one of JSON, KPL."
+                                )));
+                            }
+                        });
+                }
+                "AppendDelimiterToRecord" => {
+                    if let Some(delimiter) = params.get("Delimiter") {
+                        return Err(invalid(format!(
+                            "AppendDelimiterToRecord with Delimiter '{delimiter}' is not supported by this Runnel version; it appends a newline."
+                        )));
+                    }
+                    pipeline.delimiter = Some(b"\n".to_vec());
+                }
+                "Lambda" => {
+                    let arn = params.get("LambdaArn").ok_or_else(|| {
+                        invalid("The Lambda processor needs a LambdaArn parameter.")
+                    })?;
+                    let url = lambdas.get(arn).ok_or_else(|| {
+                        invalid(format!(
+                            "Lambda {arn} has no URL in Runnel's config ([firehose.lambda] \"{arn}\" = \"http://...\")."
+                        ))
+                    })?;
+                    let number = |name: &str, default: f64| {
+                        params
+                            .get(name)
+                            .and_then(|v| v.parse::<f64>().ok())
+                            .unwrap_or(default)
+                    };
+                    pipeline.lambda = Some(Lambda {
+                        arn: arn.clone(),
+                        url: url.clone(),
+                        retries: number("NumberOfRetries", 3.0).clamp(0.0, 300.0) as u32,
+                        batch_bytes: (number("BufferSizeInMBs", 1.0).clamp(0.2, 3.0) * 1_048_576.0)
+                            as usize,
+                    });
+                }
+                "MetadataExtraction" => {
+                    return Err(invalid(
+                        "The MetadataExtraction processor (dynamic partitioning) is not supported by this Runnel version.",
+                    ));
+                }
+                other => {
+                    return Err(invalid(format!(
+                        "Processor type '{other}' is not one Firehose has."
+                    )));
+                }
+            }
+        }
+        Ok(Some(pipeline))
+    }
+
+    /// Runs every record through the pipeline: the records to write, in
+    /// order, and the failures.
+    pub fn run(&self, inputs: &[Input<'_>]) -> (Vec<Vec<u8>>, Vec<Failure>) {
+        let mut failures = Vec::new();
+        // (arrival, raw input, record) after the record-local steps.
+        let mut staged: Vec<(u64, &[u8], Vec<u8>)> = Vec::new();
+        for input in inputs {
+            match self.local_steps(input.data) {
+                Ok(records) => staged.extend(
+                    records
+                        .into_iter()
+                        .map(|r| (input.arrival_ms, input.data, r)),
+                ),
+                Err((code, message)) => failures.push(Failure {
+                    arrival_ms: input.arrival_ms,
+                    raw: input.data.to_vec(),
+                    code,
+                    message,
+                    attempts: 1,
+                    lambda_arn: None,
+                }),
+            }
+        }
+        let records = match &self.lambda {
+            None => staged.into_iter().map(|(_, _, r)| r).collect(),
+            Some(lambda) => lambda.transform(staged, &mut failures),
+        };
+        let records = match &self.delimiter {
+            None => records,
+            Some(delimiter) => records
+                .into_iter()
+                .map(|mut r| {
+                    r.extend_from_slice(delimiter);
+                    r
+                })
+                .collect(),
+        };
+        (records, failures)
+    }
+
+    fn local_steps(&self, data: &[u8]) -> Result<Vec<Vec<u8>>, (String, String)> {
+        let mut bytes = data.to_vec();
+        if self.gunzip {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&bytes[..])
+                .read_to_end(&mut out)
+                .map_err(|e| {
+                    (
+                        "Decompression.Failed".to_string(),
+                        format!("the record is not GZIP: {e}"),
+                    )
+                })?;
+            bytes = out;
+        }
+        let mut records = vec![bytes];
+        if self.cloudwatch_messages {
+            records = cloudwatch_messages(&records[0])?;
+        }
+        match self.deaggregate {
+            None => Ok(records),
+            Some(SubRecords::Kpl) => Ok(records
+                .iter()
+                .flat_map(|r| match runnel_streams::aggregated::deaggregate(r) {
+                    Some(users) => users.into_iter().map(<[u8]>::to_vec).collect(),
+                    None => vec![r.clone()],
+                })
+                .collect()),
+            Some(SubRecords::Json) => {
+                let mut out = Vec::new();
+                for record in &records {
+                    out.extend(split_json(record)?);
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// The `message` of each event of a CloudWatch Logs subscription record;
+/// control messages carry none.
+fn cloudwatch_messages(data: &[u8]) -> Result<Vec<Vec<u8>>, (String, String)> {
+    let value: Value = serde_json::from_slice(data).map_err(|e| {
+        (
+            "CloudWatchLogProcessing.Failed".to_string(),
+            format!("the record is not a CloudWatch Logs message: {e}"),
+        )
+    })?;
+    match value.get("messageType").and_then(Value::as_str) {
+        Some("CONTROL_MESSAGE") => Ok(Vec::new()),
+        Some("DATA_MESSAGE") => Ok(value
+            .get("logEvents")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|event| event.get("message").and_then(Value::as_str))
+            .map(|m| m.as_bytes().to_vec())
+            .collect()),
+        _ => Err((
+            "CloudWatchLogProcessing.Failed".to_string(),
+            "the record has no messageType of DATA_MESSAGE or CONTROL_MESSAGE".to_string(),
+        )),
+    }
+}
+
+/// Concatenated JSON objects (`{..}{..}`, any whitespace between) as one
+/// record each.
+fn split_json(data: &[u8]) -> Result<Vec<Vec<u8>>, (String, String)> {
+    let mut out = Vec::new();
+    let mut stream =
+        serde_json::Deserializer::from_slice(data).into_iter::<serde::de::IgnoredAny>();
+    let mut start = 0;
+    while let Some(item) = stream.next() {
+        item.map_err(|e| {
+            (
+                "RecordDeAggregation.Failed".to_string(),
+                format!("the record is not concatenated JSON: {e}"),
+            )
+        })?;
+        let end = stream.byte_offset();
+        let text = data[start..end].trim_ascii();
+        out.push(text.to_vec());
+        start = end;
+    }
+    Ok(out)
+}
+
+impl Lambda {
+    /// Sends records in invocations of at most `batch_bytes`; each record
+    /// comes back `Ok` (with its new data), `Dropped`, or failed.
+    fn transform(
+        &self,
+        staged: Vec<(u64, &[u8], Vec<u8>)>,
+        failures: &mut Vec<Failure>,
+    ) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < staged.len() {
+            let mut end = start;
+            let mut bytes = 0;
+            while end < staged.len()
+                && (end == start || bytes + staged[end].2.len() <= self.batch_bytes)
+            {
+                bytes += staged[end].2.len();
+                end += 1;
+            }
+            let batch = &staged[start..end];
+            match self.invoke(batch) {
+                Ok((results, attempts)) => {
+                    for (i, (arrival, raw, data)) in batch.iter().enumerate() {
+                        match results.get(&format!("{i}")) {
+                            Some(Ok(Some(new))) => out.push(new.clone()),
+                            Some(Ok(None)) => {}
+                            Some(Err(code)) => failures.push(self.failure(
+                                *arrival,
+                                raw,
+                                data,
+                                code,
+                                "the function answered ProcessingFailed",
+                                attempts,
+                            )),
+                            None => failures.push(self.failure(
+                                *arrival,
+                                raw,
+                                data,
+                                "Lambda.MissingRecordId",
+                                "the function's reply did not include this record",
+                                attempts,
+                            )),
+                        }
+                    }
+                }
+                Err((message, attempts)) => {
+                    for (arrival, raw, data) in batch {
+                        failures.push(self.failure(
+                            *arrival,
+                            raw,
+                            data,
+                            "Lambda.FunctionError",
+                            &message,
+                            attempts,
+                        ));
+                    }
+                }
+            }
+            start = end;
+        }
+        out
+    }
+
+    fn failure(
+        &self,
+        arrival: u64,
+        raw: &[u8],
+        _data: &[u8],
+        code: &str,
+        message: &str,
+        attempts: u32,
+    ) -> Failure {
+        Failure {
+            arrival_ms: arrival,
+            raw: raw.to_vec(),
+            code: code.to_string(),
+            message: message.to_string(),
+            attempts,
+            lambda_arn: Some(self.arn.clone()),
+        }
+    }
+
+    /// One invocation, retried `retries` times; each record's result by
+    /// its id: new data, dropped (None), or a failure code.
+    #[allow(clippy::type_complexity, reason = "one private call site")]
+    fn invoke(
+        &self,
+        batch: &[(u64, &[u8], Vec<u8>)],
+    ) -> Result<(HashMap<String, Result<Option<Vec<u8>>, String>>, u32), (String, u32)> {
+        let event = json!({
+            "invocationId": format!("{:x}", batch.len()),
+            "records": batch.iter().enumerate().map(|(i, (arrival, _, data))| json!({
+                "recordId": format!("{i}"),
+                "approximateArrivalTimestamp": arrival,
+                "data": STANDARD.encode(data),
+            })).collect::<Vec<_>>(),
+        });
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        let mut last = String::new();
+        for attempt in 1..=self.retries + 1 {
+            match call(&agent, &self.url, &event) {
+                Ok(reply) => return Ok((reply, attempt)),
+                Err(message) => last = message,
+            }
+            std::thread::sleep(Duration::from_millis(100 * u64::from(attempt)));
+        }
+        Err((
+            format!("invoking {} at {}: {last}", self.arn, self.url),
+            self.retries + 1,
+        ))
+    }
+}
+
+#[allow(clippy::type_complexity, reason = "one private call site")]
+fn call(
+    agent: &ureq::Agent,
+    url: &str,
+    event: &Value,
+) -> Result<HashMap<String, Result<Option<Vec<u8>>, String>>, String> {
+    let mut response = agent
+        .post(url)
+        .header("Content-Type", "application/json")
+        .send(event.to_string())
+        .map_err(|e| e.to_string())?;
+    if response.status().as_u16() != 200 {
+        return Err(format!("the function answered HTTP {}", response.status()));
+    }
+    let reply: Value = response
+        .body_mut()
+        .with_config()
+        .limit(64 * 1024 * 1024)
+        .read_json()
+        .map_err(|e| format!("the function's reply is not JSON: {e}"))?;
+    let records = reply
+        .get("records")
+        .and_then(Value::as_array)
+        .ok_or("the function's reply has no records list")?;
+    let mut results = HashMap::new();
+    for record in records {
+        let id = record
+            .get("recordId")
+            .and_then(Value::as_str)
+            .ok_or("a reply record has no recordId")?;
+        let result = match record.get("result").and_then(Value::as_str) {
+            Some("Ok") => {
+                let data = record.get("data").and_then(Value::as_str).unwrap_or("");
+                Ok(Some(STANDARD.decode(data).map_err(|_| {
+                    format!("record {id}'s data is not base64")
+                })?))
+            }
+            Some("Dropped") => Ok(None),
+            Some("ProcessingFailed") => Err("Lambda.ProcessingFailed".to_string()),
+            other => {
+                return Err(format!(
+                    "record {id} has result {other:?}, not Ok, Dropped or ProcessingFailed"
+                ));
+            }
+        };
+        results.insert(id.to_string(), result);
+    }
+    Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn pipeline(processors: Value) -> Pipeline {
+        Pipeline::parse(
+            Some(&json!({"Enabled": true, "Processors": processors})),
+            &HashMap::new(),
+        )
+        .unwrap()
+        .unwrap()
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    #[test]
+    fn cloudwatch_subscription_records_become_their_messages() {
+        let p = pipeline(json!([
+            {"Type": "Decompression", "Parameters": [{"ParameterName": "CompressionFormat", "ParameterValue": "GZIP"}]},
+            {"Type": "CloudWatchLogProcessing", "Parameters": [{"ParameterName": "DataMessageExtraction", "ParameterValue": "true"}]},
+            {"Type": "AppendDelimiterToRecord"}
+        ]));
+        let data = gzip(br#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","timestamp":1,"message":"first"},{"id":"2","timestamp":2,"message":"second"}]}"#);
+        let control = gzip(
+            br#"{"messageType":"CONTROL_MESSAGE","logEvents":[{"message":"CWL CONTROL MESSAGE"}]}"#,
+        );
+        let (records, failures) = p.run(&[
+            Input {
+                arrival_ms: 1,
+                data: &data,
+            },
+            Input {
+                arrival_ms: 2,
+                data: &control,
+            },
+            Input {
+                arrival_ms: 3,
+                data: b"not gzip",
+            },
+        ]);
+        assert_eq!(records, vec![b"first\n".to_vec(), b"second\n".to_vec()]);
+        assert_eq!(failures.len(), 1);
+        assert_eq!(failures[0].code, "Decompression.Failed");
+        assert_eq!(failures[0].raw, b"not gzip");
+    }
+
+    #[test]
+    fn concatenated_json_is_split_into_records() {
+        let p = pipeline(
+            json!([{"Type": "RecordDeAggregation", "Parameters": [{"ParameterName": "SubRecordType", "ParameterValue": "JSON"}]}]),
+        );
+        let (records, failures) = p.run(&[Input {
+            arrival_ms: 1,
+            data: b"{\"a\":1}{\"b\":[2]} \n{\"c\":\"}{\"}",
+        }]);
+        assert!(failures.is_empty());
+        assert_eq!(
+            records,
+            vec![
+                b"{\"a\":1}".to_vec(),
+                b"{\"b\":[2]}".to_vec(),
+                b"{\"c\":\"}{\"}".to_vec()
+            ]
+        );
+    }
+
+    #[test]
+    fn what_is_not_built_is_refused_by_name() {
+        for (processors, words) in [
+            (
+                json!([{"Type": "MetadataExtraction"}]),
+                "MetadataExtraction",
+            ),
+            (
+                json!([{"Type": "Lambda", "Parameters": [{"ParameterName": "LambdaArn", "ParameterValue": "arn:x"}]}]),
+                "arn:x",
+            ),
+            (
+                json!([{"Type": "AppendDelimiterToRecord", "Parameters": [{"ParameterName": "Delimiter", "ParameterValue": ","}]}]),
+                "Delimiter",
+            ),
+        ] {
+            let error = Pipeline::parse(
+                Some(&json!({"Enabled": true, "Processors": processors})),
+                &HashMap::new(),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(error.contains(words), "{error}");
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Processing before delivery: a Lambda transform answered by a real HTTP
+//! receiver speaking Lambda's Firehose event and reply, and records that
+//! fail processing written under the error prefix.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use runnel_firehose::{Firehose, FirehoseConfig};
+use serde_json::{Value, json};
+
+use crate::{Fixture, create, eventually, objects};
+
+/// Answers each invocation: data upper-cased, records saying "drop"
+/// dropped, records saying "fail" failed. Returns its URL.
+fn lambda_receiver() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/invoke", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap();
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let event: Value = serde_json::from_slice(&body).unwrap();
+            let records: Vec<Value> = event["records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    let data = STANDARD.decode(r["data"].as_str().unwrap()).unwrap();
+                    let text = String::from_utf8(data).unwrap();
+                    let result = if text.contains("drop") {
+                        "Dropped"
+                    } else if text.contains("fail") {
+                        "ProcessingFailed"
+                    } else {
+                        "Ok"
+                    };
+                    json!({"recordId": r["recordId"], "result": result,
+                           "data": STANDARD.encode(text.to_uppercase())})
+                })
+                .collect();
+            let reply = json!({"records": records}).to_string();
+            let mut stream = stream;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                reply.len()
+            );
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lambda_transform_rewrites_drops_and_fails_records() {
+    let fixture = Fixture::new();
+    let arn = "arn:aws:lambda:us-east-1:000000000000:function:upper";
+    let mut config = FirehoseConfig::new(fixture.buckets());
+    config.lambdas = HashMap::from([(arn.to_string(), lambda_receiver())]);
+    let firehose = Firehose::open(fixture.store.as_ref().unwrap().db().clone(), config).unwrap();
+    create(
+        &firehose,
+        "t",
+        json!({"BucketARN": "arn:aws:s3:::lake", "RoleARN": "r",
+               "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0},
+               "ErrorOutputPrefix": "errors/!{firehose:error-output-type}/",
+               "ProcessingConfiguration": {"Enabled": true, "Processors": [
+                   {"Type": "Lambda", "Parameters": [{"ParameterName": "LambdaArn", "ParameterValue": arn}]},
+                   {"Type": "AppendDelimiterToRecord"}]}}),
+    );
+    let records: Vec<Vec<u8>> = ["one", "please drop", "two", "fail me"]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+    firehose.put("t", records).await.unwrap();
+    let root = fixture.buckets().join("lake");
+    assert!(eventually(Duration::from_secs(10), || objects(&root).len() == 2).await);
+    let found = objects(&root);
+    let (error_key, error_body) = found
+        .iter()
+        .find(|(k, _)| k.starts_with("errors/"))
+        .unwrap();
+    assert!(
+        error_key.starts_with("errors/processing-failed/"),
+        "{error_key}"
+    );
+    let failed: Value =
+        serde_json::from_slice(error_body.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(failed["errorCode"], "Lambda.ProcessingFailed");
+    assert_eq!(failed["lambdaArn"], arn);
+    assert_eq!(
+        STANDARD
+            .decode(failed["rawData"].as_str().unwrap())
+            .unwrap(),
+        b"fail me"
+    );
+    let (_, body) = found
+        .iter()
+        .find(|(k, _)| !k.starts_with("errors/"))
+        .unwrap();
+    assert_eq!(body, b"ONE\nTWO\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kpl_aggregated_records_are_delivered_as_their_user_records() {
+    let fixture = Fixture::new();
+    let firehose = fixture.open();
+    create(
+        &firehose,
+        "kpl",
+        json!({"BucketARN": "arn:aws:s3:::kpl", "RoleARN": "r",
+               "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0},
+               "ProcessingConfiguration": {"Enabled": true, "Processors": [
+                   {"Type": "RecordDeAggregation", "Parameters": [{"ParameterName": "SubRecordType", "ParameterValue": "KPL"}]},
+                   {"Type": "AppendDelimiterToRecord"}]}}),
+    );
+    // Aggregated by the KPL's own format, as aws-kinesis-agg writes it.
+    let output = std::process::Command::new("python3")
+        .args(["-c", "import sys\nfrom aws_kinesis_agg.aggregator import RecordAggregator\na = RecordAggregator()\nfor i in range(3): a.add_user_record('pk', ('user-%d' % i).encode())\npk, ehk, data = a.clear_and_get().get_contents()\nsys.stdout.buffer.write(data)"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    firehose
+        .put("kpl", vec![output.stdout, b"plain".to_vec()])
+        .await
+        .unwrap();
+    let root = fixture.buckets().join("kpl");
+    assert!(eventually(Duration::from_secs(10), || !objects(&root).is_empty()).await);
+    assert_eq!(objects(&root)[0].1, b"user-0\nuser-1\nuser-2\nplain\n");
+}
