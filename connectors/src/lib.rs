@@ -5,6 +5,7 @@
 //!   carries the messages.
 //! - Transports, one module each: `filesystem`, `datagen`, `nexmark`
 //!   (Flink's Nexmark generator), `kinesis` (this server's streams),
+//!   `firehose` (delivery streams; a sink only),
 //!   `print` (with `display`, Flink's way of printing values), `blackhole`.
 //! - `registry`: a table's `'connector'` option to its source or sink,
 //!   with the services of the server a connector can reach in-process.
@@ -14,6 +15,7 @@ pub mod blackhole;
 pub mod datagen;
 mod display;
 pub mod filesystem;
+pub mod firehose;
 pub mod format;
 pub mod kinesis;
 pub mod nexmark;
@@ -28,7 +30,7 @@ pub enum ConnectorError {
     #[error("{0}")]
     Option(String),
     #[error(
-        "unknown connector '{0}'; available: filesystem, datagen, nexmark, kinesis, print, blackhole"
+        "unknown connector '{0}'; available: filesystem, datagen, nexmark, kinesis, firehose, print, blackhole"
     )]
     UnknownConnector(String),
     #[error("connector '{connector}' cannot be used as a {role}")]

@@ -8,7 +8,7 @@ use runnel_engine::EngineError;
 use runnel_engine::connector::{SinkProvider, SourceProvider};
 
 use crate::options::Options;
-use crate::{ConnectorError, blackhole, datagen, filesystem, kinesis, nexmark, print};
+use crate::{ConnectorError, blackhole, datagen, filesystem, firehose, kinesis, nexmark, print};
 
 /// The services of the process a job runs in, which connectors reach
 /// in-process rather than through their APIs. A job run embedded
@@ -16,6 +16,7 @@ use crate::{ConnectorError, blackhole, datagen, filesystem, kinesis, nexmark, pr
 #[derive(Clone, Default)]
 pub struct Services {
     pub streams: Option<Arc<runnel_streams::Streams>>,
+    pub firehose: Option<Arc<runnel_firehose::Firehose>>,
     /// The port this server listens on: an `aws.endpoint` naming it on a
     /// loopback or unspecified address is this server.
     pub port: Option<u16>,
@@ -81,7 +82,7 @@ impl Connectors {
             "datagen" => datagen::source(&options, schema)?,
             "nexmark" => nexmark::source(&options, schema)?,
             "kinesis" => kinesis::source(&options, schema, &self.services)?,
-            name @ ("print" | "blackhole") => {
+            name @ ("print" | "blackhole" | "firehose") => {
                 return Err(ConnectorError::WrongRole {
                     connector: name.to_string(),
                     role: "source",
@@ -104,6 +105,7 @@ impl Connectors {
             "print" => print::sink(&options)?,
             "blackhole" => blackhole::sink(),
             "kinesis" => kinesis::sink(&options, schema, &self.services)?,
+            "firehose" => firehose::sink(&options, schema, &self.services)?,
             name @ ("datagen" | "nexmark") => {
                 return Err(ConnectorError::WrongRole {
                     connector: name.to_string(),

@@ -414,9 +414,39 @@ impl Firehose {
         Ok(version)
     }
 
+    /// `put` from a thread outside any async runtime (a job's worker);
+    /// it blocks until the records are durable.
+    pub fn put_blocking(&self, name: &str, records: Vec<Vec<u8>>) -> Result<Vec<Accepted>> {
+        let (entry, answer, count, bytes) = self.submit(name, records)?;
+        let outcomes = answer
+            .blocking_recv()
+            .map_err(|_| FirehoseError::Internal("the writer dropped a put".into()))??;
+        entry.counted(count, bytes);
+        Ok(outcomes)
+    }
+
     /// Buffers `records` durably; each is answered with its sequence, or
     /// refused because the stream's buffer is full.
     pub async fn put(&self, name: &str, records: Vec<Vec<u8>>) -> Result<Vec<Accepted>> {
+        let (entry, answer, count, bytes) = self.submit(name, records)?;
+        let outcomes = answer
+            .await
+            .map_err(|_| FirehoseError::Internal("the writer dropped a put".into()))??;
+        entry.counted(count, bytes);
+        Ok(outcomes)
+    }
+
+    #[allow(clippy::type_complexity, reason = "the two puts' shared half")]
+    fn submit(
+        &self,
+        name: &str,
+        records: Vec<Vec<u8>>,
+    ) -> Result<(
+        Arc<Entry>,
+        oneshot::Receiver<Result<Vec<Accepted>>>,
+        u64,
+        u64,
+    )> {
         let entry = self.entry(name)?;
         if entry.reads_stream {
             return Err(FirehoseError::InvalidArgument(format!(
@@ -437,18 +467,7 @@ impl Firehose {
             position: None,
         })
         .map_err(|_| FirehoseError::Internal("the writer has stopped".into()))?;
-        let outcomes = answer
-            .await
-            .map_err(|_| FirehoseError::Internal("the writer dropped a put".into()))??;
-        entry
-            .figures
-            .incoming_records
-            .fetch_add(count, Ordering::Relaxed);
-        entry
-            .figures
-            .incoming_bytes
-            .fetch_add(bytes, Ordering::Relaxed);
-        Ok(outcomes)
+        Ok((entry, answer, count, bytes))
     }
 
     fn change_meta(

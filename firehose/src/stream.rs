@@ -72,6 +72,16 @@ impl Entry {
         }
     }
 
+    /// Counts records taken by a put.
+    pub fn counted(&self, records: u64, bytes: u64) {
+        self.figures
+            .incoming_records
+            .fetch_add(records, Ordering::Relaxed);
+        self.figures
+            .incoming_bytes
+            .fetch_add(bytes, Ordering::Relaxed);
+    }
+
     pub fn not_found_message(&self) -> String {
         not_found_message(&self.name, &self.account)
     }

@@ -61,6 +61,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
 
     let services = Services {
         streams: Some(streams.clone()),
+        firehose: Some(firehose.clone()),
         port: Some(config.port),
     };
     let jobs = JobManager::new(

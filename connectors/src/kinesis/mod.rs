@@ -16,9 +16,9 @@
 
 mod log;
 mod metadata;
-mod options;
-mod remote;
-mod remote_sink;
+pub(crate) mod options;
+pub(crate) mod remote;
+pub(crate) mod remote_sink;
 mod sink;
 mod source;
 

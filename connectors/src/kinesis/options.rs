@@ -178,6 +178,15 @@ impl KinesisOptions {
         })
     }
 
+    pub fn batching(&self) -> super::remote_sink::Batching {
+        super::remote_sink::Batching {
+            max_records: self.batch_max_size,
+            max_bytes: self.flush_buffer_size,
+            timeout: self.flush_buffer_timeout,
+            fail_on_error: self.fail_on_error,
+        }
+    }
+
     /// Where the stream is: this server's (no `aws.endpoint`, or one that
     /// names this server), read and written in-process; or another
     /// endpoint, through its API. The stream must exist either way.

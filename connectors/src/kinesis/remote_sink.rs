@@ -1,8 +1,9 @@
-//! Rows to another endpoint's stream, as Flink's Kinesis sink sends them:
-//! PutRecords of at most `sink.batch.max-size` records and
-//! `sink.flush-buffer.size` bytes (500 and 5 MiB, PutRecords' own
-//! limits), sent when a batch is full or `sink.flush-buffer.timeout` after
-//! its first record. A thread per worker does the sending, so the job does
+//! Rows to another endpoint's stream or delivery stream, as Flink's
+//! Kinesis and Firehose sinks send them: PutRecords (PutRecordBatch) of at
+//! most `sink.batch.max-size` records and `sink.flush-buffer.size` bytes
+//! (500 and 5 MiB, or 4 MiB for Firehose: the calls' own limits), sent
+//! when a batch is full or `sink.flush-buffer.timeout` after its first
+//! record. A thread per worker does the sending, so the job does
 //! not wait on the network unless that thread falls behind (its queue is
 //! bounded). Records the endpoint throttles are sent again with backoff
 //! until written.
@@ -17,48 +18,81 @@ use runnel_engine::EngineError;
 use runnel_streams::PutEntry;
 use serde_json::{Value, json};
 
-use super::options::KinesisOptions;
 use super::remote::RemoteKinesis;
 
 const QUEUED_BATCHES: usize = 16;
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
+/// Where a remote writer's records go.
+#[derive(Debug, Clone)]
+pub enum PutTarget {
+    /// A Kinesis stream, by PutRecords.
+    Stream(String),
+    /// A Firehose delivery stream, by PutRecordBatch.
+    DeliveryStream(String),
+}
+
+impl PutTarget {
+    fn name(&self) -> &str {
+        match self {
+            PutTarget::Stream(name) | PutTarget::DeliveryStream(name) => name,
+        }
+    }
+
+    fn connector(&self) -> &'static str {
+        match self {
+            PutTarget::Stream(_) => "kinesis",
+            PutTarget::DeliveryStream(_) => "firehose",
+        }
+    }
+}
+
+/// When a remote writer sends what it holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Batching {
+    pub max_records: usize,
+    pub max_bytes: usize,
+    pub timeout: Duration,
+    pub fail_on_error: bool,
+}
+
 pub struct RemoteWriter {
-    stream: String,
+    target: PutTarget,
     sender: Option<SyncSender<Vec<PutEntry>>>,
     failure: Arc<Mutex<Option<String>>>,
     thread: Option<JoinHandle<()>>,
 }
 
-fn failed(stream: &str, message: &str) -> EngineError {
+fn failed(target: &PutTarget, message: &str) -> EngineError {
     EngineError::Connector {
-        connector: "kinesis",
-        message: format!("stream '{stream}': {message}"),
+        connector: target.connector(),
+        message: format!("stream '{}': {message}", target.name()),
     }
 }
 
 impl RemoteWriter {
     pub fn start(
         client: Arc<RemoteKinesis>,
-        options: &KinesisOptions,
+        target: PutTarget,
+        batching: Batching,
         worker: usize,
     ) -> Result<Self, EngineError> {
         let (sender, receiver) = mpsc::sync_channel::<Vec<PutEntry>>(QUEUED_BATCHES);
         let failure = Arc::new(Mutex::new(None));
         let mut batcher = Batcher {
             client,
-            stream: options.stream.clone(),
-            max_records: options.batch_max_size,
-            max_bytes: options.flush_buffer_size,
-            fail_on_error: options.fail_on_error,
+            target: target.clone(),
+            max_records: batching.max_records,
+            max_bytes: batching.max_bytes,
+            fail_on_error: batching.fail_on_error,
             failure: failure.clone(),
             buffer: Vec::new(),
             bytes: 0,
         };
-        let timeout = options.flush_buffer_timeout;
+        let timeout = batching.timeout;
         let thread = std::thread::Builder::new()
-            .name(format!("kinesis-sink-{worker}"))
+            .name(format!("{}-sink-{worker}", target.connector()))
             .spawn(move || {
                 let mut oldest: Option<Instant> = None;
                 loop {
@@ -86,9 +120,9 @@ impl RemoteWriter {
                     }
                 }
             })
-            .map_err(|e| failed(&options.stream, &format!("starting its sender: {e}")))?;
+            .map_err(|e| failed(&target, &format!("starting its sender: {e}")))?;
         Ok(RemoteWriter {
-            stream: options.stream.clone(),
+            target,
             sender: Some(sender),
             failure,
             thread: Some(thread),
@@ -102,7 +136,7 @@ impl RemoteWriter {
             .unwrap_or_else(|e| e.into_inner())
             .as_deref()
         {
-            Some(message) => Err(failed(&self.stream, message)),
+            Some(message) => Err(failed(&self.target, message)),
             None => Ok(()),
         }
     }
@@ -110,11 +144,11 @@ impl RemoteWriter {
     pub fn send(&mut self, entries: Vec<PutEntry>) -> Result<(), EngineError> {
         self.check()?;
         let Some(sender) = &self.sender else {
-            return Err(failed(&self.stream, "written to after its end"));
+            return Err(failed(&self.target, "written to after its end"));
         };
         sender
             .send(entries)
-            .map_err(|_| failed(&self.stream, "its sender has stopped"))
+            .map_err(|_| failed(&self.target, "its sender has stopped"))
     }
 
     /// Sends what is buffered and waits until it is written.
@@ -123,7 +157,7 @@ impl RemoteWriter {
         if let Some(thread) = self.thread.take()
             && thread.join().is_err()
         {
-            return Err(failed(&self.stream, "its sender panicked"));
+            return Err(failed(&self.target, "its sender panicked"));
         }
         self.check()
     }
@@ -138,7 +172,7 @@ impl Drop for RemoteWriter {
 
 struct Batcher {
     client: Arc<RemoteKinesis>,
-    stream: String,
+    target: PutTarget,
     max_records: usize,
     max_bytes: usize,
     fail_on_error: bool,
@@ -173,43 +207,52 @@ impl Batcher {
             if self.fail_on_error {
                 *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(message);
             } else {
-                tracing::error!(stream = %self.stream, %message, "kinesis sink: records not written ('sink.fail-on-error' is false)");
+                tracing::error!(stream = %self.target.name(), connector = self.target.connector(), %message, "records not written ('sink.fail-on-error' is false)");
             }
         }
     }
 
-    /// PutRecords until every record is in; the ones the answer lists as
-    /// failed are sent again after a backoff.
+    /// PutRecords (PutRecordBatch) until every record is in; the ones the
+    /// answer lists as failed are sent again after a backoff.
     fn put(&self, mut entries: Vec<PutEntry>) -> Result<(), String> {
         let mut backoff = FIRST_BACKOFF;
+        let (operation, name_field, results_field) = match &self.target {
+            PutTarget::Stream(_) => ("PutRecords", "StreamName", "Records"),
+            PutTarget::DeliveryStream(_) => {
+                ("PutRecordBatch", "DeliveryStreamName", "RequestResponses")
+            }
+        };
         while !entries.is_empty() {
             let records: Vec<Value> = entries
                 .iter()
                 .map(|e| {
-                    let mut record = json!({
-                        "Data": base64::engine::general_purpose::STANDARD.encode(&e.data),
-                        "PartitionKey": e.partition_key,
-                    });
-                    if let Some(hash) = e.explicit_hash_key {
-                        record["ExplicitHashKey"] = json!(hash.to_string());
+                    let data = base64::engine::general_purpose::STANDARD.encode(&e.data);
+                    match &self.target {
+                        PutTarget::DeliveryStream(_) => json!({ "Data": data }),
+                        PutTarget::Stream(_) => {
+                            let mut record = json!({"Data": data, "PartitionKey": e.partition_key});
+                            if let Some(hash) = e.explicit_hash_key {
+                                record["ExplicitHashKey"] = json!(hash.to_string());
+                            }
+                            record
+                        }
                     }
-                    record
                 })
                 .collect();
             let answer = self
                 .client
                 .call(
-                    "PutRecords",
-                    &json!({"StreamName": self.stream, "Records": records}),
+                    operation,
+                    &json!({name_field: self.target.name(), "Records": records}),
                 )
                 .map_err(|e| e.to_string())?;
             let results = answer
-                .get("Records")
+                .get(results_field)
                 .and_then(Value::as_array)
-                .ok_or_else(|| format!("PutRecords answered without Records: {answer}"))?;
+                .ok_or_else(|| format!("{operation} answered without {results_field}: {answer}"))?;
             if results.len() != entries.len() {
                 return Err(format!(
-                    "PutRecords answered {} results for {} records",
+                    "{operation} answered {} results for {} records",
                     results.len(),
                     entries.len()
                 ));

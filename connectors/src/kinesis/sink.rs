@@ -38,13 +38,15 @@ impl KinesisSink {
 
 impl SinkProvider for KinesisSink {
     fn sink(&self, worker: usize, _peers: usize) -> Result<Box<dyn BatchSink>, EngineError> {
-        let destination =
-            match &self.target {
-                Target::Local(streams) => Destination::Local(streams.clone()),
-                Target::Remote(client) => Destination::Remote(
-                    super::remote_sink::RemoteWriter::start(client.clone(), &self.options, worker)?,
-                ),
-            };
+        let destination = match &self.target {
+            Target::Local(streams) => Destination::Local(streams.clone()),
+            Target::Remote(client) => Destination::Remote(super::remote_sink::RemoteWriter::start(
+                client.clone(),
+                super::remote_sink::PutTarget::Stream(self.options.stream.clone()),
+                self.options.batching(),
+                worker,
+            )?),
+        };
         Ok(Box::new(StreamWriter {
             options: self.options.clone(),
             destination,

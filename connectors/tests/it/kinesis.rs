@@ -66,6 +66,7 @@ impl Fixture {
     fn connectors(&self) -> Connectors {
         Connectors::new(Services {
             streams: Some(self.streams.clone()),
+            firehose: None,
             port: None,
         })
     }

@@ -101,3 +101,151 @@ pub fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     found.sort();
     found
 }
+
+fn post(
+    url: &str,
+    path: &str,
+    target: Option<&str>,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let mut request = crate::harness::agent().post(&format!("{url}{path}"));
+    request = match target {
+        Some(target) => request
+            .header("X-Amz-Target", format!("Firehose_20150804.{target}"))
+            .header("Content-Type", "application/x-amz-json-1.1"),
+        None => request.header("Content-Type", "application/json"),
+    };
+    let mut response = request.send(body.to_string()).unwrap();
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap();
+    (status, serde_json::from_str(&text).unwrap_or_default())
+}
+
+#[test]
+fn a_sql_job_writes_into_a_delivery_stream_with_the_firehose_connector() {
+    let server = RunnelServer::start();
+    let url = server.url();
+    let (status, body) = post(
+        &url,
+        "/",
+        Some("CreateDeliveryStream"),
+        serde_json::json!({"DeliveryStreamName": "sql", "ExtendedS3DestinationConfiguration": {
+            "RoleARN": "r", "BucketARN": "arn:aws:s3:::sql-out",
+            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0},
+            "ProcessingConfiguration": {"Enabled": true, "Processors": [{"Type": "AppendDelimiterToRecord"}]}}}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let script = "CREATE TABLE src (id BIGINT) WITH ('connector' = 'datagen', 'number-of-rows' = '300', \
+                  'fields.id.kind' = 'sequence', 'fields.id.start' = '1', 'fields.id.end' = '300');\n\
+                  CREATE TABLE out (id BIGINT, doubled BIGINT) WITH ('connector' = 'firehose', \
+                  'delivery-stream' = 'sql', 'aws.region' = 'us-east-1', 'format' = 'json', 'sink.batch.max-size' = '100');\n\
+                  INSERT INTO out SELECT id, id * 2 FROM src;";
+    let (status, body) = post(
+        &url,
+        "/v1/jobs",
+        None,
+        serde_json::json!({"sql": script, "name": "to-firehose"}),
+    );
+    assert_eq!(status, 201, "{body}");
+    let bucket = server.data_dir.join("buckets").join("sql-out");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut ids = Vec::new();
+    while ids.len() < 300 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        ids = walk(&bucket)
+            .iter()
+            .flat_map(|path| {
+                std::fs::read_to_string(path)
+                    .unwrap_or_default()
+                    .lines()
+                    .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .map(|row| {
+                assert_eq!(row["doubled"], row["id"].as_i64().unwrap() * 2, "{row}");
+                row["id"].as_i64().unwrap()
+            })
+            .collect();
+    }
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=300).collect::<Vec<i64>>(), "{}", server.log());
+
+    // Flink's Firehose connector is a sink: reading one is refused at submit.
+    let (status, body) = post(
+        &url,
+        "/v1/jobs",
+        None,
+        serde_json::json!({"sql": "CREATE TABLE f (id BIGINT) WITH ('connector' = 'firehose', 'delivery-stream' = 'sql', 'format' = 'json');\nSELECT * FROM f;"}),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.to_string().contains("cannot be used as a source"),
+        "{body}"
+    );
+    let (status, body) = post(
+        &url,
+        "/v1/jobs",
+        None,
+        serde_json::json!({"sql": "CREATE TABLE s (id BIGINT) WITH ('connector' = 'datagen', 'number-of-rows' = '1');\nCREATE TABLE f (id BIGINT) WITH ('connector' = 'firehose', 'delivery-stream' = 'nope', 'format' = 'json');\nINSERT INTO f SELECT id FROM s;"}),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("nope"), "{body}");
+}
+
+#[test]
+fn sql_run_writes_into_the_delivery_stream_of_another_endpoint() {
+    let remote = RunnelServer::start();
+    let url = remote.url();
+    let (status, body) = post(
+        &url,
+        "/",
+        Some("CreateDeliveryStream"),
+        serde_json::json!({"DeliveryStreamName": "far", "ExtendedS3DestinationConfiguration": {
+            "RoleARN": "r", "BucketARN": "arn:aws:s3:::far",
+            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0},
+            "ProcessingConfiguration": {"Enabled": true, "Processors": [{"Type": "AppendDelimiterToRecord"}]}}}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("far.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "CREATE TABLE src (id BIGINT) WITH ('connector' = 'datagen', 'number-of-rows' = '250',
+               'fields.id.kind' = 'sequence', 'fields.id.start' = '1', 'fields.id.end' = '250');
+             CREATE TABLE far (id BIGINT) WITH ('connector' = 'firehose', 'delivery-stream' = 'far',
+               'aws.endpoint' = '{url}', 'aws.region' = 'us-east-1', 'format' = 'csv',
+               'sink.batch.max-size' = '60', 'sink.flush-buffer.timeout' = '200 ms');
+             INSERT INTO far SELECT id FROM src;"
+        ),
+    )
+    .unwrap();
+    let output = Command::new(crate::harness::runnel_bin())
+        .args(["sql", "run", "--quiet", "--file"])
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let bucket = remote.data_dir.join("buckets").join("far");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut ids: Vec<i64> = Vec::new();
+    while ids.len() < 250 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        ids = walk(&bucket)
+            .iter()
+            .flat_map(|path| {
+                std::fs::read_to_string(path)
+                    .unwrap_or_default()
+                    .lines()
+                    .map(|line| line.parse::<i64>().unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+    }
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=250).collect::<Vec<i64>>());
+}

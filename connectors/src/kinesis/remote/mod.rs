@@ -14,7 +14,29 @@ use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
 use crate::ConnectorError;
 use crate::options::Options;
 
-const TARGET_PREFIX: &str = "Kinesis_20131202";
+/// The AWS JSON APIs a table can reach on another endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    Kinesis,
+    Firehose,
+}
+
+impl Api {
+    fn target_prefix(self) -> &'static str {
+        match self {
+            Api::Kinesis => "Kinesis_20131202",
+            Api::Firehose => "Firehose_20150804",
+        }
+    }
+
+    /// The SigV4 service name.
+    fn service(self) -> &'static str {
+        match self {
+            Api::Kinesis => "kinesis",
+            Api::Firehose => "firehose",
+        }
+    }
+}
 const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 /// GetRecords answers up to 10 MiB of records, base64 in JSON.
 const MAX_RESPONSE: u64 = 64 << 20;
@@ -65,6 +87,7 @@ impl RemoteError {
                             | "KMSThrottlingException"
                             | "InternalFailure"
                             | "ServiceUnavailable"
+                            | "ServiceUnavailableException"
                     )
             }
             RemoteError::Transport(_) => true,
@@ -74,6 +97,7 @@ impl RemoteError {
 }
 
 pub struct RemoteKinesis {
+    api: Api,
     agent: ureq::Agent,
     endpoint: String,
     host: String,
@@ -96,6 +120,16 @@ impl RemoteKinesis {
     /// (the default) and `ENV_VAR` the standard AWS environment variables.
     /// Without any, requests go unsigned (a Runnel server takes them).
     pub fn from_options(
+        endpoint: &str,
+        region: &str,
+        options: &Options,
+    ) -> Result<Self, ConnectorError> {
+        Self::for_api(Api::Kinesis, endpoint, region, options)
+    }
+
+    /// `from_options` for another of the AWS JSON APIs.
+    pub fn for_api(
+        api: Api,
         endpoint: &str,
         region: &str,
         options: &Options,
@@ -167,6 +201,7 @@ impl RemoteKinesis {
             .build()
             .into();
         Ok(RemoteKinesis {
+            api,
             agent,
             endpoint,
             host,
@@ -196,7 +231,7 @@ impl RemoteKinesis {
     }
 
     fn call_once(&self, operation: &str, body: &[u8]) -> Result<Value, (u16, RemoteError)> {
-        let target = format!("{TARGET_PREFIX}.{operation}");
+        let target = format!("{}.{operation}", self.api.target_prefix());
         let mut request = self
             .agent
             .post(&self.endpoint)
@@ -207,7 +242,7 @@ impl RemoteKinesis {
             for (name, value) in sigv4::sign(
                 credentials,
                 &self.region,
-                "kinesis",
+                self.api.service(),
                 &self.host,
                 &target,
                 CONTENT_TYPE,
