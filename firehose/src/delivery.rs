@@ -20,9 +20,9 @@ use tokio::sync::watch;
 use crate::bucket::Buckets;
 use crate::buffer::{CF_RECORDS, record_key, seq_of, split_value};
 use crate::error::{FirehoseError, Result};
-use crate::model::S3Settings;
+use crate::model::{DestinationSettings, HttpSettings};
 use crate::prefix::{KeyContext, Prefix, object_name};
-use crate::processing::Input;
+use crate::processing::{Failure, Input};
 use crate::stream::Entry;
 use crate::{Clock, state};
 
@@ -33,6 +33,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 
 pub struct Delivery {
+    /// `arn:aws:firehose:<region>:<account>:deliverystream/`, for the
+    /// HTTP endpoint's `X-Amz-Firehose-Source-Arn`.
+    pub arn_prefix: String,
     pub db: Arc<DB>,
     pub buckets: Arc<Buckets>,
     pub clock: Clock,
@@ -46,10 +49,26 @@ struct Object {
     body: Option<Vec<u8>>,
     /// The `processing-failed` records' key and JSON lines.
     error: Option<(String, Vec<u8>)>,
+    /// For an HTTP endpoint: the request to make instead of `body`.
+    http: Option<HttpBatch>,
     last_seq: u64,
     records: u64,
     raw_bytes: u64,
     oldest_ms: u64,
+}
+
+/// One HTTP endpoint request's records, and where they go in the backup
+/// bucket if it fails (or always, with `AllData`).
+struct HttpBatch {
+    /// Kept across retries (and the same after a crash), so a receiver
+    /// can tell a retry from new data.
+    request_id: String,
+    records: Vec<Vec<u8>>,
+    /// The records as received, with their arrival, for the backup.
+    raw: Vec<(u64, Vec<u8>)>,
+    failed_key: String,
+    /// The `AllData` copy: key and (compressed) body.
+    backup: Option<(String, Vec<u8>)>,
 }
 
 impl Delivery {
@@ -92,7 +111,11 @@ impl Delivery {
     /// Writes the next object, retrying until it is written (or the
     /// server stops), then drops its records from the buffer. Fails only
     /// when the buffer itself cannot be read or written.
-    async fn deliver_one(&mut self, entry: &Arc<Entry>, settings: &Arc<S3Settings>) -> Result<()> {
+    async fn deliver_one(
+        &mut self,
+        entry: &Arc<Entry>,
+        settings: &Arc<DestinationSettings>,
+    ) -> Result<()> {
         let object = {
             let db = self.db.clone();
             let entry = entry.clone();
@@ -118,6 +141,11 @@ impl Delivery {
                 return Ok(());
             }
         }
+        if let (Some(batch), Some(http)) = (&object.http, &settings.http)
+            && !self.send_http(entry, settings, http, batch).await
+        {
+            return Ok(());
+        }
         let db = self.db.clone();
         let committed = entry.clone();
         let last = object.last_seq;
@@ -142,6 +170,97 @@ impl Delivery {
 }
 
 impl Delivery {
+    /// Posts a batch to the HTTP endpoint, retrying with backoff for the
+    /// destination's `RetryOptions`; then, if it never succeeded, writes
+    /// its records to the backup bucket as `http-endpoint-failed`. With
+    /// `AllData` the records are also backed up. False if the server
+    /// stopped first.
+    async fn send_http(
+        &mut self,
+        entry: &Entry,
+        settings: &DestinationSettings,
+        http: &HttpSettings,
+        batch: &HttpBatch,
+    ) -> bool {
+        if !batch.records.is_empty() {
+            let started = (self.clock)();
+            let mut backoff = FIRST_BACKOFF;
+            let mut attempts = 0u32;
+            let failure = loop {
+                attempts += 1;
+                let outcome = {
+                    let http = http.clone();
+                    let records = batch.records.clone();
+                    let request_id = batch.request_id.clone();
+                    let source_arn = format!("{}{}", self.arn_prefix, entry.name);
+                    let timestamp_ms = (self.clock)();
+                    tokio::task::spawn_blocking(move || {
+                        crate::http::send(
+                            &http,
+                            &crate::http::Request {
+                                request_id: &request_id,
+                                source_arn: &source_arn,
+                                timestamp_ms,
+                                records: &records,
+                            },
+                        )
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(format!("the request task failed: {e}")))
+                };
+                match outcome {
+                    Ok(()) => break None,
+                    Err(error) => {
+                        entry
+                            .figures
+                            .delivery_failures
+                            .fetch_add(1, Ordering::Relaxed);
+                        if (self.clock)().saturating_sub(started) >= http.retry_ms {
+                            break Some(error);
+                        }
+                        tracing::warn!(stream = %entry.name, %error, retry_in = ?backoff, "HTTP endpoint request failed");
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff) => {}
+                            _ = self.stop.changed() => return false,
+                        }
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    }
+                }
+            };
+            if let Some(message) = failure {
+                let now = (self.clock)();
+                let lines: Vec<u8> = batch
+                    .raw
+                    .iter()
+                    .flat_map(|(arrival_ms, data)| {
+                        Failure {
+                            arrival_ms: *arrival_ms,
+                            raw: data.clone(),
+                            code: "HttpEndpoint.RequestFailed".into(),
+                            message: message.clone(),
+                            attempts,
+                            lambda_arn: None,
+                        }
+                        .to_line(now)
+                    })
+                    .collect();
+                tracing::error!(stream = %entry.name, %message, records = batch.raw.len(), "HTTP endpoint retries exhausted; records go to the backup bucket");
+                if !self
+                    .write(entry, &settings.bucket, &batch.failed_key, &lines)
+                    .await
+                {
+                    return false;
+                }
+            }
+        }
+        if let Some((key, body)) = &batch.backup
+            && !self.write(entry, &settings.bucket, key, body).await
+        {
+            return false;
+        }
+        true
+    }
+
     /// Writes one object, retrying with backoff until it is written; false
     /// if the server stopped first.
     async fn write(&mut self, entry: &Entry, bucket: &str, key: &str, body: &[u8]) -> bool {
@@ -174,7 +293,7 @@ impl Delivery {
 fn build_object(
     db: &DB,
     entry: &Entry,
-    settings: &S3Settings,
+    settings: &DestinationSettings,
     now_ms: u64,
 ) -> Result<Option<Object>> {
     let cf = state::cf(db, CF_RECORDS)?;
@@ -213,15 +332,12 @@ fn build_object(
         .map(|(arrival_ms, data)| Input { arrival_ms, data })
         .collect();
     let oldest_ms = inputs.first().map_or(0, |i| i.arrival_ms);
-    let (body, failures) = match &settings.processing {
+    let (records, failures) = match &settings.processing {
         None => (
-            inputs.iter().flat_map(|i| i.data.iter().copied()).collect(),
+            inputs.iter().map(|i| i.data.to_vec()).collect::<Vec<_>>(),
             Vec::new(),
         ),
-        Some(pipeline) => {
-            let (records, failures) = pipeline.run(&inputs);
-            (records.concat(), failures)
-        }
+        Some(pipeline) => pipeline.run(&inputs),
     };
     let version = entry.meta().version;
     let (uuid, random) = object_identity(entry.id, first_seq);
@@ -249,6 +365,49 @@ fn build_object(
         settings.prefix.evaluate(&context),
         settings.extension
     );
+    if let Some(http) = &settings.http {
+        let failed_context = KeyContext {
+            error_output_type: Some("http-endpoint-failed"),
+            ..context
+        };
+        let failed_prefix = match &settings.error_prefix {
+            Some(prefix) => prefix.evaluate(&failed_context),
+            None => format!(
+                "http-endpoint-failed/{}",
+                Prefix::hourly().evaluate(&failed_context)
+            ),
+        };
+        let raw: Vec<(u64, Vec<u8>)> = inputs
+            .iter()
+            .map(|i| (i.arrival_ms, i.data.to_vec()))
+            .collect();
+        let backup = if http.backup_all {
+            let all: Vec<u8> = raw
+                .iter()
+                .flat_map(|(_, data)| data.iter().copied())
+                .collect();
+            Some((key.clone(), settings.compression.apply(all, &name)?))
+        } else {
+            None
+        };
+        return Ok(Some(Object {
+            key,
+            body: None,
+            error,
+            http: Some(HttpBatch {
+                request_id: uuid.clone(),
+                records,
+                raw,
+                failed_key: format!("{failed_prefix}{name}"),
+                backup,
+            }),
+            last_seq,
+            records: inputs.len() as u64,
+            raw_bytes,
+            oldest_ms,
+        }));
+    }
+    let body = records.concat();
     let body = if body.is_empty() {
         None
     } else {
@@ -258,6 +417,7 @@ fn build_object(
         key,
         body,
         error,
+        http: None,
         last_seq,
         records: inputs.len() as u64,
         raw_bytes,

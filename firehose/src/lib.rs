@@ -14,6 +14,7 @@ mod buffer;
 pub mod compress;
 mod delivery;
 mod error;
+mod http;
 pub mod model;
 pub mod prefix;
 mod processing;
@@ -35,7 +36,7 @@ use tokio::sync::{oneshot, watch};
 pub use bucket::S3Endpoint;
 pub use buffer::Accepted;
 pub use error::{FirehoseError, Result};
-pub use model::{DESTINATION_ID, DeliveryStreamMeta, S3Settings, Status};
+pub use model::{DESTINATION_ID, DeliveryStreamMeta, DestinationKind, DestinationSettings, Status};
 pub use stream::not_found_message;
 
 use bucket::Buckets;
@@ -99,8 +100,10 @@ impl FirehoseConfig {
 pub struct CreateSpec {
     pub name: String,
     pub stream_type: String,
-    /// An `ExtendedS3DestinationConfiguration`.
+    /// An `ExtendedS3DestinationConfiguration` or an
+    /// `HttpEndpointDestinationConfiguration`, as `destination_kind` says.
     pub destination: Value,
+    pub destination_kind: DestinationKind,
     /// A `KinesisStreamSourceConfiguration`, for `KinesisStreamAsSource`.
     pub source: Option<Value>,
     pub tags: BTreeMap<String, String>,
@@ -169,7 +172,11 @@ impl Firehose {
             control: Mutex::new(()),
         };
         for meta in state::load_all(&firehose.db)? {
-            let settings = S3Settings::parse(&meta.destination, &firehose.config.lambdas)?;
+            let settings = DestinationSettings::of(
+                meta.destination_kind,
+                &meta.destination,
+                &firehose.config.lambdas,
+            )?;
             let (delivered, next_seq, buffer) = state::recover_buffer(&firehose.db, meta.id)?;
             if buffer.bytes > 0 {
                 tracing::info!(stream = %meta.name, bytes = buffer.bytes, "resuming delivery of buffered records");
@@ -207,6 +214,7 @@ impl Firehose {
         self.write_streams()
             .insert(entry.name.clone(), entry.clone());
         let delivery = Delivery {
+            arn_prefix: self.arn(""),
             db: self.db.clone(),
             buckets: self.buckets.clone(),
             clock: self.config.clock.clone(),
@@ -305,7 +313,11 @@ impl Firehose {
                 "A delivery stream can have at most {MAX_TAGS} tags."
             )));
         }
-        let settings = S3Settings::parse(&spec.destination, &self.config.lambdas)?;
+        let settings = DestinationSettings::of(
+            spec.destination_kind,
+            &spec.destination,
+            &self.config.lambdas,
+        )?;
         let now = (self.config.clock)();
         let meta = DeliveryStreamMeta {
             id: state::next_id(&self.db)?,
@@ -316,6 +328,7 @@ impl Firehose {
             created_ms: now,
             updated_ms: now,
             destination: spec.destination,
+            destination_kind: spec.destination_kind,
             source: spec.source,
             tags: spec.tags,
         };
@@ -402,7 +415,8 @@ impl Firehose {
             )));
         }
         let merged = model::merge_update(&meta.destination, update);
-        let settings = S3Settings::parse(&merged, &self.config.lambdas)?;
+        let settings =
+            DestinationSettings::of(meta.destination_kind, &merged, &self.config.lambdas)?;
         meta.destination = merged;
         meta.version += 1;
         meta.updated_ms = (self.config.clock)();

@@ -42,14 +42,40 @@ pub struct DeliveryStreamMeta {
     pub version: u64,
     pub created_ms: u64,
     pub updated_ms: u64,
-    /// `ExtendedS3DestinationConfiguration` as given (an
-    /// `S3DestinationConfiguration` is kept in the same form, as AWS does).
+    /// The destination's configuration as given: an
+    /// `ExtendedS3DestinationConfiguration` (an `S3DestinationConfiguration`
+    /// is kept in the same form, as AWS does), or an
+    /// `HttpEndpointDestinationConfiguration` when `destination_kind` says.
     pub destination: Value,
+    #[serde(default)]
+    pub destination_kind: DestinationKind,
     /// `KinesisStreamSourceConfiguration` as given, for
     /// `KinesisStreamAsSource` streams.
     #[serde(default)]
     pub source: Option<Value>,
     pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DestinationKind {
+    #[default]
+    ExtendedS3,
+    HttpEndpoint,
+}
+
+/// An HTTP endpoint destination: where records are POSTed, and how.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub url: String,
+    pub name: Option<String>,
+    pub access_key: Option<String>,
+    pub gzip: bool,
+    /// `X-Amz-Firehose-Common-Attributes`, as JSON.
+    pub common_attributes: Option<String>,
+    /// How long a request is retried before its records go to the backup.
+    pub retry_ms: u64,
+    /// `AllData`: every record is also written to the backup bucket.
+    pub backup_all: bool,
 }
 
 /// Buffering hints' defaults and bounds for S3.
@@ -58,7 +84,7 @@ pub const DEFAULT_INTERVAL_SECONDS: u64 = 300;
 
 /// What delivery needs from an S3 destination configuration.
 #[derive(Debug, Clone)]
-pub struct S3Settings {
+pub struct DestinationSettings {
     pub bucket: String,
     pub prefix: Prefix,
     pub error_prefix: Option<Prefix>,
@@ -68,6 +94,9 @@ pub struct S3Settings {
     pub extension: String,
     pub zone: Option<chrono_tz::Tz>,
     pub processing: Option<Pipeline>,
+    /// For an HTTP endpoint destination: the endpoint. The S3 fields then
+    /// describe its backup bucket (`S3Configuration`).
+    pub http: Option<HttpSettings>,
 }
 
 fn invalid(message: impl Into<String>) -> FirehoseError {
@@ -86,10 +115,10 @@ fn enabled(config: &Value, field: &str) -> bool {
         .unwrap_or(false)
 }
 
-impl S3Settings {
+impl DestinationSettings {
     /// Reads an `ExtendedS3DestinationConfiguration`, refusing what Runnel
     /// does not do yet by name rather than delivering something else.
-    pub fn parse(config: &Value, lambdas: &HashMap<String, String>) -> Result<S3Settings> {
+    pub fn parse(config: &Value, lambdas: &HashMap<String, String>) -> Result<DestinationSettings> {
         let bucket_arn = text(config, "BucketARN")
             .ok_or_else(|| invalid("BucketARN must be given for an S3 destination."))?;
         let bucket = bucket_from_arn(bucket_arn)?;
@@ -166,7 +195,8 @@ impl S3Settings {
                 })?),
             };
         let processing = Pipeline::parse(config.get("ProcessingConfiguration"), lambdas)?;
-        Ok(S3Settings {
+        Ok(DestinationSettings {
+            http: None,
             processing,
             bucket,
             prefix,
@@ -177,6 +207,103 @@ impl S3Settings {
             extension,
             zone,
         })
+    }
+}
+
+impl DestinationSettings {
+    /// The settings of a destination of `kind` configured as `config`.
+    pub fn of(
+        kind: DestinationKind,
+        config: &Value,
+        lambdas: &HashMap<String, String>,
+    ) -> Result<DestinationSettings> {
+        match kind {
+            DestinationKind::ExtendedS3 => DestinationSettings::parse(config, lambdas),
+            DestinationKind::HttpEndpoint => DestinationSettings::parse_http(config, lambdas),
+        }
+    }
+
+    /// Reads an `HttpEndpointDestinationConfiguration`: its own buffering
+    /// (1-64 MB, default 5; default 300 s) and processing, its
+    /// `S3Configuration` as the backup bucket.
+    fn parse_http(
+        config: &Value,
+        lambdas: &HashMap<String, String>,
+    ) -> Result<DestinationSettings> {
+        let endpoint = config.get("EndpointConfiguration").ok_or_else(|| {
+            invalid("EndpointConfiguration must be given for an HTTP endpoint destination.")
+        })?;
+        let url = text(endpoint, "Url")
+            .ok_or_else(|| invalid("EndpointConfiguration.Url must be given."))?
+            .to_string();
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(invalid(format!(
+                "The endpoint URL '{url}' must be an https:// (or, in Runnel, http://) URL."
+            )));
+        }
+        let backup = config
+            .get("S3Configuration")
+            .ok_or_else(|| invalid("S3Configuration must be given for an HTTP endpoint destination: it holds the records that could not be delivered."))?;
+        let mut settings = DestinationSettings::parse(backup, lambdas)?;
+        let request = config.get("RequestConfiguration");
+        let gzip = match request.and_then(|r| text(r, "ContentEncoding")) {
+            None | Some("NONE") => false,
+            Some("GZIP") => true,
+            Some(other) => {
+                return Err(invalid(format!(
+                    "ContentEncoding '{other}' is not one of NONE, GZIP."
+                )));
+            }
+        };
+        let common_attributes = request
+            .and_then(|r| r.get("CommonAttributes"))
+            .and_then(Value::as_array)
+            .map(|attributes| {
+                let map: serde_json::Map<String, Value> = attributes
+                    .iter()
+                    .filter_map(|a| {
+                        Some((
+                            text(a, "AttributeName")?.to_string(),
+                            Value::String(text(a, "AttributeValue")?.to_string()),
+                        ))
+                    })
+                    .collect();
+                serde_json::json!({ "commonAttributes": map }).to_string()
+            });
+        let backup_all = match text(config, "S3BackupMode") {
+            None | Some("FailedDataOnly") => false,
+            Some("AllData") => true,
+            Some(other) => {
+                return Err(invalid(format!(
+                    "S3BackupMode '{other}' is not one of FailedDataOnly, AllData."
+                )));
+            }
+        };
+        let hints = config.get("BufferingHints");
+        let hint = |field: &str, default: u64| {
+            hints
+                .and_then(|h| h.get(field))
+                .and_then(Value::as_u64)
+                .unwrap_or(default)
+        };
+        settings.size_bytes = hint("SizeInMBs", DEFAULT_SIZE_MB) * 1024 * 1024;
+        settings.interval_ms = hint("IntervalInSeconds", DEFAULT_INTERVAL_SECONDS) * 1000;
+        settings.processing = Pipeline::parse(config.get("ProcessingConfiguration"), lambdas)?;
+        let retry_seconds = config
+            .get("RetryOptions")
+            .and_then(|r| r.get("DurationInSeconds"))
+            .and_then(Value::as_u64)
+            .unwrap_or(300);
+        settings.http = Some(HttpSettings {
+            url,
+            name: text(endpoint, "Name").map(str::to_string),
+            access_key: text(endpoint, "AccessKey").map(str::to_string),
+            gzip,
+            common_attributes,
+            retry_ms: retry_seconds * 1000,
+            backup_all,
+        });
+        Ok(settings)
     }
 }
 
@@ -206,10 +333,10 @@ pub fn merge_update(config: &Value, update: &Value) -> Value {
     let mut merged = config.clone();
     if let (Some(target), Some(fields)) = (merged.as_object_mut(), update.as_object()) {
         for (key, value) in fields {
-            let key = if key == "S3BackupUpdate" {
-                "S3BackupConfiguration"
-            } else {
-                key.as_str()
+            let key = match key.as_str() {
+                "S3BackupUpdate" => "S3BackupConfiguration",
+                "S3Update" => "S3Configuration",
+                other => other,
             };
             target.insert(key.to_string(), value.clone());
         }
@@ -224,7 +351,7 @@ mod tests {
 
     #[test]
     fn defaults_are_five_megabytes_and_five_minutes_uncompressed() {
-        let s = S3Settings::parse(
+        let s = DestinationSettings::parse(
             &json!({"BucketARN": "arn:aws:s3:::lake", "RoleARN": "r"}),
             &HashMap::new(),
         )
@@ -256,7 +383,7 @@ mod tests {
             ),
             (json!({"BucketARN": "arn:aws:s3:::"}), "BucketARN"),
         ] {
-            let error = S3Settings::parse(&config, &HashMap::new())
+            let error = DestinationSettings::parse(&config, &HashMap::new())
                 .unwrap_err()
                 .to_string();
             assert!(error.contains(words), "{config}: {error}");

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use crate::model::{DeliveryStreamMeta, S3Settings};
+use crate::model::{DeliveryStreamMeta, DestinationSettings};
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct BufferState {
@@ -33,7 +33,7 @@ pub struct Entry {
     pub name: String,
     account: String,
     pub meta: RwLock<DeliveryStreamMeta>,
-    pub settings: RwLock<Arc<S3Settings>>,
+    pub settings: RwLock<Arc<DestinationSettings>>,
     /// The next sequence a buffered record takes; only the writer thread
     /// advances it.
     pub next_seq: AtomicU64,
@@ -50,7 +50,7 @@ pub struct Entry {
 impl Entry {
     pub fn new(
         meta: DeliveryStreamMeta,
-        settings: S3Settings,
+        settings: DestinationSettings,
         account: &str,
         delivered: u64,
         next_seq: u64,
@@ -99,7 +99,7 @@ impl Entry {
         self.meta.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    pub fn settings(&self) -> Arc<S3Settings> {
+    pub fn settings(&self) -> Arc<DestinationSettings> {
         self.settings
             .read()
             .unwrap_or_else(|e| e.into_inner())

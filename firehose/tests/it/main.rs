@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, reason = "tests fail on unexpected errors")]
 
 mod buffering;
+mod http_endpoint;
 mod objects;
 mod processing;
 mod stream_source;
@@ -69,6 +70,7 @@ pub fn create(firehose: &Firehose, name: &str, destination: Value) {
             name: name.into(),
             stream_type: "DirectPut".into(),
             destination,
+            destination_kind: runnel_firehose::DestinationKind::ExtendedS3,
             source: None,
             tags: Default::default(),
         })

@@ -92,6 +92,7 @@ async fn a_stream_is_delivered_through_a_reshard_and_a_restart_exactly_once() {
                 name: "missing".into(),
                 stream_type: "KinesisStreamAsSource".into(),
                 destination: json!({"BucketARN": "arn:aws:s3:::x", "RoleARN": "r"}),
+                destination_kind: runnel_firehose::DestinationKind::ExtendedS3,
                 source: Some(json!({"KinesisStreamARN": "arn:aws:kinesis:us-east-1:000000000000:stream/nope", "RoleARN": "r"})),
                 tags: Default::default(),
             })
@@ -103,6 +104,7 @@ async fn a_stream_is_delivered_through_a_reshard_and_a_restart_exactly_once() {
                 stream_type: "KinesisStreamAsSource".into(),
                 destination: json!({"BucketARN": "arn:aws:s3:::from-stream", "RoleARN": "r",
                                     "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0}}),
+                destination_kind: runnel_firehose::DestinationKind::ExtendedS3,
                 source: Some(
                     json!({"KinesisStreamARN": streams.stream_arn("source"), "RoleARN": "r"}),
                 ),

@@ -1,7 +1,7 @@
 //! DescribeDeliveryStream's description: the destination as configured,
 //! with the defaults AWS fills in shown as AWS shows them.
 
-use runnel_firehose::{DESTINATION_ID, DeliveryStreamMeta};
+use runnel_firehose::{DESTINATION_ID, DeliveryStreamMeta, DestinationKind};
 use serde_json::{Map, Value, json};
 
 /// The fields of `S3DestinationDescription`, a subset of the extended one.
@@ -41,13 +41,56 @@ fn extended_s3(config: &Value) -> Map<String, Value> {
     out
 }
 
-pub fn description(meta: &DeliveryStreamMeta, arn: &str) -> Value {
-    let extended = extended_s3(&meta.destination);
-    let plain: Map<String, Value> = extended
-        .iter()
+fn plain_s3(config: &Value) -> Map<String, Value> {
+    extended_s3(config)
+        .into_iter()
         .filter(|(key, _)| S3_FIELDS.contains(&key.as_str()))
-        .map(|(key, value)| (key.clone(), value.clone()))
-        .collect();
+        .collect()
+}
+
+/// The HTTP endpoint description: the access key is never shown, as AWS
+/// does; the backup bucket is its S3 description.
+fn http_endpoint(config: &Value) -> Map<String, Value> {
+    let mut out = config.as_object().cloned().unwrap_or_default();
+    if let Some(endpoint) = out
+        .get_mut("EndpointConfiguration")
+        .and_then(Value::as_object_mut)
+    {
+        endpoint.remove("AccessKey");
+    }
+    let hints = out.entry("BufferingHints").or_insert_with(|| json!({}));
+    if let Some(hints) = hints.as_object_mut() {
+        hints.entry("SizeInMBs").or_insert(json!(5));
+        hints.entry("IntervalInSeconds").or_insert(json!(300));
+    }
+    out.entry("RetryOptions")
+        .or_insert(json!({"DurationInSeconds": 300}));
+    out.entry("S3BackupMode").or_insert(json!("FailedDataOnly"));
+    out.entry("RequestConfiguration")
+        .or_insert(json!({"ContentEncoding": "NONE"}));
+    out.entry("CloudWatchLoggingOptions")
+        .or_insert(json!({"Enabled": false}));
+    if let Some(s3) = out.remove("S3Configuration") {
+        out.insert(
+            "S3DestinationDescription".into(),
+            Value::Object(plain_s3(&s3)),
+        );
+    }
+    out
+}
+
+pub fn description(meta: &DeliveryStreamMeta, arn: &str) -> Value {
+    let destination = match meta.destination_kind {
+        DestinationKind::ExtendedS3 => json!({
+            "DestinationId": DESTINATION_ID,
+            "S3DestinationDescription": plain_s3(&meta.destination),
+            "ExtendedS3DestinationDescription": extended_s3(&meta.destination),
+        }),
+        DestinationKind::HttpEndpoint => json!({
+            "DestinationId": DESTINATION_ID,
+            "HttpEndpointDestinationDescription": http_endpoint(&meta.destination),
+        }),
+    };
     let mut description = json!({
         "DeliveryStreamName": meta.name,
         "DeliveryStreamARN": arn,
@@ -57,11 +100,7 @@ pub fn description(meta: &DeliveryStreamMeta, arn: &str) -> Value {
         "VersionId": meta.version.to_string(),
         "CreateTimestamp": seconds(meta.created_ms),
         "LastUpdateTimestamp": seconds(meta.updated_ms),
-        "Destinations": [{
-            "DestinationId": DESTINATION_ID,
-            "S3DestinationDescription": plain,
-            "ExtendedS3DestinationDescription": extended,
-        }],
+        "Destinations": [destination],
         "HasMoreDestinations": false,
     });
     if let (Some(source), Some(out)) = (&meta.source, description.as_object_mut()) {

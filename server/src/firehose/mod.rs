@@ -9,7 +9,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use runnel_firehose::{Accepted, CreateSpec, Firehose, FirehoseError};
+use runnel_firehose::{Accepted, CreateSpec, DestinationKind, Firehose, FirehoseError};
 use serde_json::{Map, Value, json};
 
 use crate::aws::codec;
@@ -309,17 +309,25 @@ impl Api {
             .copied()
             .filter(|field| map.get(*field).is_some_and(|v| !v.is_null()))
             .collect();
-        let destination = match given.as_slice() {
+        let (destination, destination_kind) = match given.as_slice() {
             [field] if field.ends_with("S3DestinationConfiguration") => {
                 let config = map.get(*field).cloned().unwrap_or_default();
                 let at = lower_first(field);
                 check_s3_destination(&mut req, &config, &at)?;
-                config
+                (config, DestinationKind::ExtendedS3)
+            }
+            ["HttpEndpointDestinationConfiguration"] => {
+                let config = map
+                    .get("HttpEndpointDestinationConfiguration")
+                    .cloned()
+                    .unwrap_or_default();
+                check_http_destination(&mut req, &config)?;
+                (config, DestinationKind::HttpEndpoint)
             }
             [field] => {
                 req.finish()?;
                 return Err(invalid_argument(format!(
-                    "{field}: this Runnel version delivers to S3 only (ExtendedS3DestinationConfiguration)."
+                    "{field}: this Runnel version delivers to S3 (ExtendedS3DestinationConfiguration) and HTTP endpoints (HttpEndpointDestinationConfiguration)."
                 )));
             }
             [] => {
@@ -341,6 +349,7 @@ impl Api {
             name,
             stream_type,
             destination,
+            destination_kind,
             source,
             tags: tags.into_iter().collect(),
         })?;
@@ -408,17 +417,19 @@ impl Api {
             );
         }
         let destination_id = req.str_len("DestinationId", "destinationId", 1, 100)?;
-        let update = ["ExtendedS3DestinationUpdate", "S3DestinationUpdate"]
-            .iter()
-            .find_map(|field| {
-                map.get(*field)
-                    .filter(|v| !v.is_null())
-                    .map(|v| (*field, v.clone()))
-            });
-        let other = map.keys().find(|key| {
-            key.ends_with("DestinationUpdate")
-                && !["ExtendedS3DestinationUpdate", "S3DestinationUpdate"].contains(&key.as_str())
+        const UPDATES: [&str; 3] = [
+            "ExtendedS3DestinationUpdate",
+            "S3DestinationUpdate",
+            "HttpEndpointDestinationUpdate",
+        ];
+        let update = UPDATES.iter().find_map(|field| {
+            map.get(*field)
+                .filter(|v| !v.is_null())
+                .map(|v| (*field, v.clone()))
         });
+        let other = map
+            .keys()
+            .find(|key| key.ends_with("DestinationUpdate") && !UPDATES.contains(&key.as_str()));
         req.finish()?;
         if let Some(other) = other {
             return Err(invalid_argument(format!(
@@ -431,7 +442,11 @@ impl Api {
             ));
         };
         let mut check = Req::new(Map::new());
-        check_s3_destination(&mut check, &update, &lower_first(field))?;
+        if field == "HttpEndpointDestinationUpdate" {
+            check_http_destination(&mut check, &update)?;
+        } else {
+            check_s3_destination(&mut check, &update, &lower_first(field))?;
+        }
         check.finish()?;
         self.firehose.update_destination(
             &name,
@@ -558,6 +573,53 @@ fn read_tags(req: &mut Req, field: &str, at: &str) -> Result<Vec<(String, String
         }
     }
     Ok(tags)
+}
+
+/// The constraints botocore's model puts on an HTTP endpoint destination.
+fn check_http_destination(req: &mut Req, config: &Value) -> Result<(), AwsError> {
+    let at = "httpEndpointDestinationConfiguration";
+    if let Some(endpoint) = config.get("EndpointConfiguration") {
+        match endpoint.get("Url").and_then(Value::as_str) {
+            None => req.problem(
+                None,
+                &format!("{at}.endpointConfiguration.url"),
+                "Member must not be null",
+            ),
+            Some(url) => req.check_len(url, &format!("{at}.endpointConfiguration.url"), 1, 1000),
+        }
+    }
+    if let Some(hints) = config.get("BufferingHints") {
+        for (field, name, min, max) in [
+            ("SizeInMBs", "sizeInMBs", 1, 64),
+            ("IntervalInSeconds", "intervalInSeconds", 0, 900),
+        ] {
+            if let Some(v) = hints.get(field).and_then(Value::as_i64)
+                && (v < min || v > max)
+            {
+                req.problem(
+                    Some(&v.to_string()),
+                    &format!("{at}.bufferingHints.{name}"),
+                    &format!("Member must have value between {min} and {max}"),
+                );
+            }
+        }
+    }
+    if let Some(seconds) = config
+        .get("RetryOptions")
+        .and_then(|r| r.get("DurationInSeconds"))
+        .and_then(Value::as_i64)
+        && !(0..=7200).contains(&seconds)
+    {
+        req.problem(
+            Some(&seconds.to_string()),
+            &format!("{at}.retryOptions.durationInSeconds"),
+            "Member must have value between 0 and 7200",
+        );
+    }
+    if let Some(s3) = config.get("S3Configuration") {
+        check_s3_destination(req, s3, &format!("{at}.s3Configuration"))?;
+    }
+    Ok(())
 }
 
 /// The constraints botocore's model puts on an S3 destination's fields.

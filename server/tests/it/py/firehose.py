@@ -171,10 +171,22 @@ assert status == 400 and body["__type"] == "ValidationException", (status, body)
 assert body["message"].startswith("2 validation errors detected"), body
 assert "extendedS3DestinationConfiguration.bufferingHints.sizeInMBs" in body["message"], body
 message = expect_error("InvalidArgumentException", firehose.create_delivery_stream,
-                       DeliveryStreamName="http", HttpEndpointDestinationConfiguration={
-                           "EndpointConfiguration": {"Url": "https://example.invalid"},
+                       DeliveryStreamName="splunk", SplunkDestinationConfiguration={
+                           "HECEndpoint": "https://example.invalid", "HECEndpointType": "Raw", "HECToken": "t",
                            "S3Configuration": {"RoleARN": "r", "BucketARN": "arn:aws:s3:::b"}})
-assert "S3 only" in message, message
+assert "SplunkDestinationConfiguration" in message, message
+
+# An HTTP endpoint destination is described as configured, its access key hidden.
+firehose.create_delivery_stream(DeliveryStreamName="http", HttpEndpointDestinationConfiguration={
+    "EndpointConfiguration": {"Url": "http://127.0.0.1:9/never", "Name": "hook", "AccessKey": "hidden"},
+    "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 60},
+    "S3Configuration": {"RoleARN": "r", "BucketARN": "arn:aws:s3:::b"}})
+http = firehose.describe_delivery_stream(DeliveryStreamName="http")["DeliveryStreamDescription"]["Destinations"][0]
+http = http["HttpEndpointDestinationDescription"]
+assert http["EndpointConfiguration"] == {"Url": "http://127.0.0.1:9/never", "Name": "hook"}, http
+assert http["S3BackupMode"] == "FailedDataOnly" and http["RetryOptions"] == {"DurationInSeconds": 300}, http
+assert http["S3DestinationDescription"]["BucketARN"] == "arn:aws:s3:::b", http
+firehose.delete_delivery_stream(DeliveryStreamName="http")
 message = expect_error("InvalidArgumentException", firehose.create_delivery_stream,
                        DeliveryStreamName="exprs", ExtendedS3DestinationConfiguration=dict(s3, Prefix="a/!{timestamp:yyyy}/"))
 assert "ErrorOutputPrefix" in message, message
