@@ -48,8 +48,12 @@ bench: deps
 	@# The Kinesis comparison runs kinesis-local (npm) beside runnel when npm is there.
 	@if command -v npm >/dev/null && [ ! -e $(KINESIS_LOCAL_DIR)/node_modules/kinesis-local/main.js ]; then \
 	  mkdir -p $(KINESIS_LOCAL_DIR) && npm install --prefix $(KINESIS_LOCAL_DIR) --no-audit --no-fund --silent kinesis-local@0.6.2; fi
+	@# The Firehose ingest comparison runs moto's server (PyPI) beside runnel.
+	@command -v moto_server >/dev/null || python3 -m pip install --quiet 'moto[server]==5.*' \
+	  || python3 -m pip install --quiet --user --break-system-packages 'moto[server]==5.*'
 	KINESIS_LOCAL_DIR=$(KINESIS_LOCAL_DIR)/node_modules/kinesis-local \
-	  cargo bench -p runnel-engine -p runnel-store -p runnel --bench window --bench store --bench kinesis
+	  cargo bench -p runnel-engine -p runnel-store -p runnel -p runnel-firehose \
+	  --bench window --bench store --bench kinesis --bench firehose --bench delivery
 
 # Minutes of work on a release build (10M rows written twice, then read).
 bench-analytics: build

@@ -563,6 +563,37 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Whatever bytes a producer sends, processing answers with
+        /// records or one failure per record, never a panic.
+        #[test]
+        fn any_bytes_are_processed_or_reported(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512), kpl in proptest::prelude::any::<bool>()) {
+            let pipelines = [
+                pipeline(json!([{"Type": "Decompression"}, {"Type": "CloudWatchLogProcessing", "Parameters": [{"ParameterName": "DataMessageExtraction", "ParameterValue": "true"}]}])),
+                pipeline(json!([{"Type": "RecordDeAggregation", "Parameters": [{"ParameterName": "SubRecordType", "ParameterValue": if kpl { "KPL" } else { "JSON" }}]}, {"Type": "AppendDelimiterToRecord"}])),
+            ];
+            let gz = gzip(&data);
+            for p in &pipelines {
+                for input in [&data[..], &gz[..]] {
+                    let (_, failures) = p.run(&[Input { arrival_ms: 1, data: input }]);
+                    proptest::prop_assert!(failures.len() <= 1);
+                }
+            }
+        }
+
+        #[test]
+        fn any_prefix_text_parses_or_is_refused(text in ".{0,64}") {
+            if let Ok(prefix) = crate::prefix::Prefix::parse(&text) {
+                let _ = prefix.evaluate(&crate::prefix::KeyContext {
+                    oldest_arrival_ms: 1_796_454_489_123,
+                    zone: None,
+                    random: "r",
+                    error_output_type: None,
+                });
+            }
+        }
+    }
+
     #[test]
     fn what_is_not_built_is_refused_by_name() {
         for (processors, words) in [

@@ -10,100 +10,39 @@
 //! KINESIS_LOCAL_DIR (the installed package's dir; default
 //! ~/.cache/runnel-bench/kinesis-local/node_modules/kinesis-local).
 
-use std::net::TcpListener;
+#[path = "common/mod.rs"]
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use common::{Target, agent, free_port};
 use serde_json::{Value, json};
 
 type Starter = fn() -> Option<Target>;
 
-struct Target {
-    name: &'static str,
-    url: String,
-    child: Child,
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(45_678)
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(300)))
-        .build()
-        .into()
-}
-
 fn call(agent: &ureq::Agent, url: &str, op: &str, body: &str) -> Result<(u16, Value), String> {
-    let mut response = agent
-        .post(url)
-        .header("X-Amz-Target", format!("Kinesis_20131202.{op}"))
-        .header("Content-Type", "application/x-amz-json-1.1")
-        // kinesis-local insists on the shape of a SigV4 request (it does
-        // not check the signature); runnel ignores both.
-        .header("X-Amz-Date", "20261126T000000Z")
-        .header("Authorization", "AWS4-HMAC-SHA256 Credential=bench/20261126/us-east-1/kinesis/aws4_request, SignedHeaders=host;x-amz-date, Signature=0")
-        .send(body)
-        .map_err(|e| e.to_string())?;
-    let status = response.status().as_u16();
-    let text = response
-        .body_mut()
-        .with_config()
-        .limit(64 * 1024 * 1024)
-        .read_to_string()
-        .map_err(|e| e.to_string())?;
-    let value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Ok((status, value))
+    common::call(
+        agent,
+        url,
+        &format!("Kinesis_20131202.{op}"),
+        "kinesis",
+        body,
+    )
 }
 
-/// PutRecords returning only FailedRecordCount, found without parsing the
-/// whole response, so the generator spends its CPU on sending.
+/// PutRecords returning only FailedRecordCount.
 fn put_records(agent: &ureq::Agent, url: &str, body: &str) -> Result<(u16, Value), String> {
-    let mut response = agent
-        .post(url)
-        .header("X-Amz-Target", "Kinesis_20131202.PutRecords")
-        .header("Content-Type", "application/x-amz-json-1.1")
-        .header("X-Amz-Date", "20261126T000000Z")
-        .header("Authorization", "AWS4-HMAC-SHA256 Credential=bench/20261126/us-east-1/kinesis/aws4_request, SignedHeaders=host;x-amz-date, Signature=0")
-        .send(body)
-        .map_err(|e| e.to_string())?;
-    let status = response.status().as_u16();
-    let text = response
-        .body_mut()
-        .with_config()
-        .limit(64 * 1024 * 1024)
-        .read_to_string()
-        .map_err(|e| e.to_string())?;
-    const FIELD: &str = "\"FailedRecordCount\":";
-    let failed = text
-        .find(FIELD)
-        .map(|at| {
-            text[at + FIELD.len()..]
-                .trim_start()
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect::<String>()
-        })
-        .and_then(|digits| digits.parse::<u64>().ok());
-    Ok((status, failed.map_or(Value::Null, Value::from)))
+    let (status, text) = common::post(agent, url, "Kinesis_20131202.PutRecords", "kinesis", body)?;
+    Ok((
+        status,
+        common::int_field(&text, "FailedRecordCount").map_or(Value::Null, Value::from),
+    ))
 }
 
 fn wait_ready(url: &str) -> bool {
@@ -312,13 +251,11 @@ fn latency(url: &str, stream: &str, samples: usize) -> (f64, f64, usize) {
     }
     let _ = producer.join();
     latencies.sort_by(|a, b| a.total_cmp(b));
-    let pick = |q: f64| {
-        latencies
-            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
-    (pick(0.50), pick(0.99), latencies.len())
+    (
+        common::quantile(&latencies, 0.50),
+        common::quantile(&latencies, 0.99),
+        latencies.len(),
+    )
 }
 
 fn main() {

@@ -9,12 +9,13 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[command(
     name = "runnel",
     version,
-    about = "Kinesis Data Streams and Analytics (streaming SQL) in one binary; Firehose and Video to come",
+    about = "Kinesis Data Streams, Analytics (streaming SQL) and Firehose in one binary; Video to come",
     long_about = "Runnel is a self-hosted streaming platform that speaks the Amazon Kinesis wire \
 protocols. Point boto3, the aws CLI or an AWS SDK at its endpoint and it behaves like Kinesis.\n\n\
-Built: Kinesis Data Streams, and Flink SQL jobs (embedded with `runnel sql run`, or inside the \
-server over its streams with `runnel jobs` and the Kinesis Analytics V2 API). Still to come: \
-Firehose and Kinesis Video Streams.\n\n\
+Built: Kinesis Data Streams; Flink SQL jobs (embedded with `runnel sql run`, or inside the \
+server over its streams with `runnel jobs` and the Kinesis Analytics V2 API); Firehose delivery \
+streams to S3 (a local directory or an S3 endpoint) and HTTP endpoints. Still to come: \
+Firehose's other destinations and Kinesis Video Streams.\n\n\
 Start with `runnel server`, then talk to http://127.0.0.1:4567."
 )]
 pub struct Cli {
@@ -26,9 +27,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the server: every service on one HTTP port, state in one data dir.
     #[command(
-        long_about = "Run the server: Kinesis Data Streams and Analytics (SQL jobs on /v1/jobs and \
-the Kinesis Analytics V2 API) on one HTTP port, with all state under one data dir. Firehose and \
-Video are still to come.\n\n\
+        long_about = "Run the server: Kinesis Data Streams, Analytics (SQL jobs on /v1/jobs and \
+the Kinesis Analytics V2 API) and Firehose on one HTTP port, with all state under one data dir \
+(delivered objects under <data dir>/buckets unless [firehose] names an S3 endpoint). Video is \
+still to come.\n\n\
 Settings come from, in order of precedence: flags, RUNNEL_* environment variables, the TOML \
 config file, built-in defaults. Stop with Ctrl-C or SIGTERM; the store is flushed before exit."
     )]
