@@ -78,6 +78,7 @@ fn main() {
                                 "BufferingHints": {"SizeInMBs": 5, "IntervalInSeconds": 900}}),
             destination_kind: DestinationKind::ExtendedS3,
             source: None,
+            encryption: None,
             tags: Default::default(),
         })
         .expect("create");
@@ -103,6 +104,7 @@ fn main() {
                                 "BufferingHints": {"SizeInMBs": 128, "IntervalInSeconds": 900}}),
             destination_kind: DestinationKind::ExtendedS3,
             source: None,
+            encryption: None,
             tags: Default::default(),
         })
         .expect("create");

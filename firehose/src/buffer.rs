@@ -34,17 +34,54 @@ pub fn seq_of(key: &[u8]) -> Option<u64> {
         .map(u64::from_be_bytes)
 }
 
-/// A buffered record's value: its arrival time, then its bytes.
-pub fn record_value(arrival_ms: u64, data: &[u8]) -> Vec<u8> {
-    let mut value = Vec::with_capacity(8 + data.len());
+/// A record's data is sealed with the server's key (the stream had
+/// encryption on when it arrived).
+pub const FLAG_SEALED: u8 = 1;
+
+/// A buffered record's value: its arrival time, its flags, then its bytes.
+pub fn record_value(arrival_ms: u64, flags: u8, data: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(9 + data.len());
     value.extend_from_slice(&arrival_ms.to_be_bytes());
+    value.push(flags);
     value.extend_from_slice(data);
     value
 }
 
-pub fn split_value(value: &[u8]) -> Option<(u64, &[u8])> {
-    let (arrival, data) = value.split_at_checked(8)?;
-    Some((u64::from_be_bytes(arrival.try_into().ok()?), data))
+pub fn split_value(value: &[u8]) -> Option<(u64, u8, &[u8])> {
+    let (arrival, rest) = value.split_at_checked(8)?;
+    let (&flags, data) = rest.split_first()?;
+    Some((u64::from_be_bytes(arrival.try_into().ok()?), flags, data))
+}
+
+/// Seals (or opens: the same operation) a record's data. Delivery streams
+/// take their own half of the key-derivation space (the top bit of the id)
+/// so no keystream is shared with a Kinesis stream of the same id; the
+/// sequence is unique within the stream.
+pub fn seal(key: &[u8; 32], stream: u64, seq: u64, data: &[u8]) -> Vec<u8> {
+    runnel_streams::crypto::apply(key, stream | 1 << 63, 0, seq, data)
+}
+
+/// A buffered record's arrival and data, opened if it was sealed.
+pub fn open_value<'a>(
+    value: &'a [u8],
+    key: Option<&[u8; 32]>,
+    stream: u64,
+    seq: u64,
+) -> Result<(u64, std::borrow::Cow<'a, [u8]>)> {
+    let (arrival, flags, data) = split_value(value)
+        .ok_or_else(|| FirehoseError::Internal("a buffered record is malformed".into()))?;
+    if flags & FLAG_SEALED == 0 {
+        return Ok((arrival, std::borrow::Cow::Borrowed(data)));
+    }
+    let key = key.ok_or_else(|| {
+        FirehoseError::Internal(
+            "a buffered record is encrypted and no encryption key is configured (streams.encryption_key)".into(),
+        )
+    })?;
+    Ok((
+        arrival,
+        std::borrow::Cow::Owned(seal(key, stream, seq, data)),
+    ))
 }
 
 /// One record's outcome: its sequence in the buffer, or refused because
@@ -66,7 +103,13 @@ pub struct Put {
     pub position: Option<(Vec<u8>, Vec<u8>)>,
 }
 
-pub fn run_writer(db: Arc<DB>, clock: Clock, max_buffer_bytes: u64, puts: Receiver<Put>) {
+pub fn run_writer(
+    db: Arc<DB>,
+    clock: Clock,
+    max_buffer_bytes: u64,
+    key: Option<[u8; 32]>,
+    puts: Receiver<Put>,
+) {
     while let Ok(first) = puts.recv() {
         let (Some(cf), Some(meta)) = (db.cf_handle(CF_RECORDS), db.cf_handle(CF_META)) else {
             let _ = first.reply.send(Err(FirehoseError::Internal(format!(
@@ -77,7 +120,7 @@ pub fn run_writer(db: Arc<DB>, clock: Clock, max_buffer_bytes: u64, puts: Receiv
         let mut commit = Commit::default();
         let mut next = Some(first);
         while let Some(put) = next.take() {
-            commit.stage([cf, meta], put, clock(), max_buffer_bytes);
+            commit.stage([cf, meta], put, clock(), max_buffer_bytes, key.as_ref());
             if commit.batch.size_in_bytes() < MAX_COMMIT_BYTES {
                 next = puts.try_recv().ok();
             }
@@ -101,6 +144,7 @@ impl Commit {
         put: Put,
         now_ms: u64,
         max_buffer_bytes: u64,
+        key: Option<&[u8; 32]>,
     ) {
         let Put {
             entry,
@@ -129,8 +173,13 @@ impl Commit {
                 continue;
             }
             let seq = entry.next_seq.fetch_add(1, Ordering::AcqRel);
-            let key = record_key(entry.id, seq);
-            self.batch.put_cf(cf, key, record_value(now_ms, data));
+            let value = match key.filter(|_| entry.is_encrypted()) {
+                Some(secret) => {
+                    record_value(now_ms, FLAG_SEALED, &seal(secret, entry.id, seq, data))
+                }
+                None => record_value(now_ms, 0, data),
+            };
+            self.batch.put_cf(cf, record_key(entry.id, seq), value);
             bytes += data.len() as u64;
             outcomes.push(Accepted::Buffered(seq));
         }

@@ -18,7 +18,7 @@ use rocksdb::{DB, Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions
 use tokio::sync::watch;
 
 use crate::bucket::Buckets;
-use crate::buffer::{CF_RECORDS, record_key, seq_of, split_value};
+use crate::buffer::{CF_RECORDS, open_value, record_key, seq_of, split_value};
 use crate::error::{FirehoseError, Result};
 use crate::model::{DestinationSettings, HttpSettings};
 use crate::prefix::{KeyContext, Prefix, object_name};
@@ -37,6 +37,8 @@ pub struct Delivery {
     /// HTTP endpoint's `X-Amz-Firehose-Source-Arn`.
     pub arn_prefix: String,
     pub db: Arc<DB>,
+    /// Opens records sealed in the buffer.
+    pub key: Option<[u8; 32]>,
     pub buckets: Arc<Buckets>,
     pub clock: Clock,
     pub stop: watch::Receiver<bool>,
@@ -121,9 +123,12 @@ impl Delivery {
             let entry = entry.clone();
             let settings = settings.clone();
             let now = (self.clock)();
-            tokio::task::spawn_blocking(move || build_object(&db, &entry, &settings, now))
-                .await
-                .map_err(|e| FirehoseError::Internal(format!("building an object: {e}")))??
+            let key = self.key;
+            tokio::task::spawn_blocking(move || {
+                build_object(&db, &entry, &settings, key.as_ref(), now)
+            })
+            .await
+            .map_err(|e| FirehoseError::Internal(format!("building an object: {e}")))??
         };
         let Some(object) = object else {
             // Nothing buffered after all (the counters ran ahead of a
@@ -294,6 +299,7 @@ fn build_object(
     db: &DB,
     entry: &Entry,
     settings: &DestinationSettings,
+    key: Option<&[u8; 32]>,
     now_ms: u64,
 ) -> Result<Option<Object>> {
     let cf = state::cf(db, CF_RECORDS)?;
@@ -302,14 +308,14 @@ fn build_object(
     options.set_iterate_upper_bound(record_key(entry.id + 1, 0).to_vec());
     let start = record_key(entry.id, first);
     let iter = db.iterator_cf_opt(cf, options, IteratorMode::From(&start, Direction::Forward));
-    // Values as stored: arrival, then data.
-    let mut values: Vec<Box<[u8]>> = Vec::new();
+    // Values as stored (arrival, flags, data), with their sequence.
+    let mut values: Vec<(u64, Box<[u8]>)> = Vec::new();
     let mut first_seq = None;
     let mut last_seq = 0;
     let mut raw_bytes = 0u64;
     for item in iter {
         let (key, value) = item?;
-        let (Some(seq), Some((_, data))) = (seq_of(&key), split_value(&value)) else {
+        let (Some(seq), Some((_, _, data))) = (seq_of(&key), split_value(&value)) else {
             return Err(FirehoseError::Internal(format!(
                 "a buffered record of {} is malformed",
                 entry.name
@@ -318,7 +324,7 @@ fn build_object(
         first_seq.get_or_insert(seq);
         last_seq = seq;
         raw_bytes += data.len() as u64;
-        values.push(value);
+        values.push((seq, value));
         if raw_bytes >= settings.size_bytes {
             break;
         }
@@ -326,10 +332,16 @@ fn build_object(
     let Some(first_seq) = first_seq else {
         return Ok(None);
     };
-    let inputs: Vec<Input<'_>> = values
+    let opened = values
         .iter()
-        .filter_map(|v| split_value(v))
-        .map(|(arrival_ms, data)| Input { arrival_ms, data })
+        .map(|(seq, value)| open_value(value, key, entry.id, *seq))
+        .collect::<Result<Vec<_>>>()?;
+    let inputs: Vec<Input<'_>> = opened
+        .iter()
+        .map(|(arrival_ms, data)| Input {
+            arrival_ms: *arrival_ms,
+            data,
+        })
         .collect();
     let oldest_ms = inputs.first().map_or(0, |i| i.arrival_ms);
     let (records, failures) = match &settings.processing {
@@ -493,7 +505,7 @@ pub fn oldest_after(db: &DB, stream: u64, seq: u64) -> Result<Option<u64>> {
         None => Ok(None),
         Some(item) => {
             let (_, value) = item?;
-            Ok(split_value(&value).map(|(arrival, _)| arrival))
+            Ok(split_value(&value).map(|(arrival, _, _)| arrival))
         }
     }
 }

@@ -36,7 +36,9 @@ use tokio::sync::{oneshot, watch};
 pub use bucket::S3Endpoint;
 pub use buffer::Accepted;
 pub use error::{FirehoseError, Result};
-pub use model::{DESTINATION_ID, DeliveryStreamMeta, DestinationKind, DestinationSettings, Status};
+pub use model::{
+    DESTINATION_ID, DeliveryStreamMeta, DestinationKind, DestinationSettings, Encryption, Status,
+};
 pub use stream::not_found_message;
 
 use bucket::Buckets;
@@ -75,6 +77,9 @@ pub struct FirehoseConfig {
     pub streams: Option<Arc<runnel_streams::Streams>>,
     /// Lambda ARNs of transforms and the URLs that answer for them.
     pub lambdas: std::collections::HashMap<String, String>,
+    /// The key records are sealed with in the buffers of delivery streams
+    /// with server-side encryption on (the server's `streams.encryption_key`).
+    pub encryption_key: Option<[u8; 32]>,
     /// Past this many buffered bytes a stream refuses records (a
     /// destination that keeps failing must not fill the disk).
     pub max_buffer_bytes: u64,
@@ -89,6 +94,7 @@ impl FirehoseConfig {
             bucket_root,
             s3_endpoint: None,
             streams: None,
+            encryption_key: None,
             lambdas: Default::default(),
             max_buffer_bytes: 1 << 30,
             clock: system_clock(),
@@ -100,6 +106,8 @@ impl FirehoseConfig {
 pub struct CreateSpec {
     pub name: String,
     pub stream_type: String,
+    /// Server-side encryption from the start.
+    pub encryption: Option<model::Encryption>,
     /// An `ExtendedS3DestinationConfiguration` or an
     /// `HttpEndpointDestinationConfiguration`, as `destination_kind` says.
     pub destination: Value,
@@ -151,9 +159,10 @@ impl Firehose {
             let db = db.clone();
             let clock = config.clock.clone();
             let max = config.max_buffer_bytes;
+            let key = config.encryption_key;
             std::thread::Builder::new()
                 .name("firehose-writer".into())
-                .spawn(move || buffer::run_writer(db, clock, max, receiver))
+                .spawn(move || buffer::run_writer(db, clock, max, key, receiver))
                 .map_err(|e| FirehoseError::Internal(format!("starting the writer: {e}")))?
         };
         let (stop, _) = watch::channel(false);
@@ -216,6 +225,7 @@ impl Firehose {
         let delivery = Delivery {
             arn_prefix: self.arn(""),
             db: self.db.clone(),
+            key: self.config.encryption_key,
             buckets: self.buckets.clone(),
             clock: self.config.clock.clone(),
             stop: self.stop.subscribe(),
@@ -308,6 +318,11 @@ impl Firehose {
                 spec.name
             )));
         }
+        if spec.encryption.is_some() && self.config.encryption_key.is_none() {
+            return Err(FirehoseError::InvalidArgument(
+                "Server-side encryption needs an encryption key in Runnel's configuration (streams.encryption_key).".into(),
+            ));
+        }
         if spec.tags.len() > MAX_TAGS {
             return Err(FirehoseError::InvalidArgument(format!(
                 "A delivery stream can have at most {MAX_TAGS} tags."
@@ -330,6 +345,7 @@ impl Firehose {
             destination: spec.destination,
             destination_kind: spec.destination_kind,
             source: spec.source,
+            encryption: spec.encryption,
             tags: spec.tags,
         };
         state::save(&self.db, &meta)?;
@@ -496,6 +512,29 @@ impl Firehose {
         state::save(&self.db, &meta)?;
         *entry.meta.write().unwrap_or_else(|e| e.into_inner()) = meta;
         Ok(())
+    }
+
+    /// Start/StopDeliveryStreamEncryption: records buffered from now on
+    /// are sealed (or not); those already buffered stay as they are, each
+    /// marked, so delivery opens exactly the sealed ones.
+    pub fn set_encryption(&self, name: &str, encryption: Option<model::Encryption>) -> Result<()> {
+        if encryption.is_some() && self.config.encryption_key.is_none() {
+            return Err(FirehoseError::InvalidArgument(
+                "Server-side encryption needs an encryption key in Runnel's configuration (streams.encryption_key).".into(),
+            ));
+        }
+        let on = encryption.is_some();
+        self.change_meta(name, |meta| {
+            meta.encryption = encryption;
+            Ok(())
+        })?;
+        self.entry(name)?.set_encrypted(on);
+        Ok(())
+    }
+
+    /// Whether a put to `name` now is sealed at rest.
+    pub fn is_encrypted(&self, name: &str) -> bool {
+        self.entry(name).is_ok_and(|entry| entry.is_encrypted())
     }
 
     pub fn tag(&self, name: &str, tags: Vec<(String, String)>) -> Result<()> {

@@ -53,7 +53,20 @@ pub struct DeliveryStreamMeta {
     /// `KinesisStreamAsSource` streams.
     #[serde(default)]
     pub source: Option<Value>,
+    /// Set while server-side encryption is on.
+    #[serde(default)]
+    pub encryption: Option<Encryption>,
     pub tags: BTreeMap<String, String>,
+}
+
+/// Server-side encryption as the client asked for it: buffered records are
+/// sealed with the server's key either way (Runnel has no KMS); the ARN is
+/// kept to be described.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Encryption {
+    /// `AWS_OWNED_CMK` or `CUSTOMER_MANAGED_CMK`.
+    pub key_type: String,
+    pub key_arn: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -107,7 +107,7 @@ pub fn recover_buffer(db: &DB, id: u64) -> Result<(u64, u64, BufferState)> {
         if key.as_ref() >= &end[..] {
             break;
         }
-        let (Some(seq), Some((arrival, data))) = (seq_of(&key), split_value(&value)) else {
+        let (Some(seq), Some((arrival, _, data))) = (seq_of(&key), split_value(&value)) else {
             continue;
         };
         state.oldest_ms.get_or_insert(arrival);

@@ -41,6 +41,8 @@ pub struct Entry {
     pub delivered: AtomicU64,
     buffer: Mutex<BufferState>,
     deleted: AtomicBool,
+    /// Records are sealed in the buffer (StartDeliveryStreamEncryption).
+    encrypted: AtomicBool,
     /// Woken when records are buffered, settings change or the stream is
     /// deleted.
     pub wake: tokio::sync::Notify,
@@ -56,6 +58,7 @@ impl Entry {
         next_seq: u64,
         buffer: BufferState,
     ) -> Entry {
+        let encrypted = meta.encryption.is_some();
         Entry {
             id: meta.id,
             reads_stream: meta.source.is_some(),
@@ -67,6 +70,7 @@ impl Entry {
             delivered: AtomicU64::new(delivered),
             buffer: Mutex::new(buffer),
             deleted: AtomicBool::new(false),
+            encrypted: AtomicBool::new(encrypted),
             wake: tokio::sync::Notify::new(),
             figures: Figures::default(),
         }
@@ -88,6 +92,14 @@ impl Entry {
 
     pub fn is_deleted(&self) -> bool {
         self.deleted.load(Ordering::Acquire)
+    }
+
+    pub fn is_encrypted(&self) -> bool {
+        self.encrypted.load(Ordering::Acquire)
+    }
+
+    pub fn set_encrypted(&self, on: bool) {
+        self.encrypted.store(on, Ordering::Release);
     }
 
     pub fn mark_deleted(&self) {

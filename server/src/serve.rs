@@ -163,6 +163,7 @@ fn firehose_config(config: &ServerConfig, streams: &Arc<Streams>) -> FirehoseCon
         account: streams.config().account.clone(),
         s3_endpoint,
         streams: Some(streams.clone()),
+        encryption_key: config.streams.encryption_key,
         lambdas: settings.lambdas.clone().into_iter().collect(),
         max_buffer_bytes: settings.max_buffer_mb.saturating_mul(1024 * 1024),
         ..FirehoseConfig::new(config.data_dir.join("buckets"))

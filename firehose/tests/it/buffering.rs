@@ -162,3 +162,73 @@ async fn a_stale_version_or_deleted_stream_is_refused() {
     );
     assert_eq!(firehose.figures()[0].1.buffered_bytes, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_streams_seal_their_buffer_and_deliver_plain_records() {
+    let fixture = Fixture::new();
+    let mut config = runnel_firehose::FirehoseConfig::new(fixture.buckets());
+    config.encryption_key = Some([7u8; 32]);
+    let db = fixture.store.as_ref().unwrap().db().clone();
+    let firehose = runnel_firehose::Firehose::open(db.clone(), config).unwrap();
+    create(
+        &firehose,
+        "sealed",
+        json!({"BucketARN": "arn:aws:s3:::lake", "RoleARN": "r",
+               "BufferingHints": {"SizeInMBs": 64, "IntervalInSeconds": 900}}),
+    );
+    firehose
+        .put("sealed", vec![b"plain-before\n".to_vec()])
+        .await
+        .unwrap();
+    firehose
+        .set_encryption(
+            "sealed",
+            Some(runnel_firehose::Encryption {
+                key_type: "AWS_OWNED_CMK".into(),
+                key_arn: None,
+            }),
+        )
+        .unwrap();
+    assert!(firehose.is_encrypted("sealed"));
+    firehose
+        .put("sealed", vec![b"secret-after\n".to_vec()])
+        .await
+        .unwrap();
+    // On disk: the first record as it came, the second sealed.
+    let cf = db.cf_handle("firehose.records").unwrap();
+    let stored: Vec<Vec<u8>> = db
+        .iterator_cf(cf, rocksdb::IteratorMode::Start)
+        .map(|item| item.unwrap().1.to_vec())
+        .collect();
+    assert_eq!(stored.len(), 2);
+    let contains =
+        |haystack: &[u8], needle: &[u8]| haystack.windows(needle.len()).any(|w| w == needle);
+    assert!(contains(&stored[0], b"plain-before"));
+    assert!(!contains(&stored[1], b"secret-after"));
+    firehose
+        .update_destination(
+            "sealed",
+            "1",
+            runnel_firehose::DESTINATION_ID,
+            &json!({"BufferingHints": {"SizeInMBs": 64, "IntervalInSeconds": 0}}),
+        )
+        .unwrap();
+    let root = fixture.buckets().join("lake");
+    assert!(eventually(Duration::from_secs(10), || objects(&root).len() == 1).await);
+    assert_eq!(objects(&root)[0].1, b"plain-before\nsecret-after\n");
+    // Without a key configured, encryption is refused by name.
+    let plain = fixture.open();
+    let error = plain
+        .set_encryption(
+            "sealed",
+            Some(runnel_firehose::Encryption {
+                key_type: "AWS_OWNED_CMK".into(),
+                key_arn: None,
+            }),
+        )
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("streams.encryption_key"),
+        "{error}"
+    );
+}

@@ -113,6 +113,7 @@ fn create(firehose: &runnel_firehose::Firehose, name: &str, config: Value) {
             destination: config,
             destination_kind: DestinationKind::HttpEndpoint,
             source: None,
+            encryption: None,
             tags: Default::default(),
         })
         .unwrap();

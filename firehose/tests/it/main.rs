@@ -72,6 +72,7 @@ pub fn create(firehose: &Firehose, name: &str, destination: Value) {
             destination,
             destination_kind: runnel_firehose::DestinationKind::ExtendedS3,
             source: None,
+            encryption: None,
             tags: Default::default(),
         })
         .unwrap();

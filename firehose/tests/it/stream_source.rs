@@ -94,6 +94,7 @@ async fn a_stream_is_delivered_through_a_reshard_and_a_restart_exactly_once() {
                 destination: json!({"BucketARN": "arn:aws:s3:::x", "RoleARN": "r"}),
                 destination_kind: runnel_firehose::DestinationKind::ExtendedS3,
                 source: Some(json!({"KinesisStreamARN": "arn:aws:kinesis:us-east-1:000000000000:stream/nope", "RoleARN": "r"})),
+                encryption: None,
                 tags: Default::default(),
             })
             .unwrap_err();
@@ -108,6 +109,7 @@ async fn a_stream_is_delivered_through_a_reshard_and_a_restart_exactly_once() {
                 source: Some(
                     json!({"KinesisStreamARN": streams.stream_arn("source"), "RoleARN": "r"}),
                 ),
+                encryption: None,
                 tags: Default::default(),
             })
             .unwrap();

@@ -95,7 +95,16 @@ pub fn description(meta: &DeliveryStreamMeta, arn: &str) -> Value {
         "DeliveryStreamName": meta.name,
         "DeliveryStreamARN": arn,
         "DeliveryStreamStatus": meta.status.as_str(),
-        "DeliveryStreamEncryptionConfiguration": {"Status": "DISABLED"},
+        "DeliveryStreamEncryptionConfiguration": match &meta.encryption {
+            None => json!({"Status": "DISABLED"}),
+            Some(encryption) => {
+                let mut described = json!({"KeyType": encryption.key_type, "Status": "ENABLED"});
+                if let Some(arn) = &encryption.key_arn {
+                    described["KeyARN"] = json!(arn);
+                }
+                described
+            }
+        },
         "DeliveryStreamType": meta.stream_type,
         "VersionId": meta.version.to_string(),
         "CreateTimestamp": seconds(meta.created_ms),

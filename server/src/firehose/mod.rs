@@ -9,7 +9,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use runnel_firehose::{Accepted, CreateSpec, DestinationKind, Firehose, FirehoseError};
+use runnel_firehose::{Accepted, CreateSpec, DestinationKind, Encryption, Firehose, FirehoseError};
 use serde_json::{Map, Value, json};
 
 use crate::aws::codec;
@@ -29,6 +29,8 @@ const OPERATIONS: &[&str] = &[
     "TagDeliveryStream",
     "UntagDeliveryStream",
     "ListTagsForDeliveryStream",
+    "StartDeliveryStreamEncryption",
+    "StopDeliveryStreamEncryption",
 ];
 
 /// PutRecordBatch's bounds: records per call, bytes per record (before
@@ -116,6 +118,8 @@ impl Api {
             "TagDeliveryStream" => self.tag(map),
             "UntagDeliveryStream" => self.untag(map),
             "ListTagsForDeliveryStream" => self.list_tags(map),
+            "StartDeliveryStreamEncryption" => self.encryption(map, true),
+            "StopDeliveryStreamEncryption" => self.encryption(map, false),
             other => Err(AwsError::unknown_operation(format!(
                 "Operation {TARGET_PREFIX}.{other} is not supported by this endpoint"
             ))),
@@ -162,7 +166,7 @@ impl Api {
         match outcome.first() {
             Some(Accepted::Buffered(seq)) => Ok(ok(json!({
                 "RecordId": self.record_id(&name, *seq),
-                "Encrypted": false,
+                "Encrypted": self.firehose.is_encrypted(&name),
             }))),
             _ => Err(AwsError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -260,7 +264,7 @@ impl Api {
             .collect();
         Ok(ok(json!({
             "FailedPutCount": failed,
-            "Encrypted": false,
+            "Encrypted": self.firehose.is_encrypted(&name),
             "RequestResponses": responses,
         })))
     }
@@ -286,6 +290,7 @@ impl Api {
             );
         }
         let tags = read_tags(&mut req, "Tags", "tags")?;
+        let encryption = read_encryption(&mut req, &map)?;
         let source = map
             .get("KinesisStreamSourceConfiguration")
             .filter(|v| !v.is_null())
@@ -351,6 +356,7 @@ impl Api {
             destination,
             destination_kind,
             source,
+            encryption,
             tags: tags.into_iter().collect(),
         })?;
         Ok(ok(json!({ "DeliveryStreamARN": arn })))
@@ -457,6 +463,22 @@ impl Api {
         Ok(ok(json!({})))
     }
 
+    fn encryption(&self, map: Map<String, Value>, start: bool) -> Result<Response, AwsError> {
+        let mut req = Req::new(map.clone());
+        let name = stream_name(&mut req)?;
+        let encryption = if start {
+            read_encryption(&mut req, &map)?.or(Some(Encryption {
+                key_type: "AWS_OWNED_CMK".into(),
+                key_arn: None,
+            }))
+        } else {
+            None
+        };
+        req.finish()?;
+        self.firehose.set_encryption(&name, encryption)?;
+        Ok(ok(json!({})))
+    }
+
     fn tag(&self, map: Map<String, Value>) -> Result<Response, AwsError> {
         let mut req = Req::new(map);
         let name = stream_name(&mut req)?;
@@ -508,6 +530,51 @@ impl Api {
             "HasMoreTags": tags.next().is_some(),
         })))
     }
+}
+
+/// `DeliveryStreamEncryptionConfigurationInput`, checked as AWS checks it.
+fn read_encryption(
+    req: &mut Req,
+    map: &Map<String, Value>,
+) -> Result<Option<Encryption>, AwsError> {
+    let Some(input) = map
+        .get("DeliveryStreamEncryptionConfigurationInput")
+        .filter(|v| !v.is_null())
+    else {
+        return Ok(None);
+    };
+    let at = "deliveryStreamEncryptionConfigurationInput";
+    let key_type = input.get("KeyType").and_then(Value::as_str);
+    let key_arn = input
+        .get("KeyARN")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    match key_type {
+        None => req.problem(None, &format!("{at}.keyType"), "Member must not be null"),
+        Some("AWS_OWNED_CMK" | "CUSTOMER_MANAGED_CMK") => {}
+        Some(other) => req.problem(
+            Some(other),
+            &format!("{at}.keyType"),
+            "Member must satisfy enum value set: [AWS_OWNED_CMK, CUSTOMER_MANAGED_CMK]",
+        ),
+    }
+    match (key_type, &key_arn) {
+        (Some("CUSTOMER_MANAGED_CMK"), None) => {
+            return Err(invalid_argument(
+                "KeyARN is required when KeyType is CUSTOMER_MANAGED_CMK.",
+            ));
+        }
+        (Some("AWS_OWNED_CMK"), Some(_)) => {
+            return Err(invalid_argument(
+                "KeyARN must not be given when KeyType is AWS_OWNED_CMK.",
+            ));
+        }
+        _ => {}
+    }
+    Ok(Some(Encryption {
+        key_type: key_type.unwrap_or("AWS_OWNED_CMK").to_string(),
+        key_arn,
+    }))
 }
 
 fn lower_first(field: &str) -> String {

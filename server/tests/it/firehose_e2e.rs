@@ -249,3 +249,74 @@ fn sql_run_writes_into_the_delivery_stream_of_another_endpoint() {
     ids.sort_unstable();
     assert_eq!(ids, (1..=250).collect::<Vec<i64>>());
 }
+
+#[test]
+fn server_side_encryption_is_started_described_and_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("runnel.toml");
+    std::fs::write(
+        &config,
+        "[streams]\nencryption_key = \"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\"\n",
+    )
+    .unwrap();
+    let server = RunnelServer::builder()
+        .arg("--config")
+        .arg(config.display().to_string())
+        .start();
+    let url = server.url();
+    let create = serde_json::json!({"DeliveryStreamName": "sse",
+        "DeliveryStreamEncryptionConfigurationInput": {"KeyType": "CUSTOMER_MANAGED_CMK",
+            "KeyARN": "arn:aws:kms:us-east-1:000000000000:key/k"},
+        "ExtendedS3DestinationConfiguration": {"RoleARN": "r", "BucketARN": "arn:aws:s3:::sse",
+            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0}}});
+    assert_eq!(post(&url, "/", Some("CreateDeliveryStream"), create).0, 200);
+    let described = post(
+        &url,
+        "/",
+        Some("DescribeDeliveryStream"),
+        serde_json::json!({"DeliveryStreamName": "sse"}),
+    )
+    .1;
+    assert_eq!(
+        described["DeliveryStreamDescription"]["DeliveryStreamEncryptionConfiguration"],
+        serde_json::json!({"KeyType": "CUSTOMER_MANAGED_CMK", "KeyARN": "arn:aws:kms:us-east-1:000000000000:key/k", "Status": "ENABLED"})
+    );
+    let put = post(
+        &url,
+        "/",
+        Some("PutRecord"),
+        serde_json::json!({"DeliveryStreamName": "sse", "Record": {"Data": "c2VjcmV0"}}),
+    )
+    .1;
+    assert_eq!(put["Encrypted"], true, "{put}");
+    let (status, _) = post(
+        &url,
+        "/",
+        Some("StopDeliveryStreamEncryption"),
+        serde_json::json!({"DeliveryStreamName": "sse"}),
+    );
+    assert_eq!(status, 200);
+    let put = post(
+        &url,
+        "/",
+        Some("PutRecord"),
+        serde_json::json!({"DeliveryStreamName": "sse", "Record": {"Data": "cGxhaW4="}}),
+    )
+    .1;
+    assert_eq!(put["Encrypted"], false, "{put}");
+    let bucket = server.data_dir.join("buckets").join("sse");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut text = String::new();
+    while text.len() < "secretplain".len() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        text = walk(&bucket)
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+            .collect();
+    }
+    let mut chars: Vec<char> = text.chars().collect();
+    chars.sort_unstable();
+    let mut expected: Vec<char> = "secretplain".chars().collect();
+    expected.sort_unstable();
+    assert_eq!(chars, expected, "{text}");
+}

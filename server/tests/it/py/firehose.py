@@ -195,6 +195,15 @@ message = expect_error("InvalidArgumentException", firehose.create_delivery_stre
                            s3, Prefix="a/!{nope:x}/", ErrorOutputPrefix="e/"))
 assert "nope" in message, message
 
+# Server-side encryption needs the server's key, which this server lacks.
+message = expect_error("InvalidArgumentException", firehose.start_delivery_stream_encryption,
+                       DeliveryStreamName="orders",
+                       DeliveryStreamEncryptionConfigurationInput={"KeyType": "AWS_OWNED_CMK"})
+assert "streams.encryption_key" in message, message
+described = firehose.describe_delivery_stream(DeliveryStreamName="orders")["DeliveryStreamDescription"]
+assert described["DeliveryStreamEncryptionConfiguration"] == {"Status": "DISABLED"}, described
+firehose.stop_delivery_stream_encryption(DeliveryStreamName="orders")
+
 # Delete: gone from describe and list.
 firehose.delete_delivery_stream(DeliveryStreamName="a-stream")
 expect_error("ResourceNotFoundException", firehose.describe_delivery_stream, DeliveryStreamName="a-stream")
