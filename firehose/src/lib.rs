@@ -53,16 +53,7 @@ pub const MAX_TAGS: usize = 50;
 /// AWS's default quota of delivery streams per account and region.
 pub const MAX_DELIVERY_STREAMS: usize = 5000;
 
-/// Milliseconds since the epoch. Injectable so tests can move time.
-pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
-
-pub fn system_clock() -> Clock {
-    Arc::new(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64)
-    })
-}
+pub use runnel_streams::{Clock, system_clock};
 
 #[derive(Clone)]
 pub struct FirehoseConfig {

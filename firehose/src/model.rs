@@ -185,15 +185,7 @@ impl DestinationSettings {
         } else {
             prefix.with_default_timestamp()
         };
-        let hints = config.get("BufferingHints");
-        let hint = |field: &str, default: u64| {
-            hints
-                .and_then(|h| h.get(field))
-                .and_then(Value::as_u64)
-                .unwrap_or(default)
-        };
-        let size_mb = hint("SizeInMBs", DEFAULT_SIZE_MB);
-        let interval = hint("IntervalInSeconds", DEFAULT_INTERVAL_SECONDS);
+        let (size_bytes, interval_ms) = buffering_hints(config);
         let compression =
             Compression::parse(text(config, "CompressionFormat").unwrap_or("UNCOMPRESSED"))?;
         let extension = match text(config, "FileExtension") {
@@ -214,8 +206,8 @@ impl DestinationSettings {
             bucket,
             prefix,
             error_prefix,
-            size_bytes: size_mb * 1024 * 1024,
-            interval_ms: interval * 1000,
+            size_bytes,
+            interval_ms,
             compression,
             extension,
             zone,
@@ -292,15 +284,7 @@ impl DestinationSettings {
                 )));
             }
         };
-        let hints = config.get("BufferingHints");
-        let hint = |field: &str, default: u64| {
-            hints
-                .and_then(|h| h.get(field))
-                .and_then(Value::as_u64)
-                .unwrap_or(default)
-        };
-        settings.size_bytes = hint("SizeInMBs", DEFAULT_SIZE_MB) * 1024 * 1024;
-        settings.interval_ms = hint("IntervalInSeconds", DEFAULT_INTERVAL_SECONDS) * 1000;
+        (settings.size_bytes, settings.interval_ms) = buffering_hints(config);
         settings.processing = Pipeline::parse(config.get("ProcessingConfiguration"), lambdas)?;
         let retry_seconds = config
             .get("RetryOptions")
@@ -318,6 +302,21 @@ impl DestinationSettings {
         });
         Ok(settings)
     }
+}
+
+/// `BufferingHints` as bytes and milliseconds, defaults filled in.
+fn buffering_hints(config: &Value) -> (u64, u64) {
+    let hint = |field: &str, default: u64| {
+        config
+            .get("BufferingHints")
+            .and_then(|h| h.get(field))
+            .and_then(Value::as_u64)
+            .unwrap_or(default)
+    };
+    (
+        hint("SizeInMBs", DEFAULT_SIZE_MB) * 1024 * 1024,
+        hint("IntervalInSeconds", DEFAULT_INTERVAL_SECONDS) * 1000,
+    )
 }
 
 /// `arn:aws:s3:::bucket` -> `bucket`.

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use rocksdb::DB;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -93,23 +93,15 @@ pub fn register(
         account,
         lock: Mutex::new(()),
     });
-    for operation in OPERATIONS {
+    let handler: Handler = Arc::new(move |request: AwsRequest| {
         let api = api.clone();
-        let handler: Handler = Arc::new(move |request: AwsRequest| {
-            let api = api.clone();
-            Box::pin(async move { api.handle(request).await })
-        });
-        router.register(&format!("{TARGET_PREFIX}.{operation}"), handler);
-    }
+        Box::pin(async move { api.handle(request).await })
+    });
+    router.register_each(TARGET_PREFIX, OPERATIONS, handler);
 }
 
 fn ok(value: Value) -> Response {
-    let mut response = (StatusCode::OK, value.to_string()).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-amz-json-1.1"),
-    );
-    response
+    crate::aws::codec::json_ok(value.to_string())
 }
 
 fn text<'a>(body: &'a Map<String, Value>, field: &str) -> Result<&'a str, AwsError> {

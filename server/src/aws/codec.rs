@@ -66,6 +66,17 @@ pub fn decode(
     }
 }
 
+/// A 200 answer whose body is JSON 1.1 text.
+pub fn json_ok(text: String) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut response = (axum::http::StatusCode::OK, text).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/x-amz-json-1.1"),
+    );
+    response
+}
+
 /// A response value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Out {

@@ -140,6 +140,14 @@ impl AwsRouter {
         response
     }
 
+    /// Registers one handler for every operation of a service (it reads
+    /// `AwsRequest::operation` to tell them apart).
+    pub fn register_each(&mut self, prefix: &str, operations: &[&str], handler: Handler) {
+        for operation in operations {
+            self.register(&format!("{prefix}.{operation}"), handler.clone());
+        }
+    }
+
     /// Registers `handler` for `target`, e.g. `Kinesis_20131202.PutRecord`.
     pub fn register(&mut self, target: &str, handler: Handler) {
         self.handlers.insert(target.to_string(), handler);

@@ -5,8 +5,8 @@ mod describe;
 
 use std::sync::Arc;
 
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use runnel_firehose::{Accepted, CreateSpec, DestinationKind, Encryption, Firehose, FirehoseError};
@@ -60,23 +60,15 @@ pub struct Api {
 
 pub fn register(router: &mut AwsRouter, firehose: Arc<Firehose>) {
     let api = Arc::new(Api { firehose });
-    for operation in OPERATIONS {
+    let handler: Handler = Arc::new(move |request: AwsRequest| {
         let api = api.clone();
-        let handler: Handler = Arc::new(move |request: AwsRequest| {
-            let api = api.clone();
-            Box::pin(async move { api.handle(request).await })
-        });
-        router.register(&format!("{TARGET_PREFIX}.{operation}"), handler);
-    }
+        Box::pin(async move { api.handle(request).await })
+    });
+    router.register_each(TARGET_PREFIX, OPERATIONS, handler);
 }
 
 fn ok(value: Value) -> Response {
-    let mut response = (StatusCode::OK, value.to_string()).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-amz-json-1.1"),
-    );
-    response
+    crate::aws::codec::json_ok(value.to_string())
 }
 
 impl From<FirehoseError> for AwsError {
@@ -254,12 +246,7 @@ impl Api {
             }
         }
         text.push_str("]}");
-        let mut response = (StatusCode::OK, text).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/x-amz-json-1.1"),
-        );
-        Ok(response)
+        Ok(codec::json_ok(text))
     }
 
     async fn put_record_batch(&self, map: Map<String, Value>) -> Result<Response, AwsError> {

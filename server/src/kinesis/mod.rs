@@ -73,14 +73,11 @@ pub fn register(router: &mut AwsRouter, streams: Arc<Streams>) {
         streams,
         subscriptions: Default::default(),
     });
-    for operation in OPERATIONS {
+    let handler: Handler = Arc::new(move |request: AwsRequest| {
         let api = api.clone();
-        let handler: Handler = Arc::new(move |request: AwsRequest| {
-            let api = api.clone();
-            Box::pin(async move { api.handle(request).await })
-        });
-        router.register(&format!("{TARGET_PREFIX}.{operation}"), handler);
-    }
+        Box::pin(async move { api.handle(request).await })
+    });
+    router.register_each(TARGET_PREFIX, OPERATIONS, handler);
 }
 
 impl Api {

@@ -12,18 +12,10 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
 use crate::firehose_e2e::walk;
-use crate::harness::{RunnelServer, agent};
+use crate::harness::RunnelServer;
 
 fn call(url: &str, op: &str, body: &Value) -> Result<(u16, Value), String> {
-    let mut response = agent()
-        .post(url)
-        .header("X-Amz-Target", format!("Firehose_20150804.{op}"))
-        .header("Content-Type", "application/x-amz-json-1.1")
-        .send(body.to_string())
-        .map_err(|e| e.to_string())?;
-    let status = response.status().as_u16();
-    let body = response.body_mut().read_json().map_err(|e| e.to_string())?;
-    Ok((status, body))
+    crate::harness::aws_json(url, &format!("Firehose_20150804.{op}"), body)
 }
 
 /// How often each record appears in the bucket's objects.

@@ -14,31 +14,7 @@ fn boto3_firehose_control_plane_puts_and_objects() {
 }
 
 fn aws(server: &RunnelServer, args: &[&str]) -> serde_json::Value {
-    let output = Command::new("aws")
-        .args([
-            "--endpoint-url",
-            &server.url(),
-            "--output",
-            "json",
-            "firehose",
-        ])
-        .args(args)
-        .env("AWS_ACCESS_KEY_ID", "runnel")
-        .env("AWS_SECRET_ACCESS_KEY", "runnel")
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_PAGER", "")
-        .output()
-        .expect("run the aws CLI (make deps installs it)");
-    assert!(
-        output.status.success(),
-        "aws firehose {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    if output.stdout.iter().all(u8::is_ascii_whitespace) {
-        serde_json::Value::Null
-    } else {
-        serde_json::from_slice(&output.stdout).unwrap()
-    }
+    crate::kinesis_e2e::aws_cli(server, "firehose", args)
 }
 
 #[test]

@@ -20,15 +20,7 @@ use crate::harness::{RunnelServer, agent};
 use crate::seaweed::{ACCESS_KEY, SECRET_KEY, SeaweedFs};
 
 fn call(url: &str, op: &str, body: &Value) -> Result<(u16, Value), String> {
-    let mut response = agent()
-        .post(url)
-        .header("X-Amz-Target", format!("Firehose_20150804.{op}"))
-        .header("Content-Type", "application/x-amz-json-1.1")
-        .send(body.to_string())
-        .map_err(|e| e.to_string())?;
-    let status = response.status().as_u16();
-    let body = response.body_mut().read_json().map_err(|e| e.to_string())?;
-    Ok((status, body))
+    crate::harness::aws_json(url, &format!("Firehose_20150804.{op}"), body)
 }
 
 /// Every record line in the bucket's (gzip) objects, with how often it is

@@ -213,6 +213,24 @@ pub fn agent() -> ureq::Agent {
         .into()
 }
 
+/// One AWS JSON 1.1 request (`target` as in `Kinesis_20131202.PutRecords`):
+/// its status and body.
+pub fn aws_json(
+    url: &str,
+    target: &str,
+    body: &serde_json::Value,
+) -> Result<(u16, serde_json::Value), String> {
+    let mut response = agent()
+        .post(url)
+        .header("X-Amz-Target", target)
+        .header("Content-Type", "application/x-amz-json-1.1")
+        .send(body.to_string())
+        .map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let body = response.body_mut().read_json().map_err(|e| e.to_string())?;
+    Ok((status, body))
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

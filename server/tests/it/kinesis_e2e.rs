@@ -93,14 +93,13 @@ fn boto3_iterators_expire() {
 }
 
 fn aws(server: &RunnelServer, args: &[&str]) -> serde_json::Value {
+    aws_cli(server, "kinesis", args)
+}
+
+/// Runs `aws <service> <args>` against `server`; its JSON output.
+pub fn aws_cli(server: &RunnelServer, service: &str, args: &[&str]) -> serde_json::Value {
     let output = Command::new("aws")
-        .args([
-            "--endpoint-url",
-            &server.url(),
-            "--output",
-            "json",
-            "kinesis",
-        ])
+        .args(["--endpoint-url", &server.url(), "--output", "json", service])
         .args(args)
         .env("AWS_ACCESS_KEY_ID", "runnel")
         .env("AWS_SECRET_ACCESS_KEY", "runnel")
@@ -110,7 +109,7 @@ fn aws(server: &RunnelServer, args: &[&str]) -> serde_json::Value {
         .expect("run the aws CLI (make deps installs it)");
     assert!(
         output.status.success(),
-        "aws kinesis {args:?} failed: {}",
+        "aws {service} {args:?} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     if output.stdout.iter().all(u8::is_ascii_whitespace) {
