@@ -58,24 +58,8 @@ fn create_delivery_stream(url: &str, name: &str, bucket: &str, interval: u64) {
 }
 
 fn start_runnel() -> Option<Target> {
-    let dir = tempfile::tempdir().ok()?;
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_runnel"))
-        .args(["server", "--log", "warn", "--port"])
-        .arg(port.to_string())
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let url = format!("http://127.0.0.1:{port}");
-    let ready = common::wait_until(|| firehose(&url, "ListDeliveryStreams", &json!({})).0 == 200);
-    ready.then_some(Target {
-        name: "runnel",
-        url,
-        child,
-        _dir: Some(dir),
+    common::start_runnel(&[], |url| {
+        firehose(url, "ListDeliveryStreams", &json!({})).0 == 200
     })
 }
 

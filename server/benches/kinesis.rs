@@ -45,38 +45,12 @@ fn put_records(agent: &ureq::Agent, url: &str, body: &str) -> Result<(u16, Value
     ))
 }
 
-fn wait_ready(url: &str) -> bool {
-    let agent = agent();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < deadline {
-        if let Ok((200, _)) = call(&agent, url, "ListStreams", "{}") {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    false
+fn answers(url: &str) -> bool {
+    matches!(call(&agent(), url, "ListStreams", "{}"), Ok((200, _)))
 }
 
 fn start_runnel() -> Option<Target> {
-    let dir = tempfile::tempdir().ok()?;
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_runnel"))
-        .args(["server", "--no-shard-limits", "--log", "warn", "--port"])
-        .arg(port.to_string())
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let url = format!("http://127.0.0.1:{port}");
-    let target = Target {
-        name: "runnel",
-        url,
-        child,
-        _dir: Some(dir),
-    };
-    wait_ready(&target.url).then_some(target)
+    common::start_runnel(&["--no-shard-limits"], answers)
 }
 
 fn start_kinesis_local() -> Option<Target> {
@@ -114,7 +88,7 @@ fn start_kinesis_local() -> Option<Target> {
         child,
         _dir: None,
     };
-    wait_ready(&target.url).then_some(target)
+    common::wait_until(|| answers(&target.url)).then_some(target)
 }
 
 fn create_stream(url: &str, name: &str, shards: u32) {

@@ -6,7 +6,7 @@
 #![allow(dead_code, reason = "each bench uses its own part")]
 
 use std::net::TcpListener;
-use std::process::Child;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -23,6 +23,32 @@ impl Drop for Target {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A release `runnel server` with `args` on a free port and a temporary
+/// data dir, once `ready(url)` says it answers.
+pub fn start_runnel(args: &[&str], ready: impl Fn(&str) -> bool) -> Option<Target> {
+    let dir = tempfile::tempdir().ok()?;
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_runnel"))
+        .arg("server")
+        .args(args)
+        .args(["--log", "warn", "--port"])
+        .arg(port.to_string())
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let url = format!("http://127.0.0.1:{port}");
+    let target = Target {
+        name: "runnel",
+        url,
+        child,
+        _dir: Some(dir),
+    };
+    wait_until(|| ready(&target.url)).then_some(target)
 }
 
 pub fn free_port() -> u16 {

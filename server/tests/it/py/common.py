@@ -68,7 +68,7 @@ def done():
     print("ok:", os.path.basename(sys.argv[0]))
 
 
-def raw(op, body, endpoint=None):
+def raw(op, body, endpoint=None, target="Kinesis_20131202"):
     """Sends a request boto3 would refuse to send (it checks minimums
     itself); returns (status, decoded JSON body)."""
     import json
@@ -79,7 +79,7 @@ def raw(op, body, endpoint=None):
         endpoint or sys.argv[1],
         data=json.dumps(body).encode(),
         headers={
-            "X-Amz-Target": f"Kinesis_20131202.{op}",
+            "X-Amz-Target": f"{target}.{op}",
             "Content-Type": "application/x-amz-json-1.1",
         },
         method="POST",

@@ -8,13 +8,13 @@ import json
 import os
 import sys
 import time
-import urllib.error
 import urllib.request
 
 import boto3
 import botocore.config
 
 from common import done, expect_error
+from common import raw as common_raw
 
 endpoint, data_dir = sys.argv[1], sys.argv[2]
 firehose = boto3.client(
@@ -29,17 +29,7 @@ firehose = boto3.client(
 
 def raw(op, body):
     """A request boto3 would refuse to send; returns (status, body)."""
-    request = urllib.request.Request(
-        endpoint,
-        data=json.dumps(body).encode(),
-        headers={"X-Amz-Target": f"Firehose_20150804.{op}", "Content-Type": "application/x-amz-json-1.1"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read() or b"{}")
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
+    return common_raw(op, body, endpoint, target="Firehose_20150804")
 
 
 def objects(bucket):
