@@ -15,8 +15,9 @@ use serde_json::{Value, json};
 use crate::{Fixture, create, eventually, objects};
 
 /// Answers each invocation: data upper-cased, records saying "drop"
-/// dropped, records saying "fail" failed. Returns its URL.
-fn lambda_receiver() -> String {
+/// dropped, records saying "fail" failed; or, when `garbage`, with a 200
+/// whose body is not a Lambda reply. Returns its URL.
+fn lambda_receiver(garbage: bool) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/invoke", listener.local_addr().unwrap());
     std::thread::spawn(move || {
@@ -56,7 +57,11 @@ fn lambda_receiver() -> String {
                            "data": STANDARD.encode(text.to_uppercase())})
                 })
                 .collect();
-            let reply = json!({"records": records}).to_string();
+            let reply = if garbage {
+                "<html>surprise</html>".to_string()
+            } else {
+                json!({"records": records}).to_string()
+            };
             let mut stream = stream;
             let _ = write!(
                 stream,
@@ -73,7 +78,7 @@ async fn a_lambda_transform_rewrites_drops_and_fails_records() {
     let fixture = Fixture::new();
     let arn = "arn:aws:lambda:us-east-1:000000000000:function:upper";
     let mut config = FirehoseConfig::new(fixture.buckets());
-    config.lambdas = HashMap::from([(arn.to_string(), lambda_receiver())]);
+    config.lambdas = HashMap::from([(arn.to_string(), lambda_receiver(false))]);
     let firehose = Firehose::open(fixture.store.as_ref().unwrap().db().clone(), config).unwrap();
     create(
         &firehose,
@@ -116,6 +121,56 @@ async fn a_lambda_transform_rewrites_drops_and_fails_records() {
         .find(|(k, _)| !k.starts_with("errors/"))
         .unwrap();
     assert_eq!(body, b"ONE\nTWO\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lambda_that_answers_garbage_sends_its_records_to_processing_failed() {
+    let fixture = Fixture::new();
+    let arn = "arn:aws:lambda:us-east-1:000000000000:function:broken";
+    let mut config = FirehoseConfig::new(fixture.buckets());
+    config.lambdas = HashMap::from([(arn.to_string(), lambda_receiver(true))]);
+    let firehose = Firehose::open(fixture.store.as_ref().unwrap().db().clone(), config).unwrap();
+    create(
+        &firehose,
+        "broken",
+        json!({"BucketARN": "arn:aws:s3:::lake", "RoleARN": "r",
+               "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0},
+               "ProcessingConfiguration": {"Enabled": true, "Processors": [
+                   {"Type": "Lambda", "Parameters": [
+                       {"ParameterName": "LambdaArn", "ParameterValue": arn},
+                       {"ParameterName": "NumberOfRetries", "ParameterValue": "1"}]}]}}),
+    );
+    firehose
+        .put("broken", vec![b"a".to_vec(), b"b".to_vec()])
+        .await
+        .unwrap();
+    let root = fixture.buckets().join("lake");
+    assert!(eventually(Duration::from_secs(10), || objects(&root).len() == 1).await);
+    let (key, body) = objects(&root).remove(0);
+    assert!(key.starts_with("processing-failed/"), "{key}");
+    let failed: Vec<Value> = body
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    assert_eq!(failed.len(), 2);
+    assert_eq!(failed[0]["errorCode"], "Lambda.FunctionError");
+    assert_eq!(failed[0]["attemptsMade"], 2);
+    assert!(
+        failed[0]["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("not JSON"),
+        "{}",
+        failed[0]
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || firehose.figures()[0]
+            .1
+            .buffered_bytes
+            == 0)
+        .await
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
