@@ -53,6 +53,9 @@ struct Object {
     error: Option<(String, Vec<u8>)>,
     /// For an HTTP endpoint: the request to make instead of `body`.
     http: Option<HttpBatch>,
+    /// `S3BackupMode` `Enabled`: the source records' copy (bucket, key,
+    /// body).
+    backup: Option<(String, String, Vec<u8>)>,
     last_seq: u64,
     records: u64,
     raw_bytes: u64,
@@ -139,10 +142,21 @@ impl Delivery {
         let writes = object
             .error
             .iter()
-            .map(|(key, body)| (key, body))
-            .chain(object.body.as_ref().map(|body| (&object.key, body)));
-        for (key, body) in writes {
-            if !self.write(entry, &settings.bucket, key, body).await {
+            .map(|(key, body)| (&settings.bucket, key, body))
+            .chain(
+                object
+                    .body
+                    .as_ref()
+                    .map(|body| (&settings.bucket, &object.key, body)),
+            )
+            .chain(
+                object
+                    .backup
+                    .iter()
+                    .map(|(bucket, key, body)| (bucket, key, body)),
+            );
+        for (bucket, key, body) in writes {
+            if !self.write(entry, bucket, key, body).await {
                 return Ok(());
             }
         }
@@ -405,6 +419,7 @@ fn build_object(
         return Ok(Some(Object {
             key,
             body: None,
+            backup: None,
             error,
             http: Some(HttpBatch {
                 request_id: uuid.clone(),
@@ -419,6 +434,22 @@ fn build_object(
             oldest_ms,
         }));
     }
+    let backup = match &settings.backup {
+        None => None,
+        Some(backup) => {
+            let raw: Vec<u8> = inputs.iter().flat_map(|i| i.data.iter().copied()).collect();
+            let key = format!(
+                "{}{name}{}",
+                backup.prefix.evaluate(&context),
+                backup.extension
+            );
+            Some((
+                backup.bucket.clone(),
+                key,
+                backup.compression.apply(raw, &name)?,
+            ))
+        }
+    };
     let body = records.concat();
     let body = if body.is_empty() {
         None
@@ -428,6 +459,7 @@ fn build_object(
     Ok(Some(Object {
         key,
         body,
+        backup,
         error,
         http: None,
         last_seq,

@@ -107,6 +107,9 @@ pub struct DestinationSettings {
     pub extension: String,
     pub zone: Option<chrono_tz::Tz>,
     pub processing: Option<Pipeline>,
+    /// `S3BackupMode` `Enabled`: where each object's source records (as
+    /// they came, before processing) are copied.
+    pub backup: Option<Box<DestinationSettings>>,
     /// For an HTTP endpoint destination: the endpoint. The S3 fields then
     /// describe its backup bucket (`S3Configuration`).
     pub http: Option<HttpSettings>,
@@ -148,11 +151,20 @@ impl DestinationSettings {
                 )));
             }
         }
-        if text(config, "S3BackupMode").is_some_and(|mode| mode != "Disabled") {
-            return Err(invalid(
-                "S3BackupMode Enabled is not supported by this Runnel version.",
-            ));
-        }
+        let backup = match text(config, "S3BackupMode") {
+            None | Some("Disabled") => None,
+            Some("Enabled") => {
+                let backup = config.get("S3BackupConfiguration").ok_or_else(|| {
+                    invalid("S3BackupConfiguration must be given when S3BackupMode is Enabled.")
+                })?;
+                Some(Box::new(DestinationSettings::parse(backup, lambdas)?))
+            }
+            Some(other) => {
+                return Err(invalid(format!(
+                    "S3BackupMode '{other}' is not one of Disabled, Enabled."
+                )));
+            }
+        };
         let prefix_text = text(config, "Prefix").unwrap_or("");
         let prefix = Prefix::parse(prefix_text)?;
         if prefix.partition_keys().next().is_some() {
@@ -201,6 +213,7 @@ impl DestinationSettings {
             };
         let processing = Pipeline::parse(config.get("ProcessingConfiguration"), lambdas)?;
         Ok(DestinationSettings {
+            backup,
             http: None,
             processing,
             bucket,

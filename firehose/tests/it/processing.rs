@@ -86,6 +86,8 @@ async fn a_lambda_transform_rewrites_drops_and_fails_records() {
         json!({"BucketARN": "arn:aws:s3:::lake", "RoleARN": "r",
                "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0},
                "ErrorOutputPrefix": "errors/!{firehose:error-output-type}/",
+               "S3BackupMode": "Enabled",
+               "S3BackupConfiguration": {"BucketARN": "arn:aws:s3:::raw", "RoleARN": "r", "Prefix": "source/"},
                "ProcessingConfiguration": {"Enabled": true, "Processors": [
                    {"Type": "Lambda", "Parameters": [{"ParameterName": "LambdaArn", "ParameterValue": arn}]},
                    {"Type": "AppendDelimiterToRecord"}]}}),
@@ -121,6 +123,11 @@ async fn a_lambda_transform_rewrites_drops_and_fails_records() {
         .find(|(k, _)| !k.starts_with("errors/"))
         .unwrap();
     assert_eq!(body, b"ONE\nTWO\n");
+    // S3BackupMode Enabled: the source records as they came.
+    let raw = objects(&fixture.buckets().join("raw"));
+    assert_eq!(raw.len(), 1);
+    assert!(raw[0].0.starts_with("source/"), "{}", raw[0].0);
+    assert_eq!(raw[0].1, b"oneplease droptwofail me");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
