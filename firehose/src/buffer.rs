@@ -1,14 +1,18 @@
-//! The durable buffer: every record of a delivery stream is a key
-//! `<stream id><sequence>` in `firehose.records` until it is delivered.
-//! One writer thread group-commits puts: it drains whatever puts are
-//! queued, writes them in one synced WAL write and only then answers each
-//! caller, so concurrent puts share one fsync.
+//! The durable buffer: a delivery stream's records sit in
+//! `firehose.records` until they are delivered, in blocks of up to 64 KiB
+//! keyed `<stream id><first sequence>` (the stream log's block format, with
+//! empty partition keys), so reading and writing cost one RocksDB entry per
+//! block rather than per record. One writer thread group-commits puts: it
+//! drains whatever puts are queued, writes them in one synced WAL write
+//! and only then answers each caller, so concurrent puts share one fsync.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
 
-use rocksdb::{DB, WriteBatch, WriteOptions};
+use rocksdb::{DB, ReadOptions, WriteBatch, WriteOptions};
+use runnel_streams::keys::{BLOCK_BYTES, BlockBuilder, block_records, block_summary};
 use tokio::sync::oneshot;
 
 use crate::Clock;
@@ -21,36 +25,15 @@ pub const KEY_LEN: usize = 16;
 /// Bounds one group commit so a flood of puts is still answered steadily.
 const MAX_COMMIT_BYTES: usize = 32 * 1024 * 1024;
 
+/// A record's data is sealed with the server's key (the stream had
+/// encryption on when it arrived).
+pub const FLAG_SEALED: u8 = runnel_streams::keys::FLAG_ENCRYPTED;
+
 pub fn record_key(stream: u64, seq: u64) -> [u8; KEY_LEN] {
     let mut key = [0u8; KEY_LEN];
     key[..8].copy_from_slice(&stream.to_be_bytes());
     key[8..].copy_from_slice(&seq.to_be_bytes());
     key
-}
-
-pub fn seq_of(key: &[u8]) -> Option<u64> {
-    key.get(8..16)
-        .and_then(|b| b.try_into().ok())
-        .map(u64::from_be_bytes)
-}
-
-/// A record's data is sealed with the server's key (the stream had
-/// encryption on when it arrived).
-pub const FLAG_SEALED: u8 = 1;
-
-/// A buffered record's value: its arrival time, its flags, then its bytes.
-pub fn record_value(arrival_ms: u64, flags: u8, data: &[u8]) -> Vec<u8> {
-    let mut value = Vec::with_capacity(9 + data.len());
-    value.extend_from_slice(&arrival_ms.to_be_bytes());
-    value.push(flags);
-    value.extend_from_slice(data);
-    value
-}
-
-pub fn split_value(value: &[u8]) -> Option<(u64, u8, &[u8])> {
-    let (arrival, rest) = value.split_at_checked(8)?;
-    let (&flags, data) = rest.split_first()?;
-    Some((u64::from_be_bytes(arrival.try_into().ok()?), flags, data))
 }
 
 /// Seals (or opens: the same operation) a record's data. Delivery streams
@@ -61,27 +44,100 @@ pub fn seal(key: &[u8; 32], stream: u64, seq: u64, data: &[u8]) -> Vec<u8> {
     runnel_streams::crypto::apply(key, stream | 1 << 63, 0, seq, data)
 }
 
-/// A buffered record's arrival and data, opened if it was sealed.
-pub fn open_value<'a>(
-    value: &'a [u8],
-    key: Option<&[u8; 32]>,
+/// A buffered record as a scan hands it over.
+pub struct Buffered<'a> {
+    pub seq: u64,
+    pub arrival_ms: u64,
+    /// Opened if it was sealed.
+    pub data: Cow<'a, [u8]>,
+}
+
+fn malformed() -> FirehoseError {
+    FirehoseError::Internal("a buffered record block is malformed".into())
+}
+
+/// How a scan hands over sealed records.
+#[derive(Clone, Copy)]
+pub enum Opening<'k> {
+    /// Opened with the key; a sealed record without one is an error, so
+    /// ciphertext is never delivered as data.
+    Open(Option<&'k [u8; 32]>),
+    /// As stored: for counting sizes and arrivals.
+    Raw,
+}
+
+/// Visits `stream`'s buffered records from sequence `from` on, in order,
+/// until `visit` says stop (false).
+pub fn scan(
+    db: &DB,
     stream: u64,
-    seq: u64,
-) -> Result<(u64, std::borrow::Cow<'a, [u8]>)> {
-    let (arrival, flags, data) = split_value(value)
-        .ok_or_else(|| FirehoseError::Internal("a buffered record is malformed".into()))?;
-    if flags & FLAG_SEALED == 0 {
-        return Ok((arrival, std::borrow::Cow::Borrowed(data)));
+    from: u64,
+    opening: Opening<'_>,
+    mut visit: impl FnMut(Buffered<'_>) -> Result<bool>,
+) -> Result<()> {
+    let cf = crate::state::cf(db, CF_RECORDS)?;
+    let mut options = ReadOptions::default();
+    options.set_iterate_lower_bound(record_key(stream, 0).to_vec());
+    options.set_iterate_upper_bound(record_key(stream + 1, 0).to_vec());
+    let mut cursor = db.raw_iterator_cf_opt(cf, options);
+    // The block holding `from` is keyed at or before it.
+    let start = record_key(stream, from);
+    cursor.seek_for_prev(start);
+    if !cursor.valid() {
+        cursor.seek(start);
     }
-    let key = key.ok_or_else(|| {
-        FirehoseError::Internal(
-            "a buffered record is encrypted and no encryption key is configured (streams.encryption_key)".into(),
-        )
-    })?;
-    Ok((
-        arrival,
-        std::borrow::Cow::Owned(seal(key, stream, seq, data)),
-    ))
+    while let (Some(block_key), Some(value)) = (cursor.key(), cursor.value()) {
+        for record in block_records(block_key, value).ok_or_else(malformed)? {
+            let (seq, record) = record.ok_or_else(malformed)?;
+            if seq < from {
+                continue;
+            }
+            let data = match opening {
+                Opening::Open(key) if record.flags & FLAG_SEALED != 0 => {
+                    let key = key.ok_or_else(|| {
+                        FirehoseError::Internal(
+                            "a buffered record is encrypted and no encryption key is configured (streams.encryption_key)".into(),
+                        )
+                    })?;
+                    Cow::Owned(seal(key, stream, seq, record.data))
+                }
+                _ => Cow::Borrowed(record.data),
+            };
+            let more = visit(Buffered {
+                seq,
+                arrival_ms: record.arrival_ms,
+                data,
+            })?;
+            if !more {
+                return Ok(());
+            }
+        }
+        cursor.next();
+    }
+    cursor.status()?;
+    Ok(())
+}
+
+/// The key below which every block is delivered once records through
+/// `last_seq` are: the start of the block holding `last_seq + 1` if one
+/// does (that block is kept), else `last_seq + 1`.
+pub fn delivered_bound(db: &DB, stream: u64, last_seq: u64) -> Result<[u8; KEY_LEN]> {
+    let cf = crate::state::cf(db, CF_RECORDS)?;
+    let mut options = ReadOptions::default();
+    options.set_iterate_lower_bound(record_key(stream, 0).to_vec());
+    let mut cursor = db.raw_iterator_cf_opt(cf, options);
+    let next = record_key(stream, last_seq + 1);
+    cursor.seek_for_prev(next);
+    if let (Some(block_key), Some(value)) = (cursor.key(), cursor.value())
+        && let Some(summary) = block_summary(block_key, value)
+        && summary.last_counter > last_seq
+    {
+        let mut bound = [0u8; KEY_LEN];
+        bound.copy_from_slice(block_key.get(..KEY_LEN).ok_or_else(malformed)?);
+        return Ok(bound);
+    }
+    cursor.status()?;
+    Ok(next)
 }
 
 /// One record's outcome: its sequence in the buffer, or refused because
@@ -125,6 +181,7 @@ pub fn run_writer(
                 next = puts.try_recv().ok();
             }
         }
+        commit.seal_blocks(cf);
         commit.finish(&db);
     }
 }
@@ -132,6 +189,8 @@ pub fn run_writer(
 #[derive(Default)]
 struct Commit {
     batch: WriteBatch,
+    /// Each stream's block being filled: its id, first sequence, block.
+    filling: Vec<(u64, u64, BlockBuilder)>,
     /// Per stream touched: bytes and the arrival of what this commit adds.
     added: Vec<(Arc<Entry>, u64, u64)>,
     replies: Vec<(PutReply, Result<Vec<Accepted>>)>,
@@ -173,13 +232,28 @@ impl Commit {
                 continue;
             }
             let seq = entry.next_seq.fetch_add(1, Ordering::AcqRel);
-            let value = match key.filter(|_| entry.is_encrypted()) {
-                Some(secret) => {
-                    record_value(now_ms, FLAG_SEALED, &seal(secret, entry.id, seq, data))
+            let slot = match self.filling.iter().position(|(id, _, _)| *id == entry.id) {
+                Some(slot) => slot,
+                None => {
+                    self.filling.push((entry.id, seq, BlockBuilder::default()));
+                    self.filling.len() - 1
                 }
-                None => record_value(now_ms, 0, data),
             };
-            self.batch.put_cf(cf, record_key(entry.id, seq), value);
+            let block = &mut self.filling[slot].2;
+            match key.filter(|_| entry.is_encrypted()) {
+                Some(secret) => block.push(
+                    seq,
+                    now_ms,
+                    FLAG_SEALED,
+                    "",
+                    &seal(secret, entry.id, seq, data),
+                ),
+                None => block.push(seq, now_ms, 0, "", data),
+            }
+            if block.len() >= BLOCK_BYTES {
+                let (id, first, full) = self.filling.swap_remove(slot);
+                self.batch.put_cf(cf, record_key(id, first), full.finish());
+            }
             bytes += data.len() as u64;
             outcomes.push(Accepted::Buffered(seq));
         }
@@ -196,6 +270,15 @@ impl Commit {
         self.replies.push((reply, Ok(outcomes)));
     }
 
+    /// Puts every block still being filled into the batch.
+    fn seal_blocks(&mut self, cf: &rocksdb::ColumnFamily) {
+        for (id, first, block) in self.filling.drain(..) {
+            if !block.is_empty() {
+                self.batch.put_cf(cf, record_key(id, first), block.finish());
+            }
+        }
+    }
+
     fn pending_bytes(&self, entry: &Arc<Entry>) -> u64 {
         self.added
             .iter()
@@ -208,6 +291,7 @@ impl Commit {
             batch,
             added,
             replies,
+            ..
         } = self;
         let written = if batch.is_empty() {
             Ok(())

@@ -14,11 +14,11 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use md5::{Digest, Md5};
-use rocksdb::{DB, Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions};
+use rocksdb::{DB, WriteBatch, WriteOptions};
 use tokio::sync::watch;
 
 use crate::bucket::Buckets;
-use crate::buffer::{CF_RECORDS, open_value, record_key, seq_of, split_value};
+use crate::buffer::{CF_RECORDS, Opening, delivered_bound, record_key, scan};
 use crate::error::{FirehoseError, Result};
 use crate::model::{DestinationSettings, HttpSettings};
 use crate::prefix::{KeyContext, Prefix, object_name};
@@ -316,40 +316,25 @@ fn build_object(
     key: Option<&[u8; 32]>,
     now_ms: u64,
 ) -> Result<Option<Object>> {
-    let cf = state::cf(db, CF_RECORDS)?;
+    if settings.processing.is_none() && settings.http.is_none() && settings.backup.is_none() {
+        return build_plain_object(db, entry, settings, key);
+    }
     let first = entry.delivered.load(Ordering::Acquire) + 1;
-    let mut options = ReadOptions::default();
-    options.set_iterate_upper_bound(record_key(entry.id + 1, 0).to_vec());
-    let start = record_key(entry.id, first);
-    let iter = db.iterator_cf_opt(cf, options, IteratorMode::From(&start, Direction::Forward));
-    // Values as stored (arrival, flags, data), with their sequence.
-    let mut values: Vec<(u64, Box<[u8]>)> = Vec::new();
+    // (arrival, data) of each record, opened.
+    let mut opened: Vec<(u64, Vec<u8>)> = Vec::new();
     let mut first_seq = None;
     let mut last_seq = 0;
     let mut raw_bytes = 0u64;
-    for item in iter {
-        let (key, value) = item?;
-        let (Some(seq), Some((_, _, data))) = (seq_of(&key), split_value(&value)) else {
-            return Err(FirehoseError::Internal(format!(
-                "a buffered record of {} is malformed",
-                entry.name
-            )));
-        };
-        first_seq.get_or_insert(seq);
-        last_seq = seq;
-        raw_bytes += data.len() as u64;
-        values.push((seq, value));
-        if raw_bytes >= settings.size_bytes {
-            break;
-        }
-    }
+    scan(db, entry.id, first, Opening::Open(key), |record| {
+        first_seq.get_or_insert(record.seq);
+        last_seq = record.seq;
+        raw_bytes += record.data.len() as u64;
+        opened.push((record.arrival_ms, record.data.into_owned()));
+        Ok(raw_bytes < settings.size_bytes)
+    })?;
     let Some(first_seq) = first_seq else {
         return Ok(None);
     };
-    let opened = values
-        .iter()
-        .map(|(seq, value)| open_value(value, key, entry.id, *seq))
-        .collect::<Result<Vec<_>>>()?;
     let inputs: Vec<Input<'_>> = opened
         .iter()
         .map(|(arrival_ms, data)| Input {
@@ -469,6 +454,64 @@ fn build_object(
     }))
 }
 
+/// `build_object` for the common case, records written as they came: one
+/// pass over the buffer, each record's bytes going straight from the store
+/// into the compressor.
+fn build_plain_object(
+    db: &DB,
+    entry: &Entry,
+    settings: &DestinationSettings,
+    key: Option<&[u8; 32]>,
+) -> Result<Option<Object>> {
+    let first = entry.delivered.load(Ordering::Acquire) + 1;
+    let capacity = usize::try_from(settings.size_bytes)
+        .unwrap_or(usize::MAX)
+        .min(128 << 20);
+    let mut compressor = settings.compression.compressor(capacity);
+    let mut first_record = None;
+    let mut last_seq = 0;
+    let mut raw_bytes = 0u64;
+    let mut records = 0u64;
+    scan(db, entry.id, first, Opening::Open(key), |record| {
+        first_record.get_or_insert((record.seq, record.arrival_ms));
+        compressor.write(&record.data)?;
+        last_seq = record.seq;
+        raw_bytes += record.data.len() as u64;
+        records += 1;
+        Ok(raw_bytes < settings.size_bytes)
+    })?;
+    let Some((first_seq, oldest_ms)) = first_record else {
+        return Ok(None);
+    };
+    let (uuid, random) = object_identity(entry.id, first_seq);
+    let context = KeyContext {
+        oldest_arrival_ms: oldest_ms,
+        zone: settings.zone,
+        random: &random,
+        error_output_type: None,
+    };
+    let name = object_name(&entry.name, entry.meta().version, &context, &uuid);
+    let key = format!(
+        "{}{name}{}",
+        settings.prefix.evaluate(&context),
+        settings.extension
+    );
+    let body = (raw_bytes > 0)
+        .then(|| compressor.finish(&name))
+        .transpose()?;
+    Ok(Some(Object {
+        key,
+        body,
+        backup: None,
+        error: None,
+        http: None,
+        last_seq,
+        records,
+        raw_bytes,
+        oldest_ms,
+    }))
+}
+
 /// A UUID and an 11-character random string for the object starting at
 /// `first_seq`, the same each time that object is built.
 fn object_identity(stream: u64, first_seq: u64) -> (String, String) {
@@ -498,19 +541,15 @@ fn object_identity(stream: u64, first_seq: u64) -> (String, String) {
     (uuid, random)
 }
 
-/// Records through `last_seq` are delivered: remember that and drop them,
-/// in one synced write.
+/// Records through `last_seq` are delivered: remember that and drop every
+/// block they finished, in one synced write.
 fn commit(db: &DB, entry: &Entry, last_seq: u64, raw_bytes: u64) -> Result<()> {
     let records = state::cf(db, CF_RECORDS)?;
     let meta = state::cf(db, state::CF_META)?;
-    let first = entry.delivered.load(Ordering::Acquire) + 1;
+    let bound = delivered_bound(db, entry.id, last_seq)?;
     let mut batch = WriteBatch::default();
     batch.put_cf(meta, state::delivered_key(entry.id), last_seq.to_be_bytes());
-    batch.delete_range_cf(
-        records,
-        record_key(entry.id, first),
-        record_key(entry.id, last_seq + 1),
-    );
+    batch.delete_range_cf(records, record_key(entry.id, 0), bound);
     let mut options = WriteOptions::default();
     options.set_sync(true);
     db.write_opt(batch, &options)?;
@@ -528,16 +567,10 @@ fn commit(db: &DB, entry: &Entry, last_seq: u64, raw_bytes: u64) -> Result<()> {
 
 /// The arrival of the first record after `seq`, if any.
 pub fn oldest_after(db: &DB, stream: u64, seq: u64) -> Result<Option<u64>> {
-    let cf = state::cf(db, CF_RECORDS)?;
-    let mut options = ReadOptions::default();
-    options.set_iterate_upper_bound(record_key(stream + 1, 0).to_vec());
-    let start = record_key(stream, seq + 1);
-    let mut iter = db.iterator_cf_opt(cf, options, IteratorMode::From(&start, Direction::Forward));
-    match iter.next() {
-        None => Ok(None),
-        Some(item) => {
-            let (_, value) = item?;
-            Ok(split_value(&value).map(|(arrival, _, _)| arrival))
-        }
-    }
+    let mut oldest = None;
+    scan(db, stream, seq + 1, Opening::Raw, |record| {
+        oldest = Some(record.arrival_ms);
+        Ok(false)
+    })?;
+    Ok(oldest)
 }

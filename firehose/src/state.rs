@@ -3,7 +3,7 @@
 
 use rocksdb::{DB, Direction, IteratorMode, WriteBatch, WriteOptions};
 
-use crate::buffer::{CF_RECORDS, record_key, seq_of, split_value};
+use crate::buffer::{CF_RECORDS, Opening, record_key, scan};
 use crate::error::{FirehoseError, Result};
 use crate::model::DeliveryStreamMeta;
 use crate::stream::BufferState;
@@ -97,22 +97,13 @@ pub fn recover_buffer(db: &DB, id: u64) -> Result<(u64, u64, BufferState)> {
         .get_cf(cf(db, CF_META)?, delivered_key(id))?
         .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
         .map_or(0, u64::from_be_bytes);
-    let records = cf(db, CF_RECORDS)?;
     let mut state = BufferState::default();
     let mut last = delivered;
-    let start = record_key(id, delivered + 1);
-    let end = record_key(id + 1, 0);
-    for item in db.iterator_cf(records, IteratorMode::From(&start, Direction::Forward)) {
-        let (key, value) = item?;
-        if key.as_ref() >= &end[..] {
-            break;
-        }
-        let (Some(seq), Some((arrival, _, data))) = (seq_of(&key), split_value(&value)) else {
-            continue;
-        };
-        state.oldest_ms.get_or_insert(arrival);
-        state.bytes += data.len() as u64;
-        last = seq;
-    }
+    scan(db, id, delivered + 1, Opening::Raw, |record| {
+        state.oldest_ms.get_or_insert(record.arrival_ms);
+        state.bytes += record.data.len() as u64;
+        last = record.seq;
+        Ok(true)
+    })?;
     Ok((delivered, last + 1, state))
 }

@@ -232,3 +232,62 @@ async fn encrypted_streams_seal_their_buffer_and_deliver_plain_records() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_may_end_inside_a_block_and_the_rest_survives_a_restart() {
+    let mut fixture = Fixture::new();
+    // 1,500-byte records: 1 MiB objects end inside 64 KiB blocks.
+    let all = records(1000, 1500);
+    {
+        let firehose = fixture.open();
+        create(
+            &firehose,
+            "split",
+            json!({"BucketARN": "arn:aws:s3:::lake", "RoleARN": "r",
+                   "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 900}}),
+        );
+        firehose.put("split", all.clone()).await.unwrap();
+        let root = fixture.buckets().join("lake");
+        assert!(eventually(Duration::from_secs(20), || objects(&root).len() == 1).await);
+        assert!(
+            eventually(Duration::from_secs(5), || firehose.figures()[0]
+                .1
+                .buffered_bytes
+                < 1 << 20)
+            .await
+        );
+    }
+    fixture.reopen_store().await;
+    let firehose = fixture.open();
+    let left = firehose.figures()[0].1.buffered_bytes;
+    let delivered: usize = objects(&fixture.buckets().join("lake"))
+        .iter()
+        .map(|(_, b)| b.len())
+        .sum();
+    assert_eq!(left as usize + delivered, 1000 * 1500);
+    firehose
+        .update_destination(
+            "split",
+            "1",
+            runnel_firehose::DESTINATION_ID,
+            &json!({"BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0}}),
+        )
+        .unwrap();
+    let root = fixture.buckets().join("lake");
+    assert!(
+        eventually(Duration::from_secs(10), || firehose.figures()[0]
+            .1
+            .buffered_bytes
+            == 0)
+        .await
+    );
+    let body: Vec<u8> = objects(&root).into_iter().flat_map(|(_, b)| b).collect();
+    let mut lines: Vec<&[u8]> = body
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines.sort();
+    let mut want: Vec<&[u8]> = all.iter().map(|r| &r[..r.len() - 1]).collect();
+    want.sort();
+    assert_eq!(lines, want, "every record once");
+}
