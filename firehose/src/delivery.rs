@@ -23,6 +23,7 @@ use crate::error::{FirehoseError, Result};
 use crate::model::{DestinationSettings, HttpSettings};
 use crate::prefix::{KeyContext, Prefix, object_name};
 use crate::processing::{Failure, Input};
+use crate::search::{Document, SearchSettings};
 use crate::stream::Entry;
 use crate::{Clock, state};
 
@@ -53,6 +54,8 @@ struct Object {
     error: Option<(String, Vec<u8>)>,
     /// For an HTTP endpoint: the request to make instead of `body`.
     http: Option<HttpBatch>,
+    /// For OpenSearch or Elasticsearch: the documents to send instead.
+    search: Option<SearchBatch>,
     /// `S3BackupMode` `Enabled`: the source records' copy (bucket, key,
     /// body).
     backup: Option<(String, String, Vec<u8>)>,
@@ -73,6 +76,15 @@ struct HttpBatch {
     raw: Vec<(u64, Vec<u8>)>,
     failed_key: String,
     /// The `AllData` copy: key and (compressed) body.
+    backup: Option<(String, Vec<u8>)>,
+}
+
+/// One object's documents for a search cluster, with each one's arrival,
+/// and where they go in the backup bucket if they fail (or always, with
+/// `AllDocuments`).
+struct SearchBatch {
+    documents: Vec<(u64, Document)>,
+    failed_key: String,
     backup: Option<(String, Vec<u8>)>,
 }
 
@@ -162,6 +174,11 @@ impl Delivery {
         }
         if let (Some(batch), Some(http)) = (&object.http, &settings.http)
             && !self.send_http(entry, settings, http, batch).await
+        {
+            return Ok(());
+        }
+        if let (Some(batch), Some(search)) = (&object.search, &settings.search)
+            && !self.send_search(entry, settings, search, batch).await
         {
             return Ok(());
         }
@@ -280,6 +297,94 @@ impl Delivery {
         true
     }
 
+    /// Sends a batch's documents with `_bulk`, again only those the
+    /// cluster failed, with backoff for the destination's `RetryOptions`;
+    /// then what still failed goes to the backup bucket. False if the
+    /// server stopped first.
+    async fn send_search(
+        &mut self,
+        entry: &Entry,
+        settings: &DestinationSettings,
+        search: &SearchSettings,
+        batch: &SearchBatch,
+    ) -> bool {
+        let started = (self.clock)();
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempts = 0u32;
+        // Indexes of documents not yet taken, and why the last try failed.
+        let mut pending: Vec<(usize, String)> = (0..batch.documents.len())
+            .map(|i| (i, String::new()))
+            .collect();
+        while !pending.is_empty() {
+            attempts += 1;
+            let documents: Vec<Document> = pending
+                .iter()
+                .map(|(i, _)| batch.documents[*i].1.clone())
+                .collect();
+            let outcome = {
+                let search = search.clone();
+                tokio::task::spawn_blocking(move || {
+                    let refs: Vec<&Document> = documents.iter().collect();
+                    crate::search::bulk(&search, &refs)
+                })
+                .await
+                .unwrap_or_else(|e| Err(format!("the request task failed: {e}")))
+            };
+            pending = match outcome {
+                Ok(results) => pending
+                    .into_iter()
+                    .zip(results)
+                    .filter_map(|((i, _), failure)| failure.map(|why| (i, why)))
+                    .collect(),
+                Err(why) => pending.into_iter().map(|(i, _)| (i, why.clone())).collect(),
+            };
+            if pending.is_empty() {
+                break;
+            }
+            entry
+                .figures
+                .delivery_failures
+                .fetch_add(1, Ordering::Relaxed);
+            if (self.clock)().saturating_sub(started) >= search.retry_ms {
+                let now = (self.clock)();
+                let lines: Vec<u8> = pending
+                    .iter()
+                    .flat_map(|(i, why)| {
+                        let (arrival_ms, document) = &batch.documents[*i];
+                        Failure {
+                            arrival_ms: *arrival_ms,
+                            raw: document.body.clone(),
+                            code: "OS.DocumentFailed".into(),
+                            message: why.clone(),
+                            attempts,
+                            lambda_arn: None,
+                        }
+                        .to_line(now)
+                    })
+                    .collect();
+                tracing::error!(stream = %entry.name, documents = pending.len(), "search cluster retries exhausted; documents go to the backup bucket");
+                if !self
+                    .write(entry, &settings.bucket, &batch.failed_key, &lines)
+                    .await
+                {
+                    return false;
+                }
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = self.stop.changed() => return false,
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+        if let Some((key, body)) = &batch.backup
+            && !self.write(entry, &settings.bucket, key, body).await
+        {
+            return false;
+        }
+        true
+    }
+
     /// Writes one object, retrying with backoff until it is written; false
     /// if the server stopped first.
     async fn write(&mut self, entry: &Entry, bucket: &str, key: &str, body: &[u8]) -> bool {
@@ -316,7 +421,11 @@ fn build_object(
     key: Option<&[u8; 32]>,
     now_ms: u64,
 ) -> Result<Option<Object>> {
-    if settings.processing.is_none() && settings.http.is_none() && settings.backup.is_none() {
+    if settings.processing.is_none()
+        && settings.http.is_none()
+        && settings.search.is_none()
+        && settings.backup.is_none()
+    {
         return build_plain_object(db, entry, settings, key);
     }
     let first = entry.delivered.load(Ordering::Acquire) + 1;
@@ -345,7 +454,10 @@ fn build_object(
     let oldest_ms = inputs.first().map_or(0, |i| i.arrival_ms);
     let (records, failures) = match &settings.processing {
         None => (
-            inputs.iter().map(|i| i.data.to_vec()).collect::<Vec<_>>(),
+            inputs
+                .iter()
+                .map(|i| (i.arrival_ms, i.data.to_vec()))
+                .collect::<Vec<_>>(),
             Vec::new(),
         ),
         Some(pipeline) => pipeline.run(&inputs),
@@ -406,10 +518,63 @@ fn build_object(
             body: None,
             backup: None,
             error,
+            search: None,
             http: Some(HttpBatch {
                 request_id: uuid.clone(),
-                records,
+                records: records.into_iter().map(|(_, r)| r).collect(),
                 raw,
+                failed_key: format!("{failed_prefix}{name}"),
+                backup,
+            }),
+            last_seq,
+            records: inputs.len() as u64,
+            raw_bytes,
+            oldest_ms,
+        }));
+    }
+    if let Some(search) = &settings.search {
+        let failed_context = KeyContext {
+            error_output_type: Some(search.failed_type),
+            ..context
+        };
+        let failed_prefix = match &settings.error_prefix {
+            Some(prefix) => prefix.evaluate(&failed_context),
+            None => format!(
+                "{}/{}",
+                search.failed_type,
+                Prefix::hourly().evaluate(&failed_context)
+            ),
+        };
+        let documents = records
+            .into_iter()
+            .enumerate()
+            .map(|(i, (arrival_ms, body))| {
+                (
+                    arrival_ms,
+                    Document {
+                        // The same for the same record when the object
+                        // is built again, so a retry replaces, not adds.
+                        id: search.document_ids.then(|| format!("{uuid}-{i}")),
+                        index: search.index_for(arrival_ms),
+                        body,
+                    },
+                )
+            })
+            .collect();
+        let backup = if search.backup_all {
+            let all: Vec<u8> = inputs.iter().flat_map(|i| i.data.iter().copied()).collect();
+            Some((key.clone(), settings.compression.apply(all, &name)?))
+        } else {
+            None
+        };
+        return Ok(Some(Object {
+            key,
+            body: None,
+            backup: None,
+            error,
+            http: None,
+            search: Some(SearchBatch {
+                documents,
                 failed_key: format!("{failed_prefix}{name}"),
                 backup,
             }),
@@ -435,7 +600,7 @@ fn build_object(
             ))
         }
     };
-    let body = records.concat();
+    let body: Vec<u8> = records.into_iter().flat_map(|(_, r)| r).collect();
     let body = if body.is_empty() {
         None
     } else {
@@ -447,6 +612,7 @@ fn build_object(
         backup,
         error,
         http: None,
+        search: None,
         last_seq,
         records: inputs.len() as u64,
         raw_bytes,
@@ -505,6 +671,7 @@ fn build_plain_object(
         backup: None,
         error: None,
         http: None,
+        search: None,
         last_seq,
         records,
         raw_bytes,

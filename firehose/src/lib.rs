@@ -18,6 +18,7 @@ mod http;
 pub mod model;
 pub mod prefix;
 mod processing;
+mod search;
 mod source;
 mod state;
 mod stream;

@@ -74,6 +74,10 @@ pub enum DestinationKind {
     #[default]
     ExtendedS3,
     HttpEndpoint,
+    /// `AmazonopensearchserviceDestinationConfiguration`.
+    OpenSearch,
+    /// `ElasticsearchDestinationConfiguration`.
+    Elasticsearch,
 }
 
 /// An HTTP endpoint destination: where records are POSTed, and how.
@@ -113,6 +117,8 @@ pub struct DestinationSettings {
     /// For an HTTP endpoint destination: the endpoint. The S3 fields then
     /// describe its backup bucket (`S3Configuration`).
     pub http: Option<HttpSettings>,
+    /// For an OpenSearch or Elasticsearch destination: the cluster.
+    pub search: Option<crate::search::SearchSettings>,
 }
 
 fn invalid(message: impl Into<String>) -> FirehoseError {
@@ -215,6 +221,7 @@ impl DestinationSettings {
         Ok(DestinationSettings {
             backup,
             http: None,
+            search: None,
             processing,
             bucket,
             prefix,
@@ -238,7 +245,34 @@ impl DestinationSettings {
         match kind {
             DestinationKind::ExtendedS3 => DestinationSettings::parse(config, lambdas),
             DestinationKind::HttpEndpoint => DestinationSettings::parse_http(config, lambdas),
+            DestinationKind::OpenSearch => {
+                DestinationSettings::parse_search(config, lambdas, false)
+            }
+            DestinationKind::Elasticsearch => {
+                DestinationSettings::parse_search(config, lambdas, true)
+            }
         }
+    }
+
+    /// Reads an OpenSearch or Elasticsearch destination: the cluster, its
+    /// buffering (1-100 MB, default 5; default 300 s) and processing, its
+    /// `S3Configuration` as the backup bucket.
+    fn parse_search(
+        config: &Value,
+        lambdas: &HashMap<String, String>,
+        elasticsearch: bool,
+    ) -> Result<DestinationSettings> {
+        let search = crate::search::SearchSettings::parse(config, elasticsearch)?;
+        let backup = config.get("S3Configuration").ok_or_else(|| {
+            invalid(
+                "S3Configuration must be given: it holds the documents that could not be indexed.",
+            )
+        })?;
+        let mut settings = DestinationSettings::parse(backup, lambdas)?;
+        (settings.size_bytes, settings.interval_ms) = buffering_hints(config);
+        settings.processing = Pipeline::parse(config.get("ProcessingConfiguration"), lambdas)?;
+        settings.search = Some(search);
+        Ok(settings)
     }
 
     /// Reads an `HttpEndpointDestinationConfiguration`: its own buffering

@@ -200,8 +200,9 @@ impl Pipeline {
     }
 
     /// Runs every record through the pipeline: the records to write, in
-    /// order, and the failures.
-    pub fn run(&self, inputs: &[Input<'_>]) -> (Vec<Vec<u8>>, Vec<Failure>) {
+    /// order, each with the arrival of the record it came from, and the
+    /// failures.
+    pub fn run(&self, inputs: &[Input<'_>]) -> (Vec<(u64, Vec<u8>)>, Vec<Failure>) {
         let mut failures = Vec::new();
         // (arrival, raw input, record) after the record-local steps.
         let mut staged: Vec<(u64, &[u8], Vec<u8>)> = Vec::new();
@@ -223,16 +224,19 @@ impl Pipeline {
             }
         }
         let records = match &self.lambda {
-            None => staged.into_iter().map(|(_, _, r)| r).collect(),
+            None => staged
+                .into_iter()
+                .map(|(arrival, _, r)| (arrival, r))
+                .collect(),
             Some(lambda) => lambda.transform(staged, &mut failures),
         };
         let records = match &self.delimiter {
             None => records,
             Some(delimiter) => records
                 .into_iter()
-                .map(|mut r| {
+                .map(|(arrival, mut r)| {
                     r.extend_from_slice(delimiter);
-                    r
+                    (arrival, r)
                 })
                 .collect(),
         };
@@ -332,7 +336,7 @@ impl Lambda {
         &self,
         staged: Vec<(u64, &[u8], Vec<u8>)>,
         failures: &mut Vec<Failure>,
-    ) -> Vec<Vec<u8>> {
+    ) -> Vec<(u64, Vec<u8>)> {
         let mut out = Vec::new();
         let mut start = 0;
         while start < staged.len() {
@@ -349,7 +353,7 @@ impl Lambda {
                 Ok((results, attempts)) => {
                     for (i, (arrival, raw, data)) in batch.iter().enumerate() {
                         match results.get(&format!("{i}")) {
-                            Some(Ok(Some(new))) => out.push(new.clone()),
+                            Some(Ok(Some(new))) => out.push((*arrival, new.clone())),
                             Some(Ok(None)) => {}
                             Some(Err(code)) => failures.push(self.failure(
                                 *arrival,
@@ -537,7 +541,10 @@ mod tests {
                 data: b"not gzip",
             },
         ]);
-        assert_eq!(records, vec![b"first\n".to_vec(), b"second\n".to_vec()]);
+        assert_eq!(
+            records,
+            vec![(1, b"first\n".to_vec()), (1, b"second\n".to_vec())]
+        );
         assert_eq!(failures.len(), 1);
         assert_eq!(failures[0].code, "Decompression.Failed");
         assert_eq!(failures[0].raw, b"not gzip");
@@ -556,9 +563,9 @@ mod tests {
         assert_eq!(
             records,
             vec![
-                b"{\"a\":1}".to_vec(),
-                b"{\"b\":[2]}".to_vec(),
-                b"{\"c\":\"}{\"}".to_vec()
+                (1, b"{\"a\":1}".to_vec()),
+                (1, b"{\"b\":[2]}".to_vec()),
+                (1, b"{\"c\":\"}{\"}".to_vec())
             ]
         );
     }

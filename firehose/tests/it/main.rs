@@ -7,6 +7,7 @@ mod buffering;
 mod http_endpoint;
 mod objects;
 mod processing;
+mod search;
 mod stream_source;
 
 use std::path::{Path, PathBuf};

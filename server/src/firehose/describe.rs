@@ -79,6 +79,33 @@ fn http_endpoint(config: &Value) -> Map<String, Value> {
     out
 }
 
+/// An OpenSearch or Elasticsearch description: AWS's defaults filled in,
+/// the backup bucket as its S3 description.
+fn search_cluster(config: &Value) -> Map<String, Value> {
+    let mut out = config.as_object().cloned().unwrap_or_default();
+    let hints = out.entry("BufferingHints").or_insert_with(|| json!({}));
+    if let Some(hints) = hints.as_object_mut() {
+        hints.entry("SizeInMBs").or_insert(json!(5));
+        hints.entry("IntervalInSeconds").or_insert(json!(300));
+    }
+    out.entry("IndexRotationPeriod").or_insert(json!("OneDay"));
+    out.entry("RetryOptions")
+        .or_insert(json!({"DurationInSeconds": 300}));
+    out.entry("S3BackupMode")
+        .or_insert(json!("FailedDocumentsOnly"));
+    out.entry("DocumentIdOptions")
+        .or_insert(json!({"DefaultDocumentIdFormat": "FIREHOSE_DEFAULT"}));
+    out.entry("CloudWatchLoggingOptions")
+        .or_insert(json!({"Enabled": false}));
+    if let Some(s3) = out.remove("S3Configuration") {
+        out.insert(
+            "S3DestinationDescription".into(),
+            Value::Object(plain_s3(&s3)),
+        );
+    }
+    out
+}
+
 pub fn description(meta: &DeliveryStreamMeta, arn: &str) -> Value {
     let destination = match meta.destination_kind {
         DestinationKind::ExtendedS3 => json!({
@@ -89,6 +116,14 @@ pub fn description(meta: &DeliveryStreamMeta, arn: &str) -> Value {
         DestinationKind::HttpEndpoint => json!({
             "DestinationId": DESTINATION_ID,
             "HttpEndpointDestinationDescription": http_endpoint(&meta.destination),
+        }),
+        DestinationKind::OpenSearch => json!({
+            "DestinationId": DESTINATION_ID,
+            "AmazonopensearchserviceDestinationDescription": search_cluster(&meta.destination),
+        }),
+        DestinationKind::Elasticsearch => json!({
+            "DestinationId": DESTINATION_ID,
+            "ElasticsearchDestinationDescription": search_cluster(&meta.destination),
         }),
     };
     let mut description = json!({

@@ -376,10 +376,23 @@ impl Api {
                 check_http_destination(&mut req, &config)?;
                 (config, DestinationKind::HttpEndpoint)
             }
+            [
+                field @ ("AmazonopensearchserviceDestinationConfiguration"
+                | "ElasticsearchDestinationConfiguration"),
+            ] => {
+                let config = map.get(*field).cloned().unwrap_or_default();
+                check_search_destination(&mut req, &config, &lower_first(field))?;
+                let kind = if field.starts_with("Elasticsearch") {
+                    DestinationKind::Elasticsearch
+                } else {
+                    DestinationKind::OpenSearch
+                };
+                (config, kind)
+            }
             [field] => {
                 req.finish()?;
                 return Err(invalid_argument(format!(
-                    "{field}: this Runnel version delivers to S3 (ExtendedS3DestinationConfiguration) and HTTP endpoints (HttpEndpointDestinationConfiguration)."
+                    "{field}: this Runnel version delivers to S3 (ExtendedS3DestinationConfiguration), HTTP endpoints (HttpEndpointDestinationConfiguration) and OpenSearch or Elasticsearch clusters."
                 )));
             }
             [] => {
@@ -470,10 +483,12 @@ impl Api {
             );
         }
         let destination_id = req.str_len("DestinationId", "destinationId", 1, 100)?;
-        const UPDATES: [&str; 3] = [
+        const UPDATES: [&str; 5] = [
             "ExtendedS3DestinationUpdate",
             "S3DestinationUpdate",
             "HttpEndpointDestinationUpdate",
+            "AmazonopensearchserviceDestinationUpdate",
+            "ElasticsearchDestinationUpdate",
         ];
         let update = UPDATES.iter().find_map(|field| {
             map.get(*field)
@@ -497,6 +512,10 @@ impl Api {
         let mut check = Req::new(Map::new());
         if field == "HttpEndpointDestinationUpdate" {
             check_http_destination(&mut check, &update)?;
+        } else if field.ends_with("searchserviceDestinationUpdate")
+            || field == "ElasticsearchDestinationUpdate"
+        {
+            check_search_destination(&mut check, &update, &lower_first(field))?;
         } else {
             check_s3_destination(&mut check, &update, &lower_first(field))?;
         }
@@ -687,6 +706,34 @@ fn read_tags(req: &mut Req, field: &str, at: &str) -> Result<Vec<(String, String
         }
     }
     Ok(tags)
+}
+
+/// The constraints botocore's model puts on an OpenSearch or
+/// Elasticsearch destination.
+fn check_search_destination(req: &mut Req, config: &Value, at: &str) -> Result<(), AwsError> {
+    if let Some(index) = config.get("IndexName").and_then(Value::as_str) {
+        req.check_len(index, &format!("{at}.indexName"), 1, 80);
+    }
+    if let Some(hints) = config.get("BufferingHints") {
+        for (field, name, min, max) in [
+            ("SizeInMBs", "sizeInMBs", 1, 100),
+            ("IntervalInSeconds", "intervalInSeconds", 0, 900),
+        ] {
+            if let Some(v) = hints.get(field).and_then(Value::as_i64)
+                && (v < min || v > max)
+            {
+                req.problem(
+                    Some(&v.to_string()),
+                    &format!("{at}.bufferingHints.{name}"),
+                    &format!("Member must have value between {min} and {max}"),
+                );
+            }
+        }
+    }
+    if let Some(s3) = config.get("S3Configuration") {
+        check_s3_destination(req, s3, &format!("{at}.s3Configuration"))?;
+    }
+    Ok(())
 }
 
 /// The constraints botocore's model puts on an HTTP endpoint destination.

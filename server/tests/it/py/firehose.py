@@ -177,6 +177,21 @@ assert http["EndpointConfiguration"] == {"Url": "http://127.0.0.1:9/never", "Nam
 assert http["S3BackupMode"] == "FailedDataOnly" and http["RetryOptions"] == {"DurationInSeconds": 300}, http
 assert http["S3DestinationDescription"]["BucketARN"] == "arn:aws:s3:::b", http
 firehose.delete_delivery_stream(DeliveryStreamName="http")
+
+# So is an OpenSearch destination, AWS's defaults filled in.
+firehose.create_delivery_stream(DeliveryStreamName="search", AmazonopensearchserviceDestinationConfiguration={
+    "RoleARN": "r", "ClusterEndpoint": "http://127.0.0.1:9", "IndexName": "logs",
+    "S3Configuration": {"RoleARN": "r", "BucketARN": "arn:aws:s3:::b"}})
+search = firehose.describe_delivery_stream(DeliveryStreamName="search")["DeliveryStreamDescription"]["Destinations"][0]
+search = search["AmazonopensearchserviceDestinationDescription"]
+assert search["IndexName"] == "logs" and search["IndexRotationPeriod"] == "OneDay", search
+assert search["S3BackupMode"] == "FailedDocumentsOnly", search
+message = expect_error("InvalidArgumentException", firehose.create_delivery_stream,
+                       DeliveryStreamName="domain", AmazonopensearchserviceDestinationConfiguration={
+                           "RoleARN": "r", "DomainARN": "arn:aws:es:us-east-1:000000000000:domain/d",
+                           "IndexName": "logs", "S3Configuration": {"RoleARN": "r", "BucketARN": "arn:aws:s3:::b"}})
+assert "ClusterEndpoint" in message, message
+firehose.delete_delivery_stream(DeliveryStreamName="search")
 message = expect_error("InvalidArgumentException", firehose.create_delivery_stream,
                        DeliveryStreamName="exprs", ExtendedS3DestinationConfiguration=dict(s3, Prefix="a/!{timestamp:yyyy}/"))
 assert "ErrorOutputPrefix" in message, message
