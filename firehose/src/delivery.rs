@@ -24,6 +24,7 @@ use crate::model::{DestinationSettings, HttpSettings};
 use crate::prefix::{KeyContext, Prefix, object_name};
 use crate::processing::{Failure, Input};
 use crate::search::{Document, SearchSettings};
+use crate::splunk::SplunkSettings;
 use crate::stream::Entry;
 use crate::{Clock, state};
 
@@ -65,8 +66,55 @@ struct Object {
     oldest_ms: u64,
 }
 
-/// One HTTP endpoint request's records, and where they go in the backup
-/// bucket if it fails (or always, with `AllData`).
+/// Where a batch of records is sent as one request: an HTTP endpoint or
+/// Splunk's HEC.
+#[derive(Clone)]
+enum Receiver {
+    Http(HttpSettings),
+    Splunk(SplunkSettings),
+}
+
+impl Receiver {
+    fn of(settings: &DestinationSettings) -> Option<Receiver> {
+        match (&settings.http, &settings.splunk) {
+            (Some(http), _) => Some(Receiver::Http(http.clone())),
+            (None, Some(splunk)) => Some(Receiver::Splunk(splunk.clone())),
+            (None, None) => None,
+        }
+    }
+
+    fn retry_ms(&self) -> u64 {
+        match self {
+            Receiver::Http(http) => http.retry_ms,
+            Receiver::Splunk(splunk) => splunk.retry_ms,
+        }
+    }
+
+    fn backup_all(&self) -> bool {
+        match self {
+            Receiver::Http(http) => http.backup_all,
+            Receiver::Splunk(splunk) => splunk.backup_all,
+        }
+    }
+
+    fn failed_type(&self) -> &'static str {
+        match self {
+            Receiver::Http(_) => "http-endpoint-failed",
+            Receiver::Splunk(_) => "splunk-failed",
+        }
+    }
+
+    fn error_code(&self) -> &'static str {
+        match self {
+            Receiver::Http(_) => "HttpEndpoint.RequestFailed",
+            Receiver::Splunk(_) => "Splunk.RequestFailed",
+        }
+    }
+}
+
+/// One request's records (an HTTP endpoint's, or HEC's: then `request_id`
+/// is the channel), and where they go in the backup bucket if it fails
+/// (or always, with `AllData` / `AllEvents`).
 struct HttpBatch {
     /// Kept across retries (and the same after a crash), so a receiver
     /// can tell a retry from new data.
@@ -172,8 +220,8 @@ impl Delivery {
                 return Ok(());
             }
         }
-        if let (Some(batch), Some(http)) = (&object.http, &settings.http)
-            && !self.send_http(entry, settings, http, batch).await
+        if let (Some(batch), Some(receiver)) = (&object.http, Receiver::of(settings))
+            && !self.send_http(entry, settings, receiver, batch).await
         {
             return Ok(());
         }
@@ -215,7 +263,7 @@ impl Delivery {
         &mut self,
         entry: &Entry,
         settings: &DestinationSettings,
-        http: &HttpSettings,
+        receiver: Receiver,
         batch: &HttpBatch,
     ) -> bool {
         if !batch.records.is_empty() {
@@ -225,13 +273,13 @@ impl Delivery {
             let failure = loop {
                 attempts += 1;
                 let outcome = {
-                    let http = http.clone();
+                    let receiver = receiver.clone();
                     let records = batch.records.clone();
                     let request_id = batch.request_id.clone();
                     let source_arn = format!("{}{}", self.arn_prefix, entry.name);
                     let timestamp_ms = (self.clock)();
-                    tokio::task::spawn_blocking(move || {
-                        crate::http::send(
+                    tokio::task::spawn_blocking(move || match receiver {
+                        Receiver::Http(http) => crate::http::send(
                             &http,
                             &crate::http::Request {
                                 request_id: &request_id,
@@ -239,7 +287,10 @@ impl Delivery {
                                 timestamp_ms,
                                 records: &records,
                             },
-                        )
+                        ),
+                        Receiver::Splunk(splunk) => {
+                            crate::splunk::send(&splunk, &request_id, &records)
+                        }
                     })
                     .await
                     .unwrap_or_else(|e| Err(format!("the request task failed: {e}")))
@@ -251,10 +302,10 @@ impl Delivery {
                             .figures
                             .delivery_failures
                             .fetch_add(1, Ordering::Relaxed);
-                        if (self.clock)().saturating_sub(started) >= http.retry_ms {
+                        if (self.clock)().saturating_sub(started) >= receiver.retry_ms() {
                             break Some(error);
                         }
-                        tracing::warn!(stream = %entry.name, %error, retry_in = ?backoff, "HTTP endpoint request failed");
+                        tracing::warn!(stream = %entry.name, %error, retry_in = ?backoff, "delivery request failed");
                         tokio::select! {
                             _ = tokio::time::sleep(backoff) => {}
                             _ = self.stop.changed() => return false,
@@ -272,7 +323,7 @@ impl Delivery {
                         Failure {
                             arrival_ms: *arrival_ms,
                             raw: data.clone(),
-                            code: "HttpEndpoint.RequestFailed".into(),
+                            code: receiver.error_code().into(),
                             message: message.clone(),
                             attempts,
                             lambda_arn: None,
@@ -280,7 +331,7 @@ impl Delivery {
                         .to_line(now)
                     })
                     .collect();
-                tracing::error!(stream = %entry.name, %message, records = batch.raw.len(), "HTTP endpoint retries exhausted; records go to the backup bucket");
+                tracing::error!(stream = %entry.name, %message, records = batch.raw.len(), "retries exhausted; records go to the backup bucket");
                 if !self
                     .write(entry, &settings.bucket, &batch.failed_key, &lines)
                     .await
@@ -423,6 +474,7 @@ fn build_object(
 ) -> Result<Option<Object>> {
     if settings.processing.is_none()
         && settings.http.is_none()
+        && settings.splunk.is_none()
         && settings.search.is_none()
         && settings.backup.is_none()
     {
@@ -488,15 +540,16 @@ fn build_object(
         settings.prefix.evaluate(&context),
         settings.extension
     );
-    if let Some(http) = &settings.http {
+    if let Some(receiver) = Receiver::of(settings) {
         let failed_context = KeyContext {
-            error_output_type: Some("http-endpoint-failed"),
+            error_output_type: Some(receiver.failed_type()),
             ..context
         };
         let failed_prefix = match &settings.error_prefix {
             Some(prefix) => prefix.evaluate(&failed_context),
             None => format!(
-                "http-endpoint-failed/{}",
+                "{}/{}",
+                receiver.failed_type(),
                 Prefix::hourly().evaluate(&failed_context)
             ),
         };
@@ -504,7 +557,7 @@ fn build_object(
             .iter()
             .map(|i| (i.arrival_ms, i.data.to_vec()))
             .collect();
-        let backup = if http.backup_all {
+        let backup = if receiver.backup_all() {
             let all: Vec<u8> = raw
                 .iter()
                 .flat_map(|(_, data)| data.iter().copied())
@@ -520,7 +573,11 @@ fn build_object(
             error,
             search: None,
             http: Some(HttpBatch {
-                request_id: uuid.clone(),
+                request_id: match receiver {
+                    // HEC's channel: one per delivery stream.
+                    Receiver::Splunk(_) => object_identity(entry.id, 0).0,
+                    Receiver::Http(_) => uuid.clone(),
+                },
                 records: records.into_iter().map(|(_, r)| r).collect(),
                 raw,
                 failed_key: format!("{failed_prefix}{name}"),

@@ -20,6 +20,7 @@ pub mod prefix;
 mod processing;
 mod search;
 mod source;
+mod splunk;
 mod state;
 mod stream;
 

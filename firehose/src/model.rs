@@ -78,6 +78,8 @@ pub enum DestinationKind {
     OpenSearch,
     /// `ElasticsearchDestinationConfiguration`.
     Elasticsearch,
+    /// `SplunkDestinationConfiguration`.
+    Splunk,
 }
 
 /// An HTTP endpoint destination: where records are POSTed, and how.
@@ -119,6 +121,8 @@ pub struct DestinationSettings {
     pub http: Option<HttpSettings>,
     /// For an OpenSearch or Elasticsearch destination: the cluster.
     pub search: Option<crate::search::SearchSettings>,
+    /// For a Splunk destination: its HTTP Event Collector.
+    pub splunk: Option<crate::splunk::SplunkSettings>,
 }
 
 fn invalid(message: impl Into<String>) -> FirehoseError {
@@ -222,6 +226,7 @@ impl DestinationSettings {
             backup,
             http: None,
             search: None,
+            splunk: None,
             processing,
             bucket,
             prefix,
@@ -251,7 +256,35 @@ impl DestinationSettings {
             DestinationKind::Elasticsearch => {
                 DestinationSettings::parse_search(config, lambdas, true)
             }
+            DestinationKind::Splunk => DestinationSettings::parse_splunk(config, lambdas),
         }
+    }
+
+    /// Reads a Splunk destination: its HEC, buffering (1-5 MB, default 5;
+    /// default 60 s), processing, and `S3Configuration` as the backup.
+    fn parse_splunk(
+        config: &Value,
+        lambdas: &HashMap<String, String>,
+    ) -> Result<DestinationSettings> {
+        let splunk = crate::splunk::SplunkSettings::parse(config)?;
+        let backup = config.get("S3Configuration").ok_or_else(|| {
+            invalid(
+                "S3Configuration must be given: it holds the events that could not be delivered.",
+            )
+        })?;
+        let mut settings = DestinationSettings::parse(backup, lambdas)?;
+        let hint = |field: &str, default: u64| {
+            config
+                .get("BufferingHints")
+                .and_then(|h| h.get(field))
+                .and_then(Value::as_u64)
+                .unwrap_or(default)
+        };
+        settings.size_bytes = hint("SizeInMBs", DEFAULT_SIZE_MB) * 1024 * 1024;
+        settings.interval_ms = hint("IntervalInSeconds", 60) * 1000;
+        settings.processing = Pipeline::parse(config.get("ProcessingConfiguration"), lambdas)?;
+        settings.splunk = Some(splunk);
+        Ok(settings)
     }
 
     /// Reads an OpenSearch or Elasticsearch destination: the cluster, its

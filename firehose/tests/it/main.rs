@@ -8,6 +8,7 @@ mod http_endpoint;
 mod objects;
 mod processing;
 mod search;
+mod splunk;
 mod stream_source;
 
 use std::path::{Path, PathBuf};

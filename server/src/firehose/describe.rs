@@ -106,6 +106,32 @@ fn search_cluster(config: &Value) -> Map<String, Value> {
     out
 }
 
+/// A Splunk description: AWS's defaults filled in, the backup bucket as
+/// its S3 description.
+fn splunk(config: &Value) -> Map<String, Value> {
+    let mut out = config.as_object().cloned().unwrap_or_default();
+    out.entry("HECAcknowledgmentTimeoutInSeconds")
+        .or_insert(json!(180));
+    out.entry("RetryOptions")
+        .or_insert(json!({"DurationInSeconds": 3600}));
+    out.entry("S3BackupMode")
+        .or_insert(json!("FailedEventsOnly"));
+    let hints = out.entry("BufferingHints").or_insert_with(|| json!({}));
+    if let Some(hints) = hints.as_object_mut() {
+        hints.entry("SizeInMBs").or_insert(json!(5));
+        hints.entry("IntervalInSeconds").or_insert(json!(60));
+    }
+    out.entry("CloudWatchLoggingOptions")
+        .or_insert(json!({"Enabled": false}));
+    if let Some(s3) = out.remove("S3Configuration") {
+        out.insert(
+            "S3DestinationDescription".into(),
+            Value::Object(plain_s3(&s3)),
+        );
+    }
+    out
+}
+
 pub fn description(meta: &DeliveryStreamMeta, arn: &str) -> Value {
     let destination = match meta.destination_kind {
         DestinationKind::ExtendedS3 => json!({
@@ -120,6 +146,10 @@ pub fn description(meta: &DeliveryStreamMeta, arn: &str) -> Value {
         DestinationKind::OpenSearch => json!({
             "DestinationId": DESTINATION_ID,
             "AmazonopensearchserviceDestinationDescription": search_cluster(&meta.destination),
+        }),
+        DestinationKind::Splunk => json!({
+            "DestinationId": DESTINATION_ID,
+            "SplunkDestinationDescription": splunk(&meta.destination),
         }),
         DestinationKind::Elasticsearch => json!({
             "DestinationId": DESTINATION_ID,

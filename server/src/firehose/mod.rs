@@ -389,10 +389,18 @@ impl Api {
                 };
                 (config, kind)
             }
+            ["SplunkDestinationConfiguration"] => {
+                let config = map
+                    .get("SplunkDestinationConfiguration")
+                    .cloned()
+                    .unwrap_or_default();
+                check_splunk_destination(&mut req, &config, "splunkDestinationConfiguration")?;
+                (config, DestinationKind::Splunk)
+            }
             [field] => {
                 req.finish()?;
                 return Err(invalid_argument(format!(
-                    "{field}: this Runnel version delivers to S3 (ExtendedS3DestinationConfiguration), HTTP endpoints (HttpEndpointDestinationConfiguration) and OpenSearch or Elasticsearch clusters."
+                    "{field}: this Runnel version delivers to S3 (ExtendedS3DestinationConfiguration), HTTP endpoints (HttpEndpointDestinationConfiguration), OpenSearch or Elasticsearch clusters and Splunk."
                 )));
             }
             [] => {
@@ -483,12 +491,13 @@ impl Api {
             );
         }
         let destination_id = req.str_len("DestinationId", "destinationId", 1, 100)?;
-        const UPDATES: [&str; 5] = [
+        const UPDATES: [&str; 6] = [
             "ExtendedS3DestinationUpdate",
             "S3DestinationUpdate",
             "HttpEndpointDestinationUpdate",
             "AmazonopensearchserviceDestinationUpdate",
             "ElasticsearchDestinationUpdate",
+            "SplunkDestinationUpdate",
         ];
         let update = UPDATES.iter().find_map(|field| {
             map.get(*field)
@@ -512,6 +521,8 @@ impl Api {
         let mut check = Req::new(Map::new());
         if field == "HttpEndpointDestinationUpdate" {
             check_http_destination(&mut check, &update)?;
+        } else if field == "SplunkDestinationUpdate" {
+            check_splunk_destination(&mut check, &update, "splunkDestinationUpdate")?;
         } else if field.ends_with("searchserviceDestinationUpdate")
             || field == "ElasticsearchDestinationUpdate"
         {
@@ -706,6 +717,59 @@ fn read_tags(req: &mut Req, field: &str, at: &str) -> Result<Vec<(String, String
         }
     }
     Ok(tags)
+}
+
+/// The constraints botocore's model puts on a Splunk destination.
+fn check_splunk_destination(req: &mut Req, config: &Value, at: &str) -> Result<(), AwsError> {
+    let bounded = [
+        (
+            "HECAcknowledgmentTimeoutInSeconds",
+            None,
+            "hECAcknowledgmentTimeoutInSeconds",
+            180,
+            600,
+        ),
+        (
+            "DurationInSeconds",
+            Some("RetryOptions"),
+            "retryOptions.durationInSeconds",
+            0,
+            7200,
+        ),
+        (
+            "SizeInMBs",
+            Some("BufferingHints"),
+            "bufferingHints.sizeInMBs",
+            1,
+            5,
+        ),
+        (
+            "IntervalInSeconds",
+            Some("BufferingHints"),
+            "bufferingHints.intervalInSeconds",
+            0,
+            60,
+        ),
+    ];
+    for (field, parent, name, min, max) in bounded {
+        let holder = match parent {
+            Some(parent) => config.get(parent),
+            None => Some(config),
+        };
+        if let Some(v) = holder.and_then(|h| h.get(field)).and_then(Value::as_i64)
+            && (v < min || v > max)
+        {
+            req.problem(
+                Some(&v.to_string()),
+                &format!("{at}.{name}"),
+                &format!("Member must have value between {min} and {max}"),
+            );
+        }
+    }
+    if let Some(s3) = config.get("S3Configuration") {
+        check_s3_destination(req, s3, &format!("{at}.s3Configuration"))?;
+    }
+    Ok(())
 }
 
 /// The constraints botocore's model puts on an OpenSearch or

@@ -161,10 +161,18 @@ assert status == 400 and body["__type"] == "ValidationException", (status, body)
 assert body["message"].startswith("2 validation errors detected"), body
 assert "extendedS3DestinationConfiguration.bufferingHints.sizeInMBs" in body["message"], body
 message = expect_error("InvalidArgumentException", firehose.create_delivery_stream,
-                       DeliveryStreamName="splunk", SplunkDestinationConfiguration={
-                           "HECEndpoint": "https://example.invalid", "HECEndpointType": "Raw", "HECToken": "t",
+                       DeliveryStreamName="redshift", RedshiftDestinationConfiguration={
+                           "RoleARN": "r", "ClusterJDBCURL": "jdbc:redshift://example.invalid:5439/db",
+                           "CopyCommand": {"DataTableName": "t"}, "Username": "u", "Password": "password1",
                            "S3Configuration": {"RoleARN": "r", "BucketARN": "arn:aws:s3:::b"}})
-assert "SplunkDestinationConfiguration" in message, message
+assert "RedshiftDestinationConfiguration" in message, message
+firehose.create_delivery_stream(DeliveryStreamName="splunk", SplunkDestinationConfiguration={
+    "HECEndpoint": "http://127.0.0.1:9", "HECEndpointType": "Event", "HECToken": "t",
+    "S3Configuration": {"RoleARN": "r", "BucketARN": "arn:aws:s3:::b"}})
+splunk = firehose.describe_delivery_stream(DeliveryStreamName="splunk")["DeliveryStreamDescription"]
+splunk = splunk["Destinations"][0]["SplunkDestinationDescription"]
+assert splunk["HECEndpointType"] == "Event" and splunk["HECAcknowledgmentTimeoutInSeconds"] == 180, splunk
+firehose.delete_delivery_stream(DeliveryStreamName="splunk")
 
 # An HTTP endpoint destination is described as configured, its access key hidden.
 firehose.create_delivery_stream(DeliveryStreamName="http", HttpEndpointDestinationConfiguration={
