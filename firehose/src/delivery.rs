@@ -52,7 +52,7 @@ struct Object {
     /// None when processing dropped every record.
     body: Option<Vec<u8>>,
     /// The `processing-failed` records' key and JSON lines.
-    error: Option<(String, Vec<u8>)>,
+    errors: Vec<(String, Vec<u8>)>,
     /// For an HTTP endpoint: the request to make instead of `body`.
     http: Option<HttpBatch>,
     /// For OpenSearch or Elasticsearch: the documents to send instead.
@@ -200,7 +200,7 @@ impl Delivery {
             return Ok(());
         };
         let writes = object
-            .error
+            .errors
             .iter()
             .map(|(key, body)| (&settings.bucket, key, body))
             .chain(
@@ -473,6 +473,7 @@ fn build_object(
     now_ms: u64,
 ) -> Result<Option<Object>> {
     if settings.processing.is_none()
+        && settings.conversion.is_none()
         && settings.http.is_none()
         && settings.splunk.is_none()
         && settings.search.is_none()
@@ -523,18 +524,17 @@ fn build_object(
         error_output_type: None,
     };
     let name = object_name(&entry.name, version, &context, &uuid);
-    let error = (!failures.is_empty()).then(|| {
-        let context = KeyContext {
-            error_output_type: Some("processing-failed"),
-            ..context
-        };
-        let prefix = match &settings.error_prefix {
-            Some(prefix) => prefix.evaluate(&context),
-            None => format!("processing-failed/{}", Prefix::hourly().evaluate(&context)),
-        };
-        let lines: Vec<u8> = failures.iter().flat_map(|f| f.to_line(now_ms)).collect();
-        (format!("{prefix}{name}"), lines)
-    });
+    let mut errors: Vec<(String, Vec<u8>)> = Vec::new();
+    if !failures.is_empty() {
+        errors.push(error_object(
+            settings,
+            &context,
+            &name,
+            "processing-failed",
+            &failures,
+            now_ms,
+        ));
+    }
     let key = format!(
         "{}{name}{}",
         settings.prefix.evaluate(&context),
@@ -570,7 +570,7 @@ fn build_object(
             key,
             body: None,
             backup: None,
-            error,
+            errors,
             search: None,
             http: Some(HttpBatch {
                 request_id: match receiver {
@@ -628,7 +628,7 @@ fn build_object(
             key,
             body: None,
             backup: None,
-            error,
+            errors,
             http: None,
             search: Some(SearchBatch {
                 documents,
@@ -657,17 +657,45 @@ fn build_object(
             ))
         }
     };
-    let body: Vec<u8> = records.into_iter().flat_map(|(_, r)| r).collect();
-    let body = if body.is_empty() {
-        None
-    } else {
-        Some(settings.compression.apply(body, &name)?)
+    let body = match &settings.conversion {
+        Some(conversion) if !records.is_empty() => {
+            let refs: Vec<&[u8]> = records.iter().map(|(_, r)| r.as_slice()).collect();
+            let (parquet, unfit) = conversion.to_parquet(&refs)?;
+            if !unfit.is_empty() {
+                let failures: Vec<Failure> = unfit
+                    .into_iter()
+                    .map(|(i, why)| Failure {
+                        arrival_ms: records[i].0,
+                        raw: records[i].1.clone(),
+                        code: "DataFormatConversion.MalformedData".into(),
+                        message: why,
+                        attempts: 1,
+                        lambda_arn: None,
+                    })
+                    .collect();
+                errors.push(error_object(
+                    settings,
+                    &context,
+                    &name,
+                    "format-conversion-failed",
+                    &failures,
+                    now_ms,
+                ));
+            }
+            Some(parquet)
+        }
+        _ => {
+            let body: Vec<u8> = records.into_iter().flat_map(|(_, r)| r).collect();
+            (!body.is_empty())
+                .then(|| settings.compression.apply(body, &name))
+                .transpose()?
+        }
     };
     Ok(Some(Object {
         key,
         body,
         backup,
-        error,
+        errors,
         http: None,
         search: None,
         last_seq,
@@ -675,6 +703,28 @@ fn build_object(
         raw_bytes,
         oldest_ms,
     }))
+}
+
+/// The error object of `failures` of one kind: its key under the error
+/// prefix (or `<kind>/` and the hour) and its JSON lines.
+fn error_object(
+    settings: &DestinationSettings,
+    context: &KeyContext<'_>,
+    name: &str,
+    kind: &'static str,
+    failures: &[Failure],
+    now_ms: u64,
+) -> (String, Vec<u8>) {
+    let context = KeyContext {
+        error_output_type: Some(kind),
+        ..*context
+    };
+    let prefix = match &settings.error_prefix {
+        Some(prefix) => prefix.evaluate(&context),
+        None => format!("{kind}/{}", Prefix::hourly().evaluate(&context)),
+    };
+    let lines: Vec<u8> = failures.iter().flat_map(|f| f.to_line(now_ms)).collect();
+    (format!("{prefix}{name}"), lines)
 }
 
 /// `build_object` for the common case, records written as they came: one
@@ -726,7 +776,7 @@ fn build_plain_object(
         key,
         body,
         backup: None,
-        error: None,
+        errors: Vec::new(),
         http: None,
         search: None,
         last_seq,

@@ -12,6 +12,7 @@
 mod bucket;
 mod buffer;
 pub mod compress;
+mod convert;
 mod delivery;
 mod error;
 mod http;
@@ -39,7 +40,8 @@ pub use bucket::S3Endpoint;
 pub use buffer::Accepted;
 pub use error::{FirehoseError, Result};
 pub use model::{
-    DESTINATION_ID, DeliveryStreamMeta, DestinationKind, DestinationSettings, Encryption, Status,
+    DESTINATION_ID, DeliveryStreamMeta, DestinationKind, DestinationSettings, Encryption, Lookups,
+    Status,
 };
 pub use stream::not_found_message;
 
@@ -68,8 +70,9 @@ pub struct FirehoseConfig {
     /// This server's streams, read by `KinesisStreamAsSource` delivery
     /// streams.
     pub streams: Option<Arc<runnel_streams::Streams>>,
-    /// Lambda ARNs of transforms and the URLs that answer for them.
-    pub lambdas: std::collections::HashMap<String, String>,
+    /// Lambda ARNs of transforms and the URLs that answer for them; Glue
+    /// tables and their columns, for Parquet conversion.
+    pub lookups: model::Lookups,
     /// The key records are sealed with in the buffers of delivery streams
     /// with server-side encryption on (the server's `streams.encryption_key`).
     pub encryption_key: Option<[u8; 32]>,
@@ -88,7 +91,7 @@ impl FirehoseConfig {
             s3_endpoint: None,
             streams: None,
             encryption_key: None,
-            lambdas: Default::default(),
+            lookups: Default::default(),
             max_buffer_bytes: 1 << 30,
             clock: system_clock(),
         }
@@ -177,7 +180,7 @@ impl Firehose {
             let settings = DestinationSettings::of(
                 meta.destination_kind,
                 &meta.destination,
-                &firehose.config.lambdas,
+                &firehose.config.lookups,
             )?;
             let (delivered, next_seq, buffer) = state::recover_buffer(&firehose.db, meta.id)?;
             if buffer.bytes > 0 {
@@ -324,7 +327,7 @@ impl Firehose {
         let settings = DestinationSettings::of(
             spec.destination_kind,
             &spec.destination,
-            &self.config.lambdas,
+            &self.config.lookups,
         )?;
         let now = (self.config.clock)();
         let meta = DeliveryStreamMeta {
@@ -425,7 +428,7 @@ impl Firehose {
         }
         let merged = model::merge_update(&meta.destination, update);
         let settings =
-            DestinationSettings::of(meta.destination_kind, &merged, &self.config.lambdas)?;
+            DestinationSettings::of(meta.destination_kind, &merged, &self.config.lookups)?;
         meta.destination = merged;
         meta.version += 1;
         meta.updated_ms = (self.config.clock)();

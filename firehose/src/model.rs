@@ -7,9 +7,19 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::compress::Compression;
+use crate::convert::Conversion;
 use crate::error::{FirehoseError, Result};
 use crate::prefix::Prefix;
 use crate::processing::Pipeline;
+
+/// What a destination's configuration may name that Runnel's own config
+/// resolves: Lambda ARNs to URLs, Glue tables to columns.
+#[derive(Debug, Clone, Default)]
+pub struct Lookups {
+    pub lambdas: HashMap<String, String>,
+    /// `"<database>.<table>"` to a column list (`"id BIGINT, name STRING"`).
+    pub schemas: HashMap<String, String>,
+}
 
 /// The one destination id a delivery stream has, as AWS numbers it.
 pub const DESTINATION_ID: &str = "destinationId-000000000001";
@@ -121,6 +131,8 @@ pub struct DestinationSettings {
     pub http: Option<HttpSettings>,
     /// For an OpenSearch or Elasticsearch destination: the cluster.
     pub search: Option<crate::search::SearchSettings>,
+    /// JSON records written as Parquet.
+    pub conversion: Option<Conversion>,
     /// For a Splunk destination: its HTTP Event Collector.
     pub splunk: Option<crate::splunk::SplunkSettings>,
 }
@@ -144,17 +156,11 @@ fn enabled(config: &Value, field: &str) -> bool {
 impl DestinationSettings {
     /// Reads an `ExtendedS3DestinationConfiguration`, refusing what Runnel
     /// does not do yet by name rather than delivering something else.
-    pub fn parse(config: &Value, lambdas: &HashMap<String, String>) -> Result<DestinationSettings> {
+    pub fn parse(config: &Value, lookups: &Lookups) -> Result<DestinationSettings> {
         let bucket_arn = text(config, "BucketARN")
             .ok_or_else(|| invalid("BucketARN must be given for an S3 destination."))?;
         let bucket = bucket_from_arn(bucket_arn)?;
-        for (field, what) in [
-            (
-                "DataFormatConversionConfiguration",
-                "data format conversion",
-            ),
-            ("DynamicPartitioningConfiguration", "dynamic partitioning"),
-        ] {
+        for (field, what) in [("DynamicPartitioningConfiguration", "dynamic partitioning")] {
             if enabled(config, field) {
                 return Err(invalid(format!(
                     "{field}: {what} is not supported by this Runnel version; create the delivery stream without it."
@@ -167,7 +173,7 @@ impl DestinationSettings {
                 let backup = config.get("S3BackupConfiguration").ok_or_else(|| {
                     invalid("S3BackupConfiguration must be given when S3BackupMode is Enabled.")
                 })?;
-                Some(Box::new(DestinationSettings::parse(backup, lambdas)?))
+                Some(Box::new(DestinationSettings::parse(backup, lookups)?))
             }
             Some(other) => {
                 return Err(invalid(format!(
@@ -221,8 +227,24 @@ impl DestinationSettings {
                     invalid(format!("CustomTimeZone '{name}' is not a time zone id."))
                 })?),
             };
-        let processing = Pipeline::parse(config.get("ProcessingConfiguration"), lambdas)?;
+        let processing = Pipeline::parse(config.get("ProcessingConfiguration"), &lookups.lambdas)?;
+        let conversion = match config.get("DataFormatConversionConfiguration") {
+            Some(conversion) if enabled(config, "DataFormatConversionConfiguration") => {
+                if compression != Compression::Uncompressed {
+                    return Err(invalid(
+                        "CompressionFormat must be UNCOMPRESSED when data format conversion is enabled; Parquet compresses inside the file (ParquetSerDe Compression).",
+                    ));
+                }
+                Some(Conversion::parse(conversion, &lookups.schemas)?)
+            }
+            _ => None,
+        };
+        let extension = match (&conversion, text(config, "FileExtension")) {
+            (Some(_), None | Some("")) => ".parquet".to_string(),
+            _ => extension,
+        };
         Ok(DestinationSettings {
+            conversion,
             backup,
             http: None,
             search: None,
@@ -245,34 +267,31 @@ impl DestinationSettings {
     pub fn of(
         kind: DestinationKind,
         config: &Value,
-        lambdas: &HashMap<String, String>,
+        lookups: &Lookups,
     ) -> Result<DestinationSettings> {
         match kind {
-            DestinationKind::ExtendedS3 => DestinationSettings::parse(config, lambdas),
-            DestinationKind::HttpEndpoint => DestinationSettings::parse_http(config, lambdas),
+            DestinationKind::ExtendedS3 => DestinationSettings::parse(config, lookups),
+            DestinationKind::HttpEndpoint => DestinationSettings::parse_http(config, lookups),
             DestinationKind::OpenSearch => {
-                DestinationSettings::parse_search(config, lambdas, false)
+                DestinationSettings::parse_search(config, lookups, false)
             }
             DestinationKind::Elasticsearch => {
-                DestinationSettings::parse_search(config, lambdas, true)
+                DestinationSettings::parse_search(config, lookups, true)
             }
-            DestinationKind::Splunk => DestinationSettings::parse_splunk(config, lambdas),
+            DestinationKind::Splunk => DestinationSettings::parse_splunk(config, lookups),
         }
     }
 
     /// Reads a Splunk destination: its HEC, buffering (1-5 MB, default 5;
     /// default 60 s), processing, and `S3Configuration` as the backup.
-    fn parse_splunk(
-        config: &Value,
-        lambdas: &HashMap<String, String>,
-    ) -> Result<DestinationSettings> {
+    fn parse_splunk(config: &Value, lookups: &Lookups) -> Result<DestinationSettings> {
         let splunk = crate::splunk::SplunkSettings::parse(config)?;
         let backup = config.get("S3Configuration").ok_or_else(|| {
             invalid(
                 "S3Configuration must be given: it holds the events that could not be delivered.",
             )
         })?;
-        let mut settings = DestinationSettings::parse(backup, lambdas)?;
+        let mut settings = DestinationSettings::parse(backup, lookups)?;
         let hint = |field: &str, default: u64| {
             config
                 .get("BufferingHints")
@@ -282,7 +301,8 @@ impl DestinationSettings {
         };
         settings.size_bytes = hint("SizeInMBs", DEFAULT_SIZE_MB) * 1024 * 1024;
         settings.interval_ms = hint("IntervalInSeconds", 60) * 1000;
-        settings.processing = Pipeline::parse(config.get("ProcessingConfiguration"), lambdas)?;
+        settings.processing =
+            Pipeline::parse(config.get("ProcessingConfiguration"), &lookups.lambdas)?;
         settings.splunk = Some(splunk);
         Ok(settings)
     }
@@ -292,7 +312,7 @@ impl DestinationSettings {
     /// `S3Configuration` as the backup bucket.
     fn parse_search(
         config: &Value,
-        lambdas: &HashMap<String, String>,
+        lookups: &Lookups,
         elasticsearch: bool,
     ) -> Result<DestinationSettings> {
         let search = crate::search::SearchSettings::parse(config, elasticsearch)?;
@@ -301,9 +321,10 @@ impl DestinationSettings {
                 "S3Configuration must be given: it holds the documents that could not be indexed.",
             )
         })?;
-        let mut settings = DestinationSettings::parse(backup, lambdas)?;
+        let mut settings = DestinationSettings::parse(backup, lookups)?;
         (settings.size_bytes, settings.interval_ms) = buffering_hints(config);
-        settings.processing = Pipeline::parse(config.get("ProcessingConfiguration"), lambdas)?;
+        settings.processing =
+            Pipeline::parse(config.get("ProcessingConfiguration"), &lookups.lambdas)?;
         settings.search = Some(search);
         Ok(settings)
     }
@@ -311,10 +332,7 @@ impl DestinationSettings {
     /// Reads an `HttpEndpointDestinationConfiguration`: its own buffering
     /// (1-64 MB, default 5; default 300 s) and processing, its
     /// `S3Configuration` as the backup bucket.
-    fn parse_http(
-        config: &Value,
-        lambdas: &HashMap<String, String>,
-    ) -> Result<DestinationSettings> {
+    fn parse_http(config: &Value, lookups: &Lookups) -> Result<DestinationSettings> {
         let endpoint = config.get("EndpointConfiguration").ok_or_else(|| {
             invalid("EndpointConfiguration must be given for an HTTP endpoint destination.")
         })?;
@@ -329,7 +347,7 @@ impl DestinationSettings {
         let backup = config
             .get("S3Configuration")
             .ok_or_else(|| invalid("S3Configuration must be given for an HTTP endpoint destination: it holds the records that could not be delivered."))?;
-        let mut settings = DestinationSettings::parse(backup, lambdas)?;
+        let mut settings = DestinationSettings::parse(backup, lookups)?;
         let request = config.get("RequestConfiguration");
         let gzip = match request.and_then(|r| text(r, "ContentEncoding")) {
             None | Some("NONE") => false,
@@ -365,7 +383,8 @@ impl DestinationSettings {
             }
         };
         (settings.size_bytes, settings.interval_ms) = buffering_hints(config);
-        settings.processing = Pipeline::parse(config.get("ProcessingConfiguration"), lambdas)?;
+        settings.processing =
+            Pipeline::parse(config.get("ProcessingConfiguration"), &lookups.lambdas)?;
         let retry_seconds = config
             .get("RetryOptions")
             .and_then(|r| r.get("DurationInSeconds"))
@@ -445,7 +464,7 @@ mod tests {
     fn defaults_are_five_megabytes_and_five_minutes_uncompressed() {
         let s = DestinationSettings::parse(
             &json!({"BucketARN": "arn:aws:s3:::lake", "RoleARN": "r"}),
-            &HashMap::new(),
+            &Lookups::default(),
         )
         .unwrap();
         assert_eq!(s.bucket, "lake");
@@ -475,7 +494,7 @@ mod tests {
             ),
             (json!({"BucketARN": "arn:aws:s3:::"}), "BucketARN"),
         ] {
-            let error = DestinationSettings::parse(&config, &HashMap::new())
+            let error = DestinationSettings::parse(&config, &Lookups::default())
                 .unwrap_err()
                 .to_string();
             assert!(error.contains(words), "{config}: {error}");

@@ -55,6 +55,9 @@ pub struct FirehoseSettings {
     /// `[firehose.lambda]`: each Lambda ARN a transform names, and the URL
     /// that answers its invocations.
     pub lambdas: std::collections::BTreeMap<String, String>,
+    /// `[firehose.schemas]`: `"database.table"` to its columns, the schema
+    /// Parquet conversion takes where AWS reads a Glue table.
+    pub schemas: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -66,6 +69,7 @@ struct FirehoseFile {
     s3_region: Option<String>,
     max_buffer_mb: Option<u64>,
     lambda: Option<std::collections::BTreeMap<String, String>>,
+    schemas: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -164,6 +168,7 @@ fn firehose_settings(file: FirehoseFile, env: impl Fn(&str) -> Option<String>) -
         s3_region: file.s3_region.or_else(|| env("AWS_REGION")),
         max_buffer_mb: file.max_buffer_mb.unwrap_or(1024).max(1),
         lambdas: file.lambda.unwrap_or_default(),
+        schemas: file.schemas.unwrap_or_default(),
     }
 }
 
@@ -264,6 +269,32 @@ mod tests {
         };
         let err = ServerConfig::resolve(args).unwrap_err().to_string();
         assert!(err.contains("prot"), "{err}");
+    }
+
+    #[test]
+    fn firehose_settings_come_from_the_file_over_the_aws_variables() {
+        let file = config_file(
+            "[firehose]\ns3_endpoint = \"http://127.0.0.1:8333\"\nmax_buffer_mb = 64\n\n[firehose.lambda]\n\"arn:aws:lambda:us-east-1:1:function:f\" = \"http://127.0.0.1:9000/\"\n\n[firehose.schemas]\n\"shop.orders\" = \"id BIGINT\"\n",
+        );
+        let args = ServerArgs {
+            config: Some(file.path().to_path_buf()),
+            ..Default::default()
+        };
+        let firehose = ServerConfig::resolve(args).unwrap().firehose;
+        assert_eq!(
+            firehose.s3_endpoint.as_deref(),
+            Some("http://127.0.0.1:8333")
+        );
+        assert_eq!(firehose.max_buffer_mb, 64);
+        assert_eq!(
+            firehose.lambdas["arn:aws:lambda:us-east-1:1:function:f"],
+            "http://127.0.0.1:9000/"
+        );
+        assert_eq!(firehose.schemas["shop.orders"], "id BIGINT");
+        let from_env = firehose_settings(FirehoseFile::default(), |name| {
+            (name == "AWS_ENDPOINT_URL_S3").then(|| "http://s3.local".to_string())
+        });
+        assert_eq!(from_env.s3_endpoint.as_deref(), Some("http://s3.local"));
     }
 
     #[test]

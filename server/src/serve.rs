@@ -164,7 +164,10 @@ fn firehose_config(config: &ServerConfig, streams: &Arc<Streams>) -> FirehoseCon
         s3_endpoint,
         streams: Some(streams.clone()),
         encryption_key: config.streams.encryption_key,
-        lambdas: settings.lambdas.clone().into_iter().collect(),
+        lookups: runnel_firehose::Lookups {
+            lambdas: settings.lambdas.clone().into_iter().collect(),
+            schemas: settings.schemas.clone().into_iter().collect(),
+        },
         max_buffer_bytes: settings.max_buffer_mb.saturating_mul(1024 * 1024),
         ..FirehoseConfig::new(config.data_dir.join("buckets"))
     }

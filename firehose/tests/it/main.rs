@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, reason = "tests fail on unexpected errors")]
 
 mod buffering;
+mod convert;
 mod http_endpoint;
 mod objects;
 mod processing;

@@ -78,7 +78,7 @@ async fn a_lambda_transform_rewrites_drops_and_fails_records() {
     let fixture = Fixture::new();
     let arn = "arn:aws:lambda:us-east-1:000000000000:function:upper";
     let mut config = FirehoseConfig::new(fixture.buckets());
-    config.lambdas = HashMap::from([(arn.to_string(), lambda_receiver(false))]);
+    config.lookups.lambdas = HashMap::from([(arn.to_string(), lambda_receiver(false))]);
     let firehose = Firehose::open(fixture.store.as_ref().unwrap().db().clone(), config).unwrap();
     create(
         &firehose,
@@ -135,7 +135,7 @@ async fn a_lambda_that_answers_garbage_sends_its_records_to_processing_failed() 
     let fixture = Fixture::new();
     let arn = "arn:aws:lambda:us-east-1:000000000000:function:broken";
     let mut config = FirehoseConfig::new(fixture.buckets());
-    config.lambdas = HashMap::from([(arn.to_string(), lambda_receiver(true))]);
+    config.lookups.lambdas = HashMap::from([(arn.to_string(), lambda_receiver(true))]);
     let firehose = Firehose::open(fixture.store.as_ref().unwrap().db().clone(), config).unwrap();
     create(
         &firehose,
