@@ -28,6 +28,8 @@ pub type Unfit = (usize, String);
 pub struct Conversion {
     pub schema: SchemaRef,
     compression: Compression,
+    /// `SchemaConfiguration` as given, named in each failed record's line.
+    table: Value,
 }
 
 fn invalid(message: impl Into<String>) -> FirehoseError {
@@ -155,10 +157,37 @@ impl Conversion {
                 )));
             }
         };
+        let field = |name: &str| schema_config.get(name).cloned().unwrap_or(Value::Null);
         Ok(Conversion {
             schema,
             compression,
+            table: serde_json::json!({
+                "catalogId": field("CatalogId"),
+                "databaseName": field("DatabaseName"),
+                "tableName": field("TableName"),
+                "region": field("Region"),
+                "versionId": field("VersionId"),
+            }),
         })
+    }
+
+    /// The JSON line Firehose writes under `format-conversion-failed` for
+    /// a record that does not fit: its own schema, not processing's.
+    pub fn failure_line(&self, arrival_ms: u64, raw: &[u8], why: &str, now_ms: u64) -> Vec<u8> {
+        use base64::Engine;
+        let mut line = serde_json::json!({
+            "attemptsMade": 1,
+            "arrivalTimestamp": arrival_ms,
+            "lastErrorCode": "DataFormatConversion.MalformedData",
+            "lastErrorMessage": why,
+            "attemptEndingTimestamp": now_ms,
+            "rawData": base64::engine::general_purpose::STANDARD.encode(raw),
+            "dataCatalogTable": self.table,
+        })
+        .to_string()
+        .into_bytes();
+        line.push(b'\n');
+        line
     }
 
     /// The records as one Parquet file, and the indexes of the records
@@ -245,6 +274,7 @@ mod tests {
         let conversion = Conversion {
             schema: parse_columns("id BIGINT, name STRING").unwrap(),
             compression: Compression::SNAPPY,
+            table: Value::Null,
         };
         let records: Vec<&[u8]> = vec![
             br#"{"id": 1, "name": "a"}"#,

@@ -662,25 +662,14 @@ fn build_object(
             let refs: Vec<&[u8]> = records.iter().map(|(_, r)| r.as_slice()).collect();
             let (parquet, unfit) = conversion.to_parquet(&refs)?;
             if !unfit.is_empty() {
-                let failures: Vec<Failure> = unfit
-                    .into_iter()
-                    .map(|(i, why)| Failure {
-                        arrival_ms: records[i].0,
-                        raw: records[i].1.clone(),
-                        code: "DataFormatConversion.MalformedData".into(),
-                        message: why,
-                        attempts: 1,
-                        lambda_arn: None,
+                let lines: Vec<u8> = unfit
+                    .iter()
+                    .flat_map(|(i, why)| {
+                        conversion.failure_line(records[*i].0, &records[*i].1, why, now_ms)
                     })
                     .collect();
-                errors.push(error_object(
-                    settings,
-                    &context,
-                    &name,
-                    "format-conversion-failed",
-                    &failures,
-                    now_ms,
-                ));
+                let key = error_key(settings, &context, &name, "format-conversion-failed");
+                errors.push((key, lines));
             }
             Some(parquet)
         }
@@ -715,6 +704,18 @@ fn error_object(
     failures: &[Failure],
     now_ms: u64,
 ) -> (String, Vec<u8>) {
+    let lines: Vec<u8> = failures.iter().flat_map(|f| f.to_line(now_ms)).collect();
+    (error_key(settings, context, name, kind), lines)
+}
+
+/// An error object's key: the error prefix evaluated for `kind` (or
+/// `<kind>/` and the hour), then the object's name.
+fn error_key(
+    settings: &DestinationSettings,
+    context: &KeyContext<'_>,
+    name: &str,
+    kind: &'static str,
+) -> String {
     let context = KeyContext {
         error_output_type: Some(kind),
         ..*context
@@ -723,8 +724,7 @@ fn error_object(
         Some(prefix) => prefix.evaluate(&context),
         None => format!("{kind}/{}", Prefix::hourly().evaluate(&context)),
     };
-    let lines: Vec<u8> = failures.iter().flat_map(|f| f.to_line(now_ms)).collect();
-    (format!("{prefix}{name}"), lines)
+    format!("{prefix}{name}")
 }
 
 /// `build_object` for the common case, records written as they came: one

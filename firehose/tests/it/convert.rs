@@ -65,7 +65,8 @@ async fn json_records_are_written_as_parquet_that_duckdb_reads() {
     );
     let line: Value =
         serde_json::from_slice(failed.split(|b| *b == b'\n').next().unwrap()).unwrap();
-    assert_eq!(line["errorCode"], "DataFormatConversion.MalformedData");
+    assert_eq!(line["lastErrorCode"], "DataFormatConversion.MalformedData");
+    assert_eq!(line["dataCatalogTable"]["tableName"], "orders");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
