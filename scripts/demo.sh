@@ -52,6 +52,33 @@ show "$BIN" streams --endpoint "$URL" tail "$STREAM" --from trim-horizon --count
 show curl -s -X POST "$URL/" -H 'X-Amz-Target: Kinesis_20131202.DescribeStreamSummary' \
   -H 'Content-Type: application/x-amz-json-1.1' -d "{\"StreamName\": \"$STREAM\"}"
 
+step "Firehose: a delivery stream buffers records durably and writes them as GZIP objects into a bucket"
+DELIVERY="demo-logs-$(date +%s)"
+firehose() {
+  curl -s -X POST "$URL/" -H "X-Amz-Target: Firehose_20150804.$1" \
+    -H 'Content-Type: application/x-amz-json-1.1' -d "$2"
+  echo
+}
+show firehose CreateDeliveryStream "{\"DeliveryStreamName\": \"$DELIVERY\", \"ExtendedS3DestinationConfiguration\": {
+  \"RoleARN\": \"arn:aws:iam::000000000000:role/demo\", \"BucketARN\": \"arn:aws:s3:::demo-lake\",
+  \"Prefix\": \"logs/\", \"CompressionFormat\": \"GZIP\", \"BufferingHints\": {\"SizeInMBs\": 1, \"IntervalInSeconds\": 2},
+  \"ProcessingConfiguration\": {\"Enabled\": true, \"Processors\": [{\"Type\": \"AppendDelimiterToRecord\"}]}}}"
+show firehose PutRecordBatch "{\"DeliveryStreamName\": \"$DELIVERY\", \"Records\": [
+  {\"Data\": \"$(printf '{"level": "info", "msg": "started"}' | base64 -w0)\"},
+  {\"Data\": \"$(printf '{"level": "warn", "msg": "slow disk"}' | base64 -w0)\"}]}"
+echo "(IntervalInSeconds is 2: the object appears two seconds after the first record)"
+for _ in $(seq 1 50); do
+  OBJECT=$(find "$DATA_DIR/buckets/demo-lake/logs" -type f -name "$DELIVERY-*" 2>/dev/null | head -n 1 || true)
+  [ -n "$OBJECT" ] && break
+  sleep 0.1
+done
+echo "$ find $DATA_DIR/buckets/demo-lake -type f"
+find "$DATA_DIR/buckets/demo-lake" -type f -name "$DELIVERY-*" || true
+if [ -n "$OBJECT" ]; then
+  echo "$ gunzip -c ..."
+  gunzip -c "$OBJECT"
+fi
+
 step "A second server on the same data dir is refused, so nothing can corrupt it"
 "$BIN" server --port $((PORT + 1)) --data-dir "$DATA_DIR" 2>&1 | tail -n 1 || true
 
