@@ -25,7 +25,7 @@ use crate::prefix::{KeyContext, Prefix, object_name};
 use crate::processing::{Failure, Input};
 use crate::search::{Document, SearchSettings};
 use crate::splunk::SplunkSettings;
-use crate::stream::Entry;
+use crate::stream::{Entry, Partition};
 use crate::{Clock, state};
 
 /// Retry delays after a failed write, doubling to this bound; S3 delivery
@@ -473,6 +473,7 @@ fn build_object(
     now_ms: u64,
 ) -> Result<Option<Object>> {
     if settings.processing.is_none()
+        && entry.partition != Some(Partition::Failed)
         && settings.conversion.is_none()
         && settings.http.is_none()
         && settings.splunk.is_none()
@@ -522,6 +523,7 @@ fn build_object(
         zone: settings.zone,
         random: &random,
         error_output_type: None,
+        partition: entry.partition_keys(),
     };
     let name = object_name(&entry.name, version, &context, &uuid);
     let mut errors: Vec<(String, Vec<u8>)> = Vec::new();
@@ -540,6 +542,39 @@ fn build_object(
         settings.prefix.evaluate(&context),
         settings.extension
     );
+    if entry.partition == Some(Partition::Failed) {
+        let unpartitioned: Vec<Failure> = inputs
+            .iter()
+            .map(|input| Failure {
+                arrival_ms: input.arrival_ms,
+                raw: input.data.to_vec(),
+                code: "DynamicPartitioning.MetadataExtractionFailed".into(),
+                message: "the MetadataExtractionQuery gave no partition keys for the record".into(),
+                attempts: 1,
+                lambda_arn: None,
+            })
+            .collect();
+        errors.push(error_object(
+            settings,
+            &context,
+            &name,
+            "partitioning-failed",
+            &unpartitioned,
+            now_ms,
+        ));
+        return Ok(Some(Object {
+            key,
+            body: None,
+            backup: None,
+            errors,
+            http: None,
+            search: None,
+            last_seq,
+            records: inputs.len() as u64,
+            raw_bytes,
+            oldest_ms,
+        }));
+    }
     if let Some(receiver) = Receiver::of(settings) {
         let failed_context = KeyContext {
             error_output_type: Some(receiver.failed_type()),
@@ -762,6 +797,7 @@ fn build_plain_object(
         zone: settings.zone,
         random: &random,
         error_output_type: None,
+        partition: entry.partition_keys(),
     };
     let name = object_name(&entry.name, entry.meta().version, &context, &uuid);
     let key = format!(

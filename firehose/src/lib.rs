@@ -17,6 +17,7 @@ mod delivery;
 mod error;
 mod http;
 pub mod model;
+mod partition;
 pub mod prefix;
 mod processing;
 mod search;
@@ -25,7 +26,7 @@ mod splunk;
 mod state;
 mod stream;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, SyncSender};
@@ -48,7 +49,49 @@ pub use stream::not_found_message;
 use bucket::Buckets;
 use buffer::Put;
 use delivery::Delivery;
-use stream::Entry;
+use stream::{Entry, Partition};
+
+/// A queued put: the indexes of its records in the caller's list, and the
+/// writer's answer.
+type Pending = (Vec<usize>, oneshot::Receiver<Result<Vec<Accepted>>>);
+
+/// The answers of a put's parts, back in the caller's order.
+fn merge(entry: &Entry, answers: Vec<(Vec<usize>, Vec<Accepted>)>) -> Vec<Accepted> {
+    let total = answers.iter().map(|(indexes, _)| indexes.len()).sum();
+    let mut merged = vec![Accepted::BufferFull; total];
+    for (indexes, outcomes) in answers {
+        for (i, outcome) in indexes.into_iter().zip(outcomes) {
+            merged[i] = outcome;
+        }
+    }
+    let _ = entry;
+    merged
+}
+
+fn enabled_in(config: &Value, field: &str) -> bool {
+    config
+        .get(field)
+        .and_then(|c| c.get("Enabled"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// How a partition is named in the data dir: its keys as JSON, or
+/// `failed`.
+fn partition_label(partition: &Partition) -> String {
+    match partition {
+        Partition::Keys(keys) => serde_json::to_string(keys).unwrap_or_default(),
+        Partition::Failed => "failed".into(),
+    }
+}
+
+fn partition_of(label: &str) -> Option<Partition> {
+    if label == "failed" {
+        Some(Partition::Failed)
+    } else {
+        serde_json::from_str(label).ok().map(Partition::Keys)
+    }
+}
 
 /// The column families this service owns; pass them to `Store::open`.
 pub const COLUMN_FAMILIES: &[&str] = &[state::CF_META, buffer::CF_RECORDS];
@@ -140,6 +183,8 @@ pub struct Firehose {
     stop: watch::Sender<bool>,
     buckets: Arc<Buckets>,
     runtime: tokio::runtime::Handle,
+    /// Dynamic partitions' buffers, by stream id, then partition.
+    children: Mutex<HashMap<u64, HashMap<String, Arc<Entry>>>>,
     /// Serialises control-plane changes.
     control: Mutex<()>,
 }
@@ -174,6 +219,7 @@ impl Firehose {
             writer: Some(writer),
             stop,
             runtime,
+            children: Mutex::new(HashMap::new()),
             control: Mutex::new(()),
         };
         for meta in state::load_all(&firehose.db)? {
@@ -194,7 +240,22 @@ impl Firehose {
                 next_seq,
                 buffer,
             );
-            firehose.start(entry);
+            let entry = firehose.start(entry);
+            for (label, id) in state::load_partitions(&firehose.db, entry.id)? {
+                let Some(partition) = partition_of(&label) else {
+                    tracing::warn!(stream = %entry.name, %label, "an unreadable partition is skipped");
+                    continue;
+                };
+                let buffer = state::recover_buffer(&firehose.db, id)?;
+                let child = firehose.child_entry(&entry, id, partition, buffer);
+                firehose
+                    .children
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(entry.id)
+                    .or_default()
+                    .insert(label, child);
+            }
         }
         Ok(firehose)
     }
@@ -214,7 +275,7 @@ impl Firehose {
         &self.config.account
     }
 
-    fn start(&self, entry: Entry) {
+    fn start(&self, entry: Entry) -> Arc<Entry> {
         let entry = Arc::new(entry);
         self.write_streams()
             .insert(entry.name.clone(), entry.clone());
@@ -245,7 +306,8 @@ impl Firehose {
                 }
             }
         }
-        self.runtime.spawn(delivery.run(entry));
+        self.runtime.spawn(delivery.run(entry.clone()));
+        entry
     }
 
     fn read_streams(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Entry>>> {
@@ -273,6 +335,11 @@ impl Firehose {
         match (spec.stream_type.as_str(), &spec.source) {
             ("DirectPut", None) => {}
             ("KinesisStreamAsSource", Some(source)) => {
+                if enabled_in(&spec.destination, "DynamicPartitioningConfiguration") {
+                    return Err(FirehoseError::InvalidArgument(
+                        "Dynamic partitioning of a KinesisStreamAsSource delivery stream is not supported by this Runnel version.".into(),
+                    ));
+                }
                 let stream = source::stream_name(source)?;
                 let streams = self.config.streams.as_ref().ok_or_else(|| {
                     FirehoseError::InvalidArgument(
@@ -400,6 +467,16 @@ impl Firehose {
         let entry = self.entry(name)?;
         entry.mark_deleted();
         self.write_streams().remove(name);
+        if let Some(children) = self
+            .children
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&entry.id)
+        {
+            for child in children.values() {
+                child.mark_deleted();
+            }
+        }
         state::remove(&self.db, name, entry.id)
     }
 
@@ -434,45 +511,56 @@ impl Firehose {
         meta.updated_ms = (self.config.clock)();
         state::save(&self.db, &meta)?;
         let version = meta.version;
-        *entry.meta.write().unwrap_or_else(|e| e.into_inner()) = meta;
-        *entry.settings.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(settings);
-        entry.wake.notify_one();
+        let settings = Arc::new(settings);
+        let children: Vec<Arc<Entry>> = self
+            .children
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&entry.id)
+            .map(|family| family.values().cloned().collect())
+            .unwrap_or_default();
+        for target in children.iter().chain(std::iter::once(&entry)) {
+            let mut own = meta.clone();
+            own.id = target.id;
+            *target.meta.write().unwrap_or_else(|e| e.into_inner()) = own;
+            *target.settings.write().unwrap_or_else(|e| e.into_inner()) = settings.clone();
+            target.wake.notify_one();
+        }
         Ok(version)
     }
 
     /// `put` from a thread outside any async runtime (a job's worker);
     /// it blocks until the records are durable.
     pub fn put_blocking(&self, name: &str, records: Vec<Vec<u8>>) -> Result<Vec<Accepted>> {
-        let (entry, answer, count, bytes) = self.submit(name, records)?;
-        let outcomes = answer
-            .blocking_recv()
-            .map_err(|_| FirehoseError::Internal("the writer dropped a put".into()))??;
-        entry.counted(count, bytes);
-        Ok(outcomes)
+        let (entry, pending) = self.submit(name, records)?;
+        let mut answers = Vec::with_capacity(pending.len());
+        for (indexes, answer) in pending {
+            let outcomes = answer
+                .blocking_recv()
+                .map_err(|_| FirehoseError::Internal("the writer dropped a put".into()))??;
+            answers.push((indexes, outcomes));
+        }
+        Ok(merge(&entry, answers))
     }
 
     /// Buffers `records` durably; each is answered with its sequence, or
     /// refused because the stream's buffer is full.
     pub async fn put(&self, name: &str, records: Vec<Vec<u8>>) -> Result<Vec<Accepted>> {
-        let (entry, answer, count, bytes) = self.submit(name, records)?;
-        let outcomes = answer
-            .await
-            .map_err(|_| FirehoseError::Internal("the writer dropped a put".into()))??;
-        entry.counted(count, bytes);
-        Ok(outcomes)
+        let (entry, pending) = self.submit(name, records)?;
+        let mut answers = Vec::with_capacity(pending.len());
+        for (indexes, answer) in pending {
+            let outcomes = answer
+                .await
+                .map_err(|_| FirehoseError::Internal("the writer dropped a put".into()))??;
+            answers.push((indexes, outcomes));
+        }
+        Ok(merge(&entry, answers))
     }
 
-    #[allow(clippy::type_complexity, reason = "the two puts' shared half")]
-    fn submit(
-        &self,
-        name: &str,
-        records: Vec<Vec<u8>>,
-    ) -> Result<(
-        Arc<Entry>,
-        oneshot::Receiver<Result<Vec<Accepted>>>,
-        u64,
-        u64,
-    )> {
+    /// Queues `records` for the writer: all to the stream's buffer, or,
+    /// with dynamic partitioning, each to its partition's. Each queued put
+    /// comes with the indexes of its records in `records`.
+    fn submit(&self, name: &str, records: Vec<Vec<u8>>) -> Result<(Arc<Entry>, Vec<Pending>)> {
         let entry = self.entry(name)?;
         if entry.reads_stream {
             return Err(FirehoseError::InvalidArgument(format!(
@@ -481,19 +569,111 @@ impl Firehose {
         }
         let count = records.len() as u64;
         let bytes: u64 = records.iter().map(|r| r.len() as u64).sum();
-        let (reply, answer) = oneshot::channel();
+        entry.counted(count, bytes);
+        let groups = match &entry.settings().partitioning {
+            None => vec![(entry.clone(), (0..records.len()).collect(), records)],
+            Some(query) => self.partition(&entry, query, records)?,
+        };
         let puts = self
             .puts
             .as_ref()
             .ok_or_else(|| FirehoseError::Internal("the writer has stopped".into()))?;
-        puts.send(Put {
-            entry: entry.clone(),
-            records,
-            reply,
-            position: None,
-        })
-        .map_err(|_| FirehoseError::Internal("the writer has stopped".into()))?;
-        Ok((entry, answer, count, bytes))
+        let mut pending = Vec::with_capacity(groups.len());
+        for (target, indexes, records) in groups {
+            let (reply, answer) = oneshot::channel();
+            puts.send(Put {
+                entry: target,
+                records,
+                reply,
+                position: None,
+            })
+            .map_err(|_| FirehoseError::Internal("the writer has stopped".into()))?;
+            pending.push((indexes, answer));
+        }
+        Ok((entry, pending))
+    }
+
+    /// Records grouped by their partition's buffer (made on first use).
+    #[allow(clippy::type_complexity, reason = "one private caller")]
+    fn partition(
+        &self,
+        entry: &Arc<Entry>,
+        query: &partition::Query,
+        records: Vec<Vec<u8>>,
+    ) -> Result<Vec<(Arc<Entry>, Vec<usize>, Vec<Vec<u8>>)>> {
+        let mut groups: Vec<(Partition, Vec<usize>, Vec<Vec<u8>>)> = Vec::new();
+        for (i, record) in records.into_iter().enumerate() {
+            let partition = match query.keys(&record) {
+                Ok(keys) => Partition::Keys(keys),
+                Err(why) => {
+                    tracing::debug!(stream = %entry.name, %why, "record not partitioned");
+                    Partition::Failed
+                }
+            };
+            match groups.iter_mut().find(|(p, _, _)| *p == partition) {
+                Some(group) => {
+                    group.1.push(i);
+                    group.2.push(record);
+                }
+                None => groups.push((partition, vec![i], vec![record])),
+            }
+        }
+        groups
+            .into_iter()
+            .map(|(partition, indexes, records)| {
+                Ok((self.child(entry, partition)?, indexes, records))
+            })
+            .collect()
+    }
+
+    /// The buffer of `entry`'s partition, made (and remembered in the data
+    /// dir) the first time a record needs it.
+    fn child(&self, entry: &Arc<Entry>, partition: Partition) -> Result<Arc<Entry>> {
+        let label = partition_label(&partition);
+        let mut children = self.children.lock().unwrap_or_else(|e| e.into_inner());
+        let family = children.entry(entry.id).or_default();
+        if let Some(child) = family.get(&label) {
+            return Ok(child.clone());
+        }
+        let id = state::next_id(&self.db)?;
+        state::save_partition(&self.db, entry.id, &label, id)?;
+        let child = self.child_entry(entry, id, partition, (0, 1, Default::default()));
+        family.insert(label, child.clone());
+        Ok(child)
+    }
+
+    /// A partition's entry: its stream's metadata and settings under its
+    /// own id, with its own buffer and delivery task.
+    fn child_entry(
+        &self,
+        parent: &Entry,
+        id: u64,
+        partition: Partition,
+        (delivered, next_seq, buffer): (u64, u64, stream::BufferState),
+    ) -> Arc<Entry> {
+        let mut meta = parent.meta();
+        meta.id = id;
+        let settings = (*parent.settings()).clone();
+        let mut child = Entry::new(
+            meta,
+            settings,
+            &self.config.account,
+            delivered,
+            next_seq,
+            buffer,
+        );
+        child.partition = Some(partition);
+        let child = Arc::new(child);
+        let delivery = Delivery {
+            arn_prefix: self.arn(""),
+            db: self.db.clone(),
+            key: self.config.encryption_key,
+            buckets: self.buckets.clone(),
+            clock: self.config.clock.clone(),
+            stop: self.stop.subscribe(),
+        };
+        self.runtime.spawn(delivery.run(child.clone()));
+        child
     }
 
     fn change_meta(
@@ -556,28 +736,41 @@ impl Firehose {
         })
     }
 
-    /// Every stream's figures, for `/metrics`.
+    /// Every stream's figures, for `/metrics`; a partitioned stream's
+    /// include its partitions'.
     pub fn figures(&self) -> Vec<(String, FiguresSnapshot)> {
+        let children = self.children.lock().unwrap_or_else(|e| e.into_inner());
         self.read_streams()
             .iter()
             .map(|(name, entry)| {
-                let f = &entry.figures;
-                let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-                (
-                    name.clone(),
-                    FiguresSnapshot {
-                        incoming_records: load(&f.incoming_records),
-                        incoming_bytes: load(&f.incoming_bytes),
-                        delivered_records: load(&f.delivered_records),
-                        delivered_bytes: load(&f.delivered_bytes),
-                        delivered_objects: load(&f.delivered_objects),
-                        delivery_failures: load(&f.delivery_failures),
-                        buffered_bytes: entry.buffered_bytes(),
-                        freshness_ms: load(&f.last_freshness_ms),
-                    },
-                )
+                let mut total = snapshot(entry);
+                for child in children.get(&entry.id).into_iter().flat_map(|f| f.values()) {
+                    let part = snapshot(child);
+                    total.delivered_records += part.delivered_records;
+                    total.delivered_bytes += part.delivered_bytes;
+                    total.delivered_objects += part.delivered_objects;
+                    total.delivery_failures += part.delivery_failures;
+                    total.buffered_bytes += part.buffered_bytes;
+                    total.freshness_ms = total.freshness_ms.max(part.freshness_ms);
+                }
+                (name.clone(), total)
             })
             .collect()
+    }
+}
+
+fn snapshot(entry: &Entry) -> FiguresSnapshot {
+    let f = &entry.figures;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    FiguresSnapshot {
+        incoming_records: load(&f.incoming_records),
+        incoming_bytes: load(&f.incoming_bytes),
+        delivered_records: load(&f.delivered_records),
+        delivered_bytes: load(&f.delivered_bytes),
+        delivered_objects: load(&f.delivered_objects),
+        delivery_failures: load(&f.delivery_failures),
+        buffered_bytes: entry.buffered_bytes(),
+        freshness_ms: load(&f.last_freshness_ms),
     }
 }
 

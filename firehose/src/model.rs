@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::compress::Compression;
 use crate::convert::Conversion;
 use crate::error::{FirehoseError, Result};
+use crate::partition::Query;
 use crate::prefix::Prefix;
 use crate::processing::Pipeline;
 
@@ -131,6 +132,9 @@ pub struct DestinationSettings {
     pub http: Option<HttpSettings>,
     /// For an OpenSearch or Elasticsearch destination: the cluster.
     pub search: Option<crate::search::SearchSettings>,
+    /// Dynamic partitioning's query: each record's keys, each key set its
+    /// own buffer.
+    pub partitioning: Option<Query>,
     /// JSON records written as Parquet.
     pub conversion: Option<Conversion>,
     /// For a Splunk destination: its HTTP Event Collector.
@@ -160,13 +164,23 @@ impl DestinationSettings {
         let bucket_arn = text(config, "BucketARN")
             .ok_or_else(|| invalid("BucketARN must be given for an S3 destination."))?;
         let bucket = bucket_from_arn(bucket_arn)?;
-        for (field, what) in [("DynamicPartitioningConfiguration", "dynamic partitioning")] {
-            if enabled(config, field) {
-                return Err(invalid(format!(
-                    "{field}: {what} is not supported by this Runnel version; create the delivery stream without it."
-                )));
+        let partitioned = enabled(config, "DynamicPartitioningConfiguration");
+        let (query, processing_config) =
+            metadata_extraction(config.get("ProcessingConfiguration"))?;
+        let partitioning = match (partitioned, query) {
+            (true, Some(query)) => Some(Query::compile(&query)?),
+            (true, None) => {
+                return Err(invalid(
+                    "Dynamic partitioning needs a MetadataExtraction processor (partitionKeyFromLambda is not supported by this Runnel version).",
+                ));
             }
-        }
+            (false, Some(_)) => {
+                return Err(invalid(
+                    "The MetadataExtraction processor needs DynamicPartitioningConfiguration Enabled.",
+                ));
+            }
+            (false, None) => None,
+        };
         let backup = match text(config, "S3BackupMode") {
             None | Some("Disabled") => None,
             Some("Enabled") => {
@@ -183,9 +197,22 @@ impl DestinationSettings {
         };
         let prefix_text = text(config, "Prefix").unwrap_or("");
         let prefix = Prefix::parse(prefix_text)?;
-        if prefix.partition_keys().next().is_some() {
+        match (&partitioning, prefix.partition_keys().next()) {
+            (None, Some(_)) => {
+                return Err(invalid(format!(
+                    "The prefix '{prefix_text}' uses partitionKeyFrom expressions, which need dynamic partitioning enabled."
+                )));
+            }
+            (Some(_), None) => {
+                return Err(invalid(format!(
+                    "With dynamic partitioning the prefix '{prefix_text}' must use at least one !{{partitionKeyFromQuery:key}}."
+                )));
+            }
+            _ => {}
+        }
+        if prefix.uses_lambda_keys() {
             return Err(invalid(format!(
-                "The prefix '{prefix_text}' uses partitionKeyFrom expressions, which need dynamic partitioning enabled."
+                "The prefix '{prefix_text}' uses partitionKeyFromLambda, which this Runnel version does not support."
             )));
         }
         let error_prefix = match text(config, "ErrorOutputPrefix").filter(|p| !p.is_empty()) {
@@ -196,7 +223,7 @@ impl DestinationSettings {
                     p.with_default_timestamp()
                 }
             }),
-            None if prefix.has_expressions() => {
+            None if prefix.has_expressions() || partitioning.is_some() => {
                 return Err(invalid(
                     "ErrorOutputPrefix cannot be null or empty when Prefix contains expressions.",
                 ));
@@ -208,7 +235,9 @@ impl DestinationSettings {
                 "The prefix '{prefix_text}' cannot contain !{{firehose:error-output-type}}; only ErrorOutputPrefix can."
             )));
         }
-        let prefix = if prefix.has_timestamp() {
+        // Firehose adds the hour to a prefix without a timestamp, but not
+        // to a partitioned one: the keys are the layout asked for.
+        let prefix = if prefix.has_timestamp() || partitioning.is_some() {
             prefix
         } else {
             prefix.with_default_timestamp()
@@ -227,7 +256,7 @@ impl DestinationSettings {
                     invalid(format!("CustomTimeZone '{name}' is not a time zone id."))
                 })?),
             };
-        let processing = Pipeline::parse(config.get("ProcessingConfiguration"), &lookups.lambdas)?;
+        let processing = Pipeline::parse(processing_config.as_ref(), &lookups.lambdas)?;
         let conversion = match config.get("DataFormatConversionConfiguration") {
             Some(conversion) if enabled(config, "DataFormatConversionConfiguration") => {
                 if compression != Compression::Uncompressed {
@@ -244,6 +273,7 @@ impl DestinationSettings {
             _ => extension,
         };
         Ok(DestinationSettings {
+            partitioning,
             conversion,
             backup,
             http: None,
@@ -403,6 +433,49 @@ impl DestinationSettings {
     }
 }
 
+/// The `MetadataExtraction` processor's query, if any, and the processing
+/// configuration without it (the other processors run at delivery).
+fn metadata_extraction(processing: Option<&Value>) -> Result<(Option<String>, Option<Value>)> {
+    let Some(processing) = processing else {
+        return Ok((None, None));
+    };
+    let mut rest = processing.clone();
+    let mut query = None;
+    if let Some(processors) = rest.get_mut("Processors").and_then(Value::as_array_mut) {
+        let mut kept = Vec::new();
+        for processor in processors.drain(..) {
+            if processor.get("Type").and_then(Value::as_str) != Some("MetadataExtraction") {
+                kept.push(processor);
+                continue;
+            }
+            let parameter = |name: &str| {
+                processor
+                    .get("Parameters")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .find(|p| p.get("ParameterName").and_then(Value::as_str) == Some(name))
+                    .and_then(|p| p.get("ParameterValue").and_then(Value::as_str))
+                    .map(str::to_string)
+            };
+            if let Some(engine) = parameter("JsonParsingEngine")
+                && engine != "JQ-1.6"
+            {
+                return Err(invalid(format!(
+                    "JsonParsingEngine '{engine}' is not JQ-1.6."
+                )));
+            }
+            query = Some(parameter("MetadataExtractionQuery").ok_or_else(|| {
+                invalid(
+                    "The MetadataExtraction processor needs a MetadataExtractionQuery parameter.",
+                )
+            })?);
+        }
+        *processors = kept;
+    }
+    Ok((query, Some(rest)))
+}
+
 /// `BufferingHints` as bytes and milliseconds, defaults filled in.
 fn buffering_hints(config: &Value) -> (u64, u64) {
     let hint = |field: &str, default: u64| {
@@ -482,7 +555,7 @@ mod tests {
             ),
             (
                 json!({"BucketARN": "arn:aws:s3:::b", "DynamicPartitioningConfiguration": {"Enabled": true}}),
-                "dynamic partitioning",
+                "MetadataExtraction",
             ),
             (
                 json!({"BucketARN": "arn:aws:s3:::b", "Prefix": "a/!{timestamp:yyyy}/"}),

@@ -35,6 +35,8 @@ pub struct KeyContext<'a> {
     /// again after a crash, so its key does too.
     pub random: &'a str,
     pub error_output_type: Option<&'a str>,
+    /// The object's partition keys, with dynamic partitioning.
+    pub partition: Option<&'a crate::partition::Keys>,
 }
 
 fn invalid(message: String) -> FirehoseError {
@@ -76,6 +78,10 @@ impl Prefix {
         self.parts.iter().any(|p| matches!(p, Part::Timestamp(_)))
     }
 
+    pub fn uses_lambda_keys(&self) -> bool {
+        self.parts.iter().any(|p| matches!(p, Part::LambdaKey(_)))
+    }
+
     pub fn has_error_output_type(&self) -> bool {
         self.parts
             .iter()
@@ -112,9 +118,11 @@ impl Prefix {
                 }
                 Part::RandomString => out.push_str(context.random),
                 Part::ErrorOutputType => out.push_str(context.error_output_type.unwrap_or("")),
-                // Dynamic partitioning is refused at create until it is
-                // built, so no accepted prefix reaches these.
-                Part::QueryKey(_) | Part::LambdaKey(_) => {}
+                Part::QueryKey(key) | Part::LambdaKey(key) => {
+                    if let Some(value) = context.partition.and_then(|keys| keys.get(key)) {
+                        out.push_str(value);
+                    }
+                }
             }
         }
         out
@@ -189,6 +197,7 @@ mod tests {
             zone: None,
             random: "abcdefghijk",
             error_output_type: Some("processing-failed"),
+            partition: None,
         }
     }
 

@@ -186,7 +186,7 @@ impl Pipeline {
                 }
                 "MetadataExtraction" => {
                     return Err(invalid(
-                        "The MetadataExtraction processor (dynamic partitioning) is not supported by this Runnel version.",
+                        "The MetadataExtraction processor belongs to an S3 destination with dynamic partitioning.",
                     ));
                 }
                 other => {
@@ -196,7 +196,12 @@ impl Pipeline {
                 }
             }
         }
-        Ok(Some(pipeline))
+        let empty = !pipeline.gunzip
+            && !pipeline.cloudwatch_messages
+            && pipeline.deaggregate.is_none()
+            && pipeline.lambda.is_none()
+            && pipeline.delimiter.is_none();
+        Ok((!empty).then_some(pipeline))
     }
 
     /// Runs every record through the pipeline: the records to write, in
@@ -596,6 +601,7 @@ mod tests {
                     zone: None,
                     random: "r",
                     error_output_type: None,
+                    partition: None,
                 });
             }
         }

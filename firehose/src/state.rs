@@ -51,8 +51,70 @@ pub fn next_id(db: &DB) -> Result<u64> {
     Ok(id)
 }
 
-/// Forgets a stream: its metadata, its position and every buffered record.
+const PARTITION_PREFIX: &[u8] = b"partition/";
+
+fn partition_prefix(stream: u64) -> Vec<u8> {
+    [PARTITION_PREFIX, &stream.to_be_bytes()[..], b"/"].concat()
+}
+
+/// Remembers that `stream`'s partition `label` buffers under `id`.
+pub fn save_partition(db: &DB, stream: u64, label: &str, id: u64) -> Result<()> {
+    let key = [partition_prefix(stream), label.as_bytes().to_vec()].concat();
+    db.put_cf_opt(cf(db, CF_META)?, key, id.to_be_bytes(), &synced())?;
+    Ok(())
+}
+
+/// `stream`'s partitions: each one's label and buffer id.
+pub fn load_partitions(db: &DB, stream: u64) -> Result<Vec<(String, u64)>> {
+    let prefix = partition_prefix(stream);
+    let mut found = Vec::new();
+    for item in db.iterator_cf(
+        cf(db, CF_META)?,
+        IteratorMode::From(&prefix, Direction::Forward),
+    ) {
+        let (key, value) = item?;
+        let Some(label) = key.strip_prefix(prefix.as_slice()) else {
+            break;
+        };
+        if let Ok(id) = <[u8; 8]>::try_from(value.as_ref()) {
+            found.push((
+                String::from_utf8_lossy(label).into_owned(),
+                u64::from_be_bytes(id),
+            ));
+        }
+    }
+    Ok(found)
+}
+
+/// Forgets a stream: its metadata, its position and every buffered record,
+/// its partitions' included.
 pub fn remove(db: &DB, name: &str, id: u64) -> Result<()> {
+    for (_, child) in load_partitions(db, id)? {
+        forget_buffer(db, child)?;
+    }
+    let prefix = partition_prefix(id);
+    let mut end = prefix.clone();
+    if let Some(last) = end.last_mut() {
+        *last += 1;
+    }
+    db.delete_range_cf_opt(cf(db, CF_META)?, prefix, end, &synced())?;
+    remove_stream(db, name, id)
+}
+
+/// A buffer's records and position.
+fn forget_buffer(db: &DB, id: u64) -> Result<()> {
+    let mut batch = WriteBatch::default();
+    batch.delete_cf(cf(db, CF_META)?, delivered_key(id));
+    batch.delete_range_cf(
+        cf(db, CF_RECORDS)?,
+        record_key(id, 0),
+        record_key(id + 1, 0),
+    );
+    db.write_opt(batch, &synced())?;
+    Ok(())
+}
+
+fn remove_stream(db: &DB, name: &str, id: u64) -> Result<()> {
     let mut batch = WriteBatch::default();
     let meta = cf(db, CF_META)?;
     batch.delete_cf(meta, stream_key(name));

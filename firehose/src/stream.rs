@@ -26,8 +26,21 @@ pub struct Figures {
     pub last_freshness_ms: AtomicU64,
 }
 
+/// What a dynamic partition's buffer holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Partition {
+    /// Records whose query gave these keys.
+    Keys(crate::partition::Keys),
+    /// Records the query could not partition: delivered under the error
+    /// prefix as `partitioning-failed`.
+    Failed,
+}
+
 pub struct Entry {
     pub id: u64,
+    /// Set for a dynamic partition's buffer (an entry of its own, under its
+    /// stream's name), None for a delivery stream.
+    pub partition: Option<Partition>,
     /// A `KinesisStreamAsSource` stream: it takes no puts.
     pub reads_stream: bool,
     pub name: String,
@@ -60,6 +73,7 @@ impl Entry {
     ) -> Entry {
         let encrypted = meta.encryption.is_some();
         Entry {
+            partition: None,
             id: meta.id,
             reads_stream: meta.source.is_some(),
             name: meta.name.clone(),
@@ -92,6 +106,14 @@ impl Entry {
 
     pub fn is_deleted(&self) -> bool {
         self.deleted.load(Ordering::Acquire)
+    }
+
+    /// A dynamic partition's keys, for its objects' prefix.
+    pub fn partition_keys(&self) -> Option<&crate::partition::Keys> {
+        match &self.partition {
+            Some(Partition::Keys(keys)) => Some(keys),
+            _ => None,
+        }
     }
 
     pub fn is_encrypted(&self) -> bool {

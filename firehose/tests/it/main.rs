@@ -7,6 +7,7 @@ mod buffering;
 mod convert;
 mod http_endpoint;
 mod objects;
+mod partitioning;
 mod processing;
 mod search;
 mod splunk;

@@ -223,6 +223,28 @@ expect_error("ResourceNotFoundException", firehose.describe_delivery_stream, Del
 assert "a-stream" not in firehose.list_delivery_streams()["DeliveryStreamNames"]
 assert firehose.describe_delivery_stream(DeliveryStreamName="orders")["DeliveryStreamDescription"]["DeliveryStreamName"] == "orders"
 
+# Dynamic partitioning: a jq query's keys choose each record's prefix.
+firehose.create_delivery_stream(DeliveryStreamName="by-customer", ExtendedS3DestinationConfiguration=dict(
+    s3, BucketARN="arn:aws:s3:::partitioned", CompressionFormat="UNCOMPRESSED",
+    Prefix="customer=!{partitionKeyFromQuery:customer}/year=!{timestamp:yyyy}/",
+    ErrorOutputPrefix="errors/!{firehose:error-output-type}/",
+    DynamicPartitioningConfiguration={"Enabled": True},
+    ProcessingConfiguration={"Enabled": True, "Processors": [
+        {"Type": "MetadataExtraction", "Parameters": [
+            {"ParameterName": "MetadataExtractionQuery", "ParameterValue": "{customer: .customer}"},
+            {"ParameterName": "JsonParsingEngine", "ParameterValue": "JQ-1.6"}]},
+        {"Type": "AppendDelimiterToRecord"}]}))
+firehose.put_record_batch(DeliveryStreamName="by-customer", Records=[
+    {"Data": json.dumps({"customer": c, "n": n}).encode()} for n, c in enumerate("aabab")])
+assert wait_for(lambda: len(objects("partitioned")) == 2), objects("partitioned")
+year = time.strftime("%Y", time.gmtime())
+for key in objects("partitioned"):
+    customer = key.split("/")[0]
+    assert customer in ("customer=a", "customer=b") and key.split("/")[1] == f"year={year}", key
+    with open(os.path.join(data_dir, "buckets", "partitioned", key)) as f:
+        rows = [json.loads(line) for line in f]
+    assert {r["customer"] for r in rows} == {customer.split("=")[1]}, rows
+
 # KinesisStreamAsSource: a Kinesis stream's records, from its trim horizon.
 kinesis = boto3.client("kinesis", endpoint_url=endpoint, region_name="us-east-1",
                        aws_access_key_id="runnel", aws_secret_access_key="runnel")

@@ -1,0 +1,148 @@
+//! Dynamic partitioning: a jq query gives each record its keys, each key
+//! set is its own buffer with the stream's hints, delivered under the
+//! prefix its keys fill in; partitions survive a restart.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::{Fixture, create, eventually, objects};
+
+fn destination(interval: u64) -> Value {
+    json!({"BucketARN": "arn:aws:s3:::lake", "RoleARN": "r",
+           "Prefix": "customer=!{partitionKeyFromQuery:customer}/",
+           "ErrorOutputPrefix": "errors/!{firehose:error-output-type}/",
+           "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": interval},
+           "DynamicPartitioningConfiguration": {"Enabled": true},
+           "ProcessingConfiguration": {"Enabled": true, "Processors": [
+               {"Type": "MetadataExtraction", "Parameters": [
+                   {"ParameterName": "MetadataExtractionQuery", "ParameterValue": "{customer: .customer}"},
+                   {"ParameterName": "JsonParsingEngine", "ParameterValue": "JQ-1.6"}]},
+               {"Type": "AppendDelimiterToRecord"}]}})
+}
+
+fn record(customer: &str, n: usize, pad: usize) -> Vec<u8> {
+    json!({"customer": customer, "n": n, "pad": "x".repeat(pad)})
+        .to_string()
+        .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_partition_is_its_own_buffer_with_the_hints() {
+    let mut fixture = Fixture::new();
+    {
+        let firehose = fixture.open();
+        create(&firehose, "orders", destination(900));
+        // A's records fill a 1 MiB object at once; B's wait for the interval.
+        let mut records: Vec<Vec<u8>> = (0..120).map(|n| record("a", n, 10_000)).collect();
+        records.push(record("b", 0, 10));
+        records.push(record("b", 1, 10));
+        records.push(b"not json".to_vec());
+        let outcomes = firehose.put("orders", records).await.unwrap();
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| matches!(o, runnel_firehose::Accepted::Buffered(_)))
+        );
+        let root = fixture.buckets().join("lake");
+        assert!(eventually(Duration::from_secs(10), || !objects(&root).is_empty()).await);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let keys: Vec<String> = objects(&root).into_iter().map(|(k, _)| k).collect();
+        assert!(
+            keys.iter().all(|k| k.starts_with("customer=a/orders-1-")),
+            "{keys:?}"
+        );
+    }
+    // The partitions and what they hold survive a restart.
+    fixture.reopen_store().await;
+    let firehose = fixture.open();
+    assert!(firehose.figures()[0].1.buffered_bytes > 0);
+    firehose
+        .update_destination(
+            "orders",
+            "1",
+            runnel_firehose::DESTINATION_ID,
+            &destination(0)["BufferingHints"]
+                .clone()
+                .as_object()
+                .map(|h| json!({"BufferingHints": h}))
+                .unwrap(),
+        )
+        .unwrap();
+    let root = fixture.buckets().join("lake");
+    assert!(
+        eventually(Duration::from_secs(10), || firehose.figures()[0]
+            .1
+            .buffered_bytes
+            == 0)
+        .await
+    );
+    let found = objects(&root);
+    let lines = |prefix: &str| -> Vec<Value> {
+        found
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .flat_map(|(_, body)| {
+                body.split(|b| *b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .map(|l| serde_json::from_slice(l).unwrap())
+                    .collect::<Vec<Value>>()
+            })
+            .collect()
+    };
+    assert_eq!(lines("customer=a/").len(), 120);
+    let b = lines("customer=b/");
+    assert_eq!(b.len(), 2);
+    assert!(b.iter().all(|r| r["customer"] == "b"));
+    let failed = lines("errors/partitioning-failed/");
+    assert_eq!(
+        failed.len(),
+        1,
+        "{:?}",
+        found.iter().map(|(k, _)| k).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        failed[0]["errorCode"],
+        "DynamicPartitioning.MetadataExtractionFailed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioning_needs_a_query_and_a_key_in_the_prefix() {
+    let fixture = Fixture::new();
+    let firehose = fixture.open();
+    for (change, words) in [
+        (json!({"Prefix": "static/"}), "partitionKeyFromQuery"),
+        (json!({"ErrorOutputPrefix": null}), "ErrorOutputPrefix"),
+        (
+            json!({"ProcessingConfiguration": {"Enabled": false}}),
+            "MetadataExtraction",
+        ),
+        (
+            json!({"Prefix": "c=!{partitionKeyFromLambda:c}/"}),
+            "partitionKeyFromLambda",
+        ),
+    ] {
+        let mut config = destination(60);
+        for (k, v) in change.as_object().unwrap() {
+            if v.is_null() {
+                config.as_object_mut().unwrap().remove(k);
+            } else {
+                config[k] = v.clone();
+            }
+        }
+        let error = firehose
+            .create(runnel_firehose::CreateSpec {
+                name: "refused".into(),
+                stream_type: "DirectPut".into(),
+                destination: config,
+                destination_kind: runnel_firehose::DestinationKind::ExtendedS3,
+                source: None,
+                encryption: None,
+                tags: Default::default(),
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(words), "{words}: {error}");
+    }
+}
