@@ -53,10 +53,14 @@ use stream::{Entry, Partition};
 
 /// A queued put: the indexes of its records in the caller's list, and the
 /// writer's answer.
-type Pending = (Vec<usize>, oneshot::Receiver<Result<Vec<Accepted>>>);
+type Pending = (
+    Arc<Entry>,
+    Vec<usize>,
+    oneshot::Receiver<Result<Vec<Accepted>>>,
+);
 
 /// The answers of a put's parts, back in the caller's order.
-fn merge(entry: &Entry, answers: Vec<(Vec<usize>, Vec<Accepted>)>) -> Vec<Accepted> {
+fn merge(answers: Vec<(Vec<usize>, Vec<Accepted>)>) -> Vec<Accepted> {
     let total = answers.iter().map(|(indexes, _)| indexes.len()).sum();
     let mut merged = vec![Accepted::BufferFull; total];
     for (indexes, outcomes) in answers {
@@ -64,7 +68,6 @@ fn merge(entry: &Entry, answers: Vec<(Vec<usize>, Vec<Accepted>)>) -> Vec<Accept
             merged[i] = outcome;
         }
     }
-    let _ = entry;
     merged
 }
 
@@ -169,6 +172,10 @@ pub struct FiguresSnapshot {
     pub freshness_ms: u64,
 }
 
+/// Partitions of one stream buffering at once: AWS's default quota of
+/// active partitions.
+pub const MAX_ACTIVE_PARTITIONS: usize = 500;
+
 /// Enough queued puts to keep a group commit full while the last one syncs.
 const QUEUE_DEPTH: usize = 16 * 1024;
 
@@ -185,6 +192,9 @@ pub struct Firehose {
     runtime: tokio::runtime::Handle,
     /// Dynamic partitions' buffers, by stream id, then partition.
     children: Mutex<HashMap<u64, HashMap<String, Arc<Entry>>>>,
+    /// Serialises taking ids: streams and partitions are made under
+    /// different locks.
+    ids: Mutex<()>,
     /// Serialises control-plane changes.
     control: Mutex<()>,
 }
@@ -220,6 +230,7 @@ impl Firehose {
             stop,
             runtime,
             children: Mutex::new(HashMap::new()),
+            ids: Mutex::new(()),
             control: Mutex::new(()),
         };
         for meta in state::load_all(&firehose.db)? {
@@ -325,6 +336,11 @@ impl Firehose {
             .ok_or_else(|| FirehoseError::NotFound(not_found_message(name, &self.config.account)))
     }
 
+    fn next_id(&self) -> Result<u64> {
+        let _guard = self.ids.lock().unwrap_or_else(|e| e.into_inner());
+        state::next_id(&self.db)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
         self.control.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -398,7 +414,7 @@ impl Firehose {
         )?;
         let now = (self.config.clock)();
         let meta = DeliveryStreamMeta {
-            id: state::next_id(&self.db)?,
+            id: self.next_id()?,
             name: spec.name,
             stream_type: spec.stream_type,
             status: Status::Active,
@@ -532,35 +548,37 @@ impl Firehose {
     /// `put` from a thread outside any async runtime (a job's worker);
     /// it blocks until the records are durable.
     pub fn put_blocking(&self, name: &str, records: Vec<Vec<u8>>) -> Result<Vec<Accepted>> {
-        let (entry, pending) = self.submit(name, records)?;
+        let pending = self.submit(name, records)?;
         let mut answers = Vec::with_capacity(pending.len());
-        for (indexes, answer) in pending {
-            let outcomes = answer
-                .blocking_recv()
+        for (target, indexes, answer) in pending {
+            let outcomes = answer.blocking_recv();
+            target.put_done();
+            let outcomes = outcomes
                 .map_err(|_| FirehoseError::Internal("the writer dropped a put".into()))??;
             answers.push((indexes, outcomes));
         }
-        Ok(merge(&entry, answers))
+        Ok(merge(answers))
     }
 
     /// Buffers `records` durably; each is answered with its sequence, or
     /// refused because the stream's buffer is full.
     pub async fn put(&self, name: &str, records: Vec<Vec<u8>>) -> Result<Vec<Accepted>> {
-        let (entry, pending) = self.submit(name, records)?;
+        let pending = self.submit(name, records)?;
         let mut answers = Vec::with_capacity(pending.len());
-        for (indexes, answer) in pending {
-            let outcomes = answer
-                .await
+        for (target, indexes, answer) in pending {
+            let outcomes = answer.await;
+            target.put_done();
+            let outcomes = outcomes
                 .map_err(|_| FirehoseError::Internal("the writer dropped a put".into()))??;
             answers.push((indexes, outcomes));
         }
-        Ok(merge(&entry, answers))
+        Ok(merge(answers))
     }
 
     /// Queues `records` for the writer: all to the stream's buffer, or,
     /// with dynamic partitioning, each to its partition's. Each queued put
     /// comes with the indexes of its records in `records`.
-    fn submit(&self, name: &str, records: Vec<Vec<u8>>) -> Result<(Arc<Entry>, Vec<Pending>)> {
+    fn submit(&self, name: &str, records: Vec<Vec<u8>>) -> Result<Vec<Pending>> {
         let entry = self.entry(name)?;
         if entry.reads_stream {
             return Err(FirehoseError::InvalidArgument(format!(
@@ -571,7 +589,10 @@ impl Firehose {
         let bytes: u64 = records.iter().map(|r| r.len() as u64).sum();
         entry.counted(count, bytes);
         let groups = match &entry.settings().partitioning {
-            None => vec![(entry.clone(), (0..records.len()).collect(), records)],
+            None => {
+                entry.put_started();
+                vec![(entry.clone(), (0..records.len()).collect(), records)]
+            }
             Some(query) => self.partition(&entry, query, records)?,
         };
         let puts = self
@@ -581,16 +602,19 @@ impl Firehose {
         let mut pending = Vec::with_capacity(groups.len());
         for (target, indexes, records) in groups {
             let (reply, answer) = oneshot::channel();
-            puts.send(Put {
-                entry: target,
+            let sent = puts.send(Put {
+                entry: target.clone(),
                 records,
                 reply,
                 position: None,
-            })
-            .map_err(|_| FirehoseError::Internal("the writer has stopped".into()))?;
-            pending.push((indexes, answer));
+            });
+            if sent.is_err() {
+                target.put_done();
+                return Err(FirehoseError::Internal("the writer has stopped".into()));
+            }
+            pending.push((target, indexes, answer));
         }
-        Ok((entry, pending))
+        Ok(pending)
     }
 
     /// Records grouped by their partition's buffer (made on first use).
@@ -629,15 +653,42 @@ impl Firehose {
     /// The buffer of `entry`'s partition, made (and remembered in the data
     /// dir) the first time a record needs it.
     fn child(&self, entry: &Arc<Entry>, partition: Partition) -> Result<Arc<Entry>> {
-        let label = partition_label(&partition);
+        let mut label = partition_label(&partition);
+        let mut partition = partition;
         let mut children = self.children.lock().unwrap_or_else(|e| e.into_inner());
         let family = children.entry(entry.id).or_default();
         if let Some(child) = family.get(&label) {
+            child.put_started();
             return Ok(child.clone());
         }
-        let id = state::next_id(&self.db)?;
+        if family.len() >= MAX_ACTIVE_PARTITIONS {
+            // Partitions with nothing buffered and no put on its way are
+            // idle: let them go.
+            let idle: Vec<String> = family
+                .iter()
+                .filter(|(_, child)| child.is_idle())
+                .map(|(label, _)| label.clone())
+                .collect();
+            for idle_label in idle {
+                if let Some(child) = family.remove(&idle_label) {
+                    child.mark_deleted();
+                    state::forget_partition(&self.db, entry.id, &idle_label, child.id)?;
+                }
+            }
+        }
+        if family.len() >= MAX_ACTIVE_PARTITIONS {
+            tracing::warn!(stream = %entry.name, "{MAX_ACTIVE_PARTITIONS} partitions are buffering; the record goes to partitioning-failed");
+            partition = Partition::Failed;
+            label = partition_label(&partition);
+            if let Some(child) = family.get(&label) {
+                child.put_started();
+                return Ok(child.clone());
+            }
+        }
+        let id = self.next_id()?;
         state::save_partition(&self.db, entry.id, &label, id)?;
         let child = self.child_entry(entry, id, partition, (0, 1, Default::default()));
+        child.put_started();
         family.insert(label, child.clone());
         Ok(child)
     }

@@ -101,6 +101,13 @@ pub fn remove(db: &DB, name: &str, id: u64) -> Result<()> {
     remove_stream(db, name, id)
 }
 
+/// Forgets one partition of `stream`: its name and its (empty) buffer.
+pub fn forget_partition(db: &DB, stream: u64, label: &str, id: u64) -> Result<()> {
+    let key = [partition_prefix(stream), label.as_bytes().to_vec()].concat();
+    db.delete_cf_opt(cf(db, CF_META)?, key, &synced())?;
+    forget_buffer(db, id)
+}
+
 /// A buffer's records and position.
 fn forget_buffer(db: &DB, id: u64) -> Result<()> {
     let mut batch = WriteBatch::default();

@@ -54,6 +54,8 @@ pub struct Entry {
     pub delivered: AtomicU64,
     buffer: Mutex<BufferState>,
     deleted: AtomicBool,
+    /// Puts sent to the writer and not yet answered.
+    puts_in_flight: AtomicU64,
     /// Records are sealed in the buffer (StartDeliveryStreamEncryption).
     encrypted: AtomicBool,
     /// Woken when records are buffered, settings change or the stream is
@@ -84,6 +86,7 @@ impl Entry {
             delivered: AtomicU64::new(delivered),
             buffer: Mutex::new(buffer),
             deleted: AtomicBool::new(false),
+            puts_in_flight: AtomicU64::new(0),
             encrypted: AtomicBool::new(encrypted),
             wake: tokio::sync::Notify::new(),
             figures: Figures::default(),
@@ -106,6 +109,19 @@ impl Entry {
 
     pub fn is_deleted(&self) -> bool {
         self.deleted.load(Ordering::Acquire)
+    }
+
+    pub fn put_started(&self) {
+        self.puts_in_flight.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub fn put_done(&self) {
+        self.puts_in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Nothing buffered and no put on its way.
+    pub fn is_idle(&self) -> bool {
+        self.puts_in_flight.load(Ordering::Acquire) == 0 && self.buffer().oldest_ms.is_none()
     }
 
     /// A dynamic partition's keys, for its objects' prefix.

@@ -146,3 +146,65 @@ async fn partitioning_needs_a_query_and_a_key_in_the_prefix() {
         assert!(error.contains(words), "{words}: {error}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_partitions_make_room_and_busy_ones_are_a_limit() {
+    let fixture = Fixture::new();
+    let firehose = fixture.open();
+    let max = runnel_firehose::MAX_ACTIVE_PARTITIONS;
+    // Partitions that delivered everything are idle: new keys take their place.
+    create(&firehose, "rolling", destination(0));
+    for round in 0..2 {
+        let records: Vec<Vec<u8>> = (0..max)
+            .map(|n| record(&format!("r{round}-{n}"), n, 1))
+            .collect();
+        firehose.put("rolling", records).await.unwrap();
+        assert!(
+            eventually(Duration::from_secs(30), || firehose.figures()[0]
+                .1
+                .buffered_bytes
+                == 0)
+            .await
+        );
+    }
+    let root = fixture.buckets().join("lake");
+    let found = objects(&root);
+    assert_eq!(
+        found
+            .iter()
+            .filter(|(k, _)| k.starts_with("customer=r1-"))
+            .count(),
+        max
+    );
+    assert!(found.iter().all(|(k, _)| !k.starts_with("errors/")));
+    // Busy partitions are a limit: past it, records go to partitioning-failed.
+    create(
+        &firehose,
+        "busy",
+        json!({"BucketARN": "arn:aws:s3:::busy", "RoleARN": "r",
+        "Prefix": "c=!{partitionKeyFromQuery:customer}/", "ErrorOutputPrefix": "errors/!{firehose:error-output-type}/",
+        "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 900},
+        "DynamicPartitioningConfiguration": {"Enabled": true},
+        "ProcessingConfiguration": {"Enabled": true, "Processors": [{"Type": "MetadataExtraction", "Parameters": [
+            {"ParameterName": "MetadataExtractionQuery", "ParameterValue": "{customer: .customer}"}]}]}}),
+    );
+    let records: Vec<Vec<u8>> = (0..=max).map(|n| record(&format!("b{n}"), n, 1)).collect();
+    firehose.put("busy", records).await.unwrap();
+    firehose
+        .update_destination(
+            "busy",
+            "1",
+            runnel_firehose::DESTINATION_ID,
+            &json!({"BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0}}),
+        )
+        .unwrap();
+    let busy = fixture.buckets().join("busy");
+    assert!(eventually(Duration::from_secs(30), || objects(&busy).len() == max + 1).await);
+    assert_eq!(
+        objects(&busy)
+            .iter()
+            .filter(|(k, _)| k.starts_with("errors/partitioning-failed/"))
+            .count(),
+        1
+    );
+}
