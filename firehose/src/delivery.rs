@@ -151,8 +151,18 @@ impl Delivery {
                     let due = oldest.saturating_add(settings.interval_ms);
                     if buffer.bytes >= settings.size_bytes || now >= due {
                         if let Err(error) = self.deliver_one(&entry, &settings).await {
-                            tracing::error!(stream = %entry.name, %error, "delivery stopped");
-                            return;
+                            // The buffer itself failed (a store error, a
+                            // sealed record without its key): nothing is
+                            // dropped; try again later, loudly.
+                            entry
+                                .figures
+                                .delivery_failures
+                                .fetch_add(1, Ordering::Relaxed);
+                            tracing::error!(stream = %entry.name, %error, retry_in = ?MAX_BACKOFF, "delivery failed");
+                            tokio::select! {
+                                _ = tokio::time::sleep(MAX_BACKOFF) => {}
+                                _ = self.stop.changed() => return,
+                            }
                         }
                         continue;
                     }
