@@ -286,18 +286,23 @@ impl Firehose {
         &self.config.account
     }
 
-    fn start(&self, entry: Entry) -> Arc<Entry> {
-        let entry = Arc::new(entry);
-        self.write_streams()
-            .insert(entry.name.clone(), entry.clone());
-        let delivery = Delivery {
+    /// A delivery task's half of the service.
+    fn delivery(&self) -> Delivery {
+        Delivery {
             arn_prefix: self.arn(""),
             db: self.db.clone(),
             key: self.config.encryption_key,
             buckets: self.buckets.clone(),
             clock: self.config.clock.clone(),
             stop: self.stop.subscribe(),
-        };
+        }
+    }
+
+    fn start(&self, entry: Entry) -> Arc<Entry> {
+        let entry = Arc::new(entry);
+        self.write_streams()
+            .insert(entry.name.clone(), entry.clone());
+        let delivery = self.delivery();
         if let (Some(source), Some(streams), Some(puts)) =
             (entry.meta().source, &self.config.streams, &self.puts)
         {
@@ -715,14 +720,7 @@ impl Firehose {
         );
         child.partition = Some(partition);
         let child = Arc::new(child);
-        let delivery = Delivery {
-            arn_prefix: self.arn(""),
-            db: self.db.clone(),
-            key: self.config.encryption_key,
-            buckets: self.buckets.clone(),
-            clock: self.config.clock.clone(),
-            stop: self.stop.subscribe(),
-        };
+        let delivery = self.delivery();
         self.runtime.spawn(delivery.run(child.clone()));
         child
     }

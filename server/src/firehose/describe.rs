@@ -48,88 +48,83 @@ fn plain_s3(config: &Value) -> Map<String, Value> {
         .collect()
 }
 
-/// The HTTP endpoint description: the access key is never shown, as AWS
-/// does; the backup bucket is its S3 description.
-fn http_endpoint(config: &Value) -> Map<String, Value> {
+/// A destination with a backup bucket as AWS describes it: the fields as
+/// given, `defaults` and the buffering hints' where none were, and the
+/// backup bucket (`S3Configuration`) as its S3 description.
+fn with_backup(
+    config: &Value,
+    hints: (u64, u64),
+    defaults: &[(&str, Value)],
+) -> Map<String, Value> {
     let mut out = config.as_object().cloned().unwrap_or_default();
+    let buffering = out.entry("BufferingHints").or_insert_with(|| json!({}));
+    if let Some(buffering) = buffering.as_object_mut() {
+        buffering.entry("SizeInMBs").or_insert(json!(hints.0));
+        buffering
+            .entry("IntervalInSeconds")
+            .or_insert(json!(hints.1));
+    }
+    for (field, value) in defaults {
+        out.entry(*field).or_insert_with(|| value.clone());
+    }
+    out.entry("CloudWatchLoggingOptions")
+        .or_insert(json!({"Enabled": false}));
+    if let Some(s3) = out.remove("S3Configuration") {
+        out.insert(
+            "S3DestinationDescription".into(),
+            Value::Object(plain_s3(&s3)),
+        );
+    }
+    out
+}
+
+/// The HTTP endpoint description: the access key is never shown, as AWS
+/// does.
+fn http_endpoint(config: &Value) -> Map<String, Value> {
+    let mut out = with_backup(
+        config,
+        (5, 300),
+        &[
+            ("RetryOptions", json!({"DurationInSeconds": 300})),
+            ("S3BackupMode", json!("FailedDataOnly")),
+            ("RequestConfiguration", json!({"ContentEncoding": "NONE"})),
+        ],
+    );
     if let Some(endpoint) = out
         .get_mut("EndpointConfiguration")
         .and_then(Value::as_object_mut)
     {
         endpoint.remove("AccessKey");
     }
-    let hints = out.entry("BufferingHints").or_insert_with(|| json!({}));
-    if let Some(hints) = hints.as_object_mut() {
-        hints.entry("SizeInMBs").or_insert(json!(5));
-        hints.entry("IntervalInSeconds").or_insert(json!(300));
-    }
-    out.entry("RetryOptions")
-        .or_insert(json!({"DurationInSeconds": 300}));
-    out.entry("S3BackupMode").or_insert(json!("FailedDataOnly"));
-    out.entry("RequestConfiguration")
-        .or_insert(json!({"ContentEncoding": "NONE"}));
-    out.entry("CloudWatchLoggingOptions")
-        .or_insert(json!({"Enabled": false}));
-    if let Some(s3) = out.remove("S3Configuration") {
-        out.insert(
-            "S3DestinationDescription".into(),
-            Value::Object(plain_s3(&s3)),
-        );
-    }
     out
 }
 
-/// An OpenSearch or Elasticsearch description: AWS's defaults filled in,
-/// the backup bucket as its S3 description.
 fn search_cluster(config: &Value) -> Map<String, Value> {
-    let mut out = config.as_object().cloned().unwrap_or_default();
-    let hints = out.entry("BufferingHints").or_insert_with(|| json!({}));
-    if let Some(hints) = hints.as_object_mut() {
-        hints.entry("SizeInMBs").or_insert(json!(5));
-        hints.entry("IntervalInSeconds").or_insert(json!(300));
-    }
-    out.entry("IndexRotationPeriod").or_insert(json!("OneDay"));
-    out.entry("RetryOptions")
-        .or_insert(json!({"DurationInSeconds": 300}));
-    out.entry("S3BackupMode")
-        .or_insert(json!("FailedDocumentsOnly"));
-    out.entry("DocumentIdOptions")
-        .or_insert(json!({"DefaultDocumentIdFormat": "FIREHOSE_DEFAULT"}));
-    out.entry("CloudWatchLoggingOptions")
-        .or_insert(json!({"Enabled": false}));
-    if let Some(s3) = out.remove("S3Configuration") {
-        out.insert(
-            "S3DestinationDescription".into(),
-            Value::Object(plain_s3(&s3)),
-        );
-    }
-    out
+    with_backup(
+        config,
+        (5, 300),
+        &[
+            ("IndexRotationPeriod", json!("OneDay")),
+            ("RetryOptions", json!({"DurationInSeconds": 300})),
+            ("S3BackupMode", json!("FailedDocumentsOnly")),
+            (
+                "DocumentIdOptions",
+                json!({"DefaultDocumentIdFormat": "FIREHOSE_DEFAULT"}),
+            ),
+        ],
+    )
 }
 
-/// A Splunk description: AWS's defaults filled in, the backup bucket as
-/// its S3 description.
 fn splunk(config: &Value) -> Map<String, Value> {
-    let mut out = config.as_object().cloned().unwrap_or_default();
-    out.entry("HECAcknowledgmentTimeoutInSeconds")
-        .or_insert(json!(180));
-    out.entry("RetryOptions")
-        .or_insert(json!({"DurationInSeconds": 3600}));
-    out.entry("S3BackupMode")
-        .or_insert(json!("FailedEventsOnly"));
-    let hints = out.entry("BufferingHints").or_insert_with(|| json!({}));
-    if let Some(hints) = hints.as_object_mut() {
-        hints.entry("SizeInMBs").or_insert(json!(5));
-        hints.entry("IntervalInSeconds").or_insert(json!(60));
-    }
-    out.entry("CloudWatchLoggingOptions")
-        .or_insert(json!({"Enabled": false}));
-    if let Some(s3) = out.remove("S3Configuration") {
-        out.insert(
-            "S3DestinationDescription".into(),
-            Value::Object(plain_s3(&s3)),
-        );
-    }
-    out
+    with_backup(
+        config,
+        (5, 60),
+        &[
+            ("HECAcknowledgmentTimeoutInSeconds", json!(180)),
+            ("RetryOptions", json!({"DurationInSeconds": 3600})),
+            ("S3BackupMode", json!("FailedEventsOnly")),
+        ],
+    )
 }
 
 pub fn description(meta: &DeliveryStreamMeta, arn: &str) -> Value {

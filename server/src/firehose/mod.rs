@@ -721,55 +721,52 @@ fn read_tags(req: &mut Req, field: &str, at: &str) -> Result<Vec<(String, String
 
 /// The constraints botocore's model puts on a Splunk destination.
 fn check_splunk_destination(req: &mut Req, config: &Value, at: &str) -> Result<(), AwsError> {
-    let bounded = [
-        (
-            "HECAcknowledgmentTimeoutInSeconds",
-            None,
-            "hECAcknowledgmentTimeoutInSeconds",
-            180,
-            600,
-        ),
-        (
-            "DurationInSeconds",
-            Some("RetryOptions"),
-            "retryOptions.durationInSeconds",
-            0,
-            7200,
-        ),
-        (
-            "SizeInMBs",
-            Some("BufferingHints"),
-            "bufferingHints.sizeInMBs",
-            1,
-            5,
-        ),
-        (
-            "IntervalInSeconds",
-            Some("BufferingHints"),
-            "bufferingHints.intervalInSeconds",
-            0,
-            60,
-        ),
-    ];
-    for (field, parent, name, min, max) in bounded {
+    check_bounds(
+        req,
+        config,
+        at,
+        &[
+            (None, "HECAcknowledgmentTimeoutInSeconds", 180, 600),
+            (Some("RetryOptions"), "DurationInSeconds", 0, 7200),
+            (Some("BufferingHints"), "SizeInMBs", 1, 5),
+            (Some("BufferingHints"), "IntervalInSeconds", 0, 60),
+        ],
+    );
+    check_backup(req, config, at)
+}
+
+/// A `(parent, field, min, max)` bound on an integer field: reported as
+/// AWS words it, at `<at>.<parent>.<field>` in lower camel case.
+type Bound = (Option<&'static str>, &'static str, i64, i64);
+
+fn check_bounds(req: &mut Req, config: &Value, at: &str, bounds: &[Bound]) {
+    for (parent, field, min, max) in bounds {
         let holder = match parent {
-            Some(parent) => config.get(parent),
+            Some(parent) => config.get(*parent),
             None => Some(config),
         };
-        if let Some(v) = holder.and_then(|h| h.get(field)).and_then(Value::as_i64)
-            && (v < min || v > max)
+        if let Some(v) = holder.and_then(|h| h.get(*field)).and_then(Value::as_i64)
+            && (v < *min || v > *max)
         {
+            let path = match parent {
+                Some(parent) => format!("{at}.{}.{}", lower_first(parent), lower_first(field)),
+                None => format!("{at}.{}", lower_first(field)),
+            };
             req.problem(
                 Some(&v.to_string()),
-                &format!("{at}.{name}"),
+                &path,
                 &format!("Member must have value between {min} and {max}"),
             );
         }
     }
-    if let Some(s3) = config.get("S3Configuration") {
-        check_s3_destination(req, s3, &format!("{at}.s3Configuration"))?;
+}
+
+/// The backup bucket every non-S3 destination names.
+fn check_backup(req: &mut Req, config: &Value, at: &str) -> Result<(), AwsError> {
+    match config.get("S3Configuration") {
+        Some(s3) => check_s3_destination(req, s3, &format!("{at}.s3Configuration")),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// The constraints botocore's model puts on an OpenSearch or
@@ -778,26 +775,17 @@ fn check_search_destination(req: &mut Req, config: &Value, at: &str) -> Result<(
     if let Some(index) = config.get("IndexName").and_then(Value::as_str) {
         req.check_len(index, &format!("{at}.indexName"), 1, 80);
     }
-    if let Some(hints) = config.get("BufferingHints") {
-        for (field, name, min, max) in [
-            ("SizeInMBs", "sizeInMBs", 1, 100),
-            ("IntervalInSeconds", "intervalInSeconds", 0, 900),
-        ] {
-            if let Some(v) = hints.get(field).and_then(Value::as_i64)
-                && (v < min || v > max)
-            {
-                req.problem(
-                    Some(&v.to_string()),
-                    &format!("{at}.bufferingHints.{name}"),
-                    &format!("Member must have value between {min} and {max}"),
-                );
-            }
-        }
-    }
-    if let Some(s3) = config.get("S3Configuration") {
-        check_s3_destination(req, s3, &format!("{at}.s3Configuration"))?;
-    }
-    Ok(())
+    check_bounds(
+        req,
+        config,
+        at,
+        &[
+            (Some("BufferingHints"), "SizeInMBs", 1, 100),
+            (Some("BufferingHints"), "IntervalInSeconds", 0, 900),
+            (Some("RetryOptions"), "DurationInSeconds", 0, 7200),
+        ],
+    );
+    check_backup(req, config, at)
 }
 
 /// The constraints botocore's model puts on an HTTP endpoint destination.
@@ -813,38 +801,17 @@ fn check_http_destination(req: &mut Req, config: &Value) -> Result<(), AwsError>
             Some(url) => req.check_len(url, &format!("{at}.endpointConfiguration.url"), 1, 1000),
         }
     }
-    if let Some(hints) = config.get("BufferingHints") {
-        for (field, name, min, max) in [
-            ("SizeInMBs", "sizeInMBs", 1, 64),
-            ("IntervalInSeconds", "intervalInSeconds", 0, 900),
-        ] {
-            if let Some(v) = hints.get(field).and_then(Value::as_i64)
-                && (v < min || v > max)
-            {
-                req.problem(
-                    Some(&v.to_string()),
-                    &format!("{at}.bufferingHints.{name}"),
-                    &format!("Member must have value between {min} and {max}"),
-                );
-            }
-        }
-    }
-    if let Some(seconds) = config
-        .get("RetryOptions")
-        .and_then(|r| r.get("DurationInSeconds"))
-        .and_then(Value::as_i64)
-        && !(0..=7200).contains(&seconds)
-    {
-        req.problem(
-            Some(&seconds.to_string()),
-            &format!("{at}.retryOptions.durationInSeconds"),
-            "Member must have value between 0 and 7200",
-        );
-    }
-    if let Some(s3) = config.get("S3Configuration") {
-        check_s3_destination(req, s3, &format!("{at}.s3Configuration"))?;
-    }
-    Ok(())
+    check_bounds(
+        req,
+        config,
+        at,
+        &[
+            (Some("BufferingHints"), "SizeInMBs", 1, 64),
+            (Some("BufferingHints"), "IntervalInSeconds", 0, 900),
+            (Some("RetryOptions"), "DurationInSeconds", 0, 7200),
+        ],
+    );
+    check_backup(req, config, at)
 }
 
 /// The constraints botocore's model puts on an S3 destination's fields.
