@@ -23,6 +23,7 @@ use crate::error::{FirehoseError, Result};
 use crate::model::{DestinationSettings, HttpSettings};
 use crate::prefix::{KeyContext, Prefix, object_name};
 use crate::processing::{Failure, Input};
+use crate::redshift::RedshiftSettings;
 use crate::search::{Document, SearchSettings};
 use crate::splunk::SplunkSettings;
 use crate::stream::{Entry, Partition};
@@ -55,6 +56,8 @@ struct Object {
     errors: Vec<(String, Vec<u8>)>,
     /// For an HTTP endpoint: the request to make instead of `body`.
     http: Option<HttpBatch>,
+    /// For Redshift: the records COPYed once `body` is staged.
+    redshift: Option<Vec<Vec<u8>>>,
     /// For OpenSearch or Elasticsearch: the documents to send instead.
     search: Option<SearchBatch>,
     /// `S3BackupMode` `Enabled`: the source records' copy (bucket, key,
@@ -235,6 +238,13 @@ impl Delivery {
         {
             return Ok(());
         }
+        if let (Some(records), Some(redshift)) = (&object.redshift, &settings.redshift)
+            && !self
+                .copy_into(entry, settings, redshift, &object.key, records)
+                .await
+        {
+            return Ok(());
+        }
         if let (Some(batch), Some(search)) = (&object.search, &settings.search)
             && !self.send_search(entry, settings, search, batch).await
         {
@@ -356,6 +366,59 @@ impl Delivery {
             return false;
         }
         true
+    }
+
+    /// COPYs a staged object's records into PostgreSQL, retrying with
+    /// backoff for the destination's `RetryOptions`; then a line naming the
+    /// staged object goes under `redshift-failed`. False if the server
+    /// stopped first.
+    async fn copy_into(
+        &mut self,
+        entry: &Entry,
+        settings: &DestinationSettings,
+        redshift: &RedshiftSettings,
+        staged_key: &str,
+        records: &[Vec<u8>],
+    ) -> bool {
+        if records.is_empty() {
+            return true;
+        }
+        let started = (self.clock)();
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            match crate::redshift::load(redshift, records).await {
+                Ok(_) => return true,
+                Err(error) => {
+                    entry
+                        .figures
+                        .delivery_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    if (self.clock)().saturating_sub(started) >= redshift.retry_ms {
+                        let now = (self.clock)();
+                        let line = Failure {
+                            arrival_ms: now,
+                            raw: staged_key.as_bytes().to_vec(),
+                            code: "Redshift.CopyFailed".into(),
+                            message: error.clone(),
+                            attempts,
+                            lambda_arn: None,
+                        }
+                        .to_line(now);
+                        let key = format!("redshift-failed/{staged_key}");
+                        tracing::error!(stream = %entry.name, %error, "COPY retries exhausted; the staged object is named under redshift-failed");
+                        return self.write(entry, &settings.bucket, &key, &line).await;
+                    }
+                    tracing::warn!(stream = %entry.name, %error, retry_in = ?backoff, "COPY failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = self.stop.changed() => return false,
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
     }
 
     /// Sends a batch's documents with `_bulk`, again only those the
@@ -483,6 +546,7 @@ fn build_object(
     now_ms: u64,
 ) -> Result<Option<Object>> {
     if settings.processing.is_none()
+        && settings.redshift.is_none()
         && entry.partition != Some(Partition::Failed)
         && settings.conversion.is_none()
         && settings.http.is_none()
@@ -579,6 +643,7 @@ fn build_object(
             errors,
             http: None,
             search: None,
+            redshift: None,
             last_seq,
             records: inputs.len() as u64,
             raw_bytes,
@@ -617,6 +682,7 @@ fn build_object(
             backup: None,
             errors,
             search: None,
+            redshift: None,
             http: Some(HttpBatch {
                 request_id: match receiver {
                     // HEC's channel: one per delivery stream.
@@ -675,6 +741,7 @@ fn build_object(
             backup: None,
             errors,
             http: None,
+            redshift: None,
             search: Some(SearchBatch {
                 documents,
                 failed_key: format!("{failed_prefix}{name}"),
@@ -702,6 +769,7 @@ fn build_object(
             ))
         }
     };
+    let mut copy = None;
     let body = match &settings.conversion {
         Some(conversion) if !records.is_empty() => {
             let refs: Vec<&[u8]> = records.iter().map(|(_, r)| r.as_slice()).collect();
@@ -719,6 +787,10 @@ fn build_object(
             Some(parquet)
         }
         _ => {
+            copy = settings
+                .redshift
+                .is_some()
+                .then(|| records.iter().map(|(_, r)| r.clone()).collect());
             let body: Vec<u8> = records.into_iter().flat_map(|(_, r)| r).collect();
             (!body.is_empty())
                 .then(|| settings.compression.apply(body, &name))
@@ -732,6 +804,7 @@ fn build_object(
         errors,
         http: None,
         search: None,
+        redshift: copy,
         last_seq,
         records: inputs.len() as u64,
         raw_bytes,
@@ -825,6 +898,7 @@ fn build_plain_object(
         errors: Vec::new(),
         http: None,
         search: None,
+        redshift: None,
         last_seq,
         records,
         raw_bytes,

@@ -20,6 +20,7 @@ pub mod model;
 mod partition;
 pub mod prefix;
 mod processing;
+mod redshift;
 mod search;
 mod source;
 mod splunk;

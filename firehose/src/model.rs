@@ -91,6 +91,8 @@ pub enum DestinationKind {
     Elasticsearch,
     /// `SplunkDestinationConfiguration`.
     Splunk,
+    /// `RedshiftDestinationConfiguration` (loaded into PostgreSQL).
+    Redshift,
 }
 
 /// An HTTP endpoint destination: where records are POSTed, and how.
@@ -137,6 +139,8 @@ pub struct DestinationSettings {
     pub partitioning: Option<Query>,
     /// JSON records written as Parquet.
     pub conversion: Option<Conversion>,
+    /// For a Redshift destination: the table objects are COPYed into.
+    pub redshift: Option<crate::redshift::RedshiftSettings>,
     /// For a Splunk destination: its HTTP Event Collector.
     pub splunk: Option<crate::splunk::SplunkSettings>,
 }
@@ -279,6 +283,7 @@ impl DestinationSettings {
             http: None,
             search: None,
             splunk: None,
+            redshift: None,
             processing,
             bucket,
             prefix,
@@ -309,7 +314,27 @@ impl DestinationSettings {
                 DestinationSettings::parse_search(config, lookups, true)
             }
             DestinationKind::Splunk => DestinationSettings::parse_splunk(config, lookups),
+            DestinationKind::Redshift => DestinationSettings::parse_redshift(config, lookups),
         }
+    }
+
+    /// Reads a Redshift destination: objects staged as `S3Configuration`
+    /// says (its buffering hints are the stream's), then COPYed.
+    fn parse_redshift(config: &Value, lookups: &Lookups) -> Result<DestinationSettings> {
+        let redshift = crate::redshift::RedshiftSettings::parse(config)?;
+        let staging = config.get("S3Configuration").ok_or_else(|| {
+            invalid("S3Configuration must be given: objects are staged there before COPY.")
+        })?;
+        let mut settings = DestinationSettings::parse(staging, lookups)?;
+        if settings.compression != Compression::Uncompressed {
+            return Err(invalid(
+                "S3Configuration CompressionFormat must be UNCOMPRESSED for a Redshift destination in this Runnel version.",
+            ));
+        }
+        settings.processing =
+            Pipeline::parse(config.get("ProcessingConfiguration"), &lookups.lambdas)?;
+        settings.redshift = Some(redshift);
+        Ok(settings)
     }
 
     /// Reads a Splunk destination: its HEC, buffering (1-5 MB, default 5;

@@ -14,8 +14,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 protocols. Point boto3, the aws CLI or an AWS SDK at its endpoint and it behaves like Kinesis.\n\n\
 Built: Kinesis Data Streams; Flink SQL jobs (embedded with `runnel sql run`, or inside the \
 server over its streams with `runnel jobs` and the Kinesis Analytics V2 API); Firehose delivery \
-streams to S3 (a local directory or an S3 endpoint), HTTP endpoints, OpenSearch and Splunk. \
-Still to come: Firehose's Redshift destination, and Kinesis Video Streams.\n\n\
+streams to S3 (a local directory or an S3 endpoint), HTTP endpoints, OpenSearch, Splunk and \
+Redshift on PostgreSQL. Still to come: Kinesis Video Streams.\n\n\
 Start with `runnel server`, then talk to http://127.0.0.1:4567."
 )]
 pub struct Cli {

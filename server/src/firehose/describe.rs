@@ -115,6 +115,25 @@ fn search_cluster(config: &Value) -> Map<String, Value> {
     )
 }
 
+/// The Redshift description: the password is never shown, as AWS does;
+/// buffering is the staging bucket's.
+fn redshift(config: &Value) -> Map<String, Value> {
+    let mut out = config.as_object().cloned().unwrap_or_default();
+    out.remove("Password");
+    out.entry("RetryOptions")
+        .or_insert(json!({"DurationInSeconds": 3600}));
+    out.entry("S3BackupMode").or_insert(json!("Disabled"));
+    out.entry("CloudWatchLoggingOptions")
+        .or_insert(json!({"Enabled": false}));
+    if let Some(s3) = out.remove("S3Configuration") {
+        out.insert(
+            "S3DestinationDescription".into(),
+            Value::Object(plain_s3(&s3)),
+        );
+    }
+    out
+}
+
 fn splunk(config: &Value) -> Map<String, Value> {
     with_backup(
         config,
@@ -141,6 +160,10 @@ pub fn description(meta: &DeliveryStreamMeta, arn: &str) -> Value {
         DestinationKind::OpenSearch => json!({
             "DestinationId": DESTINATION_ID,
             "AmazonopensearchserviceDestinationDescription": search_cluster(&meta.destination),
+        }),
+        DestinationKind::Redshift => json!({
+            "DestinationId": DESTINATION_ID,
+            "RedshiftDestinationDescription": redshift(&meta.destination),
         }),
         DestinationKind::Splunk => json!({
             "DestinationId": DESTINATION_ID,

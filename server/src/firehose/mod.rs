@@ -389,6 +389,14 @@ impl Api {
                 };
                 (config, kind)
             }
+            ["RedshiftDestinationConfiguration"] => {
+                let config = map
+                    .get("RedshiftDestinationConfiguration")
+                    .cloned()
+                    .unwrap_or_default();
+                check_redshift_destination(&mut req, &config, "redshiftDestinationConfiguration")?;
+                (config, DestinationKind::Redshift)
+            }
             ["SplunkDestinationConfiguration"] => {
                 let config = map
                     .get("SplunkDestinationConfiguration")
@@ -400,7 +408,7 @@ impl Api {
             [field] => {
                 req.finish()?;
                 return Err(invalid_argument(format!(
-                    "{field}: this Runnel version delivers to S3 (ExtendedS3DestinationConfiguration), HTTP endpoints (HttpEndpointDestinationConfiguration), OpenSearch or Elasticsearch clusters and Splunk."
+                    "{field}: this Runnel version delivers to S3 (ExtendedS3DestinationConfiguration), HTTP endpoints, OpenSearch or Elasticsearch clusters, Splunk and Redshift (on PostgreSQL)."
                 )));
             }
             [] => {
@@ -491,7 +499,8 @@ impl Api {
             );
         }
         let destination_id = req.str_len("DestinationId", "destinationId", 1, 100)?;
-        const UPDATES: [&str; 6] = [
+        const UPDATES: [&str; 7] = [
+            "RedshiftDestinationUpdate",
             "ExtendedS3DestinationUpdate",
             "S3DestinationUpdate",
             "HttpEndpointDestinationUpdate",
@@ -521,6 +530,8 @@ impl Api {
         let mut check = Req::new(Map::new());
         if field == "HttpEndpointDestinationUpdate" {
             check_http_destination(&mut check, &update)?;
+        } else if field == "RedshiftDestinationUpdate" {
+            check_redshift_destination(&mut check, &update, "redshiftDestinationUpdate")?;
         } else if field == "SplunkDestinationUpdate" {
             check_splunk_destination(&mut check, &update, "splunkDestinationUpdate")?;
         } else if field.ends_with("searchserviceDestinationUpdate")
@@ -731,6 +742,23 @@ fn check_splunk_destination(req: &mut Req, config: &Value, at: &str) -> Result<(
             (Some("BufferingHints"), "SizeInMBs", 1, 5),
             (Some("BufferingHints"), "IntervalInSeconds", 0, 60),
         ],
+    );
+    check_backup(req, config, at)
+}
+
+/// The constraints botocore's model puts on a Redshift destination.
+fn check_redshift_destination(req: &mut Req, config: &Value, at: &str) -> Result<(), AwsError> {
+    if let Some(password) = config.get("Password").and_then(Value::as_str) {
+        req.check_len(password, &format!("{at}.password"), 6, 512);
+    }
+    if let Some(user) = config.get("Username").and_then(Value::as_str) {
+        req.check_len(user, &format!("{at}.username"), 1, 512);
+    }
+    check_bounds(
+        req,
+        config,
+        at,
+        &[(Some("RetryOptions"), "DurationInSeconds", 0, 7200)],
     );
     check_backup(req, config, at)
 }

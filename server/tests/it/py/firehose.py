@@ -160,12 +160,19 @@ status, body = raw("CreateDeliveryStream", {"DeliveryStreamName": "bad name!",
 assert status == 400 and body["__type"] == "ValidationException", (status, body)
 assert body["message"].startswith("2 validation errors detected"), body
 assert "extendedS3DestinationConfiguration.bufferingHints.sizeInMBs" in body["message"], body
-message = expect_error("InvalidArgumentException", firehose.create_delivery_stream,
-                       DeliveryStreamName="redshift", RedshiftDestinationConfiguration={
-                           "RoleARN": "r", "ClusterJDBCURL": "jdbc:redshift://example.invalid:5439/db",
-                           "CopyCommand": {"DataTableName": "t"}, "Username": "u", "Password": "password1",
-                           "S3Configuration": {"RoleARN": "r", "BucketARN": "arn:aws:s3:::b"}})
-assert "RedshiftDestinationConfiguration" in message, message
+status, body = raw("CreateDeliveryStream", {"DeliveryStreamName": "snowflake", "SnowflakeDestinationConfiguration": {
+    "AccountUrl": "https://example.invalid", "Database": "d", "Schema": "s", "Table": "t", "RoleARN": "r",
+    "S3Configuration": {"RoleARN": "r", "BucketARN": "arn:aws:s3:::b"}}})
+assert status == 400 and body["__type"] == "InvalidArgumentException", (status, body)
+assert "SnowflakeDestinationConfiguration" in body["message"], body
+firehose.create_delivery_stream(DeliveryStreamName="redshift", RedshiftDestinationConfiguration={
+    "RoleARN": "r", "ClusterJDBCURL": "jdbc:redshift://127.0.0.1:9/db",
+    "CopyCommand": {"DataTableName": "t", "CopyOptions": "csv"}, "Username": "u", "Password": "password1",
+    "S3Configuration": {"RoleARN": "r", "BucketARN": "arn:aws:s3:::b"}})
+redshift = firehose.describe_delivery_stream(DeliveryStreamName="redshift")["DeliveryStreamDescription"]
+redshift = redshift["Destinations"][0]["RedshiftDestinationDescription"]
+assert "Password" not in redshift and redshift["CopyCommand"]["DataTableName"] == "t", redshift
+firehose.delete_delivery_stream(DeliveryStreamName="redshift")
 firehose.create_delivery_stream(DeliveryStreamName="splunk", SplunkDestinationConfiguration={
     "HECEndpoint": "http://127.0.0.1:9", "HECEndpointType": "Event", "HECToken": "t",
     "S3Configuration": {"RoleARN": "r", "BucketARN": "arn:aws:s3:::b"}})
