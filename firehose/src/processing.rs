@@ -26,10 +26,12 @@ struct Lambda {
     batch_bytes: usize,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum SubRecords {
     Json,
     Kpl,
+    /// Records separated by this delimiter (`Delimiter`, base64).
+    Delimited(Vec<u8>),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -142,16 +144,32 @@ impl Pipeline {
                         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
                 }
                 "RecordDeAggregation" => {
-                    pipeline.deaggregate =
-                        Some(match params.get("SubRecordType").map(String::as_str) {
+                    pipeline.deaggregate = Some(
+                        match params.get("SubRecordType").map(String::as_str) {
                             None | Some("JSON") => SubRecords::Json,
                             Some("KPL") => SubRecords::Kpl,
+                            Some("DELIMITED") => {
+                                let text = params.get("Delimiter").ok_or_else(|| {
+                                    invalid("SubRecordType DELIMITED needs a Delimiter parameter (base64).")
+                                })?;
+                                let delimiter = STANDARD
+                                    .decode(text)
+                                    .ok()
+                                    .filter(|d| !d.is_empty())
+                                    .ok_or_else(|| {
+                                        invalid(format!(
+                                            "Delimiter '{text}' is not a base64-encoded delimiter."
+                                        ))
+                                    })?;
+                                SubRecords::Delimited(delimiter)
+                            }
                             Some(other) => {
                                 return Err(invalid(format!(
-                                    "SubRecordType {other} is not one of JSON, KPL."
+                                    "SubRecordType {other} is not one of JSON, KPL, DELIMITED."
                                 )));
                             }
-                        });
+                        },
+                    );
                 }
                 "AppendDelimiterToRecord" => {
                     if let Some(delimiter) = params.get("Delimiter") {
@@ -266,8 +284,12 @@ impl Pipeline {
         if self.cloudwatch_messages {
             records = cloudwatch_messages(&records[0])?;
         }
-        match self.deaggregate {
+        match &self.deaggregate {
             None => Ok(records),
+            Some(SubRecords::Delimited(delimiter)) => Ok(records
+                .iter()
+                .flat_map(|r| split_delimited(r, delimiter))
+                .collect()),
             Some(SubRecords::Kpl) => Ok(records
                 .iter()
                 .flat_map(|r| match runnel_streams::aggregated::deaggregate(r) {
@@ -310,6 +332,21 @@ fn cloudwatch_messages(data: &[u8]) -> Result<Vec<Vec<u8>>, (String, String)> {
             "the record has no messageType of DATA_MESSAGE or CONTROL_MESSAGE".to_string(),
         )),
     }
+}
+
+/// The pieces of `data` between `delimiter`s; an empty last piece (a
+/// trailing delimiter) is not a record.
+fn split_delimited(data: &[u8], delimiter: &[u8]) -> Vec<Vec<u8>> {
+    let mut pieces = Vec::new();
+    let mut rest = data;
+    while let Some(at) = memchr::memmem::find(rest, delimiter) {
+        pieces.push(rest[..at].to_vec());
+        rest = &rest[at + delimiter.len()..];
+    }
+    if !rest.is_empty() {
+        pieces.push(rest.to_vec());
+    }
+    pieces
 }
 
 /// Concatenated JSON objects (`{..}{..}`, any whitespace between) as one
@@ -553,6 +590,23 @@ mod tests {
         assert_eq!(failures.len(), 1);
         assert_eq!(failures[0].code, "Decompression.Failed");
         assert_eq!(failures[0].raw, b"not gzip");
+    }
+
+    #[test]
+    fn delimited_records_are_split_on_their_delimiter() {
+        let p = pipeline(json!([{"Type": "RecordDeAggregation", "Parameters": [
+            {"ParameterName": "SubRecordType", "ParameterValue": "DELIMITED"},
+            {"ParameterName": "Delimiter", "ParameterValue": STANDARD.encode("||")}]}]));
+        let (records, failures) = p.run(&[Input {
+            arrival_ms: 1,
+            data: b"a||bc||||d||",
+        }]);
+        assert!(failures.is_empty());
+        let data: Vec<Vec<u8>> = records.into_iter().map(|(_, r)| r).collect();
+        assert_eq!(
+            data,
+            vec![b"a".to_vec(), b"bc".to_vec(), b"".to_vec(), b"d".to_vec()]
+        );
     }
 
     #[test]
