@@ -150,13 +150,42 @@ pub enum Accepted {
 
 pub type PutReply = oneshot::Sender<Result<Vec<Accepted>>>;
 
+/// Records for the writer: to one buffer, or (when records move from a
+/// stream's buffer to its partitions') to several in one write. The reply
+/// answers each record in order, part after part.
 pub struct Put {
-    pub entry: Arc<Entry>,
-    pub records: Vec<Vec<u8>>,
+    pub parts: Vec<Part>,
     pub reply: PutReply,
     /// A source's position, written in the same batch as its records, and
     /// only with all of them: a restart neither skips nor repeats.
     pub position: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+pub struct Part {
+    pub entry: Arc<Entry>,
+    pub records: Vec<Vec<u8>>,
+    /// Each record's arrival when it arrived earlier (a record moved to
+    /// its partition keeps its own); empty: the time of the write.
+    pub arrivals: Vec<u64>,
+}
+
+impl Put {
+    pub fn new(
+        entry: Arc<Entry>,
+        records: Vec<Vec<u8>>,
+        reply: PutReply,
+        position: Option<(Vec<u8>, Vec<u8>)>,
+    ) -> Put {
+        Put {
+            parts: vec![Part {
+                entry,
+                records,
+                arrivals: Vec::new(),
+            }],
+            reply,
+            position,
+        }
+    }
 }
 
 pub fn run_writer(
@@ -206,27 +235,54 @@ impl Commit {
         key: Option<&[u8; 32]>,
     ) {
         let Put {
-            entry,
-            records,
+            parts,
             reply,
             position,
         } = put;
-        if entry.is_deleted() {
-            let _ = reply.send(Err(FirehoseError::NotFound(entry.not_found_message())));
+        if let Some(part) = parts.iter().find(|part| part.entry.is_deleted()) {
+            let _ = reply.send(Err(FirehoseError::NotFound(part.entry.not_found_message())));
             return;
         }
-        let buffered = entry.buffered_bytes() + self.pending_bytes(&entry);
+        let total: usize = parts.iter().map(|part| part.records.len()).sum();
         if let Some((key, value)) = position {
-            let size: u64 = records.iter().map(|r| r.len() as u64).sum();
-            if buffered + size > max_buffer_bytes && !records.is_empty() {
-                let _ = reply.send(Ok(vec![Accepted::BufferFull; records.len()]));
+            let over = parts.iter().any(|part| {
+                let size: u64 = part.records.iter().map(|r| r.len() as u64).sum();
+                let buffered = part.entry.buffered_bytes() + self.pending_bytes(&part.entry);
+                buffered + size > max_buffer_bytes && !part.records.is_empty()
+            });
+            if over {
+                let _ = reply.send(Ok(vec![Accepted::BufferFull; total]));
                 return;
             }
             self.batch.put_cf(meta, key, value);
         }
-        let mut outcomes = Vec::with_capacity(records.len());
+        let mut outcomes = Vec::with_capacity(total);
+        for part in parts {
+            self.stage_part(cf, part, now_ms, max_buffer_bytes, key, &mut outcomes);
+        }
+        self.replies.push((reply, Ok(outcomes)));
+    }
+
+    fn stage_part(
+        &mut self,
+        cf: &rocksdb::ColumnFamily,
+        part: Part,
+        now_ms: u64,
+        max_buffer_bytes: u64,
+        key: Option<&[u8; 32]>,
+        outcomes: &mut Vec<Accepted>,
+    ) {
+        let Part {
+            entry,
+            records,
+            arrivals,
+        } = part;
+        let buffered = entry.buffered_bytes() + self.pending_bytes(&entry);
         let mut bytes = 0u64;
-        for data in &records {
+        let mut oldest = u64::MAX;
+        let mut any = false;
+        for (i, data) in records.iter().enumerate() {
+            let arrival = arrivals.get(i).copied().unwrap_or(now_ms);
             if buffered + bytes >= max_buffer_bytes {
                 outcomes.push(Accepted::BufferFull);
                 continue;
@@ -243,31 +299,35 @@ impl Commit {
             match key.filter(|_| entry.is_encrypted()) {
                 Some(secret) => block.push(
                     seq,
-                    now_ms,
+                    arrival,
                     FLAG_SEALED,
                     "",
                     &seal(secret, entry.id, seq, data),
                 ),
-                None => block.push(seq, now_ms, 0, "", data),
+                None => block.push(seq, arrival, 0, "", data),
             }
             if block.len() >= BLOCK_BYTES {
                 let (id, first, full) = self.filling.swap_remove(slot);
                 self.batch.put_cf(cf, record_key(id, first), full.finish());
             }
             bytes += data.len() as u64;
+            oldest = oldest.min(arrival);
+            any = true;
             outcomes.push(Accepted::Buffered(seq));
         }
-        if outcomes.iter().any(|o| matches!(o, Accepted::Buffered(_))) {
+        if any {
             match self
                 .added
                 .iter_mut()
                 .find(|(e, _, _)| Arc::ptr_eq(e, &entry))
             {
-                Some(slot) => slot.1 += bytes,
-                None => self.added.push((entry, bytes, now_ms)),
+                Some(slot) => {
+                    slot.1 += bytes;
+                    slot.2 = slot.2.min(oldest);
+                }
+                None => self.added.push((entry, bytes, oldest)),
             }
         }
-        self.replies.push((reply, Ok(outcomes)));
     }
 
     /// Puts every block still being filled into the batch.

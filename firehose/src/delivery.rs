@@ -32,9 +32,17 @@ use crate::{Clock, state};
 /// Retry delays after a failed write, doubling to this bound; S3 delivery
 /// is retried until it succeeds (AWS gives up after 24 hours and loses the
 /// data; Runnel keeps it buffered).
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
-const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(30);
+pub(crate) const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 
+/// How a stream's delivery task reaches its dynamic partitions.
+#[derive(Clone)]
+pub struct Router {
+    pub partitions: Arc<crate::partitions::Partitions>,
+    pub puts: std::sync::mpsc::SyncSender<crate::buffer::Put>,
+}
+
+#[derive(Clone)]
 pub struct Delivery {
     /// `arn:aws:firehose:<region>:<account>:deliverystream/`, for the
     /// HTTP endpoint's `X-Amz-Firehose-Source-Arn`.
@@ -45,6 +53,8 @@ pub struct Delivery {
     pub buckets: Arc<Buckets>,
     pub clock: Clock,
     pub stop: watch::Receiver<bool>,
+    /// For a stream's task (not a partition's): routes its records.
+    pub router: Option<Router>,
 }
 
 /// An object ready to write, and what it covers in the buffer.
@@ -147,13 +157,24 @@ impl Delivery {
             }
             let buffer = entry.buffer();
             let settings = entry.settings();
+            let routes = entry.routes(&settings);
+            let (size_bytes, interval_ms) = match &settings.routing {
+                Some(pipeline) if routes => pipeline.batch_hints(),
+                _ if routes => (1 << 20, 0),
+                _ => (settings.size_bytes, settings.interval_ms),
+            };
             let now = (self.clock)();
             let wait = match buffer.oldest_ms {
                 None => None,
                 Some(oldest) => {
-                    let due = oldest.saturating_add(settings.interval_ms);
-                    if buffer.bytes >= settings.size_bytes || now >= due {
-                        if let Err(error) = self.deliver_one(&entry, &settings).await {
+                    let due = oldest.saturating_add(interval_ms);
+                    if buffer.bytes >= size_bytes || now >= due {
+                        let step = if routes {
+                            self.route_one(&entry, &settings).await
+                        } else {
+                            self.deliver_one(&entry, &settings).await
+                        };
+                        if let Err(error) = step {
                             // The buffer itself failed (a store error, a
                             // sealed record without its key): nothing is
                             // dropped; try again later, loudly.
@@ -511,7 +532,13 @@ impl Delivery {
 
     /// Writes one object, retrying with backoff until it is written; false
     /// if the server stopped first.
-    async fn write(&mut self, entry: &Entry, bucket: &str, key: &str, body: &[u8]) -> bool {
+    pub(crate) async fn write(
+        &mut self,
+        entry: &Entry,
+        bucket: &str,
+        key: &str,
+        body: &[u8],
+    ) -> bool {
         let mut backoff = FIRST_BACKOFF;
         loop {
             match self.buckets.put(bucket, key, body.to_vec()).await {
@@ -814,7 +841,7 @@ fn build_object(
 
 /// The error object of `failures` of one kind: its key under the error
 /// prefix (or `<kind>/` and the hour) and its JSON lines.
-fn error_object(
+pub(crate) fn error_object(
     settings: &DestinationSettings,
     context: &KeyContext<'_>,
     name: &str,
@@ -908,7 +935,7 @@ fn build_plain_object(
 
 /// A UUID and an 11-character random string for the object starting at
 /// `first_seq`, the same each time that object is built.
-fn object_identity(stream: u64, first_seq: u64) -> (String, String) {
+pub(crate) fn object_identity(stream: u64, first_seq: u64) -> (String, String) {
     let digest = Md5::new()
         .chain_update(stream.to_be_bytes())
         .chain_update(first_seq.to_be_bytes())
@@ -937,7 +964,7 @@ fn object_identity(stream: u64, first_seq: u64) -> (String, String) {
 
 /// Records through `last_seq` are delivered: remember that and drop every
 /// block they finished, in one synced write.
-fn commit(db: &DB, entry: &Entry, last_seq: u64, raw_bytes: u64) -> Result<()> {
+pub(crate) fn commit(db: &DB, entry: &Entry, last_seq: u64, raw_bytes: u64) -> Result<()> {
     let records = state::cf(db, CF_RECORDS)?;
     let meta = state::cf(db, state::CF_META)?;
     let bound = delivered_bound(db, entry.id, last_seq)?;

@@ -4,10 +4,11 @@
 //! hints say so. This crate knows nothing of HTTP: the wire protocol lives
 //! in the server.
 //!
-//! Built so far: `DirectPut` sources and the S3 destination (a directory
-//! per bucket under the bucket root, or an S3-compatible endpoint), with
-//! buffering hints, prefix expressions, the default object key, and every
-//! compression format.
+//! Sources: `DirectPut` and `KinesisStreamAsSource`. Destinations: S3 (a
+//! directory per bucket under the bucket root, or an S3-compatible
+//! endpoint), HTTP endpoints, OpenSearch/Elasticsearch, Splunk, and
+//! Redshift on PostgreSQL; processing, dynamic partitioning and Parquet
+//! conversion on the way.
 
 mod bucket;
 mod buffer;
@@ -18,16 +19,18 @@ mod error;
 mod http;
 pub mod model;
 mod partition;
+mod partitions;
 pub mod prefix;
 mod processing;
 mod redshift;
+mod route;
 mod search;
 mod source;
 mod splunk;
 mod state;
 mod stream;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, SyncSender};
@@ -49,8 +52,9 @@ pub use stream::not_found_message;
 
 use bucket::Buckets;
 use buffer::Put;
-use delivery::Delivery;
-use stream::{Entry, Partition};
+use delivery::{Delivery, Router};
+use partitions::Partitions;
+use stream::Entry;
 
 /// A queued put: the indexes of its records in the caller's list, and the
 /// writer's answer.
@@ -72,29 +76,26 @@ fn merge(answers: Vec<(Vec<usize>, Vec<Accepted>)>) -> Vec<Accepted> {
     merged
 }
 
-fn enabled_in(config: &Value, field: &str) -> bool {
-    config
-        .get(field)
-        .and_then(|c| c.get("Enabled"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false)
-}
-
-/// How a partition is named in the data dir: its keys as JSON, or
-/// `failed`.
-fn partition_label(partition: &Partition) -> String {
-    match partition {
-        Partition::Keys(keys) => serde_json::to_string(keys).unwrap_or_default(),
-        Partition::Failed => "failed".into(),
+/// `CREATING` becomes `ACTIVE` once the stream's tasks are started (this
+/// runs after them on the same runtime), written as every change is.
+async fn activate(db: Arc<DB>, control: Arc<Mutex<()>>, entry: Arc<Entry>) {
+    let _guard = control.lock().unwrap_or_else(|e| e.into_inner());
+    let mut meta = entry.meta();
+    if meta.status != Status::Creating || entry.is_deleted() {
+        return;
+    }
+    meta.status = Status::Active;
+    match state::save(&db, &meta) {
+        Ok(()) => *entry.meta.write().unwrap_or_else(|e| e.into_inner()) = meta,
+        Err(error) => tracing::error!(stream = %entry.name, %error, "activating failed"),
     }
 }
 
-fn partition_of(label: &str) -> Option<Partition> {
-    if label == "failed" {
-        Some(Partition::Failed)
-    } else {
-        serde_json::from_str(label).ok().map(Partition::Keys)
-    }
+fn arn(config: &FirehoseConfig, name: &str) -> String {
+    format!(
+        "arn:aws:firehose:{}:{}:deliverystream/{name}",
+        config.region, config.account
+    )
 }
 
 /// The column families this service owns; pass them to `Store::open`.
@@ -173,9 +174,7 @@ pub struct FiguresSnapshot {
     pub freshness_ms: u64,
 }
 
-/// Partitions of one stream buffering at once: AWS's default quota of
-/// active partitions.
-pub const MAX_ACTIVE_PARTITIONS: usize = 500;
+pub use partitions::MAX_ACTIVE_PARTITIONS;
 
 /// Enough queued puts to keep a group commit full while the last one syncs.
 const QUEUE_DEPTH: usize = 16 * 1024;
@@ -185,19 +184,19 @@ const QUEUE_DEPTH: usize = 16 * 1024;
 pub struct Firehose {
     db: Arc<DB>,
     config: FirehoseConfig,
-    streams: RwLock<BTreeMap<String, Arc<Entry>>>,
+    streams: Arc<RwLock<BTreeMap<String, Arc<Entry>>>>,
     puts: Option<SyncSender<Put>>,
     writer: Option<JoinHandle<()>>,
     stop: watch::Sender<bool>,
     buckets: Arc<Buckets>,
     runtime: tokio::runtime::Handle,
-    /// Dynamic partitions' buffers, by stream id, then partition.
-    children: Mutex<HashMap<u64, HashMap<String, Arc<Entry>>>>,
+    /// Dynamic partitions' buffers.
+    partitions: Arc<Partitions>,
     /// Serialises taking ids: streams and partitions are made under
     /// different locks.
-    ids: Mutex<()>,
+    ids: Arc<Mutex<()>>,
     /// Serialises control-plane changes.
-    control: Mutex<()>,
+    control: Arc<Mutex<()>>,
 }
 
 impl Firehose {
@@ -218,23 +217,45 @@ impl Firehose {
                 .map_err(|e| FirehoseError::Internal(format!("starting the writer: {e}")))?
         };
         let (stop, _) = watch::channel(false);
+        let buckets = Arc::new(Buckets::new(
+            config.bucket_root.clone(),
+            config.s3_endpoint.clone(),
+        ));
+        let ids = Arc::new(Mutex::new(()));
+        let partitions = Arc::new(Partitions::new(
+            db.clone(),
+            config.account.clone(),
+            ids.clone(),
+            runtime.clone(),
+            Delivery {
+                arn_prefix: arn(&config, ""),
+                db: db.clone(),
+                key: config.encryption_key,
+                buckets: buckets.clone(),
+                clock: config.clock.clone(),
+                stop: stop.subscribe(),
+                router: None,
+            },
+        ));
         let firehose = Firehose {
-            buckets: Arc::new(Buckets::new(
-                config.bucket_root.clone(),
-                config.s3_endpoint.clone(),
-            )),
+            buckets,
             db,
             config,
-            streams: RwLock::new(BTreeMap::new()),
+            streams: Arc::new(RwLock::new(BTreeMap::new())),
             puts: Some(puts),
             writer: Some(writer),
             stop,
             runtime,
-            children: Mutex::new(HashMap::new()),
-            ids: Mutex::new(()),
-            control: Mutex::new(()),
+            partitions,
+            ids,
+            control: Arc::new(Mutex::new(())),
         };
         for meta in state::load_all(&firehose.db)? {
+            if meta.status == Status::Deleting {
+                // Deleted before a crash finished removing it.
+                state::remove(&firehose.db, &meta.name, meta.id)?;
+                continue;
+            }
             let settings = DestinationSettings::of(
                 meta.destination_kind,
                 &meta.destination,
@@ -253,21 +274,7 @@ impl Firehose {
                 buffer,
             );
             let entry = firehose.start(entry);
-            for (label, id) in state::load_partitions(&firehose.db, entry.id)? {
-                let Some(partition) = partition_of(&label) else {
-                    tracing::warn!(stream = %entry.name, %label, "an unreadable partition is skipped");
-                    continue;
-                };
-                let buffer = state::recover_buffer(&firehose.db, id)?;
-                let child = firehose.child_entry(&entry, id, partition, buffer);
-                firehose
-                    .children
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .entry(entry.id)
-                    .or_default()
-                    .insert(label, child);
-            }
+            firehose.partitions.recover(&entry)?;
         }
         Ok(firehose)
     }
@@ -277,17 +284,15 @@ impl Firehose {
     }
 
     pub fn arn(&self, name: &str) -> String {
-        format!(
-            "arn:aws:firehose:{}:{}:deliverystream/{name}",
-            self.config.region, self.config.account
-        )
+        arn(&self.config, name)
     }
 
     pub fn account(&self) -> &str {
         &self.config.account
     }
 
-    /// A delivery task's half of the service.
+    /// A delivery task's half of the service; it routes records to
+    /// dynamic partitions when its stream needs that.
     fn delivery(&self) -> Delivery {
         Delivery {
             arn_prefix: self.arn(""),
@@ -296,6 +301,10 @@ impl Firehose {
             buckets: self.buckets.clone(),
             clock: self.config.clock.clone(),
             stop: self.stop.subscribe(),
+            router: self.puts.clone().map(|puts| Router {
+                partitions: self.partitions.clone(),
+                puts,
+            }),
         }
     }
 
@@ -324,6 +333,13 @@ impl Firehose {
             }
         }
         self.runtime.spawn(delivery.run(entry.clone()));
+        if entry.meta().status == Status::Creating {
+            self.runtime.spawn(activate(
+                self.db.clone(),
+                self.control.clone(),
+                entry.clone(),
+            ));
+        }
         entry
     }
 
@@ -351,17 +367,14 @@ impl Firehose {
         self.control.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Creates a delivery stream; it is `ACTIVE` when this returns.
+    /// Creates a delivery stream: `CREATING` when this returns, `ACTIVE`
+    /// once its tasks run. Records put meanwhile are buffered (AWS refuses
+    /// them) and delivered once it is active.
     pub fn create(&self, spec: CreateSpec) -> Result<String> {
         let _guard = self.lock();
         match (spec.stream_type.as_str(), &spec.source) {
             ("DirectPut", None) => {}
             ("KinesisStreamAsSource", Some(source)) => {
-                if enabled_in(&spec.destination, "DynamicPartitioningConfiguration") {
-                    return Err(FirehoseError::InvalidArgument(
-                        "Dynamic partitioning of a KinesisStreamAsSource delivery stream is not supported by this Runnel version.".into(),
-                    ));
-                }
                 let stream = source::stream_name(source)?;
                 let streams = self.config.streams.as_ref().ok_or_else(|| {
                     FirehoseError::InvalidArgument(
@@ -423,7 +436,7 @@ impl Firehose {
             id: self.next_id()?,
             name: spec.name,
             stream_type: spec.stream_type,
-            status: Status::Active,
+            status: Status::Creating,
             version: 1,
             created_ms: now,
             updated_ms: now,
@@ -483,23 +496,49 @@ impl Firehose {
         (page, more)
     }
 
-    /// Deletes a stream and whatever it still had buffered, as AWS does.
+    /// Deletes a stream and whatever it still had buffered, as AWS does:
+    /// it is `DELETING` (taking no records) until its buffers are gone
+    /// from the data dir, then no longer there. A crash meanwhile finishes
+    /// the deletion at the next open.
     pub fn delete(&self, name: &str) -> Result<()> {
         let _guard = self.lock();
         let entry = self.entry(name)?;
-        entry.mark_deleted();
-        self.write_streams().remove(name);
-        if let Some(children) = self
-            .children
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&entry.id)
-        {
-            for child in children.values() {
-                child.mark_deleted();
-            }
+        let mut meta = entry.meta();
+        if meta.status == Status::Deleting {
+            return Ok(());
         }
-        state::remove(&self.db, name, entry.id)
+        meta.status = Status::Deleting;
+        state::save(&self.db, &meta)?;
+        *entry.meta.write().unwrap_or_else(|e| e.into_inner()) = meta;
+        entry.mark_deleted();
+        self.partitions.remove(entry.id);
+        let db = self.db.clone();
+        let streams = self.streams.clone();
+        let name = name.to_string();
+        self.runtime.spawn_blocking(move || {
+            if let Err(error) = state::remove(&db, &name, entry.id) {
+                tracing::error!(stream = %name, %error, "removing a deleted delivery stream failed; the next start finishes it");
+                return;
+            }
+            let mut streams = streams.write().unwrap_or_else(|e| e.into_inner());
+            if streams.get(&name).is_some_and(|e| Arc::ptr_eq(e, &entry)) {
+                streams.remove(&name);
+            }
+        });
+        Ok(())
+    }
+
+    /// The stream, for a change of its configuration: refused while it is
+    /// being deleted.
+    fn changeable(&self, name: &str) -> Result<Arc<Entry>> {
+        let entry = self.entry(name)?;
+        if entry.is_deleted() {
+            return Err(FirehoseError::InUse(format!(
+                "Firehose {name} under account {} is DELETING.",
+                self.config.account
+            )));
+        }
+        Ok(entry)
     }
 
     /// UpdateDestination: the fields of `update` replace the
@@ -512,7 +551,7 @@ impl Firehose {
         update: &Value,
     ) -> Result<u64> {
         let _guard = self.lock();
-        let entry = self.entry(name)?;
+        let entry = self.changeable(name)?;
         let mut meta = entry.meta();
         if current_version != meta.version.to_string() {
             return Err(FirehoseError::ConcurrentModification(format!(
@@ -534,13 +573,7 @@ impl Firehose {
         state::save(&self.db, &meta)?;
         let version = meta.version;
         let settings = Arc::new(settings);
-        let children: Vec<Arc<Entry>> = self
-            .children
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&entry.id)
-            .map(|family| family.values().cloned().collect())
-            .unwrap_or_default();
+        let children = self.partitions.of(entry.id);
         for target in children.iter().chain(std::iter::once(&entry)) {
             let mut own = meta.clone();
             own.id = target.id;
@@ -594,12 +627,16 @@ impl Firehose {
         let count = records.len() as u64;
         let bytes: u64 = records.iter().map(|r| r.len() as u64).sum();
         entry.counted(count, bytes);
-        let groups = match &entry.settings().partitioning {
-            None => {
+        let settings = entry.settings();
+        let groups = match &settings.partitioning {
+            Some(partitioning) if !entry.routes(&settings) => {
+                self.partitions
+                    .group(&entry, records, |record| partitioning.keys(record, None))?
+            }
+            _ => {
                 entry.put_started();
                 vec![(entry.clone(), (0..records.len()).collect(), records)]
             }
-            Some(query) => self.partition(&entry, query, records)?,
         };
         let puts = self
             .puts
@@ -608,12 +645,7 @@ impl Firehose {
         let mut pending = Vec::with_capacity(groups.len());
         for (target, indexes, records) in groups {
             let (reply, answer) = oneshot::channel();
-            let sent = puts.send(Put {
-                entry: target.clone(),
-                records,
-                reply,
-                position: None,
-            });
+            let sent = puts.send(Put::new(target.clone(), records, reply, None));
             if sent.is_err() {
                 target.put_done();
                 return Err(FirehoseError::Internal("the writer has stopped".into()));
@@ -623,116 +655,13 @@ impl Firehose {
         Ok(pending)
     }
 
-    /// Records grouped by their partition's buffer (made on first use).
-    #[allow(clippy::type_complexity, reason = "one private caller")]
-    fn partition(
-        &self,
-        entry: &Arc<Entry>,
-        query: &partition::Query,
-        records: Vec<Vec<u8>>,
-    ) -> Result<Vec<(Arc<Entry>, Vec<usize>, Vec<Vec<u8>>)>> {
-        let mut groups: Vec<(Partition, Vec<usize>, Vec<Vec<u8>>)> = Vec::new();
-        for (i, record) in records.into_iter().enumerate() {
-            let partition = match query.keys(&record) {
-                Ok(keys) => Partition::Keys(keys),
-                Err(why) => {
-                    tracing::debug!(stream = %entry.name, %why, "record not partitioned");
-                    Partition::Failed
-                }
-            };
-            match groups.iter_mut().find(|(p, _, _)| *p == partition) {
-                Some(group) => {
-                    group.1.push(i);
-                    group.2.push(record);
-                }
-                None => groups.push((partition, vec![i], vec![record])),
-            }
-        }
-        groups
-            .into_iter()
-            .map(|(partition, indexes, records)| {
-                Ok((self.child(entry, partition)?, indexes, records))
-            })
-            .collect()
-    }
-
-    /// The buffer of `entry`'s partition, made (and remembered in the data
-    /// dir) the first time a record needs it.
-    fn child(&self, entry: &Arc<Entry>, partition: Partition) -> Result<Arc<Entry>> {
-        let mut label = partition_label(&partition);
-        let mut partition = partition;
-        let mut children = self.children.lock().unwrap_or_else(|e| e.into_inner());
-        let family = children.entry(entry.id).or_default();
-        if let Some(child) = family.get(&label) {
-            child.put_started();
-            return Ok(child.clone());
-        }
-        if family.len() >= MAX_ACTIVE_PARTITIONS {
-            // Partitions with nothing buffered and no put on its way are
-            // idle: let them go.
-            let idle: Vec<String> = family
-                .iter()
-                .filter(|(_, child)| child.is_idle())
-                .map(|(label, _)| label.clone())
-                .collect();
-            for idle_label in idle {
-                if let Some(child) = family.remove(&idle_label) {
-                    child.mark_deleted();
-                    state::forget_partition(&self.db, entry.id, &idle_label, child.id)?;
-                }
-            }
-        }
-        if family.len() >= MAX_ACTIVE_PARTITIONS {
-            tracing::warn!(stream = %entry.name, "{MAX_ACTIVE_PARTITIONS} partitions are buffering; the record goes to partitioning-failed");
-            partition = Partition::Failed;
-            label = partition_label(&partition);
-            if let Some(child) = family.get(&label) {
-                child.put_started();
-                return Ok(child.clone());
-            }
-        }
-        let id = self.next_id()?;
-        state::save_partition(&self.db, entry.id, &label, id)?;
-        let child = self.child_entry(entry, id, partition, (0, 1, Default::default()));
-        child.put_started();
-        family.insert(label, child.clone());
-        Ok(child)
-    }
-
-    /// A partition's entry: its stream's metadata and settings under its
-    /// own id, with its own buffer and delivery task.
-    fn child_entry(
-        &self,
-        parent: &Entry,
-        id: u64,
-        partition: Partition,
-        (delivered, next_seq, buffer): (u64, u64, stream::BufferState),
-    ) -> Arc<Entry> {
-        let mut meta = parent.meta();
-        meta.id = id;
-        let settings = (*parent.settings()).clone();
-        let mut child = Entry::new(
-            meta,
-            settings,
-            &self.config.account,
-            delivered,
-            next_seq,
-            buffer,
-        );
-        child.partition = Some(partition);
-        let child = Arc::new(child);
-        let delivery = self.delivery();
-        self.runtime.spawn(delivery.run(child.clone()));
-        child
-    }
-
     fn change_meta(
         &self,
         name: &str,
         change: impl FnOnce(&mut DeliveryStreamMeta) -> Result<()>,
     ) -> Result<()> {
         let _guard = self.lock();
-        let entry = self.entry(name)?;
+        let entry = self.changeable(name)?;
         let mut meta = entry.meta();
         change(&mut meta)?;
         state::save(&self.db, &meta)?;
@@ -789,13 +718,12 @@ impl Firehose {
     /// Every stream's figures, for `/metrics`; a partitioned stream's
     /// include its partitions'.
     pub fn figures(&self) -> Vec<(String, FiguresSnapshot)> {
-        let children = self.children.lock().unwrap_or_else(|e| e.into_inner());
         self.read_streams()
             .iter()
             .map(|(name, entry)| {
                 let mut total = snapshot(entry);
-                for child in children.get(&entry.id).into_iter().flat_map(|f| f.values()) {
-                    let part = snapshot(child);
+                for child in self.partitions.of(entry.id) {
+                    let part = snapshot(&child);
                     total.delivered_records += part.delivered_records;
                     total.delivered_bytes += part.delivered_bytes;
                     total.delivered_objects += part.delivered_objects;

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::compress::Compression;
 use crate::convert::Conversion;
 use crate::error::{FirehoseError, Result};
-use crate::partition::Query;
+use crate::partition::{Partitioning, Query};
 use crate::prefix::Prefix;
 use crate::processing::Pipeline;
 
@@ -134,9 +134,13 @@ pub struct DestinationSettings {
     pub http: Option<HttpSettings>,
     /// For an OpenSearch or Elasticsearch destination: the cluster.
     pub search: Option<crate::search::SearchSettings>,
-    /// Dynamic partitioning's query: each record's keys, each key set its
-    /// own buffer.
-    pub partitioning: Option<Query>,
+    /// Dynamic partitioning: how each record gets its keys; each key set
+    /// has its own buffer.
+    pub partitioning: Option<Partitioning>,
+    /// With dynamic partitioning, the processing steps that must run
+    /// before records are partitioned (decompression, de-aggregation, the
+    /// Lambda); `processing` is then what runs on each partition's objects.
+    pub routing: Option<Pipeline>,
     /// JSON records written as Parquet.
     pub conversion: Option<Conversion>,
     /// For a Redshift destination: the table objects are COPYed into.
@@ -171,11 +175,19 @@ impl DestinationSettings {
         let partitioned = enabled(config, "DynamicPartitioningConfiguration");
         let (query, processing_config) =
             metadata_extraction(config.get("ProcessingConfiguration"))?;
+        let pipeline = Pipeline::parse(processing_config.as_ref(), &lookups.lambdas)?;
+        let has_lambda = pipeline.as_ref().is_some_and(Pipeline::has_lambda);
+        let prefix_text = text(config, "Prefix").unwrap_or("");
+        let prefix = Prefix::parse(prefix_text)?;
+        let named = prefix.partition_keys();
         let partitioning = match (partitioned, query) {
-            (true, Some(query)) => Some(Query::compile(&query)?),
-            (true, None) => {
+            (true, query) if query.is_some() || has_lambda => Some(Partitioning {
+                query: query.as_deref().map(Query::compile).transpose()?,
+                named: named.clone(),
+            }),
+            (true, _) => {
                 return Err(invalid(
-                    "Dynamic partitioning needs a MetadataExtraction processor (partitionKeyFromLambda is not supported by this Runnel version).",
+                    "Dynamic partitioning needs a MetadataExtraction processor or a Lambda processor to give records their partition keys.",
                 ));
             }
             (false, Some(_)) => {
@@ -199,9 +211,7 @@ impl DestinationSettings {
                 )));
             }
         };
-        let prefix_text = text(config, "Prefix").unwrap_or("");
-        let prefix = Prefix::parse(prefix_text)?;
-        match (&partitioning, prefix.partition_keys().next()) {
+        match (&partitioning, named.first()) {
             (None, Some(_)) => {
                 return Err(invalid(format!(
                     "The prefix '{prefix_text}' uses partitionKeyFrom expressions, which need dynamic partitioning enabled."
@@ -209,15 +219,22 @@ impl DestinationSettings {
             }
             (Some(_), None) => {
                 return Err(invalid(format!(
-                    "With dynamic partitioning the prefix '{prefix_text}' must use at least one !{{partitionKeyFromQuery:key}}."
+                    "With dynamic partitioning the prefix '{prefix_text}' must use at least one !{{partitionKeyFromQuery:key}} or !{{partitionKeyFromLambda:key}}."
                 )));
             }
             _ => {}
         }
-        if prefix.uses_lambda_keys() {
-            return Err(invalid(format!(
-                "The prefix '{prefix_text}' uses partitionKeyFromLambda, which this Runnel version does not support."
-            )));
+        if let Some(partitioning) = &partitioning {
+            if partitioning.uses_lambda_keys() && !has_lambda {
+                return Err(invalid(format!(
+                    "The prefix '{prefix_text}' uses partitionKeyFromLambda, which needs a Lambda processor."
+                )));
+            }
+            if partitioning.query.is_none() && named.iter().any(|(lambda, _)| !lambda) {
+                return Err(invalid(format!(
+                    "The prefix '{prefix_text}' uses partitionKeyFromQuery, which needs a MetadataExtraction processor."
+                )));
+            }
         }
         let error_prefix = match text(config, "ErrorOutputPrefix").filter(|p| !p.is_empty()) {
             Some(text) => Some(Prefix::parse(text)?).map(|p| {
@@ -260,7 +277,13 @@ impl DestinationSettings {
                     invalid(format!("CustomTimeZone '{name}' is not a time zone id."))
                 })?),
             };
-        let processing = Pipeline::parse(processing_config.as_ref(), &lookups.lambdas)?;
+        let (processing, routing) = match (&partitioning, pipeline) {
+            (Some(_), Some(pipeline)) if pipeline.has_steps_before_partitioning() => {
+                let (before, after) = pipeline.split_at_partitioning();
+                (after, Some(before))
+            }
+            (_, pipeline) => (pipeline, None),
+        };
         let conversion = match config.get("DataFormatConversionConfiguration") {
             Some(conversion) if enabled(config, "DataFormatConversionConfiguration") => {
                 if compression != Compression::Uncompressed {
@@ -278,6 +301,7 @@ impl DestinationSettings {
         };
         Ok(DestinationSettings {
             partitioning,
+            routing,
             conversion,
             backup,
             http: None,

@@ -99,6 +99,63 @@ impl Query {
     }
 }
 
+/// Lambda keys sit in a partition's `Keys` under this prefix, apart from
+/// the query's: a jq object key never starts with NUL in practice, and the
+/// label stays the plain map it was before Lambda keys existed.
+const LAMBDA_KEY: &str = "\u{0}lambda:";
+
+pub fn lambda_key(name: &str) -> String {
+    format!("{LAMBDA_KEY}{name}")
+}
+
+/// How a delivery stream gives each record its partition: a query's keys,
+/// a Lambda's (`metadata.partitionKeys`), or both; and the keys its prefix
+/// names, which every record must have.
+#[derive(Debug, Clone)]
+pub struct Partitioning {
+    pub query: Option<Query>,
+    /// `(from Lambda, key)` for each `partitionKeyFrom...` in the prefix.
+    pub named: Vec<(bool, String)>,
+}
+
+impl Partitioning {
+    pub fn uses_lambda_keys(&self) -> bool {
+        self.named.iter().any(|(lambda, _)| *lambda)
+    }
+
+    /// A record's keys: the query's on its data, and the Lambda's; Err
+    /// says why it has no partition (it goes to `partitioning-failed`).
+    pub fn keys(
+        &self,
+        data: &[u8],
+        lambda_keys: Option<&Keys>,
+    ) -> std::result::Result<Keys, String> {
+        let mut keys = match &self.query {
+            Some(query) => query.keys(data)?,
+            None => Keys::new(),
+        };
+        for (key, value) in lambda_keys.into_iter().flatten() {
+            keys.insert(lambda_key(key), value.clone());
+        }
+        for (lambda, key) in &self.named {
+            let stored = if *lambda {
+                lambda_key(key)
+            } else {
+                key.clone()
+            };
+            if !keys.contains_key(&stored) {
+                let source = if *lambda {
+                    "the Lambda's metadata.partitionKeys"
+                } else {
+                    "the MetadataExtractionQuery"
+                };
+                return Err(format!("{source} gave no partition key {key}"));
+            }
+        }
+        Ok(keys)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,5 +181,21 @@ mod tests {
                 .contains("null")
         );
         assert!(Query::compile("{a: .b").is_err());
+    }
+
+    #[test]
+    fn lambda_keys_and_query_keys_are_kept_apart_and_required_when_named() {
+        let partitioning = Partitioning {
+            query: Some(Query::compile("{id: .id}").unwrap()),
+            named: vec![(false, "id".into()), (true, "id".into())],
+        };
+        let from_lambda = Keys::from([("id".to_string(), "L".to_string())]);
+        let keys = partitioning
+            .keys(br#"{"id": "Q"}"#, Some(&from_lambda))
+            .unwrap();
+        assert_eq!(keys.get("id").map(String::as_str), Some("Q"));
+        assert_eq!(keys.get(&lambda_key("id")).map(String::as_str), Some("L"));
+        let missing = partitioning.keys(br#"{"id": "Q"}"#, None).unwrap_err();
+        assert!(missing.contains("Lambda"), "{missing}");
     }
 }

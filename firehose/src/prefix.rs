@@ -88,12 +88,16 @@ impl Prefix {
             .any(|p| matches!(p, Part::ErrorOutputType))
     }
 
-    /// The partition keys (from a query or Lambda) the prefix names.
-    pub fn partition_keys(&self) -> impl Iterator<Item = &str> {
-        self.parts.iter().filter_map(|p| match p {
-            Part::QueryKey(k) | Part::LambdaKey(k) => Some(k.as_str()),
-            _ => None,
-        })
+    /// The partition keys the prefix names: `(from Lambda, key)`.
+    pub fn partition_keys(&self) -> Vec<(bool, String)> {
+        self.parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::QueryKey(k) => Some((false, k.clone())),
+                Part::LambdaKey(k) => Some((true, k.clone())),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Appends `!{timestamp:yyyy/MM/dd/HH/}`, what Firehose adds to a prefix
@@ -118,8 +122,14 @@ impl Prefix {
                 }
                 Part::RandomString => out.push_str(context.random),
                 Part::ErrorOutputType => out.push_str(context.error_output_type.unwrap_or("")),
-                Part::QueryKey(key) | Part::LambdaKey(key) => {
+                Part::QueryKey(key) => {
                     if let Some(value) = context.partition.and_then(|keys| keys.get(key)) {
+                        out.push_str(value);
+                    }
+                }
+                Part::LambdaKey(key) => {
+                    let stored = crate::partition::lambda_key(key);
+                    if let Some(value) = context.partition.and_then(|keys| keys.get(&stored)) {
                         out.push_str(value);
                     }
                 }

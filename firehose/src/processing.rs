@@ -14,6 +14,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
 use crate::error::{FirehoseError, Result};
+use crate::partition::Keys;
 
 /// A Lambda transform: the ARN the client named and the URL Runnel's
 /// config maps it to.
@@ -24,6 +25,10 @@ struct Lambda {
     retries: u32,
     /// Bytes of records per invocation (`BufferSizeInMBs`).
     batch_bytes: usize,
+    /// How long records wait for an invocation to fill
+    /// (`BufferIntervalInSeconds`), when records are routed to dynamic
+    /// partitions after it.
+    interval_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +52,14 @@ pub struct Pipeline {
 pub struct Input<'a> {
     pub arrival_ms: u64,
     pub data: &'a [u8],
+}
+
+/// A record after processing: its data, and the partition keys a Lambda
+/// gave it (`metadata.partitionKeys`), if any.
+pub struct Processed {
+    pub arrival_ms: u64,
+    pub data: Vec<u8>,
+    pub lambda_keys: Option<Keys>,
 }
 
 /// A record processing gave up on, for the error output.
@@ -82,6 +95,18 @@ impl Failure {
 
 fn invalid(message: impl Into<String>) -> FirehoseError {
     FirehoseError::InvalidArgument(message.into())
+}
+
+fn base64_delimiter(text: &str) -> Result<Vec<u8>> {
+    STANDARD
+        .decode(text)
+        .ok()
+        .filter(|d| !d.is_empty())
+        .ok_or_else(|| {
+            invalid(format!(
+                "Delimiter '{text}' is not a base64-encoded delimiter."
+            ))
+        })
 }
 
 fn parameters(processor: &Value) -> HashMap<String, String> {
@@ -152,16 +177,7 @@ impl Pipeline {
                                 let text = params.get("Delimiter").ok_or_else(|| {
                                     invalid("SubRecordType DELIMITED needs a Delimiter parameter (base64).")
                                 })?;
-                                let delimiter = STANDARD
-                                    .decode(text)
-                                    .ok()
-                                    .filter(|d| !d.is_empty())
-                                    .ok_or_else(|| {
-                                        invalid(format!(
-                                            "Delimiter '{text}' is not a base64-encoded delimiter."
-                                        ))
-                                    })?;
-                                SubRecords::Delimited(delimiter)
+                                SubRecords::Delimited(base64_delimiter(text)?)
                             }
                             Some(other) => {
                                 return Err(invalid(format!(
@@ -172,12 +188,10 @@ impl Pipeline {
                     );
                 }
                 "AppendDelimiterToRecord" => {
-                    if let Some(delimiter) = params.get("Delimiter") {
-                        return Err(invalid(format!(
-                            "AppendDelimiterToRecord with Delimiter '{delimiter}' is not supported by this Runnel version; it appends a newline."
-                        )));
-                    }
-                    pipeline.delimiter = Some(b"\n".to_vec());
+                    pipeline.delimiter = Some(match params.get("Delimiter") {
+                        None => b"\n".to_vec(),
+                        Some(text) => base64_delimiter(text)?,
+                    });
                 }
                 "Lambda" => {
                     let arn = params.get("LambdaArn").ok_or_else(|| {
@@ -200,6 +214,8 @@ impl Pipeline {
                         retries: number("NumberOfRetries", 3.0).clamp(0.0, 300.0) as u32,
                         batch_bytes: (number("BufferSizeInMBs", 1.0).clamp(0.2, 3.0) * 1_048_576.0)
                             as usize,
+                        interval_ms: (number("BufferIntervalInSeconds", 60.0).clamp(0.0, 900.0)
+                            * 1000.0) as u64,
                     });
                 }
                 "MetadataExtraction" => {
@@ -222,10 +238,60 @@ impl Pipeline {
         Ok((!empty).then_some(pipeline))
     }
 
+    /// Whether a step runs that must come before records are partitioned:
+    /// a partition query reads what decompression, de-aggregation and the
+    /// Lambda make of a record, and the Lambda may name the keys itself.
+    pub fn has_steps_before_partitioning(&self) -> bool {
+        self.gunzip
+            || self.cloudwatch_messages
+            || self.deaggregate.is_some()
+            || self.lambda.is_some()
+    }
+
+    /// Splits the pipeline around partitioning: the steps before it, and
+    /// what is left to run on each partition's objects (the delimiter).
+    pub fn split_at_partitioning(&self) -> (Pipeline, Option<Pipeline>) {
+        let before = Pipeline {
+            delimiter: None,
+            ..self.clone()
+        };
+        let after = self.delimiter.clone().map(|delimiter| Pipeline {
+            delimiter: Some(delimiter),
+            ..Pipeline::default()
+        });
+        (before, after)
+    }
+
+    pub fn has_lambda(&self) -> bool {
+        self.lambda.is_some()
+    }
+
+    /// How many bytes of records to take at once, and how long the oldest
+    /// may wait for them, before the steps ahead of partitioning run: the
+    /// Lambda's buffering hints, or at once without a Lambda.
+    pub fn batch_hints(&self) -> (u64, u64) {
+        match &self.lambda {
+            Some(lambda) => (lambda.batch_bytes as u64, lambda.interval_ms),
+            None => (1 << 20, 0),
+        }
+    }
+
     /// Runs every record through the pipeline: the records to write, in
     /// order, each with the arrival of the record it came from, and the
     /// failures.
     pub fn run(&self, inputs: &[Input<'_>]) -> (Vec<(u64, Vec<u8>)>, Vec<Failure>) {
+        let (records, failures) = self.run_keyed(inputs);
+        (
+            records
+                .into_iter()
+                .map(|r| (r.arrival_ms, r.data))
+                .collect(),
+            failures,
+        )
+    }
+
+    /// `run`, keeping the partition keys a Lambda gave each record.
+    pub fn run_keyed(&self, inputs: &[Input<'_>]) -> (Vec<Processed>, Vec<Failure>) {
         let mut failures = Vec::new();
         // (arrival, raw input, record) after the record-local steps.
         let mut staged: Vec<(u64, &[u8], Vec<u8>)> = Vec::new();
@@ -246,23 +312,22 @@ impl Pipeline {
                 }),
             }
         }
-        let records = match &self.lambda {
+        let mut records = match &self.lambda {
             None => staged
                 .into_iter()
-                .map(|(arrival, _, r)| (arrival, r))
+                .map(|(arrival_ms, _, data)| Processed {
+                    arrival_ms,
+                    data,
+                    lambda_keys: None,
+                })
                 .collect(),
             Some(lambda) => lambda.transform(staged, &mut failures),
         };
-        let records = match &self.delimiter {
-            None => records,
-            Some(delimiter) => records
-                .into_iter()
-                .map(|(arrival, mut r)| {
-                    r.extend_from_slice(delimiter);
-                    (arrival, r)
-                })
-                .collect(),
-        };
+        if let Some(delimiter) = &self.delimiter {
+            for record in &mut records {
+                record.data.extend_from_slice(delimiter);
+            }
+        }
         (records, failures)
     }
 
@@ -378,7 +443,7 @@ impl Lambda {
         &self,
         staged: Vec<(u64, &[u8], Vec<u8>)>,
         failures: &mut Vec<Failure>,
-    ) -> Vec<(u64, Vec<u8>)> {
+    ) -> Vec<Processed> {
         let mut out = Vec::new();
         let mut start = 0;
         while start < staged.len() {
@@ -395,7 +460,11 @@ impl Lambda {
                 Ok((results, attempts)) => {
                     for (i, (arrival, raw, data)) in batch.iter().enumerate() {
                         match results.get(&format!("{i}")) {
-                            Some(Ok(Some(new))) => out.push((*arrival, new.clone())),
+                            Some(Ok(Some((new, keys)))) => out.push(Processed {
+                                arrival_ms: *arrival,
+                                data: new.clone(),
+                                lambda_keys: keys.clone(),
+                            }),
                             Some(Ok(None)) => {}
                             Some(Err(code)) => failures.push(self.failure(
                                 *arrival,
@@ -459,7 +528,7 @@ impl Lambda {
     fn invoke(
         &self,
         batch: &[(u64, &[u8], Vec<u8>)],
-    ) -> Result<(HashMap<String, Result<Option<Vec<u8>>, String>>, u32), (String, u32)> {
+    ) -> Result<(HashMap<String, Reply>, u32), (String, u32)> {
         let event = json!({
             "invocationId": format!("{:x}", batch.len()),
             "records": batch.iter().enumerate().map(|(i, (arrival, _, data))| json!({
@@ -488,12 +557,11 @@ impl Lambda {
     }
 }
 
-#[allow(clippy::type_complexity, reason = "one private call site")]
-fn call(
-    agent: &ureq::Agent,
-    url: &str,
-    event: &Value,
-) -> Result<HashMap<String, Result<Option<Vec<u8>>, String>>, String> {
+/// One record's answer from a Lambda: new data with the partition keys it
+/// named, dropped (None), or a failure code.
+type Reply = Result<Option<(Vec<u8>, Option<Keys>)>, String>;
+
+fn call(agent: &ureq::Agent, url: &str, event: &Value) -> Result<HashMap<String, Reply>, String> {
     let mut response = agent
         .post(url)
         .header("Content-Type", "application/json")
@@ -521,9 +589,10 @@ fn call(
         let result = match record.get("result").and_then(Value::as_str) {
             Some("Ok") => {
                 let data = record.get("data").and_then(Value::as_str).unwrap_or("");
-                Ok(Some(STANDARD.decode(data).map_err(|_| {
-                    format!("record {id}'s data is not base64")
-                })?))
+                let data = STANDARD
+                    .decode(data)
+                    .map_err(|_| format!("record {id}'s data is not base64"))?;
+                Ok(Some((data, lambda_partition_keys(record))))
             }
             Some("Dropped") => Ok(None),
             Some("ProcessingFailed") => Err("Lambda.ProcessingFailed".to_string()),
@@ -536,6 +605,24 @@ fn call(
         results.insert(id.to_string(), result);
     }
     Ok(results)
+}
+
+/// `metadata.partitionKeys` of a reply record: each value a string (a
+/// number or boolean is taken as its text).
+fn lambda_partition_keys(record: &Value) -> Option<Keys> {
+    let keys = record.get("metadata")?.get("partitionKeys")?.as_object()?;
+    Some(
+        keys.iter()
+            .filter_map(|(key, value)| {
+                let value = match value {
+                    Value::String(text) => text.clone(),
+                    Value::Number(_) | Value::Bool(_) => value.to_string(),
+                    _ => return None,
+                };
+                Some((key.clone(), value))
+            })
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -607,6 +694,27 @@ mod tests {
             data,
             vec![b"a".to_vec(), b"bc".to_vec(), b"".to_vec(), b"d".to_vec()]
         );
+    }
+
+    #[test]
+    fn a_custom_delimiter_is_appended_to_each_record() {
+        let p = pipeline(json!([{"Type": "AppendDelimiterToRecord", "Parameters": [
+            {"ParameterName": "Delimiter", "ParameterValue": STANDARD.encode(",\t")}]}]));
+        let (records, _) = p.run(&[
+            Input {
+                arrival_ms: 1,
+                data: b"a",
+            },
+            Input {
+                arrival_ms: 2,
+                data: b"b",
+            },
+        ]);
+        let data: Vec<Vec<u8>> = records.into_iter().map(|(_, r)| r).collect();
+        assert_eq!(data, vec![b"a,\t".to_vec(), b"b,\t".to_vec()]);
+        let (before, after) = p.split_at_partitioning();
+        assert!(!before.has_steps_before_partitioning());
+        assert!(after.is_some());
     }
 
     #[test]

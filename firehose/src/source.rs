@@ -191,12 +191,12 @@ impl StreamSource {
     ) -> Result<bool> {
         let (reply, answer) = oneshot::channel();
         self.puts
-            .send(Put {
-                entry: entry.clone(),
+            .send(Put::new(
+                entry.clone(),
                 records,
                 reply,
-                position: Some((position_key(entry.id, shard), position)),
-            })
+                Some((position_key(entry.id, shard), position)),
+            ))
             .map_err(|_| FirehoseError::Internal("the writer has stopped".into()))?;
         let outcomes = answer
             .await

@@ -124,6 +124,16 @@ impl Entry {
         self.puts_in_flight.load(Ordering::Acquire) == 0 && self.buffer().oldest_ms.is_none()
     }
 
+    /// Whether records reach this stream's partitions through its own
+    /// buffer and delivery task rather than at put time: when processing
+    /// must come before partitioning, or a Kinesis stream is the source
+    /// (its position is committed with the records it read).
+    pub fn routes(&self, settings: &DestinationSettings) -> bool {
+        self.partition.is_none()
+            && settings.partitioning.is_some()
+            && (settings.routing.is_some() || self.reads_stream)
+    }
+
     /// A dynamic partition's keys, for its objects' prefix.
     pub fn partition_keys(&self) -> Option<&crate::partition::Keys> {
         match &self.partition {
@@ -169,7 +179,9 @@ impl Entry {
         {
             let mut buffer = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
             buffer.bytes += bytes;
-            buffer.oldest_ms.get_or_insert(arrival_ms);
+            // Records moved to a partition keep their arrival, which may
+            // be older than what the partition holds.
+            buffer.oldest_ms = Some(buffer.oldest_ms.map_or(arrival_ms, |o| o.min(arrival_ms)));
         }
         self.wake.notify_one();
     }

@@ -147,13 +147,31 @@ async fn a_stale_version_or_deleted_stream_is_refused() {
         ),
         "{error}"
     );
+    assert!(
+        eventually(Duration::from_secs(5), || firehose
+            .describe("s")
+            .is_ok_and(|m| m.status == runnel_firehose::Status::Active))
+        .await
+    );
     firehose.put("s", records(3, 10)).await.unwrap();
     firehose.delete("s").unwrap();
+    // DELETING until its buffer is gone: no records, no changes.
+    if let Ok(meta) = firehose.describe("s") {
+        assert_eq!(meta.status, runnel_firehose::Status::Deleting);
+        let error = firehose
+            .tag("s", vec![("k".into(), "v".into())])
+            .unwrap_err();
+        assert!(
+            matches!(error, runnel_firehose::FirehoseError::InUse(_)),
+            "{error}"
+        );
+    }
     let error = firehose.put("s", records(1, 10)).await.unwrap_err();
     assert!(
         matches!(error, runnel_firehose::FirehoseError::NotFound(_)),
         "{error}"
     );
+    assert!(eventually(Duration::from_secs(5), || firehose.describe("s").is_err()).await);
     // The name can be used again, with nothing of the old stream in it.
     create(
         &firehose,

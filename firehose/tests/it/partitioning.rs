@@ -208,3 +208,149 @@ async fn idle_partitions_make_room_and_busy_ones_are_a_limit() {
         1
     );
 }
+
+/// Keys from a Lambda: each record's `region` as `metadata.partitionKeys`,
+/// none for region "none", and records saying "fail" failed.
+fn lambda_destination(url_arn: &str, lambda_interval: u64) -> Value {
+    json!({"BucketARN": "arn:aws:s3:::lake", "RoleARN": "r",
+           "Prefix": "region=!{partitionKeyFromLambda:region}/",
+           "ErrorOutputPrefix": "errors/!{firehose:error-output-type}/",
+           "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0},
+           "DynamicPartitioningConfiguration": {"Enabled": true},
+           "ProcessingConfiguration": {"Enabled": true, "Processors": [
+               {"Type": "RecordDeAggregation", "Parameters": [
+                   {"ParameterName": "SubRecordType", "ParameterValue": "JSON"}]},
+               {"Type": "Lambda", "Parameters": [
+                   {"ParameterName": "LambdaArn", "ParameterValue": url_arn},
+                   {"ParameterName": "BufferIntervalInSeconds", "ParameterValue": lambda_interval.to_string()}]},
+               {"Type": "AppendDelimiterToRecord"}]}})
+}
+
+fn region_lambda() -> String {
+    crate::processing::lambda_receiver_with(false, |text| {
+        let record: Value = serde_json::from_str(text).unwrap();
+        let region = record["region"].as_str().unwrap_or("none").to_string();
+        let data = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, text);
+        if text.contains("fail") {
+            json!({"result": "ProcessingFailed", "data": data})
+        } else if region == "none" {
+            json!({"result": "Ok", "data": data})
+        } else {
+            json!({"result": "Ok", "data": data,
+                   "metadata": {"partitionKeys": {"region": region}}})
+        }
+    })
+}
+
+fn lines_under(found: &[(String, Vec<u8>)], prefix: &str) -> Vec<Value> {
+    found
+        .iter()
+        .filter(|(k, _)| k.starts_with(prefix))
+        .flat_map(|(_, body)| {
+            body.split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(|l| serde_json::from_slice(l).unwrap())
+                .collect::<Vec<Value>>()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lambda_names_the_partitions_of_de_aggregated_records_and_routing_survives_a_restart() {
+    let mut fixture = Fixture::new();
+    let arn = "arn:aws:lambda:us-east-1:000000000000:function:region";
+    let url = region_lambda();
+    let open = |fixture: &Fixture| {
+        let mut config = runnel_firehose::FirehoseConfig::new(fixture.buckets());
+        config.lookups.lambdas = std::collections::HashMap::from([(arn.to_string(), url.clone())]);
+        runnel_firehose::Firehose::open(fixture.store.as_ref().unwrap().db().clone(), config)
+            .unwrap()
+    };
+    let root = fixture.buckets().join("lake");
+    {
+        let firehose = open(&fixture);
+        create(&firehose, "events", lambda_destination(arn, 0));
+        // Concatenated JSON: each sub-record is partitioned on its own.
+        let records = vec![
+            br#"{"region":"eu","n":1}{"region":"us","n":2}"#.to_vec(),
+            br#"{"region":"eu","n":3}"#.to_vec(),
+            br#"{"n":4}"#.to_vec(),
+            br#"{"region":"us","n":5,"fail":true}"#.to_vec(),
+        ];
+        firehose.put("events", records).await.unwrap();
+        assert!(
+            eventually(Duration::from_secs(10), || {
+                let found = objects(&root);
+                lines_under(&found, "region=").len() == 3
+                    && lines_under(&found, "errors/").len() == 2
+            })
+            .await,
+            "{:?}",
+            objects(&root).iter().map(|(k, _)| k).collect::<Vec<_>>()
+        );
+        let found = objects(&root);
+        let eu = lines_under(&found, "region=eu/");
+        assert_eq!(
+            eu.iter()
+                .map(|r| r["n"].as_u64().unwrap())
+                .collect::<Vec<_>>(),
+            [1, 3]
+        );
+        let us = lines_under(&found, "region=us/");
+        assert_eq!(
+            us.iter()
+                .map(|r| r["n"].as_u64().unwrap())
+                .collect::<Vec<_>>(),
+            [2]
+        );
+        let unkeyed = lines_under(&found, "errors/partitioning-failed/");
+        assert_eq!(unkeyed.len(), 1);
+        let failed = lines_under(&found, "errors/processing-failed/");
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0]["errorCode"], "Lambda.ProcessingFailed");
+
+        // With the Lambda's interval at 900 s, records wait in the stream's
+        // own buffer, unrouted, across a restart.
+        firehose
+            .update_destination(
+                "events",
+                "1",
+                runnel_firehose::DESTINATION_ID,
+                &json!({"ProcessingConfiguration": lambda_destination(arn, 900)["ProcessingConfiguration"]}),
+            )
+            .unwrap();
+        let later: Vec<Vec<u8>> = (10..20)
+            .map(|n| format!(r#"{{"region":"ap","n":{n}}}"#).into_bytes())
+            .collect();
+        firehose.put("events", later).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(lines_under(&objects(&root), "region=ap/").is_empty());
+    }
+    fixture.reopen_store().await;
+    let firehose = open(&fixture);
+    firehose
+        .update_destination(
+            "events",
+            "2",
+            runnel_firehose::DESTINATION_ID,
+            &json!({"ProcessingConfiguration": lambda_destination(arn, 0)["ProcessingConfiguration"]}),
+        )
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || lines_under(
+            &objects(&root),
+            "region=ap/"
+        )
+        .len()
+            >= 10)
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ap = lines_under(&objects(&root), "region=ap/");
+    assert_eq!(
+        ap.iter()
+            .map(|r| r["n"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        (10..20).collect::<Vec<_>>()
+    );
+}

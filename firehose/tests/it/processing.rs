@@ -18,6 +18,24 @@ use crate::{Fixture, create, eventually, objects};
 /// dropped, records saying "fail" failed; or, when `garbage`, with a 200
 /// whose body is not a Lambda reply. Returns its URL.
 fn lambda_receiver(garbage: bool) -> String {
+    lambda_receiver_with(garbage, |text| {
+        let result = if text.contains("drop") {
+            "Dropped"
+        } else if text.contains("fail") {
+            "ProcessingFailed"
+        } else {
+            "Ok"
+        };
+        json!({"result": result, "data": STANDARD.encode(text.to_uppercase())})
+    })
+}
+
+/// A Lambda over HTTP: each record's answer (`result`, `data`, maybe
+/// `metadata`) is `answer` of its text. Returns its URL.
+pub fn lambda_receiver_with(
+    garbage: bool,
+    answer: impl Fn(&str) -> Value + Send + 'static,
+) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/invoke", listener.local_addr().unwrap());
     std::thread::spawn(move || {
@@ -45,16 +63,9 @@ fn lambda_receiver(garbage: bool) -> String {
                 .iter()
                 .map(|r| {
                     let data = STANDARD.decode(r["data"].as_str().unwrap()).unwrap();
-                    let text = String::from_utf8(data).unwrap();
-                    let result = if text.contains("drop") {
-                        "Dropped"
-                    } else if text.contains("fail") {
-                        "ProcessingFailed"
-                    } else {
-                        "Ok"
-                    };
-                    json!({"recordId": r["recordId"], "result": result,
-                           "data": STANDARD.encode(text.to_uppercase())})
+                    let mut reply = answer(&String::from_utf8(data).unwrap());
+                    reply["recordId"] = r["recordId"].clone();
+                    reply
                 })
                 .collect();
             let reply = if garbage {

@@ -145,3 +145,75 @@ async fn a_stream_is_delivered_through_a_reshard_and_a_restart_exactly_once() {
             .collect::<Vec<_>>()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_source_is_partitioned_dynamically_each_record_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("buckets").join("by-kind");
+    let (_store, streams, firehose) = open(dir.path());
+    streams
+        .create_stream("source", 2, CapacityMode::Provisioned)
+        .await
+        .unwrap();
+    let entries: Vec<PutEntry> = (0..300)
+        .map(|i| PutEntry {
+            partition_key: format!("k{i}"),
+            explicit_hash_key: None,
+            data: json!({"kind": format!("k{}", i % 3), "i": i})
+                .to_string()
+                .into_bytes(),
+        })
+        .collect();
+    streams.put("source", entries).await.unwrap();
+    firehose
+        .create(CreateSpec {
+            name: "by-kind".into(),
+            stream_type: "KinesisStreamAsSource".into(),
+            destination: json!({"BucketARN": "arn:aws:s3:::by-kind", "RoleARN": "r",
+                "Prefix": "kind=!{partitionKeyFromQuery:kind}/",
+                "ErrorOutputPrefix": "errors/",
+                "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0},
+                "DynamicPartitioningConfiguration": {"Enabled": true},
+                "ProcessingConfiguration": {"Enabled": true, "Processors": [
+                    {"Type": "MetadataExtraction", "Parameters": [
+                        {"ParameterName": "MetadataExtractionQuery", "ParameterValue": "{kind: .kind}"}]},
+                    {"Type": "AppendDelimiterToRecord"}]}}),
+            destination_kind: runnel_firehose::DestinationKind::ExtendedS3,
+            source: Some(json!({"KinesisStreamARN": streams.stream_arn("source"), "RoleARN": "r"})),
+            encryption: None,
+            tags: Default::default(),
+        })
+        .unwrap();
+    let per_kind = || {
+        let mut seen: HashMap<String, Vec<u64>> = HashMap::new();
+        for (key, body) in objects(&root) {
+            let kind = key.split('/').next().unwrap_or("").to_string();
+            for line in String::from_utf8_lossy(&body).lines() {
+                let record: serde_json::Value = serde_json::from_str(line).unwrap();
+                seen.entry(kind.clone())
+                    .or_default()
+                    .push(record["i"].as_u64().unwrap());
+            }
+        }
+        seen
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || per_kind()
+            .values()
+            .map(Vec::len)
+            .sum::<usize>()
+            >= 300)
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let seen = per_kind();
+    assert_eq!(seen.len(), 3, "{:?}", seen.keys());
+    for (kind, mut numbers) in seen {
+        let k: u64 = kind.trim_start_matches("kind=k").parse().unwrap();
+        numbers.sort_unstable();
+        assert_eq!(
+            numbers,
+            (0..300).filter(|i| i % 3 == k).collect::<Vec<u64>>()
+        );
+    }
+}

@@ -30,14 +30,23 @@ fn the_aws_cli_creates_a_delivery_stream_and_its_records_arrive() {
             r#"{"RoleARN": "arn:aws:iam::000000000000:role/f", "BucketARN": "arn:aws:s3:::cli-bucket", "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0}}"#,
         ],
     );
-    let described = aws(
-        &server,
-        &["describe-delivery-stream", "--delivery-stream-name", "cli"],
-    );
-    assert_eq!(
-        described["DeliveryStreamDescription"]["DeliveryStreamStatus"],
-        "ACTIVE"
-    );
+    // CREATING until its tasks run, then ACTIVE.
+    let mut status = String::new();
+    for _ in 0..100 {
+        let described = aws(
+            &server,
+            &["describe-delivery-stream", "--delivery-stream-name", "cli"],
+        );
+        status = described["DeliveryStreamDescription"]["DeliveryStreamStatus"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if status != "CREATING" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(status, "ACTIVE");
     // The CLI (v1, from PyPI) base64-encodes a blob given as text itself.
     aws(
         &server,

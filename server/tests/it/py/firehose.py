@@ -51,6 +51,14 @@ def wait_for(check, seconds=20):
     return check()
 
 
+def status_of(name):
+    try:
+        described = firehose.describe_delivery_stream(DeliveryStreamName=name)
+    except firehose.exceptions.ResourceNotFoundException:
+        return None
+    return described["DeliveryStreamDescription"]["DeliveryStreamStatus"]
+
+
 s3 = {
     "RoleARN": "arn:aws:iam::000000000000:role/firehose",
     "BucketARN": "arn:aws:s3:::lake",
@@ -68,8 +76,10 @@ assert arn == "arn:aws:firehose:us-east-1:000000000000:deliverystream/orders", a
 expect_error("ResourceInUseException", firehose.create_delivery_stream,
              DeliveryStreamName="orders", ExtendedS3DestinationConfiguration=s3)
 
+# CREATING, then ACTIVE once its tasks run.
+assert status_of("orders") in ("CREATING", "ACTIVE")
+assert wait_for(lambda: status_of("orders") == "ACTIVE")
 description = firehose.describe_delivery_stream(DeliveryStreamName="orders")["DeliveryStreamDescription"]
-assert description["DeliveryStreamStatus"] == "ACTIVE", description
 assert description["DeliveryStreamType"] == "DirectPut"
 assert description["VersionId"] == "1"
 assert description["HasMoreDestinations"] is False
@@ -224,8 +234,13 @@ described = firehose.describe_delivery_stream(DeliveryStreamName="orders")["Deli
 assert described["DeliveryStreamEncryptionConfiguration"] == {"Status": "DISABLED"}, described
 firehose.stop_delivery_stream_encryption(DeliveryStreamName="orders")
 
-# Delete: gone from describe and list.
+# Delete: DELETING, taking no records and no changes, then gone from
+# describe and list.
 firehose.delete_delivery_stream(DeliveryStreamName="a-stream")
+assert status_of("a-stream") in ("DELETING", None)
+expect_error("ResourceNotFoundException", firehose.put_record,
+             DeliveryStreamName="a-stream", Record={"Data": b"late"})
+assert wait_for(lambda: status_of("a-stream") is None)
 expect_error("ResourceNotFoundException", firehose.describe_delivery_stream, DeliveryStreamName="a-stream")
 assert "a-stream" not in firehose.list_delivery_streams()["DeliveryStreamNames"]
 assert firehose.describe_delivery_stream(DeliveryStreamName="orders")["DeliveryStreamDescription"]["DeliveryStreamName"] == "orders"
