@@ -158,10 +158,10 @@ impl Delivery {
             let buffer = entry.buffer();
             let settings = entry.settings();
             let routes = entry.routes(&settings);
-            let (size_bytes, interval_ms) = match &settings.routing {
-                Some(pipeline) if routes => pipeline.batch_hints(),
-                _ if routes => (1 << 20, 0),
-                _ => (settings.size_bytes, settings.interval_ms),
+            let (size_bytes, interval_ms) = if routes {
+                crate::route::hints(&settings)
+            } else {
+                (settings.size_bytes, settings.interval_ms)
             };
             let now = (self.clock)();
             let wait = match buffer.oldest_ms {
@@ -347,11 +347,9 @@ impl Delivery {
                             break Some(error);
                         }
                         tracing::warn!(stream = %entry.name, %error, retry_in = ?backoff, "delivery request failed");
-                        tokio::select! {
-                            _ = tokio::time::sleep(backoff) => {}
-                            _ = self.stop.changed() => return false,
+                        if !self.back_off(&mut backoff).await {
+                            return false;
                         }
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
                     }
                 }
             };
@@ -432,11 +430,9 @@ impl Delivery {
                         return self.write(entry, &settings.bucket, &key, &line).await;
                     }
                     tracing::warn!(stream = %entry.name, %error, retry_in = ?backoff, "COPY failed");
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = self.stop.changed() => return false,
+                    if !self.back_off(&mut backoff).await {
+                        return false;
                     }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
         }
@@ -516,11 +512,9 @@ impl Delivery {
                 }
                 break;
             }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = self.stop.changed() => return false,
+            if !self.back_off(&mut backoff).await {
+                return false;
             }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
         if let Some((key, body)) = &batch.backup
             && !self.write(entry, &settings.bucket, key, body).await
@@ -532,6 +526,17 @@ impl Delivery {
 
     /// Writes one object, retrying with backoff until it is written; false
     /// if the server stopped first.
+    /// Waits `backoff`, then doubles it up to `MAX_BACKOFF`. False if the
+    /// server stopped first.
+    pub(crate) async fn back_off(&mut self, backoff: &mut Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(*backoff) => {}
+            _ = self.stop.changed() => return false,
+        }
+        *backoff = (*backoff * 2).min(MAX_BACKOFF);
+        true
+    }
+
     pub(crate) async fn write(
         &mut self,
         entry: &Entry,
@@ -549,15 +554,62 @@ impl Delivery {
                         .delivery_failures
                         .fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(stream = %entry.name, %error, retry_in = ?backoff, "object write failed");
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = self.stop.changed() => return false,
+                    if !self.back_off(&mut backoff).await {
+                        return false;
                     }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
         }
     }
+}
+
+/// Records after the last delivered one, opened: each one's arrival and
+/// data, and what they cover in the buffer.
+pub(crate) struct Taken {
+    pub opened: Vec<(u64, Vec<u8>)>,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub raw_bytes: u64,
+}
+
+impl Taken {
+    pub fn inputs(&self) -> Vec<Input<'_>> {
+        self.opened
+            .iter()
+            .map(|(arrival_ms, data)| Input {
+                arrival_ms: *arrival_ms,
+                data,
+            })
+            .collect()
+    }
+}
+
+/// Reads records from the first undelivered one until they reach `limit`
+/// bytes (at least one record); None if nothing is buffered.
+pub(crate) fn take_undelivered(
+    db: &DB,
+    entry: &Entry,
+    limit: u64,
+    key: Option<&[u8; 32]>,
+) -> Result<Option<Taken>> {
+    let first = entry.delivered.load(Ordering::Acquire) + 1;
+    let mut opened: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut first_seq = None;
+    let mut last_seq = 0;
+    let mut raw_bytes = 0u64;
+    scan(db, entry.id, first, Opening::Open(key), |record| {
+        first_seq.get_or_insert(record.seq);
+        last_seq = record.seq;
+        raw_bytes += record.data.len() as u64;
+        opened.push((record.arrival_ms, record.data.into_owned()));
+        Ok(raw_bytes < limit)
+    })?;
+    Ok(first_seq.map(|first_seq| Taken {
+        opened,
+        first_seq,
+        last_seq,
+        raw_bytes,
+    }))
 }
 
 /// Reads records from the first undelivered one until the object reaches
@@ -583,29 +635,16 @@ fn build_object(
     {
         return build_plain_object(db, entry, settings, key);
     }
-    let first = entry.delivered.load(Ordering::Acquire) + 1;
-    // (arrival, data) of each record, opened.
-    let mut opened: Vec<(u64, Vec<u8>)> = Vec::new();
-    let mut first_seq = None;
-    let mut last_seq = 0;
-    let mut raw_bytes = 0u64;
-    scan(db, entry.id, first, Opening::Open(key), |record| {
-        first_seq.get_or_insert(record.seq);
-        last_seq = record.seq;
-        raw_bytes += record.data.len() as u64;
-        opened.push((record.arrival_ms, record.data.into_owned()));
-        Ok(raw_bytes < settings.size_bytes)
-    })?;
-    let Some(first_seq) = first_seq else {
+    let Some(taken) = take_undelivered(db, entry, settings.size_bytes, key)? else {
         return Ok(None);
     };
-    let inputs: Vec<Input<'_>> = opened
-        .iter()
-        .map(|(arrival_ms, data)| Input {
-            arrival_ms: *arrival_ms,
-            data,
-        })
-        .collect();
+    let Taken {
+        first_seq,
+        last_seq,
+        raw_bytes,
+        ..
+    } = taken;
+    let inputs = taken.inputs();
     let oldest_ms = inputs.first().map_or(0, |i| i.arrival_ms);
     let (records, failures) = match &settings.processing {
         None => (

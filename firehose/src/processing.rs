@@ -54,6 +54,9 @@ pub struct Input<'a> {
     pub data: &'a [u8],
 }
 
+/// Bytes taken at once by steps with no buffering hints of their own.
+pub const UNBATCHED_BYTES: u64 = 1 << 20;
+
 /// A record after processing: its data, and the partition keys a Lambda
 /// gave it (`metadata.partitionKeys`), if any.
 pub struct Processed {
@@ -272,7 +275,7 @@ impl Pipeline {
     pub fn batch_hints(&self) -> (u64, u64) {
         match &self.lambda {
             Some(lambda) => (lambda.batch_bytes as u64, lambda.interval_ms),
-            None => (1 << 20, 0),
+            None => (UNBATCHED_BYTES, 0),
         }
     }
 

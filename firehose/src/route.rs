@@ -12,17 +12,16 @@
 //! them.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use rocksdb::DB;
 use tokio::sync::oneshot;
 
-use crate::buffer::{Accepted, Opening, Part, Put, scan};
-use crate::delivery::{Delivery, MAX_BACKOFF, commit, error_object, object_identity};
+use crate::buffer::{Accepted, Part, Put};
+use crate::delivery::{Delivery, commit, error_object, object_identity, take_undelivered};
 use crate::error::{FirehoseError, Result};
 use crate::model::DestinationSettings;
 use crate::prefix::{KeyContext, object_name};
-use crate::processing::{Input, Processed};
+use crate::processing::{Pipeline, Processed, UNBATCHED_BYTES};
 use crate::state;
 use crate::stream::Entry;
 
@@ -126,13 +125,21 @@ impl Delivery {
                 return Ok(true);
             }
             tracing::warn!(stream = %entry.name, retry_in = ?backoff, "a partition's buffer is full; routing waits");
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = self.stop.changed() => return Ok(false),
+            if !self.back_off(&mut backoff).await {
+                return Ok(false);
             }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
+}
+
+/// How many bytes a routing step takes, and how long the oldest record
+/// waits for them: the routing steps' own hints (the Lambda's), or 1 MiB
+/// at once.
+pub(crate) fn hints(settings: &DestinationSettings) -> (u64, u64) {
+    settings
+        .routing
+        .as_ref()
+        .map_or((UNBATCHED_BYTES, 0), Pipeline::batch_hints)
 }
 
 /// Reads the stream's buffer from its first unrouted record, up to the
@@ -145,32 +152,10 @@ fn process(
     key: Option<&[u8; 32]>,
     now_ms: u64,
 ) -> Result<Option<Batch>> {
-    let limit = settings
-        .routing
-        .as_ref()
-        .map_or(1 << 20, |pipeline| pipeline.batch_hints().0);
-    let first = entry.delivered.load(Ordering::Acquire) + 1;
-    let mut opened: Vec<(u64, Vec<u8>)> = Vec::new();
-    let mut first_seq = None;
-    let mut last_seq = 0;
-    let mut raw_bytes = 0u64;
-    scan(db, entry.id, first, Opening::Open(key), |record| {
-        first_seq.get_or_insert(record.seq);
-        last_seq = record.seq;
-        raw_bytes += record.data.len() as u64;
-        opened.push((record.arrival_ms, record.data.into_owned()));
-        Ok(raw_bytes < limit)
-    })?;
-    let Some(first_seq) = first_seq else {
+    let Some(taken) = take_undelivered(db, entry, hints(settings).0, key)? else {
         return Ok(None);
     };
-    let inputs: Vec<Input<'_>> = opened
-        .iter()
-        .map(|(arrival_ms, data)| Input {
-            arrival_ms: *arrival_ms,
-            data,
-        })
-        .collect();
+    let inputs = taken.inputs();
     let (records, failures) = match &settings.routing {
         Some(pipeline) => pipeline.run_keyed(&inputs),
         None => (
@@ -186,7 +171,7 @@ fn process(
         ),
     };
     let errors = (!failures.is_empty()).then(|| {
-        let (uuid, random) = object_identity(entry.id, first_seq);
+        let (uuid, random) = object_identity(entry.id, taken.first_seq);
         let context = KeyContext {
             oldest_arrival_ms: inputs.first().map_or(0, |i| i.arrival_ms),
             zone: settings.zone,
@@ -207,7 +192,7 @@ fn process(
     Ok(Some(Batch {
         records,
         errors,
-        last_seq,
-        raw_bytes,
+        last_seq: taken.last_seq,
+        raw_bytes: taken.raw_bytes,
     }))
 }

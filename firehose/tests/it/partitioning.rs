@@ -78,23 +78,11 @@ async fn each_partition_is_its_own_buffer_with_the_hints() {
         .await
     );
     let found = objects(&root);
-    let lines = |prefix: &str| -> Vec<Value> {
-        found
-            .iter()
-            .filter(|(k, _)| k.starts_with(prefix))
-            .flat_map(|(_, body)| {
-                body.split(|b| *b == b'\n')
-                    .filter(|l| !l.is_empty())
-                    .map(|l| serde_json::from_slice(l).unwrap())
-                    .collect::<Vec<Value>>()
-            })
-            .collect()
-    };
-    assert_eq!(lines("customer=a/").len(), 120);
-    let b = lines("customer=b/");
+    assert_eq!(lines_under(&found, "customer=a/").len(), 120);
+    let b = lines_under(&found, "customer=b/");
     assert_eq!(b.len(), 2);
     assert!(b.iter().all(|r| r["customer"] == "b"));
-    let failed = lines("errors/partitioning-failed/");
+    let failed = lines_under(&found, "errors/partitioning-failed/");
     assert_eq!(
         failed.len(),
         1,
