@@ -12,7 +12,7 @@ export CARGO_TARGET_DIR
 APT_PACKAGES := librocksdb-dev libclang-dev clang mold curl time python3-pip libssl-dev pkg-config postgresql
 RELEASE_BIN := $(CARGO_TARGET_DIR)/release/runnel
 
-.PHONY: help deps build demo test lint bench bench-analytics compare
+.PHONY: help deps build demo test lint bench bench-analytics compare flink-oracle
 
 help:
 	@echo "make demo   build a release runnel, start a server on ./runnel-data at :4567 and show it working"
@@ -20,6 +20,7 @@ help:
 	@echo "make bench  run the benchmarks and print their figures"
 	@echo "make bench-analytics  SQL jobs in the server: stream vs file throughput, put-to-row latency, idle cost"
 	@echo "make compare  run Runnel beside Apache Flink (from PyPI) on the same SQL and file; print one table"
+	@echo "make flink-oracle  ask Apache Flink 2.3 (PyPI) for the answers sql/tests/flink/functions.sql is checked against"
 	@echo "make deps   install the system and Python packages the project needs (idempotent)"
 	@echo "make lint   rustfmt and clippy"
 
@@ -65,3 +66,14 @@ bench-analytics: build
 compare: build
 	@scripts/deps.sh python3-venv openjdk-17-jre-headless
 	@RUNNEL_BIN=$(RELEASE_BIN) benches/compare/compare.sh
+
+# Not part of test: CI compares with the stored answers and needs no Flink.
+# New cases are asked; `ORACLE_ARGS=--all` asks every case again.
+FLINK_ORACLE_VENV ?= $(HOME)/.cache/runnel-bench/flink23-venv
+flink-oracle:
+	@scripts/deps.sh python3-venv openjdk-17-jre-headless
+	@if [ "$$(cat $(FLINK_ORACLE_VENV)/.installed 2>/dev/null)" != "apache-flink==2.3.0" ]; then \
+	  python3 -m venv $(FLINK_ORACLE_VENV) && \
+	  $(FLINK_ORACLE_VENV)/bin/pip install --quiet --disable-pip-version-check apache-flink==2.3.0 && \
+	  echo "apache-flink==2.3.0" > $(FLINK_ORACLE_VENV)/.installed; fi
+	$(FLINK_ORACLE_VENV)/bin/python scripts/flink_oracle.py $(ORACLE_ARGS)

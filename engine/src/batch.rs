@@ -10,6 +10,20 @@ use datafusion::arrow::record_batch::RecordBatch;
 use timely::container::{DrainContainer, PushInto, SizableContainer};
 use timely::dataflow::channels::ContainerBytes;
 
+/// A batch of `rows` rows: a query that reads no column of its input
+/// (`SELECT 1 FROM t`) has batches whose only content is their row count.
+pub fn with_rows(
+    schema: datafusion::arrow::datatypes::SchemaRef,
+    columns: Vec<datafusion::arrow::array::ArrayRef>,
+    rows: usize,
+) -> Result<RecordBatch, datafusion::arrow::error::ArrowError> {
+    RecordBatch::try_new_with_options(
+        schema,
+        columns,
+        &datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows)),
+    )
+}
+
 #[derive(Clone, Default, Debug)]
 pub struct Batch {
     batch: Option<RecordBatch>,

@@ -128,9 +128,7 @@ impl Catalog {
         // It splits COUNT(DISTINCT x) into two aggregations; a window
         // aggregation keeps distinct values in its own state instead.
         context.remove_optimizer_rule("single_distinct_aggregation_to_group_by");
-        context.register_udf(crate::functions::ProcTime::udf());
-        context.register_udf(crate::functions::DateFormat::udf());
-        context.register_udf(crate::functions::RegexpExtract::udf());
+        crate::functions::register(&context)?;
         for table in self.tables.values() {
             let schema = Self::physical_schema(table);
             let empty = Arc::new(FilteredScan(MemTable::try_new(schema, vec![vec![]])?));

@@ -27,5 +27,8 @@ pub use dataflow::{Job, Output, Pipeline};
 pub use error::{Position, SqlError};
 pub use explain::{explain, explain_pipeline};
 pub use front::ddl::{TableDef, WatermarkDef};
+/// Flink's functions and semantics in a DataFusion context, for batch
+/// answers that mean what Runnel's do.
+pub use functions::register as register_flink_functions;
 pub use plan::{GroupOperator, Node, TopNOperator};
 pub use session::{Session, Submitted};

@@ -185,7 +185,9 @@ impl Session {
             .position(|t| t.span == words[i + 1].span)
             .unwrap_or(0);
         let query = &tokens[as_index + 1..];
-        let legacy = crate::front::legacy_windows::rewrite(query.to_vec())?;
+        let legacy = crate::front::legacy_windows::rewrite(
+            crate::front::function_syntax::rewrite(query.to_vec()),
+        )?;
         let (rewritten, calls) = windows::rewrite(legacy, &mut self.catalog.next_window)?;
         let sql = render(&rewritten);
         // Plan it now so that a bad view fails at its own statement.
@@ -289,7 +291,9 @@ impl Session {
         for clause in &clauses {
             self.refuse_changing_lookup(clause)?;
         }
-        let legacy = crate::front::legacy_windows::rewrite(temporal)?;
+        let legacy = crate::front::legacy_windows::rewrite(
+            crate::front::function_syntax::rewrite(temporal),
+        )?;
         let (rewritten, calls) = windows::rewrite(legacy, &mut self.catalog.next_window)?;
         let sql = render(&rewritten);
         let context = self.catalog.session(&calls).await?;
@@ -406,6 +410,17 @@ fn located(error: datafusion::error::DataFusionError, statement: &[TokenWithSpan
                 .map_or(start, position);
             return SqlError::at(format!("Object '{name}' not found"), at);
         }
+    }
+    // A function that does not exist, or that Runnel refuses as called:
+    // at its name.
+    let message = message.replace("apply_function_rewrites caused by ", "");
+    if let Some(rest) = message.split("Invalid function '").nth(1)
+        && let Some(name) = rest.split('\'').next()
+        && let Some(token) = statement
+            .iter()
+            .find(|t| matches!(&t.token, Token::Word(w) if w.value.eq_ignore_ascii_case(name)))
+    {
+        return SqlError::at(message, position(token));
     }
     let named = ["No field named ", "Invalid identifier "]
         .iter()

@@ -8,6 +8,13 @@ use md5::{Digest, Md5};
 const MAGIC: [u8; 4] = [0xF3, 0x89, 0x9A, 0xC2];
 const DIGEST_LEN: usize = 16;
 
+/// Whether `data` starts as a KPL-aggregated record does: a check cheap
+/// enough to make for every record read before `deaggregate`.
+#[inline]
+pub fn may_be_aggregated(data: &[u8]) -> bool {
+    data.starts_with(&MAGIC)
+}
+
 /// The user records' data of an aggregated record, in order; `None` if
 /// `data` is a plain record.
 pub fn deaggregate(data: &[u8]) -> Option<Vec<&[u8]>> {

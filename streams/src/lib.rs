@@ -261,7 +261,7 @@ impl Streams {
         &self,
         iterator: &str,
         limit: usize,
-        visit: &mut dyn FnMut(RecordRef<'_>),
+        visit: &mut impl FnMut(RecordRef<'_>),
     ) -> Result<ReadEnd> {
         self.inner.read_with(iterator, limit, false, visit)
     }

@@ -5,6 +5,8 @@
 
 use chrono::format::{Fixed, Item, Numeric, Pad};
 
+// Also Java's text of a double, as Flink prints one and casts one to text.
+
 /// `pattern` as chrono items, or why it cannot be.
 pub fn translate(pattern: &str) -> Result<Vec<Item<'static>>, String> {
     let chars: Vec<char> = pattern.chars().collect();
@@ -92,6 +94,39 @@ fn fraction(run: usize) -> Result<Item<'static>, String> {
         .ok()
         .and_then(|items| items.into_iter().next())
         .ok_or_else(|| format!("no {run}-digit fraction"))
+}
+
+/// Java's `Double.toString`: `1.0`, `0.5`, and outside [10^-3, 10^7)
+/// scientific notation, `1.0E10`, `1.5E-4`; the fewest digits that read
+/// back as the same double.
+pub fn java_double(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".to_string();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "Infinity" } else { "-Infinity" }.to_string();
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0.0" } else { "0.0" }.to_string();
+    }
+    let magnitude = v.abs();
+    if (1e-3..1e7).contains(&magnitude) {
+        let text = format!("{v}");
+        return if text.contains('.') {
+            text
+        } else {
+            format!("{text}.0")
+        };
+    }
+    // Rust's `{:e}` is the shortest round-tripping mantissa: `1e10`, `1.5e-4`.
+    let text = format!("{v:e}");
+    let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
+    let mantissa = if mantissa.contains('.') {
+        mantissa.to_string()
+    } else {
+        format!("{mantissa}.0")
+    };
+    format!("{mantissa}E{exponent}")
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use runnel_streams::{IteratorStart, Streams, StreamsError, Wake};
 use serde_json::{Value, json};
 
 use super::remote::RemoteKinesis;
+use crate::format::LineFraming;
 
 pub struct ShardInfo {
     pub index: u32,
@@ -70,11 +71,44 @@ pub trait ShardLog: Send + Sync {
         limit: usize,
         visit: &mut dyn FnMut(RecordView<'_>),
     ) -> Result<PageEnd, ReadError>;
+    /// Reads up to `limit` records as `framing`'s lines of their payloads
+    /// (the user records of KPL-aggregated ones), for a source without
+    /// metadata columns. A log may do this without handing each record
+    /// over through `read`.
+    fn read_lines(
+        &self,
+        iterator: &str,
+        limit: usize,
+        framing: LineFraming,
+        lines: &mut Vec<u8>,
+        ends: &mut Vec<usize>,
+    ) -> Result<PageEnd, ReadError> {
+        self.read(iterator, limit, &mut |record| {
+            frame_record(framing, lines, ends, record.data)
+        })
+    }
     /// Has `wake` called when records are appended, if this log can.
     fn wake_on_append(&self, wake: &Wake) -> bool;
     /// How long a shard that gave nothing is left before it is read
     /// again (a log that wakes its readers is read when woken instead).
     fn empty_read_pause(&self) -> Duration;
+}
+
+/// A record's payload as lines: its user records' if it is
+/// KPL-aggregated, else its own.
+#[inline]
+fn frame_record(framing: LineFraming, lines: &mut Vec<u8>, ends: &mut Vec<usize>, data: &[u8]) {
+    let users = runnel_streams::aggregated::may_be_aggregated(data)
+        .then(|| runnel_streams::aggregated::deaggregate(data))
+        .flatten();
+    match users {
+        Some(users) => {
+            for user in users {
+                framing.append(lines, ends, user);
+            }
+        }
+        None => framing.append(lines, ends, data),
+    }
 }
 
 pub struct LocalLog {
@@ -119,28 +153,38 @@ impl ShardLog for LocalLog {
         let read = self
             .streams
             .read_subscription_with(iterator, limit, &mut |record| {
-                let sequence = Sequence::Counter {
-                    shard: record.shard,
-                    counter: record.counter,
-                };
-                last = Some(sequence);
+                last = Some((record.shard, record.counter));
                 records += 1;
                 visit(RecordView {
                     data: record.data,
                     arrival_ms: record.arrival_ms,
-                    sequence,
+                    sequence: Sequence::Counter {
+                        shard: record.shard,
+                        counter: record.counter,
+                    },
                 });
             });
-        match read {
-            Ok(end) => Ok(PageEnd {
-                next_iterator: end.next_iterator,
-                millis_behind: end.millis_behind_latest,
-                last_sequence: last.map(Sequence::to_text),
-                records,
-            }),
-            Err(StreamsError::ExpiredIterator(_)) => Err(ReadError::ExpiredIterator),
-            Err(error) => Err(ReadError::Failed(error.to_string())),
-        }
+        local_page_end(read, last, records)
+    }
+
+    fn read_lines(
+        &self,
+        iterator: &str,
+        limit: usize,
+        framing: LineFraming,
+        lines: &mut Vec<u8>,
+        ends: &mut Vec<usize>,
+    ) -> Result<PageEnd, ReadError> {
+        let mut last = None;
+        let mut records = 0;
+        let read = self
+            .streams
+            .read_subscription_with(iterator, limit, &mut |record| {
+                last = Some((record.shard, record.counter));
+                records += 1;
+                frame_record(framing, lines, ends, record.data);
+            });
+        local_page_end(read, last, records)
     }
 
     fn wake_on_append(&self, wake: &Wake) -> bool {
@@ -286,5 +330,23 @@ impl ShardLog for RemoteLog {
 
     fn empty_read_pause(&self) -> Duration {
         self.empty_pause
+    }
+}
+
+fn local_page_end(
+    read: Result<runnel_streams::ReadEnd, StreamsError>,
+    last: Option<(u32, u64)>,
+    records: usize,
+) -> Result<PageEnd, ReadError> {
+    match read {
+        Ok(end) => Ok(PageEnd {
+            next_iterator: end.next_iterator,
+            millis_behind: end.millis_behind_latest,
+            last_sequence: last
+                .map(|(shard, counter)| runnel_streams::model::sequence_number(shard, counter)),
+            records,
+        }),
+        Err(StreamsError::ExpiredIterator(_)) => Err(ReadError::ExpiredIterator),
+        Err(error) => Err(ReadError::Failed(error.to_string())),
     }
 }

@@ -259,10 +259,6 @@ impl ShardReader {
         // decoder reads.
         let framing = self.decoder.line_framing().filter(|_| !with_metadata);
         let mut add = |data: &[u8], record: &RecordView<'_>, sub_sequence: usize| {
-            if let Some(framing) = framing {
-                framing.append(&mut payload, &mut ends, data);
-                return;
-            }
             let start = payload.len();
             payload.extend_from_slice(data);
             spans.push((start, payload.len()));
@@ -274,18 +270,29 @@ impl ShardReader {
                 ));
             }
         };
-        let read = self.shared.log.read(
-            &self.reading[index].iterator,
-            self.shared.options.max_record_count,
-            &mut |record| match runnel_streams::aggregated::deaggregate(record.data) {
-                Some(users) => {
-                    for (sub_sequence, user) in users.into_iter().enumerate() {
-                        add(user, &record, sub_sequence);
+        let iterator = &self.reading[index].iterator;
+        let limit = self.shared.options.max_record_count;
+        let read = match framing {
+            // Payloads straight into the lines the decoder reads.
+            Some(framing) => {
+                self.shared
+                    .log
+                    .read_lines(iterator, limit, framing, &mut payload, &mut ends)
+            }
+            None => self.shared.log.read(iterator, limit, &mut |record| {
+                let users = runnel_streams::aggregated::may_be_aggregated(record.data)
+                    .then(|| runnel_streams::aggregated::deaggregate(record.data))
+                    .flatten();
+                match users {
+                    Some(users) => {
+                        for (sub_sequence, user) in users.into_iter().enumerate() {
+                            add(user, &record, sub_sequence);
+                        }
                     }
+                    None => add(record.data, &record, 0),
                 }
-                None => add(record.data, &record, 0),
-            },
-        );
+            }),
+        };
         let output = match read {
             Ok(output) => output,
             Err(ReadError::ExpiredIterator) => {

@@ -3,6 +3,7 @@
 //! temporal syntax that DataFusion does not read, rewritten.
 
 pub(crate) mod ddl;
+pub(crate) mod function_syntax;
 pub(crate) mod legacy_windows;
 pub(crate) mod temporal;
 pub(crate) mod tokens;

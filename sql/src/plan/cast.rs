@@ -63,6 +63,10 @@ pub fn cast_to(schema: SchemaRef, target: SchemaRef) -> Result<BatchFn, SqlError
                 }
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Some(RecordBatch::try_new(target.clone(), columns)?))
+        Ok(Some(runnel_engine::batch::with_rows(
+            target.clone(),
+            columns,
+            batch.num_rows(),
+        )?))
     }))
 }

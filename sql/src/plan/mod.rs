@@ -26,6 +26,7 @@ mod window;
 
 pub use cast::cast_to;
 pub use node::{GroupOperator, Node, TopNOperator};
+use runnel_engine::batch::with_rows;
 use source::{keep_any, keep_only};
 use window::{computes_on_window_columns, groups_by_window, references_window_columns, relaxed};
 
@@ -240,7 +241,7 @@ impl Planner<'_> {
                         let f: BatchFn = Arc::new(move |batch: RecordBatch| {
                             let columns: Vec<ArrayRef> =
                                 indices.iter().map(|&i| batch.column(i).clone()).collect();
-                            Ok(Some(RecordBatch::try_new(schema.clone(), columns)?))
+                            Ok(Some(with_rows(schema.clone(), columns, batch.num_rows())?))
                         });
                         Ok(Planned::new(
                             Node::Map {
@@ -322,7 +323,7 @@ impl Planner<'_> {
                     if let Some(i) = op {
                         columns.push(batch.column(i).clone());
                     }
-                    Ok(Some(RecordBatch::try_new(out.clone(), columns)?))
+                    Ok(Some(with_rows(out.clone(), columns, batch.num_rows())?))
                 });
                 Ok(Planned {
                     node: Node::Map {
@@ -424,9 +425,10 @@ impl Planner<'_> {
                 let out = schema.clone();
                 // Union inputs agree on types, not names: relabel each batch.
                 let relabel: BatchFn = Arc::new(move |batch: RecordBatch| {
-                    Ok(Some(RecordBatch::try_new(
+                    Ok(Some(with_rows(
                         out.clone(),
                         batch.columns().to_vec(),
+                        batch.num_rows(),
                     )?))
                 });
                 let node = Node::Map {

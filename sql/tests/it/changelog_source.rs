@@ -414,6 +414,7 @@ fn oracle(cdc: &[Image], cdc2: &[Image], dim: &[(i64, &str)], sql: &str) -> Vec<
         .unwrap();
     runtime.block_on(async {
         let context = SessionContext::new();
+        runnel_sql::register_flink_functions(&context).unwrap();
         for (name, batch) in [
             ("cdc", image_batch(cdc)),
             ("cdc2", image_batch(cdc2)),

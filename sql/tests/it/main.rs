@@ -7,6 +7,7 @@
 )]
 
 mod changelog_source;
+mod flink_functions;
 mod joins;
 mod keep_only;
 mod late_rows;

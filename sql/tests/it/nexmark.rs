@@ -249,6 +249,9 @@ async fn batch_context(events: &[RecordBatch]) -> SessionContext {
     let mut config = SessionConfig::new();
     config.options_mut().sql_parser.enable_ident_normalization = false;
     let context = SessionContext::new_with_config(config);
+    runnel_sql::register_flink_functions(&context).unwrap();
+    // DataFusion's own date_format (`to_char`), to check DATE_FORMAT against.
+    context.register_udf(datafusion::functions::datetime::to_char().as_ref().clone());
     let table = MemTable::try_new(events[0].schema(), vec![events.to_vec()]).unwrap();
     context.register_table("events", Arc::new(table)).unwrap();
     context

@@ -157,6 +157,7 @@ pub fn oracle(left: &[Row], right: &[Row], query: &str) -> Vec<String> {
         .unwrap();
     runtime.block_on(async {
         let context = SessionContext::new();
+        runnel_sql::register_flink_functions(&context).unwrap();
         for (name, rows) in [("lt", left), ("rt", right)] {
             let batch = batch_of(rows);
             let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).unwrap();

@@ -1,0 +1,79 @@
+//! Flink's function syntax DataFusion's parser does not read:
+//! `TIMESTAMPADD(HOUR, 2, t)` and `TIMESTAMPDIFF(DAY, a, b)`, whose unit is
+//! a bare word, become calls with the unit quoted; `FLOOR(t TO HOUR)` and
+//! `CEIL(t TO HOUR)` become `flink_floor_time(t, 'HOUR')` and
+//! `flink_ceil_time(t, 'HOUR')`; `LISTAGG(x)` gets Flink's default
+//! separator, `LISTAGG(x, ',')`.
+
+use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan};
+
+use super::tokens::{is_space, is_word, matching_paren};
+
+pub fn rewrite(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let mut i = 0;
+    while i < tokens.len() {
+        let Some(open) = next_solid(&tokens, i + 1).filter(|&o| tokens[o].token == Token::LParen)
+        else {
+            i += 1;
+            continue;
+        };
+        if is_word(&tokens[i], "LISTAGG")
+            && let Some(close) = matching_paren(&tokens, open)
+            && super::tokens::split_commas(&tokens[open + 1..close]).len() == 1
+        {
+            let like = tokens[close].clone();
+            let comma = TokenWithSpan {
+                token: Token::Comma,
+                span: like.span,
+            };
+            let separator = TokenWithSpan {
+                token: Token::SingleQuotedString(",".to_string()),
+                span: like.span,
+            };
+            tokens.splice(close..close, [comma, separator]);
+        } else if is_word(&tokens[i], "TIMESTAMPADD") || is_word(&tokens[i], "TIMESTAMPDIFF") {
+            if let Some(unit) = next_solid(&tokens, open + 1)
+                && let Token::Word(word) = &tokens[unit].token
+                && word.quote_style.is_none()
+            {
+                tokens[unit].token = Token::SingleQuotedString(word.value.to_ascii_uppercase());
+            }
+        } else if (is_word(&tokens[i], "FLOOR") || is_word(&tokens[i], "CEIL"))
+            && let Some(close) = matching_paren(&tokens, open)
+            && let Some(to) = top_level_to(&tokens, open, close)
+            && let Some(unit) = next_solid(&tokens, to + 1).filter(|&u| u < close)
+            && let Token::Word(word) = tokens[unit].token.clone()
+        {
+            let name = if is_word(&tokens[i], "FLOOR") {
+                "flink_floor_time"
+            } else {
+                "flink_ceil_time"
+            };
+            if let Token::Word(function) = &mut tokens[i].token {
+                function.value = name.to_string();
+            }
+            tokens[to].token = Token::Comma;
+            tokens[unit].token = Token::SingleQuotedString(word.value.to_ascii_uppercase());
+        }
+        i += 1;
+    }
+    tokens
+}
+
+fn next_solid(tokens: &[TokenWithSpan], from: usize) -> Option<usize> {
+    (from..tokens.len()).find(|&i| !is_space(&tokens[i]))
+}
+
+/// The `TO` directly inside the parentheses from `open` to `close`.
+fn top_level_to(tokens: &[TokenWithSpan], open: usize, close: usize) -> Option<usize> {
+    let mut depth = 0;
+    for (i, token) in tokens.iter().enumerate().take(close).skip(open + 1) {
+        match token.token {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            _ if depth == 0 && is_word(token, "TO") => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}

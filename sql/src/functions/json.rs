@@ -1,0 +1,151 @@
+//! Flink's JSON functions in their plain forms: `JSON_VALUE(s, path)`,
+//! `JSON_QUERY(s, path)`, `JSON_EXISTS(s, path)`, `JSON_STRING(v)`. Paths
+//! are SQL/JSON's lax mode: `$`, `.key`, `['key']`, `[index]`. Text that
+//! is not JSON, and a path that finds nothing, give NULL (FALSE for
+//! `JSON_EXISTS`), as Flink's defaults (`NULL ON EMPTY`, `NULL ON ERROR`)
+//! do. The RETURNING and ON EMPTY/ON ERROR clauses are refused by the parser.
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{ScalarValue, plan_err};
+use datafusion::logical_expr::{ScalarUDF, Signature, Volatility};
+use serde_json::Value;
+
+use super::row_fn::{RowFn, exact, string, text};
+
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// A path's steps, or `None` for a path this reader does not take.
+fn steps(path: &str) -> Option<Vec<Step>> {
+    let path = path.trim();
+    let path = path
+        .strip_prefix("lax")
+        .map(str::trim_start)
+        .unwrap_or(path);
+    let mut rest = path.strip_prefix('$')?;
+    let mut steps = Vec::new();
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix('.') {
+            let end = after.find(['.', '[']).unwrap_or(after.len());
+            let key = &after[..end];
+            if key.is_empty() || key == "*" {
+                return None;
+            }
+            steps.push(Step::Key(key.trim_matches('"').to_string()));
+            rest = &after[end..];
+        } else if let Some(after) = rest.strip_prefix('[') {
+            let end = after.find(']')?;
+            let inside = after[..end].trim();
+            if let Some(key) = inside
+                .strip_prefix('\'')
+                .and_then(|k| k.strip_suffix('\''))
+                .or_else(|| inside.strip_prefix('"').and_then(|k| k.strip_suffix('"')))
+            {
+                steps.push(Step::Key(key.to_string()));
+            } else {
+                steps.push(Step::Index(inside.parse().ok()?));
+            }
+            rest = &after[end + 1..];
+        } else {
+            return None;
+        }
+    }
+    Some(steps)
+}
+
+/// What `path` finds in the JSON text `json`.
+fn find(json: &str, path: &str) -> Option<Value> {
+    let mut value: Value = serde_json::from_str(json).ok()?;
+    for step in steps(path)? {
+        value = match (step, value) {
+            (Step::Key(key), Value::Object(mut map)) => map.remove(&key)?,
+            (Step::Index(i), Value::Array(mut items)) if i < items.len() => items.swap_remove(i),
+            _ => return None,
+        };
+    }
+    Some(value)
+}
+
+fn args_text(args: &[ScalarValue]) -> Option<(&str, &str)> {
+    Some((text(&args[0])?, text(&args[1])?))
+}
+
+pub fn json_value() -> ScalarUDF {
+    RowFn::udf(
+        "json_value",
+        exact(vec![vec![DataType::Utf8, DataType::Utf8]]),
+        |_| Ok(DataType::Utf8),
+        |args, _| {
+            Ok(string(args_text(args).and_then(
+                |(json, path)| match find(json, path)? {
+                    Value::String(s) => Some(s),
+                    Value::Number(n) => Some(n.to_string()),
+                    Value::Bool(b) => Some(b.to_string()),
+                    Value::Null | Value::Array(_) | Value::Object(_) => None,
+                },
+            )))
+        },
+    )
+}
+
+pub fn json_query() -> ScalarUDF {
+    RowFn::udf(
+        "json_query",
+        exact(vec![vec![DataType::Utf8, DataType::Utf8]]),
+        |_| Ok(DataType::Utf8),
+        |args, _| {
+            Ok(string(args_text(args).and_then(
+                |(json, path)| match find(json, path)? {
+                    value @ (Value::Array(_) | Value::Object(_)) => Some(value.to_string()),
+                    _ => None,
+                },
+            )))
+        },
+    )
+}
+
+pub fn json_exists() -> ScalarUDF {
+    RowFn::udf(
+        "json_exists",
+        exact(vec![vec![DataType::Utf8, DataType::Utf8]]),
+        |_| Ok(DataType::Boolean),
+        |args, _| {
+            Ok(ScalarValue::Boolean(
+                args_text(args).map(|(json, path)| find(json, path).is_some()),
+            ))
+        },
+    )
+}
+
+/// `JSON_STRING(v)`: the value as JSON text; NULL for NULL.
+pub fn json_string() -> ScalarUDF {
+    RowFn::udf(
+        "json_string",
+        Signature::any(1, Volatility::Immutable),
+        |args| match args.first() {
+            Some(t) if t.is_numeric() || super::is_text(t) || *t == DataType::Boolean => {
+                Ok(DataType::Utf8)
+            }
+            _ => plan_err!("JSON_STRING here takes a number, a string or a BOOLEAN, not {args:?}"),
+        },
+        |args, _| {
+            let value = &args[0];
+            if value.is_null() {
+                return Ok(string(None));
+            }
+            let json = match value {
+                ScalarValue::Boolean(Some(b)) => Value::Bool(*b),
+                ScalarValue::Float64(Some(v)) => {
+                    serde_json::Number::from_f64(*v).map_or(Value::Null, Value::Number)
+                }
+                other => match text(other) {
+                    Some(s) => Value::String(s.to_string()),
+                    None => return Ok(string(Some(other.to_string()))),
+                },
+            };
+            Ok(string(Some(json.to_string())))
+        },
+    )
+}

@@ -1,0 +1,260 @@
+//! Flink's numeric functions where DataFusion's differ: `LOG(x)` is the
+//! natural logarithm, `POWER` is always a DOUBLE, `MOD` keeps its
+//! arguments' type, `TRUNCATE` cuts toward zero at a number of digits.
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
+use datafusion::logical_expr::{ScalarUDF, Signature, Volatility};
+
+use super::row_fn::{RowFn, double, exact, integer};
+
+fn double_result(_args: &[DataType]) -> Result<DataType> {
+    Ok(DataType::Float64)
+}
+
+/// `LOG(x)`, the natural logarithm, and `LOG(base, x)`.
+pub fn log() -> ScalarUDF {
+    RowFn::udf(
+        "log",
+        exact(vec![
+            vec![DataType::Float64],
+            vec![DataType::Float64, DataType::Float64],
+        ]),
+        double_result,
+        |args, _| {
+            let values: Vec<Option<f64>> = args.iter().map(double).collect();
+            Ok(ScalarValue::Float64(match values.as_slice() {
+                [Some(x)] => Some(x.ln()),
+                [Some(base), Some(x)] => Some(x.ln() / base.ln()),
+                _ => None,
+            }))
+        },
+    )
+}
+
+pub fn power() -> ScalarUDF {
+    RowFn::udf(
+        "power",
+        exact(vec![vec![DataType::Float64, DataType::Float64]]),
+        double_result,
+        |args, _| {
+            Ok(ScalarValue::Float64(
+                match (args.first().and_then(double), args.get(1).and_then(double)) {
+                    (Some(a), Some(b)) => Some(a.powf(b)),
+                    _ => None,
+                },
+            ))
+        },
+    )
+}
+
+/// `MOD(a, b)`: planned here so that the name resolves, with the type of
+/// `a % b`; the rewrite makes it that, whose sign (the dividend's) is
+/// Flink's.
+pub fn modulo() -> ScalarUDF {
+    RowFn::udf(
+        "mod",
+        Signature::any(2, Volatility::Immutable),
+        |args| match args {
+            // Flink takes exact numbers only.
+            [a, b]
+                if (a.is_integer() || matches!(a, DataType::Decimal128(..)))
+                    && (b.is_integer() || matches!(b, DataType::Decimal128(..))) =>
+            {
+                datafusion::logical_expr::type_coercion::binary::BinaryTypeCoercer::new(
+                    a,
+                    &datafusion::logical_expr::Operator::Modulo,
+                    b,
+                )
+                .get_result_type()
+            }
+            _ => plan_err!("MOD takes two exact numbers (integers or DECIMALs), not {args:?}"),
+        },
+        |_, _| exec_err!("MOD runs as the % operator"),
+    )
+}
+
+/// `TRUNCATE(x [, digits])`: `x` cut toward zero to `digits` places after
+/// the point (before it when negative), in `x`'s own type.
+pub fn truncate() -> ScalarUDF {
+    RowFn::udf(
+        "truncate",
+        Signature::one_of(
+            vec![
+                datafusion::logical_expr::TypeSignature::Any(1),
+                datafusion::logical_expr::TypeSignature::Any(2),
+            ],
+            Volatility::Immutable,
+        ),
+        |args| match args.first() {
+            Some(t) if t.is_numeric() && args.get(1).is_none_or(DataType::is_integer) => {
+                Ok(t.clone())
+            }
+            _ => plan_err!("TRUNCATE takes a number and an integer, not {args:?}"),
+        },
+        |args, _| {
+            let digits = match args.get(1) {
+                None => 0,
+                Some(d) => match integer(d) {
+                    Some(d) => d,
+                    None => return ScalarValue::try_from(args[0].data_type()),
+                },
+            };
+            let digits = i32::try_from(digits.clamp(-38, 38)).unwrap_or(0);
+            Ok(match &args[0] {
+                ScalarValue::Float64(v) => ScalarValue::Float64(v.map(|v| cut_double(v, digits))),
+                ScalarValue::Float32(v) => {
+                    ScalarValue::Float32(v.map(|v| cut_double(f64::from(v), digits) as f32))
+                }
+                ScalarValue::Decimal128(v, precision, scale) => {
+                    let cut = i32::from(*scale) - digits;
+                    ScalarValue::Decimal128(
+                        v.map(|v| {
+                            if cut <= 0 {
+                                v
+                            } else {
+                                let unit = 10i128.checked_pow(cut as u32).unwrap_or(i128::MAX);
+                                v / unit * unit
+                            }
+                        }),
+                        *precision,
+                        *scale,
+                    )
+                }
+                other => {
+                    let Some(v) = integer(other) else {
+                        return ScalarValue::try_from(other.data_type());
+                    };
+                    let cut = if digits >= 0 {
+                        v
+                    } else {
+                        let unit = 10i64.checked_pow(digits.unsigned_abs()).unwrap_or(i64::MAX);
+                        v / unit * unit
+                    };
+                    ScalarValue::Int64(Some(cut)).cast_to(&other.data_type())?
+                }
+            })
+        },
+    )
+}
+
+/// Cut in decimal, as Flink's BigDecimal does (`0.29` at two places stays
+/// `0.29`, where `(0.29 * 100).trunc() / 100` gives `0.28`).
+fn cut_double(v: f64, digits: i32) -> f64 {
+    if !v.is_finite() {
+        return v;
+    }
+    // Rust's shortest text that reads back as `v`, as Java's valueOf takes it.
+    let text = format!("{v}");
+    let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+    if digits >= 0 {
+        let kept = &fraction[..fraction.len().min(digits as usize)];
+        return format!("{whole}.{kept}0").parse().unwrap_or(v);
+    }
+    let (sign, magnitude) = whole.strip_prefix('-').map_or(("", whole), |m| ("-", m));
+    let zeros = (digits.unsigned_abs() as usize).min(magnitude.len());
+    let kept = &magnitude[..magnitude.len() - zeros];
+    format!("{sign}{kept}{}", "0".repeat(zeros))
+        .parse()
+        .unwrap_or(0.0)
+}
+
+/// `SQRT(x)`: NaN below zero, as Java's `Math.sqrt`.
+pub fn sqrt() -> ScalarUDF {
+    RowFn::udf(
+        "sqrt",
+        exact(vec![vec![DataType::Float64]]),
+        double_result,
+        |args, _| Ok(ScalarValue::Float64(double(&args[0]).map(f64::sqrt))),
+    )
+}
+
+/// `CEIL`, `FLOOR`: a DECIMAL(p, s) becomes a DECIMAL(p - s + 1, 0), as
+/// Flink types it; other numbers keep their type.
+fn to_whole<const UP: bool>(name: &'static str) -> ScalarUDF {
+    RowFn::udf(
+        name,
+        Signature::any(1, Volatility::Immutable),
+        |args| match args.first() {
+            Some(DataType::Decimal128(p, s)) => {
+                let s = (*s).max(0) as u8;
+                Ok(DataType::Decimal128((p - s + 1).clamp(1, 38), 0))
+            }
+            Some(t) if t.is_numeric() => Ok(t.clone()),
+            _ => plan_err!("CEIL and FLOOR take a number, not {args:?}"),
+        },
+        to_whole_row::<UP>,
+    )
+}
+
+fn to_whole_row<const UP: bool>(args: &[ScalarValue], returns: &DataType) -> Result<ScalarValue> {
+    Ok(match (&args[0], returns) {
+        (ScalarValue::Decimal128(v, _, scale), DataType::Decimal128(p, s)) => {
+            let unit = 10i128.pow(u32::from((*scale).max(0) as u8));
+            ScalarValue::Decimal128(
+                v.map(|v| {
+                    let whole = v.div_euclid(unit);
+                    if UP && v.rem_euclid(unit) != 0 {
+                        whole + 1
+                    } else {
+                        whole
+                    }
+                }),
+                *p,
+                *s,
+            )
+        }
+        (ScalarValue::Float64(v), _) => {
+            ScalarValue::Float64(v.map(|v| if UP { v.ceil() } else { v.floor() }))
+        }
+        (ScalarValue::Float32(v), _) => {
+            ScalarValue::Float32(v.map(|v| if UP { v.ceil() } else { v.floor() }))
+        }
+        (other, _) => other.clone(),
+    })
+}
+
+pub fn ceil() -> ScalarUDF {
+    to_whole::<true>("ceil")
+}
+
+pub fn ceiling() -> ScalarUDF {
+    to_whole::<true>("ceiling")
+}
+
+pub fn floor() -> ScalarUDF {
+    to_whole::<false>("floor")
+}
+
+/// `ROUND(x)` of a DECIMAL(p, s): half away from zero, a DECIMAL(p - s + 1,
+/// 0) as Flink types it (DataFusion keeps the scale). Other forms are
+/// DataFusion's, which answer as Flink's.
+pub fn round_decimal() -> ScalarUDF {
+    RowFn::udf(
+        "flink_round_decimal",
+        Signature::any(1, Volatility::Immutable),
+        |args| match args.first() {
+            Some(DataType::Decimal128(p, s)) => {
+                let s = (*s).max(0) as u8;
+                Ok(DataType::Decimal128((p - s + 1).clamp(1, 38), 0))
+            }
+            _ => plan_err!("a DECIMAL, not {args:?}"),
+        },
+        |args, returns| {
+            Ok(match (&args[0], returns) {
+                (ScalarValue::Decimal128(v, _, scale), DataType::Decimal128(p, s)) => {
+                    let unit = 10i128.pow(u32::from((*scale).max(0) as u8));
+                    ScalarValue::Decimal128(
+                        v.map(|v| {
+                            let whole = (v.abs() + unit / 2) / unit;
+                            if v < 0 { -whole } else { whole }
+                        }),
+                        *p,
+                        *s,
+                    )
+                }
+                _ => ScalarValue::try_from(returns)?,
+            })
+        },
+    )
+}

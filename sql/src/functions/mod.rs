@@ -1,0 +1,341 @@
+//! Flink's built-in functions where DataFusion has none or answers
+//! differently. Each is registered under DataFusion's name, so that a
+//! call resolves to it; the calls DataFusion plans from syntax rather
+//! than by name (`SUBSTRING(s FROM 2)`) and Flink's casts are swapped in
+//! by `FlinkSemantics` before the plan is analyzed.
+//!
+//! `sql/tests/flink/functions.expected.json` holds real Flink's answers
+//! to each; `tests/it/flink_functions.rs` holds Runnel to them.
+
+mod aggregates;
+mod json;
+mod math;
+mod more_strings;
+mod regexp;
+mod row_fn;
+mod strings;
+mod temporal;
+mod time;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::tree_node::Transformed;
+use datafusion::common::{DFSchema, Result, ScalarValue, plan_err};
+use datafusion::config::ConfigOptions;
+use datafusion::execution::FunctionRegistry;
+use datafusion::logical_expr::expr::{Cast, ScalarFunction, TryCast};
+use datafusion::logical_expr::expr_rewriter::FunctionRewrite;
+use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, Operator, ScalarUDF};
+use datafusion::prelude::SessionContext;
+
+pub use regexp::RegexpExtract;
+pub use time::{DateFormat, ProcTime, is_proctime};
+
+/// Every function Runnel adds or answers as Flink does.
+fn flink_functions() -> Vec<ScalarUDF> {
+    let mut functions = vec![
+        ProcTime::udf(),
+        DateFormat::udf(),
+        RegexpExtract::udf(),
+        regexp::regexp_replace(),
+        math::log(),
+        math::power(),
+        math::modulo(),
+        math::truncate(),
+        math::sqrt(),
+        math::ceil(),
+        math::floor(),
+        strings::substring(),
+        strings::concat(),
+        strings::replace(),
+        strings::lpad(),
+        strings::rpad(),
+        strings::chr(),
+        strings::left(),
+        strings::right(),
+        strings::overlay(),
+        temporal::extract(),
+        temporal::from_unixtime(),
+        temporal::to_timestamp(),
+        temporal::to_date(),
+        temporal::timestampadd(),
+        temporal::timestampdiff(),
+        temporal::floor_time(),
+        temporal::ceil_time(),
+        temporal::unix_timestamp(),
+        temporal::convert_tz(),
+        temporal::to_timestamp_ltz(),
+        math::ceiling(),
+        more_strings::locate(),
+        more_strings::split_index(),
+        more_strings::elt(),
+        more_strings::regexp(),
+        more_strings::regexp_substr(),
+        more_strings::startswith(),
+        more_strings::endswith(),
+        more_strings::parse_url(),
+        more_strings::url_encode(),
+        more_strings::url_decode(),
+        more_strings::to_base64(),
+        more_strings::from_base64(),
+        more_strings::hex(),
+        more_strings::bin(),
+        more_strings::is_alpha(),
+        more_strings::is_digit(),
+        more_strings::is_decimal(),
+        more_strings::sha2(),
+        more_strings::sign(),
+        more_strings::e(),
+        conditional_if(),
+        json::json_value(),
+        json::json_query(),
+        json::json_exists(),
+        json::json_string(),
+    ];
+    functions.extend(temporal::parts());
+    functions
+}
+
+pub fn register(context: &SessionContext) -> Result<()> {
+    let mut by_name = HashMap::new();
+    for function in flink_functions() {
+        let function = Arc::new(function);
+        by_name.insert(function.name().to_string(), function.clone());
+        context.register_udf(function.as_ref().clone());
+    }
+    // LISTAGG(x [, separator]) is DataFusion's string_agg, ',' by default.
+    context.register_udaf(
+        datafusion::functions_aggregate::string_agg::string_agg_udaf()
+            .as_ref()
+            .clone()
+            .with_aliases(["listagg"]),
+    );
+    context
+        .state_ref()
+        .write()
+        .register_function_rewrite(Arc::new(FlinkSemantics {
+            by_name,
+            boolean_text: Arc::new(strings::boolean_text()),
+            double_text: Arc::new(strings::double_text()),
+            timestamp_text: Arc::new(temporal::timestamp_text()),
+            round_decimal: Arc::new(math::round_decimal()),
+            integer_avg: Arc::new(aggregates::integer_avg()),
+        }))
+}
+
+#[derive(Debug)]
+struct FlinkSemantics {
+    by_name: HashMap<String, Arc<ScalarUDF>>,
+    boolean_text: Arc<ScalarUDF>,
+    double_text: Arc<ScalarUDF>,
+    timestamp_text: Arc<ScalarUDF>,
+    round_decimal: Arc<ScalarUDF>,
+    integer_avg: Arc<datafusion::logical_expr::AggregateUDF>,
+}
+
+impl FlinkSemantics {
+    /// Flink's text of a value cast to a string, where DataFusion's differs.
+    fn as_text(&self, expr: Expr, schema: &DFSchema) -> Result<Result<Expr, Expr>> {
+        let text = match expr.get_type(schema)? {
+            DataType::Boolean => &self.boolean_text,
+            DataType::Float64 | DataType::Float32 => &self.double_text,
+            DataType::Timestamp(_, None) => &self.timestamp_text,
+            _ => return Ok(Err(expr)),
+        };
+        Ok(Ok(text.call(vec![expr])))
+    }
+}
+
+impl FunctionRewrite for FlinkSemantics {
+    fn name(&self) -> &str {
+        "flink_semantics"
+    }
+
+    fn rewrite(
+        &self,
+        expr: Expr,
+        schema: &DFSchema,
+        _config: &ConfigOptions,
+    ) -> Result<Transformed<Expr>> {
+        Ok(match expr {
+            Expr::ScalarFunction(ScalarFunction { func, args }) if func.name() == "mod" => {
+                match <[Expr; 2]>::try_from(args) {
+                    Ok([a, b]) => Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
+                        Box::new(a),
+                        Operator::Modulo,
+                        Box::new(b),
+                    ))),
+                    Err(args) => {
+                        Transformed::no(Expr::ScalarFunction(ScalarFunction { func, args }))
+                    }
+                }
+            }
+            Expr::ScalarFunction(call)
+                if self
+                    .by_name
+                    .get(call.func.name())
+                    .is_some_and(|ours| !Arc::ptr_eq(ours, &call.func)) =>
+            {
+                let ours = self.by_name[call.func.name()].clone();
+                Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(
+                    ours, call.args,
+                )))
+            }
+            Expr::Cast(Cast { expr, field }) if is_text(field.data_type()) => {
+                match self.as_text(*expr, schema)? {
+                    Ok(text) => Transformed::yes(text),
+                    Err(expr) => Transformed::no(Expr::Cast(Cast::new(
+                        Box::new(expr),
+                        field.data_type().clone(),
+                    ))),
+                }
+            }
+            Expr::TryCast(TryCast { expr, field }) if is_text(field.data_type()) => {
+                match self.as_text(*expr, schema)? {
+                    Ok(text) => Transformed::yes(text),
+                    Err(expr) => Transformed::no(Expr::TryCast(TryCast::new(
+                        Box::new(expr),
+                        field.data_type().clone(),
+                    ))),
+                }
+            }
+            Expr::Cast(Cast { field, .. }) | Expr::TryCast(TryCast { field, .. })
+                if matches!(field.data_type(), DataType::Time32(_) | DataType::Time64(_)) =>
+            {
+                return plan_err!(
+                    "CAST to TIME is not supported yet (Flink's TIME has no fraction of a second)"
+                );
+            }
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::Divide,
+                right,
+            }) if [&left, &right]
+                .into_iter()
+                .any(|side| matches!(side.get_type(schema), Ok(DataType::Decimal128(..)))) =>
+            {
+                return plan_err!(
+                    "division of DECIMAL values is not supported yet: Flink's result has a scale of at least 6 more digits; cast to DOUBLE to divide ({left} / {right})"
+                );
+            }
+            // Flink's GREATEST and LEAST are NULL when any argument is.
+            Expr::ScalarFunction(ScalarFunction { func, args })
+                if matches!(func.name(), "greatest" | "least") && !args.is_empty() =>
+            {
+                let any_null = args
+                    .iter()
+                    .map(|a| a.clone().is_null())
+                    .reduce(|a, b| a.or(b))
+                    .unwrap_or_else(|| datafusion::prelude::lit(false));
+                let call = Expr::ScalarFunction(ScalarFunction { func, args });
+                Transformed::yes(
+                    datafusion::prelude::when(
+                        any_null,
+                        datafusion::prelude::lit(ScalarValue::Null),
+                    )
+                    .otherwise(call)?,
+                )
+            }
+            Expr::ScalarFunction(ScalarFunction { func, args })
+                if func.name() == "round"
+                    && args.len() == 1
+                    && matches!(args[0].get_type(schema)?, DataType::Decimal128(..)) =>
+            {
+                Transformed::yes(self.round_decimal.call(args))
+            }
+            // Flink's ARRAY_REMOVE takes out every equal element.
+            Expr::ScalarFunction(ScalarFunction { func, args })
+                if func.name() == "array_remove" =>
+            {
+                Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(
+                    datafusion::functions_nested::remove::array_remove_all_udf(),
+                    args,
+                )))
+            }
+            Expr::AggregateFunction(call)
+                if call.func.name() == "string_agg"
+                    && !matches!(call.params.args.get(1), Some(Expr::Literal(..))) =>
+            {
+                return plan_err!("LISTAGG's separator must be a literal, as in Flink");
+            }
+            Expr::ScalarFunction(ScalarFunction { func, args }) if func.name() == "if" => {
+                match <[Expr; 3]>::try_from(args) {
+                    Ok([condition, then, otherwise]) => {
+                        let common =
+                            if_type(&then.get_type(schema)?, &otherwise.get_type(schema)?)?;
+                        Transformed::yes(
+                            datafusion::prelude::when(condition, then.cast_to(&common, schema)?)
+                                .otherwise(otherwise.cast_to(&common, schema)?)?,
+                        )
+                    }
+                    Err(args) => {
+                        Transformed::no(Expr::ScalarFunction(ScalarFunction { func, args }))
+                    }
+                }
+            }
+            Expr::AggregateFunction(mut call) => {
+                let name = call.func.name().to_string();
+                let integer_input = call
+                    .params
+                    .args
+                    .first()
+                    .map(|a| a.get_type(schema))
+                    .transpose()?
+                    .is_some_and(|t| t.is_integer());
+                if name == "avg" && integer_input && !Arc::ptr_eq(&call.func, &self.integer_avg) {
+                    call.func = self.integer_avg.clone();
+                    Transformed::yes(Expr::AggregateFunction(call))
+                } else if matches!(name.as_str(), "first_value" | "last_value")
+                    && call.params.null_treatment.is_none()
+                {
+                    // Flink's FIRST_VALUE and LAST_VALUE pass over NULLs.
+                    call.params.null_treatment =
+                        Some(datafusion::logical_expr::expr::NullTreatment::IgnoreNulls);
+                    Transformed::yes(Expr::AggregateFunction(call))
+                } else {
+                    Transformed::no(Expr::AggregateFunction(call))
+                }
+            }
+            other => Transformed::no(other),
+        })
+    }
+}
+
+pub(crate) fn is_text(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    )
+}
+
+/// `IF(condition, then, else)`: planned here so that the name resolves;
+/// the rewrite makes it a CASE, which types it.
+fn conditional_if() -> ScalarUDF {
+    row_fn::RowFn::udf(
+        "if",
+        datafusion::logical_expr::Signature::any(
+            3,
+            datafusion::logical_expr::Volatility::Immutable,
+        ),
+        |args| match args {
+            [DataType::Boolean | DataType::Null, then, otherwise] => if_type(then, otherwise),
+            _ => datafusion::common::plan_err!("IF takes a condition and two values, not {args:?}"),
+        },
+        |_, _| datafusion::common::exec_err!("IF runs as a CASE"),
+    )
+}
+
+/// The type both branches of an IF take.
+fn if_type(then: &DataType, otherwise: &DataType) -> Result<DataType> {
+    datafusion::logical_expr::type_coercion::binary::comparison_coercion(then, otherwise)
+        .map_or_else(
+            || {
+                datafusion::common::plan_err!(
+                    "IF's branches have types {then} and {otherwise}, which do not meet"
+                )
+            },
+            Ok,
+        )
+}

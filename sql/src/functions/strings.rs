@@ -1,0 +1,298 @@
+//! Flink's string functions where DataFusion's differ: `SUBSTRING` counts a
+//! start of 0 as 1 and a negative start from the end, `CONCAT` is NULL when
+//! any argument is, a BOOLEAN as text is `TRUE`/`FALSE`.
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{Result, ScalarValue, plan_err};
+use datafusion::logical_expr::{ScalarUDF, Signature, TypeSignature, Volatility};
+
+use super::row_fn::{RowFn, exact, integer, string, text};
+
+fn is_text(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null
+    )
+}
+
+fn text_result(_args: &[DataType]) -> Result<DataType> {
+    Ok(DataType::Utf8)
+}
+
+/// `SUBSTRING(s FROM start [FOR length])`, `SUBSTR(s, start [, length])`.
+pub fn substring() -> ScalarUDF {
+    RowFn::udf(
+        "substr",
+        exact(vec![
+            vec![DataType::Utf8, DataType::Int64],
+            vec![DataType::Utf8, DataType::Int64, DataType::Int64],
+        ]),
+        text_result,
+        |args, _| {
+            let (Some(value), Some(start)) = (text(&args[0]), integer(&args[1])) else {
+                return Ok(string(None));
+            };
+            let length = match args.get(2) {
+                None => None,
+                Some(length) => match integer(length) {
+                    None => return Ok(string(None)),
+                    Some(length) => Some(length),
+                },
+            };
+            Ok(string(substring_of(value, start, length)))
+        },
+    )
+}
+
+/// Characters from `start` (1-based; 0 is 1; negative counts from the
+/// end) for `length` characters: Flink's `substringSQL`.
+fn substring_of(value: &str, start: i64, length: Option<i64>) -> Option<String> {
+    if length.is_some_and(|l| l < 0) {
+        return None;
+    }
+    let chars = value.chars().count() as i64;
+    let from = match start {
+        s if s > 0 => s - 1,
+        s if s < 0 => chars + s,
+        _ => 0,
+    };
+    let to = length.map_or(chars, |l| from.saturating_add(l)).min(chars);
+    // A start before the first character is empty, not cut to the start.
+    if from < 0 || from >= to {
+        return Some(String::new());
+    }
+    Some(
+        value
+            .chars()
+            .skip(from as usize)
+            .take((to - from) as usize)
+            .collect(),
+    )
+}
+
+/// `CONCAT(s1, s2, ...)`: NULL when any argument is.
+pub fn concat() -> ScalarUDF {
+    RowFn::udf(
+        "concat",
+        Signature::variadic_any(Volatility::Immutable),
+        |args| {
+            if let Some(other) = args.iter().find(|t| !is_text(t)) {
+                return plan_err!("CONCAT takes strings, not {other}");
+            }
+            Ok(DataType::Utf8)
+        },
+        |args, _| {
+            let mut out = String::new();
+            for arg in args {
+                match text(arg) {
+                    Some(part) => out.push_str(part),
+                    None => return Ok(string(None)),
+                }
+            }
+            Ok(string(Some(out)))
+        },
+    )
+}
+
+/// A BOOLEAN cast to a string: Flink writes `TRUE` and `FALSE`.
+pub fn boolean_text() -> ScalarUDF {
+    RowFn::udf(
+        "flink_boolean_text",
+        Signature::one_of(
+            vec![TypeSignature::Exact(vec![DataType::Boolean])],
+            Volatility::Immutable,
+        ),
+        text_result,
+        |args, _| {
+            Ok(string(match &args[0] {
+                ScalarValue::Boolean(Some(true)) => Some("TRUE".to_string()),
+                ScalarValue::Boolean(Some(false)) => Some("FALSE".to_string()),
+                _ => None,
+            }))
+        },
+    )
+}
+
+/// `REPLACE(s, from, to)`: an empty `from` puts `to` between every two
+/// characters and at both ends, as Java's `String.replace` does.
+pub fn replace() -> ScalarUDF {
+    RowFn::udf(
+        "replace",
+        exact(vec![vec![DataType::Utf8, DataType::Utf8, DataType::Utf8]]),
+        text_result,
+        |args, _| {
+            Ok(string(
+                match (text(&args[0]), text(&args[1]), text(&args[2])) {
+                    (Some(s), Some(from), Some(to)) => Some(s.replace(from, to)),
+                    _ => None,
+                },
+            ))
+        },
+    )
+}
+
+fn pad<const LEFT: bool>(name: &'static str) -> ScalarUDF {
+    RowFn::udf(
+        name,
+        exact(vec![vec![DataType::Utf8, DataType::Int64, DataType::Utf8]]),
+        text_result,
+        pad_row::<LEFT>,
+    )
+}
+
+fn pad_row<const LEFT: bool>(args: &[ScalarValue], _: &DataType) -> Result<ScalarValue> {
+    let (Some(s), Some(length), Some(filler)) = (text(&args[0]), integer(&args[1]), text(&args[2]))
+    else {
+        return Ok(string(None));
+    };
+    let Ok(length) = usize::try_from(length) else {
+        return Ok(string(None));
+    };
+    let chars = s.chars().count();
+    if length <= chars {
+        return Ok(string(Some(s.chars().take(length).collect())));
+    }
+    if filler.is_empty() {
+        return Ok(string(None));
+    }
+    let fill: String = filler.chars().cycle().take(length - chars).collect();
+    Ok(string(Some(if LEFT {
+        format!("{fill}{s}")
+    } else {
+        format!("{s}{fill}")
+    })))
+}
+
+/// `LPAD(s, length, filler)`: NULL for a negative length or an empty
+/// filler that would be needed.
+pub fn lpad() -> ScalarUDF {
+    pad::<true>("lpad")
+}
+
+pub fn rpad() -> ScalarUDF {
+    pad::<false>("rpad")
+}
+
+/// `CHR(n)`: the character of `n` modulo 256; empty for a negative `n`.
+pub fn chr() -> ScalarUDF {
+    RowFn::udf(
+        "chr",
+        exact(vec![vec![DataType::Int64]]),
+        text_result,
+        |args, _| {
+            Ok(string(integer(&args[0]).map(|n| {
+                if n < 0 {
+                    String::new()
+                } else {
+                    char::from((n % 256) as u8).to_string()
+                }
+            })))
+        },
+    )
+}
+
+fn side<const LEFT: bool>(name: &'static str) -> ScalarUDF {
+    RowFn::udf(
+        name,
+        exact(vec![vec![DataType::Utf8, DataType::Int64]]),
+        text_result,
+        side_row::<LEFT>,
+    )
+}
+
+fn side_row<const LEFT: bool>(args: &[ScalarValue], _: &DataType) -> Result<ScalarValue> {
+    let (Some(s), Some(n)) = (text(&args[0]), integer(&args[1])) else {
+        return Ok(string(None));
+    };
+    let n = usize::try_from(n).unwrap_or(0);
+    let chars = s.chars().count();
+    Ok(string(Some(if LEFT {
+        s.chars().take(n).collect()
+    } else {
+        s.chars().skip(chars.saturating_sub(n)).collect()
+    })))
+}
+
+/// `LEFT(s, n)`, `RIGHT(s, n)`: empty for a negative `n`.
+pub fn left() -> ScalarUDF {
+    side::<true>("left")
+}
+
+pub fn right() -> ScalarUDF {
+    side::<false>("right")
+}
+
+/// `OVERLAY(s PLACING r FROM start [FOR length])`: `s` unchanged when
+/// `start` is past its end.
+pub fn overlay() -> ScalarUDF {
+    RowFn::udf(
+        "overlay",
+        exact(vec![
+            vec![DataType::Utf8, DataType::Utf8, DataType::Int64],
+            vec![
+                DataType::Utf8,
+                DataType::Utf8,
+                DataType::Int64,
+                DataType::Int64,
+            ],
+        ]),
+        text_result,
+        |args, _| {
+            let (Some(s), Some(r), Some(start)) =
+                (text(&args[0]), text(&args[1]), integer(&args[2]))
+            else {
+                return Ok(string(None));
+            };
+            let length = match args.get(3) {
+                None => r.chars().count() as i64,
+                Some(l) => match integer(l) {
+                    Some(l) => l,
+                    None => return Ok(string(None)),
+                },
+            };
+            let chars = s.chars().count() as i64;
+            if start > chars || start < 1 || length < 0 {
+                return Ok(string(Some(s.to_string())));
+            }
+            let head: String = s.chars().take((start - 1) as usize).collect();
+            let tail: String = s
+                .chars()
+                .skip((start - 1).saturating_add(length) as usize)
+                .collect();
+            Ok(string(Some(format!("{head}{r}{tail}"))))
+        },
+    )
+}
+
+/// A DOUBLE or FLOAT cast to text, as Java's `Double.toString` writes it
+/// (`1.0E10`, `1.0E-4`).
+pub fn double_text() -> ScalarUDF {
+    RowFn::udf(
+        "flink_double_text",
+        Signature::any(1, Volatility::Immutable),
+        text_result,
+        |args, _| {
+            Ok(string(
+                super::row_fn::double(&args[0]).map(crate::java_format::java_double),
+            ))
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::substring_of;
+
+    #[test]
+    fn substrings_count_as_flink_counts() {
+        let s = "Hello World";
+        assert_eq!(substring_of(s, 2, Some(3)).as_deref(), Some("ell"));
+        assert_eq!(substring_of(s, 0, Some(3)).as_deref(), Some("Hel"));
+        assert_eq!(substring_of(s, -3, Some(2)).as_deref(), Some("rl"));
+        assert_eq!(substring_of(s, -3, None).as_deref(), Some("rld"));
+        assert_eq!(substring_of(s, 20, None).as_deref(), Some(""));
+        assert_eq!(substring_of(s, 2, Some(0)).as_deref(), Some(""));
+        assert_eq!(substring_of(s, 2, Some(-1)), None);
+        assert_eq!(substring_of(s, -20, Some(12)).as_deref(), Some(""));
+    }
+}

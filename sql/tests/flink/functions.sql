@@ -1,0 +1,584 @@
+-- Calls of Flink's built-in functions, each answered by Apache Flink
+-- (scripts/flink_oracle.py writes functions.expected.json) and by Runnel
+-- (sql/tests/it/flink_functions.rs compares). A line is an expression,
+-- read as `SELECT <expression> FROM t`, or a whole query. `t` has one row:
+--   i INT 7, n INT NULL, b BIGINT -12, d DOUBLE 2.5, dn DOUBLE NULL,
+--   s STRING 'Hello World', e STRING '', sn STRING NULL,
+--   ts TIMESTAMP(3) 2020-04-15 08:05:30.123, bo BOOLEAN TRUE, m DECIMAL(10, 2) 12.34
+-- `r` has five: k STRING, v INT, x DOUBLE, w STRING, ts TIMESTAMP(3) (data/r.jsonl).
+
+-- comparison
+i = 7
+i <> 7
+n = 1
+i < b
+s >= 'Hello'
+i BETWEEN 1 AND 10
+i NOT BETWEEN 1 AND 5
+i BETWEEN SYMMETRIC 10 AND 1
+n BETWEEN 1 AND 10
+s LIKE 'Hel%'
+s LIKE 'H_llo%'
+s NOT LIKE '%x%'
+sn LIKE '%'
+'a_b' LIKE 'a!_b' ESCAPE '!'
+s SIMILAR TO 'H.*d'
+s NOT SIMILAR TO 'x%'
+i IN (1, 7)
+i NOT IN (1, 2)
+n IN (1, 2)
+i IN (1, n)
+sn IS NULL
+s IS NOT NULL
+i IS DISTINCT FROM n
+n IS NOT DISTINCT FROM n
+i IS DISTINCT FROM 7
+
+-- logical
+bo OR n = 1
+bo AND n = 1
+NOT bo
+NOT (n = 1)
+bo IS TRUE
+bo IS NOT FALSE
+(n = 1) IS UNKNOWN
+(n = 1) IS NOT UNKNOWN
+(n = 1) IS FALSE
+
+-- arithmetic
+i + 1
+-i
++i
+i - b
+i * d
+i / 2
+b / 5
+d / 2
+i / 0
+d / 0
+m * 2
+m / 3
+i % 3
+MOD(i, 3)
+MOD(b, 5)
+MOD(-7, 3)
+MOD(n, 3)
+ABS(b)
+ABS(-2.5)
+POWER(i, 2)
+POWER(2.0, -1)
+POWER(d, 0.5)
+SQRT(d)
+SQRT(-1.0)
+LN(d)
+LN(0)
+LOG10(100)
+LOG2(8)
+LOG(d)
+LOG(2, 8)
+LOG(10, 1000)
+EXP(1)
+CEIL(d)
+CEILING(-2.5)
+CEIL(m)
+FLOOR(d)
+FLOOR(-2.5)
+SIN(d)
+SINH(1)
+COS(d)
+COSH(1)
+TAN(d)
+TANH(1)
+COT(1)
+ASIN(0.5)
+ACOS(0.5)
+ATAN(1)
+ATAN2(1, 2)
+DEGREES(PI())
+RADIANS(180)
+SIGN(b)
+SIGN(d)
+SIGN(0)
+ROUND(d)
+ROUND(2.345, 2)
+ROUND(-2.5)
+ROUND(1234, -2)
+ROUND(m, 1)
+ROUND(d, 0)
+TRUNCATE(2.345, 2)
+TRUNCATE(d)
+TRUNCATE(1234, -2)
+PI()
+E()
+BIN(12)
+BIN(b)
+HEX(255)
+HEX('abc')
+UNHEX('616263')
+PERCENTILE(1, 0.5)
+
+-- string
+s || '!'
+s || sn
+CHAR_LENGTH(s)
+CHARACTER_LENGTH(e)
+CHAR_LENGTH(sn)
+UPPER(s)
+LOWER(s)
+UPPER(sn)
+POSITION('o' IN s)
+POSITION('z' IN s)
+POSITION('' IN s)
+TRIM(BOTH ' ' FROM '  a  ')
+TRIM('  a  ')
+TRIM(LEADING 'x' FROM 'xxaxx')
+TRIM(TRAILING 'x' FROM 'xxaxx')
+LTRIM('  a ')
+RTRIM(' a  ')
+LTRIM('xxa', 'x')
+BTRIM('  a  ')
+REPEAT('ab', 3)
+REPEAT('ab', 0)
+REPEAT('ab', -1)
+REGEXP_REPLACE(s, 'o', '0')
+REGEXP_REPLACE(s, '(\w+) (\w+)', '$2 $1')
+REGEXP_REPLACE(s, 'l+', '')
+REGEXP_REPLACE(sn, 'a', 'b')
+REGEXP_REPLACE(s, '(', 'x')
+REGEXP_REPLACE(s, 'o', '\\$')
+OVERLAY(s PLACING 'XY' FROM 2 FOR 3)
+OVERLAY(s PLACING 'XY' FROM 2)
+OVERLAY(s PLACING 'XY' FROM 20)
+OVERLAY(s PLACING 'XY' FROM 12)
+OVERLAY(s PLACING 'XY' FROM 11 FOR 5)
+SUBSTRING(s FROM 2 FOR 3)
+SUBSTRING(s FROM 0 FOR 3)
+SUBSTRING(s FROM -3 FOR 2)
+SUBSTRING(s FROM -3)
+SUBSTRING(s FROM 20)
+SUBSTRING(s FROM 2 FOR 0)
+SUBSTRING(s FROM -20 FOR 12)
+SUBSTRING(s FROM 2 FOR -1)
+SUBSTR(s, 12)
+SUBSTRING(s, 7)
+SUBSTRING(s, 2, 3)
+SUBSTR(s, 2, 3)
+SUBSTR(s, -5)
+SUBSTR(s, 0)
+REPLACE(s, 'l', 'L')
+REPLACE(s, '', 'x')
+REPLACE(s, 'l', sn)
+REGEXP_EXTRACT(s, 'W(\w+)', 1)
+REGEXP_EXTRACT(s, 'o(.)', 0)
+REGEXP_EXTRACT(s, 'z(.)', 1)
+INITCAP('hello wORLD foo-bar')
+CONCAT(s, '-', e)
+CONCAT(s, sn)
+CONCAT('a', CAST(i AS STRING))
+CONCAT_WS('-', s, sn, 'x')
+CONCAT_WS(sn, 'a', 'b')
+CONCAT_WS('-', 'a', e, 'b')
+LPAD(s, 15, '*')
+LPAD(s, 3, '*')
+LPAD('ab', 5, 'xy')
+RPAD('ab', 5, 'xy')
+LPAD(s, -1, 'x')
+RPAD('ab', 0, 'x')
+LPAD(s, 15, '')
+FROM_BASE64('SGVsbG8=')
+TO_BASE64(s)
+ASCII(s)
+ASCII(e)
+CHR(65)
+CHR(256)
+CHR(-1)
+INSTR(s, 'o')
+INSTR(s, 'z')
+LEFT(s, 3)
+RIGHT(s, 3)
+LEFT(s, -1)
+RIGHT(s, 20)
+LOCATE('o', s)
+LOCATE('o', s, 6)
+LOCATE('z', s)
+PARSE_URL('http://facebook.com/path1/p.php?k1=v1&k2=v2#Ref1', 'HOST')
+PARSE_URL('http://facebook.com/path1/p.php?k1=v1&k2=v2#Ref1', 'QUERY', 'k1')
+PARSE_URL('http://facebook.com/path1/p.php?k1=v1&k2=v2#Ref1', 'PATH')
+REGEXP(s, 'W.r')
+REGEXP(s, '^W')
+REVERSE(s)
+REVERSE(sn)
+SPLIT_INDEX('a,b,c', ',', 1)
+SPLIT_INDEX('a,b,c', ',', 5)
+SPLIT_INDEX('a,b,c', ',', -1)
+STR_TO_MAP('a=1,b=2')['b']
+STR_TO_MAP('a:1;b:2', ';', ':')['a']
+ELT(2, 'a', 'b')
+ELT(3, 'a', 'b')
+STARTSWITH(s, 'He')
+ENDSWITH(s, 'd')
+TRANSLATE('abc', 'ab', 'xy')
+REGEXP_COUNT(s, 'o')
+REGEXP_INSTR(s, 'o')
+REGEXP_SUBSTR(s, 'o.')
+REGEXP_EXTRACT_ALL('a1b2', '(\d)', 1)
+PRINTF('%s-%d', s, i)
+URL_ENCODE('a b&c')
+URL_DECODE('a%20b')
+IS_ALPHA(s)
+IS_ALPHA('Hello')
+IS_DECIMAL('12.5')
+IS_DECIMAL('1x')
+IS_DIGIT('123')
+IS_DIGIT('12.3')
+UUID() IS NOT NULL
+CHAR_LENGTH(UUID())
+
+-- temporal
+DATE '2020-01-02'
+TIME '12:13:14'
+TIMESTAMP '2020-01-02 03:04:05'
+TIMESTAMP '2020-01-02 03:04:05.120'
+EXTRACT(YEAR FROM ts)
+EXTRACT(MONTH FROM ts)
+EXTRACT(DAY FROM ts)
+EXTRACT(HOUR FROM ts)
+EXTRACT(MINUTE FROM ts)
+EXTRACT(SECOND FROM ts)
+EXTRACT(MILLISECOND FROM ts)
+EXTRACT(DOW FROM ts)
+EXTRACT(DOY FROM ts)
+EXTRACT(WEEK FROM ts)
+EXTRACT(QUARTER FROM ts)
+EXTRACT(EPOCH FROM ts)
+YEAR(ts)
+QUARTER(ts)
+MONTH(ts)
+WEEK(ts)
+DAYOFYEAR(ts)
+DAYOFMONTH(ts)
+DAYOFWEEK(ts)
+HOUR(ts)
+MINUTE(ts)
+SECOND(ts)
+YEAR(DATE '2021-03-04')
+FLOOR(ts TO HOUR)
+CEIL(ts TO HOUR)
+FLOOR(ts TO DAY)
+FLOOR(ts TO MONTH)
+CEIL(ts TO MINUTE)
+DATE_FORMAT(ts, 'yyyy-MM-dd')
+DATE_FORMAT(ts, 'yyyy-MM-dd HH:mm:ss.SSS')
+DATE_FORMAT(ts, 'EEE, d MMM yyyy')
+DATE_FORMAT(ts, 'yyyy-MM-dd''T''HH')
+DATE_FORMAT(ts, 'hh a')
+DATE_FORMAT(ts, 'yyyyMMddHHmmss')
+DATE_FORMAT(ts, 'D')
+DATE_FORMAT('2020-01-02 03:04:05', 'yyyyMMdd')
+DATE_FORMAT(sn, 'yyyy')
+TIMESTAMPADD(HOUR, 2, ts)
+TIMESTAMPADD(MONTH, 1, ts)
+TIMESTAMPADD(DAY, -20, ts)
+TIMESTAMPDIFF(DAY, TIMESTAMP '2020-01-01 00:00:00', ts)
+TIMESTAMPDIFF(SECOND, ts, TIMESTAMP '2020-04-15 08:06:00')
+TIMESTAMPDIFF(MONTH, TIMESTAMP '2020-01-31 00:00:00', ts)
+CONVERT_TZ('2020-04-15 08:05:30', 'UTC', 'Asia/Tokyo')
+FROM_UNIXTIME(1586937930)
+FROM_UNIXTIME(1586937930, 'yyyy-MM-dd HH')
+UNIX_TIMESTAMP('2020-04-15 08:05:30')
+UNIX_TIMESTAMP('20200415', 'yyyyMMdd')
+TO_DATE('2020-04-15')
+TO_DATE('15/04/2020', 'dd/MM/yyyy')
+TO_DATE(sn)
+TO_TIMESTAMP('2020-04-15 08:05:30')
+TO_TIMESTAMP('2020-04-15 08:05:30.5')
+TO_TIMESTAMP('15/04/2020 08', 'dd/MM/yyyy HH')
+TO_TIMESTAMP('not a time')
+TO_TIMESTAMP_LTZ(1586937930123, 3)
+TO_TIMESTAMP_LTZ(1586937930, 0)
+ts + INTERVAL '1' DAY
+ts - INTERVAL '90' MINUTE
+ts + INTERVAL '1:30' HOUR TO MINUTE
+DATE '2020-01-31' + INTERVAL '1' MONTH
+TIMESTAMP '2020-01-31 10:00:00' + INTERVAL '1' MONTH
+CAST(ts AS DATE)
+CAST(ts AS TIME)
+DATE '2020-01-02' < DATE '2020-02-01'
+(TIMESTAMP '2020-01-01 10:00:00', INTERVAL '2' HOUR) OVERLAPS (TIMESTAMP '2020-01-01 11:00:00', INTERVAL '2' HOUR)
+
+-- conditional
+CASE i WHEN 7 THEN 'seven' ELSE 'other' END
+CASE WHEN n IS NULL THEN 'none' END
+CASE WHEN i > 10 THEN 'big' END
+CASE n WHEN 1 THEN 'one' ELSE 'else' END
+NULLIF(i, 7)
+NULLIF(i, 8)
+COALESCE(n, i)
+COALESCE(sn, 'd')
+COALESCE(n, n)
+IF(i > 5, 'y', 'n')
+IF(n > 5, 'y', 'n')
+IFNULL(n, 0)
+IFNULL(sn, 'x')
+GREATEST(i, 3, 9)
+LEAST(i, 3, 9)
+GREATEST(i, n)
+GREATEST(s, 'Zed')
+
+-- type conversion
+CAST(i AS STRING)
+CAST(bo AS STRING)
+CAST(TRUE AS STRING)
+CAST(FALSE AS VARCHAR)
+CAST(d AS INT)
+CAST(2.7 AS INT)
+CAST(-2.7 AS BIGINT)
+CAST('42' AS INT)
+CAST(' 42 ' AS INT)
+CAST('4x' AS INT)
+TRY_CAST('4x' AS INT)
+TRY_CAST('42' AS INT)
+CAST('1.5' AS DOUBLE)
+CAST(d AS STRING)
+CAST(1e10 AS STRING)
+CAST(0.0001 AS DOUBLE)
+CAST(m AS STRING)
+CAST(ts AS STRING)
+CAST(CAST('2020-04-15 08:05:30' AS TIMESTAMP(3)) AS STRING)
+CAST(TIMESTAMP '2020-01-02 03:04:05' AS STRING)
+CAST(d * 1e10 AS STRING)
+CAST('2020-04-15' AS DATE)
+CAST('2020-04-15 08:05:30' AS TIMESTAMP(3))
+CAST(i AS DOUBLE)
+CAST(i AS DECIMAL(5, 2))
+CAST(d AS DECIMAL(3, 1))
+CAST(12.345 AS DECIMAL(4, 2))
+CAST('true' AS BOOLEAN)
+CAST('yes' AS BOOLEAN)
+CAST(1 AS BOOLEAN)
+CAST(i AS TINYINT)
+CAST(300 AS TINYINT)
+CAST(n AS STRING)
+CAST(d AS FLOAT)
+CAST(s AS BYTES)
+TYPEOF(i)
+TYPEOF(s)
+TYPEOF(ts)
+TYPEOF(n, TRUE)
+
+-- collection
+CARDINALITY(ARRAY[1, 2, 3])
+ARRAY[1, 2][1]
+ARRAY[i, 2][3]
+ARRAY[1, 2, 3]
+ARRAY['a', sn]
+ELEMENT(ARRAY[5])
+MAP['a', 1, 'b', 2]['b']
+MAP['a', 1, 'b', 2]['c']
+CARDINALITY(MAP['a', 1])
+ARRAY_CONTAINS(ARRAY[1, 2], 2)
+ARRAY_DISTINCT(ARRAY[1, 1, 2])
+ARRAY_POSITION(ARRAY[1, 2], 2)
+ARRAY_REMOVE(ARRAY[1, 2, 1], 1)
+ARRAY_REVERSE(ARRAY[1, 2, 3])
+ARRAY_SLICE(ARRAY[1, 2, 3, 4], 2, 3)
+ARRAY_JOIN(ARRAY['a', 'b'], '-')
+ARRAY_MAX(ARRAY[1, 5, 3])
+ARRAY_MIN(ARRAY[4, 2, 3])
+ARRAY_SORT(ARRAY[3, 1, 2])
+ARRAY_CONCAT(ARRAY[1], ARRAY[2, 3])
+ARRAY_UNION(ARRAY[1, 2], ARRAY[2, 3])
+ARRAY_EXCEPT(ARRAY[1, 2], ARRAY[2])
+ARRAY_INTERSECT(ARRAY[1, 2], ARRAY[2])
+ARRAY_APPEND(ARRAY[1], 2)
+ARRAY_PREPEND(ARRAY[1], 2)
+MAP_KEYS(MAP['a', 1])
+MAP_VALUES(MAP['a', 1])
+MAP_FROM_ARRAYS(ARRAY['a'], ARRAY[1])['a']
+SPLIT('a,b', ',')
+
+-- json
+JSON_VALUE('{"a": {"b": 3}}', '$.a.b')
+JSON_VALUE('{"a": 1}', '$.x')
+JSON_VALUE('{"a": 3}', '$.a' RETURNING INT)
+JSON_VALUE('{"a": 3}', '$.a' RETURNING INT) + 1
+JSON_VALUE('{"a": "x"}', '$.b' DEFAULT 'd' ON EMPTY)
+JSON_VALUE('{"a": [1, 2]}', '$.a[1]')
+JSON_VALUE('not json', '$.a')
+JSON_VALUE(sn, '$.a')
+JSON_QUERY('{"a": [1, 2]}', '$.a')
+JSON_QUERY('{"a": [1, 2]}', '$.a' WITH WRAPPER)
+JSON_QUERY('{"a": 1}', '$.b')
+JSON_EXISTS('{"a": 1}', '$.a')
+JSON_EXISTS('{"a": 1}', '$.b')
+'{"a": 1}' IS JSON
+'x' IS JSON
+'[1]' IS JSON OBJECT
+'[1]' IS JSON ARRAY
+JSON_STRING(i)
+JSON_STRING(s)
+JSON_OBJECT('k' VALUE i)
+JSON_OBJECT(KEY 'k' VALUE sn NULL ON NULL)
+JSON_OBJECT('k' VALUE sn ABSENT ON NULL)
+JSON_ARRAY(1, 'a')
+JSON_ARRAY(1, n NULL ON NULL)
+JSON_ARRAY(1, n)
+
+-- hashing
+MD5(s)
+MD5(sn)
+SHA1(s)
+SHA224(s)
+SHA256(s)
+SHA384(s)
+SHA512(s)
+SHA2(s, 256)
+SHA2(s, 384)
+
+-- value construction and access
+ROW(1, 'a')
+ROW(i, s).f1
+
+-- aggregates over r
+SELECT k, COUNT(*), COUNT(v), SUM(v), MIN(v), MAX(v) FROM r GROUP BY k
+SELECT k, AVG(v), AVG(x) FROM r GROUP BY k
+SELECT COUNT(DISTINCT k), COUNT(DISTINCT v) FROM r
+SELECT k, SUM(x) FROM r GROUP BY k
+SELECT k, STDDEV_POP(x), STDDEV_SAMP(x) FROM r GROUP BY k
+SELECT k, VAR_POP(x), VAR_SAMP(x) FROM r GROUP BY k
+SELECT k, LISTAGG(w) FROM r GROUP BY k
+SELECT k, LISTAGG(w, ';') FROM r GROUP BY k
+SELECT k, FIRST_VALUE(w), LAST_VALUE(w) FROM r GROUP BY k
+SELECT k, COLLECT(v) FROM r GROUP BY k
+SELECT k, ARRAY_AGG(v) FROM r GROUP BY k
+SELECT k, BOOL_AND(v > 2), BOOL_OR(v > 4) FROM r GROUP BY k
+SELECT SUM(v), MAX(w), MIN(x) FROM r
+SELECT k, SUM(v) FILTER (WHERE x > 1) FROM r GROUP BY k
+
+-- NULLs and edge values of the functions above
+LOCATE(sn, s)
+LOCATE('o', s, 0)
+LOCATE('', s)
+SPLIT_INDEX(sn, ',', 1)
+SPLIT_INDEX('a,b', sn, 1)
+SPLIT_INDEX('a,,b', ',', 1)
+ELT(n, 'a', 'b')
+ELT(0, 'a', 'b')
+REGEXP(sn, 'a')
+REGEXP(s, '(')
+REGEXP_SUBSTR(s, 'z')
+STARTSWITH(sn, 'a')
+ENDSWITH(s, '')
+URL_DECODE('%zz')
+URL_ENCODE(sn)
+FROM_BASE64('!!')
+TO_BASE64(e)
+HEX(n)
+HEX(-1)
+BIN(0)
+SIGN(n)
+SIGN(-2.5)
+SIGN(m)
+IS_ALPHA(e)
+IS_DIGIT(e)
+IS_DECIMAL('-1.5e3')
+IS_DECIMAL(sn)
+SHA2(s, 512)
+SHA2(s, 100)
+SHA2(sn, 256)
+LPAD(sn, 3, 'x')
+RPAD(s, 13, sn)
+CHR(n)
+LEFT(sn, 2)
+RIGHT(s, 0)
+REPLACE(sn, 'a', 'b')
+OVERLAY(s PLACING 'XY' FROM 0)
+SUBSTRING(sn FROM 1)
+SUBSTRING(s FROM n)
+CONCAT(e, e)
+REGEXP_REPLACE(s, 'l', sn)
+REGEXP_REPLACE(s, '', '-')
+TRUNCATE(0.29, 2)
+TRUNCATE(-2.5)
+TRUNCATE(n, 1)
+LOG(n)
+LOG(1, 8)
+LOG(-1.0)
+POWER(n, 2)
+POWER(0, -1)
+MOD(i, 0)
+MOD(n, 2)
+MOD(d, 2)
+SQRT(n)
+CEIL(n)
+FLOOR(m)
+ROUND(m)
+ROUND(-0.5)
+ROUND(n)
+EXTRACT(YEAR FROM CAST(NULL AS TIMESTAMP(3)))
+EXTRACT(DOW FROM DATE '2020-04-19')
+EXTRACT(WEEK FROM DATE '2021-01-01')
+EXTRACT(CENTURY FROM ts)
+EXTRACT(DECADE FROM ts)
+YEAR(CAST(NULL AS DATE))
+DAYOFWEEK(DATE '2020-04-19')
+WEEK(DATE '2021-01-01')
+TIMESTAMPADD(DAY, n, ts)
+TIMESTAMPADD(QUARTER, 1, ts)
+TIMESTAMPADD(YEAR, -1, TIMESTAMP '2020-02-29 00:00:00')
+TIMESTAMPADD(WEEK, 1, ts)
+TIMESTAMPDIFF(HOUR, ts, TIMESTAMP '2020-04-15 06:00:00')
+TIMESTAMPDIFF(MONTH, ts, TIMESTAMP '2020-01-20 00:00:00')
+TIMESTAMPDIFF(YEAR, TIMESTAMP '2019-04-16 00:00:00', ts)
+TIMESTAMPDIFF(DAY, ts, CAST(NULL AS TIMESTAMP(3)))
+FLOOR(ts TO WEEK)
+FLOOR(ts TO QUARTER)
+FLOOR(ts TO YEAR)
+CEIL(ts TO DAY)
+CEIL(TIMESTAMP '2020-04-15 00:00:00' TO DAY)
+FLOOR(ts TO SECOND)
+CONVERT_TZ(sn, 'UTC', 'Asia/Tokyo')
+CONVERT_TZ('2020-04-15 08:05:30', 'America/New_York', 'UTC')
+UNIX_TIMESTAMP('nope')
+UNIX_TIMESTAMP(sn)
+FROM_UNIXTIME(n)
+FROM_UNIXTIME(0)
+FROM_UNIXTIME(-1)
+TO_DATE('nope')
+TO_DATE('2020-02-30')
+TO_TIMESTAMP('2020-04-15')
+TO_TIMESTAMP('2020-04-15 08:05:30', 'yyyy-MM-dd HH:mm')
+TO_TIMESTAMP_LTZ(n, 3)
+DATE_FORMAT(ts, 'MMMM')
+DATE_FORMAT(ts, 'EEEE')
+IF(bo, 1, 2)
+IF(NULL, 1, 2)
+IF(i > 5, n, 0)
+GREATEST(1, 2.5)
+LEAST(s, 'A', sn)
+JSON_VALUE('{"a": true}', '$.a')
+JSON_VALUE('{"a": null}', '$.a')
+JSON_VALUE('{"a": {"b": 1}}', '$.a')
+JSON_VALUE('{"a b": 1}', '$[''a b'']')
+JSON_VALUE('[10, 20]', '$[0]')
+JSON_VALUE('{"a": 1.5}', '$.a')
+JSON_QUERY('{"a": {"b": 1}}', '$.a')
+JSON_QUERY('{"a": 1}', '$.a')
+JSON_QUERY(sn, '$')
+JSON_EXISTS(sn, '$.a')
+JSON_EXISTS('x', '$.a')
+JSON_EXISTS('{"a": [1]}', '$.a[3]')
+JSON_STRING(d)
+JSON_STRING(bo)
+JSON_STRING(sn)
+JSON_STRING(e)
+CAST(d * 1e-5 AS STRING)
+CAST(n AS DOUBLE)
+CAST(bo AS VARCHAR(10))
+CAST(CAST(NULL AS BOOLEAN) AS STRING)
+SELECT k, LISTAGG(w, sn) FROM r, t GROUP BY k
+SELECT k, AVG(v) FROM r WHERE v IS NULL GROUP BY k
+SELECT k, AVG(v + 0) FROM r GROUP BY k
+SELECT AVG(CAST(v AS TINYINT)), AVG(CAST(v AS BIGINT)) FROM r
+SELECT k, FIRST_VALUE(v), LAST_VALUE(x) FROM r GROUP BY k
+SELECT k, LISTAGG(k) FROM r GROUP BY k
