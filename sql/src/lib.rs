@@ -14,6 +14,7 @@
 //! - `dataflow`: a `Job` built into a timely dataflow and run.
 
 mod catalog;
+mod catalog_listing;
 mod dataflow;
 mod error;
 mod explain;

@@ -90,6 +90,21 @@ impl Session {
             Ok(())
         } else if word(0, "CREATE") && word(1 + skip_temporary, "VIEW") {
             self.create_view(tokens, 2 + skip_temporary, start).await
+        } else if word(0, "SHOW") && (word(1, "TABLES") || word(1, "VIEWS")) && words.len() == 2 {
+            submitted.explained.push(crate::catalog_listing::show(
+                &self.catalog,
+                word(1, "VIEWS"),
+            ));
+            Ok(())
+        } else if (word(0, "DESCRIBE") || word(0, "DESC")) && words.len() == 2 {
+            let Token::Word(name) = &words[1].token else {
+                return Err(SqlError::at("expected DESCRIBE <table>", start));
+            };
+            let text =
+                crate::catalog_listing::describe(&self.catalog, &name.value, position(&words[1]))
+                    .await?;
+            submitted.explained.push(text);
+            Ok(())
         } else if word(0, "SET") {
             self.set(&words[1..], start)
         } else if word(0, "INSERT") && word(1, "INTO") {
@@ -287,6 +302,7 @@ impl Session {
     }
 
     async fn query(&mut self, tokens: &[TokenWithSpan]) -> Result<(Node, SchemaRef), SqlError> {
+        crate::front::function_syntax::refuse_unsupported(tokens)?;
         let (temporal, clauses) = crate::front::temporal::rewrite(tokens.to_vec());
         for clause in &clauses {
             self.refuse_changing_lookup(clause)?;
