@@ -316,6 +316,7 @@ impl Session {
         let frame = context.sql(&sql).await.map_err(|e| located(e, tokens))?;
         let plan = frame
             .into_optimized_plan()
+            .and_then(crate::plan::grouping_sets::expand)
             .map_err(|e| located(e, tokens))?;
         let planner = Planner {
             context: &context,

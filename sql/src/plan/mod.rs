@@ -13,6 +13,7 @@
 
 pub(crate) mod cast;
 pub(crate) mod field_use;
+pub(crate) mod grouping_sets;
 pub(crate) mod joins;
 mod node;
 pub(crate) mod ranking;
