@@ -30,6 +30,7 @@ TABLES = {
     "t": "i INT, n INT, b BIGINT, d DOUBLE, dn DOUBLE, s STRING, e STRING, sn STRING, "
          "ts TIMESTAMP(3), bo BOOLEAN, m DECIMAL(10, 2)",
     "r": "k STRING, v INT, x DOUBLE, w STRING, ts TIMESTAMP(3)",
+    "o": "id BIGINT, v BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '2' SECOND",
 }
 
 

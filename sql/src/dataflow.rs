@@ -150,6 +150,13 @@ fn build<'scope>(
             f.clone(),
             context.clone(),
         ),
+        Node::TemporalSort { input, spec, .. } => {
+            runnel_engine::rank::temporal_sort::temporal_sort(
+                build(input, scope, context, index, peers, memo)?,
+                spec.clone(),
+                context.clone(),
+            )
+        }
         Node::WindowAssign { input, spec } => runnel_engine::window::assign::assign_windows(
             build(input, scope, context, index, peers, memo)?,
             spec.clone(),

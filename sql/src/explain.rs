@@ -69,6 +69,12 @@ pub fn explain(node: &Node, depth: usize) -> String {
         Node::PerClosedTime { input, name, .. } => {
             format!("{pad}{name}\n{}", explain(input, depth + 1))
         }
+        Node::TemporalSort {
+            input, describe, ..
+        } => format!(
+            "{pad}TemporalSort: {describe}\n{}",
+            explain(input, depth + 1)
+        ),
         Node::WindowAssign { input, spec } => format!(
             "{pad}WindowAssign: {:?}\n{}",
             spec.kind,

@@ -203,7 +203,7 @@ fn an_unsupported_construct_fails_at_submit_with_its_position() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("ORDER BY is not supported on streams")
+        stderr.contains("ORDER BY on a stream must begin with an event-time attribute ascending")
             && stderr.contains("at line 6, column 1"),
         "{stderr}"
     );

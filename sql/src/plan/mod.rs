@@ -19,6 +19,7 @@ mod node;
 pub(crate) mod ranking;
 pub(crate) mod reuse;
 pub(crate) mod shared_exprs;
+mod sort;
 mod source;
 pub(crate) mod source_options;
 pub(crate) mod updating;
@@ -449,11 +450,23 @@ impl Planner<'_> {
                 }
                 self.join(join, left, right)
             }
-            LogicalPlan::Sort(_) => {
-                Err(self.reject("ORDER BY is not supported on streams", &["ORDER"]))
+            LogicalPlan::Sort(sort) => {
+                let input = Box::pin(self.translate(&sort.input)).await?;
+                self.temporal_sort(sort, input, None)
             }
-            LogicalPlan::Limit(_) => {
-                Err(self.reject("LIMIT is not supported on streams", &["LIMIT"]))
+            LogicalPlan::Limit(limit) => {
+                use datafusion::logical_expr::{FetchType, SkipType};
+                if let LogicalPlan::Sort(sort) = limit.input.as_ref()
+                    && let (Ok(FetchType::Literal(Some(fetch))), Ok(SkipType::Literal(0))) =
+                        (limit.get_fetch_type(), limit.get_skip_type())
+                {
+                    let input = Box::pin(self.translate(&sort.input)).await?;
+                    return self.temporal_sort(sort, input, Some(fetch));
+                }
+                Err(self.reject(
+                    "LIMIT is only supported after ORDER BY an event-time attribute on streams",
+                    &["LIMIT"],
+                ))
             }
             LogicalPlan::Window(window) => {
                 let input = Box::pin(self.translate(&window.input)).await?;

@@ -160,6 +160,13 @@ pub enum Node {
         key_columns: Vec<usize>,
         f: runnel_engine::rank::closed_time::ClosedTimeFn,
     },
+    /// `ORDER BY` an event-time attribute: rows in time order as the
+    /// watermark passes them, on one worker.
+    TemporalSort {
+        input: Box<Node>,
+        spec: Arc<runnel_engine::rank::temporal_sort::SortSpec>,
+        describe: String,
+    },
     /// A subtree the plan reads more than once, built once per worker.
     Shared {
         id: usize,
@@ -182,7 +189,8 @@ impl Node {
             | Node::TopN { input, .. }
             | Node::GroupAggregate { input, .. }
             | Node::Deduplicate { input, .. }
-            | Node::PerClosedTime { input, .. } => vec![input],
+            | Node::PerClosedTime { input, .. }
+            | Node::TemporalSort { input, .. } => vec![input],
             Node::Shared { input, .. } => vec![input],
         }
     }

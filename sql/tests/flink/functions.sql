@@ -5,7 +5,8 @@
 --   i INT 7, n INT NULL, b BIGINT -12, d DOUBLE 2.5, dn DOUBLE NULL,
 --   s STRING 'Hello World', e STRING '', sn STRING NULL,
 --   ts TIMESTAMP(3) 2020-04-15 08:05:30.123, bo BOOLEAN TRUE, m DECIMAL(10, 2) 12.34
--- `r` has five: k STRING, v INT, x DOUBLE, w STRING, ts TIMESTAMP(3) (data/r.jsonl).
+-- `r` has five: k STRING, v INT, x DOUBLE, w STRING, ts TIMESTAMP(3) (data/r.jsonl);
+-- `o` ten, out of order within its watermark (data/o.jsonl).
 
 -- comparison
 i = 7
@@ -589,3 +590,8 @@ SELECT k, SUM(v) FROM r GROUP BY ROLLUP (k)
 SELECT k, w, SUM(v) FROM r GROUP BY CUBE (k, w)
 SELECT k, COUNT(*), GROUPING(k) FROM r GROUP BY ROLLUP (k)
 SELECT k, MAX(x) FROM r WHERE v > 2 GROUP BY GROUPING SETS ((k), (k), ())
+
+-- ORDER BY event time on a stream over o (out of order within its watermark's 2 s)
+SELECT id, v FROM o ORDER BY ts, v DESC LIMIT 3
+SELECT id FROM o WHERE v > 15 ORDER BY ts, id LIMIT 4
+SELECT id, ts FROM o ORDER BY ts, id

@@ -15,4 +15,5 @@ mod nexmark;
 mod slt;
 mod state_ttl;
 mod support;
+mod temporal_sort;
 mod updating;
