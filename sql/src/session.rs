@@ -74,7 +74,16 @@ impl Session {
             .map(position)
             .unwrap_or(Position { line: 1, column: 1 });
         let skip_temporary = if word(1, "TEMPORARY") { 1 } else { 0 };
-        if word(0, "CREATE") && word(1 + skip_temporary, "TABLE") {
+        if word(0, "CREATE")
+            && word(1 + skip_temporary, "TABLE")
+            && let Some(as_at) = create_table_as(tokens)
+        {
+            let pipeline = self
+                .create_table_as(&tokens[..as_at], &tokens[as_at + 1..], start)
+                .await?;
+            submitted.job.pipelines.push(pipeline);
+            Ok(())
+        } else if word(0, "CREATE") && word(1 + skip_temporary, "TABLE") {
             let table = parse_create_table(tokens)?;
             if self.catalog.tables.contains_key(&table.name)
                 || self.catalog.views.iter().any(|v| v.name == table.name)
@@ -239,6 +248,36 @@ impl Session {
         }
     }
 
+    /// `CREATE TABLE name [WITH (...)] AS <query>`: the table, with the
+    /// query's columns, and the query written into it, as Flink's CTAS.
+    async fn create_table_as(
+        &mut self,
+        head: &[TokenWithSpan],
+        query: &[TokenWithSpan],
+        start: Position,
+    ) -> Result<Pipeline, SqlError> {
+        let mut table = crate::front::ddl::parse_create_table_as(head)?;
+        if self.catalog.tables.contains_key(&table.name)
+            || self.catalog.views.iter().any(|v| v.name == table.name)
+        {
+            return Err(SqlError::at(
+                format!("Table or view '{}' already exists", table.name),
+                start,
+            ));
+        }
+        let (node, schema) = self.query(query).await?;
+        table.physical = schema
+            .fields()
+            .iter()
+            .filter(|f| f.name() != runnel_engine::changelog::OP_COLUMN)
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect();
+        let name = table.name.clone();
+        let table = Arc::new(table);
+        self.catalog.tables.insert(name.clone(), table.clone());
+        self.write_into(&table, node, schema, start)
+    }
+
     async fn insert(&mut self, tokens: &[TokenWithSpan]) -> Result<Pipeline, SqlError> {
         let words = solid(tokens);
         let Some(Token::Word(name)) = words.get(2).map(|t| &t.token) else {
@@ -256,7 +295,21 @@ impl Session {
             .position(|t| t.span == words[2].span)
             .map_or(tokens.len(), |i| i + 1);
         let (node, schema) = self.query(&tokens[query_at..]).await?;
-        let target = Catalog::sink_schema(&table)?;
+        self.write_into(&table, node, schema, position(&words[0]))
+    }
+
+    /// A query's rows into a table: its sink, an upsert by its primary
+    /// key for a changelog, and the cast to its columns.
+    fn write_into(
+        &mut self,
+        table: &Arc<crate::front::ddl::TableDef>,
+        node: Node,
+        schema: SchemaRef,
+        at: Position,
+    ) -> Result<Pipeline, SqlError> {
+        let name = table.name.clone();
+        let table = table.as_ref();
+        let target = Catalog::sink_schema(table)?;
         let mut options = table.options.clone();
         if !table.partition_keys.is_empty() {
             options.insert(
@@ -274,7 +327,7 @@ impl Session {
                     "table '{name}' is append-only ('{}'), but the query updates its results (an unwindowed GROUP BY or a regular join); write it to a sink that takes a changelog (print, blackhole)",
                     table.options.get("connector").map_or("", String::as_str)
                 ),
-                position(&words[0]),
+                at,
             ));
         }
         let (node, schema) = if table.primary_key.is_empty() || !is_changelog(&schema) {
@@ -283,12 +336,11 @@ impl Session {
             crate::plan::upsert::by_primary_key(
                 node,
                 schema,
-                &table,
+                table,
                 provider.wants_update_before(),
             )?
         };
-        let cast = cast_to(schema, target.clone())
-            .map_err(|e| SqlError::at(e.to_string(), position(&words[0])))?;
+        let cast = cast_to(schema, target.clone()).map_err(|e| SqlError::at(e.to_string(), at))?;
         let node = Node::Map {
             input: Box::new(node),
             name: format!("Insert({name})"),
@@ -455,4 +507,27 @@ fn located(error: datafusion::error::DataFusionError, statement: &[TokenWithSpan
         return SqlError::at(message, position(token));
     }
     SqlError::at(message, start)
+}
+
+/// Where the `AS` of `CREATE TABLE ... AS <query>` is, if this is one: a
+/// top-level `AS` followed by SELECT or WITH (a computed column's `AS` is
+/// inside the column list).
+fn create_table_as(tokens: &[TokenWithSpan]) -> Option<usize> {
+    let mut depth = 0i32;
+    for (i, token) in tokens.iter().enumerate() {
+        match token.token {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            _ if depth == 0 && is_word(token, "AS") => {
+                let next = tokens[i + 1..]
+                    .iter()
+                    .find(|t| !matches!(t.token, Token::Whitespace(_)))?;
+                if is_word(next, "SELECT") || is_word(next, "WITH") || next.token == Token::LParen {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }

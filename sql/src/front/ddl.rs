@@ -48,9 +48,45 @@ pub struct WatermarkDef {
     pub max_out_of_orderness: i64,
 }
 
+/// The head of `CREATE TABLE name [WITH (...)] AS <query>` (everything
+/// before `AS`): a table whose columns the query will give.
+pub fn parse_create_table_as(head: &[TokenWithSpan]) -> Result<TableDef, SqlError> {
+    let tokens = solid(head);
+    let mut at = 1;
+    if tokens.get(at).is_some_and(|t| is_word(t, "TEMPORARY")) {
+        at += 1;
+    }
+    at += 1;
+    if tokens.get(at).is_some_and(|t| is_word(t, "IF")) {
+        at += 3;
+    }
+    table_name(&tokens, &mut at)?;
+    if let Some(open) = tokens.get(at).filter(|t| t.token == Token::LParen) {
+        return Err(SqlError::at(
+            "CREATE TABLE ... AS SELECT takes its columns from the query, not a column list",
+            position(open),
+        ));
+    }
+    let span = tokens
+        .get(at.saturating_sub(1))
+        .map_or(datafusion::sql::sqlparser::tokenizer::Span::empty(), |t| {
+            t.span
+        });
+    let empty_columns = [Token::LParen, Token::RParen].map(|token| TokenWithSpan { token, span });
+    let mut with_columns = tokens[..at].to_vec();
+    with_columns.extend(empty_columns);
+    with_columns.extend_from_slice(&tokens[at..]);
+    parse_table(&with_columns, true)
+}
+
 /// Parses `CREATE [TEMPORARY] TABLE [IF NOT EXISTS] name (...) [COMMENT '...']
 /// [PARTITIONED BY (...)] WITH (...)` from whitespace-free tokens.
 pub fn parse_create_table(tokens: &[TokenWithSpan]) -> Result<TableDef, SqlError> {
+    parse_table(tokens, false)
+}
+
+/// `columns_from_query`: CREATE TABLE ... AS, whose columns come later.
+fn parse_table(tokens: &[TokenWithSpan], columns_from_query: bool) -> Result<TableDef, SqlError> {
     let tokens = split_shift_right(solid(tokens));
     let start = tokens
         .first()
@@ -85,8 +121,10 @@ pub fn parse_create_table(tokens: &[TokenWithSpan]) -> Result<TableDef, SqlError
         options: BTreeMap::new(),
         position: start,
     };
-    for entry in split_commas(&tokens[open + 1..close]) {
-        column_entry(entry, &mut table, start)?;
+    if close > open + 1 || !columns_from_query {
+        for entry in split_commas(&tokens[open + 1..close]) {
+            column_entry(entry, &mut table, start)?;
+        }
     }
     at = close + 1;
     while let Some(token) = tokens.get(at) {
@@ -140,7 +178,7 @@ pub fn parse_create_table(tokens: &[TokenWithSpan]) -> Result<TableDef, SqlError
             ));
         }
     }
-    if table.physical.is_empty() {
+    if table.physical.is_empty() && !columns_from_query {
         return Err(SqlError::at(
             format!("table {} has no physical columns", table.name),
             start,

@@ -7,6 +7,7 @@
 )]
 
 mod changelog_source;
+mod create_table_as;
 mod flink_functions;
 mod joins;
 mod keep_only;
