@@ -31,6 +31,7 @@ TABLES = {
          "ts TIMESTAMP(3), bo BOOLEAN, m DECIMAL(10, 2)",
     "r": "k STRING, v INT, x DOUBLE, w STRING, ts TIMESTAMP(3)",
     "o": "id BIGINT, v BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '2' SECOND",
+    "p": "k STRING, v INT, x DOUBLE, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND",
 }
 
 

@@ -2,7 +2,8 @@
 """Runnel beside Apache Flink: the same SQL over the same file, measured alike.
 
 Run through compare.sh, which installs Flink first. The queries are
-`tumble` (queries/tumble.sql over a JSON-lines file) and `nexmark-q0` ...
+those of queries/<name>.sql (`tumble`, `over-range`, over a JSON-lines
+file; their `-- input:` line names the dataset) and `nexmark-q0` ...
 `nexmark-q22`: the files of benches/nexmark/queries/, the same text for both
 engines but where queries/nexmark-qN.flink.sql gives Flink's own spelling of
 a query whose Runnel text Flink does not read alike. For every query and
@@ -193,20 +194,32 @@ def count_lines(path):
 NEXMARK_QUERIES = REPO / "benches" / "nexmark" / "queries"
 
 
+def own_queries():
+    """queries/<name>.sql: queries of their own, the same text for both
+    engines, over the dataset their `-- input:` line names."""
+    return sorted(p.stem for p in (HERE / "queries").glob("*.sql")
+                  if not p.name.endswith(".flink.sql"))
+
+
 def all_queries():
     numbers = sorted(int(p.stem[1:]) for p in NEXMARK_QUERIES.glob("q*.sql"))
-    return ["tumble"] + [f"nexmark-q{n}" for n in numbers]
+    return own_queries() + [f"nexmark-q{n}" for n in numbers]
 
 
 def source_of(query):
     """The file a query's Runnel text (and its header) is in."""
-    if query == "tumble":
-        return HERE / "queries" / "tumble.sql"
+    if query in own_queries():
+        return HERE / "queries" / f"{query}.sql"
     return NEXMARK_QUERIES / f"{query.removeprefix('nexmark-')}.sql"
 
 
 def dataset_kind(query):
-    return "tumble-json" if query == "tumble" else "nexmark"
+    if query in own_queries():
+        found = re.search(r"^--\s*input:\s*(\S+)", source_of(query).read_text(), re.M)
+        if not found or found.group(1) not in DATASETS:
+            raise Failed(f"{source_of(query)}: no '-- input: <{'|'.join(DATASETS)}>' line")
+        return found.group(1)
+    return "nexmark"
 
 
 def nexmark_ddl():
@@ -250,7 +263,7 @@ def nexmark_query(query):
 
 def query_text(query, engine):
     """What `engine` runs for `query`, placeholders still in."""
-    if query == "tumble":
+    if query in own_queries():
         return source_of(query).read_text()
     own = HERE / "queries" / f"{query}.flink.sql"
     if engine == "flink" and own.exists():
@@ -389,7 +402,7 @@ def main():
     parser.add_argument("--rows", type=int, default=10_000_000, help="rows of the measured input")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2],
                         help="Runnel --workers, and Flink parallelism.default")
-    parser.add_argument("--queries", nargs="+", help="tumble, nexmark-q0 ... nexmark-q22 (default: all)")
+    parser.add_argument("--queries", nargs="+", help="tumble, over-range, nexmark-q0 ... nexmark-q22 (default: all)")
     parser.add_argument("--render-only", metavar="DIR",
                         help="write each engine's script of each query into DIR and stop")
     parser.add_argument("--check-rows", type=int, default=100_000, help="rows of the correctness input; 0 skips it")

@@ -8,7 +8,8 @@
 //!   `lateness`.
 //! - Operators: `stateless` (projections and filters), `window` (window
 //!   kinds, assignment, aggregation, sessions), `join` (the kernel, the
-//!   interval join, the append-only join), `rank` (per-closed-time
+//!   interval join, the append-only join), `over` (OVER aggregations),
+//!   `rank` (per-closed-time
 //!   functions, deduplication, append-only top-N), `grouped` (the
 //!   append-only GROUP BY and its states), `updating` (differential
 //!   operators and the state TTL).
@@ -24,6 +25,7 @@ pub mod fast_hash;
 pub mod grouped;
 pub mod join;
 pub mod lateness;
+pub mod over;
 pub mod rank;
 pub mod runtime;
 pub mod sink;

@@ -1,11 +1,12 @@
-//! `SHOW TABLES`, `SHOW VIEWS` and `DESCRIBE`/`DESC`, answered from the
-//! session's catalog as text lines (printed as EXPLAIN's are), in the
-//! columns Flink's SQL client shows.
+//! `SHOW TABLES`, `SHOW VIEWS`, `SHOW FUNCTIONS`, `SHOW CREATE TABLE` and
+//! `DESCRIBE`/`DESC`, answered from the session's catalog as text lines
+//! (printed as EXPLAIN's are), in the shape Flink's SQL client shows.
 
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 
 use crate::catalog::{Catalog, quoted};
 use crate::error::{Position, SqlError};
+use crate::front::ddl::TableDef;
 
 /// Tables and views (`views_only`: views), sorted, one name a line.
 pub fn show(catalog: &Catalog, views_only: bool) -> String {
@@ -15,6 +16,103 @@ pub fn show(catalog: &Catalog, views_only: bool) -> String {
     }
     names.sort_unstable();
     names.join("\n")
+}
+
+/// Every function a query can call, sorted, one name a line.
+pub fn show_functions(context: &datafusion::prelude::SessionContext) -> String {
+    let state = context.state();
+    let mut names: Vec<&str> = state
+        .scalar_functions()
+        .keys()
+        .chain(state.aggregate_functions().keys())
+        .chain(state.window_functions().keys())
+        .map(String::as_str)
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names.join("\n")
+}
+
+/// The table's definition as a CREATE TABLE statement, as Flink prints it.
+pub fn show_create_table(table: &TableDef) -> String {
+    let mut entries: Vec<String> = table
+        .physical
+        .iter()
+        .map(|field| {
+            let mut entry = format!("`{}` {}", field.name(), flink_type(field.data_type()));
+            // A primary key's columns are NOT NULL, as Flink makes them.
+            if !field.is_nullable() || table.primary_key.contains(field.name()) {
+                entry.push_str(" NOT NULL");
+            }
+            if let Some(metadata) = table.metadata.iter().find(|m| &m.column == field.name()) {
+                entry.push_str(&format!(" METADATA FROM '{}'", metadata.key));
+                if metadata.is_virtual {
+                    entry.push_str(" VIRTUAL");
+                }
+            }
+            entry
+        })
+        .collect();
+    entries.extend(
+        table
+            .computed
+            .iter()
+            .map(|(name, expr)| format!("`{name}` AS {expr}")),
+    );
+    if let Some(watermark) = &table.watermark {
+        let ms = watermark.max_out_of_orderness;
+        let interval = if ms % 1000 == 0 {
+            format!("'{}' SECOND", ms / 1000)
+        } else {
+            format!("'{}.{:03}' SECOND", ms / 1000, ms % 1000)
+        };
+        entries.push(match ms {
+            0 => format!("WATERMARK FOR `{0}` AS `{0}`", watermark.column),
+            _ => format!(
+                "WATERMARK FOR `{0}` AS `{0}` - INTERVAL {interval}",
+                watermark.column
+            ),
+        });
+    }
+    if !table.primary_key.is_empty() {
+        entries.push(format!(
+            "CONSTRAINT `PK_{}` PRIMARY KEY ({}) NOT ENFORCED",
+            table.primary_key.join("_"),
+            backquoted(&table.primary_key)
+        ));
+    }
+    let mut text = format!(
+        "CREATE TABLE `default_catalog`.`default_database`.`{}` (\n  {}\n)",
+        table.name,
+        entries.join(",\n  ")
+    );
+    if !table.partition_keys.is_empty() {
+        text.push_str(&format!(
+            "\nPARTITIONED BY ({})",
+            backquoted(&table.partition_keys)
+        ));
+    }
+    let options: Vec<String> = table
+        .options
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "  '{}' = '{}'",
+                k.replace('\'', "''"),
+                v.replace('\'', "''")
+            )
+        })
+        .collect();
+    text.push_str(&format!(" WITH (\n{}\n)", options.join(",\n")));
+    text
+}
+
+fn backquoted(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// One line per column: name, type, null, key, extras, watermark.

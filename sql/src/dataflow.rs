@@ -157,6 +157,11 @@ fn build<'scope>(
                 context.clone(),
             )
         }
+        Node::OverAggregate { input, spec, .. } => runnel_engine::over::over_aggregate(
+            build(input, scope, context, index, peers, memo)?,
+            spec.clone(),
+            context.clone(),
+        ),
         Node::WindowAssign { input, spec } => runnel_engine::window::assign::assign_windows(
             build(input, scope, context, index, peers, memo)?,
             spec.clone(),

@@ -75,6 +75,12 @@ pub fn explain(node: &Node, depth: usize) -> String {
             "{pad}TemporalSort: {describe}\n{}",
             explain(input, depth + 1)
         ),
+        Node::OverAggregate {
+            input, describe, ..
+        } => format!(
+            "{pad}OverAggregate: {describe}\n{}",
+            explain(input, depth + 1)
+        ),
         Node::WindowAssign { input, spec } => format!(
             "{pad}WindowAssign: {:?}\n{}",
             spec.kind,

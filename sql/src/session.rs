@@ -83,19 +83,48 @@ impl Session {
                 .await?;
             submitted.job.pipelines.push(pipeline);
             Ok(())
+        } else if word(0, "CREATE")
+            && word(1 + skip_temporary, "TABLE")
+            && let Some(like_at) = crate::front::create_like::split_like(tokens)
+        {
+            let derived = crate::front::ddl::parse_create_table_like_head(&tokens[..like_at])?;
+            let like = crate::front::create_like::parse_like(&tokens[like_at..])?;
+            let Some(base) = self.catalog.tables.get(&like.base) else {
+                return Err(SqlError::at(
+                    format!(
+                        "Source table '{}' of the LIKE clause not found in the catalog",
+                        like.base
+                    ),
+                    like.base_at,
+                ));
+            };
+            let table = crate::front::create_like::merge(base, derived, &like)?;
+            self.add_table(table, start)
         } else if word(0, "CREATE") && word(1 + skip_temporary, "TABLE") {
             let table = parse_create_table(tokens)?;
-            if self.catalog.tables.contains_key(&table.name)
-                || self.catalog.views.iter().any(|v| v.name == table.name)
-            {
+            self.add_table(table, start)
+        } else if word(0, "SHOW") && word(1, "CREATE") && word(2, "TABLE") && words.len() == 4 {
+            let Token::Word(name) = &words[3].token else {
+                return Err(SqlError::at("expected SHOW CREATE TABLE <table>", start));
+            };
+            let Some(table) = self.catalog.tables.get(&name.value) else {
                 return Err(SqlError::at(
-                    format!("Table or view '{}' already exists", table.name),
-                    start,
+                    format!(
+                        "Could not execute SHOW CREATE TABLE. Table '{}' doesn't exist.",
+                        name.value
+                    ),
+                    position(&words[3]),
                 ));
-            }
-            self.catalog
-                .tables
-                .insert(table.name.clone(), Arc::new(table));
+            };
+            submitted
+                .explained
+                .push(crate::catalog_listing::show_create_table(table));
+            Ok(())
+        } else if word(0, "SHOW") && word(1, "FUNCTIONS") && words.len() == 2 {
+            let context = self.catalog.session(&[]).await?;
+            submitted
+                .explained
+                .push(crate::catalog_listing::show_functions(&context));
             Ok(())
         } else if word(0, "CREATE") && word(1 + skip_temporary, "VIEW") {
             self.create_view(tokens, 2 + skip_temporary, start).await
@@ -181,6 +210,25 @@ impl Session {
                 start,
             ))
         }
+    }
+
+    fn add_table(
+        &mut self,
+        table: crate::front::ddl::TableDef,
+        start: Position,
+    ) -> Result<(), SqlError> {
+        if self.catalog.tables.contains_key(&table.name)
+            || self.catalog.views.iter().any(|v| v.name == table.name)
+        {
+            return Err(SqlError::at(
+                format!("Table or view '{}' already exists", table.name),
+                start,
+            ));
+        }
+        self.catalog
+            .tables
+            .insert(table.name.clone(), Arc::new(table));
+        Ok(())
     }
 
     async fn create_view(

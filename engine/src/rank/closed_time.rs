@@ -18,6 +18,26 @@ use crate::error::EngineError;
 use crate::runtime::exchange;
 use crate::time::Watermark;
 
+/// Batches by the time they travelled at, each time with a capability.
+pub type Stash = BTreeMap<Watermark, (Capability<Watermark>, Vec<RecordBatch>)>;
+
+/// Puts `batch` under its time, keeping a capability for a time first seen.
+pub fn stash_batch(
+    stash: &mut Stash,
+    cap: &timely::dataflow::operators::InputCapability<Watermark>,
+    batch: RecordBatch,
+) {
+    let time = cap.least().copied().unwrap_or(Watermark::MIN);
+    match stash.get_mut(&time) {
+        Some((_, batches)) => batches.push(batch),
+        None => {
+            if let Some(held) = cap.retain_least(0) {
+                stash.insert(time, (held, vec![batch]));
+            }
+        }
+    }
+}
+
 /// Gets every batch of one time (on this worker), at once.
 pub type ClosedTimeFn =
     Arc<dyn Fn(Vec<RecordBatch>) -> Result<Option<RecordBatch>, EngineError> + Send + Sync>;
@@ -35,19 +55,11 @@ pub fn per_closed_time<'scope>(
         exchange::by_key(key_columns),
         name,
         move |_cap, _info| {
-            let mut stash: BTreeMap<Watermark, (Capability<Watermark>, Vec<RecordBatch>)> =
-                BTreeMap::new();
+            let mut stash = Stash::new();
             move |(input, frontier), output| {
                 input.for_each(|cap, data| {
-                    let Some(batch) = data.take() else { return };
-                    let time = cap.least().copied().unwrap_or(Watermark::MIN);
-                    match stash.get_mut(&time) {
-                        Some((_, batches)) => batches.push(batch),
-                        None => {
-                            if let Some(held) = cap.retain_least(0) {
-                                stash.insert(time, (held, vec![batch]));
-                            }
-                        }
+                    if let Some(batch) = data.take() {
+                        stash_batch(&mut stash, &cap, batch);
                     }
                 });
                 while let Some(entry) = stash.first_entry() {

@@ -3,7 +3,6 @@
 //! their time (ties by the further keys), on one worker, since the order is
 //! global. With a `LIMIT`, the first rows in that order, then nothing.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, UInt64Array};
@@ -20,6 +19,7 @@ use timely::dataflow::operators::generic::Operator;
 use crate::batch::Batch;
 use crate::context::JobContext;
 use crate::error::EngineError;
+use crate::rank::closed_time::{Stash, stash_batch};
 use crate::runtime::exchange;
 use crate::time::Watermark;
 
@@ -42,23 +42,15 @@ pub fn temporal_sort<'scope>(
         exchange::by_key(Vec::new()),
         "TemporalSort",
         move |_cap, _info| {
-            let mut stash: BTreeMap<Watermark, (Capability<Watermark>, Vec<RecordBatch>)> =
-                BTreeMap::new();
+            let mut stash = Stash::new();
             // Rows of closed times not yet given out (their time is not
             // yet below the watermark), and the capability to give them.
             let mut carry: Option<(Capability<Watermark>, RecordBatch)> = None;
             let mut given = 0usize;
             move |(input, frontier), output| {
                 input.for_each(|cap, data| {
-                    let Some(batch) = data.take() else { return };
-                    let time = cap.least().copied().unwrap_or(Watermark::MIN);
-                    match stash.get_mut(&time) {
-                        Some((_, batches)) => batches.push(batch),
-                        None => {
-                            if let Some(held) = cap.retain_least(0) {
-                                stash.insert(time, (held, vec![batch]));
-                            }
-                        }
+                    if let Some(batch) = data.take() {
+                        stash_batch(&mut stash, &cap, batch);
                     }
                 });
                 // Rows before `bound` can come no more (`None`: the input ended).
@@ -77,12 +69,8 @@ pub fn temporal_sort<'scope>(
                 }
                 let Some(mut cap) = cap else { return };
                 if let Some((_, rows)) = carry.take() {
-                    closed.push(rows);
-                }
-                if let Some(bound) = bound
-                    && bound > *cap.time()
-                {
-                    cap.downgrade(&(bound - 1));
+                    // First: equal keys keep their arrival order.
+                    closed.insert(0, rows);
                 }
                 let done = spec.limit.is_some_and(|l| given >= l);
                 if done || closed.iter().all(|b| b.num_rows() == 0) {
@@ -99,6 +87,12 @@ pub fn temporal_sort<'scope>(
                             output.session(&cap).give_container(&mut Batch::new(ready));
                         }
                         if rest.num_rows() > 0 && spec.limit.is_none_or(|l| given < l) {
+                            // Every row held back is at or after `bound`.
+                            if let Some(bound) = bound
+                                && bound > *cap.time()
+                            {
+                                cap.downgrade(&bound);
+                            }
                             carry = Some((cap, rest));
                         }
                     }

@@ -52,6 +52,30 @@ pub struct WatermarkDef {
 /// before `AS`): a table whose columns the query will give.
 pub fn parse_create_table_as(head: &[TokenWithSpan]) -> Result<TableDef, SqlError> {
     let tokens = solid(head);
+    let at = after_name(&tokens)?;
+    if let Some(open) = tokens.get(at).filter(|t| t.token == Token::LParen) {
+        return Err(SqlError::at(
+            "CREATE TABLE ... AS SELECT takes its columns from the query, not a column list",
+            position(open),
+        ));
+    }
+    parse_table(&with_empty_columns(&tokens, at), true)
+}
+
+/// The head of `CREATE TABLE name [(...)] [WITH (...)] LIKE base`
+/// (everything before `LIKE`): the table's own part, whose column list
+/// may be left out.
+pub fn parse_create_table_like_head(head: &[TokenWithSpan]) -> Result<TableDef, SqlError> {
+    let tokens = solid(head);
+    let at = after_name(&tokens)?;
+    if tokens.get(at).is_some_and(|t| t.token == Token::LParen) {
+        return parse_table(&tokens, true);
+    }
+    parse_table(&with_empty_columns(&tokens, at), true)
+}
+
+/// Where the table name of `CREATE [TEMPORARY] TABLE [IF NOT EXISTS] name` ends.
+fn after_name(tokens: &[TokenWithSpan]) -> Result<usize, SqlError> {
     let mut at = 1;
     if tokens.get(at).is_some_and(|t| is_word(t, "TEMPORARY")) {
         at += 1;
@@ -60,13 +84,12 @@ pub fn parse_create_table_as(head: &[TokenWithSpan]) -> Result<TableDef, SqlErro
     if tokens.get(at).is_some_and(|t| is_word(t, "IF")) {
         at += 3;
     }
-    table_name(&tokens, &mut at)?;
-    if let Some(open) = tokens.get(at).filter(|t| t.token == Token::LParen) {
-        return Err(SqlError::at(
-            "CREATE TABLE ... AS SELECT takes its columns from the query, not a column list",
-            position(open),
-        ));
-    }
+    table_name(tokens, &mut at)?;
+    Ok(at)
+}
+
+/// `tokens` with an empty column list `()` put in at `at`.
+fn with_empty_columns(tokens: &[TokenWithSpan], at: usize) -> Vec<TokenWithSpan> {
     let span = tokens
         .get(at.saturating_sub(1))
         .map_or(datafusion::sql::sqlparser::tokenizer::Span::empty(), |t| {
@@ -76,7 +99,7 @@ pub fn parse_create_table_as(head: &[TokenWithSpan]) -> Result<TableDef, SqlErro
     let mut with_columns = tokens[..at].to_vec();
     with_columns.extend(empty_columns);
     with_columns.extend_from_slice(&tokens[at..]);
-    parse_table(&with_columns, true)
+    with_columns
 }
 
 /// Parses `CREATE [TEMPORARY] TABLE [IF NOT EXISTS] name (...) [COMMENT '...']
@@ -110,17 +133,7 @@ fn parse_table(tokens: &[TokenWithSpan], columns_from_query: bool) -> Result<Tab
     }
     let close = matching_paren(&tokens, open)
         .ok_or_else(|| SqlError::at("unclosed column list", position(&tokens[open])))?;
-    let mut table = TableDef {
-        name,
-        physical: Vec::new(),
-        metadata: Vec::new(),
-        computed: Vec::new(),
-        watermark: None,
-        primary_key: Vec::new(),
-        partition_keys: Vec::new(),
-        options: BTreeMap::new(),
-        position: start,
-    };
+    let mut table = TableDef::empty(name, start);
     if close > open + 1 || !columns_from_query {
         for entry in split_commas(&tokens[open + 1..close]) {
             column_entry(entry, &mut table, start)?;
@@ -191,7 +204,7 @@ fn here(tokens: &[TokenWithSpan], at: usize, fallback: Position) -> Position {
     tokens.get(at).map(position).unwrap_or(fallback)
 }
 
-fn table_name(tokens: &[TokenWithSpan], at: &mut usize) -> Result<String, SqlError> {
+pub(crate) fn table_name(tokens: &[TokenWithSpan], at: &mut usize) -> Result<String, SqlError> {
     let mut parts = Vec::new();
     loop {
         match tokens.get(*at).map(|t| &t.token) {
@@ -358,6 +371,21 @@ fn render_spaced(tokens: &[TokenWithSpan]) -> String {
 }
 
 impl TableDef {
+    /// A table of that name with nothing in it yet.
+    pub fn empty(name: String, position: Position) -> Self {
+        TableDef {
+            name,
+            physical: Vec::new(),
+            metadata: Vec::new(),
+            computed: Vec::new(),
+            watermark: None,
+            primary_key: Vec::new(),
+            partition_keys: Vec::new(),
+            options: BTreeMap::new(),
+            position,
+        }
+    }
+
     pub fn physical_type(&self, column: &str) -> Option<&DataType> {
         self.physical
             .iter()

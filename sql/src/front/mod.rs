@@ -2,6 +2,7 @@
 //! positions, `CREATE TABLE` with Flink's types, and the window and
 //! temporal syntax that DataFusion does not read, rewritten.
 
+pub(crate) mod create_like;
 pub(crate) mod ddl;
 pub(crate) mod function_syntax;
 pub(crate) mod legacy_windows;

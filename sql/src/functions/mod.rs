@@ -276,30 +276,73 @@ impl FunctionRewrite for FlinkSemantics {
                 }
             }
             Expr::AggregateFunction(mut call) => {
-                let name = call.func.name().to_string();
-                let integer_input = call
-                    .params
-                    .args
-                    .first()
-                    .map(|a| a.get_type(schema))
-                    .transpose()?
-                    .is_some_and(|t| t.is_integer());
-                if name == "avg" && integer_input && !Arc::ptr_eq(&call.func, &self.integer_avg) {
-                    call.func = self.integer_avg.clone();
-                    Transformed::yes(Expr::AggregateFunction(call))
-                } else if matches!(name.as_str(), "first_value" | "last_value")
-                    && call.params.null_treatment.is_none()
-                {
-                    // Flink's FIRST_VALUE and LAST_VALUE pass over NULLs.
-                    call.params.null_treatment =
-                        Some(datafusion::logical_expr::expr::NullTreatment::IgnoreNulls);
-                    Transformed::yes(Expr::AggregateFunction(call))
-                } else {
-                    Transformed::no(Expr::AggregateFunction(call))
+                match self.flink_aggregate(&call.func, &call.params, schema)? {
+                    Some((func, null_treatment)) => {
+                        call.func = func;
+                        call.params.null_treatment = null_treatment;
+                        Transformed::yes(Expr::AggregateFunction(call))
+                    }
+                    None => Transformed::no(Expr::AggregateFunction(call)),
+                }
+            }
+            Expr::WindowFunction(mut call) => {
+                use datafusion::logical_expr::expr::WindowFunctionDefinition;
+                let WindowFunctionDefinition::AggregateUDF(function) = &call.fun else {
+                    return Ok(Transformed::no(Expr::WindowFunction(call)));
+                };
+                let params = datafusion::logical_expr::expr::AggregateFunctionParams {
+                    args: call.params.args.clone(),
+                    distinct: call.params.distinct,
+                    filter: None,
+                    order_by: Vec::new(),
+                    null_treatment: call.params.null_treatment,
+                };
+                match self.flink_aggregate(function, &params, schema)? {
+                    Some((func, null_treatment)) => {
+                        call.fun = WindowFunctionDefinition::AggregateUDF(func);
+                        call.params.null_treatment = null_treatment;
+                        Transformed::yes(Expr::WindowFunction(call))
+                    }
+                    None => Transformed::no(Expr::WindowFunction(call)),
                 }
             }
             other => Transformed::no(other),
         })
+    }
+}
+
+type AggregateChange = (
+    Arc<datafusion::logical_expr::AggregateUDF>,
+    Option<datafusion::logical_expr::expr::NullTreatment>,
+);
+
+impl FlinkSemantics {
+    /// Flink's aggregate where DataFusion's differs, and its NULL
+    /// treatment: `AVG` of integers stays an integer; `FIRST_VALUE` and
+    /// `LAST_VALUE` pass over NULLs. `None`: as it is.
+    fn flink_aggregate(
+        &self,
+        func: &Arc<datafusion::logical_expr::AggregateUDF>,
+        params: &datafusion::logical_expr::expr::AggregateFunctionParams,
+        schema: &DFSchema,
+    ) -> datafusion::common::Result<Option<AggregateChange>> {
+        let name = func.name();
+        let integer_input = params
+            .args
+            .first()
+            .map(|a| a.get_type(schema))
+            .transpose()?
+            .is_some_and(|t| t.is_integer());
+        if name == "avg" && integer_input && !Arc::ptr_eq(func, &self.integer_avg) {
+            return Ok(Some((self.integer_avg.clone(), params.null_treatment)));
+        }
+        if matches!(name, "first_value" | "last_value") && params.null_treatment.is_none() {
+            return Ok(Some((
+                func.clone(),
+                Some(datafusion::logical_expr::expr::NullTreatment::IgnoreNulls),
+            )));
+        }
+        Ok(None)
     }
 }
 

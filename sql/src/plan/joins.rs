@@ -172,7 +172,7 @@ impl Planner<'_> {
 impl Planner<'_> {
     /// Whether some table declares `name` as its event time or processing
     /// time: the rows of such a column never travel behind the watermark.
-    fn is_time_attribute(&self, name: &str) -> bool {
+    pub(super) fn is_time_attribute(&self, name: &str) -> bool {
         self.catalog.tables.values().any(|table| {
             table.watermark.as_ref().is_some_and(|w| w.column == name)
                 || table

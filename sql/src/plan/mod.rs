@@ -6,7 +6,7 @@
 //! submit time, what the engine cannot run yet. This file walks the plan;
 //! what each kind of node becomes is in its own file: scans (`source`,
 //! `source_options`), window table functions (`window`), joins (`joins`),
-//! ranking and deduplication (`ranking`), unwindowed GROUP BYs and
+//! ranking and deduplication (`ranking`), OVER aggregations (`over`), unwindowed GROUP BYs and
 //! regular joins (`updating`), INSERT's cast (`cast`) and upserts
 //! (`upsert`); `reuse`, `field_use` and `shared_exprs` look at the whole
 //! plan first.
@@ -16,6 +16,7 @@ pub(crate) mod field_use;
 pub(crate) mod grouping_sets;
 pub(crate) mod joins;
 mod node;
+mod over;
 pub(crate) mod ranking;
 pub(crate) mod reuse;
 pub(crate) mod shared_exprs;
@@ -471,6 +472,9 @@ impl Planner<'_> {
             LogicalPlan::Window(window) => {
                 let input = Box::pin(self.translate(&window.input)).await?;
                 let input = self.settled(self.materialize(input)?)?;
+                if over::is_over_aggregation(window) {
+                    return self.over_aggregate(window, input);
+                }
                 self.row_number(window, input)
             }
             LogicalPlan::Distinct(_) => {

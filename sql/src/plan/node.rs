@@ -167,6 +167,13 @@ pub enum Node {
         spec: Arc<runnel_engine::rank::temporal_sort::SortSpec>,
         describe: String,
     },
+    /// `agg(...) OVER (PARTITION BY ... ORDER BY <time> <frame>)`: every
+    /// row with its aggregates, once the watermark passes it.
+    OverAggregate {
+        input: Box<Node>,
+        spec: Arc<runnel_engine::over::OverAggregate>,
+        describe: String,
+    },
     /// A subtree the plan reads more than once, built once per worker.
     Shared {
         id: usize,
@@ -190,7 +197,8 @@ impl Node {
             | Node::GroupAggregate { input, .. }
             | Node::Deduplicate { input, .. }
             | Node::PerClosedTime { input, .. }
-            | Node::TemporalSort { input, .. } => vec![input],
+            | Node::TemporalSort { input, .. }
+            | Node::OverAggregate { input, .. } => vec![input],
             Node::Shared { input, .. } => vec![input],
         }
     }

@@ -1,5 +1,6 @@
 //! `CREATE TABLE ... WITH (...) AS SELECT`: the rows land in the new
-//! table, whose columns are the query's, and a later query reads them.
+//! table, whose columns are the query's, and a later query reads them;
+//! SHOW FUNCTIONS lists what a query can call.
 
 use std::sync::Arc;
 
@@ -49,4 +50,26 @@ fn a_created_table_holds_the_querys_rows() {
     let mut rows = rows.0.lock().unwrap().clone();
     rows.sort();
     assert_eq!(rows, ["[100, 2]", "[50, 2]", "[60, 1]"]);
+}
+
+#[test]
+fn show_functions_lists_what_queries_can_call() {
+    let mut session = Session::new(Arc::new(Connectors::default()));
+    let submitted = session.submit_blocking("SHOW FUNCTIONS").unwrap();
+    let names: Vec<&str> = submitted.explained[0].lines().collect();
+    // DataFusion's, Flink's where they differ, and aggregates alike.
+    for name in [
+        "abs",
+        "mod",
+        "json_value",
+        "split_index",
+        "listagg",
+        "count",
+    ] {
+        assert!(names.contains(&name), "{name} missing from SHOW FUNCTIONS");
+    }
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(names, sorted, "sorted, each once");
 }

@@ -13,6 +13,7 @@ mod joins;
 mod keep_only;
 mod late_rows;
 mod nexmark;
+mod over;
 mod slt;
 mod state_ttl;
 mod support;
