@@ -27,6 +27,8 @@ pub fn show_functions(context: &datafusion::prelude::SessionContext) -> String {
         .chain(state.aggregate_functions().keys())
         .chain(state.window_functions().keys())
         .map(String::as_str)
+        // Runnel's own placeholders are not for queries to call.
+        .filter(|name| !name.starts_with("__"))
         .collect();
     names.sort_unstable();
     names.dedup();

@@ -258,7 +258,7 @@ impl Session {
             .unwrap_or(0);
         let query = &tokens[as_index + 1..];
         let legacy = crate::front::legacy_windows::rewrite(
-            crate::front::function_syntax::rewrite(query.to_vec()),
+            crate::front::function_syntax::rewrite(crate::front::unnest::rewrite(query.to_vec())?),
         )?;
         let (rewritten, calls) = windows::rewrite(legacy, &mut self.catalog.next_window)?;
         let sql = render(&rewritten);
@@ -403,7 +403,8 @@ impl Session {
 
     async fn query(&mut self, tokens: &[TokenWithSpan]) -> Result<(Node, SchemaRef), SqlError> {
         crate::front::function_syntax::refuse_unsupported(tokens)?;
-        let (temporal, clauses) = crate::front::temporal::rewrite(tokens.to_vec());
+        let unnested = crate::front::unnest::rewrite(tokens.to_vec())?;
+        let (temporal, clauses) = crate::front::temporal::rewrite(unnested);
         for clause in &clauses {
             self.refuse_changing_lookup(clause)?;
         }

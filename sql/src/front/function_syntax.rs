@@ -17,8 +17,6 @@ pub fn refuse_unsupported(tokens: &[TokenWithSpan]) -> Result<(), SqlError> {
     for token in tokens {
         let construct = if is_word(token, "MATCH_RECOGNIZE") {
             "MATCH_RECOGNIZE"
-        } else if is_word(token, "UNNEST") {
-            "UNNEST"
         } else {
             continue;
         };

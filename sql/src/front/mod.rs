@@ -9,4 +9,5 @@ pub(crate) mod legacy_windows;
 pub(crate) mod temporal;
 pub(crate) mod tokens;
 pub(crate) mod types;
+pub(crate) mod unnest;
 pub(crate) mod windows;

@@ -16,6 +16,7 @@ mod row_fn;
 mod strings;
 mod temporal;
 mod time;
+pub(crate) mod unnest;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -105,6 +106,7 @@ pub fn register(context: &SessionContext) -> Result<()> {
         by_name.insert(function.name().to_string(), function.clone());
         context.register_udf(function.as_ref().clone());
     }
+    context.register_udf(unnest::udf());
     // LISTAGG(x [, separator]) is DataFusion's string_agg, ',' by default.
     context.register_udaf(
         datafusion::functions_aggregate::string_agg::string_agg_udaf()

@@ -23,6 +23,7 @@ pub(crate) mod shared_exprs;
 mod sort;
 mod source;
 pub(crate) mod source_options;
+mod unnest;
 pub(crate) mod updating;
 pub(crate) mod upsert;
 mod window;
@@ -260,6 +261,9 @@ impl Planner<'_> {
             }
             LogicalPlan::SubqueryAlias(alias) => Box::pin(self.translate(&alias.input)).await,
             LogicalPlan::Projection(projection) => {
+                if unnest::holds_unnest(projection) {
+                    return self.unnest(projection).await;
+                }
                 if let Some(once) = crate::plan::shared_exprs::computed_once(projection)? {
                     return Box::pin(self.translate_once(&once)).await;
                 }

@@ -8,7 +8,8 @@
 -- `r` has five: k STRING, v INT, x DOUBLE, w STRING, ts TIMESTAMP(3) (data/r.jsonl);
 -- `o` ten, out of order within its watermark (data/o.jsonl); `p` fifteen
 -- readings of keys a, b, c, out of order within its 1 s watermark, two
--- of key a at one time (data/p.jsonl).
+-- of key a at one time (data/p.jsonl); `a` four rows of arrays and maps,
+-- empty and NULL ones among them (data/a.jsonl).
 
 -- comparison
 i = 7
@@ -619,3 +620,15 @@ SELECT k, SUM(v) OVER (PARTITION BY k ORDER BY ts ROWS BETWEEN 1 PRECEDING AND 1
 SELECT k, SUM(v) OVER (PARTITION BY k ORDER BY ts DESC ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) FROM p
 SELECT k, SUM(v) OVER (PARTITION BY k ORDER BY ts ROWS BETWEEN 1 PRECEDING AND CURRENT ROW), COUNT(v) OVER (PARTITION BY k ORDER BY ts ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) FROM p
 SELECT k, SUM(v) OVER (PARTITION BY k) FROM p
+
+-- CROSS JOIN UNNEST over a: arrays, maps, WITH ORDINALITY, LEFT JOIN ... ON TRUE
+SELECT a.id, t.tag FROM a CROSS JOIN UNNEST(a.tags) AS t (tag)
+SELECT id, tag FROM a CROSS JOIN UNNEST(tags) AS t (tag)
+SELECT id, n, pos FROM a CROSS JOIN UNNEST(nums) WITH ORDINALITY AS t (n, pos)
+SELECT id, n FROM a, UNNEST(nums) AS t (n) WHERE n > 1
+SELECT id, tag FROM a LEFT JOIN UNNEST(tags) AS t (tag) ON TRUE
+SELECT id, k, v FROM a CROSS JOIN UNNEST(m) AS t (k, v)
+SELECT id, SUM(n) FROM a CROSS JOIN UNNEST(nums) AS t (n) GROUP BY id
+SELECT o.id, x FROM a AS o CROSS JOIN UNNEST(ARRAY[1, 2]) AS t (x)
+SELECT id, UPPER(t.tag) FROM a CROSS JOIN UNNEST(a.tags) AS t (tag) WHERE t.tag <> 'y'
+SELECT * FROM a CROSS JOIN UNNEST(nums) AS t (n) WHERE id = 1

@@ -9,6 +9,7 @@
 mod changelog_source;
 mod create_table_as;
 mod flink_functions;
+mod front_fuzz;
 mod joins;
 mod keep_only;
 mod late_rows;
