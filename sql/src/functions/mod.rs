@@ -8,6 +8,7 @@
 //! to each; `tests/it/flink_functions.rs` holds Runnel to them.
 
 mod aggregates;
+mod collections;
 mod json;
 mod math;
 mod more_strings;
@@ -94,6 +95,10 @@ fn flink_functions() -> Vec<ScalarUDF> {
         json::json_query(),
         json::json_exists(),
         json::json_string(),
+        collections::element(),
+        collections::split(),
+        collections::sha1(),
+        collections::type_of(),
     ];
     functions.extend(temporal::parts());
     functions
@@ -262,6 +267,9 @@ impl FunctionRewrite for FlinkSemantics {
             {
                 return plan_err!("LISTAGG's separator must be a literal, as in Flink");
             }
+            Expr::ScalarFunction(ScalarFunction { func, args }) if func.name() == "typeof" => {
+                Transformed::yes(type_of(&args, schema)?)
+            }
             Expr::ScalarFunction(ScalarFunction { func, args }) if func.name() == "if" => {
                 match <[Expr; 3]>::try_from(args) {
                     Ok([condition, then, otherwise]) => {
@@ -383,4 +391,34 @@ fn if_type(then: &DataType, otherwise: &DataType) -> Result<DataType> {
             },
             Ok,
         )
+}
+
+/// `TYPEOF(column [, force])` as Flink names the column's type. Only of a
+/// column whose type Runnel keeps as Flink declared it: a string column
+/// may have been a VARCHAR(n), and a literal's type is Flink's CHAR(n) or
+/// an exact precision, so those are refused rather than answered
+/// differently.
+fn type_of(args: &[Expr], schema: &DFSchema) -> Result<Expr> {
+    let Some(Expr::Column(column)) = args.first() else {
+        return plan_err!("TYPEOF is supported of a column only");
+    };
+    let field = datafusion::common::ExprSchema::field_from_column(schema, column)?;
+    if matches!(
+        field.data_type(),
+        DataType::Utf8
+            | DataType::LargeUtf8
+            | DataType::Utf8View
+            | DataType::Binary
+            | DataType::LargeBinary
+            | DataType::BinaryView
+    ) {
+        return plan_err!(
+            "TYPEOF of a string or binary column is not supported yet (its declared length is not kept)"
+        );
+    }
+    let mut name = crate::catalog_listing::flink_type(field.data_type());
+    if !field.is_nullable() {
+        name.push_str(" NOT NULL");
+    }
+    Ok(Expr::Literal(ScalarValue::Utf8(Some(name)), None))
 }

@@ -632,3 +632,18 @@ SELECT id, SUM(n) FROM a CROSS JOIN UNNEST(nums) AS t (n) GROUP BY id
 SELECT o.id, x FROM a AS o CROSS JOIN UNNEST(ARRAY[1, 2]) AS t (x)
 SELECT id, UPPER(t.tag) FROM a CROSS JOIN UNNEST(a.tags) AS t (tag) WHERE t.tag <> 'y'
 SELECT * FROM a CROSS JOIN UNNEST(nums) AS t (n) WHERE id = 1
+
+-- more of ELEMENT, SPLIT, SHA1, TYPEOF: NULLs and edges
+ELEMENT(ARRAY[1, 2])
+SPLIT('abc', '')
+SPLIT('a,,b', ',')
+SPLIT(sn, ',')
+SPLIT('a;b', sn)
+SPLIT('', ',')
+SHA1(sn)
+SHA1(e)
+TYPEOF(b)
+TYPEOF(m)
+TYPEOF(bo)
+TYPEOF(d)
+TYPEOF(1)
