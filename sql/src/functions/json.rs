@@ -149,3 +149,31 @@ pub fn json_string() -> ScalarUDF {
         },
     )
 }
+
+/// `x IS JSON [kind]` (`front/is_json.rs` writes it as this call): whether
+/// the text parses as JSON of the kind (VALUE: any; SCALAR: neither object
+/// nor array); FALSE for NULL, as in Flink.
+pub fn is_json() -> ScalarUDF {
+    RowFn::udf(
+        "is_json",
+        exact(vec![vec![DataType::Utf8, DataType::Utf8]]),
+        |_| Ok(DataType::Boolean),
+        |args, _| {
+            let (Some(json), Some(kind)) = (text(&args[0]), text(&args[1])) else {
+                return Ok(ScalarValue::Boolean(Some(false)));
+            };
+            let parsed = serde_json::from_str::<Value>(json).ok();
+            let matches = match (parsed, kind) {
+                (None, _) => false,
+                (Some(_), "VALUE") => true,
+                (Some(value), "SCALAR") => !value.is_object() && !value.is_array(),
+                (Some(value), "ARRAY") => value.is_array(),
+                (Some(value), "OBJECT") => value.is_object(),
+                (Some(_), other) => {
+                    return datafusion::common::exec_err!("IS JSON {other}: not a JSON kind");
+                }
+            };
+            Ok(ScalarValue::Boolean(Some(matches)))
+        },
+    )
+}

@@ -95,6 +95,7 @@ fn flink_functions() -> Vec<ScalarUDF> {
         json::json_query(),
         json::json_exists(),
         json::json_string(),
+        json::is_json(),
         collections::element(),
         collections::split(),
         collections::sha1(),
