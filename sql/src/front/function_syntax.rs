@@ -76,7 +76,7 @@ pub fn rewrite(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
         }
         i += 1;
     }
-    super::is_json::rewrite(tokens)
+    super::json_construct::rewrite(super::is_json::rewrite(tokens))
 }
 
 fn next_solid(tokens: &[TokenWithSpan], from: usize) -> Option<usize> {

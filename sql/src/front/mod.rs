@@ -6,6 +6,7 @@ pub(crate) mod create_like;
 pub(crate) mod ddl;
 pub(crate) mod function_syntax;
 pub(crate) mod is_json;
+pub(crate) mod json_construct;
 pub(crate) mod legacy_windows;
 pub(crate) mod temporal;
 pub(crate) mod tokens;

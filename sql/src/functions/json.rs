@@ -177,3 +177,95 @@ pub fn is_json() -> ScalarUDF {
         },
     )
 }
+
+/// A value as JSON text, for the types whose text Flink's JSON_OBJECT and
+/// JSON_ARRAY give alike (a DOUBLE's or a TIMESTAMP's text may differ).
+fn json_text(value: &ScalarValue) -> Option<String> {
+    use super::row_fn::integer;
+    if value.is_null() {
+        return Some("null".into());
+    }
+    if let Some(s) = text(value) {
+        return serde_json::to_string(s).ok();
+    }
+    if let ScalarValue::Boolean(Some(b)) = value {
+        return Some(b.to_string());
+    }
+    integer(value).map(|n| n.to_string())
+}
+
+fn constructor_types(
+    name: &str,
+    args: &[DataType],
+    values: &[DataType],
+) -> datafusion::common::Result<DataType> {
+    if !matches!(args.first(), Some(t) if super::is_text(t)) {
+        return plan_err!("{name} takes its NULL treatment first");
+    }
+    match values.iter().find(|t| {
+        !(t.is_integer() || super::is_text(t) || matches!(t, DataType::Boolean | DataType::Null))
+    }) {
+        Some(other) => plan_err!(
+            "{name} of a {other} value is not supported yet (integers, strings and BOOLEANs are)"
+        ),
+        None => Ok(DataType::Utf8),
+    }
+}
+
+/// `JSON_OBJECT(k VALUE v, ...)` (as `front/json_construct.rs` writes it:
+/// the NULL treatment, then keys and values): compact JSON, keys sorted.
+pub fn json_object() -> ScalarUDF {
+    RowFn::udf(
+        "json_object",
+        Signature::variadic_any(Volatility::Immutable),
+        |args| {
+            let values: Vec<DataType> = args.iter().skip(2).step_by(2).cloned().collect();
+            if args.len() % 2 == 0 {
+                return plan_err!("JSON_OBJECT takes keys and values in pairs");
+            }
+            constructor_types("JSON_OBJECT", args, &values)
+        },
+        |args, _| {
+            let absent = text(&args[0]) == Some("ABSENT");
+            let mut fields = Vec::new();
+            for pair in args[1..].chunks(2) {
+                let [key, value] = pair else { continue };
+                let Some(key) = text(key) else {
+                    return datafusion::common::exec_err!("JSON_OBJECT: a key is NULL");
+                };
+                if absent && value.is_null() {
+                    continue;
+                }
+                fields.push((key, json_text(value).unwrap_or_else(|| "null".into())));
+            }
+            // Flink writes the keys sorted.
+            fields.sort_by(|a, b| a.0.cmp(b.0));
+            let fields: Vec<String> = fields
+                .iter()
+                .map(|(key, value)| {
+                    let key = serde_json::to_string(key).unwrap_or_else(|_| format!("\"{key}\""));
+                    format!("{key}:{value}")
+                })
+                .collect();
+            Ok(string(Some(format!("{{{}}}", fields.join(",")))))
+        },
+    )
+}
+
+/// `JSON_ARRAY(v, ...)`: compact JSON; NULLs left out unless NULL ON NULL.
+pub fn json_array() -> ScalarUDF {
+    RowFn::udf(
+        "json_array",
+        Signature::variadic_any(Volatility::Immutable),
+        |args| constructor_types("JSON_ARRAY", args, args.get(1..).unwrap_or_default()),
+        |args, _| {
+            let absent = text(&args[0]) == Some("ABSENT");
+            let items: Vec<String> = args[1..]
+                .iter()
+                .filter(|v| !(absent && v.is_null()))
+                .map(|v| json_text(v).unwrap_or_else(|| "null".into()))
+                .collect();
+            Ok(string(Some(format!("[{}]", items.join(",")))))
+        },
+    )
+}

@@ -96,6 +96,8 @@ fn flink_functions() -> Vec<ScalarUDF> {
         json::json_exists(),
         json::json_string(),
         json::is_json(),
+        json::json_object(),
+        json::json_array(),
         collections::element(),
         collections::split(),
         collections::sha1(),

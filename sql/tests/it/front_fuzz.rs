@@ -1,6 +1,6 @@
 //! Statements made of random pieces of the syntax Runnel rewrites before
 //! DataFusion (UNNEST joins, OVER windows, CREATE TABLE ... LIKE, SHOW,
-//! IS JSON):
+//! IS JSON, JSON_OBJECT):
 //! each is answered or refused, never a panic.
 
 use std::sync::Arc;
