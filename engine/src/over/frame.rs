@@ -88,6 +88,8 @@ pub struct PartitionState {
     rows_in_frame: u64,
     /// The time of the latest row, for dropping idle partitions.
     pub last_time: Millis,
+    /// When the latest row arrived, for the state TTL.
+    pub last_seen: std::time::Instant,
 }
 
 impl PartitionState {
@@ -112,6 +114,7 @@ impl PartitionState {
             frame_rows: VecDeque::new(),
             rows_in_frame: 0,
             last_time: Millis::MIN,
+            last_seen: std::time::Instant::now(),
         })
     }
 
@@ -184,6 +187,7 @@ impl PartitionState {
             row = run_end;
         }
         self.last_time = times[rows - 1];
+        self.last_seen = std::time::Instant::now();
         if bounded {
             self.merge_chunks()?;
         }

@@ -11,7 +11,7 @@ pub mod frame;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
 use datafusion::arrow::compute::{cast, concat_batches, take_record_batch};
@@ -44,30 +44,29 @@ pub struct OverAggregate {
     pub aggregates: Vec<Arc<AggregateFunctionExpr>>,
     /// The input's columns, then one per aggregate.
     pub output_schema: SchemaRef,
-    /// `table.exec.state.ttl`: a partition idle this long (in event time)
-    /// is forgotten, as Flink's state TTL forgets it.
+    /// `table.exec.state.ttl`: a partition that has had no row for this
+    /// long (wall-clock time, as Flink's idle state retention and
+    /// Runnel's other operators count it) is forgotten.
     pub ttl: Option<Duration>,
 }
 
 impl OverAggregate {
-    /// How long after its last row a partition's state can still matter.
-    fn idle_horizon(&self) -> Option<Millis> {
-        let frame = match self.frame {
+    /// How far behind the watermark a RANGE frame's partition can stop
+    /// mattering: its rows are then out of every future row's frame.
+    fn frame_horizon(&self) -> Option<Millis> {
+        match self.frame {
             Frame::Range {
                 preceding: Some(interval),
             } => Some(interval),
             _ => None,
-        };
-        let ttl = self.ttl.map(|d| d.as_millis() as Millis);
-        match (frame, ttl) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
         }
     }
 }
 
 struct State {
     spec: Arc<OverAggregate>,
+    /// Where the partitions held are counted (`state_rows`).
+    context: Arc<JobContext>,
     /// The aggregates' distinct argument expressions, each evaluated once
     /// a batch (`SUM(v), MAX(v)` read `v` once), and which each takes.
     inputs: Vec<Arc<dyn PhysicalExpr>>,
@@ -76,6 +75,7 @@ struct State {
     partitions: HashMap<Box<[u8]>, PartitionState>,
     /// The bound of the last sweep for idle partitions.
     swept_at: Millis,
+    ttl_swept_at: Instant,
     /// Per aggregate, the values of a firing's rows.
     values: Vec<Vec<ScalarValue>>,
 }
@@ -107,7 +107,7 @@ pub fn over_aggregate<'scope>(
             let mut pending: BTreeMap<(Millis, u64), Pending> = BTreeMap::new();
             let mut held: Option<Capability<Watermark>> = None;
             let mut arrivals = 0u64;
-            let mut state = match State::new(spec.clone()) {
+            let mut state = match State::new(spec.clone(), context.clone()) {
                 Ok(state) => Some(state),
                 Err(error) => {
                     context.fail(error);
@@ -219,7 +219,7 @@ fn by_time(
 }
 
 impl State {
-    fn new(spec: Arc<OverAggregate>) -> Result<Self, EngineError> {
+    fn new(spec: Arc<OverAggregate>, context: Arc<JobContext>) -> Result<Self, EngineError> {
         let input_fields = spec.output_schema.fields();
         let fields = spec
             .partition
@@ -250,12 +250,14 @@ impl State {
             })
             .collect();
         Ok(State {
+            context,
             inputs,
             arguments: Arguments::new(of_aggregate),
             converter: RowConverter::new(fields)?,
             spec,
             partitions: HashMap::default(),
             swept_at: Millis::MIN,
+            ttl_swept_at: Instant::now(),
             values: Vec::new(),
         })
     }
@@ -350,10 +352,12 @@ impl State {
             let partition_key = key(indices.value(start) as usize);
             let partition = match self.partitions.get_mut(partition_key) {
                 Some(partition) => partition,
-                None => self
-                    .partitions
-                    .entry(partition_key.into())
-                    .or_insert(PartitionState::new(&spec.aggregates, spec.frame)?),
+                None => {
+                    JobContext::add(&self.context.state_rows, 1);
+                    self.partitions
+                        .entry(partition_key.into())
+                        .or_insert(PartitionState::new(&spec.aggregates, spec.frame)?)
+                }
             };
             let segment: Vec<ArrayRef> =
                 inputs.iter().map(|a| a.slice(start, end - start)).collect();
@@ -383,17 +387,34 @@ impl State {
     }
 
     /// Forgets partitions whose rows can no longer be in any future row's
-    /// frame (a RANGE frame) or that the state TTL has expired.
+    /// frame (a RANGE frame: no result changes), and those the state TTL
+    /// has expired.
     fn sweep(&mut self, bound: Option<Watermark>) {
-        let (Some(horizon), Some(bound)) = (self.spec.idle_horizon(), bound) else {
-            return;
-        };
-        if bound.saturating_sub(self.swept_at) < horizon.max(1) {
-            return;
+        if let (Some(horizon), Some(bound)) = (self.spec.frame_horizon(), bound)
+            && bound.saturating_sub(self.swept_at) >= horizon.max(1)
+        {
+            self.swept_at = bound;
+            let oldest_needed = bound.saturating_sub(horizon);
+            self.forget(|p| p.last_time < oldest_needed);
         }
-        self.swept_at = bound;
-        let oldest_needed = bound.saturating_sub(horizon);
-        self.partitions.retain(|_, p| p.last_time >= oldest_needed);
+        if let Some(ttl) = self.spec.ttl {
+            let now = Instant::now();
+            if now.duration_since(self.ttl_swept_at) >= ttl / 2 {
+                self.ttl_swept_at = now;
+                self.forget(|p| now.duration_since(p.last_seen) >= ttl);
+            }
+        }
+    }
+}
+
+impl State {
+    fn forget(&mut self, idle: impl Fn(&PartitionState) -> bool) {
+        let before = self.partitions.len();
+        self.partitions.retain(|_, p| !idle(p));
+        let forgotten = (before - self.partitions.len()) as u64;
+        self.context
+            .state_rows
+            .fetch_sub(forgotten, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

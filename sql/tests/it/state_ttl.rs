@@ -200,3 +200,26 @@ fn an_outer_join_with_a_ttl_keeps_its_state_flat() {
         "state grew with the input: {samples:?} rows held of {read} read"
     );
 }
+
+/// An OVER aggregation over ever new keys forgets the idle partitions
+/// under a TTL, counted in wall-clock time as Flink counts it.
+#[test]
+fn an_over_aggregation_with_a_ttl_keeps_its_partitions_flat() {
+    let script = "
+        SET 'table.exec.state.ttl' = '300 ms';
+        CREATE TABLE a (k BIGINT, v BIGINT, pt AS PROCTIME()) WITH ('connector' = 'datagen',
+          'rows-per-second' = '3000', 'fields.k.kind' = 'sequence', 'fields.k.start' = '0',
+          'fields.k.end' = '100000000');
+        CREATE TABLE totals (k BIGINT, s BIGINT) WITH ('connector' = 'blackhole');
+        INSERT INTO totals SELECT k, SUM(v) OVER (PARTITION BY k ORDER BY pt
+          ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) FROM a;";
+    let (samples, read) = held_while_running(script, Duration::from_secs(3));
+    let most = samples.iter().copied().max().unwrap_or(0);
+    // Every row is a new partition: without the TTL all `read` would stay.
+    assert!(read > 5_000, "the source read only {read} rows");
+    assert!(most > 100, "no OVER state seen: {samples:?}");
+    assert!(
+        most < read / 2,
+        "partitions grew with the input: {samples:?} held of {read} read"
+    );
+}
