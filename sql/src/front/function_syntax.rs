@@ -50,6 +50,19 @@ pub fn rewrite(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
                 span: like.span,
             };
             tokens.splice(close..close, [comma, separator]);
+        } else if is_word(&tokens[i], "ARRAY_PREPEND")
+            && let Some(close) = matching_paren(&tokens, open)
+            && let [array, element] = super::tokens::split_commas(&tokens[open + 1..close])[..]
+        {
+            // Flink's ARRAY_PREPEND(array, element) is DataFusion's
+            // array_prepend(element, array).
+            let mut swapped = element.to_vec();
+            swapped.push(TokenWithSpan {
+                token: Token::Comma,
+                span: tokens[close].span,
+            });
+            swapped.extend_from_slice(array);
+            tokens.splice(open + 1..close, swapped);
         } else if is_word(&tokens[i], "TIMESTAMPADD") || is_word(&tokens[i], "TIMESTAMPDIFF") {
             if let Some(unit) = next_solid(&tokens, open + 1)
                 && let Token::Word(word) = &tokens[unit].token

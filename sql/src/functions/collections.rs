@@ -101,3 +101,129 @@ pub fn type_of() -> ScalarUDF {
         |_, _| exec_err!("TYPEOF is answered when the query is planned"),
     )
 }
+
+/// `REGEXP_EXTRACT_ALL(s, regex [, group])`: the group (1 by default; 0 is
+/// the whole match) of every match, as an array; NULL for a NULL argument
+/// or a group the expression does not have, as in Flink.
+pub fn regexp_extract_all() -> ScalarUDF {
+    RowFn::udf(
+        "regexp_extract_all",
+        Signature::one_of(
+            vec![
+                TypeSignature::Exact(vec![DataType::Utf8, DataType::Utf8]),
+                TypeSignature::Exact(vec![DataType::Utf8, DataType::Utf8, DataType::Int64]),
+            ],
+            Volatility::Immutable,
+        ),
+        |_| {
+            Ok(DataType::List(Arc::new(Field::new_list_field(
+                DataType::Utf8,
+                true,
+            ))))
+        },
+        |args, returns| {
+            let group = match args.get(2) {
+                None => Some(1),
+                Some(value) => super::row_fn::integer(value),
+            };
+            let (Some(s), Some(pattern), Some(group)) = (text(&args[0]), text(&args[1]), group)
+            else {
+                return ScalarValue::try_from(returns);
+            };
+            let regex = match regex::Regex::new(pattern) {
+                Ok(regex) => regex,
+                Err(error) => {
+                    return exec_err!(
+                        "REGEXP_EXTRACT_ALL: invalid regular expression '{pattern}': {error}"
+                    );
+                }
+            };
+            let Ok(group) = usize::try_from(group) else {
+                return exec_err!("REGEXP_EXTRACT_ALL: group {group} is negative");
+            };
+            // A group the expression does not have gives NULL, as in Flink.
+            if group >= regex.captures_len() {
+                return ScalarValue::try_from(returns);
+            }
+            let found: Vec<ScalarValue> = regex
+                .captures_iter(s)
+                .map(|c| string(c.get(group).map(|m| m.as_str().to_string())))
+                .collect();
+            Ok(ScalarValue::List(ScalarValue::new_list_nullable(
+                &found,
+                &DataType::Utf8,
+            )))
+        },
+    )
+}
+
+/// `STR_TO_MAP(s [, pair delimiter, key-value delimiter])`: `','` and `'='`
+/// by default, both regular expressions in Flink; a pair without the
+/// key-value delimiter maps its key to NULL.
+pub fn str_to_map() -> ScalarUDF {
+    RowFn::udf(
+        "str_to_map",
+        Signature::one_of(
+            vec![
+                TypeSignature::Exact(vec![DataType::Utf8]),
+                TypeSignature::Exact(vec![DataType::Utf8, DataType::Utf8, DataType::Utf8]),
+            ],
+            Volatility::Immutable,
+        ),
+        |_| Ok(string_map_type()),
+        |args, returns| {
+            let (pairs, key_value) = match args.len() {
+                3 => (text(&args[1]), text(&args[2])),
+                _ => (Some(","), Some("=")),
+            };
+            let (Some(s), Some(pairs), Some(key_value)) = (text(&args[0]), pairs, key_value) else {
+                return ScalarValue::try_from(returns);
+            };
+            let (Ok(pairs), Ok(key_value)) =
+                (regex::Regex::new(pairs), regex::Regex::new(key_value))
+            else {
+                return exec_err!("STR_TO_MAP: a delimiter is not a valid regular expression");
+            };
+            let mut keys = Vec::new();
+            let mut values = Vec::new();
+            for pair in pairs.split(s) {
+                let mut parts = key_value.splitn(pair, 2);
+                keys.push(parts.next().unwrap_or_default().to_string());
+                values.push(parts.next().map(str::to_string));
+            }
+            string_map(keys, values)
+        },
+    )
+}
+
+fn string_map_type() -> DataType {
+    DataType::Map(
+        Arc::new(Field::new(
+            "entries",
+            DataType::Struct(
+                vec![
+                    Field::new("keys", DataType::Utf8, false),
+                    Field::new("values", DataType::Utf8, true),
+                ]
+                .into(),
+            ),
+            false,
+        )),
+        false,
+    )
+}
+
+fn string_map(
+    keys: Vec<String>,
+    values: Vec<Option<String>>,
+) -> datafusion::common::Result<ScalarValue> {
+    use datafusion::arrow::array::{MapBuilder, StringBuilder};
+    let mut builder = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+    for (key, value) in keys.iter().zip(values) {
+        builder.keys().append_value(key);
+        builder.values().append_option(value);
+    }
+    builder.append(true)?;
+    let map = builder.finish();
+    ScalarValue::try_from_array(&map, 0)
+}

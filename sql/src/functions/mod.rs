@@ -102,6 +102,8 @@ fn flink_functions() -> Vec<ScalarUDF> {
         collections::split(),
         collections::sha1(),
         collections::type_of(),
+        collections::regexp_extract_all(),
+        collections::str_to_map(),
     ];
     functions.extend(temporal::parts());
     functions
