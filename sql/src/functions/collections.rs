@@ -45,12 +45,7 @@ pub fn split() -> ScalarUDF {
             vec![TypeSignature::Exact(vec![DataType::Utf8, DataType::Utf8])],
             Volatility::Immutable,
         ),
-        |_| {
-            Ok(DataType::List(Arc::new(Field::new_list_field(
-                DataType::Utf8,
-                true,
-            ))))
-        },
+        |_| Ok(string_list_type()),
         |args, returns| {
             let (Some(s), Some(delimiter)) = (text(&args[0]), text(&args[1])) else {
                 return ScalarValue::try_from(returns);
@@ -62,10 +57,7 @@ pub fn split() -> ScalarUDF {
                     .map(|p| string(Some(p.to_string())))
                     .collect(),
             };
-            Ok(ScalarValue::List(ScalarValue::new_list_nullable(
-                &pieces,
-                &DataType::Utf8,
-            )))
+            Ok(string_list(&pieces))
         },
     )
 }
@@ -115,12 +107,7 @@ pub fn regexp_extract_all() -> ScalarUDF {
             ],
             Volatility::Immutable,
         ),
-        |_| {
-            Ok(DataType::List(Arc::new(Field::new_list_field(
-                DataType::Utf8,
-                true,
-            ))))
-        },
+        |_| Ok(string_list_type()),
         |args, returns| {
             let group = match args.get(2) {
                 None => Some(1),
@@ -149,10 +136,7 @@ pub fn regexp_extract_all() -> ScalarUDF {
                 .captures_iter(s)
                 .map(|c| string(c.get(group).map(|m| m.as_str().to_string())))
                 .collect();
-            Ok(ScalarValue::List(ScalarValue::new_list_nullable(
-                &found,
-                &DataType::Utf8,
-            )))
+            Ok(string_list(&found))
         },
     )
 }
@@ -226,4 +210,12 @@ fn string_map(
     builder.append(true)?;
     let map = builder.finish();
     ScalarValue::try_from_array(&map, 0)
+}
+
+fn string_list_type() -> DataType {
+    DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)))
+}
+
+fn string_list(items: &[ScalarValue]) -> ScalarValue {
+    ScalarValue::List(ScalarValue::new_list_nullable(items, &DataType::Utf8))
 }
