@@ -8,7 +8,7 @@ use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan};
 
 use crate::error::{Position, SqlError};
 use crate::front::tokens::{
-    interval_millis, is_word, matching_paren, position, render, solid, split_commas,
+    interval_millis, is_word, matching_paren, position, render_spaced, solid, split_commas,
 };
 use crate::front::types::{parse_type, split_shift_right};
 
@@ -359,15 +359,6 @@ fn watermark(entry: &[TokenWithSpan], table: &mut TableDef) -> Result<(), SqlErr
         max_out_of_orderness,
     });
     Ok(())
-}
-
-/// Whitespace-free tokens back to text, a space between each.
-fn render_spaced(tokens: &[TokenWithSpan]) -> String {
-    tokens
-        .iter()
-        .map(|t| render(std::slice::from_ref(t)))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 impl TableDef {

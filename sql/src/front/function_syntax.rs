@@ -89,7 +89,9 @@ pub fn rewrite(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
         }
         i += 1;
     }
-    super::json_construct::rewrite(super::is_json::rewrite(tokens))
+    super::predicates::rewrite(super::json_construct::rewrite(super::is_json::rewrite(
+        tokens,
+    )))
 }
 
 fn next_solid(tokens: &[TokenWithSpan], from: usize) -> Option<usize> {

@@ -53,15 +53,11 @@ pub fn rewrite(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
 }
 
 fn text(tokens: &[TokenWithSpan]) -> String {
-    tokens
-        .iter()
-        .map(|t| super::tokens::render(std::slice::from_ref(t)))
-        .collect::<Vec<_>>()
-        .join(" ")
+    super::tokens::render_spaced(tokens)
 }
 
 /// Where the operand ending just before `is_at` begins.
-fn operand_start(words: &[TokenWithSpan], is_at: usize) -> Option<usize> {
+pub(super) fn operand_start(words: &[TokenWithSpan], is_at: usize) -> Option<usize> {
     let last = is_at.checked_sub(1)?;
     match &words[last].token {
         Token::RParen => {

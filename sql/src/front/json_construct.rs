@@ -71,20 +71,13 @@ fn call(arguments: &[TokenWithSpan], object: bool) -> Option<String> {
             *last = &last[..n - 3];
         }
     }
-    let text = |tokens: &[TokenWithSpan]| {
-        tokens
-            .iter()
-            .map(|t| render(std::slice::from_ref(t)))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
     let mut arguments = vec![format!("'{on_null}'")];
     for entry in entries {
         if entry.is_empty() {
             continue;
         }
         if !object {
-            arguments.push(text(entry));
+            arguments.push(super::tokens::render_spaced(entry));
             continue;
         }
         let entry = match entry.first() {
@@ -92,8 +85,8 @@ fn call(arguments: &[TokenWithSpan], object: bool) -> Option<String> {
             _ => entry,
         };
         let value_at = top_level_value(entry)?;
-        arguments.push(text(&entry[..value_at]));
-        arguments.push(text(&entry[value_at + 1..]));
+        arguments.push(super::tokens::render_spaced(&entry[..value_at]));
+        arguments.push(super::tokens::render_spaced(&entry[value_at + 1..]));
     }
     let name = if object { "json_object" } else { "json_array" };
     Some(format!("{name}({})", arguments.join(", ")))

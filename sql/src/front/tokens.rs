@@ -51,6 +51,15 @@ pub fn render(tokens: &[TokenWithSpan]) -> String {
         .collect()
 }
 
+/// Whitespace-free tokens back to text, a space between each.
+pub fn render_spaced(tokens: &[TokenWithSpan]) -> String {
+    tokens
+        .iter()
+        .map(|t| render(std::slice::from_ref(t)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The non-whitespace tokens, for reading DDL shapes.
 pub fn solid(tokens: &[TokenWithSpan]) -> Vec<TokenWithSpan> {
     tokens.iter().filter(|t| !is_space(t)).cloned().collect()

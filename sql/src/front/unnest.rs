@@ -24,11 +24,7 @@ pub fn rewrite(tokens: Vec<TokenWithSpan>) -> Result<Vec<TokenWithSpan>, SqlErro
     while let Some(at) = words.iter().position(|t| is_word(t, "UNNEST")) {
         words = rewrite_one(words, at)?;
     }
-    let text = words
-        .iter()
-        .map(|t| render(std::slice::from_ref(t)))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let text = super::tokens::render_spaced(&words);
     tokenize(&text)
 }
 
@@ -68,11 +64,7 @@ fn rewrite_one(words: Vec<TokenWithSpan>, at: usize) -> Result<Vec<TokenWithSpan
             unnest,
         ));
     }
-    let collection = words[open + 1..close]
-        .iter()
-        .map(|t| render(std::slice::from_ref(t)))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let collection = super::tokens::render_spaced(&words[open + 1..close]);
     // WITH ORDINALITY, the alias and its columns.
     let mut next = close + 1;
     let ordinality = words.get(next).is_some_and(|t| is_word(t, "WITH"))
@@ -161,11 +153,7 @@ fn rewrite_one(words: Vec<TokenWithSpan>, at: usize) -> Result<Vec<TokenWithSpan
         ));
     };
     let relation_name = relation_name.value.clone();
-    let relation_text = relation
-        .iter()
-        .map(|t| render(std::slice::from_ref(t)))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let relation_text = super::tokens::render_spaced(relation);
     let selected: Vec<String> = parts
         .iter()
         .zip(&columns)

@@ -1,6 +1,6 @@
 //! Statements made of random pieces of the syntax Runnel rewrites before
 //! DataFusion (UNNEST joins, OVER windows, CREATE TABLE ... LIKE, SHOW,
-//! IS JSON, JSON_OBJECT):
+//! IS JSON, JSON_OBJECT, BETWEEN SYMMETRIC, LIKE ... ESCAPE):
 //! each is answered or refused, never a panic.
 
 use std::sync::Arc;
