@@ -12,6 +12,7 @@ mod collections;
 mod json;
 mod math;
 mod more_strings;
+mod narrowing;
 mod regexp;
 mod row_fn;
 mod strings;
@@ -211,6 +212,15 @@ impl FunctionRewrite for FlinkSemantics {
                         Box::new(expr),
                         field.data_type().clone(),
                     ))),
+                }
+            }
+            Expr::Cast(Cast { expr, field })
+                if narrowing::narrowing(&expr.get_type(schema)?, field.data_type()).is_some() =>
+            {
+                let from = expr.get_type(schema)?;
+                match narrowing::narrowing(&from, field.data_type()) {
+                    Some(udf) => Transformed::yes(udf.call(vec![*expr])),
+                    None => Transformed::no(Expr::Cast(Cast { expr, field })),
                 }
             }
             Expr::Cast(Cast { field, .. }) | Expr::TryCast(TryCast { field, .. })
