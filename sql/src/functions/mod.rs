@@ -214,11 +214,10 @@ impl FunctionRewrite for FlinkSemantics {
                     ))),
                 }
             }
-            Expr::Cast(Cast { expr, field })
+            Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field })
                 if narrowing::narrowing(&expr.get_type(schema)?, field.data_type()).is_some() =>
             {
-                let from = expr.get_type(schema)?;
-                match narrowing::narrowing(&from, field.data_type()) {
+                match narrowing::narrowing(&expr.get_type(schema)?, field.data_type()) {
                     Some(udf) => Transformed::yes(udf.call(vec![*expr])),
                     None => Transformed::no(Expr::Cast(Cast { expr, field })),
                 }

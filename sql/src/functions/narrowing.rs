@@ -1,5 +1,6 @@
-//! `CAST(x AS TINYINT|SMALLINT|INT|BIGINT)` from a wider integer or a
-//! floating-point number, as Flink's generated Java casts: an integer
+//! `CAST(x AS TINYINT|SMALLINT|INT|BIGINT)` (and TRY_CAST, which such a
+//! cast never fails) from a wider integer, a DECIMAL (its integral part)
+//! or a floating-point number, as Flink's generated Java casts: an integer
 //! keeps its low bits (300 -> 44), a DOUBLE goes to INT saturating (NaN is
 //! 0) and then, for TINYINT and SMALLINT, keeps the low bits of that.
 //! Arrow's cast fails on such values instead, which would fail the job.
@@ -35,7 +36,8 @@ pub fn narrowing(from: &DataType, target: &DataType) -> Option<ScalarUDF> {
     };
     let wider_integer = from.is_integer() && width(from) > width(target);
     let floating = matches!(from, DataType::Float32 | DataType::Float64);
-    (wider_integer || floating).then(|| {
+    let decimal = matches!(from, DataType::Decimal128(_, _));
+    (wider_integer || floating || decimal).then(|| {
         ScalarUDF::from(Narrowing {
             name,
             target: target.clone(),
@@ -86,6 +88,24 @@ impl ScalarUDFImpl for Narrowing {
                             // Java's (long) d saturates, NaN to 0: so does `as`.
                             DataType::Int64 => d as i64,
                             _ => i64::from(d as i32),
+                        })
+                    })
+                    .collect()
+            }
+            DataType::Decimal128(_, scale) => {
+                // Flink takes the decimal's long value (the fraction cut
+                // off, the low bits kept), then narrows that.
+                let divisor = 10i128
+                    .checked_pow(u32::from(scale.unsigned_abs()))
+                    .unwrap_or(1);
+                let scale = *scale;
+                let values = input.as_primitive::<datafusion::arrow::datatypes::Decimal128Type>();
+                values
+                    .iter()
+                    .map(|v| {
+                        v.map(|v| match scale {
+                            s if s >= 0 => (v / divisor) as i64,
+                            _ => v.wrapping_mul(divisor) as i64,
                         })
                     })
                     .collect()
