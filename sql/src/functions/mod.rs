@@ -214,6 +214,26 @@ impl FunctionRewrite for FlinkSemantics {
                     ))),
                 }
             }
+            // INT with an integer literal is INT arithmetic in Flink, which
+            // wraps at 32 bits; DataFusion's literal is a BIGINT, which
+            // would make it 64-bit.
+            Expr::BinaryExpr(BinaryExpr { left, op, right })
+                if matches!(op, Operator::Plus | Operator::Minus | Operator::Multiply)
+                    && (int_literal_beside_int(&left, &right, schema)
+                        || int_literal_beside_int(&right, &left, schema)) =>
+            {
+                let narrow = |e: Box<Expr>| match *e {
+                    Expr::Literal(ScalarValue::Int64(Some(v)), metadata) => Box::new(
+                        Expr::Literal(ScalarValue::Int32(i32::try_from(v).ok()), metadata),
+                    ),
+                    other => Box::new(other),
+                };
+                Transformed::yes(Expr::BinaryExpr(BinaryExpr {
+                    left: narrow(left),
+                    op,
+                    right: narrow(right),
+                }))
+            }
             Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field })
                 if narrowing::narrowing(&expr.get_type(schema)?, field.data_type()).is_some() =>
             {
@@ -435,4 +455,14 @@ fn type_of(args: &[Expr], schema: &DFSchema) -> Result<Expr> {
         name.push_str(" NOT NULL");
     }
     Ok(Expr::Literal(ScalarValue::Utf8(Some(name)), None))
+}
+
+/// Whether `literal` is an integer literal that fits an INT and `other` an
+/// INT (or narrower) expression.
+fn int_literal_beside_int(literal: &Expr, other: &Expr, schema: &DFSchema) -> bool {
+    matches!(literal, Expr::Literal(ScalarValue::Int64(Some(v)), _) if i32::try_from(*v).is_ok())
+        && matches!(
+            other.get_type(schema),
+            Ok(DataType::Int32 | DataType::Int16 | DataType::Int8)
+        )
 }
