@@ -65,8 +65,8 @@ pub fn solid(tokens: &[TokenWithSpan]) -> Vec<TokenWithSpan> {
     tokens.iter().filter(|t| !is_space(t)).cloned().collect()
 }
 
-/// Splits at top-level commas (outside parentheses and angle brackets of
-/// types are left to the caller: only parentheses nest here).
+/// Splits at top-level commas: outside parentheses, the square brackets of
+/// `ARRAY[...]` and the angle brackets of types (`MAP<STRING, INT>`).
 pub fn split_commas(tokens: &[TokenWithSpan]) -> Vec<&[TokenWithSpan]> {
     let mut parts = Vec::new();
     let mut depth = 0i32;
@@ -74,8 +74,8 @@ pub fn split_commas(tokens: &[TokenWithSpan]) -> Vec<&[TokenWithSpan]> {
     let mut start = 0;
     for (i, token) in tokens.iter().enumerate() {
         match token.token {
-            Token::LParen => depth += 1,
-            Token::RParen => depth -= 1,
+            Token::LParen | Token::LBracket => depth += 1,
+            Token::RParen | Token::RBracket => depth -= 1,
             Token::Lt => angle += 1,
             Token::Gt => angle -= 1,
             Token::ShiftRight => angle -= 2,

@@ -58,7 +58,7 @@ fn rewrite_one(words: Vec<TokenWithSpan>, at: usize) -> Result<Vec<TokenWithSpan
         return Err(refuse("expected ( after UNNEST", unnest));
     }
     let close = matching_paren(&words, open).ok_or_else(|| refuse("unclosed UNNEST(", unnest))?;
-    if close == open + 1 || has_top_level_comma(&words[open + 1..close]) {
+    if close == open + 1 || split_commas(&words[open + 1..close]).len() != 1 {
         return Err(refuse(
             "UNNEST of more than one collection at once is not supported yet",
             unnest,
@@ -189,19 +189,4 @@ fn rewrite_one(words: Vec<TokenWithSpan>, at: usize) -> Result<Vec<TokenWithSpan
         }
     }
     Ok(out)
-}
-
-/// Whether a comma separates arguments here (brackets of ARRAY[...] and
-/// parentheses nest).
-fn has_top_level_comma(tokens: &[TokenWithSpan]) -> bool {
-    let mut depth = 0i32;
-    tokens.iter().any(|t| {
-        match t.token {
-            Token::LParen | Token::LBracket => depth += 1,
-            Token::RParen | Token::RBracket => depth -= 1,
-            Token::Comma if depth == 0 => return true,
-            _ => {}
-        }
-        false
-    })
 }

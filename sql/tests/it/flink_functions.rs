@@ -18,7 +18,7 @@ use crate::support::Collected;
 
 /// How many cases gave Flink's answer when this was last raised: a change
 /// that makes Runnel refuse what it answered before fails here.
-const MATCHING_AT_LEAST: usize = 630;
+const MATCHING_AT_LEAST: usize = 631;
 
 enum Outcome {
     Rows(Vec<String>),
