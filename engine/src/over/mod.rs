@@ -154,7 +154,7 @@ pub fn over_aggregate<'scope>(
                     }
                 }
                 let Some(cap) = held.take() else { return };
-                let mut ready: Vec<(u64, RecordBatch)> = Vec::new();
+                let mut ready: Vec<(u64, RecordBatch, Vec<Millis>)> = Vec::new();
                 while let Some(entry) = pending.first_entry() {
                     if bound.is_some_and(|b| entry.key().0 >= b) {
                         break;
@@ -164,7 +164,11 @@ pub fn over_aggregate<'scope>(
                         Some(b) => part.times.partition_point(|&t| t < b),
                         None => part.times.len(),
                     };
-                    ready.push((part.arrival, part.rows.slice(0, cut)));
+                    ready.push((
+                        part.arrival,
+                        part.rows.slice(0, cut),
+                        part.times[..cut].to_vec(),
+                    ));
                     if cut < part.times.len() {
                         pending.insert(
                             (part.times[cut], part.arrival),
@@ -176,8 +180,12 @@ pub fn over_aggregate<'scope>(
                         );
                     }
                 }
-                ready.sort_unstable_by_key(|(arrival, _)| *arrival);
-                match state.fire(ready.into_iter().map(|(_, rows)| rows).collect(), bound) {
+                ready.sort_unstable_by_key(|(arrival, _, _)| *arrival);
+                let (batches, times): (Vec<RecordBatch>, Vec<Vec<Millis>>) = ready
+                    .into_iter()
+                    .map(|(_, rows, times)| (rows, times))
+                    .unzip();
+                match state.fire(batches, times.concat(), bound) {
                     Ok(Some(out)) => output.session(&cap).give_container(&mut Batch::new(out)),
                     Ok(None) => {}
                     Err(error) => context.fail(error),
@@ -263,30 +271,33 @@ impl State {
     }
 
     /// The rows the watermark has passed (in arrival order of their
-    /// batches), each with its aggregates.
+    /// batches) and their times, each row with its aggregates.
     fn fire(
         &mut self,
         ready: Vec<RecordBatch>,
+        times: Vec<Millis>,
         bound: Option<Watermark>,
     ) -> Result<Option<RecordBatch>, EngineError> {
-        let ready: Vec<RecordBatch> = ready.into_iter().filter(|b| b.num_rows() > 0).collect();
         let out = match ready.first() {
-            None => None,
-            Some(first) => {
+            Some(first) if !times.is_empty() => {
                 let all = concat_batches(&first.schema(), &ready)?;
-                Some(self.aggregate(&all)?)
+                Some(self.aggregate(&all, &times)?)
             }
+            _ => None,
         };
         self.sweep(bound);
         Ok(out)
     }
 
-    /// `ready`'s rows by partition and time, each with its aggregates.
-    fn aggregate(&mut self, ready: &RecordBatch) -> Result<RecordBatch, EngineError> {
+    /// `ready`'s rows (at `times`, read when they were held back) by
+    /// partition and time, each with its aggregates.
+    fn aggregate(
+        &mut self,
+        ready: &RecordBatch,
+        times: &[Millis],
+    ) -> Result<RecordBatch, EngineError> {
         let spec = self.spec.clone();
         let rows = ready.num_rows();
-        let times = event_millis(ready.column(spec.time_column))?;
-        let times = times.as_primitive::<Int64Type>().values();
         let keys: Vec<ArrayRef> = spec
             .partition
             .iter()
