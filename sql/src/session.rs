@@ -212,19 +212,25 @@ impl Session {
         }
     }
 
+    /// No table or view is named `name` yet.
+    fn name_is_free(&self, name: &str, start: Position) -> Result<(), SqlError> {
+        if self.catalog.tables.contains_key(name)
+            || self.catalog.views.iter().any(|v| v.name == name)
+        {
+            return Err(SqlError::at(
+                format!("Table or view '{name}' already exists"),
+                start,
+            ));
+        }
+        Ok(())
+    }
+
     fn add_table(
         &mut self,
         table: crate::front::ddl::TableDef,
         start: Position,
     ) -> Result<(), SqlError> {
-        if self.catalog.tables.contains_key(&table.name)
-            || self.catalog.views.iter().any(|v| v.name == table.name)
-        {
-            return Err(SqlError::at(
-                format!("Table or view '{}' already exists", table.name),
-                start,
-            ));
-        }
+        self.name_is_free(&table.name, start)?;
         self.catalog
             .tables
             .insert(table.name.clone(), Arc::new(table));
@@ -265,14 +271,7 @@ impl Session {
         // Plan it now so that a bad view fails at its own statement.
         let context = self.catalog.session(&calls).await?;
         context.sql(&sql).await.map_err(|e| located(e, query))?;
-        if self.catalog.tables.contains_key(&name)
-            || self.catalog.views.iter().any(|v| v.name == name)
-        {
-            return Err(SqlError::at(
-                format!("Table or view '{name}' already exists"),
-                start,
-            ));
-        }
+        self.name_is_free(&name, start)?;
         self.catalog.views.push(ViewDef {
             name,
             sql,
@@ -305,14 +304,7 @@ impl Session {
         start: Position,
     ) -> Result<Pipeline, SqlError> {
         let mut table = crate::front::ddl::parse_create_table_as(head)?;
-        if self.catalog.tables.contains_key(&table.name)
-            || self.catalog.views.iter().any(|v| v.name == table.name)
-        {
-            return Err(SqlError::at(
-                format!("Table or view '{}' already exists", table.name),
-                start,
-            ));
-        }
+        self.name_is_free(&table.name, start)?;
         let (node, schema) = self.query(query).await?;
         table.physical = schema
             .fields()
