@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 
-use crate::support::{run_script, timestamp};
+use crate::support::{run_script_none_late, timestamp};
 
 #[derive(Debug, Clone, Copy)]
 enum Frame {
@@ -51,14 +51,7 @@ fn run(rows: &[Reading], frame: Frame, workers: usize) -> Vec<String> {
         path.display(),
         frame.sql()
     );
-    let (context, rows) = run_script(&script, workers);
-    assert_eq!(
-        context
-            .late_records
-            .load(std::sync::atomic::Ordering::Relaxed),
-        0
-    );
-    rows
+    run_script_none_late(&script, workers)
 }
 
 /// Each row's aggregates over its frame, computed directly.

@@ -87,34 +87,45 @@ pub fn runnel(dir: &std::path::Path, query: &str, workers: usize, watermark: boo
         )
     };
     let script = format!("{}\n{}\n{query}", table("lt"), table("rt"));
-    let (context, rows) = run_script(&script, workers);
+    run_script_none_late(&script, workers)
+}
+
+/// Runs a script to the end of its input into `sink`; its context.
+pub fn run_into(script: &str, workers: usize, sink: Arc<dyn SinkProvider>) -> Arc<JobContext> {
+    let mut session = Session::new(Arc::new(Connectors::default()));
+    let submitted = session.submit_blocking(script).unwrap();
+    let context = Arc::new(JobContext::default());
+    submitted
+        .job
+        .run(&Cluster::local(workers), context.clone(), sink)
+        .unwrap();
+    context
+}
+
+/// Runs a script to the end of its input; its context, and the rows its
+/// bare SELECT's output describes, sorted.
+pub fn run_script(script: &str, workers: usize) -> (Arc<JobContext>, Vec<String>) {
+    let rows = Collected::default();
+    let context = run_into(script, workers, Arc::new(rows.clone()));
+    let mut rows = rows.0.lock().unwrap().clone();
+    rows.sort();
+    (context, rows)
+}
+
+/// `run_script`'s rows, for an input no row of which may be late.
+pub fn run_script_none_late(script: &str, workers: usize) -> Vec<String> {
+    let (context, rows) = run_script(script, workers);
+    assert_none_late(&context);
+    rows
+}
+
+pub fn assert_none_late(context: &JobContext) {
     assert_eq!(
         context
             .late_records
             .load(std::sync::atomic::Ordering::Relaxed),
         0
     );
-    rows
-}
-
-/// Runs a script to the end of its input; its context, and the rows its
-/// bare SELECT's output describes, sorted.
-pub fn run_script(script: &str, workers: usize) -> (Arc<JobContext>, Vec<String>) {
-    let mut session = Session::new(Arc::new(Connectors::default()));
-    let submitted = session.submit_blocking(script).unwrap();
-    let rows = Collected::default();
-    let context = Arc::new(JobContext::default());
-    submitted
-        .job
-        .run(
-            &Cluster::local(workers),
-            context.clone(),
-            Arc::new(rows.clone()),
-        )
-        .unwrap();
-    let mut rows = rows.0.lock().unwrap().clone();
-    rows.sort();
-    (context, rows)
 }
 
 /// Batches' rows as `print` shows them (without the kind), sorted.

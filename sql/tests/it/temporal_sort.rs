@@ -6,16 +6,12 @@ use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::record_batch::RecordBatch;
 use proptest::prelude::*;
-use runnel_connectors::Connectors;
 use runnel_engine::EngineError;
 use runnel_engine::connector::SinkProvider;
-use runnel_engine::context::JobContext;
-use runnel_engine::runtime::Cluster;
 use runnel_engine::sink::BatchSink;
 use runnel_engine::time::Watermark;
-use runnel_sql::Session;
 
-use crate::support::timestamp;
+use crate::support::{assert_none_late, run_into, timestamp};
 
 /// Rows as they arrive, in arrival order.
 #[derive(Clone, Default)]
@@ -53,24 +49,9 @@ fn sorted_output(rows: &[(i64, i64)], workers: usize, limit: Option<usize>) -> V
         path.display(),
         limit.map_or(String::new(), |l| format!(" LIMIT {l}"))
     );
-    let mut session = Session::new(Arc::new(Connectors::default()));
-    let submitted = session.submit_blocking(&script).unwrap();
     let out = InOrder::default();
-    let context = Arc::new(JobContext::default());
-    submitted
-        .job
-        .run(
-            &Cluster::local(workers),
-            context.clone(),
-            Arc::new(out.clone()),
-        )
-        .unwrap();
-    assert_eq!(
-        context
-            .late_records
-            .load(std::sync::atomic::Ordering::Relaxed),
-        0
-    );
+    let context = run_into(&script, workers, Arc::new(out.clone()));
+    assert_none_late(&context);
     out.0.lock().unwrap().clone()
 }
 
