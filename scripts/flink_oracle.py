@@ -33,6 +33,8 @@ TABLES = {
     "o": "id BIGINT, v BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '2' SECOND",
     "p": "k STRING, v INT, x DOUBLE, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND",
     "a": "id BIGINT, tags ARRAY<STRING>, nums ARRAY<INT>, m MAP<STRING, INT>",
+    "m": "sym STRING, price INT, tax INT, ts TIMESTAMP(3), "
+         "WATERMARK FOR ts AS ts - INTERVAL '1' SECOND",
 }
 
 

@@ -26,12 +26,14 @@ pub mod grouped;
 pub mod join;
 pub mod lateness;
 pub mod over;
+pub mod pattern;
 pub mod rank;
 pub mod runtime;
 pub mod sink;
 pub mod source;
 pub mod stateless;
 pub mod time;
+pub mod time_order;
 pub mod updating;
 pub mod window;
 

@@ -10,6 +10,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::error::SqlError;
 use crate::front::ddl::TableDef;
+use crate::front::match_recognize::MatchCall;
 use crate::front::windows::WindowCall;
 
 /// Where a table's physical columns are registered when it also has
@@ -67,6 +68,7 @@ pub struct ViewDef {
     pub name: String,
     pub sql: String,
     pub windows: Vec<WindowCall>,
+    pub matches: Vec<MatchCall>,
 }
 
 impl Catalog {
@@ -121,6 +123,16 @@ impl Catalog {
     /// A session with every table and view registered, ready to plan a
     /// query whose window calls are `windows`.
     pub async fn session(&self, windows: &[WindowCall]) -> Result<SessionContext, SqlError> {
+        self.session_for(windows, &[]).await
+    }
+
+    /// A session ready to plan a query whose window calls are `windows`
+    /// and whose MATCH_RECOGNIZE clauses are `matches`.
+    pub async fn session_for(
+        &self,
+        windows: &[WindowCall],
+        matches: &[MatchCall],
+    ) -> Result<SessionContext, SqlError> {
         let mut config = SessionConfig::new().with_target_partitions(1);
         // Flink identifiers are case-sensitive.
         config.options_mut().sql_parser.enable_ident_normalization = false;
@@ -153,6 +165,7 @@ impl Catalog {
         }
         for view in &self.views {
             register_windows(&context, &view.windows).await?;
+            register_matches(&context, &view.matches).await?;
             context
                 .sql(&format!(
                     "CREATE VIEW {} AS {}",
@@ -162,7 +175,21 @@ impl Catalog {
                 .await?;
         }
         register_windows(&context, windows).await?;
+        register_matches(&context, matches).await?;
         Ok(context)
+    }
+
+    /// Every MATCH_RECOGNIZE clause known: the views' and the query's.
+    pub fn match_call<'a>(
+        &'a self,
+        query_matches: &'a [MatchCall],
+        placeholder: &str,
+    ) -> Option<&'a MatchCall> {
+        self.views
+            .iter()
+            .flat_map(|v| v.matches.iter())
+            .chain(query_matches)
+            .find(|m| m.placeholder == placeholder)
     }
 
     /// Every window call known: the views' and the query's.
@@ -216,6 +243,28 @@ async fn register_windows(
             Arc::new(Schema::new(fields)),
             vec![vec![]],
         )?);
+        context.register_table(quoted(&call.placeholder), placeholder)?;
+    }
+    Ok(())
+}
+
+/// Each clause's placeholder table: the partition columns and measures.
+async fn register_matches(context: &SessionContext, matches: &[MatchCall]) -> Result<(), SqlError> {
+    for call in matches {
+        let input = context
+            .sql(&format!("SELECT * FROM {}", call.input))
+            .await
+            .map_err(|e| {
+                SqlError::at(
+                    e.to_string().lines().next().unwrap_or_default(),
+                    call.position,
+                )
+            })?;
+        let schema = Arc::new(input.schema().as_arrow().clone());
+        let spec =
+            crate::plan::match_recognize::compile(context, &call.clause, schema, call.position)
+                .await?;
+        let placeholder = Arc::new(MemTable::try_new(spec.output_schema.clone(), vec![vec![]])?);
         context.register_table(quoted(&call.placeholder), placeholder)?;
     }
     Ok(())

@@ -162,6 +162,11 @@ fn build<'scope>(
             spec.clone(),
             context.clone(),
         ),
+        Node::MatchRecognize { input, spec, .. } => runnel_engine::pattern::match_recognize(
+            build(input, scope, context, index, peers, memo)?,
+            spec.clone(),
+            context.clone(),
+        ),
         Node::WindowAssign { input, spec } => runnel_engine::window::assign::assign_windows(
             build(input, scope, context, index, peers, memo)?,
             spec.clone(),

@@ -81,6 +81,12 @@ pub fn explain(node: &Node, depth: usize) -> String {
             "{pad}OverAggregate: {describe}\n{}",
             explain(input, depth + 1)
         ),
+        Node::MatchRecognize {
+            input, describe, ..
+        } => format!(
+            "{pad}MatchRecognize: {describe}\n{}",
+            explain(input, depth + 1)
+        ),
         Node::WindowAssign { input, spec } => format!(
             "{pad}WindowAssign: {:?}\n{}",
             spec.kind,

@@ -267,15 +267,18 @@ impl Session {
             crate::front::function_syntax::rewrite(crate::front::unnest::rewrite(query.to_vec())?),
         )?;
         let (rewritten, calls) = windows::rewrite(legacy, &mut self.catalog.next_window)?;
+        let (rewritten, matches) =
+            crate::front::match_recognize::rewrite(rewritten, &mut self.catalog.next_window)?;
         let sql = render(&rewritten);
         // Plan it now so that a bad view fails at its own statement.
-        let context = self.catalog.session(&calls).await?;
+        let context = self.catalog.session_for(&calls, &matches).await?;
         context.sql(&sql).await.map_err(|e| located(e, query))?;
         self.name_is_free(&name, start)?;
         self.catalog.views.push(ViewDef {
             name,
             sql,
             windows: calls,
+            matches,
         });
         Ok(())
     }
@@ -394,7 +397,6 @@ impl Session {
     }
 
     async fn query(&mut self, tokens: &[TokenWithSpan]) -> Result<(Node, SchemaRef), SqlError> {
-        crate::front::function_syntax::refuse_unsupported(tokens)?;
         let unnested = crate::front::unnest::rewrite(tokens.to_vec())?;
         let (temporal, clauses) = crate::front::temporal::rewrite(unnested);
         for clause in &clauses {
@@ -404,8 +406,10 @@ impl Session {
             crate::front::function_syntax::rewrite(temporal),
         )?;
         let (rewritten, calls) = windows::rewrite(legacy, &mut self.catalog.next_window)?;
+        let (rewritten, matches) =
+            crate::front::match_recognize::rewrite(rewritten, &mut self.catalog.next_window)?;
         let sql = render(&rewritten);
-        let context = self.catalog.session(&calls).await?;
+        let context = self.catalog.session_for(&calls, &matches).await?;
         let frame = context.sql(&sql).await.map_err(|e| located(e, tokens))?;
         let plan = frame
             .into_optimized_plan()
@@ -415,6 +419,7 @@ impl Session {
             context: &context,
             catalog: &self.catalog,
             windows: &calls,
+            matches: &matches,
             connectors: self.connectors.as_ref(),
             statement: tokens,
             rank_limits: Default::default(),

@@ -9,13 +9,12 @@
 
 pub mod frame;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
+use datafusion::arrow::array::{Array, ArrayRef, UInt32Array};
 use datafusion::arrow::compute::{cast, concat_batches, take_record_batch};
-use datafusion::arrow::datatypes::{DataType, Int64Type, SchemaRef, TimeUnit};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::physical_expr::PhysicalExpr;
@@ -23,16 +22,15 @@ use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::scalar::ScalarValue;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::Stream;
-use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
 use crate::batch::Batch;
 use crate::context::JobContext;
 use crate::error::EngineError;
 use crate::fast_hash::HashMap;
-use crate::rank::closed_time::{Stash, stash_batch};
 use crate::runtime::exchange;
 use crate::time::{Millis, Watermark};
+use crate::time_order::{TimeOrder, partition_order};
 pub use frame::Frame;
 use frame::{Arguments, PartitionState};
 
@@ -80,16 +78,6 @@ struct State {
     values: Vec<Vec<ScalarValue>>,
 }
 
-/// Rows of one input batch not yet given out, sorted by time (ties in
-/// arrival order), so that each firing takes a prefix without copying.
-struct Pending {
-    /// Arrival order of the batch, which orders rows of equal time
-    /// across batches.
-    arrival: u64,
-    rows: RecordBatch,
-    times: Vec<Millis>,
-}
-
 pub fn over_aggregate<'scope>(
     input: Stream<'scope, Watermark, Batch>,
     spec: Arc<OverAggregate>,
@@ -99,14 +87,7 @@ pub fn over_aggregate<'scope>(
         exchange::by_key(spec.partition.clone()),
         "OverAggregate",
         move |_cap, _info| {
-            let mut stash = Stash::new();
-            // Rows of closed times whose own time the watermark has not
-            // passed yet, by their earliest time: a firing looks only at
-            // those it can give out (a worker far ahead of the watermark
-            // holds many), held at a time no later than any of theirs.
-            let mut pending: BTreeMap<(Millis, u64), Pending> = BTreeMap::new();
-            let mut held: Option<Capability<Watermark>> = None;
-            let mut arrivals = 0u64;
+            let mut order = TimeOrder::new(spec.time_column);
             let mut state = match State::new(spec.clone(), context.clone()) {
                 Ok(state) => Some(state),
                 Err(error) => {
@@ -117,113 +98,30 @@ pub fn over_aggregate<'scope>(
             move |(input, frontier), output| {
                 input.for_each(|cap, data| {
                     if let Some(batch) = data.take() {
-                        stash_batch(&mut stash, &cap, batch);
+                        order.accept(&cap, batch);
                     }
                 });
                 let Some(state) = state.as_mut() else {
-                    stash.clear();
-                    pending.clear();
-                    held = None;
+                    order.clear();
                     return;
                 };
                 let bound = frontier.frontier().iter().min().copied();
-                while let Some(entry) = stash.first_entry() {
-                    if bound.is_some_and(|b| *entry.key() >= b) {
-                        break;
-                    }
-                    let (kept, batches) = entry.remove();
-                    if held.as_ref().is_none_or(|c| kept.time() < c.time()) {
-                        held = Some(kept);
-                    }
-                    for batch in batches {
-                        match by_time(&batch, spec.time_column) {
-                            Ok(Some((rows, times))) => {
-                                pending.insert(
-                                    (times[0], arrivals),
-                                    Pending {
-                                        arrival: arrivals,
-                                        rows,
-                                        times,
-                                    },
-                                );
-                                arrivals += 1;
-                            }
-                            Ok(None) => {}
-                            Err(error) => context.fail(error),
-                        }
-                    }
-                }
-                let Some(cap) = held.take() else { return };
-                let mut ready: Vec<(u64, RecordBatch, Vec<Millis>)> = Vec::new();
-                while let Some(entry) = pending.first_entry() {
-                    if bound.is_some_and(|b| entry.key().0 >= b) {
-                        break;
-                    }
-                    let part = entry.remove();
-                    let cut = match bound {
-                        Some(b) => part.times.partition_point(|&t| t < b),
-                        None => part.times.len(),
-                    };
-                    ready.push((
-                        part.arrival,
-                        part.rows.slice(0, cut),
-                        part.times[..cut].to_vec(),
-                    ));
-                    if cut < part.times.len() {
-                        pending.insert(
-                            (part.times[cut], part.arrival),
-                            Pending {
-                                arrival: part.arrival,
-                                rows: part.rows.slice(cut, part.times.len() - cut),
-                                times: part.times[cut..].to_vec(),
-                            },
-                        );
-                    }
-                }
-                ready.sort_unstable_by_key(|(arrival, _, _)| *arrival);
-                let (batches, times): (Vec<RecordBatch>, Vec<Vec<Millis>>) = ready
-                    .into_iter()
-                    .map(|(_, rows, times)| (rows, times))
-                    .unzip();
-                match state.fire(batches, times.concat(), bound) {
-                    Ok(Some(out)) => output.session(&cap).give_container(&mut Batch::new(out)),
+                let ready = match order.ready(bound) {
+                    Ok(Some(ready)) => ready,
+                    Ok(None) => return,
+                    Err(error) => return context.fail(error),
+                };
+                match state.fire(ready.batches, ready.times, bound) {
+                    Ok(Some(out)) => output
+                        .session(&ready.cap)
+                        .give_container(&mut Batch::new(out)),
                     Ok(None) => {}
                     Err(error) => context.fail(error),
                 }
-                if let Some(((earliest, _), _)) = pending.first_key_value() {
-                    let mut cap = cap;
-                    if *earliest > *cap.time() {
-                        cap.downgrade(earliest);
-                    }
-                    held = Some(cap);
-                }
+                order.hold(ready.cap);
             }
         },
     )
-}
-
-/// `batch`'s rows with a time, in time order (a stable sort keeps arrival
-/// order among equal times), and their times; `None` if no row has one.
-fn by_time(
-    batch: &RecordBatch,
-    time_column: usize,
-) -> Result<Option<(RecordBatch, Vec<Millis>)>, EngineError> {
-    let times = event_millis(batch.column(time_column))?;
-    let times = times.as_primitive::<Int64Type>();
-    let mut order: Vec<u32> = (0..batch.num_rows() as u32)
-        .filter(|&i| times.is_valid(i as usize))
-        .collect();
-    if order.is_empty() {
-        return Ok(None);
-    }
-    order.sort_by_key(|&i| times.value(i as usize));
-    let sorted_times: Vec<Millis> = order.iter().map(|&i| times.value(i as usize)).collect();
-    let in_order = order.iter().enumerate().all(|(at, &i)| at == i as usize);
-    let rows = match in_order {
-        true => batch.clone(),
-        false => take_record_batch(batch, &UInt32Array::from(order))?,
-    };
-    Ok(Some((rows, sorted_times)))
 }
 
 impl State {
@@ -309,39 +207,7 @@ impl State {
             false => Some(self.converter.convert_columns(&keys)?),
         };
         let key = |row: usize| key_rows.as_ref().map_or(&[][..], |k| k.row(row).data());
-        // Rows grouped by partition (a hash lookup a row, not a sort on key
-        // bytes), in arrival order within each, then put in time order.
-        let mut group_of: Vec<u32> = Vec::with_capacity(rows);
-        let mut group_sizes: Vec<u32> = Vec::new();
-        {
-            let mut groups: HashMap<&[u8], u32> = HashMap::default();
-            for row in 0..rows {
-                let next = group_sizes.len() as u32;
-                let group = *groups.entry(key(row)).or_insert(next);
-                if group == next {
-                    group_sizes.push(0);
-                }
-                group_sizes[group as usize] += 1;
-                group_of.push(group);
-            }
-        }
-        let mut group_starts: Vec<usize> = Vec::with_capacity(group_sizes.len() + 1);
-        let mut at = 0usize;
-        for &size in &group_sizes {
-            group_starts.push(at);
-            at += size as usize;
-        }
-        group_starts.push(at);
-        let mut fill = group_starts.clone();
-        let mut order = vec![0u32; rows];
-        for (row, &group) in group_of.iter().enumerate() {
-            order[fill[group as usize]] = row as u32;
-            fill[group as usize] += 1;
-        }
-        for bounds in group_starts.windows(2) {
-            // Stable: equal times keep their arrival order.
-            order[bounds[0]..bounds[1]].sort_by_key(|&row| times[row as usize]);
-        }
+        let (order, group_starts) = partition_order(key, times);
         let indices = UInt32Array::from(order);
         let sorted = take_record_batch(ready, &indices)?;
         let sorted_times: Vec<Millis> = indices
@@ -427,10 +293,4 @@ impl State {
             .state_rows
             .fetch_sub(forgotten, std::sync::atomic::Ordering::Relaxed);
     }
-}
-
-/// A time column as milliseconds (`Int64`), NULLs kept.
-fn event_millis(column: &ArrayRef) -> Result<ArrayRef, EngineError> {
-    let millis = cast(column, &DataType::Timestamp(TimeUnit::Millisecond, None))?;
-    Ok(cast(&millis, &DataType::Int64)?)
 }

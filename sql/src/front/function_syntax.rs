@@ -7,26 +7,7 @@
 
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan};
 
-use super::tokens::{is_space, is_word, matching_paren, position};
-use crate::SqlError;
-
-/// Clauses Runnel does not run yet, refused at their keyword in one
-/// sentence (DataFusion's own error for them is a dump of the parse tree,
-/// or names a subquery the user did not write).
-pub fn refuse_unsupported(tokens: &[TokenWithSpan]) -> Result<(), SqlError> {
-    for token in tokens {
-        let construct = if is_word(token, "MATCH_RECOGNIZE") {
-            "MATCH_RECOGNIZE"
-        } else {
-            continue;
-        };
-        return Err(SqlError::at(
-            format!("{construct} is not supported yet"),
-            position(token),
-        ));
-    }
-    Ok(())
-}
+use super::tokens::{is_space, is_word, matching_paren};
 
 pub fn rewrite(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
     let mut i = 0;

@@ -8,6 +8,7 @@ pub(crate) mod function_syntax;
 pub(crate) mod is_json;
 pub(crate) mod json_construct;
 pub(crate) mod legacy_windows;
+pub(crate) mod match_recognize;
 pub(crate) mod predicates;
 pub(crate) mod temporal;
 pub(crate) mod tokens;

@@ -72,13 +72,24 @@ pub fn split_commas(tokens: &[TokenWithSpan]) -> Vec<&[TokenWithSpan]> {
     let mut depth = 0i32;
     let mut angle = 0i32;
     let mut start = 0;
+    // A `<` opens a type's brackets only after a type that takes them;
+    // anywhere else it is a comparison (`a < PREV(a), b AS ...`).
+    let mut previous: Option<&TokenWithSpan> = None;
     for (i, token) in tokens.iter().enumerate() {
+        let opens_type = previous.is_some_and(|p| {
+            ["MAP", "ARRAY", "ROW", "MULTISET"]
+                .iter()
+                .any(|t| is_word(p, t))
+        });
+        if !is_space(token) {
+            previous = Some(token);
+        }
         match token.token {
             Token::LParen | Token::LBracket => depth += 1,
             Token::RParen | Token::RBracket => depth -= 1,
-            Token::Lt => angle += 1,
-            Token::Gt => angle -= 1,
-            Token::ShiftRight => angle -= 2,
+            Token::Lt if opens_type => angle += 1,
+            Token::Gt if angle > 0 => angle -= 1,
+            Token::ShiftRight if angle > 0 => angle -= 2,
             Token::Comma if depth == 0 && angle <= 0 => {
                 parts.push(&tokens[start..i]);
                 start = i + 1;

@@ -15,6 +15,7 @@ pub(crate) mod cast;
 pub(crate) mod field_use;
 pub(crate) mod grouping_sets;
 pub(crate) mod joins;
+pub(crate) mod match_recognize;
 mod node;
 mod over;
 pub(crate) mod ranking;
@@ -99,6 +100,7 @@ pub struct Planner<'a> {
     pub context: &'a SessionContext,
     pub catalog: &'a Catalog,
     pub windows: &'a [WindowCall],
+    pub matches: &'a [crate::front::match_recognize::MatchCall],
     pub connectors: &'a dyn ConnectorFactory,
     /// The statement, to point at the construct when rejecting it.
     pub statement: &'a [datafusion::sql::sqlparser::tokenizer::TokenWithSpan],
@@ -138,6 +140,11 @@ impl Planner<'_> {
                 if let Some(call) = self.catalog.window(self.windows, name) {
                     let frame = self.context.table(quoted(&call.table)).await?;
                     let inner = frame.into_optimized_plan()?;
+                    Box::pin(self.scans(&inner, true, census)).await?;
+                }
+            } else if name.starts_with(crate::front::match_recognize::MATCH_PREFIX) {
+                if let Some(call) = self.catalog.match_call(self.matches, name) {
+                    let inner = Box::pin(self.match_input(call)).await?;
                     Box::pin(self.scans(&inner, true, census)).await?;
                 }
             } else {
@@ -206,6 +213,9 @@ impl Planner<'_> {
                     return self
                         .window_scan(name, projection, scan.projected_schema.as_arrow())
                         .await;
+                }
+                if name.starts_with(crate::front::match_recognize::MATCH_PREFIX) {
+                    return Box::pin(self.match_scan(name, projection)).await;
                 }
                 let table_name = name.strip_prefix(SOURCE_PREFIX).unwrap_or(name);
                 let table = self
@@ -521,5 +531,37 @@ fn as_inserts(node: Node) -> Node {
         input: Box::new(node),
         name: "AsInserts".into(),
         f,
+    }
+}
+
+/// `node`'s columns at `projection` (all when `None`).
+pub(crate) fn project(node: Node, schema: SchemaRef, projection: Option<Vec<usize>>) -> Planned {
+    match projection {
+        Some(indices)
+            if indices.len() != schema.fields().len()
+                || indices.iter().enumerate().any(|(i, &c)| i != c) =>
+        {
+            let out_schema = Arc::new(Schema::new(
+                indices
+                    .iter()
+                    .map(|&i| schema.field(i).clone())
+                    .collect::<Vec<Field>>(),
+            ));
+            let target = out_schema.clone();
+            let f: BatchFn = Arc::new(move |batch: RecordBatch| {
+                let columns: Vec<ArrayRef> =
+                    indices.iter().map(|&i| batch.column(i).clone()).collect();
+                Ok(Some(with_rows(target.clone(), columns, batch.num_rows())?))
+            });
+            Planned::new(
+                Node::Map {
+                    input: Box::new(node),
+                    name: "Project".into(),
+                    f,
+                },
+                out_schema,
+            )
+        }
+        _ => Planned::new(node, schema),
     }
 }

@@ -174,6 +174,13 @@ pub enum Node {
         spec: Arc<runnel_engine::over::OverAggregate>,
         describe: String,
     },
+    /// `MATCH_RECOGNIZE`: one row per match of a pattern over each
+    /// partition's rows in time order, once the watermark passes them.
+    MatchRecognize {
+        input: Box<Node>,
+        spec: Arc<runnel_engine::pattern::MatchRecognize>,
+        describe: String,
+    },
     /// A subtree the plan reads more than once, built once per worker.
     Shared {
         id: usize,
@@ -198,7 +205,8 @@ impl Node {
             | Node::Deduplicate { input, .. }
             | Node::PerClosedTime { input, .. }
             | Node::TemporalSort { input, .. }
-            | Node::OverAggregate { input, .. } => vec![input],
+            | Node::OverAggregate { input, .. }
+            | Node::MatchRecognize { input, .. } => vec![input],
             Node::Shared { input, .. } => vec![input],
         }
     }

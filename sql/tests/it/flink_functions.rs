@@ -18,7 +18,30 @@ use crate::support::Collected;
 
 /// How many cases gave Flink's answer when this was last raised: a change
 /// that makes Runnel refuse what it answered before fails here.
-const MATCHING_AT_LEAST: usize = 631;
+const MATCHING_AT_LEAST: usize = 684;
+
+/// Cases where Flink's answer is not the one its documented semantics
+/// give, with the rows Runnel must give instead and why.
+const FLINK_DIVERGES: &[(&str, &[&str], &str)] = &[(
+    "SELECT * FROM m MATCH_RECOGNIZE (PARTITION BY sym ORDER BY ts MEASURES A.price AS a, LAST(B.price) AS b, COUNT(B.price) AS n ONE ROW PER MATCH PATTERN (A B{1,3} C) DEFINE B AS B.price > A.price, C AS C.price < 14) AS T",
+    &[
+        "ACME, 12, 16, 3",
+        "ACME, 13, 16, 2",
+        "ACME, 14, 16, 1",
+        "ACME, 14, 19, 3",
+        "ACME, 7, 10, 2",
+        "ACME, 9, 10, 1",
+        "XYZ, 1, 6, 3",
+        "XYZ, 2, 9, 1",
+        "XYZ, 4, 6, 2",
+    ],
+    "XYZ's rows 1, 4, 6, 6, 3 hold two matches that end at the row 3: A=1 with B=4,6,6 and \
+     A=4 with B=6,6. Flink 2.3 gives only the second: its CEP shared buffer names every state \
+     of B{1,3} 'B', so the two partial matches, which take the rows 6 at different counts, \
+     share buffer entries, and the first match is read back along the second's rows (with \
+     B{3} alone, which the second cannot match, Flink gives the first; with C also requiring \
+     COUNT(B.price) = 3 it gives neither)",
+)];
 
 enum Outcome {
     Rows(Vec<String>),
@@ -120,6 +143,15 @@ fn builtin_functions_answer_as_flink_does_or_are_refused() {
         let not_in_flink = case["error"]
             .as_str()
             .is_some_and(|e| e.contains("No match found for function signature"));
+        if let Some((_, rows, why)) = FLINK_DIVERGES.iter().find(|(s, _, _)| *s == sql) {
+            match run(&ddl, sql) {
+                Outcome::Rows(got) if got == *rows => {
+                    eprintln!("differs from Flink on purpose: {sql}\n  {why}")
+                }
+                _ => wrong.push(format!("{sql}\n    expected {rows:?} ({why})")),
+            }
+            continue;
+        }
         match (run(&ddl, sql), flink) {
             (Outcome::Rows(rows), Some(flink)) if same_rows(&rows, &flink) => matching += 1,
             // A function Flink does not have (DataFusion's `BOOL_AND`): no

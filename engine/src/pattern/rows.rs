@@ -1,0 +1,129 @@
+//! The rows partial matches still point at: each firing's rows are kept as
+//! one batch until no partial match, held match or carried row refers to
+//! it, and values are read from them by reference.
+
+use std::collections::VecDeque;
+
+use datafusion::arrow::array::{Array, ArrayRef, new_null_array};
+use datafusion::arrow::compute::interleave;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::record_batch::RecordBatch;
+
+use crate::error::EngineError;
+use crate::fast_hash::HashMap;
+
+/// A row of a kept batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RowRef {
+    pub batch: u32,
+    pub row: u32,
+}
+
+/// One firing's rows with, per aggregate that a condition or measure
+/// reads, its argument values.
+struct Kept {
+    rows: RecordBatch,
+    arguments: Vec<Vec<ArrayRef>>,
+}
+
+#[derive(Default)]
+pub struct Rows {
+    kept: VecDeque<Kept>,
+    /// The id of `kept[0]`.
+    first: u32,
+}
+
+impl Rows {
+    /// Keeps a firing's rows; its rows are `RowRef { batch: id, .. }`.
+    pub fn keep(&mut self, rows: RecordBatch, arguments: Vec<Vec<ArrayRef>>) -> u32 {
+        self.kept.push_back(Kept { rows, arguments });
+        self.first + self.kept.len() as u32 - 1
+    }
+
+    /// Forgets batches older than `oldest_needed`.
+    pub fn forget_before(&mut self, oldest_needed: u32) {
+        while self.first < oldest_needed && !self.kept.is_empty() {
+            self.kept.pop_front();
+            self.first += 1;
+        }
+    }
+
+    pub fn newest(&self) -> u32 {
+        self.first + self.kept.len() as u32
+    }
+
+    fn kept(&self, batch: u32) -> Result<&Kept, EngineError> {
+        self.kept
+            .get(batch.wrapping_sub(self.first) as usize)
+            .ok_or_else(|| EngineError::Runtime(format!("MATCH_RECOGNIZE lost row batch {batch}")))
+    }
+
+    /// Column `column` at each reference, NULL where there is none.
+    pub fn column(
+        &self,
+        column: usize,
+        data_type: &DataType,
+        refs: &[Option<RowRef>],
+    ) -> Result<ArrayRef, EngineError> {
+        self.gather(refs, data_type, |kept| Ok(kept.rows.column(column).clone()))
+    }
+
+    /// Argument `argument` of aggregate `aggregate` at each reference.
+    pub fn argument(
+        &self,
+        aggregate: usize,
+        argument: usize,
+        data_type: &DataType,
+        refs: &[Option<RowRef>],
+    ) -> Result<ArrayRef, EngineError> {
+        self.gather(refs, data_type, |kept| {
+            kept.arguments
+                .get(aggregate)
+                .and_then(|a| a.get(argument))
+                .cloned()
+                .ok_or_else(|| EngineError::Runtime("MATCH_RECOGNIZE argument missing".into()))
+        })
+    }
+
+    fn gather(
+        &self,
+        refs: &[Option<RowRef>],
+        data_type: &DataType,
+        array_of: impl Fn(&Kept) -> Result<ArrayRef, EngineError>,
+    ) -> Result<ArrayRef, EngineError> {
+        // Source 0 is one NULL, for references to no row.
+        let mut sources: Vec<ArrayRef> = Vec::new();
+        let mut source_of: HashMap<u32, usize> = HashMap::default();
+        let mut indices = Vec::with_capacity(refs.len());
+        for r in refs {
+            match r {
+                Some(r) => {
+                    let at = match source_of.get(&r.batch) {
+                        Some(&at) => at,
+                        None => {
+                            sources.push(array_of(self.kept(r.batch)?)?);
+                            source_of.insert(r.batch, sources.len());
+                            sources.len()
+                        }
+                    };
+                    indices.push((at, r.row as usize));
+                }
+                None => indices.push((0, 0)),
+            }
+        }
+        let null = new_null_array(data_type, 1);
+        if sources.len() == 1 && indices.iter().all(|&(s, _)| s == 1) {
+            let only = &sources[0];
+            let rows: Vec<u32> = indices.iter().map(|&(_, r)| r as u32).collect();
+            return Ok(datafusion::arrow::compute::take(
+                only.as_ref(),
+                &datafusion::arrow::array::UInt32Array::from(rows),
+                None,
+            )?);
+        }
+        let mut all: Vec<&dyn Array> = Vec::with_capacity(sources.len() + 1);
+        all.push(null.as_ref());
+        all.extend(sources.iter().map(|a| a.as_ref()));
+        Ok(interleave(&all, &indices)?)
+    }
+}
