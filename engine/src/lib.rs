@@ -9,6 +9,8 @@
 //! - Operators: `stateless` (projections and filters), `window` (window
 //!   kinds, assignment, aggregation, sessions), `join` (the kernel, the
 //!   interval join, the append-only join), `over` (OVER aggregations),
+//!   `pattern` (MATCH_RECOGNIZE), `time_order` (rows held until the
+//!   watermark passes their time, for both),
 //!   `rank` (per-closed-time
 //!   functions, deduplication, append-only top-N), `grouped` (the
 //!   append-only GROUP BY and its states), `updating` (differential

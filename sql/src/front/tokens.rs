@@ -183,8 +183,7 @@ pub fn interval_millis(tokens: &[TokenWithSpan]) -> Result<i64, SqlError> {
         },
         _ => return Err(bad()),
     };
-    let amount: i64 = amount.parse().map_err(|_| bad())?;
-    let unit_millis = match unit.to_ascii_uppercase().trim_end_matches('S') {
+    let unit_millis: i64 = match unit.to_ascii_uppercase().trim_end_matches('S') {
         "MILLISECOND" => 1,
         "SECOND" => 1_000,
         "MINUTE" => 60_000,
@@ -197,5 +196,18 @@ pub fn interval_millis(tokens: &[TokenWithSpan]) -> Result<i64, SqlError> {
             ));
         }
     };
-    Ok(amount * unit_millis)
+    // A fraction is exact in milliseconds or refused: '0.05' SECOND.
+    let (whole, fraction) = amount.split_once('.').unwrap_or((&amount, ""));
+    let whole: i64 = whole.parse().map_err(|_| bad())?;
+    let digits = fraction.len() as u32;
+    let fraction: i64 = match fraction {
+        "" => 0,
+        f => f.parse().map_err(|_| bad())?,
+    };
+    let scale = 10i64.checked_pow(digits).ok_or_else(bad)?;
+    let fraction_millis = fraction * unit_millis;
+    if fraction_millis % scale != 0 || whole < 0 && fraction != 0 {
+        return Err(bad());
+    }
+    Ok(whole * unit_millis + fraction_millis / scale)
 }

@@ -14,6 +14,7 @@ mod joins;
 mod keep_only;
 mod late_rows;
 mod nexmark;
+mod match_recognize;
 mod over;
 mod slt;
 mod state_ttl;
