@@ -35,6 +35,10 @@ TABLES = {
     "a": "id BIGINT, tags ARRAY<STRING>, nums ARRAY<INT>, m MAP<STRING, INT>",
     "m": "sym STRING, price INT, tax INT, ts TIMESTAMP(3), "
          "WATERMARK FOR ts AS ts - INTERVAL '1' SECOND",
+    "od": "id BIGINT, currency STRING, amount INT, ts TIMESTAMP(3), "
+          "WATERMARK FOR ts AS ts - INTERVAL '1' SECOND",
+    "rt": "currency STRING, rate INT, ts TIMESTAMP(3), "
+          "WATERMARK FOR ts AS ts - INTERVAL '1' SECOND, PRIMARY KEY (currency) NOT ENFORCED",
 }
 
 

@@ -26,6 +26,7 @@ pub mod error;
 pub mod fast_hash;
 pub mod grouped;
 pub mod join;
+pub mod kept_rows;
 pub mod lateness;
 pub mod over;
 pub mod pattern;

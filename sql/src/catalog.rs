@@ -69,6 +69,8 @@ pub struct ViewDef {
     pub sql: String,
     pub windows: Vec<WindowCall>,
     pub matches: Vec<MatchCall>,
+    /// Its `FOR SYSTEM_TIME AS OF` clauses against versioned tables.
+    pub versioned: Vec<crate::front::temporal::Temporal>,
 }
 
 impl Catalog {

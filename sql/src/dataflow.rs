@@ -162,6 +162,14 @@ fn build<'scope>(
             spec.clone(),
             context.clone(),
         ),
+        Node::TemporalJoin {
+            left, right, spec, ..
+        } => runnel_engine::join::temporal::temporal_join(
+            build(left, scope, context, index, peers, memo)?,
+            build(right, scope, context, index, peers, memo)?,
+            spec.clone(),
+            context.clone(),
+        ),
         Node::MatchRecognize { input, spec, .. } => runnel_engine::pattern::match_recognize(
             build(input, scope, context, index, peers, memo)?,
             spec.clone(),

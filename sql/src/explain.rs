@@ -81,6 +81,16 @@ pub fn explain(node: &Node, depth: usize) -> String {
             "{pad}OverAggregate: {describe}\n{}",
             explain(input, depth + 1)
         ),
+        Node::TemporalJoin {
+            left,
+            right,
+            describe,
+            ..
+        } => format!(
+            "{pad}TemporalJoin: {describe}\n{}\n{}",
+            explain(left, depth + 1),
+            explain(right, depth + 1)
+        ),
         Node::MatchRecognize {
             input, describe, ..
         } => format!(

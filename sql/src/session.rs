@@ -263,8 +263,13 @@ impl Session {
             .position(|t| t.span == words[i + 1].span)
             .unwrap_or(0);
         let query = &tokens[as_index + 1..];
+        let (temporal, clauses) = crate::front::temporal::rewrite(
+            crate::front::unnest::rewrite(query.to_vec())?,
+            &|table| self.versioned_time(table),
+        )?;
+        let versioned = self.versioned_clauses(clauses)?;
         let legacy = crate::front::legacy_windows::rewrite(
-            crate::front::function_syntax::rewrite(crate::front::unnest::rewrite(query.to_vec())?),
+            crate::front::function_syntax::rewrite(temporal),
         )?;
         let (rewritten, calls) = windows::rewrite(legacy, &mut self.catalog.next_window)?;
         let (rewritten, matches) =
@@ -279,6 +284,7 @@ impl Session {
             sql,
             windows: calls,
             matches,
+            versioned,
         });
         Ok(())
     }
@@ -398,10 +404,9 @@ impl Session {
 
     async fn query(&mut self, tokens: &[TokenWithSpan]) -> Result<(Node, SchemaRef), SqlError> {
         let unnested = crate::front::unnest::rewrite(tokens.to_vec())?;
-        let (temporal, clauses) = crate::front::temporal::rewrite(unnested);
-        for clause in &clauses {
-            self.refuse_changing_lookup(clause)?;
-        }
+        let (temporal, clauses) =
+            crate::front::temporal::rewrite(unnested, &|table| self.versioned_time(table))?;
+        let versioned = self.versioned_clauses(clauses)?;
         let legacy = crate::front::legacy_windows::rewrite(
             crate::front::function_syntax::rewrite(temporal),
         )?;
@@ -420,6 +425,7 @@ impl Session {
             catalog: &self.catalog,
             windows: &calls,
             matches: &matches,
+            versioned: &versioned,
             connectors: self.connectors.as_ref(),
             statement: tokens,
             rank_limits: Default::default(),
@@ -430,6 +436,35 @@ impl Session {
 }
 
 impl Session {
+    /// The clauses against versioned tables, which the planner joins by
+    /// event time; any other table that can change is refused.
+    fn versioned_clauses(
+        &self,
+        clauses: Vec<crate::front::temporal::Temporal>,
+    ) -> Result<Vec<crate::front::temporal::Temporal>, SqlError> {
+        let mut versioned = Vec::new();
+        for clause in clauses {
+            if self.versioned_time(&clause.table).is_some() {
+                versioned.push(clause);
+            } else {
+                self.refuse_changing_lookup(&clause)?;
+            }
+        }
+        Ok(versioned)
+    }
+
+    /// The time attribute of `name` if it is a versioned table Flink joins
+    /// by event time: a PRIMARY KEY and a WATERMARK, its rows each a new
+    /// version of its key.
+    fn versioned_time(&self, name: &str) -> Option<String> {
+        let table = self.catalog.tables.get(name)?;
+        let append_only = table.options.get("format").map(String::as_str) != Some("debezium-json");
+        match (&table.watermark, table.primary_key.is_empty(), append_only) {
+            (Some(watermark), false, true) => Some(watermark.column.clone()),
+            _ => None,
+        }
+    }
+
     /// A `FOR SYSTEM_TIME AS OF` join runs as a regular join, which is
     /// Flink's answer only against a table that cannot change while the job
     /// runs: a bounded file of rows that are not a changelog. Against a
@@ -447,11 +482,7 @@ impl Session {
             Some(table) => {
                 let connector = table.options.get("connector").map(String::as_str);
                 let format = table.options.get("format").map(String::as_str);
-                if !table.primary_key.is_empty() && table.watermark.is_some() {
-                    Some(format!(
-                        "'{name}' is a versioned table (a PRIMARY KEY and a WATERMARK)"
-                    ))
-                } else if format == Some("debezium-json") {
+                if format == Some("debezium-json") {
                     Some(format!("'{name}' is a changelog ('debezium-json')"))
                 } else if connector != Some("filesystem") {
                     Some(format!(

@@ -8,3 +8,4 @@
 pub mod append;
 pub mod interval;
 pub mod kernel;
+pub mod temporal;

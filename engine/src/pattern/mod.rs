@@ -13,7 +13,6 @@
 
 pub mod nfa;
 pub mod reference;
-pub mod rows;
 
 use std::sync::Arc;
 
@@ -31,6 +30,7 @@ use crate::batch::Batch;
 use crate::context::JobContext;
 use crate::error::EngineError;
 use crate::fast_hash::HashMap;
+use crate::kept_rows::{RowRef, Rows};
 use crate::runtime::exchange;
 use crate::time::{Millis, Watermark};
 use crate::time_order::{TimeOrder, partition_order};
@@ -38,7 +38,6 @@ pub use nfa::{Element, Skip};
 use nfa::{Partial, PartitionMatches, variables_to_test};
 pub use reference::{Expression, Reference};
 use reference::{MatchView, Reading};
-use rows::{RowRef, Rows};
 
 pub struct MatchRecognize {
     pub partition: Vec<usize>,

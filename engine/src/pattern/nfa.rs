@@ -8,8 +8,8 @@
 //! SKIP strategy discards the partial matches it rules out.
 
 use super::reference::Matched;
-use super::rows::RowRef;
 use crate::error::EngineError;
+use crate::kept_rows::RowRef;
 use crate::time::Millis;
 
 #[derive(Clone, Debug)]

@@ -13,8 +13,8 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::scalar::ScalarValue;
 
-use super::rows::{RowRef, Rows};
 use crate::error::EngineError;
+use crate::kept_rows::{RowRef, Rows};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Reference {

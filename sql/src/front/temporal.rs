@@ -1,15 +1,15 @@
 //! Flink's lookup and temporal joins, `JOIN t FOR SYSTEM_TIME AS OF
-//! o.proc_time AS r ON ...`, against a bounded table: the clause is taken
-//! out and the join runs as a regular (updating) join. For a table that does
-//! not change while the job runs, which is what a bounded dimension table
-//! is, every probe row meets the same rows either way. Against a table that
-//! does change (a versioned table, a changelog, an unbounded source) a
-//! regular join would join each row with every version, so the session
-//! refuses those (`Temporal::table`).
+//! o.ts AS r ON ...`: the clause is taken out and remembered. Against a
+//! versioned table (a PRIMARY KEY and a WATERMARK) the planner runs an
+//! event-time temporal join (`plan::temporal_join`); against a bounded
+//! table, a regular (updating) join, since for a table that does not change
+//! while the job runs every probe row meets the same rows either way. The
+//! session refuses other tables that change (a changelog, an unbounded
+//! source), where a regular join would join each row with every version.
 
-use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan};
+use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Whitespace};
 
-use crate::error::Position;
+use crate::error::{Position, SqlError};
 use crate::front::tokens::{is_space, is_word, position};
 
 /// A `FOR SYSTEM_TIME AS OF` clause that was taken out: the table it
@@ -20,9 +20,18 @@ pub struct Temporal {
     pub position: Position,
 }
 
-pub fn rewrite(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, Vec<Temporal>) {
+/// Takes the clauses out. A join against a table `versioned_time` names
+/// the time attribute of (a versioned table) is marked in its ON clause,
+/// `ON __runnel_temporal(o.ts, r.<time>) AND (<condition>)`.
+pub fn rewrite(
+    tokens: Vec<TokenWithSpan>,
+    versioned_time: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Vec<TokenWithSpan>, Vec<Temporal>), SqlError> {
     let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
     let mut clauses = Vec::new();
+    // Where in `out` each versioned join's alias starts, with its clause's
+    // time tokens and the table's time attribute.
+    let mut marks: Vec<(usize, String, Vec<TokenWithSpan>, String, Position)> = Vec::new();
     let mut i = 0;
     while i < tokens.len() {
         if let Some(end) = system_time_clause(&tokens, i) {
@@ -35,13 +44,17 @@ pub fn rewrite(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, Vec<Temporal>
                     _ => None,
                 });
             if let Some(table) = table {
-                let at = tokens[i..end]
-                    .iter()
-                    .find(|t| !is_space(t))
-                    .map_or(tokens[i].clone(), Clone::clone);
+                let words: Vec<&TokenWithSpan> =
+                    tokens[i..end].iter().filter(|t| !is_space(t)).collect();
+                let at = position(words.first().copied().unwrap_or(&tokens[i]));
+                if let Some(right_time) = versioned_time(&table) {
+                    let time: Vec<TokenWithSpan> =
+                        words[4..].iter().map(|t| (*t).clone()).collect();
+                    marks.push((out.len(), table.clone(), time, right_time, at));
+                }
                 clauses.push(Temporal {
                     table,
-                    position: position(&at),
+                    position: at,
                 });
             }
             i = end;
@@ -50,8 +63,107 @@ pub fn rewrite(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, Vec<Temporal>
         out.push(tokens[i].clone());
         i += 1;
     }
-    (out, clauses)
+    for (from, table, time, right_time, at) in marks.into_iter().rev() {
+        mark(&mut out, from, &table, time, &right_time, at)?;
+    }
+    Ok((out, clauses))
 }
+
+/// Puts the marker after the ON that follows the versioned table's alias
+/// (at `from`), and parentheses around the condition.
+fn mark(
+    out: &mut Vec<TokenWithSpan>,
+    from: usize,
+    table: &str,
+    time: Vec<TokenWithSpan>,
+    right_time: &str,
+    at: Position,
+) -> Result<(), SqlError> {
+    let solid_from = |i: usize| (i..out.len()).find(|&j| !is_space(&out[j]));
+    let mut next = solid_from(from);
+    if next.is_some_and(|j| is_word(&out[j], "AS")) {
+        next = next.and_then(|j| solid_from(j + 1));
+    }
+    let mut qualifier = table.to_string();
+    if let Some(j) = next
+        && !is_word(&out[j], "ON")
+        && let Token::Word(w) = &out[j].token
+    {
+        qualifier = w.value.clone();
+        next = solid_from(j + 1);
+    }
+    let Some(on) = next.filter(|&j| is_word(&out[j], "ON")) else {
+        return Err(SqlError::at(
+            "a temporal join against a versioned table needs ON <equalities on its primary key> (as in Flink)",
+            at,
+        ));
+    };
+    let mut depth = 0i32;
+    let mut end = out.len();
+    for (j, token) in out.iter().enumerate().skip(on + 1) {
+        match token.token {
+            Token::LParen => depth += 1,
+            Token::RParen if depth == 0 => {
+                end = j;
+                break;
+            }
+            Token::RParen => depth -= 1,
+            Token::SemiColon if depth == 0 => {
+                end = j;
+                break;
+            }
+            _ => {}
+        }
+        if depth == 0 && ENDS_CONDITION.iter().any(|k| is_word(token, k)) {
+            end = j;
+            break;
+        }
+    }
+    let span = out[on].span;
+    let made = |token: Token| TokenWithSpan { token, span };
+    let word = |w: &str| made(Token::make_word(w, None));
+    let quoted = |w: &str| made(Token::make_word(w, Some('"')));
+    out.insert(end, made(Token::RParen));
+    out.insert(end, made(Token::Whitespace(Whitespace::Space)));
+    let mut marker = vec![
+        made(Token::Whitespace(Whitespace::Space)),
+        word(crate::functions::TEMPORAL_MARKER),
+        made(Token::LParen),
+    ];
+    marker.extend(time);
+    marker.extend([
+        made(Token::Comma),
+        quoted(&qualifier),
+        made(Token::Period),
+        quoted(right_time),
+        made(Token::RParen),
+        made(Token::Whitespace(Whitespace::Space)),
+        word("AND"),
+        made(Token::Whitespace(Whitespace::Space)),
+        made(Token::LParen),
+    ]);
+    out.splice(on + 1..on + 1, marker);
+    Ok(())
+}
+
+/// Keywords after which an ON condition has ended.
+const ENDS_CONDITION: [&str; 15] = [
+    "WHERE",
+    "GROUP",
+    "HAVING",
+    "ORDER",
+    "LIMIT",
+    "JOIN",
+    "INNER",
+    "LEFT",
+    "RIGHT",
+    "FULL",
+    "CROSS",
+    "UNION",
+    "WINDOW",
+    "EXCEPT",
+    "INTERSECT",
+];
 
 /// If `FOR SYSTEM_TIME AS OF <column or call>` starts at `start`, where it
 /// ends.
@@ -100,7 +212,8 @@ mod tests {
 
     fn rewritten(sql: &str) -> String {
         let tokens = crate::front::tokens::tokenize(sql).unwrap();
-        rewrite(tokens)
+        rewrite(tokens, &|_| None)
+            .unwrap()
             .0
             .iter()
             .map(|t| t.token.to_string())
@@ -122,7 +235,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            rewrite(tokens).1,
+            rewrite(tokens, &|_| None).unwrap().1,
             [Temporal {
                 table: "rates".into(),
                 position: Position {

@@ -118,6 +118,7 @@ pub fn register(context: &SessionContext) -> Result<()> {
         context.register_udf(function.as_ref().clone());
     }
     context.register_udf(unnest::udf());
+    context.register_udf(temporal_marker());
     // LISTAGG(x [, separator]) is DataFusion's string_agg, ',' by default.
     context.register_udaf(
         datafusion::functions_aggregate::string_agg::string_agg_udaf()
@@ -394,6 +395,22 @@ pub(crate) fn is_text(data_type: &DataType) -> bool {
     matches!(
         data_type,
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    )
+}
+
+/// `__runnel_temporal(probe.time, versioned.time)`: where `front/temporal.rs`
+/// marks a join against a versioned table, in its ON clause, so that the
+/// planner knows the join and its probe time column (which the optimizer
+/// would otherwise prune). It reads both sides, so no rule pushes it down,
+/// and is volatile, so none folds it; the planner takes it out.
+pub const TEMPORAL_MARKER: &str = "__runnel_temporal";
+
+fn temporal_marker() -> ScalarUDF {
+    row_fn::RowFn::udf(
+        TEMPORAL_MARKER,
+        datafusion::logical_expr::Signature::any(2, datafusion::logical_expr::Volatility::Volatile),
+        |_| Ok(DataType::Boolean),
+        |_, _| Ok(ScalarValue::Boolean(Some(true))),
     )
 }
 

@@ -183,7 +183,7 @@ impl Planner<'_> {
     }
 }
 
-fn nullable(left: &SchemaRef, right: &SchemaRef) -> SchemaRef {
+pub(crate) fn nullable(left: &SchemaRef, right: &SchemaRef) -> SchemaRef {
     let fields: Vec<Field> = left
         .fields()
         .iter()

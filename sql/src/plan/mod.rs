@@ -24,6 +24,7 @@ pub(crate) mod shared_exprs;
 mod sort;
 mod source;
 pub(crate) mod source_options;
+mod temporal_join;
 mod unnest;
 pub(crate) mod updating;
 pub(crate) mod upsert;
@@ -101,6 +102,8 @@ pub struct Planner<'a> {
     pub catalog: &'a Catalog,
     pub windows: &'a [WindowCall],
     pub matches: &'a [crate::front::match_recognize::MatchCall],
+    /// `FOR SYSTEM_TIME AS OF` clauses against versioned tables.
+    pub versioned: &'a [crate::front::temporal::Temporal],
     pub connectors: &'a dyn ConnectorFactory,
     /// The statement, to point at the construct when rejecting it.
     pub statement: &'a [datafusion::sql::sqlparser::tokenizer::TokenWithSpan],
@@ -149,11 +152,22 @@ impl Planner<'_> {
                 }
             } else {
                 let table = name.strip_prefix(SOURCE_PREFIX).unwrap_or(name);
+                // A versioned table's source keeps every version: a
+                // condition on it applies to the version found.
+                let filters = match self
+                    .versioned
+                    .iter()
+                    .chain(self.catalog.views.iter().flat_map(|v| v.versioned.iter()))
+                    .any(|c| c.table == table)
+                {
+                    true => Vec::new(),
+                    false => scan.filters.clone(),
+                };
                 census
                     .scans
                     .entry(table.to_string())
                     .or_default()
-                    .push(scan.filters.clone());
+                    .push(filters);
             }
         }
         for input in plan.inputs() {
@@ -456,6 +470,16 @@ impl Planner<'_> {
                 Ok(Planned::new(node, schema))
             }
             LogicalPlan::Join(join) => {
+                if let Some(versioned) = self.versioned_right(join) {
+                    let left = Box::pin(self.translate(&join.left)).await?;
+                    return Box::pin(self.temporal_join(join, left, versioned)).await;
+                }
+                if temporal_join::is_marked(join) {
+                    return Err(self.reject(
+                        "a temporal join against a versioned table takes the probe side's event-time column after AS OF, and the table itself after JOIN (not a view or subquery)",
+                        &["SYSTEM_TIME", "JOIN"],
+                    ));
+                }
                 let left = Box::pin(self.translate(&join.left)).await?;
                 let right = Box::pin(self.translate(&join.right)).await?;
                 if is_changelog(&left.schema) || is_changelog(&right.schema) {

@@ -174,6 +174,14 @@ pub enum Node {
         spec: Arc<runnel_engine::over::OverAggregate>,
         describe: String,
     },
+    /// `JOIN versioned FOR SYSTEM_TIME AS OF probe.time`: each probe row
+    /// with its key's version at its time.
+    TemporalJoin {
+        left: Box<Node>,
+        right: Box<Node>,
+        spec: Arc<runnel_engine::join::temporal::TemporalJoin>,
+        describe: String,
+    },
     /// `MATCH_RECOGNIZE`: one row per match of a pattern over each
     /// partition's rows in time order, once the watermark passes them.
     MatchRecognize {
@@ -196,7 +204,8 @@ impl Node {
             Node::Union { inputs } => inputs.iter().collect(),
             Node::WindowJoin { left, right, .. }
             | Node::IntervalJoin { left, right, .. }
-            | Node::RegularJoin { left, right, .. } => vec![left, right],
+            | Node::RegularJoin { left, right, .. }
+            | Node::TemporalJoin { left, right, .. } => vec![left, right],
             Node::Map { input, .. }
             | Node::WindowAggregate { input, .. }
             | Node::WindowAssign { input, .. }

@@ -764,3 +764,20 @@ SELECT * FROM m MATCH_RECOGNIZE (PARTITION BY sym ORDER BY ts MEASURES A.price A
 SELECT * FROM m MATCH_RECOGNIZE (PARTITION BY sym ORDER BY price MEASURES A.price AS a ONE ROW PER MATCH PATTERN (A B) DEFINE B AS B.price > A.price) AS T
 SELECT * FROM m MATCH_RECOGNIZE (PARTITION BY sym ORDER BY ts DESC MEASURES A.price AS a ONE ROW PER MATCH PATTERN (A B) DEFINE B AS B.price > A.price) AS T
 SELECT * FROM m MATCH_RECOGNIZE (PARTITION BY sym ORDER BY ts MEASURES A.price AS a, AVG(B.price * A.tax) AS x ONE ROW PER MATCH PATTERN (A B+? C) DEFINE B AS B.price > A.price) AS T
+
+-- Event-time temporal joins: od (orders) against rt (rates: PRIMARY KEY currency, WATERMARK; versions out of order within the watermark's second)
+SELECT o.id, o.currency, o.amount, r.rate, o.amount * r.rate AS total FROM od AS o JOIN rt FOR SYSTEM_TIME AS OF o.ts AS r ON o.currency = r.currency
+SELECT o.id, o.currency, r.rate, r.ts FROM od AS o LEFT JOIN rt FOR SYSTEM_TIME AS OF o.ts AS r ON o.currency = r.currency
+SELECT o.id, r.rate FROM od AS o JOIN rt FOR SYSTEM_TIME AS OF o.ts AS r ON o.currency = r.currency AND r.rate > 100
+SELECT o.id, r.rate FROM od AS o JOIN rt FOR SYSTEM_TIME AS OF o.ts AS r ON o.currency = r.currency AND r.rate < 110
+SELECT o.id, r.rate FROM od AS o LEFT JOIN rt FOR SYSTEM_TIME AS OF o.ts AS r ON o.currency = r.currency AND r.rate < 110
+SELECT o.id, r.rate FROM od AS o JOIN rt FOR SYSTEM_TIME AS OF o.ts AS r ON o.currency = r.currency AND o.amount < 5
+SELECT o.id, r.rate FROM od AS o LEFT JOIN rt FOR SYSTEM_TIME AS OF o.ts AS r ON o.currency = r.currency AND o.amount < 5
+SELECT o.id, r.rate FROM od AS o JOIN rt FOR SYSTEM_TIME AS OF o.ts AS r ON o.currency = r.currency WHERE o.amount > 2
+SELECT o.id, r.rate FROM od AS o JOIN rt FOR SYSTEM_TIME AS OF o.ts AS r ON r.currency = o.currency
+SELECT o.id, r.rate FROM od AS o JOIN rt FOR SYSTEM_TIME AS OF o.ts AS r ON o.currency = r.currency WHERE r.rate IS NULL OR r.rate < 50
+SELECT r.currency, COUNT(*), SUM(o.amount * r.rate) FROM od AS o JOIN rt FOR SYSTEM_TIME AS OF o.ts AS r ON o.currency = r.currency GROUP BY r.currency
+SELECT o.id, r.rate, o.ts, r.ts FROM od AS o JOIN rt FOR SYSTEM_TIME AS OF o.ts AS r ON o.currency = r.currency AND o.ts > r.ts
+SELECT o.id, r.rate FROM od AS o JOIN rt FOR SYSTEM_TIME AS OF o.ts AS r ON o.amount = r.rate
+SELECT o.id, r.rate FROM od AS o, rt FOR SYSTEM_TIME AS OF o.ts AS r WHERE o.currency = r.currency
+SELECT o.id, r.rate FROM od AS o RIGHT JOIN rt FOR SYSTEM_TIME AS OF o.ts AS r ON o.currency = r.currency

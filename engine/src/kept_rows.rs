@@ -1,6 +1,8 @@
-//! The rows partial matches still point at: each firing's rows are kept as
-//! one batch until no partial match, held match or carried row refers to
-//! it, and values are read from them by reference.
+//! Rows kept by reference, for operators whose state is some rows of many
+//! batches (MATCH_RECOGNIZE's partial matches, a temporal join's versions):
+//! each batch is kept whole while any row of it is referred to, values are
+//! read by reference, and `compact` copies the rows still referred to into
+//! one batch when old batches are kept alive by a few rows.
 
 use std::collections::VecDeque;
 
@@ -46,6 +48,35 @@ impl Rows {
             self.kept.pop_front();
             self.first += 1;
         }
+    }
+
+    pub fn kept_batches(&self) -> usize {
+        self.kept.len()
+    }
+
+    /// Copies the rows `refs` point at into one new batch (arguments are
+    /// not kept: for operators that keep none) and points `refs` at it;
+    /// every older batch is forgotten.
+    pub fn compact(&mut self, refs: &mut [&mut RowRef]) -> Result<(), EngineError> {
+        let Some(schema) = self.kept.back().map(|k| k.rows.schema()) else {
+            return Ok(());
+        };
+        let wanted: Vec<Option<RowRef>> = refs.iter().map(|r| Some(**r)).collect();
+        let columns = (0..schema.fields().len())
+            .map(|c| self.column(c, schema.field(c).data_type(), &wanted))
+            .collect::<Result<Vec<_>, _>>()?;
+        let options = datafusion::arrow::record_batch::RecordBatchOptions::new()
+            .with_row_count(Some(wanted.len()));
+        let rows = RecordBatch::try_new_with_options(schema, columns, &options)?;
+        let id = self.keep(rows, Vec::new());
+        self.forget_before(id);
+        for (row, r) in refs.iter_mut().enumerate() {
+            **r = RowRef {
+                batch: id,
+                row: row as u32,
+            };
+        }
+        Ok(())
     }
 
     pub fn newest(&self) -> u32 {

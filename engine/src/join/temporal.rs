@@ -1,0 +1,304 @@
+//! The event-time temporal join, Flink's `JOIN versioned FOR SYSTEM_TIME AS
+//! OF probe.time`: each probe row meets the version of its key that was
+//! valid at its time, the latest version at or before it, once both
+//! inputs' watermarks have passed that time (so every version up to it has
+//! arrived). A condition on the version is applied to the version found,
+//! never used to look for an older one. Versions of a key older than the
+//! one valid at the watermark can meet no future probe row and are dropped.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
+use datafusion::arrow::compute::{cast, concat_batches};
+use datafusion::arrow::datatypes::{DataType, Int64Type, TimeUnit};
+use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion::arrow::row::RowConverter;
+use datafusion::physical_expr::PhysicalExpr;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::Stream;
+use timely::dataflow::operators::generic::Operator;
+
+use super::kernel::{JoinKind, JoinSpec, KeyedBatch, Matches, key_converter, unmatched};
+use crate::batch::Batch;
+use crate::context::JobContext;
+use crate::error::EngineError;
+use crate::fast_hash::HashMap;
+use crate::kept_rows::{RowRef, Rows};
+use crate::runtime::exchange;
+use crate::time::{Millis, Watermark};
+use crate::time_order::TimeOrder;
+
+pub struct TemporalJoin {
+    /// Inner or left; `filter` over the probe's columns then the version's.
+    pub join: JoinSpec,
+    /// The probe side's time attribute.
+    pub left_time: usize,
+    /// The versioned table's time attribute.
+    pub right_time: usize,
+    /// A condition on the version alone, over the versioned table's columns.
+    pub version_filter: Option<Arc<dyn PhysicalExpr>>,
+    pub left_route: Vec<usize>,
+    pub right_route: Vec<usize>,
+}
+
+/// One version: its time, its arrival (later wins among equal times) and
+/// its row.
+#[derive(Clone, Copy)]
+struct Version {
+    time: Millis,
+    arrival: u64,
+    row: RowRef,
+}
+
+struct State {
+    spec: Arc<TemporalJoin>,
+    context: Arc<JobContext>,
+    converter: RowConverter,
+    versions: HashMap<Box<[u8]>, Vec<Version>>,
+    /// Keys with more than one version: where dropping can happen.
+    crowded: HashSet<Box<[u8]>>,
+    rows: Rows,
+    arrivals: u64,
+}
+
+/// Batches to keep before the versions still current are copied into one.
+const COMPACT_AFTER: usize = 64;
+
+pub fn temporal_join<'scope>(
+    left: Stream<'scope, Watermark, Batch>,
+    right: Stream<'scope, Watermark, Batch>,
+    spec: Arc<TemporalJoin>,
+    context: Arc<JobContext>,
+) -> Stream<'scope, Watermark, Batch> {
+    let routes = (spec.left_route.clone(), spec.right_route.clone());
+    left.binary_frontier::<_, CapacityContainerBuilder<Batch>, _, _, _, _>(
+        right,
+        exchange::by_key(routes.0),
+        exchange::by_key(routes.1),
+        "TemporalJoin",
+        move |_cap, _info| {
+            let mut probes = TimeOrder::new(spec.left_time);
+            let mut state = match key_converter(&spec.join.right_keys, &spec.join.right_schema) {
+                Ok(converter) => Some(State {
+                    spec: spec.clone(),
+                    context: context.clone(),
+                    converter,
+                    versions: HashMap::default(),
+                    crowded: HashSet::new(),
+                    rows: Rows::default(),
+                    arrivals: 0,
+                }),
+                Err(error) => {
+                    context.fail(error);
+                    None
+                }
+            };
+            move |(left, left_frontier), (right, right_frontier), output| {
+                left.for_each(|cap, data| {
+                    if let Some(batch) = data.take() {
+                        probes.accept(&cap, batch);
+                    }
+                });
+                let mut arrived = Vec::new();
+                right.for_each(|_cap, data| {
+                    if let Some(batch) = data.take() {
+                        arrived.push(batch);
+                    }
+                });
+                let Some(state) = state.as_mut() else {
+                    probes.clear();
+                    return;
+                };
+                let result = arrived
+                    .into_iter()
+                    .try_for_each(|batch| state.add_versions(batch));
+                if let Err(error) = result {
+                    return context.fail(error);
+                }
+                let least = |f: &timely::progress::frontier::MutableAntichain<Watermark>| {
+                    f.frontier().iter().min().copied()
+                };
+                let bound = match (least(left_frontier), least(right_frontier)) {
+                    (Some(l), Some(r)) => Some(l.min(r)),
+                    (l, r) => l.or(r),
+                };
+                let ready = match probes.ready(bound) {
+                    Ok(Some(ready)) => ready,
+                    Ok(None) => return,
+                    Err(error) => return context.fail(error),
+                };
+                match state.probe(ready.batches, &ready.times) {
+                    Ok(Some(out)) => output
+                        .session(&ready.cap)
+                        .give_container(&mut Batch::new(out)),
+                    Ok(None) => {}
+                    Err(error) => context.fail(error),
+                }
+                if let Some(bound) = bound {
+                    state.drop_outdated(bound);
+                }
+                if let Err(error) = state.compact_if_scattered() {
+                    context.fail(error);
+                }
+                probes.hold(ready.cap);
+            }
+        },
+    )
+}
+
+/// A time column as milliseconds.
+fn millis(column: &ArrayRef) -> Result<Vec<Option<Millis>>, EngineError> {
+    let as_millis = cast(column, &DataType::Timestamp(TimeUnit::Millisecond, None))?;
+    let as_int = cast(&as_millis, &DataType::Int64)?;
+    let values = as_int.as_primitive::<Int64Type>();
+    Ok((0..values.len())
+        .map(|i| values.is_valid(i).then(|| values.value(i)))
+        .collect())
+}
+
+impl State {
+    fn add_versions(&mut self, batch: RecordBatch) -> Result<(), EngineError> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let times = millis(batch.column(self.spec.right_time))?;
+        let keyed = KeyedBatch::new(batch, &self.spec.join.right_keys, &self.converter)?;
+        let id = self.rows.keep(keyed.batch.clone(), Vec::new());
+        let added = JobContext::add;
+        let mut new_rows = 0;
+        for (row, key) in keyed.keys().enumerate() {
+            let (Some(key), Some(time)) = (key, times[row]) else {
+                continue;
+            };
+            let version = Version {
+                time,
+                arrival: self.arrivals,
+                row: RowRef {
+                    batch: id,
+                    row: row as u32,
+                },
+            };
+            self.arrivals += 1;
+            new_rows += 1;
+            let versions = self.versions.entry(key.into()).or_default();
+            let at = versions.partition_point(|v| (v.time, v.arrival) <= (time, version.arrival));
+            versions.insert(at, version);
+            if versions.len() == 2 {
+                self.crowded.insert(key.into());
+            }
+        }
+        added(&self.context.state_rows, new_rows);
+        Ok(())
+    }
+
+    /// Each probe row (in time order, at `times`) with its key's version
+    /// at its time.
+    fn probe(
+        &mut self,
+        batches: Vec<RecordBatch>,
+        times: &[Millis],
+    ) -> Result<Option<RecordBatch>, EngineError> {
+        let spec = &self.spec.join;
+        let Some(first) = batches.first() else {
+            return Ok(None);
+        };
+        let left = concat_batches(&first.schema(), &batches)?;
+        if left.num_rows() == 0 {
+            return Ok(None);
+        }
+        let probe_converter = key_converter(&spec.left_keys, &spec.left_schema)?;
+        let keyed = KeyedBatch::new(left, &spec.left_keys, &probe_converter)?;
+        let mut probe_rows: Vec<u32> = Vec::new();
+        let mut version_refs: Vec<Option<RowRef>> = Vec::new();
+        for (i, key) in keyed.keys().enumerate() {
+            let found = key
+                .and_then(|key| self.versions.get(key))
+                .and_then(|versions| {
+                    let at = versions.partition_point(|v| v.time <= times[i]);
+                    at.checked_sub(1).map(|at| versions[at].row)
+                });
+            if let Some(row) = found {
+                probe_rows.push(i as u32);
+                version_refs.push(Some(row));
+            }
+        }
+        let columns = spec
+            .right_schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(c, f)| self.rows.column(c, f.data_type(), &version_refs))
+            .collect::<Result<Vec<_>, _>>()?;
+        let right = RecordBatch::try_new_with_options(
+            spec.right_schema.clone(),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(version_refs.len())),
+        )?;
+        let (l, r): (Vec<u32>, Vec<u32>) = match &self.spec.version_filter {
+            Some(filter) => {
+                let mask = filter.evaluate(&right)?.into_array(right.num_rows())?;
+                let mask = mask
+                    .as_any()
+                    .downcast_ref::<BooleanArray>()
+                    .ok_or_else(|| EngineError::Plan("a join condition must be boolean".into()))?;
+                probe_rows
+                    .iter()
+                    .enumerate()
+                    .filter(|&(k, _)| mask.is_valid(k) && mask.value(k))
+                    .map(|(k, &i)| (i, k as u32))
+                    .unzip()
+            }
+            None => probe_rows
+                .iter()
+                .enumerate()
+                .map(|(k, &i)| (i, k as u32))
+                .unzip(),
+        };
+        let matches: Matches = spec.filter_pairs(&keyed.batch, &right, l, r)?;
+        let unmatched_left = match spec.kind {
+            JoinKind::Left => unmatched(keyed.len(), &matches.left),
+            _ => Vec::new(),
+        };
+        spec.output(&keyed.batch, &right, &matches, &unmatched_left, &[])
+    }
+
+    /// Drops the versions no probe row at or after `bound` can meet: all
+    /// but the last one before it, and those after it.
+    fn drop_outdated(&mut self, bound: Watermark) {
+        let mut dropped = 0;
+        let mut settled = Vec::new();
+        for key in &self.crowded {
+            if let Some(versions) = self.versions.get_mut(key) {
+                let valid = versions.partition_point(|v| v.time < bound);
+                if valid > 1 {
+                    versions.drain(..valid - 1);
+                    dropped += valid - 1;
+                }
+                if versions.len() < 2 {
+                    settled.push(key.clone());
+                }
+            }
+        }
+        for key in settled {
+            self.crowded.remove(&key);
+        }
+        self.context
+            .state_rows
+            .fetch_sub(dropped as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Copies the versions still kept into one batch once old batches are
+    /// kept alive by a few of their rows.
+    fn compact_if_scattered(&mut self) -> Result<(), EngineError> {
+        if self.rows.kept_batches() < COMPACT_AFTER {
+            return Ok(());
+        }
+        let mut refs: Vec<&mut RowRef> = self
+            .versions
+            .values_mut()
+            .flat_map(|versions| versions.iter_mut().map(|v| &mut v.row))
+            .collect();
+        self.rows.compact(&mut refs)
+    }
+}

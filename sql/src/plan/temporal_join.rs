@@ -1,0 +1,281 @@
+//! `JOIN versioned FOR SYSTEM_TIME AS OF probe.time AS r ON ...`, where the
+//! table has a PRIMARY KEY and a WATERMARK: Flink's event-time temporal
+//! join (`runnel_engine::join::temporal`). The versioned side is read whole
+//! (every version), and its conditions, wherever DataFusion put them, are
+//! applied to the version found, as Flink applies them.
+
+use std::sync::Arc;
+
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, DFSchema};
+use datafusion::logical_expr::utils::split_conjunction;
+use datafusion::logical_expr::{Expr, Join, JoinType, LogicalPlan, TableScan};
+use runnel_engine::changelog::is_changelog;
+use runnel_engine::join::kernel::{JoinKind, JoinSpec};
+use runnel_engine::join::temporal::TemporalJoin;
+
+use super::{Node, Planned, Planner, project};
+use crate::catalog::SOURCE_PREFIX;
+use crate::error::SqlError;
+use crate::front::temporal::Temporal;
+
+/// The versioned side of a join: its scan, the conditions between the join
+/// and the scan, the clause, the probe's time column and the join's own
+/// condition without the marker.
+pub(super) struct Versioned<'p> {
+    scan: &'p TableScan,
+    conditions: Vec<Expr>,
+    clause: Temporal,
+    probe_time: Column,
+    filter: Option<Expr>,
+}
+
+/// Whether `front/temporal.rs` marked `join` as against a versioned table.
+pub(super) fn is_marked(join: &Join) -> bool {
+    join.filter.as_ref().is_some_and(|f| {
+        split_conjunction(f).iter().any(|e| {
+            matches!(e, Expr::ScalarFunction(f) if f.name() == crate::functions::TEMPORAL_MARKER)
+        })
+    })
+}
+
+impl Planner<'_> {
+    /// The versioned table under `join`'s right side, when `front/temporal.rs`
+    /// marked the join as a temporal join against one.
+    pub(super) fn versioned_right<'p>(&self, join: &'p Join) -> Option<Versioned<'p>> {
+        let conjuncts = split_conjunction(join.filter.as_ref()?);
+        let marker = conjuncts.iter().position(|e| {
+            matches!(e, Expr::ScalarFunction(f) if f.name() == crate::functions::TEMPORAL_MARKER)
+        })?;
+        let Expr::ScalarFunction(call) = conjuncts[marker] else {
+            return None;
+        };
+        let Some(Expr::Column(probe_time)) = call.args.first() else {
+            return None;
+        };
+        let filter = conjuncts
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != marker)
+            .map(|(_, e)| (*e).clone())
+            .reduce(Expr::and);
+        let mut node = join.right.as_ref();
+        let mut conditions = Vec::new();
+        let scan = loop {
+            match node {
+                LogicalPlan::SubqueryAlias(alias) => node = &alias.input,
+                LogicalPlan::Projection(p)
+                    if p.expr.iter().all(|e| matches!(e, Expr::Column(_))) =>
+                {
+                    node = &p.input
+                }
+                LogicalPlan::Filter(filter) => {
+                    conditions.push(filter.predicate.clone());
+                    node = &filter.input;
+                }
+                LogicalPlan::TableScan(scan) => break scan,
+                _ => return None,
+            }
+        };
+        let name = scan.table_name.table();
+        let table = name.strip_prefix(SOURCE_PREFIX).unwrap_or(name);
+        let clause = self
+            .versioned
+            .iter()
+            .chain(self.catalog.views.iter().flat_map(|v| v.versioned.iter()))
+            .find(|c| c.table == table)?
+            .clone();
+        conditions.extend(scan.filters.iter().cloned());
+        Some(Versioned {
+            scan,
+            conditions,
+            clause,
+            probe_time: probe_time.clone(),
+            filter,
+        })
+    }
+
+    pub(super) async fn temporal_join(
+        &self,
+        join: &Join,
+        left: Planned,
+        versioned: Versioned<'_>,
+    ) -> Result<Planned, SqlError> {
+        let at = versioned.clause.position;
+        let refuse = |message: String| SqlError::at(message, at);
+        let table_name = versioned.clause.table.clone();
+        let table = self
+            .catalog
+            .tables
+            .get(&table_name)
+            .ok_or_else(|| refuse(format!("Object '{table_name}' not found")))?;
+        if !table.computed.is_empty() {
+            return Err(refuse(format!(
+                "a temporal join against '{table_name}', which has computed columns, is not supported yet"
+            )));
+        }
+        let kind = match join.join_type {
+            JoinType::Inner => JoinKind::Inner,
+            JoinType::Left => JoinKind::Left,
+            other => {
+                return Err(refuse(format!(
+                    "an event-time temporal join is INNER or LEFT (as in Flink), not {other}"
+                )));
+            }
+        };
+        let left = self.settled(self.materialize(left)?)?;
+        if is_changelog(&left.schema) {
+            return Err(refuse(
+                "an event-time temporal join's probe side must be append-only (as in Flink)".into(),
+            ));
+        }
+        let whole = LogicalPlan::TableScan(TableScan {
+            projection: None,
+            filters: Vec::new(),
+            fetch: None,
+            projected_schema: Arc::new(DFSchema::try_from_qualified_schema(
+                versioned.scan.table_name.clone(),
+                &versioned.scan.source.schema(),
+            )?),
+            ..versioned.scan.clone()
+        });
+        let right = Box::pin(self.translate(&whole)).await?;
+        let right_schema = right.schema.clone();
+        let time_name = versioned.probe_time.name.clone();
+        let left_time = join
+            .left
+            .schema()
+            .index_of_column(&versioned.probe_time)
+            .map_err(|_| {
+                refuse(format!(
+                    "FOR SYSTEM_TIME AS OF a versioned table takes a column of the probe side, and '{time_name}' is not one"
+                ))
+            })?;
+        if !self.is_rowtime(&time_name) {
+            return Err(refuse(format!(
+                "FOR SYSTEM_TIME AS OF a versioned table takes the probe side's event-time attribute, and '{time_name}' is none (a processing-time temporal join needs a lookup source)"
+            )));
+        }
+        let watermark = table
+            .watermark
+            .as_ref()
+            .ok_or_else(|| refuse(format!("'{table_name}' has no WATERMARK")))?;
+        let right_time = right_schema
+            .index_of(&watermark.column)
+            .map_err(|e| refuse(e.to_string()))?;
+        let qualifier = join.right.schema().qualified_field(0).0.cloned();
+        let right_df = match &qualifier {
+            Some(q) => DFSchema::try_from_qualified_schema(q.clone(), &right_schema)?,
+            None => DFSchema::try_from(right_schema.as_ref().clone())?,
+        };
+        let left_df = join.left.schema();
+        let state = self.context.state();
+        let mut left_keys = Vec::new();
+        let mut right_keys = Vec::new();
+        let mut routes = (Vec::new(), Vec::new());
+        let mut key_columns = Vec::new();
+        for (l, r) in &join.on {
+            left_keys.push(state.create_physical_expr(l.clone(), left_df)?);
+            right_keys.push(state.create_physical_expr(r.clone(), &right_df)?);
+            if let (Expr::Column(lc), Expr::Column(rc)) = (l, r) {
+                let (li, ri) = (left_df.index_of_column(lc)?, right_df.index_of_column(rc)?);
+                key_columns.push(rc.name.clone());
+                if left.schema.field(li).data_type() == right_schema.field(ri).data_type() {
+                    routes.0.push(li);
+                    routes.1.push(ri);
+                }
+            }
+        }
+        if let Some(missing) = table.primary_key.iter().find(|k| !key_columns.contains(k)) {
+            return Err(refuse(format!(
+                "an event-time temporal join must join on the versioned table's primary key, and '{missing}' of '{table_name}' is not an equality of the ON clause"
+            )));
+        }
+        let unqualified = DFSchema::try_from(right_schema.as_ref().clone())?;
+        let version_filter = match versioned
+            .conditions
+            .into_iter()
+            .map(strip_qualifiers)
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .reduce(Expr::and)
+        {
+            Some(condition) => Some(state.create_physical_expr(condition, &unqualified)?),
+            None => None,
+        };
+        let joined_df = left_df.join(&right_df)?;
+        let filter = match versioned.filter {
+            Some(f) => Some(state.create_physical_expr(f, &joined_df)?),
+            None => None,
+        };
+        let joined_schema = super::joins::nullable(&left.schema, &right_schema);
+        let spec = JoinSpec {
+            kind,
+            left_keys,
+            right_keys,
+            filter,
+            left_schema: left.schema.clone(),
+            right_schema: right_schema.clone(),
+            joined_schema: joined_schema.clone(),
+            output_schema: joined_schema.clone(),
+        };
+        let describe = format!(
+            "{} {table_name} FOR SYSTEM_TIME AS OF {time_name} on [{}]{}",
+            join.join_type,
+            join.on
+                .iter()
+                .map(|(l, r)| format!("{l} = {r}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            match version_filter.is_some() {
+                true => ", condition on the version found",
+                false => "",
+            }
+        );
+        let node = Node::TemporalJoin {
+            left: Box::new(left.node),
+            right: Box::new(right.node),
+            spec: Arc::new(TemporalJoin {
+                join: spec,
+                left_time,
+                right_time,
+                version_filter,
+                left_route: routes.0,
+                right_route: routes.1,
+            }),
+            describe,
+        };
+        // The join's own columns: the probe's, then the versioned
+        // table's that the query reads.
+        let width = left.schema.fields().len();
+        let mut indices: Vec<usize> = (0..width).collect();
+        for field in join.right.schema().fields() {
+            indices.push(
+                width
+                    + right_schema
+                        .index_of(field.name())
+                        .map_err(|e| refuse(e.to_string()))?,
+            );
+        }
+        Ok(project(node, joined_schema, Some(indices)))
+    }
+
+    /// Whether `name` is some table's event-time attribute (a WATERMARK).
+    fn is_rowtime(&self, name: &str) -> bool {
+        self.catalog
+            .tables
+            .values()
+            .any(|t| t.watermark.as_ref().is_some_and(|w| w.column == name))
+    }
+}
+
+fn strip_qualifiers(expr: Expr) -> Result<Expr, SqlError> {
+    Ok(expr
+        .transform(|e| match e {
+            Expr::Column(c) => Ok(Transformed::yes(Expr::Column(Column::new_unqualified(
+                c.name,
+            )))),
+            other => Ok(Transformed::no(other)),
+        })?
+        .data)
+}
