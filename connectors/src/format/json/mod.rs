@@ -34,6 +34,9 @@ pub struct JsonFormat {
     pub ignore_parse_errors: bool,
     pub fail_on_missing_field: bool,
     pub timestamp_format: &'static str,
+    /// `json.encode.ignore-null-fields`: leave NULL fields out of written
+    /// objects; by default they are written as `null`, as Flink writes them.
+    pub ignore_null_fields: bool,
 }
 
 impl JsonFormat {
@@ -43,6 +46,7 @@ impl JsonFormat {
             ignore_parse_errors: options.bool("json.ignore-parse-errors", false)?,
             fail_on_missing_field: options.bool("json.fail-on-missing-field", false)?,
             timestamp_format: timestamp_standard(options, "json.timestamp-format.standard")?,
+            ignore_null_fields: options.bool("json.encode.ignore-null-fields", false)?,
         })
     }
 
@@ -55,6 +59,7 @@ impl JsonFormat {
                 options,
                 "debezium-json.timestamp-format.standard",
             )?,
+            ignore_null_fields: false,
         })
     }
 
@@ -85,7 +90,9 @@ impl JsonFormat {
     /// Writes rows as JSON lines, timestamps in the format's standard.
     pub fn encode(&self, batch: &RecordBatch, out: &mut impl Write) -> Result<(), ConnectorError> {
         let batch = timestamps_as_text(batch, self.timestamp_format)?;
-        let mut writer = datafusion::arrow::json::LineDelimitedWriter::new(out);
+        let mut writer = datafusion::arrow::json::WriterBuilder::new()
+            .with_explicit_nulls(!self.ignore_null_fields)
+            .build::<_, datafusion::arrow::json::writer::LineDelimited>(out);
         writer.write(&batch)?;
         writer.finish()?;
         Ok(())
