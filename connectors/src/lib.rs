@@ -17,6 +17,7 @@ mod display;
 pub mod filesystem;
 pub mod firehose;
 pub mod format;
+pub mod jdbc;
 pub mod kinesis;
 pub mod nexmark;
 pub mod options;
@@ -30,7 +31,7 @@ pub enum ConnectorError {
     #[error("{0}")]
     Option(String),
     #[error(
-        "unknown connector '{0}'; available: filesystem, datagen, nexmark, kinesis, firehose, print, blackhole"
+        "unknown connector '{0}'; available: filesystem, datagen, nexmark, kinesis, firehose, jdbc, print, blackhole"
     )]
     UnknownConnector(String),
     #[error("connector '{connector}' cannot be used as a {role}")]

@@ -8,7 +8,9 @@ use runnel_engine::EngineError;
 use runnel_engine::connector::{SinkProvider, SourceProvider};
 
 use crate::options::Options;
-use crate::{ConnectorError, blackhole, datagen, filesystem, firehose, kinesis, nexmark, print};
+use crate::{
+    ConnectorError, blackhole, datagen, filesystem, firehose, jdbc, kinesis, nexmark, print,
+};
 
 /// The services of the process a job runs in, which connectors reach
 /// in-process rather than through their APIs. A job run embedded
@@ -82,6 +84,7 @@ impl Connectors {
             "datagen" => datagen::source(&options, schema)?,
             "nexmark" => nexmark::source(&options, schema)?,
             "kinesis" => kinesis::source(&options, schema, &self.services)?,
+            "jdbc" => jdbc::source(&options, schema)?,
             name @ ("print" | "blackhole" | "firehose") => {
                 return Err(ConnectorError::WrongRole {
                     connector: name.to_string(),
@@ -106,6 +109,7 @@ impl Connectors {
             "blackhole" => blackhole::sink(),
             "kinesis" => kinesis::sink(&options, schema, &self.services)?,
             "firehose" => firehose::sink(&options, schema, &self.services)?,
+            "jdbc" => jdbc::sink(&options, &schema)?,
             name @ ("datagen" | "nexmark") => {
                 return Err(ConnectorError::WrongRole {
                     connector: name.to_string(),
@@ -153,5 +157,23 @@ impl runnel_engine::connector::ConnectorFactory for Connectors {
     ) -> Result<Arc<dyn SinkProvider>, EngineError> {
         self.sink_provider(options, schema)
             .map_err(|e| EngineError::Plan(e.to_string()))
+    }
+
+    fn lookup(
+        &self,
+        options: BTreeMap<String, String>,
+        schema: SchemaRef,
+        keys: Vec<String>,
+    ) -> Result<Arc<dyn runnel_engine::join::lookup::LookupProvider>, EngineError> {
+        let options = Options::new(options);
+        let provider = match options.required("connector") {
+            Ok("jdbc") => jdbc::lookup(&options, schema, keys),
+            Ok(other) => Err(ConnectorError::Option(format!(
+                "connector '{other}' cannot be looked up; a lookup join (FOR SYSTEM_TIME AS OF a processing time) needs 'jdbc'"
+            ))),
+            Err(error) => Err(error),
+        }
+        .and_then(|provider| options.reject_unknown().map(|()| provider));
+        provider.map_err(|e| EngineError::Plan(e.to_string()))
     }
 }

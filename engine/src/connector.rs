@@ -92,6 +92,10 @@ pub trait SourceProvider: Send + Sync {
 /// columns (comma-separated); set by the SQL layer, never by users.
 pub const PARTITION_KEYS: &str = "__partitioned-by";
 
+/// The option under which a sink that writes by key (`jdbc`) is given its
+/// table's PRIMARY KEY columns (comma-separated); set by the SQL layer.
+pub const PRIMARY_KEY: &str = "__primary-key";
+
 /// The option under which a source is given its table's metadata columns,
 /// one `column<TAB>key` per line; set by the SQL layer, never by users.
 pub const METADATA_COLUMNS: &str = "__metadata";
@@ -128,4 +132,18 @@ pub trait ConnectorFactory: Send + Sync {
         options: std::collections::BTreeMap<String, String>,
         schema: datafusion::arrow::datatypes::SchemaRef,
     ) -> Result<std::sync::Arc<dyn SinkProvider>, EngineError>;
+
+    /// A table looked up by `keys` (lookup joins), if its connector can.
+    fn lookup(
+        &self,
+        options: std::collections::BTreeMap<String, String>,
+        schema: datafusion::arrow::datatypes::SchemaRef,
+        keys: Vec<String>,
+    ) -> Result<std::sync::Arc<dyn crate::join::lookup::LookupProvider>, EngineError> {
+        let _ = (schema, keys);
+        Err(EngineError::Plan(format!(
+            "connector '{}' cannot be looked up (FOR SYSTEM_TIME AS OF a processing time)",
+            options.get("connector").map_or("", String::as_str)
+        )))
+    }
 }

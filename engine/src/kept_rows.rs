@@ -54,6 +54,11 @@ impl Rows {
         self.kept.len()
     }
 
+    /// The rows of every batch kept, referred to or not.
+    pub fn kept_rows(&self) -> usize {
+        self.kept.iter().map(|k| k.rows.num_rows()).sum()
+    }
+
     /// Copies the rows `refs` point at into one new batch (arguments are
     /// not kept: for operators that keep none) and points `refs` at it;
     /// every older batch is forgotten.

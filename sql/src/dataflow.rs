@@ -170,6 +170,12 @@ fn build<'scope>(
             spec.clone(),
             context.clone(),
         ),
+        Node::LookupJoin { input, spec, .. } => runnel_engine::join::lookup::lookup_join(
+            build(input, scope, context, index, peers, memo)?,
+            spec.clone(),
+            index,
+            context.clone(),
+        ),
         Node::MatchRecognize { input, spec, .. } => runnel_engine::pattern::match_recognize(
             build(input, scope, context, index, peers, memo)?,
             spec.clone(),

@@ -91,6 +91,9 @@ pub fn explain(node: &Node, depth: usize) -> String {
             explain(left, depth + 1),
             explain(right, depth + 1)
         ),
+        Node::LookupJoin {
+            input, describe, ..
+        } => format!("{pad}LookupJoin: {describe}\n{}", explain(input, depth + 1)),
         Node::MatchRecognize {
             input, describe, ..
         } => format!(

@@ -360,6 +360,14 @@ impl Session {
         let table = table.as_ref();
         let target = Catalog::sink_schema(table)?;
         let mut options = table.options.clone();
+        if !table.primary_key.is_empty()
+            && options.get("connector").map(String::as_str) == Some("jdbc")
+        {
+            options.insert(
+                runnel_engine::connector::PRIMARY_KEY.to_string(),
+                table.primary_key.join(","),
+            );
+        }
         if !table.partition_keys.is_empty() {
             options.insert(
                 runnel_engine::connector::PARTITION_KEYS.to_string(),
@@ -454,10 +462,15 @@ impl Session {
     }
 
     /// The time attribute of `name` if it is a versioned table Flink joins
-    /// by event time: a PRIMARY KEY and a WATERMARK, its rows each a new
-    /// version of its key.
+    /// by event time (a PRIMARY KEY and a WATERMARK, its rows each a new
+    /// version of its key), or a column of a table a lookup join reads.
     fn versioned_time(&self, name: &str) -> Option<String> {
         let table = self.catalog.tables.get(name)?;
+        // A lookup join reads the table as it is when each row passes; the
+        // marker only needs one of its columns.
+        if table.options.get("connector").map(String::as_str) == Some("jdbc") {
+            return table.physical.first().map(|f| f.name().clone());
+        }
         let append_only = table.options.get("format").map(String::as_str) != Some("debezium-json");
         match (&table.watermark, table.primary_key.is_empty(), append_only) {
             (Some(watermark), false, true) => Some(watermark.column.clone()),

@@ -6,7 +6,7 @@
 //! never used to look for an older one. Versions of a key older than the
 //! one valid at the watermark can meet no future probe row and are dropped.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
@@ -42,24 +42,22 @@ pub struct TemporalJoin {
     pub right_route: Vec<usize>,
 }
 
-/// One version: its time, its arrival (later wins among equal times) and
-/// its row.
-#[derive(Clone, Copy)]
-struct Version {
-    time: Millis,
-    arrival: u64,
-    row: RowRef,
-}
+/// A key's versions by time, then arrival (the later of equal times wins):
+/// a tree, since a worker far ahead of the watermark adds versions ahead of
+/// the ones arriving in time.
+type Versions = BTreeMap<(Millis, u64), RowRef>;
 
 struct State {
     spec: Arc<TemporalJoin>,
     context: Arc<JobContext>,
     converter: RowConverter,
-    versions: HashMap<Box<[u8]>, Vec<Version>>,
+    versions: HashMap<Box<[u8]>, Versions>,
     /// Keys with more than one version: where dropping can happen.
     crowded: HashSet<Box<[u8]>>,
     rows: Rows,
     arrivals: u64,
+    /// Versions kept.
+    live: usize,
 }
 
 /// Batches to keep before the versions still current are copied into one.
@@ -88,6 +86,7 @@ pub fn temporal_join<'scope>(
                     crowded: HashSet::new(),
                     rows: Rows::default(),
                     arrivals: 0,
+                    live: 0,
                 }),
                 Err(error) => {
                     context.fail(error);
@@ -171,23 +170,19 @@ impl State {
             let (Some(key), Some(time)) = (key, times[row]) else {
                 continue;
             };
-            let version = Version {
-                time,
-                arrival: self.arrivals,
-                row: RowRef {
-                    batch: id,
-                    row: row as u32,
-                },
+            let version = RowRef {
+                batch: id,
+                row: row as u32,
             };
-            self.arrivals += 1;
             new_rows += 1;
             let versions = self.versions.entry(key.into()).or_default();
-            let at = versions.partition_point(|v| (v.time, v.arrival) <= (time, version.arrival));
-            versions.insert(at, version);
+            versions.insert((time, self.arrivals), version);
+            self.arrivals += 1;
             if versions.len() == 2 {
                 self.crowded.insert(key.into());
             }
         }
+        self.live += new_rows;
         added(&self.context.state_rows, new_rows);
         Ok(())
     }
@@ -215,8 +210,10 @@ impl State {
             let found = key
                 .and_then(|key| self.versions.get(key))
                 .and_then(|versions| {
-                    let at = versions.partition_point(|v| v.time <= times[i]);
-                    at.checked_sub(1).map(|at| versions[at].row)
+                    versions
+                        .range(..=(times[i], u64::MAX))
+                        .next_back()
+                        .map(|(_, row)| *row)
                 });
             if let Some(row) = found {
                 probe_rows.push(i as u32);
@@ -270,11 +267,14 @@ impl State {
         let mut settled = Vec::new();
         for key in &self.crowded {
             if let Some(versions) = self.versions.get_mut(key) {
-                let valid = versions.partition_point(|v| v.time < bound);
-                if valid > 1 {
-                    versions.drain(..valid - 1);
-                    dropped += valid - 1;
-                }
+                // The last version before `bound` stays valid for it.
+                let Some(&valid_at) = versions.range(..(bound, 0)).next_back().map(|(k, _)| k)
+                else {
+                    continue;
+                };
+                let kept = versions.split_off(&valid_at);
+                dropped += versions.len();
+                *versions = kept;
                 if versions.len() < 2 {
                     settled.push(key.clone());
                 }
@@ -283,21 +283,27 @@ impl State {
         for key in settled {
             self.crowded.remove(&key);
         }
+        self.live -= dropped;
         self.context
             .state_rows
             .fetch_sub(dropped as u64, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Copies the versions still kept into one batch once old batches are
-    /// kept alive by a few of their rows.
+    /// kept alive by a few of their rows: when at most half the rows kept
+    /// are versions, so that a copy costs no more than the rows it frees
+    /// (a worker far ahead of the watermark keeps many versions, all live).
     fn compact_if_scattered(&mut self) -> Result<(), EngineError> {
         if self.rows.kept_batches() < COMPACT_AFTER {
+            return Ok(());
+        }
+        if self.live * 2 > self.rows.kept_rows() {
             return Ok(());
         }
         let mut refs: Vec<&mut RowRef> = self
             .versions
             .values_mut()
-            .flat_map(|versions| versions.iter_mut().map(|v| &mut v.row))
+            .flat_map(|versions| versions.values_mut())
             .collect();
         self.rows.compact(&mut refs)
     }

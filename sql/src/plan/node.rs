@@ -182,6 +182,13 @@ pub enum Node {
         spec: Arc<runnel_engine::join::temporal::TemporalJoin>,
         describe: String,
     },
+    /// `JOIN dim FOR SYSTEM_TIME AS OF probe.proc_time`: each probe row
+    /// with the external table's rows for its key as they are then.
+    LookupJoin {
+        input: Box<Node>,
+        spec: Arc<runnel_engine::join::lookup::LookupJoin>,
+        describe: String,
+    },
     /// `MATCH_RECOGNIZE`: one row per match of a pattern over each
     /// partition's rows in time order, once the watermark passes them.
     MatchRecognize {
@@ -215,7 +222,8 @@ impl Node {
             | Node::PerClosedTime { input, .. }
             | Node::TemporalSort { input, .. }
             | Node::OverAggregate { input, .. }
-            | Node::MatchRecognize { input, .. } => vec![input],
+            | Node::MatchRecognize { input, .. }
+            | Node::LookupJoin { input, .. } => vec![input],
             Node::Shared { input, .. } => vec![input],
         }
     }

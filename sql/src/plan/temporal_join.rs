@@ -109,6 +109,10 @@ impl Planner<'_> {
             .tables
             .get(&table_name)
             .ok_or_else(|| refuse(format!("Object '{table_name}' not found")))?;
+        if table.options.get("connector").map(String::as_str) == Some("jdbc") {
+            let table = table.clone();
+            return self.lookup_join(join, left, versioned, &table);
+        }
         if !table.computed.is_empty() {
             return Err(refuse(format!(
                 "a temporal join against '{table_name}', which has computed columns, is not supported yet"
@@ -278,4 +282,148 @@ fn strip_qualifiers(expr: Expr) -> Result<Expr, SqlError> {
             other => Ok(Transformed::no(other)),
         })?
         .data)
+}
+
+impl Planner<'_> {
+    /// A processing-time lookup join against an external table: each probe
+    /// row meets the table's rows as they are when it passes.
+    fn lookup_join(
+        &self,
+        join: &Join,
+        left: Planned,
+        versioned: Versioned<'_>,
+        table: &crate::front::ddl::TableDef,
+    ) -> Result<Planned, SqlError> {
+        let at = versioned.clause.position;
+        let refuse = |message: String| SqlError::at(message, at);
+        let kind = match join.join_type {
+            JoinType::Inner => JoinKind::Inner,
+            JoinType::Left => JoinKind::Left,
+            other => {
+                return Err(refuse(format!(
+                    "a lookup join is INNER or LEFT (as in Flink), not {other}"
+                )));
+            }
+        };
+        let left = self.settled(self.materialize(left)?)?;
+        if is_changelog(&left.schema) {
+            return Err(refuse(
+                "a lookup join's probe side must be append-only".into(),
+            ));
+        }
+        let time_name = versioned.probe_time.name.clone();
+        if self.is_rowtime(&time_name) {
+            return Err(refuse(format!(
+                "'{}' is looked up (connector jdbc): FOR SYSTEM_TIME AS OF takes a processing-time attribute (PROCTIME()), as in Flink, not the event time '{time_name}'",
+                table.name
+            )));
+        }
+        let right_schema = crate::catalog::Catalog::physical_schema(table);
+        let qualifier = join.right.schema().qualified_field(0).0.cloned();
+        let right_df = match &qualifier {
+            Some(q) => DFSchema::try_from_qualified_schema(q.clone(), &right_schema)?,
+            None => DFSchema::try_from(right_schema.as_ref().clone())?,
+        };
+        let left_df = join.left.schema();
+        let state = self.context.state();
+        let mut left_keys = Vec::new();
+        let mut right_keys = Vec::new();
+        let mut probe_keys = Vec::new();
+        let mut lookup_keys = Vec::new();
+        for (l, r) in &join.on {
+            let (Expr::Column(lc), Expr::Column(rc)) = (l, r) else {
+                return Err(refuse(
+                    "a lookup join's ON equalities compare columns (probe.column = table.column)"
+                        .into(),
+                ));
+            };
+            probe_keys.push(left_df.index_of_column(lc)?);
+            lookup_keys.push(rc.name.clone());
+            left_keys.push(state.create_physical_expr(l.clone(), left_df)?);
+            right_keys.push(state.create_physical_expr(r.clone(), &right_df)?);
+        }
+        if lookup_keys.is_empty() {
+            return Err(refuse(
+                "a lookup join needs ON equalities with the table's columns".into(),
+            ));
+        }
+        let key_schema = Arc::new(datafusion::arrow::datatypes::Schema::new(
+            lookup_keys
+                .iter()
+                .map(|k| {
+                    right_schema
+                        .field_with_name(k)
+                        .cloned()
+                        .map_err(|e| refuse(e.to_string()))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ));
+        let provider = self
+            .connectors
+            .lookup(
+                crate::catalog::Catalog::source_options(table),
+                right_schema.clone(),
+                lookup_keys,
+            )
+            .map_err(|e| refuse(format!("table '{}': {e}", table.name)))?;
+        let unqualified = DFSchema::try_from(right_schema.as_ref().clone())?;
+        let found_filter = match versioned
+            .conditions
+            .into_iter()
+            .map(strip_qualifiers)
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .reduce(Expr::and)
+        {
+            Some(condition) => Some(state.create_physical_expr(condition, &unqualified)?),
+            None => None,
+        };
+        let joined_df = left_df.join(&right_df)?;
+        let filter = match versioned.filter {
+            Some(f) => Some(state.create_physical_expr(f, &joined_df)?),
+            None => None,
+        };
+        let joined_schema = super::joins::nullable(&left.schema, &right_schema);
+        let describe = format!(
+            "{} {} (jdbc) FOR SYSTEM_TIME AS OF {time_name} on [{}]",
+            join.join_type,
+            table.name,
+            join.on
+                .iter()
+                .map(|(l, r)| format!("{l} = {r}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let node = Node::LookupJoin {
+            input: Box::new(left.node),
+            spec: Arc::new(runnel_engine::join::lookup::LookupJoin {
+                join: JoinSpec {
+                    kind,
+                    left_keys,
+                    right_keys,
+                    filter,
+                    left_schema: left.schema.clone(),
+                    right_schema: right_schema.clone(),
+                    joined_schema: joined_schema.clone(),
+                    output_schema: joined_schema.clone(),
+                },
+                probe_keys,
+                key_schema,
+                found_filter,
+                provider,
+            }),
+            describe,
+        };
+        let width = left.schema.fields().len();
+        let mut indices: Vec<usize> = (0..width).collect();
+        for field in join.right.schema().fields() {
+            indices.push(
+                width
+                    + right_schema
+                        .index_of(field.name())
+                        .map_err(|e| refuse(e.to_string()))?,
+            );
+        }
+        Ok(project(node, joined_schema, Some(indices)))
+    }
 }
