@@ -58,7 +58,14 @@ struct State {
     arrivals: u64,
     /// Versions kept.
     live: usize,
+    /// The bound outdated versions were last dropped at.
+    swept_at: Watermark,
 }
+
+/// How far (event time) the watermark moves between drops of outdated
+/// versions: a key's versions are looked at once per such step, not once
+/// per firing.
+const SWEEP_EVERY: Millis = 1000;
 
 /// Batches to keep before the versions still current are copied into one.
 const COMPACT_AFTER: usize = 64;
@@ -87,6 +94,7 @@ pub fn temporal_join<'scope>(
                     rows: Rows::default(),
                     arrivals: 0,
                     live: 0,
+                    swept_at: Watermark::MIN,
                 }),
                 Err(error) => {
                     context.fail(error);
@@ -134,7 +142,10 @@ pub fn temporal_join<'scope>(
                     Ok(None) => {}
                     Err(error) => context.fail(error),
                 }
-                if let Some(bound) = bound {
+                if let Some(bound) = bound
+                    && bound.saturating_sub(state.swept_at) >= SWEEP_EVERY
+                {
+                    state.swept_at = bound;
                     state.drop_outdated(bound);
                 }
                 if let Err(error) = state.compact_if_scattered() {
@@ -175,7 +186,10 @@ impl State {
                 row: row as u32,
             };
             new_rows += 1;
-            let versions = self.versions.entry(key.into()).or_default();
+            let versions = match self.versions.get_mut(key) {
+                Some(versions) => versions,
+                None => self.versions.entry(key.into()).or_default(),
+            };
             versions.insert((time, self.arrivals), version);
             self.arrivals += 1;
             if versions.len() == 2 {
@@ -272,9 +286,13 @@ impl State {
                 else {
                     continue;
                 };
-                let kept = versions.split_off(&valid_at);
-                dropped += versions.len();
-                *versions = kept;
+                while versions
+                    .first_key_value()
+                    .is_some_and(|(at, _)| *at < valid_at)
+                {
+                    versions.pop_first();
+                    dropped += 1;
+                }
                 if versions.len() < 2 {
                     settled.push(key.clone());
                 }
