@@ -133,6 +133,39 @@ impl Connection {
     }
 }
 
+/// `work` on `connection` (connected first if need be), again on a new
+/// connection after a failure, up to `max_retries` times, waiting longer
+/// each time.
+fn retrying<T>(
+    database: &Database,
+    connection: &mut Option<Connection>,
+    max_retries: u32,
+    what: &str,
+    work: impl Fn(&Connection) -> Result<T, EngineError>,
+) -> Result<T, EngineError> {
+    let mut attempt = 0;
+    loop {
+        let result = match connection.as_ref() {
+            Some(open) => work(open),
+            None => database.connect().and_then(|open| {
+                let result = work(&open);
+                *connection = Some(open);
+                result
+            }),
+        };
+        match result {
+            Ok(value) => return Ok(value),
+            Err(error) if attempt < max_retries => {
+                attempt += 1;
+                tracing::warn!("jdbc {what}: {error}; retrying ({attempt})");
+                *connection = None;
+                std::thread::sleep(Duration::from_millis(200 * u64::from(attempt)));
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
 fn quote_identifier(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
@@ -458,34 +491,13 @@ impl JdbcSink {
         }
         let statements = self.statements()?;
         let script = format!("BEGIN; {}; COMMIT;", statements.join("; "));
-        let mut attempt = 0;
-        loop {
-            if self.connection.is_none() {
-                match self.database.connect() {
-                    Ok(c) => self.connection = Some(c),
-                    Err(error) if attempt < self.max_retries => {
-                        attempt += 1;
-                        tracing::warn!("jdbc sink: {error}; retrying ({attempt})");
-                        std::thread::sleep(Duration::from_millis(200 * u64::from(attempt)));
-                        continue;
-                    }
-                    Err(error) => return Err(error),
-                }
-            }
-            let Some(connection) = self.connection.as_ref() else {
-                continue;
-            };
-            match connection.execute(&script) {
-                Ok(()) => break,
-                Err(error) if attempt < self.max_retries => {
-                    attempt += 1;
-                    tracing::warn!("jdbc sink: {error}; retrying ({attempt})");
-                    self.connection = None;
-                    std::thread::sleep(Duration::from_millis(200 * u64::from(attempt)));
-                }
-                Err(error) => return Err(error),
-            }
-        }
+        retrying(
+            &self.database,
+            &mut self.connection,
+            self.max_retries,
+            "sink",
+            |connection| connection.execute(&script),
+        )?;
         self.buffered.clear();
         self.rows = 0;
         Ok(())
@@ -642,25 +654,14 @@ impl JdbcLookup {
             key_names.join(", "),
             tuples.join(", ")
         );
-        let mut attempt = 0;
-        loop {
-            if self.connection.is_none() {
-                self.connection = Some(self.database.connect()?);
-            }
-            let Some(connection) = self.connection.as_ref() else {
-                continue;
-            };
-            match connection.text_rows(&sql) {
-                Ok(rows) => return rows_to_batch(&rows, &self.schema),
-                Err(error) if attempt < self.max_retries => {
-                    attempt += 1;
-                    tracing::warn!("jdbc lookup: {error}; retrying ({attempt})");
-                    self.connection = None;
-                    std::thread::sleep(Duration::from_millis(200 * u64::from(attempt)));
-                }
-                Err(error) => return Err(error),
-            }
-        }
+        let rows = retrying(
+            &self.database,
+            &mut self.connection,
+            self.max_retries,
+            "lookup",
+            |connection| connection.text_rows(&sql),
+        )?;
+        rows_to_batch(&rows, &self.schema)
     }
 
     /// Keeps each key's rows, forgetting the oldest written when over

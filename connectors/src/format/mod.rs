@@ -385,6 +385,24 @@ mod tests {
         let text = String::from_utf8(text).unwrap();
         assert_eq!(
             text,
+            "{\"k\":1,\"ts\":\"2020-04-15 08:00:01.500\"}\n{\"k\":2,\"ts\":null}\n"
+        );
+        // Flink's json.encode.ignore-null-fields leaves NULL fields out.
+        let options: BTreeMap<String, String> = [
+            ("format", "json"),
+            ("json.encode.ignore-null-fields", "true"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let no_columns = Arc::new(Schema::empty());
+        let mut without_nulls = Vec::new();
+        Format::from_options(&Options::new(options), &no_columns, Carrier::Files)
+            .unwrap()
+            .encode(&batch, &mut without_nulls)
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(without_nulls).unwrap(),
             "{\"k\":1,\"ts\":\"2020-04-15 08:00:01.500\"}\n{\"k\":2}\n"
         );
         let decoded = json("SQL")

@@ -248,7 +248,7 @@ fn rows_are_written_as_records_keyed_by_their_partition_columns() {
         got,
         vec![
             ("/a|1".to_string(), "{\"page\":\"/a\",\"k\":1}".to_string()),
-            ("null|2".to_string(), "{\"k\":2}".to_string()),
+            ("null|2".to_string(), "{\"page\":null,\"k\":2}".to_string()),
             ("/c|3".to_string(), "{\"page\":\"/c\",\"k\":3}".to_string()),
         ]
     );

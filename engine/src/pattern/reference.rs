@@ -127,26 +127,12 @@ impl Reading<'_> {
                     variable,
                     column,
                     offset,
-                } => {
-                    let refs: Vec<Option<RowRef>> = views
-                        .iter()
-                        .map(|v| v.rows_of(*variable).rev().nth(*offset))
-                        .collect();
-                    self.rows
-                        .column(*column, self.input.field(*column).data_type(), &refs)?
-                }
+                } => self.column_at(*column, views, |v| v.rows_of(*variable).rev().nth(*offset))?,
                 Reference::First {
                     variable,
                     column,
                     offset,
-                } => {
-                    let refs: Vec<Option<RowRef>> = views
-                        .iter()
-                        .map(|v| v.rows_of(*variable).nth(*offset))
-                        .collect();
-                    self.rows
-                        .column(*column, self.input.field(*column).data_type(), &refs)?
-                }
+                } => self.column_at(*column, views, |v| v.rows_of(*variable).nth(*offset))?,
                 Reference::Aggregate {
                     variable,
                     aggregate,
@@ -163,6 +149,18 @@ impl Reading<'_> {
             &RecordBatchOptions::new().with_row_count(Some(views.len())),
         )?;
         Ok(expression.expr.evaluate(&batch)?.into_array(views.len())?)
+    }
+
+    /// Column `column` of the row `row_of` picks in each view.
+    fn column_at(
+        &self,
+        column: usize,
+        views: &[MatchView<'_>],
+        row_of: impl Fn(&MatchView<'_>) -> Option<RowRef>,
+    ) -> Result<ArrayRef, EngineError> {
+        let refs: Vec<Option<RowRef>> = views.iter().map(row_of).collect();
+        self.rows
+            .column(column, self.input.field(column).data_type(), &refs)
     }
 
     /// A condition for each of `views`: NULL is false.

@@ -167,11 +167,7 @@ impl Planner<'_> {
         let right_time = right_schema
             .index_of(&watermark.column)
             .map_err(|e| refuse(e.to_string()))?;
-        let qualifier = join.right.schema().qualified_field(0).0.cloned();
-        let right_df = match &qualifier {
-            Some(q) => DFSchema::try_from_qualified_schema(q.clone(), &right_schema)?,
-            None => DFSchema::try_from(right_schema.as_ref().clone())?,
-        };
+        let right_df = right_side(join, &right_schema)?;
         let left_df = join.left.schema();
         let state = self.context.state();
         let mut left_keys = Vec::new();
@@ -195,23 +191,8 @@ impl Planner<'_> {
                 "an event-time temporal join must join on the versioned table's primary key, and '{missing}' of '{table_name}' is not an equality of the ON clause"
             )));
         }
-        let unqualified = DFSchema::try_from(right_schema.as_ref().clone())?;
-        let version_filter = match versioned
-            .conditions
-            .into_iter()
-            .map(strip_qualifiers)
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .reduce(Expr::and)
-        {
-            Some(condition) => Some(state.create_physical_expr(condition, &unqualified)?),
-            None => None,
-        };
-        let joined_df = left_df.join(&right_df)?;
-        let filter = match versioned.filter {
-            Some(f) => Some(state.create_physical_expr(f, &joined_df)?),
-            None => None,
-        };
+        let (version_filter, filter) =
+            self.conditions(versioned, left_df, &right_df, &right_schema)?;
         let joined_schema = super::joins::nullable(&left.schema, &right_schema);
         let spec = JoinSpec {
             kind,
@@ -226,11 +207,7 @@ impl Planner<'_> {
         let describe = format!(
             "{} {table_name} FOR SYSTEM_TIME AS OF {time_name} on [{}]{}",
             join.join_type,
-            join.on
-                .iter()
-                .map(|(l, r)| format!("{l} = {r}"))
-                .collect::<Vec<_>>()
-                .join(", "),
+            on_text(join),
             match version_filter.is_some() {
                 true => ", condition on the version found",
                 false => "",
@@ -249,18 +226,8 @@ impl Planner<'_> {
             }),
             describe,
         };
-        // The join's own columns: the probe's, then the versioned
-        // table's that the query reads.
-        let width = left.schema.fields().len();
-        let mut indices: Vec<usize> = (0..width).collect();
-        for field in join.right.schema().fields() {
-            indices.push(
-                width
-                    + right_schema
-                        .index_of(field.name())
-                        .map_err(|e| refuse(e.to_string()))?,
-            );
-        }
+        let indices = output_columns(join, left.schema.fields().len(), &right_schema)
+            .map_err(|e| refuse(e.to_string()))?;
         Ok(project(node, joined_schema, Some(indices)))
     }
 
@@ -271,6 +238,74 @@ impl Planner<'_> {
             .values()
             .any(|t| t.watermark.as_ref().is_some_and(|w| w.column == name))
     }
+}
+
+impl Planner<'_> {
+    /// The conditions on the looked-up or versioned table alone (over its
+    /// columns, applied to the rows found), and the join's other condition
+    /// (over the probe's columns, then the table's).
+    fn conditions(
+        &self,
+        versioned: Versioned<'_>,
+        left_df: &DFSchema,
+        right_df: &DFSchema,
+        right_schema: &datafusion::arrow::datatypes::SchemaRef,
+    ) -> Result<(Option<PhysicalCondition>, Option<PhysicalCondition>), SqlError> {
+        let state = self.context.state();
+        let unqualified = DFSchema::try_from(right_schema.as_ref().clone())?;
+        let on_table = match versioned
+            .conditions
+            .into_iter()
+            .map(strip_qualifiers)
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .reduce(Expr::and)
+        {
+            Some(condition) => Some(state.create_physical_expr(condition, &unqualified)?),
+            None => None,
+        };
+        let joined_df = left_df.join(right_df)?;
+        let filter = match versioned.filter {
+            Some(f) => Some(state.create_physical_expr(f, &joined_df)?),
+            None => None,
+        };
+        Ok((on_table, filter))
+    }
+}
+
+type PhysicalCondition = Arc<dyn datafusion::physical_expr::PhysicalExpr>;
+
+/// The table's whole schema under the name the join's right side reads it by.
+fn right_side(
+    join: &Join,
+    right_schema: &datafusion::arrow::datatypes::SchemaRef,
+) -> Result<DFSchema, SqlError> {
+    Ok(match join.right.schema().qualified_field(0).0 {
+        Some(q) => DFSchema::try_from_qualified_schema(q.clone(), right_schema)?,
+        None => DFSchema::try_from(right_schema.as_ref().clone())?,
+    })
+}
+
+fn on_text(join: &Join) -> String {
+    join.on
+        .iter()
+        .map(|(l, r)| format!("{l} = {r}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The join's own columns: the probe's, then the table's that the query
+/// reads, among the probe's and all the table's.
+fn output_columns(
+    join: &Join,
+    width: usize,
+    right_schema: &datafusion::arrow::datatypes::SchemaRef,
+) -> Result<Vec<usize>, datafusion::arrow::error::ArrowError> {
+    let mut indices: Vec<usize> = (0..width).collect();
+    for field in join.right.schema().fields() {
+        indices.push(width + right_schema.index_of(field.name())?);
+    }
+    Ok(indices)
 }
 
 fn strip_qualifiers(expr: Expr) -> Result<Expr, SqlError> {
@@ -319,11 +354,7 @@ impl Planner<'_> {
             )));
         }
         let right_schema = crate::catalog::Catalog::physical_schema(table);
-        let qualifier = join.right.schema().qualified_field(0).0.cloned();
-        let right_df = match &qualifier {
-            Some(q) => DFSchema::try_from_qualified_schema(q.clone(), &right_schema)?,
-            None => DFSchema::try_from(right_schema.as_ref().clone())?,
-        };
+        let right_df = right_side(join, &right_schema)?;
         let left_df = join.left.schema();
         let state = self.context.state();
         let mut left_keys = Vec::new();
@@ -366,33 +397,14 @@ impl Planner<'_> {
                 lookup_keys,
             )
             .map_err(|e| refuse(format!("table '{}': {e}", table.name)))?;
-        let unqualified = DFSchema::try_from(right_schema.as_ref().clone())?;
-        let found_filter = match versioned
-            .conditions
-            .into_iter()
-            .map(strip_qualifiers)
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .reduce(Expr::and)
-        {
-            Some(condition) => Some(state.create_physical_expr(condition, &unqualified)?),
-            None => None,
-        };
-        let joined_df = left_df.join(&right_df)?;
-        let filter = match versioned.filter {
-            Some(f) => Some(state.create_physical_expr(f, &joined_df)?),
-            None => None,
-        };
+        let (found_filter, filter) =
+            self.conditions(versioned, left_df, &right_df, &right_schema)?;
         let joined_schema = super::joins::nullable(&left.schema, &right_schema);
         let describe = format!(
             "{} {} (jdbc) FOR SYSTEM_TIME AS OF {time_name} on [{}]",
             join.join_type,
             table.name,
-            join.on
-                .iter()
-                .map(|(l, r)| format!("{l} = {r}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            on_text(join)
         );
         let node = Node::LookupJoin {
             input: Box::new(left.node),
@@ -414,16 +426,8 @@ impl Planner<'_> {
             }),
             describe,
         };
-        let width = left.schema.fields().len();
-        let mut indices: Vec<usize> = (0..width).collect();
-        for field in join.right.schema().fields() {
-            indices.push(
-                width
-                    + right_schema
-                        .index_of(field.name())
-                        .map_err(|e| refuse(e.to_string()))?,
-            );
-        }
+        let indices = output_columns(join, left.schema.fields().len(), &right_schema)
+            .map_err(|e| refuse(e.to_string()))?;
         Ok(project(node, joined_schema, Some(indices)))
     }
 }
