@@ -71,6 +71,17 @@ pub struct ViewDef {
     pub matches: Vec<MatchCall>,
     /// Its `FOR SYSTEM_TIME AS OF` clauses against versioned tables.
     pub versioned: Vec<crate::front::temporal::Temporal>,
+    /// Set when the view keeps each key's last row by event time (Flink's
+    /// versioned view, made by deduplication): it can be joined FOR
+    /// SYSTEM_TIME AS OF as a versioned table.
+    pub versions_of: Option<VersionedView>,
+}
+
+/// A versioned view's key columns and time attribute.
+#[derive(Clone, Debug)]
+pub struct VersionedView {
+    pub keys: Vec<String>,
+    pub time: String,
 }
 
 impl Catalog {

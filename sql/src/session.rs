@@ -277,7 +277,12 @@ impl Session {
         let sql = render(&rewritten);
         // Plan it now so that a bad view fails at its own statement.
         let context = self.catalog.session_for(&calls, &matches).await?;
-        context.sql(&sql).await.map_err(|e| located(e, query))?;
+        let frame = context.sql(&sql).await.map_err(|e| located(e, query))?;
+        let versions_of = frame
+            .into_optimized_plan()
+            .ok()
+            .and_then(|plan| crate::plan::temporal_join::versioned_view(&plan))
+            .filter(|v| self.is_rowtime(&v.time));
         self.name_is_free(&name, start)?;
         self.catalog.views.push(ViewDef {
             name,
@@ -285,6 +290,7 @@ impl Session {
             windows: calls,
             matches,
             versioned,
+            versions_of,
         });
         Ok(())
     }
@@ -444,6 +450,14 @@ impl Session {
 }
 
 impl Session {
+    /// Whether `name` is some table's event-time attribute (a WATERMARK).
+    fn is_rowtime(&self, name: &str) -> bool {
+        self.catalog
+            .tables
+            .values()
+            .any(|t| t.watermark.as_ref().is_some_and(|w| w.column == name))
+    }
+
     /// The clauses against versioned tables, which the planner joins by
     /// event time; any other table that can change is refused.
     fn versioned_clauses(
@@ -465,6 +479,9 @@ impl Session {
     /// by event time (a PRIMARY KEY and a WATERMARK, its rows each a new
     /// version of its key), or a column of a table a lookup join reads.
     fn versioned_time(&self, name: &str) -> Option<String> {
+        if let Some(view) = self.catalog.views.iter().find(|v| v.name == name) {
+            return view.versions_of.as_ref().map(|v| v.time.clone());
+        }
         let table = self.catalog.tables.get(name)?;
         // A lookup join reads the table as it is when each row passes; the
         // marker only needs one of its columns.

@@ -38,6 +38,9 @@ pub struct TemporalJoin {
     pub right_time: usize,
     /// A condition on the version alone, over the versioned table's columns.
     pub version_filter: Option<Arc<dyn PhysicalExpr>>,
+    /// A condition rows must meet to be versions at all (a versioned
+    /// view's WHERE under its deduplication).
+    pub before_versions: Option<Arc<dyn PhysicalExpr>>,
     pub left_route: Vec<usize>,
     pub right_route: Vec<usize>,
 }
@@ -169,6 +172,17 @@ fn millis(column: &ArrayRef) -> Result<Vec<Option<Millis>>, EngineError> {
 
 impl State {
     fn add_versions(&mut self, batch: RecordBatch) -> Result<(), EngineError> {
+        let batch = match &self.spec.before_versions {
+            Some(condition) => {
+                let mask = condition.evaluate(&batch)?.into_array(batch.num_rows())?;
+                let mask = mask
+                    .as_any()
+                    .downcast_ref::<BooleanArray>()
+                    .ok_or_else(|| EngineError::Plan("a condition must be boolean".into()))?;
+                datafusion::arrow::compute::filter_record_batch(&batch, mask)?
+            }
+            None => batch,
+        };
         if batch.num_rows() == 0 {
             return Ok(());
         }

@@ -24,7 +24,7 @@ pub(crate) mod shared_exprs;
 mod sort;
 mod source;
 pub(crate) mod source_options;
-mod temporal_join;
+pub(crate) mod temporal_join;
 mod unnest;
 pub(crate) mod updating;
 pub(crate) mod upsert;

@@ -25,9 +25,107 @@ use crate::front::temporal::Temporal;
 pub(super) struct Versioned<'p> {
     scan: &'p TableScan,
     conditions: Vec<Expr>,
+    /// Conditions on a versioned view's rows before they are versions.
+    before_versions: Vec<Expr>,
     clause: Temporal,
     probe_time: Column,
     filter: Option<Expr>,
+}
+
+/// Whether `plan` keeps each key's last row by a column, as Flink's
+/// versioned view does: `SELECT ... FROM (SELECT *, ROW_NUMBER() OVER
+/// (PARTITION BY k ORDER BY t DESC) AS rn FROM ...) WHERE rn = 1`. The
+/// caller checks that `t` is an event-time attribute.
+pub(crate) fn versioned_view(plan: &LogicalPlan) -> Option<crate::catalog::VersionedView> {
+    let mut node = plan;
+    // The column the filter keeps at 1, then renamed back through the
+    // projections down to the window's own column name.
+    let mut kept: Option<String> = None;
+    loop {
+        match node {
+            LogicalPlan::SubqueryAlias(alias) => node = &alias.input,
+            LogicalPlan::Projection(p) => {
+                if let Some(name) = &kept {
+                    let renamed = p.expr.iter().find_map(|e| match e {
+                        Expr::Alias(a) if &a.name == name => match a.expr.as_ref() {
+                            Expr::Column(c) => Some(c.name.clone()),
+                            _ => None,
+                        },
+                        _ => None,
+                    });
+                    if let Some(renamed) = renamed {
+                        kept = Some(renamed);
+                    }
+                }
+                if !p
+                    .expr
+                    .iter()
+                    .all(|e| matches!(e.clone().unalias(), Expr::Column(_)))
+                {
+                    return None;
+                }
+                node = &p.input;
+            }
+            LogicalPlan::Filter(filter) if kept.is_none() => {
+                kept = split_conjunction(&filter.predicate)
+                    .into_iter()
+                    .find_map(keeps_first);
+                kept.as_ref()?;
+                node = &filter.input;
+            }
+            LogicalPlan::Window(window) => {
+                let [expr] = window.window_expr.as_slice() else {
+                    return None;
+                };
+                let Expr::WindowFunction(f) = expr.clone().unalias() else {
+                    return None;
+                };
+                let output = window
+                    .schema
+                    .field(window.input.schema().fields().len())
+                    .name();
+                if f.fun.name() != "row_number" || kept.as_deref() != Some(output.as_str()) {
+                    return None;
+                }
+                let keys = f
+                    .params
+                    .partition_by
+                    .iter()
+                    .map(|k| match k {
+                        Expr::Column(c) => Some(c.name.clone()),
+                        _ => None,
+                    })
+                    .collect::<Option<Vec<_>>>()?;
+                let time = match f.params.order_by.as_slice() {
+                    [sort] if !sort.asc => match &sort.expr {
+                        Expr::Column(c) => c.name.clone(),
+                        _ => return None,
+                    },
+                    _ => return None,
+                };
+                return (!keys.is_empty()).then_some(crate::catalog::VersionedView { keys, time });
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// The column `expr` keeps at the first row: `rn = 1`, `rn <= 1`, `rn < 2`.
+fn keeps_first(expr: &Expr) -> Option<String> {
+    let Expr::BinaryExpr(binary) = expr else {
+        return None;
+    };
+    let one = |e: &Expr, n: i64| matches!(e, Expr::Literal(v, _) if v.to_string().parse::<i64>() == Ok(n));
+    let column = match binary.left.as_ref() {
+        Expr::Column(c) => c.name.clone(),
+        _ => return None,
+    };
+    use datafusion::logical_expr::Operator;
+    match binary.op {
+        Operator::Eq | Operator::LtEq if one(&binary.right, 1) => Some(column),
+        Operator::Lt if one(&binary.right, 2) => Some(column),
+        _ => None,
+    }
 }
 
 /// Whether `front/temporal.rs` marked `join` as against a versioned table.
@@ -61,17 +159,34 @@ impl Planner<'_> {
             .reduce(Expr::and);
         let mut node = join.right.as_ref();
         let mut conditions = Vec::new();
+        // A versioned view's conditions under its deduplication apply to
+        // the rows before they are versions.
+        let mut before_versions = Vec::new();
+        let mut names = Vec::new();
+        let mut under_window = false;
         let scan = loop {
             match node {
-                LogicalPlan::SubqueryAlias(alias) => node = &alias.input,
+                LogicalPlan::SubqueryAlias(alias) => {
+                    names.push(alias.alias.table().to_string());
+                    node = &alias.input
+                }
                 LogicalPlan::Projection(p)
-                    if p.expr.iter().all(|e| matches!(e, Expr::Column(_))) =>
+                    if p.expr
+                        .iter()
+                        .all(|e| matches!(e.clone().unalias(), Expr::Column(_))) =>
                 {
                     node = &p.input
                 }
                 LogicalPlan::Filter(filter) => {
-                    conditions.push(filter.predicate.clone());
+                    match under_window {
+                        true => before_versions.push(filter.predicate.clone()),
+                        false => conditions.push(filter.predicate.clone()),
+                    }
                     node = &filter.input;
+                }
+                LogicalPlan::Window(window) if !under_window => {
+                    under_window = true;
+                    node = &window.input;
                 }
                 LogicalPlan::TableScan(scan) => break scan,
                 _ => return None,
@@ -79,16 +194,34 @@ impl Planner<'_> {
         };
         let name = scan.table_name.table();
         let table = name.strip_prefix(SOURCE_PREFIX).unwrap_or(name);
+        names.push(table.to_string());
         let clause = self
             .versioned
             .iter()
             .chain(self.catalog.views.iter().flat_map(|v| v.versioned.iter()))
-            .find(|c| c.table == table)?
+            .find(|c| names.contains(&c.table))?
             .clone();
-        conditions.extend(scan.filters.iter().cloned());
+        match under_window {
+            true => before_versions.extend(scan.filters.iter().cloned()),
+            false => conditions.extend(scan.filters.iter().cloned()),
+        }
+        // The deduplication's own `rn = 1` is not a condition on a version.
+        let columns = scan.source.schema();
+        let of_table = |e: &Expr| {
+            e.column_refs()
+                .iter()
+                .all(|c| columns.field_with_name(&c.name).is_ok())
+        };
+        let conditions = conditions
+            .iter()
+            .flat_map(split_conjunction)
+            .filter(|e| of_table(e))
+            .cloned()
+            .collect();
         Some(Versioned {
             scan,
             conditions,
+            before_versions,
             clause,
             probe_time: probe_time.clone(),
             filter,
@@ -103,7 +236,17 @@ impl Planner<'_> {
     ) -> Result<Planned, SqlError> {
         let at = versioned.clause.position;
         let refuse = |message: String| SqlError::at(message, at);
-        let table_name = versioned.clause.table.clone();
+        let scanned = versioned.scan.table_name.table();
+        let table_name = scanned
+            .strip_prefix(SOURCE_PREFIX)
+            .unwrap_or(scanned)
+            .to_string();
+        let view = self
+            .catalog
+            .views
+            .iter()
+            .find(|v| v.name == versioned.clause.table)
+            .and_then(|v| v.versions_of.clone());
         let table = self
             .catalog
             .tables
@@ -164,6 +307,17 @@ impl Planner<'_> {
             .watermark
             .as_ref()
             .ok_or_else(|| refuse(format!("'{table_name}' has no WATERMARK")))?;
+        // A versioned view's keys and time are its deduplication's.
+        let (primary_key, version_time) = match &view {
+            Some(view) => (view.keys.clone(), view.time.clone()),
+            None => (table.primary_key.clone(), watermark.column.clone()),
+        };
+        if version_time != watermark.column {
+            return Err(refuse(format!(
+                "the versioned view '{}' orders by '{version_time}', and '{table_name}''s event-time attribute is '{}'",
+                versioned.clause.table, watermark.column
+            )));
+        }
         let right_time = right_schema
             .index_of(&watermark.column)
             .map_err(|e| refuse(e.to_string()))?;
@@ -186,11 +340,27 @@ impl Planner<'_> {
                 }
             }
         }
-        if let Some(missing) = table.primary_key.iter().find(|k| !key_columns.contains(k)) {
+        if let Some(missing) = primary_key.iter().find(|k| !key_columns.contains(k)) {
             return Err(refuse(format!(
-                "an event-time temporal join must join on the versioned table's primary key, and '{missing}' of '{table_name}' is not an equality of the ON clause"
+                "an event-time temporal join must join on the versioned table's primary key, and '{missing}' of '{}' is not an equality of the ON clause",
+                versioned.clause.table
             )));
         }
+        let before_versions = match versioned
+            .before_versions
+            .iter()
+            .cloned()
+            .map(strip_qualifiers)
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .reduce(Expr::and)
+        {
+            Some(condition) => Some(state.create_physical_expr(
+                condition,
+                &DFSchema::try_from(right_schema.as_ref().clone())?,
+            )?),
+            None => None,
+        };
         let (version_filter, filter) =
             self.conditions(versioned, left_df, &right_df, &right_schema)?;
         let joined_schema = super::joins::nullable(&left.schema, &right_schema);
@@ -221,6 +391,7 @@ impl Planner<'_> {
                 left_time,
                 right_time,
                 version_filter,
+                before_versions,
                 left_route: routes.0,
                 right_route: routes.1,
             }),
