@@ -341,6 +341,8 @@ pub fn sink(
     }))
 }
 
+/// A sink's table and `sink.*` options.
+#[derive(Clone)]
 struct JdbcSinkProvider {
     database: Database,
     schema: SchemaRef,
@@ -354,12 +356,7 @@ impl SinkProvider for JdbcSinkProvider {
     fn sink(&self, _worker: usize, _peers: usize) -> Result<Box<dyn BatchSink>, EngineError> {
         Ok(Box::new(JdbcSink {
             connection: None,
-            database: self.database.clone(),
-            schema: self.schema.clone(),
-            primary_key: self.primary_key.clone(),
-            max_rows: self.max_rows,
-            interval: self.interval,
-            max_retries: self.max_retries,
+            settings: self.clone(),
             buffered: Vec::new(),
             rows: 0,
             since: Instant::now(),
@@ -375,12 +372,7 @@ impl SinkProvider for JdbcSinkProvider {
 
 struct JdbcSink {
     connection: Option<Connection>,
-    database: Database,
-    schema: SchemaRef,
-    primary_key: Vec<usize>,
-    max_rows: usize,
-    interval: Duration,
-    max_retries: u32,
+    settings: JdbcSinkProvider,
     buffered: Vec<RecordBatch>,
     rows: usize,
     since: Instant,
@@ -390,9 +382,10 @@ impl JdbcSink {
     /// The statements that bring the table to the buffered rows: per key
     /// (under a primary key) the last change wins.
     fn statements(&self) -> Result<Vec<String>, EngineError> {
-        let table = self.database.table();
-        let width = self.schema.fields().len();
+        let table = self.settings.database.table();
+        let width = self.settings.schema.fields().len();
         let names: Vec<String> = self
+            .settings
             .schema
             .fields()
             .iter()
@@ -416,7 +409,7 @@ impl JdbcSink {
             }
         }
         let row = |t: &[String]| format!("({})", t.join(", "));
-        if self.primary_key.is_empty() {
+        if self.settings.primary_key.is_empty() {
             if tuples.is_empty() {
                 return Ok(Vec::new());
             }
@@ -433,13 +426,19 @@ impl JdbcSink {
         let mut last: BTreeMap<Vec<String>, (Vec<String>, RowKind)> = BTreeMap::new();
         for (values, kind) in tuples {
             let key: Vec<String> = self
+                .settings
                 .primary_key
                 .iter()
                 .map(|&k| values[k].clone())
                 .collect();
             last.insert(key, (values, kind));
         }
-        let key_names: Vec<&String> = self.primary_key.iter().map(|&k| &names[k]).collect();
+        let key_names: Vec<&String> = self
+            .settings
+            .primary_key
+            .iter()
+            .map(|&k| &names[k])
+            .collect();
         let key_list = key_names
             .iter()
             .map(|s| s.as_str())
@@ -466,7 +465,7 @@ impl JdbcSink {
             let updates: Vec<String> = names
                 .iter()
                 .enumerate()
-                .filter(|(c, _)| !self.primary_key.contains(c))
+                .filter(|(c, _)| !self.settings.primary_key.contains(c))
                 .map(|(_, n)| format!("{n} = EXCLUDED.{n}"))
                 .collect();
             let on_conflict = match updates.is_empty() {
@@ -492,9 +491,9 @@ impl JdbcSink {
         let statements = self.statements()?;
         let script = format!("BEGIN; {}; COMMIT;", statements.join("; "));
         retrying(
-            &self.database,
+            &self.settings.database,
             &mut self.connection,
-            self.max_retries,
+            self.settings.max_retries,
             "sink",
             |connection| connection.execute(&script),
         )?;
@@ -508,14 +507,14 @@ impl BatchSink for JdbcSink {
     fn write(&mut self, batch: RecordBatch, _time: Watermark) -> Result<(), EngineError> {
         self.rows += batch.num_rows();
         self.buffered.push(batch);
-        if self.rows >= self.max_rows || self.since.elapsed() >= self.interval {
+        if self.rows >= self.settings.max_rows || self.since.elapsed() >= self.settings.interval {
             self.flush()?;
         }
         Ok(())
     }
 
     fn watermark(&mut self, watermark: Option<Watermark>) -> Result<(), EngineError> {
-        if watermark.is_none() || self.since.elapsed() >= self.interval {
+        if watermark.is_none() || self.since.elapsed() >= self.settings.interval {
             self.flush()?;
         }
         Ok(())

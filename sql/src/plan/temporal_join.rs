@@ -261,21 +261,7 @@ impl Planner<'_> {
                 "a temporal join against '{table_name}', which has computed columns, is not supported yet"
             )));
         }
-        let kind = match join.join_type {
-            JoinType::Inner => JoinKind::Inner,
-            JoinType::Left => JoinKind::Left,
-            other => {
-                return Err(refuse(format!(
-                    "an event-time temporal join is INNER or LEFT (as in Flink), not {other}"
-                )));
-            }
-        };
-        let left = self.settled(self.materialize(left)?)?;
-        if is_changelog(&left.schema) {
-            return Err(refuse(
-                "an event-time temporal join's probe side must be append-only (as in Flink)".into(),
-            ));
-        }
+        let (kind, left) = self.probe_side(join, left, "an event-time temporal join", at)?;
         let whole = LogicalPlan::TableScan(TableScan {
             projection: None,
             filters: Vec::new(),
@@ -412,6 +398,35 @@ impl Planner<'_> {
 }
 
 impl Planner<'_> {
+    /// The join's kind, INNER or LEFT, and its probe side, which must be
+    /// append-only, as Flink requires of both temporal joins.
+    fn probe_side(
+        &self,
+        join: &Join,
+        left: Planned,
+        what: &str,
+        at: crate::error::Position,
+    ) -> Result<(JoinKind, Planned), SqlError> {
+        let kind = match join.join_type {
+            JoinType::Inner => JoinKind::Inner,
+            JoinType::Left => JoinKind::Left,
+            other => {
+                return Err(SqlError::at(
+                    format!("{what} is INNER or LEFT (as in Flink), not {other}"),
+                    at,
+                ));
+            }
+        };
+        let left = self.settled(self.materialize(left)?)?;
+        if is_changelog(&left.schema) {
+            return Err(SqlError::at(
+                format!("{what}'s probe side must be append-only (as in Flink)"),
+                at,
+            ));
+        }
+        Ok((kind, left))
+    }
+
     /// The conditions on the looked-up or versioned table alone (over its
     /// columns, applied to the rows found), and the join's other condition
     /// (over the probe's columns, then the table's).
@@ -502,21 +517,7 @@ impl Planner<'_> {
     ) -> Result<Planned, SqlError> {
         let at = versioned.clause.position;
         let refuse = |message: String| SqlError::at(message, at);
-        let kind = match join.join_type {
-            JoinType::Inner => JoinKind::Inner,
-            JoinType::Left => JoinKind::Left,
-            other => {
-                return Err(refuse(format!(
-                    "a lookup join is INNER or LEFT (as in Flink), not {other}"
-                )));
-            }
-        };
-        let left = self.settled(self.materialize(left)?)?;
-        if is_changelog(&left.schema) {
-            return Err(refuse(
-                "a lookup join's probe side must be append-only".into(),
-            ));
-        }
+        let (kind, left) = self.probe_side(join, left, "a lookup join", at)?;
         let time_name = versioned.probe_time.name.clone();
         if self.is_rowtime(&time_name) {
             return Err(refuse(format!(
