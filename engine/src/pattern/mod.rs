@@ -42,6 +42,9 @@ use reference::{MatchView, Reading};
 pub struct MatchRecognize {
     pub partition: Vec<usize>,
     pub time_column: usize,
+    /// ORDER BY columns after the time attribute, each with whether it is
+    /// ascending: they order rows of equal time (NULLs lowest, as Flink).
+    pub then_by: Vec<(usize, bool)>,
     /// The pattern variables' names, for errors.
     pub variables: Vec<String>,
     pub pattern: Vec<Element>,
@@ -228,7 +231,10 @@ impl State {
             false => Some(self.converter.convert_columns(&keys)?),
         };
         let key = |row: usize| key_rows.as_ref().map_or(&[][..], |k| k.row(row).data());
-        let (order, starts) = partition_order(key, times);
+        let (mut order, starts) = partition_order(key, times);
+        if !spec.then_by.is_empty() {
+            self.order_ties(all, times, &mut order, &starts)?;
+        }
         let indices = UInt32Array::from(order);
         let sorted = take_record_batch(all, &indices)?;
         let rows = sorted.num_rows();
@@ -301,6 +307,48 @@ impl State {
             }
             partition.time_out(watermark, spec.within);
             partition.release(&spec.skip, &spec.variables, emitted)?;
+        }
+        Ok(())
+    }
+
+    /// Puts rows of equal time in each partition in the order of the ORDER
+    /// BY columns after the time attribute (ties of those keep arrival
+    /// order).
+    fn order_ties(
+        &self,
+        all: &RecordBatch,
+        times: &[Millis],
+        order: &mut [u32],
+        starts: &[usize],
+    ) -> Result<(), EngineError> {
+        use datafusion::arrow::compute::SortOptions;
+        let fields = self
+            .spec
+            .then_by
+            .iter()
+            .map(|&(c, ascending)| {
+                SortField::new_with_options(
+                    all.column(c).data_type().clone(),
+                    SortOptions {
+                        descending: !ascending,
+                        nulls_first: ascending,
+                    },
+                )
+            })
+            .collect();
+        let converter = RowConverter::new(fields)?;
+        let columns: Vec<ArrayRef> = self
+            .spec
+            .then_by
+            .iter()
+            .map(|&(c, _)| all.column(c).clone())
+            .collect();
+        let keys = converter.convert_columns(&columns)?;
+        for bounds in starts.windows(2) {
+            order[bounds[0]..bounds[1]].sort_by(|&a, &b| {
+                (times[a as usize], keys.row(a as usize))
+                    .cmp(&(times[b as usize], keys.row(b as usize)))
+            });
         }
         Ok(())
     }

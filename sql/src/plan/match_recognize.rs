@@ -47,14 +47,13 @@ pub async fn compile(
         .iter()
         .map(|c| column(c, at))
         .collect::<Result<Vec<_>, _>>()?;
-    let time_column = match clause.order.as_slice() {
-        [(name, true)] => column(name, at)?,
-        [(_, true), ..] => {
-            return Err(SqlError::at(
-                "ORDER BY of MATCH_RECOGNIZE beyond the time attribute is not supported yet",
-                at,
-            ));
-        }
+    let (time_column, then_by) = match clause.order.as_slice() {
+        [(name, true), rest @ ..] => (
+            column(name, at)?,
+            rest.iter()
+                .map(|(name, ascending)| Ok((column(name, at)?, *ascending)))
+                .collect::<Result<Vec<_>, SqlError>>()?,
+        ),
         _ => {
             return Err(SqlError::at(
                 "MATCH_RECOGNIZE must be ORDER BY a time attribute ascending (as in Flink)",
@@ -177,6 +176,7 @@ pub async fn compile(
     Ok(MatchRecognize {
         partition,
         time_column,
+        then_by,
         variables,
         pattern,
         skip,
