@@ -80,6 +80,7 @@ impl Database {
         if let Some(password) = options.get("password") {
             config.password(password);
         }
+        // Flink names the JDBC driver class; PostgreSQL's client is built in.
         options.get("driver");
         Ok(Database {
             config,
@@ -188,11 +189,8 @@ fn rows_to_batch(
                 .into_iter()
                 .collect();
             let text: ArrayRef = Arc::new(texts);
-            let typed = match field.data_type() {
-                DataType::Boolean => cast(&text, field.data_type()),
-                other => cast(&text, other),
-            }
-            .map_err(|e| failure(format!("column '{}': {e}", field.name())))?;
+            let typed = cast(&text, field.data_type())
+                .map_err(|e| failure(format!("column '{}': {e}", field.name())))?;
             if typed.null_count() != text.null_count() {
                 return Err(failure(format!(
                     "column '{}': a value does not read as {}",
@@ -330,6 +328,7 @@ pub fn sink(
         None => Duration::from_secs(1),
     };
     let max_retries = options.u64("sink.max-retries")?.unwrap_or(3) as u32;
+    // Every worker writes its share, as the job's workers set.
     options.get("sink.parallelism");
     Ok(Arc::new(JdbcSinkProvider {
         database,

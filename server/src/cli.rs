@@ -208,9 +208,9 @@ CREATE TABLE / CREATE VIEW / SET statements set up the catalog; every INSERT INT
 becomes part of one dataflow. A bare SELECT prints its rows to stdout as Flink's print connector \
 does. A job over bounded sources finishes, firing every window, and exits 0 when its input ends; \
 progress goes to stderr. EXPLAIN prints the dataflow instead of running it.\n\n\
-Connectors: filesystem, datagen, nexmark, print, blackhole, and kinesis with 'aws.endpoint' naming \
-a Kinesis endpoint (a runnel server, or any other; SigV4 keys from 'aws.credentials.*' or the \
-AWS_* environment).\n\n\
+Connectors: filesystem, datagen, nexmark, print, blackhole, jdbc (PostgreSQL: scan, append or \
+upsert sink, lookup joins), and kinesis with 'aws.endpoint' naming a Kinesis endpoint (a runnel \
+server, or any other; SigV4 keys from 'aws.credentials.*' or the AWS_* environment).\n\n\
 A cluster of processes: run the same command once per process with --processes N, --process-id i \
 and the same --hosts file (one host:port per line, in process-id order)."
     )]

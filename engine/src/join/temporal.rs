@@ -189,7 +189,6 @@ impl State {
         let times = millis(batch.column(self.spec.right_time))?;
         let keyed = KeyedBatch::new(batch, &self.spec.join.right_keys, &self.converter)?;
         let id = self.rows.keep(keyed.batch.clone(), Vec::new());
-        let added = JobContext::add;
         let mut new_rows = 0;
         for (row, key) in keyed.keys().enumerate() {
             let (Some(key), Some(time)) = (key, times[row]) else {
@@ -211,7 +210,7 @@ impl State {
             }
         }
         self.live += new_rows;
-        added(&self.context.state_rows, new_rows);
+        JobContext::add(&self.context.state_rows, new_rows);
         Ok(())
     }
 
@@ -288,8 +287,8 @@ impl State {
         spec.output(&keyed.batch, &right, &matches, &unmatched_left, &[])
     }
 
-    /// Drops the versions no probe row at or after `bound` can meet: all
-    /// but the last one before it, and those after it.
+    /// Drops the versions no probe row at or after `bound` can meet: those
+    /// older than each key's last version before `bound`.
     fn drop_outdated(&mut self, bound: Watermark) {
         let mut dropped = 0;
         let mut settled = Vec::new();

@@ -96,14 +96,15 @@ pub fn match_recognize<'scope>(
                 let bound = frontier.frontier().iter().min().copied();
                 let result = match order.ready(bound) {
                     Ok(Some(ready)) => {
-                        let out = state.fire(ready.batches, ready.times, bound);
-                        if let Ok(Some(out)) = &out {
-                            output
-                                .session(&ready.cap)
-                                .give_container(&mut Batch::new(out.clone()));
-                        }
+                        let fired = state.fire(ready.batches, ready.times, bound).map(|out| {
+                            if let Some(out) = out {
+                                output
+                                    .session(&ready.cap)
+                                    .give_container(&mut Batch::new(out));
+                            }
+                        });
                         order.hold(ready.cap);
-                        out.map(|_| ())
+                        fired
                     }
                     Ok(None) => match &clock {
                         Some(clock) => state.fire(Vec::new(), Vec::new(), bound).map(|out| {

@@ -232,7 +232,7 @@ impl Planner<'_> {
         &self,
         join: &Join,
         left: Planned,
-        versioned: Versioned<'_>,
+        mut versioned: Versioned<'_>,
     ) -> Result<Planned, SqlError> {
         let at = versioned.clause.position;
         let refuse = |message: String| SqlError::at(message, at);
@@ -332,34 +332,20 @@ impl Planner<'_> {
                 versioned.clause.table
             )));
         }
-        let before_versions = match versioned
-            .before_versions
-            .iter()
-            .cloned()
-            .map(strip_qualifiers)
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .reduce(Expr::and)
-        {
-            Some(condition) => Some(state.create_physical_expr(
-                condition,
-                &DFSchema::try_from(right_schema.as_ref().clone())?,
-            )?),
-            None => None,
-        };
+        let before_versions = self.on_table(
+            std::mem::take(&mut versioned.before_versions),
+            &right_schema,
+        )?;
         let (version_filter, filter) =
             self.conditions(versioned, left_df, &right_df, &right_schema)?;
-        let joined_schema = super::joins::nullable(&left.schema, &right_schema);
-        let spec = JoinSpec {
+        let spec = joined_spec(
             kind,
-            left_keys,
-            right_keys,
+            (left_keys, right_keys),
             filter,
-            left_schema: left.schema.clone(),
-            right_schema: right_schema.clone(),
-            joined_schema: joined_schema.clone(),
-            output_schema: joined_schema.clone(),
-        };
+            &left.schema,
+            &right_schema,
+        );
+        let joined_schema = spec.joined_schema.clone();
         let describe = format!(
             "{} {table_name} FOR SYSTEM_TIME AS OF {time_name} on [{}]{}",
             join.join_type,
@@ -437,29 +423,63 @@ impl Planner<'_> {
         right_df: &DFSchema,
         right_schema: &datafusion::arrow::datatypes::SchemaRef,
     ) -> Result<(Option<PhysicalCondition>, Option<PhysicalCondition>), SqlError> {
-        let state = self.context.state();
+        let on_table = self.on_table(versioned.conditions, right_schema)?;
+        let joined_df = left_df.join(right_df)?;
+        let filter = match versioned.filter {
+            Some(f) => Some(self.context.state().create_physical_expr(f, &joined_df)?),
+            None => None,
+        };
+        Ok((on_table, filter))
+    }
+
+    /// `conditions`, all over the table's own columns (however the query
+    /// names it), as one condition on its rows.
+    fn on_table(
+        &self,
+        conditions: Vec<Expr>,
+        right_schema: &datafusion::arrow::datatypes::SchemaRef,
+    ) -> Result<Option<PhysicalCondition>, SqlError> {
         let unqualified = DFSchema::try_from(right_schema.as_ref().clone())?;
-        let on_table = match versioned
-            .conditions
+        match conditions
             .into_iter()
             .map(strip_qualifiers)
             .collect::<Result<Vec<_>, _>>()?
             .into_iter()
             .reduce(Expr::and)
         {
-            Some(condition) => Some(state.create_physical_expr(condition, &unqualified)?),
-            None => None,
-        };
-        let joined_df = left_df.join(right_df)?;
-        let filter = match versioned.filter {
-            Some(f) => Some(state.create_physical_expr(f, &joined_df)?),
-            None => None,
-        };
-        Ok((on_table, filter))
+            Some(condition) => Ok(Some(
+                self.context
+                    .state()
+                    .create_physical_expr(condition, &unqualified)?,
+            )),
+            None => Ok(None),
+        }
     }
 }
 
 type PhysicalCondition = Arc<dyn datafusion::physical_expr::PhysicalExpr>;
+
+/// The kernel's spec for a join whose output is the probe's columns, then
+/// all the table's (both nullable), projected afterwards.
+fn joined_spec(
+    kind: JoinKind,
+    (left_keys, right_keys): (Vec<PhysicalCondition>, Vec<PhysicalCondition>),
+    filter: Option<PhysicalCondition>,
+    left_schema: &datafusion::arrow::datatypes::SchemaRef,
+    right_schema: &datafusion::arrow::datatypes::SchemaRef,
+) -> JoinSpec {
+    let joined_schema = super::joins::nullable(left_schema, right_schema);
+    JoinSpec {
+        kind,
+        left_keys,
+        right_keys,
+        filter,
+        left_schema: left_schema.clone(),
+        right_schema: right_schema.clone(),
+        joined_schema: joined_schema.clone(),
+        output_schema: joined_schema,
+    }
+}
 
 /// The table's whole schema under the name the join's right side reads it by.
 fn right_side(
@@ -571,7 +591,14 @@ impl Planner<'_> {
             .map_err(|e| refuse(format!("table '{}': {e}", table.name)))?;
         let (found_filter, filter) =
             self.conditions(versioned, left_df, &right_df, &right_schema)?;
-        let joined_schema = super::joins::nullable(&left.schema, &right_schema);
+        let join_spec = joined_spec(
+            kind,
+            (left_keys, right_keys),
+            filter,
+            &left.schema,
+            &right_schema,
+        );
+        let joined_schema = join_spec.joined_schema.clone();
         let describe = format!(
             "{} {} (jdbc) FOR SYSTEM_TIME AS OF {time_name} on [{}]",
             join.join_type,
@@ -581,16 +608,7 @@ impl Planner<'_> {
         let node = Node::LookupJoin {
             input: Box::new(left.node),
             spec: Arc::new(runnel_engine::join::lookup::LookupJoin {
-                join: JoinSpec {
-                    kind,
-                    left_keys,
-                    right_keys,
-                    filter,
-                    left_schema: left.schema.clone(),
-                    right_schema: right_schema.clone(),
-                    joined_schema: joined_schema.clone(),
-                    output_schema: joined_schema.clone(),
-                },
+                join: join_spec,
                 probe_keys,
                 key_schema,
                 found_filter,

@@ -117,15 +117,7 @@ proptest! {
         let rows: Vec<Reading> = rows.into_iter().map(|r| r.1).collect();
         let got = run(&rows, frame, workers);
         let want = expected(&rows, frame);
-        let first_difference = got.iter().zip(&want).position(|(a, b)| a != b);
-        prop_assert!(
-            got.len() == want.len() && first_difference.is_none(),
-            "{} rows, {} expected; first difference at {:?}: {:?} vs {:?}",
-            got.len(),
-            want.len(),
-            first_difference,
-            first_difference.map(|i| &got[i]),
-            first_difference.map(|i| &want[i]),
-        );
+        let difference = crate::support::difference(&got, &want);
+        prop_assert!(difference.is_none(), "{}", difference.unwrap_or_default());
     }
 }

@@ -191,3 +191,20 @@ pub fn arrival_order(rows: &[Row], jitters: &[i64]) -> Vec<Row> {
     order.sort();
     order.into_iter().map(|(_, i)| rows[i]).collect()
 }
+
+/// How `got` differs from `want` (row counts, then the first differing
+/// row), or `None` when they are equal: a failure message short enough to
+/// read for inputs of thousands of rows.
+pub fn difference(got: &[String], want: &[String]) -> Option<String> {
+    let first = got.iter().zip(want).position(|(a, b)| a != b);
+    (got.len() != want.len() || first.is_some()).then(|| {
+        format!(
+            "{} rows, {} expected; first difference at {:?}: {:?} vs {:?}",
+            got.len(),
+            want.len(),
+            first,
+            first.map(|i| &got[i]),
+            first.map(|i| &want[i]),
+        )
+    })
+}

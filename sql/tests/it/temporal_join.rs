@@ -5,23 +5,11 @@
 
 use proptest::prelude::*;
 
-use crate::support::{run_script_none_late, timestamp};
-
-/// (key, value, time in ms).
-type Row = (i64, i64, i64);
+use crate::support::{Row, run_script_none_late, write_jsonl};
 
 fn write(dir: &std::path::Path, name: &str, rows: &[Row]) -> std::path::PathBuf {
     let path = dir.join(format!("{name}.jsonl"));
-    let text: String = rows
-        .iter()
-        .map(|(k, v, ts)| {
-            format!(
-                "{{\"k\": {k}, \"v\": {v}, \"ts\": \"{}\"}}\n",
-                timestamp(*ts)
-            )
-        })
-        .collect();
-    std::fs::write(&path, text).unwrap();
+    write_jsonl(&path, rows);
     path
 }
 
@@ -92,15 +80,7 @@ proptest! {
     ) {
         let got = run(&probes, &versions, workers);
         let want = expected(&probes, &versions);
-        let first_difference = got.iter().zip(&want).position(|(a, b)| a != b);
-        prop_assert!(
-            got.len() == want.len() && first_difference.is_none(),
-            "{} rows, {} expected; first difference at {:?}: {:?} vs {:?}",
-            got.len(),
-            want.len(),
-            first_difference,
-            first_difference.map(|i| &got[i]),
-            first_difference.map(|i| &want[i]),
-        );
+        let difference = crate::support::difference(&got, &want);
+        prop_assert!(difference.is_none(), "{}", difference.unwrap_or_default());
     }
 }

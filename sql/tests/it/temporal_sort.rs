@@ -78,13 +78,7 @@ proptest! {
             expected.truncate(limit);
         }
         let got = sorted_output(&rows, workers, limit);
-        let first_difference = got.iter().zip(&expected).position(|(a, b)| a != b);
-        prop_assert!(
-            got.len() == expected.len() && first_difference.is_none(),
-            "{} rows, {} expected; first difference at {:?}",
-            got.len(),
-            expected.len(),
-            first_difference
-        );
+        let difference = crate::support::difference(&got, &expected);
+        prop_assert!(difference.is_none(), "{}", difference.unwrap_or_default());
     }
 }
