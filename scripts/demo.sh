@@ -106,6 +106,65 @@ SQL
 show cat "$DEMO_DIR/clicks.sql"
 show "$BIN" sql run --workers 2 --file "$DEMO_DIR/clicks.sql"
 
+step "MATCH_RECOGNIZE: users whose page views fell back after rising (a pattern per user, in event time)"
+cat >"$DEMO_DIR/patterns.sql" <<SQL
+CREATE TABLE clicks (
+  user_id BIGINT, url STRING, ts TIMESTAMP(3),
+  WATERMARK FOR ts AS ts - INTERVAL '2' SECOND
+) WITH ('connector' = 'filesystem', 'path' = '$DEMO_DIR/clicks.jsonl', 'format' = 'json');
+
+SELECT user_id, COUNT(*) AS up_then_down FROM clicks MATCH_RECOGNIZE (
+  PARTITION BY user_id ORDER BY ts
+  MEASURES FIRST(START.url) AS first_url, LAST(DOWN.url) AS last_url
+  AFTER MATCH SKIP PAST LAST ROW
+  PATTERN (START UP{2} DOWN)
+  DEFINE UP AS CHAR_LENGTH(url) >= CHAR_LENGTH(PREV(url)), DOWN AS CHAR_LENGTH(url) < CHAR_LENGTH(PREV(url))
+) AS m GROUP BY user_id;
+SQL
+show cat "$DEMO_DIR/patterns.sql"
+show "$BIN" sql run --file "$DEMO_DIR/patterns.sql"
+
+# A throwaway PostgreSQL (Debian's, from `make deps`) for the jdbc connector;
+# the step is skipped where none is installed.
+jdbc_demo() {
+  local initdb pg_bin pg_dir pg_port as_pg=()
+  initdb=$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort | tail -n 1)
+  [ -n "$initdb" ] || { echo "(no PostgreSQL installed: skipped)"; return 0; }
+  pg_bin=$(dirname "$initdb")
+  pg_dir=$(mktemp -d)
+  pg_port=$((PORT + 1000))
+  if [ "$(id -u)" = 0 ]; then chown -R postgres "$pg_dir"; as_pg=(runuser -u postgres --); fi
+  "${as_pg[@]}" "$pg_bin/initdb" -D "$pg_dir/data" -A trust -U runnel --no-sync >/dev/null
+  "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w \
+    -o "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1" start >/dev/null
+  "${as_pg[@]}" "$pg_bin/psql" -h 127.0.0.1 -p "$pg_port" -U runnel -d postgres -q -c \
+    "CREATE TABLE users (user_id BIGINT PRIMARY KEY, name TEXT); CREATE TABLE views_by_name (name TEXT PRIMARY KEY, views BIGINT);
+     INSERT INTO users VALUES (0, 'ada'), (1, 'bob'), (2, 'cy'), (3, 'dee');"
+  cat >"$DEMO_DIR/jdbc.sql" <<SQL
+CREATE TABLE clicks (user_id BIGINT, url STRING, ts TIMESTAMP(3), proc AS PROCTIME())
+WITH ('connector' = 'filesystem', 'path' = '$DEMO_DIR/clicks.jsonl', 'format' = 'json');
+CREATE TABLE users (user_id BIGINT, name STRING, PRIMARY KEY (user_id) NOT ENFORCED)
+WITH ('connector' = 'jdbc', 'url' = 'jdbc:postgresql://127.0.0.1:$pg_port/postgres', 'table-name' = 'users',
+      'username' = 'runnel', 'lookup.cache' = 'PARTIAL', 'lookup.partial-cache.max-rows' = '100');
+CREATE TABLE views_by_name (name STRING, views BIGINT, PRIMARY KEY (name) NOT ENFORCED)
+WITH ('connector' = 'jdbc', 'url' = 'jdbc:postgresql://127.0.0.1:$pg_port/postgres', 'table-name' = 'views_by_name',
+      'username' = 'runnel');
+
+INSERT INTO views_by_name
+SELECT COALESCE(u.name, 'unknown'), COUNT(*)
+FROM clicks AS c LEFT JOIN users FOR SYSTEM_TIME AS OF c.proc AS u ON c.user_id = u.user_id
+GROUP BY COALESCE(u.name, 'unknown');
+SQL
+  show cat "$DEMO_DIR/jdbc.sql"
+  show "$BIN" sql run -q --file "$DEMO_DIR/jdbc.sql"
+  echo "$ psql -c 'SELECT * FROM views_by_name ORDER BY name'"
+  "${as_pg[@]}" "$pg_bin/psql" -h 127.0.0.1 -p "$pg_port" -U runnel -d postgres -c "SELECT * FROM views_by_name ORDER BY name"
+  "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_dir/data" -m fast stop >/dev/null
+  rm -rf "$pg_dir"
+}
+step "The jdbc connector: each view looked up in PostgreSQL (a lookup join with a cache), counts upserted back"
+jdbc_demo || echo "(the jdbc step failed; see above)"
+
 step "Analytics: a SQL job inside the server reads one stream and writes its windows to another"
 PAGES="pages-$(date +%s)"
 COUNTS="page-counts-$(date +%s)"
