@@ -8,9 +8,11 @@
 //!   `lateness`.
 //! - Operators: `stateless` (projections and filters), `window` (window
 //!   kinds, assignment, aggregation, sessions), `join` (the kernel, the
-//!   interval join, the append-only join), `over` (OVER aggregations),
+//!   interval join, the append-only join, the event-time temporal join,
+//!   the lookup join), `over` (OVER aggregations),
 //!   `pattern` (MATCH_RECOGNIZE), `time_order` (rows held until the
-//!   watermark passes their time, for both),
+//!   watermark passes their time, for both), `kept_rows` (rows kept by
+//!   reference, for MATCH_RECOGNIZE and the temporal join),
 //!   `rank` (per-closed-time
 //!   functions, deduplication, append-only top-N), `grouped` (the
 //!   append-only GROUP BY and its states), `updating` (differential
