@@ -9,7 +9,7 @@ SHELL := /bin/bash
 CARGO_TARGET_DIR ?= $(HOME)/.cache/runnel-target
 export CARGO_TARGET_DIR
 
-APT_PACKAGES := librocksdb-dev libclang-dev clang mold curl time python3-pip libssl-dev pkg-config postgresql
+APT_PACKAGES := librocksdb-dev libclang-dev clang mold curl time python3-pip libssl-dev pkg-config postgresql ffmpeg
 RELEASE_BIN := $(CARGO_TARGET_DIR)/release/runnel
 
 .PHONY: help deps build demo test lint bench bench-analytics compare flink-oracle

@@ -9,13 +9,14 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[command(
     name = "runnel",
     version,
-    about = "Kinesis Data Streams, Analytics (streaming SQL) and Firehose in one binary; Video to come",
+    about = "Kinesis Data Streams, Analytics (streaming SQL), Firehose and Video (in part) in one binary",
     long_about = "Runnel is a self-hosted streaming platform that speaks the Amazon Kinesis wire \
 protocols. Point boto3, the aws CLI or an AWS SDK at its endpoint and it behaves like Kinesis.\n\n\
 Built: Kinesis Data Streams; Flink SQL jobs (embedded with `runnel sql run`, or inside the \
 server over its streams with `runnel jobs` and the Kinesis Analytics V2 API); Firehose delivery \
 streams to S3 (a local directory or an S3 endpoint), HTTP endpoints, OpenSearch, Splunk and \
-Redshift on PostgreSQL. Still to come: Kinesis Video Streams.\n\n\
+Redshift on PostgreSQL; Kinesis Video Streams' streams, PutMedia, GetMedia, ListFragments and \
+GetMediaForFragmentList (not yet clips, HLS/DASH, images or video as a SQL source).\n\n\
 Start with `runnel server`, then talk to http://127.0.0.1:4567."
 )]
 pub struct Cli {
@@ -29,8 +30,8 @@ pub enum Command {
     #[command(
         long_about = "Run the server: Kinesis Data Streams, Analytics (SQL jobs on /v1/jobs and \
 the Kinesis Analytics V2 API) and Firehose on one HTTP port, with all state under one data dir \
-(delivered objects under <data dir>/buckets unless [firehose] names an S3 endpoint). Video is \
-still to come.\n\n\
+(delivered objects under <data dir>/buckets unless [firehose] names an S3 endpoint) and Kinesis \
+Video's streams, PutMedia and GetMedia (fragments under <data dir>/video).\n\n\
 Settings come from, in order of precedence: flags, RUNNEL_* environment variables, the TOML \
 config file, built-in defaults. Stop with Ctrl-C or SIGTERM; the store is flushed before exit."
     )]

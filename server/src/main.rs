@@ -15,6 +15,7 @@ mod metrics;
 mod serve;
 mod sql_run;
 mod streams_cli;
+mod video;
 
 use clap::Parser;
 

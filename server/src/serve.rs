@@ -10,6 +10,7 @@ use tokio::sync::Notify;
 
 use runnel_firehose::{Firehose, FirehoseConfig, S3Endpoint};
 use runnel_streams::{Streams, StreamsConfig};
+use runnel_video::{Video, VideoConfig};
 
 use runnel_connectors::{Connectors, Services};
 
@@ -20,6 +21,7 @@ use crate::firehose;
 use crate::http::{self, AppState};
 use crate::kinesis;
 use crate::metrics::Metrics;
+use crate::video;
 
 /// How long in-flight requests may run on after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,6 +35,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         .iter()
         .chain(runnel_firehose::COLUMN_FAMILIES)
         .chain(analytics::COLUMN_FAMILIES)
+        .chain(runnel_video::COLUMN_FAMILIES)
         .copied()
         .collect();
     let store = Store::open(&config.data_dir, &families)?;
@@ -58,6 +61,12 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             .context("opening the delivery streams")?,
     );
     firehose::register(&mut aws, firehose.clone());
+    let video = Arc::new(
+        Video::open(store.db().clone(), video_config(&config, &streams))
+            .context("opening the video streams")?,
+    );
+    video::register(&mut aws, video.clone());
+    video::spawn_retention(video.clone());
 
     let services = Services {
         streams: Some(streams.clone()),
@@ -123,6 +132,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     // gone this is the last reference, and dropping it drains the writer.
     drop(jobs);
     drop(firehose);
+    drop(video);
     drop(streams);
     store.flush().context("flushing the store")?;
     drop(store);
@@ -170,6 +180,15 @@ fn firehose_config(config: &ServerConfig, streams: &Arc<Streams>) -> FirehoseCon
         },
         max_buffer_bytes: settings.max_buffer_mb.saturating_mul(1024 * 1024),
         ..FirehoseConfig::new(config.data_dir.join("buckets"))
+    }
+}
+
+/// Video fragments live under `<data dir>/video`, a directory per stream.
+fn video_config(config: &ServerConfig, streams: &Arc<Streams>) -> VideoConfig {
+    VideoConfig {
+        region: config.streams.region.clone(),
+        account: streams.config().account.clone(),
+        ..VideoConfig::new(config.data_dir.join("video"))
     }
 }
 

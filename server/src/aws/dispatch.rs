@@ -37,7 +37,7 @@ pub type Handler = Arc<
 /// arrives.
 #[allow(
     dead_code,
-    reason = "Kinesis Video's handlers (issue 17) are the first to read these"
+    reason = "query and request_id are part of the handler contract; no handler reads them yet"
 )]
 pub struct RestRequest {
     pub operation: &'static str,
@@ -79,10 +79,6 @@ pub struct AwsRouter {
 impl AwsRouter {
     /// Registers `handler` for `POST path`, e.g. `/putMedia` of
     /// `kinesisvideo`'s `PutMedia`.
-    #[allow(
-        dead_code,
-        reason = "Kinesis Video (issue 17) registers the first REST paths"
-    )]
     pub fn register_rest(
         &mut self,
         service: &'static str,

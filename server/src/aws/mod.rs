@@ -16,11 +16,6 @@ pub mod request;
 pub mod shapes;
 pub mod token;
 
-pub use dispatch::{AwsRequest, AwsRouter, Handler};
-#[allow(
-    unused_imports,
-    reason = "Kinesis Video (issue 17) is the first to use the REST types"
-)]
-pub use dispatch::{RestHandler, RestRequest};
+pub use dispatch::{AwsRequest, AwsRouter, Handler, RestHandler, RestRequest};
 pub use error::AwsError;
 pub use protocol::Protocol;

@@ -52,6 +52,12 @@ macro_rules! model {
 model!(KINESIS, "shapes/kinesis.json");
 model!(FIREHOSE, "shapes/firehose.json");
 model!(KINESIS_ANALYTICS, "shapes/kinesisanalyticsv2.json");
+model!(KINESIS_VIDEO, "shapes/kinesisvideo.json");
+model!(KINESIS_VIDEO_MEDIA, "shapes/kinesis-video-media.json");
+model!(
+    KINESIS_VIDEO_ARCHIVED,
+    "shapes/kinesis-video-archived-media.json"
+);
 
 impl Model {
     fn parse(text: &str) -> Result<Model, String> {

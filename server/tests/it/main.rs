@@ -22,3 +22,4 @@ mod lifecycle;
 mod seaweed;
 mod sql_run;
 mod streams_cli;
+mod video;

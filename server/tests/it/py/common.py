@@ -22,6 +22,22 @@ def client(endpoint=None):
     )
 
 
+def video_client(service, endpoint=None, read_timeout=60):
+    """A Kinesis Video Streams client (`kinesisvideo`, `kinesis-video-media`
+    or `kinesis-video-archived-media`) aimed at the server under test; the
+    read timeout bounds each wait for bytes of a live GetMedia."""
+    return boto3.client(
+        service,
+        endpoint_url=endpoint or sys.argv[1],
+        region_name="us-east-1",
+        aws_access_key_id="runnel",
+        aws_secret_access_key="runnel",
+        config=botocore.config.Config(
+            retries={"max_attempts": 1}, connect_timeout=10, read_timeout=read_timeout
+        ),
+    )
+
+
 def error_of(call, *args, **kwargs):
     """Runs a call that must fail; returns (code, message, http status)."""
     try:

@@ -1,0 +1,176 @@
+//! Kinesis Video Streams end to end: boto3 and the aws CLI on the control
+//! plane, and real H.264 video made by ffmpeg through the media APIs
+//! (`py/video_*.py`). These are the only tests where a request lives on
+//! while both sides keep talking: PutMedia is a chunked upload answered by
+//! acknowledgements as it goes, GetMedia a tail that never ends. boto3
+//! cannot send PutMedia, so the scripts speak that HTTP themselves; what
+//! comes back is checked frame by frame against what went in, and by
+//! ffprobe. A fragment acknowledged PERSISTED is a promise, so one test
+//! breaks it the hard way with kill -9.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::harness::{RunnelServer, wait_bounded};
+use crate::kinesis_e2e::{aws_cli, run_script, run_script_with};
+
+fn script(name: &str) -> PathBuf {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/py")).join(name)
+}
+
+#[test]
+fn boto3_video_control_plane() {
+    let server = RunnelServer::start();
+    run_script(&server, "video_control.py");
+}
+
+#[test]
+fn put_media_then_list_fragments_get_media_and_fragment_lists() {
+    let server = RunnelServer::start();
+    run_script(&server, "video_media.py");
+}
+
+#[test]
+fn put_media_with_relative_timecodes_stream_arns_and_unknown_size_clusters() {
+    let server = RunnelServer::start();
+    run_script(&server, "video_producers.py");
+}
+
+#[test]
+fn malformed_put_media_gets_an_error_ack_and_harms_nothing() {
+    let server = RunnelServer::start();
+    run_script(&server, "video_malformed.py");
+}
+
+/// Complete lines of a file another process is appending to.
+fn lines_in(path: &Path) -> usize {
+    std::fs::read_to_string(path).map_or(0, |s| s.matches('\n').count())
+}
+
+#[test]
+fn persisted_fragments_survive_kill_9() {
+    let mut server = RunnelServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().display().to_string();
+    let persisted = dir.path().join("persisted.jsonl");
+    let put_log = dir.path().join("put.log");
+    let log = File::create(&put_log).unwrap();
+    // The producer runs beside the test, pacing its Clusters, so that the
+    // kill lands while fragments are still arriving, not after the last.
+    let mut producer = Command::new("python3")
+        .arg(script("video_put.py"))
+        .arg(server.url())
+        .args(["crash", out.as_str()])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("run python3 (make deps installs boto3)");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while lines_in(&persisted) < 3
+        && Instant::now() < deadline
+        && producer.try_wait().unwrap().is_none()
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.kill();
+    let status = wait_bounded(&mut producer, Duration::from_secs(60)).unwrap_or_else(|| {
+        let _ = producer.kill();
+        let _ = producer.wait();
+        panic!(
+            "video_put.py did not end after the kill\n{}",
+            std::fs::read_to_string(&put_log).unwrap_or_default()
+        )
+    });
+    let output = std::fs::read_to_string(&put_log).unwrap_or_default();
+    assert!(
+        status.success() && output.lines().any(|l| l == "ok: video_put.py"),
+        "video_put.py failed\n{output}\n--- server log\n{}",
+        server.log()
+    );
+    let acknowledged = lines_in(&persisted);
+    assert!(
+        acknowledged >= 3,
+        "only {acknowledged} fragments were acknowledged PERSISTED before the kill\n{output}\n--- server log\n{}",
+        server.log()
+    );
+
+    let server = RunnelServer::builder().data_dir(&server.data_dir).start();
+    run_script_with(&server, "video_check.py", &["crash", out.as_str()]);
+}
+
+fn aws(server: &RunnelServer, args: &[&str]) -> serde_json::Value {
+    aws_cli(server, "kinesisvideo", args)
+}
+
+fn stream_names(server: &RunnelServer) -> Vec<String> {
+    aws(server, &["list-streams"])["StreamInfoList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["StreamName"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn the_aws_cli_creates_lists_describes_and_deletes_video_streams() {
+    let server = RunnelServer::start();
+    let created = aws(
+        &server,
+        &[
+            "create-stream",
+            "--stream-name",
+            "cli-cam",
+            "--data-retention-in-hours",
+            "24",
+            "--media-type",
+            "video/h264",
+        ],
+    );
+    let arn = created["StreamARN"].as_str().unwrap().to_string();
+    assert!(
+        arn.starts_with("arn:aws:kinesisvideo:us-east-1:") && arn.contains(":stream/cli-cam/"),
+        "{arn}"
+    );
+    assert_eq!(stream_names(&server), ["cli-cam"]);
+    // AWS creates asynchronously: CREATING, then ACTIVE.
+    let mut info = serde_json::Value::Null;
+    for _ in 0..100 {
+        info = aws(&server, &["describe-stream", "--stream-name", "cli-cam"])["StreamInfo"].clone();
+        if info["Status"] == "ACTIVE" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(info["Status"], "ACTIVE", "{info}");
+    assert_eq!(info["StreamARN"], arn.as_str());
+    assert_eq!(info["DataRetentionInHours"], 24);
+    assert_eq!(info["MediaType"], "video/h264");
+    let endpoint = aws(
+        &server,
+        &[
+            "get-data-endpoint",
+            "--stream-arn",
+            &arn,
+            "--api-name",
+            "GET_MEDIA",
+        ],
+    );
+    assert_eq!(
+        endpoint["DataEndpoint"]
+            .as_str()
+            .unwrap()
+            .trim_end_matches('/'),
+        server.url()
+    );
+    aws(&server, &["delete-stream", "--stream-arn", &arn]);
+    // Deletion may take a moment too (DELETING).
+    for _ in 0..100 {
+        if stream_names(&server).is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(stream_names(&server), Vec::<String>::new());
+}
