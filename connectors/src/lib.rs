@@ -19,6 +19,7 @@ pub mod firehose;
 pub mod format;
 pub mod jdbc;
 pub mod kinesis;
+pub mod kinesis_video;
 pub mod nexmark;
 pub mod options;
 pub mod print;
@@ -31,7 +32,7 @@ pub enum ConnectorError {
     #[error("{0}")]
     Option(String),
     #[error(
-        "unknown connector '{0}'; available: filesystem, datagen, nexmark, kinesis, firehose, jdbc, print, blackhole"
+        "unknown connector '{0}'; available: filesystem, datagen, nexmark, kinesis, kinesis-video, firehose, jdbc, print, blackhole"
     )]
     UnknownConnector(String),
     #[error("connector '{connector}' cannot be used as a {role}")]

@@ -9,7 +9,8 @@ use runnel_engine::connector::{SinkProvider, SourceProvider};
 
 use crate::options::Options;
 use crate::{
-    ConnectorError, blackhole, datagen, filesystem, firehose, jdbc, kinesis, nexmark, print,
+    ConnectorError, blackhole, datagen, filesystem, firehose, jdbc, kinesis, kinesis_video,
+    nexmark, print,
 };
 
 /// The services of the process a job runs in, which connectors reach
@@ -19,6 +20,7 @@ use crate::{
 pub struct Services {
     pub streams: Option<Arc<runnel_streams::Streams>>,
     pub firehose: Option<Arc<runnel_firehose::Firehose>>,
+    pub video: Option<Arc<runnel_video::Video>>,
     /// The port this server listens on: an `aws.endpoint` naming it on a
     /// loopback or unspecified address is this server.
     pub port: Option<u16>,
@@ -84,6 +86,7 @@ impl Connectors {
             "datagen" => datagen::source(&options, schema)?,
             "nexmark" => nexmark::source(&options, schema)?,
             "kinesis" => kinesis::source(&options, schema, &self.services)?,
+            "kinesis-video" => kinesis_video::source(&options, schema, &self.services)?,
             "jdbc" => jdbc::source(&options, schema)?,
             name @ ("print" | "blackhole" | "firehose") => {
                 return Err(ConnectorError::WrongRole {
@@ -110,7 +113,7 @@ impl Connectors {
             "kinesis" => kinesis::sink(&options, schema, &self.services)?,
             "firehose" => firehose::sink(&options, schema, &self.services)?,
             "jdbc" => jdbc::sink(&options, &schema)?,
-            name @ ("datagen" | "nexmark") => {
+            name @ ("datagen" | "nexmark" | "kinesis-video") => {
                 return Err(ConnectorError::WrongRole {
                     connector: name.to_string(),
                     role: "sink",

@@ -16,7 +16,8 @@ Built: Kinesis Data Streams; Flink SQL jobs (embedded with `runnel sql run`, or 
 server over its streams with `runnel jobs` and the Kinesis Analytics V2 API); Firehose delivery \
 streams to S3 (a local directory or an S3 endpoint), HTTP endpoints, OpenSearch, Splunk and \
 Redshift on PostgreSQL; Kinesis Video Streams' streams, PutMedia, GetMedia, ListFragments and \
-GetMediaForFragmentList (not yet clips, HLS/DASH, images or video as a SQL source).\n\n\
+GetMediaForFragmentList, GetClip, HLS sessions, GetImages, and a video stream's fragments and \
+frames as SQL tables in server jobs (not yet DASH).\n\n\
 Start with `runnel server`, then talk to http://127.0.0.1:4567."
 )]
 pub struct Cli {

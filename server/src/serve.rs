@@ -65,12 +65,14 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         Video::open(store.db().clone(), video_config(&config, &streams))
             .context("opening the video streams")?,
     );
-    video::register(&mut aws, video.clone());
+    let hls = video::hls::Hls::new(video.clone());
+    video::register(&mut aws, video.clone(), hls.clone());
     video::spawn_retention(video.clone());
 
     let services = Services {
         streams: Some(streams.clone()),
         firehose: Some(firehose.clone()),
+        video: Some(video.clone()),
         port: Some(config.port),
     };
     let jobs = JobManager::new(
@@ -99,7 +101,9 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         store_id,
         data_dir: config.data_dir.display().to_string(),
     });
-    let app = http::router(state).merge(analytics::routes(jobs.clone()));
+    let app = http::router(state)
+        .merge(analytics::routes(jobs.clone()))
+        .merge(video::hls::routes(hls));
     tracing::info!(%addr, "listening; AWS endpoint is http://{addr}");
 
     let stop = Arc::new(Notify::new());

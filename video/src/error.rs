@@ -18,6 +18,8 @@ pub enum VideoError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Store(#[from] runnel_store::StoreError),
+    #[error(transparent)]
+    Mp4(#[from] crate::mp4::Mp4Error),
     #[error("rocksdb: {0}")]
     Rocks(#[from] rocksdb::Error),
 }

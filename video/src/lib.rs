@@ -1,10 +1,13 @@
 //! Kinesis Video Streams' data: streams and their metadata, fragments
 //! taken from PutMedia's MKV (`mkv`), kept in segment files with an index
 //! in the data dir's RocksDB (`store`), read back for playback and trimmed
-//! by retention.
+//! by retention; played back as Matroska (GetMedia) or fragmented MP4
+//! (`mp4`: GetClip and HLS).
 
 mod error;
+pub mod images;
 pub mod mkv;
+pub mod mp4;
 mod service;
 pub mod store;
 

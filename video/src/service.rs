@@ -490,12 +490,42 @@ impl Video {
         from: u64,
         limit: usize,
     ) -> Result<Vec<FragmentMeta>, VideoError> {
+        self.scan(
+            stream,
+            fragment_key(stream.id, from),
+            Direction::Forward,
+            limit,
+        )
+    }
+
+    /// The newest `limit` fragments of `stream`, oldest first.
+    pub fn latest_fragments(
+        &self,
+        stream: &Stream,
+        limit: usize,
+    ) -> Result<Vec<FragmentMeta>, VideoError> {
+        let mut out = self.scan(
+            stream,
+            fragment_key(stream.id, u64::MAX),
+            Direction::Reverse,
+            limit,
+        )?;
+        out.reverse();
+        Ok(out)
+    }
+
+    fn scan(
+        &self,
+        stream: &Stream,
+        from: [u8; 16],
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<FragmentMeta>, VideoError> {
         let cf = self.cf(FRAGMENTS)?;
-        let start = fragment_key(stream.id, from);
         let mut out = Vec::new();
         for item in self
             .db
-            .iterator_cf(cf, IteratorMode::From(&start, Direction::Forward))
+            .iterator_cf(cf, IteratorMode::From(&from, direction))
         {
             if out.len() >= limit {
                 break;

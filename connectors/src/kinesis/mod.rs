@@ -17,7 +17,7 @@
 mod log;
 mod metadata;
 pub(crate) mod options;
-pub(crate) mod remote;
+pub mod remote;
 pub(crate) mod remote_sink;
 mod sink;
 mod source;

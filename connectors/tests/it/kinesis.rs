@@ -67,6 +67,7 @@ impl Fixture {
         Connectors::new(Services {
             streams: Some(self.streams.clone()),
             firehose: None,
+            video: None,
             port: None,
         })
     }

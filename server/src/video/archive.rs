@@ -9,17 +9,12 @@ use base64::engine::general_purpose::STANDARD;
 use runnel_video::fragment_number;
 use serde_json::json;
 
+use super::selector::{Clock, TimeRange};
 use super::{Api, blocking, invalid, seconds, stream_ref};
 use crate::aws::request::Req;
 use crate::aws::{AwsError, codec};
 
 const MAX_RESULTS: i64 = 1000;
-
-#[derive(Clone, Copy)]
-enum Clock {
-    Producer,
-    Server,
-}
 
 pub async fn list_fragments(api: &Arc<Api>, mut req: Req) -> Result<Response, AwsError> {
     let limit = req
@@ -30,29 +25,11 @@ pub async fn list_fragments(api: &Arc<Api>, mut req: Req) -> Result<Response, Aw
     let reference = stream_ref(&mut req)?;
     let range = match selector {
         Some(selector) => {
-            let clock = match selector.opt_str("FragmentSelectorType")?.as_deref() {
-                Some("PRODUCER_TIMESTAMP") => Clock::Producer,
-                Some("SERVER_TIMESTAMP") => Clock::Server,
-                other => {
-                    return Err(invalid(format!(
-                        "FragmentSelectorType {} must be PRODUCER_TIMESTAMP or SERVER_TIMESTAMP",
-                        other.unwrap_or("(none)")
-                    )));
-                }
-            };
+            let clock = Clock::read(&selector, None)?;
             let range = selector
                 .opt_object("TimestampRange")?
                 .ok_or_else(|| invalid("FragmentSelector needs a TimestampRange"))?;
-            let start = range
-                .opt_time_ms("StartTimestamp")?
-                .ok_or_else(|| invalid("TimestampRange needs a StartTimestamp"))?;
-            let end = range
-                .opt_time_ms("EndTimestamp")?
-                .ok_or_else(|| invalid("TimestampRange needs an EndTimestamp"))?;
-            if end < start {
-                return Err(invalid("EndTimestamp must not be before StartTimestamp"));
-            }
-            Some((clock, start, end))
+            Some(TimeRange::read(clock, &range, true)?)
         }
         None => None,
     };
@@ -77,14 +54,7 @@ pub async fn list_fragments(api: &Arc<Api>, mut req: Req) -> Result<Response, Aw
             };
             from = last.seq + 1;
             for fragment in batch {
-                let inside = range.is_none_or(|(clock, start, end)| {
-                    let at = match clock {
-                        Clock::Producer => fragment.producer_ms,
-                        Clock::Server => fragment.server_ms,
-                    };
-                    (start..=end).contains(&at)
-                });
-                if !inside {
+                if !range.is_none_or(|r| r.contains(&fragment)) {
                     continue;
                 }
                 if page.len() == limit {

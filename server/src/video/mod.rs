@@ -1,17 +1,24 @@
 //! Kinesis Video Streams on the AWS port: REST-JSON POSTs to paths
 //! (`/createStream`, `/putMedia`, `/getMedia`, ...), in front of
-//! `runnel-video`. Control operations read a JSON body; PutMedia and
-//! GetMedia stream theirs.
+//! `runnel-video`. Control operations read a JSON body; PutMedia,
+//! GetMedia and GetClip stream theirs. HLS's playlists and fragments are
+//! GETs of their own (`hls::routes`).
 
 mod archive;
+mod clip;
 mod control;
+mod fmp4;
+pub mod hls;
+mod images;
 mod playback;
 mod put_media;
+mod selector;
 
 use std::sync::Arc;
 
 use axum::http::StatusCode;
 use http_body_util::BodyExt;
+use runnel_video::mp4::Mp4Error;
 use runnel_video::{StreamRef, Video, VideoError};
 
 use crate::aws::request::Req;
@@ -24,6 +31,7 @@ const MAX_CONTROL_BODY: usize = 1024 * 1024;
 
 pub struct Api {
     video: Arc<Video>,
+    hls: Arc<hls::Hls>,
 }
 
 type Route = (&'static str, &'static str, &'static str);
@@ -51,10 +59,17 @@ const ROUTES: &[Route] = &[
         "GetMediaForFragmentList",
     ),
     ("video", "/listFragments", "ListFragments"),
+    ("video", "/getClip", "GetClip"),
+    ("video", "/getImages", "GetImages"),
+    (
+        "video",
+        "/getHLSStreamingSessionURL",
+        "GetHLSStreamingSessionURL",
+    ),
 ];
 
-pub fn register(router: &mut AwsRouter, video: Arc<Video>) {
-    let api = Arc::new(Api { video });
+pub fn register(router: &mut AwsRouter, video: Arc<Video>, hls: Arc<hls::Hls>) {
+    let api = Arc::new(Api { video, hls });
     for &(service, path, operation) in ROUTES {
         let api = api.clone();
         let handler: RestHandler = Arc::new(move |request: RestRequest| {
@@ -84,27 +99,35 @@ impl Api {
         self: Arc<Self>,
         request: RestRequest,
     ) -> Result<axum::response::Response, AwsError> {
+        let host = request
+            .headers
+            .get(axum::http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string);
         match request.operation {
             "PutMedia" => return put_media::put_media(self, request).await,
             "GetMedia" => {
                 let req = read_json(request, &crate::aws::shapes::KINESIS_VIDEO_MEDIA).await?;
                 return playback::get_media(self, req).await;
             }
-            "GetMediaForFragmentList" | "ListFragments" => {
-                let operation = request.operation;
+            operation @ ("GetMediaForFragmentList"
+            | "ListFragments"
+            | "GetClip"
+            | "GetImages"
+            | "GetHLSStreamingSessionURL") => {
                 let req = read_json(request, &crate::aws::shapes::KINESIS_VIDEO_ARCHIVED).await?;
                 return match operation {
                     "ListFragments" => archive::list_fragments(&self, req).await,
+                    "GetClip" => clip::get_clip(self, req).await,
+                    "GetImages" => images::get_images(&self, req).await,
+                    "GetHLSStreamingSessionURL" => {
+                        hls::get_hls_streaming_session_url(self.hls.clone(), req, host).await
+                    }
                     _ => playback::get_media_for_fragment_list(self, req).await,
                 };
             }
             _ => {}
         }
-        let host = request
-            .headers
-            .get(axum::http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_string);
         let operation = request.operation;
         let req = read_json(request, &crate::aws::shapes::KINESIS_VIDEO).await?;
         control::handle(&self, operation, req, host).await
@@ -161,12 +184,25 @@ impl From<VideoError> for AwsError {
             VideoError::LimitExceeded(_) => {
                 (StatusCode::BAD_REQUEST, "ClientLimitExceededException")
             }
+            VideoError::Mp4(error) => (StatusCode::BAD_REQUEST, mp4_error_kind(error)),
             VideoError::Corrupt(_)
             | VideoError::Io(_)
             | VideoError::Store(_)
             | VideoError::Rocks(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure"),
         };
         AwsError::new(status, kind, error.to_string())
+    }
+}
+
+/// Kinesis Video's names for why media cannot be played as MP4.
+fn mp4_error_kind(error: &Mp4Error) -> &'static str {
+    match error {
+        Mp4Error::UnsupportedCodec(_) => "UnsupportedStreamMediaTypeException",
+        Mp4Error::MissingCodecPrivate(_) => "MissingCodecPrivateDataException",
+        Mp4Error::InvalidCodecPrivate { .. } | Mp4Error::CodecChanged => {
+            "InvalidCodecPrivateDataException"
+        }
+        Mp4Error::FrameOutOfRange | Mp4Error::TooLarge(_) => "InvalidMediaFrameException",
     }
 }
 

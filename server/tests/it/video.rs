@@ -39,6 +39,12 @@ fn put_media_with_relative_timecodes_stream_arns_and_unknown_size_clusters() {
 }
 
 #[test]
+fn get_clip_and_hls_sessions_play_in_ffprobe_and_ffmpeg() {
+    let server = RunnelServer::start();
+    run_script(&server, "video_playback.py");
+}
+
+#[test]
 fn malformed_put_media_gets_an_error_ack_and_harms_nothing() {
     let server = RunnelServer::start();
     run_script(&server, "video_malformed.py");
@@ -173,4 +179,16 @@ fn the_aws_cli_creates_lists_describes_and_deletes_video_streams() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(stream_names(&server), Vec::<String>::new());
+}
+
+#[test]
+fn sql_jobs_read_fragments_and_frames_as_they_are_put() {
+    let server = RunnelServer::start();
+    run_script(&server, "video_sql.py");
+}
+
+#[test]
+fn get_images_decodes_keyframes_to_jpeg_and_png() {
+    let server = RunnelServer::start();
+    run_script(&server, "video_images.py");
 }

@@ -8,7 +8,7 @@ pub mod ebml;
 pub mod parse;
 pub mod write;
 
-pub use parse::{Event, Fragment, Frame, Header, Limits, MkvError, Parser, Track};
+pub use parse::{Event, Fragment, Frame, Header, Limits, MkvError, Parser, Track, frames_of};
 
 #[cfg(test)]
 mod tests;

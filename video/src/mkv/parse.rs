@@ -523,7 +523,9 @@ impl Parser {
                     return Err(self.invalid("a block before its Cluster's Timecode"));
                 };
                 let element = &self.buf[self.read..range.end];
-                let mut frame = self.read_block(id, &element[head..], cluster_ticks)?;
+                let mut frame =
+                    read_block(id, &element[head..], cluster_ticks, self.timecode_scale)
+                        .map_err(|reason| self.invalid(reason))?;
                 let header = self
                     .header
                     .as_ref()
@@ -553,55 +555,8 @@ impl Parser {
         Ok(true)
     }
 
-    /// A SimpleBlock or a BlockGroup's Block: its track, time and whether
-    /// it is a keyframe; `offset` is within the element's payload.
-    fn read_block(&self, id: u32, payload: &[u8], cluster_ticks: i64) -> Result<Frame, MkvError> {
-        let (block, block_at, keyframe) = if id == ebml::SIMPLE_BLOCK {
-            let flags = payload
-                .get(payload_flags_at(payload)?)
-                .copied()
-                .unwrap_or(0);
-            (payload, 0usize, flags & 0x80 != 0)
-        } else {
-            let mut block = None;
-            let mut referenced = false;
-            for child in ebml::children(payload) {
-                let (child_id, child_payload) =
-                    child.ok_or_else(|| self.invalid("malformed BlockGroup"))?;
-                match child_id {
-                    ebml::BLOCK => {
-                        let at = child_payload.as_ptr() as usize - payload.as_ptr() as usize;
-                        block = Some((child_payload, at));
-                    }
-                    ebml::REFERENCE_BLOCK => referenced = true,
-                    _ => {}
-                }
-            }
-            let (block, at) = block.ok_or_else(|| self.invalid("a BlockGroup without a Block"))?;
-            (block, at, !referenced)
-        };
-        let (track, track_len) = ebml::read_track(block)
-            .ok_or_else(|| self.invalid("a block without a track number"))?;
-        let Some(relative) = block.get(track_len..track_len + 2) else {
-            return Err(self.invalid("a block too short for its timecode"));
-        };
-        let relative = i64::from(i16::from_be_bytes([relative[0], relative[1]]));
-        let data_at = track_len + 3;
-        if block.len() < data_at {
-            return Err(self.invalid("a block too short for its flags"));
-        }
-        Ok(Frame {
-            track,
-            timecode_ms: self.ticks_to_ms(cluster_ticks.saturating_add(relative)),
-            keyframe,
-            offset: (block_at + data_at) as u32,
-            len: (block.len() - data_at) as u32,
-        })
-    }
-
     fn ticks_to_ms(&self, ticks: i64) -> i64 {
-        let ns = i128::from(ticks) * i128::from(self.timecode_scale);
-        i64::try_from(ns / 1_000_000).unwrap_or(i64::MAX)
+        ticks_to_ms(ticks, self.timecode_scale)
     }
 
     /// Ends the Cluster being read; a Cluster without blocks is no
@@ -642,16 +597,77 @@ fn self_invalid_at(base: u64, read: usize, reason: &str) -> MkvError {
     }
 }
 
-/// Where a SimpleBlock's flags byte is: after the track number and the
-/// 16-bit timecode.
-fn payload_flags_at(payload: &[u8]) -> Result<usize, MkvError> {
-    match ebml::read_track(payload) {
-        Some((_, len)) => Ok(len + 2),
-        None => Err(MkvError::Invalid {
-            at: 0,
-            reason: "a SimpleBlock without a track number".into(),
-        }),
+fn ticks_to_ms(ticks: i64, timecode_scale: u64) -> i64 {
+    let ns = i128::from(ticks) * i128::from(timecode_scale);
+    i64::try_from(ns / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// A SimpleBlock or a BlockGroup's Block: its track, time and whether it
+/// is a keyframe; `offset` is within the element's payload.
+fn read_block(
+    id: u32,
+    payload: &[u8],
+    cluster_ticks: i64,
+    timecode_scale: u64,
+) -> Result<Frame, &'static str> {
+    let (block, block_at, keyframe) = if id == ebml::SIMPLE_BLOCK {
+        let (_, track_len) =
+            ebml::read_track(payload).ok_or("a SimpleBlock without a track number")?;
+        let flags = payload.get(track_len + 2).copied().unwrap_or(0);
+        (payload, 0usize, flags & 0x80 != 0)
+    } else {
+        let mut block = None;
+        let mut referenced = false;
+        for child in ebml::children(payload) {
+            let (child_id, child_payload) = child.ok_or("malformed BlockGroup")?;
+            match child_id {
+                ebml::BLOCK => {
+                    let at = child_payload.as_ptr() as usize - payload.as_ptr() as usize;
+                    block = Some((child_payload, at));
+                }
+                ebml::REFERENCE_BLOCK => referenced = true,
+                _ => {}
+            }
+        }
+        let (block, at) = block.ok_or("a BlockGroup without a Block")?;
+        (block, at, !referenced)
+    };
+    let (track, track_len) = ebml::read_track(block).ok_or("a block without a track number")?;
+    let relative = block
+        .get(track_len..track_len + 2)
+        .ok_or("a block too short for its timecode")?;
+    let relative = i64::from(i16::from_be_bytes([relative[0], relative[1]]));
+    let data_at = track_len + 3;
+    if block.len() < data_at {
+        return Err("a block too short for its flags");
     }
+    Ok(Frame {
+        track,
+        timecode_ms: ticks_to_ms(cluster_ticks.saturating_add(relative), timecode_scale),
+        keyframe,
+        offset: (block_at + data_at) as u32,
+        len: (block.len() - data_at) as u32,
+    })
+}
+
+/// The frames of a stored fragment body (its blocks, as `Fragment::body`
+/// keeps them), with times relative to the fragment's start.
+pub fn frames_of(body: &[u8], timecode_scale: u64) -> Result<Vec<Frame>, MkvError> {
+    let mut frames = Vec::new();
+    for child in ebml::children(body) {
+        let invalid = |reason: &str| MkvError::Invalid {
+            at: 0,
+            reason: format!("stored fragment: {reason}"),
+        };
+        let (id, payload) = child.ok_or_else(|| invalid("malformed element"))?;
+        if id != ebml::SIMPLE_BLOCK && id != ebml::BLOCK_GROUP {
+            continue;
+        }
+        let mut frame = read_block(id, payload, 0, timecode_scale).map_err(invalid)?;
+        frame.offset += (payload.as_ptr() as usize - body.as_ptr() as usize) as u32;
+        frames.push(frame);
+    }
+    Ok(frames)
 }
 
 /// From the cluster's start to the end of its last frame, the last frame

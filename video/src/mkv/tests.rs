@@ -122,6 +122,10 @@ fn each_cluster_is_a_fragment_with_its_frames_sized_or_not() {
         let frame = first.frames[5];
         let payload = &first.body[frame.offset as usize..(frame.offset + frame.len) as usize];
         assert_eq!(payload, &[0u8; 15][..]);
+        let stored = super::frames_of(&first.body, 1_000_000).expect("stored frames");
+        assert_eq!(stored.len(), 60);
+        assert_eq!(stored[5].offset, frame.offset);
+        assert_eq!(stored[5].timecode_ms, 5 * 33);
     }
 }
 

@@ -3,7 +3,7 @@
 //! credentials are known, retried with backoff while the endpoint
 //! throttles or fails transiently.
 
-mod sigv4;
+pub mod sigv4;
 
 use std::time::Duration;
 

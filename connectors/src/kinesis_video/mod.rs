@@ -1,0 +1,122 @@
+//! The `kinesis-video` connector (Runnel's own): a video stream of the
+//! server the job runs in, read as a table of its fragments or of its
+//! frames, live: new fragments are read as they are persisted.
+//!
+//! - `columns`: the two tables' columns; a table declares any of them, in
+//!   any order, and only what it declares is read (a frame's payload only
+//!   when `payload` is declared).
+//! - `reader`: the fragments after a start position, as Arrow batches.
+
+mod columns;
+mod reader;
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use runnel_engine::EngineError;
+use runnel_engine::connector::SourceProvider;
+use runnel_engine::source::BatchReader;
+use runnel_video::{StreamRef, Video};
+
+use crate::ConnectorError;
+use crate::options::Options;
+use crate::registry::Services;
+
+pub use columns::TableKind;
+
+/// Where a new job starts in the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Startup {
+    Earliest,
+    Latest,
+    /// The first fragment whose producer time is at or after this, in
+    /// epoch milliseconds.
+    Timestamp(u64),
+}
+
+pub fn source(
+    options: &Options,
+    schema: SchemaRef,
+    services: &Services,
+) -> Result<Arc<dyn SourceProvider>, ConnectorError> {
+    let stream = options.required("stream")?.to_string();
+    let kind = match options.get("table").unwrap_or("fragments") {
+        "fragments" => TableKind::Fragments,
+        "frames" => TableKind::Frames,
+        other => {
+            return Err(ConnectorError::Option(format!(
+                "option 'table' must be 'fragments' or 'frames', got '{other}'"
+            )));
+        }
+    };
+    let startup = match options.get("scan.startup.mode").unwrap_or("earliest") {
+        "earliest" => Startup::Earliest,
+        "latest" => Startup::Latest,
+        "timestamp" => Startup::Timestamp(
+            options
+                .u64("scan.startup.timestamp-millis")?
+                .ok_or_else(|| {
+                    ConnectorError::Option(
+                        "'scan.startup.mode' = 'timestamp' needs 'scan.startup.timestamp-millis'"
+                            .into(),
+                    )
+                })?,
+        ),
+        other => {
+            return Err(ConnectorError::Option(format!(
+                "option 'scan.startup.mode' must be 'earliest', 'latest' or 'timestamp', got '{other}'"
+            )));
+        }
+    };
+    if options.get("aws.endpoint").is_some() {
+        return Err(ConnectorError::Option(
+            "connector 'kinesis-video' reads the video streams of the server the job runs in; \
+             'aws.endpoint' (another server's) is not built yet"
+                .into(),
+        ));
+    }
+    let columns = columns::Columns::read(kind, &schema)?;
+    let video = services.video.clone().ok_or_else(|| {
+        ConnectorError::Option(
+            "connector 'kinesis-video' reads a server's video streams: submit the job to `runnel server`"
+                .into(),
+        )
+    })?;
+    let handle = video
+        .stream(&StreamRef::Name(stream.clone()))
+        .map_err(|e| ConnectorError::Option(format!("kinesis-video stream '{stream}': {e}")))?;
+    let start = reader::start_seq(&video, &handle, startup)
+        .map_err(|e| ConnectorError::Option(format!("kinesis-video stream '{stream}': {e}")))?;
+    Ok(Arc::new(VideoSource {
+        video,
+        stream,
+        columns: Arc::new(columns),
+        schema,
+        start,
+    }))
+}
+
+struct VideoSource {
+    video: Arc<Video>,
+    stream: String,
+    columns: Arc<columns::Columns>,
+    schema: SchemaRef,
+    /// Fixed when the job is submitted, so every worker agrees.
+    start: u64,
+}
+
+impl SourceProvider for VideoSource {
+    fn reader(&self, worker: usize, _peers: usize) -> Result<Box<dyn BatchReader>, EngineError> {
+        // One stream is one ordered sequence: the first worker reads it.
+        if worker != 0 {
+            return Ok(Box::new(reader::Finished));
+        }
+        Ok(Box::new(reader::FragmentReader::new(
+            self.video.clone(),
+            self.stream.clone(),
+            self.columns.clone(),
+            self.schema.clone(),
+            self.start,
+        )))
+    }
+}

@@ -1,0 +1,199 @@
+//! HLS session tokens. A token is the whole session (stream, mode, range,
+//! expiry), as base64url of its MAC and its JSON: nothing is kept on the
+//! server, and the MAC, under a key drawn at process start, keeps a
+//! client from forging a session or widening one to another stream or
+//! range. A restart ends every session, as expiry would.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use runnel_connectors::kinesis::remote::sigv4::hmac;
+use serde::{Deserialize, Serialize};
+
+use crate::video::selector::{Clock, TimeRange};
+
+const MAC_LEN: usize = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Mode {
+    Live,
+    LiveReplay,
+    OnDemand,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DiscontinuityMode {
+    Always,
+    Never,
+    OnDiscontinuity,
+}
+
+/// What a session may play, and how its playlists are written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub stream_id: u64,
+    pub stream_name: String,
+    pub mode: Mode,
+    pub clock: Clock,
+    /// LIVE_REPLAY and ON_DEMAND only.
+    pub range: Option<TimeRange>,
+    pub created_ms: u64,
+    pub expires_ms: u64,
+    pub max_results: u32,
+    pub discontinuity: DiscontinuityMode,
+    pub display_timestamp: bool,
+    /// The Info and Tracks the init segment is written from.
+    pub header: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("The session token is not valid")]
+    Invalid,
+    #[error("The session token has expired")]
+    Expired,
+}
+
+pub struct Sealer {
+    key: [u8; 32],
+}
+
+impl Sealer {
+    /// A sealer with a fresh random key (two v4 UUIDs: 244 bits from the
+    /// OS's generator).
+    pub fn random() -> Self {
+        let mut key = [0u8; 32];
+        key[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        key[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        Sealer { key }
+    }
+
+    #[cfg(test)]
+    fn with_key(key: [u8; 32]) -> Self {
+        Sealer { key }
+    }
+
+    pub fn seal(&self, session: &Session) -> String {
+        let json = serde_json::to_vec(session).unwrap_or_default();
+        let mut bytes = hmac(&self.key, &json).to_vec();
+        bytes.extend_from_slice(&json);
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// The session `token` holds, if this process sealed it and it has
+    /// not expired by `now_ms`.
+    pub fn open(&self, token: &str, now_ms: u64) -> Result<Session, TokenError> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(token)
+            .map_err(|_| TokenError::Invalid)?;
+        if bytes.len() <= MAC_LEN {
+            return Err(TokenError::Invalid);
+        }
+        let (mac, json) = bytes.split_at(MAC_LEN);
+        if !same(mac, &hmac(&self.key, json)) {
+            return Err(TokenError::Invalid);
+        }
+        let session: Session = serde_json::from_slice(json).map_err(|_| TokenError::Invalid)?;
+        if now_ms >= session.expires_ms {
+            return Err(TokenError::Expired);
+        }
+        Ok(session)
+    }
+}
+
+/// Compares in time independent of where the bytes differ, so a MAC
+/// cannot be guessed a byte at a time.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> Session {
+        Session {
+            stream_id: 3,
+            stream_name: "cam".into(),
+            mode: Mode::OnDemand,
+            clock: Clock::Producer,
+            range: Some(TimeRange {
+                clock: Clock::Producer,
+                start_ms: 1_000,
+                end_ms: Some(9_000),
+            }),
+            created_ms: 10_000,
+            expires_ms: 310_000,
+            max_results: 1000,
+            discontinuity: DiscontinuityMode::Never,
+            display_timestamp: false,
+            header: 0,
+        }
+    }
+
+    #[test]
+    fn a_sealed_session_opens_until_it_expires() {
+        let sealer = Sealer::with_key([7; 32]);
+        let token = sealer.seal(&session());
+        assert!(
+            token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            "{token} must need no escaping in a URL"
+        );
+        assert_eq!(sealer.open(&token, 10_000), Ok(session()));
+        assert_eq!(sealer.open(&token, 309_999), Ok(session()));
+        assert_eq!(sealer.open(&token, 310_000), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn a_changed_or_foreign_token_does_not_open() {
+        let sealer = Sealer::with_key([7; 32]);
+        let token = sealer.seal(&session());
+        // Another stream's session, with this token's MAC.
+        let bytes = URL_SAFE_NO_PAD.decode(&token).expect("base64url");
+        let mut widened = session();
+        widened.stream_id = 4;
+        widened.expires_ms = u64::MAX;
+        let mut forged = bytes[..MAC_LEN].to_vec();
+        forged.extend_from_slice(&serde_json::to_vec(&widened).expect("json"));
+        assert_eq!(
+            sealer.open(&URL_SAFE_NO_PAD.encode(forged), 10_000),
+            Err(TokenError::Invalid)
+        );
+        // Any single byte changed.
+        for at in [0, MAC_LEN - 1, MAC_LEN, bytes.len() - 1] {
+            let mut changed = bytes.clone();
+            changed[at] ^= 1;
+            assert_eq!(
+                sealer.open(&URL_SAFE_NO_PAD.encode(changed), 10_000),
+                Err(TokenError::Invalid),
+                "byte {at} changed"
+            );
+        }
+        for junk in ["", "not a token", "AAAA"] {
+            assert_eq!(sealer.open(junk, 10_000), Err(TokenError::Invalid));
+        }
+        // Another process's key.
+        assert_eq!(
+            Sealer::with_key([8; 32]).open(&token, 10_000),
+            Err(TokenError::Invalid)
+        );
+        assert_ne!(Sealer::random().key, Sealer::random().key);
+    }
+
+    #[test]
+    fn hmac_matches_rfc_4231_case_1_with_its_key_padded() {
+        // RFC 4231 case 1's key is 20 bytes of 0x0b: zero-padded to 32 it
+        // is the same HMAC key (keys are zero-padded to the block).
+        let mut key = [0u8; 32];
+        key[..20].copy_from_slice(&[0x0b; 20]);
+        let mac: String = hmac(&key, b"Hi There")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            mac,
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
+        );
+    }
+}

@@ -1,0 +1,53 @@
+//! Fragmented MP4 (ISO/IEC 14496-12) for GetClip and HLS: an init segment
+//! (`ftyp` + `moov` with an empty sample table and `mvex`) and one media
+//! segment (`moof` + `mdat`) per stored fragment. Only the video track is
+//! written, the first whose codec is H.264 or H.265; other tracks (audio)
+//! are left out. Matroska keeps H.264/H.265 frames as length-prefixed NAL
+//! units, exactly what MP4 samples hold, and its CodecPrivate is the
+//! `avcC`/`hvcC` payload, so frames and configuration pass through as
+//! they are.
+//!
+//! Written by hand rather than with a crate: the one maintained fMP4
+//! writer (`mp4-atom`) brings `num`, `derive_more`, `paste` and a second
+//! major of `thiserror`, and changes its box structs between minor
+//! versions, for the dozen write-only boxes needed here.
+
+mod boxes;
+mod init;
+mod segment;
+mod timing;
+mod track;
+
+#[cfg(test)]
+mod tests;
+
+pub use init::init_segment;
+pub use segment::{Sample, media_segment};
+pub use timing::{FragmentSamples, samples};
+pub use track::{Codec, VideoTrack};
+
+/// Ticks per second of the video track: the customary 90 kHz, in which
+/// 30 and 25 fps frame durations are whole numbers.
+pub const TIMESCALE: u32 = 90_000;
+/// Ticks per millisecond of `TIMESCALE`.
+pub const TICKS_PER_MS: i64 = (TIMESCALE / 1000) as i64;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Mp4Error {
+    #[error(
+        "no track is H.264 (V_MPEG4/ISO/AVC) or H.265 (V_MPEGH/ISO/HEVC); the codecs are [{0}]"
+    )]
+    UnsupportedCodec(String),
+    #[error("track {0} has no codec private data")]
+    MissingCodecPrivate(u64),
+    #[error("the codec private data of track {track} is not a valid {record}")]
+    InvalidCodecPrivate { track: u64, record: &'static str },
+    #[error(
+        "the video track changes its codec or codec private data within the requested media; one MP4 holds one"
+    )]
+    CodecChanged,
+    #[error("a frame lies outside its fragment's bytes")]
+    FrameOutOfRange,
+    #[error("the {0} box is over 4 GiB")]
+    TooLarge(String),
+}
