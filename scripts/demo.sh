@@ -197,6 +197,28 @@ show "$BIN" streams --endpoint "$URL" put "$PAGES" "${VIEWS[@]}"
 show "$BIN" streams --endpoint "$URL" tail "$COUNTS" --from trim-horizon --count 4
 show "$BIN" jobs --endpoint "$URL" list
 
+if command -v ffmpeg >/dev/null; then
+  step "Kinesis Video: ffmpeg streams 6 s of H.264 into PutMedia, acknowledged per fragment; a clip comes back as MP4"
+  CAM="camera-$(date +%s)"
+  START=$(date +%s)
+  curl -s -X POST "$URL/createStream" -H 'Content-Type: application/json' \
+    -d "{\"StreamName\": \"$CAM\", \"DataRetentionInHours\": 24}"
+  echo
+  echo "$ ffmpeg -f lavfi -i testsrc2 -t 6 -c:v libx264 ... -f matroska -live 1 - | curl -X POST $URL/putMedia -H 'x-amzn-stream-name: $CAM' ..."
+  ffmpeg -hide_banner -loglevel error -f lavfi -i testsrc2=size=640x360:rate=30 -t 6 \
+    -c:v libx264 -preset veryfast -tune zerolatency -pix_fmt yuv420p -g 60 -keyint_min 60 -bf 0 \
+    -sc_threshold 0 -f matroska -live 1 -cluster_time_limit 2100 -cluster_size_limit 50000000 -output_ts_offset "$START" - |
+    curl -s -X POST "$URL/putMedia" -H "x-amzn-stream-name: $CAM" \
+      -H 'x-amzn-fragment-timecode-type: ABSOLUTE' -H 'Transfer-Encoding: chunked' --data-binary @-
+  show curl -s -X POST "$URL/listFragments" -H 'Content-Type: application/json' -d "{\"StreamName\": \"$CAM\"}"
+  echo
+  curl -s -X POST "$URL/getClip" -H 'Content-Type: application/json' -o "$DEMO_DIR/clip.mp4" \
+    -d "{\"StreamName\": \"$CAM\", \"ClipFragmentSelector\": {\"FragmentSelectorType\": \"PRODUCER_TIMESTAMP\",
+         \"TimestampRange\": {\"StartTimestamp\": $START, \"EndTimestamp\": $((START + 6))}}}"
+  echo "GetClip wrote $DEMO_DIR/clip.mp4:"
+  show ffprobe -v error -show_entries stream=codec_name,width,height:format=duration -of compact "$DEMO_DIR/clip.mp4"
+fi
+
 cat <<MSG
 
 Runnel is running at $URL (pid $SERVER_PID).

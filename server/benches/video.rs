@@ -1,11 +1,18 @@
-//! Kinesis Video ingest: N cameras at once, each a PutMedia replaying a
-//! 2 Mbps H.264 MKV (made by Debian's ffmpeg) at real time against a
-//! release `runnel server`, and the time from a fragment's last byte sent
-//! to its `PERSISTED` acknowledgement, per stream count.
+//! Kinesis Video against a release `runnel server`, three ways:
+//! - ingest: N cameras at once, each a PutMedia replaying a 2 Mbps H.264
+//!   MKV (made by Debian's ffmpeg) at real time, and the time from a
+//!   fragment's last byte sent to its `PERSISTED` acknowledgement, per
+//!   stream count;
+//! - GetClip of 60 s of that video beside `ffmpeg -c copy` remuxing the
+//!   same MKV to MP4, in the same run;
+//! - the `kinesis-video` SQL tables: a stored day of one camera's
+//!   fragments (43,200) through a TUMBLE query, rows per second, for the
+//!   fragments table and for the frames table.
 //!
 //! cargo bench -p runnel --bench video
 //! Environment: BENCH_STREAMS (comma-separated counts, default
-//! 50,100,200,300), BENCH_SECONDS (video per camera, default 20).
+//! 50,100,200,300), BENCH_SECONDS (video per camera, default 20),
+//! BENCH_PARTS (which of ingest,clip,sql to run; default all).
 
 #[path = "common/mod.rs"]
 mod common;
@@ -24,7 +31,9 @@ use runnel_video::mkv::ebml::{self, Vint};
 const PIECES_PER_FRAGMENT: usize = 10;
 const FRAGMENT: Duration = Duration::from_secs(2);
 
-fn make_video(path: &std::path::Path, seconds: u64) -> Vec<u8> {
+/// `seconds` of 720p H.264 at 2 Mbit/s, constant rate, a keyframe and a
+/// Cluster every 2 s, timecodes from `offset` epoch seconds.
+fn make_video(path: &std::path::Path, seconds: u64, offset: u64) -> Vec<u8> {
     let status = Command::new("ffmpeg")
         .args([
             "-hide_banner",
@@ -69,6 +78,7 @@ fn make_video(path: &std::path::Path, seconds: u64) -> Vec<u8> {
             "-cluster_time_limit",
             "2100",
         ])
+        .args(["-output_ts_offset", &offset.to_string()])
         .arg(path)
         .status()
         .expect("ffmpeg (Debian's ffmpeg package) makes the camera's video");
@@ -111,12 +121,14 @@ struct Outcome {
     bytes: usize,
 }
 
-/// One camera: its PutMedia, paced, and the acknowledgements as they come.
+/// One camera: its PutMedia, at real time when `paced`, and the
+/// acknowledgements as they come.
 fn camera(
     url: &str,
     stream: &str,
     data: Arc<Vec<u8>>,
     start_after: Duration,
+    paced: bool,
     outcome: Arc<Mutex<Outcome>>,
 ) {
     std::thread::sleep(start_after);
@@ -129,7 +141,7 @@ fn camera(
     let _ = socket.set_read_timeout(Some(Duration::from_secs(60)));
     let request = format!(
         "POST /putMedia HTTP/1.1\r\nHost: {address}\r\nx-amzn-stream-name: {stream}\r\n\
-         x-amzn-fragment-timecode-type: RELATIVE\r\nx-amzn-fragment-acknowledgment-required: 1\r\n\
+         x-amzn-fragment-timecode-type: ABSOLUTE\r\nx-amzn-fragment-acknowledgment-required: 1\r\n\
          Transfer-Encoding: chunked\r\nContent-Type: application/octet-stream\r\n\r\n"
     );
     let (header_end, ranges) = clusters(&data);
@@ -187,7 +199,7 @@ fn camera(
             // Real time: piece k of fragment i leaves when the camera has
             // filmed it.
             let due = FRAGMENT * i as u32 + FRAGMENT * (k as u32 + 1) / PIECES_PER_FRAGMENT as u32;
-            if let Some(wait) = due.checked_sub(started.elapsed()) {
+            if let Some(wait) = due.checked_sub(started.elapsed()).filter(|_| paced) {
                 std::thread::sleep(wait);
             }
             ok = ok && send(part);
@@ -228,38 +240,47 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks / 100.0
 }
 
-fn main() {
-    let counts: Vec<usize> = std::env::var("BENCH_STREAMS")
-        .unwrap_or_else(|_| "50,100,200,300".into())
-        .split(',')
-        .filter_map(|n| n.trim().parse().ok())
-        .collect();
-    let seconds: u64 = std::env::var("BENCH_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = Arc::new(make_video(&dir.path().join("camera.mkv"), seconds));
+fn now_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn start_server() -> common::Target {
+    common::start_runnel(&[], |url| {
+        agent()
+            .post(&format!("{url}/listStreams"))
+            .send("{}")
+            .is_ok()
+    })
+    .expect("start a release runnel server")
+}
+
+/// Puts `data` to a new stream as fast as the server takes it.
+fn put_all(url: &str, stream: &str, data: Arc<Vec<u8>>) -> Outcome {
+    create_stream(url, stream);
+    let outcome = Arc::new(Mutex::new(Outcome::default()));
+    camera(url, stream, data, Duration::ZERO, false, outcome.clone());
+    let outcome = std::mem::take(&mut *outcome.lock().expect("outcome"));
+    assert_eq!(outcome.errors, 0, "putting {stream} failed");
+    outcome
+}
+
+fn ingest(counts: &[usize], seconds: u64, dir: &std::path::Path) {
+    let data = Arc::new(make_video(&dir.join("camera.mkv"), seconds, now_seconds()));
     let (_, ranges) = clusters(&data);
-    let mbps = data.len() as f64 * 8.0 / seconds as f64 / 1e6;
     println!(
-        "video: {} fragments of 2 s, {:.2} Mbit/s (1280x720 H.264 from ffmpeg), {} bytes",
+        "\n## Ingest: cameras at real time\n\nvideo: {} fragments of 2 s, {:.2} Mbit/s (1280x720 H.264 from ffmpeg), {} bytes",
         ranges.len(),
-        mbps,
+        data.len() as f64 * 8.0 / seconds as f64 / 1e6,
         data.len()
     );
     println!(
-        "| streams | fragments persisted | errors | p50 ms | p99 ms | max ms | ingest MB/s | server CPU s |"
+        "\n| streams | fragments persisted | errors | p50 ms | p99 ms | max ms | ingest MB/s | server CPU s |"
     );
     println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-    for count in counts {
-        let target = common::start_runnel(&[], |url| {
-            agent()
-                .post(&format!("{url}/listStreams"))
-                .send("{}")
-                .is_ok()
-        })
-        .expect("start a release runnel server");
+    for &count in counts {
+        let target = start_server();
         for i in 0..count {
             create_stream(&target.url, &format!("camera-{i}"));
         }
@@ -272,7 +293,7 @@ fn main() {
                 // Cameras start spread over one fragment, as real ones do.
                 let offset = FRAGMENT * i as u32 / count as u32;
                 std::thread::spawn(move || {
-                    camera(&url, &format!("camera-{i}"), data, offset, outcome)
+                    camera(&url, &format!("camera-{i}"), data, offset, true, outcome)
                 })
             })
             .collect();
@@ -281,11 +302,10 @@ fn main() {
         }
         let wall = started.elapsed().as_secs_f64();
         let cpu = cpu_seconds(target.child.id()) - cpu_before;
-        let outcome = outcome
+        let (mut latencies, errors, bytes) = outcome
             .lock()
             .map(|o| (o.latencies_ms.clone(), o.errors, o.bytes))
             .unwrap_or_default();
-        let (mut latencies, errors, bytes) = outcome;
         latencies.sort_by(f64::total_cmp);
         println!(
             "| {count} | {} | {errors} | {:.1} | {:.1} | {:.1} | {:.1} | {cpu:.1} |",
@@ -295,5 +315,202 @@ fn main() {
             latencies.last().copied().unwrap_or(f64::NAN),
             bytes as f64 / wall / 1e6,
         );
+    }
+}
+
+fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    quantile(&samples, 0.5)
+}
+
+fn clip(dir: &std::path::Path) {
+    const RUNS: usize = 5;
+    let base = now_seconds() - 3600;
+    let path = dir.join("minute.mkv");
+    let data = Arc::new(make_video(&path, 60, base));
+    let target = start_server();
+    put_all(&target.url, "clip", data.clone());
+    let body = format!(
+        r#"{{"StreamName":"clip","ClipFragmentSelector":{{"FragmentSelectorType":"PRODUCER_TIMESTAMP","TimestampRange":{{"StartTimestamp":{base},"EndTimestamp":{}}}}}}}"#,
+        base + 60
+    );
+    let mut clip_bytes = 0;
+    let runnel: Vec<f64> = (0..RUNS)
+        .map(|_| {
+            let started = Instant::now();
+            let mut response = agent()
+                .post(&format!("{}/getClip", target.url))
+                .header("Content-Type", "application/json")
+                .send(&body)
+                .expect("GetClip");
+            let bytes = response
+                .body_mut()
+                .with_config()
+                .limit(1 << 30)
+                .read_to_vec()
+                .expect("read the clip");
+            clip_bytes = bytes.len();
+            started.elapsed().as_secs_f64()
+        })
+        .collect();
+    let out = dir.join("remux.mp4");
+    let ffmpeg: Vec<f64> = (0..RUNS)
+        .map(|_| {
+            let started = Instant::now();
+            let status = Command::new("ffmpeg")
+                .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+                .arg(&path)
+                .args(["-c", "copy", "-f", "mp4"])
+                .arg(&out)
+                .status()
+                .expect("ffmpeg");
+            assert!(status.success());
+            started.elapsed().as_secs_f64()
+        })
+        .collect();
+    let (runnel, ffmpeg) = (median(runnel), median(ffmpeg));
+    println!("\n## GetClip of 60 s beside ffmpeg -c copy (median of {RUNS})\n");
+    println!("| what | seconds | output bytes |");
+    println!("| --- | ---: | ---: |");
+    println!("| GetClip (HTTP, 30 fragments, fMP4) | {runnel:.3} | {clip_bytes} |");
+    println!(
+        "| ffmpeg -c copy, MKV file to MP4 file | {ffmpeg:.3} | {} |",
+        std::fs::metadata(&out).map_or(0, |m| m.len())
+    );
+    println!("\nffmpeg / GetClip: {:.2}x", ffmpeg / runnel);
+}
+
+/// A day of one camera: 43,200 Clusters of 2 s, each 30 small frames, the
+/// first a keyframe. The SQL tables read the index and the blocks, never
+/// decode, so the frames need not be real H.264.
+fn synthetic_day(start_ms: u64) -> (Vec<u8>, usize, usize) {
+    use runnel_video::mkv::ebml::{write_element, write_nested, write_uint};
+    const FRAGMENTS: usize = 43_200;
+    const FRAMES: usize = 30;
+    let mut out = Vec::new();
+    write_nested(&mut out, ebml::EBML, |out| {
+        write_element(out, ebml::DOC_TYPE, b"matroska")
+    });
+    ebml::write_id(&mut out, ebml::SEGMENT);
+    ebml::write_unknown_size(&mut out);
+    write_nested(&mut out, ebml::INFO, |out| {
+        write_uint(out, ebml::TIMECODE_SCALE, 1_000_000)
+    });
+    write_nested(&mut out, ebml::TRACKS, |out| {
+        write_nested(out, ebml::TRACK_ENTRY, |out| {
+            write_uint(out, ebml::TRACK_NUMBER, 1);
+            write_element(out, ebml::CODEC_ID, b"V_MPEG4/ISO/AVC");
+        });
+    });
+    for fragment in 0..FRAGMENTS {
+        write_nested(&mut out, ebml::CLUSTER, |out| {
+            write_uint(out, ebml::TIMECODE, start_ms + 2000 * fragment as u64);
+            for frame in 0..FRAMES {
+                let mut block = vec![0x81];
+                block.extend_from_slice(&((frame * 66) as i16).to_be_bytes());
+                block.push(if frame == 0 { 0x80 } else { 0 });
+                block.extend_from_slice(&[0u8; 64]);
+                write_element(out, ebml::SIMPLE_BLOCK, &block);
+            }
+        });
+    }
+    (out, FRAGMENTS, FRAGMENTS * FRAMES)
+}
+
+fn job_figures(url: &str, id: &str) -> (u64, u64) {
+    let job: serde_json::Value = agent()
+        .get(&format!("{url}/v1/jobs/{id}"))
+        .call()
+        .ok()
+        .and_then(|mut r| r.body_mut().read_json().ok())
+        .unwrap_or_default();
+    let read = job["sources"][0]["rows_read"].as_u64().unwrap_or(0);
+    let written = job["sinks"][0]["rows_written"].as_u64().unwrap_or(0);
+    (read, written)
+}
+
+fn sql() {
+    let start_ms = (now_seconds() - 2 * 86_400) / 86_400 * 86_400 * 1000;
+    let (data, fragments, frames) = synthetic_day(start_ms);
+    let target = start_server();
+    let started = Instant::now();
+    put_all(&target.url, "day", Arc::new(data));
+    let put_seconds = started.elapsed().as_secs_f64();
+    println!("\n## The kinesis-video tables: a stored day of one camera\n");
+    println!(
+        "stored {fragments} fragments ({frames} frames) through one PutMedia in {put_seconds:.1} s\n"
+    );
+    println!("| table | query | rows | windows | seconds | rows/s |");
+    println!("| --- | --- | ---: | ---: | ---: | ---: |");
+    let cases = [
+        (
+            "fragments",
+            "producer_timestamp TIMESTAMP(3), bytes BIGINT, WATERMARK FOR producer_timestamp AS producer_timestamp",
+            "TUMBLE(TABLE day, DESCRIPTOR(producer_timestamp), INTERVAL '1' HOUR)",
+            "COUNT(*), SUM(bytes)",
+            fragments,
+            23u64,
+            "TUMBLE 1 h COUNT(*), SUM(bytes)",
+        ),
+        (
+            "frames",
+            "ts TIMESTAMP(3), bytes INT, keyframe BOOLEAN, WATERMARK FOR ts AS ts",
+            "TUMBLE(TABLE day, DESCRIPTOR(ts), INTERVAL '1' MINUTE)",
+            "COUNT(*), SUM(CAST(bytes AS BIGINT))",
+            frames,
+            1439u64,
+            "TUMBLE 1 min COUNT(*), SUM(bytes)",
+        ),
+    ];
+    for (table, columns, window, aggregates, rows, windows, label) in cases {
+        let sql = format!(
+            "CREATE TABLE day ({columns}) WITH ('connector' = 'kinesis-video', 'stream' = 'day', 'table' = '{table}');\n\
+             CREATE TABLE out (window_start TIMESTAMP(3), n BIGINT, total BIGINT) WITH ('connector' = 'blackhole');\n\
+             INSERT INTO out SELECT window_start, {aggregates} FROM TABLE({window}) GROUP BY window_start, window_end;"
+        );
+        let started = Instant::now();
+        let submitted: serde_json::Value = agent()
+            .post(&format!("{}/v1/jobs", target.url))
+            .send_json(serde_json::json!({"sql": sql, "parallelism": 1}))
+            .and_then(|mut r| r.body_mut().read_json())
+            .expect("submit the job");
+        let id = submitted["id"].as_str().expect("a job id").to_string();
+        // Polled often: the figure is the time until the job is through.
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while job_figures(&target.url, &id) < (rows as u64, windows) {
+            assert!(Instant::now() < deadline, "the {table} job did not finish");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        println!(
+            "| {table} | {label} | {rows} | {windows} | {seconds:.2} | {:.0} |",
+            rows as f64 / seconds
+        );
+        let _ = agent()
+            .post(&format!("{}/v1/jobs/{id}/stop", target.url))
+            .send_empty();
+    }
+}
+
+fn main() {
+    let counts: Vec<usize> = std::env::var("BENCH_STREAMS")
+        .unwrap_or_else(|_| "50,100,200,300".into())
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .collect();
+    let seconds: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    let parts = std::env::var("BENCH_PARTS").unwrap_or_else(|_| "ingest,clip,sql".into());
+    let dir = tempfile::tempdir().expect("tempdir");
+    if parts.contains("ingest") {
+        ingest(&counts, seconds, dir.path());
+    }
+    if parts.contains("clip") {
+        clip(dir.path());
+    }
+    if parts.contains("sql") {
+        sql();
     }
 }
