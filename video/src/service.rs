@@ -669,3 +669,119 @@ fn read_u64(bytes: &[u8]) -> Result<u64, VideoError> {
         .map_err(|_| VideoError::Corrupt("a counter is not 8 bytes".into()))?;
     Ok(u64::from_be_bytes(array))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fragment(timecode_ms: i64) -> Fragment {
+        Fragment {
+            timecode_ms,
+            body: vec![0xA3, 0x84, 0x81, 0, 0, 0x80],
+            frames: Vec::new(),
+            duration_ms: 2000,
+            header: Arc::new(Header {
+                timecode_scale: 1_000_000,
+                info: Vec::new(),
+                tracks_element: Vec::new(),
+                tracks: Vec::new(),
+            }),
+        }
+    }
+
+    fn open(dir: &std::path::Path) -> (runnel_store::Store, Video) {
+        let store = runnel_store::Store::open(&dir.join("data"), COLUMN_FAMILIES).expect("store");
+        let video =
+            Video::open(store.db().clone(), VideoConfig::new(dir.join("video"))).expect("video");
+        (store, video)
+    }
+
+    fn put(video: &Video, stream: &Arc<Stream>, server_ms: u64) -> u64 {
+        let session = video.begin_put(stream);
+        let seq = video.reserve_seq(&session);
+        video
+            .persist(
+                &session,
+                seq,
+                &fragment(server_ms as i64),
+                server_ms,
+                server_ms,
+            )
+            .expect("persist");
+        seq
+    }
+
+    #[test]
+    fn retention_removes_old_fragments_and_their_segments_but_never_reuses_numbers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let now = now_ms();
+        let hour = 3_600_000;
+        let stream_dir;
+        {
+            let (_store, video) = open(dir.path());
+            let meta = video
+                .create_stream(CreateStream {
+                    name: "cam".into(),
+                    device_name: None,
+                    media_type: None,
+                    kms_key_id: None,
+                    retention_hours: 1,
+                    tags: BTreeMap::new(),
+                })
+                .expect("create");
+            stream_dir = segments::stream_dir(&dir.path().join("video"), meta.id);
+            let stream = video
+                .stream(&StreamRef::Name("cam".into()))
+                .expect("stream");
+            for i in 0..3 {
+                put(&video, &stream, now - 2 * hour + i);
+            }
+        }
+        // A restart writes to a new segment, so the old one can go whole.
+        let (_store, video) = open(dir.path());
+        let stream = video
+            .stream(&StreamRef::Name("cam".into()))
+            .expect("stream");
+        assert_eq!(
+            put(&video, &stream, now),
+            3,
+            "numbers go on after a restart"
+        );
+        assert_eq!(
+            segments::list_segments(&stream_dir).expect("list"),
+            vec![0, 1]
+        );
+        assert_eq!(video.trim_expired(now).expect("trim"), 3);
+        let left = video.fragments(&stream, 0, 10).expect("fragments");
+        assert_eq!(left.iter().map(|f| f.seq).collect::<Vec<_>>(), vec![3]);
+        assert_eq!(segments::list_segments(&stream_dir).expect("list"), vec![1]);
+        let (_, body) = video.read(&stream, &left[0]).expect("read");
+        assert_eq!(body, fragment(0).body);
+
+        // Retention 0 keeps only the live window.
+        video
+            .update(
+                &StreamRef::Name("cam".into()),
+                None,
+                |m| {
+                    m.retention_hours = 0;
+                    Ok(())
+                },
+                true,
+            )
+            .expect("update");
+        let later = now + video.config().live_window_ms + 1;
+        assert_eq!(video.trim_expired(later).expect("trim"), 1);
+        assert!(
+            video
+                .fragments(&stream, 0, 10)
+                .expect("fragments")
+                .is_empty()
+        );
+        assert_eq!(
+            put(&video, &stream, later),
+            4,
+            "a trimmed stream's numbers are not reused"
+        );
+    }
+}
