@@ -16,8 +16,8 @@ Built: Kinesis Data Streams; Flink SQL jobs (embedded with `runnel sql run`, or 
 server over its streams with `runnel jobs` and the Kinesis Analytics V2 API); Firehose delivery \
 streams to S3 (a local directory or an S3 endpoint), HTTP endpoints, OpenSearch, Splunk and \
 Redshift on PostgreSQL; Kinesis Video Streams' streams, PutMedia, GetMedia, ListFragments and \
-GetMediaForFragmentList, GetClip, HLS sessions, GetImages, and a video stream's fragments and \
-frames as SQL tables in server jobs (not yet DASH).\n\n\
+GetMediaForFragmentList, GetClip, HLS and DASH sessions, GetImages, and a video stream's \
+fragments and frames as SQL tables.\n\n\
 Start with `runnel server`, then talk to http://127.0.0.1:4567."
 )]
 pub struct Cli {
@@ -212,7 +212,9 @@ does. A job over bounded sources finishes, firing every window, and exits 0 when
 progress goes to stderr. EXPLAIN prints the dataflow instead of running it.\n\n\
 Connectors: filesystem, datagen, nexmark, print, blackhole, jdbc (PostgreSQL: scan, append or \
 upsert sink, lookup joins), and kinesis with 'aws.endpoint' naming a Kinesis endpoint (a runnel \
-server, or any other; SigV4 keys from 'aws.credentials.*' or the AWS_* environment).\n\n\
+server, or any other; SigV4 keys from 'aws.credentials.*' or the AWS_* environment), and \
+kinesis-video with 'aws.endpoint' (a video stream's fragments or frames, read through the Kinesis \
+Video API).\n\n\
 A cluster of processes: run the same command once per process with --processes N, --process-id i \
 and the same --hosts file (one host:port per line, in process-id order)."
     )]

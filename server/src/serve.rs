@@ -65,8 +65,8 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         Video::open(store.db().clone(), video_config(&config, &streams))
             .context("opening the video streams")?,
     );
-    let hls = video::hls::Hls::new(video.clone());
-    video::register(&mut aws, video.clone(), hls.clone());
+    let streaming = video::Streaming::new(video.clone());
+    video::register(&mut aws, video.clone(), streaming.clone());
     video::spawn_retention(video.clone());
 
     let services = Services {
@@ -103,7 +103,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     });
     let app = http::router(state)
         .merge(analytics::routes(jobs.clone()))
-        .merge(video::hls::routes(hls));
+        .merge(video::playback_routes(streaming));
     tracing::info!(%addr, "listening; AWS endpoint is http://{addr}");
 
     let stop = Arc::new(Notify::new());

@@ -5,10 +5,14 @@
 //! - `columns`: the two tables' columns; a table declares any of them, in
 //!   any order, and only what it declares is read (a frame's payload only
 //!   when `payload` is declared).
-//! - `reader`: the fragments after a start position, as Arrow batches.
+//! - `reader`: this server's fragments after a start position, as Arrow
+//!   batches; `remote`: another endpoint's (`aws.endpoint`), through its
+//!   API; `rows`: the rows of both, as the table's columns.
 
 mod columns;
 mod reader;
+mod remote;
+mod rows;
 
 use std::sync::Arc;
 
@@ -68,17 +72,25 @@ pub fn source(
             )));
         }
     };
-    if options.get("aws.endpoint").is_some() {
-        return Err(ConnectorError::Option(
-            "connector 'kinesis-video' reads the video streams of the server the job runs in; \
-             'aws.endpoint' (another server's) is not built yet"
-                .into(),
-        ));
-    }
     let columns = columns::Columns::read(kind, &schema)?;
+    let region = options.get("aws.region").unwrap_or("us-east-1").to_string();
+    let columns = Arc::new(columns);
+    if let Some(endpoint) = options.get("aws.endpoint")
+        && !services.is_own_endpoint(endpoint)
+    {
+        let client = remote::connect(endpoint, &region, &stream, options)?;
+        return Ok(Arc::new(RemoteSource {
+            client,
+            stream,
+            columns,
+            schema,
+            startup,
+            submitted_ms: runnel_video::now_ms(),
+        }));
+    }
     let video = services.video.clone().ok_or_else(|| {
         ConnectorError::Option(
-            "connector 'kinesis-video' reads a server's video streams: submit the job to `runnel server`"
+            "connector 'kinesis-video' reads a server's video streams: submit the job to `runnel server`, or name one with 'aws.endpoint'"
                 .into(),
         )
     })?;
@@ -90,10 +102,36 @@ pub fn source(
     Ok(Arc::new(VideoSource {
         video,
         stream,
-        columns: Arc::new(columns),
+        columns,
         schema,
         start,
     }))
+}
+
+/// Another endpoint's stream.
+struct RemoteSource {
+    client: Arc<crate::kinesis::remote::RemoteKinesis>,
+    stream: String,
+    columns: Arc<columns::Columns>,
+    schema: SchemaRef,
+    startup: Startup,
+    submitted_ms: u64,
+}
+
+impl SourceProvider for RemoteSource {
+    fn reader(&self, worker: usize, _peers: usize) -> Result<Box<dyn BatchReader>, EngineError> {
+        if worker != 0 {
+            return Ok(Box::new(reader::Finished));
+        }
+        Ok(Box::new(remote::RemoteReader::new(
+            self.client.clone(),
+            self.stream.clone(),
+            self.columns.clone(),
+            self.schema.clone(),
+            self.startup,
+            self.submitted_ms,
+        )))
+    }
 }
 
 struct VideoSource {

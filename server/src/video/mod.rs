@@ -1,21 +1,24 @@
 //! Kinesis Video Streams on the AWS port: REST-JSON POSTs to paths
 //! (`/createStream`, `/putMedia`, `/getMedia`, ...), in front of
 //! `runnel-video`. Control operations read a JSON body; PutMedia,
-//! GetMedia and GetClip stream theirs. HLS's playlists and fragments are
-//! GETs of their own (`hls::routes`).
+//! GetMedia and GetClip stream theirs. HLS's playlists, DASH's manifest
+//! and their fragments are GETs of their own (`playback_routes`).
 
 mod archive;
 mod clip;
 mod control;
+mod dash;
 mod fmp4;
-pub mod hls;
+mod hls;
 mod images;
 mod playback;
 mod put_media;
 mod selector;
+mod streaming;
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::http::StatusCode;
 use http_body_util::BodyExt;
 use runnel_video::mp4::Mp4Error;
@@ -25,13 +28,15 @@ use crate::aws::request::Req;
 use crate::aws::shapes::Model;
 use crate::aws::{AwsError, AwsRouter, Protocol, RestHandler, RestRequest, codec};
 
+pub use self::streaming::Streaming;
+
 /// A control request's JSON body is small; anything larger is refused
 /// before it is read whole.
 const MAX_CONTROL_BODY: usize = 1024 * 1024;
 
 pub struct Api {
     video: Arc<Video>,
-    hls: Arc<hls::Hls>,
+    streaming: Arc<Streaming>,
 }
 
 type Route = (&'static str, &'static str, &'static str);
@@ -66,10 +71,15 @@ const ROUTES: &[Route] = &[
         "/getHLSStreamingSessionURL",
         "GetHLSStreamingSessionURL",
     ),
+    (
+        "video",
+        "/getDASHStreamingSessionURL",
+        "GetDASHStreamingSessionURL",
+    ),
 ];
 
-pub fn register(router: &mut AwsRouter, video: Arc<Video>, hls: Arc<hls::Hls>) {
-    let api = Arc::new(Api { video, hls });
+pub fn register(router: &mut AwsRouter, video: Arc<Video>, streaming: Arc<Streaming>) {
+    let api = Arc::new(Api { video, streaming });
     for &(service, path, operation) in ROUTES {
         let api = api.clone();
         let handler: RestHandler = Arc::new(move |request: RestRequest| {
@@ -114,14 +124,19 @@ impl Api {
             | "ListFragments"
             | "GetClip"
             | "GetImages"
-            | "GetHLSStreamingSessionURL") => {
+            | "GetHLSStreamingSessionURL"
+            | "GetDASHStreamingSessionURL") => {
                 let req = read_json(request, &crate::aws::shapes::KINESIS_VIDEO_ARCHIVED).await?;
                 return match operation {
                     "ListFragments" => archive::list_fragments(&self, req).await,
                     "GetClip" => clip::get_clip(self, req).await,
                     "GetImages" => images::get_images(&self, req).await,
                     "GetHLSStreamingSessionURL" => {
-                        hls::get_hls_streaming_session_url(self.hls.clone(), req, host).await
+                        hls::get_hls_streaming_session_url(self.streaming.clone(), req, host).await
+                    }
+                    "GetDASHStreamingSessionURL" => {
+                        dash::get_dash_streaming_session_url(self.streaming.clone(), req, host)
+                            .await
                     }
                     _ => playback::get_media_for_fragment_list(self, req).await,
                 };
@@ -132,6 +147,12 @@ impl Api {
         let req = read_json(request, &crate::aws::shapes::KINESIS_VIDEO).await?;
         control::handle(&self, operation, req, host).await
     }
+}
+
+/// The GETs players make with a session's token: HLS's under `/hls/v1/`,
+/// DASH's under `/dash/v1/`.
+pub fn playback_routes(streaming: Arc<Streaming>) -> Router {
+    hls::routes(streaming.clone()).merge(dash::routes(streaming))
 }
 
 /// Reads a REST request's JSON body (bounded) and checks it against the

@@ -86,8 +86,22 @@ pub async fn put_media(
     let timecodes = timecodes(headers)?;
     let stream = api.video.stream(&reference)?;
     let session = api.video.begin_put(&stream);
+    let mut body = request.body;
+    let mut first = None;
+    if header_str(headers, "expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) {
+        // hyper answers `100 Continue` when the body is first read: read it
+        // before answering, so that the 200 follows the 100 as the client
+        // waits for.
+        first = match body.frame().await {
+            Some(Ok(frame)) => frame.into_data().ok(),
+            Some(Err(error)) => {
+                return Err(invalid(format!("The body could not be read: {error}")));
+            }
+            None => None,
+        };
+    }
     let (acks, rx) = mpsc::channel::<Bytes>(64);
-    tokio::spawn(ingest(api, session, request.body, acks, timecodes));
+    tokio::spawn(ingest(api, session, first, body, acks, timecodes));
     Ok(streamed(rx, "application/json"))
 }
 
@@ -155,6 +169,7 @@ struct Stop(Option<Bytes>);
 async fn ingest(
     api: Arc<Api>,
     session: PutSession,
+    first: Option<Bytes>,
     mut body: Body,
     acks: mpsc::Sender<Bytes>,
     timecodes: Timecodes,
@@ -169,49 +184,59 @@ async fn ingest(
     };
     let mut idle = tokio::time::interval(IDLE_AFTER);
     idle.reset();
-    let stop = loop {
-        tokio::select! {
-            frame = body.frame() => {
-                idle.reset();
-                let events = match frame {
-                    None => match parser.finish() {
-                        Ok(events) => {
-                            match ingest.handle(events).await {
-                                Ok(()) => break Stop(None),
-                                Err(stop) => break stop,
+    let early = match first {
+        Some(bytes) => match parser.push(&bytes) {
+            Ok(events) => ingest.handle(events).await.err(),
+            Err(error) => Some(ingest.mkv_error(&error)),
+        },
+        None => None,
+    };
+    let stop = match early {
+        Some(stop) => stop,
+        None => loop {
+            tokio::select! {
+                frame = body.frame() => {
+                    idle.reset();
+                    let events = match frame {
+                        None => match parser.finish() {
+                            Ok(events) => {
+                                match ingest.handle(events).await {
+                                    Ok(()) => break Stop(None),
+                                    Err(stop) => break stop,
+                                }
                             }
-                        }
-                        Err(error) => break ingest.mkv_error(&error),
-                    },
-                    Some(Err(error)) => {
-                        tracing::debug!(%error, "PutMedia body ended with an error");
-                        break Stop(Some(error_ack(4000, ingest.timecode(), ingest.number())));
-                    }
-                    Some(Ok(frame)) => match frame.data_ref() {
-                        Some(data) => match parser.push(data) {
-                            Ok(events) => events,
                             Err(error) => break ingest.mkv_error(&error),
                         },
-                        None => Vec::new(),
-                    },
-                };
-                if let Err(stop) = ingest.handle(events).await {
-                    break stop;
+                        Some(Err(error)) => {
+                            tracing::debug!(%error, "PutMedia body ended with an error");
+                            break Stop(Some(error_ack(4000, ingest.timecode(), ingest.number())));
+                        }
+                        Some(Ok(frame)) => match frame.data_ref() {
+                            Some(data) => match parser.push(data) {
+                                Ok(events) => events,
+                                Err(error) => break ingest.mkv_error(&error),
+                            },
+                            None => Vec::new(),
+                        },
+                    };
+                    if let Err(stop) = ingest.handle(events).await {
+                        break stop;
+                    }
+                }
+                _ = idle.tick() => {
+                    if ingest.acks.send(ack("IDLE", None, None)).await.is_err() {
+                        break Stop(None);
+                    }
                 }
             }
-            _ = idle.tick() => {
-                if ingest.acks.send(ack("IDLE", None, None)).await.is_err() {
-                    break Stop(None);
-                }
+            if !ingest.session.is_current() {
+                // A newer PutMedia to this stream took over.
+                break Stop(None);
             }
-        }
-        if !ingest.session.is_current() {
-            // A newer PutMedia to this stream took over.
-            break Stop(None);
-        }
-        if ingest.acks.is_closed() {
-            break Stop(None);
-        }
+            if ingest.acks.is_closed() {
+                break Stop(None);
+            }
+        },
     };
     if let Stop(Some(line)) = stop {
         let _ = ingest.acks.send(line).await;

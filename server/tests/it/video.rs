@@ -192,3 +192,90 @@ fn get_images_decodes_keyframes_to_jpeg_and_png() {
     let server = RunnelServer::start();
     run_script(&server, "video_images.py");
 }
+
+#[test]
+fn dash_sessions_play_in_ffprobe_and_ffmpeg() {
+    let server = RunnelServer::start();
+    run_script(&server, "video_dash.py");
+}
+
+#[test]
+fn sql_run_reads_a_video_stream_of_another_endpoint() {
+    let server = RunnelServer::start();
+    run_script_with(&server, "video_remote.py", &[crate::harness::runnel_bin()]);
+}
+
+/// curl, as a producer script would use it: a chunked upload that waits
+/// for `100 Continue` before it sends the body.
+#[test]
+fn curl_put_media_with_expect_100_continue_is_acknowledged() {
+    let server = RunnelServer::start();
+    let created = crate::harness::agent()
+        .post(&format!("{}/createStream", server.url()))
+        .header("Content-Type", "application/json")
+        .send(r#"{"StreamName": "curl-cam", "DataRetentionInHours": 1}"#)
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 200);
+    let dir = tempfile::tempdir().unwrap();
+    let video = dir.path().join("cam.mkv");
+    let made = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi"])
+        .args(["-i", "testsrc2=size=320x180:rate=30", "-t", "4"])
+        .args([
+            "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+        ])
+        .args([
+            "-g",
+            "60",
+            "-keyint_min",
+            "60",
+            "-sc_threshold",
+            "0",
+            "-bf",
+            "0",
+        ])
+        .args([
+            "-f",
+            "matroska",
+            "-live",
+            "1",
+            "-cluster_time_limit",
+            "2100",
+        ])
+        .args(["-cluster_size_limit", "50000000"])
+        .arg(&video)
+        .status()
+        .expect("ffmpeg (make deps installs it)");
+    assert!(made.success());
+    let output = Command::new("curl")
+        .args(["-sS", "-v", "--max-time", "60", "-X", "POST"])
+        .arg(format!("{}/putMedia", server.url()))
+        .args(["-H", "x-amzn-stream-name: curl-cam"])
+        .args(["-H", "x-amzn-fragment-timecode-type: RELATIVE"])
+        .args([
+            "-H",
+            "Expect: 100-continue",
+            "-H",
+            "Transfer-Encoding: chunked",
+        ])
+        .arg("--data-binary")
+        .arg(format!("@{}", video.display()))
+        .output()
+        .expect("curl");
+    let acks = String::from_utf8_lossy(&output.stdout);
+    let trace = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        trace.contains("HTTP/1.1 100 Continue"),
+        "no 100 Continue:\n{trace}"
+    );
+    let persisted = acks
+        .lines()
+        .filter(|l| l.contains(r#""EventType":"PERSISTED""#))
+        .count();
+    assert_eq!(
+        persisted,
+        2,
+        "acks:\n{acks}\n--- server log\n{}",
+        server.log()
+    );
+}

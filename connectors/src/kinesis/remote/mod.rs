@@ -19,6 +19,8 @@ use crate::options::Options;
 pub enum Api {
     Kinesis,
     Firehose,
+    /// REST-JSON: operations are paths, not targets.
+    Video,
 }
 
 impl Api {
@@ -26,6 +28,7 @@ impl Api {
         match self {
             Api::Kinesis => "Kinesis_20131202",
             Api::Firehose => "Firehose_20150804",
+            Api::Video => "",
         }
     }
 
@@ -34,6 +37,7 @@ impl Api {
         match self {
             Api::Kinesis => "kinesis",
             Api::Firehose => "firehose",
+            Api::Video => "kinesisvideo",
         }
     }
 }
@@ -232,11 +236,54 @@ impl RemoteKinesis {
 
     fn call_once(&self, operation: &str, body: &[u8]) -> Result<Value, (u16, RemoteError)> {
         let target = format!("{}.{operation}", self.api.target_prefix());
+        let (status, text) = self.send_once("/", Some(&target), CONTENT_TYPE, body)?;
+        answer(status, &text)
+    }
+
+    /// A REST-JSON operation (Kinesis Video's `/listFragments`, ...): the
+    /// answer's bytes, which are media for some operations. Retried as
+    /// `call` is.
+    pub fn post(&self, path: &str, body: &Value) -> Result<Vec<u8>, RemoteError> {
+        let body = body.to_string();
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempt = 1;
+        loop {
+            let result = self
+                .send_once(path, None, "application/json", body.as_bytes())
+                .and_then(|(status, bytes)| {
+                    if (200..300).contains(&status) {
+                        Ok(bytes)
+                    } else {
+                        answer(status, &bytes).map(|_| bytes)
+                    }
+                });
+            match result {
+                Ok(bytes) => return Ok(bytes),
+                Err((status, error)) if error.retryable(status) && attempt < error.attempts() => {
+                    tracing::debug!(%path, %error, attempt, "endpoint: retrying");
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    attempt += 1;
+                }
+                Err((_, error)) => return Err(error),
+            }
+        }
+    }
+
+    fn send_once(
+        &self,
+        path: &str,
+        target: Option<&str>,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<(u16, Vec<u8>), (u16, RemoteError)> {
         let mut request = self
             .agent
-            .post(&self.endpoint)
-            .header("content-type", CONTENT_TYPE)
-            .header("x-amz-target", &target);
+            .post(&format!("{}{path}", self.endpoint))
+            .header("content-type", content_type);
+        if let Some(target) = target {
+            request = request.header("x-amz-target", target);
+        }
         if let Some(credentials) = &self.credentials {
             let amz_date = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
             for (name, value) in sigv4::sign(
@@ -244,8 +291,9 @@ impl RemoteKinesis {
                 &self.region,
                 self.api.service(),
                 &self.host,
-                &target,
-                CONTENT_TYPE,
+                path,
+                target,
+                content_type,
                 body,
                 &amz_date,
             ) {
@@ -262,33 +310,38 @@ impl RemoteKinesis {
             .limit(MAX_RESPONSE)
             .read_to_vec()
             .map_err(|e| (status, RemoteError::Transport(e.to_string())))?;
-        let value: Value = if text.is_empty() {
-            json!({})
-        } else {
-            serde_json::from_slice(&text).map_err(|e| {
-                (
-                    status,
-                    RemoteError::Answer(format!(
-                        "HTTP {status}, not JSON ({e}): {}",
-                        String::from_utf8_lossy(&text[..text.len().min(200)])
-                    )),
-                )
-            })?
-        };
-        if (200..300).contains(&status) {
-            return Ok(value);
-        }
-        let kind = value
-            .get("__type")
-            .and_then(Value::as_str)
-            .map(|t| t.rsplit('#').next().unwrap_or(t).to_string())
-            .unwrap_or_else(|| format!("HTTP {status}"));
-        let message = value
-            .get("message")
-            .or_else(|| value.get("Message"))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        Err((status, RemoteError::Api { kind, message }))
+        Ok((status, text))
     }
+}
+
+/// A JSON answer, or the endpoint's error from it.
+fn answer(status: u16, text: &[u8]) -> Result<Value, (u16, RemoteError)> {
+    let value: Value = if text.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(text).map_err(|e| {
+            (
+                status,
+                RemoteError::Answer(format!(
+                    "HTTP {status}, not JSON ({e}): {}",
+                    String::from_utf8_lossy(&text[..text.len().min(200)])
+                )),
+            )
+        })?
+    };
+    if (200..300).contains(&status) {
+        return Ok(value);
+    }
+    let kind = value
+        .get("__type")
+        .and_then(Value::as_str)
+        .map(|t| t.rsplit('#').next().unwrap_or(t).to_string())
+        .unwrap_or_else(|| format!("HTTP {status}"));
+    let message = value
+        .get("message")
+        .or_else(|| value.get("Message"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    Err((status, RemoteError::Api { kind, message }))
 }

@@ -1,6 +1,7 @@
-//! AWS Signature Version 4 for JSON 1.1 POSTs to `/`, as the AWS SDKs sign
-//! them: what a Kinesis endpoint that checks signatures (AWS itself)
-//! needs from the connector.
+//! AWS Signature Version 4 for POSTs, as the AWS SDKs sign them: JSON 1.1
+//! to `/` with an `x-amz-target`, or REST-JSON to a path (Kinesis Video):
+//! what an endpoint that checks signatures (AWS itself) needs from the
+//! connector.
 
 use sha2::{Digest, Sha256};
 
@@ -27,7 +28,8 @@ pub fn sign(
     region: &str,
     service: &str,
     host: &str,
-    target: &str,
+    path: &str,
+    target: Option<&str>,
     content_type: &str,
     body: &[u8],
     amz_date: &str,
@@ -41,7 +43,9 @@ pub fn sign(
     if let Some(token) = &credentials.session_token {
         headers.push(("x-amz-security-token", token.clone()));
     }
-    headers.push(("x-amz-target", target.to_string()));
+    if let Some(target) = target {
+        headers.push(("x-amz-target", target.to_string()));
+    }
     let signed: Vec<&str> = headers.iter().map(|(name, _)| *name).collect();
     let signed = signed.join(";");
     let canonical_headers: String = headers
@@ -49,7 +53,7 @@ pub fn sign(
         .map(|(name, value)| format!("{name}:{}\n", value.trim()))
         .collect();
     let canonical_request = format!(
-        "POST\n/\n\n{canonical_headers}\n{signed}\n{}",
+        "POST\n{path}\n\n{canonical_headers}\n{signed}\n{}",
         hex(&Sha256::digest(body))
     );
     let scope = format!("{date}/{region}/{service}/aws4_request");
@@ -117,7 +121,8 @@ mod tests {
             "us-east-1",
             "kinesis",
             "127.0.0.1:4567",
-            "Kinesis_20131202.DescribeStreamSummary",
+            "/",
+            Some("Kinesis_20131202.DescribeStreamSummary"),
             "application/x-amz-json-1.1",
             br#"{"StreamName":"s"}"#,
             "20261204T175859Z",
@@ -130,6 +135,36 @@ mod tests {
         assert_eq!(
             authorization,
             "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261204/us-east-1/kinesis/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=e6e568edbfeb833995e513d1155c12705d2eea4a14b154926a49ceec17a9c865"
+        );
+    }
+
+    /// A REST-JSON request to a path, as botocore signs Kinesis Video's.
+    #[test]
+    fn signs_a_path_as_botocore_does() {
+        let credentials = Credentials {
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),
+            session_token: None,
+        };
+        let headers = sign(
+            &credentials,
+            "us-east-1",
+            "kinesisvideo",
+            "127.0.0.1:4567",
+            "/listFragments",
+            None,
+            "application/json",
+            br#"{"StreamName":"s"}"#,
+            "20261206T210538Z",
+        );
+        let authorization = &headers
+            .iter()
+            .find(|(n, _)| *n == "authorization")
+            .unwrap()
+            .1;
+        assert_eq!(
+            authorization,
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261206/us-east-1/kinesisvideo/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature=564100ed14010c4e962a0932ca54ab5de9786c6732ae6a0853bd76feadeffeae"
         );
     }
 

@@ -3,6 +3,8 @@
 
 use std::fmt::Write;
 
+use crate::video::streaming::text::date_time;
+
 pub const CONTENT_TYPE: &str = "application/vnd.apple.mpegurl";
 
 pub struct Entry {
@@ -79,12 +81,6 @@ pub fn media(playlist: &MediaPlaylist, token: &str) -> String {
         out.push_str("#EXT-X-ENDLIST\n");
     }
     out
-}
-
-/// ISO 8601 in UTC with milliseconds.
-fn date_time(ms: u64) -> Option<String> {
-    let at = chrono::DateTime::from_timestamp_millis(i64::try_from(ms).ok()?)?;
-    Some(at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
 }
 
 #[cfg(test)]

@@ -126,6 +126,30 @@ def ffprobe_video(data, tmpdir, name="doc.mkv"):
     return s["codec_name"], s["width"], s["height"], int(s["nb_read_frames"])
 
 
+def probe_media(source, *extra):
+    """(codec, width, height, frames decoded, duration or None) of the first
+    video stream of a file or URL (an HLS playlist, a DASH manifest)."""
+    result = subprocess.run(
+        ["ffprobe", "-v", "error", *extra, "-count_frames", "-select_streams", "v:0",
+         "-show_entries", "stream=codec_name,width,height,nb_read_frames:format=duration",
+         "-of", "default=noprint_wrappers=1", source],
+        capture_output=True, timeout=60,
+    )
+    assert result.returncode == 0, f"ffprobe {source}: {result.stderr.decode(errors='replace')}"
+    fields = dict(line.split("=", 1) for line in result.stdout.decode().splitlines() if "=" in line)
+    duration = float(fields["duration"]) if fields.get("duration", "N/A") != "N/A" else None
+    return fields["codec_name"], int(fields["width"]), int(fields["height"]), int(fields["nb_read_frames"]), duration
+
+
+def http_get(url, timeout=30):
+    """(status, content type, body) of a GET, errors included."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.headers.get("Content-Type"), response.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type"), e.read()
+
+
 # ---------------------------------------------------------------- EBML
 
 

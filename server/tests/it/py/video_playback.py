@@ -12,9 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from datetime import datetime, timezone
 
 from common import done, video_client
@@ -22,6 +20,8 @@ from video_common import (
     check_acks, create_stream, expect_client_error, make_mkv, producer_range, put_media, server_range,
     watchdog,
 )
+from video_common import http_get as fetch
+from video_common import probe_media as probe
 
 watchdog(120)
 endpoint = sys.argv[1]
@@ -42,15 +42,6 @@ t1 = time.time()
 def archive_client(api_name):
     url = kv.get_data_endpoint(StreamName="play", APIName=api_name)["DataEndpoint"]
     return video_client("kinesis-video-archived-media", url, read_timeout=30)
-
-
-def fetch(url):
-    """(status, content type, body) of a GET."""
-    try:
-        with urllib.request.urlopen(url, timeout=30) as response:
-            return response.status, response.headers.get("Content-Type"), response.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers.get("Content-Type"), e.read()
 
 
 def playlist(url):
@@ -75,21 +66,6 @@ def media_playlist_of(master_url):
 
 def listed_numbers(media):
     return [urllib.parse.parse_qs(urllib.parse.urlsplit(u).query)["FragmentNumber"][0] for u in uris(media)]
-
-
-def probe(source, *extra):
-    """(codec, width, height, frames decoded, duration) of the first video
-    stream of a file or URL."""
-    result = subprocess.run(
-        ["ffprobe", "-v", "error", *extra, "-count_frames", "-select_streams", "v:0",
-         "-show_entries", "stream=codec_name,width,height,nb_read_frames:format=duration",
-         "-of", "default=noprint_wrappers=1", source],
-        capture_output=True, timeout=60,
-    )
-    assert result.returncode == 0, f"ffprobe {source}: {result.stderr.decode(errors='replace')}"
-    fields = dict(line.split("=", 1) for line in result.stdout.decode().splitlines() if "=" in line)
-    duration = float(fields["duration"]) if fields.get("duration", "N/A") != "N/A" else None
-    return fields["codec_name"], int(fields["width"]), int(fields["height"]), int(fields["nb_read_frames"]), duration
 
 
 # --- HLS LIVE, first: a LIVE session needs a fragment from the last 30 s.

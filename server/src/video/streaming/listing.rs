@@ -1,7 +1,7 @@
-//! Which fragments a session's media playlist lists at a given moment:
-//! LIVE the newest, ON_DEMAND the oldest of its range, LIVE_REPLAY those
-//! of its range that a clock started at the session's creation has
-//! reached.
+//! Which fragments a session's media playlist or manifest lists at a
+//! given moment: LIVE the newest, ON_DEMAND the oldest of its range,
+//! LIVE_REPLAY those of its range that a clock started at the session's
+//! creation has reached.
 
 use runnel_video::{FragmentMeta, Stream, Video, VideoError};
 
@@ -55,7 +55,7 @@ pub fn listing(
     let mut listed = Vec::with_capacity(fragments.len());
     let mut previous: Option<&FragmentMeta> = None;
     for fragment in &fragments {
-        let discontinuity = match (session.discontinuity, previous) {
+        let discontinuity = match (session.discontinuity(), previous) {
             (_, None) | (DiscontinuityMode::Never, _) => false,
             (DiscontinuityMode::Always, Some(_)) => true,
             (DiscontinuityMode::OnDiscontinuity, Some(p)) => {
@@ -67,7 +67,7 @@ pub fn listing(
     }
     // With a discontinuity between every two fragments, those before the
     // first listed number as many as the fragments before it.
-    let discontinuity_sequence = (session.discontinuity == DiscontinuityMode::Always
+    let discontinuity_sequence = (session.discontinuity() == DiscontinuityMode::Always
         && session.mode != Mode::OnDemand)
         .then_some(media_sequence);
     Ok(Listing {

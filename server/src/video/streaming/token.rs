@@ -1,8 +1,9 @@
-//! HLS session tokens. A token is the whole session (stream, mode, range,
-//! expiry), as base64url of its MAC and its JSON: nothing is kept on the
-//! server, and the MAC, under a key drawn at process start, keeps a
-//! client from forging a session or widening one to another stream or
-//! range. A restart ends every session, as expiry would.
+//! Playback session tokens, HLS's and DASH's alike. A token is the whole
+//! session (stream, mode, range, expiry), as base64url of its MAC and its
+//! JSON: nothing is kept on the server, and the MAC, under a key drawn at
+//! process start, keeps a client from forging a session or widening one
+//! to another stream, range or protocol. A restart ends every session, as
+//! expiry would.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -27,7 +28,55 @@ pub enum DiscontinuityMode {
     OnDiscontinuity,
 }
 
-/// What a session may play, and how its playlists are written.
+/// Which GET routes a session's token opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Hls,
+    Dash,
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protocol::Hls => "HLS",
+            Protocol::Dash => "MPEG-DASH",
+        })
+    }
+}
+
+/// Where a dynamic DASH manifest's media timeline meets the wall clock:
+/// the producer time presented at `wall_ms`. Fixed when the session is
+/// made, so that every reload of the manifest places a fragment at the
+/// same moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anchor {
+    pub producer_ms: u64,
+    pub wall_ms: u64,
+}
+
+/// What only one protocol's answers depend on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Format {
+    Hls {
+        discontinuity: DiscontinuityMode,
+    },
+    Dash {
+        display_fragment_number: bool,
+        anchor: Anchor,
+    },
+}
+
+impl Format {
+    pub fn protocol(&self) -> Protocol {
+        match self {
+            Format::Hls { .. } => Protocol::Hls,
+            Format::Dash { .. } => Protocol::Dash,
+        }
+    }
+}
+
+/// What a session may play, and how its playlists or manifest are
+/// written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     pub stream_id: u64,
@@ -39,10 +88,21 @@ pub struct Session {
     pub created_ms: u64,
     pub expires_ms: u64,
     pub max_results: u32,
-    pub discontinuity: DiscontinuityMode,
     pub display_timestamp: bool,
     /// The Info and Tracks the init segment is written from.
     pub header: u64,
+    pub format: Format,
+}
+
+impl Session {
+    /// HLS's marking of gaps; a DASH timeline places each fragment at
+    /// its own time instead.
+    pub fn discontinuity(&self) -> DiscontinuityMode {
+        match self.format {
+            Format::Hls { discontinuity } => discontinuity,
+            Format::Dash { .. } => DiscontinuityMode::Never,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -124,9 +184,11 @@ mod tests {
             created_ms: 10_000,
             expires_ms: 310_000,
             max_results: 1000,
-            discontinuity: DiscontinuityMode::Never,
             display_timestamp: false,
             header: 0,
+            format: Format::Hls {
+                discontinuity: DiscontinuityMode::Never,
+            },
         }
     }
 
@@ -149,17 +211,28 @@ mod tests {
     fn a_changed_or_foreign_token_does_not_open() {
         let sealer = Sealer::with_key([7; 32]);
         let token = sealer.seal(&session());
-        // Another stream's session, with this token's MAC.
+        // Another stream's session, or the same one as DASH, with this
+        // token's MAC.
         let bytes = URL_SAFE_NO_PAD.decode(&token).expect("base64url");
         let mut widened = session();
         widened.stream_id = 4;
         widened.expires_ms = u64::MAX;
-        let mut forged = bytes[..MAC_LEN].to_vec();
-        forged.extend_from_slice(&serde_json::to_vec(&widened).expect("json"));
-        assert_eq!(
-            sealer.open(&URL_SAFE_NO_PAD.encode(forged), 10_000),
-            Err(TokenError::Invalid)
-        );
+        let mut as_dash = session();
+        as_dash.format = Format::Dash {
+            display_fragment_number: true,
+            anchor: Anchor {
+                producer_ms: 1_000,
+                wall_ms: 10_000,
+            },
+        };
+        for other in [widened, as_dash] {
+            let mut forged = bytes[..MAC_LEN].to_vec();
+            forged.extend_from_slice(&serde_json::to_vec(&other).expect("json"));
+            assert_eq!(
+                sealer.open(&URL_SAFE_NO_PAD.encode(forged), 10_000),
+                Err(TokenError::Invalid)
+            );
+        }
         // Any single byte changed.
         for at in [0, MAC_LEN - 1, MAC_LEN, bytes.len() - 1] {
             let mut changed = bytes.clone();

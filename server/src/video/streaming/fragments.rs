@@ -1,0 +1,71 @@
+//! The MP4 answers HLS and DASH share: the init fragment and one stored
+//! fragment as a media fragment, each checked against the session, and
+//! the bit rate a playlist or manifest announces.
+
+use runnel_video::mp4;
+use runnel_video::{FragmentMeta, VideoError, parse_fragment_number};
+
+use super::Opened;
+use crate::video::fmp4::{self, Placement};
+
+/// The announced bit rate when no fragment is listed yet.
+const DEFAULT_BANDWIDTH: u64 = 2_000_000;
+/// Fragments the announced bit rate is measured over.
+const BANDWIDTH_SAMPLE: usize = 10;
+
+pub const MP4: &str = "video/mp4";
+
+pub type Answer = Result<(&'static str, Vec<u8>), VideoError>;
+
+/// The peak rate of the first listed fragments, in bits per second, as
+/// HLS's BANDWIDTH and DASH's `@bandwidth` both mean it.
+pub fn peak_bandwidth<'a>(listed: impl IntoIterator<Item = &'a FragmentMeta>) -> u64 {
+    listed
+        .into_iter()
+        .take(BANDWIDTH_SAMPLE)
+        .map(|f| f.at.len * 8 * 1000 / f.duration_ms.max(1))
+        .max()
+        .unwrap_or(DEFAULT_BANDWIDTH)
+}
+
+/// The init segment, from the Info and Tracks the session began with.
+pub fn init(opened: &Opened) -> Answer {
+    let track = fmp4::video_track(&opened.video, &opened.stream, opened.session.header)?;
+    Ok((MP4, mp4::init_segment(&track, None)?))
+}
+
+/// One fragment as `moof` + `mdat`, its decode times the producer's, so
+/// that the fragments of a session follow one another on one timeline.
+pub fn media(opened: &Opened) -> Answer {
+    let number = opened
+        .fragment_number
+        .as_deref()
+        .ok_or_else(|| VideoError::InvalidArgument("FragmentNumber is required".into()))?;
+    let (video, stream) = (&opened.video, &opened.stream);
+    let not_found = || VideoError::NotFound(format!("Fragment {number} is not in this session"));
+    let seq = match parse_fragment_number(number) {
+        Some((id, seq)) if id == stream.id() => seq,
+        Some(_) => return Err(not_found()),
+        None => {
+            return Err(VideoError::InvalidArgument(format!(
+                "FragmentNumber {number:?} is not a fragment number"
+            )));
+        }
+    };
+    let fragment = video.fragment(stream, seq)?.ok_or_else(not_found)?;
+    if opened
+        .session
+        .range
+        .is_some_and(|range| !range.contains(&fragment))
+    {
+        return Err(not_found());
+    }
+    let next = video.fragment(stream, seq + 1)?.map(|f| f.producer_ms);
+    let placement = Placement {
+        origin_ms: 0,
+        not_before: 0,
+        sequence: fmp4::sequence_number(seq),
+    };
+    let (segment, _) = fmp4::media_segment(video, stream, &fragment, next, placement)?;
+    Ok((MP4, segment))
+}
