@@ -54,7 +54,7 @@ bench: deps
 	  || python3 -m pip install --quiet --user --break-system-packages 'moto[server]==5.*'
 	KINESIS_LOCAL_DIR=$(KINESIS_LOCAL_DIR)/node_modules/kinesis-local \
 	  cargo bench -p runnel-engine -p runnel-store -p runnel -p runnel-firehose \
-	  --bench window --bench store --bench kinesis --bench firehose --bench delivery
+	  --bench window --bench store --bench kinesis --bench firehose --bench delivery --bench video
 
 # Minutes of work on a release build (10M rows written twice, then read).
 bench-analytics: build

@@ -78,6 +78,8 @@ fn make_video(path: &std::path::Path, seconds: u64, offset: u64) -> Vec<u8> {
             "-cluster_time_limit",
             "2100",
         ])
+        // Live Matroska closes a Cluster at 32 KiB unless told otherwise.
+        .args(["-cluster_size_limit", "50000000"])
         .args(["-output_ts_offset", &offset.to_string()])
         .arg(path)
         .status()
@@ -270,8 +272,9 @@ fn ingest(counts: &[usize], seconds: u64, dir: &std::path::Path) {
     let data = Arc::new(make_video(&dir.join("camera.mkv"), seconds, now_seconds()));
     let (_, ranges) = clusters(&data);
     println!(
-        "\n## Ingest: cameras at real time\n\nvideo: {} fragments of 2 s, {:.2} Mbit/s (1280x720 H.264 from ffmpeg), {} bytes",
+        "\n## Ingest: cameras at real time\n\nvideo: {} fragments of {:.1} s, {:.2} Mbit/s (1280x720 H.264 from ffmpeg), {} bytes",
         ranges.len(),
+        seconds as f64 / ranges.len().max(1) as f64,
         data.len() as f64 * 8.0 / seconds as f64 / 1e6,
         data.len()
     );
