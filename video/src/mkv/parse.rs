@@ -48,6 +48,8 @@ pub enum MkvError {
     TooManyTracks { found: usize, limit: usize },
     #[error("a block of track {0}, which the Tracks do not declare")]
     TrackMismatch(u64),
+    #[error("a fragment without frames of track {0}, which the Tracks declare")]
+    FramesMissing(u64),
 }
 
 impl MkvError {
@@ -59,6 +61,7 @@ impl MkvError {
             MkvError::TooManyTracks { .. } => 4005,
             MkvError::Invalid { .. } => 4006,
             MkvError::TrackMismatch(_) => 4010,
+            MkvError::FramesMissing(_) => 4011,
         }
     }
 }
@@ -571,6 +574,16 @@ impl Parser {
         };
         if cluster.frames.is_empty() {
             return Ok(None);
+        }
+        // Every declared track has frames in every fragment, as Kinesis
+        // Video requires of a fragment with audio and video.
+        if let Some(track) = header
+            .tracks
+            .iter()
+            .find(|t| !cluster.frames.iter().any(|f| f.track == t.number))
+        {
+            self.failed = true;
+            return Err(MkvError::FramesMissing(track.number));
         }
         let timecode_ms = self.ticks_to_ms(ticks);
         let last = cluster

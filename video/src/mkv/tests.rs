@@ -169,6 +169,15 @@ fn broken_input_names_its_error_id() {
             .error_id(),
         4010
     );
+    let mut two_tracks = Vec::new();
+    header(&mut two_tracks, &[1, 2]);
+    cluster(&mut two_tracks, &clusters(1, 3)[0], true);
+    assert_eq!(
+        parse_in_chunks(&two_tracks, &[64])
+            .expect_err("frames missing")
+            .error_id(),
+        4011
+    );
     let mut many = Vec::new();
     header(&mut many, &[1, 2, 3, 4]);
     assert_eq!(
