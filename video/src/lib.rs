@@ -16,4 +16,6 @@ pub use service::{
     COLUMN_FAMILIES, CreateStream, MAX_READERS, MAX_RETENTION_HOURS, PutSession, Stream, StreamRef,
     Video, VideoConfig, now_ms,
 };
-pub use store::model::{FragmentMeta, StreamMeta, fragment_number, parse_fragment_number};
+pub use store::model::{
+    FragmentMeta, IndexedFrame, StreamMeta, fragment_number, parse_fragment_number, unpack_frames,
+};

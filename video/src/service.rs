@@ -13,8 +13,8 @@ use tokio::sync::watch;
 use crate::VideoError;
 use crate::mkv::{Fragment, Header, Limits};
 use crate::store::model::{
-    FragmentMeta, NEXT_STREAM_ID_KEY, StreamMeta, fragment_key, fragment_number, next_seq_key,
-    seq_of_key,
+    FragmentMeta, IndexedFrame, NEXT_STREAM_ID_KEY, StreamMeta, fragment_key, fragment_number,
+    next_seq_key, pack_frames, seq_of_key,
 };
 use crate::store::segments::{self, SegmentWriter};
 
@@ -461,6 +461,12 @@ impl Video {
             duration_ms: fragment.duration_ms.max(0) as u64,
             frames: fragment.frames.len() as u32,
             keyframes: fragment.frames.iter().filter(|f| f.keyframe).count() as u32,
+            frame_index: pack_frames(fragment.frames.iter().map(|f| IndexedFrame {
+                offset_ms: i32::try_from(f.timecode_ms - fragment.timecode_ms).unwrap_or(i32::MAX),
+                len: f.len,
+                keyframe: f.keyframe,
+                track: u8::try_from(f.track).unwrap_or(u8::MAX),
+            })),
         };
         batch.put_cf(
             self.cf(FRAGMENTS)?,

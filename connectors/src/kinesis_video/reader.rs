@@ -10,7 +10,9 @@ use datafusion::arrow::record_batch::RecordBatch;
 use runnel_engine::EngineError;
 use runnel_engine::source::{BatchReader, Poll};
 use runnel_video::mkv::frames_of;
-use runnel_video::{FragmentMeta, Stream, StreamRef, Video, VideoError, fragment_number};
+use runnel_video::{
+    FragmentMeta, Stream, StreamRef, Video, VideoError, fragment_number, unpack_frames,
+};
 use tokio::sync::watch;
 
 use super::Startup;
@@ -172,6 +174,23 @@ fn arrays(
             let wants_payload = columns.wants(Column::Payload);
             let mut rows = Vec::new();
             for fragment in fragments {
+                // Without `payload`, the index says all a row needs.
+                let indexed = (!wants_payload)
+                    .then(|| unpack_frames(&fragment.frame_index))
+                    .flatten()
+                    .filter(|frames| frames.len() == fragment.frames as usize);
+                if let Some(frames) = indexed {
+                    let number: Arc<str> = fragment_number(stream.id(), fragment.seq).into();
+                    rows.extend(frames.into_iter().map(|frame| FrameRow {
+                        number: number.clone(),
+                        ts_ms: fragment.producer_ms as i64 + i64::from(frame.offset_ms),
+                        keyframe: frame.keyframe,
+                        bytes: frame.len,
+                        track: u64::from(frame.track),
+                        payload: None,
+                    }));
+                    continue;
+                }
                 let (header, body) = video.read(stream, fragment)?;
                 let frames = frames_of(&body, header.timecode_scale)
                     .map_err(|e| VideoError::Corrupt(e.to_string()))?;

@@ -76,8 +76,21 @@ impl BatchSink for Broadcaster {
 }
 
 fn rows_as_json(batch: &RecordBatch) -> Result<Vec<Vec<Value>>, EngineError> {
+    // The JSON writer keys values by column name, and a query's columns
+    // need not have distinct names (`SELECT a.n, b.n`): each is written
+    // under its position instead.
+    let positional = datafusion::arrow::datatypes::Schema::new(
+        batch
+            .schema()
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| f.as_ref().clone().with_name(i.to_string()))
+            .collect::<Vec<_>>(),
+    );
+    let batch = RecordBatch::try_new(Arc::new(positional), batch.columns().to_vec())?;
     let mut writer = datafusion::arrow::json::ArrayWriter::new(Vec::new());
-    writer.write(batch)?;
+    writer.write(&batch)?;
     writer.finish()?;
     let text = writer.into_inner();
     let objects: Vec<serde_json::Map<String, Value>> = if text.is_empty() {
@@ -88,16 +101,47 @@ fn rows_as_json(batch: &RecordBatch) -> Result<Vec<Vec<Value>>, EngineError> {
             message: format!("rows could not be rendered as JSON: {e}"),
         })?
     };
-    let schema = batch.schema();
     // The JSON writer leaves NULL columns out of an object.
     Ok(objects
         .into_iter()
         .map(|mut object| {
-            schema
-                .fields()
-                .iter()
-                .map(|f| object.remove(f.name()).unwrap_or(Value::Null))
+            (0..batch.num_columns())
+                .map(|i| object.remove(&i.to_string()).unwrap_or(Value::Null))
                 .collect()
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::{Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+
+    /// `SELECT a.n, b.n, b.s`: two columns of one name, and a NULL.
+    #[test]
+    fn columns_of_the_same_name_keep_their_own_values() {
+        let schema = Schema::new(vec![
+            Field::new("n", DataType::Int64, true),
+            Field::new("n", DataType::Int64, true),
+            Field::new("s", DataType::Utf8, true),
+        ]);
+        let batch = RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(Int64Array::from(vec![1, 3])),
+                Arc::new(Int64Array::from(vec![Some(2), None])),
+                Arc::new(StringArray::from(vec![Some("x"), None])),
+            ],
+        )
+        .expect("batch");
+        assert_eq!(
+            rows_as_json(&batch).expect("rows"),
+            vec![
+                vec![Value::from(1), Value::from(2), Value::from("x")],
+                vec![Value::from(3), Value::Null, Value::Null],
+            ]
+        );
+    }
 }

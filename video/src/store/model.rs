@@ -33,6 +33,54 @@ pub struct FragmentMeta {
     pub duration_ms: u64,
     pub frames: u32,
     pub keyframes: u32,
+    /// Each frame's time, size, keyframe flag and track, packed
+    /// (`FrameIndex`), so that a frames table without `payload` reads the
+    /// index, not the video. Empty in entries written before it existed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub frame_index: String,
+}
+
+/// One frame in a `FragmentMeta::frame_index`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexedFrame {
+    /// After the fragment's start.
+    pub offset_ms: i32,
+    pub len: u32,
+    pub keyframe: bool,
+    pub track: u8,
+}
+
+const INDEXED_FRAME_BYTES: usize = 10;
+
+/// Packs frames as 10 bytes each (offset, length, flags, track), base64.
+pub fn pack_frames(frames: impl Iterator<Item = IndexedFrame>) -> String {
+    let mut bytes = Vec::new();
+    for frame in frames {
+        bytes.extend_from_slice(&frame.offset_ms.to_be_bytes());
+        bytes.extend_from_slice(&frame.len.to_be_bytes());
+        bytes.push(u8::from(frame.keyframe));
+        bytes.push(frame.track);
+    }
+    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes)
+}
+
+/// The frames `pack_frames` packed; `None` if the text is not such.
+pub fn unpack_frames(text: &str) -> Option<Vec<IndexedFrame>> {
+    let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, text).ok()?;
+    if bytes.len() % INDEXED_FRAME_BYTES != 0 {
+        return None;
+    }
+    Some(
+        bytes
+            .chunks_exact(INDEXED_FRAME_BYTES)
+            .map(|b| IndexedFrame {
+                offset_ms: i32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+                len: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+                keyframe: b[8] != 0,
+                track: b[9],
+            })
+            .collect(),
+    )
 }
 
 pub fn fragment_key(stream_id: u64, seq: u64) -> [u8; 16] {
@@ -74,6 +122,29 @@ pub fn parse_fragment_number(text: &str) -> Option<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frame_indexes_unpack_to_what_was_packed() {
+        let frames = vec![
+            IndexedFrame {
+                offset_ms: 0,
+                len: 30_000,
+                keyframe: true,
+                track: 1,
+            },
+            IndexedFrame {
+                offset_ms: -5,
+                len: 7,
+                keyframe: false,
+                track: 2,
+            },
+        ];
+        assert_eq!(
+            unpack_frames(&pack_frames(frames.iter().copied())),
+            Some(frames)
+        );
+        assert_eq!(unpack_frames("AAAA"), None);
+    }
 
     #[test]
     fn fragment_numbers_name_their_stream_and_sequence() {

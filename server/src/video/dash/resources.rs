@@ -115,6 +115,7 @@ mod tests {
             duration_ms,
             frames: 60,
             keyframes: 1,
+            frame_index: String::new(),
         }
     }
 
