@@ -9,7 +9,13 @@ SHELL := /bin/bash
 CARGO_TARGET_DIR ?= $(HOME)/.cache/runnel-target
 export CARGO_TARGET_DIR
 
-APT_PACKAGES := librocksdb-dev libclang-dev clang mold curl time python3-pip libssl-dev pkg-config postgresql ffmpeg
+APT_PACKAGES := librocksdb-dev libclang-dev clang mold curl time python3-pip libssl-dev pkg-config postgresql ffmpeg chromium nodejs
+
+# hls.js and playwright-core for the browser test, outside the repo:
+# scripts/deps.sh installs them there, and the test reads them from there.
+RUNNEL_TEST_NODE_DIR ?= $(HOME)/.cache/runnel-test-node
+export RUNNEL_TEST_NODE_DIR
+
 RELEASE_BIN := $(CARGO_TARGET_DIR)/release/runnel
 
 .PHONY: help deps build demo test lint bench bench-analytics compare flink-oracle

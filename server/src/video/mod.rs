@@ -152,7 +152,10 @@ impl Api {
 /// The GETs players make with a session's token: HLS's under `/hls/v1/`,
 /// DASH's under `/dash/v1/`.
 pub fn playback_routes(streaming: Arc<Streaming>) -> Router {
-    hls::routes(streaming.clone()).merge(dash::routes(streaming))
+    hls::routes(streaming.clone())
+        .merge(dash::routes(streaming))
+        // A layer on this router only: the AWS API's POSTs stay same-origin.
+        .layer(axum::middleware::map_response(streaming::allow_any_origin))
 }
 
 /// Reads a REST request's JSON body (bounded) and checks it against the

@@ -4,9 +4,9 @@
 //! while both sides keep talking: PutMedia is a chunked upload answered by
 //! acknowledgements as it goes, GetMedia a tail that never ends. boto3
 //! cannot send PutMedia, so the scripts speak that HTTP themselves; what
-//! comes back is checked frame by frame against what went in, and by
-//! ffprobe. A fragment acknowledged PERSISTED is a promise, so one test
-//! breaks it the hard way with kill -9.
+//! comes back is checked frame by frame against what went in, by ffprobe,
+//! and for HLS by hls.js in headless Chromium. A fragment acknowledged
+//! PERSISTED is a promise, so one test breaks it the hard way with kill -9.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -197,6 +197,106 @@ fn get_images_decodes_keyframes_to_jpeg_and_png() {
 fn dash_sessions_play_in_ffprobe_and_ffmpeg() {
     let server = RunnelServer::start();
     run_script(&server, "video_dash.py");
+}
+
+/// Every playback GET answers a page of any origin, errors too (a player
+/// can tell why it failed only if it may read the answer), and a
+/// preflight is answered without a token.
+#[test]
+fn hls_and_dash_gets_and_preflights_are_open_to_other_origins() {
+    let server = RunnelServer::start();
+    let agent = crate::harness::agent();
+    let origin = "http://127.0.0.1:1";
+    for path in [
+        "/hls/v1/getHLSMasterPlaylist.m3u8",
+        "/hls/v1/getHLSMediaPlaylist.m3u8",
+        "/hls/v1/getMP4InitFragment.mp4",
+        "/hls/v1/getMP4MediaFragment.mp4",
+        "/dash/v1/getDASHManifest.mpd",
+        "/dash/v1/getMP4InitFragment.mp4",
+        "/dash/v1/getMP4MediaFragment.mp4",
+    ] {
+        let url = format!("{}{path}?SessionToken=not-a-token", server.url());
+        let got = agent.get(&url).header("Origin", origin).call().unwrap();
+        assert_eq!(got.status().as_u16(), 403, "{path}");
+        assert_eq!(
+            got.headers().get("access-control-allow-origin").unwrap(),
+            "*",
+            "{path}"
+        );
+        let preflight = agent
+            .options(&url)
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "GET")
+            .header("Access-Control-Request-Headers", "x-player")
+            .call()
+            .unwrap();
+        assert_eq!(preflight.status().as_u16(), 204, "{path}");
+        let headers = preflight.headers();
+        assert_eq!(headers.get("access-control-allow-origin").unwrap(), "*");
+        assert_eq!(
+            headers.get("access-control-allow-methods").unwrap(),
+            "GET, OPTIONS"
+        );
+        assert_eq!(headers.get("access-control-allow-headers").unwrap(), "*");
+    }
+    // The AWS API itself is for SDKs, not pages: it stays same-origin.
+    let health = agent
+        .get(&format!("{}/v1/health", server.url()))
+        .header("Origin", origin)
+        .call()
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    assert!(
+        health
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}
+
+/// Where `make deps` put hls.js and playwright-core (the Makefile's
+/// RUNNEL_TEST_NODE_DIR, with its default for a plain `cargo nextest`).
+/// CI installs them and Debian's Chromium, so a machine without them
+/// fails here, saying what to run, rather than skip a browser that was
+/// never started.
+fn browser_test_node_modules() -> String {
+    let dir = std::env::var_os("RUNNEL_TEST_NODE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/runnel-test-node")
+        });
+    let modules = dir.join("node_modules");
+    let missing: Vec<PathBuf> = [
+        PathBuf::from("/usr/bin/chromium"),
+        modules.join("hls.js/dist/hls.min.js"),
+        modules.join("playwright-core/index.mjs"),
+    ]
+    .into_iter()
+    .filter(|path| !path.exists())
+    .collect();
+    assert!(
+        missing.is_empty(),
+        "missing {missing:?}: `make deps` installs Debian's chromium, and hls.js and playwright-core (npm) into {}",
+        dir.display()
+    );
+    let node = Command::new("node").arg("--version").output();
+    assert!(
+        node.is_ok_and(|out| out.status.success()),
+        "node does not run: `make deps` installs it"
+    );
+    modules.display().to_string()
+}
+
+/// hls.js in Debian's headless Chromium, on a page of another origin,
+/// plays an ON_DEMAND session and a LIVE one while it is being put
+/// (`py/video_browser.py` drives `js/hls_play.mjs`).
+#[test]
+fn hls_js_in_headless_chromium_plays_on_demand_and_live_sessions() {
+    let modules = browser_test_node_modules();
+    let server = RunnelServer::start();
+    run_script_with(&server, "video_browser.py", &[modules.as_str()]);
 }
 
 #[test]

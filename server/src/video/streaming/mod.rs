@@ -3,7 +3,7 @@
 //! which fragments a session lists (`listing`), the MP4 fragments a
 //! player GETs (`fragments`) and the GET plumbing: a token checked for
 //! its protocol and stream, then the answer rendered off the async
-//! threads.
+//! threads, every answer open to pages of any origin (`allow_any_origin`).
 
 pub mod fragments;
 pub mod listing;
@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use runnel_video::{Stream, StreamRef, Video, VideoError, now_ms};
 
@@ -58,7 +58,8 @@ pub struct Opened {
     pub fragment_number: Option<String>,
 }
 
-/// A GET route of `protocol`'s sessions, answered by `render`.
+/// A GET route of `protocol`'s sessions, answered by `render`, and its
+/// CORS preflight.
 pub fn route(protocol: Protocol, render: fn(&Opened) -> Answer) -> MethodRouter<Arc<Streaming>> {
     get(
         move |State(streaming): State<Arc<Streaming>>,
@@ -72,6 +73,33 @@ pub fn route(protocol: Protocol, render: fn(&Opened) -> Answer) -> MethodRouter<
                 }
             }
         },
+    )
+    .options(preflight)
+}
+
+/// Players such as hls.js and dash.js run in pages served from another
+/// origin than the session URL's (AWS's own KVS test player page is one),
+/// and a browser hands them no byte of an answer without this header;
+/// Kinesis Video's playback endpoints send it. The token in the URL is the
+/// only credential, so there is nothing for a foreign page to ride on.
+pub async fn allow_any_origin(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    response
+}
+
+/// A plain GET needs no preflight, but a page whose player adds a header
+/// of its own (`xhrSetup` in hls.js) asks first, without the token.
+async fn preflight() -> impl IntoResponse {
+    (
+        StatusCode::NO_CONTENT,
+        [
+            (header::ACCESS_CONTROL_ALLOW_METHODS, "GET, OPTIONS"),
+            (header::ACCESS_CONTROL_ALLOW_HEADERS, "*"),
+            (header::ACCESS_CONTROL_MAX_AGE, "86400"),
+        ],
     )
 }
 
