@@ -379,3 +379,9 @@ fn curl_put_media_with_expect_100_continue_is_acknowledged() {
         server.log()
     );
 }
+
+#[test]
+fn a_newer_put_media_to_a_stream_ends_the_older_one() {
+    let server = RunnelServer::start();
+    run_script(&server, "video_takeover.py");
+}
