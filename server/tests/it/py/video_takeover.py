@@ -43,6 +43,9 @@ try:
     # The older response ends by itself once the newer one took over.
     assert older.wait_end(15), f"the older PutMedia was not ended: {older.describe()}"
     assert not older.acks("ERROR"), older.acks("ERROR")
+    # A stalled producer hears IDLE, as Kinesis Video's keep-alive.
+    idle = [e for e in older.events if e.get("EventType") == "IDLE"]
+    assert idle, f"no IDLE while the older producer stalled: {older.describe()}"
     assert not newer.acks("ERROR"), newer.acks("ERROR")
     persisted = [a["FragmentNumber"] for a in older.acks("PERSISTED") + newer.acks("PERSISTED")]
     assert len(persisted) == 5, persisted
