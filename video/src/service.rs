@@ -13,8 +13,8 @@ use tokio::sync::watch;
 use crate::VideoError;
 use crate::mkv::{Fragment, Header, Limits};
 use crate::store::model::{
-    FragmentMeta, IndexedFrame, NEXT_STREAM_ID_KEY, StreamMeta, fragment_key, fragment_number,
-    next_seq_key, pack_frames, seq_of_key,
+    FragmentMeta, IndexedFrame, NEXT_STREAM_ID_KEY, StreamMeta, fragment_key, next_seq_key,
+    pack_frames, seq_of_key,
 };
 use crate::store::segments::{self, SegmentWriter};
 
@@ -101,6 +101,11 @@ impl Stream {
 
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.persisted.subscribe()
+    }
+
+    /// The sequence after the last persisted fragment: the next one's.
+    pub fn persisted_until(&self) -> u64 {
+        *self.persisted.borrow()
     }
 
     /// A GetMedia reader's place among the stream's few; `None` when all
@@ -496,12 +501,7 @@ impl Video {
         from: u64,
         limit: usize,
     ) -> Result<Vec<FragmentMeta>, VideoError> {
-        self.scan(
-            stream,
-            fragment_key(stream.id, from),
-            Direction::Forward,
-            limit,
-        )
+        self.fragments_from(stream, from)?.take(limit).collect()
     }
 
     /// The newest `limit` fragments of `stream`, oldest first.
@@ -510,39 +510,57 @@ impl Video {
         stream: &Stream,
         limit: usize,
     ) -> Result<Vec<FragmentMeta>, VideoError> {
-        let mut out = self.scan(
-            stream,
-            fragment_key(stream.id, u64::MAX),
-            Direction::Reverse,
-            limit,
-        )?;
+        let upper = fragment_key(stream.id, u64::MAX);
+        let mut out = self
+            .scan(stream, upper, Direction::Reverse)?
+            .take(limit)
+            .collect::<Result<Vec<_>, _>>()?;
         out.reverse();
         Ok(out)
     }
 
-    fn scan(
+    /// `stream`'s fragments from sequence `from` on, in order, read from
+    /// the index as they are asked for.
+    pub fn fragments_from<'a>(
+        &'a self,
+        stream: &Stream,
+        from: u64,
+    ) -> Result<impl Iterator<Item = Result<FragmentMeta, VideoError>> + 'a, VideoError> {
+        self.scan(stream, fragment_key(stream.id, from), Direction::Forward)
+    }
+
+    /// The sequence of `stream`'s first fragment that `wanted` takes, or,
+    /// when none does, the sequence the next fragment will have.
+    pub fn first_fragment_where(
         &self,
+        stream: &Stream,
+        wanted: impl Fn(&FragmentMeta) -> bool,
+    ) -> Result<u64, VideoError> {
+        for fragment in self.fragments_from(stream, 0)? {
+            let fragment = fragment?;
+            if wanted(&fragment) {
+                return Ok(fragment.seq);
+            }
+        }
+        Ok(stream.persisted_until())
+    }
+
+    fn scan<'a>(
+        &'a self,
         stream: &Stream,
         from: [u8; 16],
         direction: Direction,
-        limit: usize,
-    ) -> Result<Vec<FragmentMeta>, VideoError> {
-        let cf = self.cf(FRAGMENTS)?;
-        let mut out = Vec::new();
-        for item in self
+    ) -> Result<impl Iterator<Item = Result<FragmentMeta, VideoError>> + 'a, VideoError> {
+        let prefix = stream.id.to_be_bytes();
+        let items = self
             .db
-            .iterator_cf(cf, IteratorMode::From(&from, direction))
-        {
-            if out.len() >= limit {
-                break;
-            }
-            let (key, value) = item?;
-            if key.get(..8) != Some(&stream.id.to_be_bytes()[..]) {
-                break;
-            }
-            out.push(decode(&value)?);
-        }
-        Ok(out)
+            .iterator_cf(self.cf(FRAGMENTS)?, IteratorMode::From(&from, direction));
+        Ok(items
+            .take_while(move |item| {
+                item.as_ref()
+                    .map_or(true, |(key, _)| key.get(..8) == Some(&prefix[..]))
+            })
+            .map(|item| decode(&item?.1)))
     }
 
     pub fn fragment(&self, stream: &Stream, seq: u64) -> Result<Option<FragmentMeta>, VideoError> {
@@ -553,10 +571,6 @@ impl Video {
             Some(value) => Ok(Some(decode(&value)?)),
             None => Ok(None),
         }
-    }
-
-    pub fn fragment_number(&self, stream: &Stream, seq: u64) -> String {
-        fragment_number(stream.id, seq)
     }
 
     pub fn header(&self, stream: &Stream, no: u64) -> Result<Arc<Header>, VideoError> {
@@ -600,18 +614,10 @@ impl Video {
             if stream.is_deleted() {
                 continue;
             }
-            let cf = self.cf(FRAGMENTS)?;
             let mut expired_until = None;
             let mut keep_segment = writer.segments.current_segment();
-            for item in self.db.iterator_cf(
-                cf,
-                IteratorMode::From(&fragment_key(stream.id, 0), Direction::Forward),
-            ) {
-                let (key, value) = item?;
-                if key.get(..8) != Some(&stream.id.to_be_bytes()[..]) {
-                    break;
-                }
-                let meta: FragmentMeta = decode(&value)?;
+            for meta in self.fragments_from(&stream, 0)? {
+                let meta = meta?;
                 if meta.server_ms >= cutoff {
                     keep_segment =
                         Some(keep_segment.map_or(meta.at.segment, |s| s.min(meta.at.segment)));
@@ -620,6 +626,7 @@ impl Video {
                 expired_until = Some(meta.seq + 1);
                 removed += 1;
             }
+            let cf = self.cf(FRAGMENTS)?;
             if let Some(until) = expired_until {
                 self.db.delete_range_cf(
                     cf,

@@ -17,7 +17,9 @@ use tokio::sync::watch;
 
 use super::Startup;
 use super::columns::{Column, Columns, TableKind};
-use super::rows::{FragmentRow, FrameRow, Picture, fragment_arrays, frame_arrays, needs_media};
+use super::rows::{
+    FragmentRow, FrameRow, Picture, fragment_arrays, frame_arrays, needs_media, push_frames,
+};
 
 /// Fragments per batch: two-second fragments make a batch a few minutes
 /// of one camera.
@@ -27,20 +29,8 @@ const FRAGMENTS_PER_BATCH: usize = 64;
 pub fn start_seq(video: &Video, stream: &Stream, startup: Startup) -> Result<u64, VideoError> {
     match startup {
         Startup::Earliest => Ok(0),
-        Startup::Latest => Ok(*stream.subscribe().borrow()),
-        Startup::Timestamp(at) => {
-            let mut from = 0;
-            loop {
-                let batch = video.fragments(stream, from, 1024)?;
-                let Some(last) = batch.last() else {
-                    return Ok(*stream.subscribe().borrow());
-                };
-                if let Some(found) = batch.iter().find(|f| f.producer_ms >= at) {
-                    return Ok(found.seq);
-                }
-                from = last.seq + 1;
-            }
-        }
+        Startup::Latest => Ok(stream.persisted_until()),
+        Startup::Timestamp(at) => video.first_fragment_where(stream, |f| f.producer_ms >= at),
     }
 }
 
@@ -195,21 +185,9 @@ fn arrays(
                 let frames = frames_of(&body, header.timecode_scale)
                     .map_err(|e| VideoError::Corrupt(e.to_string()))?;
                 let number: Arc<str> = fragment_number(stream.id(), fragment.seq).into();
-                for frame in frames {
-                    let start = frame.offset as usize;
-                    rows.push(FrameRow {
-                        number: number.clone(),
-                        ts_ms: fragment.producer_ms as i64 + frame.timecode_ms,
-                        keyframe: frame.keyframe,
-                        bytes: frame.len,
-                        track: frame.track,
-                        payload: wants_payload.then(|| {
-                            body.get(start..start + frame.len as usize)
-                                .unwrap_or_default()
-                                .to_vec()
-                        }),
-                    });
-                }
+                // Stored frames' times are relative to their fragment.
+                let base_ms = fragment.producer_ms as i64;
+                push_frames(&mut rows, &number, base_ms, &frames, &body, wants_payload);
             }
             Ok(frame_arrays(columns, name, &rows))
         }

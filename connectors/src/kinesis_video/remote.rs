@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::Startup;
 use super::columns::{Column, Columns, TableKind};
-use super::rows::{FragmentRow, FrameRow, Picture, fragment_arrays, frame_arrays, needs_media};
+use super::rows::{FragmentRow, Picture, fragment_arrays, frame_arrays, needs_media, push_frames};
 use crate::ConnectorError;
 use crate::kinesis::remote::{Api, RemoteError, RemoteKinesis};
 use crate::options::Options;
@@ -283,25 +283,11 @@ impl BatchReader for RemoteReader {
                 let mut rows = Vec::new();
                 for (f, fragment) in listed.iter().zip(media.iter().flatten()) {
                     let number: Arc<str> = f.number.as_str().into();
-                    for frame in &fragment.frames {
-                        let start = frame.offset as usize;
-                        rows.push(FrameRow {
-                            number: number.clone(),
-                            // Times relative to the fragment, on its producer time.
-                            ts_ms: f.producer_ms as i64
-                                + (frame.timecode_ms - fragment.timecode_ms),
-                            keyframe: frame.keyframe,
-                            bytes: frame.len,
-                            track: frame.track,
-                            payload: wants_payload.then(|| {
-                                fragment
-                                    .body
-                                    .get(start..start + frame.len as usize)
-                                    .unwrap_or_default()
-                                    .to_vec()
-                            }),
-                        });
-                    }
+                    // Parsed frames' times are the Cluster's, which is the
+                    // fragment's producer time on the endpoint's own clock.
+                    let base_ms = f.producer_ms as i64 - fragment.timecode_ms;
+                    let (frames, body) = (&fragment.frames, &fragment.body);
+                    push_frames(&mut rows, &number, base_ms, frames, body, wants_payload);
                 }
                 frame_arrays(&self.columns, &self.name, &rows)
             }

@@ -7,7 +7,7 @@ use datafusion::arrow::array::{
     ArrayRef, BinaryBuilder, BooleanBuilder, Int32Builder, Int64Builder, StringBuilder,
     TimestampMillisecondBuilder,
 };
-use runnel_video::mkv::Header;
+use runnel_video::mkv::{Frame, Header};
 
 use super::columns::{Column, Columns};
 
@@ -56,6 +56,33 @@ pub struct FrameRow {
     pub track: u64,
     /// Only when the table declares `payload`.
     pub payload: Option<Vec<u8>>,
+}
+
+/// One fragment's frames as rows, read from its blocks (`body`); a frame's
+/// time is `base_ms` plus its timecode.
+pub fn push_frames(
+    rows: &mut Vec<FrameRow>,
+    number: &Arc<str>,
+    base_ms: i64,
+    frames: &[Frame],
+    body: &[u8],
+    wants_payload: bool,
+) {
+    rows.extend(frames.iter().map(|frame| {
+        let start = frame.offset as usize;
+        FrameRow {
+            number: number.clone(),
+            ts_ms: base_ms + frame.timecode_ms,
+            keyframe: frame.keyframe,
+            bytes: frame.len,
+            track: frame.track,
+            payload: wants_payload.then(|| {
+                body.get(start..start + frame.len as usize)
+                    .unwrap_or_default()
+                    .to_vec()
+            }),
+        }
+    }));
 }
 
 /// Whether rows need what only the fragments' media holds (their frames,

@@ -46,29 +46,23 @@ pub async fn list_fragments(api: &Arc<Api>, mut req: Req) -> Result<Response, Aw
     let video = api.video.clone();
     let (page, next) = blocking(move || {
         let mut page = Vec::new();
-        let mut from = from;
-        loop {
-            let batch = video.fragments(&stream, from, 1024)?;
-            let Some(last) = batch.last() else {
-                return Ok((page, None));
-            };
-            from = last.seq + 1;
-            for fragment in batch {
-                if !range.is_none_or(|r| r.contains(&fragment)) {
-                    continue;
-                }
-                if page.len() == limit {
-                    return Ok((page, Some(fragment.seq)));
-                }
-                page.push(json!({
-                    "FragmentNumber": fragment_number(stream.id(), fragment.seq),
-                    "FragmentSizeInBytes": fragment.at.len,
-                    "ProducerTimestamp": seconds(fragment.producer_ms),
-                    "ServerTimestamp": seconds(fragment.server_ms),
-                    "FragmentLengthInMilliseconds": fragment.duration_ms,
-                }));
+        for fragment in video.fragments_from(&stream, from)? {
+            let fragment = fragment?;
+            if !range.is_none_or(|r| r.contains(&fragment)) {
+                continue;
             }
+            if page.len() == limit {
+                return Ok((page, Some(fragment.seq)));
+            }
+            page.push(json!({
+                "FragmentNumber": fragment_number(stream.id(), fragment.seq),
+                "FragmentSizeInBytes": fragment.at.len,
+                "ProducerTimestamp": seconds(fragment.producer_ms),
+                "ServerTimestamp": seconds(fragment.server_ms),
+                "FragmentLengthInMilliseconds": fragment.duration_ms,
+            }));
         }
+        Ok((page, None))
     })
     .await?;
     let mut out = json!({ "Fragments": page });

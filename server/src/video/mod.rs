@@ -25,7 +25,7 @@ use runnel_video::mp4::Mp4Error;
 use runnel_video::{StreamRef, Video, VideoError};
 
 use crate::aws::request::Req;
-use crate::aws::shapes::Model;
+use crate::aws::shapes::{self, Model};
 use crate::aws::{AwsError, AwsRouter, Protocol, RestHandler, RestRequest, codec};
 
 pub use self::streaming::Streaming;
@@ -39,54 +39,40 @@ pub struct Api {
     streaming: Arc<Streaming>,
 }
 
-type Route = (&'static str, &'static str, &'static str);
-
-/// Service (for metrics), path and operation of every route.
-const ROUTES: &[Route] = &[
-    ("video", "/createStream", "CreateStream"),
-    ("video", "/describeStream", "DescribeStream"),
-    ("video", "/listStreams", "ListStreams"),
-    ("video", "/deleteStream", "DeleteStream"),
-    ("video", "/updateStream", "UpdateStream"),
-    ("video", "/updateDataRetention", "UpdateDataRetention"),
-    ("video", "/getDataEndpoint", "GetDataEndpoint"),
-    ("video", "/tagStream", "TagStream"),
-    ("video", "/untagStream", "UntagStream"),
-    ("video", "/listTagsForStream", "ListTagsForStream"),
-    ("video", "/TagResource", "TagResource"),
-    ("video", "/UntagResource", "UntagResource"),
-    ("video", "/ListTagsForResource", "ListTagsForResource"),
-    ("video", "/putMedia", "PutMedia"),
-    ("video", "/getMedia", "GetMedia"),
-    (
-        "video",
-        "/getMediaForFragmentList",
-        "GetMediaForFragmentList",
-    ),
-    ("video", "/listFragments", "ListFragments"),
-    ("video", "/getClip", "GetClip"),
-    ("video", "/getImages", "GetImages"),
-    (
-        "video",
-        "/getHLSStreamingSessionURL",
-        "GetHLSStreamingSessionURL",
-    ),
-    (
-        "video",
-        "/getDASHStreamingSessionURL",
-        "GetDASHStreamingSessionURL",
-    ),
+/// Every REST path and its operation.
+const ROUTES: &[(&str, &str)] = &[
+    ("/createStream", "CreateStream"),
+    ("/describeStream", "DescribeStream"),
+    ("/listStreams", "ListStreams"),
+    ("/deleteStream", "DeleteStream"),
+    ("/updateStream", "UpdateStream"),
+    ("/updateDataRetention", "UpdateDataRetention"),
+    ("/getDataEndpoint", "GetDataEndpoint"),
+    ("/tagStream", "TagStream"),
+    ("/untagStream", "UntagStream"),
+    ("/listTagsForStream", "ListTagsForStream"),
+    ("/TagResource", "TagResource"),
+    ("/UntagResource", "UntagResource"),
+    ("/ListTagsForResource", "ListTagsForResource"),
+    ("/putMedia", "PutMedia"),
+    ("/getMedia", "GetMedia"),
+    ("/getMediaForFragmentList", "GetMediaForFragmentList"),
+    ("/listFragments", "ListFragments"),
+    ("/getClip", "GetClip"),
+    ("/getImages", "GetImages"),
+    ("/getHLSStreamingSessionURL", "GetHLSStreamingSessionURL"),
+    ("/getDASHStreamingSessionURL", "GetDASHStreamingSessionURL"),
 ];
 
 pub fn register(router: &mut AwsRouter, video: Arc<Video>, streaming: Arc<Streaming>) {
     let api = Arc::new(Api { video, streaming });
-    for &(service, path, operation) in ROUTES {
+    for &(path, operation) in ROUTES {
         let api = api.clone();
         let handler: RestHandler = Arc::new(move |request: RestRequest| {
             let api = api.clone();
             Box::pin(async move { api.handle(request).await })
         });
-        router.register_rest(service, path, operation, handler);
+        router.register_rest("video", path, operation, handler);
     }
 }
 
@@ -114,38 +100,33 @@ impl Api {
             .get(axum::http::header::HOST)
             .and_then(|h| h.to_str().ok())
             .map(str::to_string);
-        match request.operation {
+        let operation = request.operation;
+        let model = match operation {
             "PutMedia" => return put_media::put_media(self, request).await,
-            "GetMedia" => {
-                let req = read_json(request, &crate::aws::shapes::KINESIS_VIDEO_MEDIA).await?;
-                return playback::get_media(self, req).await;
-            }
-            operation @ ("GetMediaForFragmentList"
+            "GetMedia" => &shapes::KINESIS_VIDEO_MEDIA,
+            "GetMediaForFragmentList"
             | "ListFragments"
             | "GetClip"
             | "GetImages"
             | "GetHLSStreamingSessionURL"
-            | "GetDASHStreamingSessionURL") => {
-                let req = read_json(request, &crate::aws::shapes::KINESIS_VIDEO_ARCHIVED).await?;
-                return match operation {
-                    "ListFragments" => archive::list_fragments(&self, req).await,
-                    "GetClip" => clip::get_clip(self, req).await,
-                    "GetImages" => images::get_images(&self, req).await,
-                    "GetHLSStreamingSessionURL" => {
-                        hls::get_hls_streaming_session_url(self.streaming.clone(), req, host).await
-                    }
-                    "GetDASHStreamingSessionURL" => {
-                        dash::get_dash_streaming_session_url(self.streaming.clone(), req, host)
-                            .await
-                    }
-                    _ => playback::get_media_for_fragment_list(self, req).await,
-                };
+            | "GetDASHStreamingSessionURL" => &shapes::KINESIS_VIDEO_ARCHIVED,
+            _ => &shapes::KINESIS_VIDEO,
+        };
+        let req = read_json(request, model).await?;
+        match operation {
+            "GetMedia" => playback::get_media(self, req).await,
+            "GetMediaForFragmentList" => playback::get_media_for_fragment_list(self, req).await,
+            "ListFragments" => archive::list_fragments(&self, req).await,
+            "GetClip" => clip::get_clip(self, req).await,
+            "GetImages" => images::get_images(&self, req).await,
+            "GetHLSStreamingSessionURL" => {
+                hls::get_hls_streaming_session_url(self.streaming.clone(), req, host).await
             }
-            _ => {}
+            "GetDASHStreamingSessionURL" => {
+                dash::get_dash_streaming_session_url(self.streaming.clone(), req, host).await
+            }
+            _ => control::handle(&self, operation, req, host).await,
         }
-        let operation = request.operation;
-        let req = read_json(request, &crate::aws::shapes::KINESIS_VIDEO).await?;
-        control::handle(&self, operation, req, host).await
     }
 }
 

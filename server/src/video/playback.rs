@@ -65,7 +65,7 @@ async fn start_seq(
     let kind = selector.opt_str("StartSelectorType")?;
     match kind.as_deref() {
         Some("EARLIEST") => Ok(0),
-        Some("NOW") => Ok(*stream.subscribe().borrow()),
+        Some("NOW") => Ok(stream.persisted_until()),
         Some("FRAGMENT_NUMBER") => {
             let number = selector
                 .opt_str("AfterFragmentNumber")?
@@ -84,22 +84,12 @@ async fn start_seq(
                 .ok_or_else(|| invalid(format!("StartTimestamp is required for {kind}")))?;
             let producer = kind == "PRODUCER_TIMESTAMP";
             let (video, stream) = (video.clone(), stream.clone());
+            // The fragment that contains the time, or else the first after it.
             blocking(move || {
-                let mut from = 0;
-                loop {
-                    let batch = video.fragments(&stream, from, 1024)?;
-                    let Some(last) = batch.last() else {
-                        return Ok(*stream.subscribe().borrow());
-                    };
-                    // The fragment that contains the time, or else the first after it.
-                    if let Some(found) = batch.iter().find(|f| {
-                        let start = if producer { f.producer_ms } else { f.server_ms };
-                        start + f.duration_ms > at || start >= at
-                    }) {
-                        return Ok(found.seq);
-                    }
-                    from = last.seq + 1;
-                }
+                video.first_fragment_where(&stream, |f| {
+                    let start = if producer { f.producer_ms } else { f.server_ms };
+                    start + f.duration_ms > at || start >= at
+                })
             })
             .await
         }

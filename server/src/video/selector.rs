@@ -11,8 +11,6 @@ use crate::aws::request::Req;
 
 /// GetClip's and HLS's bound on a range's span.
 const MAX_SPAN_MS: u64 = 24 * 3_600_000;
-/// Fragments read from the index at a time while scanning.
-const SCAN_BATCH: usize = 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Clock {
@@ -105,17 +103,15 @@ pub fn fragments_in(
     range: &TimeRange,
 ) -> Result<Vec<FragmentMeta>, VideoError> {
     let mut found = Vec::new();
-    let mut from = 0;
-    loop {
-        let batch = video.fragments(stream, from, SCAN_BATCH)?;
-        let Some(last) = batch.last() else { break };
-        from = last.seq + 1;
+    for fragment in video.fragments_from(stream, 0)? {
+        let fragment = fragment?;
         // Server times only grow with the sequence: nothing later is in.
-        let past_end =
-            range.clock == Clock::Server && range.end_ms.is_some_and(|end| last.server_ms > end);
-        found.extend(batch.into_iter().filter(|f| range.contains(f)));
-        if past_end {
+        if range.clock == Clock::Server && range.end_ms.is_some_and(|end| fragment.server_ms > end)
+        {
             break;
+        }
+        if range.contains(&fragment) {
+            found.push(fragment);
         }
     }
     if range.clock == Clock::Producer {

@@ -108,14 +108,19 @@ fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    /// The signature botocore's `SigV4Auth` gives the same request.
-    #[test]
-    fn signs_as_botocore_does() {
-        let credentials = Credentials {
+    /// The key of AWS's own SigV4 examples.
+    fn example_credentials() -> Credentials {
+        Credentials {
             access_key_id: "AKIDEXAMPLE".into(),
             secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),
             session_token: None,
-        };
+        }
+    }
+
+    /// The signature botocore's `SigV4Auth` gives the same request.
+    #[test]
+    fn signs_as_botocore_does() {
+        let credentials = example_credentials();
         let headers = sign(
             &credentials,
             "us-east-1",
@@ -141,11 +146,7 @@ mod tests {
     /// A REST-JSON request to a path, as botocore signs Kinesis Video's.
     #[test]
     fn signs_a_path_as_botocore_does() {
-        let credentials = Credentials {
-            access_key_id: "AKIDEXAMPLE".into(),
-            secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),
-            session_token: None,
-        };
+        let credentials = example_credentials();
         let headers = sign(
             &credentials,
             "us-east-1",

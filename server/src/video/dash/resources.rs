@@ -1,7 +1,7 @@
 //! The manifest a session's token GETs: the session's listing placed on
 //! its timeline. Its MP4 fragments are `streaming::fragments`.
 
-use runnel_video::{FragmentMeta, VideoError, now_ms};
+use runnel_video::{FragmentMeta, VideoError, fragment_number, now_ms};
 
 use super::manifest::{self, Manifest, Presentation, Segment};
 use crate::video::fmp4;
@@ -50,7 +50,7 @@ pub fn manifest(opened: &Opened) -> Answer {
         .iter()
         .enumerate()
         .map(|(i, f)| Segment {
-            fragment_number: video.fragment_number(stream, f.seq),
+            fragment_number: fragment_number(stream.id(), f.seq),
             start_ms: f.producer_ms,
             duration_ms: segment_duration(f, fragments.get(i + 1).copied()),
             shown_ms: session.display_timestamp.then(|| session.clock.at(f)),

@@ -1,7 +1,7 @@
 //! The playlists a session's token GETs; its MP4 fragments are
 //! `streaming::fragments`.
 
-use runnel_video::now_ms;
+use runnel_video::{fragment_number, now_ms};
 
 use super::playlist::{self, Entry, MediaPlaylist};
 use crate::video::fmp4;
@@ -43,7 +43,7 @@ pub fn media_playlist(opened: &Opened) -> Answer {
             .fragments
             .iter()
             .map(|(f, discontinuity)| Entry {
-                fragment_number: video.fragment_number(stream, f.seq),
+                fragment_number: fragment_number(stream.id(), f.seq),
                 duration_ms: f.duration_ms,
                 discontinuity: *discontinuity,
                 date_ms: session.display_timestamp.then(|| session.clock.at(f)),

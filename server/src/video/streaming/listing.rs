@@ -48,7 +48,7 @@ pub fn listing(
             let latest = video.latest_fragments(stream, max)?;
             let first = latest
                 .first()
-                .map_or_else(|| *stream.subscribe().borrow(), |f| f.seq);
+                .map_or_else(|| stream.persisted_until(), |f| f.seq);
             (first, latest, false)
         }
     };

@@ -23,7 +23,7 @@ import urllib.request
 
 import duckdb
 
-from common import client, done, wait_active
+from common import client, done, runnel_api, wait_active
 
 ENDPOINT, RUNNEL = sys.argv[1], sys.argv[2]
 ACCOUNT_ARN = "arn:aws:kinesis:us-east-1:000000000000:stream"
@@ -31,18 +31,7 @@ kinesis = client()
 
 
 def http(method, path, body=None):
-    request = urllib.request.Request(
-        ENDPOINT + path,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method=method,
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            text = response.read()
-            return response.status, json.loads(text) if text else None
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
+    return runnel_api(ENDPOINT, method, path, body)
 
 
 def runnel(*args, stdin=None):

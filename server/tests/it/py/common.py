@@ -1,9 +1,12 @@
 """Shared helpers for the boto3 end-to-end scripts: a Kinesis client aimed at
 the server under test, and bounded polling."""
 
+import json
 import os
 import sys
 import time
+import urllib.error
+import urllib.request
 
 import boto3
 import botocore.config
@@ -103,5 +106,21 @@ def raw(op, body, endpoint=None, target="Kinesis_20131202"):
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def runnel_api(endpoint, method, path, body=None):
+    """A request to Runnel's own `/v1` API: (status, the JSON answer)."""
+    request = urllib.request.Request(
+        endpoint + path,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method=method,
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            text = response.read()
+            return response.status, json.loads(text) if text else None
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read() or b"{}")

@@ -16,7 +16,7 @@ import time
 import urllib.error
 import urllib.request
 
-from common import done, video_client
+from common import done, runnel_api, video_client
 from video_common import (
     check_acks, create_stream, list_fragments, make_mkv, parse_source, put_media, video_clients, watchdog,
 )
@@ -28,18 +28,7 @@ create_stream(kv, "cam")
 
 
 def http(method, path, body=None):
-    request = urllib.request.Request(
-        ENDPOINT + path,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method=method,
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            text = response.read()
-            return response.status, json.loads(text) if text else None
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
+    return runnel_api(ENDPOINT, method, path, body)
 
 
 def submit(sql, name):
