@@ -217,6 +217,26 @@ if command -v ffmpeg >/dev/null; then
          \"TimestampRange\": {\"StartTimestamp\": $START, \"EndTimestamp\": $((START + 6))}}}"
   echo "GetClip wrote $DEMO_DIR/clip.mp4:"
   show ffprobe -v error -show_entries stream=codec_name,width,height:format=duration -of compact "$DEMO_DIR/clip.mp4"
+
+  step "Video as SQL: a job reads the camera's fragments (the kinesis-video connector) into a Kinesis stream"
+  CAM_STATS="camera-stats-$(date +%s)"
+  "$BIN" streams --endpoint "$URL" create "$CAM_STATS" --shards 1 >/dev/null
+  cat >"$DEMO_DIR/camera-stats.sql" <<SQL
+CREATE TABLE fragments (fragment_number STRING, producer_timestamp TIMESTAMP(3), frames INT,
+                        keyframes INT, bytes BIGINT, width INT, height INT)
+WITH ('connector' = 'kinesis-video', 'stream' = '$CAM', 'table' = 'fragments');
+
+CREATE TABLE camera_stats (fragment_number STRING, producer_timestamp TIMESTAMP(3), frames INT,
+                           keyframes INT, kbit_per_s BIGINT, width INT, height INT)
+WITH ('connector' = 'kinesis', 'stream' = '$CAM_STATS', 'format' = 'json');
+
+INSERT INTO camera_stats
+SELECT fragment_number, producer_timestamp, frames, keyframes, bytes * 8 / 2000, width, height FROM fragments;
+SQL
+  show cat "$DEMO_DIR/camera-stats.sql"
+  VIDEO_JOB=$("$BIN" jobs --endpoint "$URL" submit "$DEMO_DIR/camera-stats.sql")
+  echo "submitted job $VIDEO_JOB"
+  show "$BIN" streams --endpoint "$URL" tail "$CAM_STATS" --from trim-horizon --count 3
 fi
 
 cat <<MSG
@@ -234,13 +254,15 @@ Try next:
 MSG
 
 if [ "${DEMO_EXIT:-0}" = 1 ]; then
-  step "DEMO_EXIT=1: stopping the job and the server"
-  "$BIN" jobs --endpoint "$URL" stop "$JOB"
-  # Recorded as STOPPED before the server goes, or it would run again
+  step "DEMO_EXIT=1: stopping the jobs and the server"
+  # Recorded as STOPPED before the server goes, or they would run again
   # when the next demo starts the server on this data dir.
-  for _ in $(seq 1 100); do
-    "$BIN" jobs --endpoint "$URL" describe "$JOB" | grep -q '"status": "STOPPED"' && break
-    sleep 0.1
+  for job in "$JOB" ${VIDEO_JOB:+"$VIDEO_JOB"}; do
+    "$BIN" jobs --endpoint "$URL" stop "$job"
+    for _ in $(seq 1 100); do
+      "$BIN" jobs --endpoint "$URL" describe "$job" | grep -q '"status": "STOPPED"' && break
+      sleep 0.1
+    done
   done
   exit 0
 fi
