@@ -67,6 +67,7 @@ bench-analytics: build
 	RUNNEL_BIN=$(RELEASE_BIN) python3 benches/analytics/analytics.py throughput
 	RUNNEL_BIN=$(RELEASE_BIN) python3 benches/analytics/analytics.py latency
 	RUNNEL_BIN=$(RELEASE_BIN) python3 benches/analytics/analytics.py idle
+	RUNNEL_BIN=$(RELEASE_BIN) python3 benches/analytics/analytics.py checkpoints
 
 # Not part of test or bench: it installs Flink (700 MB) and takes minutes.
 compare: build

@@ -4,6 +4,7 @@
     benches/analytics/analytics.py throughput [--rows N] [--parallelism P]
     benches/analytics/analytics.py latency [--seconds S] [--rate R]
     benches/analytics/analytics.py idle [--jobs J] [--parallelism P]
+    benches/analytics/analytics.py checkpoints [--keys K] [--changed C]
 
 Each starts its own server (release build: $RUNNEL_BIN, else the shared
 target dir's release/runnel) with --no-shard-limits on a fresh data dir,
@@ -26,6 +27,16 @@ and prints its figures.
 - idle: J jobs, each a kinesis source (an empty stream) into a kinesis sink
   with P workers; the server's RSS before and after, per job, and the CPU
   they use while idle.
+- checkpoints: K rows with K distinct keys are written to a 4-shard stream
+  (by a datagen job); a job checkpointed every second counts them, GROUP BY
+  k, into another stream in debezium-json (exactly-once). The first
+  checkpoint after all K are read (the state holds K keys) and the first
+  after C more rows for C of the keys are read: their duration and bytes,
+  from the job's figures. Then the server is killed with SIGKILL and
+  started again on its data dir; a record is put, and the time from the
+  restart until its row is read from the output stream is the recovery
+  time (server start, restore of the K keys, the read, and the next
+  checkpoint, which publishes the row).
 """
 
 import argparse
@@ -347,6 +358,101 @@ FROM TABLE(TUMBLE(TABLE src, DESCRIPTOR(ts), INTERVAL '10' SECOND)) GROUP BY win
         server.stop()
 
 
+def fill(server, stream, first_key, rows):
+    sql = f"""
+CREATE TABLE gen (k BIGINT, v BIGINT) WITH (
+  'connector' = 'datagen', 'rows-per-second' = '0', 'number-of-rows' = '{rows}',
+  'fields.k.kind' = 'sequence', 'fields.k.start' = '{first_key}', 'fields.k.end' = '{first_key + rows - 1}',
+  'fields.v.min' = '0', 'fields.v.max' = '1000');
+CREATE TABLE dst (k BIGINT, v BIGINT) WITH ('connector' = 'kinesis', 'stream' = '{stream}', 'format' = 'json');
+INSERT INTO dst SELECT * FROM gen;
+"""
+    server.wait_job(server.submit(sql, f"fill-{first_key}-{rows}", 1), lambda j: j["status"] == "FINISHED")
+
+
+def checkpoint_after(server, job_id, rows):
+    """The first checkpoint that completed after the job had read `rows`."""
+    job = server.wait_job(job_id, lambda j: rows_read(j) >= rows, poll=0.05)
+    read_at_ms = time.time() * 1000
+    latest = job["checkpoints"]["completed"][0]["id"] if job["checkpoints"]["completed"] else 0
+    job = server.wait_job(
+        job_id, lambda j: j["checkpoints"]["completed"] and j["checkpoints"]["completed"][0]["id"] > latest + 1)
+    return job["checkpoints"]["completed"][0], read_at_ms
+
+
+def checkpoints(args, workdir):
+    server = Server(workdir)
+    try:
+        server.create_stream("in", 4)
+        server.create_stream("out", 4)
+        fill(server, "in", 0, args.keys)
+        sql = f"""
+SET 'execution.checkpointing.interval' = '1 s';
+CREATE TABLE src (k BIGINT, v BIGINT) WITH (
+  'connector' = 'kinesis', 'stream' = 'in', 'format' = 'json', 'source.init.position' = 'TRIM_HORIZON');
+CREATE TABLE totals (k BIGINT, n BIGINT, total BIGINT)
+  WITH ('connector' = 'kinesis', 'stream' = 'out', 'format' = 'debezium-json');
+INSERT INTO totals SELECT k, COUNT(*), SUM(v) FROM src GROUP BY k;
+"""
+        job_id = server.submit(sql, "totals", 1)
+        full, _ = checkpoint_after(server, job_id, args.keys)
+        print(f"{args.keys:,} keys held: checkpoint {full['id']} took {full['duration_ms']} ms "
+              f"(drain {full['drain_ms']} ms), {full['bytes']:,} bytes", flush=True)
+        fill(server, "in", 0, args.changed)
+        after, _ = checkpoint_after(server, job_id, args.keys + args.changed)
+        print(f"after {args.changed:,} of the keys changed: checkpoint {after['id']} took {after['duration_ms']} ms, "
+              f"{after['bytes']:,} bytes: {after['bytes'] / full['bytes']:.2f} of the full one's bytes, "
+              f"{after['duration_ms'] / max(full['duration_ms'], 1):.2f} of its time", flush=True)
+
+        server.process.kill()
+        server.process.wait()
+        restarted = time.time()
+        server = restart(server, workdir)
+        iterators = []
+        for shard in server.kinesis.list_shards(StreamName="out")["Shards"]:
+            iterators.append(server.kinesis.get_shard_iterator(
+                StreamName="out", ShardId=shard["ShardId"], ShardIteratorType="LATEST")["ShardIterator"])
+        server.kinesis.put_record(StreamName="in", PartitionKey="k", Data=json.dumps({"k": args.keys + 1, "v": 1}).encode())
+        deadline = time.time() + 600
+        while time.time() < deadline:
+            found = False
+            for i, iterator in enumerate(iterators):
+                out = server.kinesis.get_records(ShardIterator=iterator)
+                iterators[i] = out["NextShardIterator"]
+                found |= any(json.loads(r["Data"]).get("after", {}).get("k") == args.keys + 1 for r in out["Records"])
+            if found:
+                break
+            time.sleep(0.01)
+        else:
+            raise SystemExit("the new row never came out")
+        print(f"recovery after kill -9 with {args.keys:,} keys: {time.time() - restarted:.2f} s from the restart "
+              f"to the new record's row in the output stream (checkpoint interval 1 s)", flush=True)
+    finally:
+        server.stop()
+
+
+def restart(server, workdir):
+    """The same data dir and port, a new process."""
+    port = server.port
+    log = open(os.path.join(workdir, "server.log"), "a")
+    process = subprocess.Popen(
+        [binary(), "server", "--port", str(port), "--data-dir", os.path.join(workdir, "data"),
+         "--no-shard-limits", "--log", "warn"],
+        stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.time() + 120
+    while True:
+        try:
+            urllib.request.urlopen(server.endpoint + "/v1/health", timeout=1).read()
+            break
+        except OSError:
+            if time.time() > deadline or process.poll() is not None:
+                raise SystemExit(f"the server did not restart; see {log.name}")
+            time.sleep(0.02)
+    server.process = process
+    server.log = log
+    return server
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -361,12 +467,15 @@ def main():
     i = commands.add_parser("idle")
     i.add_argument("--jobs", type=int, default=10)
     i.add_argument("--parallelism", type=int, default=4)
+    c = commands.add_parser("checkpoints")
+    c.add_argument("--keys", type=int, default=1_000_000)
+    c.add_argument("--changed", type=int, default=10_000)
     args = parser.parse_args()
     if not os.path.exists(binary()):
         raise SystemExit(f"no release build at {binary()}: run `cargo build --release -p runnel` or set RUNNEL_BIN")
     workdir = tempfile.mkdtemp(prefix=f"runnel-bench-{args.command}-", dir=os.environ.get("BENCH_DIR"))
     try:
-        {"throughput": throughput, "latency": latency, "idle": idle}[args.command](args, workdir)
+        {"throughput": throughput, "latency": latency, "idle": idle, "checkpoints": checkpoints}[args.command](args, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

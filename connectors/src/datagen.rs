@@ -1,6 +1,13 @@
 //! The `datagen` connector, with Flink's options: `rows-per-second`,
 //! `number-of-rows`, and per field `fields.<f>.kind` (`random` or
 //! `sequence`), `.min`/`.max`, `.length`, `.start`/`.end`, `.max-past`.
+//!
+//! Each worker's random values come from its own generator with a fixed
+//! seed, so a checkpoint's position (the worker's next row number and its
+//! generator's state) makes a restored reader give exactly the rows an
+//! uninterrupted one would: the same sequence values and the same random
+//! ones. Random timestamps are the wall clock less a random `max-past`,
+//! so those are new ones after a restore, as any run's are.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -172,13 +179,23 @@ impl SourceProvider for Datagen {
             state: 0x9E37_79B9_7F4A_7C15 ^ ((worker as u64 + 1) << 32),
         }))
     }
+
+    fn checkpointable(&self) -> bool {
+        true
+    }
 }
+
+/// The version byte of a datagen reader's position, which is then its
+/// next row number and its generator's state, each a little-endian `u64`.
+const POSITION_VERSION: u8 = 1;
 
 struct DatagenReader {
     spec: Datagen,
     /// Global index of this worker's next row; workers interleave.
     next: u64,
     step: u64,
+    /// Rows given since `started`, for `rate`: a restored reader keeps
+    /// the rate from its restore on, not from the job's first start.
     emitted: u64,
     started: Instant,
     rate: Option<f64>,
@@ -288,6 +305,48 @@ impl BatchReader for DatagenReader {
             columns.push(column);
         }
         Ok(Poll::Batch(RecordBatch::try_new(schema, columns)?))
+    }
+
+    fn checkpoint_position(&mut self) -> Result<Option<Vec<u8>>, EngineError> {
+        let mut position = vec![POSITION_VERSION];
+        position.extend_from_slice(&self.next.to_le_bytes());
+        position.extend_from_slice(&self.state.to_le_bytes());
+        Ok(Some(position))
+    }
+
+    fn restore_position(&mut self, position: &[u8]) -> Result<(), EngineError> {
+        let corrupt = |what: &str| EngineError::Connector {
+            connector: "datagen",
+            message: format!("checkpoint position is corrupt: {what}"),
+        };
+        let [POSITION_VERSION, rest @ ..] = position else {
+            return Err(corrupt("an unknown version"));
+        };
+        let (Some(next), Some(state)) = (
+            rest.get(..8).and_then(|b| b.try_into().ok()),
+            rest.get(8..16).and_then(|b| b.try_into().ok()),
+        ) else {
+            return Err(corrupt("truncated"));
+        };
+        if rest.len() != 16 {
+            return Err(corrupt("trailing bytes"));
+        }
+        let next = u64::from_le_bytes(next);
+        // Workers interleave rows: a position of another worker (or of
+        // another worker count) would repeat or skip rows.
+        if next % self.step != self.next % self.step {
+            return Err(corrupt("another worker's row number"));
+        }
+        // A xorshift state of zero stays zero.
+        let state = u64::from_le_bytes(state);
+        if state == 0 {
+            return Err(corrupt("a zero generator state"));
+        }
+        self.next = next;
+        self.state = state;
+        self.emitted = 0;
+        self.started = Instant::now();
+        Ok(())
     }
 }
 

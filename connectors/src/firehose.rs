@@ -123,6 +123,10 @@ pub fn sink(
 }
 
 impl SinkProvider for FirehoseSink {
+    fn checkpointable(&self) -> bool {
+        true
+    }
+
     fn sink(&self, worker: usize, _peers: usize) -> Result<Box<dyn BatchSink>, EngineError> {
         let destination = match &self.target {
             Target::Local(firehose) => Destination::Local(firehose.clone()),
@@ -221,6 +225,19 @@ impl BatchSink for DeliveryWriter {
                 Ok(())
             }
         }
+    }
+
+    /// At-least-once at a checkpoint: a delivery stream of this server has
+    /// each record once `put` returns; a remote writer is flushed, so that
+    /// what the checkpoint covers was delivered before it completes.
+    fn checkpoint_output(
+        &mut self,
+        _checkpoint: u64,
+    ) -> Result<Vec<runnel_engine::checkpoint::SinkOutput>, EngineError> {
+        if let Destination::Remote(writer) = &mut self.destination {
+            writer.flush()?;
+        }
+        Ok(Vec::new())
     }
 
     /// At the end of input, what a remote writer holds is put before the

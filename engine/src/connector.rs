@@ -86,6 +86,13 @@ pub trait SourceProvider: Send + Sync {
     fn produces_changelog(&self) -> bool {
         false
     }
+
+    /// Whether its readers give positions to resume from
+    /// (`BatchReader::checkpoint_position`); a checkpointed job whose
+    /// source cannot is refused at submit.
+    fn checkpointable(&self) -> bool {
+        false
+    }
 }
 
 /// The option under which a sink is given its table's `PARTITIONED BY`
@@ -114,6 +121,14 @@ pub trait SinkProvider: Send + Sync {
     /// changelog format (debezium-json) does, as Flink writes it, or what
     /// it writes could not be read back as the same table.
     fn wants_update_before(&self) -> bool {
+        false
+    }
+
+    /// Whether its sinks take part in checkpoints (`BatchSink::
+    /// checkpoint_output`): exactly-once, at-least-once, or, for sinks
+    /// whose output is only for watching (print, blackhole), as they are.
+    /// A checkpointed job whose sink cannot is refused at submit.
+    fn checkpointable(&self) -> bool {
         false
     }
 }

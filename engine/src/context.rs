@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::error::EngineError;
 
@@ -29,6 +29,8 @@ pub struct JobContext {
     error: Mutex<Option<EngineError>>,
     /// Each source's and sink's figures, one entry per worker.
     operators: Mutex<Vec<(String, Arc<OperatorFigures>)>>,
+    /// Set before the job starts, if it is checkpointed.
+    pub checkpoints: OnceLock<Arc<crate::checkpoint::Coordinator>>,
 }
 
 /// One worker's share of one source or sink.
@@ -61,6 +63,7 @@ impl Default for JobContext {
             stopped: AtomicBool::new(false),
             error: Mutex::new(None),
             operators: Mutex::new(Vec::new()),
+            checkpoints: OnceLock::new(),
         }
     }
 }
@@ -96,6 +99,14 @@ impl JobContext {
     /// job).
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::SeqCst);
+    }
+
+    /// Ends the job at once, without draining: nothing more is written
+    /// (Flink's cancel, and a stop after a savepoint, which the job
+    /// resumes from). The job returns normally.
+    pub fn cancel(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.aborted.store(true, Ordering::SeqCst);
     }
 
     /// Whether sources should end now: the job stopped or failed.

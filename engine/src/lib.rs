@@ -22,6 +22,7 @@
 
 pub mod batch;
 pub mod changelog;
+pub mod checkpoint;
 pub mod connector;
 pub mod context;
 pub mod error;

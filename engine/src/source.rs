@@ -2,6 +2,8 @@
 //! drops late rows, so that every row downstream travels at a time no later
 //! than its event time.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -52,10 +54,100 @@ pub trait BatchReader: 'static {
     fn wake_on_data(&mut self, _wake: Waker) -> bool {
         false
     }
+
+    /// Where the reader stands, just after the last batch `poll` gave, for
+    /// a checkpoint (a shard's sequence numbers, a file's byte offset, a
+    /// generator's event number). `None`: this reader cannot resume.
+    fn checkpoint_position(&mut self) -> Result<Option<Vec<u8>>, EngineError> {
+        Ok(None)
+    }
+
+    /// Resumes from a position `checkpoint_position` gave; called before
+    /// the first `poll`.
+    fn restore_position(&mut self, _position: &[u8]) -> Result<(), EngineError> {
+        Err(EngineError::Plan(
+            "this source cannot resume from a checkpoint".into(),
+        ))
+    }
 }
 
 /// Reactivates a source from another thread.
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
+
+/// What a source operator keeps between activations, and checkpoints.
+struct SourceCore {
+    reader: Box<dyn BatchReader>,
+    max_event_time: Millis,
+    parts: PartTimes,
+    /// The operator's capability's time and whether it ended, as of its
+    /// last activation.
+    watermark: Watermark,
+    finished: bool,
+}
+
+impl crate::checkpoint::worker::OperatorState for Rc<RefCell<SourceCore>> {
+    fn snapshot(&self) -> Result<Vec<u8>, EngineError> {
+        use crate::checkpoint::encoding::{put_bytes, put_i64, put_u32};
+        let mut core = self.borrow_mut();
+        let mut out = vec![u8::from(core.finished)];
+        put_i64(&mut out, core.watermark);
+        put_i64(&mut out, core.max_event_time);
+        put_u32(&mut out, core.parts.len() as u32);
+        let mut parts: Vec<(u64, Millis)> = core.parts.iter().map(|(p, (t, _))| (*p, *t)).collect();
+        parts.sort_unstable();
+        for (part, time) in parts {
+            put_i64(&mut out, part as i64);
+            put_i64(&mut out, time);
+        }
+        let position = if core.finished {
+            Vec::new()
+        } else {
+            core.reader.checkpoint_position()?.ok_or_else(|| {
+                EngineError::Plan("a source of this job cannot be checkpointed".into())
+            })?
+        };
+        put_bytes(&mut out, &position);
+        Ok(crate::checkpoint::codec::seal(out))
+    }
+}
+
+impl SourceCore {
+    /// Resumes where a checkpoint left the source: its reader's position,
+    /// its watermark (so that rows late then are late now) and its parts'
+    /// event times.
+    fn restore(
+        &mut self,
+        bytes: &[u8],
+        capability: &mut Option<timely::dataflow::operators::Capability<Watermark>>,
+    ) -> Result<(), EngineError> {
+        let mut reader =
+            crate::checkpoint::encoding::Reader::new(crate::checkpoint::codec::unseal(bytes)?);
+        let finished = reader.take(1)? == [1];
+        let watermark = reader.i64()?;
+        self.max_event_time = reader.i64()?;
+        let parts = reader.u32()?;
+        self.parts.clear();
+        for _ in 0..parts {
+            let part = reader.i64()? as u64;
+            let time = reader.i64()?;
+            self.parts.insert(part, (time, Instant::now()));
+        }
+        let position = reader.bytes()?;
+        if finished {
+            self.finished = true;
+            *capability = None;
+            return Ok(());
+        }
+        self.reader.restore_position(position)?;
+        if let Some(cap) = capability.as_mut()
+            && watermark > *cap.time()
+        {
+            cap.downgrade(&watermark);
+        }
+        self.watermark = watermark;
+        Ok(())
+    }
+}
 
 /// Moves the source's watermark forward to `watermark`, never back.
 fn advance(
@@ -130,7 +222,7 @@ const WOKEN_FALLBACK: Duration = Duration::from_millis(100);
 pub fn source<'scope>(
     scope: Scope<'scope, Watermark>,
     name: &str,
-    mut reader: Box<dyn BatchReader>,
+    reader: Box<dyn BatchReader>,
     event_time: Option<EventTime>,
     mut late_rows: LateRows,
     context: Arc<JobContext>,
@@ -139,6 +231,7 @@ pub fn source<'scope>(
         scope,
         name,
         move |capability, info| {
+            let mut reader = reader;
             let activator = scope.activator_for(info.address.clone());
             let sync_activator = scope.worker().sync_activator_for(info.address.to_vec());
             let woken = reader.wake_on_data(Arc::new(move || {
@@ -152,13 +245,36 @@ pub fn source<'scope>(
             };
             let figures = context.register(name);
             let mut capability = Some(capability);
-            let mut max_event_time = Millis::MIN;
-            let mut parts = PartTimes::new();
+            let core = Rc::new(RefCell::new(SourceCore {
+                reader,
+                max_event_time: Millis::MIN,
+                parts: PartTimes::new(),
+                watermark: Watermark::MIN,
+                finished: false,
+            }));
+            if let Some(bytes) =
+                crate::checkpoint::worker::register("Source", Rc::new(core.clone()))
+                && let Err(error) = core.borrow_mut().restore(&bytes, &mut capability)
+            {
+                context.fail(error);
+            }
             let mut last_row = Instant::now();
             move |output| {
                 let Some(cap) = capability.as_mut() else {
                     return;
                 };
+                if crate::checkpoint::worker::paused() {
+                    crate::checkpoint::worker::resume_later(activator.clone());
+                    return;
+                }
+                let mut borrowed = core.borrow_mut();
+                let SourceCore {
+                    reader,
+                    max_event_time,
+                    parts,
+                    watermark: checkpointed_watermark,
+                    finished: checkpointed_finished,
+                } = &mut *borrowed;
                 let mut finished = context.ending();
                 let mut idle = false;
                 for _ in 0..BATCHES_PER_ACTIVATION {
@@ -201,7 +317,7 @@ pub fn source<'scope>(
                                 });
                             let kept = split.and_then(|(on_time, times)| {
                                 if let Some(&batch_max) = times.iter().max() {
-                                    max_event_time = max_event_time.max(batch_max);
+                                    *max_event_time = (*max_event_time).max(batch_max);
                                     if let Some(part) = part {
                                         let seen = parts
                                             .entry(part)
@@ -237,8 +353,8 @@ pub fn source<'scope>(
                     if let Some(event_time) = &event_time {
                         let watermark = watermark_base(
                             reader.as_ref(),
-                            &mut parts,
-                            max_event_time,
+                            parts,
+                            *max_event_time,
                             event_time.idle_timeout,
                         )
                         .saturating_sub(event_time.max_out_of_orderness);
@@ -252,8 +368,8 @@ pub fn source<'scope>(
                 {
                     let watermark = watermark_base(
                         reader.as_ref(),
-                        &mut parts,
-                        max_event_time,
+                        parts,
+                        *max_event_time,
                         event_time.idle_timeout,
                     )
                     .saturating_sub(event_time.max_out_of_orderness);
@@ -282,6 +398,8 @@ pub fn source<'scope>(
                     if finished { Millis::MAX } else { *cap.time() },
                     Ordering::Relaxed,
                 );
+                *checkpointed_watermark = *cap.time();
+                *checkpointed_finished = finished;
                 if finished {
                     // Dropping the capability is end of input: the watermark goes
                     // to the end of time and every window fires.
@@ -328,5 +446,17 @@ impl BatchReader for MemoryReader {
             }
             None => Ok(Poll::Done),
         }
+    }
+
+    fn checkpoint_position(&mut self) -> Result<Option<Vec<u8>>, EngineError> {
+        Ok(Some((self.next as u64).to_le_bytes().to_vec()))
+    }
+
+    fn restore_position(&mut self, position: &[u8]) -> Result<(), EngineError> {
+        let bytes: [u8; 8] = position
+            .try_into()
+            .map_err(|_| EngineError::Runtime("a memory reader's position is 8 bytes".into()))?;
+        self.next = u64::from_le_bytes(bytes) as usize;
+        Ok(())
     }
 }

@@ -9,16 +9,20 @@
 //!   that fails or panics ends alone; the caller gets the error.
 //! - `figures`: what a job has done so far, read from its context.
 //! - `progress`: a line on stderr every so often while a job runs.
+//! - `checkpoints`: a job's checkpoints in RocksDB; `savepoints`, those
+//!   kept by name.
 
+pub mod checkpoints;
 mod error;
 mod figures;
 mod progress;
 mod run;
+pub mod savepoints;
 mod submit;
 
 pub use error::JobError;
 pub use figures::{Figures, Watermark};
 pub use progress::{Progress, human};
-pub use run::{RunningJob, start};
+pub use run::{Checkpointing, RunningJob, start};
 pub use runnel_engine::runtime::Cluster;
-pub use submit::{Submission, submit, submit_blocking};
+pub use submit::{Submission, submit, submit_blocking, submit_with_defaults};

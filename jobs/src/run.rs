@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use runnel_engine::checkpoint::{CheckpointConfig, CheckpointStorage, Coordinator};
 use runnel_engine::connector::SinkProvider;
 use runnel_engine::context::JobContext;
 use runnel_engine::runtime::Cluster;
@@ -18,6 +19,17 @@ pub struct RunningJob {
     started: Instant,
 }
 
+/// Where a checkpointed job keeps its checkpoints, and whether it resumes
+/// from the latest one.
+pub struct Checkpointing {
+    pub config: CheckpointConfig,
+    pub storage: Arc<dyn CheckpointStorage>,
+    pub resume: bool,
+    /// State of the restored checkpoint that no operator takes is dropped
+    /// instead of refusing the start.
+    pub allow_non_restored_state: bool,
+}
+
 /// Starts `submission` on `cluster`; bare SELECT rows go to `results`.
 /// The call returns at once; the job runs until its sources end, it is
 /// stopped, or it fails.
@@ -26,8 +38,27 @@ pub fn start(
     cluster: Cluster,
     results: Arc<dyn SinkProvider>,
     name: &str,
+    checkpointing: Option<Checkpointing>,
 ) -> Result<RunningJob, JobError> {
     let context = Arc::new(JobContext::default());
+    if let Some(checkpointing) = checkpointing {
+        if cluster.processes > 1 {
+            return Err(JobError::Start(
+                "checkpoints of a job over several processes are not built yet; run it in one process or without 'execution.checkpointing.interval'".into(),
+            ));
+        }
+        let coordinator = Coordinator::new(
+            checkpointing.config,
+            checkpointing.storage,
+            cluster.workers,
+            checkpointing.resume,
+        )
+        .map_err(|e| JobError::Start(e.to_string()))?;
+        if checkpointing.allow_non_restored_state {
+            coordinator.allow_non_restored_state();
+        }
+        let _ = context.checkpoints.set(Arc::new(coordinator));
+    }
     let job_context = context.clone();
     let job = submission.job;
     let handle = std::thread::Builder::new()

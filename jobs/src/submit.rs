@@ -2,9 +2,10 @@
 //! futures are not `Send`; `submit` gives it a blocking thread so that a
 //! server handler can await it.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
+use runnel_engine::checkpoint::CheckpointConfig;
 use runnel_engine::connector::{ConnectorFactory, SourceProvider};
 use runnel_sql::{Job, Node, Session, explain_pipeline};
 
@@ -18,6 +19,8 @@ pub struct Submission {
     /// What the script's `SET` statements set, for whoever runs the job
     /// (a restart strategy, for the server).
     pub settings: std::collections::BTreeMap<String, String>,
+    /// What `SET 'execution.checkpointing.*'` asked for.
+    pub checkpoint: Option<CheckpointConfig>,
 }
 
 impl Submission {
@@ -110,7 +113,18 @@ pub async fn submit(
     script: String,
     connectors: Arc<dyn ConnectorFactory>,
 ) -> Result<Submission, JobError> {
-    tokio::task::spawn_blocking(move || submit_blocking(&script, connectors))
+    submit_with_defaults(script, connectors, BTreeMap::new()).await
+}
+
+/// As `submit`, with settings in force before the script's first
+/// statement (a Kinesis Analytics application's checkpoint
+/// configuration); the script's own `SET`s override them.
+pub async fn submit_with_defaults(
+    script: String,
+    connectors: Arc<dyn ConnectorFactory>,
+    defaults: BTreeMap<String, String>,
+) -> Result<Submission, JobError> {
+    tokio::task::spawn_blocking(move || plan(&script, connectors, defaults))
         .await
         .map_err(|e| JobError::Start(format!("the planner stopped: {e}")))?
 }
@@ -120,13 +134,33 @@ pub fn submit_blocking(
     script: &str,
     connectors: Arc<dyn ConnectorFactory>,
 ) -> Result<Submission, JobError> {
+    plan(script, connectors, BTreeMap::new())
+}
+
+fn plan(
+    script: &str,
+    connectors: Arc<dyn ConnectorFactory>,
+    defaults: BTreeMap<String, String>,
+) -> Result<Submission, JobError> {
     let mut session = Session::new(connectors);
+    session.catalog.settings.extend(defaults);
     let submitted = session
         .submit_blocking(script)
         .map_err(JobError::Rejected)?;
+    let settings = session.catalog.settings.clone();
+    let checkpoint = CheckpointConfig::from_settings(&settings)
+        .map_err(|e| JobError::Rejected(runnel_sql::SqlError::Plan(e)))?;
+    if checkpoint.is_some()
+        && let Some(reason) = runnel_sql::checkpoint_refusal(&submitted.job)
+    {
+        return Err(JobError::Rejected(runnel_sql::SqlError::Plan(format!(
+            "{reason}: run it without 'execution.checkpointing.interval', or change the query"
+        ))));
+    }
     Ok(Submission {
         job: submitted.job,
         explained: submitted.explained,
-        settings: session.catalog.settings.clone(),
+        settings,
+        checkpoint,
     })
 }

@@ -13,7 +13,10 @@ use clap::{Parser, Subcommand, ValueEnum};
     long_about = "Runnel is a self-hosted streaming platform that speaks the Amazon Kinesis wire \
 protocols. Point boto3, the aws CLI or an AWS SDK at its endpoint and it behaves like Kinesis.\n\n\
 Built: Kinesis Data Streams; Flink SQL jobs (embedded with `runnel sql run`, or inside the \
-server over its streams with `runnel jobs` and the Kinesis Analytics V2 API); Firehose delivery \
+server over its streams with `runnel jobs` and the Kinesis Analytics V2 API), with checkpoints, \
+savepoints and exactly-once output into the server's streams for the operators checkpoints \
+cover (window aggregations, window top-N and joins, interval joins, deduplication, append-only \
+top-N and GROUP BY, projections, filters); Firehose delivery \
 streams to S3 (a local directory or an S3 endpoint), HTTP endpoints, OpenSearch, Splunk and \
 Redshift on PostgreSQL; Kinesis Video Streams' streams, PutMedia, GetMedia, ListFragments and \
 GetMediaForFragmentList, GetClip, HLS and DASH sessions, GetImages, and a video stream's \
@@ -42,7 +45,7 @@ config file, built-in defaults. Stop with Ctrl-C or SIGTERM; the store is flushe
     Sql(SqlCommand),
     /// Kinesis streams on a running server: create, list, describe, put, tail.
     Streams(StreamsArgs),
-    /// SQL jobs on a running server: submit, list, describe, stop, delete, results.
+    /// SQL jobs on a running server: submit, list, describe, stop, delete, results, savepoints.
     Jobs(JobsArgs),
     /// Benchmarks of the SQL engine, run embedded.
     #[command(subcommand)]
@@ -76,13 +79,37 @@ pub enum JobsCommand {
         /// Timely workers [default: the server's --workers]
         #[arg(long)]
         parallelism: Option<usize>,
+        /// Start from this savepoint's state (the script must set
+        /// 'execution.checkpointing.interval')
+        #[arg(long, value_name = "NAME")]
+        from_savepoint: Option<String>,
+        /// Drop savepoint state that no operator of the script takes,
+        /// instead of refusing the start
+        #[arg(long, requires = "from_savepoint")]
+        allow_non_restored_state: bool,
     },
     /// List jobs with their status
     List,
-    /// A job's status, SQL, plan and figures, as JSON
+    /// A job's status, SQL, plan, figures and checkpoints, as JSON
     Describe { id: String },
-    /// Stop a job: its sources end, windows fire, sinks flush
-    Stop { id: String },
+    /// Stop a job: its sources end, windows fire, sinks flush; with
+    /// --savepoint, take a savepoint and stop there without draining
+    Stop {
+        id: String,
+        /// Take a savepoint first (named NAME, or after the job)
+        #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "")]
+        savepoint: Option<String>,
+    },
+    /// Take a savepoint of a running checkpointed job; prints its name
+    Savepoint {
+        id: String,
+        /// Its name [default: savepoint-<job name>-<checkpoint id>]
+        name: Option<String>,
+    },
+    /// List savepoints
+    Savepoints,
+    /// Delete a savepoint
+    DeleteSavepoint { name: String },
     /// Remove a job that has ended
     Delete { id: String },
     /// Print a SELECT job's rows as they come (`+I[...]`, `-U[...]`, ...) until it ends
@@ -196,6 +223,12 @@ pub struct NexmarkArgs {
     #[arg(long, conflicts_with = "export")]
     pub generator_only: bool,
 
+    /// Run each query twice, without checkpoints and with one every
+    /// INTERVAL (such as '1 s'; exactly-once, kept in a RocksDB store in a
+    /// scratch dir), and report both and their ratio
+    #[arg(long, value_name = "INTERVAL")]
+    pub checkpoint_interval: Option<String>,
+
     /// No progress on stderr
     #[arg(long)]
     pub quiet: bool,
@@ -246,6 +279,16 @@ pub struct SqlRunArgs {
     /// No progress on stderr
     #[arg(long, short)]
     pub quiet: bool,
+
+    /// Keep the job's checkpoints in DIR (a RocksDB store; the script sets
+    /// 'execution.checkpointing.interval' to take them)
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint_dir: Option<PathBuf>,
+
+    /// Resume from the latest checkpoint in --checkpoint-dir instead of
+    /// starting afresh
+    #[arg(long, requires = "checkpoint_dir")]
+    pub from_checkpoint: bool,
 }
 
 /// Every field is optional so that an unset flag falls through to the

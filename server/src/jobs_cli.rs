@@ -47,6 +47,8 @@ pub fn run(args: JobsArgs) -> anyhow::Result<()> {
             file,
             name,
             parallelism,
+            from_savepoint,
+            allow_non_restored_state,
         } => {
             let sql = if file.as_os_str() == "-" {
                 let mut text = String::new();
@@ -67,6 +69,10 @@ pub fn run(args: JobsArgs) -> anyhow::Result<()> {
             }
             if let Some(parallelism) = parallelism {
                 body["parallelism"] = json!(parallelism);
+            }
+            if let Some(savepoint) = from_savepoint {
+                body["from_savepoint"] = json!(savepoint);
+                body["allow_non_restored_state"] = json!(allow_non_restored_state);
             }
             let job = client
                 .send("POST", "/v1/jobs", Some(body))
@@ -91,9 +97,56 @@ pub fn run(args: JobsArgs) -> anyhow::Result<()> {
             let job = client.send("GET", &format!("/v1/jobs/{id}"), None)?;
             writeln!(out, "{}", serde_json::to_string_pretty(&job)?)?;
         }
-        JobsCommand::Stop { id } => {
+        JobsCommand::Stop {
+            id,
+            savepoint: None,
+        } => {
             client.send("POST", &format!("/v1/jobs/{id}/stop"), None)?;
             writeln!(out, "stopping {id}")?;
+        }
+        JobsCommand::Stop {
+            id,
+            savepoint: Some(name),
+        } => {
+            let body = if name.is_empty() {
+                json!({"savepoint": true})
+            } else {
+                json!({"savepoint": name})
+            };
+            let job = client.send("POST", &format!("/v1/jobs/{id}/stop"), Some(body))?;
+            writeln!(
+                out,
+                "stopping {id} at savepoint {}",
+                job["savepoint"]["name"].as_str().unwrap_or_default()
+            )?;
+        }
+        JobsCommand::Savepoint { id, name } => {
+            let body = json!({"name": name});
+            let savepoint =
+                client.send("POST", &format!("/v1/jobs/{id}/savepoints"), Some(body))?;
+            writeln!(out, "{}", savepoint["name"].as_str().unwrap_or_default())?;
+        }
+        JobsCommand::Savepoints => {
+            let listed = client.send("GET", "/v1/savepoints", None)?;
+            writeln!(
+                out,
+                "{:<40} {:<34} {:>12} CHECKPOINT",
+                "NAME", "JOB", "BYTES"
+            )?;
+            for savepoint in listed["savepoints"].as_array().into_iter().flatten() {
+                writeln!(
+                    out,
+                    "{:<40} {:<34} {:>12} {}",
+                    savepoint["name"].as_str().unwrap_or_default(),
+                    savepoint["job_id"].as_str().unwrap_or_default(),
+                    savepoint["bytes"],
+                    savepoint["checkpoint_id"]
+                )?;
+            }
+        }
+        JobsCommand::DeleteSavepoint { name } => {
+            client.send("DELETE", &format!("/v1/savepoints/{name}"), None)?;
+            writeln!(out, "deleted savepoint {name}")?;
         }
         JobsCommand::Delete { id } => {
             client.send("DELETE", &format!("/v1/jobs/{id}"), None)?;

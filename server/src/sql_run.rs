@@ -26,7 +26,9 @@ pub fn run(args: SqlRunArgs) -> anyhow::Result<()> {
     let results = runnel_connectors::results_sink("print")?;
     let name = args.file.display().to_string();
     let started = std::time::Instant::now();
-    let job = runnel_jobs::start(submission, cluster, results, &name)?;
+    // The store stays open (and locked) until the job ends.
+    let (checkpointing, _checkpoint_store) = checkpointing(&args, &submission)?;
+    let job = runnel_jobs::start(submission, cluster, results, &name, checkpointing)?;
     let progress = (!args.quiet).then(|| Progress::status(job.context().clone()));
     stop_on_ctrl_c(&job);
     let context = job.context().clone();
@@ -42,6 +44,51 @@ pub fn run(args: SqlRunArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The script's checkpoints go to `--checkpoint-dir`; without it they
+/// are kept in memory, which a restarted process does not see.
+fn checkpointing(
+    args: &SqlRunArgs,
+    submission: &runnel_jobs::Submission,
+) -> anyhow::Result<(
+    Option<runnel_jobs::Checkpointing>,
+    Option<runnel_store::Store>,
+)> {
+    let Some(config) = submission.checkpoint.clone() else {
+        if args.checkpoint_dir.is_some() {
+            anyhow::bail!(
+                "--checkpoint-dir needs the script to SET 'execution.checkpointing.interval'"
+            );
+        }
+        return Ok((None, None));
+    };
+    let mut opened = None;
+    let storage: Arc<dyn runnel_engine::checkpoint::CheckpointStorage> = match &args.checkpoint_dir
+    {
+        Some(dir) => {
+            let store = runnel_store::Store::open(dir, &[runnel_jobs::checkpoints::CF_CHECKPOINTS])
+                .with_context(|| format!("cannot open the checkpoint dir {}", dir.display()))?;
+            let checkpoints = runnel_jobs::checkpoints::RocksCheckpoints::new(
+                store.db().clone(),
+                "sql-run",
+                None,
+            );
+            if !args.from_checkpoint {
+                checkpoints.clear()?;
+            }
+            opened = Some(store);
+            Arc::new(checkpoints)
+        }
+        None => Arc::new(runnel_engine::checkpoint::MemoryStorage::default()),
+    };
+    let checkpointing = runnel_jobs::Checkpointing {
+        config,
+        storage,
+        resume: args.from_checkpoint,
+        allow_non_restored_state: false,
+    };
+    Ok((Some(checkpointing), opened))
 }
 
 fn cluster(args: &SqlRunArgs) -> anyhow::Result<Cluster> {

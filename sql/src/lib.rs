@@ -31,5 +31,5 @@ pub use front::ddl::{TableDef, WatermarkDef};
 /// Flink's functions and semantics in a DataFusion context, for batch
 /// answers that mean what Runnel's do.
 pub use functions::register as register_flink_functions;
-pub use plan::{GroupOperator, Node, TopNOperator};
+pub use plan::{GroupOperator, Node, TopNOperator, checkpoint_refusal};
 pub use session::{Session, Submitted};

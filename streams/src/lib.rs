@@ -40,7 +40,7 @@ pub use model::{CapacityMode, ShardMeta, StreamMeta, StreamStatus};
 pub use reader::{
     GetRecordsOutput, IteratorStart, MAX_GET_BYTES, MAX_GET_RECORDS, ReadEnd, Record, RecordRef,
 };
-pub use writer::{PutEntry, PutOutcome};
+pub use writer::{ExtraWrite, PutEntry, PutOutcome};
 
 use state::Inner;
 use writer::Job;
@@ -198,6 +198,37 @@ impl Streams {
         answer
             .blocking_recv()
             .map_err(|_| StreamsError::Internal("the stream writer has stopped".into()))?
+    }
+
+    /// Writes the records of every stream in `puts` (sequence numbers
+    /// assigned as a put assigns them, but never throttled: a job produced
+    /// them and they must all go in) and the `extra` writes to other column
+    /// families in ONE synced write: all of it or, with an error, nothing
+    /// (a missing stream, a record over its stream's limit, a column family
+    /// not open). Blocks until the write is durable, so it must be called
+    /// from a thread outside any async runtime (a job's worker).
+    pub fn commit_with(
+        &self,
+        puts: Vec<(String, Vec<PutEntry>)>,
+        extra: Vec<ExtraWrite>,
+    ) -> Result<()> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Job::Commit { puts, extra, reply })?;
+        answer
+            .blocking_recv()
+            .map_err(|_| StreamsError::Internal("the stream writer has stopped".into()))?
+    }
+
+    /// The largest record (data and partition key) `stream` takes now, so
+    /// that a writer holding records back can refuse one when it is
+    /// written rather than when it is committed.
+    pub fn max_record_bytes(&self, stream: &str) -> Result<usize> {
+        self.inner
+            .read()
+            .streams
+            .get(stream)
+            .map(|entry| entry.meta.max_record_bytes())
+            .ok_or_else(|| self.inner.not_found(stream))
     }
 
     pub async fn create_stream(&self, name: &str, shards: u32, mode: CapacityMode) -> Result<()> {

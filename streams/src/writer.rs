@@ -5,6 +5,10 @@
 //!
 //! Resharding and stream creation/deletion run on the same thread between
 //! batches, so a shard is never closed while a put into it is in flight.
+//!
+//! A transaction (`Job::Commit`) is written on its own: the group batch
+//! pending before it is committed first, so that a transaction that fails
+//! can neither drop nor half-write other callers' puts.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -44,6 +48,16 @@ pub enum PutOutcome {
     },
 }
 
+/// A write to another column family of the same store, made in the same
+/// RocksDB write as a transaction's records (a job's checkpoint).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraWrite {
+    pub column_family: String,
+    pub key: Vec<u8>,
+    /// `None` deletes the key.
+    pub value: Option<Vec<u8>>,
+}
+
 pub type PutReply = oneshot::Sender<Result<Vec<PutOutcome>>>;
 
 pub enum Job {
@@ -52,8 +66,24 @@ pub enum Job {
         records: Vec<PutEntry>,
         reply: PutReply,
     },
+    /// Records of any streams and extra writes, all in one synced write or
+    /// none of them.
+    Commit {
+        puts: Vec<(String, Vec<PutEntry>)>,
+        extra: Vec<ExtraWrite>,
+        reply: oneshot::Sender<Result<()>>,
+    },
     /// Runs on the writer thread after the puts queued before it are durable.
     Control(Box<dyn FnOnce(&Inner) + Send>),
+}
+
+/// Whether a record may be refused by its shard's write limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Throttle {
+    /// A client's put.
+    ByLimits,
+    /// Records a job already produced (a checkpoint's): they must all go in.
+    Never,
 }
 
 pub fn run(inner: Arc<Inner>, jobs: Receiver<Job>) {
@@ -67,6 +97,10 @@ pub fn run(inner: Arc<Inner>, jobs: Receiver<Job>) {
                     records,
                     reply,
                 } => batch.add(&inner, &stream, records, reply),
+                Job::Commit { puts, extra, reply } => {
+                    batch.commit(&inner);
+                    let _ = reply.send(transaction(&inner, puts, &extra));
+                }
                 Job::Control(run) => {
                     batch.commit(&inner);
                     run(&inner);
@@ -91,13 +125,13 @@ struct GroupCommit {
     filling: HashMap<(u64, u32), (u64, keys::BlockBuilder)>,
     bytes: usize,
     /// Counters assigned in this batch but not yet durable.
-    assigned: HashMap<(u64, u32), (Arc<ShardState>, u64, u64)>,
+    assigned: Assigned,
     replies: Vec<(PutReply, Result<Vec<PutOutcome>>)>,
 }
 
 impl GroupCommit {
     fn add(&mut self, inner: &Inner, stream: &str, records: Vec<PutEntry>, reply: PutReply) {
-        let result = self.stage(inner, stream, records);
+        let result = self.stage(inner, stream, records, Throttle::ByLimits);
         self.replies.push((reply, result));
     }
 
@@ -106,6 +140,7 @@ impl GroupCommit {
         inner: &Inner,
         stream: &str,
         records: Vec<PutEntry>,
+        throttle: Throttle,
     ) -> Result<Vec<PutOutcome>> {
         let registry = inner.read();
         let entry = registry
@@ -149,7 +184,7 @@ impl GroupCommit {
                 )));
             };
             let size = (record.data.len() + record.partition_key.len()) as u64;
-            if inner.config.limits.is_some() {
+            if throttle == Throttle::ByLimits && inner.config.limits.is_some() {
                 let mut limiter = state.write.lock().unwrap_or_else(|e| e.into_inner());
                 if !limiter.admit(size, now) {
                     outcomes.push(PutOutcome::Throttled {
@@ -202,45 +237,35 @@ impl GroupCommit {
         Ok(outcomes)
     }
 
-    /// Makes the staged records durable, publishes their counters to
-    /// readers and answers every caller.
-    fn commit(&mut self, inner: &Inner) {
+    /// The staged blocks, finished and in key order.
+    fn take_blocks(&mut self) -> Vec<([u8; keys::KEY_LEN], Vec<u8>)> {
         let mut staged = std::mem::take(&mut self.staged);
         for ((stream, shard), (first, block)) in self.filling.drain() {
             if !block.is_empty() {
                 staged.push((keys::record_key(stream, shard, first), block.finish()));
             }
         }
+        self.bytes = 0;
+        staged.sort_unstable_by_key(|entry| entry.0);
+        staged
+    }
+
+    /// Makes the staged records durable, publishes their counters to
+    /// readers and answers every caller.
+    fn commit(&mut self, inner: &Inner) {
+        let staged = self.take_blocks();
         let assigned = std::mem::take(&mut self.assigned);
         let replies = std::mem::take(&mut self.replies);
-        self.bytes = 0;
         let written = if staged.is_empty() {
             Ok(())
         } else {
-            staged.sort_unstable_by_key(|entry| entry.0);
-            inner.cf(CF_RECORDS).and_then(|cf| {
-                let mut batch = WriteBatch::default();
-                for (key, value) in &staged {
-                    batch.put_cf(cf, key, value);
-                }
-                inner.write_synced(batch)
-            })
+            write(inner, &staged, &[])
         };
         match written {
             Ok(()) => {
-                let mut appended: Vec<u64> = Vec::new();
-                for ((stream_id, _), (state, counter, arrival)) in assigned {
-                    state.last_arrival_ms.store(arrival, Ordering::Release);
-                    state.last_counter.store(counter, Ordering::Release);
-                    if !appended.contains(&stream_id) {
-                        appended.push(stream_id);
-                    }
-                }
+                publish(inner, assigned);
                 for (reply, result) in replies {
                     let _ = reply.send(result);
-                }
-                if !appended.is_empty() {
-                    inner.appends.wake(Some(&appended));
                 }
             }
             Err(error) => {
@@ -253,4 +278,66 @@ impl GroupCommit {
             }
         }
     }
+}
+
+/// Counters assigned in a batch, per shard: its state, the last counter
+/// and the arrival time.
+type Assigned = HashMap<(u64, u32), (Arc<ShardState>, u64, u64)>;
+
+/// One synced write of record blocks and extra writes.
+fn write(
+    inner: &Inner,
+    blocks: &[([u8; keys::KEY_LEN], Vec<u8>)],
+    extra: &[ExtraWrite],
+) -> Result<()> {
+    let records = inner.cf(CF_RECORDS)?;
+    let mut batch = WriteBatch::default();
+    for (key, value) in blocks {
+        batch.put_cf(records, key, value);
+    }
+    for write in extra {
+        let cf = inner.cf(&write.column_family)?;
+        match &write.value {
+            Some(value) => batch.put_cf(cf, &write.key, value),
+            None => batch.delete_cf(cf, &write.key),
+        }
+    }
+    inner.write_synced(batch)
+}
+
+/// Once a write is durable: readers may see its counters, and are woken.
+fn publish(inner: &Inner, assigned: Assigned) {
+    let mut appended: Vec<u64> = Vec::new();
+    for ((stream_id, _), (state, counter, arrival)) in assigned {
+        state.last_arrival_ms.store(arrival, Ordering::Release);
+        state.last_counter.store(counter, Ordering::Release);
+        if !appended.contains(&stream_id) {
+            appended.push(stream_id);
+        }
+    }
+    if !appended.is_empty() {
+        inner.appends.wake(Some(&appended));
+    }
+}
+
+/// Stages every record of `puts` unthrottled and writes them with `extra`
+/// in one synced write. Staging only assigns counters in a batch of its
+/// own; shard states change only once the write is durable, so a failure
+/// anywhere leaves nothing behind.
+fn transaction(
+    inner: &Inner,
+    puts: Vec<(String, Vec<PutEntry>)>,
+    extra: &[ExtraWrite],
+) -> Result<()> {
+    let mut batch = GroupCommit::default();
+    for (stream, records) in puts {
+        batch.stage(inner, &stream, records, Throttle::Never)?;
+    }
+    let blocks = batch.take_blocks();
+    if blocks.is_empty() && extra.is_empty() {
+        return Ok(());
+    }
+    write(inner, &blocks, extra)?;
+    publish(inner, std::mem::take(&mut batch.assigned));
+    Ok(())
 }

@@ -92,6 +92,41 @@ pub trait ShardLog: Send + Sync {
     /// How long a shard that gave nothing is left before it is read
     /// again (a log that wakes its readers is read when woken instead).
     fn empty_read_pause(&self) -> Duration;
+    /// Epoch milliseconds by the clock that stamps the log's arrival times,
+    /// as near as this side can tell.
+    fn now_ms(&self) -> u64;
+}
+
+/// A read that gives nothing while the shard is behind is followed this
+/// many times: GetRecords may answer empty pages before a shard's records.
+const FIRST_RECORD_PAGES: usize = 5;
+
+/// The sequence number of the first record at `start`, if there is one.
+pub fn first_sequence(
+    log: &dyn ShardLog,
+    shard: u32,
+    start: &IteratorStart,
+) -> Result<Option<String>, String> {
+    let mut iterator = log.iterator(shard, start)?;
+    for _ in 0..FIRST_RECORD_PAGES {
+        let mut first = None;
+        let end = log
+            .read(&iterator, 1, &mut |record| {
+                first.get_or_insert_with(|| record.sequence.to_text());
+            })
+            .map_err(|error| match error {
+                ReadError::ExpiredIterator => "the shard iterator expired".to_string(),
+                ReadError::Failed(message) => message,
+            })?;
+        if first.is_some() {
+            return Ok(first);
+        }
+        match end.next_iterator {
+            Some(next) if end.millis_behind > 0 => iterator = next,
+            _ => return Ok(None),
+        }
+    }
+    Ok(None)
 }
 
 /// A record's payload as lines: its user records' if it is
@@ -193,6 +228,10 @@ impl ShardLog for LocalLog {
 
     fn empty_read_pause(&self) -> Duration {
         Duration::ZERO
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.streams.now()
     }
 }
 
@@ -330,6 +369,13 @@ impl ShardLog for RemoteLog {
 
     fn empty_read_pause(&self) -> Duration {
         self.empty_pause
+    }
+
+    /// This machine's clock: the endpoint tells none.
+    fn now_ms(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
     }
 }
 

@@ -8,7 +8,8 @@
 //! - `source`: every shard read in lineage order, spread over the workers;
 //!   the Kinesis Producer Library's aggregated records are unpacked (by
 //!   `runnel_streams::aggregated`);
-//!   `metadata` adds each record's arrival time, shard and sequence number.
+//!   `metadata` adds each record's arrival time, shard and sequence number;
+//!   `position` is a reader's position in a checkpoint.
 //! - `sink`: rows as records, partition keys from `PARTITIONED BY` or random;
 //!   `remote_sink` batches them into PutRecords for another endpoint.
 //! - `log`: a stream's shards, local or remote, as the source reads them;
@@ -17,6 +18,7 @@
 mod log;
 mod metadata;
 pub(crate) mod options;
+mod position;
 pub mod remote;
 pub(crate) mod remote_sink;
 mod sink;

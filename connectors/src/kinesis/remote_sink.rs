@@ -6,7 +6,8 @@
 //! record. A thread per worker does the sending, so the job does
 //! not wait on the network unless that thread falls behind (its queue is
 //! bounded). Records the endpoint throttles are sent again with backoff
-//! until written.
+//! until written. A checkpoint `flush`es: it waits until everything handed
+//! over so far is acknowledged, which makes the sink at-least-once.
 
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -57,9 +58,16 @@ pub struct Batching {
     pub fail_on_error: bool,
 }
 
+/// What the job hands its sender thread.
+enum Message {
+    Records(Vec<PutEntry>),
+    /// Send everything buffered now, then answer.
+    Flush(SyncSender<()>),
+}
+
 pub struct RemoteWriter {
     target: PutTarget,
-    sender: Option<SyncSender<Vec<PutEntry>>>,
+    sender: Option<SyncSender<Message>>,
     failure: Arc<Mutex<Option<String>>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -78,7 +86,7 @@ impl RemoteWriter {
         batching: Batching,
         worker: usize,
     ) -> Result<Self, EngineError> {
-        let (sender, receiver) = mpsc::sync_channel::<Vec<PutEntry>>(QUEUED_BATCHES);
+        let (sender, receiver) = mpsc::sync_channel::<Message>(QUEUED_BATCHES);
         let failure = Arc::new(Mutex::new(None));
         let mut batcher = Batcher {
             client,
@@ -100,7 +108,14 @@ impl RemoteWriter {
                         timeout.saturating_sub(at.elapsed())
                     });
                     match receiver.recv_timeout(wait) {
-                        Ok(entries) => {
+                        Ok(Message::Flush(done)) => {
+                            batcher.flush_all();
+                            oldest = None;
+                            // The writer may have stopped waiting (a job
+                            // aborted mid-checkpoint).
+                            let _ = done.send(());
+                        }
+                        Ok(Message::Records(entries)) => {
                             oldest.get_or_insert_with(Instant::now);
                             for entry in entries {
                                 batcher.add(entry);
@@ -147,8 +162,26 @@ impl RemoteWriter {
             return Err(failed(&self.target, "written to after its end"));
         };
         sender
-            .send(entries)
+            .send(Message::Records(entries))
             .map_err(|_| failed(&self.target, "its sender has stopped"))
+    }
+
+    /// Sends what is buffered and waits until everything handed over so far
+    /// is acknowledged, or fails with the error that stopped it.
+    pub fn flush(&mut self) -> Result<(), EngineError> {
+        self.check()?;
+        // After `finish`, everything was sent when the thread ended.
+        let Some(sender) = &self.sender else {
+            return Ok(());
+        };
+        let (done, flushed) = mpsc::sync_channel(1);
+        sender
+            .send(Message::Flush(done))
+            .map_err(|_| failed(&self.target, "its sender has stopped"))?;
+        flushed
+            .recv()
+            .map_err(|_| failed(&self.target, "its sender has stopped"))?;
+        self.check()
     }
 
     /// Sends what is buffered and waits until it is written.

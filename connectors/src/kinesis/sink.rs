@@ -4,6 +4,13 @@
 //! records; to another endpoint, `remote_sink` batches them. Throttled
 //! records are put again with backoff until written: a job that writes
 //! faster than its stream allows slows down, and never drops a row.
+//!
+//! In an exactly-once checkpointed job, a sink into this server's stream
+//! writes nothing itself: it holds its records until the next checkpoint,
+//! which publishes them in the same write that makes the checkpoint
+//! durable, so a restored job neither loses nor repeats them. Another
+//! endpoint offers no such write, so its sink is at-least-once: each
+//! checkpoint waits until what was sent is acknowledged.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +19,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use runnel_engine::EngineError;
+use runnel_engine::checkpoint::{Mode, OutputRecord, SinkOutput};
 use runnel_engine::connector::SinkProvider;
 use runnel_engine::sink::BatchSink;
 use runnel_engine::time::Watermark;
@@ -37,15 +45,27 @@ impl KinesisSink {
 }
 
 impl SinkProvider for KinesisSink {
+    /// Called on the worker thread, where the job's checkpointing mode is
+    /// known.
     fn sink(&self, worker: usize, _peers: usize) -> Result<Box<dyn BatchSink>, EngineError> {
+        let mode = runnel_engine::checkpoint::worker::mode();
         let destination = match &self.target {
+            Target::Local(streams) if mode == Some(Mode::ExactlyOnce) => Destination::Held {
+                streams: streams.clone(),
+                records: Vec::new(),
+            },
             Target::Local(streams) => Destination::Local(streams.clone()),
-            Target::Remote(client) => Destination::Remote(super::remote_sink::RemoteWriter::start(
-                client.clone(),
-                super::remote_sink::PutTarget::Stream(self.options.stream.clone()),
-                self.options.batching(),
-                worker,
-            )?),
+            Target::Remote(client) => {
+                if mode == Some(Mode::ExactlyOnce) && worker == 0 {
+                    tracing::warn!(stream = %self.options.stream, "kinesis sink: a stream of another endpoint is written at least once, not exactly once: records written after the last checkpoint are written again after a restore");
+                }
+                Destination::Remote(super::remote_sink::RemoteWriter::start(
+                    client.clone(),
+                    super::remote_sink::PutTarget::Stream(self.options.stream.clone()),
+                    self.options.batching(),
+                    worker,
+                )?)
+            }
         };
         Ok(Box::new(StreamWriter {
             options: self.options.clone(),
@@ -64,10 +84,20 @@ impl SinkProvider for KinesisSink {
     fn wants_update_before(&self) -> bool {
         self.accepts_changelog()
     }
+
+    fn checkpointable(&self) -> bool {
+        true
+    }
 }
 
 enum Destination {
+    /// Put as each batch comes.
     Local(Arc<Streams>),
+    /// Exactly-once: held until a checkpoint takes them.
+    Held {
+        streams: Arc<Streams>,
+        records: Vec<OutputRecord>,
+    },
     Remote(super::remote_sink::RemoteWriter),
 }
 
@@ -168,6 +198,38 @@ impl StreamWriter {
     }
 }
 
+/// The records the stream's size limit takes, checked when they are
+/// written so that the checkpoint publishing them does not fail on one. An
+/// oversized record fails the job, or with 'sink.fail-on-error' false is
+/// dropped and logged, as a put of it would be.
+fn admissible(
+    options: &KinesisOptions,
+    streams: &Streams,
+    entries: Vec<PutEntry>,
+) -> Result<Vec<PutEntry>, EngineError> {
+    let stream = &options.stream;
+    let max_bytes = streams
+        .max_record_bytes(stream)
+        .map_err(|e| failure(stream, e))?;
+    let size = |entry: &PutEntry| entry.data.len() + entry.partition_key.len();
+    if entries.iter().all(|entry| size(entry) <= max_bytes) {
+        return Ok(entries);
+    }
+    let mut kept = Vec::with_capacity(entries.len());
+    for (index, entry) in entries.into_iter().enumerate() {
+        if size(&entry) <= max_bytes {
+            kept.push(entry);
+            continue;
+        }
+        let error = StreamsError::RecordTooLarge { index, max_bytes };
+        if options.fail_on_error {
+            return Err(failure(stream, error));
+        }
+        tracing::error!(%stream, %error, "kinesis sink: record not written ('sink.fail-on-error' is false)");
+    }
+    Ok(kept)
+}
+
 impl BatchSink for StreamWriter {
     fn write(&mut self, batch: RecordBatch, _time: Watermark) -> Result<(), EngineError> {
         if batch.num_rows() == 0 {
@@ -186,6 +248,15 @@ impl BatchSink for StreamWriter {
             .collect();
         match &mut self.destination {
             Destination::Remote(writer) => writer.send(entries),
+            Destination::Held { streams, records } => {
+                let kept = admissible(&self.options, streams, entries)?;
+                records.extend(kept.into_iter().map(|entry| OutputRecord {
+                    partition_key: entry.partition_key,
+                    explicit_hash_key: entry.explicit_hash_key,
+                    data: entry.data,
+                }));
+                Ok(())
+            }
             Destination::Local(streams) => {
                 let streams = streams.clone();
                 let size = self.options.batch_max_size;
@@ -199,11 +270,24 @@ impl BatchSink for StreamWriter {
     }
 
     /// At the end of input, what a remote writer holds is put before the
-    /// job ends.
+    /// job ends. Held records are not: the engine takes a final checkpoint
+    /// after the end of input, which publishes them.
     fn watermark(&mut self, watermark: Option<Watermark>) -> Result<(), EngineError> {
         match (&mut self.destination, watermark) {
             (Destination::Remote(writer), None) => writer.finish(),
             _ => Ok(()),
+        }
+    }
+
+    fn checkpoint_output(&mut self, _checkpoint: u64) -> Result<Vec<SinkOutput>, EngineError> {
+        match &mut self.destination {
+            Destination::Held { records, .. } if !records.is_empty() => Ok(vec![SinkOutput {
+                stream: self.options.stream.clone(),
+                records: std::mem::take(records),
+            }]),
+            Destination::Remote(writer) => writer.flush().map(|()| Vec::new()),
+            // Puts into this server's stream are durable when they return.
+            _ => Ok(Vec::new()),
         }
     }
 }

@@ -12,6 +12,11 @@
 //! Within a block events are then not in event-time order, but a block spans
 //! at most 2 s, less than the table's 4 s watermark bound, so no event is
 //! late. `events()` keeps Flink's order, for export.
+//!
+//! A checkpoint's position is the block being handed out and how many of
+//! its batches have been: since events depend on their numbers only, a
+//! restored reader generates that block again and goes on exactly where
+//! the checkpointed one stood.
 
 mod batch;
 mod columns;
@@ -116,7 +121,9 @@ impl Nexmark {
             block_events: ((slowest * BLOCK_SPAN_SECONDS) as u64).clamp(1, BLOCK),
             by_kind,
             pending: VecDeque::new(),
+            block_batches: 0,
             started: Instant::now(),
+            resumed_at_ms: 0,
         }
     }
 }
@@ -125,7 +132,15 @@ impl SourceProvider for Nexmark {
     fn reader(&self, worker: usize, peers: usize) -> Result<Box<dyn BatchReader>, EngineError> {
         Ok(Box::new(self.events_by_kind(worker, peers)))
     }
+
+    fn checkpointable(&self) -> bool {
+        true
+    }
 }
+
+/// The version byte of a reader's position, which is then the block as a
+/// little-endian `u64` and the batches of it handed out as a `u32`.
+const POSITION_VERSION: u8 = 1;
 
 pub struct NexmarkReader {
     generator: Generator,
@@ -137,18 +152,30 @@ pub struct NexmarkReader {
     by_kind: bool,
     /// Batches of the current block not yet handed out.
     pending: VecDeque<RecordBatch>,
+    /// How many batches the current block made.
+    block_batches: usize,
     started: Instant,
+    /// With `rate.limited`, the event time (less the base time) of the
+    /// position restored from: the pace starts there at the restore,
+    /// instead of rushing through the events since the job's first start.
+    resumed_at_ms: i64,
 }
 
 impl NexmarkReader {
     /// The next batch, or `None` at the end of a bounded run. Ignores
     /// `rate.limited`: that is for the engine's reader.
     pub fn next_batch(&mut self) -> Result<Option<RecordBatch>, ConnectorError> {
-        if let Some(batch) = self.pending.pop_front() {
-            return Ok(Some(batch));
+        if self.pending.is_empty() {
+            self.generate_block()?;
         }
+        Ok(self.pending.pop_front())
+    }
+
+    /// Generates the next block into `pending` (nothing at the end of a
+    /// bounded run).
+    fn generate_block(&mut self) -> Result<(), ConnectorError> {
         let Some(range) = self.next_range() else {
-            return Ok(None);
+            return Ok(());
         };
         self.block += self.step;
         let config = self.generator.config();
@@ -177,7 +204,8 @@ impl NexmarkReader {
                 self.pending.push_back(batch);
             }
         }
-        Ok(self.pending.pop_front())
+        self.block_batches = self.pending.len();
+        Ok(())
     }
 
     fn next_range(&self) -> Option<std::ops::Range<u64>> {
@@ -198,7 +226,7 @@ impl BatchReader for NexmarkReader {
             && self.pending.is_empty()
             && let Some(range) = self.next_range()
         {
-            let due = config.timestamp(range.start) - config.base_time_ms;
+            let due = config.timestamp(range.start) - config.base_time_ms - self.resumed_at_ms;
             if due > self.started.elapsed().as_millis() as i64 {
                 return Ok(Poll::Idle);
             }
@@ -207,6 +235,61 @@ impl BatchReader for NexmarkReader {
             Some(batch) => Poll::Batch(batch),
             None => Poll::Done,
         })
+    }
+
+    fn checkpoint_position(&mut self) -> Result<Option<Vec<u8>>, EngineError> {
+        let (block, handed) = if self.pending.is_empty() {
+            (self.block, 0)
+        } else {
+            (
+                self.block - self.step,
+                self.block_batches - self.pending.len(),
+            )
+        };
+        let mut position = vec![POSITION_VERSION];
+        position.extend_from_slice(&block.to_le_bytes());
+        position.extend_from_slice(&(handed as u32).to_le_bytes());
+        Ok(Some(position))
+    }
+
+    fn restore_position(&mut self, position: &[u8]) -> Result<(), EngineError> {
+        let corrupt = |what: &str| EngineError::Connector {
+            connector: "nexmark",
+            message: format!("checkpoint position is corrupt: {what}"),
+        };
+        let [POSITION_VERSION, rest @ ..] = position else {
+            return Err(corrupt("an unknown version"));
+        };
+        let (Some(block), Some(handed), 12) = (
+            rest.get(..8).and_then(|b| b.try_into().ok()),
+            rest.get(8..12).and_then(|b| b.try_into().ok()),
+            rest.len(),
+        ) else {
+            return Err(corrupt("not a block and a batch count"));
+        };
+        let block = u64::from_le_bytes(block);
+        let handed = u32::from_le_bytes(handed) as usize;
+        // Workers interleave blocks: another worker's block would repeat
+        // or skip events.
+        if block % self.step != self.block % self.step {
+            return Err(corrupt("another worker's block"));
+        }
+        self.block = block;
+        self.pending.clear();
+        self.block_batches = 0;
+        if let Some(range) = self.next_range() {
+            let config = self.generator.config();
+            self.resumed_at_ms = config.timestamp(range.start) - config.base_time_ms;
+        }
+        self.started = Instant::now();
+        if handed > 0 {
+            self.generate_block()?;
+            if handed > self.pending.len() {
+                return Err(corrupt("more batches handed out than the block has"));
+            }
+            self.pending.drain(..handed);
+        }
+        Ok(())
     }
 }
 

@@ -5,5 +5,6 @@
     reason = "test helpers fail the test on unexpected errors"
 )]
 
+mod checkpoints;
 mod kinesis;
 mod nexmark;

@@ -6,8 +6,11 @@ use std::sync::Arc;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Float64Array, Int64Array, PrimitiveArray,
 };
-use datafusion::arrow::datatypes::{ArrowNativeTypeOp, ArrowPrimitiveType, Float64Type};
+use datafusion::arrow::datatypes::{
+    ArrowNativeTypeOp, ArrowPrimitiveType, DataType, Float64Type, Int64Type,
+};
 
+use crate::checkpoint::codec::{columns_from_bytes, columns_to_bytes, padded, values};
 use super::{GroupedAccumulator, Rows, retain_vec};
 use crate::error::EngineError;
 
@@ -48,6 +51,17 @@ impl GroupedAccumulator for Count {
 
     fn retain(&mut self, keep: &[bool]) {
         retain_vec(&mut self.counts, keep);
+    }
+
+    fn snapshot(&mut self, groups: usize) -> Result<Vec<u8>, EngineError> {
+        let counts = Int64Array::from_iter_values(padded(&self.counts, groups, 0));
+        columns_to_bytes(vec![Arc::new(counts)])
+    }
+
+    fn restore(&mut self, bytes: &[u8], groups: usize) -> Result<(), EngineError> {
+        let columns = columns_from_bytes(bytes, Some(groups), &[DataType::Int64])?;
+        self.counts = values::<Int64Type>(&columns[0])?;
+        Ok(())
     }
 }
 
@@ -102,6 +116,22 @@ impl<T: ArrowPrimitiveType> GroupedAccumulator for Sum<T> {
         retain_vec(&mut self.sums, keep);
         retain_vec(&mut self.values, keep);
     }
+
+    /// Each group's sum and how many values it has.
+    fn snapshot(&mut self, groups: usize) -> Result<Vec<u8>, EngineError> {
+        let zero = T::Native::default();
+        let sums = PrimitiveArray::<T>::from_iter_values(padded(&self.sums, groups, zero));
+        let counts = Int64Array::from_iter_values(padded(&self.values, groups, 0));
+        columns_to_bytes(vec![Arc::new(sums), Arc::new(counts)])
+    }
+
+    fn restore(&mut self, bytes: &[u8], groups: usize) -> Result<(), EngineError> {
+        let types = [T::DATA_TYPE, DataType::Int64];
+        let columns = columns_from_bytes(bytes, Some(groups), &types)?;
+        self.sums = values::<T>(&columns[0])?;
+        self.values = values::<Int64Type>(&columns[1])?;
+        Ok(())
+    }
 }
 
 /// AVG(x) of a DOUBLE (DataFusion casts other numbers to it first): the
@@ -131,5 +161,13 @@ impl GroupedAccumulator for Average {
 
     fn retain(&mut self, keep: &[bool]) {
         self.sums.retain(keep);
+    }
+
+    fn snapshot(&mut self, groups: usize) -> Result<Vec<u8>, EngineError> {
+        self.sums.snapshot(groups)
+    }
+
+    fn restore(&mut self, bytes: &[u8], groups: usize) -> Result<(), EngineError> {
+        self.sums.restore(bytes, groups)
     }
 }

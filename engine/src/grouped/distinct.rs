@@ -11,12 +11,15 @@
 use std::hash::Hash;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, UInt32Array};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Int64Type};
+use datafusion::arrow::datatypes::{DataType, Int64Type, UInt32Type};
 use datafusion::arrow::row::{RowConverter, SortField};
-use hashbrown::hash_map::EntryRef;
+use hashbrown::hash_map::{Entry, EntryRef};
 
+use crate::checkpoint::codec::{
+    columns_from_bytes, columns_to_bytes, concat_parts, corrupt, padded, split_parts, values,
+};
 use super::{GroupedAccumulator, Rows, renumbering, retain_vec};
 use crate::error::EngineError;
 use crate::fast_hash::HashMap;
@@ -70,6 +73,7 @@ pub(super) fn for_type(
         _ => {
             let converter = RowConverter::new(vec![SortField::new(data_type.clone())]).ok()?;
             Some(Box::new(Encoded {
+                data_type: data_type.clone(),
                 converter,
                 seen: Seen {
                     values: HashMap::default(),
@@ -171,6 +175,64 @@ impl<K: GroupKey> Seen<K> {
             retain_vec(counts, keep);
         }
     }
+
+    /// The table as (group, tally) columns with `value_column` between
+    /// them, and each result's count per group: two parts.
+    fn snapshot(
+        &self,
+        groups: usize,
+        value_column: impl FnOnce(&mut dyn Iterator<Item = &K>) -> Result<ArrayRef, EngineError>,
+    ) -> Result<Vec<u8>, EngineError> {
+        let entries: Vec<(&K, i64)> = self.values.iter().map(|(k, &t)| (k, t)).collect();
+        let group_of = UInt32Array::from_iter_values(entries.iter().map(|(k, _)| k.group() as u32));
+        let value_of = value_column(&mut entries.iter().map(|(k, _)| *k))?;
+        let tallies = Int64Array::from_iter_values(entries.iter().map(|(_, t)| *t));
+        let table = columns_to_bytes(vec![Arc::new(group_of), value_of, Arc::new(tallies)])?;
+        let counts = self
+            .counts
+            .iter()
+            .map(|c| Arc::new(Int64Array::from_iter_values(padded(c, groups, 0))) as ArrayRef)
+            .collect();
+        Ok(concat_parts(&[table, columns_to_bytes(counts)?]))
+    }
+
+    /// What `snapshot` wrote; `keys` makes each row's table keys from its
+    /// group and the value column.
+    fn restore(
+        &mut self,
+        bytes: &[u8],
+        groups: usize,
+        value_type: &DataType,
+        keys: impl FnOnce(&UInt32Array, &ArrayRef) -> Result<Vec<K>, EngineError>,
+    ) -> Result<(), EngineError> {
+        let [table, counts] = split_parts(bytes, 2)?[..] else {
+            return Err(corrupt("a COUNT DISTINCT state is not two parts"));
+        };
+        let types = [DataType::UInt32, value_type.clone(), DataType::Int64];
+        let table = columns_from_bytes(table, None, &types)?;
+        let group_of = table[0]
+            .as_primitive_opt::<UInt32Type>()
+            .ok_or_else(|| corrupt("a COUNT DISTINCT state's groups are not UInt32"))?;
+        if group_of.values().iter().any(|&g| g as usize >= groups) {
+            return Err(corrupt("a COUNT DISTINCT value of a group there is not"));
+        }
+        let tallies = values::<Int64Type>(&table[2])?;
+        let mut seen = HashMap::default();
+        for (key, tally) in keys(group_of, &table[1])?.into_iter().zip(tallies) {
+            match seen.entry(key) {
+                Entry::Occupied(_) => return Err(corrupt("a COUNT DISTINCT value twice")),
+                Entry::Vacant(entry) => entry.insert(tally),
+            };
+        }
+        let types = vec![DataType::Int64; self.counts.len()];
+        let counts = columns_from_bytes(counts, Some(groups), &types)?;
+        self.counts = counts
+            .iter()
+            .map(values::<Int64Type>)
+            .collect::<Result<_, _>>()?;
+        self.values = seen;
+        Ok(())
+    }
 }
 
 /// Adds one to the count of each result in `results` (bits).
@@ -231,10 +293,31 @@ impl GroupedAccumulator for Integers {
     fn retain(&mut self, keep: &[bool]) {
         self.seen.retain(keep);
     }
+
+    fn snapshot(&mut self, groups: usize) -> Result<Vec<u8>, EngineError> {
+        self.seen.snapshot(groups, |keys| {
+            Ok(Arc::new(Int64Array::from_iter_values(keys.map(|k| k.1))))
+        })
+    }
+
+    fn restore(&mut self, bytes: &[u8], groups: usize) -> Result<(), EngineError> {
+        self.seen
+            .restore(bytes, groups, &DataType::Int64, |group_of, value_of| {
+                let value_of = values::<Int64Type>(value_of)?;
+                Ok(group_of
+                    .values()
+                    .iter()
+                    .zip(value_of)
+                    .map(|(&g, v)| GroupValue(g, v))
+                    .collect())
+            })
+    }
 }
 
 /// Values by their row bytes, after the group's number (4 bytes).
 struct Encoded {
+    /// The argument's type, which a checkpoint keeps values in.
+    data_type: DataType,
     converter: RowConverter,
     seen: Seen<Vec<u8>>,
     /// Scratch for one (group, value) key.
@@ -278,5 +361,38 @@ impl GroupedAccumulator for Encoded {
 
     fn retain(&mut self, keep: &[bool]) {
         self.seen.retain(keep);
+    }
+
+    /// Values as their argument's type, not as row bytes, whose layout is
+    /// Arrow's to change between versions.
+    fn snapshot(&mut self, groups: usize) -> Result<Vec<u8>, EngineError> {
+        let converter = &self.converter;
+        self.seen.snapshot(groups, |keys| {
+            let parser = converter.parser();
+            let rows = keys.map(|key| parser.parse(&key[4..]));
+            let mut columns = converter.convert_rows(rows)?;
+            columns
+                .pop()
+                .ok_or_else(|| EngineError::Runtime("a row converter gave no column".into()))
+        })
+    }
+
+    fn restore(&mut self, bytes: &[u8], groups: usize) -> Result<(), EngineError> {
+        let converter = &self.converter;
+        let data_type = self.data_type.clone();
+        self.seen
+            .restore(bytes, groups, &data_type, |group_of, value_of| {
+                let rows = converter.convert_columns(std::slice::from_ref(value_of))?;
+                Ok(group_of
+                    .values()
+                    .iter()
+                    .zip(rows.iter())
+                    .map(|(&g, row)| {
+                        let mut key = g.to_le_bytes().to_vec();
+                        key.extend_from_slice(row.as_ref());
+                        key
+                    })
+                    .collect())
+            })
     }
 }

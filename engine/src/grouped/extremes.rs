@@ -9,6 +9,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{ArrowPrimitiveType, DataType};
 
+use crate::checkpoint::codec::{columns_from_bytes, columns_to_bytes, corrupt, options, padded};
 use super::{GroupedAccumulator, Rows, retain_vec};
 use crate::error::EngineError;
 
@@ -92,6 +93,18 @@ where
     fn retain(&mut self, keep: &[bool]) {
         retain_vec(&mut self.values, keep);
     }
+
+    fn snapshot(&mut self, groups: usize) -> Result<Vec<u8>, EngineError> {
+        let array: PrimitiveArray<T> = padded(&self.values, groups, None).collect();
+        columns_to_bytes(vec![Arc::new(array.with_data_type(self.data_type.clone()))])
+    }
+
+    fn restore(&mut self, bytes: &[u8], groups: usize) -> Result<(), EngineError> {
+        let columns =
+            columns_from_bytes(bytes, Some(groups), std::slice::from_ref(&self.data_type))?;
+        self.values = options::<T>(&columns[0])?;
+        Ok(())
+    }
 }
 
 /// Strings compare by their bytes, as DataFusion's MIN and MAX do.
@@ -163,5 +176,20 @@ impl GroupedAccumulator for TextExtreme {
 
     fn retain(&mut self, keep: &[bool]) {
         retain_vec(&mut self.values, keep);
+    }
+
+    /// Kept as UTF-8 whatever the argument's string type.
+    fn snapshot(&mut self, groups: usize) -> Result<Vec<u8>, EngineError> {
+        let array: StringArray = padded(&self.values, groups, None).collect();
+        columns_to_bytes(vec![Arc::new(array)])
+    }
+
+    fn restore(&mut self, bytes: &[u8], groups: usize) -> Result<(), EngineError> {
+        let columns = columns_from_bytes(bytes, Some(groups), &[DataType::Utf8])?;
+        let strings = columns[0]
+            .as_string_opt::<i32>()
+            .ok_or_else(|| corrupt("a MIN/MAX state is not UTF-8"))?;
+        self.values = strings.iter().map(|v| v.map(Box::from)).collect();
+        Ok(())
     }
 }

@@ -93,6 +93,19 @@ pub(crate) trait GroupedAccumulator: Send {
     /// Keeps the groups `keep` marks, renumbered in order (group `g` becomes
     /// the count of kept groups before it).
     fn retain(&mut self, keep: &[bool]);
+
+    /// The state of groups `0..groups` as bytes, for a checkpoint; the
+    /// state itself is left as it was.
+    fn snapshot(&mut self, groups: usize) -> Result<Vec<u8>, EngineError>;
+
+    /// Replaces the state with what `snapshot` gave for `groups` groups;
+    /// bytes that are not such a state are an error.
+    fn restore(&mut self, bytes: &[u8], groups: usize) -> Result<(), EngineError>;
+
+    /// Why the state cannot be checkpointed, if it cannot.
+    fn checkpoint_refusal(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Renumbering after `retain`: each kept group's new number.

@@ -9,13 +9,15 @@
 //! from all its rows.
 
 use crate::fast_hash::HashMap;
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, UInt32Array};
 use datafusion::arrow::compute::kernels::cmp::distinct;
 use datafusion::arrow::compute::{interleave, take};
-use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::arrow::row::RowConverter;
 use datafusion::physical_expr::PhysicalExpr;
@@ -27,8 +29,12 @@ use timely::dataflow::operators::generic::Operator;
 
 use crate::batch::Batch;
 use crate::changelog::{RowKind, diffs, is_changelog, op_array};
+use crate::checkpoint::encoding::{Reader, put_bytes, put_u32};
 use crate::context::JobContext;
 use crate::error::EngineError;
+use crate::checkpoint::codec::{
+    columns_from_bytes, columns_to_bytes, corrupt, seal, unseal, values,
+};
 use crate::grouped::{self, Rows, Unit, renumbering, retain_vec};
 use crate::join::kernel::key_converter;
 use crate::runtime::exchange;
@@ -370,6 +376,150 @@ impl State {
     }
 }
 
+/// A GROUP BY's checkpoint: a version, then the groups in number order
+/// as one IPC batch (the key columns, `rows`, `emitted`), then each unit's
+/// own state over those groups.
+const STATE_VERSION: u32 = 1;
+
+impl State {
+    fn snapshot(&mut self) -> Result<Vec<u8>, EngineError> {
+        let groups = self.groups.rows.len();
+        let mut columns = self.key_columns(groups)?;
+        columns.push(Arc::new(Int64Array::from(self.groups.rows.clone())));
+        columns.push(Arc::new(BooleanArray::from(self.groups.emitted.clone())));
+        let mut out = Vec::new();
+        put_u32(&mut out, STATE_VERSION);
+        put_bytes(&mut out, &columns_to_bytes(columns)?);
+        put_u32(&mut out, self.units.len() as u32);
+        for unit in &mut self.units {
+            put_bytes(&mut out, &unit.state.snapshot(groups)?);
+        }
+        Ok(out)
+    }
+
+    /// The key values of groups `0..groups`, decoded from the index's row
+    /// bytes: a checkpoint keeps values, whose encoding Arrow does not
+    /// change between versions.
+    fn key_columns(&self, groups: usize) -> Result<Vec<ArrayRef>, EngineError> {
+        if self.spec.keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut by_group: Vec<Option<&[u8]>> = vec![None; groups];
+        for (key, &group) in &self.index {
+            if let Some(slot) = by_group.get_mut(group as usize) {
+                *slot = Some(key.as_slice());
+            }
+        }
+        let parser = self.keys.parser();
+        let rows = by_group
+            .into_iter()
+            .map(|key| {
+                key.map(|key| parser.parse(key))
+                    .ok_or_else(|| EngineError::Runtime("a group without its key".into()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(self.keys.convert_rows(rows)?)
+    }
+
+    /// Takes the state a snapshot held. Wall-clock TTL bookkeeping is not
+    /// kept: restored groups count as updated now, which gives each at
+    /// most the downtime as extra time to live.
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), EngineError> {
+        let mut reader = Reader::new(unseal(bytes)?);
+        if reader.u32()? != STATE_VERSION {
+            return Err(corrupt("a GROUP BY state of another version"));
+        }
+        let groups = self.restore_groups(reader.bytes()?)?;
+        if reader.u32()? as usize != self.units.len() {
+            return Err(corrupt("a GROUP BY state with other aggregates"));
+        }
+        for unit in &mut self.units {
+            unit.state.restore(reader.bytes()?, groups)?;
+        }
+        if !reader.is_empty() {
+            return Err(corrupt("trailing bytes after a GROUP BY state"));
+        }
+        JobContext::add(&self.context.state_rows, groups);
+        Ok(())
+    }
+
+    /// The index and per-group bookkeeping; returns how many groups.
+    fn restore_groups(&mut self, bytes: &[u8]) -> Result<usize, EngineError> {
+        let key_count = self.spec.keys.len();
+        let mut types = self.key_types()?;
+        types.extend([DataType::Int64, DataType::Boolean]);
+        let columns = columns_from_bytes(bytes, None, &types)?;
+        let groups = columns[key_count].len();
+        let rows = values::<Int64Type>(&columns[key_count])?;
+        let emitted = columns[key_count + 1]
+            .as_boolean_opt()
+            .ok_or_else(|| corrupt("a GROUP BY state's emitted flags are not booleans"))?;
+        let mut index = HashMap::default();
+        if key_count == 0 {
+            if groups > 1 {
+                return Err(corrupt("several groups without a GROUP BY key"));
+            }
+            index.extend((groups == 1).then(|| (Vec::new(), 0)));
+        } else {
+            let keys = self.keys.convert_columns(&columns[..key_count])?;
+            for (group, key) in keys.iter().enumerate() {
+                if index.insert(key.data().to_vec(), group as u32).is_some() {
+                    return Err(corrupt("a GROUP BY key twice"));
+                }
+            }
+        }
+        let now = Instant::now();
+        let mut restored = Groups::default();
+        for (group, rows) in rows.into_iter().enumerate() {
+            restored.push(now);
+            restored.rows[group] = rows;
+            restored.emitted[group] = emitted.value(group);
+        }
+        self.index = index;
+        self.groups = restored;
+        self.batches = 0;
+        Ok(groups)
+    }
+
+    fn key_types(&self) -> Result<Vec<DataType>, EngineError> {
+        self.spec
+            .keys
+            .iter()
+            .map(|key| Ok(key.data_type(&self.spec.input_schema)?))
+            .collect()
+    }
+
+    /// Why a checkpoint cannot hold this state, if it cannot.
+    fn checkpoint_refusal(&self) -> Option<String> {
+        self.units
+            .iter()
+            .find_map(|unit| unit.state.checkpoint_refusal())
+    }
+}
+
+/// The GROUP BY's state, as a checkpoint takes it.
+struct Checkpointed(Rc<RefCell<State>>);
+
+impl crate::checkpoint::worker::OperatorState for Checkpointed {
+    fn snapshot(&self) -> Result<Vec<u8>, EngineError> {
+        self.0.borrow_mut().snapshot().map(seal)
+    }
+}
+
+/// Registers the state for checkpoints and restores it if the job resumes.
+fn register(state: &Rc<RefCell<State>>) -> Result<(), EngineError> {
+    if crate::checkpoint::worker::mode().is_some()
+        && let Some(refusal) = state.borrow().checkpoint_refusal()
+    {
+        return Err(EngineError::Plan(refusal));
+    }
+    let checkpointed = Rc::new(Checkpointed(state.clone()));
+    match crate::checkpoint::worker::register("GroupAggregate", checkpointed) {
+        Some(bytes) => state.borrow_mut().restore(&bytes),
+        None => Ok(()),
+    }
+}
+
 /// Expressions over one batch, each computed once.
 struct Computed<'a> {
     input: &'a RecordBatch,
@@ -479,7 +629,7 @@ pub fn append_aggregate<'scope>(
     spec: Arc<GroupAggregate>,
     context: Arc<JobContext>,
 ) -> Result<Stream<'scope, Watermark, Batch>, EngineError> {
-    let mut state = State::new(spec.clone(), context.clone())?;
+    let state = Rc::new(RefCell::new(State::new(spec.clone(), context.clone())?));
     let (front_spec, front_context) = (spec.clone(), context.clone());
     let keyed = crate::stateless::map_batches(
         input,
@@ -495,7 +645,11 @@ pub fn append_aggregate<'scope>(
         "GroupAggregate",
         move |_cap, info| {
             let activator = scope.activator_for(info.address);
+            if let Err(error) = register(&state) {
+                context.fail(error);
+            }
             move |input, output| {
+                let mut state = state.borrow_mut();
                 input.for_each(|cap, data| {
                     let Some(batch) = data.take() else { return };
                     match state.absorb(&batch) {

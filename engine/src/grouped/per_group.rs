@@ -5,10 +5,12 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, UInt32Array, new_empty_array};
 use datafusion::arrow::compute::{cast, take};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::logical_expr::Accumulator;
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::scalar::ScalarValue;
 
+use crate::checkpoint::codec::{columns_from_bytes, columns_to_bytes, corrupt};
 use super::{GroupedAccumulator, Rows, retain_vec};
 use crate::error::EngineError;
 
@@ -28,17 +30,66 @@ impl PerGroup {
         }
     }
 
+    fn fresh(&self) -> Result<Box<dyn Accumulator>, EngineError> {
+        Ok(if self.takes_back {
+            self.aggregate.create_sliding_accumulator()?
+        } else {
+            self.aggregate.create_accumulator()?
+        })
+    }
+
     fn accumulator(&mut self, group: usize) -> Result<&mut Box<dyn Accumulator>, EngineError> {
-        let slot = &mut self.accumulators[group];
-        if slot.is_none() {
-            *slot = Some(if self.takes_back {
-                self.aggregate.create_sliding_accumulator()?
-            } else {
-                self.aggregate.create_accumulator()?
-            });
+        if self.accumulators[group].is_none() {
+            self.accumulators[group] = Some(self.fresh()?);
         }
-        slot.as_mut()
+        self.accumulators[group]
+            .as_mut()
             .ok_or_else(|| EngineError::Runtime("an accumulator went missing".into()))
+    }
+
+    /// Each group's intermediate state (DataFusion's, as its multi-phase
+    /// aggregation passes between stages), one array per state field.
+    /// Taking it consumes the accumulators' state.
+    fn take_states(&mut self, groups: usize) -> Result<Vec<ArrayRef>, EngineError> {
+        if self.accumulators.len() < groups {
+            self.accumulators.resize_with(groups, || None);
+        }
+        let mut fields: Vec<Vec<ScalarValue>> = Vec::new();
+        for group in 0..groups {
+            let state = self.accumulator(group)?.state()?;
+            fields.resize_with(state.len(), Vec::new);
+            for (field, value) in fields.iter_mut().zip(state) {
+                field.push(value);
+            }
+        }
+        fields
+            .into_iter()
+            .map(|values| Ok(ScalarValue::iter_to_array(values)?))
+            .collect()
+    }
+
+    /// One accumulator per group, merged from `states`.
+    fn load(&mut self, states: &[ArrayRef], groups: usize) -> Result<(), EngineError> {
+        let mut accumulators = Vec::with_capacity(groups);
+        for group in 0..groups {
+            let mut accumulator = self.fresh()?;
+            let row: Vec<ArrayRef> = states.iter().map(|s| s.slice(group, 1)).collect();
+            accumulator.merge_batch(&row)?;
+            accumulators.push(Some(accumulator));
+        }
+        self.accumulators = accumulators;
+        Ok(())
+    }
+
+    /// The types of the state fields, from an accumulator that has seen
+    /// nothing: `merge_batch` downcasts without checking.
+    fn state_types(&self) -> Result<Vec<DataType>, EngineError> {
+        Ok(self
+            .fresh()?
+            .state()?
+            .iter()
+            .map(ScalarValue::data_type)
+            .collect())
     }
 }
 
@@ -92,5 +143,43 @@ impl GroupedAccumulator for PerGroup {
 
     fn retain(&mut self, keep: &[bool]) {
         retain_vec(&mut self.accumulators, keep);
+    }
+
+    /// Taking DataFusion's state consumes it, so every group is merged
+    /// back from what it gave, as a restore would.
+    fn snapshot(&mut self, groups: usize) -> Result<Vec<u8>, EngineError> {
+        if let Some(refusal) = self.checkpoint_refusal() {
+            return Err(EngineError::Plan(refusal));
+        }
+        if groups == 0 {
+            return Ok(Vec::new());
+        }
+        let states = self.take_states(groups)?;
+        self.load(&states, groups)?;
+        columns_to_bytes(states)
+    }
+
+    fn restore(&mut self, bytes: &[u8], groups: usize) -> Result<(), EngineError> {
+        if groups == 0 {
+            if !bytes.is_empty() {
+                return Err(corrupt("state for groups there are not"));
+            }
+            self.accumulators.clear();
+            return Ok(());
+        }
+        let states = columns_from_bytes(bytes, Some(groups), &self.state_types()?)?;
+        self.load(&states, groups)
+    }
+
+    /// DataFusion's sliding COUNT(DISTINCT) states only its distinct
+    /// values, not how often each came, so a restored one would lose a
+    /// value at the first retraction of it.
+    fn checkpoint_refusal(&self) -> Option<String> {
+        (self.takes_back && self.aggregate.is_distinct()).then(|| {
+            format!(
+                "checkpoints do not cover {} over a changelog yet",
+                self.aggregate.name()
+            )
+        })
     }
 }

@@ -263,6 +263,58 @@ proptest! {
     }
 }
 
+/// Runnel's own state for `case`, or DataFusion's accumulators for it.
+fn fresh(case: usize, takes_back: bool, own: bool) -> Box<dyn GroupedAccumulator> {
+    if own {
+        states(case, takes_back).0
+    } else {
+        Box::new(PerGroup::new(aggregate(case), takes_back))
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 100, ..ProptestConfig::default() })]
+
+    /// A state restored from a snapshot gives the same results as the one
+    /// snapshotted, then and after more rows; snapshotting leaves a state
+    /// as it was. For Runnel's own states and DataFusion's accumulators,
+    /// adding rows only or taking some back.
+    #[test]
+    fn states_restored_from_a_snapshot_go_on_as_the_original(
+        rows in rows(40),
+        taken_back in 0usize..40,
+        later in rows(20),
+        case in 0..CASES.len(),
+        takes_back in any::<bool>(),
+        own in any::<bool>(),
+        filtered in any::<bool>(),
+    ) {
+        let groups = 6;
+        let takes_back = takes_back && TAKING_BACK.contains(&case);
+        let mut original = fresh(case, takes_back, own);
+        feed(original.as_mut(), &rows, None, case, filtered, groups);
+        if takes_back {
+            let gone = &rows[..taken_back.min(rows.len())];
+            let diffs = vec![-1; gone.len()];
+            feed(original.as_mut(), gone, Some(&diffs), case, filtered, groups);
+        }
+        if original.checkpoint_refusal().is_some() {
+            prop_assert!(original.snapshot(groups).is_err());
+            return Ok(());
+        }
+        let before = all(original.as_mut(), groups);
+        let bytes = original.snapshot(groups).expect("snapshot");
+        let mut restored = fresh(case, takes_back, own);
+        restored.restore(&bytes, groups).expect("restore");
+        prop_assert_eq!(all(original.as_mut(), groups), before.clone(), "{:?}", CASES[case]);
+        prop_assert_eq!(all(restored.as_mut(), groups), before, "{:?}", CASES[case]);
+        feed(original.as_mut(), &later, None, case, filtered, groups);
+        feed(restored.as_mut(), &later, None, case, filtered, groups);
+        prop_assert_eq!(all(restored.as_mut(), groups), all(original.as_mut(), groups));
+        prop_assert!(fresh(case, takes_back, own).restore(&bytes, groups + 1).is_err());
+    }
+}
+
 /// Floats' MIN/MAX and COUNT DISTINCT stay with DataFusion (NaN, -0.0).
 #[test]
 fn floats_keep_datafusion_extremes_and_distinct_counts() {

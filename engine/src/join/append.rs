@@ -4,7 +4,12 @@
 //! to (batch, row). A new batch probes the other side's index once per row
 //! and gathers its partners from the kept batches: rows are never copied
 //! into state, concatenated or re-indexed.
+//!
+//! It emits each pair at the time of the batch that completed it and holds
+//! no capability, so a checkpoint of it is the kept batches alone.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, BooleanArray, UInt32Array};
@@ -16,9 +21,13 @@ use timely::dataflow::Stream;
 use timely::dataflow::operators::generic::Operator;
 
 use crate::batch::Batch;
+use crate::checkpoint::encoding::{
+    Reader, batches_from_bytes, batches_to_bytes, put_bytes, put_u32,
+};
 use crate::context::JobContext;
 use crate::error::EngineError;
 use crate::fast_hash::HashMap;
+use crate::checkpoint::codec::{corrupt, fits_schema, seal, unseal};
 use crate::join::interval::{IntervalJoin, Side};
 use crate::join::kernel::{KeyedBatch, key_converter};
 use crate::runtime::exchange;
@@ -45,6 +54,10 @@ impl Kept {
             }
         }
         self.batches.push(keyed.batch);
+    }
+
+    fn rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
     }
 
     /// The kept rows that match each row of `probe`: the probe's row
@@ -158,6 +171,84 @@ impl State {
     }
 }
 
+/// An append join's checkpoint, sealed: a version, then per side (left
+/// first) its kept batches in arrival order, as runs of batches that share
+/// a schema, each run one Arrow IPC stream. Batches stay as they came, so
+/// the restored join gathers partners in the order the live one did.
+const STATE_VERSION: u32 = 1;
+
+impl State {
+    fn snapshot(&self) -> Result<Vec<u8>, EngineError> {
+        let mut out = Vec::new();
+        put_u32(&mut out, STATE_VERSION);
+        for kept in [&self.left, &self.right] {
+            put_batches(&mut out, &kept.batches)?;
+        }
+        Ok(out)
+    }
+
+    /// Takes the batches a snapshot held, indexing them anew.
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), EngineError> {
+        let mut reader = Reader::new(unseal(bytes)?);
+        if reader.u32()? != STATE_VERSION {
+            return Err(corrupt("an append join state of another version"));
+        }
+        for side in [Side::Left, Side::Right] {
+            let kept = self.read_side(&mut reader, side)?;
+            JobContext::add(&self.context.state_rows, kept.rows());
+            match side {
+                Side::Left => self.left = kept,
+                Side::Right => self.right = kept,
+            }
+        }
+        if !reader.is_empty() {
+            return Err(corrupt("trailing bytes after an append join state"));
+        }
+        Ok(())
+    }
+
+    fn read_side(&self, reader: &mut Reader<'_>, side: Side) -> Result<Kept, EngineError> {
+        let join = &self.spec.join;
+        let (keys, schema) = match side {
+            Side::Left => (&join.left_keys, &join.left_schema),
+            Side::Right => (&join.right_keys, &join.right_schema),
+        };
+        let mut kept = Kept::default();
+        for _ in 0..reader.u32()? {
+            for batch in batches_from_bytes(reader.bytes()?)? {
+                // The join reads kept columns by position.
+                if !fits_schema(&batch, schema) {
+                    return Err(corrupt("an append join batch has other columns"));
+                }
+                kept.add(KeyedBatch::new(batch, keys, &self.converter)?);
+            }
+        }
+        Ok(kept)
+    }
+}
+
+/// `batches` as a count of runs, then each run of equal schemas as IPC.
+fn put_batches(out: &mut Vec<u8>, batches: &[RecordBatch]) -> Result<(), EngineError> {
+    let runs: Vec<(&RecordBatch, &[RecordBatch])> = batches
+        .chunk_by(|a, b| a.schema_ref() == b.schema_ref())
+        .filter_map(|run| Some((run.first()?, run)))
+        .collect();
+    put_u32(out, runs.len() as u32);
+    for (first, run) in runs {
+        put_bytes(out, &batches_to_bytes(first.schema_ref(), run)?);
+    }
+    Ok(())
+}
+
+/// Both sides' kept batches, as a checkpoint takes them.
+struct Checkpointed(Rc<RefCell<State>>);
+
+impl crate::checkpoint::worker::OperatorState for Checkpointed {
+    fn snapshot(&self) -> Result<Vec<u8>, EngineError> {
+        self.0.borrow().snapshot().map(seal)
+    }
+}
+
 /// Runs the join; `spec.expiry` is `Expiry::Never` (the interval join
 /// hands such joins here).
 pub fn append_join<'scope>(
@@ -175,14 +266,21 @@ pub fn append_join<'scope>(
             exchange::by_key(routes.1),
             "Join",
             move |_cap, _info| {
-                let mut state = State {
+                let state = Rc::new(RefCell::new(State {
                     spec,
-                    context,
+                    context: context.clone(),
                     converter,
                     left: Kept::default(),
                     right: Kept::default(),
-                };
+                }));
+                let checkpointed = Rc::new(Checkpointed(state.clone()));
+                if let Some(bytes) = crate::checkpoint::worker::register("AppendJoin", checkpointed)
+                    && let Err(error) = state.borrow_mut().restore(&bytes)
+                {
+                    context.fail(error);
+                }
                 move |left, right, output| {
+                    let mut state = state.borrow_mut();
                     left.for_each(|cap, data| {
                         if let Some(mut out) = state.absorb(Side::Left, data.take()) {
                             output.session(&cap).give_container(&mut out);

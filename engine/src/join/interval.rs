@@ -8,6 +8,8 @@
 //! arrive, as Flink keeps join state, and dropped without retracting what
 //! they joined.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use datafusion::arrow::record_batch::RecordBatch;
@@ -18,8 +20,12 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
 use crate::batch::Batch;
+use crate::checkpoint::encoding::{
+    Reader, batches_from_bytes, batches_to_bytes, put_bytes, put_i64, put_u32,
+};
 use crate::context::JobContext;
 use crate::error::EngineError;
+use crate::checkpoint::codec::{corrupt, seal, unseal};
 use crate::join::kernel::{JoinSpec, KeyIndex, KeyedBatch, Matches, key_converter};
 use crate::runtime::exchange;
 use crate::time::{Millis, Watermark};
@@ -276,6 +282,159 @@ fn no_matches() -> Matches {
     }
 }
 
+/// An interval join's checkpoint: a version, then per side (left first)
+/// its chunks, each as its `max_time`, the time of its capability (if it
+/// holds one), its matched flags (a byte a row) and its rows (Arrow IPC).
+/// The arrival instants a TTL counts from are not kept: restored rows
+/// count as arrived now, which gives them at most the downtime as extra
+/// time to live.
+const STATE_VERSION: u32 = 1;
+
+impl State {
+    fn snapshot(&self) -> Result<Vec<u8>, EngineError> {
+        let mut out = Vec::new();
+        put_u32(&mut out, STATE_VERSION);
+        for chunks in [&self.left, &self.right] {
+            put_u32(&mut out, chunks.len() as u32);
+            for chunk in chunks {
+                put_chunk(&mut out, chunk)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Takes the chunks a snapshot held; their capabilities are made anew
+    /// from the operator's initial one.
+    fn restore(
+        &mut self,
+        bytes: &[u8],
+        initial: &Capability<Watermark>,
+    ) -> Result<(), EngineError> {
+        let mut reader = Reader::new(unseal(bytes)?);
+        if reader.u32()? != STATE_VERSION {
+            return Err(corrupt("an interval join state of another version"));
+        }
+        for side in [Side::Left, Side::Right] {
+            let count = reader.u32()?;
+            let mut chunks = Vec::new();
+            for _ in 0..count {
+                chunks.push(self.read_chunk(&mut reader, side, initial)?);
+            }
+            let rows: usize = chunks.iter().map(|c| c.rows.len()).sum();
+            JobContext::add(&self.context.state_rows, rows);
+            match side {
+                Side::Left => self.left = chunks,
+                Side::Right => self.right = chunks,
+            }
+        }
+        if !reader.is_empty() {
+            return Err(corrupt("trailing bytes after an interval join state"));
+        }
+        Ok(())
+    }
+
+    fn read_chunk(
+        &self,
+        reader: &mut Reader<'_>,
+        side: Side,
+        initial: &Capability<Watermark>,
+    ) -> Result<Chunk, EngineError> {
+        let max_time = reader.i64()?;
+        let cap_time = match reader.u32()? {
+            0 => None,
+            1 => Some(reader.i64()?),
+            _ => return Err(corrupt("an interval join chunk's capability flag")),
+        };
+        let holds_time = matches!(self.spec.expiry, Expiry::Interval { .. });
+        if cap_time.is_some() != holds_time {
+            return Err(corrupt("an interval join chunk's capability"));
+        }
+        let matched = reader
+            .bytes()?
+            .iter()
+            .map(|&flag| match flag {
+                0 | 1 => Ok(flag == 1),
+                _ => Err(corrupt("an interval join chunk's matched flags")),
+            })
+            .collect::<Result<Vec<bool>, _>>()?;
+        let batch = self.read_rows(reader.bytes()?, side)?;
+        if batch.num_rows() != matched.len() {
+            return Err(corrupt("an interval join chunk's rows and flags differ"));
+        }
+        let keys = match side {
+            Side::Left => &self.spec.join.left_keys,
+            Side::Right => &self.spec.join.right_keys,
+        };
+        let rows = KeyedBatch::new(batch, keys, &self.converter)?;
+        let cap = cap_time
+            .map(|time| {
+                initial
+                    .try_delayed(&time)
+                    .ok_or_else(|| corrupt("an interval join chunk's time"))
+            })
+            .transpose()?;
+        Ok(Chunk {
+            index: rows.index(),
+            rows,
+            matched,
+            max_time,
+            arrived: std::time::Instant::now(),
+            cap,
+        })
+    }
+
+    /// One chunk's rows, which must have the side's column types: the
+    /// join reads them by position.
+    fn read_rows(&self, bytes: &[u8], side: Side) -> Result<RecordBatch, EngineError> {
+        let schema = match side {
+            Side::Left => &self.spec.join.left_schema,
+            Side::Right => &self.spec.join.right_schema,
+        };
+        let mut batches = batches_from_bytes(bytes)?;
+        let (Some(batch), true) = (batches.pop(), batches.is_empty()) else {
+            return Err(corrupt("an interval join chunk is not one batch"));
+        };
+        let fits = batch.num_columns() == schema.fields().len()
+            && batch
+                .columns()
+                .iter()
+                .zip(schema.fields())
+                .all(|(column, field)| column.data_type() == field.data_type());
+        if !fits {
+            return Err(corrupt("an interval join chunk has other columns"));
+        }
+        Ok(batch)
+    }
+}
+
+fn put_chunk(out: &mut Vec<u8>, chunk: &Chunk) -> Result<(), EngineError> {
+    put_i64(out, chunk.max_time);
+    match &chunk.cap {
+        Some(cap) => {
+            put_u32(out, 1);
+            put_i64(out, *cap.time());
+        }
+        None => put_u32(out, 0),
+    }
+    let matched: Vec<u8> = chunk.matched.iter().map(|&m| u8::from(m)).collect();
+    put_bytes(out, &matched);
+    let batch = &chunk.rows.batch;
+    put_bytes(
+        out,
+        &batches_to_bytes(&batch.schema(), std::slice::from_ref(batch))?,
+    );
+    Ok(())
+}
+
+/// Both sides' kept rows, as a checkpoint takes them.
+struct Checkpointed(Rc<RefCell<State>>);
+
+impl crate::checkpoint::worker::OperatorState for Checkpointed {
+    fn snapshot(&self) -> Result<Vec<u8>, EngineError> {
+        self.0.borrow().snapshot().map(seal)
+    }
+}
+
 fn least(frontier: &timely::progress::frontier::MutableAntichain<Watermark>) -> Option<Watermark> {
     frontier.frontier().first().copied()
 }
@@ -301,16 +460,23 @@ pub fn interval_join<'scope>(
         exchange::by_key(routes.0),
         exchange::by_key(routes.1),
         "IntervalJoin",
-        move |_cap, info| {
+        move |initial, info| {
             let activator = scope.activator_for(info.address);
-            let mut state = State {
+            let state = Rc::new(RefCell::new(State {
                 context: context.clone(),
                 spec,
                 converter,
                 left: Vec::new(),
                 right: Vec::new(),
-            };
+            }));
+            let checkpointed = Rc::new(Checkpointed(state.clone()));
+            if let Some(bytes) = crate::checkpoint::worker::register("IntervalJoin", checkpointed)
+                && let Err(error) = state.borrow_mut().restore(&bytes, &initial)
+            {
+                context.fail(error);
+            }
             move |(left, left_frontier), (right, right_frontier), output| {
+                let mut state = state.borrow_mut();
                 let mut result = Ok(());
                 left.for_each(|cap, data| {
                     if let (Some(batch), Some(held)) = (data.take(), cap.retain_least(0))

@@ -3,7 +3,9 @@
 //! input rows (a window aggregation's results) all travel at their window's
 //! `window_end - 1`.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use datafusion::arrow::record_batch::RecordBatch;
@@ -13,8 +15,12 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
 use crate::batch::Batch;
+use crate::checkpoint::encoding::{
+    Reader, batches_from_bytes, batches_to_bytes, put_bytes, put_i64, put_u32,
+};
 use crate::context::JobContext;
 use crate::error::EngineError;
+use crate::checkpoint::codec::{corrupt, seal, unseal};
 use crate::runtime::exchange;
 use crate::time::Watermark;
 
@@ -51,12 +57,26 @@ pub fn per_closed_time<'scope>(
     f: ClosedTimeFn,
     context: Arc<JobContext>,
 ) -> Stream<'scope, Watermark, Batch> {
+    let kind = name.to_string();
     input.unary_frontier::<CapacityContainerBuilder<Batch>, _, _, _>(
         exchange::by_key(key_columns),
         name,
-        move |_cap, _info| {
-            let mut stash = Stash::new();
+        move |initial, _info| {
+            let stash = Rc::new(RefCell::new(Stash::new()));
+            let checkpointed = Rc::new(Checkpointed(stash.clone()));
+            if let Some(bytes) = crate::checkpoint::worker::register(&kind, checkpointed) {
+                match read_times(&bytes, 1, &initial) {
+                    Ok(times) => {
+                        let mut stash = stash.borrow_mut();
+                        for (time, (cap, mut sides)) in times {
+                            stash.insert(time, (cap, sides.pop().unwrap_or_default()));
+                        }
+                    }
+                    Err(error) => context.fail(error),
+                }
+            }
             move |(input, frontier), output| {
+                let mut stash = stash.borrow_mut();
                 input.for_each(|cap, data| {
                     if let Some(batch) = data.take() {
                         stash_batch(&mut stash, &cap, batch);
@@ -99,9 +119,8 @@ pub fn per_closed_time_pair<'scope>(
     f: ClosedTimePairFn,
     context: Arc<JobContext>,
 ) -> Stream<'scope, Watermark, Batch> {
-    type Stash = BTreeMap<Watermark, (Capability<Watermark>, Vec<RecordBatch>, Vec<RecordBatch>)>;
     fn stash_batch(
-        stash: &mut Stash,
+        stash: &mut PairStash,
         cap: &timely::dataflow::operators::InputCapability<Watermark>,
         batch: RecordBatch,
         left: bool,
@@ -121,14 +140,30 @@ pub fn per_closed_time_pair<'scope>(
         }
     }
     let (left_keys, right_keys) = key_columns;
+    let kind = name.to_string();
     left.binary_frontier::<_, CapacityContainerBuilder<Batch>, _, _, _, _>(
         right,
         exchange::by_key(left_keys),
         exchange::by_key(right_keys),
         name,
-        move |_cap, _info| {
-            let mut stash: Stash = BTreeMap::new();
+        move |initial, _info| {
+            let stash = Rc::new(RefCell::new(PairStash::new()));
+            let checkpointed = Rc::new(CheckpointedPair(stash.clone()));
+            if let Some(bytes) = crate::checkpoint::worker::register(&kind, checkpointed) {
+                match read_times(&bytes, 2, &initial) {
+                    Ok(times) => {
+                        let mut stash = stash.borrow_mut();
+                        for (time, (cap, mut sides)) in times {
+                            let rights = sides.pop().unwrap_or_default();
+                            let lefts = sides.pop().unwrap_or_default();
+                            stash.insert(time, (cap, lefts, rights));
+                        }
+                    }
+                    Err(error) => context.fail(error),
+                }
+            }
             move |(left, left_frontier), (right, right_frontier), output| {
+                let mut stash = stash.borrow_mut();
                 left.for_each(|cap, data| {
                     if let Some(batch) = data.take() {
                         stash_batch(&mut stash, &cap, batch, true);
@@ -157,4 +192,108 @@ pub fn per_closed_time_pair<'scope>(
             }
         },
     )
+}
+
+/// Left and right batches by the time they travelled at.
+type PairStash = BTreeMap<Watermark, (Capability<Watermark>, Vec<RecordBatch>, Vec<RecordBatch>)>;
+
+/// A per-closed-time operator's checkpoint: a version, a count of times,
+/// then per time (earliest first) the time and, per input, a count of
+/// batches and each batch as Arrow IPC. Each time's capability is made
+/// anew at that time on restore. The batches' columns are not checked
+/// against the input's here, which the operator is not told; its function
+/// reads them when the time closes.
+const STATE_VERSION: u32 = 1;
+
+/// What one time holds: its capability, and its batches per input.
+type Held = (Capability<Watermark>, Vec<Vec<RecordBatch>>);
+
+fn put_times<'a>(
+    times: impl ExactSizeIterator<Item = (Watermark, Vec<&'a [RecordBatch]>)>,
+) -> Result<Vec<u8>, EngineError> {
+    let mut out = Vec::new();
+    put_u32(&mut out, STATE_VERSION);
+    put_u32(&mut out, times.len() as u32);
+    for (time, sides) in times {
+        put_i64(&mut out, time);
+        for batches in sides {
+            put_u32(&mut out, batches.len() as u32);
+            for batch in batches {
+                let bytes = batches_to_bytes(&batch.schema(), std::slice::from_ref(batch))?;
+                put_bytes(&mut out, &bytes);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What `put_times` wrote for `sides` inputs, with a capability per time.
+fn read_times(
+    bytes: &[u8],
+    sides: usize,
+    initial: &Capability<Watermark>,
+) -> Result<BTreeMap<Watermark, Held>, EngineError> {
+    let mut reader = Reader::new(unseal(bytes)?);
+    if reader.u32()? != STATE_VERSION {
+        return Err(corrupt("a per-time state of another version"));
+    }
+    let mut times = BTreeMap::new();
+    for _ in 0..reader.u32()? {
+        let time = reader.i64()?;
+        let cap = initial
+            .try_delayed(&time)
+            .ok_or_else(|| corrupt("a per-time state's time"))?;
+        let held = (0..sides)
+            .map(|_| read_batches(&mut reader))
+            .collect::<Result<Vec<_>, _>>()?;
+        if times.insert(time, (cap, held)).is_some() {
+            return Err(corrupt("a per-time state has a time twice"));
+        }
+    }
+    if !reader.is_empty() {
+        return Err(corrupt("trailing bytes after a per-time state"));
+    }
+    Ok(times)
+}
+
+fn read_batches(reader: &mut Reader<'_>) -> Result<Vec<RecordBatch>, EngineError> {
+    let count = reader.u32()?;
+    let mut batches = Vec::new();
+    for _ in 0..count {
+        let mut read = batches_from_bytes(reader.bytes()?)?;
+        let (Some(batch), true) = (read.pop(), read.is_empty()) else {
+            return Err(corrupt("a per-time batch is not one batch"));
+        };
+        batches.push(batch);
+    }
+    Ok(batches)
+}
+
+/// A per-closed-time operator's stashed batches, as a checkpoint takes them.
+struct Checkpointed(Rc<RefCell<Stash>>);
+
+impl crate::checkpoint::worker::OperatorState for Checkpointed {
+    fn snapshot(&self) -> Result<Vec<u8>, EngineError> {
+        let stash = self.0.borrow();
+        put_times(
+            stash
+                .iter()
+                .map(|(&time, (_, batches))| (time, vec![batches.as_slice()])),
+        )
+        .map(seal)
+    }
+}
+
+struct CheckpointedPair(Rc<RefCell<PairStash>>);
+
+impl crate::checkpoint::worker::OperatorState for CheckpointedPair {
+    fn snapshot(&self) -> Result<Vec<u8>, EngineError> {
+        let stash = self.0.borrow();
+        put_times(
+            stash.iter().map(|(&time, (_, lefts, rights))| {
+                (time, vec![lefts.as_slice(), rights.as_slice()])
+            }),
+        )
+        .map(seal)
+    }
 }

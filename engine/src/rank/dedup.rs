@@ -5,6 +5,8 @@
 //! way, its watermark being the wall clock.
 
 use crate::fast_hash::{HashMap, HashSet};
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, UInt64Array};
@@ -18,8 +20,12 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
 use crate::batch::Batch;
+use crate::checkpoint::encoding::{
+    Reader, batches_from_bytes, batches_to_bytes, put_bytes, put_i64, put_u32,
+};
 use crate::context::JobContext;
 use crate::error::EngineError;
+use crate::checkpoint::codec::{columns_from_bytes, columns_to_bytes, corrupt, seal, unseal};
 use crate::runtime::exchange;
 use crate::time::{Millis, Watermark};
 use crate::window::state::millis;
@@ -53,28 +59,37 @@ struct State {
 }
 
 impl State {
-    fn keys(&self, batch: &RecordBatch) -> Result<datafusion::arrow::row::Rows, EngineError> {
+    /// Each row's key; `None` without key columns, every row's key then
+    /// being empty (a converter of no columns gives no rows at all).
+    fn keys(
+        &self,
+        batch: &RecordBatch,
+    ) -> Result<Option<datafusion::arrow::row::Rows>, EngineError> {
+        if self.spec.key_columns.is_empty() {
+            return Ok(None);
+        }
         let columns: Vec<ArrayRef> = self
             .spec
             .key_columns
             .iter()
             .map(|&i| batch.column(i).clone())
             .collect();
-        Ok(self.converter.convert_columns(&columns)?)
+        Ok(Some(self.converter.convert_columns(&columns)?))
     }
 
     /// Event time: remembers each key's earliest row.
     fn absorb(&mut self, batch: RecordBatch, time_column: usize) -> Result<(), EngineError> {
         let keys = self.keys(&batch)?;
+        let key_of = |row: usize| keys.as_ref().map_or(&[][..], |k| k.row(row).data());
         let times = millis(batch.column(time_column))?;
         let id = self.next_batch;
         let mut referenced = 0;
-        for (row, key) in keys.iter().enumerate() {
-            let time = times[row];
-            if self.emitted.contains(key.data()) {
+        for (row, &time) in times.iter().enumerate() {
+            let key = key_of(row);
+            if self.emitted.contains(key) {
                 continue;
             }
-            match self.pending.get_mut(key.data()) {
+            match self.pending.get_mut(key) {
                 Some(best) if best.time <= time => {}
                 Some(best) => {
                     release(&mut self.batches, best.batch);
@@ -87,7 +102,7 @@ impl State {
                 }
                 None => {
                     self.pending.insert(
-                        key.data().into(),
+                        key.into(),
                         Candidate {
                             time,
                             batch: id,
@@ -159,6 +174,163 @@ impl State {
     }
 }
 
+/// A deduplication's checkpoint: a version; the keys already emitted (a
+/// count, then their values as Arrow IPC, empty without key columns); the
+/// pending rows (Arrow IPC, empty if none), whose keys and times are read
+/// from them again; and the time of the held capability, if any.
+const STATE_VERSION: u32 = 1;
+
+impl State {
+    fn snapshot(&self) -> Result<Vec<u8>, EngineError> {
+        let mut out = Vec::new();
+        put_u32(&mut out, STATE_VERSION);
+        put_u32(&mut out, self.emitted.len() as u32);
+        put_bytes(&mut out, &self.emitted_keys()?);
+        put_bytes(&mut out, &self.pending_rows()?);
+        match &self.hold {
+            Some(hold) => {
+                put_u32(&mut out, 1);
+                put_i64(&mut out, *hold.time());
+            }
+            None => put_u32(&mut out, 0),
+        }
+        Ok(out)
+    }
+
+    fn emitted_keys(&self) -> Result<Vec<u8>, EngineError> {
+        if self.spec.key_columns.is_empty() {
+            return Ok(Vec::new());
+        }
+        let parser = self.converter.parser();
+        let keys = self
+            .converter
+            .convert_rows(self.emitted.iter().map(|k| parser.parse(k)))?;
+        columns_to_bytes(keys)
+    }
+
+    fn pending_rows(&self) -> Result<Vec<u8>, EngineError> {
+        if self.pending.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sources = Vec::with_capacity(self.batches.len());
+        let mut slot_of: HashMap<u64, usize> = HashMap::default();
+        for (&id, (batch, _)) in &self.batches {
+            slot_of.insert(id, sources.len());
+            sources.push(batch);
+        }
+        let picks = self
+            .pending
+            .values()
+            .map(|c| {
+                slot_of
+                    .get(&c.batch)
+                    .map(|&slot| (slot, c.row))
+                    .ok_or_else(|| EngineError::Runtime("deduplication lost a row".into()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let rows = interleave_record_batch(&sources, &picks)?;
+        batches_to_bytes(&rows.schema(), &[rows])
+    }
+
+    /// Takes what a snapshot held; the capability is made anew from the
+    /// operator's initial one.
+    fn restore(
+        &mut self,
+        bytes: &[u8],
+        initial: &Capability<Watermark>,
+    ) -> Result<(), EngineError> {
+        let mut reader = Reader::new(unseal(bytes)?);
+        if reader.u32()? != STATE_VERSION {
+            return Err(corrupt("a deduplication state of another version"));
+        }
+        let emitted = reader.u32()? as usize;
+        self.restore_emitted(emitted, reader.bytes()?)?;
+        let pending = reader.bytes()?;
+        if !pending.is_empty() {
+            for batch in batches_from_bytes(pending)? {
+                self.restore_pending(batch)?;
+            }
+        }
+        let hold = match reader.u32()? {
+            0 => None,
+            1 => Some(reader.i64()?),
+            _ => return Err(corrupt("a deduplication's capability flag")),
+        };
+        if !reader.is_empty() {
+            return Err(corrupt("trailing bytes after a deduplication state"));
+        }
+        // Pending rows go out at the held time, so one without the other
+        // would lose them.
+        if hold.is_some() == self.pending.is_empty() {
+            return Err(corrupt("a deduplication's pending rows and capability"));
+        }
+        self.hold = hold
+            .map(|time| {
+                initial
+                    .try_delayed(&time)
+                    .ok_or_else(|| corrupt("a deduplication's capability time"))
+            })
+            .transpose()?;
+        Ok(())
+    }
+
+    fn restore_emitted(&mut self, count: usize, bytes: &[u8]) -> Result<(), EngineError> {
+        if self.spec.key_columns.is_empty() {
+            if count > 1 || !bytes.is_empty() {
+                return Err(corrupt("several keys without key columns"));
+            }
+            self.emitted
+                .extend((count == 1).then(|| Box::from(&[][..])));
+            return Ok(());
+        }
+        let types = self.key_types()?;
+        let columns = columns_from_bytes(bytes, Some(count), &types)?;
+        let keys = self.converter.convert_columns(&columns)?;
+        self.emitted
+            .extend(keys.iter().map(|k| Box::from(k.data())));
+        Ok(())
+    }
+
+    /// Pending rows are taken as new input, each being its key's only one.
+    fn restore_pending(&mut self, batch: RecordBatch) -> Result<(), EngineError> {
+        let input = self.spec.output_schema.fields();
+        let fits = batch.num_columns() + 1 == input.len()
+            && batch
+                .columns()
+                .iter()
+                .zip(input.iter())
+                .all(|(column, field)| column.data_type() == field.data_type());
+        if !fits {
+            return Err(corrupt("deduplication rows with other columns"));
+        }
+        let time = self.spec.time;
+        self.absorb(batch, time)
+    }
+
+    fn key_types(&self) -> Result<Vec<datafusion::arrow::datatypes::DataType>, EngineError> {
+        let fields = self.spec.output_schema.fields();
+        self.spec
+            .key_columns
+            .iter()
+            .map(|&i| {
+                fields
+                    .get(i)
+                    .map(|f| f.data_type().clone())
+                    .ok_or_else(|| EngineError::Plan(format!("no key column {i}")))
+            })
+            .collect()
+    }
+}
+
+/// The emitted keys and pending rows, as a checkpoint takes them.
+struct Checkpointed(Rc<RefCell<State>>);
+
+impl crate::checkpoint::worker::OperatorState for Checkpointed {
+    fn snapshot(&self) -> Result<Vec<u8>, EngineError> {
+        self.0.borrow().snapshot().map(seal)
+    }
+}
+
 fn release(batches: &mut HashMap<u64, (RecordBatch, usize)>, id: u64) {
     if let Some((_, refs)) = batches.get_mut(&id) {
         *refs -= 1;
@@ -184,8 +356,8 @@ pub fn deduplicate<'scope>(
         input.unary_frontier::<CapacityContainerBuilder<Batch>, _, _, _>(
             exchange::by_key(spec.key_columns.clone()),
             "Deduplicate",
-            move |_cap, _info| {
-                let mut state = State {
+            move |initial, _info| {
+                let state = Rc::new(RefCell::new(State {
                     spec,
                     converter,
                     emitted: HashSet::default(),
@@ -193,8 +365,17 @@ pub fn deduplicate<'scope>(
                     batches: HashMap::default(),
                     next_batch: 0,
                     hold: None,
-                };
+                }));
+                let checkpointed = Rc::new(Checkpointed(state.clone()));
+                if let Some(bytes) =
+                    crate::checkpoint::worker::register("Deduplicate", checkpointed)
+                    && let Err(error) = state.borrow_mut().restore(&bytes, &initial)
+                {
+                    context.fail(error);
+                }
                 move |(input, frontier), output| {
+                    let mut state = state.borrow_mut();
+                    let state = &mut *state;
                     let mut result: Result<(), EngineError> = Ok(());
                     input.for_each(|cap, data| {
                         let Some(batch) = data.take() else { return };

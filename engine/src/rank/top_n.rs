@@ -11,6 +11,7 @@
 
 use std::cell::RefCell;
 use std::cmp::Ordering;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, DynComparator, UInt64Array, make_comparator};
@@ -24,9 +25,13 @@ use timely::dataflow::operators::generic::Operator;
 
 use crate::batch::Batch;
 use crate::changelog::{RowKind, op_array};
+use crate::checkpoint::encoding::{
+    Reader, batches_from_bytes, batches_to_bytes, put_bytes, put_u32,
+};
 use crate::context::JobContext;
 use crate::error::EngineError;
 use crate::fast_hash::HashMap;
+use crate::checkpoint::codec::{corrupt, seal, unseal};
 use crate::runtime::exchange;
 use crate::time::Watermark;
 use crate::updating::top_n::{Codecs, TopN};
@@ -364,6 +369,89 @@ impl State {
     }
 }
 
+/// A top-N's checkpoint: a version, then every kept row as one Arrow IPC
+/// batch (empty if none), partition by partition in rank order. Partition
+/// and sort keys are computed from the rows again, and the entries of a
+/// partition are put back in the order they came.
+const STATE_VERSION: u32 = 1;
+
+impl State {
+    fn snapshot(&self) -> Result<Vec<u8>, EngineError> {
+        let mut out = Vec::new();
+        put_u32(&mut out, STATE_VERSION);
+        let at = self.kept.values().flatten().map(|entry| entry.at);
+        if self.kept.values().all(Vec::is_empty) {
+            put_bytes(&mut out, &[]);
+        } else {
+            let rows = self.arena.gather(at)?;
+            put_bytes(&mut out, &batches_to_bytes(&rows.schema(), &[rows])?);
+        }
+        Ok(out)
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), EngineError> {
+        let mut reader = Reader::new(unseal(bytes)?);
+        if reader.u32()? != STATE_VERSION {
+            return Err(corrupt("a top-N state of another version"));
+        }
+        let rows = reader.bytes()?;
+        if !reader.is_empty() {
+            return Err(corrupt("trailing bytes after a top-N state"));
+        }
+        if rows.is_empty() {
+            return Ok(());
+        }
+        for batch in batches_from_bytes(rows)? {
+            self.restore_rows(batch)?;
+        }
+        Ok(())
+    }
+
+    fn restore_rows(&mut self, batch: RecordBatch) -> Result<(), EngineError> {
+        let input = self.spec.input_schema.fields();
+        let fits = batch.num_columns() == input.len()
+            && batch
+                .columns()
+                .iter()
+                .zip(input.iter())
+                .all(|(column, field)| column.data_type() == field.data_type());
+        if !fits {
+            return Err(corrupt("top-N rows with other columns"));
+        }
+        let partition_keys = self.partition_keys(&batch)?;
+        let order_rows = self.order_rows(&batch)?;
+        let segment = self.arena.push(batch);
+        for i in 0..self.arena.segment(segment)?.num_rows() {
+            let key = partition_keys.as_ref().map_or(&[][..], |k| k.row(i).data());
+            let sort_key = order_rows.as_ref().map_or(&[][..], |o| o.row(i).data());
+            let entries = self.kept.entry_ref(key).or_default();
+            let in_order = entries
+                .last()
+                .is_none_or(|last| *last.sort_key <= *sort_key);
+            if entries.len() == self.limit || !in_order {
+                return Err(corrupt("a top-N partition out of order or over its limit"));
+            }
+            let at = (segment, i as u32);
+            entries.push(Entry {
+                sort_key: sort_key.into(),
+                at,
+            });
+            self.arena.keep(at);
+        }
+        self.arena.let_go_of_dead();
+        Ok(())
+    }
+}
+
+/// The kept rows, as a checkpoint takes them.
+struct Checkpointed(Rc<RefCell<State>>);
+
+impl crate::checkpoint::worker::OperatorState for Checkpointed {
+    fn snapshot(&self) -> Result<Vec<u8>, EngineError> {
+        self.0.borrow().snapshot().map(seal)
+    }
+}
+
 /// Runs the top-N; `spec.limit` must be set (an unlimited numbering keeps
 /// every row, which the differential top-N does).
 pub fn append_top_n<'scope>(
@@ -387,15 +475,22 @@ pub fn append_top_n<'scope>(
         exchange::by_key(route),
         "TopN",
         move |_cap, _info| {
-            let mut state = State {
+            let state = Rc::new(RefCell::new(State {
                 spec,
                 limit,
                 codecs,
                 order,
                 kept: HashMap::default(),
                 arena: Arena::default(),
-            };
+            }));
+            let checkpointed = Rc::new(Checkpointed(state.clone()));
+            if let Some(bytes) = crate::checkpoint::worker::register("TopN", checkpointed)
+                && let Err(error) = state.borrow_mut().restore(&bytes)
+            {
+                context.fail(error);
+            }
             move |input, output| {
+                let mut state = state.borrow_mut();
                 input.for_each(|cap, data| {
                     let Some(batch) = data.take() else { return };
                     match state.absorb(&batch) {

@@ -91,17 +91,29 @@ where
         // A panic in an operator ends this job, not the process: the
         // worker says so and every other worker of the job leaves its loop.
         let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            match build(worker, worker_context.clone()) {
-                Ok(probe) => {
+            let checkpoints = worker_context.checkpoints.get().cloned();
+            if let Some(coordinator) = &checkpoints {
+                coordinator.install(worker);
+            }
+            let built = build(worker, worker_context.clone()).and_then(|probe| {
+                if let Some(coordinator) = &checkpoints {
+                    coordinator.check_restored()?;
+                }
+                Ok(probe)
+            });
+            match (built, &checkpoints) {
+                (Ok(probe), None) => {
                     while !probe.done() && !worker_context.aborted() {
                         worker.step_or_park(Some(PARK_AT_MOST));
-                        if let Some(error) = crate::batch::take_decode_error() {
-                            worker_context.abort(EngineError::Runtime(error));
-                        }
+                        take_decode_error(&worker_context);
                     }
                 }
-                Err(error) => worker_context.abort(error),
+                (Ok(probe), Some(coordinator)) => {
+                    run_checkpointed(worker, &probe, coordinator, &worker_context)
+                }
+                (Err(error), _) => worker_context.abort(error),
             }
+            crate::checkpoint::worker::uninstall();
         }));
         if let Err(panic) = stepped {
             worker_context.abort(EngineError::Panic(panic_message(panic.as_ref())));
@@ -121,6 +133,45 @@ where
     match context.take_error() {
         Some(error) => Err(error),
         None => Ok(()),
+    }
+}
+
+fn take_decode_error(context: &JobContext) {
+    if let Some(error) = crate::batch::take_decode_error() {
+        context.abort(EngineError::Runtime(error));
+    }
+}
+
+/// The worker loop of a checkpointed job: between steps, every worker
+/// joins the rounds the coordinator calls; the last round, once every
+/// worker's input has ended, commits what exactly-once sinks still hold.
+fn run_checkpointed(
+    worker: &mut Worker,
+    probe: &ProbeHandle<Watermark>,
+    coordinator: &crate::checkpoint::Coordinator,
+    context: &JobContext,
+) {
+    let index = worker.index();
+    let mut reported_done = false;
+    while !context.aborted() {
+        if coordinator.due(index, probe.done(), &mut reported_done) {
+            match coordinator.round(worker, context) {
+                Ok(crate::checkpoint::coordinator::AfterRound::Finished) => return,
+                // At least one step between rounds, in which the sources
+                // (woken as the pause ended) read again.
+                Ok(crate::checkpoint::coordinator::AfterRound::Continue) => {
+                    worker.step_or_park(Some(Duration::ZERO));
+                }
+                Err(error) => context.abort(error),
+            }
+            continue;
+        }
+        worker.step_or_park(Some(if reported_done {
+            Duration::from_millis(1)
+        } else {
+            PARK_AT_MOST
+        }));
+        take_decode_error(context);
     }
 }
 

@@ -2,7 +2,9 @@
 //! window at `window_end - 1` and fires the window once the input frontier
 //! (the watermark) has passed it.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use timely::container::CapacityContainerBuilder;
@@ -60,16 +62,33 @@ fn stage<'scope, P>(
 where
     P: ParallelizationContract<Watermark, Batch>,
 {
-    let mut aggregator = WindowAggregator::new(spec, stage)?;
+    let aggregator = Rc::new(RefCell::new(WindowAggregator::new(spec, stage)?));
     let name = format!("WindowAggregate({stage:?})");
+    let state_kind = name.clone();
     Ok(
         input.unary_frontier::<CapacityContainerBuilder<Batch>, _, _, _>(
             pact,
             &name,
-            move |_cap, _info| {
+            move |initial, _info| {
                 let mut window_caps: BTreeMap<(Millis, Millis), Capability<Watermark>> =
                     BTreeMap::new();
+                let state = Rc::new(WindowState(aggregator.clone()));
+                if let Some(bytes) = crate::checkpoint::worker::register(&state_kind, state) {
+                    let restored = aggregator.borrow_mut().restore(&bytes).and_then(|windows| {
+                        for window in windows {
+                            let cap = initial.try_delayed(&(window.end - 1)).ok_or_else(|| {
+                                crate::checkpoint::codec::corrupt("a window ends before time began")
+                            })?;
+                            window_caps.insert((window.end, window.start), cap);
+                        }
+                        Ok(())
+                    });
+                    if let Err(error) = restored {
+                        context.fail(error);
+                    }
+                }
                 move |(input, frontier), output| {
+                    let mut aggregator = aggregator.borrow_mut();
                     input.for_each(|cap, data| {
                         let Some(batch) = data.take() else { return };
                         let time = cap.least().copied().unwrap_or(Watermark::MIN);
@@ -108,6 +127,16 @@ where
             },
         ),
     )
+}
+
+/// A window stage's open windows, as per-key aggregate states (the
+/// partial stage's output shape), for a checkpoint.
+struct WindowState(Rc<RefCell<WindowAggregator>>);
+
+impl crate::checkpoint::worker::OperatorState for WindowState {
+    fn snapshot(&self) -> Result<Vec<u8>, EngineError> {
+        self.0.borrow_mut().snapshot()
+    }
 }
 
 fn absorb(

@@ -7,9 +7,12 @@
 //! end, since no later row can reach back into it.
 
 use crate::fast_hash::HashMap;
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, TimestampMillisecondArray};
+use datafusion::arrow::array::{Array, ArrayRef, Int64Array, TimestampMillisecondArray};
+use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::common::ScalarValue;
@@ -22,8 +25,12 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
 use crate::batch::Batch;
+use crate::checkpoint::encoding::{Reader, put_bytes, put_u32};
 use crate::context::JobContext;
 use crate::error::EngineError;
+use crate::checkpoint::codec::{
+    columns_from_bytes, columns_to_bytes, corrupt, seal, unseal, values,
+};
 use crate::lateness::{drop_late, event_times};
 use crate::runtime::exchange;
 use crate::time::{Millis, Watermark};
@@ -42,6 +49,9 @@ pub struct Sessions {
     gap: Millis,
     key_columns: Vec<usize>,
     converter: RowConverter,
+    /// Per aggregate, the types of its state columns, which a checkpoint
+    /// holds.
+    state_types: Vec<Vec<DataType>>,
     /// Keyed by the key columns in row format; `None` without keys.
     open: HashMap<Option<OwnedRow>, Vec<Session>>,
 }
@@ -69,11 +79,22 @@ impl Sessions {
             .into_iter()
             .map(|f| SortField::new(f.data_type().clone()))
             .collect();
+        let state_types = spec
+            .aggregates
+            .iter()
+            .map(|a| {
+                Ok(a.state_fields()?
+                    .iter()
+                    .map(|f| f.data_type().clone())
+                    .collect())
+            })
+            .collect::<Result<_, EngineError>>()?;
         Ok(Sessions {
             converter: RowConverter::new(fields)?,
             spec,
             gap,
             key_columns,
+            state_types,
             open: HashMap::default(),
         })
     }
@@ -176,6 +197,164 @@ impl Sessions {
     }
 }
 
+/// Open sessions as a checkpoint takes them, sealed: a version, then one
+/// Arrow IPC batch with a row per session: its start and end (Int64), its
+/// key columns, and each aggregate's state columns. The operator's one
+/// capability is not written: it sits at the earliest session's end - 1,
+/// which the restored sessions give again.
+const STATE_VERSION: u32 = 1;
+
+impl Sessions {
+    /// The accumulators give their states only by consuming them, so each
+    /// session's are rebuilt from what they gave.
+    fn snapshot(&mut self) -> Result<Vec<u8>, EngineError> {
+        let mut keys = Vec::new();
+        let mut starts = Vec::new();
+        let mut ends = Vec::new();
+        let mut states: Vec<Vec<ScalarValue>> =
+            vec![Vec::new(); self.state_types.iter().map(Vec::len).sum()];
+        for (key, sessions) in self.open.iter_mut() {
+            for session in sessions.iter_mut() {
+                keys.push(key.clone());
+                starts.push(session.start);
+                ends.push(session.end);
+                let mut column = states.iter_mut();
+                for (a, accumulator) in session.accumulators.iter_mut().enumerate() {
+                    let state = accumulator.state()?;
+                    *accumulator = rebuilt(&self.spec, a, &scalar_arrays(&state)?)?;
+                    for value in state {
+                        column
+                            .next()
+                            .ok_or_else(|| wrong_state_width(a))?
+                            .push(value);
+                    }
+                }
+            }
+        }
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(starts)),
+            Arc::new(Int64Array::from(ends)),
+        ];
+        if !self.key_columns.is_empty() {
+            columns.extend(
+                self.converter
+                    .convert_rows(keys.iter().flatten().map(OwnedRow::row))?,
+            );
+        }
+        for (scalars, data_type) in states.into_iter().zip(self.state_types.iter().flatten()) {
+            columns.push(state_column(scalars, data_type)?);
+        }
+        let mut out = Vec::new();
+        put_u32(&mut out, STATE_VERSION);
+        put_bytes(&mut out, &columns_to_bytes(columns)?);
+        Ok(seal(out))
+    }
+
+    /// Opens the sessions a snapshot held and returns the earliest time a
+    /// result may still be emitted at, which the operator holds.
+    fn restore(&mut self, bytes: &[u8]) -> Result<Option<Millis>, EngineError> {
+        let mut reader = Reader::new(unseal(bytes)?);
+        if reader.u32()? != STATE_VERSION {
+            return Err(corrupt("a session state of another version"));
+        }
+        let columns = columns_from_bytes(reader.bytes()?, None, &self.snapshot_types()?)?;
+        if !reader.is_empty() {
+            return Err(corrupt("trailing bytes after a session state"));
+        }
+        let (bounds, rest) = columns.split_at(2);
+        let (keys, states) = rest.split_at(self.key_columns.len());
+        let starts = values::<Int64Type>(&bounds[0])?;
+        let ends = values::<Int64Type>(&bounds[1])?;
+        let key_rows = (!keys.is_empty())
+            .then(|| self.converter.convert_columns(keys))
+            .transpose()?;
+        for (row, (&start, &end)) in starts.iter().zip(&ends).enumerate() {
+            if start > end {
+                return Err(corrupt("a session ends before it starts"));
+            }
+            let accumulators = self.restored_accumulators(states, row)?;
+            let key = key_rows.as_ref().map(|rows| rows.row(row).owned());
+            self.open.entry(key).or_default().push(Session {
+                start,
+                end,
+                accumulators,
+            });
+        }
+        Ok(self.earliest_end())
+    }
+
+    /// The accumulators of the session in row `row` of `states`.
+    fn restored_accumulators(
+        &self,
+        states: &[ArrayRef],
+        row: usize,
+    ) -> Result<Vec<Box<dyn Accumulator>>, EngineError> {
+        let mut columns = states.iter();
+        (0..self.spec.aggregates.len())
+            .map(|a| {
+                let state: Vec<ArrayRef> = columns
+                    .by_ref()
+                    .take(self.state_types[a].len())
+                    .map(|column| column.slice(row, 1))
+                    .collect();
+                rebuilt(&self.spec, a, &state)
+            })
+            .collect()
+    }
+
+    /// start, end, the keys' types, then every aggregate's state types.
+    fn snapshot_types(&self) -> Result<Vec<DataType>, EngineError> {
+        let mut types = vec![DataType::Int64, DataType::Int64];
+        types.extend(
+            self.spec
+                .key_fields()?
+                .iter()
+                .map(|f| f.data_type().clone()),
+        );
+        types.extend(self.state_types.iter().flatten().cloned());
+        Ok(types)
+    }
+}
+
+/// A fresh accumulator of aggregate `a` holding `state`.
+fn rebuilt(
+    spec: &WindowAggregate,
+    a: usize,
+    state: &[ArrayRef],
+) -> Result<Box<dyn Accumulator>, EngineError> {
+    let mut accumulator = spec.aggregates[a].create_accumulator()?;
+    accumulator.merge_batch(state)?;
+    Ok(accumulator)
+}
+
+fn scalar_arrays(scalars: &[ScalarValue]) -> Result<Vec<ArrayRef>, EngineError> {
+    Ok(scalars
+        .iter()
+        .map(ScalarValue::to_array)
+        .collect::<Result<_, _>>()?)
+}
+
+/// One state column of every session, of the type the aggregate declares.
+fn state_column(scalars: Vec<ScalarValue>, data_type: &DataType) -> Result<ArrayRef, EngineError> {
+    if scalars.is_empty() {
+        return Ok(datafusion::arrow::array::new_empty_array(data_type));
+    }
+    let array = ScalarValue::iter_to_array(scalars)?;
+    if !array.data_type().equals_datatype(data_type) {
+        return Err(EngineError::Runtime(format!(
+            "a session accumulator's state is {}, not the declared {data_type}",
+            array.data_type()
+        )));
+    }
+    Ok(array)
+}
+
+fn wrong_state_width(aggregate: usize) -> EngineError {
+    EngineError::Runtime(format!(
+        "session aggregate {aggregate} gave more state values than it declares"
+    ))
+}
+
 /// Merges `[start, end)` with every session of one key that overlaps or
 /// touches it and returns the index of the session that now covers it.
 fn merge_into(
@@ -246,20 +425,55 @@ pub fn session_aggregate<'scope>(
     ))
 }
 
+/// The open sessions, as a checkpoint takes them.
+struct Checkpointed(Rc<RefCell<Sessions>>);
+
+impl crate::checkpoint::worker::OperatorState for Checkpointed {
+    fn snapshot(&self) -> Result<Vec<u8>, EngineError> {
+        self.0.borrow_mut().snapshot()
+    }
+}
+
+/// Registers the sessions for checkpoints and restores them if the job
+/// resumes; returns the capability the restored sessions need, made anew
+/// from the operator's initial one.
+fn checkpointed(
+    sessions: &Rc<RefCell<Sessions>>,
+    initial: &Capability<Watermark>,
+) -> Result<Option<Capability<Watermark>>, EngineError> {
+    let state = Rc::new(Checkpointed(sessions.clone()));
+    let Some(bytes) = crate::checkpoint::worker::register("SessionAggregate", state) else {
+        return Ok(None);
+    };
+    let Some(earliest) = sessions.borrow_mut().restore(&bytes)? else {
+        return Ok(None);
+    };
+    initial
+        .try_delayed(&earliest)
+        .map(Some)
+        .ok_or_else(|| corrupt("a session ends before the operator's first time"))
+}
+
 fn operator<'scope, P: ParallelizationContract<Watermark, Batch>>(
     input: Stream<'scope, Watermark, Batch>,
     pact: P,
-    mut sessions: Sessions,
+    sessions: Sessions,
     spec: Arc<WindowAggregate>,
     context: Arc<JobContext>,
 ) -> Stream<'scope, Watermark, Batch> {
+    let sessions = Rc::new(RefCell::new(sessions));
     input.unary_frontier::<CapacityContainerBuilder<Batch>, _, _, _>(
         pact,
         "SessionAggregate",
-        move |_cap, _info| {
+        move |initial, _info| {
             // One capability at the earliest time a result may go out at.
-            let mut held: Option<Capability<Watermark>> = None;
+            let mut held: Option<Capability<Watermark>> = checkpointed(&sessions, &initial)
+                .unwrap_or_else(|error| {
+                    context.fail(error);
+                    None
+                });
             move |(input, frontier), output| {
+                let mut sessions = sessions.borrow_mut();
                 input.for_each(|cap, data| {
                     let Some(batch) = data.take() else { return };
                     let time = cap.least().copied().unwrap_or(Watermark::MIN);

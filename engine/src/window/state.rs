@@ -257,34 +257,22 @@ impl WindowAggregator {
         if batch.num_rows() == 0 {
             return Ok(Vec::new());
         }
+        if self.stage == Stage::Final {
+            return self.merge_states(batch);
+        }
         let evaluated = self.evaluate(batch, times)?;
         let mut opened = Vec::new();
-        match self.stage {
-            Stage::Complete | Stage::Partial => {
-                let kind = self.spec.window;
-                for nth in 0..kind.windows_per_row() {
-                    let assigned: Vec<Option<Window>> = evaluated
-                        .times
-                        .iter()
-                        .map(|&ts| {
-                            kind.has_nth_window(ts, nth)
-                                .then(|| kind.nth_window(ts, nth))
-                        })
-                        .collect();
-                    self.update_windows(&evaluated, &assigned, &mut opened)?;
-                }
-            }
-            Stage::Final => {
-                let starts = int64_column(batch, 0)?;
-                let ends = int64_column(batch, 1)?;
-                let assigned: Vec<Option<Window>> = starts
-                    .values()
-                    .iter()
-                    .zip(ends.values())
-                    .map(|(&start, &end)| Some(Window { start, end }))
-                    .collect();
-                self.update_windows(&evaluated, &assigned, &mut opened)?;
-            }
+        let kind = self.spec.window;
+        for nth in 0..kind.windows_per_row() {
+            let assigned: Vec<Option<Window>> = evaluated
+                .times
+                .iter()
+                .map(|&ts| {
+                    kind.has_nth_window(ts, nth)
+                        .then(|| kind.nth_window(ts, nth))
+                })
+                .collect();
+            self.update_windows(&evaluated, &assigned, &mut opened, false)?;
         }
         Ok(opened)
     }
@@ -321,9 +309,80 @@ impl WindowAggregator {
         )?))
     }
 
+    /// The open windows as state batches (`state_schema`), Arrow IPC. The
+    /// accumulators give their states only by emitting them, so each
+    /// window is merged back from what it gave.
+    pub fn snapshot(&mut self) -> Result<Vec<u8>, EngineError> {
+        let schema = self.spec.state_schema()?;
+        let windows = std::mem::take(&mut self.windows);
+        let mut batches = Vec::with_capacity(windows.len());
+        for ((end, start), mut groups) in windows {
+            let rows = groups.values.len();
+            if rows == 0 {
+                continue;
+            }
+            let mut columns: Vec<ArrayRef> = vec![
+                Arc::new(Int64Array::from_value(start, rows)),
+                Arc::new(Int64Array::from_value(end, rows)),
+            ];
+            columns.extend(groups.values.emit()?);
+            for accumulator in &mut groups.accumulators {
+                columns.extend(accumulator.state(EmitTo::All)?);
+            }
+            batches.push(RecordBatch::try_new(schema.clone(), columns)?);
+        }
+        for batch in &batches {
+            self.merge_states(batch)?;
+        }
+        Ok(crate::checkpoint::codec::seal(
+            crate::checkpoint::encoding::batches_to_bytes(&schema, &batches)?,
+        ))
+    }
+
+    /// Opens the windows a snapshot held; returns them, so that the
+    /// operator holds a capability to fire each.
+    pub fn restore(&mut self, bytes: &[u8]) -> Result<Vec<Window>, EngineError> {
+        let schema = self.spec.state_schema()?;
+        let bytes = crate::checkpoint::codec::unseal(bytes)?;
+        let mut opened = Vec::new();
+        for batch in crate::checkpoint::encoding::batches_from_bytes(bytes)? {
+            if !crate::checkpoint::codec::fits_schema(&batch, &schema) {
+                return Err(crate::checkpoint::codec::corrupt(
+                    "a window state's columns are not the aggregation's",
+                ));
+            }
+            opened.extend(self.merge_states(&batch)?);
+        }
+        Ok(opened)
+    }
+
+    fn merge_states(&mut self, batch: &RecordBatch) -> Result<Vec<Window>, EngineError> {
+        let evaluated = self.evaluate_as(batch, Vec::new(), false)?;
+        let starts = int64_column(batch, 0)?;
+        let ends = int64_column(batch, 1)?;
+        let assigned: Vec<Option<Window>> = starts
+            .values()
+            .iter()
+            .zip(ends.values())
+            .map(|(&start, &end)| Some(Window { start, end }))
+            .collect();
+        let mut opened = Vec::new();
+        self.update_windows(&evaluated, &assigned, &mut opened, true)?;
+        Ok(opened)
+    }
+
+    /// A raw batch (the complete and partial stages' input).
     fn evaluate(&self, batch: &RecordBatch, times: Vec<Millis>) -> Result<Evaluated, EngineError> {
+        self.evaluate_as(batch, times, true)
+    }
+
+    fn evaluate_as(
+        &self,
+        batch: &RecordBatch,
+        times: Vec<Millis>,
+        raw: bool,
+    ) -> Result<Evaluated, EngineError> {
         let rows = batch.num_rows();
-        let raw = self.stage != Stage::Final;
         let keys = if raw {
             self.spec
                 .keys
@@ -362,8 +421,11 @@ impl WindowAggregator {
         evaluated: &Evaluated,
         assigned: &[Option<Window>],
         opened: &mut Vec<Window>,
+        merge: bool,
     ) -> Result<(), EngineError> {
-        let first = assigned[0];
+        let Some(&first) = assigned.first() else {
+            return Ok(());
+        };
         if let Some(window) = first.filter(|_| assigned.iter().all(|w| *w == first)) {
             // The common case: a whole batch inside one window, no copying.
             return self.update_window(
@@ -373,6 +435,7 @@ impl WindowAggregator {
                 &evaluated.inputs,
                 &evaluated.filters,
                 opened,
+                merge,
             );
         }
         let mut rows_by_window: HashMap<Window, Vec<u32>> = HashMap::default();
@@ -410,11 +473,23 @@ impl WindowAggregator {
                         .transpose()
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            self.update_window(window, indices.len(), &keys, &inputs, &filters, opened)?;
+            self.update_window(
+                window,
+                indices.len(),
+                &keys,
+                &inputs,
+                &filters,
+                opened,
+                merge,
+            )?;
         }
         Ok(())
     }
 
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one window's slice of an evaluated batch, and whether it holds states to merge"
+    )]
     fn update_window(
         &mut self,
         window: Window,
@@ -423,6 +498,7 @@ impl WindowAggregator {
         inputs: &[Vec<ArrayRef>],
         filters: &[Option<BooleanArray>],
         opened: &mut Vec<Window>,
+        merge: bool,
     ) -> Result<(), EngineError> {
         let groups = match self.windows.entry((window.end, window.start)) {
             std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
@@ -444,11 +520,10 @@ impl WindowAggregator {
         for ((accumulator, values), filter) in
             groups.accumulators.iter_mut().zip(inputs).zip(filters)
         {
-            match self.stage {
-                Stage::Complete | Stage::Partial => {
-                    accumulator.update_batch(values, &self.group_ids, filter.as_ref(), total)?
-                }
-                Stage::Final => accumulator.merge_batch(values, &self.group_ids, total)?,
+            if merge {
+                accumulator.merge_batch(values, &self.group_ids, total)?
+            } else {
+                accumulator.update_batch(values, &self.group_ids, filter.as_ref(), total)?
             }
         }
         Ok(())

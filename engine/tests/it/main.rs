@@ -5,6 +5,8 @@
     reason = "test helpers fail the test on unexpected errors"
 )]
 
+mod checkpoint_operators;
+mod checkpoints;
 mod sources;
 mod support;
 mod window_aggregation;

@@ -275,7 +275,7 @@ pub fn oracle(rows: &[Row], window: WindowKind) -> Vec<String> {
 
 /// Rows as text, window columns as integers, so that the engine's
 /// TIMESTAMP(3) windows and the oracle's BIGINT ones compare equal.
-fn render(batch: &RecordBatch, windows_are_timestamps: bool) -> Vec<String> {
+pub fn render(batch: &RecordBatch, windows_are_timestamps: bool) -> Vec<String> {
     let columns: Vec<ArrayRef> = batch
         .columns()
         .iter()
@@ -297,4 +297,52 @@ fn render(batch: &RecordBatch, windows_are_timestamps: bool) -> Vec<String> {
                 .join(",")
         })
         .collect()
+}
+
+/// Rows as text, each after its row kind (`+I` for an append-only batch),
+/// the `__op` column left out.
+pub fn render_changes(batch: &RecordBatch) -> Vec<String> {
+    let kinds = runnel_engine::changelog::kinds(batch);
+    let data = match kinds {
+        Some(_) => batch
+            .project(&(0..batch.num_columns() - 1).collect::<Vec<_>>())
+            .expect("project"),
+        None => batch.clone(),
+    };
+    render(&data, false)
+        .into_iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let kind = kinds
+                .as_ref()
+                .map_or(runnel_engine::changelog::RowKind::Insert, |k| k[i]);
+            format!("{} {row}", kind.short())
+        })
+        .collect()
+}
+
+/// The table a changelog leaves, sorted; an error names a row taken away
+/// that was not there.
+pub fn apply_changes(changes: &[String]) -> Result<Vec<String>, String> {
+    let mut table: std::collections::BTreeMap<&str, usize> = Default::default();
+    for change in changes {
+        let (kind, row) = change
+            .split_once(' ')
+            .ok_or_else(|| format!("no row kind in '{change}'"))?;
+        match kind {
+            "+I" | "+U" => *table.entry(row).or_default() += 1,
+            "-U" | "-D" => match table.get_mut(row) {
+                Some(n) if *n > 1 => *n -= 1,
+                Some(_) => {
+                    table.remove(row);
+                }
+                None => return Err(format!("'{change}' takes away a row that is not there")),
+            },
+            other => return Err(format!("unknown row kind {other}")),
+        }
+    }
+    Ok(table
+        .into_iter()
+        .flat_map(|(row, n)| std::iter::repeat_n(row.to_string(), n))
+        .collect())
 }

@@ -67,6 +67,7 @@ fn a_panicking_operator_fails_its_job_alone() {
         Cluster::local(1),
         runnel_connectors::results_sink("blackhole").unwrap(),
         "steady",
+        None,
     )
     .unwrap();
     for workers in [1, 3] {
@@ -80,6 +81,7 @@ fn a_panicking_operator_fails_its_job_alone() {
             Cluster::local(workers),
             runnel_connectors::results_sink("blackhole").unwrap(),
             "broken",
+            None,
         )
         .unwrap();
         let error = broken.wait().err().unwrap();

@@ -25,7 +25,7 @@ async fn a_script_submitted_from_async_code_runs_to_its_end() {
         submission.plan()
     );
     let results = runnel_connectors::results_sink("blackhole").unwrap();
-    let job = runnel_jobs::start(submission, Cluster::local(2), results, "evens").unwrap();
+    let job = runnel_jobs::start(submission, Cluster::local(2), results, "evens", None).unwrap();
     let context = job.context().clone();
     tokio::task::spawn_blocking(move || job.wait())
         .await

@@ -42,6 +42,7 @@ pub fn job_json(job: &ManagedJob, detailed: bool) -> Value {
     }
     value["sql"] = json!(definition.sql);
     value["plan"] = json!(job.plan);
+    value["from_savepoint"] = json!(definition.from_savepoint);
     let Some(context) = &snapshot.context else {
         value["sources"] = json!([]);
         value["sinks"] = json!([]);
@@ -96,5 +97,43 @@ pub fn job_json(job: &ManagedJob, detailed: bool) -> Value {
     value["rows_out"] = json!(context.records_out.load(Ordering::Relaxed));
     value["state_rows"] = json!(context.state_rows.load(Ordering::Relaxed));
     value["late_rows"] = json!(context.late_records.load(Ordering::Relaxed));
+    if let Some(coordinator) = context.checkpoints.get() {
+        value["checkpoints"] = checkpoints_json(coordinator);
+    }
     value
+}
+
+/// The checkpoint configuration, the newest completed checkpoints and the
+/// failed ones, as Flink's checkpoint statistics show them.
+fn checkpoints_json(coordinator: &runnel_engine::checkpoint::Coordinator) -> Value {
+    let config = coordinator.config();
+    let (failed, last_failure) = coordinator.failures();
+    let completed: Vec<Value> = coordinator
+        .history()
+        .iter()
+        .rev()
+        .take(10)
+        .map(|c| {
+            json!({
+                "id": c.id,
+                "time": time(Some(c.taken_at_ms.max(0) as u64)),
+                "duration_ms": c.duration_ms,
+                "drain_ms": c.drain_ms,
+                "bytes": c.bytes,
+                "states": c.states,
+                "records_committed": c.records_committed,
+            })
+        })
+        .collect();
+    json!({
+        "interval_ms": config.interval.as_millis() as u64,
+        "mode": match config.mode {
+            runnel_engine::checkpoint::Mode::ExactlyOnce => "EXACTLY_ONCE",
+            runnel_engine::checkpoint::Mode::AtLeastOnce => "AT_LEAST_ONCE",
+        },
+        "restored_from": coordinator.restored_from(),
+        "completed": completed,
+        "failed": failed,
+        "last_failure": last_failure,
+    })
 }

@@ -29,6 +29,10 @@ const OPERATIONS: &[&str] = &[
     "TagResource",
     "UntagResource",
     "ListTagsForResource",
+    "CreateApplicationSnapshot",
+    "ListApplicationSnapshots",
+    "DescribeApplicationSnapshot",
+    "DeleteApplicationSnapshot",
     "AddApplicationOutput",
     "DeleteApplicationOutput",
     "AddApplicationInput",
@@ -57,6 +61,10 @@ struct Application {
     wanted: String,
     job: Option<String>,
     token: String,
+    /// `ApplicationSnapshotConfiguration.SnapshotsEnabled`: snapshots can
+    /// be taken, and StopApplication takes one.
+    #[serde(default)]
+    snapshots_enabled: bool,
 }
 
 pub struct Api {
@@ -136,12 +144,16 @@ impl Api {
             "DescribeApplication" => self.describe(&body),
             "ListApplications" => self.list(&body),
             "StartApplication" => self.start(&body).await,
-            "StopApplication" => self.stop(&body),
+            "StopApplication" => self.stop(&body).await,
             "UpdateApplication" => self.update(&body).await,
             "DeleteApplication" => self.delete(&body),
             "TagResource" => self.tag(&body),
             "UntagResource" => self.untag(&body),
             "ListTagsForResource" => self.list_tags(&body),
+            "CreateApplicationSnapshot" => self.create_snapshot(&body).await,
+            "ListApplicationSnapshots" => self.list_snapshots(&body),
+            "DescribeApplicationSnapshot" => self.describe_snapshot(&body),
+            "DeleteApplicationSnapshot" => self.delete_snapshot(&body),
             operation @ ("AddApplicationOutput"
             | "DeleteApplicationOutput"
             | "AddApplicationInput"
@@ -280,7 +292,7 @@ impl Api {
                 "EnvironmentPropertyDescriptions": {
                     "PropertyGroupDescriptions": application.environment.iter().map(|(id, map)| json!({"PropertyGroupId": id, "PropertyMap": map})).collect::<Vec<_>>(),
                 },
-                "ApplicationSnapshotConfigurationDescription": {"SnapshotsEnabled": false},
+                "ApplicationSnapshotConfigurationDescription": {"SnapshotsEnabled": application.snapshots_enabled},
             },
             "ApplicationMode": "STREAMING",
             "ConditionalToken": application.token,
@@ -331,6 +343,10 @@ impl Api {
             wanted: "READY".into(),
             job: None,
             token: token(),
+            snapshots_enabled:
+                configuration["ApplicationSnapshotConfiguration"]["SnapshotsEnabled"]
+                    .as_bool()
+                    .unwrap_or(false),
         };
         self.validate_code(&application).await?;
         {
@@ -351,9 +367,9 @@ impl Api {
     /// Plans the code without running it: a SQL error is the
     /// `CodeValidationException` of Create and Update, with its position.
     async fn validate_code(&self, application: &Application) -> Result<(), AwsError> {
-        let sql = substitute(&application.code, &application.environment)?;
+        let sql = job_sql(application)?;
         self.manager
-            .plan_only(sql)
+            .plan_only(sql, checkpoint_settings(application))
             .await
             .map_err(|message| error("CodeValidationException", message))
     }
@@ -415,13 +431,208 @@ impl Api {
                 ),
             ));
         }
-        self.run(&mut application).await?;
+        let restore = self.restore_of(&application, body)?;
+        self.run(&mut application, restore).await?;
         Ok(ok(json!({"OperationId": token()})))
     }
 
+    /// StartApplication's `RunConfiguration`: which snapshot the job
+    /// starts from (the latest by default, when snapshots are enabled).
+    fn restore_of(
+        &self,
+        application: &Application,
+        body: &Map<String, Value>,
+    ) -> Result<super::manager::StartOptions, AwsError> {
+        let run = body.get("RunConfiguration").cloned().unwrap_or(Value::Null);
+        let allow_non_restored_state = run["FlinkRunConfiguration"]["AllowNonRestoredState"]
+            .as_bool()
+            .unwrap_or(false);
+        let restore = &run["ApplicationRestoreConfiguration"];
+        let savepoint = match restore["ApplicationRestoreType"].as_str() {
+            Some("SKIP_RESTORE_FROM_SNAPSHOT") => None,
+            Some("RESTORE_FROM_CUSTOM_SNAPSHOT") => {
+                let name = restore["SnapshotName"].as_str().ok_or_else(|| {
+                    error(
+                        "InvalidArgumentException",
+                        "RESTORE_FROM_CUSTOM_SNAPSHOT needs a SnapshotName",
+                    )
+                })?;
+                let key = snapshot_key(&application.name, name);
+                if self
+                    .manager
+                    .savepoints()
+                    .get(&key)
+                    .map_err(internal)?
+                    .is_none()
+                {
+                    return Err(not_found_snapshot(&application.name, name));
+                }
+                Some(key)
+            }
+            None | Some("RESTORE_FROM_LATEST_SNAPSHOT") if application.snapshots_enabled => self
+                .snapshots(&application.name)?
+                .into_iter()
+                .max_by_key(|s| s.created_ms)
+                .map(|s| s.name),
+            None | Some("RESTORE_FROM_LATEST_SNAPSHOT") => None,
+            Some(other) => {
+                return Err(error(
+                    "InvalidArgumentException",
+                    format!(
+                        "ApplicationRestoreType {other} is not one of SKIP_RESTORE_FROM_SNAPSHOT, RESTORE_FROM_LATEST_SNAPSHOT, RESTORE_FROM_CUSTOM_SNAPSHOT"
+                    ),
+                ));
+            }
+        };
+        Ok(super::manager::StartOptions {
+            savepoint,
+            allow_non_restored_state,
+            settings: checkpoint_settings(application),
+        })
+    }
+
+    fn snapshots(
+        &self,
+        application: &str,
+    ) -> Result<Vec<runnel_jobs::savepoints::SavepointInfo>, AwsError> {
+        self.manager
+            .savepoints()
+            .list(&snapshot_key(application, ""))
+            .map_err(internal)
+    }
+
+    fn snapshot_details(
+        &self,
+        application: &Application,
+        info: &runnel_jobs::savepoints::SavepointInfo,
+    ) -> Value {
+        json!({
+            "SnapshotName": info.name.rsplit('/').next().unwrap_or_default(),
+            "SnapshotStatus": "READY",
+            "ApplicationVersionId": application.version,
+            "SnapshotCreationTimestamp": seconds(info.created_ms),
+            "RuntimeEnvironment": application.runtime,
+        })
+    }
+
+    async fn create_snapshot(&self, body: &Map<String, Value>) -> Result<Response, AwsError> {
+        let name = text(body, "ApplicationName")?;
+        let snapshot = text(body, "SnapshotName")?;
+        let application = self.load(name)?;
+        if !application.snapshots_enabled {
+            return Err(error(
+                "InvalidRequestException",
+                format!(
+                    "Snapshots are not enabled for application {name} (ApplicationSnapshotConfiguration.SnapshotsEnabled)"
+                ),
+            ));
+        }
+        let status = self.status(&application);
+        let job = application.job.as_deref().filter(|_| status == "RUNNING").ok_or_else(|| {
+            error(
+                "ResourceInUseException",
+                format!("Application {name} is in {status} status; a snapshot is taken of a RUNNING application"),
+            )
+        })?;
+        let key = snapshot_key(name, snapshot);
+        if self
+            .manager
+            .savepoints()
+            .get(&key)
+            .map_err(internal)?
+            .is_some()
+        {
+            return Err(error(
+                "InvalidArgumentException",
+                format!("Snapshot {snapshot} already exists for application {name}"),
+            ));
+        }
+        self.manager
+            .savepoint(job, Some(key))
+            .await
+            .map_err(|e| error("InvalidApplicationConfigurationException", e.to_string()))?;
+        Ok(ok(json!({})))
+    }
+
+    fn list_snapshots(&self, body: &Map<String, Value>) -> Result<Response, AwsError> {
+        let name = text(body, "ApplicationName")?;
+        let application = self.load(name)?;
+        let limit = body.get("Limit").and_then(Value::as_u64).unwrap_or(50) as usize;
+        let start = match body.get("NextToken").and_then(Value::as_str) {
+            Some(token) => token.parse::<usize>().map_err(|_| {
+                error(
+                    "InvalidArgumentException",
+                    "NextToken is not one this API gave",
+                )
+            })?,
+            None => 0,
+        };
+        let mut snapshots = self.snapshots(name)?;
+        snapshots.sort_by_key(|s| s.created_ms);
+        let page: Vec<Value> = snapshots
+            .iter()
+            .skip(start)
+            .take(limit)
+            .map(|s| self.snapshot_details(&application, s))
+            .collect();
+        let mut out = json!({"SnapshotSummaries": page});
+        if start + limit < snapshots.len() {
+            out["NextToken"] = json!((start + limit).to_string());
+        }
+        Ok(ok(out))
+    }
+
+    fn describe_snapshot(&self, body: &Map<String, Value>) -> Result<Response, AwsError> {
+        let name = text(body, "ApplicationName")?;
+        let snapshot = text(body, "SnapshotName")?;
+        let application = self.load(name)?;
+        let (info, _) = self
+            .manager
+            .savepoints()
+            .get(&snapshot_key(name, snapshot))
+            .map_err(internal)?
+            .ok_or_else(|| not_found_snapshot(name, snapshot))?;
+        Ok(ok(
+            json!({"SnapshotDetails": self.snapshot_details(&application, &info)}),
+        ))
+    }
+
+    fn delete_snapshot(&self, body: &Map<String, Value>) -> Result<Response, AwsError> {
+        let name = text(body, "ApplicationName")?;
+        let snapshot = text(body, "SnapshotName")?;
+        self.load(name)?;
+        let key = snapshot_key(name, snapshot);
+        let (info, _) = self
+            .manager
+            .savepoints()
+            .get(&key)
+            .map_err(internal)?
+            .ok_or_else(|| not_found_snapshot(name, snapshot))?;
+        let given = body
+            .get("SnapshotCreationTimestamp")
+            .and_then(Value::as_f64)
+            .unwrap_or(f64::NAN);
+        // The SDKs send the timestamp DescribeApplicationSnapshot gave,
+        // in seconds; milliseconds may be lost on the way.
+        if (given - seconds(info.created_ms)).abs() >= 1.0 {
+            return Err(error(
+                "InvalidArgumentException",
+                format!(
+                    "SnapshotCreationTimestamp does not match snapshot {snapshot}'s creation time"
+                ),
+            ));
+        }
+        self.manager.savepoints().delete(&key).map_err(internal)?;
+        Ok(ok(json!({})))
+    }
+
     /// Submits the application's job and records it as running.
-    async fn run(&self, application: &mut Application) -> Result<(), AwsError> {
-        let sql = substitute(&application.code, &application.environment)?;
+    async fn run(
+        &self,
+        application: &mut Application,
+        restore: super::manager::StartOptions,
+    ) -> Result<(), AwsError> {
+        let sql = job_sql(application)?;
         let parallelism = application
             .parallelism
             .get("Parallelism")
@@ -429,7 +640,7 @@ impl Api {
             .and_then(|p| usize::try_from(p).ok());
         let job = self
             .manager
-            .submit(sql, Some(application.name.clone()), parallelism)
+            .submit(sql, Some(application.name.clone()), parallelism, restore)
             .await
             .map_err(|refusal| error("CodeValidationException", refusal.message))?;
         application.job = Some(job.snapshot().definition.id);
@@ -437,7 +648,7 @@ impl Api {
         self.save(application)
     }
 
-    fn stop(&self, body: &Map<String, Value>) -> Result<Response, AwsError> {
+    async fn stop(&self, body: &Map<String, Value>) -> Result<Response, AwsError> {
         let name = text(body, "ApplicationName")?;
         let force = body.get("Force").and_then(Value::as_bool).unwrap_or(false);
         let application = self.load(name)?;
@@ -454,8 +665,20 @@ impl Api {
             ));
         }
         if let Some(id) = &application.job {
-            // A job that ended on its own in the meantime needs no stop.
-            let _ = self.manager.stop(id);
+            if application.snapshots_enabled && !force && status == "RUNNING" {
+                // As AWS does: a snapshot at the stop, which the next
+                // start restores by default.
+                let snapshot = format!("stop-{}", now_ms());
+                self.manager
+                    .stop_with_savepoint(id, Some(snapshot_key(name, &snapshot)))
+                    .await
+                    .map_err(|e| {
+                        error("InvalidApplicationConfigurationException", e.to_string())
+                    })?;
+            } else {
+                // A job that ended on its own in the meantime needs no stop.
+                let _ = self.manager.stop(id);
+            }
         }
         Ok(ok(json!({"OperationId": token()})))
     }
@@ -535,6 +758,11 @@ impl Api {
             }
             application.checkpoint = Value::Object(merged);
         }
+        if let Some(enabled) =
+            update["ApplicationSnapshotConfigurationUpdate"]["SnapshotsEnabledUpdate"].as_bool()
+        {
+            application.snapshots_enabled = enabled;
+        }
         if let Some(groups) = update["EnvironmentPropertyUpdates"].get("PropertyGroups") {
             application.environment = environment_of(groups);
             code_changed = true;
@@ -550,12 +778,33 @@ impl Api {
         application.updated_ms = now_ms();
         application.token = token();
         // A code change on a running application restarts its job.
+        // With snapshots enabled the job stops at a snapshot and the new
+        // code starts from it, as AWS updates a running application.
         if code_changed && self.status(&application) == "RUNNING" {
-            if let Some(id) = &application.job {
-                let _ = self.manager.stop(id);
-                self.manager.wait_ended(id).await;
+            let mut restore = super::manager::StartOptions {
+                savepoint: None,
+                settings: checkpoint_settings(&application),
+                allow_non_restored_state: body
+                    .get("RunConfigurationUpdate")
+                    .and_then(|r| r["FlinkRunConfiguration"]["AllowNonRestoredState"].as_bool())
+                    .unwrap_or(false),
+            };
+            if let Some(id) = application.job.clone() {
+                if application.snapshots_enabled {
+                    let key = snapshot_key(&application.name, &format!("update-{}", now_ms()));
+                    self.manager
+                        .stop_with_savepoint(&id, Some(key.clone()))
+                        .await
+                        .map_err(|e| {
+                            error("InvalidApplicationConfigurationException", e.to_string())
+                        })?;
+                    restore.savepoint = Some(key);
+                } else {
+                    let _ = self.manager.stop(&id);
+                }
+                self.manager.wait_ended(&id).await;
             }
-            self.run(&mut application).await?;
+            self.run(&mut application, restore).await?;
         } else {
             self.save(&application)?;
         }
@@ -786,6 +1035,47 @@ fn substitute(
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// Savepoints of applications are named under the application.
+fn snapshot_key(application: &str, snapshot: &str) -> String {
+    format!("kda/{application}/{snapshot}")
+}
+
+fn not_found_snapshot(application: &str, snapshot: &str) -> AwsError {
+    error(
+        "ResourceNotFoundException",
+        format!("Snapshot {snapshot} not found for application {application}"),
+    )
+}
+
+/// The application's SQL as its job runs it: the code with its
+/// properties substituted.
+fn job_sql(application: &Application) -> Result<String, AwsError> {
+    substitute(&application.code, &application.environment)
+}
+
+/// The application's checkpoint configuration as Flink's settings, in
+/// force before its code (whose own `SET`s win).
+fn checkpoint_settings(application: &Application) -> BTreeMap<String, String> {
+    let checkpoint = checkpoint_description(&application.checkpoint);
+    if checkpoint["CheckpointingEnabled"] != json!(true) {
+        return BTreeMap::new();
+    }
+    let interval = checkpoint["CheckpointInterval"].as_i64().unwrap_or(60_000);
+    let pause = checkpoint["MinPauseBetweenCheckpoints"]
+        .as_i64()
+        .unwrap_or(5_000);
+    BTreeMap::from([
+        (
+            "execution.checkpointing.interval".to_string(),
+            format!("{interval} ms"),
+        ),
+        (
+            "execution.checkpointing.min-pause".to_string(),
+            format!("{pause} ms"),
+        ),
+    ])
 }
 
 fn checkpoint_description(configuration: &Value) -> Value {

@@ -7,9 +7,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use runnel_connectors::Connectors;
+use runnel_engine::checkpoint::CheckpointStorage;
 use runnel_engine::connector::SourceProvider;
 use runnel_engine::context::JobContext;
-use runnel_jobs::{Cluster, JobError, RunningJob};
+use runnel_jobs::checkpoints::RocksCheckpoints;
+use runnel_jobs::{Checkpointing, Cluster, JobError, RunningJob};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
@@ -61,6 +63,25 @@ pub struct Definition {
     /// How often the job has been restarted after failing.
     #[serde(default)]
     pub restarts: u32,
+    /// The savepoint the job started from.
+    #[serde(default)]
+    pub from_savepoint: Option<String>,
+    /// Whether savepoint state no operator takes is dropped.
+    #[serde(default)]
+    pub allow_non_restored_state: bool,
+    /// Settings in force before the SQL's own `SET`s (an application's
+    /// checkpoint configuration).
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+}
+
+/// How a submitted job starts: from a savepoint, by name, and with
+/// settings its SQL may override.
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    pub savepoint: Option<String>,
+    pub allow_non_restored_state: bool,
+    pub settings: BTreeMap<String, String>,
 }
 
 /// A script refused at submit, with where in it.
@@ -149,6 +170,7 @@ const NOTHING_TO_RUN: &str =
     "the script has nothing to run: give it an INSERT INTO, an EXECUTE STATEMENT SET or a SELECT";
 const RESULTS_BUFFER: usize = 16 * 1024;
 const WATCH_INTERVAL: Duration = Duration::from_millis(50);
+const SAVEPOINT_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct JobManager {
     connectors: Connectors,
@@ -183,6 +205,16 @@ impl JobManager {
             jobs: Mutex::new(BTreeMap::new()),
             store,
         })
+    }
+
+    /// Where job `id` keeps its checkpoints; the records its exactly-once
+    /// sinks held back are published with them.
+    pub fn checkpoints_of(&self, id: &str) -> RocksCheckpoints {
+        let publisher = self.connectors.services().streams.clone().map(|streams| {
+            Arc::new(super::checkpoints::StreamsPublisher { streams })
+                as Arc<dyn runnel_jobs::checkpoints::Publish>
+        });
+        RocksCheckpoints::new(self.store.db().clone(), id, publisher)
     }
 
     fn jobs(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<ManagedJob>>> {
@@ -250,8 +282,12 @@ impl JobManager {
         sql: String,
         name: Option<String>,
         parallelism: Option<usize>,
+        options: StartOptions,
     ) -> Result<Arc<ManagedJob>, Refusal> {
         let id = uuid::Uuid::new_v4().simple().to_string();
+        if let Some(savepoint) = &options.savepoint {
+            self.seed_from_savepoint(&id, savepoint, parallelism)?;
+        }
         let definition = Definition {
             name: name.unwrap_or_else(|| format!("job-{}", &id[..8])),
             id,
@@ -264,8 +300,114 @@ impl JobManager {
             ended_ms: None,
             restart: RestartStrategy::None,
             restarts: 0,
+            from_savepoint: options.savepoint,
+            allow_non_restored_state: options.allow_non_restored_state,
+            settings: options.settings,
         };
         self.launch(definition).await
+    }
+
+    /// Makes savepoint `name` the new job `id`'s latest checkpoint, so that
+    /// it starts from it (and, after a crash before its own first one,
+    /// starts from it again).
+    fn seed_from_savepoint(
+        &self,
+        id: &str,
+        name: &str,
+        parallelism: Option<usize>,
+    ) -> Result<(), Refusal> {
+        let (info, state) = self
+            .savepoints()
+            .get(name)
+            .map_err(Refusal::plain)?
+            .ok_or_else(|| Refusal::plain(format!("savepoint '{name}' not found")))?;
+        let parallelism = parallelism.unwrap_or(self.default_parallelism);
+        if parallelism != info.parallelism {
+            return Err(Refusal::plain(format!(
+                "savepoint '{name}' was taken with parallelism {}; the job must run with the same, not {parallelism}",
+                info.parallelism
+            )));
+        }
+        self.checkpoints_of(id)
+            .seed(&state)
+            .map_err(|e| Refusal::plain(e.to_string()))
+    }
+
+    pub fn savepoints(&self) -> runnel_jobs::savepoints::Savepoints {
+        runnel_jobs::savepoints::Savepoints::new(self.store.db().clone())
+    }
+
+    /// Takes a savepoint of a running checkpointed job: a checkpoint now,
+    /// kept under `name` until deleted.
+    pub async fn savepoint(
+        &self,
+        id: &str,
+        name: Option<String>,
+    ) -> Result<runnel_jobs::savepoints::SavepointInfo, ManagerError> {
+        let job = self.get(id)?;
+        let (definition, context) = {
+            let state = job.state();
+            (state.definition.clone(), state.context.clone())
+        };
+        let coordinator = context
+            .as_ref()
+            .filter(|_| definition.status == Status::Running)
+            .and_then(|c| c.checkpoints.get().cloned())
+            .ok_or_else(|| ManagerError::WrongStatus {
+                id: id.to_string(),
+                status: definition.status.as_str(),
+                what: "a savepoint is taken of a running job with checkpointing on (SET 'execution.checkpointing.interval')",
+            })?;
+        let target = coordinator.trigger();
+        let deadline = std::time::Instant::now() + SAVEPOINT_TIMEOUT;
+        let (failures_before, _) = coordinator.failures();
+        while coordinator.history().last().is_none_or(|c| c.id < target) {
+            let (failures, last) = coordinator.failures();
+            if failures > failures_before || std::time::Instant::now() > deadline {
+                return Err(ManagerError::Store(format!(
+                    "the savepoint of job {id} did not complete: {}",
+                    last.unwrap_or_else(|| "timed out".into())
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let state = self
+            .checkpoints_of(id)
+            .latest()
+            .map_err(|e| ManagerError::Store(e.to_string()))?
+            .ok_or_else(|| ManagerError::Store("the savepoint's checkpoint is gone".into()))?;
+        let info = runnel_jobs::savepoints::SavepointInfo {
+            name: name.unwrap_or_else(|| format!("savepoint-{}-{}", definition.name, state.id)),
+            job_id: id.to_string(),
+            job_name: definition.name.clone(),
+            checkpoint_id: state.id,
+            created_ms: now_ms(),
+            bytes: state.state.len() as u64,
+            parallelism: definition.parallelism,
+        };
+        self.savepoints()
+            .put(&info, &state)
+            .map_err(ManagerError::Store)?;
+        Ok(info)
+    }
+
+    /// Takes a savepoint, then ends the job without draining it (nothing
+    /// after the savepoint is written), as Flink's stop-with-savepoint.
+    pub async fn stop_with_savepoint(
+        &self,
+        id: &str,
+        name: Option<String>,
+    ) -> Result<(Arc<ManagedJob>, runnel_jobs::savepoints::SavepointInfo), ManagerError> {
+        let info = self.savepoint(id, name).await?;
+        let job = self.get(id)?;
+        {
+            let mut state = job.state();
+            state.stop_requested = true;
+            if let Some(running) = &state.running {
+                running.context().cancel();
+            }
+        }
+        Ok((job, info))
     }
 
     /// Starts the job and watches it until it ends.
@@ -279,10 +421,13 @@ impl JobManager {
 
     /// Plans and starts the job under its id; nobody watches it yet.
     async fn start_job(&self, mut definition: Definition) -> Result<Arc<ManagedJob>, Refusal> {
-        let submission =
-            runnel_jobs::submit(definition.sql.clone(), Arc::new(self.connectors.clone()))
-                .await
-                .map_err(Refusal::of)?;
+        let submission = runnel_jobs::submit_with_defaults(
+            definition.sql.clone(),
+            Arc::new(self.connectors.clone()),
+            definition.settings.clone(),
+        )
+        .await
+        .map_err(Refusal::of)?;
         if submission.is_empty() {
             return Err(Refusal::plain(NOTHING_TO_RUN));
         }
@@ -298,8 +443,22 @@ impl JobManager {
             hosts: Vec::new(),
         };
         let sink = Arc::new(ResultsSink::new(results.clone()));
-        let running = runnel_jobs::start(submission, cluster, sink, &definition.name)
-            .map_err(|e| Refusal::plain(e.to_string()))?;
+        // A job resumes from its own latest checkpoint: after a restart of
+        // the server or by its restart strategy; a new job has none.
+        if definition.from_savepoint.is_some() && submission.checkpoint.is_none() {
+            return Err(Refusal::plain(
+                "a job started from a savepoint needs checkpointing on: SET 'execution.checkpointing.interval'",
+            ));
+        }
+        let checkpointing = submission.checkpoint.clone().map(|config| Checkpointing {
+            config,
+            storage: Arc::new(self.checkpoints_of(&definition.id)),
+            resume: true,
+            allow_non_restored_state: definition.allow_non_restored_state,
+        });
+        let running =
+            runnel_jobs::start(submission, cluster, sink, &definition.name, checkpointing)
+                .map_err(|e| Refusal::plain(e.to_string()))?;
         definition.status = Status::Running;
         definition.started_ms = Some(now_ms());
         definition.ended_ms = None;
@@ -448,10 +607,15 @@ impl JobManager {
     }
 
     /// Plans `sql` as `submit` would, and starts nothing.
-    pub async fn plan_only(&self, sql: String) -> Result<(), String> {
-        let submission = runnel_jobs::submit(sql, Arc::new(self.connectors.clone()))
-            .await
-            .map_err(|e| Refusal::of(e).message)?;
+    pub async fn plan_only(
+        &self,
+        sql: String,
+        settings: BTreeMap<String, String>,
+    ) -> Result<(), String> {
+        let submission =
+            runnel_jobs::submit_with_defaults(sql, Arc::new(self.connectors.clone()), settings)
+                .await
+                .map_err(|e| Refusal::of(e).message)?;
         if submission.is_empty() {
             return Err(NOTHING_TO_RUN.to_string());
         }

@@ -8,6 +8,7 @@
 //! - `rest`: `/v1/jobs`, with `describe` rendering a job and its figures.
 //! - `kda`: the Kinesis Analytics V2 API, applications over the same jobs.
 
+mod checkpoints;
 mod describe;
 pub mod kda;
 mod manager;

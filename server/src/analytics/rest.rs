@@ -25,7 +25,13 @@ pub fn routes(manager: Arc<JobManager>) -> Router {
         .route("/v1/jobs", post(submit).get(list))
         .route("/v1/jobs/{id}", get(describe).delete(remove))
         .route("/v1/jobs/{id}/stop", post(stop))
+        .route("/v1/jobs/{id}/savepoints", post(savepoint))
         .route("/v1/jobs/{id}/results", get(results))
+        .route("/v1/savepoints", get(list_savepoints))
+        .route(
+            "/v1/savepoints/{name}",
+            axum::routing::delete(delete_savepoint),
+        )
         .with_state(manager)
 }
 
@@ -35,6 +41,43 @@ struct SubmitRequest {
     sql: String,
     name: Option<String>,
     parallelism: Option<usize>,
+    /// A savepoint's name: the job starts from its state.
+    from_savepoint: Option<String>,
+    #[serde(default)]
+    allow_non_restored_state: bool,
+}
+
+/// `POST /v1/jobs/{id}/stop` and `/savepoints`: with a savepoint, the job
+/// stops at it without draining.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SavepointRequest {
+    /// `true`, or the savepoint's name.
+    savepoint: Option<Value>,
+    name: Option<String>,
+}
+
+impl SavepointRequest {
+    /// A malformed body's answer is a 400 with this message.
+    fn parse(body: &[u8]) -> Result<Self, String> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(SavepointRequest::default());
+        }
+        serde_json::from_slice(body).map_err(|e| {
+            format!(
+                "the body must be {{\"savepoint\": true | \"NAME\"}} or {{\"name\": \"NAME\"}}: {e}"
+            )
+        })
+    }
+
+    /// Whether a savepoint is asked for, and its name if given.
+    fn wanted(&self) -> (bool, Option<String>) {
+        match &self.savepoint {
+            Some(Value::String(name)) => (true, Some(name.clone())),
+            Some(Value::Bool(wanted)) => (*wanted, self.name.clone()),
+            _ => (false, self.name.clone()),
+        }
+    }
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -78,8 +121,13 @@ async fn submit(State(manager): State<Arc<JobManager>>, body: axum::body::Bytes)
     if request.parallelism == Some(0) {
         return error(StatusCode::BAD_REQUEST, "parallelism must be at least 1");
     }
+    let restore = super::manager::StartOptions {
+        savepoint: request.from_savepoint,
+        allow_non_restored_state: request.allow_non_restored_state,
+        settings: Default::default(),
+    };
     match manager
-        .submit(request.sql, request.name, request.parallelism)
+        .submit(request.sql, request.name, request.parallelism, restore)
         .await
     {
         Ok(job) => (StatusCode::CREATED, Json(job_json(&job, true))).into_response(),
@@ -99,10 +147,64 @@ async fn describe(State(manager): State<Arc<JobManager>>, Path(id): Path<String>
     }
 }
 
-async fn stop(State(manager): State<Arc<JobManager>>, Path(id): Path<String>) -> Response {
-    match manager.stop(&id) {
-        Ok(job) => (StatusCode::ACCEPTED, Json(job_json(&job, true))).into_response(),
+async fn stop(
+    State(manager): State<Arc<JobManager>>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let request = match SavepointRequest::parse(&body) {
+        Ok(request) => request,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
+    match request.wanted() {
+        (true, name) => match manager.stop_with_savepoint(&id, name).await {
+            Ok((job, savepoint)) => {
+                let mut value = job_json(&job, true);
+                value["savepoint"] = json!(savepoint);
+                (StatusCode::ACCEPTED, Json(value)).into_response()
+            }
+            Err(e) => manager_error(e),
+        },
+        (false, _) => match manager.stop(&id) {
+            Ok(job) => (StatusCode::ACCEPTED, Json(job_json(&job, true))).into_response(),
+            Err(e) => manager_error(e),
+        },
+    }
+}
+
+async fn savepoint(
+    State(manager): State<Arc<JobManager>>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let request = match SavepointRequest::parse(&body) {
+        Ok(request) => request,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
+    match manager.savepoint(&id, request.wanted().1).await {
+        Ok(savepoint) => (StatusCode::CREATED, Json(json!(savepoint))).into_response(),
         Err(e) => manager_error(e),
+    }
+}
+
+async fn list_savepoints(State(manager): State<Arc<JobManager>>) -> Response {
+    match manager.savepoints().list("") {
+        Ok(savepoints) => Json(json!({"savepoints": savepoints})).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+async fn delete_savepoint(
+    State(manager): State<Arc<JobManager>>,
+    Path(name): Path<String>,
+) -> Response {
+    match manager.savepoints().delete(&name) {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => error(
+            StatusCode::NOT_FOUND,
+            format!("savepoint '{name}' not found"),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }
 

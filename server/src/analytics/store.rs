@@ -9,7 +9,12 @@ use super::manager::Definition;
 pub const CF_DEFINITIONS: &str = "jobs.definitions";
 
 /// The column families the job manager owns; pass them to `Store::open`.
-pub const COLUMN_FAMILIES: &[&str] = &[CF_DEFINITIONS, super::kda::CF_APPLICATIONS];
+pub const COLUMN_FAMILIES: &[&str] = &[
+    CF_DEFINITIONS,
+    super::kda::CF_APPLICATIONS,
+    runnel_jobs::checkpoints::CF_CHECKPOINTS,
+    runnel_jobs::savepoints::CF_SAVEPOINTS,
+];
 
 pub struct JobStore {
     db: Arc<DB>,
@@ -18,6 +23,10 @@ pub struct JobStore {
 impl JobStore {
     pub fn new(db: Arc<DB>) -> Self {
         JobStore { db }
+    }
+
+    pub fn db(&self) -> &Arc<DB> {
+        &self.db
     }
 
     fn cf(&self) -> Result<&rocksdb::ColumnFamily, String> {

@@ -39,6 +39,20 @@ struct Measured {
     events_per_second: f64,
     events_per_second_per_core: f64,
     output_rows: u64,
+    /// With `--checkpoint-interval`: what the checkpoints cost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checkpoints: Option<CheckpointFigures>,
+}
+
+#[derive(Debug, Serialize)]
+struct CheckpointFigures {
+    interval: String,
+    completed: u64,
+    mean_duration_ms: f64,
+    max_duration_ms: u64,
+    mean_bytes: f64,
+    /// This run's events/s over the same query's without checkpoints.
+    throughput_ratio: f64,
 }
 
 /// A query that did not run: rejected when submitted, or failed running.
@@ -64,15 +78,38 @@ pub fn run(args: &NexmarkArgs) -> anyhow::Result<()> {
     };
     let scratch = Scratch::new()?;
     let mut failed = 0;
+    let checkpoints = match &args.checkpoint_interval {
+        Some(interval) => Some((interval.clone(), CheckpointDir::open(scratch.path())?)),
+        None => None,
+    };
     for (name, sql) in selected {
         let script = script(sql, args, scratch.path());
-        match run_one(name, &script, args) {
-            Ok(measured) => report(&measured, args.json)?,
-            Err(not_run) => {
-                if not_run.status == "failed" {
-                    failed += 1;
+        let plain = run_one(name, &script, args, None);
+        let with_checkpoints = match (&plain, &checkpoints) {
+            (Ok(plain), Some((interval, dir))) => {
+                let script =
+                    format!("SET 'execution.checkpointing.interval' = '{interval}';\n{script}");
+                Some(run_one(name, &script, args, Some(dir)).map(|mut measured| {
+                    measured.query = format!("{name}+cp");
+                    if let Some(figures) = measured.checkpoints.as_mut() {
+                        figures.interval = interval.clone();
+                        figures.throughput_ratio =
+                            measured.events_per_second / plain.events_per_second;
+                    }
+                    measured
+                }))
+            }
+            _ => None,
+        };
+        for result in std::iter::once(plain).chain(with_checkpoints) {
+            match result {
+                Ok(measured) => report(&measured, args.json)?,
+                Err(not_run) => {
+                    if not_run.status == "failed" {
+                        failed += 1;
+                    }
+                    report_not_run(&not_run, args.json)?;
                 }
-                report_not_run(&not_run, args.json)?;
             }
         }
     }
@@ -129,6 +166,7 @@ pub fn run_generator(args: &NexmarkArgs) -> anyhow::Result<()> {
             events_per_second: generated as f64 / wall_seconds,
             events_per_second_per_core: generated as f64 / cpu_seconds,
             output_rows: generated,
+            checkpoints: None,
         },
         args.json,
     )
@@ -143,7 +181,43 @@ fn script(query: &str, args: &NexmarkArgs, scratch: &Path) -> String {
         .replace("${OUTPUT_DIR}", &scratch.display().to_string())
 }
 
-fn run_one(name: &str, script: &str, args: &NexmarkArgs) -> Result<Measured, NotRun> {
+/// Where `--checkpoint-interval` runs keep their checkpoints: a RocksDB
+/// store as the server's, so that each checkpoint is a synced write.
+struct CheckpointDir {
+    store: runnel_store::Store,
+}
+
+impl CheckpointDir {
+    fn open(scratch: &Path) -> anyhow::Result<Self> {
+        let store = runnel_store::Store::open(
+            &scratch.join("checkpoints"),
+            &[runnel_jobs::checkpoints::CF_CHECKPOINTS],
+        )?;
+        Ok(CheckpointDir { store })
+    }
+
+    fn checkpointing(
+        &self,
+        name: &str,
+        config: runnel_engine::checkpoint::CheckpointConfig,
+    ) -> runnel_jobs::Checkpointing {
+        let storage =
+            runnel_jobs::checkpoints::RocksCheckpoints::new(self.store.db().clone(), name, None);
+        runnel_jobs::Checkpointing {
+            config,
+            storage: Arc::new(storage),
+            resume: false,
+            allow_non_restored_state: false,
+        }
+    }
+}
+
+fn run_one(
+    name: &str,
+    script: &str,
+    args: &NexmarkArgs,
+    checkpoints: Option<&CheckpointDir>,
+) -> Result<Measured, NotRun> {
     let not_run = |status, error: String| NotRun {
         query: name.to_string(),
         status,
@@ -158,8 +232,18 @@ fn run_one(name: &str, script: &str, args: &NexmarkArgs) -> Result<Measured, Not
     let sources = submission.sources_of("nexmark").max(1) as u64;
     let cpu_before = process_cpu_seconds().map_err(|e| not_run("failed", e.to_string()))?;
     let started = Instant::now();
-    let job = runnel_jobs::start(submission, Cluster::local(args.workers), results, name)
-        .map_err(|e| not_run("failed", e.to_string()))?;
+    let checkpointing = match (checkpoints, submission.checkpoint.clone()) {
+        (Some(dir), Some(config)) => Some(dir.checkpointing(name, config)),
+        _ => None,
+    };
+    let job = runnel_jobs::start(
+        submission,
+        Cluster::local(args.workers),
+        results,
+        name,
+        checkpointing,
+    )
+    .map_err(|e| not_run("failed", e.to_string()))?;
     let context = job.context().clone();
     let progress = (!args.quiet)
         .then(|| Progress::bar(context.clone(), name.to_string(), args.events * sources));
@@ -182,6 +266,19 @@ fn run_one(name: &str, script: &str, args: &NexmarkArgs) -> Result<Measured, Not
         events_per_second: events as f64 / wall_seconds,
         events_per_second_per_core: events as f64 / cpu_seconds,
         output_rows: runnel_jobs::Figures::of(&context).records_out,
+        checkpoints: context.checkpoints.get().map(|coordinator| {
+            let history = coordinator.history();
+            let completed = history.last().map_or(0, |c| c.id);
+            let n = history.len().max(1) as f64;
+            CheckpointFigures {
+                interval: String::new(),
+                completed,
+                mean_duration_ms: history.iter().map(|c| c.duration_ms as f64).sum::<f64>() / n,
+                max_duration_ms: history.iter().map(|c| c.duration_ms).max().unwrap_or(0),
+                mean_bytes: history.iter().map(|c| c.bytes as f64).sum::<f64>() / n,
+                throughput_ratio: 1.0,
+            }
+        }),
     })
 }
 
@@ -202,6 +299,18 @@ fn report(measured: &Measured, json: bool) -> anyhow::Result<()> {
             human(measured.events_per_second_per_core),
             human(measured.output_rows as f64),
         )?;
+        if let Some(c) = &measured.checkpoints {
+            writeln!(
+                stdout,
+                "     checkpoints every {}: {} taken, {:.1} ms mean, {} ms max, {} bytes mean; {:.2}x the throughput without",
+                c.interval,
+                c.completed,
+                c.mean_duration_ms,
+                c.max_duration_ms,
+                human(c.mean_bytes),
+                c.throughput_ratio
+            )?;
+        }
     }
     Ok(())
 }

@@ -8,6 +8,7 @@
 mod analytics_jobs;
 mod aws_routing;
 mod bench;
+mod checkpoint_crash;
 mod cli;
 mod config;
 mod firehose_crash;

@@ -12,11 +12,13 @@
 //! plan first.
 
 pub(crate) mod cast;
+mod checkpointable;
 pub(crate) mod field_use;
 pub(crate) mod grouping_sets;
 pub(crate) mod joins;
 pub(crate) mod match_recognize;
 mod node;
+pub use checkpointable::checkpoint_refusal;
 mod over;
 pub(crate) mod ranking;
 pub(crate) mod reuse;

@@ -2,5 +2,6 @@
 
 #![allow(clippy::unwrap_used, reason = "tests fail on unexpected errors")]
 
+mod commit;
 mod log;
 mod reshard;

@@ -75,6 +75,12 @@ properties = {
     ]
 }
 
+CHECKPOINTS = {
+    "ConfigurationType": "CUSTOM",
+    "CheckpointingEnabled": True,
+    "CheckpointInterval": 300,
+    "MinPauseBetweenCheckpoints": 0,
+}
 created = analytics.create_application(
     ApplicationName="big-orders",
     RuntimeEnvironment="FLINK-1_20",
@@ -86,6 +92,9 @@ created = analytics.create_application(
         },
         "FlinkApplicationConfiguration": {
             "ParallelismConfiguration": {"ConfigurationType": "CUSTOM", "Parallelism": 2},
+            # Exactly-once output appears when the checkpoint covering it
+            # completes: a short interval keeps the test quick.
+            "CheckpointConfiguration": CHECKPOINTS,
         },
         "EnvironmentProperties": properties,
     },
@@ -95,7 +104,7 @@ assert created["ApplicationStatus"] == "READY" and created["ApplicationVersionId
 assert created["ApplicationARN"] == "arn:aws:kinesisanalytics:us-east-1:000000000000:application/big-orders"
 flink = created["ApplicationConfigurationDescription"]["FlinkApplicationConfigurationDescription"]
 assert flink["ParallelismConfigurationDescription"]["Parallelism"] == 2, flink
-assert flink["CheckpointConfigurationDescription"]["CheckpointInterval"] == 60000, flink
+assert flink["CheckpointConfigurationDescription"]["CheckpointInterval"] == 300, flink
 
 code, message = code_error(
     analytics.create_application,
@@ -243,7 +252,9 @@ analytics.create_application(
         "ApplicationCodeConfiguration": {"CodeContentType": "PLAINTEXT", "CodeContent": {"TextContent": TOTALS}},
         "FlinkApplicationConfiguration": {
             "ParallelismConfiguration": {"ConfigurationType": "CUSTOM", "Parallelism": 2},
+            "CheckpointConfiguration": CHECKPOINTS,
         },
+        "ApplicationSnapshotConfiguration": {"SnapshotsEnabled": True},
     },
 )
 analytics.start_application(ApplicationName="sales-per-minute")
@@ -256,39 +267,86 @@ def sql_time(ms):
 
 random.seed(5)
 base = 1_700_000_040_000  # a whole minute
-sales = sorted(
-    ((f"s{random.randrange(6)}", random.randrange(1, 500), base + random.randrange(0, 600_000)) for _ in range(2000)),
-    key=lambda sale: sale[2],
-)
-for i in range(0, len(sales), 500):
-    out = kinesis.put_records(StreamName="sales", Records=[
-        {"Data": json.dumps({"store": store, "amount": amount, "ts": sql_time(ts)}).encode(), "PartitionKey": store + str(k)}
-        for k, (store, amount, ts) in enumerate(sales[i:i + 500])])
-    assert out["FailedRecordCount"] == 0, out
-# A sale an hour later on every shard moves every shard's watermark past the
-# last window (its own window stays open).
-for shard in kinesis.list_shards(StreamName="sales")["Shards"]:
-    kinesis.put_record(StreamName="sales", PartitionKey="closer", ExplicitHashKey=shard["HashKeyRange"]["StartingHashKey"],
-                       Data=json.dumps({"store": "closer", "amount": 0, "ts": sql_time(base + 3_600_000)}).encode())
 
-batch = duckdb.connect()
-batch.execute("CREATE TABLE sales (store VARCHAR, amount BIGINT, ts_ms BIGINT)")
-batch.executemany("INSERT INTO sales VALUES (?, ?, ?)", sales)
-expected = sorted(
-    (sql_time(start), store, total, count)
-    for start, store, total, count in batch.execute(
-        "SELECT ts_ms // 60000 * 60000, store, SUM(amount), COUNT(*) FROM sales GROUP BY ALL"
-    ).fetchall()
-)
-deadline = time.time() + 60
-got = []
-while time.time() < deadline:
+
+def send_sales(start):
+    """2000 sales over the ten minutes from `start`, then one an hour later
+    on every shard, which moves every shard's watermark past the last
+    window (its own window stays open). The sales and the closers, for
+    the oracle."""
+    sales = sorted(
+        ((f"s{random.randrange(6)}", random.randrange(1, 500), start + random.randrange(0, 600_000)) for _ in range(2000)),
+        key=lambda sale: sale[2],
+    )
+    for i in range(0, len(sales), 500):
+        out = kinesis.put_records(StreamName="sales", Records=[
+            {"Data": json.dumps({"store": store, "amount": amount, "ts": sql_time(ts)}).encode(), "PartitionKey": store + str(k)}
+            for k, (store, amount, ts) in enumerate(sales[i:i + 500])])
+        assert out["FailedRecordCount"] == 0, out
+    closers = []
+    for shard in kinesis.list_shards(StreamName="sales")["Shards"]:
+        kinesis.put_record(StreamName="sales", PartitionKey="closer", ExplicitHashKey=shard["HashKeyRange"]["StartingHashKey"],
+                           Data=json.dumps({"store": "closer", "amount": 0, "ts": sql_time(start + 3_600_000)}).encode())
+        closers.append(("closer", 0, start + 3_600_000))
+    return sales, closers
+
+
+def per_minute(sales):
+    batch = duckdb.connect()
+    batch.execute("CREATE TABLE sales (store VARCHAR, amount BIGINT, ts_ms BIGINT)")
+    batch.executemany("INSERT INTO sales VALUES (?, ?, ?)", sales)
+    return sorted(
+        (sql_time(start), store, total, count)
+        for start, store, total, count in batch.execute(
+            "SELECT ts_ms // 60000 * 60000, store, SUM(amount), COUNT(*) FROM sales GROUP BY ALL"
+        ).fetchall()
+    )
+
+
+def totals_reach(expected):
+    deadline = time.time() + 60
+    got = []
+    while time.time() < deadline:
+        got = sorted((r["window_start"], r["store"], r["total"], r["sales"]) for r in read_values("sales-per-minute"))
+        if len(got) >= len(expected):
+            break
+        time.sleep(0.2)
+    # Anything written twice would show a little later.
+    time.sleep(1)
     got = sorted((r["window_start"], r["store"], r["total"], r["sales"]) for r in read_values("sales-per-minute"))
-    if len(got) >= len(expected):
-        break
-    time.sleep(0.2)
-assert got == expected, f"totals differ: {sorted(set(got) ^ set(expected))[:10]}"
+    assert got == expected, f"totals differ: {sorted(set(got) ^ set(expected))[:10]}, {len(got)} vs {len(expected)}"
+
+
+first, first_closers = send_sales(base)
+expected = per_minute(first)
+totals_reach(expected)
+
+# Snapshots: one asked for, and one StopApplication takes; the next start
+# restores the latest, so the job goes on where it stopped: the second
+# batch's windows are added, none of the first's written again.
+analytics.create_application_snapshot(ApplicationName="sales-per-minute", SnapshotName="after-first")
+code, _ = code_error(analytics.create_application_snapshot, ApplicationName="sales-per-minute", SnapshotName="after-first")
+assert code == "InvalidArgumentException", code
+snapshot = analytics.describe_application_snapshot(ApplicationName="sales-per-minute", SnapshotName="after-first")["SnapshotDetails"]
+assert snapshot["SnapshotStatus"] == "READY" and snapshot["SnapshotName"] == "after-first", snapshot
+code, _ = code_error(analytics.describe_application_snapshot, ApplicationName="sales-per-minute", SnapshotName="nope")
+assert code == "ResourceNotFoundException", code
 analytics.stop_application(ApplicationName="sales-per-minute")
+wait_status("sales-per-minute", "READY")
+summaries = analytics.list_application_snapshots(ApplicationName="sales-per-minute")["SnapshotSummaries"]
+assert len(summaries) == 2 and summaries[0]["SnapshotName"] == "after-first", summaries
+second, _ = send_sales(base + 7_200_000)
+analytics.start_application(ApplicationName="sales-per-minute")
+wait_status("sales-per-minute", "RUNNING")
+# The later sales close the window the first batch's closers opened.
+totals_reach(per_minute(first + first_closers + second))
+analytics.delete_application_snapshot(
+    ApplicationName="sales-per-minute", SnapshotName="after-first",
+    SnapshotCreationTimestamp=snapshot["SnapshotCreationTimestamp"],
+)
+summaries = analytics.list_application_snapshots(ApplicationName="sales-per-minute")["SnapshotSummaries"]
+assert [s["SnapshotName"] for s in summaries] != ["after-first"] and len(summaries) == 1, summaries
+analytics.stop_application(ApplicationName="sales-per-minute", Force=True)
 wait_status("sales-per-minute", "READY")
 
 done()

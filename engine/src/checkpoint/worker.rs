@@ -1,0 +1,165 @@
+//! One worker's view of checkpointing: whether its sources are paused,
+//! and the states of its operators, which register themselves while the
+//! dataflow is built. It is thread-local because a timely worker is one
+//! thread and its operators' states are `Rc`s that never leave it.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use timely::scheduling::Activator;
+
+use crate::checkpoint::Mode;
+use crate::checkpoint::encoding::WorkerState;
+use crate::checkpoint::storage::SinkOutput;
+use crate::error::EngineError;
+
+/// An operator's state, as a checkpoint takes it.
+pub trait OperatorState {
+    /// Called only while the dataflow is drained (no batch in flight), so
+    /// the state is that of a prefix of the input.
+    fn snapshot(&self) -> Result<Vec<u8>, EngineError>;
+}
+
+/// A sink's part in a checkpoint.
+pub trait SinkState {
+    /// What the sink held back since the last checkpoint, to be committed
+    /// with this one (exactly-once sinks); at-least-once sinks flush here
+    /// and return nothing.
+    fn prepare(&self, checkpoint: u64) -> Result<Vec<SinkOutput>, EngineError>;
+
+    /// The checkpoint is durable.
+    fn complete(&self, _checkpoint: u64) -> Result<(), EngineError> {
+        Ok(())
+    }
+}
+
+struct Registry {
+    mode: Mode,
+    /// This worker's states in the checkpoint being restored, taken by
+    /// operators as they register.
+    restore: HashMap<String, Vec<u8>>,
+    operators: Vec<(String, Rc<dyn OperatorState>)>,
+    sinks: Vec<Rc<dyn SinkState>>,
+    /// How many operators of each kind registered, for their ids.
+    kinds: HashMap<String, usize>,
+}
+
+thread_local! {
+    static REGISTRY: RefCell<Option<Registry>> = const { RefCell::new(None) };
+    static PAUSED: Cell<bool> = const { Cell::new(false) };
+    /// Sources that found themselves paused, woken when the pause ends.
+    static WAITING: RefCell<Vec<Activator>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Makes this thread a checkpointed worker; `restore` is its share of the
+/// checkpoint to resume from.
+pub fn install(mode: Mode, restore: Option<WorkerState>) {
+    REGISTRY.with(|r| {
+        *r.borrow_mut() = Some(Registry {
+            mode,
+            restore: restore.unwrap_or_default().into_iter().collect(),
+            operators: Vec::new(),
+            sinks: Vec::new(),
+            kinds: HashMap::new(),
+        })
+    });
+    PAUSED.with(|p| p.set(false));
+}
+
+pub fn uninstall() {
+    REGISTRY.with(|r| r.borrow_mut().take());
+    PAUSED.with(|p| p.set(false));
+    WAITING.with(|w| w.borrow_mut().clear());
+}
+
+/// The mode of the job this worker runs, if it is checkpointed.
+pub fn mode() -> Option<Mode> {
+    REGISTRY.with(|r| r.borrow().as_ref().map(|r| r.mode))
+}
+
+/// Registers an operator's state under `kind` and returns what to restore
+/// it from, if the job resumes from a checkpoint that has it. Ids are
+/// `kind#n` in the order operators are built, which the same plan repeats.
+pub fn register(kind: &str, state: Rc<dyn OperatorState>) -> Option<Vec<u8>> {
+    REGISTRY.with(|r| {
+        let mut borrow = r.borrow_mut();
+        let registry = borrow.as_mut()?;
+        let n = registry.kinds.entry(kind.to_string()).or_insert(0);
+        let id = format!("{kind}#{n}");
+        *n += 1;
+        let restored = registry.restore.remove(&id);
+        registry.operators.push((id, state));
+        restored
+    })
+}
+
+pub fn register_sink(state: Rc<dyn SinkState>) {
+    REGISTRY.with(|r| {
+        if let Some(registry) = r.borrow_mut().as_mut() {
+            registry.sinks.push(state);
+        }
+    });
+}
+
+/// Sources read nothing while paused.
+pub fn paused() -> bool {
+    PAUSED.with(Cell::get)
+}
+
+pub(crate) fn set_paused(paused: bool) {
+    PAUSED.with(|p| p.set(paused));
+    if !paused {
+        for source in WAITING.with(|w| std::mem::take(&mut *w.borrow_mut())) {
+            source.activate();
+        }
+    }
+}
+
+/// A paused source asks to be activated when the pause ends, so that it
+/// reads again in the very next step.
+pub fn resume_later(source: Activator) {
+    WAITING.with(|w| w.borrow_mut().push(source));
+}
+
+/// States of the checkpoint no operator of this job took: the plan changed.
+pub(crate) fn unrestored() -> Vec<String> {
+    REGISTRY.with(|r| {
+        let mut ids: Vec<String> = r
+            .borrow()
+            .as_ref()
+            .map(|r| r.restore.keys().cloned().collect())
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    })
+}
+
+fn registered<T>(pick: impl FnOnce(&Registry) -> T) -> Option<T> {
+    REGISTRY.with(|r| r.borrow().as_ref().map(pick))
+}
+
+pub(crate) fn snapshot_all() -> Result<WorkerState, EngineError> {
+    let operators = registered(|r| r.operators.clone()).unwrap_or_default();
+    operators
+        .into_iter()
+        .map(|(id, state)| Ok((id, state.snapshot()?)))
+        .collect()
+}
+
+pub(crate) fn prepare_sinks(checkpoint: u64) -> Result<Vec<SinkOutput>, EngineError> {
+    let sinks = registered(|r| r.sinks.clone()).unwrap_or_default();
+    let mut outputs = Vec::new();
+    for sink in sinks {
+        outputs.extend(sink.prepare(checkpoint)?);
+    }
+    Ok(outputs)
+}
+
+pub(crate) fn complete_sinks(checkpoint: u64) -> Result<(), EngineError> {
+    let sinks = registered(|r| r.sinks.clone()).unwrap_or_default();
+    for sink in sinks {
+        sink.complete(checkpoint)?;
+    }
+    Ok(())
+}

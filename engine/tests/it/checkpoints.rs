@@ -1,0 +1,290 @@
+//! A job killed at a random moment and resumed from its last checkpoint
+//! publishes, through an exactly-once sink, what an uninterrupted job
+//! does: no row lost, none twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::array::RecordBatch;
+use proptest::prelude::*;
+use runnel_engine::EngineError;
+use runnel_engine::checkpoint::{
+    CheckpointConfig, CheckpointStorage, Coordinator, MemoryStorage, Mode, OutputRecord, SinkOutput,
+};
+use runnel_engine::context::JobContext;
+use runnel_engine::runtime::{Cluster, run};
+use runnel_engine::sink::{BatchSink, sink};
+use runnel_engine::source::{BatchReader, EventTime, MemoryReader, Poll, source};
+use runnel_engine::time::Watermark;
+use runnel_engine::window::kind::WindowKind;
+use runnel_engine::window::operator::window_aggregate;
+use timely::dataflow::ProbeHandle;
+
+use crate::support::{Row, batch_of, oracle, render, spec};
+
+/// Holds rows until a checkpoint takes them, as an exactly-once sink does.
+#[derive(Default)]
+struct HeldRows {
+    held: Vec<OutputRecord>,
+}
+
+impl BatchSink for HeldRows {
+    fn write(&mut self, batch: RecordBatch, _time: Watermark) -> Result<(), EngineError> {
+        self.held
+            .extend(render(&batch, true).into_iter().map(|row| OutputRecord {
+                partition_key: String::new(),
+                explicit_hash_key: None,
+                data: row.into_bytes(),
+            }));
+        Ok(())
+    }
+
+    fn checkpoint_output(&mut self, _checkpoint: u64) -> Result<Vec<SinkOutput>, EngineError> {
+        Ok(vec![SinkOutput {
+            stream: "out".into(),
+            records: std::mem::take(&mut self.held),
+        }])
+    }
+}
+
+/// A reader that fails after `polls` polls: the process "dies" there.
+struct Crashing {
+    inner: MemoryReader,
+    polls: Option<usize>,
+}
+
+impl BatchReader for Crashing {
+    fn poll(&mut self) -> Result<Poll, EngineError> {
+        if let Some(left) = self.polls.as_mut() {
+            if *left == 0 {
+                return Err(EngineError::Runtime("killed".into()));
+            }
+            *left -= 1;
+        }
+        self.inner.poll()
+    }
+
+    fn checkpoint_position(&mut self) -> Result<Option<Vec<u8>>, EngineError> {
+        self.inner.checkpoint_position()
+    }
+
+    fn restore_position(&mut self, position: &[u8]) -> Result<(), EngineError> {
+        self.inner.restore_position(position)
+    }
+}
+
+/// Runs the windowed job, checkpointing into `storage` every `interval`
+/// and resuming from its latest checkpoint; worker 0 dies after
+/// `crash_after` polls, if given.
+fn run_once(
+    batches: &Arc<Vec<RecordBatch>>,
+    window: WindowKind,
+    workers: usize,
+    bound: i64,
+    storage: &Arc<MemoryStorage>,
+    interval: Duration,
+    crash_after: Option<usize>,
+) -> Result<(), EngineError> {
+    let config = CheckpointConfig {
+        interval,
+        min_pause: Duration::ZERO,
+        mode: Mode::ExactlyOnce,
+        retained: 1,
+        timeout: Duration::from_secs(60),
+    };
+    let context = Arc::new(JobContext::default());
+    let coordinator = Coordinator::new(config, storage.clone(), workers, true)?;
+    let _ = context.checkpoints.set(Arc::new(coordinator));
+    let spec = Arc::new(spec(window));
+    let batches = batches.clone();
+    run(&Cluster::local(workers), context, move |worker, context| {
+        let (index, peers) = (worker.index(), worker.peers());
+        let reader = Box::new(Crashing {
+            inner: MemoryReader::new(batches.clone(), index, peers),
+            polls: crash_after.filter(|_| index == 0),
+        });
+        let event_time = EventTime {
+            expr: spec.time.clone(),
+            max_out_of_orderness: bound,
+            processing_time: false,
+            idle_timeout: None,
+            drop_after: None,
+        };
+        let spec = spec.clone();
+        worker.dataflow::<i64, _, _>(move |scope| {
+            let stream = source(
+                scope,
+                "memory",
+                reader,
+                Some(event_time),
+                None,
+                context.clone(),
+            );
+            let windows = window_aggregate(stream, spec, context.clone())?;
+            let probe = ProbeHandle::new();
+            sink(
+                windows,
+                "held",
+                Box::new(HeldRows::default()),
+                context,
+                &probe,
+            );
+            Ok(probe)
+        })
+    })
+}
+
+fn published(storage: &MemoryStorage) -> Vec<String> {
+    let mut rows: Vec<String> = storage
+        .published
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|output| output.records.iter())
+        .map(|record| String::from_utf8(record.data.clone()).unwrap())
+        .collect();
+    rows.sort();
+    rows
+}
+
+fn kinds() -> impl Strategy<Value = WindowKind> {
+    prop_oneof![
+        (1i64..200).prop_map(|size| WindowKind::tumble(size).unwrap()),
+        (1i64..60, 1i64..5).prop_map(|(slide, n)| WindowKind::hop(slide, slide * n).unwrap()),
+        (1i64..60, 1i64..5).prop_map(|(step, n)| WindowKind::cumulate(step, step * n).unwrap()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// For random rows, worker counts, batch splits, checkpoint intervals
+    /// and crash points: crash, drop everything, restore, continue; what
+    /// the exactly-once sink published equals an uninterrupted run's.
+    #[test]
+    fn a_windowed_job_resumed_from_a_checkpoint_equals_one_never_killed(
+        rows in prop::collection::vec((0i64..6, 0i64..2000, -100i64..100), 1..160),
+        kind in kinds(),
+        workers in 1usize..4,
+        batch_rows in 1usize..20,
+        interval_ms in 0u64..4,
+        crash_after in 0usize..12,
+        crashes in 1usize..3,
+    ) {
+        let mut rows: Vec<Row> = rows;
+        rows.sort_by_key(|r| r.1);
+        let batches = Arc::new(rows.chunks(batch_rows).map(batch_of).collect::<Vec<_>>());
+        let storage = Arc::new(MemoryStorage::default());
+        let interval = Duration::from_millis(interval_ms);
+        // Worker 0 polls its share of the batches, then once more for the end.
+        let polls = batches.len().div_ceil(workers) + 1;
+        for crash in 0..crashes {
+            let at = (crash_after + crash) % polls;
+            let result = run_once(&batches, kind, workers, 0, &storage, interval, Some(at));
+            prop_assert!(result.is_err(), "the crashing run fails");
+        }
+        run_once(&batches, kind, workers, 0, &storage, interval, None).unwrap();
+        prop_assert!(storage.latest().unwrap().is_some());
+        prop_assert_eq!(published(&storage), oracle(&rows, kind));
+    }
+}
+
+#[test]
+fn a_checkpoint_of_another_worker_count_is_refused() {
+    let storage = Arc::new(MemoryStorage::default());
+    let batches = Arc::new(vec![batch_of(&[(1, 10, 1), (2, 20, 2)])]);
+    let kind = WindowKind::tumble(100).unwrap();
+    run_once(
+        &batches,
+        kind,
+        2,
+        0,
+        &storage,
+        Duration::from_millis(1),
+        None,
+    )
+    .unwrap();
+    let error = run_once(
+        &batches,
+        kind,
+        3,
+        0,
+        &storage,
+        Duration::from_millis(1),
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("2 workers"), "{error}");
+}
+
+#[test]
+fn a_crash_midway_resumes_from_a_checkpoint_taken_before_it() {
+    let rows: Vec<Row> = (0..400).map(|i| (i % 5, i * 10, i)).collect();
+    let batches = Arc::new(rows.chunks(8).map(batch_of).collect::<Vec<_>>());
+    let kind = WindowKind::tumble(300).unwrap();
+    let storage = Arc::new(MemoryStorage::default());
+    let interval = Duration::ZERO;
+    assert!(run_once(&batches, kind, 1, 0, &storage, interval, Some(25)).is_err());
+    let before = storage
+        .latest()
+        .unwrap()
+        .expect("a checkpoint before the crash");
+    let published_before = published(&storage).len();
+    assert!(
+        published_before > 0,
+        "windows closed before the crash were published"
+    );
+    run_once(&batches, kind, 1, 0, &storage, interval, None).unwrap();
+    assert!(storage.latest().unwrap().unwrap().id > before.id);
+    assert_eq!(published(&storage), oracle(&rows, kind));
+}
+
+/// Every byte of a window's or a source's state flipped in turn (and the
+/// state cut short): the restored job fails with a corrupt-state error,
+/// never a panic.
+#[test]
+fn a_corrupt_window_or_source_state_is_an_error() {
+    use runnel_engine::checkpoint::StoredCheckpoint;
+    use runnel_engine::checkpoint::encoding::{decode, encode};
+    let rows: Vec<Row> = (0..200).map(|i| (i % 3, i * 10, i)).collect();
+    let batches = Arc::new(rows.chunks(10).map(batch_of).collect::<Vec<_>>());
+    let kind = WindowKind::tumble(700).unwrap();
+    let storage = Arc::new(MemoryStorage::default());
+    assert!(run_once(&batches, kind, 1, 0, &storage, Duration::ZERO, Some(12)).is_err());
+    let taken = storage.latest().unwrap().expect("a checkpoint");
+    let states = decode(&taken.state).unwrap();
+    for (index, (id, bytes)) in states[0].iter().enumerate() {
+        let mut spoiled: Vec<Vec<u8>> = (0..bytes.len())
+            .step_by(bytes.len() / 16 + 1)
+            .map(|at| {
+                let mut flipped = bytes.clone();
+                flipped[at] ^= 0x5a;
+                flipped
+            })
+            .collect();
+        spoiled.push(bytes[..bytes.len() / 2].to_vec());
+        for bad in spoiled {
+            let mut worker = states[0].clone();
+            worker[index].1 = bad;
+            let corrupt = Arc::new(MemoryStorage::default());
+            let checkpoint = StoredCheckpoint {
+                state: encode(&[worker]),
+                ..taken.clone()
+            };
+            corrupt.commit(&checkpoint, Vec::new(), 1).unwrap();
+            let error = run_once(
+                &batches,
+                kind,
+                1,
+                0,
+                &corrupt,
+                Duration::from_secs(60),
+                None,
+            )
+            .expect_err("a corrupt state does not restore")
+            .to_string();
+            assert!(error.contains("corrupt"), "{id}: {error}");
+        }
+    }
+}
