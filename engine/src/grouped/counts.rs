@@ -10,8 +10,8 @@ use datafusion::arrow::datatypes::{
     ArrowNativeTypeOp, ArrowPrimitiveType, DataType, Float64Type, Int64Type,
 };
 
-use crate::checkpoint::codec::{columns_from_bytes, columns_to_bytes, padded, values};
 use super::{GroupedAccumulator, Rows, retain_vec};
+use crate::checkpoint::codec::{columns_from_bytes, columns_to_bytes, padded, values};
 use crate::error::EngineError;
 
 fn grow<T: Default + Clone>(values: &mut Vec<T>, groups: usize) {

@@ -17,10 +17,10 @@ use datafusion::arrow::datatypes::{DataType, Int64Type, UInt32Type};
 use datafusion::arrow::row::{RowConverter, SortField};
 use hashbrown::hash_map::{Entry, EntryRef};
 
+use super::{GroupedAccumulator, Rows, renumbering, retain_vec};
 use crate::checkpoint::codec::{
     columns_from_bytes, columns_to_bytes, concat_parts, corrupt, padded, split_parts, values,
 };
-use super::{GroupedAccumulator, Rows, renumbering, retain_vec};
 use crate::error::EngineError;
 use crate::fast_hash::HashMap;
 

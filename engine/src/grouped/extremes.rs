@@ -9,8 +9,8 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{ArrowPrimitiveType, DataType};
 
-use crate::checkpoint::codec::{columns_from_bytes, columns_to_bytes, corrupt, options, padded};
 use super::{GroupedAccumulator, Rows, retain_vec};
+use crate::checkpoint::codec::{columns_from_bytes, columns_to_bytes, corrupt, options, padded};
 use crate::error::EngineError;
 
 pub(super) fn for_type(data_type: &DataType, max: bool) -> Option<Box<dyn GroupedAccumulator>> {

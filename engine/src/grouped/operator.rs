@@ -29,12 +29,12 @@ use timely::dataflow::operators::generic::Operator;
 
 use crate::batch::Batch;
 use crate::changelog::{RowKind, diffs, is_changelog, op_array};
-use crate::checkpoint::encoding::{Reader, put_bytes, put_u32};
-use crate::context::JobContext;
-use crate::error::EngineError;
 use crate::checkpoint::codec::{
     columns_from_bytes, columns_to_bytes, corrupt, seal, unseal, values,
 };
+use crate::checkpoint::encoding::{Reader, put_bytes, put_u32};
+use crate::context::JobContext;
+use crate::error::EngineError;
 use crate::grouped::{self, Rows, Unit, renumbering, retain_vec};
 use crate::join::kernel::key_converter;
 use crate::runtime::exchange;

@@ -10,8 +10,8 @@ use datafusion::logical_expr::Accumulator;
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::scalar::ScalarValue;
 
-use crate::checkpoint::codec::{columns_from_bytes, columns_to_bytes, corrupt};
 use super::{GroupedAccumulator, Rows, retain_vec};
+use crate::checkpoint::codec::{columns_from_bytes, columns_to_bytes, corrupt};
 use crate::error::EngineError;
 
 pub(super) struct PerGroup {

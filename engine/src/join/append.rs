@@ -21,13 +21,13 @@ use timely::dataflow::Stream;
 use timely::dataflow::operators::generic::Operator;
 
 use crate::batch::Batch;
+use crate::checkpoint::codec::{corrupt, fits_schema, seal, unseal};
 use crate::checkpoint::encoding::{
     Reader, batches_from_bytes, batches_to_bytes, put_bytes, put_u32,
 };
 use crate::context::JobContext;
 use crate::error::EngineError;
 use crate::fast_hash::HashMap;
-use crate::checkpoint::codec::{corrupt, fits_schema, seal, unseal};
 use crate::join::interval::{IntervalJoin, Side};
 use crate::join::kernel::{KeyedBatch, key_converter};
 use crate::runtime::exchange;

@@ -20,12 +20,12 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
 use crate::batch::Batch;
+use crate::checkpoint::codec::{columns_from_bytes, columns_to_bytes, corrupt, seal, unseal};
 use crate::checkpoint::encoding::{
     Reader, batches_from_bytes, batches_to_bytes, put_bytes, put_i64, put_u32,
 };
 use crate::context::JobContext;
 use crate::error::EngineError;
-use crate::checkpoint::codec::{columns_from_bytes, columns_to_bytes, corrupt, seal, unseal};
 use crate::runtime::exchange;
 use crate::time::{Millis, Watermark};
 use crate::window::state::millis;

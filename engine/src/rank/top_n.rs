@@ -25,13 +25,13 @@ use timely::dataflow::operators::generic::Operator;
 
 use crate::batch::Batch;
 use crate::changelog::{RowKind, op_array};
+use crate::checkpoint::codec::{corrupt, seal, unseal};
 use crate::checkpoint::encoding::{
     Reader, batches_from_bytes, batches_to_bytes, put_bytes, put_u32,
 };
 use crate::context::JobContext;
 use crate::error::EngineError;
 use crate::fast_hash::HashMap;
-use crate::checkpoint::codec::{corrupt, seal, unseal};
 use crate::runtime::exchange;
 use crate::time::Watermark;
 use crate::updating::top_n::{Codecs, TopN};

@@ -25,12 +25,12 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
 use crate::batch::Batch;
-use crate::checkpoint::encoding::{Reader, put_bytes, put_u32};
-use crate::context::JobContext;
-use crate::error::EngineError;
 use crate::checkpoint::codec::{
     columns_from_bytes, columns_to_bytes, corrupt, seal, unseal, values,
 };
+use crate::checkpoint::encoding::{Reader, put_bytes, put_u32};
+use crate::context::JobContext;
+use crate::error::EngineError;
 use crate::lateness::{drop_late, event_times};
 use crate::runtime::exchange;
 use crate::time::{Millis, Watermark};
