@@ -24,6 +24,23 @@ FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '1' SECOND))
 GROUP BY window_start, window_end, k;
 ";
 
+/// The other stateful operators the issue names, beside the windows: an
+/// updating GROUP BY and a top-N (changelogs in debezium-json) and an
+/// interval join, each into a stream of its own.
+const MORE: &str = "
+CREATE TABLE per_key (k BIGINT, n BIGINT, total BIGINT)
+  WITH ('connector' = 'kinesis', 'stream' = 'per_key', 'format' = 'debezium-json');
+INSERT INTO per_key SELECT k, COUNT(*), SUM(v) FROM events GROUP BY k;
+CREATE TABLE top (k BIGINT, v BIGINT, rn BIGINT)
+  WITH ('connector' = 'kinesis', 'stream' = 'top', 'format' = 'debezium-json');
+INSERT INTO top SELECT k, v, rn FROM (
+  SELECT k, v, ROW_NUMBER() OVER (PARTITION BY k ORDER BY v DESC) AS rn FROM events) WHERE rn <= 3;
+CREATE TABLE pairs (k BIGINT, a BIGINT, b BIGINT)
+  WITH ('connector' = 'kinesis', 'stream' = 'pairs', 'format' = 'json');
+INSERT INTO pairs SELECT x.k, x.v, y.v FROM events x, events y
+  WHERE x.k = y.k AND y.ts BETWEEN x.ts AND x.ts + INTERVAL '100' MILLISECOND AND x.v <> y.v;
+";
+
 const RECORDS: usize = 1200;
 const KEYS: i64 = 7;
 
@@ -80,10 +97,15 @@ fn put(server: &RunnelServer, range: std::ops::Range<usize>) {
 
 /// Every record of the one-shard output stream, as JSON values.
 fn output(server: &RunnelServer) -> Vec<String> {
+    records_of(server, "out")
+}
+
+/// Every record of a one-shard stream, each as JSON with its keys sorted.
+fn records_of(server: &RunnelServer, stream: &str) -> Vec<String> {
     let mut iterator = call(
         server,
         "GetShardIterator",
-        json!({"StreamName": "out", "ShardId": "shardId-000000000000", "ShardIteratorType": "TRIM_HORIZON"}),
+        json!({"StreamName": stream, "ShardId": "shardId-000000000000", "ShardIteratorType": "TRIM_HORIZON"}),
     )["ShardIterator"]
         .as_str()
         .unwrap()
@@ -112,6 +134,39 @@ fn output(server: &RunnelServer) -> Vec<String> {
     rows
 }
 
+/// A debezium-json changelog applied: the rows left, each as often as it
+/// is there. Inserts (and updates' after images) add, deletes (and their
+/// before images) take away.
+fn applied(records: &[String]) -> Vec<String> {
+    let mut counts: BTreeMap<String, i64> = BTreeMap::new();
+    for record in records {
+        let envelope: Value = serde_json::from_str(record).unwrap();
+        for (image, sign) in [("before", -1), ("after", 1)] {
+            if let Some(row) = envelope.get(image).filter(|r| !r.is_null()) {
+                let row: BTreeMap<String, Value> = serde_json::from_value(row.clone()).unwrap();
+                *counts
+                    .entry(serde_json::to_string(&row).unwrap())
+                    .or_default() += sign;
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    for (row, count) in counts {
+        assert!(count >= 0, "{row} taken away more often than added");
+        rows.extend(std::iter::repeat_n(row, count as usize));
+    }
+    rows
+}
+
+/// What the other streams hold, changelogs applied.
+fn more_outputs(server: &RunnelServer) -> Vec<(String, Vec<String>)> {
+    vec![
+        ("per_key".into(), applied(&records_of(server, "per_key"))),
+        ("top".into(), applied(&records_of(server, "top"))),
+        ("pairs".into(), records_of(server, "pairs")),
+    ]
+}
+
 /// The windows (key, second) the input has before the closing record.
 fn expected_rows() -> usize {
     let windows: std::collections::BTreeSet<(i64, i64)> = (0..RECORDS)
@@ -128,8 +183,14 @@ fn start(data: &std::path::Path) -> RunnelServer {
 }
 
 /// Creates the streams and submits the job; its id.
-fn set_up(server: &RunnelServer) -> String {
-    for (stream, shards) in [("in", 2), ("out", 1)] {
+fn set_up(server: &RunnelServer, sql: &str) -> String {
+    for (stream, shards) in [
+        ("in", 2),
+        ("out", 1),
+        ("per_key", 1),
+        ("top", 1),
+        ("pairs", 1),
+    ] {
         call(
             server,
             "CreateStream",
@@ -139,7 +200,7 @@ fn set_up(server: &RunnelServer) -> String {
     let mut response = crate::harness::agent()
         .post(&format!("{}/v1/jobs", server.url()))
         .header("Content-Type", "application/json")
-        .send(json!({"sql": JOB, "name": "totals", "parallelism": 2}).to_string())
+        .send(json!({"sql": sql, "name": "totals", "parallelism": 2}).to_string())
         .unwrap();
     let text = response.body_mut().read_to_string().unwrap();
     assert_eq!(response.status(), 201, "{text}");
@@ -183,15 +244,20 @@ fn a_checkpointed_job_killed_three_times_writes_what_one_never_killed_writes() {
     };
 
     let reference_dir = tempfile::tempdir().unwrap();
+    let job = format!("{JOB}{MORE}");
     let reference = start(reference_dir.path());
-    set_up(&reference);
+    set_up(&reference, &job);
     put(&reference, 0..RECORDS + 2);
     let expected = settled_output(&reference);
     assert_eq!(expected.len(), expected_rows());
+    let expected_more = more_outputs(&reference);
+    for (stream, rows) in &expected_more {
+        assert!(!rows.is_empty(), "{stream} is empty");
+    }
 
     let data = tempfile::tempdir().unwrap();
     let mut server = start(data.path());
-    let id = set_up(&server);
+    let id = set_up(&server, &job);
     let phases = [0, 300, 600, 900, RECORDS + 2];
     for phase in phases.windows(2).take(3) {
         put(&server, phase[0]..phase[1]);
@@ -208,6 +274,13 @@ fn a_checkpointed_job_killed_three_times_writes_what_one_never_killed_writes() {
         server.log()
     );
     assert_eq!(got, expected, "seed {seed}");
+    // The windows are all out, so everything before the closing records
+    // has been read and the checkpoint after it taken.
+    std::thread::sleep(Duration::from_millis(500));
+    for ((stream, got), (_, expected)) in more_outputs(&server).iter().zip(&expected_more) {
+        assert_eq!(got.len(), expected.len(), "seed {seed}: {stream}");
+        assert_eq!(got, expected, "seed {seed}: {stream}");
+    }
     let job: Value = crate::harness::agent()
         .get(&format!("{}/v1/jobs/{id}", server.url()))
         .call()
@@ -270,7 +343,7 @@ fn wait_status(server: &RunnelServer, id: &str, status: &str) -> Value {
 fn a_savepoint_taken_by_the_cli_restores_into_a_new_job() {
     let reference_dir = tempfile::tempdir().unwrap();
     let reference = start(reference_dir.path());
-    set_up(&reference);
+    set_up(&reference, JOB);
     put(&reference, 0..RECORDS + 2);
     let expected = settled_output(&reference);
 
