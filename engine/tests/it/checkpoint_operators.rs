@@ -29,8 +29,7 @@ use runnel_engine::batch::Batch;
 use runnel_engine::changelog::{op_field, with_op};
 use runnel_engine::checkpoint::encoding::{decode, encode};
 use runnel_engine::checkpoint::{
-    CheckpointConfig, CheckpointStorage, Coordinator, MemoryStorage, Mode, OutputRecord,
-    SinkOutput, StoredCheckpoint,
+    CheckpointConfig, CheckpointStorage, Coordinator, MemoryStorage, Mode, StoredCheckpoint,
 };
 use runnel_engine::context::JobContext;
 use runnel_engine::join::interval::{Expiry, IntervalJoin, interval_join};
@@ -51,32 +50,7 @@ use runnel_engine::window::operator::window_aggregate;
 use runnel_engine::window::state::WindowAggregate;
 use timely::dataflow::{ProbeHandle, Stream};
 
-use crate::support::{Row, apply_changes, batch_of, render_changes, schema, spec};
-
-/// Holds rows until a checkpoint takes them, as an exactly-once sink does.
-#[derive(Default)]
-struct HeldRows {
-    held: Vec<OutputRecord>,
-}
-
-impl BatchSink for HeldRows {
-    fn write(&mut self, batch: RecordBatch, _time: Watermark) -> Result<(), EngineError> {
-        self.held
-            .extend(render_changes(&batch).into_iter().map(|row| OutputRecord {
-                partition_key: String::new(),
-                explicit_hash_key: None,
-                data: row.into_bytes(),
-            }));
-        Ok(())
-    }
-
-    fn checkpoint_output(&mut self, _checkpoint: u64) -> Result<Vec<SinkOutput>, EngineError> {
-        Ok(vec![SinkOutput {
-            stream: "out".into(),
-            records: std::mem::take(&mut self.held),
-        }])
-    }
-}
+use crate::support::{HeldRows, Row, apply_changes, batch_of, render_changes, schema, spec};
 
 /// Where a run dies.
 #[derive(Debug, Clone, Copy)]
@@ -297,7 +271,7 @@ fn run_job(
                 .collect();
             let out = job.build(streams, context.clone())?;
             let writer: Box<dyn BatchSink> = if held {
-                Box::new(HeldRows::default())
+                Box::new(HeldRows::new(render_changes))
             } else {
                 Box::new(output)
             };

@@ -9,43 +9,17 @@ use datafusion::arrow::array::RecordBatch;
 use proptest::prelude::*;
 use runnel_engine::EngineError;
 use runnel_engine::checkpoint::{
-    CheckpointConfig, CheckpointStorage, Coordinator, MemoryStorage, Mode, OutputRecord, SinkOutput,
+    CheckpointConfig, CheckpointStorage, Coordinator, MemoryStorage, Mode,
 };
 use runnel_engine::context::JobContext;
 use runnel_engine::runtime::{Cluster, run};
-use runnel_engine::sink::{BatchSink, sink};
+use runnel_engine::sink::sink;
 use runnel_engine::source::{BatchReader, EventTime, MemoryReader, Poll, source};
-use runnel_engine::time::Watermark;
 use runnel_engine::window::kind::WindowKind;
 use runnel_engine::window::operator::window_aggregate;
 use timely::dataflow::ProbeHandle;
 
-use crate::support::{Row, batch_of, oracle, render, spec};
-
-/// Holds rows until a checkpoint takes them, as an exactly-once sink does.
-#[derive(Default)]
-struct HeldRows {
-    held: Vec<OutputRecord>,
-}
-
-impl BatchSink for HeldRows {
-    fn write(&mut self, batch: RecordBatch, _time: Watermark) -> Result<(), EngineError> {
-        self.held
-            .extend(render(&batch, true).into_iter().map(|row| OutputRecord {
-                partition_key: String::new(),
-                explicit_hash_key: None,
-                data: row.into_bytes(),
-            }));
-        Ok(())
-    }
-
-    fn checkpoint_output(&mut self, _checkpoint: u64) -> Result<Vec<SinkOutput>, EngineError> {
-        Ok(vec![SinkOutput {
-            stream: "out".into(),
-            records: std::mem::take(&mut self.held),
-        }])
-    }
-}
+use crate::support::{HeldRows, Row, batch_of, oracle, render, spec};
 
 /// A reader that fails after `polls` polls: the process "dies" there.
 struct Crashing {
@@ -125,7 +99,7 @@ fn run_once(
             sink(
                 windows,
                 "held",
-                Box::new(HeldRows::default()),
+                Box::new(HeldRows::new(|batch| render(batch, true))),
                 context,
                 &probe,
             );

@@ -346,3 +346,48 @@ pub fn apply_changes(changes: &[String]) -> Result<Vec<String>, String> {
         .flat_map(|(row, n)| std::iter::repeat_n(row.to_string(), n))
         .collect())
 }
+
+/// Holds rows until a checkpoint takes them, as an exactly-once sink
+/// does; each row rendered by `render` as one record.
+pub struct HeldRows {
+    held: Vec<runnel_engine::checkpoint::OutputRecord>,
+    render: fn(&RecordBatch) -> Vec<String>,
+}
+
+impl HeldRows {
+    pub fn new(render: fn(&RecordBatch) -> Vec<String>) -> Self {
+        HeldRows {
+            held: Vec::new(),
+            render,
+        }
+    }
+}
+
+impl runnel_engine::sink::BatchSink for HeldRows {
+    fn write(
+        &mut self,
+        batch: RecordBatch,
+        _time: runnel_engine::time::Watermark,
+    ) -> Result<(), runnel_engine::EngineError> {
+        let rows = (self.render)(&batch);
+        self.held.extend(
+            rows.into_iter()
+                .map(|row| runnel_engine::checkpoint::OutputRecord {
+                    partition_key: String::new(),
+                    explicit_hash_key: None,
+                    data: row.into_bytes(),
+                }),
+        );
+        Ok(())
+    }
+
+    fn checkpoint_output(
+        &mut self,
+        _checkpoint: u64,
+    ) -> Result<Vec<runnel_engine::checkpoint::SinkOutput>, runnel_engine::EngineError> {
+        Ok(vec![runnel_engine::checkpoint::SinkOutput {
+            stream: "out".into(),
+            records: std::mem::take(&mut self.held),
+        }])
+    }
+}
