@@ -26,6 +26,28 @@ pub(crate) fn seal(mut state: Vec<u8>) -> Vec<u8> {
     state
 }
 
+/// A state's bytes so far: its layout `version` first, so that a later
+/// layout can tell an older state apart.
+pub(crate) fn new_state(version: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    crate::checkpoint::encoding::put_u32(&mut out, version);
+    out
+}
+
+/// A sealed state of layout `version`, read past its checksum and
+/// version; `what` names the state when it is of another version.
+pub(crate) fn open_state<'a>(
+    bytes: &'a [u8],
+    version: u32,
+    what: &str,
+) -> Result<crate::checkpoint::encoding::Reader<'a>, EngineError> {
+    let mut reader = crate::checkpoint::encoding::Reader::new(unseal(bytes)?);
+    if reader.u32()? != version {
+        return Err(corrupt(&format!("{what} state of another version")));
+    }
+    Ok(reader)
+}
+
 /// The state `seal` sealed, if its checksum holds.
 pub(crate) fn unseal(bytes: &[u8]) -> Result<&[u8], EngineError> {
     let Some(split) = bytes.len().checked_sub(4) else {

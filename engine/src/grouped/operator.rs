@@ -30,9 +30,9 @@ use timely::dataflow::operators::generic::Operator;
 use crate::batch::Batch;
 use crate::changelog::{RowKind, diffs, is_changelog, op_array};
 use crate::checkpoint::codec::{
-    columns_from_bytes, columns_to_bytes, corrupt, seal, unseal, values,
+    columns_from_bytes, columns_to_bytes, corrupt, new_state, open_state, seal, values,
 };
-use crate::checkpoint::encoding::{Reader, put_bytes, put_u32};
+use crate::checkpoint::encoding::{put_bytes, put_u32};
 use crate::context::JobContext;
 use crate::error::EngineError;
 use crate::grouped::{self, Rows, Unit, renumbering, retain_vec};
@@ -387,8 +387,7 @@ impl State {
         let mut columns = self.key_columns(groups)?;
         columns.push(Arc::new(Int64Array::from(self.groups.rows.clone())));
         columns.push(Arc::new(BooleanArray::from(self.groups.emitted.clone())));
-        let mut out = Vec::new();
-        put_u32(&mut out, STATE_VERSION);
+        let mut out = new_state(STATE_VERSION);
         put_bytes(&mut out, &columns_to_bytes(columns)?);
         put_u32(&mut out, self.units.len() as u32);
         for unit in &mut self.units {
@@ -425,10 +424,7 @@ impl State {
     /// kept: restored groups count as updated now, which gives each at
     /// most the downtime as extra time to live.
     fn restore(&mut self, bytes: &[u8]) -> Result<(), EngineError> {
-        let mut reader = Reader::new(unseal(bytes)?);
-        if reader.u32()? != STATE_VERSION {
-            return Err(corrupt("a GROUP BY state of another version"));
-        }
+        let mut reader = open_state(bytes, STATE_VERSION, "a GROUP BY")?;
         let groups = self.restore_groups(reader.bytes()?)?;
         if reader.u32()? as usize != self.units.len() {
             return Err(corrupt("a GROUP BY state with other aggregates"));

@@ -21,7 +21,7 @@ use timely::dataflow::Stream;
 use timely::dataflow::operators::generic::Operator;
 
 use crate::batch::Batch;
-use crate::checkpoint::codec::{corrupt, fits_schema, seal, unseal};
+use crate::checkpoint::codec::{corrupt, fits_schema, new_state, open_state, seal};
 use crate::checkpoint::encoding::{
     Reader, batches_from_bytes, batches_to_bytes, put_bytes, put_u32,
 };
@@ -179,8 +179,7 @@ const STATE_VERSION: u32 = 1;
 
 impl State {
     fn snapshot(&self) -> Result<Vec<u8>, EngineError> {
-        let mut out = Vec::new();
-        put_u32(&mut out, STATE_VERSION);
+        let mut out = new_state(STATE_VERSION);
         for kept in [&self.left, &self.right] {
             put_batches(&mut out, &kept.batches)?;
         }
@@ -189,10 +188,7 @@ impl State {
 
     /// Takes the batches a snapshot held, indexing them anew.
     fn restore(&mut self, bytes: &[u8]) -> Result<(), EngineError> {
-        let mut reader = Reader::new(unseal(bytes)?);
-        if reader.u32()? != STATE_VERSION {
-            return Err(corrupt("an append join state of another version"));
-        }
+        let mut reader = open_state(bytes, STATE_VERSION, "an append join")?;
         for side in [Side::Left, Side::Right] {
             let kept = self.read_side(&mut reader, side)?;
             JobContext::add(&self.context.state_rows, kept.rows());

@@ -20,7 +20,7 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
 use crate::batch::Batch;
-use crate::checkpoint::codec::{corrupt, seal, unseal};
+use crate::checkpoint::codec::{corrupt, new_state, open_state, seal};
 use crate::checkpoint::encoding::{
     Reader, batches_from_bytes, batches_to_bytes, put_bytes, put_i64, put_u32,
 };
@@ -292,8 +292,7 @@ const STATE_VERSION: u32 = 1;
 
 impl State {
     fn snapshot(&self) -> Result<Vec<u8>, EngineError> {
-        let mut out = Vec::new();
-        put_u32(&mut out, STATE_VERSION);
+        let mut out = new_state(STATE_VERSION);
         for chunks in [&self.left, &self.right] {
             put_u32(&mut out, chunks.len() as u32);
             for chunk in chunks {
@@ -310,10 +309,7 @@ impl State {
         bytes: &[u8],
         initial: &Capability<Watermark>,
     ) -> Result<(), EngineError> {
-        let mut reader = Reader::new(unseal(bytes)?);
-        if reader.u32()? != STATE_VERSION {
-            return Err(corrupt("an interval join state of another version"));
-        }
+        let mut reader = open_state(bytes, STATE_VERSION, "an interval join")?;
         for side in [Side::Left, Side::Right] {
             let count = reader.u32()?;
             let mut chunks = Vec::new();

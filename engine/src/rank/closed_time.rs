@@ -15,7 +15,7 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
 use crate::batch::Batch;
-use crate::checkpoint::codec::{corrupt, seal, unseal};
+use crate::checkpoint::codec::{corrupt, new_state, open_state, seal};
 use crate::checkpoint::encoding::{
     Reader, batches_from_bytes, batches_to_bytes, put_bytes, put_i64, put_u32,
 };
@@ -211,8 +211,7 @@ type Held = (Capability<Watermark>, Vec<Vec<RecordBatch>>);
 fn put_times<'a>(
     times: impl ExactSizeIterator<Item = (Watermark, Vec<&'a [RecordBatch]>)>,
 ) -> Result<Vec<u8>, EngineError> {
-    let mut out = Vec::new();
-    put_u32(&mut out, STATE_VERSION);
+    let mut out = new_state(STATE_VERSION);
     put_u32(&mut out, times.len() as u32);
     for (time, sides) in times {
         put_i64(&mut out, time);
@@ -233,10 +232,7 @@ fn read_times(
     sides: usize,
     initial: &Capability<Watermark>,
 ) -> Result<BTreeMap<Watermark, Held>, EngineError> {
-    let mut reader = Reader::new(unseal(bytes)?);
-    if reader.u32()? != STATE_VERSION {
-        return Err(corrupt("a per-time state of another version"));
-    }
+    let mut reader = open_state(bytes, STATE_VERSION, "a per-time")?;
     let mut times = BTreeMap::new();
     for _ in 0..reader.u32()? {
         let time = reader.i64()?;

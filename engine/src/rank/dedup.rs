@@ -20,9 +20,11 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
 use crate::batch::Batch;
-use crate::checkpoint::codec::{columns_from_bytes, columns_to_bytes, corrupt, seal, unseal};
+use crate::checkpoint::codec::{
+    columns_from_bytes, columns_to_bytes, corrupt, new_state, open_state, seal,
+};
 use crate::checkpoint::encoding::{
-    Reader, batches_from_bytes, batches_to_bytes, put_bytes, put_i64, put_u32,
+    batches_from_bytes, batches_to_bytes, put_bytes, put_i64, put_u32,
 };
 use crate::context::JobContext;
 use crate::error::EngineError;
@@ -182,8 +184,7 @@ const STATE_VERSION: u32 = 1;
 
 impl State {
     fn snapshot(&self) -> Result<Vec<u8>, EngineError> {
-        let mut out = Vec::new();
-        put_u32(&mut out, STATE_VERSION);
+        let mut out = new_state(STATE_VERSION);
         put_u32(&mut out, self.emitted.len() as u32);
         put_bytes(&mut out, &self.emitted_keys()?);
         put_bytes(&mut out, &self.pending_rows()?);
@@ -239,10 +240,7 @@ impl State {
         bytes: &[u8],
         initial: &Capability<Watermark>,
     ) -> Result<(), EngineError> {
-        let mut reader = Reader::new(unseal(bytes)?);
-        if reader.u32()? != STATE_VERSION {
-            return Err(corrupt("a deduplication state of another version"));
-        }
+        let mut reader = open_state(bytes, STATE_VERSION, "a deduplication")?;
         let emitted = reader.u32()? as usize;
         self.restore_emitted(emitted, reader.bytes()?)?;
         let pending = reader.bytes()?;

@@ -25,10 +25,8 @@ use timely::dataflow::operators::generic::Operator;
 
 use crate::batch::Batch;
 use crate::changelog::{RowKind, op_array};
-use crate::checkpoint::codec::{corrupt, seal, unseal};
-use crate::checkpoint::encoding::{
-    Reader, batches_from_bytes, batches_to_bytes, put_bytes, put_u32,
-};
+use crate::checkpoint::codec::{corrupt, new_state, open_state, seal};
+use crate::checkpoint::encoding::{batches_from_bytes, batches_to_bytes, put_bytes};
 use crate::context::JobContext;
 use crate::error::EngineError;
 use crate::fast_hash::HashMap;
@@ -377,8 +375,7 @@ const STATE_VERSION: u32 = 1;
 
 impl State {
     fn snapshot(&self) -> Result<Vec<u8>, EngineError> {
-        let mut out = Vec::new();
-        put_u32(&mut out, STATE_VERSION);
+        let mut out = new_state(STATE_VERSION);
         let at = self.kept.values().flatten().map(|entry| entry.at);
         if self.kept.values().all(Vec::is_empty) {
             put_bytes(&mut out, &[]);
@@ -390,10 +387,7 @@ impl State {
     }
 
     fn restore(&mut self, bytes: &[u8]) -> Result<(), EngineError> {
-        let mut reader = Reader::new(unseal(bytes)?);
-        if reader.u32()? != STATE_VERSION {
-            return Err(corrupt("a top-N state of another version"));
-        }
+        let mut reader = open_state(bytes, STATE_VERSION, "a top-N")?;
         let rows = reader.bytes()?;
         if !reader.is_empty() {
             return Err(corrupt("trailing bytes after a top-N state"));

@@ -26,9 +26,9 @@ use timely::dataflow::operators::generic::Operator;
 
 use crate::batch::Batch;
 use crate::checkpoint::codec::{
-    columns_from_bytes, columns_to_bytes, corrupt, seal, unseal, values,
+    columns_from_bytes, columns_to_bytes, corrupt, new_state, open_state, seal, values,
 };
-use crate::checkpoint::encoding::{Reader, put_bytes, put_u32};
+use crate::checkpoint::encoding::put_bytes;
 use crate::context::JobContext;
 use crate::error::EngineError;
 use crate::lateness::{drop_late, event_times};
@@ -244,8 +244,7 @@ impl Sessions {
         for (scalars, data_type) in states.into_iter().zip(self.state_types.iter().flatten()) {
             columns.push(state_column(scalars, data_type)?);
         }
-        let mut out = Vec::new();
-        put_u32(&mut out, STATE_VERSION);
+        let mut out = new_state(STATE_VERSION);
         put_bytes(&mut out, &columns_to_bytes(columns)?);
         Ok(seal(out))
     }
@@ -253,10 +252,7 @@ impl Sessions {
     /// Opens the sessions a snapshot held and returns the earliest time a
     /// result may still be emitted at, which the operator holds.
     fn restore(&mut self, bytes: &[u8]) -> Result<Option<Millis>, EngineError> {
-        let mut reader = Reader::new(unseal(bytes)?);
-        if reader.u32()? != STATE_VERSION {
-            return Err(corrupt("a session state of another version"));
-        }
+        let mut reader = open_state(bytes, STATE_VERSION, "a session")?;
         let columns = columns_from_bytes(reader.bytes()?, None, &self.snapshot_types()?)?;
         if !reader.is_empty() {
             return Err(corrupt("trailing bytes after a session state"));

@@ -13,13 +13,10 @@ use runnel_engine::checkpoint::{
 };
 use runnel_engine::context::JobContext;
 use runnel_engine::runtime::{Cluster, run};
-use runnel_engine::sink::sink;
-use runnel_engine::source::{BatchReader, EventTime, MemoryReader, Poll, source};
+use runnel_engine::source::{BatchReader, MemoryReader, Poll};
 use runnel_engine::window::kind::WindowKind;
-use runnel_engine::window::operator::window_aggregate;
-use timely::dataflow::ProbeHandle;
 
-use crate::support::{HeldRows, Row, batch_of, oracle, render, spec};
+use crate::support::{HeldRows, Row, batch_of, oracle, render, spec, windowed_dataflow};
 
 /// A reader that fails after `polls` polls: the process "dies" there.
 struct Crashing {
@@ -77,34 +74,8 @@ fn run_once(
             inner: MemoryReader::new(batches.clone(), index, peers),
             polls: crash_after.filter(|_| index == 0),
         });
-        let event_time = EventTime {
-            expr: spec.time.clone(),
-            max_out_of_orderness: bound,
-            processing_time: false,
-            idle_timeout: None,
-            drop_after: None,
-        };
-        let spec = spec.clone();
-        worker.dataflow::<i64, _, _>(move |scope| {
-            let stream = source(
-                scope,
-                "memory",
-                reader,
-                Some(event_time),
-                None,
-                context.clone(),
-            );
-            let windows = window_aggregate(stream, spec, context.clone())?;
-            let probe = ProbeHandle::new();
-            sink(
-                windows,
-                "held",
-                Box::new(HeldRows::new(|batch| render(batch, true))),
-                context,
-                &probe,
-            );
-            Ok(probe)
-        })
+        let held = Box::new(HeldRows::new(|batch| render(batch, true)));
+        windowed_dataflow(worker, context, reader, spec.clone(), bound, held)
     })
 }
 

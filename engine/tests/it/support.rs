@@ -110,29 +110,8 @@ pub fn run_windowed(
         move |worker, context| {
             let (index, peers) = (worker.index(), worker.peers());
             let reader = Box::new(MemoryReader::new(batches.clone(), index, peers));
-            let event_time = EventTime {
-                expr: spec.time.clone(),
-                max_out_of_orderness: bound,
-                processing_time: false,
-                idle_timeout: None,
-                drop_after: None,
-            };
-            let spec = spec.clone();
-            let output = output.clone();
-            worker.dataflow::<i64, _, _>(move |scope| {
-                let stream = source(
-                    scope,
-                    "memory",
-                    reader,
-                    Some(event_time),
-                    None,
-                    context.clone(),
-                );
-                let windows = window_aggregate(stream, spec, context.clone())?;
-                let probe = ProbeHandle::new();
-                sink(windows, "collect", Box::new(output), context, &probe);
-                Ok(probe)
-            })
+            let sink = Box::new(output.clone());
+            windowed_dataflow(worker, context, reader, spec.clone(), bound, sink)
         },
     )
     .expect("job runs");
@@ -170,6 +149,39 @@ pub fn run_windowed(
     }
     rows.sort();
     JobOutput { rows, late_records }
+}
+
+/// One worker's windowed job: `reader`'s rows, their event time
+/// `spec.time` bounded by `bound`, aggregated by `spec` into `out`.
+pub fn windowed_dataflow(
+    worker: &mut timely::worker::Worker,
+    context: Arc<JobContext>,
+    reader: Box<dyn runnel_engine::source::BatchReader>,
+    spec: Arc<WindowAggregate>,
+    bound: i64,
+    out: Box<dyn runnel_engine::sink::BatchSink>,
+) -> Result<ProbeHandle<i64>, runnel_engine::EngineError> {
+    let event_time = EventTime {
+        expr: spec.time.clone(),
+        max_out_of_orderness: bound,
+        processing_time: false,
+        idle_timeout: None,
+        drop_after: None,
+    };
+    worker.dataflow::<i64, _, _>(move |scope| {
+        let stream = source(
+            scope,
+            "memory",
+            reader,
+            Some(event_time),
+            None,
+            context.clone(),
+        );
+        let windows = window_aggregate(stream, spec, context.clone())?;
+        let probe = ProbeHandle::new();
+        sink(windows, "out", out, context, &probe);
+        Ok(probe)
+    })
 }
 
 /// Every window a row belongs to, worked out independently of the engine's
