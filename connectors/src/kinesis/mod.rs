@@ -30,6 +30,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use runnel_engine::connector::{SinkProvider, SourceProvider};
 
 pub use options::{InitialPosition, KinesisOptions};
+pub use sink::stream_puts;
 
 /// Where a table's stream is.
 pub enum Target {

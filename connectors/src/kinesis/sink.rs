@@ -291,3 +291,24 @@ impl BatchSink for StreamWriter {
         }
     }
 }
+
+/// What exactly-once sinks held back, as the puts `Streams::commit_with`
+/// takes: one list per stream that has records.
+pub fn stream_puts(outputs: Vec<SinkOutput>) -> Vec<(String, Vec<PutEntry>)> {
+    outputs
+        .into_iter()
+        .filter(|output| !output.records.is_empty())
+        .map(|output| {
+            let entries = output
+                .records
+                .into_iter()
+                .map(|record| PutEntry {
+                    partition_key: record.partition_key,
+                    explicit_hash_key: record.explicit_hash_key,
+                    data: record.data,
+                })
+                .collect();
+            (output.stream, entries)
+        })
+        .collect()
+}

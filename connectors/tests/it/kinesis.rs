@@ -631,21 +631,7 @@ fn an_exactly_once_sink_holds_its_records_until_a_checkpoint_takes_them() {
     assert_eq!(outputs[0].stream, "out");
     assert_eq!(outputs[0].records.len(), 5);
     assert!(sink.checkpoint_output(2).unwrap().is_empty(), "taken once");
-    let puts = outputs
-        .into_iter()
-        .map(|output| {
-            let entries = output
-                .records
-                .into_iter()
-                .map(|r| PutEntry {
-                    partition_key: r.partition_key,
-                    explicit_hash_key: r.explicit_hash_key,
-                    data: r.data,
-                })
-                .collect();
-            (output.stream, entries)
-        })
-        .collect();
+    let puts = runnel_connectors::kinesis::stream_puts(outputs);
     fixture.streams.commit_with(puts, Vec::new()).unwrap();
     let mut datas = stream_datas(&fixture, "out");
     datas.sort();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use runnel_engine::checkpoint::SinkOutput;
 use runnel_jobs::checkpoints::{CF_CHECKPOINTS, CheckpointWrite, Publish};
-use runnel_streams::{ExtraWrite, PutEntry, Streams};
+use runnel_streams::{ExtraWrite, Streams};
 
 pub struct StreamsPublisher {
     pub streams: Arc<Streams>,
@@ -19,22 +19,7 @@ impl Publish for StreamsPublisher {
         outputs: Vec<SinkOutput>,
         writes: Vec<CheckpointWrite>,
     ) -> Result<(), String> {
-        let puts = outputs
-            .into_iter()
-            .filter(|output| !output.records.is_empty())
-            .map(|output| {
-                let entries = output
-                    .records
-                    .into_iter()
-                    .map(|record| PutEntry {
-                        partition_key: record.partition_key,
-                        explicit_hash_key: record.explicit_hash_key,
-                        data: record.data,
-                    })
-                    .collect();
-                (output.stream, entries)
-            })
-            .collect();
+        let puts = runnel_connectors::kinesis::stream_puts(outputs);
         let extra = writes
             .into_iter()
             .map(|(key, value)| ExtraWrite {
