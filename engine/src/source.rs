@@ -79,18 +79,17 @@ struct SourceCore {
     reader: Box<dyn BatchReader>,
     max_event_time: Millis,
     parts: PartTimes,
-    /// The operator's capability's time and whether it ended, as of its
-    /// last activation.
-    watermark: Watermark,
-    finished: bool,
+    /// At the source's watermark; `None` once its input has ended.
+    capability: Option<timely::dataflow::operators::Capability<Watermark>>,
 }
 
 impl crate::checkpoint::worker::OperatorState for Rc<RefCell<SourceCore>> {
     fn snapshot(&self) -> Result<Vec<u8>, EngineError> {
         use crate::checkpoint::encoding::{put_bytes, put_i64, put_u32};
         let mut core = self.borrow_mut();
-        let mut out = vec![u8::from(core.finished)];
-        put_i64(&mut out, core.watermark);
+        let watermark = core.capability.as_ref().map(|cap| *cap.time());
+        let mut out = vec![u8::from(watermark.is_none())];
+        put_i64(&mut out, watermark.unwrap_or(Watermark::MAX));
         put_i64(&mut out, core.max_event_time);
         put_u32(&mut out, core.parts.len() as u32);
         let mut parts: Vec<(u64, Millis)> = core.parts.iter().map(|(p, (t, _))| (*p, *t)).collect();
@@ -99,7 +98,7 @@ impl crate::checkpoint::worker::OperatorState for Rc<RefCell<SourceCore>> {
             put_i64(&mut out, part as i64);
             put_i64(&mut out, time);
         }
-        let position = if core.finished {
+        let position = if watermark.is_none() {
             Vec::new()
         } else {
             core.reader.checkpoint_position()?.ok_or_else(|| {
@@ -115,11 +114,7 @@ impl SourceCore {
     /// Resumes where a checkpoint left the source: its reader's position,
     /// its watermark (so that rows late then are late now) and its parts'
     /// event times.
-    fn restore(
-        &mut self,
-        bytes: &[u8],
-        capability: &mut Option<timely::dataflow::operators::Capability<Watermark>>,
-    ) -> Result<(), EngineError> {
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), EngineError> {
         let mut reader =
             crate::checkpoint::encoding::Reader::new(crate::checkpoint::codec::unseal(bytes)?);
         let finished = reader.take(1)? == [1];
@@ -134,17 +129,15 @@ impl SourceCore {
         }
         let position = reader.bytes()?;
         if finished {
-            self.finished = true;
-            *capability = None;
+            self.capability = None;
             return Ok(());
         }
         self.reader.restore_position(position)?;
-        if let Some(cap) = capability.as_mut()
+        if let Some(cap) = self.capability.as_mut()
             && watermark > *cap.time()
         {
             cap.downgrade(&watermark);
         }
-        self.watermark = watermark;
         Ok(())
     }
 }
@@ -244,22 +237,27 @@ pub fn source<'scope>(
                 IDLE_POLL
             };
             let figures = context.register(name);
-            let mut capability = Some(capability);
             let core = Rc::new(RefCell::new(SourceCore {
                 reader,
                 max_event_time: Millis::MIN,
                 parts: PartTimes::new(),
-                watermark: Watermark::MIN,
-                finished: false,
+                capability: Some(capability),
             }));
             if let Some(bytes) =
                 crate::checkpoint::worker::register("Source", Rc::new(core.clone()))
-                && let Err(error) = core.borrow_mut().restore(&bytes, &mut capability)
+                && let Err(error) = core.borrow_mut().restore(&bytes)
             {
                 context.fail(error);
             }
             let mut last_row = Instant::now();
             move |output| {
+                let mut borrowed = core.borrow_mut();
+                let SourceCore {
+                    reader,
+                    max_event_time,
+                    parts,
+                    capability,
+                } = &mut *borrowed;
                 let Some(cap) = capability.as_mut() else {
                     return;
                 };
@@ -267,14 +265,6 @@ pub fn source<'scope>(
                     crate::checkpoint::worker::resume_later(activator.clone());
                     return;
                 }
-                let mut borrowed = core.borrow_mut();
-                let SourceCore {
-                    reader,
-                    max_event_time,
-                    parts,
-                    watermark: checkpointed_watermark,
-                    finished: checkpointed_finished,
-                } = &mut *borrowed;
                 let mut finished = context.ending();
                 let mut idle = false;
                 for _ in 0..BATCHES_PER_ACTIVATION {
@@ -398,12 +388,10 @@ pub fn source<'scope>(
                     if finished { Millis::MAX } else { *cap.time() },
                     Ordering::Relaxed,
                 );
-                *checkpointed_watermark = *cap.time();
-                *checkpointed_finished = finished;
                 if finished {
                     // Dropping the capability is end of input: the watermark goes
                     // to the end of time and every window fires.
-                    capability = None;
+                    *capability = None;
                     if let Some(sink) = late_rows.as_mut()
                         && let Err(error) = sink.watermark(None)
                     {
