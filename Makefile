@@ -18,13 +18,14 @@ export RUNNEL_TEST_NODE_DIR
 
 RELEASE_BIN := $(CARGO_TARGET_DIR)/release/runnel
 
-.PHONY: help deps build demo test lint bench bench-analytics compare flink-oracle
+.PHONY: help deps build demo test lint bench bench-analytics bench-streams compare flink-oracle
 
 help:
 	@echo "make demo   build a release runnel, start a server on ./runnel-data at :4567 and show it working"
 	@echo "make test   lint, then run the whole test suite (unit, integration and end-to-end)"
 	@echo "make bench  run the benchmarks and print their figures"
 	@echo "make bench-analytics  SQL jobs in the server: stream vs file throughput, put-to-row latency, idle cost"
+	@echo "make bench-streams  runnel bench streams against Runnel and kinesis-local (npm) at the same rates"
 	@echo "make compare  run Runnel beside Apache Flink (from PyPI) on the same SQL and file; print one table"
 	@echo "make flink-oracle  ask Apache Flink 2.3 (PyPI) for the answers sql/tests/flink/functions.sql is checked against"
 	@echo "make deps   install the system and Python packages the project needs (idempotent)"
@@ -68,6 +69,13 @@ bench-analytics: build
 	RUNNEL_BIN=$(RELEASE_BIN) python3 benches/analytics/analytics.py latency
 	RUNNEL_BIN=$(RELEASE_BIN) python3 benches/analytics/analytics.py idle
 	RUNNEL_BIN=$(RELEASE_BIN) python3 benches/analytics/analytics.py checkpoints
+
+# `runnel bench streams` at fixed rates against Runnel and kinesis-local.
+bench-streams: build
+	@if [ ! -e $(KINESIS_LOCAL_DIR)/node_modules/kinesis-local/main.js ]; then \
+	  mkdir -p $(KINESIS_LOCAL_DIR) && npm install --prefix $(KINESIS_LOCAL_DIR) --no-audit --no-fund --silent kinesis-local@0.6.2; fi
+	RUNNEL_BIN=$(RELEASE_BIN) KINESIS_LOCAL_DIR=$(KINESIS_LOCAL_DIR)/node_modules/kinesis-local \
+	  python3 benches/streams/compare.py
 
 # Not part of test or bench: it installs Flink (700 MB) and takes minutes.
 compare: build

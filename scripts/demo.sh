@@ -266,5 +266,6 @@ if [ "${DEMO_EXIT:-0}" = 1 ]; then
   done
   exit 0
 fi
+echo "The console: open $URL/ in a browser (streams, delivery streams, jobs, video)."
 echo "Press Ctrl-C to stop the server (the store is flushed on the way out)."
 wait "$SERVER_PID"

@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use rocksdb::{DB, Direction, IteratorMode, WriteBatch, WriteOptions};
 use runnel_engine::EngineError;
+
+use crate::at_rest;
 use runnel_engine::checkpoint::encoding::{Reader, put_bytes, put_i64};
 use runnel_engine::checkpoint::{CheckpointStorage, SinkOutput, StoredCheckpoint};
 
@@ -25,6 +27,8 @@ pub struct RocksCheckpoints {
     db: Arc<DB>,
     job: String,
     publish: Option<Arc<dyn Publish>>,
+    /// State is encrypted at rest under it (`at_rest`).
+    key: Option<at_rest::Key>,
 }
 
 impl RocksCheckpoints {
@@ -35,7 +39,14 @@ impl RocksCheckpoints {
             db,
             job: job.to_string(),
             publish,
+            key: None,
         }
+    }
+
+    /// Encrypts the state it writes under `key`.
+    pub fn with_key(mut self, key: Option<at_rest::Key>) -> Self {
+        self.key = key;
+        self
     }
 
     fn prefix(&self) -> Vec<u8> {
@@ -88,7 +99,8 @@ impl RocksCheckpoints {
         };
         let mut reader = Reader::new(&value);
         let taken_at_ms = reader.i64()?;
-        let state = reader.bytes()?.to_vec();
+        let stored = reader.bytes()?;
+        let state = at_rest::open(self.key.as_ref(), stored, &mut reader).map_err(storage_error)?;
         Ok(Some(StoredCheckpoint {
             id,
             taken_at_ms,
@@ -101,7 +113,10 @@ impl RocksCheckpoints {
     /// writer thread): a savepoint has no outputs to publish.
     pub fn seed(&self, checkpoint: &StoredCheckpoint) -> Result<(), EngineError> {
         self.clear()?;
-        self.write_locally(vec![(self.key(checkpoint.id), Some(encode(checkpoint)))])
+        self.write_locally(vec![(
+            self.key(checkpoint.id),
+            Some(self.encode(checkpoint)),
+        )])
     }
 
     fn write_locally(&self, writes: Vec<CheckpointWrite>) -> Result<(), EngineError> {
@@ -129,11 +144,15 @@ impl RocksCheckpoints {
     }
 }
 
-fn encode(checkpoint: &StoredCheckpoint) -> Vec<u8> {
-    let mut value = Vec::with_capacity(checkpoint.state.len() + 16);
-    put_i64(&mut value, checkpoint.taken_at_ms);
-    put_bytes(&mut value, &checkpoint.state);
-    value
+impl RocksCheckpoints {
+    fn encode(&self, checkpoint: &StoredCheckpoint) -> Vec<u8> {
+        let (stored, trailer) = at_rest::seal(self.key.as_ref(), &checkpoint.state);
+        let mut value = Vec::with_capacity(stored.len() + 40);
+        put_i64(&mut value, checkpoint.taken_at_ms);
+        put_bytes(&mut value, &stored);
+        value.extend_from_slice(&trailer);
+        value
+    }
 }
 
 fn storage_error(error: impl std::fmt::Display) -> EngineError {
@@ -154,7 +173,7 @@ impl CheckpointStorage for RocksCheckpoints {
         outputs: Vec<SinkOutput>,
         retained: usize,
     ) -> Result<(), EngineError> {
-        let mut writes = vec![(self.key(checkpoint.id), Some(encode(checkpoint)))];
+        let mut writes = vec![(self.key(checkpoint.id), Some(self.encode(checkpoint)))];
         let older: Vec<u64> = self
             .ids()?
             .into_iter()

@@ -12,6 +12,7 @@
 //! - `checkpoints`: a job's checkpoints in RocksDB; `savepoints`, those
 //!   kept by name.
 
+pub mod at_rest;
 pub mod checkpoints;
 mod error;
 mod figures;

@@ -10,6 +10,8 @@ use runnel_engine::checkpoint::StoredCheckpoint;
 use runnel_engine::checkpoint::encoding::{Reader, put_bytes, put_i64};
 use serde::{Deserialize, Serialize};
 
+use crate::at_rest;
+
 pub const CF_SAVEPOINTS: &str = "jobs.savepoints";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +29,7 @@ pub struct SavepointInfo {
 
 pub struct Savepoints {
     db: Arc<DB>,
+    key: Option<at_rest::Key>,
 }
 
 fn sync() -> WriteOptions {
@@ -36,8 +39,9 @@ fn sync() -> WriteOptions {
 }
 
 impl Savepoints {
-    pub fn new(db: Arc<DB>) -> Self {
-        Savepoints { db }
+    /// State is encrypted at rest under `key` when there is one.
+    pub fn new(db: Arc<DB>, key: Option<at_rest::Key>) -> Self {
+        Savepoints { db, key }
     }
 
     fn cf(&self) -> Result<&rocksdb::ColumnFamily, String> {
@@ -48,10 +52,12 @@ impl Savepoints {
 
     pub fn put(&self, info: &SavepointInfo, state: &StoredCheckpoint) -> Result<(), String> {
         let header = serde_json::to_vec(info).map_err(|e| e.to_string())?;
-        let mut value = Vec::with_capacity(header.len() + state.state.len() + 32);
+        let (stored, trailer) = at_rest::seal(self.key.as_ref(), &state.state);
+        let mut value = Vec::with_capacity(header.len() + stored.len() + 56);
         put_bytes(&mut value, &header);
         put_i64(&mut value, state.taken_at_ms);
-        put_bytes(&mut value, &state.state);
+        put_bytes(&mut value, &stored);
+        value.extend_from_slice(&trailer);
         self.db
             .put_cf_opt(self.cf()?, info.name.as_bytes(), value, &sync())
             .map_err(|e| e.to_string())
@@ -65,7 +71,7 @@ impl Savepoints {
         else {
             return Ok(None);
         };
-        let (info, state) = decode(&value)?;
+        let (info, state) = decode(&value, self.key.as_ref())?;
         Ok(Some((info, state)))
     }
 
@@ -80,7 +86,7 @@ impl Savepoints {
             if !key.starts_with(prefix.as_bytes()) {
                 break;
             }
-            found.push(decode(&value)?.0);
+            found.push(decode(&value, self.key.as_ref())?.0);
         }
         Ok(found)
     }
@@ -95,12 +101,16 @@ impl Savepoints {
     }
 }
 
-fn decode(value: &[u8]) -> Result<(SavepointInfo, StoredCheckpoint), String> {
+fn decode(
+    value: &[u8],
+    key: Option<&at_rest::Key>,
+) -> Result<(SavepointInfo, StoredCheckpoint), String> {
     let mut reader = Reader::new(value);
     let header = reader.bytes().map_err(|e| e.to_string())?;
     let info: SavepointInfo = serde_json::from_slice(header).map_err(|e| e.to_string())?;
     let taken_at_ms = reader.i64().map_err(|e| e.to_string())?;
-    let state = reader.bytes().map_err(|e| e.to_string())?.to_vec();
+    let stored = reader.bytes().map_err(|e| e.to_string())?;
+    let state = at_rest::open(key, stored, &mut reader)?;
     Ok((
         info.clone(),
         StoredCheckpoint {

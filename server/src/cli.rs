@@ -36,6 +36,14 @@ pub enum Command {
 the Kinesis Analytics V2 API) and Firehose on one HTTP port, with all state under one data dir \
 (delivered objects under <data dir>/buckets unless [firehose] names an S3 endpoint) and Kinesis \
 Video's streams, PutMedia and GetMedia (fragments under <data dir>/video).\n\n\
+Access: with access keys configured ([[auth.keys]] in the config file, or one key in \
+RUNNEL_ACCESS_KEY_ID/RUNNEL_SECRET_ACCESS_KEY) every request but /v1/health and the console's \
+pages must be SigV4-signed (or presigned, or carry a console session), and each key's IAM-style \
+policy and a stream's resource policy decide what it may do; denials and every mutating call \
+go to <data dir>/audit.log. Without keys any credentials are accepted, which the server allows \
+on a loopback address only, unless --insecure. TLS: --tls-cert/--tls-key, or --tls self-signed \
+(a certificate for localhost kept in <data dir>/tls/cert.pem, which clients take as their CA \
+bundle); HTTP/2 by ALPN.\n\n\
 Settings come from, in order of precedence: flags, RUNNEL_* environment variables, the TOML \
 config file, built-in defaults. Stop with Ctrl-C or SIGTERM; the store is flushed before exit."
     )]
@@ -191,6 +199,78 @@ With --export FILE, writes the generated events as JSON lines instead (Flink's j
 nexmark table) for other engines to read."
     )]
     Nexmark(NexmarkArgs),
+    /// Load any Kinesis endpoint: PutRecords at a fixed rate, read back.
+    #[command(
+        long_about = "Drive PutRecords at a fixed rate (or as fast as the endpoint takes them) \
+against any Kinesis endpoint (this server, AWS, an emulator), read the records back, and report \
+records/s and MB/s in and out, PutRecords latency (p50, p99, p99.9), put-to-get latency, and \
+throttled, failed, missing and duplicated records.\n\n\
+At a fixed rate every PutRecords call has an intended send time, and its latency is measured \
+from that time, not from when it was sent: a slow answer that delays the calls after it counts \
+against each of them (coordinated omission). Requests are SigV4-signed with the key in \
+RUNNEL_ACCESS_KEY_ID/RUNNEL_SECRET_ACCESS_KEY or the AWS_* environment, for AWS_REGION \
+(default us-east-1)."
+    )]
+    Streams(StreamsBenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StreamsBenchArgs {
+    /// The Kinesis endpoint
+    #[arg(long, default_value = "http://127.0.0.1:4567")]
+    pub endpoint: String,
+
+    /// The stream to load
+    #[arg(long, default_value = "runnel-bench")]
+    pub stream: String,
+
+    /// Create the stream first (and delete it afterwards)
+    #[arg(long)]
+    pub create: bool,
+
+    /// Shards of a stream --create makes
+    #[arg(long, default_value_t = 1)]
+    pub shards: u32,
+
+    /// Records per second over all producers; 0: as fast as the endpoint answers
+    #[arg(long, default_value_t = 1000)]
+    pub rate: u64,
+
+    /// Bytes of data per record (at least 24: a record carries its send time and number)
+    #[arg(long, default_value_t = 1024)]
+    pub record_size: usize,
+
+    /// How long to put, in seconds
+    #[arg(long, default_value_t = 30)]
+    pub duration: u64,
+
+    /// Producer threads, each sending its share of the rate
+    #[arg(long, default_value_t = 1)]
+    pub producers: usize,
+
+    /// Records per PutRecords call (1 to 500) [default: 100, fewer at low rates so that each
+    /// producer calls at least 10 times a second]
+    #[arg(long)]
+    pub batch: Option<usize>,
+
+    /// How records are read back: GetRecords polling (5 calls/s per shard), or efo
+    /// (SubscribeToShard through a registered consumer)
+    #[arg(long, value_enum, default_value = "polling")]
+    pub consumer: ConsumerKind,
+
+    /// One JSON object on stdout instead of a table
+    #[arg(long)]
+    pub json: bool,
+
+    /// No progress on stderr
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ConsumerKind {
+    Polling,
+    Efo,
 }
 
 #[derive(Debug, clap::Args)]
@@ -327,6 +407,45 @@ pub struct ServerArgs {
     /// Timely workers of a job submitted without a parallelism [default: the number of cores]
     #[arg(long, env = "RUNNEL_WORKERS")]
     pub workers: Option<usize>,
+
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key
+    #[arg(
+        long,
+        env = "RUNNEL_TLS_CERT",
+        value_name = "PATH",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM: PKCS#8, RSA or EC)
+    #[arg(
+        long,
+        env = "RUNNEL_TLS_KEY",
+        value_name = "PATH",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serve HTTPS with a certificate made for localhost (`self-signed`), or
+    /// plain HTTP whatever the config file says (`off`)
+    #[arg(
+        long,
+        env = "RUNNEL_TLS",
+        value_enum,
+        value_name = "MODE",
+        conflicts_with_all = ["tls_cert", "tls_key"]
+    )]
+    pub tls: Option<crate::tls::TlsMode>,
+
+    /// With TLS, serve plain HTTP too on the same port (by the first byte a
+    /// client sends); without it plain HTTP connections are closed
+    #[arg(long, env = "RUNNEL_TLS_ALLOW_PLAIN")]
+    pub tls_allow_plain: bool,
+
+    /// Serve on a non-loopback address without access keys: any caller may
+    /// do anything. Without it such a server refuses to start
+    #[arg(long, env = "RUNNEL_INSECURE")]
+    pub insecure: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]

@@ -25,8 +25,12 @@ pub struct ServerConfig {
     pub config_file: Option<PathBuf>,
     pub streams: StreamsSettings,
     pub firehose: FirehoseSettings,
+    /// `[tls]` and the `--tls*` flags: None serves plain HTTP.
+    pub tls: Option<crate::tls::TlsSettings>,
     /// A job's timely workers when its submission names none.
     pub workers: usize,
+    /// `[auth]`: the access keys requests must be signed with.
+    pub auth: crate::auth::AuthSettings,
 }
 
 /// The `[streams]` table of the config file, resolved.
@@ -99,6 +103,8 @@ struct FileConfig {
     workers: Option<usize>,
     streams: Option<StreamsFile>,
     firehose: Option<FirehoseFile>,
+    tls: Option<crate::tls::TlsFile>,
+    auth: Option<crate::auth::AuthFile>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -150,6 +156,28 @@ impl ServerConfig {
             firehose: firehose_settings(file.firehose.unwrap_or_default(), |name| {
                 std::env::var(name).ok().filter(|v| !v.is_empty())
             }),
+            tls: crate::tls::TlsSettings::resolve(
+                crate::tls::TlsFlags {
+                    cert: args.tls_cert,
+                    key: args.tls_key,
+                    mode: args.tls,
+                    allow_plain: args.tls_allow_plain,
+                },
+                file.tls.unwrap_or_default(),
+            )
+            .map_err(|message| ConfigError::Parse {
+                path: config_file.clone().unwrap_or_default(),
+                message,
+            })?,
+            auth: crate::auth::AuthSettings::resolve(
+                file.auth.unwrap_or_default(),
+                args.insecure,
+                |name| std::env::var(name).ok().filter(|v| !v.is_empty()),
+            )
+            .map_err(|message| ConfigError::Parse {
+                path: config_file.clone().unwrap_or_default(),
+                message,
+            })?,
             config_file,
         })
     }
@@ -334,5 +362,38 @@ mod tests {
             ServerConfig::resolve(args),
             Err(ConfigError::Read { .. })
         ));
+    }
+
+    #[test]
+    fn the_tls_table_is_read_and_flags_override_it() {
+        use crate::tls::{Identity, TlsMode};
+        let file = config_file("[tls]\nself_signed = true\nallow_plain = true\n");
+        let args = ServerArgs {
+            config: Some(file.path().to_path_buf()),
+            ..Default::default()
+        };
+        let tls = ServerConfig::resolve(args).unwrap().tls.unwrap();
+        assert_eq!(tls.identity, Identity::SelfSigned);
+        assert!(tls.allow_plain);
+        let args = ServerArgs {
+            config: Some(file.path().to_path_buf()),
+            tls: Some(TlsMode::Off),
+            ..Default::default()
+        };
+        assert_eq!(ServerConfig::resolve(args).unwrap().tls, None);
+        assert_eq!(
+            ServerConfig::resolve(ServerArgs::default()).unwrap().tls,
+            None
+        );
+        let file = config_file("[tls]\ncert = \"server.crt\"\n");
+        let args = ServerArgs {
+            config: Some(file.path().to_path_buf()),
+            ..Default::default()
+        };
+        let err = ServerConfig::resolve(args).unwrap_err().to_string();
+        assert!(
+            err.contains("tls.key") && err.contains(&file.path().display().to_string()),
+            "{err}"
+        );
     }
 }

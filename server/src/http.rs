@@ -30,7 +30,7 @@ pub struct AppState {
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/", post(aws).get(banner))
+        .route("/", post(aws).get(root))
         .route("/v1/health", get(health))
         .route("/metrics", get(metrics))
         .fallback(rest_or_not_found)
@@ -108,16 +108,35 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-async fn banner() -> &'static str {
-    concat!(
-        "Runnel ",
-        env!("CARGO_PKG_VERSION"),
-        "\n",
-        "AWS endpoint: POST / with X-Amz-Target (use this URL as --endpoint-url)\n",
-        "Health: GET /v1/health\n",
-        "Metrics: GET /metrics\n",
-    )
+/// A browser gets the console; curl and scripts, which do not ask for
+/// HTML, the banner.
+async fn root(headers: HeaderMap) -> Response {
+    let wants_html = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|accept| accept.contains("text/html"));
+    let mut response = if wants_html {
+        crate::console::index(&headers)
+    } else {
+        BANNER.into_response()
+    };
+    // Caches must keep the two answers apart.
+    response
+        .headers_mut()
+        .insert(header::VARY, header::HeaderValue::from_static("Accept"));
+    response
 }
+
+const BANNER: &str = concat!(
+    "Runnel ",
+    env!("CARGO_PKG_VERSION"),
+    "\n",
+    "AWS endpoint: POST / with X-Amz-Target (use this URL as --endpoint-url)\n",
+    "Health: GET /v1/health\n",
+    "Metrics: GET /metrics\n",
+    "Console: open this URL in a browser\n",
+);
 
 /// A REST operation (`POST /putMedia`, ...) if a service registered the
 /// path, else a 404 in the AWS error shape.
@@ -125,14 +144,29 @@ async fn rest_or_not_found(
     State(state): State<Arc<AppState>>,
     method: Method,
     uri: Uri,
-    headers: HeaderMap,
+    over_tls: Option<axum::Extension<crate::listener::OverTls>>,
+    mut headers: HeaderMap,
     body: Body,
 ) -> Response {
     if method == Method::POST && state.aws.has_rest(uri.path()) {
         let query = uri.query().map(str::to_string);
+        // An HTTP/2 request names its host in `:authority`; the URLs an
+        // answer hands out (GetDataEndpoint, HLS sessions) are built on it.
+        if !headers.contains_key(header::HOST)
+            && let Some(host) = uri.authority().and_then(|a| a.as_str().parse().ok())
+        {
+            headers.insert(header::HOST, host);
+        }
         return state
             .aws
-            .dispatch_rest(uri.path(), query, headers, body, &state.metrics)
+            .dispatch_rest(
+                uri.path(),
+                query,
+                headers,
+                body,
+                over_tls.is_some(),
+                &state.metrics,
+            )
             .await;
     }
     let mut error = AwsError::unknown_operation(format!("No operation at {method} {}", uri.path()));

@@ -16,15 +16,29 @@ struct Client {
 impl Client {
     fn send(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.base);
-        let response = match (method, body) {
-            ("POST", Some(body)) => self
-                .agent
-                .post(&url)
+        let text = body.map(|body| body.to_string());
+        let content_type: &[(&str, &str)] = if text.is_some() {
+            &[("content-type", "application/json")]
+        } else {
+            &[]
+        };
+        let signature = crate::cli_http::signature_headers(
+            method,
+            &url,
+            "runnel",
+            content_type,
+            text.as_deref().unwrap_or_default().as_bytes(),
+        )?;
+        let with_signature = |request| crate::cli_http::with_headers(request, &signature);
+        let response = match (method, text) {
+            ("POST", Some(text)) => with_signature(self.agent.post(&url))
                 .header("Content-Type", "application/json")
-                .send(body.to_string()),
-            ("POST", None) => self.agent.post(&url).send_empty(),
-            ("DELETE", _) => self.agent.delete(&url).call(),
-            _ => self.agent.get(&url).call(),
+                .send(text),
+            ("POST", None) => with_signature(self.agent.post(&url)).send_empty(),
+            ("DELETE", _) => {
+                crate::cli_http::with_headers(self.agent.delete(&url), &signature).call()
+            }
+            _ => crate::cli_http::with_headers(self.agent.get(&url), &signature).call(),
         }
         .with_context(|| format!("cannot reach {}", self.base))?;
         let (status, text, value) = crate::cli_http::read(response)?;
@@ -161,12 +175,12 @@ pub fn run(args: JobsArgs) -> anyhow::Result<()> {
 fn follow(client: &Client, id: &str, out: &mut impl Write) -> anyhow::Result<()> {
     let url = format!("{}/v1/jobs/{id}/results", client.base);
     // No overall timeout: the rows come for as long as the job runs.
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let response = agent
-        .get(&url)
+    let agent = crate::cli_http::agent(None);
+    let mut request = agent.get(&url);
+    for (name, value) in crate::cli_http::signature_headers("GET", &url, "runnel", &[], b"")? {
+        request = request.header(name, value);
+    }
+    let response = request
         .call()
         .with_context(|| format!("cannot reach {}", client.base))?;
     if response.status() != 200 {

@@ -1,20 +1,24 @@
 //! The `runnel` binary.
 
 mod analytics;
+mod auth;
 mod aws;
 mod bench;
 mod cli;
 mod cli_http;
 mod config;
+mod console;
 mod firehose;
 mod http;
 mod jobs_cli;
 mod kinesis;
+mod listener;
 mod logging;
 mod metrics;
 mod serve;
 mod sql_run;
 mod streams_cli;
+mod tls;
 mod video;
 
 use clap::Parser;
@@ -67,5 +71,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .ok();
             bench::nexmark(args)
         }
+        Command::Bench(BenchCommand::Streams(args)) => bench::streams::run(args),
     }
 }

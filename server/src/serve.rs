@@ -15,6 +15,7 @@ use runnel_video::{Video, VideoConfig};
 use runnel_connectors::{Connectors, Services};
 
 use crate::analytics::{self, JobManager, JobStore};
+use crate::auth::{Auth, Scope};
 use crate::aws::AwsRouter;
 use crate::config::ServerConfig;
 use crate::firehose;
@@ -31,6 +32,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     if let Some(file) = &config.config_file {
         tracing::info!(file = %file.display(), "read config file");
     }
+    check_exposure(&config)?;
     let families: Vec<&str> = runnel_streams::COLUMN_FAMILIES
         .iter()
         .chain(runnel_firehose::COLUMN_FAMILIES)
@@ -41,6 +43,12 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let store = Store::open(&config.data_dir, &families)?;
     let store_id = store_id(&store)?;
     tracing::info!(data_dir = %config.data_dir.display(), %store_id, "store open");
+    // Before anything slow: a certificate that cannot be read fails at once.
+    let tls = config
+        .tls
+        .as_ref()
+        .map(|settings| crate::tls::load(settings, &config.data_dir))
+        .transpose()?;
 
     let addr = SocketAddr::new(config.listen, config.port);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
@@ -55,7 +63,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             .context("opening the stream store")?,
     );
     let mut aws = AwsRouter::default();
-    kinesis::register(&mut aws, streams.clone());
+    let rates = kinesis::register(&mut aws, streams.clone());
     let firehose = Arc::new(
         Firehose::open(store.db().clone(), firehose_config(&config, &streams))
             .context("opening the delivery streams")?,
@@ -79,6 +87,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         Connectors::new(services),
         config.workers,
         JobStore::new(store.db().clone()),
+        config.streams.encryption_key,
     );
     jobs.recover()
         .await
@@ -91,6 +100,23 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         streams.config().account.clone(),
     );
 
+    let auth = Arc::new(
+        Auth::new(
+            &config.auth,
+            &config.data_dir,
+            Scope {
+                region: config.streams.region.clone(),
+                account: streams.config().account.clone(),
+            },
+            aws.rest_paths().collect::<Vec<_>>(),
+            streams.clone(),
+            video.clone(),
+        )
+        .context("opening the audit log")?,
+    );
+    if let Some(path) = auth.audit_path() {
+        tracing::info!(keys = auth.key_count(), audit_log = %path.display(), "requests must be signed with a configured access key");
+    }
     let state = Arc::new(AppState {
         aws,
         jobs: jobs.clone(),
@@ -103,26 +129,30 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     });
     let app = http::router(state)
         .merge(analytics::routes(jobs.clone()))
-        .merge(video::playback_routes(streaming));
-    tracing::info!(%addr, "listening; AWS endpoint is http://{addr}");
+        .merge(video::playback_routes(streaming))
+        .merge(crate::console::routes(crate::console::Console::new(
+            streams.clone(),
+            firehose.clone(),
+            rates,
+            &config,
+        )));
+    let app = app.layer(axum::middleware::from_fn_with_state(
+        auth,
+        crate::auth::layer,
+    ));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, "listening; AWS endpoint is {scheme}://{addr}");
 
     let stop = Arc::new(Notify::new());
     let signalled = {
         let stop = stop.clone();
         async move { stop.notified().await }
     };
-    // Without TCP_NODELAY a small write (a SubscribeToShard event, a
-    // PutRecord answer) can wait for the peer's delayed ACK: 40 ms here.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "TCP_NODELAY not set");
-        }
-    });
-    let server = axum::serve(listener, app).with_graceful_shutdown(signalled);
-    let mut server = std::pin::pin!(server.into_future());
+    let server = crate::listener::serve(listener, app, tls, signalled);
+    let mut server = std::pin::pin!(server);
 
     tokio::select! {
-        result = &mut server => result.context("HTTP server failed")?,
+        () = &mut server => anyhow::bail!("the HTTP server stopped by itself"),
         signal = shutdown_signal() => {
             tracing::info!(signal = signal?, "shutting down");
             stop.notify_one();
@@ -192,8 +222,36 @@ fn video_config(config: &ServerConfig, streams: &Arc<Streams>) -> VideoConfig {
     VideoConfig {
         region: config.streams.region.clone(),
         account: streams.config().account.clone(),
+        encryption_key: config.streams.encryption_key,
         ..VideoConfig::new(config.data_dir.join("video"))
     }
+}
+
+/// Safe by default: without access keys any caller may do anything, which
+/// is what users of the local emulators expect on their own machine, and
+/// nothing a server reachable from a network should do unasked.
+fn check_exposure(config: &ServerConfig) -> anyhow::Result<()> {
+    if !config.auth.keys.is_empty() {
+        return Ok(());
+    }
+    if config.listen.is_loopback() {
+        tracing::warn!(
+            listen = %config.listen,
+            "no access keys configured: authentication is off and any credentials are accepted (loopback only; configure [[auth.keys]] or RUNNEL_ACCESS_KEY_ID to turn it on)"
+        );
+        return Ok(());
+    }
+    if config.auth.insecure {
+        tracing::warn!(
+            listen = %config.listen,
+            "--insecure: no access keys on a non-loopback address; anyone who can reach this port may do anything"
+        );
+        return Ok(());
+    }
+    anyhow::bail!(
+        "refusing to listen on {} without access keys: configure [[auth.keys]] in the config file or RUNNEL_ACCESS_KEY_ID/RUNNEL_SECRET_ACCESS_KEY, or pass --insecure to allow anyone who can reach the port",
+        config.listen
+    )
 }
 
 /// A stable identity for this data dir, so operators (and tests) can tell

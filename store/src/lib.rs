@@ -12,6 +12,8 @@ use std::sync::Arc;
 
 use rocksdb::{ColumnFamilyDescriptor, DB, Options};
 
+pub mod crypto;
+
 /// Column families every data dir has, whoever opens it.
 pub const STORE_COLUMN_FAMILIES: &[&str] = &["store.meta"];
 

@@ -37,6 +37,9 @@ pub struct VideoConfig {
     /// How long a stream with `DataRetentionInHours` 0 keeps fragments,
     /// so live readers a little behind still find them.
     pub live_window_ms: u64,
+    /// Fragments are encrypted at rest under it (the server's
+    /// `streams.encryption_key`).
+    pub encryption_key: Option<[u8; runnel_store::crypto::KEY_LEN]>,
 }
 
 impl VideoConfig {
@@ -47,6 +50,7 @@ impl VideoConfig {
             root,
             limits: Limits::default(),
             live_window_ms: 5 * 60 * 1000,
+            encryption_key: None,
         }
     }
 }
@@ -219,7 +223,7 @@ impl Video {
             id,
             meta: Mutex::new(meta),
             writer: Mutex::new(Writer {
-                segments: SegmentWriter::new(&self.config.root, id),
+                segments: SegmentWriter::new(&self.config.root, id, self.config.encryption_key),
                 next_seq,
                 last_server_ms: 0,
                 header: None,
@@ -455,6 +459,7 @@ impl Video {
             }
         };
         let at = writer.segments.append(&fragment.body)?;
+        let encrypted = writer.segments.encrypts();
         let server_ms = server_ms.max(writer.last_server_ms + 1);
         let meta = FragmentMeta {
             seq,
@@ -472,6 +477,7 @@ impl Video {
                 keyframe: f.keyframe,
                 track: u8::try_from(f.track).unwrap_or(u8::MAX),
             })),
+            encrypted,
         };
         batch.put_cf(
             self.cf(FRAGMENTS)?,
@@ -595,7 +601,16 @@ impl Video {
         fragment: &FragmentMeta,
     ) -> Result<(Arc<Header>, Vec<u8>), VideoError> {
         let header = self.header(stream, fragment.header)?;
-        let body = segments::read(&self.config.root, stream.id, fragment.at)?;
+        let key = match (fragment.encrypted, &self.config.encryption_key) {
+            (false, _) => None,
+            (true, Some(key)) => Some(key),
+            (true, None) => {
+                return Err(VideoError::Corrupt(
+                    "the fragment is encrypted and no encryption key is configured (streams.encryption_key)".into(),
+                ));
+            }
+        };
+        let body = segments::read(&self.config.root, stream.id, fragment.at, key)?;
         Ok((header, body))
     }
 

@@ -42,6 +42,7 @@ pub fn job_json(job: &ManagedJob, detailed: bool) -> Value {
     }
     value["sql"] = json!(definition.sql);
     value["plan"] = json!(job.plan);
+    value["columns"] = json!(job.columns);
     value["from_savepoint"] = json!(definition.from_savepoint);
     let Some(context) = &snapshot.context else {
         value["sources"] = json!([]);

@@ -118,6 +118,8 @@ impl Refusal {
 
 pub struct ManagedJob {
     pub plan: String,
+    /// A bare SELECT's column names, which its result rows leave out.
+    pub columns: Vec<String>,
     state: Mutex<JobState>,
     results: broadcast::Sender<Arc<ResultRow>>,
     sources: Vec<(String, Arc<dyn SourceProvider>)>,
@@ -177,6 +179,8 @@ pub struct JobManager {
     default_parallelism: usize,
     jobs: Mutex<BTreeMap<String, Arc<ManagedJob>>>,
     store: JobStore,
+    /// Checkpoints and savepoints are encrypted at rest under it.
+    encryption_key: Option<runnel_jobs::at_rest::Key>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -198,12 +202,18 @@ pub fn now_ms() -> u64 {
 }
 
 impl JobManager {
-    pub fn new(connectors: Connectors, default_parallelism: usize, store: JobStore) -> Arc<Self> {
+    pub fn new(
+        connectors: Connectors,
+        default_parallelism: usize,
+        store: JobStore,
+        encryption_key: Option<runnel_jobs::at_rest::Key>,
+    ) -> Arc<Self> {
         Arc::new(JobManager {
             connectors,
             default_parallelism: default_parallelism.max(1),
             jobs: Mutex::new(BTreeMap::new()),
             store,
+            encryption_key,
         })
     }
 
@@ -214,7 +224,7 @@ impl JobManager {
             Arc::new(super::checkpoints::StreamsPublisher { streams })
                 as Arc<dyn runnel_jobs::checkpoints::Publish>
         });
-        RocksCheckpoints::new(self.store.db().clone(), id, publisher)
+        RocksCheckpoints::new(self.store.db().clone(), id, publisher).with_key(self.encryption_key)
     }
 
     fn jobs(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<ManagedJob>>> {
@@ -236,6 +246,7 @@ impl JobManager {
                     id,
                     Arc::new(ManagedJob {
                         plan,
+                        columns: Vec::new(),
                         state: Mutex::new(JobState {
                             definition,
                             running: None,
@@ -261,6 +272,7 @@ impl JobManager {
                     id,
                     Arc::new(ManagedJob {
                         plan: String::new(),
+                        columns: Vec::new(),
                         state: Mutex::new(JobState {
                             definition: failed,
                             running: None,
@@ -334,7 +346,7 @@ impl JobManager {
     }
 
     pub fn savepoints(&self) -> runnel_jobs::savepoints::Savepoints {
-        runnel_jobs::savepoints::Savepoints::new(self.store.db().clone())
+        runnel_jobs::savepoints::Savepoints::new(self.store.db().clone(), self.encryption_key)
     }
 
     /// Takes a savepoint of a running checkpointed job: a checkpoint now,
@@ -434,6 +446,13 @@ impl JobManager {
         definition.restart =
             RestartStrategy::from_settings(&submission.settings).map_err(Refusal::plain)?;
         let plan = submission.plan();
+        let columns = submission
+            .job
+            .pipelines
+            .iter()
+            .find(|p| matches!(p.output, runnel_sql::Output::Results))
+            .map(|p| p.schema.fields().iter().map(|f| f.name().clone()).collect())
+            .unwrap_or_default();
         let sources = submission.source_providers();
         let (results, _) = broadcast::channel(RESULTS_BUFFER);
         let cluster = Cluster {
@@ -467,6 +486,7 @@ impl JobManager {
         let id = definition.id.clone();
         let job = Arc::new(ManagedJob {
             plan,
+            columns,
             state: Mutex::new(JobState {
                 definition,
                 context: Some(running.context().clone()),

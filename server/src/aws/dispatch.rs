@@ -41,6 +41,8 @@ pub type Handler = Arc<
 )]
 pub struct RestRequest {
     pub operation: &'static str,
+    /// It came over TLS: URLs the answer hands out say `https`.
+    pub over_tls: bool,
     pub headers: HeaderMap,
     pub query: Option<String>,
     pub body: axum::body::Body,
@@ -100,6 +102,11 @@ impl AwsRouter {
         self.rest.contains_key(path)
     }
 
+    /// Every registered REST path, for the auth layer to tell them apart.
+    pub fn rest_paths(&self) -> impl Iterator<Item = String> + '_ {
+        self.rest.keys().cloned()
+    }
+
     /// Runs the REST operation at `path`; a path nothing registered is a
     /// 404 in the AWS error shape.
     pub async fn dispatch_rest(
@@ -108,6 +115,7 @@ impl AwsRouter {
         query: Option<String>,
         headers: HeaderMap,
         body: axum::body::Body,
+        over_tls: bool,
         metrics: &Metrics,
     ) -> Response {
         let protocol = Protocol::from_headers(&headers);
@@ -119,6 +127,7 @@ impl AwsRouter {
         };
         let request = RestRequest {
             operation: route.operation,
+            over_tls,
             headers,
             query,
             body,
@@ -296,7 +305,7 @@ mod tests {
         ];
         let body = axum::body::Body::from_stream(futures_util::stream::iter(chunks));
         let response = router
-            .dispatch_rest("/putMedia", None, HeaderMap::new(), body, &metrics)
+            .dispatch_rest("/putMedia", None, HeaderMap::new(), body, false, &metrics)
             .await;
         assert_eq!(response.status(), StatusCode::OK);
         let text = axum::body::to_bytes(response.into_body(), usize::MAX)
@@ -314,6 +323,7 @@ mod tests {
                 None,
                 HeaderMap::new(),
                 axum::body::Body::empty(),
+                false,
                 &metrics,
             )
             .await;

@@ -1,9 +1,11 @@
 //! `runnel bench nexmark`: the Nexmark suite over the in-process
 //! generator, measured as Flink's nexmark harness measures (events over the
-//! CPU time of the engine's process), or the events exported as JSON lines.
+//! CPU time of the engine's process), or the events exported as JSON lines;
+//! and `runnel bench streams`, a load tool for any Kinesis endpoint.
 
 mod cpu;
 mod export;
+pub mod streams;
 mod suite;
 
 use crate::cli::NexmarkArgs;

@@ -187,6 +187,7 @@ impl Api {
         let name = self.stream_name(req)?;
         let enforce = req.opt_bool("EnforceConsumerDeletion")?.unwrap_or(false);
         self.streams.delete_stream(&name, enforce).await?;
+        self.rates.forget(&name);
         Ok(Out::empty())
     }
 

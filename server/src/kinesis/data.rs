@@ -2,11 +2,13 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use runnel_streams::iterator::IteratorToken;
 use runnel_streams::model::{parse_shard_id, shard_id};
 use runnel_streams::{IteratorStart, PutEntry, PutOutcome, ShardMeta};
 use serde_json::Value;
 
 use super::Api;
+use super::rates::Direction;
 use crate::aws::AwsError;
 use crate::aws::codec::Out;
 use crate::aws::request;
@@ -112,9 +114,11 @@ impl Api {
         };
         // Every record of a shard gets a larger sequence number than the
         // one before, so SequenceNumberForOrdering's promise always holds.
+        let bytes = entry.data.len() as u64;
         let outcome = self.streams.put(&stream, vec![entry]).await?;
         match outcome.into_iter().next() {
             Some(PutOutcome::Written { shard, counter }) => {
+                self.rates.add(&stream, Direction::In, 1, bytes);
                 let (shard_id, sequence) = written(shard, counter);
                 Ok(Out::map(vec![
                     ("ShardId", Out::Str(shard_id)),
@@ -225,11 +229,26 @@ impl Api {
     }
 
     async fn put_entries(&self, stream: String, entries: Vec<PutEntry>) -> Result<Out, AwsError> {
+        // The entries go to the store; their sizes stay for the rates, one
+        // allocation per call, so throttled records can be left out.
+        let sizes: Vec<u64> = entries.iter().map(|e| e.data.len() as u64).collect();
         let outcomes = self.streams.put(&stream, entries).await?;
         let failed = outcomes
             .iter()
             .filter(|o| matches!(o, PutOutcome::Throttled { .. }))
             .count();
+        let accepted_bytes: u64 = sizes
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| matches!(o, PutOutcome::Written { .. }))
+            .map(|(size, _)| size)
+            .sum();
+        self.rates.add(
+            &stream,
+            Direction::In,
+            (outcomes.len() - failed) as u64,
+            accepted_bytes,
+        );
         let records = outcomes
             .into_iter()
             .map(|outcome| match outcome {
@@ -323,6 +342,19 @@ impl Api {
         let iterator = iterator.unwrap_or_default();
         let limit = limit.map_or(runnel_streams::MAX_GET_RECORDS, |l| l as usize);
         let out = self.streams.get_records(&iterator, limit)?;
+        // The token names its stream; it is read again only when records
+        // went out, as an empty poll moves nothing to count.
+        if !out.records.is_empty()
+            && let Some(token) = IteratorToken::decode(&iterator)
+        {
+            let bytes = out.records.iter().map(|r| r.data.len() as u64).sum();
+            self.rates.add(
+                &token.stream_name,
+                Direction::Out,
+                out.records.len() as u64,
+                bytes,
+            );
+        }
         let records = out
             .records
             .into_iter()

@@ -4,6 +4,7 @@
 mod control;
 mod data;
 mod eventstream;
+pub mod rates;
 mod subscribe;
 
 use std::sync::Arc;
@@ -11,6 +12,8 @@ use std::sync::Arc;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use runnel_streams::{Streams, StreamsError};
+
+pub use self::rates::Rates;
 
 use crate::aws::codec::{self, Out};
 use crate::aws::request::{self, Req};
@@ -62,15 +65,19 @@ pub const OPERATIONS: &[&str] = &[
 
 pub struct Api {
     streams: Arc<Streams>,
+    rates: Arc<Rates>,
     /// When each (consumer ARN, shard) last subscribed: Kinesis refuses a
     /// second SubscribeToShard for the pair within 5 seconds.
     subscriptions: std::sync::Mutex<std::collections::HashMap<(String, u32), std::time::Instant>>,
 }
 
-/// Registers every Kinesis operation on the AWS router.
-pub fn register(router: &mut AwsRouter, streams: Arc<Streams>) {
+/// Registers every Kinesis operation on the AWS router; what its puts and
+/// reads move per stream is counted in the rates returned.
+pub fn register(router: &mut AwsRouter, streams: Arc<Streams>) -> Arc<Rates> {
+    let rates = Arc::new(Rates::default());
     let api = Arc::new(Api {
         streams,
+        rates: rates.clone(),
         subscriptions: Default::default(),
     });
     let handler: Handler = Arc::new(move |request: AwsRequest| {
@@ -78,6 +85,7 @@ pub fn register(router: &mut AwsRouter, streams: Arc<Streams>) {
         Box::pin(async move { api.handle(request).await })
     });
     router.register_each(TARGET_PREFIX, OPERATIONS, handler);
+    rates
 }
 
 impl Api {

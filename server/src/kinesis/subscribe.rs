@@ -18,6 +18,7 @@ use runnel_streams::{IteratorStart, Streams};
 use super::Api;
 use super::data::{child_shard, record_out};
 use super::eventstream::{self, ChannelBody};
+use super::rates::{Direction, StreamRates};
 use crate::aws::codec::Out;
 use crate::aws::request::{Req, invalid_argument};
 use crate::aws::{AwsError, Protocol};
@@ -130,7 +131,7 @@ impl Api {
             self.streams.clone(),
             (wake, appended),
             iterator,
-            sender,
+            (sender, self.rates.of(&stream)),
             protocol,
             content,
         ));
@@ -150,7 +151,7 @@ async fn pump(
     streams: Arc<Streams>,
     (_registered, appended): (runnel_streams::Wake, Arc<tokio::sync::Notify>),
     mut iterator: String,
-    sender: tokio::sync::mpsc::Sender<bytes::Bytes>,
+    (sender, rates): (tokio::sync::mpsc::Sender<bytes::Bytes>, Arc<StreamRates>),
     protocol: Protocol,
     content: &'static str,
 ) {
@@ -174,6 +175,8 @@ async fn pump(
         };
         let ended = page.next_iterator.is_none();
         let idle = page.records.is_empty();
+        let bytes = page.records.iter().map(|r| r.data.len() as u64).sum();
+        let records = page.records.len() as u64;
         if !idle || ended || last_event.elapsed() >= HEARTBEAT {
             let event = Out::map(vec![
                 (
@@ -205,6 +208,9 @@ async fn pump(
                 eventstream::event("SubscribeToShardEvent", content, &event.encode(protocol));
             if sender.send(frame).await.is_err() {
                 return;
+            }
+            if records > 0 {
+                rates.add(Direction::Out, records, bytes);
             }
             last_event = tokio::time::Instant::now();
         }

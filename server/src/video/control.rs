@@ -53,7 +53,8 @@ pub async fn handle(
     api: &Api,
     operation: &str,
     mut req: Req,
-    host: Option<String>,
+    // `scheme://host` of the request, which the URLs handed out are on.
+    base: Option<String>,
 ) -> Result<Response, AwsError> {
     let video = api.video.clone();
     match operation {
@@ -193,8 +194,8 @@ pub async fn handle(
             }
             let reference = stream_ref(&mut req)?;
             video.stream(&reference)?;
-            let host = host.unwrap_or_else(|| "127.0.0.1:4567".into());
-            Ok(ok(json!({ "DataEndpoint": format!("http://{host}") })))
+            let base = base.unwrap_or_else(|| "http://127.0.0.1:4567".into());
+            Ok(ok(json!({ "DataEndpoint": base })))
         }
         "TagStream" => {
             let reference = stream_ref(&mut req)?;

@@ -95,11 +95,12 @@ impl Api {
         self: Arc<Self>,
         request: RestRequest,
     ) -> Result<axum::response::Response, AwsError> {
+        let scheme = if request.over_tls { "https" } else { "http" };
         let host = request
             .headers
             .get(axum::http::header::HOST)
             .and_then(|h| h.to_str().ok())
-            .map(str::to_string);
+            .map(|host| format!("{scheme}://{host}"));
         let operation = request.operation;
         let model = match operation {
             "PutMedia" => return put_media::put_media(self, request).await,

@@ -136,3 +136,70 @@ fn exported_events_are_json_lines_that_runnel_reads_back() {
     assert_eq!(expected.len(), 4600);
     assert_eq!(rows, expected);
 }
+
+/// `runnel bench streams` against a server that checks signatures: every
+/// record put is read back once, by polling and by a subscription, and the
+/// report says so.
+#[test]
+fn the_streams_load_tool_puts_reads_back_and_reports() {
+    let server = crate::harness::RunnelServer::builder()
+        .env("RUNNEL_ACCESS_KEY_ID", "AKIABENCH")
+        .env("RUNNEL_SECRET_ACCESS_KEY", "bench-secret")
+        .start();
+    for consumer in ["polling", "efo"] {
+        let stream = format!("load-{consumer}");
+        let output = Command::new(runnel_bin())
+            .args([
+                "bench",
+                "streams",
+                "--endpoint",
+                &server.url(),
+                "--stream",
+                &stream,
+            ])
+            .args([
+                "--create",
+                "--shards",
+                "2",
+                "--rate",
+                "400",
+                "--record-size",
+                "100",
+            ])
+            .args([
+                "--duration",
+                "2",
+                "--producers",
+                "2",
+                "--consumer",
+                consumer,
+                "--json",
+            ])
+            .env("RUNNEL_ACCESS_KEY_ID", "AKIABENCH")
+            .env("RUNNEL_SECRET_ACCESS_KEY", "bench-secret")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let report = &json_lines(&output)[0];
+        let records = &report["records"];
+        assert_eq!(records["sent"], 800, "{report}");
+        assert_eq!(records["acknowledged"], 800, "{report}");
+        assert_eq!(records["received"], 800, "{report}");
+        assert_eq!(records["missing"], 0, "{report}");
+        assert_eq!(records["duplicates"], 0, "{report}");
+        assert_eq!(report["put_records_latency"]["count"], 800 / 20, "{report}");
+        assert_eq!(report["put_to_get_latency"]["count"], 800, "{report}");
+        assert!(report["in"]["mb_per_s"].as_f64().unwrap() > 0.0, "{report}");
+    }
+    let unsigned = Command::new(runnel_bin())
+        .args(["bench", "streams", "--endpoint", &server.url(), "--create"])
+        .env_remove("RUNNEL_ACCESS_KEY_ID")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .output()
+        .unwrap();
+    assert!(!unsigned.status.success());
+    assert!(
+        String::from_utf8_lossy(&unsigned.stderr).contains("MissingAuthenticationTokenException"),
+        "{unsigned:?}"
+    );
+}

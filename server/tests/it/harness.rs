@@ -18,6 +18,8 @@ pub struct RunnelServer {
     child: Option<Child>,
     pub port: u16,
     pub data_dir: PathBuf,
+    /// The CA certificate of a TLS server (see `ServerBuilder::https`).
+    pub tls_ca: Option<PathBuf>,
     log_path: PathBuf,
     // Keeps the temporary data dir alive for as long as the server.
     _temp: Option<tempfile::TempDir>,
@@ -28,6 +30,14 @@ pub struct ServerBuilder {
     args: Vec<String>,
     envs: Vec<(String, String)>,
     port: Option<u16>,
+    https: Option<TlsCa>,
+}
+
+/// Which certificate a TLS server's clients trust.
+enum TlsCa {
+    /// `<data dir>/tls/cert.pem`, made by `--tls self-signed`.
+    SelfSigned,
+    File(PathBuf),
 }
 
 impl ServerBuilder {
@@ -44,6 +54,20 @@ impl ServerBuilder {
 
     pub fn env(mut self, key: &str, value: impl Into<String>) -> Self {
         self.envs.push((key.to_string(), value.into()));
+        self
+    }
+
+    /// The server speaks TLS with the certificate `--tls self-signed` makes
+    /// (the test passes the flag, or sets it otherwise): its health is
+    /// checked, and `url()` is, over https with that certificate.
+    pub fn https(mut self) -> Self {
+        self.https = Some(TlsCa::SelfSigned);
+        self
+    }
+
+    /// `https()` with a certificate trusted through this CA file.
+    pub fn https_with_ca(mut self, ca: &Path) -> Self {
+        self.https = Some(TlsCa::File(ca.to_path_buf()));
         self
     }
 
@@ -92,6 +116,10 @@ impl ServerBuilder {
                 child: Some(child),
                 port,
                 data_dir: data_dir.clone(),
+                tls_ca: self.https.as_ref().map(|ca| match ca {
+                    TlsCa::SelfSigned => data_dir.join("tls").join("cert.pem"),
+                    TlsCa::File(path) => path.clone(),
+                }),
                 log_path,
                 _temp: None,
             };
@@ -115,6 +143,7 @@ impl RunnelServer {
             args: Vec::new(),
             envs: Vec::new(),
             port: None,
+            https: None,
         }
     }
 
@@ -122,8 +151,12 @@ impl RunnelServer {
         Self::builder().start()
     }
 
+    /// `http://127.0.0.1:PORT`, or `https://localhost:PORT` for a TLS server.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        match self.tls_ca {
+            Some(_) => format!("https://localhost:{}", self.port),
+            None => format!("http://127.0.0.1:{}", self.port),
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -167,7 +200,7 @@ impl RunnelServer {
     /// answers its health check. Err carries the log if it did not.
     fn wait_healthy(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + START_TIMEOUT;
-        let agent = agent();
+        let mut agent = self.tls_ca.is_none().then(agent);
         let data_dir = self.data_dir.display().to_string();
         while Instant::now() < deadline {
             if let Some(status) = self
@@ -178,11 +211,17 @@ impl RunnelServer {
                 self.child = None;
                 return Err(format!("exited during start ({status}):\n{}", self.log()));
             }
-            let health: Option<serde_json::Value> = agent
-                .get(&format!("{}/v1/health", self.url()))
-                .call()
-                .ok()
-                .and_then(|mut response| response.body_mut().read_json().ok());
+            // A self-signed certificate is there once the server made it.
+            if agent.is_none() {
+                agent = self.tls_ca.as_deref().and_then(|ca| tls_agent(ca).ok());
+            }
+            let health: Option<serde_json::Value> = agent.as_ref().and_then(|agent| {
+                agent
+                    .get(&format!("{}/v1/health", self.url()))
+                    .call()
+                    .ok()
+                    .and_then(|mut response| response.body_mut().read_json().ok())
+            });
             if health.is_some_and(|h| h["data_dir"] == data_dir.as_str()) {
                 return Ok(());
             }
@@ -211,6 +250,24 @@ pub fn agent() -> ureq::Agent {
         .timeout_global(Some(Duration::from_secs(30)))
         .build()
         .into()
+}
+
+/// `agent()` over TLS, trusting the certificates of the PEM file `ca` (and
+/// no others).
+pub fn tls_agent(ca: &Path) -> Result<ureq::Agent, String> {
+    use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+    let pem = std::fs::read(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
+    let cert = Certificate::from_pem(&pem).map_err(|e| format!("{}: {e}", ca.display()))?;
+    let tls = TlsConfig::builder()
+        .provider(TlsProvider::NativeTls)
+        .root_certs(RootCerts::new_with_certs(&[cert]))
+        .build();
+    Ok(ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .tls_config(tls)
+        .build()
+        .into())
 }
 
 /// One AWS JSON 1.1 request (`target` as in `Kinesis_20131202.PutRecords`):

@@ -6,11 +6,14 @@
 )]
 
 mod analytics_jobs;
+mod at_rest;
+mod auth;
 mod aws_routing;
 mod bench;
 mod checkpoint_crash;
 mod cli;
 mod config;
+mod console;
 mod firehose_crash;
 mod firehose_e2e;
 mod firehose_s3;
@@ -23,4 +26,5 @@ mod lifecycle;
 mod seaweed;
 mod sql_run;
 mod streams_cli;
+mod tls;
 mod video;

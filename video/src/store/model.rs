@@ -38,6 +38,9 @@ pub struct FragmentMeta {
     /// index, not the video. Empty in entries written before it existed.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub frame_index: String,
+    /// Its bytes in the segment are encrypted (under the server's key).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub encrypted: bool,
 }
 
 /// One frame in a `FragmentMeta::frame_index`.

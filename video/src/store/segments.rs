@@ -8,6 +8,8 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use runnel_store::crypto::{self, Domain, KEY_LEN};
+
 /// A segment is closed and a new one begun past this size.
 const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 
@@ -24,6 +26,9 @@ pub struct Location {
 pub struct SegmentWriter {
     dir: PathBuf,
     current: Option<(u64, File, u64)>,
+    stream_id: u64,
+    /// Fragments are encrypted under it when the server has one.
+    key: Option<[u8; KEY_LEN]>,
 }
 
 pub fn stream_dir(root: &Path, stream_id: u64) -> PathBuf {
@@ -56,14 +61,21 @@ pub fn list_segments(dir: &Path) -> std::io::Result<Vec<u64>> {
 }
 
 impl SegmentWriter {
-    pub fn new(root: &Path, stream_id: u64) -> Self {
+    pub fn new(root: &Path, stream_id: u64, key: Option<[u8; KEY_LEN]>) -> Self {
         SegmentWriter {
             dir: stream_dir(root, stream_id),
             current: None,
+            stream_id,
+            key,
         }
     }
 
-    /// Appends `bytes` and syncs them to disk before saying where they are.
+    pub fn encrypts(&self) -> bool {
+        self.key.is_some()
+    }
+
+    /// Appends `bytes` (encrypted, with a key) and syncs them to disk before
+    /// saying where they are.
     pub fn append(&mut self, bytes: &[u8]) -> std::io::Result<Location> {
         let roll = match &self.current {
             None => true,
@@ -86,6 +98,14 @@ impl SegmentWriter {
         let Some((segment, file, len)) = &mut self.current else {
             return Err(std::io::Error::other("no segment open"));
         };
+        let sealed;
+        let bytes = match &self.key {
+            Some(key) => {
+                sealed = seal(key, self.stream_id, *segment, *len, bytes)?;
+                &sealed[..]
+            }
+            None => bytes,
+        };
         file.write_all(bytes)?;
         file.sync_data()?;
         let location = Location {
@@ -102,12 +122,43 @@ impl SegmentWriter {
     }
 }
 
-pub fn read(root: &Path, stream_id: u64, at: Location) -> std::io::Result<Vec<u8>> {
+/// The bytes at `at`, decrypted with `key` when they were written with one.
+pub fn read(
+    root: &Path,
+    stream_id: u64,
+    at: Location,
+    key: Option<&[u8; KEY_LEN]>,
+) -> std::io::Result<Vec<u8>> {
     let file = File::open(segment_path(&stream_dir(root, stream_id), at.segment))?;
     let len = usize::try_from(at.len).map_err(std::io::Error::other)?;
     let mut bytes = vec![0u8; len];
     file.read_exact_at(&mut bytes, at.offset)?;
-    Ok(bytes)
+    match key {
+        Some(key) => seal(key, stream_id, at.segment, at.offset, &bytes),
+        None => Ok(bytes),
+    }
+}
+
+/// Encrypts or decrypts under the nonce (segment, offset): a segment is
+/// only ever appended to, and a restart starts a new one, so no two
+/// fragments of a stream share it.
+fn seal(
+    key: &[u8; KEY_LEN],
+    stream_id: u64,
+    segment: u64,
+    offset: u64,
+    bytes: &[u8],
+) -> std::io::Result<Vec<u8>> {
+    let segment = u32::try_from(segment)
+        .map_err(|_| std::io::Error::other("segment number past 2^32: no nonce left"))?;
+    Ok(crypto::apply_in(
+        key,
+        Domain::VideoFragments,
+        stream_id,
+        segment,
+        offset,
+        bytes,
+    ))
 }
 
 /// Removes the stream's segments numbered below `keep_from`.
@@ -138,16 +189,36 @@ mod tests {
     #[test]
     fn appended_bytes_read_back_and_a_new_writer_starts_a_new_segment() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut writer = SegmentWriter::new(dir.path(), 7);
+        let mut writer = SegmentWriter::new(dir.path(), 7, None);
         let a = writer.append(b"first").expect("append");
         let b = writer.append(b"second").expect("append");
         assert_eq!((a.segment, a.offset, b.offset), (0, 0, 5));
-        assert_eq!(read(dir.path(), 7, b).expect("read"), b"second");
-        let mut restarted = SegmentWriter::new(dir.path(), 7);
+        assert_eq!(read(dir.path(), 7, b, None).expect("read"), b"second");
+        let mut restarted = SegmentWriter::new(dir.path(), 7, None);
         let c = restarted.append(b"third").expect("append");
         assert_eq!((c.segment, c.offset), (1, 0));
         assert_eq!(remove_below(dir.path(), 7, 1).expect("remove"), 1);
-        assert!(read(dir.path(), 7, a).is_err());
-        assert_eq!(read(dir.path(), 7, c).expect("read"), b"third");
+        assert!(read(dir.path(), 7, a, None).is_err());
+        assert_eq!(read(dir.path(), 7, c, None).expect("read"), b"third");
+    }
+
+    #[test]
+    fn with_a_key_segments_hold_no_plaintext_and_read_back_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = [7u8; KEY_LEN];
+        let mut writer = SegmentWriter::new(dir.path(), 3, Some(key));
+        let plain = b"a camera's frame, twice: a camera's frame".repeat(10);
+        let a = writer.append(&plain).expect("append");
+        let b = writer.append(&plain).expect("append");
+        let on_disk = std::fs::read(segment_path(&stream_dir(dir.path(), 3), 0)).expect("segment");
+        assert!(!on_disk.windows(16).any(|w| w == &plain[..16]));
+        // The same bytes at another offset encrypt differently: no reused keystream.
+        assert_ne!(&on_disk[..plain.len()], &on_disk[plain.len()..]);
+        assert_eq!(read(dir.path(), 3, a, Some(&key)).expect("read"), plain);
+        assert_eq!(read(dir.path(), 3, b, Some(&key)).expect("read"), plain);
+        assert_ne!(
+            read(dir.path(), 3, b, Some(&[8u8; KEY_LEN])).expect("read"),
+            plain
+        );
     }
 }

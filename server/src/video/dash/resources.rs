@@ -116,6 +116,7 @@ mod tests {
             frames: 60,
             keyframes: 1,
             frame_index: String::new(),
+            encrypted: false,
         }
     }
 

@@ -21,7 +21,8 @@ const MEMBERS: Members = Members {
 pub async fn get_dash_streaming_session_url(
     streaming: Arc<Streaming>,
     mut req: Req,
-    host: Option<String>,
+    // `scheme://host` of the request, which the URLs handed out are on.
+    base: Option<String>,
 ) -> Result<Response, AwsError> {
     let number = one_of(
         &mut req,
@@ -37,11 +38,11 @@ pub async fn get_dash_streaming_session_url(
         })
         .await?;
     let token = streaming.seal(&session);
-    let host = host.unwrap_or_else(|| "127.0.0.1:4567".into());
+    let base = base.unwrap_or_else(|| "http://127.0.0.1:4567".into());
     Ok(codec::json_ok(
         json!({
             "DASHStreamingSessionURL":
-                format!("http://{host}/dash/v1/getDASHManifest.mpd?SessionToken={token}")
+                format!("{base}/dash/v1/getDASHManifest.mpd?SessionToken={token}")
         })
         .to_string(),
     ))

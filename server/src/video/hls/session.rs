@@ -27,7 +27,8 @@ const MEMBERS: Members = Members {
 pub async fn get_hls_streaming_session_url(
     streaming: Arc<Streaming>,
     mut req: Req,
-    host: Option<String>,
+    // `scheme://host` of the request, which the URLs handed out are on.
+    base: Option<String>,
 ) -> Result<Response, AwsError> {
     let container = one_of(
         &mut req,
@@ -58,11 +59,11 @@ pub async fn get_hls_streaming_session_url(
         .start(&streaming, |_| Format::Hls { discontinuity })
         .await?;
     let token = streaming.seal(&session);
-    let host = host.unwrap_or_else(|| "127.0.0.1:4567".into());
+    let base = base.unwrap_or_else(|| "http://127.0.0.1:4567".into());
     Ok(codec::json_ok(
         json!({
             "HLSStreamingSessionURL":
-                format!("http://{host}/hls/v1/getHLSMasterPlaylist.m3u8?SessionToken={token}")
+                format!("{base}/hls/v1/getHLSMasterPlaylist.m3u8?SessionToken={token}")
         })
         .to_string(),
     ))
