@@ -40,6 +40,7 @@ import collections
 import ctypes
 import datetime
 import json
+import math
 import os
 import re
 import resource
@@ -47,6 +48,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -97,13 +99,51 @@ class Failed(Exception):
     pass
 
 
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def session_rss(session):
+    """Bytes resident in every process of `session` (the command and all it
+    started: they inherit its session, the JVM PyFlink launches included)."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                # Fields after the command name, which may hold spaces.
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[3]) != session:
+                continue
+            with open(f"/proc/{entry}/statm") as f:
+                total += int(f.read().split()[1]) * PAGE
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+    return total
+
+
+class PeakRss(threading.Thread):
+    """Samples a session's summed RSS every 50 ms; `peak` is the most seen."""
+
+    def __init__(self, session):
+        super().__init__(daemon=True)
+        self.session, self.peak, self.done = session, 0, threading.Event()
+
+    def run(self):
+        while not self.done.wait(0.05):
+            self.peak = max(self.peak, session_rss(self.session))
+
+
 def run_measured(cmd, log_path, timeout):
-    """Runs cmd to its end; returns (wall seconds, CPU seconds) of its process tree."""
+    """Runs cmd to its end; returns (wall seconds, CPU seconds, peak RSS
+    bytes) of its process tree."""
     cpu_before = children_cpu()
     started = time.monotonic()
     with open(log_path, "w") as out:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
+        rss = PeakRss(proc.pid)
+        rss.start()
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -114,12 +154,14 @@ def run_measured(cmd, log_path, timeout):
     # The driver is done; whatever it started and left (Flink's JVM shuts down
     # once the driver's pipe to it closes) ends on its own within seconds.
     reap_all(proc.pid, time.monotonic() + 60)
+    rss.done.set()
+    rss.join()
     wall = time.monotonic() - started
     cpu = children_cpu() - cpu_before
     if proc.returncode != 0:
         tail = "".join(Path(log_path).read_text(errors="replace").splitlines(True)[-25:])
         raise Failed(f"exit {proc.returncode}: {' '.join(map(str, cmd))}\n--- last lines of {log_path}:\n{tail}")
-    return wall, cpu
+    return wall, cpu, rss.peak
 
 
 # ---------------------------------------------------------------- datasets
@@ -147,7 +189,7 @@ INSERT INTO input SELECT * FROM gen;
     subprocess.run([runnel, "sql", "run", "-q", "--file", str(script)], check=True)
 
 
-def nexmark(runnel, path, events, work):
+def nexmark(runnel, path, events, work, rate=10_000_000):
     """`runnel bench nexmark --export`: Nexmark events as JSON lines, in Flink's shape.
 
     One file in the directory `path` (both engines' filesystem sources read a
@@ -157,23 +199,29 @@ def nexmark(runnel, path, events, work):
     """
     path.mkdir(parents=True)
     subprocess.run([runnel, "bench", "nexmark", "--quiet", "--export", str(path / "events.jsonl"),
-                    "--events", str(events)], check=True, timeout=1800)
+                    "--events", str(events), "--rate", str(rate)], check=True, timeout=1800)
 
 
 DATASETS = {"tumble-json": tumble_json, "nexmark": nexmark}
 
 
-def dataset(args, kind, rows):
-    """The path of `rows` rows of dataset `kind`, made once and kept in the cache."""
+def dataset(args, kind, rows, rate=None):
+    """The path of `rows` rows of dataset `kind` (Nexmark: at `rate` events
+    per second of event time), made once and kept in the cache."""
     if kind not in DATASETS:
         raise Failed(f"unknown dataset {kind!r}; known: {', '.join(DATASETS)}")
-    base = Path(args.cache) / "data" / f"{kind}-{rows}"
+    rate = rate or args.event_rate
+    suffix = f"-rate{rate}" if kind == "nexmark" and rate != 10_000_000 else ""
+    base = Path(args.cache) / "data" / f"{kind}-{rows}{suffix}"
     path = base / "input"
     if not (base / "complete").exists():
         log(f"compare: generating {rows} rows of {kind} into {path} ...")
         shutil.rmtree(base, ignore_errors=True)
         base.mkdir(parents=True)
-        DATASETS[kind](args.runnel_bin, path, rows, base)
+        if kind == "nexmark":
+            nexmark(args.runnel_bin, path, rows, base, rate)
+        else:
+            DATASETS[kind](args.runnel_bin, path, rows, base)
         # Written last, so that an interrupted generation is redone.
         (base / "complete").write_text("")
     return path
@@ -272,9 +320,15 @@ def query_text(query, engine):
 
 
 def check_skipped(query):
-    """Why a query's outputs cannot be compared as rows, if they cannot."""
+    """Why a query's outputs cannot be compared at all, if they cannot."""
     skip = re.search(r"^--\s*compare:\s*check skipped\s*(.*)$", source_of(query).read_text(), re.M)
     return (skip.group(1).strip() or "skipped") if skip else None
+
+
+def compared_as_changelog(query):
+    """An updating query (`-- compare: changelog`): each engine's changelog
+    is applied and the final tables compared."""
+    return re.search(r"^--\s*compare:\s*changelog", source_of(query).read_text(), re.M) is not None
 
 
 def script_for(args, query, engine, input_path, sink, work):
@@ -294,22 +348,65 @@ def script_for(args, query, engine, input_path, sink, work):
     return path
 
 
-def run_engine(args, engine, query, workers, input_path, sink, tag):
+# Flink as the Nexmark benchmark's own configuration runs it
+# (nexmark-flink/src/main/resources/conf/config.yaml in github.com/nexmark/
+# nexmark): mini-batch, the split of distinct aggregates, RocksDB state with
+# incremental checkpoints every 3 minutes. Left out: its parallelism 8 (both
+# engines run at the --workers asked), its 8 GB process sizes and GC options
+# (PyFlink runs a local mini cluster in one JVM), local recovery (nothing
+# fails here).
+def flink_tuned(work):
+    return [
+        "table.exec.mini-batch.enabled=true",
+        "table.exec.mini-batch.allow-latency=2s",
+        "table.exec.mini-batch.size=50000",
+        "table.optimizer.distinct-agg.split.enabled=true",
+        "state.backend.type=rocksdb",
+        "state.backend.incremental=true",
+        f"state.checkpoints.dir=file://{work}/checkpoints",
+        f"state.backend.rocksdb.localdir={work}/rocksdb",
+        "execution.checkpointing.interval=180000",
+        "execution.checkpointing.mode=EXACTLY_ONCE",
+        "execution.checkpointing.checkpoints-after-tasks-finish.enabled=false",
+    ]
+
+
+FLINK_SETUPS = {"default": "flink", "tuned": "flink-tuned"}
+
+
+# An updating query's changelog grows with every input row, and PyFlink's
+# collect() passes it row by row: mini-batch folds a batch's updates into
+# one, which changes the changelog but not the final table compared.
+COLLECT_CONF = [
+    "table.exec.mini-batch.enabled=true",
+    "table.exec.mini-batch.allow-latency=1s",
+    "table.exec.mini-batch.size=50000",
+]
+
+
+def run_engine(args, engine, query, workers, input_path, sink, tag, collect=None):
+    """Runs `query` on `engine` (runnel, flink, flink-tuned); returns wall
+    and CPU seconds and peak RSS. `collect`: Flink writes the changelog of
+    each INSERT's query there instead of running the INSERT."""
     work = Path(args.cache) / "work" / f"{query}-{engine}-w{workers}-{tag}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    script = script_for(args, query, engine, input_path, sink, work)
+    script = script_for(args, query, "runnel" if engine == "runnel" else "flink", input_path, sink, work)
     if engine == "runnel":
         cmd = [args.runnel_bin, "sql", "run", "-q", "--workers", str(workers), "--file", str(script)]
     else:
+        conf = list(args.flink_conf) + (flink_tuned(work) if engine == "flink-tuned" else [])
         cmd = [args.flink_python, str(HERE / "flink_sql.py"), "--parallelism", str(workers),
                "--result", str(work / "result.json")]
-        cmd += [f"--conf={kv}" for kv in args.flink_conf] + [str(script)]
-    wall, cpu = run_measured(cmd, work / "log.txt", args.timeout)
-    if engine == "flink":
+        if collect:
+            cmd += ["--collect", str(collect)]
+            conf += COLLECT_CONF
+        cmd += [f"--conf={kv}" for kv in conf] + [str(script)]
+    wall, cpu, rss = run_measured(cmd, work / "log.txt", args.timeout)
+    if engine != "runnel":
         info = json.loads((work / "result.json").read_text())
         args.versions["flink"] = info["flink_version"]
-    return wall, cpu
+    return wall, cpu, rss
 
 
 def sink_json_dir(path):
@@ -348,14 +445,56 @@ def read_rows(directory):
     return rows
 
 
+def row_key(values):
+    return json.dumps([canonical(v) for v in values])
+
+
+def read_debezium(directory):
+    """Runnel's changelog (filesystem sink, debezium-json) applied: the final
+    table as counts of rows (a negative count is a delete of a row never
+    inserted, and fails the comparison)."""
+    rows = collections.Counter()
+    for f in sorted(Path(directory).rglob("*")):
+        if f.is_file() and not f.name.startswith((".", "_")):
+            for line in f.read_text().splitlines():
+                if line.strip():
+                    message = json.loads(line)
+                    if message.get("before"):
+                        rows[row_key(message["before"].values())] -= 1
+                    if message.get("after"):
+                        rows[row_key(message["after"].values())] += 1
+    return {k: n for k, n in rows.items() if n != 0}
+
+
+def read_collected(path):
+    """Flink's changelog (collected with each row's RowKind) applied."""
+    rows = collections.Counter()
+    with open(path) as f:
+        for line in f:
+            change = json.loads(line)
+            rows[row_key(change["row"])] += 1 if change["op"] in ("+I", "+U") else -1
+    return {k: n for k, n in rows.items() if n != 0}
+
+
 def check(args, query, workers, input_path):
     outs = {}
+    changelog = compared_as_changelog(query)
     for engine in ("runnel", "flink"):
         out = Path(args.cache) / "work" / f"{query}-{engine}-w{workers}-check-out"
         shutil.rmtree(out, ignore_errors=True)
         log(f"compare: check {query} {engine} workers={workers} ...")
-        run_engine(args, engine, query, workers, input_path, sink_json_dir(out), "check")
-        outs[engine] = read_rows(out)
+        if not changelog:
+            run_engine(args, engine, query, workers, input_path, sink_json_dir(out), "check")
+            outs[engine] = read_rows(out)
+        elif engine == "runnel":
+            sink = f"'connector' = 'filesystem', 'path' = '{out}', 'format' = 'debezium-json'"
+            run_engine(args, engine, query, workers, input_path, sink, "check")
+            outs[engine] = collections.Counter(read_debezium(out))
+        else:
+            out.mkdir(parents=True)
+            collected = out / "changelog.jsonl"
+            run_engine(args, engine, query, workers, input_path, BLACKHOLE, "check", collect=collected)
+            outs[engine] = collections.Counter(read_collected(collected))
     runnel, flink = outs["runnel"], outs["flink"]
     n_runnel, n_flink = sum(runnel.values()), sum(flink.values())
     if runnel == flink and n_runnel > 0:
@@ -411,6 +550,14 @@ def main():
     parser.add_argument("--timeout", type=int, default=1800, help="seconds any one run may take")
     parser.add_argument("--flink-conf", action="append", default=[], metavar="KEY=VALUE",
                         help="a Flink configuration option for every Flink run (default: none, Flink's defaults)")
+    parser.add_argument("--flink-setups", nargs="+", choices=sorted(FLINK_SETUPS), default=["default", "tuned"],
+                        help="Flink as configured by default, and/or as the Nexmark benchmark's config.yaml tunes it")
+    parser.add_argument("--event-rate", type=int, default=10_000_000,
+                        help="Nexmark events per second of event time (10M: Flink's default; 100K makes "
+                             "10M events span 100 s, so the 10 s windows fire ten times over)")
+    parser.add_argument("--check-event-rate", type=int,
+                        help="the event rate of the correctness input (default: --event-rate)")
+    parser.add_argument("--chart", metavar="FILE.svg", help="also draw rows/CPU-s per query and engine (log scale)")
     parser.add_argument("--check-only", action="store_true", help="only the correctness check")
     parser.add_argument("--runnel-bin", required=True)
     parser.add_argument("--flink-python", required=True, help="the python of the venv with apache-flink")
@@ -429,6 +576,7 @@ def main():
                 script_for(args, query, engine, Path("/input"), BLACKHOLE, out)
         return
     become_subreaper()
+    engines = ["runnel"] + [FLINK_SETUPS[s] for s in args.flink_setups]
 
     checks = []
     skipped = []
@@ -442,7 +590,8 @@ def main():
         skip = check_skipped(query)
         if skip:
             skipped.append(f"{query}: {skip}")
-        small = dataset(args, kind, args.check_rows) if args.check_rows and not skip else None
+        small = (dataset(args, kind, args.check_rows, args.check_event_rate or args.event_rate)
+                 if args.check_rows and not skip else None)
         if not args.check_only:
             full = dataset(args, kind, args.rows)
             startup = dataset(args, kind, args.startup_rows)
@@ -468,26 +617,35 @@ def main():
                 if args.check_only:
                     continue
                 startup_cpu = {}
-                for engine in ("runnel", "flink"):
-                    wall, cpu = run_engine(args, engine, query, workers, startup, BLACKHOLE, "startup")
+                for engine in engines:
+                    wall, cpu, _ = run_engine(args, engine, query, workers, startup, BLACKHOLE, "startup")
                     startup_cpu[engine] = cpu
                     log(f"compare: {query} {engine} workers={workers} start-up ({startup_lines} rows): "
                         f"wall {wall:.2f} s, CPU {cpu:.2f} s")
                 for rep in range(args.repeat):
-                    for engine in ("runnel", "flink"):
+                    for engine in engines:
                         log(f"compare: {query} {engine} workers={workers} run {rep + 1}/{args.repeat} ({rows} rows) ...")
-                        wall, cpu = run_engine(args, engine, query, workers, full, BLACKHOLE, f"run{rep}")
-                        log(f"compare:   wall {wall:.2f} s, CPU {cpu:.2f} s, {rows / cpu:,.0f} rows/CPU-s")
-                        results.append((query, engine, workers, rows, wall, cpu, startup_cpu[engine], rep))
+                        wall, cpu, rss = run_engine(args, engine, query, workers, full, BLACKHOLE, f"run{rep}")
+                        log(f"compare:   wall {wall:.2f} s, CPU {cpu:.2f} s, {rows / cpu:,.0f} rows/CPU-s, "
+                            f"peak RSS {rss / 2**20:,.0f} MiB")
+                        results.append((query, engine, workers, rows, wall, cpu, startup_cpu[engine], rep, rss))
             except Failed as e:
                 failures.append(f"{query}, workers={workers}: {e}")
                 log(f"compare: {query} FAILED: {e}")
 
     print()
-    for line in machine(args) + [f"flink options: {', '.join(args.flink_conf) or 'none (Flink defaults)'}"]:
+    for line in machine(args) + [
+        f"flink options: {', '.join(args.flink_conf) or 'none (Flink defaults)'}",
+        f"flink setups: {', '.join(args.flink_setups)} (tuned: {', '.join(flink_tuned(Path('<run dir>')))})",
+        f"nexmark event rate: {args.event_rate:,} events per second of event time",
+    ]:
         print(line)
     if results:
         print_table(args, results)
+        print_scaling(results)
+        if args.chart:
+            write_chart(args.chart, results)
+            print(f"\nchart: {args.chart}")
     if checks:
         print()
         print(f"correctness ({args.check_rows} rows into filesystem JSON sinks, outputs compared as sorted rows):")
@@ -510,24 +668,90 @@ def main():
 def print_table(args, results):
     print("counted: user+system CPU of the engine's whole process tree (Runnel: the runnel process; Flink: the "
           "PyFlink driver and its JVM), via getrusage(RUSAGE_CHILDREN) after reaping all of it; wall from start to "
-          "the last process's exit. 'less start-up' subtracts the CPU of the same query over "
+          "the last process's exit; peak RSS: the most the tree's processes held resident at once, summed, sampled "
+          "every 50 ms. 'less start-up' subtracts the CPU of the same query over "
           f"{args.startup_rows} rows (JVM, planner, cluster start and stop for Flink).")
     print()
-    print("| query | engine | workers | run | rows | wall s | CPU s | rows/CPU-s | start-up CPU s "
-          "| rows/CPU-s less start-up | Runnel/Flink | Runnel/Flink less start-up |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    by_key = {(q, e, w, rep): (rows, wall, cpu, scpu) for q, e, w, rows, wall, cpu, scpu, rep in results}
-    for q, e, w, rows, wall, cpu, scpu, rep in results:
+    flinks = [e for e in ("flink", "flink-tuned") if any(r[1] == e for r in results)]
+    ratio_heads = "".join(f" | Runnel/{e} | Runnel/{e} less start-up" for e in flinks)
+    print("| query | engine | workers | run | rows | wall s | CPU s | peak RSS MiB | rows/CPU-s | start-up CPU s "
+          f"| rows/CPU-s less start-up{ratio_heads} |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---:" + " | ---: | ---:" * len(flinks) + " |")
+    by_key = {(q, e, w, rep): (rows, cpu, scpu) for q, e, w, rows, _, cpu, scpu, rep, _ in results}
+    for q, e, w, rows, wall, cpu, scpu, rep, rss in results:
         raw = rows / cpu
         net = rows / (cpu - scpu) if cpu > scpu else None
-        ratio = ratio_net = None
-        if e == "runnel" and (q, "flink", w, rep) in by_key:
-            f_rows, _, f_cpu, f_scpu = by_key[(q, "flink", w, rep)]
-            ratio = raw / (f_rows / f_cpu)
-            if net is not None and f_cpu > f_scpu:
-                ratio_net = net / (f_rows / (f_cpu - f_scpu))
-        print(f"| {q} | {e} | {w} | {rep + 1} | {rows:,} | {wall:.2f} | {cpu:.2f} | {raw:,.0f} | {scpu:.2f} "
-              f"| {fmt(net, 0)} | {fmt(ratio) + 'x' if ratio else ''} | {fmt(ratio_net) + 'x' if ratio_net else ''} |")
+        ratios = ""
+        for flink in flinks:
+            ratio = ratio_net = None
+            if e == "runnel" and (q, flink, w, rep) in by_key:
+                f_rows, f_cpu, f_scpu = by_key[(q, flink, w, rep)]
+                ratio = raw / (f_rows / f_cpu)
+                if net is not None and f_cpu > f_scpu:
+                    ratio_net = net / (f_rows / (f_cpu - f_scpu))
+            ratios += f" | {fmt(ratio) + 'x' if ratio else ''} | {fmt(ratio_net) + 'x' if ratio_net else ''}"
+        print(f"| {q} | {e} | {w} | {rep + 1} | {rows:,} | {wall:.2f} | {cpu:.2f} | {rss / 2**20:,.0f} | {raw:,.0f} "
+              f"| {scpu:.2f} | {fmt(net, 0)}{ratios} |")
+
+
+def print_scaling(results):
+    """Scaling efficiency: rows/s (wall) at 2 workers over twice that at 1."""
+    walls = {(q, e, w): rows / wall for q, e, w, rows, wall, _, _, rep, _ in results if rep == 0}
+    lines = [(q, e, walls[(q, e, 1)], walls[(q, e, 2)]) for (q, e, w) in walls
+             if w == 1 and (q, e, 2) in walls]
+    if not lines:
+        return
+    print()
+    print("| query | engine | rows/s at 1 worker | rows/s at 2 | scaling efficiency |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    for q, e, one, two in lines:
+        print(f"| {q} | {e} | {one:,.0f} | {two:,.0f} | {two / (2 * one):.0%} |")
+
+
+def write_chart(path, results):
+    """An SVG bar chart, by hand (no plotting library to install): rows per
+    CPU-second of each engine for each query, at the fewest workers run,
+    first run, on a log scale."""
+    fewest = min(r[2] for r in results)
+    values = collections.OrderedDict()
+    for q, e, w, rows, _, cpu, _, rep, _ in results:
+        if w == fewest and rep == 0:
+            values.setdefault(q, {})[e] = rows / cpu
+    engines = [e for e in ("runnel", "flink", "flink-tuned") if any(e in v for v in values.values())]
+    colors = {"runnel": "#1f77b4", "flink": "#d62728", "flink-tuned": "#ff9896"}
+    low = 10 ** math.floor(math.log10(min(min(v.values()) for v in values.values())))
+    high = 10 ** math.ceil(math.log10(max(max(v.values()) for v in values.values())))
+    left, top, plot_h, bar, gap = 70, 30, 300, 10, 14
+    width = max(460, left + len(values) * (len(engines) * bar + gap) + 20)
+    height = top + plot_h + 90
+
+    def y(v):
+        return top + plot_h * (1 - (math.log10(v) - math.log10(low)) / (math.log10(high) - math.log10(low)))
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
+           f'font-size="11"><rect width="100%" height="100%" fill="white"/>',
+           f'<text x="{left}" y="16" font-size="13">rows (events) per CPU-second, {fewest} worker(s), log scale</text>']
+    decade = low
+    while decade <= high:
+        out.append(f'<line x1="{left}" x2="{width - 20}" y1="{y(decade):.1f}" y2="{y(decade):.1f}" stroke="#ddd"/>'
+                   f'<text x="{left - 6}" y="{y(decade) + 4:.1f}" text-anchor="end">{decade:,.0f}</text>')
+        decade *= 10
+    for i, (query, by_engine) in enumerate(values.items()):
+        x0 = left + gap / 2 + i * (len(engines) * bar + gap)
+        for j, engine in enumerate(engines):
+            if engine in by_engine:
+                top_y = y(by_engine[engine])
+                out.append(f'<rect x="{x0 + j * bar:.1f}" y="{top_y:.1f}" width="{bar - 1}" '
+                           f'height="{top + plot_h - top_y:.1f}" fill="{colors[engine]}"><title>{query} {engine}: '
+                           f'{by_engine[engine]:,.0f}</title></rect>')
+        label_x = x0 + len(engines) * bar / 2
+        out.append(f'<text transform="translate({label_x:.1f},{top + plot_h + 8}) rotate(60)">'
+                   f'{query.removeprefix("nexmark-")}</text>')
+    for j, engine in enumerate(engines):
+        out.append(f'<rect x="{left + j * 120}" y="{height - 18}" width="10" height="10" fill="{colors[engine]}"/>'
+                   f'<text x="{left + j * 120 + 14}" y="{height - 9}">{engine}</text>')
+    out.append("</svg>")
+    Path(path).write_text("\n".join(out) + "\n")
 
 
 if __name__ == "__main__":

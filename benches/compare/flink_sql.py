@@ -12,6 +12,7 @@ version, the JVM's pid and the job id as JSON to the --result file.
 import argparse
 import json
 import os
+import re
 import sys
 import time
 
@@ -25,12 +26,51 @@ def statements(text):
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
+INSERT = re.compile(r"^INSERT\s+INTO\s+\S+\s+(.*)$", re.S | re.I)
+KINDS = {0: "+I", 1: "-U", 2: "+U", 3: "-D"}
+
+
+def plain(value):
+    """A collected value as JSON: times as ISO text with a space, as Flink's
+    JSON format writes them; DECIMALs as numbers; nested rows as lists."""
+    import datetime
+    import decimal
+
+    if isinstance(value, datetime.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def collect(env, script_statements, out_path):
+    """The changelog of each INSERT's query, with every row's kind: what an
+    updating query's sink would be told, for comparing final tables."""
+    with open(out_path, "w") as out:
+        for statement in script_statements:
+            found = INSERT.match(statement)
+            if not found:
+                env.execute_sql(statement)
+                continue
+            with env.sql_query(found.group(1)).execute().collect() as rows:
+                for row in rows:
+                    kind = KINDS[row.get_row_kind().value]
+                    out.write(json.dumps({"op": kind, "row": [plain(v) for v in row]}) + "\n")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--parallelism", type=int, required=True)
     parser.add_argument("--result", required=True, help="where the JSON goes")
     parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
                         help="a Flink configuration option, after the parallelism")
+    parser.add_argument("--collect", metavar="OUT.jsonl",
+                        help="run each INSERT's query instead and write its changelog here, a JSON line "
+                             "per row: {\"op\": \"+I|-U|+U|-D\", \"row\": [...]}")
     parser.add_argument("script")
     args = parser.parse_args()
 
@@ -52,6 +92,11 @@ def main():
 
     with open(args.script) as f:
         script = f.read()
+    if args.collect:
+        collect(env, statements(script), args.collect)
+        with open(args.result, "w") as f:
+            json.dump({"flink_version": flink_version, "jvm_pid": jvm_pid, "job_id": None}, f)
+        return
     inserts = env.create_statement_set()
     n_inserts = 0
     for statement in statements(script):

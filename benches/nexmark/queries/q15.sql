@@ -2,7 +2,7 @@
 -- day, counts and distinct counts of bids, bidders and auctions per price
 -- rank (FILTER clauses). An unwindowed GROUP BY (updating): needs issue 5.
 -- The same as Flink's q15.
--- compare: check skipped (updating output, which a filesystem JSON sink does not take in Flink)
+-- compare: changelog (updating output: each engine's changelog applied, the final tables compared)
 CREATE TABLE nexmark_q15 (
   `day` VARCHAR,
   total_bids BIGINT,

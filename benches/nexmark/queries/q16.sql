@@ -1,7 +1,7 @@
 -- Query 16: channel statistics report (not in the original suite). As q15
 -- per channel and day. An unwindowed GROUP BY (updating): needs issue 5.
 -- The same as Flink's q16.
--- compare: check skipped (updating output, which a filesystem JSON sink does not take in Flink)
+-- compare: changelog (updating output: each engine's changelog applied, the final tables compared)
 CREATE TABLE nexmark_q16 (
     channel VARCHAR,
     `day` VARCHAR,

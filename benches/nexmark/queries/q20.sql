@@ -2,7 +2,7 @@
 -- their category-10 auction's details: a regular join; needs issue 5.
 -- Same as Flink's q20 (whose sink is declared as discard_sink but
 -- inserted into as nexmark_q20; here both are nexmark_q20).
--- compare: check skipped (updating output, which a filesystem JSON sink does not take in Flink)
+-- compare: changelog (updating output: each engine's changelog applied, the final tables compared)
 CREATE TABLE nexmark_q20 (
     auction  BIGINT,
     bidder  BIGINT,

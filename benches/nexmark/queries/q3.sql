@@ -1,7 +1,7 @@
 -- Query 3: local item suggestion. Who is selling in OR, ID or CA in
 -- category 10, and for what auction ids? A regular (updating) join: needs
 -- issue 5's differential operators. Same as Flink's q3.
--- compare: check skipped (updating output, which a filesystem JSON sink does not take in Flink)
+-- compare: changelog (updating output: each engine's changelog applied, the final tables compared)
 CREATE TABLE nexmark_q3 (
   name  VARCHAR,
   city  VARCHAR,

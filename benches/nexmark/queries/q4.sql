@@ -1,7 +1,7 @@
 -- Query 4: average price for a category. The average of the winning bid
 -- prices of all auctions in each category. A regular join and unwindowed
 -- GROUP BYs (updating): needs issue 5. Same as Flink's q4.
--- compare: check skipped (updating output, which a filesystem JSON sink does not take in Flink)
+-- compare: changelog (updating output: each engine's changelog applied, the final tables compared)
 CREATE TABLE nexmark_q4 (
   id BIGINT,
   final BIGINT

@@ -14,7 +14,7 @@
 --   - then AVG per seller, an updating GROUP BY.
 -- As in Flink's, an auction counts once it has a bid (closed or not), and
 -- the sink's seller is BIGINT (Flink's q6 declares VARCHAR for a BIGINT).
--- compare: check skipped (updating output, which a filesystem JSON sink does not take in Flink)
+-- compare: changelog (updating output: each engine's changelog applied, the final tables compared)
 CREATE TABLE nexmark_q6 (
   seller BIGINT,
   avg_price  BIGINT

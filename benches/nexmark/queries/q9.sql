@@ -1,7 +1,7 @@
 -- Query 9: winning bids. The highest bid of each auction within its
 -- lifetime: a regular join and an updating top-1; needs issue 5. Same as
 -- Flink's q9.
--- compare: check skipped (updating output, which a filesystem JSON sink does not take in Flink)
+-- compare: changelog (updating output: each engine's changelog applied, the final tables compared)
 CREATE TABLE nexmark_q9 (
   id  BIGINT,
   itemName  VARCHAR,
