@@ -4,7 +4,6 @@
 //! (`py/console_browser.py` drives `js/console_browser.mjs`).
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -216,38 +215,6 @@ fn console_endpoints_answer_404_for_what_does_not_exist() {
     }
 }
 
-/// Playwright and Debian's Chromium, where `make deps` puts them (the
-/// Makefile's RUNNEL_TEST_NODE_DIR, with its default for a plain `cargo
-/// nextest`). A machine without them fails here, saying what to run,
-/// rather than skip a browser that was never started.
-fn playwright_node_modules() -> String {
-    let dir = std::env::var_os("RUNNEL_TEST_NODE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/runnel-test-node")
-        });
-    let modules = dir.join("node_modules");
-    let missing: Vec<PathBuf> = [
-        PathBuf::from("/usr/bin/chromium"),
-        modules.join("playwright-core/index.mjs"),
-    ]
-    .into_iter()
-    .filter(|path| !path.exists())
-    .collect();
-    assert!(
-        missing.is_empty(),
-        "missing {missing:?}: `make deps` installs Debian's chromium and playwright-core (npm) into {}",
-        dir.display()
-    );
-    let node = Command::new("node").arg("--version").output();
-    assert!(
-        node.is_ok_and(|out| out.status.success()),
-        "node does not run: `make deps` installs it"
-    );
-    modules.display().to_string()
-}
-
 /// Where the screenshots go: beside the build when CARGO_TARGET_DIR says
 /// where that is, else a directory of their own that outlives the test.
 fn screenshot_dir() -> PathBuf {
@@ -270,7 +237,7 @@ fn screenshot_dir() -> PathBuf {
 /// and live video played through hls.js; a screenshot of each page.
 #[test]
 fn the_console_in_headless_chromium_creates_reads_submits_and_plays() {
-    let modules = playwright_node_modules();
+    let modules = crate::harness::browser_node_modules(&["playwright-core/index.mjs"]);
     let shots = screenshot_dir();
     println!("console screenshots: {}", shots.display());
     let server = RunnelServer::start();
@@ -287,7 +254,7 @@ fn the_console_in_headless_chromium_creates_reads_submits_and_plays() {
 /// (`py/console_signin.py` drives `js/console_signin.mjs`).
 #[test]
 fn the_console_signs_in_with_an_access_key_and_out() {
-    let modules = playwright_node_modules();
+    let modules = crate::harness::browser_node_modules(&["playwright-core/index.mjs"]);
     let server = RunnelServer::builder()
         .env("RUNNEL_ACCESS_KEY_ID", "AKIATEST")
         .env("RUNNEL_SECRET_ACCESS_KEY", "secret")

@@ -321,3 +321,32 @@ fn uuid_like() -> String {
         .map_or(0, |d| d.as_nanos());
     format!("{}-{nanos}", std::process::id())
 }
+
+/// Where `make deps` put the node modules a browser test needs (the
+/// Makefile's RUNNEL_TEST_NODE_DIR, with its default for a plain `cargo
+/// nextest`), with Debian's Chromium. A machine without them fails here,
+/// saying what to run, rather than skip a browser that was never started.
+pub fn browser_node_modules(files: &[&str]) -> String {
+    let dir = std::env::var_os("RUNNEL_TEST_NODE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/runnel-test-node")
+        });
+    let modules = dir.join("node_modules");
+    let missing: Vec<PathBuf> = std::iter::once(PathBuf::from("/usr/bin/chromium"))
+        .chain(files.iter().map(|file| modules.join(file)))
+        .filter(|path| !path.exists())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "missing {missing:?}: `make deps` installs Debian's chromium, and the npm packages into {}",
+        dir.display()
+    );
+    let node = Command::new("node").arg("--version").output();
+    assert!(
+        node.is_ok_and(|out| out.status.success()),
+        "node does not run: `make deps` installs it"
+    );
+    modules.display().to_string()
+}

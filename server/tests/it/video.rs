@@ -255,46 +255,15 @@ fn hls_and_dash_gets_and_preflights_are_open_to_other_origins() {
     );
 }
 
-/// Where `make deps` put hls.js and playwright-core (the Makefile's
-/// RUNNEL_TEST_NODE_DIR, with its default for a plain `cargo nextest`).
-/// CI installs them and Debian's Chromium, so a machine without them
-/// fails here, saying what to run, rather than skip a browser that was
-/// never started.
-fn browser_test_node_modules() -> String {
-    let dir = std::env::var_os("RUNNEL_TEST_NODE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/runnel-test-node")
-        });
-    let modules = dir.join("node_modules");
-    let missing: Vec<PathBuf> = [
-        PathBuf::from("/usr/bin/chromium"),
-        modules.join("hls.js/dist/hls.min.js"),
-        modules.join("playwright-core/index.mjs"),
-    ]
-    .into_iter()
-    .filter(|path| !path.exists())
-    .collect();
-    assert!(
-        missing.is_empty(),
-        "missing {missing:?}: `make deps` installs Debian's chromium, and hls.js and playwright-core (npm) into {}",
-        dir.display()
-    );
-    let node = Command::new("node").arg("--version").output();
-    assert!(
-        node.is_ok_and(|out| out.status.success()),
-        "node does not run: `make deps` installs it"
-    );
-    modules.display().to_string()
-}
-
 /// hls.js in Debian's headless Chromium, on a page of another origin,
 /// plays an ON_DEMAND session and a LIVE one while it is being put
 /// (`py/video_browser.py` drives `js/hls_play.mjs`).
 #[test]
 fn hls_js_in_headless_chromium_plays_on_demand_and_live_sessions() {
-    let modules = browser_test_node_modules();
+    let modules = crate::harness::browser_node_modules(&[
+        "hls.js/dist/hls.min.js",
+        "playwright-core/index.mjs",
+    ]);
     let server = RunnelServer::start();
     run_script_with(&server, "video_browser.py", &[modules.as_str()]);
 }
