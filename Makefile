@@ -82,7 +82,8 @@ bench-streams: build
 # tuned"): every query, 1M events spanning 100 s of event time, Flink by
 # default and as Nexmark tunes it. COMPARE_ARGS overrides it.
 COMPARE_ARGS ?= --rows 1000000 --check-rows 50000 --workers 1 --repeat 1 --event-rate 10000 \
-  --check-event-rate 1000 --timeout 900 --chart benches/compare/nexmark-1m.svg
+  --check-event-rate 1000 --timeout 900 --flink-setups default tuned minibatch \
+  --chart benches/compare/nexmark-1m.svg
 compare: build
 	@scripts/deps.sh python3-venv openjdk-17-jre-headless
 	@RUNNEL_BIN=$(RELEASE_BIN) benches/compare/compare.sh $(COMPARE_ARGS)
