@@ -86,14 +86,20 @@ impl Savepoints {
             if !key.starts_with(prefix.as_bytes()) {
                 break;
             }
-            found.push(decode(&value, self.key.as_ref())?.0);
+            // The header alone: listing decrypts and copies no state.
+            let mut reader = Reader::new(&value);
+            found.push(info(&mut reader)?);
         }
         Ok(found)
     }
 
     /// Whether there was one to delete.
     pub fn delete(&self, name: &str) -> Result<bool, String> {
-        let existed = self.get(name)?.is_some();
+        let existed = self
+            .db
+            .get_pinned_cf(self.cf()?, name.as_bytes())
+            .map_err(|e| e.to_string())?
+            .is_some();
         self.db
             .delete_cf_opt(self.cf()?, name.as_bytes(), &sync())
             .map_err(|e| e.to_string())?;
@@ -101,13 +107,17 @@ impl Savepoints {
     }
 }
 
+fn info(reader: &mut Reader<'_>) -> Result<SavepointInfo, String> {
+    let header = reader.bytes().map_err(|e| e.to_string())?;
+    serde_json::from_slice(header).map_err(|e| e.to_string())
+}
+
 fn decode(
     value: &[u8],
     key: Option<&at_rest::Key>,
 ) -> Result<(SavepointInfo, StoredCheckpoint), String> {
     let mut reader = Reader::new(value);
-    let header = reader.bytes().map_err(|e| e.to_string())?;
-    let info: SavepointInfo = serde_json::from_slice(header).map_err(|e| e.to_string())?;
+    let info = info(&mut reader)?;
     let taken_at_ms = reader.i64().map_err(|e| e.to_string())?;
     let stored = reader.bytes().map_err(|e| e.to_string())?;
     let state = at_rest::open(key, stored, &mut reader)?;

@@ -148,3 +148,28 @@ pub fn with_headers<B>(
     }
     request
 }
+
+/// A Kinesis JSON 1.1 call (`Kinesis_20131202.<operation>`) to `endpoint`,
+/// signed when the environment holds a key; the raw response, whatever its
+/// status (SubscribeToShard's is an event stream).
+pub fn kinesis_post(
+    agent: &ureq::Agent,
+    endpoint: &str,
+    operation: &str,
+    body: &Value,
+) -> anyhow::Result<ureq::http::Response<ureq::Body>> {
+    let target = format!("Kinesis_20131202.{operation}");
+    let text = body.to_string();
+    let headers = [
+        ("content-type", "application/x-amz-json-1.1"),
+        ("x-amz-target", target.as_str()),
+    ];
+    let mut request = agent.post(endpoint);
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    let signature = signature_headers("POST", endpoint, "kinesis", &headers, text.as_bytes())?;
+    with_headers(request, &signature)
+        .send(text)
+        .with_context(|| format!("cannot reach {endpoint}"))
+}

@@ -24,29 +24,7 @@ struct Client {
 
 impl Client {
     fn call(&self, op: &str, body: Value) -> anyhow::Result<Value> {
-        let target = format!("Kinesis_20131202.{op}");
-        let body = body.to_string();
-        let headers = [
-            ("content-type", "application/x-amz-json-1.1"),
-            ("x-amz-target", target.as_str()),
-        ];
-        let mut request = self.agent.post(&self.endpoint);
-        for (name, value) in headers
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .chain(crate::cli_http::signature_headers(
-                "POST",
-                &self.endpoint,
-                "kinesis",
-                &headers,
-                body.as_bytes(),
-            )?)
-        {
-            request = request.header(name, value);
-        }
-        let response = request
-            .send(body)
-            .with_context(|| format!("cannot reach {}", self.endpoint))?;
+        let response = crate::cli_http::kinesis_post(&self.agent, &self.endpoint, op, &body)?;
         let (status, text, value) = crate::cli_http::read(response)?;
         if status != 200 {
             bail!(

@@ -73,15 +73,20 @@ impl Scope {
     }
 }
 
+/// The service an `X-Amz-Target` prefix (`Kinesis_20131202`) names.
+pub fn service_of_target(prefix: &str) -> Option<Service> {
+    match prefix {
+        "Kinesis_20131202" => Some(Service::Kinesis),
+        "Firehose_20150804" => Some(Service::Firehose),
+        "KinesisAnalytics_20180523" => Some(Service::Analytics),
+        _ => None,
+    }
+}
+
 /// An `X-Amz-Target` operation: the resource from the body's fields.
 pub fn target(target: &str, protocol: Protocol, body: &[u8], scope: &Scope) -> Option<Operation> {
     let (prefix, name) = target.split_once('.')?;
-    let service = match prefix {
-        "Kinesis_20131202" => Service::Kinesis,
-        "Firehose_20150804" => Service::Firehose,
-        "KinesisAnalytics_20180523" => Service::Analytics,
-        _ => return None,
-    };
+    let service = service_of_target(prefix)?;
     let field = |name: &str| body_field(protocol, body, name);
     let resource = match service {
         Service::Kinesis => field("ConsumerARN")

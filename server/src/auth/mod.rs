@@ -273,7 +273,7 @@ impl Auth {
         let matches = candidates.iter().any(|payload_hash| {
             let canonical = sigv4::canonical_request(&arrived, signed, payload_hash);
             sigv4::same(
-                &sigv4::signature(&key.secret_access_key, signed, &canonical),
+                sigv4::signature(&key.secret_access_key, signed, &canonical),
                 &signed.signature,
             )
         });
@@ -286,18 +286,12 @@ impl Auth {
 
     fn service_of(&self, kind: &Kind, parts: &Parts) -> Service {
         match kind {
-            Kind::Target(_) => {
-                let target = parts
-                    .headers
-                    .get("x-amz-target")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default();
-                match target.split_once('.').map(|(prefix, _)| prefix) {
-                    Some("Firehose_20150804") => Service::Firehose,
-                    Some("KinesisAnalytics_20180523") => Service::Analytics,
-                    _ => Service::Kinesis,
-                }
-            }
+            // An unknown prefix is answered by the router; until then it
+            // is held to Kinesis's scope, the endpoint's first service.
+            Kind::Target(_) => target_of(parts)
+                .split_once('.')
+                .and_then(|(prefix, _)| actions::service_of_target(prefix))
+                .unwrap_or(Service::Kinesis),
             Kind::Video { .. } => Service::Video,
             Kind::Runnel => Service::Runnel,
         }
@@ -306,11 +300,7 @@ impl Auth {
     fn operation(&self, parts: &Parts, kind: &Kind, body: &[u8]) -> Operation {
         match kind {
             Kind::Target(protocol) => {
-                let target = parts
-                    .headers
-                    .get("x-amz-target")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default();
+                let target = target_of(parts);
                 actions::target(target, *protocol, body, &self.scope).unwrap_or_else(|| {
                     // An unknown target is answered by the router; it is
                     // still an action a policy can refuse.
@@ -446,6 +436,14 @@ impl Auth {
             });
         }
     }
+}
+
+fn target_of(parts: &Parts) -> &str {
+    parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
 }
 
 /// The layer: authenticate, authorize, audit, then hand the request on.

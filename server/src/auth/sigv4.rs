@@ -4,7 +4,7 @@
 
 use axum::http::{HeaderMap, Method, Uri};
 use chrono::{DateTime, NaiveDateTime, Utc};
-use runnel_connectors::kinesis::remote::sigv4::{hex, hmac};
+use runnel_connectors::kinesis::remote::sigv4::{hex, signature_of};
 use sha2::{Digest, Sha256};
 
 use super::header::{self, Signed};
@@ -61,34 +61,19 @@ fn collapse_spaces(value: &str) -> String {
 
 /// The signature `secret` gives this canonical request.
 pub fn signature(secret: &str, signed: &Signed, canonical_request: &str) -> String {
-    let string_to_sign = format!(
-        "{}\n{}\n{}\n{}",
-        header::ALGORITHM,
-        signed.amz_date,
-        signed.scope(),
-        sha256_hex(canonical_request.as_bytes())
-    );
-    let key = [
-        signed.scope_date.as_str(),
-        &signed.region,
-        &signed.service,
-        "aws4_request",
-    ]
-    .iter()
-    .fold(format!("AWS4{secret}").into_bytes(), |key, part| {
-        hmac(&key, part.as_bytes()).to_vec()
-    });
-    hex(&hmac(&key, string_to_sign.as_bytes()))
+    signature_of(
+        secret,
+        &signed.amz_date,
+        [&signed.scope_date, &signed.region, &signed.service],
+        canonical_request,
+    )
 }
 
 /// Compares in time that does not depend on where they differ, so the
 /// answer's timing does not give the signature away byte by byte.
-pub fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+pub fn same(a: impl AsRef<[u8]>, b: impl AsRef<[u8]>) -> bool {
+    let (a, b) = (a.as_ref(), b.as_ref());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Why a date is not acceptable, in AWS's words.
@@ -203,12 +188,12 @@ mod tests {
             )
         };
         assert!(same(
-            &expected(&credentials.secret_access_key, body),
+            expected(&credentials.secret_access_key, body),
             &signed.signature
         ));
-        assert!(!same(&expected("wrong", body), &signed.signature));
+        assert!(!same(expected("wrong", body), &signed.signature));
         assert!(!same(
-            &expected(&credentials.secret_access_key, b"{}"),
+            expected(&credentials.secret_access_key, b"{}"),
             &signed.signature
         ));
     }

@@ -70,21 +70,9 @@ fn boto3_and_the_aws_cli_over_tls_with_the_generated_certificate() {
     );
     assert!(server.log().contains(&ca), "the log names the certificate");
     run_script_with(&server, "tls.py", &[&ca]);
-    let output = Command::new("aws")
-        .args(["--endpoint-url", &server.url(), "--ca-bundle", &ca])
-        .args(["--output", "json", "kinesis", "list-streams"])
-        .env("AWS_ACCESS_KEY_ID", "runnel")
-        .env("AWS_SECRET_ACCESS_KEY", "runnel")
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_PAGER", "")
-        .output()
-        .expect("run the aws CLI (make deps installs it)");
-    assert!(
-        output.status.success(),
-        "aws kinesis list-streams failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let list: Value = serde_json::from_slice(&output.stdout).unwrap();
+    // The aws CLI takes its global options after the command too.
+    let list =
+        crate::kinesis_e2e::aws_cli(&server, "kinesis", &["list-streams", "--ca-bundle", &ca]);
     assert_eq!(list["StreamNames"], json!(["secure"]));
 }
 

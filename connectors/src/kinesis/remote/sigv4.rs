@@ -57,15 +57,12 @@ pub fn sign(
         hex(&Sha256::digest(body))
     );
     let scope = format!("{date}/{region}/{service}/aws4_request");
-    let string_to_sign = format!(
-        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-        hex(&Sha256::digest(canonical_request.as_bytes()))
+    let signature = signature_of(
+        &credentials.secret_access_key,
+        amz_date,
+        [date, region, service],
+        &canonical_request,
     );
-    let key = [date, region, service, "aws4_request"].iter().fold(
-        format!("AWS4{}", credentials.secret_access_key).into_bytes(),
-        |key, part| hmac(&key, part.as_bytes()).to_vec(),
-    );
-    let signature = hex(&hmac(&key, string_to_sign.as_bytes()));
     let mut out = vec![
         ("x-amz-date", amz_date.to_string()),
         (
@@ -80,6 +77,27 @@ pub fn sign(
         out.push(("x-amz-security-token", token.clone()));
     }
     out
+}
+
+/// The signature `secret` gives a canonical request, signed at `amz_date`
+/// within the scope (date, region, service): what a client sends and what
+/// a server that checks signatures recomputes.
+pub fn signature_of(
+    secret: &str,
+    amz_date: &str,
+    [date, region, service]: [&str; 3],
+    canonical_request: &str,
+) -> String {
+    let string_to_sign = format!(
+        "AWS4-HMAC-SHA256\n{amz_date}\n{date}/{region}/{service}/aws4_request\n{}",
+        hex(&Sha256::digest(canonical_request.as_bytes()))
+    );
+    let key = [date, region, service, "aws4_request"]
+        .iter()
+        .fold(format!("AWS4{secret}").into_bytes(), |key, part| {
+            hmac(&key, part.as_bytes()).to_vec()
+        });
+    hex(&hmac(&key, string_to_sign.as_bytes()))
 }
 
 /// HMAC-SHA256 (RFC 2104); HLS session tokens are sealed with it too.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use serde_json::Value;
 
 pub struct Client {
@@ -49,27 +49,7 @@ impl Client {
         operation: &str,
         body: &Value,
     ) -> anyhow::Result<ureq::http::Response<ureq::Body>> {
-        let target = format!("Kinesis_20131202.{operation}");
-        let text = body.to_string();
-        let headers = [
-            ("content-type", "application/x-amz-json-1.1"),
-            ("x-amz-target", target.as_str()),
-        ];
-        let mut request = self.agent.post(&self.endpoint);
-        for (name, value) in headers {
-            request = request.header(name, value);
-        }
-        let signature = crate::cli_http::signature_headers(
-            "POST",
-            &format!("{}/", self.endpoint),
-            "kinesis",
-            &headers,
-            text.as_bytes(),
-        )?;
-        let request = crate::cli_http::with_headers(request, &signature);
-        request
-            .send(text)
-            .with_context(|| format!("cannot reach {}", self.endpoint))
+        crate::cli_http::kinesis_post(&self.agent, &self.endpoint, operation, body)
     }
 
     fn answer(&self, response: ureq::http::Response<ureq::Body>) -> Answer {

@@ -10,6 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use runnel_connectors::kinesis::remote::sigv4::hmac;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::sigv4::same;
 use crate::video::selector::{Clock, TimeRange};
 
 const MAC_LEN: usize = 32;
@@ -149,7 +150,7 @@ impl Sealer {
             return Err(TokenError::Invalid);
         }
         let (mac, json) = bytes.split_at(MAC_LEN);
-        if !same(mac, &hmac(&self.key, json)) {
+        if !same(mac, hmac(&self.key, json)) {
             return Err(TokenError::Invalid);
         }
         let session: Session = serde_json::from_slice(json).map_err(|_| TokenError::Invalid)?;
@@ -158,12 +159,6 @@ impl Sealer {
         }
         Ok(session)
     }
-}
-
-/// Compares in time independent of where the bytes differ, so a MAC
-/// cannot be guessed a byte at a time.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

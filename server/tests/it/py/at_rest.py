@@ -7,7 +7,6 @@ able to fail. Either way the video reads back whole.
 
 argv: endpoint, data dir, "encrypted" or "plain"."""
 
-import base64
 import json
 import os
 import sys
@@ -15,22 +14,12 @@ import tempfile
 import time
 
 from common import client, done, runnel_api, video_client, wait_active
-from video_common import create_stream, make_mkv, put_media, watchdog
+from video_common import create_stream, make_mkv, put_media, wait_for, watchdog
 
 watchdog(180)
 endpoint, data_dir, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 encrypted = mode == "encrypted"
 MARKER = "marker-plaintext"
-
-
-def wait_for(what, check, seconds=60):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 # Video: windows of the bytes sent, looked for in every segment file.
@@ -72,7 +61,7 @@ kinesis.put_records(StreamName="in", Records=[
     {"Data": json.dumps({"name": f"{MARKER}-{i % 5}", "ts": now + i}).encode(), "PartitionKey": str(i)}
     for i in range(50)
 ])
-sql = f"""
+sql = """
 SET 'execution.checkpointing.interval' = '200 ms';
 CREATE TABLE events (name STRING, ts BIGINT)
   WITH ('connector' = 'kinesis', 'stream' = 'in', 'format' = 'json', 'source.init.position' = 'TRIM_HORIZON');
@@ -92,7 +81,7 @@ def checkpointed_thrice():
     return len(described.get("checkpoints", {}).get("completed") or []) >= 3
 
 
-wait_for("three checkpoints", checkpointed_thrice)
+assert wait_for(checkpointed_thrice, 60, interval=0.2), "no three checkpoints within 60 s"
 status, savepoint = runnel_api(endpoint, "POST", f"/v1/jobs/{job_id}/savepoints", {})
 assert status in (200, 201), savepoint
 print(json.dumps({"job": job_id, "savepoint": savepoint}))

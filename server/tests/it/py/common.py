@@ -13,7 +13,9 @@ import botocore.config
 from botocore.exceptions import ClientError
 
 
-def client(endpoint=None):
+def client(endpoint=None, verify=None):
+    """`verify`: a CA bundle to trust over TLS (None: the system's), or
+    True/False, as boto3 takes it."""
     endpoint = endpoint or sys.argv[1]
     return boto3.client(
         "kinesis",
@@ -21,6 +23,7 @@ def client(endpoint=None):
         region_name="us-east-1",
         aws_access_key_id="runnel",
         aws_secret_access_key="runnel",
+        verify=verify,
         config=botocore.config.Config(retries={"max_attempts": 1}),
     )
 

@@ -7,28 +7,15 @@ Usage: tls.py https://localhost:PORT <data dir>/tls/cert.pem
 import sys
 
 import boto3
-import botocore.config
 from botocore.exceptions import SSLError
 
-from common import done, read_shard, wait_active
+from common import client, done, read_shard, wait_active
 
 endpoint, ca = sys.argv[1], sys.argv[2]
 assert endpoint.startswith("https://localhost:"), endpoint
 
 
-def kinesis(verify):
-    return boto3.client(
-        "kinesis",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="runnel",
-        aws_secret_access_key="runnel",
-        verify=verify,
-        config=botocore.config.Config(retries={"max_attempts": 1}),
-    )
-
-
-k = kinesis(ca)
+k = client(endpoint, verify=ca)
 k.create_stream(StreamName="secure", ShardCount=1)
 wait_active(k, "secure")
 put = k.put_records(
@@ -60,7 +47,7 @@ except archive.exceptions.ResourceNotFoundException:
 
 # The default trust store does not know the certificate.
 try:
-    kinesis(True).list_streams()
+    client(endpoint, verify=True).list_streams()
 except SSLError as e:
     assert "CERTIFICATE_VERIFY_FAILED" in str(e) or "certificate verify failed" in str(e), e
 else:

@@ -11,7 +11,6 @@ argv: endpoint, node_modules dir holding hls.js and playwright-core."""
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ import urllib.parse
 import urllib.request
 
 from common import done, video_client
+from console_common import kill_chromium_of
 from video_common import (
     PutMedia, check_acks, create_stream, log, make_mkv, parse_source, producer_range, put_media, watchdog,
 )
@@ -54,27 +54,6 @@ def cors_origin(url):
     with urllib.request.urlopen(request, timeout=30) as response:
         response.read()
         return response.headers.get("Access-Control-Allow-Origin")
-
-
-def kill_chromium_of(profile):
-    """SIGKILLs what still runs with the profile dir; how many. The player
-    closes its Chromium, which also ends when the player dies (its DevTools
-    pipe closes); this makes sure, whatever went wrong, that no browser
-    outlives the test."""
-    killed = 0
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if any(profile.encode() in arg for arg in argv if arg.startswith(b"--user-data-dir")):
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-                killed += 1
-            except OSError:
-                pass
-    return killed
 
 
 def play(url, mode):
