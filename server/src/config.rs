@@ -31,6 +31,22 @@ pub struct ServerConfig {
     pub workers: usize,
     /// `[auth]`: the access keys requests must be signed with.
     pub auth: crate::auth::AuthSettings,
+    /// `[video]`: Kinesis Video's limits.
+    pub video: VideoSettings,
+}
+
+/// The `[video]` table, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoSettings {
+    /// A PutMedia connection is ended (`ErrorId` 4003) after this long;
+    /// Kinesis Video's 45 minutes by default.
+    pub put_media_max_connection_seconds: u64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VideoFile {
+    put_media_max_connection_seconds: Option<u64>,
 }
 
 /// The `[streams]` table of the config file, resolved.
@@ -105,6 +121,7 @@ struct FileConfig {
     firehose: Option<FirehoseFile>,
     tls: Option<crate::tls::TlsFile>,
     auth: Option<crate::auth::AuthFile>,
+    video: Option<VideoFile>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -178,6 +195,7 @@ impl ServerConfig {
                 path: config_file.clone().unwrap_or_default(),
                 message,
             })?,
+            video: video_settings(file.video.unwrap_or_default()),
             config_file,
         })
     }
@@ -197,6 +215,15 @@ fn firehose_settings(file: FirehoseFile, env: impl Fn(&str) -> Option<String>) -
         max_buffer_mb: file.max_buffer_mb.unwrap_or(1024).max(1),
         lambdas: file.lambda.unwrap_or_default(),
         schemas: file.schemas.unwrap_or_default(),
+    }
+}
+
+fn video_settings(file: VideoFile) -> VideoSettings {
+    VideoSettings {
+        put_media_max_connection_seconds: file
+            .put_media_max_connection_seconds
+            .unwrap_or(runnel_video::MAX_PUT_CONNECTION.as_secs())
+            .max(1),
     }
 }
 
@@ -286,6 +313,19 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("/tmp/from-file"));
         assert_eq!(config.log_format, LogFormat::Json);
         assert_eq!(config.listen, IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+
+    #[test]
+    fn put_media_connections_last_45_minutes_unless_the_video_table_says() {
+        let default = ServerConfig::resolve(ServerArgs::default()).unwrap();
+        assert_eq!(default.video.put_media_max_connection_seconds, 45 * 60);
+        let file = config_file("[video]\nput_media_max_connection_seconds = 4\n");
+        let args = ServerArgs {
+            config: Some(file.path().to_path_buf()),
+            ..Default::default()
+        };
+        let video = ServerConfig::resolve(args).unwrap().video;
+        assert_eq!(video.put_media_max_connection_seconds, 4);
     }
 
     #[test]

@@ -223,6 +223,9 @@ fn video_config(config: &ServerConfig, streams: &Arc<Streams>) -> VideoConfig {
         region: config.streams.region.clone(),
         account: streams.config().account.clone(),
         encryption_key: config.streams.encryption_key,
+        max_put_connection: std::time::Duration::from_secs(
+            config.video.put_media_max_connection_seconds,
+        ),
         ..VideoConfig::new(config.data_dir.join("video"))
     }
 }

@@ -13,8 +13,8 @@ pub mod store;
 
 pub use error::VideoError;
 pub use service::{
-    COLUMN_FAMILIES, CreateStream, MAX_READERS, MAX_RETENTION_HOURS, PutSession, Stream, StreamRef,
-    Video, VideoConfig, now_ms,
+    COLUMN_FAMILIES, CreateStream, MAX_PUT_CONNECTION, MAX_READERS, MAX_RETENTION_HOURS,
+    PutSession, Stream, StreamRef, TaggedFragment, Video, VideoConfig, now_ms,
 };
 pub use store::model::{
     FragmentMeta, IndexedFrame, StreamMeta, fragment_number, parse_fragment_number, unpack_frames,

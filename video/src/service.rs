@@ -11,7 +11,7 @@ use rocksdb::{DB, Direction, IteratorMode, WriteBatch, WriteOptions};
 use tokio::sync::watch;
 
 use crate::VideoError;
-use crate::mkv::{Fragment, Header, Limits};
+use crate::mkv::{Fragment, Header, Limits, ProducerTag};
 use crate::store::model::{
     FragmentMeta, IndexedFrame, NEXT_STREAM_ID_KEY, StreamMeta, fragment_key, next_seq_key,
     pack_frames, seq_of_key,
@@ -40,7 +40,17 @@ pub struct VideoConfig {
     /// Fragments are encrypted at rest under it (the server's
     /// `streams.encryption_key`).
     pub encryption_key: Option<[u8; runnel_store::crypto::KEY_LEN]>,
+    /// How long one PutMedia connection may last before it is ended with
+    /// `ErrorId` 4003.
+    pub max_put_connection: std::time::Duration,
 }
+
+/// How long Kinesis Video lets a PutMedia connection last before ending it
+/// with 4003 (MAX_CONNECTION_DURATION_REACHED). The PutMedia reference
+/// names the error without a figure; the quotas page has producers renew
+/// their streaming token with GetDataEndpoint every 45 minutes, and
+/// producers' logs show 4003 after 45 minutes of streaming.
+pub const MAX_PUT_CONNECTION: std::time::Duration = std::time::Duration::from_secs(45 * 60);
 
 impl VideoConfig {
     pub fn new(root: PathBuf) -> Self {
@@ -51,6 +61,7 @@ impl VideoConfig {
             limits: Limits::default(),
             live_window_ms: 5 * 60 * 1000,
             encryption_key: None,
+            max_put_connection: MAX_PUT_CONNECTION,
         }
     }
 }
@@ -458,7 +469,22 @@ impl Video {
                 no
             }
         };
-        let at = writer.segments.append(&fragment.body)?;
+        let tags = if fragment.tags.is_empty() {
+            Vec::new()
+        } else {
+            crate::mkv::write::tags_element(&fragment.tags)
+        };
+        let tags_len = u32::try_from(tags.len())
+            .map_err(|_| VideoError::InvalidArgument("fragment metadata too large".into()))?;
+        let at = if tags.is_empty() {
+            writer.segments.append(&fragment.body)?
+        } else {
+            // One record, so the metadata is synced and encrypted with the
+            // video it describes.
+            writer
+                .segments
+                .append(&[&tags[..], &fragment.body[..]].concat())?
+        };
         let encrypted = writer.segments.encrypts();
         let server_ms = server_ms.max(writer.last_server_ms + 1);
         let meta = FragmentMeta {
@@ -478,6 +504,7 @@ impl Video {
                 track: u8::try_from(f.track).unwrap_or(u8::MAX),
             })),
             encrypted,
+            tags_len,
         };
         batch.put_cf(
             self.cf(FRAGMENTS)?,
@@ -600,6 +627,39 @@ impl Video {
         stream: &Stream,
         fragment: &FragmentMeta,
     ) -> Result<(Arc<Header>, Vec<u8>), VideoError> {
+        let (header, mut stored) = self.read_stored(stream, fragment)?;
+        let tags_len = tags_len(fragment, &stored)?;
+        stored.drain(..tags_len);
+        Ok((header, stored))
+    }
+
+    /// A fragment's header, Cluster body and its producer's metadata.
+    pub fn read_tagged(
+        &self,
+        stream: &Stream,
+        fragment: &FragmentMeta,
+    ) -> Result<TaggedFragment, VideoError> {
+        let (header, mut stored) = self.read_stored(stream, fragment)?;
+        let tags_len = tags_len(fragment, &stored)?;
+        let tags = if tags_len == 0 {
+            Vec::new()
+        } else {
+            stored_tags(&stored[..tags_len])?
+        };
+        stored.drain(..tags_len);
+        Ok(TaggedFragment {
+            header,
+            body: stored,
+            tags,
+        })
+    }
+
+    /// What the segment holds for a fragment: its metadata, then its body.
+    fn read_stored(
+        &self,
+        stream: &Stream,
+        fragment: &FragmentMeta,
+    ) -> Result<(Arc<Header>, Vec<u8>), VideoError> {
         let header = self.header(stream, fragment.header)?;
         let key = match (fragment.encrypted, &self.config.encryption_key) {
             (false, _) => None,
@@ -657,6 +717,14 @@ impl Video {
     }
 }
 
+/// A fragment read back whole: the header it was sent under, its Cluster
+/// body and the metadata its producer sent with it.
+pub struct TaggedFragment {
+    pub header: Arc<Header>,
+    pub body: Vec<u8>,
+    pub tags: Vec<ProducerTag>,
+}
+
 /// One PutMedia connection's right to write: a newer connection to the
 /// same stream takes it away.
 pub struct PutSession {
@@ -671,6 +739,30 @@ impl PutSession {
 
     pub fn is_current(&self) -> bool {
         self.stream.put_generation.load(Ordering::SeqCst) == self.generation
+    }
+}
+
+fn tags_len(fragment: &FragmentMeta, stored: &[u8]) -> Result<usize, VideoError> {
+    let len = fragment.tags_len as usize;
+    if len > stored.len() {
+        return Err(VideoError::Corrupt(format!(
+            "fragment {}: {len} bytes of metadata in a record of {}",
+            fragment.seq,
+            stored.len()
+        )));
+    }
+    Ok(len)
+}
+
+/// The metadata `persist` stored as a Tags element.
+fn stored_tags(bytes: &[u8]) -> Result<Vec<ProducerTag>, VideoError> {
+    use crate::mkv::ebml;
+    match ebml::children(bytes).next() {
+        Some(Some((ebml::TAGS, payload))) => crate::mkv::producer_tags(payload, 0)
+            .map_err(|e| VideoError::Corrupt(format!("stored fragment metadata: {e}"))),
+        _ => Err(VideoError::Corrupt(
+            "stored fragment metadata is not a Tags element".into(),
+        )),
     }
 }
 
@@ -708,6 +800,7 @@ mod tests {
             body: vec![0xA3, 0x84, 0x81, 0, 0, 0x80],
             frames: Vec::new(),
             duration_ms: 2000,
+            tags: Vec::new(),
             header: Arc::new(Header {
                 timecode_scale: 1_000_000,
                 info: Vec::new(),
@@ -715,6 +808,20 @@ mod tests {
                 tracks: Vec::new(),
             }),
         }
+    }
+
+    /// A stream `cam` kept an hour.
+    fn create_cam(video: &Video) -> StreamMeta {
+        video
+            .create_stream(CreateStream {
+                name: "cam".into(),
+                device_name: None,
+                media_type: None,
+                kms_key_id: None,
+                retention_hours: 1,
+                tags: BTreeMap::new(),
+            })
+            .expect("create")
     }
 
     fn open(dir: &std::path::Path) -> (runnel_store::Store, Video) {
@@ -740,6 +847,58 @@ mod tests {
     }
 
     #[test]
+    fn metadata_is_kept_with_its_fragment_and_sealed_with_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store =
+            runnel_store::Store::open(&dir.path().join("data"), COLUMN_FAMILIES).expect("store");
+        let config = VideoConfig {
+            encryption_key: Some([9u8; runnel_store::crypto::KEY_LEN]),
+            ..VideoConfig::new(dir.path().join("video"))
+        };
+        let video = Video::open(store.db().clone(), config).expect("video");
+        let meta = create_cam(&video);
+        let stream = video
+            .stream(&StreamRef::Name("cam".into()))
+            .expect("stream");
+        let session = video.begin_put(&stream);
+        let tags = vec![
+            ProducerTag {
+                name: "licence-plate".into(),
+                value: "SECRET-PLATE-123".into(),
+            },
+            ProducerTag {
+                name: "motion".into(),
+                value: "true".into(),
+            },
+        ];
+        let mut tagged = fragment(1000);
+        tagged.tags = tags.clone();
+        let now = now_ms();
+        for (i, f) in [tagged, fragment(3000)].iter().enumerate() {
+            let seq = video.reserve_seq(&session);
+            video
+                .persist(&session, seq, f, now + i as u64, now)
+                .expect("persist");
+        }
+        let stored = video.fragments(&stream, 0, 10).expect("fragments");
+        assert!(stored[0].tags_len > 0 && stored[1].tags_len == 0);
+        let read = video.read_tagged(&stream, &stored[0]).expect("read");
+        assert_eq!((read.body, read.tags), (fragment(0).body, tags));
+        let (_, body) = video.read(&stream, &stored[0]).expect("read");
+        assert_eq!(body, fragment(0).body, "read gives the Cluster body alone");
+        let untagged = video.read_tagged(&stream, &stored[1]).expect("read");
+        assert!(untagged.tags.is_empty());
+        let dir = segments::stream_dir(&dir.path().join("video"), meta.id);
+        for segment in segments::list_segments(&dir).expect("segments") {
+            let bytes = std::fs::read(dir.join(format!("{segment:016x}.seg"))).expect("segment");
+            assert!(
+                !bytes.windows(12).any(|w| w == b"SECRET-PLATE"),
+                "metadata in the clear on disk"
+            );
+        }
+    }
+
+    #[test]
     fn retention_removes_old_fragments_and_their_segments_but_never_reuses_numbers() {
         let dir = tempfile::tempdir().expect("tempdir");
         let now = now_ms();
@@ -747,16 +906,7 @@ mod tests {
         let stream_dir;
         {
             let (_store, video) = open(dir.path());
-            let meta = video
-                .create_stream(CreateStream {
-                    name: "cam".into(),
-                    device_name: None,
-                    media_type: None,
-                    kms_key_id: None,
-                    retention_hours: 1,
-                    tags: BTreeMap::new(),
-                })
-                .expect("create");
+            let meta = create_cam(&video);
             stream_dir = segments::stream_dir(&dir.path().join("video"), meta.id);
             let stream = video
                 .stream(&StreamRef::Name("cam".into()))

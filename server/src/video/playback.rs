@@ -29,7 +29,7 @@ fn render(
     stream: &Stream,
     fragment: &FragmentMeta,
 ) -> Result<Bytes, runnel_video::VideoError> {
-    let (header, body) = video.read(stream, fragment)?;
+    let stored = video.read_tagged(stream, fragment)?;
     let number = fragment_number(stream.id(), fragment.seq);
     let tags = FragmentTags {
         fragment_number: &number,
@@ -37,8 +37,9 @@ fn render(
         producer_timestamp_ms: fragment.producer_ms,
         millis_behind_now: runnel_video::now_ms().saturating_sub(fragment.server_ms),
         continuation_token: &number,
+        producer: &stored.tags,
     };
-    Ok(Bytes::from(document(&header, &body, &tags)))
+    Ok(Bytes::from(document(&stored.header, &stored.body, &tags)))
 }
 
 /// A fragment number of `stream`, as its sequence.

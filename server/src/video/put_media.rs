@@ -126,7 +126,9 @@ fn line(mut event: serde_json::Value, timecode_ms: Option<i64>, number: Option<&
     Bytes::from(format!("{event}\n"))
 }
 
-/// Kinesis Video's names for its `ErrorId`s.
+/// Kinesis Video's names for its `ErrorId`s. AWS's reference marks 4005
+/// ("more than one track") deprecated and gives the tracks limit 4012;
+/// Runnel sends only the latter.
 fn error_code(error_id: u32) -> &'static str {
     match error_id {
         4000 => "STREAM_READ_ERROR",
@@ -141,7 +143,7 @@ fn error_code(error_id: u32) -> &'static str {
         4009 => "FRAGMENT_METADATA_LIMIT_REACHED",
         4010 => "TRACK_NUMBER_MISMATCH",
         4011 => "FRAMES_MISSING_FOR_TRACK",
-        4012 => "INVALID_FRAGMENT_METADATA",
+        4012 => "MORE_THAN_ALLOWED_TRACKS_FOUND",
         5001 => "ARCHIVAL_ERROR",
         _ => "INTERNAL_ERROR",
     }
@@ -184,11 +186,12 @@ async fn ingest(
     };
     let mut idle = tokio::time::interval(IDLE_AFTER);
     idle.reset();
+    // Kinesis Video's bound on a connection's life: the producer is told
+    // (4003) and reconnects; what it had persisted stays.
+    let over = tokio::time::sleep(ingest.api.video.config().max_put_connection);
+    tokio::pin!(over);
     let early = match first {
-        Some(bytes) => match parser.push(&bytes) {
-            Ok(events) => ingest.handle(events).await.err(),
-            Err(error) => Some(ingest.mkv_error(&error)),
-        },
+        Some(bytes) => ingest.take(&mut parser, &bytes).await.err(),
         None => None,
     };
     let stop = match early {
@@ -211,13 +214,14 @@ async fn ingest(
                             tracing::debug!(%error, "PutMedia body ended with an error");
                             break Stop(Some(error_ack(4000, ingest.timecode(), ingest.number())));
                         }
-                        Some(Ok(frame)) => match frame.data_ref() {
-                            Some(data) => match parser.push(data) {
-                                Ok(events) => events,
-                                Err(error) => break ingest.mkv_error(&error),
-                            },
-                            None => Vec::new(),
-                        },
+                        Some(Ok(frame)) => {
+                            if let Some(data) = frame.data_ref()
+                                && let Err(stop) = ingest.take(&mut parser, data).await
+                            {
+                                break stop;
+                            }
+                            Vec::new()
+                        }
                     };
                     if let Err(stop) = ingest.handle(events).await {
                         break stop;
@@ -227,6 +231,10 @@ async fn ingest(
                     if ingest.acks.send(ack("IDLE", None, None)).await.is_err() {
                         break Stop(None);
                     }
+                }
+                () = &mut over => {
+                    tracing::debug!("a PutMedia connection reached its longest life");
+                    break Stop(Some(error_ack(4003, ingest.timecode(), ingest.number())));
                 }
             }
             if !ingest.session.is_current() {
@@ -259,6 +267,18 @@ impl Ingest {
             self.timecode(),
             self.number(),
         )))
+    }
+
+    /// Parses the next bytes of the body and acts on what they completed;
+    /// an error in them is acknowledged after the fragments that ended
+    /// before it.
+    async fn take(&mut self, parser: &mut Parser, bytes: &[u8]) -> Result<(), Stop> {
+        let (events, error) = parser.push_events(bytes);
+        self.handle(events).await?;
+        match error {
+            Some(error) => Err(self.mkv_error(&error)),
+            None => Ok(()),
+        }
     }
 
     async fn send(&self, line: Bytes) -> Result<(), Stop> {

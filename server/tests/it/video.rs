@@ -50,6 +50,34 @@ fn malformed_put_media_gets_an_error_ack_and_harms_nothing() {
     run_script(&server, "video_malformed.py");
 }
 
+#[test]
+fn fragment_metadata_comes_back_from_get_media_and_past_its_limits_is_refused() {
+    let server = RunnelServer::start();
+    run_script(&server, "video_metadata.py");
+}
+
+#[test]
+fn a_put_media_connection_past_its_longest_life_gets_4003_and_keeps_its_fragments() {
+    // Kinesis Video's 45 minutes, shortened for the test.
+    let seconds = 4;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("runnel.toml");
+    std::fs::write(
+        &config,
+        format!("[video]\nput_media_max_connection_seconds = {seconds}\n"),
+    )
+    .unwrap();
+    let server = RunnelServer::builder()
+        .arg("--config")
+        .arg(config.display().to_string())
+        .start();
+    run_script_with(
+        &server,
+        "video_connection_limit.py",
+        &[seconds.to_string().as_str()],
+    );
+}
+
 /// Complete lines of a file another process is appending to.
 fn lines_in(path: &Path) -> usize {
     std::fs::read_to_string(path).map_or(0, |s| s.matches('\n').count())

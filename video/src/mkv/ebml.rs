@@ -35,6 +35,9 @@ pub const TARGETS: u32 = 0x63C0;
 pub const SIMPLE_TAG: u32 = 0x67C8;
 pub const TAG_NAME: u32 = 0x45A3;
 pub const TAG_STRING: u32 = 0x4487;
+/// TagTrackUID, TagEditionUID, TagChapterUID, TagAttachmentUID: a Tag
+/// whose Targets name one is about that, not the whole segment.
+pub const TARGET_UIDS: [u32; 4] = [0x63C5, 0x63C9, 0x63C4, 0x63C6];
 pub const CHAPTERS: u32 = 0x1043_A770;
 pub const ATTACHMENTS: u32 = 0x1941_A469;
 pub const VOID: u32 = 0xEC;

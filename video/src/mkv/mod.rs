@@ -8,7 +8,10 @@ pub mod ebml;
 pub mod parse;
 pub mod write;
 
-pub use parse::{Event, Fragment, Frame, Header, Limits, MkvError, Parser, Track, frames_of};
+pub use parse::{
+    Event, Fragment, Frame, Header, Limits, MAX_TAG_NAME_BYTES, MAX_TAG_VALUE_BYTES, MkvError,
+    Parser, ProducerTag, RESERVED_TAG_PREFIX, Track, frames_of, producer_tags,
+};
 
 #[cfg(test)]
 mod tests;

@@ -14,6 +14,8 @@ pub struct Limits {
     pub max_fragment_bytes: usize,
     pub max_fragment_ms: i64,
     pub max_tracks: usize,
+    /// Producer metadata tags on one fragment.
+    pub max_fragment_tags: usize,
 }
 
 impl Default for Limits {
@@ -22,9 +24,22 @@ impl Default for Limits {
             max_fragment_bytes: 50 * 1024 * 1024,
             max_fragment_ms: 10_000,
             max_tracks: 3,
+            max_fragment_tags: 10,
         }
     }
 }
+
+/// The longest fragment metadata name and value Kinesis Video takes, in
+/// bytes.
+pub const MAX_TAG_NAME_BYTES: usize = 128;
+pub const MAX_TAG_VALUE_BYTES: usize = 256;
+
+/// Metadata names the service and the producer SDK keep for themselves:
+/// the SDK sends `AWS_KINESISVIDEO_END_OF_FRAGMENT` between fragments and
+/// GetMedia writes `AWS_KINESISVIDEO_*` tags of its own, so such a tag is
+/// a signal, not producer metadata; keeping one would let a producer forge
+/// the fragment number GetMedia reports.
+pub const RESERVED_TAG_PREFIX: &str = "AWS";
 
 /// The EBML header and segment Info and Tracks are small; anything bigger
 /// is not a header a camera sends.
@@ -46,6 +61,8 @@ pub enum MkvError {
     TimecodeWentBack { timecode_ms: i64, previous_ms: i64 },
     #[error("{found} tracks; at most {limit} are allowed")]
     TooManyTracks { found: usize, limit: usize },
+    #[error("fragment metadata: {0}")]
+    Metadata(String),
     #[error("a block of track {0}, which the Tracks do not declare")]
     TrackMismatch(u64),
     #[error("a fragment without frames of track {0}, which the Tracks declare")]
@@ -58,8 +75,11 @@ impl MkvError {
             MkvError::FragmentTooLarge { .. } => 4001,
             MkvError::FragmentTooLong { .. } => 4002,
             MkvError::TimecodeWentBack { .. } => 4004,
-            MkvError::TooManyTracks { .. } => 4005,
+            // 4005 is the deprecated "more than one track"; the PutMedia
+            // reference gives 4012 for more tracks than allowed.
+            MkvError::TooManyTracks { .. } => 4012,
             MkvError::Invalid { .. } => 4006,
+            MkvError::Metadata(_) => 4009,
             MkvError::TrackMismatch(_) => 4010,
             MkvError::FramesMissing(_) => 4011,
         }
@@ -87,6 +107,14 @@ pub struct Header {
     pub tracks: Vec<Track>,
 }
 
+/// A fragment metadata item: a SimpleTag a producer sent before the
+/// fragment's Cluster (the producer SDK's `putFragmentMetadata`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerTag {
+    pub name: String,
+    pub value: String,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Frame {
     pub track: u64,
@@ -107,6 +135,8 @@ pub struct Fragment {
     pub frames: Vec<Frame>,
     pub duration_ms: i64,
     pub header: Arc<Header>,
+    /// The metadata sent since the previous Cluster, in the order sent.
+    pub tags: Vec<ProducerTag>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,6 +159,7 @@ struct Cluster {
     timecode_ticks: Option<i64>,
     body: Vec<u8>,
     frames: Vec<Frame>,
+    tags: Vec<ProducerTag>,
 }
 
 pub struct Parser {
@@ -145,6 +176,8 @@ pub struct Parser {
     info: Option<Vec<u8>>,
     header: Option<Arc<Header>>,
     last_frame_ms: Option<i64>,
+    /// Metadata read since the last Cluster began, for the next one.
+    pending_tags: Vec<ProducerTag>,
     failed: bool,
 }
 
@@ -162,6 +195,7 @@ impl Parser {
             info: None,
             header: None,
             last_frame_ms: None,
+            pending_tags: Vec::new(),
             failed: false,
         }
     }
@@ -171,10 +205,21 @@ impl Parser {
         self.header.as_ref()
     }
 
-    /// Reads the next bytes of the body; returns what they completed.
+    /// Reads the next bytes of the body; returns what they completed, or
+    /// the error they ran into.
     pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<Event>, MkvError> {
+        match self.push_events(bytes) {
+            (_, Some(error)) => Err(error),
+            (events, None) => Ok(events),
+        }
+    }
+
+    /// `push`, but what the bytes completed before an error is returned
+    /// with it: a fragment that ended in the same chunk as a later error
+    /// is still the producer's to store.
+    pub fn push_events(&mut self, bytes: &[u8]) -> (Vec<Event>, Option<MkvError>) {
         if self.failed {
-            return Ok(Vec::new());
+            return (Vec::new(), None);
         }
         self.compact();
         self.buf.extend_from_slice(bytes);
@@ -183,7 +228,7 @@ impl Parser {
         if result.is_err() {
             self.failed = true;
         }
-        result.map(|()| events)
+        (events, result.err())
     }
 
     /// The body ended: a Cluster of unknown size that ended cleanly is a
@@ -318,6 +363,9 @@ impl Parser {
                 self.read += head;
                 self.segment_end = (size != UNKNOWN_SIZE).then(|| self.pos() + size);
                 self.level = Level::Segment;
+                // Tags left after another Segment's last Cluster were
+                // about nothing of this one.
+                self.pending_tags.clear();
             }
             ebml::VOID | ebml::CRC32 if size != UNKNOWN_SIZE => {
                 self.read += head;
@@ -378,6 +426,24 @@ impl Parser {
                 }));
                 self.read = range.end;
             }
+            ebml::TAGS => {
+                let Some(range) = self.whole(size, head, MAX_HEADER_BYTES, "a Tags")? else {
+                    return Ok(false);
+                };
+                let tags = producer_tags(&self.buf[range.clone()], self.pos())?;
+                for tag in &tags {
+                    check_tag(tag)?;
+                }
+                self.pending_tags.extend(tags);
+                if self.pending_tags.len() > self.limits.max_fragment_tags {
+                    return Err(MkvError::Metadata(format!(
+                        "{} tags for one fragment; at most {} are allowed",
+                        self.pending_tags.len(),
+                        self.limits.max_fragment_tags
+                    )));
+                }
+                self.read = range.end;
+            }
             ebml::CLUSTER => {
                 if self.header.is_none() {
                     return Err(self.invalid("a Cluster before the segment's Tracks"));
@@ -399,6 +465,7 @@ impl Parser {
                     timecode_ticks: None,
                     body: Vec::new(),
                     frames: Vec::new(),
+                    tags: std::mem::take(&mut self.pending_tags),
                 });
             }
             _ if size == UNKNOWN_SIZE => {
@@ -599,6 +666,7 @@ impl Parser {
             body: cluster.body,
             frames: cluster.frames,
             header,
+            tags: cluster.tags,
         }))
     }
 }
@@ -608,6 +676,104 @@ fn self_invalid_at(base: u64, read: usize, reason: &str) -> MkvError {
         at: base + read as u64,
         reason: reason.to_string(),
     }
+}
+
+/// The producer metadata in a Tags element's payload (`at` is where it
+/// starts, for errors): each untargeted Tag's SimpleTags, `AWS` names
+/// left out. Tags aimed at a track, edition, chapter or attachment (as
+/// ffmpeg writes its per-track ENCODER) describe those, not the fragment.
+pub fn producer_tags(payload: &[u8], at: u64) -> Result<Vec<ProducerTag>, MkvError> {
+    let invalid = |reason: &str| MkvError::Invalid {
+        at,
+        reason: reason.to_string(),
+    };
+    let mut out = Vec::new();
+    for child in ebml::children(payload) {
+        let (id, tag) = child.ok_or_else(|| invalid("malformed Tags"))?;
+        if id != ebml::TAG {
+            continue;
+        }
+        let mut targeted = false;
+        let mut simple = Vec::new();
+        for child in ebml::children(tag) {
+            let (id, payload) = child.ok_or_else(|| invalid("malformed Tag"))?;
+            match id {
+                ebml::TARGETS => {
+                    for target in ebml::children(payload) {
+                        let (id, uid) = target.ok_or_else(|| invalid("malformed Targets"))?;
+                        // A UID of 0 means every one of its kind: still
+                        // about the whole segment.
+                        if ebml::TARGET_UIDS.contains(&id) && ebml::unsigned(uid) != Some(0) {
+                            targeted = true;
+                        }
+                    }
+                }
+                ebml::SIMPLE_TAG => simple.push(payload),
+                _ => {}
+            }
+        }
+        if targeted {
+            continue;
+        }
+        for payload in simple {
+            if let Some(tag) = simple_tag(payload).map_err(invalid)? {
+                out.push(tag);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One SimpleTag as metadata: `Ok(None)` for a reserved name. Nested
+/// SimpleTags and binary values are left out: Kinesis Video's metadata is
+/// flat string pairs.
+fn simple_tag(payload: &[u8]) -> Result<Option<ProducerTag>, &'static str> {
+    let mut name = None;
+    let mut value: &[u8] = &[];
+    for child in ebml::children(payload) {
+        let (id, bytes) = child.ok_or("malformed SimpleTag")?;
+        match id {
+            ebml::TAG_NAME => name = Some(bytes),
+            ebml::TAG_STRING => value = bytes,
+            _ => {}
+        }
+    }
+    let text = |bytes: &[u8]| {
+        std::str::from_utf8(bytes)
+            .map(|s| s.trim_end_matches('\0').to_string())
+            .map_err(|_| "a SimpleTag that is not UTF-8")
+    };
+    let name = text(name.ok_or("a SimpleTag without a TagName")?)?;
+    if name.starts_with(RESERVED_TAG_PREFIX) {
+        return Ok(None);
+    }
+    Ok(Some(ProducerTag {
+        name,
+        value: text(value)?,
+    }))
+}
+
+/// Kinesis Video's bounds on one metadata item.
+fn check_tag(tag: &ProducerTag) -> Result<(), MkvError> {
+    let short = |text: &str| text.chars().take(32).collect::<String>();
+    if tag.name.is_empty() {
+        return Err(MkvError::Metadata("a tag with an empty name".into()));
+    }
+    if tag.name.len() > MAX_TAG_NAME_BYTES {
+        return Err(MkvError::Metadata(format!(
+            "tag name {:?}... is {} bytes; at most {MAX_TAG_NAME_BYTES} are allowed",
+            short(&tag.name),
+            tag.name.len()
+        )));
+    }
+    if tag.value.len() > MAX_TAG_VALUE_BYTES {
+        return Err(MkvError::Metadata(format!(
+            "the value of tag {:?} is {} bytes; at most {MAX_TAG_VALUE_BYTES} are allowed",
+            short(&tag.name),
+            tag.value.len()
+        )));
+    }
+    Ok(())
 }
 
 fn ticks_to_ms(ticks: i64, timecode_scale: u64) -> i64 {

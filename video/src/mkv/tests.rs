@@ -5,7 +5,7 @@
 use proptest::prelude::*;
 
 use super::ebml::{self, write_element, write_nested, write_uint};
-use super::{Event, Fragment, Limits, MkvError, Parser};
+use super::{Event, Fragment, Limits, MkvError, Parser, ProducerTag, producer_tags};
 
 struct Cluster {
     timecode: u64,
@@ -184,7 +184,7 @@ fn broken_input_names_its_error_id() {
         parse_in_chunks(&many, &[64])
             .expect_err("tracks")
             .error_id(),
-        4005
+        4012
     );
     let small = Limits {
         max_fragment_bytes: 200,
@@ -195,6 +195,202 @@ fn broken_input_names_its_error_id() {
         .push(&stream(&clusters(1, 30), false))
         .expect_err("large");
     assert_eq!(error.error_id(), 4001);
+}
+
+#[test]
+fn fragments_before_an_error_in_the_same_chunk_are_still_returned() {
+    let mut bytes = stream(&clusters(2, 3), true);
+    let names: Vec<String> = (0..11).map(|i| format!("k{i}")).collect();
+    let items: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
+    tags(&mut bytes, &items, None);
+    let mut parser = Parser::new(Limits::default());
+    let (events, error) = parser.push_events(&bytes);
+    assert_eq!(fragments(&events).len(), 2);
+    assert_eq!(error.map(|e| e.error_id()), Some(4009));
+    let (events, error) = parser.push_events(b"more");
+    assert!(
+        events.is_empty() && error.is_none(),
+        "a failed parser takes nothing more"
+    );
+    let mut parser = Parser::new(Limits::default());
+    assert_eq!(
+        parser.push(&bytes).map(|_| ()).map_err(|e| e.error_id()),
+        Err(4009)
+    );
+}
+
+/// A Tags element as the producer SDK writes one per metadata item (one
+/// Tag, no Targets), or aimed at a track as ffmpeg writes its per-track
+/// ENCODER.
+fn tags(out: &mut Vec<u8>, items: &[(&str, &str)], track_uid: Option<u64>) {
+    write_nested(out, ebml::TAGS, |out| {
+        write_nested(out, ebml::TAG, |out| {
+            write_nested(out, ebml::TARGETS, |out| {
+                if let Some(uid) = track_uid {
+                    write_uint(out, 0x63C5, uid);
+                }
+            });
+            for (name, value) in items {
+                write_nested(out, ebml::SIMPLE_TAG, |out| {
+                    write_element(out, ebml::TAG_NAME, name.as_bytes());
+                    write_element(out, ebml::TAG_STRING, value.as_bytes());
+                });
+            }
+        });
+    });
+}
+
+fn tag(name: &str, value: &str) -> ProducerTag {
+    ProducerTag {
+        name: name.into(),
+        value: value.into(),
+    }
+}
+
+/// Clusters each preceded by its metadata: `motion = <i>` and a second
+/// item on every other one, and the producer SDK's end-of-fragment tag
+/// after each.
+fn tagged_stream(clusters: &[Cluster], sized: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    header(&mut out, &[1]);
+    for (i, c) in clusters.iter().enumerate() {
+        tags(&mut out, &[("motion", &i.to_string())], None);
+        if i % 2 == 0 {
+            tags(&mut out, &[("lat", "47.6"), ("long", "-122.3")], None);
+        }
+        cluster(&mut out, c, sized);
+        tags(&mut out, &[("AWS_KINESISVIDEO_END_OF_FRAGMENT", "")], None);
+    }
+    out
+}
+
+#[test]
+fn metadata_before_a_cluster_is_that_fragments_own() {
+    for sized in [true, false] {
+        let mut bytes = Vec::new();
+        header(&mut bytes, &[1]);
+        let source = clusters(3, 4);
+        // ffmpeg's header tags: one for the segment, one for its track.
+        tags(&mut bytes, &[("ENCODER", "Lavf59.27.100")], None);
+        tags(&mut bytes, &[("ENCODER", "libx264")], Some(0x1234));
+        tags(&mut bytes, &[("motion", "true"), ("zone", "door")], None);
+        cluster(&mut bytes, &source[0], sized);
+        cluster(&mut bytes, &source[1], sized);
+        tags(
+            &mut bytes,
+            &[("AWS_KINESISVIDEO_END_OF_FRAGMENT", "")],
+            None,
+        );
+        tags(&mut bytes, &[("gps", "47.608013N")], None);
+        cluster(&mut bytes, &source[2], sized);
+        let events = parse_in_chunks(&bytes, &[7, 100]).expect("parse");
+        let got: Vec<Vec<ProducerTag>> =
+            fragments(&events).iter().map(|f| f.tags.clone()).collect();
+        assert_eq!(
+            got,
+            vec![
+                vec![
+                    tag("ENCODER", "Lavf59.27.100"),
+                    tag("motion", "true"),
+                    tag("zone", "door")
+                ],
+                vec![],
+                vec![tag("gps", "47.608013N")],
+            ],
+            "sized {sized}"
+        );
+    }
+}
+
+#[test]
+fn stored_metadata_reads_back_as_written() {
+    let written = vec![tag("motion", "true"), tag("empty", ""), tag("ünï", "çødé")];
+    let element = super::write::tags_element(&written);
+    let (id, payload) = ebml::children(&element)
+        .next()
+        .flatten()
+        .expect("one element");
+    assert_eq!(id, ebml::TAGS);
+    assert_eq!(producer_tags(payload, 0).expect("tags"), written);
+}
+
+#[test]
+fn metadata_over_kinesis_videos_limits_is_4009() {
+    let error_of = |items: &[(&str, &str)], split: usize| {
+        let mut bytes = Vec::new();
+        header(&mut bytes, &[1]);
+        tags(&mut bytes, &items[..split], None);
+        tags(&mut bytes, &items[split..], None);
+        cluster(&mut bytes, &clusters(1, 2)[0], true);
+        parse_in_chunks(&bytes, &[50]).err()
+    };
+    let names: Vec<String> = (0..11).map(|i| format!("item{i}")).collect();
+    let items: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
+    assert_eq!(error_of(&items[..10], 4), None, "ten are allowed");
+    let mut with_signal = items[..10].to_vec();
+    with_signal.push(("AWS_KINESISVIDEO_END_OF_FRAGMENT", ""));
+    assert_eq!(
+        error_of(&with_signal, 10),
+        None,
+        "reserved names do not count"
+    );
+    let eleven = error_of(&items, 6).expect("eleven");
+    assert_eq!(eleven.error_id(), 4009, "{eleven}");
+
+    let long_name = "n".repeat(129);
+    let long_value = "v".repeat(257);
+    for (items, what) in [
+        (vec![(long_name.as_str(), "v")], "a 129-byte name"),
+        (vec![("name", long_value.as_str())], "a 257-byte value"),
+        (vec![("", "v")], "an empty name"),
+    ] {
+        let error = error_of(&items, 0).unwrap_or_else(|| panic!("{what} was taken"));
+        assert_eq!(error.error_id(), 4009, "{what}: {error}");
+    }
+    let (name, value) = ("n".repeat(128), "v".repeat(256));
+    assert_eq!(error_of(&[(&name, &value)], 1), None, "the longest allowed");
+
+    // Tags that are not well-formed Matroska are invalid MKV, not metadata.
+    let mut broken = Vec::new();
+    header(&mut broken, &[1]);
+    write_nested(&mut broken, ebml::TAGS, |out| {
+        write_nested(out, ebml::TAG, |out| {
+            write_nested(out, ebml::SIMPLE_TAG, |out| {
+                write_element(out, ebml::TAG_STRING, b"a value without a name")
+            })
+        })
+    });
+    cluster(&mut broken, &clusters(1, 2)[0], true);
+    assert_eq!(
+        parse_in_chunks(&broken, &[50])
+            .expect_err("nameless")
+            .error_id(),
+        4006
+    );
+    let mut not_utf8 = Vec::new();
+    header(&mut not_utf8, &[1]);
+    write_nested(&mut not_utf8, ebml::TAGS, |out| {
+        write_nested(out, ebml::TAG, |out| {
+            write_nested(out, ebml::SIMPLE_TAG, |out| {
+                write_element(out, ebml::TAG_NAME, &[0xFF, 0xFE]);
+            })
+        })
+    });
+    assert_eq!(
+        parse_in_chunks(&not_utf8, &[50])
+            .expect_err("not UTF-8")
+            .error_id(),
+        4006
+    );
+    let mut garbage = Vec::new();
+    header(&mut garbage, &[1]);
+    write_element(&mut garbage, ebml::TAGS, &[0x73, 0x73, 0x88, 0x00, 0x00]);
+    assert_eq!(
+        parse_in_chunks(&garbage, &[3])
+            .expect_err("garbage")
+            .error_id(),
+        4006
+    );
 }
 
 proptest! {
@@ -212,6 +408,48 @@ proptest! {
         let whole = parse_in_chunks(&bytes, &[usize::MAX]).expect("whole");
         let chunked = parse_in_chunks(&bytes, &chunks).expect("chunked");
         prop_assert_eq!(whole, chunked);
+    }
+
+    /// Nor does it change which fragment each metadata item belongs to.
+    #[test]
+    fn chunking_never_changes_the_metadata(
+        n in 1usize..5,
+        sized in any::<bool>(),
+        chunks in proptest::collection::vec(1usize..300, 1..8),
+    ) {
+        let bytes = tagged_stream(&clusters(n, 3), sized);
+        let events = parse_in_chunks(&bytes, &chunks).expect("chunked");
+        let got: Vec<Vec<ProducerTag>> = fragments(&events).iter().map(|f| f.tags.clone()).collect();
+        let expected: Vec<Vec<ProducerTag>> = (0..n)
+            .map(|i| {
+                let mut tags = vec![tag("motion", &i.to_string())];
+                if i % 2 == 0 {
+                    tags.extend([tag("lat", "47.6"), tag("long", "-122.3")]);
+                }
+                tags
+            })
+            .collect();
+        prop_assert_eq!(got, expected);
+    }
+
+    /// Metadata changed anywhere, or cut anywhere: an error, never a panic.
+    #[test]
+    fn corrupted_metadata_never_panics(
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+        cut in any::<prop::sample::Index>(),
+        chunks in proptest::collection::vec(1usize..200, 1..4),
+    ) {
+        let mut bytes = tagged_stream(&clusters(3, 2), false);
+        for (at, value) in flips {
+            let i = at.index(bytes.len());
+            bytes[i] = value;
+        }
+        let cut = cut.index(bytes.len() + 1);
+        if let Ok(events) = parse_in_chunks(&bytes[..cut], &chunks) {
+            for fragment in fragments(&events) {
+                prop_assert!(fragment.tags.len() <= Limits::default().max_fragment_tags);
+            }
+        }
     }
 
     /// Bytes changed anywhere, or cut anywhere: an error or fragments,

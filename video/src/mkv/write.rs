@@ -1,10 +1,11 @@
 //! GetMedia's output: each fragment as a document of its own (EBML
 //! header, a Segment of unknown size, Info, Tracks, the fragment's tags,
-//! its Cluster, then the tags a reader resumes by), as Kinesis Video
-//! writes it, so a parser can start at any fragment.
+//! the metadata its producer sent with it, its Cluster, then the tags a
+//! reader resumes by), as Kinesis Video writes it, so a parser can start
+//! at any fragment.
 
 use super::ebml;
-use super::parse::Header;
+use super::parse::{Header, ProducerTag};
 
 pub struct FragmentTags<'a> {
     pub fragment_number: &'a str,
@@ -12,6 +13,9 @@ pub struct FragmentTags<'a> {
     pub producer_timestamp_ms: u64,
     pub millis_behind_now: u64,
     pub continuation_token: &'a str,
+    /// The producer's metadata for the fragment, before its Cluster as
+    /// the producer sent it.
+    pub producer: &'a [ProducerTag],
 }
 
 /// Seconds with three decimals, as Kinesis Video writes its timestamps.
@@ -53,6 +57,9 @@ pub fn document(header: &Header, cluster_body: &[u8], tags: &FragmentTags<'_>) -
             ),
         ],
     );
+    if !tags.producer.is_empty() {
+        out.extend_from_slice(&tags_element(tags.producer));
+    }
     // Timecodes are the producer's, in the segment's own ticks, so a
     // player sees the same times whether the producer sent them absolute
     // or relative.
@@ -82,7 +89,24 @@ pub fn document(header: &Header, cluster_body: &[u8], tags: &FragmentTags<'_>) -
     out
 }
 
+/// A Tags element holding `tags` in one untargeted Tag: how a fragment's
+/// metadata is stored, and written for GetMedia.
+pub fn tags_element(tags: &[ProducerTag]) -> Vec<u8> {
+    let pairs: Vec<(&str, &str)> = tags
+        .iter()
+        .map(|t| (t.name.as_str(), t.value.as_str()))
+        .collect();
+    let mut out = Vec::new();
+    write_tags(&mut out, &pairs);
+    out
+}
+
 fn simple_tags(out: &mut Vec<u8>, tags: &[(&str, String)]) {
+    let pairs: Vec<(&str, &str)> = tags.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    write_tags(out, &pairs);
+}
+
+fn write_tags(out: &mut Vec<u8>, tags: &[(&str, &str)]) {
     ebml::write_nested(out, ebml::TAGS, |out| {
         ebml::write_nested(out, ebml::TAG, |out| {
             ebml::write_nested(out, ebml::TARGETS, |_| {});

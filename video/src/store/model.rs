@@ -41,6 +41,16 @@ pub struct FragmentMeta {
     /// Its bytes in the segment are encrypted (under the server's key).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub encrypted: bool,
+    /// The producer's metadata is stored as a Tags element of this many
+    /// bytes before the Cluster body at `at`, so that it is encrypted with
+    /// the video. 0: none (and in entries written before metadata was
+    /// kept).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tags_len: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// One frame in a `FragmentMeta::frame_index`.

@@ -117,6 +117,7 @@ mod tests {
             keyframes: 1,
             frame_index: String::new(),
             encrypted: false,
+            tags_len: 0,
         }
     }
 

@@ -368,6 +368,23 @@ def parse_source(data):
     return docs[0]
 
 
+def ebml_element(eid, payload):
+    """An element with an 8-byte size, as the server writes them."""
+    return eid.to_bytes((eid.bit_length() + 7) // 8, "big") + b"\x01" + len(payload).to_bytes(7, "big") + payload
+
+
+def tags_element(items, track_uid=None):
+    """A Tags element of one Tag holding `items` [(name, value)], as the
+    producer SDK sends fragment metadata; with `track_uid`, aimed at that
+    track as ffmpeg writes its per-track tags."""
+    targets = b"" if track_uid is None else ebml_element(0x63C5, track_uid.to_bytes(8, "big"))
+    simple = b"".join(
+        ebml_element(SIMPLE_TAG, ebml_element(TAG_NAME, name.encode()) + ebml_element(TAG_STRING, value.encode()))
+        for name, value in items
+    )
+    return ebml_element(TAGS, ebml_element(TAG, ebml_element(0x63C0, targets) + simple))
+
+
 def with_unknown_sizes(data):
     """The file rewritten as the AWS producer SDK (and GStreamer's
     streamable matroskamux) writes it: every Cluster of unknown size."""
