@@ -154,6 +154,19 @@ impl Catalog {
         // aggregation keeps distinct values in its own state instead.
         context.remove_optimizer_rule("single_distinct_aggregation_to_group_by");
         crate::functions::register(&context)?;
+        crate::functions::check_decimal_operands(
+            &context,
+            self.tables
+                .values()
+                .map(|t| {
+                    if t.computed.is_empty() {
+                        t.name.clone()
+                    } else {
+                        format!("{SOURCE_PREFIX}{}", t.name)
+                    }
+                })
+                .collect(),
+        );
         for table in self.tables.values() {
             let schema = Self::physical_schema(table);
             let empty = Arc::new(FilteredScan(MemTable::try_new(schema, vec![vec![]])?));

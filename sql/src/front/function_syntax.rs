@@ -70,8 +70,8 @@ pub fn rewrite(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
         }
         i += 1;
     }
-    super::predicates::rewrite(super::json_construct::rewrite(super::is_json::rewrite(
-        tokens,
+    super::map_literal::rewrite(super::decimal_default::rewrite(super::predicates::rewrite(
+        super::json_construct::rewrite(super::is_json::rewrite(super::overlaps::rewrite(tokens))),
     )))
 }
 

@@ -4,11 +4,15 @@
 
 pub(crate) mod create_like;
 pub(crate) mod ddl;
+pub(crate) mod decimal_default;
 pub(crate) mod function_syntax;
+pub(crate) mod intervals;
 pub(crate) mod is_json;
 pub(crate) mod json_construct;
 pub(crate) mod legacy_windows;
+pub(crate) mod map_literal;
 pub(crate) mod match_recognize;
+pub(crate) mod overlaps;
 pub(crate) mod predicates;
 pub(crate) mod temporal;
 pub(crate) mod tokens;

@@ -9,7 +9,10 @@
 
 mod aggregates;
 mod collections;
+mod decimal_divide;
+mod decimal_types;
 mod json;
+mod map_literal;
 mod math;
 mod more_strings;
 mod narrowing;
@@ -20,7 +23,7 @@ mod temporal;
 mod time;
 pub(crate) mod unnest;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
@@ -33,6 +36,7 @@ use datafusion::logical_expr::expr_rewriter::FunctionRewrite;
 use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, Operator, ScalarUDF};
 use datafusion::prelude::SessionContext;
 
+pub use map_literal::NAME as MAP_LITERAL;
 pub use regexp::RegexpExtract;
 pub use time::{DateFormat, ProcTime, is_proctime};
 
@@ -71,6 +75,8 @@ fn flink_functions() -> Vec<ScalarUDF> {
         temporal::convert_tz(),
         temporal::to_timestamp_ltz(),
         math::ceiling(),
+        decimal_divide::udf(),
+        map_literal::udf(),
         more_strings::locate(),
         more_strings::split_index(),
         more_strings::elt(),
@@ -110,6 +116,15 @@ fn flink_functions() -> Vec<ScalarUDF> {
     functions
 }
 
+/// Refuses DECIMAL divisions whose operands may be typed otherwise than in
+/// Flink; `sources` are the tables whose columns have their declared types.
+pub fn check_decimal_operands(context: &SessionContext, sources: HashSet<String>) {
+    context
+        .state_ref()
+        .write()
+        .add_analyzer_rule(Arc::new(decimal_types::DecimalOperands { sources }));
+}
+
 pub fn register(context: &SessionContext) -> Result<()> {
     let mut by_name = HashMap::new();
     for function in flink_functions() {
@@ -118,6 +133,10 @@ pub fn register(context: &SessionContext) -> Result<()> {
         context.register_udf(function.as_ref().clone());
     }
     context.register_udf(unnest::udf());
+    context
+        .state_ref()
+        .write()
+        .add_analyzer_rule(Arc::new(map_literal::MapsPlaced));
     context.register_udf(temporal_marker());
     // LISTAGG(x [, separator]) is DataFusion's string_agg, ',' by default.
     context.register_udaf(
@@ -136,6 +155,7 @@ pub fn register(context: &SessionContext) -> Result<()> {
             timestamp_text: Arc::new(temporal::timestamp_text()),
             round_decimal: Arc::new(math::round_decimal()),
             integer_avg: Arc::new(aggregates::integer_avg()),
+            decimal_divide: Arc::new(decimal_divide::udf()),
         }))
 }
 
@@ -147,6 +167,7 @@ struct FlinkSemantics {
     timestamp_text: Arc<ScalarUDF>,
     round_decimal: Arc<ScalarUDF>,
     integer_avg: Arc<datafusion::logical_expr::AggregateUDF>,
+    decimal_divide: Arc<ScalarUDF>,
 }
 
 impl FlinkSemantics {
@@ -174,6 +195,22 @@ impl FunctionRewrite for FlinkSemantics {
         _config: &ConfigOptions,
     ) -> Result<Transformed<Expr>> {
         Ok(match expr {
+            Expr::ScalarFunction(ScalarFunction { func, args })
+                if func.name() == map_literal::NAME =>
+            {
+                map_literal::own(args, schema)?
+            }
+            Expr::ScalarFunction(ScalarFunction { func, args })
+                if matches!(
+                    args.first(),
+                    Some(Expr::ScalarFunction(inner)) if inner.func.name() == map_literal::NAME
+                ) =>
+            {
+                match map_literal::parent(&func, &args, schema)? {
+                    Some(rewritten) => Transformed::yes(rewritten),
+                    None => Transformed::no(Expr::ScalarFunction(ScalarFunction { func, args })),
+                }
+            }
             Expr::ScalarFunction(ScalarFunction { func, args }) if func.name() == "mod" => {
                 match <[Expr; 2]>::try_from(args) {
                     Ok([a, b]) => Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
@@ -258,9 +295,7 @@ impl FunctionRewrite for FlinkSemantics {
                 .into_iter()
                 .any(|side| matches!(side.get_type(schema), Ok(DataType::Decimal128(..)))) =>
             {
-                return plan_err!(
-                    "division of DECIMAL values is not supported yet: Flink's result has a scale of at least 6 more digits; cast to DOUBLE to divide ({left} / {right})"
-                );
+                decimal_division(*left, *right, schema, &self.decimal_divide)?
             }
             // Flink's GREATEST and LEAST are NULL when any argument is.
             Expr::ScalarFunction(ScalarFunction { func, args })
@@ -472,6 +507,68 @@ fn type_of(args: &[Expr], schema: &DFSchema) -> Result<Expr> {
         name.push_str(" NOT NULL");
     }
     Ok(Expr::Literal(ScalarValue::Utf8(Some(name)), None))
+}
+
+/// `left / right` with a DECIMAL side, as Flink divides: exact numbers
+/// give Flink's DECIMAL; a DOUBLE column makes it DOUBLE division in both.
+fn decimal_division(
+    left: Expr,
+    right: Expr,
+    schema: &DFSchema,
+    divide: &Arc<ScalarUDF>,
+) -> Result<Transformed<Expr>> {
+    // Flink's `1.5` is a DECIMAL(2, 1), whose scale the literal's text
+    // decides; DataFusion's is a DOUBLE, and the text is gone.
+    let float_literal = |e: &Expr| {
+        matches!(
+            e,
+            Expr::Literal(ScalarValue::Float64(_) | ScalarValue::Float32(_), _)
+        )
+    };
+    if float_literal(&left) || float_literal(&right) {
+        return plan_err!(
+            "division of a DECIMAL by a literal with a point is not supported yet (Flink's literal is a DECIMAL of its text's scale); write it as CAST('1.5' AS DECIMAL(2, 1)) ({left} / {right})"
+        );
+    }
+    let exact = |e: &Expr| {
+        e.get_type(schema)
+            .is_ok_and(|t| decimal_divide::exact_type(&t).is_some())
+    };
+    if !(exact(&left) && exact(&right)) {
+        return Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr::new(
+            Box::new(left),
+            Operator::Divide,
+            Box::new(right),
+        ))));
+    }
+    // Flink's quotient of two NOT NULL operands is NOT NULL, so one too
+    // wide for its type fails the job rather than being NULL.
+    let not_null = !left.nullable(schema)? && !right.nullable(schema)?;
+    Ok(Transformed::yes(divide.call(vec![
+        flink_int_literal(left),
+        flink_int_literal(right),
+        datafusion::prelude::lit(not_null),
+    ])))
+}
+
+/// An integer literal as Flink types it: INT when it fits one (DataFusion
+/// makes every integer literal a BIGINT).
+fn flink_int_literal(expr: Expr) -> Expr {
+    match expr {
+        Expr::Literal(ScalarValue::Int64(Some(v)), metadata) if i32::try_from(v).is_ok() => {
+            Expr::Literal(ScalarValue::Int32(i32::try_from(v).ok()), metadata)
+        }
+        Expr::Negative(inner) => match *inner {
+            Expr::Literal(ScalarValue::Int64(Some(v)), metadata) if i32::try_from(v).is_ok() => {
+                Expr::Negative(Box::new(Expr::Literal(
+                    ScalarValue::Int32(i32::try_from(v).ok()),
+                    metadata,
+                )))
+            }
+            other => Expr::Negative(Box::new(other)),
+        },
+        other => other,
+    }
 }
 
 /// Whether `literal` is an integer literal that fits an INT and `other` an
