@@ -94,7 +94,13 @@ impl State {
             match self.pending.get_mut(key) {
                 Some(best) if best.time <= time => {}
                 Some(best) => {
-                    release(&mut self.batches, best.batch);
+                    // A row of this same batch already counts as its
+                    // reference; the batch is not in `batches` yet.
+                    if best.batch == id {
+                        referenced -= 1;
+                    } else {
+                        release(&mut self.batches, best.batch);
+                    }
                     *best = Candidate {
                         time,
                         batch: id,
@@ -419,4 +425,77 @@ pub fn deduplicate<'scope>(
             },
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Int64Array, TimestampMillisecondArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+
+    fn state() -> State {
+        let schema = Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new(
+                "ts",
+                DataType::Timestamp(TimeUnit::Millisecond, None),
+                false,
+            ),
+            Field::new("row_num", DataType::UInt64, false),
+        ]);
+        State {
+            spec: Arc::new(Deduplicate {
+                key_columns: vec![0],
+                time: 1,
+                output_schema: Arc::new(schema),
+            }),
+            converter: RowConverter::new(vec![SortField::new(DataType::Int64)]).unwrap(),
+            emitted: HashSet::default(),
+            pending: HashMap::default(),
+            batches: HashMap::default(),
+            next_batch: 0,
+            hold: None,
+        }
+    }
+
+    fn batch(rows: &[(i64, i64)]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new(
+                "ts",
+                DataType::Timestamp(TimeUnit::Millisecond, None),
+                false,
+            ),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+                Arc::new(TimestampMillisecondArray::from_iter_values(
+                    rows.iter().map(|r| r.1),
+                )),
+            ],
+        )
+        .unwrap()
+    }
+
+    /// A key whose earliest row is replaced by an earlier one of the same
+    /// batch leaves no batch behind once every pending row is emitted.
+    #[test]
+    fn emitted_rows_release_every_batch_they_held() {
+        let mut state = state();
+        state
+            .absorb(batch(&[(1, 50), (1, 20), (2, 30), (1, 10)]), 1)
+            .unwrap();
+        state.absorb(batch(&[(2, 5), (3, 40), (3, 35)]), 1).unwrap();
+        let out = state.ripe(None).unwrap().unwrap();
+        let times = millis(out.column(1)).unwrap();
+        assert_eq!(times, vec![5, 10, 35]);
+        assert!(state.pending.is_empty());
+        assert!(
+            state.batches.is_empty(),
+            "{} batches kept",
+            state.batches.len()
+        );
+    }
 }

@@ -12,12 +12,13 @@ mod tests;
 mod timestamp;
 
 use std::io::Write;
+use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use runnel_engine::connector::{KeepOnly, UnusedFields};
 
-use super::{BATCH_ROWS, StreamDecoder, feed};
+use super::{BATCH_ROWS, feed};
 use crate::ConnectorError;
 use crate::options::Options;
 
@@ -66,12 +67,12 @@ impl JsonFormat {
     pub fn decoder(&self, schema: SchemaRef) -> Result<Decoder, ConnectorError> {
         let fail_on_missing_field = self.fail_on_missing_field;
         let arrow_schema = schema.clone();
-        let build = move || {
+        let build: Arc<BuildDecoder> = Arc::new(move || {
             datafusion::arrow::json::ReaderBuilder::new(arrow_schema.clone())
                 .with_batch_size(BATCH_ROWS)
                 .with_strict_mode(fail_on_missing_field)
                 .build_decoder()
-        };
+        });
         let decoder = build()?;
         // Strict mode's errors for unknown fields are arrow-json's to give.
         let fast = if fail_on_missing_field {
@@ -81,7 +82,7 @@ impl JsonFormat {
         };
         Ok(Decoder {
             decoder,
-            line_by_line: self.ignore_parse_errors.then_some(Box::new(build()?)),
+            line_by_line: self.ignore_parse_errors.then_some(build),
             fast,
             given_back: 0,
         })
@@ -109,12 +110,18 @@ fn timestamp_standard(options: &Options, key: &str) -> Result<&'static str, Conn
     }
 }
 
+type BuildDecoder = dyn Fn() -> Result<datafusion::arrow::json::reader::Decoder, datafusion::arrow::error::ArrowError>
+    + Send
+    + Sync;
+
 /// JSON lines in, batches out.
 pub struct Decoder {
     decoder: datafusion::arrow::json::reader::Decoder,
-    /// With `json.ignore-parse-errors`, a second decoder that retries a
-    /// failed chunk a line at a time.
-    line_by_line: Option<Box<datafusion::arrow::json::reader::Decoder>>,
+    /// With `json.ignore-parse-errors`, how to make fresh decoders: a
+    /// failed chunk is decoded again a line at a time, and arrow-json's
+    /// decoder keeps a half-read value after an error, so every failure
+    /// needs a new one.
+    line_by_line: Option<Arc<BuildDecoder>>,
     /// Tried first; a chunk it gives back goes to `decoder`.
     fast: Option<Box<JsonLines>>,
     given_back: u32,
@@ -147,24 +154,26 @@ impl Decoder {
         }
         let mut out = Vec::new();
         if let Err(error) = feed(lines, &mut out, &mut self.decoder) {
-            let Some(retry) = &mut self.line_by_line else {
+            let Some(build) = &self.line_by_line else {
                 return Err(error);
             };
-            // The failed chunk may have left rows buffered; drop them and
-            // decode the chunk again line by line.
-            let _ = StreamDecoder::flush(&mut self.decoder);
+            // The failed chunk may have left rows buffered: start afresh
+            // and decode it again line by line.
+            self.decoder = build()?;
             out.clear();
+            let mut retry = build()?;
             for line in lines.split(|&b| b == b'\n') {
-                if retry
-                    .decode(line)
-                    .and_then(|_| retry.decode(b"\n"))
-                    .is_err()
-                {
-                    let _ = retry.flush();
+                if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                if let Ok(Some(batch)) = retry.flush() {
-                    out.push(batch);
+                let decoded = retry
+                    .decode(line)
+                    .and_then(|_| retry.decode(b"\n"))
+                    .and_then(|_| retry.flush());
+                match decoded {
+                    Ok(Some(batch)) => out.push(batch),
+                    Ok(None) => {}
+                    Err(_) => retry = build()?,
                 }
             }
         }

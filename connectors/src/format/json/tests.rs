@@ -384,3 +384,45 @@ fn timestamps_match_chrono_across_eras() {
     }
     assert!(timestamp(b"2021-02-29 00:00:00", TimeUnit::Millisecond).is_err());
 }
+
+/// `json.ignore-parse-errors` skips a bad line and keeps every good line
+/// after it in the same chunk, whichever decoder met the bad line.
+#[test]
+fn ignoring_parse_errors_keeps_the_lines_after_a_bad_one() {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, true),
+        Field::new("name", DataType::Utf8, true),
+    ]));
+    let options = crate::options::Options::new(
+        [("json.ignore-parse-errors".to_string(), "true".to_string())]
+            .into_iter()
+            .collect(),
+    );
+    let format = super::JsonFormat::from_options(&options).unwrap();
+    let chunks: [&[u8]; 4] = [
+        b"{\"id\":1,\"name\":\"a\"}\n{\"id\":2,\"name\nbroken\n{\"id\":3}\n{\"id\":4,\"name\":\"d\"}\n",
+        b"{\"id\":1}\n{\"id\":\"two\"}\n{\"id\":3}\n{\"id\":4}\n",
+        b"not json at all\n{\"id\":1}\n{\"id\":2}\n{\"id\":3}\n{\"id\":4}\n",
+        b"{\"id\":1}\n{\"id\":2}\n{\"id\":3}\n{\"id\":4}\n{]\n",
+    ];
+    for chunk in chunks {
+        let mut decoder = format.decoder(schema.clone()).unwrap();
+        let batches = decoder.decode_lines(chunk).unwrap();
+        let ids: Vec<i64> = batches
+            .iter()
+            .flat_map(|b| {
+                b.column(0)
+                    .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                    .iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let expected: Vec<i64> = if chunk.starts_with(b"not") || chunk.ends_with(b"{]\n") {
+            vec![1, 2, 3, 4]
+        } else {
+            vec![1, 3, 4]
+        };
+        assert_eq!(ids, expected, "{}", String::from_utf8_lossy(chunk));
+    }
+}
