@@ -32,7 +32,9 @@ and prints its figures.
   k, into another stream in debezium-json (exactly-once). The first
   checkpoint after all K are read (the state holds K keys) and the first
   after C more rows for C of the keys are read: their duration and bytes,
-  from the job's figures. Then the server is killed with SIGKILL and
+  from the job's figures; once with whole checkpoints
+  (`execution.checkpointing.incremental` false), then, after that job is
+  stopped, with incremental ones. Then the server is killed with SIGKILL and
   started again on its data dir; a record is put, and the time from the
   restart until its row is read from the output stream is the recovery
   time (server start, restore of the K keys, the read, and the next
@@ -380,29 +382,59 @@ def checkpoint_after(server, job_id, rows):
     return job["checkpoints"]["completed"][0], read_at_ms
 
 
+def totals_job(server, name, out, incremental):
+    sql = f"""
+SET 'execution.checkpointing.interval' = '1 s';
+SET 'execution.checkpointing.incremental' = '{str(incremental).lower()}';
+CREATE TABLE src (k BIGINT, v BIGINT) WITH (
+  'connector' = 'kinesis', 'stream' = 'in', 'format' = 'json', 'source.init.position' = 'TRIM_HORIZON');
+CREATE TABLE totals (k BIGINT, n BIGINT, total BIGINT)
+  WITH ('connector' = 'kinesis', 'stream' = '{out}', 'format' = 'debezium-json');
+INSERT INTO totals SELECT k, COUNT(*), SUM(v) FROM src GROUP BY k;
+"""
+    return server.submit(sql, name, 1)
+
+
+def describe(checkpoint):
+    kind = "deltas" if checkpoint.get("incremental_states") else "whole"
+    return (f"checkpoint {checkpoint['id']} ({kind}) took {checkpoint['duration_ms']} ms "
+            f"(drain {checkpoint['drain_ms']} ms, commit {checkpoint['commit_ms']} ms), {checkpoint['bytes']:,} bytes")
+
+
 def checkpoints(args, workdir):
     server = Server(workdir)
     try:
         server.create_stream("in", 4)
+        server.create_stream("out-whole", 4)
         server.create_stream("out", 4)
         fill(server, "in", 0, args.keys)
-        sql = f"""
-SET 'execution.checkpointing.interval' = '1 s';
-CREATE TABLE src (k BIGINT, v BIGINT) WITH (
-  'connector' = 'kinesis', 'stream' = 'in', 'format' = 'json', 'source.init.position' = 'TRIM_HORIZON');
-CREATE TABLE totals (k BIGINT, n BIGINT, total BIGINT)
-  WITH ('connector' = 'kinesis', 'stream' = 'out', 'format' = 'debezium-json');
-INSERT INTO totals SELECT k, COUNT(*), SUM(v) FROM src GROUP BY k;
-"""
-        job_id = server.submit(sql, "totals", 1)
-        full, _ = checkpoint_after(server, job_id, args.keys)
-        print(f"{args.keys:,} keys held: checkpoint {full['id']} took {full['duration_ms']} ms "
-              f"(drain {full['drain_ms']} ms), {full['bytes']:,} bytes", flush=True)
+        # One job at a time, so that neither takes CPU from the other's
+        # checkpoints: first with whole checkpoints, as Flink's default.
+        whole_job = totals_job(server, "totals-whole", "out-whole", False)
+        whole, _ = checkpoint_after(server, whole_job, args.keys)
+        print(f"whole checkpoints, {args.keys:,} keys held: {describe(whole)}", flush=True)
         fill(server, "in", 0, args.changed)
-        after, _ = checkpoint_after(server, job_id, args.keys + args.changed)
-        print(f"after {args.changed:,} of the keys changed: checkpoint {after['id']} took {after['duration_ms']} ms, "
-              f"{after['bytes']:,} bytes: {after['bytes'] / full['bytes']:.2f} of the full one's bytes, "
-              f"{after['duration_ms'] / max(full['duration_ms'], 1):.2f} of its time", flush=True)
+        read = args.keys + args.changed
+        whole_after, _ = checkpoint_after(server, whole_job, read)
+        print(f"whole checkpoints, after {args.changed:,} of the keys changed: {describe(whole_after)}", flush=True)
+        server.http("POST", f"/v1/jobs/{whole_job}/stop")
+        job_id = totals_job(server, "totals", "out", True)
+        held, _ = checkpoint_after(server, job_id, read)
+        print(f"incremental checkpoints, {args.keys:,} keys held: {describe(held)}", flush=True)
+        before = server.job(job_id)["checkpoints"]["completed"][0]["id"]
+        fill(server, "in", args.changed, args.changed)
+        final, _ = checkpoint_after(server, job_id, read + args.changed)
+        # The changes may be read across more than one checkpoint: all
+        # after the last one before them count, up to the one after the
+        # last row was read (which holds nothing new).
+        covering = [c for c in server.job(job_id)["checkpoints"]["completed"]
+                    if before < c["id"] < final["id"]]
+        took = sum(c["duration_ms"] for c in covering)
+        written = sum(c["bytes"] for c in covering)
+        print(f"incremental checkpoints, after {args.changed:,} of the keys changed: "
+              f"{len(covering)} checkpoints ({', '.join(describe(c) for c in reversed(covering))}): "
+              f"together {took} ms and {written:,} bytes, {written / whole['bytes']:.4f} of the whole "
+              f"checkpoint's bytes and {took / max(whole['duration_ms'], 1):.3f} of its time", flush=True)
 
         server.process.kill()
         server.process.wait()

@@ -5,11 +5,13 @@
 
 use std::sync::Arc;
 
-use rocksdb::{DB, Direction, IteratorMode, WriteBatch, WriteOptions};
+use rocksdb::{DB, WriteBatch, WriteOptions};
 use runnel_engine::EngineError;
 
 use crate::at_rest;
+use runnel_engine::checkpoint::encoding::needs_from;
 use runnel_engine::checkpoint::encoding::{Reader, put_bytes, put_i64};
+use runnel_engine::checkpoint::storage::{needs_from_stored, retained_from};
 use runnel_engine::checkpoint::{CheckpointStorage, SinkOutput, StoredCheckpoint};
 
 pub const CF_CHECKPOINTS: &str = "jobs.checkpoints";
@@ -29,6 +31,13 @@ pub struct RocksCheckpoints {
     publish: Option<Arc<dyn Publish>>,
     /// State is encrypted at rest under it (`at_rest`).
     key: Option<at_rest::Key>,
+    /// The job's checkpoint ids, once read: a chain of incremental
+    /// checkpoints keeps many large values, which a scan on every commit
+    /// would read again.
+    known_ids: std::sync::Mutex<Option<Vec<u64>>>,
+    /// The oldest checkpoint each one written here builds on, so that
+    /// retention reads no old value to learn it.
+    built_on: std::sync::Mutex<std::collections::HashMap<u64, Option<u64>>>,
 }
 
 impl RocksCheckpoints {
@@ -40,6 +49,8 @@ impl RocksCheckpoints {
             job: job.to_string(),
             publish,
             key: None,
+            known_ids: std::sync::Mutex::new(None),
+            built_on: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -71,13 +82,26 @@ impl RocksCheckpoints {
 
     /// The ids of this job's checkpoints, oldest first.
     pub fn ids(&self) -> Result<Vec<u64>, EngineError> {
+        let mut known = self.known();
+        if let Some(ids) = known.as_ref() {
+            return Ok(ids.clone());
+        }
+        let ids = self.scan_ids()?;
+        *known = Some(ids.clone());
+        Ok(ids)
+    }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, Option<Vec<u64>>> {
+        self.known_ids.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keys only: the values are not copied out.
+    fn scan_ids(&self) -> Result<Vec<u64>, EngineError> {
         let prefix = self.prefix();
         let mut ids = Vec::new();
-        for entry in self
-            .db
-            .iterator_cf(self.cf()?, IteratorMode::From(&prefix, Direction::Forward))
-        {
-            let (key, _) = entry.map_err(storage_error)?;
+        let mut cursor = self.db.raw_iterator_cf(self.cf()?);
+        cursor.seek(&prefix);
+        while let Some(key) = cursor.key() {
             let Some(id) = key.strip_prefix(prefix.as_slice()) else {
                 break;
             };
@@ -85,8 +109,33 @@ impl RocksCheckpoints {
                 .try_into()
                 .map_err(|_| storage_error("a checkpoint key is malformed"))?;
             ids.push(u64::from_be_bytes(id));
+            cursor.next();
         }
+        cursor.status().map_err(storage_error)?;
         Ok(ids)
+    }
+
+    /// Notes what a write that succeeded did to the job's ids: each key
+    /// written (`true`) or deleted.
+    fn written(&self, writes: &[(Vec<u8>, bool)]) {
+        let mut known = self.known();
+        let Some(ids) = known.as_mut() else { return };
+        let prefix = self.prefix();
+        for (key, value) in writes {
+            let Some(id) = key
+                .strip_prefix(prefix.as_slice())
+                .and_then(|id| <[u8; 8]>::try_from(id).ok())
+                .map(u64::from_be_bytes)
+            else {
+                continue;
+            };
+            match value {
+                true if !ids.contains(&id) => ids.push(id),
+                true => {}
+                false => ids.retain(|&known| known != id),
+            }
+        }
+        ids.sort_unstable();
     }
 
     pub fn get(&self, id: u64) -> Result<Option<StoredCheckpoint>, EngineError> {
@@ -122,7 +171,7 @@ impl RocksCheckpoints {
     fn write_locally(&self, writes: Vec<CheckpointWrite>) -> Result<(), EngineError> {
         let cf = self.cf()?;
         let mut batch = WriteBatch::default();
-        for (key, value) in writes {
+        for (key, value) in &writes {
             match value {
                 Some(value) => batch.put_cf(cf, key, value),
                 None => batch.delete_cf(cf, key),
@@ -130,7 +179,9 @@ impl RocksCheckpoints {
         }
         let mut options = WriteOptions::default();
         options.set_sync(true);
-        self.db.write_opt(batch, &options).map_err(storage_error)
+        self.db.write_opt(batch, &options).map_err(storage_error)?;
+        self.written(&keys_of(&writes));
+        Ok(())
     }
 
     /// Forgets every checkpoint of the job (a job started afresh).
@@ -140,7 +191,9 @@ impl RocksCheckpoints {
         for id in self.ids()? {
             batch.delete_cf(cf, self.key(id));
         }
-        self.db.write(batch).map_err(storage_error)
+        self.db.write(batch).map_err(storage_error)?;
+        *self.known() = Some(Vec::new());
+        Ok(())
     }
 }
 
@@ -155,6 +208,14 @@ impl RocksCheckpoints {
     }
 }
 
+/// Each write's key, and whether it puts (else deletes).
+fn keys_of(writes: &[CheckpointWrite]) -> Vec<(Vec<u8>, bool)> {
+    writes
+        .iter()
+        .map(|(key, value)| (key.clone(), value.is_some()))
+        .collect()
+}
+
 fn storage_error(error: impl std::fmt::Display) -> EngineError {
     EngineError::Runtime(format!("checkpoint storage: {error}"))
 }
@@ -167,6 +228,10 @@ impl CheckpointStorage for RocksCheckpoints {
         }
     }
 
+    fn get(&self, id: u64) -> Result<Option<StoredCheckpoint>, EngineError> {
+        RocksCheckpoints::get(self, id)
+    }
+
     fn commit(
         &self,
         checkpoint: &StoredCheckpoint,
@@ -174,18 +239,32 @@ impl CheckpointStorage for RocksCheckpoints {
         retained: usize,
     ) -> Result<(), EngineError> {
         let mut writes = vec![(self.key(checkpoint.id), Some(self.encode(checkpoint)))];
-        let older: Vec<u64> = self
+        let mut ids: Vec<u64> = self
             .ids()?
             .into_iter()
             .filter(|id| *id < checkpoint.id)
             .collect();
-        let keep_older = retained.max(1) - 1;
-        for id in &older[..older.len().saturating_sub(keep_older)] {
+        ids.push(checkpoint.id);
+        // Those the kept ones build on (incremental states) stay too.
+        let mut built_on = self.built_on.lock().unwrap_or_else(|p| p.into_inner());
+        built_on.insert(checkpoint.id, needs_from(&checkpoint.state)?);
+        let keep_from = retained_from(&ids, retained, |id| match built_on.get(&id) {
+            Some(needs) => Ok(*needs),
+            None => needs_from_stored(self.get(id)?),
+        })?;
+        built_on.retain(|&id, _| id >= keep_from);
+        drop(built_on);
+        for id in ids.iter().filter(|&&id| id < keep_from) {
             writes.push((self.key(*id), None));
         }
         let has_outputs = outputs.iter().any(|o| !o.records.is_empty());
         match &self.publish {
-            Some(publish) => publish.publish(outputs, writes).map_err(storage_error),
+            Some(publish) => {
+                let keys = keys_of(&writes);
+                publish.publish(outputs, writes).map_err(storage_error)?;
+                self.written(&keys);
+                Ok(())
+            }
             None if has_outputs => Err(storage_error(
                 "an exactly-once sink has records to publish, but this job has no streams to put them in",
             )),

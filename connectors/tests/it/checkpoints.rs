@@ -35,7 +35,13 @@ struct Checkpointed;
 
 impl Checkpointed {
     fn install(restore: Option<Vec<(String, Vec<u8>)>>) -> Self {
-        worker::install(Mode::ExactlyOnce, restore);
+        let whole = |states: Vec<(String, Vec<u8>)>| {
+            states
+                .into_iter()
+                .map(|(id, state)| (id, vec![state]))
+                .collect()
+        };
+        worker::install(Mode::ExactlyOnce, restore.map(whole));
         Checkpointed
     }
 }

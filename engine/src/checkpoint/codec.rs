@@ -60,11 +60,50 @@ pub(crate) fn unseal(bytes: &[u8]) -> Result<&[u8], EngineError> {
     Ok(state)
 }
 
-/// CRC-32C (Castagnoli), byte at a time.
+/// CRC-32C (Castagnoli), eight bytes at a time (slicing-by-8), so that a
+/// checkpoint of hundreds of MB is sealed in a tenth of a second, not in
+/// the most part of one.
 fn crc32c(bytes: &[u8]) -> u32 {
-    !bytes.iter().fold(!0u32, |crc, &byte| {
+    let mut words = bytes.chunks_exact(8);
+    let mut crc = !0u32;
+    for word in &mut words {
+        let low = crc ^ u32::from_le_bytes([word[0], word[1], word[2], word[3]]);
+        let t = &CRC32C_SLICES;
+        crc = t[7][(low & 0xFF) as usize]
+            ^ t[6][((low >> 8) & 0xFF) as usize]
+            ^ t[5][((low >> 16) & 0xFF) as usize]
+            ^ t[4][(low >> 24) as usize]
+            ^ t[3][word[4] as usize]
+            ^ t[2][word[5] as usize]
+            ^ t[1][word[6] as usize]
+            ^ t[0][word[7] as usize];
+    }
+    !crc32c_bytes(crc, words.remainder())
+}
+
+fn crc32c_bytes(crc: u32, bytes: &[u8]) -> u32 {
+    bytes.iter().fold(crc, |crc, &byte| {
         CRC32C[((crc ^ u32::from(byte)) & 0xFF) as usize] ^ (crc >> 8)
     })
+}
+
+/// `CRC32C_SLICES[k][b]`: the CRC of byte `b` followed by `k` zero bytes.
+static CRC32C_SLICES: [[u32; 256]; 8] = crc32c_slices();
+
+const fn crc32c_slices() -> [[u32; 256]; 8] {
+    let mut slices = [[0u32; 256]; 8];
+    slices[0] = crc32c_table();
+    let mut k = 1;
+    while k < 8 {
+        let mut b = 0;
+        while b < 256 {
+            let previous = slices[k - 1][b];
+            slices[k][b] = (previous >> 8) ^ slices[0][(previous & 0xFF) as usize];
+            b += 1;
+        }
+        k += 1;
+    }
+    slices
 }
 
 static CRC32C: [u32; 256] = crc32c_table();
@@ -208,6 +247,15 @@ mod tests {
             flipped[at] ^= 1;
             assert!(unseal(&flipped).is_err());
             assert!(unseal(&sealed[..at]).is_err());
+        }
+    }
+
+    #[test]
+    fn eight_bytes_at_a_time_agrees_with_one_at_a_time() {
+        let bytes: Vec<u8> = (0u32..1000).map(|i| (i * 7919 % 251) as u8).collect();
+        for len in [0, 1, 7, 8, 9, 63, 64, 65, 999, 1000] {
+            let expected = !crc32c_bytes(!0u32, &bytes[..len]);
+            assert_eq!(crc32c(&bytes[..len]), expected, "{len} bytes");
         }
     }
 }

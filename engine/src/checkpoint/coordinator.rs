@@ -2,45 +2,33 @@
 //! checkpoint is due, the count of batches in flight, and the rounds in
 //! which all workers drain, snapshot and commit together.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use timely::logging::{TimelyEvent, TimelyEventBuilder};
 use timely::worker::Worker;
 
-use crate::checkpoint::encoding::{self, WorkerState};
-use crate::checkpoint::storage::{CheckpointStorage, SinkOutput, StoredCheckpoint};
+use crate::checkpoint::chain::{self, Resolved};
+use crate::checkpoint::committer::{CheckpointStats, Committer, Pending, lock};
+use crate::checkpoint::storage::{CheckpointStorage, SinkOutput};
+use crate::checkpoint::worker::Snapshot;
 use crate::checkpoint::{CheckpointConfig, worker};
 use crate::context::JobContext;
 use crate::error::EngineError;
 use crate::time::wall_clock_millis;
 
-/// A completed checkpoint, for a job's figures.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckpointStats {
-    pub id: u64,
-    pub taken_at_ms: i64,
-    /// From the pause of the sources to the durable commit.
-    pub duration_ms: u64,
-    /// Of which draining the channels.
-    pub drain_ms: u64,
-    pub bytes: u64,
-    /// Operator states in it, over all workers.
-    pub states: u64,
-    /// Records exactly-once sinks published with it.
-    pub records_committed: u64,
-}
-
-/// Completed checkpoints kept for figures.
-const HISTORY: usize = 100;
+/// Each worker's states of the checkpoint resumed from, chains resolved.
+type RestoredStates = Vec<Vec<(String, Resolved)>>;
 
 pub struct Coordinator {
     config: CheckpointConfig,
-    storage: Arc<dyn CheckpointStorage>,
     workers: usize,
-    restore: Option<(u64, Vec<WorkerState>)>,
+    restore: Option<(u64, RestoredStates)>,
+    committer: Arc<Committer>,
+    /// The commit running in the background, if one is.
+    committing: Mutex<Option<JoinHandle<()>>>,
     /// Batches sent minus batches received, over every channel of the job
     /// (timely's message log); zero with all workers between steps means
     /// nothing is in flight.
@@ -52,9 +40,6 @@ pub struct Coordinator {
     times: Mutex<(Instant, Instant)>,
     rendezvous: Rendezvous,
     round: Mutex<Round>,
-    history: Mutex<VecDeque<CheckpointStats>>,
-    failures: AtomicU64,
-    last_failure: Mutex<Option<String>>,
     /// A savepoint restored into changed SQL may leave states no operator
     /// takes (Flink's `AllowNonRestoredState`).
     allow_non_restored: AtomicBool,
@@ -64,7 +49,7 @@ pub struct Coordinator {
 struct Round {
     quiet: bool,
     timed_out: bool,
-    states: Vec<Option<WorkerState>>,
+    states: Vec<Option<Vec<(String, Snapshot)>>>,
     outputs: Vec<SinkOutput>,
     committed: Option<Result<(), String>>,
 }
@@ -89,7 +74,7 @@ impl Coordinator {
         let latest = if resume { storage.latest()? } else { None };
         let restore = match latest {
             Some(stored) => {
-                let states = encoding::decode(&stored.state)?;
+                let states = chain::resolve(storage.as_ref(), &stored)?;
                 if states.len() != workers {
                     return Err(EngineError::Plan(format!(
                         "checkpoint {} was taken with {} workers and cannot be restored into {workers}; run the job with parallelism {}",
@@ -103,12 +88,26 @@ impl Coordinator {
             None => None,
         };
         let next = restore.as_ref().map_or(1, |(id, _)| id + 1);
+        let last = restore.as_ref().map(|(id, states)| {
+            let chains = states
+                .iter()
+                .enumerate()
+                .flat_map(|(worker, states)| {
+                    states
+                        .iter()
+                        .map(move |(op, resolved)| ((worker, op.clone()), resolved.starts_at))
+                })
+                .collect();
+            (*id, chains)
+        });
+        let committer = Committer::new(storage, config.retained, last);
         let now = Instant::now();
         Ok(Coordinator {
             config,
-            storage,
             workers,
             restore,
+            committer: Arc::new(committer),
+            committing: Mutex::new(None),
             in_flight: Arc::new(AtomicI64::new(0)),
             requested: AtomicBool::new(false),
             done_workers: AtomicUsize::new(0),
@@ -116,9 +115,6 @@ impl Coordinator {
             times: Mutex::new((now, now)),
             rendezvous: Rendezvous::new(workers),
             round: Mutex::new(Round::default()),
-            history: Mutex::new(VecDeque::new()),
-            failures: AtomicU64::new(0),
-            last_failure: Mutex::new(None),
             allow_non_restored: AtomicBool::new(false),
         })
     }
@@ -147,14 +143,36 @@ impl Coordinator {
 
     /// The newest completed checkpoints, newest last.
     pub fn history(&self) -> Vec<CheckpointStats> {
-        lock(&self.history).iter().cloned().collect()
+        self.committer.history()
     }
 
     pub fn failures(&self) -> (u64, Option<String>) {
-        (
-            self.failures.load(Ordering::Relaxed),
-            lock(&self.last_failure).clone(),
-        )
+        self.committer.failures()
+    }
+
+    /// Between steps: tells this worker's sinks of checkpoints made
+    /// durable since it last heard (`notified`), and fails if a commit
+    /// failed.
+    pub fn catch_up(&self, notified: &mut u64) -> Result<(), EngineError> {
+        if let Some(error) = self.committer.failed() {
+            return Err(EngineError::Runtime(format!("checkpoint failed: {error}")));
+        }
+        let durable = self.committer.durable();
+        if durable > *notified {
+            *notified = durable;
+            worker::complete_sinks(durable)?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the commit running in the background, if any.
+    pub fn settle(&self) {
+        let running = lock(&self.committing).take();
+        if let Some(running) = running
+            && running.join().is_err()
+        {
+            self.committer.fail("its commit panicked".into());
+        }
     }
 
     /// Prepares worker `worker` before its dataflow is built: counts its
@@ -181,10 +199,14 @@ impl Coordinator {
                 },
             );
         }
-        let restore = self
-            .restore
-            .as_ref()
-            .and_then(|(_, states)| states.get(timely_worker.index()).cloned());
+        let restore = self.restore.as_ref().and_then(|(_, states)| {
+            states.get(timely_worker.index()).map(|states| {
+                states
+                    .iter()
+                    .map(|(id, resolved)| (id.clone(), resolved.pieces.clone()))
+                    .collect()
+            })
+        });
         worker::install(self.config.mode, restore);
     }
 
@@ -225,17 +247,23 @@ impl Coordinator {
         self.requested.load(Ordering::SeqCst)
     }
 
-    /// One checkpoint, run by every worker together: pause the sources,
-    /// drain, snapshot, commit, resume.
+    /// One checkpoint, run by every worker together: wait for the last
+    /// one's commit, pause the sources, drain, snapshot, resume; the
+    /// commit runs in the background (`committer`). `notified` is the
+    /// newest checkpoint this worker's sinks have heard is durable.
     pub fn round(
         &self,
         timely_worker: &mut Worker,
         context: &JobContext,
+        notified: &mut u64,
     ) -> Result<AfterRound, EngineError> {
         let index = timely_worker.index();
         let abort = || context.aborted();
         let started = Instant::now();
         let started_ms = wall_clock_millis();
+        // Commits go in order, and a delta builds on a durable checkpoint.
+        self.rendezvous.wait(&abort, || self.settle())?;
+        self.catch_up(notified)?;
         worker::set_paused(true);
         // Drain: step until, with every worker between steps, nothing is
         // in flight anywhere.
@@ -268,12 +296,14 @@ impl Coordinator {
         let id = self.next_id.load(Ordering::SeqCst);
         // Sinks first: a file sink closes its in-progress file here, and
         // its state (the files the checkpoint commits) must include it.
-        let snapshot =
-            worker::prepare_sinks(id).and_then(|outputs| Ok((worker::snapshot_all()?, outputs)));
+        // Deltas need a durable checkpoint to build on.
+        let delta_allowed = self.config.incremental && self.committer.has_base();
+        let snapshot = worker::prepare_sinks(id)
+            .and_then(|outputs| Ok((worker::snapshot_all(delta_allowed)?, outputs)));
         {
             let mut round = lock(&self.round);
             if round.states.len() != self.workers {
-                round.states = vec![None; self.workers];
+                round.states = (0..self.workers).map(|_| None).collect();
             }
             match snapshot {
                 Ok((states, outputs)) => {
@@ -290,7 +320,21 @@ impl Coordinator {
             } else if let Some(Err(error)) = round.committed.take() {
                 Err(error)
             } else {
-                self.commit(&mut round, id, started, started_ms, drain_ms)
+                let pending = Pending {
+                    id,
+                    started,
+                    started_ms,
+                    drain_ms,
+                    paused_ms: started.elapsed().as_millis() as u64,
+                    states: round
+                        .states
+                        .iter_mut()
+                        .map(|s| s.take().unwrap_or_default())
+                        .collect(),
+                    outputs: std::mem::take(&mut round.outputs),
+                };
+                self.next_id.store(id + 1, Ordering::SeqCst);
+                self.commit_in_background(pending)
             };
             round.committed = Some(result);
         })?;
@@ -305,7 +349,7 @@ impl Coordinator {
         })?;
         worker::set_paused(false);
         match result {
-            Some(Ok(())) => worker::complete_sinks(id)?,
+            Some(Ok(())) => {}
             // A failing job is not checkpointed; it ends with its error.
             Some(Err(_)) if context.failed() => {}
             Some(Err(error)) => {
@@ -315,66 +359,25 @@ impl Coordinator {
             }
             None => {}
         }
-        Ok(if finishing {
-            AfterRound::Finished
-        } else {
-            AfterRound::Continue
-        })
+        if finishing {
+            // The job ends once its last output is durable.
+            self.rendezvous.wait(&abort, || self.settle())?;
+            self.catch_up(notified)?;
+            return Ok(AfterRound::Finished);
+        }
+        Ok(AfterRound::Continue)
     }
 
     /// Run by the last worker to arrive, with every worker waiting.
-    fn commit(
-        &self,
-        round: &mut Round,
-        id: u64,
-        started: Instant,
-        started_ms: i64,
-        drain_ms: u64,
-    ) -> Result<(), String> {
-        let states: Vec<WorkerState> = round
-            .states
-            .iter_mut()
-            .map(|s| s.take().unwrap_or_default())
-            .collect();
-        let state_count = states.iter().map(|s| s.len() as u64).sum();
-        let stored = StoredCheckpoint {
-            id,
-            taken_at_ms: started_ms,
-            state: encoding::encode(&states),
-        };
-        let outputs = std::mem::take(&mut round.outputs);
-        let records: u64 = outputs.iter().map(|o| o.records.len() as u64).sum();
-        match self.storage.commit(&stored, outputs, self.config.retained) {
-            Ok(()) => {
-                self.next_id.store(id + 1, Ordering::SeqCst);
-                let stats = CheckpointStats {
-                    id,
-                    taken_at_ms: started_ms,
-                    duration_ms: started.elapsed().as_millis() as u64,
-                    drain_ms,
-                    bytes: stored.state.len() as u64,
-                    states: state_count,
-                    records_committed: records,
-                };
-                tracing::debug!(?stats, "checkpoint completed");
-                let mut history = lock(&self.history);
-                history.push_back(stats);
-                while history.len() > HISTORY {
-                    history.pop_front();
-                }
-                Ok(())
-            }
-            Err(error) => {
-                self.failures.fetch_add(1, Ordering::Relaxed);
-                *lock(&self.last_failure) = Some(error.to_string());
-                Err(error.to_string())
-            }
-        }
+    fn commit_in_background(&self, pending: Pending) -> Result<(), String> {
+        let committer = self.committer.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("checkpoint-{}", pending.id))
+            .spawn(move || committer.commit(pending))
+            .map_err(|e| format!("cannot start the commit: {e}"))?;
+        *lock(&self.committing) = Some(thread);
+        Ok(())
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A barrier whose last arrival runs a closure before releasing the rest,

@@ -36,8 +36,12 @@ pub trait CheckpointStorage: Send + Sync {
     /// The newest completed checkpoint, to restore from.
     fn latest(&self) -> Result<Option<StoredCheckpoint>, EngineError>;
 
+    /// A completed checkpoint by id (one that a newer one builds on).
+    fn get(&self, id: u64) -> Result<Option<StoredCheckpoint>, EngineError>;
+
     /// Makes `checkpoint` and `outputs` durable together, or neither; then
-    /// forgets all but the newest `retained` checkpoints.
+    /// forgets all but the newest `retained` checkpoints and those they
+    /// build on (`retained_from`).
     fn commit(
         &self,
         checkpoint: &StoredCheckpoint,
@@ -64,6 +68,16 @@ impl CheckpointStorage for MemoryStorage {
             .cloned())
     }
 
+    fn get(&self, id: u64) -> Result<Option<StoredCheckpoint>, EngineError> {
+        Ok(self
+            .checkpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|c| c.id == id)
+            .cloned())
+    }
+
     fn commit(
         &self,
         checkpoint: &StoredCheckpoint,
@@ -72,12 +86,38 @@ impl CheckpointStorage for MemoryStorage {
     ) -> Result<(), EngineError> {
         let mut checkpoints = self.checkpoints.lock().unwrap_or_else(|p| p.into_inner());
         checkpoints.push(checkpoint.clone());
-        let excess = checkpoints.len().saturating_sub(retained.max(1));
-        checkpoints.drain(..excess);
+        let ids: Vec<u64> = checkpoints.iter().map(|c| c.id).collect();
+        let keep_from = retained_from(&ids, retained, |id| {
+            needs_from_stored(checkpoints.iter().find(|c| c.id == id).cloned())
+        })?;
+        checkpoints.retain(|c| c.id >= keep_from);
         self.published
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .extend(outputs);
         Ok(())
+    }
+}
+
+/// The oldest checkpoint id to keep when the newest `retained` of `ids`
+/// (ascending, the new one last) are kept: the oldest of them, or the
+/// oldest any of them builds on. Chains only move forward, so the oldest
+/// kept one builds on the oldest base.
+pub fn retained_from(
+    ids: &[u64],
+    retained: usize,
+    needs_from: impl Fn(u64) -> Result<Option<u64>, EngineError>,
+) -> Result<u64, EngineError> {
+    let Some(&oldest_kept) = ids.iter().rev().take(retained.max(1)).next_back() else {
+        return Ok(0);
+    };
+    Ok(needs_from(oldest_kept)?.map_or(oldest_kept, |from| from.min(oldest_kept)))
+}
+
+/// The oldest checkpoint a stored one builds on, if it is there.
+pub fn needs_from_stored(stored: Option<StoredCheckpoint>) -> Result<Option<u64>, EngineError> {
+    match stored {
+        Some(checkpoint) => crate::checkpoint::encoding::needs_from(&checkpoint.state),
+        None => Ok(None),
     }
 }

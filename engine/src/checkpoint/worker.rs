@@ -10,15 +10,66 @@ use std::rc::Rc;
 use timely::scheduling::Activator;
 
 use crate::checkpoint::Mode;
-use crate::checkpoint::encoding::WorkerState;
 use crate::checkpoint::storage::SinkOutput;
 use crate::error::EngineError;
+
+/// Encodes a snapshot later, on the committer's thread.
+pub type Encode = Box<dyn FnOnce() -> Result<Vec<u8>, EngineError> + Send>;
+
+/// What an operator gives a checkpoint.
+pub enum Snapshot {
+    Whole(Vec<u8>),
+    /// What changed since the operator's last snapshot (or restore), to
+    /// apply on top of it.
+    Delta(Vec<u8>),
+    /// A whole state or delta the committer encodes while the job goes
+    /// on: for state an operator can hand over as it is (shared Arrow
+    /// batches that are never changed).
+    Later {
+        delta: bool,
+        encode: Encode,
+    },
+}
+
+impl Snapshot {
+    pub fn is_delta(&self) -> bool {
+        match self {
+            Snapshot::Whole(_) => false,
+            Snapshot::Delta(_) => true,
+            Snapshot::Later { delta, .. } => *delta,
+        }
+    }
+
+    pub fn into_bytes(self) -> Result<Vec<u8>, EngineError> {
+        match self {
+            Snapshot::Whole(bytes) | Snapshot::Delta(bytes) => Ok(bytes),
+            Snapshot::Later { encode, .. } => encode(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Snapshot::Whole(bytes) => write!(f, "Whole({} bytes)", bytes.len()),
+            Snapshot::Delta(bytes) => write!(f, "Delta({} bytes)", bytes.len()),
+            Snapshot::Later { delta, .. } => write!(f, "Later {{ delta: {delta} }}"),
+        }
+    }
+}
 
 /// An operator's state, as a checkpoint takes it.
 pub trait OperatorState {
     /// Called only while the dataflow is drained (no batch in flight), so
     /// the state is that of a prefix of the input.
     fn snapshot(&self) -> Result<Vec<u8>, EngineError>;
+
+    /// A delta where `delta_allowed` and the operator keeps track of what
+    /// changed (its last snapshot or restore being the base the delta
+    /// applies to), else the whole state.
+    fn snapshot_incremental(&self, _delta_allowed: bool) -> Result<Snapshot, EngineError> {
+        self.snapshot().map(Snapshot::Whole)
+    }
 }
 
 /// A sink's part in a checkpoint.
@@ -36,9 +87,10 @@ pub trait SinkState {
 
 struct Registry {
     mode: Mode,
-    /// This worker's states in the checkpoint being restored, taken by
-    /// operators as they register.
-    restore: HashMap<String, Vec<u8>>,
+    /// This worker's states in the checkpoint being restored (a whole
+    /// state and the deltas on it, in order), taken by operators as they
+    /// register.
+    restore: HashMap<String, Vec<Vec<u8>>>,
     operators: Vec<(String, Rc<dyn OperatorState>)>,
     sinks: Vec<Rc<dyn SinkState>>,
     /// How many operators of each kind registered, for their ids.
@@ -54,7 +106,7 @@ thread_local! {
 
 /// Makes this thread a checkpointed worker; `restore` is its share of the
 /// checkpoint to resume from.
-pub fn install(mode: Mode, restore: Option<WorkerState>) {
+pub fn install(mode: Mode, restore: Option<Vec<(String, Vec<Vec<u8>>)>>) {
     REGISTRY.with(|r| {
         *r.borrow_mut() = Some(Registry {
             mode,
@@ -81,14 +133,34 @@ pub fn mode() -> Option<Mode> {
 /// Registers an operator's state under `kind` and returns what to restore
 /// it from, if the job resumes from a checkpoint that has it. Ids are
 /// `kind#n` in the order operators are built, which the same plan repeats.
+/// A state kept as deltas is left unrestored (so the start is refused as
+/// for a changed plan): only `register_incremental` takes those.
 pub fn register(kind: &str, state: Rc<dyn OperatorState>) -> Option<Vec<u8>> {
+    register_as(kind, state, |pieces| pieces.len() == 1)
+        .and_then(|pieces| pieces.into_iter().next())
+}
+
+/// As `register`, for an operator whose `snapshot_incremental` gives
+/// deltas: its whole state and the deltas since, in order.
+pub fn register_incremental(kind: &str, state: Rc<dyn OperatorState>) -> Option<Vec<Vec<u8>>> {
+    register_as(kind, state, |_| true)
+}
+
+fn register_as(
+    kind: &str,
+    state: Rc<dyn OperatorState>,
+    takes: impl FnOnce(&[Vec<u8>]) -> bool,
+) -> Option<Vec<Vec<u8>>> {
     REGISTRY.with(|r| {
         let mut borrow = r.borrow_mut();
         let registry = borrow.as_mut()?;
         let n = registry.kinds.entry(kind.to_string()).or_insert(0);
         let id = format!("{kind}#{n}");
         *n += 1;
-        let restored = registry.restore.remove(&id);
+        let restored = match registry.restore.get(&id) {
+            Some(pieces) if takes(pieces) => registry.restore.remove(&id),
+            _ => None,
+        };
         registry.operators.push((id, state));
         restored
     })
@@ -139,11 +211,12 @@ fn registered<T>(pick: impl FnOnce(&Registry) -> T) -> Option<T> {
     REGISTRY.with(|r| r.borrow().as_ref().map(pick))
 }
 
-pub(crate) fn snapshot_all() -> Result<WorkerState, EngineError> {
+/// Every operator's snapshot; deltas only where `delta_allowed`.
+pub(crate) fn snapshot_all(delta_allowed: bool) -> Result<Vec<(String, Snapshot)>, EngineError> {
     let operators = registered(|r| r.operators.clone()).unwrap_or_default();
     operators
         .into_iter()
-        .map(|(id, state)| Ok((id, state.snapshot()?)))
+        .map(|(id, state)| Ok((id, state.snapshot_incremental(delta_allowed)?)))
         .collect()
 }
 

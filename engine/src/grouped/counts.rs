@@ -10,7 +10,7 @@ use datafusion::arrow::datatypes::{
     ArrowNativeTypeOp, ArrowPrimitiveType, DataType, Float64Type, Int64Type,
 };
 
-use super::{GroupedAccumulator, Rows, retain_vec};
+use super::{GroupedAccumulator, Rows, gather, retain_vec, scatter};
 use crate::checkpoint::codec::{columns_from_bytes, columns_to_bytes, padded, values};
 use crate::error::EngineError;
 
@@ -61,6 +61,27 @@ impl GroupedAccumulator for Count {
     fn restore(&mut self, bytes: &[u8], groups: usize) -> Result<(), EngineError> {
         let columns = columns_from_bytes(bytes, Some(groups), &[DataType::Int64])?;
         self.counts = values::<Int64Type>(&columns[0])?;
+        Ok(())
+    }
+
+    fn incremental(&self) -> bool {
+        true
+    }
+
+    fn snapshot_groups(&mut self, groups: &[u32]) -> Result<Vec<u8>, EngineError> {
+        let counts = Int64Array::from_iter_values(gather(&self.counts, groups, 0));
+        columns_to_bytes(vec![Arc::new(counts)])
+    }
+
+    fn restore_groups(
+        &mut self,
+        bytes: &[u8],
+        groups: &[u32],
+        group_count: usize,
+    ) -> Result<(), EngineError> {
+        let columns = columns_from_bytes(bytes, Some(groups.len()), &[DataType::Int64])?;
+        let counts = values::<Int64Type>(&columns[0])?;
+        scatter(&mut self.counts, groups, counts, group_count, 0);
         Ok(())
     }
 }
@@ -132,6 +153,38 @@ impl<T: ArrowPrimitiveType> GroupedAccumulator for Sum<T> {
         self.values = values::<Int64Type>(&columns[1])?;
         Ok(())
     }
+
+    fn incremental(&self) -> bool {
+        true
+    }
+
+    fn snapshot_groups(&mut self, groups: &[u32]) -> Result<Vec<u8>, EngineError> {
+        let zero = T::Native::default();
+        let sums = PrimitiveArray::<T>::from_iter_values(gather(&self.sums, groups, zero));
+        let counts = Int64Array::from_iter_values(gather(&self.values, groups, 0));
+        columns_to_bytes(vec![Arc::new(sums), Arc::new(counts)])
+    }
+
+    fn restore_groups(
+        &mut self,
+        bytes: &[u8],
+        groups: &[u32],
+        group_count: usize,
+    ) -> Result<(), EngineError> {
+        let types = [T::DATA_TYPE, DataType::Int64];
+        let columns = columns_from_bytes(bytes, Some(groups.len()), &types)?;
+        let zero = T::Native::default();
+        scatter(
+            &mut self.sums,
+            groups,
+            values::<T>(&columns[0])?,
+            group_count,
+            zero,
+        );
+        let counts = values::<Int64Type>(&columns[1])?;
+        scatter(&mut self.values, groups, counts, group_count, 0);
+        Ok(())
+    }
 }
 
 /// AVG(x) of a DOUBLE (DataFusion casts other numbers to it first): the
@@ -169,5 +222,22 @@ impl GroupedAccumulator for Average {
 
     fn restore(&mut self, bytes: &[u8], groups: usize) -> Result<(), EngineError> {
         self.sums.restore(bytes, groups)
+    }
+
+    fn incremental(&self) -> bool {
+        true
+    }
+
+    fn snapshot_groups(&mut self, groups: &[u32]) -> Result<Vec<u8>, EngineError> {
+        self.sums.snapshot_groups(groups)
+    }
+
+    fn restore_groups(
+        &mut self,
+        bytes: &[u8],
+        groups: &[u32],
+        group_count: usize,
+    ) -> Result<(), EngineError> {
+        self.sums.restore_groups(bytes, groups, group_count)
     }
 }

@@ -15,9 +15,9 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, UInt32Array
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type, UInt32Type};
 use datafusion::arrow::row::{RowConverter, SortField};
-use hashbrown::hash_map::{Entry, EntryRef};
+use hashbrown::hash_map::EntryRef;
 
-use super::{GroupedAccumulator, Rows, renumbering, retain_vec};
+use super::{GroupedAccumulator, Rows, gather, renumbering, retain_vec, scatter};
 use crate::checkpoint::codec::{
     columns_from_bytes, columns_to_bytes, concat_parts, corrupt, padded, split_parts, values,
 };
@@ -183,16 +183,50 @@ impl<K: GroupKey> Seen<K> {
         groups: usize,
         value_column: impl FnOnce(&mut dyn Iterator<Item = &K>) -> Result<ArrayRef, EngineError>,
     ) -> Result<Vec<u8>, EngineError> {
-        let entries: Vec<(&K, i64)> = self.values.iter().map(|(k, &t)| (k, t)).collect();
-        let group_of = UInt32Array::from_iter_values(entries.iter().map(|(k, _)| k.group() as u32));
-        let value_of = value_column(&mut entries.iter().map(|(k, _)| *k))?;
-        let tallies = Int64Array::from_iter_values(entries.iter().map(|(_, t)| *t));
-        let table = columns_to_bytes(vec![Arc::new(group_of), value_of, Arc::new(tallies)])?;
+        let entries: Vec<(&K, i64, u32)> = self
+            .values
+            .iter()
+            .map(|(k, &t)| (k, t, k.group() as u32))
+            .collect();
         let counts = self
             .counts
             .iter()
             .map(|c| Arc::new(Int64Array::from_iter_values(padded(c, groups, 0))) as ArrayRef)
             .collect();
+        Self::parts(entries, counts, value_column)
+    }
+
+    /// As `snapshot` for `groups` alone, numbered by their place in it.
+    /// The table is scanned whole: a delta's bytes follow what changed,
+    /// its time the table's size.
+    fn snapshot_groups(
+        &self,
+        groups: &[u32],
+        value_column: impl FnOnce(&mut dyn Iterator<Item = &K>) -> Result<ArrayRef, EngineError>,
+    ) -> Result<Vec<u8>, EngineError> {
+        let place: HashMap<u32, u32> = (0u32..).zip(groups).map(|(i, &g)| (g, i)).collect();
+        let entries: Vec<(&K, i64, u32)> = self
+            .values
+            .iter()
+            .filter_map(|(k, &t)| place.get(&(k.group() as u32)).map(|&at| (k, t, at)))
+            .collect();
+        let counts = self
+            .counts
+            .iter()
+            .map(|c| Arc::new(Int64Array::from_iter_values(gather(c, groups, 0))) as ArrayRef)
+            .collect();
+        Self::parts(entries, counts, value_column)
+    }
+
+    fn parts(
+        entries: Vec<(&K, i64, u32)>,
+        counts: Vec<ArrayRef>,
+        value_column: impl FnOnce(&mut dyn Iterator<Item = &K>) -> Result<ArrayRef, EngineError>,
+    ) -> Result<Vec<u8>, EngineError> {
+        let group_of = UInt32Array::from_iter_values(entries.iter().map(|e| e.2));
+        let value_of = value_column(&mut entries.iter().map(|e| e.0))?;
+        let tallies = Int64Array::from_iter_values(entries.iter().map(|e| e.1));
+        let table = columns_to_bytes(vec![Arc::new(group_of), value_of, Arc::new(tallies)])?;
         Ok(concat_parts(&[table, columns_to_bytes(counts)?]))
     }
 
@@ -205,6 +239,54 @@ impl<K: GroupKey> Seen<K> {
         value_type: &DataType,
         keys: impl FnOnce(&UInt32Array, &ArrayRef) -> Result<Vec<K>, EngineError>,
     ) -> Result<(), EngineError> {
+        let (table, counts) = self.read(bytes, groups, value_type, keys, |g| g)?;
+        self.values = HashMap::default();
+        for (key, tally) in table {
+            if self.values.insert(key, tally).is_some() {
+                return Err(corrupt("a COUNT DISTINCT value twice"));
+            }
+        }
+        self.counts = counts;
+        Ok(())
+    }
+
+    /// What `snapshot_groups` wrote for `groups`, put in their place.
+    fn restore_groups(
+        &mut self,
+        bytes: &[u8],
+        groups: &[u32],
+        group_count: usize,
+        value_type: &DataType,
+        keys: impl FnOnce(&UInt32Array, &ArrayRef) -> Result<Vec<K>, EngineError>,
+    ) -> Result<(), EngineError> {
+        let (table, counts) = self.read(bytes, groups.len(), value_type, keys, |at| {
+            groups[at as usize]
+        })?;
+        let replaced: crate::fast_hash::HashSet<usize> =
+            groups.iter().map(|&g| g as usize).collect();
+        self.values
+            .retain(|key, _| !replaced.contains(&key.group()));
+        for (key, tally) in table {
+            if self.values.insert(key, tally).is_some() {
+                return Err(corrupt("a COUNT DISTINCT value twice"));
+            }
+        }
+        for (mine, theirs) in self.counts.iter_mut().zip(counts) {
+            scatter(mine, groups, theirs, group_count, 0);
+        }
+        Ok(())
+    }
+
+    /// The table's entries (groups numbered by `number`) and each
+    /// result's counts, from bytes of `groups` groups.
+    fn read(
+        &self,
+        bytes: &[u8],
+        groups: usize,
+        value_type: &DataType,
+        keys: impl FnOnce(&UInt32Array, &ArrayRef) -> Result<Vec<K>, EngineError>,
+        number: impl Fn(u32) -> u32,
+    ) -> Result<Read<K>, EngineError> {
         let [table, counts] = split_parts(bytes, 2)?[..] else {
             return Err(corrupt("a COUNT DISTINCT state is not two parts"));
         };
@@ -216,24 +298,24 @@ impl<K: GroupKey> Seen<K> {
         if group_of.values().iter().any(|&g| g as usize >= groups) {
             return Err(corrupt("a COUNT DISTINCT value of a group there is not"));
         }
+        let group_of = UInt32Array::from_iter_values(group_of.values().iter().map(|&g| number(g)));
         let tallies = values::<Int64Type>(&table[2])?;
-        let mut seen = HashMap::default();
-        for (key, tally) in keys(group_of, &table[1])?.into_iter().zip(tallies) {
-            match seen.entry(key) {
-                Entry::Occupied(_) => return Err(corrupt("a COUNT DISTINCT value twice")),
-                Entry::Vacant(entry) => entry.insert(tally),
-            };
-        }
+        let entries = keys(&group_of, &table[1])?
+            .into_iter()
+            .zip(tallies)
+            .collect();
         let types = vec![DataType::Int64; self.counts.len()];
         let counts = columns_from_bytes(counts, Some(groups), &types)?;
-        self.counts = counts
+        let counts = counts
             .iter()
             .map(values::<Int64Type>)
             .collect::<Result<_, _>>()?;
-        self.values = seen;
-        Ok(())
+        Ok((entries, counts))
     }
 }
+
+/// A state's table entries and each result's counts per group.
+type Read<K> = (Vec<(K, i64)>, Vec<Vec<i64>>);
 
 /// Adds one to the count of each result in `results` (bits).
 #[inline]
@@ -302,16 +384,41 @@ impl GroupedAccumulator for Integers {
 
     fn restore(&mut self, bytes: &[u8], groups: usize) -> Result<(), EngineError> {
         self.seen
-            .restore(bytes, groups, &DataType::Int64, |group_of, value_of| {
-                let value_of = values::<Int64Type>(value_of)?;
-                Ok(group_of
-                    .values()
-                    .iter()
-                    .zip(value_of)
-                    .map(|(&g, v)| GroupValue(g, v))
-                    .collect())
-            })
+            .restore(bytes, groups, &DataType::Int64, integer_keys)
     }
+
+    fn incremental(&self) -> bool {
+        true
+    }
+
+    fn snapshot_groups(&mut self, groups: &[u32]) -> Result<Vec<u8>, EngineError> {
+        self.seen.snapshot_groups(groups, |keys| {
+            Ok(Arc::new(Int64Array::from_iter_values(keys.map(|k| k.1))))
+        })
+    }
+
+    fn restore_groups(
+        &mut self,
+        bytes: &[u8],
+        groups: &[u32],
+        group_count: usize,
+    ) -> Result<(), EngineError> {
+        self.seen
+            .restore_groups(bytes, groups, group_count, &DataType::Int64, integer_keys)
+    }
+}
+
+fn integer_keys(
+    group_of: &UInt32Array,
+    value_of: &ArrayRef,
+) -> Result<Vec<GroupValue>, EngineError> {
+    let value_of = values::<Int64Type>(value_of)?;
+    Ok(group_of
+        .values()
+        .iter()
+        .zip(value_of)
+        .map(|(&g, v)| GroupValue(g, v))
+        .collect())
 }
 
 /// Values by their row bytes, after the group's number (4 bytes).
@@ -367,14 +474,8 @@ impl GroupedAccumulator for Encoded {
     /// Arrow's to change between versions.
     fn snapshot(&mut self, groups: usize) -> Result<Vec<u8>, EngineError> {
         let converter = &self.converter;
-        self.seen.snapshot(groups, |keys| {
-            let parser = converter.parser();
-            let rows = keys.map(|key| parser.parse(&key[4..]));
-            let mut columns = converter.convert_rows(rows)?;
-            columns
-                .pop()
-                .ok_or_else(|| EngineError::Runtime("a row converter gave no column".into()))
-        })
+        self.seen
+            .snapshot(groups, |keys| value_column(converter, keys))
     }
 
     fn restore(&mut self, bytes: &[u8], groups: usize) -> Result<(), EngineError> {
@@ -382,17 +483,65 @@ impl GroupedAccumulator for Encoded {
         let data_type = self.data_type.clone();
         self.seen
             .restore(bytes, groups, &data_type, |group_of, value_of| {
-                let rows = converter.convert_columns(std::slice::from_ref(value_of))?;
-                Ok(group_of
-                    .values()
-                    .iter()
-                    .zip(rows.iter())
-                    .map(|(&g, row)| {
-                        let mut key = g.to_le_bytes().to_vec();
-                        key.extend_from_slice(row.as_ref());
-                        key
-                    })
-                    .collect())
+                encoded_keys(converter, group_of, value_of)
             })
     }
+
+    fn incremental(&self) -> bool {
+        true
+    }
+
+    fn snapshot_groups(&mut self, groups: &[u32]) -> Result<Vec<u8>, EngineError> {
+        let converter = &self.converter;
+        self.seen
+            .snapshot_groups(groups, |keys| value_column(converter, keys))
+    }
+
+    fn restore_groups(
+        &mut self,
+        bytes: &[u8],
+        groups: &[u32],
+        group_count: usize,
+    ) -> Result<(), EngineError> {
+        let converter = &self.converter;
+        let data_type = self.data_type.clone();
+        self.seen.restore_groups(
+            bytes,
+            groups,
+            group_count,
+            &data_type,
+            |group_of, value_of| encoded_keys(converter, group_of, value_of),
+        )
+    }
+}
+
+/// The values of table keys (group number, row bytes) as one column.
+fn value_column(
+    converter: &RowConverter,
+    keys: &mut dyn Iterator<Item = &Vec<u8>>,
+) -> Result<ArrayRef, EngineError> {
+    let parser = converter.parser();
+    let rows = keys.map(|key| parser.parse(&key[4..]));
+    let mut columns = converter.convert_rows(rows)?;
+    columns
+        .pop()
+        .ok_or_else(|| EngineError::Runtime("a row converter gave no column".into()))
+}
+
+fn encoded_keys(
+    converter: &RowConverter,
+    group_of: &UInt32Array,
+    value_of: &ArrayRef,
+) -> Result<Vec<Vec<u8>>, EngineError> {
+    let rows = converter.convert_columns(std::slice::from_ref(value_of))?;
+    Ok(group_of
+        .values()
+        .iter()
+        .zip(rows.iter())
+        .map(|(&g, row)| {
+            let mut key = g.to_le_bytes().to_vec();
+            key.extend_from_slice(row.as_ref());
+            key
+        })
+        .collect())
 }

@@ -9,7 +9,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{ArrowPrimitiveType, DataType};
 
-use super::{GroupedAccumulator, Rows, retain_vec};
+use super::{GroupedAccumulator, Rows, gather, retain_vec, scatter};
 use crate::checkpoint::codec::{columns_from_bytes, columns_to_bytes, corrupt, options, padded};
 use crate::error::EngineError;
 
@@ -105,6 +105,28 @@ where
         self.values = options::<T>(&columns[0])?;
         Ok(())
     }
+
+    fn incremental(&self) -> bool {
+        true
+    }
+
+    fn snapshot_groups(&mut self, groups: &[u32]) -> Result<Vec<u8>, EngineError> {
+        let array: PrimitiveArray<T> = gather(&self.values, groups, None).collect();
+        columns_to_bytes(vec![Arc::new(array.with_data_type(self.data_type.clone()))])
+    }
+
+    fn restore_groups(
+        &mut self,
+        bytes: &[u8],
+        groups: &[u32],
+        group_count: usize,
+    ) -> Result<(), EngineError> {
+        let types = std::slice::from_ref(&self.data_type);
+        let columns = columns_from_bytes(bytes, Some(groups.len()), types)?;
+        let values = options::<T>(&columns[0])?;
+        scatter(&mut self.values, groups, values, group_count, None);
+        Ok(())
+    }
 }
 
 /// Strings compare by their bytes, as DataFusion's MIN and MAX do.
@@ -185,11 +207,36 @@ impl GroupedAccumulator for TextExtreme {
     }
 
     fn restore(&mut self, bytes: &[u8], groups: usize) -> Result<(), EngineError> {
-        let columns = columns_from_bytes(bytes, Some(groups), &[DataType::Utf8])?;
-        let strings = columns[0]
-            .as_string_opt::<i32>()
-            .ok_or_else(|| corrupt("a MIN/MAX state is not UTF-8"))?;
-        self.values = strings.iter().map(|v| v.map(Box::from)).collect();
+        self.values = text_values(bytes, groups)?;
         Ok(())
     }
+
+    fn incremental(&self) -> bool {
+        true
+    }
+
+    fn snapshot_groups(&mut self, groups: &[u32]) -> Result<Vec<u8>, EngineError> {
+        let array: StringArray = gather(&self.values, groups, None).collect();
+        columns_to_bytes(vec![Arc::new(array)])
+    }
+
+    fn restore_groups(
+        &mut self,
+        bytes: &[u8],
+        groups: &[u32],
+        group_count: usize,
+    ) -> Result<(), EngineError> {
+        let values = text_values(bytes, groups.len())?;
+        scatter(&mut self.values, groups, values, group_count, None);
+        Ok(())
+    }
+}
+
+/// What a MIN/MAX of strings' snapshot of `groups` groups holds.
+fn text_values(bytes: &[u8], groups: usize) -> Result<Vec<Option<Box<str>>>, EngineError> {
+    let columns = columns_from_bytes(bytes, Some(groups), &[DataType::Utf8])?;
+    let strings = columns[0]
+        .as_string_opt::<i32>()
+        .ok_or_else(|| corrupt("a MIN/MAX state is not UTF-8"))?;
+    Ok(strings.iter().map(|v| v.map(Box::from)).collect())
 }

@@ -106,6 +106,65 @@ pub(crate) trait GroupedAccumulator: Send {
     fn checkpoint_refusal(&self) -> Option<String> {
         None
     }
+
+    /// Whether `snapshot_groups` and `restore_groups` serve, so that a
+    /// checkpoint may hold only the groups that changed.
+    fn incremental(&self) -> bool {
+        false
+    }
+
+    /// The state of `groups` alone, laid out as `snapshot` lays out that
+    /// many groups.
+    fn snapshot_groups(&mut self, _groups: &[u32]) -> Result<Vec<u8>, EngineError> {
+        Err(EngineError::Runtime(
+            "this aggregate's state is checkpointed whole".into(),
+        ))
+    }
+
+    /// Sets the state of `groups` to what `snapshot_groups` gave for
+    /// them; there are `group_count` groups in all.
+    fn restore_groups(
+        &mut self,
+        _bytes: &[u8],
+        _groups: &[u32],
+        _group_count: usize,
+    ) -> Result<(), EngineError> {
+        Err(crate::checkpoint::codec::corrupt(
+            "a delta of an aggregate state that is checkpointed whole",
+        ))
+    }
+}
+
+/// The values of `groups`, `fill` for those past the end.
+pub(crate) fn gather<'a, T: Clone>(
+    values: &'a [T],
+    groups: &'a [u32],
+    fill: T,
+) -> impl Iterator<Item = T> + 'a {
+    groups.iter().map(move |&g| {
+        values
+            .get(g as usize)
+            .cloned()
+            .unwrap_or_else(|| fill.clone())
+    })
+}
+
+/// Puts `new[i]` at `groups[i]`, first growing `values` to `group_count`.
+pub(crate) fn scatter<T: Clone>(
+    values: &mut Vec<T>,
+    groups: &[u32],
+    new: impl IntoIterator<Item = T>,
+    group_count: usize,
+    fill: T,
+) {
+    if values.len() < group_count {
+        values.resize(group_count, fill);
+    }
+    for (&g, value) in groups.iter().zip(new) {
+        if let Some(slot) = values.get_mut(g as usize) {
+            *slot = value;
+        }
+    }
 }
 
 /// Renumbering after `retain`: each kept group's new number.

@@ -33,6 +33,7 @@ use crate::checkpoint::codec::{
     columns_from_bytes, columns_to_bytes, corrupt, new_state, open_state, seal, values,
 };
 use crate::checkpoint::encoding::{put_bytes, put_u32};
+use crate::checkpoint::worker::Snapshot;
 use crate::context::JobContext;
 use crate::error::EngineError;
 use crate::grouped::{self, Rows, Unit, renumbering, retain_vec};
@@ -105,7 +106,11 @@ struct State {
     groups: Groups,
     units: Vec<Unit>,
     batches: u64,
+    /// What changed since the last checkpoint, once there was one.
+    increments: Option<delta::Increments>,
 }
+
+mod delta;
 
 impl State {
     fn new(spec: Arc<GroupAggregate>, context: Arc<JobContext>) -> Result<Self, EngineError> {
@@ -131,6 +136,7 @@ impl State {
             groups: Groups::default(),
             units,
             batches: 0,
+            increments: None,
         })
     }
 
@@ -165,6 +171,11 @@ impl State {
             };
             let g = group as usize;
             if self.groups.touched_in[g] != self.batches {
+                if let Some(increments) = &mut self.increments
+                    && self.groups.touched_in[g] <= increments.since
+                {
+                    increments.touched.push(key.to_vec());
+                }
                 self.groups.touched_in[g] = self.batches;
                 self.groups.updated[g] = now;
                 touched.groups.push(group);
@@ -348,9 +359,13 @@ impl State {
             return;
         }
         let renumber = renumbering(keep);
-        self.index.retain(|_, group| {
+        let mut forgotten = self.increments.as_mut().map(|i| &mut i.forgotten);
+        self.index.retain(|key, group| {
             let kept = keep[*group as usize];
             *group = renumber[*group as usize];
+            if !kept && let Some(forgotten) = forgotten.as_mut() {
+                forgotten.push(key.clone());
+            }
             kept
         });
         self.groups.retain(keep);
@@ -439,6 +454,20 @@ impl State {
         Ok(())
     }
 
+    /// A whole state and the deltas on it, in order; deltas then follow
+    /// from here.
+    fn restore_chain(&mut self, pieces: &[Vec<u8>]) -> Result<(), EngineError> {
+        let [whole, deltas @ ..] = pieces else {
+            return Err(corrupt("a GROUP BY state of no pieces"));
+        };
+        self.restore(whole)?;
+        for delta in deltas {
+            self.apply_delta(delta)?;
+        }
+        self.increments = Some(delta::Increments::default());
+        Ok(())
+    }
+
     /// The index and per-group bookkeeping; returns how many groups.
     fn restore_groups(&mut self, bytes: &[u8]) -> Result<usize, EngineError> {
         let key_count = self.spec.keys.len();
@@ -500,6 +529,10 @@ impl crate::checkpoint::worker::OperatorState for Checkpointed {
     fn snapshot(&self) -> Result<Vec<u8>, EngineError> {
         self.0.borrow_mut().snapshot().map(seal)
     }
+
+    fn snapshot_incremental(&self, delta_allowed: bool) -> Result<Snapshot, EngineError> {
+        self.0.borrow_mut().snapshot_checkpoint(delta_allowed)
+    }
 }
 
 /// Registers the state for checkpoints and restores it if the job resumes.
@@ -510,8 +543,8 @@ fn register(state: &Rc<RefCell<State>>) -> Result<(), EngineError> {
         return Err(EngineError::Plan(refusal));
     }
     let checkpointed = Rc::new(Checkpointed(state.clone()));
-    match crate::checkpoint::worker::register("GroupAggregate", checkpointed) {
-        Some(bytes) => state.borrow_mut().restore(&bytes),
+    match crate::checkpoint::worker::register_incremental("GroupAggregate", checkpointed) {
+        Some(pieces) => state.borrow_mut().restore_chain(&pieces),
         None => Ok(()),
     }
 }

@@ -25,6 +25,7 @@ use crate::checkpoint::codec::{corrupt, fits_schema, new_state, open_state, seal
 use crate::checkpoint::encoding::{
     Reader, batches_from_bytes, batches_to_bytes, put_bytes, put_u32,
 };
+use crate::checkpoint::worker::Snapshot;
 use crate::context::JobContext;
 use crate::error::EngineError;
 use crate::fast_hash::HashMap;
@@ -54,10 +55,6 @@ impl Kept {
             }
         }
         self.batches.push(keyed.batch);
-    }
-
-    fn rows(&self) -> usize {
-        self.batches.iter().map(RecordBatch::num_rows).sum()
     }
 
     /// The kept rows that match each row of `probe`: the probe's row
@@ -98,6 +95,10 @@ struct State {
     converter: RowConverter,
     left: Kept,
     right: Kept,
+    /// Each side's batch count at the last snapshot or restore, and the
+    /// deltas taken since the last whole snapshot: a delta is the batches
+    /// kept since, as state only ever grows.
+    base: Option<((usize, usize), usize)>,
 }
 
 impl State {
@@ -174,53 +175,102 @@ impl State {
 /// An append join's checkpoint, sealed: a version, then per side (left
 /// first) its kept batches in arrival order, as runs of batches that share
 /// a schema, each run one Arrow IPC stream. Batches stay as they came, so
-/// the restored join gathers partners in the order the live one did.
+/// the restored join gathers partners in the order the live one did. A
+/// delta has the same layout with the batches kept since the one before.
 const STATE_VERSION: u32 = 1;
+const DELTA_VERSION: u32 = 0x8000_0001;
+
+/// Deltas before a whole snapshot again: each checkpoint a chain spans
+/// stays in storage, so the chain is bounded.
+const MOST_DELTAS: usize = 256;
 
 impl State {
     fn snapshot(&self) -> Result<Vec<u8>, EngineError> {
-        let mut out = new_state(STATE_VERSION);
-        for kept in [&self.left, &self.right] {
-            put_batches(&mut out, &kept.batches)?;
-        }
-        Ok(out)
+        encode_batches(STATE_VERSION, &self.left.batches, &self.right.batches)
     }
 
-    /// Takes the batches a snapshot held, indexing them anew.
-    fn restore(&mut self, bytes: &[u8]) -> Result<(), EngineError> {
-        let mut reader = open_state(bytes, STATE_VERSION, "an append join")?;
-        for side in [Side::Left, Side::Right] {
-            let kept = self.read_side(&mut reader, side)?;
-            JobContext::add(&self.context.state_rows, kept.rows());
-            match side {
-                Side::Left => self.left = kept,
-                Side::Right => self.right = kept,
+    /// The batches are shared and never change, so the committer encodes
+    /// them while the join goes on.
+    fn snapshot_checkpoint(&mut self, delta_allowed: bool) -> Result<Snapshot, EngineError> {
+        let counts = (self.left.batches.len(), self.right.batches.len());
+        let (since, deltas, delta) = match self.base {
+            Some((since, deltas)) if delta_allowed && deltas < MOST_DELTAS => {
+                (since, deltas + 1, true)
+            }
+            _ => ((0, 0), 0, false),
+        };
+        let left = self
+            .left
+            .batches
+            .get(since.0..)
+            .unwrap_or_default()
+            .to_vec();
+        let right = self
+            .right
+            .batches
+            .get(since.1..)
+            .unwrap_or_default()
+            .to_vec();
+        let version = if delta { DELTA_VERSION } else { STATE_VERSION };
+        self.base = Some((counts, deltas));
+        Ok(Snapshot::Later {
+            delta,
+            encode: Box::new(move || encode_batches(version, &left, &right).map(seal)),
+        })
+    }
+
+    /// Takes the batches a whole snapshot and the deltas after it held,
+    /// indexing them anew.
+    fn restore(&mut self, pieces: &[Vec<u8>]) -> Result<(), EngineError> {
+        for (i, bytes) in pieces.iter().enumerate() {
+            let mut reader = match i {
+                0 => open_state(bytes, STATE_VERSION, "an append join")?,
+                _ => open_state(bytes, DELTA_VERSION, "an append join delta")?,
+            };
+            for side in [Side::Left, Side::Right] {
+                let rows = self.read_side(&mut reader, side)?;
+                JobContext::add(&self.context.state_rows, rows);
+            }
+            if !reader.is_empty() {
+                return Err(corrupt("trailing bytes after an append join state"));
             }
         }
-        if !reader.is_empty() {
-            return Err(corrupt("trailing bytes after an append join state"));
-        }
+        let counts = (self.left.batches.len(), self.right.batches.len());
+        self.base = Some((counts, pieces.len().saturating_sub(1)));
         Ok(())
     }
 
-    fn read_side(&self, reader: &mut Reader<'_>, side: Side) -> Result<Kept, EngineError> {
+    /// Keeps the batches of one side's part; returns their rows.
+    fn read_side(&mut self, reader: &mut Reader<'_>, side: Side) -> Result<usize, EngineError> {
         let join = &self.spec.join;
-        let (keys, schema) = match side {
-            Side::Left => (&join.left_keys, &join.left_schema),
-            Side::Right => (&join.right_keys, &join.right_schema),
+        let (keys, schema, kept) = match side {
+            Side::Left => (&join.left_keys, &join.left_schema, &mut self.left),
+            Side::Right => (&join.right_keys, &join.right_schema, &mut self.right),
         };
-        let mut kept = Kept::default();
+        let mut rows = 0;
         for _ in 0..reader.u32()? {
             for batch in batches_from_bytes(reader.bytes()?)? {
                 // The join reads kept columns by position.
                 if !fits_schema(&batch, schema) {
                     return Err(corrupt("an append join batch has other columns"));
                 }
+                rows += batch.num_rows();
                 kept.add(KeyedBatch::new(batch, keys, &self.converter)?);
             }
         }
-        Ok(kept)
+        Ok(rows)
     }
+}
+
+fn encode_batches(
+    version: u32,
+    left: &[RecordBatch],
+    right: &[RecordBatch],
+) -> Result<Vec<u8>, EngineError> {
+    let mut out = new_state(version);
+    put_batches(&mut out, left)?;
+    put_batches(&mut out, right)?;
+    Ok(out)
 }
 
 /// `batches` as a count of runs, then each run of equal schemas as IPC.
@@ -242,6 +292,10 @@ struct Checkpointed(Rc<RefCell<State>>);
 impl crate::checkpoint::worker::OperatorState for Checkpointed {
     fn snapshot(&self) -> Result<Vec<u8>, EngineError> {
         self.0.borrow().snapshot().map(seal)
+    }
+
+    fn snapshot_incremental(&self, delta_allowed: bool) -> Result<Snapshot, EngineError> {
+        self.0.borrow_mut().snapshot_checkpoint(delta_allowed)
     }
 }
 
@@ -268,10 +322,12 @@ pub fn append_join<'scope>(
                     converter,
                     left: Kept::default(),
                     right: Kept::default(),
+                    base: None,
                 }));
                 let checkpointed = Rc::new(Checkpointed(state.clone()));
-                if let Some(bytes) = crate::checkpoint::worker::register("AppendJoin", checkpointed)
-                    && let Err(error) = state.borrow_mut().restore(&bytes)
+                let register = crate::checkpoint::worker::register_incremental;
+                if let Some(pieces) = register("AppendJoin", checkpointed)
+                    && let Err(error) = state.borrow_mut().restore(&pieces)
                 {
                     context.fail(error);
                 }

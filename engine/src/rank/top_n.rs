@@ -27,6 +27,7 @@ use crate::batch::Batch;
 use crate::changelog::{RowKind, op_array};
 use crate::checkpoint::codec::{corrupt, new_state, open_state, seal};
 use crate::checkpoint::encoding::{batches_from_bytes, batches_to_bytes, put_bytes};
+use crate::checkpoint::worker::Snapshot;
 use crate::context::JobContext;
 use crate::error::EngineError;
 use crate::fast_hash::HashMap;
@@ -121,6 +122,9 @@ struct State {
     order: RowConverter,
     kept: HashMap<Vec<u8>, Vec<Entry>>,
     arena: Arena,
+    /// Once checkpointed or restored: the partitions whose kept rows
+    /// changed since, and the deltas since the last whole snapshot.
+    changed: Option<(crate::fast_hash::HashSet<Vec<u8>>, usize)>,
 }
 
 /// A row looking for its place: its sort key and where it is.
@@ -241,6 +245,11 @@ impl State {
             let Some(at) = placement.place(entries, &candidate)? else {
                 continue;
             };
+            if let Some((changed, _)) = &mut self.changed
+                && !changed.contains(key(i))
+            {
+                changed.insert(key(i).to_vec());
+            }
             // Every row from `at` on changes its number (or leaves).
             for (rank, entry) in entries.iter().enumerate().skip(at) {
                 changes.rows.push(entry.at);
@@ -371,32 +380,94 @@ impl State {
 /// batch (empty if none), partition by partition in rank order. Partition
 /// and sort keys are computed from the rows again, and the entries of a
 /// partition are put back in the order they came.
+/// A delta has the same layout, with the kept rows of the partitions that
+/// changed since the snapshot before: each replaces its partition.
 const STATE_VERSION: u32 = 1;
+const DELTA_VERSION: u32 = 0x8000_0001;
+
+/// Deltas before a whole snapshot again, to bound a restore's chain.
+const MOST_DELTAS: usize = 16;
 
 impl State {
     fn snapshot(&self) -> Result<Vec<u8>, EngineError> {
-        let mut out = new_state(STATE_VERSION);
-        let at = self.kept.values().flatten().map(|entry| entry.at);
-        if self.kept.values().all(Vec::is_empty) {
-            put_bytes(&mut out, &[]);
-        } else {
-            let rows = self.arena.gather(at)?;
-            put_bytes(&mut out, &batches_to_bytes(&rows.schema(), &[rows])?);
-        }
-        Ok(out)
+        let rows = self.rows_of(self.kept.values())?;
+        encode_rows(STATE_VERSION, rows.as_ref())
     }
 
-    fn restore(&mut self, bytes: &[u8]) -> Result<(), EngineError> {
-        let mut reader = open_state(bytes, STATE_VERSION, "a top-N")?;
-        let rows = reader.bytes()?;
-        if !reader.is_empty() {
-            return Err(corrupt("trailing bytes after a top-N state"));
+    /// The rows of `partitions`, in rank order; `None` if there are none.
+    fn rows_of<'k>(
+        &self,
+        partitions: impl Iterator<Item = &'k Vec<Entry>>,
+    ) -> Result<Option<RecordBatch>, EngineError> {
+        let mut at = partitions.flatten().map(|entry| entry.at).peekable();
+        if at.peek().is_none() {
+            return Ok(None);
         }
-        if rows.is_empty() {
-            return Ok(());
+        self.arena.gather(at).map(Some)
+    }
+
+    /// The changed partitions' rows when allowed and fewer than half, else
+    /// every kept row; the rows are gathered here and encoded by the
+    /// committer.
+    fn snapshot_checkpoint(&mut self, delta_allowed: bool) -> Result<Snapshot, EngineError> {
+        let delta = delta_allowed
+            && self.changed.as_ref().is_some_and(|(changed, deltas)| {
+                *deltas < MOST_DELTAS && changed.len() <= self.kept.len() / 2
+            });
+        let rows = match (&self.changed, delta) {
+            (Some((changed, _)), true) => {
+                self.rows_of(changed.iter().filter_map(|key| self.kept.get(key)))?
+            }
+            _ => self.rows_of(self.kept.values())?,
+        };
+        let deltas = match (&self.changed, delta) {
+            (Some((_, deltas)), true) => deltas + 1,
+            _ => 0,
+        };
+        self.changed = Some((Default::default(), deltas));
+        let version = if delta { DELTA_VERSION } else { STATE_VERSION };
+        Ok(Snapshot::Later {
+            delta,
+            encode: Box::new(move || encode_rows(version, rows.as_ref()).map(seal)),
+        })
+    }
+
+    /// A whole state, then the deltas on it in order.
+    fn restore(&mut self, pieces: &[Vec<u8>]) -> Result<(), EngineError> {
+        for (i, bytes) in pieces.iter().enumerate() {
+            let mut reader = match i {
+                0 => open_state(bytes, STATE_VERSION, "a top-N")?,
+                _ => open_state(bytes, DELTA_VERSION, "a top-N delta")?,
+            };
+            let rows = reader.bytes()?;
+            if !reader.is_empty() {
+                return Err(corrupt("trailing bytes after a top-N state"));
+            }
+            if rows.is_empty() {
+                continue;
+            }
+            for batch in batches_from_bytes(rows)? {
+                if i > 0 {
+                    self.forget_partitions_of(&batch)?;
+                }
+                self.restore_rows(batch)?;
+            }
         }
-        for batch in batches_from_bytes(rows)? {
-            self.restore_rows(batch)?;
+        self.changed = Some((Default::default(), pieces.len().saturating_sub(1)));
+        Ok(())
+    }
+
+    /// Empties the partitions `batch`'s rows belong to, which a delta's
+    /// rows replace.
+    fn forget_partitions_of(&mut self, batch: &RecordBatch) -> Result<(), EngineError> {
+        let keys = self.partition_keys(batch)?;
+        for i in 0..batch.num_rows() {
+            let key = keys.as_ref().map_or(&[][..], |k| k.row(i).data());
+            if let Some(entries) = self.kept.get_mut(key) {
+                for entry in entries.drain(..) {
+                    self.arena.release(entry.at);
+                }
+            }
         }
         Ok(())
     }
@@ -437,12 +508,28 @@ impl State {
     }
 }
 
+fn encode_rows(version: u32, rows: Option<&RecordBatch>) -> Result<Vec<u8>, EngineError> {
+    let mut out = new_state(version);
+    match rows {
+        None => put_bytes(&mut out, &[]),
+        Some(rows) => put_bytes(
+            &mut out,
+            &batches_to_bytes(&rows.schema(), std::slice::from_ref(rows))?,
+        ),
+    }
+    Ok(out)
+}
+
 /// The kept rows, as a checkpoint takes them.
 struct Checkpointed(Rc<RefCell<State>>);
 
 impl crate::checkpoint::worker::OperatorState for Checkpointed {
     fn snapshot(&self) -> Result<Vec<u8>, EngineError> {
         self.0.borrow().snapshot().map(seal)
+    }
+
+    fn snapshot_incremental(&self, delta_allowed: bool) -> Result<Snapshot, EngineError> {
+        self.0.borrow_mut().snapshot_checkpoint(delta_allowed)
     }
 }
 
@@ -476,10 +563,12 @@ pub fn append_top_n<'scope>(
                 order,
                 kept: HashMap::default(),
                 arena: Arena::default(),
+                changed: None,
             }));
             let checkpointed = Rc::new(Checkpointed(state.clone()));
-            if let Some(bytes) = crate::checkpoint::worker::register("TopN", checkpointed)
-                && let Err(error) = state.borrow_mut().restore(&bytes)
+            let register = crate::checkpoint::worker::register_incremental;
+            if let Some(pieces) = register("TopN", checkpointed)
+                && let Err(error) = state.borrow_mut().restore(&pieces)
             {
                 context.fail(error);
             }

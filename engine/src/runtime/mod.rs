@@ -151,11 +151,37 @@ fn run_checkpointed(
     coordinator: &crate::checkpoint::Coordinator,
     context: &JobContext,
 ) {
-    let index = worker.index();
     let mut reported_done = false;
+    // The newest checkpoint this worker's sinks heard is durable.
+    let mut notified = 0;
+    run_rounds(
+        worker,
+        probe,
+        coordinator,
+        context,
+        &mut notified,
+        &mut reported_done,
+    );
+    // A commit still running belongs to this job: it ends first.
+    coordinator.settle();
+}
+
+fn run_rounds(
+    worker: &mut Worker,
+    probe: &ProbeHandle<Watermark>,
+    coordinator: &crate::checkpoint::Coordinator,
+    context: &JobContext,
+    notified: &mut u64,
+    reported_done: &mut bool,
+) {
+    let index = worker.index();
     while !context.aborted() {
-        if coordinator.due(index, probe.done(), &mut reported_done) {
-            match coordinator.round(worker, context) {
+        if let Err(error) = coordinator.catch_up(notified) {
+            context.abort(error);
+            return;
+        }
+        if coordinator.due(index, probe.done(), reported_done) {
+            match coordinator.round(worker, context, notified) {
                 Ok(crate::checkpoint::coordinator::AfterRound::Finished) => return,
                 // At least one step between rounds, in which the sources
                 // (woken as the pause ended) read again.
@@ -166,7 +192,7 @@ fn run_checkpointed(
             }
             continue;
         }
-        worker.step_or_park(Some(if reported_done {
+        worker.step_or_park(Some(if *reported_done {
             Duration::from_millis(1)
         } else {
             PARK_AT_MOST

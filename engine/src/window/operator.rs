@@ -137,6 +137,22 @@ impl crate::checkpoint::worker::OperatorState for WindowState {
     fn snapshot(&self) -> Result<Vec<u8>, EngineError> {
         self.0.borrow_mut().snapshot()
     }
+
+    /// The states are taken here; the committer encodes them.
+    fn snapshot_incremental(
+        &self,
+        _delta_allowed: bool,
+    ) -> Result<crate::checkpoint::worker::Snapshot, EngineError> {
+        let (schema, batches) = self.0.borrow_mut().snapshot_batches()?;
+        let encode = move || {
+            crate::checkpoint::encoding::batches_to_bytes(&schema, &batches)
+                .map(crate::checkpoint::codec::seal)
+        };
+        Ok(crate::checkpoint::worker::Snapshot::Later {
+            delta: false,
+            encode: Box::new(encode),
+        })
+    }
 }
 
 fn absorb(

@@ -313,6 +313,16 @@ impl WindowAggregator {
     /// accumulators give their states only by emitting them, so each
     /// window is merged back from what it gave.
     pub fn snapshot(&mut self) -> Result<Vec<u8>, EngineError> {
+        let (schema, batches) = self.snapshot_batches()?;
+        Ok(crate::checkpoint::codec::seal(
+            crate::checkpoint::encoding::batches_to_bytes(&schema, &batches)?,
+        ))
+    }
+
+    /// The open windows as state batches, before they are encoded.
+    pub fn snapshot_batches(
+        &mut self,
+    ) -> Result<(datafusion::arrow::datatypes::SchemaRef, Vec<RecordBatch>), EngineError> {
         let schema = self.spec.state_schema()?;
         let windows = std::mem::take(&mut self.windows);
         let mut batches = Vec::with_capacity(windows.len());
@@ -334,9 +344,7 @@ impl WindowAggregator {
         for batch in &batches {
             self.merge_states(batch)?;
         }
-        Ok(crate::checkpoint::codec::seal(
-            crate::checkpoint::encoding::batches_to_bytes(&schema, &batches)?,
-        ))
+        Ok((schema, batches))
     }
 
     /// Opens the windows a snapshot held; returns them, so that the

@@ -62,6 +62,7 @@ fn run_once(
         mode: Mode::ExactlyOnce,
         retained: 1,
         timeout: Duration::from_secs(60),
+        incremental: true,
     };
     let context = Arc::new(JobContext::default());
     let coordinator = Coordinator::new(config, storage.clone(), workers, true)?;

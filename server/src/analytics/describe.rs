@@ -120,8 +120,11 @@ fn checkpoints_json(coordinator: &runnel_engine::checkpoint::Coordinator) -> Val
                 "time": time(Some(c.taken_at_ms.max(0) as u64)),
                 "duration_ms": c.duration_ms,
                 "drain_ms": c.drain_ms,
+                "paused_ms": c.paused_ms,
+                "commit_ms": c.commit_ms,
                 "bytes": c.bytes,
                 "states": c.states,
+                "incremental_states": c.deltas,
                 "records_committed": c.records_committed,
             })
         })
@@ -132,6 +135,7 @@ fn checkpoints_json(coordinator: &runnel_engine::checkpoint::Coordinator) -> Val
             runnel_engine::checkpoint::Mode::ExactlyOnce => "EXACTLY_ONCE",
             runnel_engine::checkpoint::Mode::AtLeastOnce => "AT_LEAST_ONCE",
         },
+        "incremental": config.incremental,
         "restored_from": coordinator.restored_from(),
         "completed": completed,
         "failed": failed,

@@ -383,11 +383,15 @@ impl JobManager {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let state = self
-            .checkpoints_of(id)
+        let checkpoints = self.checkpoints_of(id);
+        let state = checkpoints
             .latest()
             .map_err(|e| ManagerError::Store(e.to_string()))?
             .ok_or_else(|| ManagerError::Store("the savepoint's checkpoint is gone".into()))?;
+        // Incremental states resolved: a savepoint outlives the
+        // checkpoints its deltas build on.
+        let state = runnel_engine::checkpoint::chain::standalone(&checkpoints, &state)
+            .map_err(|e| ManagerError::Store(e.to_string()))?;
         let info = runnel_jobs::savepoints::SavepointInfo {
             name: name.unwrap_or_else(|| format!("savepoint-{}-{}", definition.name, state.id)),
             job_id: id.to_string(),

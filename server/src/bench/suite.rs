@@ -50,6 +50,9 @@ struct CheckpointFigures {
     completed: u64,
     mean_duration_ms: f64,
     max_duration_ms: u64,
+    /// Of each checkpoint, the time the sources were paused; the commit
+    /// runs beside the job.
+    mean_paused_ms: f64,
     mean_bytes: f64,
     /// This run's events/s over the same query's without checkpoints.
     throughput_ratio: f64,
@@ -275,6 +278,7 @@ fn run_one(
                 completed,
                 mean_duration_ms: history.iter().map(|c| c.duration_ms as f64).sum::<f64>() / n,
                 max_duration_ms: history.iter().map(|c| c.duration_ms).max().unwrap_or(0),
+                mean_paused_ms: history.iter().map(|c| c.paused_ms as f64).sum::<f64>() / n,
                 mean_bytes: history.iter().map(|c| c.bytes as f64).sum::<f64>() / n,
                 throughput_ratio: 1.0,
             }
@@ -302,10 +306,11 @@ fn report(measured: &Measured, json: bool) -> anyhow::Result<()> {
         if let Some(c) = &measured.checkpoints {
             writeln!(
                 stdout,
-                "     checkpoints every {}: {} taken, {:.1} ms mean, {} ms max, {} bytes mean; {:.2}x the throughput without",
+                "     checkpoints every {}: {} taken, {:.1} ms mean ({:.1} ms paused), {} ms max, {} bytes mean; {:.2}x the throughput without",
                 c.interval,
                 c.completed,
                 c.mean_duration_ms,
+                c.mean_paused_ms,
                 c.max_duration_ms,
                 human(c.mean_bytes),
                 c.throughput_ratio
