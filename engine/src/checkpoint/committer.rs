@@ -7,7 +7,7 @@
 //! durable checkpoint.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -69,12 +69,22 @@ pub(crate) struct Committer {
     last_failure: Mutex<Option<String>>,
     /// A commit failed: the job fails at its workers' next look.
     failed: Mutex<Option<String>>,
+    /// Failed checkpoints in a row the job goes on after.
+    tolerable: u32,
+    consecutive_failures: AtomicU32,
+    /// What exactly-once sinks held for a checkpoint that failed within
+    /// the tolerance: committed with the next one.
+    carried: Mutex<Vec<SinkOutput>>,
+    /// After a failed checkpoint operators' deltas would build on a
+    /// snapshot that is not durable: the next one takes whole states.
+    whole_next: AtomicBool,
 }
 
 impl Committer {
     pub fn new(
         storage: Arc<dyn CheckpointStorage>,
         retained: usize,
+        tolerable: u32,
         last: Option<(u64, Chains)>,
     ) -> Self {
         Committer {
@@ -86,7 +96,31 @@ impl Committer {
             failures: AtomicU64::new(0),
             last_failure: Mutex::new(None),
             failed: Mutex::new(None),
+            tolerable,
+            consecutive_failures: AtomicU32::new(0),
+            carried: Mutex::new(Vec::new()),
+            whole_next: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the next checkpoint must take whole states (the one before
+    /// failed); asking clears it.
+    pub fn take_whole_next(&self) -> bool {
+        self.whole_next.swap(false, Ordering::SeqCst)
+    }
+
+    /// Counts a failed checkpoint; whether the job goes on after it.
+    pub fn tolerate(&self, error: &str) -> bool {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        *lock(&self.last_failure) = Some(error.to_string());
+        let in_a_row = self.consecutive_failures.fetch_add(1, Ordering::SeqCst) + 1;
+        if in_a_row > self.tolerable {
+            *lock(&self.failed) = Some(error.to_string());
+            return false;
+        }
+        tracing::warn!(error, in_a_row, "checkpoint failed; the job goes on");
+        self.whole_next.store(true, Ordering::SeqCst);
+        true
     }
 
     /// Whether a delta has a durable checkpoint to build on.
@@ -113,10 +147,21 @@ impl Committer {
         )
     }
 
-    /// Encodes and writes `pending`; a failure is kept for the workers.
-    pub fn commit(&self, pending: Pending) {
-        if let Err(error) = self.try_commit(pending) {
-            self.fail(error);
+    /// Encodes and writes `pending`; a failure beyond the tolerance is
+    /// kept for the workers.
+    pub fn commit(&self, mut pending: Pending) {
+        let mut outputs = std::mem::take(&mut *lock(&self.carried));
+        outputs.append(&mut pending.outputs);
+        // Kept to commit again only if a failure may be tolerated.
+        let copy = (self.tolerable > 0).then(|| outputs.clone());
+        pending.outputs = outputs;
+        match self.try_commit(pending) {
+            Ok(()) => self.consecutive_failures.store(0, Ordering::SeqCst),
+            Err(error) => {
+                if self.tolerate(&error) {
+                    *lock(&self.carried) = copy.unwrap_or_default();
+                }
+            }
         }
     }
 

@@ -49,6 +49,8 @@ pub struct Coordinator {
 struct Round {
     quiet: bool,
     timed_out: bool,
+    /// A timed-out drain was within the tolerated failures.
+    tolerated: bool,
     states: Vec<Option<Vec<(String, Snapshot)>>>,
     outputs: Vec<SinkOutput>,
     committed: Option<Result<(), String>>,
@@ -100,7 +102,7 @@ impl Coordinator {
                 .collect();
             (*id, chains)
         });
-        let committer = Committer::new(storage, config.retained, last);
+        let committer = Committer::new(storage, config.retained, config.tolerable_failures, last);
         let now = Instant::now();
         Ok(Coordinator {
             config,
@@ -272,7 +274,13 @@ impl Coordinator {
             self.rendezvous.wait(&abort, || {
                 let mut round = lock(&self.round);
                 round.quiet = self.in_flight.load(Ordering::SeqCst) == 0;
-                round.timed_out = started.elapsed() > self.config.timeout;
+                round.timed_out = !round.quiet && started.elapsed() > self.config.timeout;
+                if round.timed_out {
+                    round.tolerated = self.committer.tolerate(&format!(
+                        "checkpoint timed out after {:?} draining the dataflow",
+                        self.config.timeout
+                    ));
+                }
             })?;
             let (quiet, timed_out) = {
                 let round = lock(&self.round);
@@ -285,10 +293,19 @@ impl Coordinator {
             }
             if timed_out {
                 worker::set_paused(false);
-                return Err(EngineError::Runtime(format!(
+                let error = format!(
                     "checkpoint timed out after {:?} draining the dataflow",
                     self.config.timeout
-                )));
+                );
+                let tolerated = lock(&self.round).tolerated;
+                self.rendezvous.wait(&abort, || {
+                    *lock(&self.times) = (started, Instant::now());
+                    self.requested.store(false, Ordering::SeqCst);
+                })?;
+                return match tolerated {
+                    true => Ok(AfterRound::Continue),
+                    false => Err(EngineError::Runtime(error)),
+                };
             }
         }
         let drain_ms = started.elapsed().as_millis() as u64;
@@ -297,7 +314,8 @@ impl Coordinator {
         // Sinks first: a file sink closes its in-progress file here, and
         // its state (the files the checkpoint commits) must include it.
         // Deltas need a durable checkpoint to build on.
-        let delta_allowed = self.config.incremental && self.committer.has_base();
+        let whole = self.committer.take_whole_next();
+        let delta_allowed = self.config.incremental && self.committer.has_base() && !whole;
         let snapshot = worker::prepare_sinks(id)
             .and_then(|outputs| Ok((worker::snapshot_all(delta_allowed)?, outputs)));
         {

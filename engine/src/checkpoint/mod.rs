@@ -35,6 +35,7 @@ pub const MODE: &str = "execution.checkpointing.mode";
 pub const RETAINED: &str = "state.checkpoints.num-retained";
 pub const TIMEOUT: &str = "execution.checkpointing.timeout";
 pub const INCREMENTAL: &str = "execution.checkpointing.incremental";
+pub const TOLERABLE_FAILURES: &str = "execution.checkpointing.tolerable-failed-checkpoints";
 /// Flink's older name for `INCREMENTAL`.
 pub const INCREMENTAL_OLD: &str = "state.backend.incremental";
 
@@ -65,6 +66,10 @@ pub struct CheckpointConfig {
     /// changed since the last checkpoint. On unless a script turns it off:
     /// unlike RocksDB's in Flink, Runnel's deltas cost no more to take.
     pub incremental: bool,
+    /// Consecutive failed checkpoints the job goes on after (Flink's
+    /// default: none). What a failed one's exactly-once sinks held is
+    /// committed with the next.
+    pub tolerable_failures: u32,
 }
 
 impl CheckpointConfig {
@@ -121,6 +126,12 @@ impl CheckpointConfig {
                 }
             },
         };
+        let tolerable_failures = match settings.get(TOLERABLE_FAILURES) {
+            None => 0,
+            Some(text) => text.trim().parse::<u32>().map_err(|_| {
+                format!("'{TOLERABLE_FAILURES}' must be a whole number, got '{text}'")
+            })?,
+        };
         Ok(Some(CheckpointConfig {
             interval,
             min_pause,
@@ -128,6 +139,7 @@ impl CheckpointConfig {
             retained,
             timeout,
             incremental,
+            tolerable_failures,
         }))
     }
 }

@@ -243,6 +243,7 @@ fn run_job(
             retained: 1,
             timeout: Duration::from_secs(60),
             incremental: true,
+            tolerable_failures: 0,
         };
         let storage = checkpointing.storage.clone();
         let coordinator = Coordinator::new(config, storage, workers, true)?;

@@ -9,7 +9,8 @@ use datafusion::arrow::array::RecordBatch;
 use proptest::prelude::*;
 use runnel_engine::EngineError;
 use runnel_engine::checkpoint::{
-    CheckpointConfig, CheckpointStorage, Coordinator, MemoryStorage, Mode,
+    CheckpointConfig, CheckpointStorage, Coordinator, MemoryStorage, Mode, SinkOutput,
+    StoredCheckpoint,
 };
 use runnel_engine::context::JobContext;
 use runnel_engine::runtime::{Cluster, run};
@@ -56,16 +57,42 @@ fn run_once(
     interval: Duration,
     crash_after: Option<usize>,
 ) -> Result<(), EngineError> {
-    let config = CheckpointConfig {
+    let config = config(interval, 0);
+    let storage: Arc<dyn CheckpointStorage> = storage.clone();
+    run_with(
+        batches,
+        window,
+        workers,
+        bound,
+        storage,
+        config,
+        crash_after,
+    )
+}
+
+fn config(interval: Duration, tolerable_failures: u32) -> CheckpointConfig {
+    CheckpointConfig {
         interval,
         min_pause: Duration::ZERO,
         mode: Mode::ExactlyOnce,
         retained: 1,
         timeout: Duration::from_secs(60),
         incremental: true,
-    };
+        tolerable_failures,
+    }
+}
+
+fn run_with(
+    batches: &Arc<Vec<RecordBatch>>,
+    window: WindowKind,
+    workers: usize,
+    bound: i64,
+    storage: Arc<dyn CheckpointStorage>,
+    config: CheckpointConfig,
+    crash_after: Option<usize>,
+) -> Result<(), EngineError> {
     let context = Arc::new(JobContext::default());
-    let coordinator = Coordinator::new(config, storage.clone(), workers, true)?;
+    let coordinator = Coordinator::new(config, storage, workers, true)?;
     let _ = context.checkpoints.set(Arc::new(coordinator));
     let spec = Arc::new(spec(window));
     let batches = batches.clone();
@@ -186,12 +213,77 @@ fn a_crash_midway_resumes_from_a_checkpoint_taken_before_it() {
     assert_eq!(published(&storage), oracle(&rows, kind));
 }
 
+/// A storage whose commits of the given checkpoint ids fail, as a full
+/// disk would fail them.
+struct Failing {
+    inner: MemoryStorage,
+    failing: Vec<u64>,
+    /// Records the failed commits held.
+    lost: std::sync::atomic::AtomicUsize,
+}
+
+impl CheckpointStorage for Failing {
+    fn latest(&self) -> Result<Option<StoredCheckpoint>, EngineError> {
+        self.inner.latest()
+    }
+
+    fn get(&self, id: u64) -> Result<Option<StoredCheckpoint>, EngineError> {
+        self.inner.get(id)
+    }
+
+    fn commit(
+        &self,
+        checkpoint: &StoredCheckpoint,
+        outputs: Vec<SinkOutput>,
+        retained: usize,
+    ) -> Result<(), EngineError> {
+        if self.failing.contains(&checkpoint.id) {
+            let records = outputs.iter().map(|o| o.records.len()).sum::<usize>();
+            self.lost
+                .fetch_add(records, std::sync::atomic::Ordering::Relaxed);
+            return Err(EngineError::Runtime("no space left on device".into()));
+        }
+        self.inner.commit(checkpoint, outputs, retained)
+    }
+}
+
+/// `execution.checkpointing.tolerable-failed-checkpoints`: with one
+/// tolerated, a job whose every other checkpoint fails goes on, and what
+/// its exactly-once sink held for them is published with the next,
+/// exactly once; two failures in a row, or one with none tolerated, fail
+/// it.
+#[test]
+fn failed_checkpoints_within_the_tolerance_lose_nothing() {
+    let rows: Vec<Row> = (0..400).map(|i| (i % 5, i * 10, i)).collect();
+    let batches = Arc::new(rows.chunks(1).map(batch_of).collect::<Vec<_>>());
+    let kind = WindowKind::tumble(300).unwrap();
+    let run = |failing: Vec<u64>, tolerated: u32| {
+        let storage = Arc::new(Failing {
+            inner: MemoryStorage::default(),
+            failing,
+            lost: Default::default(),
+        });
+        let config = config(Duration::ZERO, tolerated);
+        let shared: Arc<dyn CheckpointStorage> = storage.clone();
+        let result = run_with(&batches, kind, 2, 0, shared, config, None);
+        let lost = storage.lost.load(std::sync::atomic::Ordering::Relaxed);
+        (result, published(&storage.inner), lost)
+    };
+    let (result, rows_out, lost) = run((1..100).map(|n| 2 * n).collect(), 1);
+    result.expect("failures within the tolerance");
+    assert!(lost > 0, "no failed checkpoint held output");
+    assert_eq!(rows_out, oracle(&rows, kind));
+    let (result, _, _) = run(vec![2, 3], 1);
+    let error = result.expect_err("two failures in a row").to_string();
+    assert!(error.contains("no space left"), "{error}");
+    assert!(run(vec![2], 0).0.is_err(), "none tolerated");
+}
+
 /// Every byte of a window's or a source's state flipped in turn (and the
 /// state cut short): the restored job fails with a corrupt-state error,
 /// never a panic.
 #[test]
 fn a_corrupt_window_or_source_state_is_an_error() {
-    use runnel_engine::checkpoint::StoredCheckpoint;
     use runnel_engine::checkpoint::encoding::{decode, encode};
     let rows: Vec<Row> = (0..200).map(|i| (i % 3, i * 10, i)).collect();
     let batches = Arc::new(rows.chunks(10).map(batch_of).collect::<Vec<_>>());
