@@ -1,5 +1,6 @@
 //! GetImages' pictures: an H.264 keyframe decoded by OpenH264 (it decodes
-//! alone, given the track's SPS and PPS), scaled, written as JPEG or PNG.
+//! alone, given the track's SPS and PPS), scaled, written as JPEG or PNG;
+//! and the mean luma of a keyframe, for the `kinesis-video` frames table.
 
 use openh264::decoder::Decoder;
 use openh264::formats::YUVSource;
@@ -82,26 +83,52 @@ fn annex_b(avcc: &[u8], frame: &[u8]) -> Result<Vec<u8>, ImageError> {
     Ok(out)
 }
 
-/// Decodes a keyframe to RGB: `(width, height, pixels)`.
-pub fn decode_keyframe(avcc: &[u8], frame: &[u8]) -> Result<(usize, usize, Vec<u8>), ImageError> {
+/// Decodes a keyframe and hands its picture to `take`.
+fn decode_with<T>(
+    avcc: &[u8],
+    frame: &[u8],
+    take: impl Fn(&openh264::decoder::DecodedYUV<'_>) -> T,
+) -> Result<T, ImageError> {
     let stream = annex_b(avcc, frame)?;
     let mut decoder = Decoder::new().map_err(|e| ImageError::Decode(e.to_string()))?;
     let decoded = decoder
         .decode(&stream)
         .map_err(|e| ImageError::Decode(e.to_string()))?;
-    let to_rgb = |yuv: &openh264::decoder::DecodedYUV<'_>| {
-        let (width, height) = yuv.dimensions();
-        let mut rgb = vec![0u8; width * height * 3];
-        yuv.write_rgb8(&mut rgb);
-        (width, height, rgb)
-    };
     if let Some(yuv) = decoded {
-        return Ok(to_rgb(&yuv));
+        return Ok(take(&yuv));
     }
     let remaining = decoder
         .flush_remaining()
         .map_err(|e| ImageError::Decode(e.to_string()))?;
-    remaining.first().map(to_rgb).ok_or(ImageError::NoPicture)
+    remaining.first().map(take).ok_or(ImageError::NoPicture)
+}
+
+/// Decodes a keyframe to RGB: `(width, height, pixels)`.
+pub fn decode_keyframe(avcc: &[u8], frame: &[u8]) -> Result<(usize, usize, Vec<u8>), ImageError> {
+    decode_with(avcc, frame, |yuv| {
+        let (width, height) = yuv.dimensions();
+        let mut rgb = vec![0u8; width * height * 3];
+        yuv.write_rgb8(&mut rgb);
+        (width, height, rgb)
+    })
+}
+
+/// The mean of a keyframe's decoded Y plane (0 to 255; video range puts
+/// black near 16 and white near 235), read from the plane itself: no RGB
+/// conversion to pay for, nor its clamping to bias the mean.
+pub fn keyframe_mean_luma(avcc: &[u8], frame: &[u8]) -> Result<f64, ImageError> {
+    decode_with(avcc, frame, |yuv| {
+        let (width, height) = yuv.dimensions();
+        let stride = yuv.strides().0;
+        let sum: u64 = yuv
+            .y()
+            .chunks(stride.max(1))
+            .take(height)
+            .map(|row| row.iter().take(width).map(|&y| u64::from(y)).sum::<u64>())
+            .sum();
+        (width * height > 0).then(|| sum as f64 / (width * height) as f64)
+    })?
+    .ok_or(ImageError::NoPicture)
 }
 
 /// The mean luma (BT.601, 0 to 255) of RGB pixels: a covered or dark
@@ -220,6 +247,55 @@ mod tests {
         );
         assert!(annex_b(&avcc, &[0, 0, 0, 9, 1]).is_err());
         assert!(annex_b(&[1, 2], &frame).is_err());
+    }
+
+    /// A flat picture of luma `y` encoded by OpenH264, as a Matroska track
+    /// carries it: an avcC record and a frame of length-prefixed NAL units.
+    fn flat_keyframe(y: u8) -> (Vec<u8>, Vec<u8>) {
+        use openh264::encoder::Encoder;
+        use openh264::formats::YUVBuffer;
+        let (width, height) = (64, 48);
+        let mut planes = vec![y; width * height];
+        planes.resize(width * height * 3 / 2, 128);
+        let picture = YUVBuffer::from_vec(planes, width, height);
+        let mut encoder = Encoder::new().expect("encoder");
+        let stream = encoder.encode(&picture).expect("encode");
+        let (mut sps, mut pps, mut frame) = (None, None, Vec::new());
+        for layer in (0..stream.num_layers()).filter_map(|l| stream.layer(l)) {
+            for nal in (0..layer.nal_count()).filter_map(|n| layer.nal_unit(n)) {
+                let start = nal.iter().position(|&b| b == 1).expect("start code") + 1;
+                let nal = &nal[start..];
+                match nal[0] & 0x1f {
+                    7 => sps = Some(nal.to_vec()),
+                    8 => pps = Some(nal.to_vec()),
+                    _ => {
+                        frame.extend_from_slice(&(nal.len() as u32).to_be_bytes());
+                        frame.extend_from_slice(nal);
+                    }
+                }
+            }
+        }
+        let (sps, pps) = (sps.expect("an SPS"), pps.expect("a PPS"));
+        let mut avcc = vec![1, sps[1], sps[2], sps[3], 0xff, 0xe1];
+        avcc.extend_from_slice(&(sps.len() as u16).to_be_bytes());
+        avcc.extend_from_slice(&sps);
+        avcc.push(1);
+        avcc.extend_from_slice(&(pps.len() as u16).to_be_bytes());
+        avcc.extend_from_slice(&pps);
+        (avcc, frame)
+    }
+
+    #[test]
+    fn mean_luma_of_a_keyframe_is_its_decoded_y_plane() {
+        for y in [16u8, 128, 235] {
+            let (avcc, frame) = flat_keyframe(y);
+            let luma = keyframe_mean_luma(&avcc, &frame).expect("decodes");
+            // Lossy coding of a flat picture stays within a level or two.
+            assert!((luma - f64::from(y)).abs() < 2.0, "{y}: {luma}");
+        }
+        let (avcc, frame) = flat_keyframe(128);
+        assert!(keyframe_mean_luma(&avcc, &frame[..frame.len() / 2]).is_err());
+        assert!(keyframe_mean_luma(&[1, 2], &frame).is_err());
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub enum Column {
     FrameBytes,
     Track,
     Payload,
+    /// A keyframe's mean luma, decoded only when declared.
+    MeanLuma,
 }
 
 fn millis() -> DataType {
@@ -79,6 +81,7 @@ fn known(kind: TableKind) -> Vec<(&'static str, Column, &'static str, DataType)>
             ("bytes", Column::FrameBytes, "INT", DataType::Int32),
             ("track", Column::Track, "INT", DataType::Int32),
             ("payload", Column::Payload, "BYTES", DataType::Binary),
+            ("mean_luma", Column::MeanLuma, "DOUBLE", DataType::Float64),
         ],
     }
 }

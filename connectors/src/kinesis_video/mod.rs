@@ -4,7 +4,8 @@
 //!
 //! - `columns`: the two tables' columns; a table declares any of them, in
 //!   any order, and only what it declares is read (a frame's payload only
-//!   when `payload` is declared).
+//!   when `payload` is declared; keyframes are decoded only for
+//!   `mean_luma`).
 //! - `reader`: this server's fragments after a start position, as Arrow
 //!   batches; `remote`: another endpoint's (`aws.endpoint`), through its
 //!   API; `rows`: the rows of both, as the table's columns.

@@ -16,9 +16,10 @@ use runnel_video::{
 use tokio::sync::watch;
 
 use super::Startup;
-use super::columns::{Column, Columns, TableKind};
+use super::columns::{Columns, TableKind};
 use super::rows::{
-    FragmentRow, FrameRow, Picture, fragment_arrays, frame_arrays, needs_media, push_frames,
+    FragmentRow, FrameNeeds, FrameRow, Picture, fragment_arrays, frame_arrays, needs_media,
+    push_frames,
 };
 
 /// Fragments per batch: two-second fragments make a batch a few minutes
@@ -161,11 +162,12 @@ fn arrays(
             Ok(fragment_arrays(columns, name, &rows))
         }
         TableKind::Frames => {
-            let wants_payload = columns.wants(Column::Payload);
+            let needs = FrameNeeds::of(columns);
             let mut rows = Vec::new();
             for fragment in fragments {
-                // Without `payload`, the index says all a row needs.
-                let indexed = (!wants_payload)
+                // Without `payload` or `mean_luma`, the index says all a
+                // row needs.
+                let indexed = (!needs.bytes())
                     .then(|| unpack_frames(&fragment.frame_index))
                     .flatten()
                     .filter(|frames| frames.len() == fragment.frames as usize);
@@ -178,16 +180,19 @@ fn arrays(
                         bytes: frame.len,
                         track: u64::from(frame.track),
                         payload: None,
+                        mean_luma: None,
                     }));
                     continue;
                 }
+                // The stored header is the Tracks the fragment was put
+                // under: its avcC is what a keyframe decodes with.
                 let (header, body) = video.read(stream, fragment)?;
                 let frames = frames_of(&body, header.timecode_scale)
                     .map_err(|e| VideoError::Corrupt(e.to_string()))?;
                 let number: Arc<str> = fragment_number(stream.id(), fragment.seq).into();
                 // Stored frames' times are relative to their fragment.
                 let base_ms = fragment.producer_ms as i64;
-                push_frames(&mut rows, &number, base_ms, &frames, &body, wants_payload);
+                push_frames(&mut rows, &number, base_ms, &header, &frames, &body, needs);
             }
             Ok(frame_arrays(columns, name, &rows))
         }

@@ -15,8 +15,10 @@ use runnel_video::mkv::{Event, Fragment, Limits, Parser};
 use serde_json::{Value, json};
 
 use super::Startup;
-use super::columns::{Column, Columns, TableKind};
-use super::rows::{FragmentRow, Picture, fragment_arrays, frame_arrays, needs_media, push_frames};
+use super::columns::{Columns, TableKind};
+use super::rows::{
+    FragmentRow, FrameNeeds, Picture, fragment_arrays, frame_arrays, needs_media, push_frames,
+};
 use crate::ConnectorError;
 use crate::kinesis::remote::{Api, RemoteError, RemoteKinesis};
 use crate::options::Options;
@@ -279,15 +281,19 @@ impl BatchReader for RemoteReader {
                 fragment_arrays(&self.columns, &self.name, &rows)
             }
             TableKind::Frames => {
-                let wants_payload = self.columns.wants(Column::Payload);
+                let needs = FrameNeeds::of(&self.columns);
                 let mut rows = Vec::new();
                 for (f, fragment) in listed.iter().zip(media.iter().flatten()) {
                     let number: Arc<str> = f.number.as_str().into();
                     // Parsed frames' times are the Cluster's, which is the
                     // fragment's producer time on the endpoint's own clock.
                     let base_ms = f.producer_ms as i64 - fragment.timecode_ms;
+                    // Each document of GetMediaForFragmentList carries its
+                    // Info and Tracks, so a keyframe decodes here as it
+                    // does from this server's store.
                     let (frames, body) = (&fragment.frames, &fragment.body);
-                    push_frames(&mut rows, &number, base_ms, frames, body, wants_payload);
+                    let header = &fragment.header;
+                    push_frames(&mut rows, &number, base_ms, header, frames, body, needs);
                 }
                 frame_arrays(&self.columns, &self.name, &rows)
             }

@@ -212,7 +212,7 @@ fn the_aws_cli_creates_lists_describes_and_deletes_video_streams() {
 #[test]
 fn sql_jobs_read_fragments_and_frames_as_they_are_put() {
     let server = RunnelServer::start();
-    run_script(&server, "video_sql.py");
+    run_script_with(&server, "video_sql.py", &[crate::harness::runnel_bin()]);
 }
 
 #[test]

@@ -2,13 +2,17 @@
 and frames through the `kinesis-video` connector while ffmpeg's video is
 put, and what they emit must agree with ListFragments and with the frames
 ffmpeg wrote: one row per fragment with its size, frame counts and picture,
-and a TUMBLE window of frames per two seconds.
+and a TUMBLE window of frames per two seconds. Then a camera filmed white,
+grey and black: a window's AVG(mean_luma) must be the luma ffmpeg gave each,
+from a job in the server and from `runnel sql run` reading it through the
+API ('aws.endpoint').
 
-argv: endpoint."""
+argv: endpoint, the runnel binary."""
 
 import datetime
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -21,8 +25,8 @@ from video_common import (
     check_acks, create_stream, list_fragments, make_mkv, parse_source, put_media, video_clients, watchdog,
 )
 
-watchdog(120)
-ENDPOINT = sys.argv[1]
+watchdog(180)
+ENDPOINT, RUNNEL = sys.argv[1], sys.argv[2]
 kv = video_client("kinesisvideo", ENDPOINT)
 create_stream(kv, "cam")
 
@@ -141,6 +145,112 @@ for i, row in enumerate(window_rows):
     assert (frames, keyframes, with_payload) == (60, 1, 60), row
     assert frame_bytes == payload_bytes == sum(len(f) for f in cluster["frames"]), (row, sum(len(f) for f in cluster["frames"]))
 
-for job in (fragments_job, windows_job):
+
+
+# ---------------------------------------------------------------- mean luma
+
+# Full-range white, RGB 128 grey and black become, in the limited (video)
+# range yuv420p that x264 is given, Y = 235, 16 + 219 * 128 / 255 = 125.9
+# and 16 (ffmpeg's signalstats reads 235, 126 and 16 back). Four seconds
+# of each, black for six so that a frame after the black window moves the
+# watermark past it; a keyframe every two seconds.
+LUMAS = [235.0, 125.9, 16.0]
+# x264 codes a flat picture within a level or two of its value; three
+# levels leave room for that and for rounding, and are far from any other
+# colour's mean.
+TOLERANCE = 3.0
+
+
+def make_lit_mkv(path, offset):
+    command = [
+        "ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+        "color=c=white:s=320x240:r=30:d=4[a];color=c=0x808080:s=320x240:r=30:d=4[b];"
+        "color=c=black:s=320x240:r=30:d=6[c];[a][b][c]concat=n=3:v=1:a=0",
+        "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency",
+        "-profile:v", "main", "-pix_fmt", "yuv420p",
+        "-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-bf", "0",
+        "-f", "matroska", "-live", "1",
+        "-cluster_time_limit", "2100", "-cluster_size_limit", "50000000",
+        "-output_ts_offset", str(offset), path,
+    ]
+    result = subprocess.run(command, capture_output=True, timeout=120)
+    assert result.returncode == 0, f"ffmpeg failed: {result.stderr.decode(errors='replace')}"
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def check_luma_windows(rows, lit_base):
+    """rows: (window start in epoch ms, AVG(mean_luma), COUNT(mean_luma),
+    keyframes, frames) per 4 s window."""
+    assert len(rows) == len(LUMAS), rows
+    for i, (start_ms, luma, with_luma, keyframes, frames) in enumerate(rows):
+        assert start_ms == (lit_base + 4 * i) * 1000, (rows[i], lit_base + 4 * i)
+        # Only keyframes have a mean luma, and each of them decodes.
+        assert (with_luma, keyframes, frames) == (2, 2, 120), rows[i]
+        assert abs(luma - LUMAS[i]) <= TOLERANCE, (rows[i], LUMAS[i])
+
+
+create_stream(kv, "lit-cam")
+status, refused = http("POST", "/v1/jobs", {"sql": """
+CREATE TABLE f (mean_luma DOUBLE) WITH ('connector' = 'kinesis-video', 'stream' = 'lit-cam');
+SELECT * FROM f;"""})
+assert status == 400 and "no column 'mean_luma'" in json.dumps(refused), (status, refused)
+luma_job = submit("""
+CREATE TABLE lit (ts TIMESTAMP(3), keyframe BOOLEAN, mean_luma DOUBLE, WATERMARK FOR ts AS ts)
+WITH ('connector' = 'kinesis-video', 'stream' = 'lit-cam', 'table' = 'frames');
+SELECT window_start, AVG(mean_luma), COUNT(mean_luma), SUM(CASE WHEN keyframe THEN 1 ELSE 0 END), COUNT(*)
+FROM TABLE(TUMBLE(TABLE lit, DESCRIPTOR(ts), INTERVAL '4' SECOND)) GROUP BY window_start, window_end;
+""", "luma")
+luma_rows = []
+follower = threading.Thread(target=follow, args=(luma_job, luma_rows, len(LUMAS)), daemon=True)
+follower.start()
+time.sleep(0.5)
+
+lit_base = int(time.time()) - 600
+lit_base -= lit_base % 4
+tmp = tempfile.TemporaryDirectory()
+lit = make_lit_mkv(os.path.join(tmp.name, "lit.mkv"), lit_base)
+lit_source = parse_source(lit)
+check_acks(put_media(ENDPOINT, lit, name="lit-cam"), [c["timecode"] for c in lit_source["clusters"]])
+follower.join(timeout=60)
+assert all(row["op"] == "+I" for row in luma_rows), luma_rows
+check_luma_windows([(epoch_ms(r["row"][0]), *r["row"][1:]) for r in luma_rows], lit_base)
+
+# The same through the API: GetMediaForFragmentList's documents carry their
+# Tracks, so an embedded job decodes keyframes as the server's does.
+script = os.path.join(tmp.name, "far.sql")
+with open(script, "w") as f:
+    f.write(f"""
+CREATE TABLE lit (ts TIMESTAMP(3), keyframe BOOLEAN, mean_luma DOUBLE, WATERMARK FOR ts AS ts)
+WITH ('connector' = 'kinesis-video', 'stream' = 'lit-cam', 'table' = 'frames', 'aws.endpoint' = '{ENDPOINT}');
+SELECT 'window', CAST(window_start AS STRING), AVG(mean_luma), COUNT(mean_luma),
+       SUM(CASE WHEN keyframe THEN 1 ELSE 0 END), COUNT(*)
+FROM TABLE(TUMBLE(TABLE lit, DESCRIPTOR(ts), INTERVAL '4' SECOND)) GROUP BY window_start, window_end;
+""")
+far = subprocess.Popen([RUNNEL, "sql", "run", "--quiet", "--file", script],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+far_rows = []
+
+
+def read_far_rows():
+    for line in far.stdout:
+        line = line.rstrip("\n")
+        if line.startswith("+I[window, "):
+            start, luma, with_luma, keyframes, frames = line[len("+I[window, "):-1].split(", ")
+            far_rows.append((epoch_ms(start), float(luma), int(with_luma), int(keyframes), int(frames)))
+
+
+far_reader = threading.Thread(target=read_far_rows, daemon=True)
+far_reader.start()
+deadline = time.monotonic() + 60
+while len(far_rows) < len(LUMAS) and time.monotonic() < deadline and far.poll() is None:
+    time.sleep(0.1)
+far.kill()
+_, far_stderr = far.communicate(timeout=30)
+assert len(far_rows) == len(LUMAS), (far_rows, far_stderr[-2000:])
+check_luma_windows(far_rows, lit_base)
+tmp.cleanup()
+
+for job in (fragments_job, windows_job, luma_job):
     http("POST", f"/v1/jobs/{job}/stop")
 done()
