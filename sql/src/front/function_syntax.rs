@@ -71,7 +71,9 @@ pub fn rewrite(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
         i += 1;
     }
     super::map_literal::rewrite(super::decimal_default::rewrite(super::predicates::rewrite(
-        super::json_construct::rewrite(super::is_json::rewrite(super::overlaps::rewrite(tokens))),
+        super::json_construct::rewrite(super::json_clauses::rewrite(super::is_json::rewrite(
+            super::overlaps::rewrite(tokens),
+        ))),
     )))
 }
 

@@ -8,6 +8,7 @@ pub(crate) mod decimal_default;
 pub(crate) mod function_syntax;
 pub(crate) mod intervals;
 pub(crate) mod is_json;
+pub(crate) mod json_clauses;
 pub(crate) mod json_construct;
 pub(crate) mod legacy_windows;
 pub(crate) mod map_literal;

@@ -38,7 +38,8 @@ pub fn is_word(token: &TokenWithSpan, word: &str) -> bool {
 }
 
 /// Tokens back to SQL text. Flink quotes identifiers with backticks;
-/// DataFusion's parser wants double quotes.
+/// DataFusion's parser wants double quotes. A string literal's quotes are
+/// doubled again.
 pub fn render(tokens: &[TokenWithSpan]) -> String {
     tokens
         .iter()
@@ -46,6 +47,9 @@ pub fn render(tokens: &[TokenWithSpan]) -> String {
             Token::Word(w) if w.quote_style == Some('`') => {
                 format!("\"{}\"", w.value.replace('"', "\"\""))
             }
+            // The token holds the literal's quotes read (`''` as `'`);
+            // sqlparser's Display writes them back single.
+            Token::SingleQuotedString(s) => format!("'{}'", s.replace('\'', "''")),
             other => other.to_string(),
         })
         .collect()

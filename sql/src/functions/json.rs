@@ -1,9 +1,9 @@
 //! Flink's JSON functions in their plain forms: `JSON_VALUE(s, path)`,
-//! `JSON_QUERY(s, path)`, `JSON_EXISTS(s, path)`, `JSON_STRING(v)`. Paths
-//! are SQL/JSON's lax mode: `$`, `.key`, `['key']`, `[index]`. Text that
-//! is not JSON, and a path that finds nothing, give NULL (FALSE for
-//! `JSON_EXISTS`), as Flink's defaults (`NULL ON EMPTY`, `NULL ON ERROR`)
-//! do. The RETURNING and ON EMPTY/ON ERROR clauses are refused by the parser.
+//! `JSON_QUERY(s, path)`, `JSON_EXISTS(s, path)` (answered by
+//! `json_clauses.rs` with Flink's defaults, `NULL ON EMPTY`, `NULL ON
+//! ERROR`, `FALSE ON ERROR`), `JSON_STRING(v)`, `IS JSON` and the JSON
+//! constructors. Paths: `$`, `.key`, `['key']`, `[index]`. With RETURNING, ON EMPTY or ON ERROR, or a JSON_QUERY wrapper,
+//! `json_clauses.rs` answers instead.
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{ScalarValue, plan_err};
@@ -12,18 +12,13 @@ use serde_json::Value;
 
 use super::row_fn::{RowFn, exact, string, text};
 
-enum Step {
+pub(super) enum Step {
     Key(String),
     Index(usize),
 }
 
 /// A path's steps, or `None` for a path this reader does not take.
-fn steps(path: &str) -> Option<Vec<Step>> {
-    let path = path.trim();
-    let path = path
-        .strip_prefix("lax")
-        .map(str::trim_start)
-        .unwrap_or(path);
+pub(super) fn steps(path: &str) -> Option<Vec<Step>> {
     let mut rest = path.strip_prefix('$')?;
     let mut steps = Vec::new();
     while !rest.is_empty() {
@@ -55,19 +50,6 @@ fn steps(path: &str) -> Option<Vec<Step>> {
     Some(steps)
 }
 
-/// What `path` finds in the JSON text `json`.
-fn find(json: &str, path: &str) -> Option<Value> {
-    let mut value: Value = serde_json::from_str(json).ok()?;
-    for step in steps(path)? {
-        value = match (step, value) {
-            (Step::Key(key), Value::Object(mut map)) => map.remove(&key)?,
-            (Step::Index(i), Value::Array(mut items)) if i < items.len() => items.swap_remove(i),
-            _ => return None,
-        };
-    }
-    Some(value)
-}
-
 fn args_text(args: &[ScalarValue]) -> Option<(&str, &str)> {
     Some((text(&args[0])?, text(&args[1])?))
 }
@@ -77,16 +59,7 @@ pub fn json_value() -> ScalarUDF {
         "json_value",
         exact(vec![vec![DataType::Utf8, DataType::Utf8]]),
         |_| Ok(DataType::Utf8),
-        |args, _| {
-            Ok(string(args_text(args).and_then(
-                |(json, path)| match find(json, path)? {
-                    Value::String(s) => Some(s),
-                    Value::Number(n) => Some(n.to_string()),
-                    Value::Bool(b) => Some(b.to_string()),
-                    Value::Null | Value::Array(_) | Value::Object(_) => None,
-                },
-            )))
-        },
+        |args, _| super::json_clauses::plain_value(args),
     )
 }
 
@@ -95,26 +68,22 @@ pub fn json_query() -> ScalarUDF {
         "json_query",
         exact(vec![vec![DataType::Utf8, DataType::Utf8]]),
         |_| Ok(DataType::Utf8),
-        |args, _| {
-            Ok(string(args_text(args).and_then(
-                |(json, path)| match find(json, path)? {
-                    value @ (Value::Array(_) | Value::Object(_)) => Some(value.to_string()),
-                    _ => None,
-                },
-            )))
-        },
+        |args, _| super::json_clauses::plain_query(args),
     )
 }
 
+/// TRUE when the path finds a value; a JSON null, as in Flink's strict
+/// and lax modes alike, is not one.
 pub fn json_exists() -> ScalarUDF {
     RowFn::udf(
         "json_exists",
         exact(vec![vec![DataType::Utf8, DataType::Utf8]]),
         |_| Ok(DataType::Boolean),
         |args, _| {
-            Ok(ScalarValue::Boolean(
-                args_text(args).map(|(json, path)| find(json, path).is_some()),
-            ))
+            Ok(ScalarValue::Boolean(match args_text(args) {
+                Some((json, path)) => Some(super::json_clauses::exists(json, path)?),
+                None => None,
+            }))
         },
     )
 }

@@ -12,10 +12,13 @@ mod collections;
 mod decimal_divide;
 mod decimal_types;
 mod json;
+mod json_clauses;
+mod json_doc;
 mod map_literal;
 mod math;
 mod more_strings;
 mod narrowing;
+pub(crate) mod refused;
 mod regexp;
 mod row_fn;
 mod strings;
@@ -113,7 +116,16 @@ fn flink_functions() -> Vec<ScalarUDF> {
         collections::str_to_map(),
     ];
     functions.extend(temporal::parts());
+    functions.extend(json_clauses::json_value_udfs());
+    functions.push(json_clauses::json_query_udf());
+    functions.push(refused::udf());
     functions
+}
+
+/// Whether JSON_VALUE and JSON_QUERY with clauses follow this path as
+/// Flink does (the front end refuses the others at submit).
+pub(crate) fn json_path_supported(path: &str) -> bool {
+    json_clauses::path_supported(path)
 }
 
 /// Refuses DECIMAL divisions whose operands may be typed otherwise than in
