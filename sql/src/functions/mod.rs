@@ -18,6 +18,7 @@ mod map_literal;
 mod math;
 mod more_strings;
 mod narrowing;
+mod printf;
 pub(crate) mod refused;
 mod regexp;
 mod row_fn;
@@ -114,6 +115,7 @@ fn flink_functions() -> Vec<ScalarUDF> {
         collections::type_of(),
         collections::regexp_extract_all(),
         collections::str_to_map(),
+        printf::udf(),
     ];
     functions.extend(temporal::parts());
     functions.extend(json_clauses::json_value_udfs());
@@ -234,6 +236,9 @@ impl FunctionRewrite for FlinkSemantics {
                         Transformed::no(Expr::ScalarFunction(ScalarFunction { func, args }))
                     }
                 }
+            }
+            Expr::ScalarFunction(ScalarFunction { func, args }) if func.name() == printf::NAME => {
+                printf_call(func, args, schema)?
             }
             Expr::ScalarFunction(call)
                 if self
@@ -585,6 +590,117 @@ fn flink_int_literal(expr: Expr) -> Expr {
 
 /// Whether `literal` is an integer literal that fits an INT and `other` an
 /// INT (or narrower) expression.
+/// Flink types an integer literal INT where it fits, DataFusion BIGINT;
+/// PRINTF's %c, %o and %x print an Integer and a Long differently, so its
+/// literals are narrowed, and a BIGINT expression Flink may type INT is
+/// refused under those conversions.
+fn printf_call(
+    func: Arc<ScalarUDF>,
+    args: Vec<Expr>,
+    schema: &DFSchema,
+) -> Result<Transformed<Expr>> {
+    let mut changed = false;
+    let narrow = |v: Option<i64>| v.and_then(|v| i32::try_from(v).ok());
+    let args: Vec<Expr> = args
+        .into_iter()
+        .enumerate()
+        .map(|(at, arg)| match arg {
+            Expr::Literal(ScalarValue::Int64(v), metadata) if at > 0 && narrow(v).is_some() => {
+                changed = true;
+                Expr::Literal(ScalarValue::Int32(narrow(v)), metadata)
+            }
+            Expr::Negative(inner) if at > 0 => match *inner {
+                Expr::Literal(ScalarValue::Int64(v), metadata)
+                    if narrow(v.and_then(i64::checked_neg)).is_some() =>
+                {
+                    changed = true;
+                    Expr::Literal(
+                        ScalarValue::Int32(narrow(v.and_then(i64::checked_neg))),
+                        metadata,
+                    )
+                }
+                other => Expr::Negative(Box::new(other)),
+            },
+            other => other,
+        })
+        .collect();
+    // A literal with a point is DECIMAL in Flink ("1.50" prints as such);
+    // DataFusion has made it a DOUBLE and lost its scale.
+    let float_literal = |e: &Expr| {
+        matches!(
+            e,
+            Expr::Literal(ScalarValue::Float64(_) | ScalarValue::Float32(_), _)
+        )
+    };
+    if args.iter().skip(1).any(|a| match a {
+        Expr::Negative(inner) => float_literal(inner),
+        other => float_literal(other),
+    }) {
+        return plan_err!(
+            "PRINTF of a number literal with a point is not supported: Flink types it DECIMAL, whose digits Runnel has lost"
+        );
+    }
+    let format = match args.first() {
+        Some(Expr::Literal(value, _)) => Some(value),
+        _ => None,
+    };
+    let class_matters = printf::check(format, &[]).is_ok_and(|f| f.depends_on_integer_class());
+    for arg in args.iter().skip(1) {
+        if !printf_class_known(arg, schema, class_matters)? {
+            return plan_err!(
+                "PRINTF of this {} expression is not supported: Flink may type it otherwise (a DECIMAL for a DOUBLE, an INT for a BIGINT), which Java prints otherwise",
+                arg.get_type(schema)?
+            );
+        }
+    }
+    let call = Expr::ScalarFunction(ScalarFunction::new_udf(func, args));
+    Ok(if changed {
+        Transformed::yes(call)
+    } else {
+        Transformed::no(call)
+    })
+}
+
+/// Whether a PRINTF argument has the Java class Flink would hand over:
+/// a column, a literal or a cast has its declared type; a DOUBLE computed
+/// from a DOUBLE column is one in Flink too; integers print alike as
+/// Integer and Long but under %c, %o and %x (`class_matters`).
+fn printf_class_known(arg: &Expr, schema: &DFSchema, class_matters: bool) -> Result<bool> {
+    if matches!(
+        arg,
+        Expr::Column(_) | Expr::Literal(..) | Expr::Cast(_) | Expr::TryCast(_)
+    ) {
+        return Ok(true);
+    }
+    Ok(match arg.get_type(schema)? {
+        DataType::Float32 | DataType::Float64 => double_in_flink(arg, schema),
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => !class_matters,
+        DataType::Decimal128(..) => false,
+        _ => true,
+    })
+}
+
+/// Arithmetic with a DOUBLE column (or cast) is DOUBLE in Flink whatever
+/// the other side; anything else may be a DECIMAL there.
+fn double_in_flink(expr: &Expr, schema: &DFSchema) -> bool {
+    let floating = || {
+        matches!(
+            expr.get_type(schema),
+            Ok(DataType::Float32 | DataType::Float64)
+        )
+    };
+    match expr {
+        Expr::Column(_) | Expr::Cast(_) | Expr::TryCast(_) => floating(),
+        Expr::Negative(inner) => double_in_flink(inner, schema),
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Plus | Operator::Minus | Operator::Multiply | Operator::Divide,
+            right,
+        }) => double_in_flink(left, schema) || double_in_flink(right, schema),
+        _ => false,
+    }
+}
+
 fn int_literal_beside_int(literal: &Expr, other: &Expr, schema: &DFSchema) -> bool {
     matches!(literal, Expr::Literal(ScalarValue::Int64(Some(v)), _) if i32::try_from(*v).is_ok())
         && matches!(

@@ -32,9 +32,11 @@ impl SinkProvider for Collected {
 
 impl BatchSink for Collected {
     fn write(&mut self, batch: RecordBatch, _time: Watermark) -> Result<(), EngineError> {
-        let text = runnel_connectors::print::render_rows("", &batch);
         let mut rows = self.0.lock().unwrap();
-        for line in text.lines() {
+        // One row at a time: a value may hold a line break (PRINTF's %n).
+        for at in 0..batch.num_rows() {
+            let text = runnel_connectors::print::render_rows("", &batch.slice(at, 1));
+            let line = text.strip_suffix('\n').unwrap_or(&text);
             let (kind, row) = line.split_at(2);
             let row = row.to_string();
             if matches!(kind, "+I" | "+U") {
