@@ -6,5 +6,6 @@
     reason = "test helpers fail the test on unexpected errors"
 )]
 
+mod checkpoint_storage;
 mod isolation;
 mod submit;
