@@ -100,17 +100,33 @@ fn fraction(run: usize) -> Result<Item<'static>, String> {
 /// scientific notation, `1.0E10`, `1.5E-4`; the fewest digits that read
 /// back as the same double.
 pub fn java_double(v: f64) -> String {
-    if v.is_nan() {
+    java_text(v, v)
+}
+
+/// Java's `Float.toString`: the same form, with the shortest digits of the
+/// float itself, not of its widening to double.
+pub fn java_float(v: f32) -> String {
+    java_text(v, f64::from(v))
+}
+
+/// `v`'s digits in Java's form; `wide` is the same value as a double
+/// (widening keeps NaN, infinities, sign and magnitude), for the checks.
+fn java_text<T: std::fmt::Display + std::fmt::LowerExp>(v: T, wide: f64) -> String {
+    if wide.is_nan() {
         return "NaN".to_string();
     }
-    if v.is_infinite() {
-        return if v > 0.0 { "Infinity" } else { "-Infinity" }.to_string();
+    if wide.is_infinite() {
+        return if wide > 0.0 { "Infinity" } else { "-Infinity" }.to_string();
     }
-    if v == 0.0 {
-        return if v.is_sign_negative() { "-0.0" } else { "0.0" }.to_string();
+    if wide == 0.0 {
+        return if wide.is_sign_negative() {
+            "-0.0"
+        } else {
+            "0.0"
+        }
+        .to_string();
     }
-    let magnitude = v.abs();
-    if (1e-3..1e7).contains(&magnitude) {
+    if (1e-3..1e7).contains(&wide.abs()) {
         let text = format!("{v}");
         return if text.contains('.') {
             text

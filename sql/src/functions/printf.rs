@@ -504,7 +504,7 @@ fn to_java_string(value: &Arg<'_>) -> String {
         Arg::Short(v) => v.to_string(),
         Arg::Int(v) => v.to_string(),
         Arg::Long(v) => v.to_string(),
-        Arg::Float(v) => java_float(*v),
+        Arg::Float(v) => crate::java_format::java_float(*v),
         Arg::Double(v) => crate::java_format::java_double(*v),
         Arg::Bool(v) => v.to_string(),
         Arg::Str(v) => (*v).to_string(),
@@ -528,36 +528,6 @@ fn plain_decimal(unscaled: i128, scale: i8) -> String {
     };
     let (int, fraction) = digits.split_at(digits.len() - scale);
     format!("{sign}{int}.{fraction}")
-}
-
-/// Java's `Float.toString`: the shortest digits of the float itself, not
-/// of its widening to double.
-fn java_float(v: f32) -> String {
-    if v.is_nan() {
-        return "NaN".to_string();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "Infinity" } else { "-Infinity" }.to_string();
-    }
-    if v == 0.0 {
-        return if v.is_sign_negative() { "-0.0" } else { "0.0" }.to_string();
-    }
-    if (1e-3..1e7).contains(&v.abs()) {
-        let text = format!("{v}");
-        return if text.contains('.') {
-            text
-        } else {
-            format!("{text}.0")
-        };
-    }
-    let text = format!("{v:e}");
-    let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
-    let mantissa = if mantissa.contains('.') {
-        mantissa.to_string()
-    } else {
-        format!("{mantissa}.0")
-    };
-    format!("{mantissa}E{exponent}")
 }
 
 /// `%f`'s digits: Java rounds the shortest decimal that reads back as the
