@@ -154,6 +154,54 @@ impl TimeOrder {
     }
 }
 
+impl TimeOrder {
+    /// Every row held, for a checkpoint, as a sealed per-time state: the
+    /// rows already taken out of the stash (in arrival order) go first,
+    /// under the earliest time any row is held at, so that a restore
+    /// keeps equal times in their arrival order.
+    pub fn snapshot(&self) -> Result<Vec<u8>, EngineError> {
+        let taken: Vec<RecordBatch> = {
+            let mut parts: Vec<&Pending> = self.pending.values().collect();
+            parts.sort_unstable_by_key(|p| p.arrival);
+            parts.into_iter().map(|p| p.rows.clone()).collect()
+        };
+        let mut times: Vec<(Watermark, Vec<RecordBatch>)> = Vec::new();
+        if let Some(((earliest, _), _)) = self.pending.first_key_value() {
+            let at = self.held.as_ref().map_or(*earliest, |held| *held.time());
+            let at = self.stash.keys().next().map_or(at, |first| at.min(*first));
+            times.push((at, taken));
+        }
+        for (time, (_, batches)) in &self.stash {
+            match times.first_mut() {
+                Some((at, taken)) if at == time => taken.extend(batches.iter().cloned()),
+                _ => times.push((*time, batches.clone())),
+            }
+        }
+        crate::rank::closed_time::put_times(
+            times
+                .iter()
+                .map(|(time, batches)| (*time, vec![batches.as_slice()])),
+        )
+        .map(crate::checkpoint::codec::seal)
+    }
+
+    /// Takes back what `snapshot` gave; every time's capability is made
+    /// anew from `initial`.
+    pub fn restore(
+        &mut self,
+        bytes: &[u8],
+        initial: &Capability<Watermark>,
+    ) -> Result<(), EngineError> {
+        self.clear();
+        let times = crate::rank::closed_time::read_times(bytes, 1, initial)?;
+        for (time, (cap, mut sides)) in times {
+            self.stash
+                .insert(time, (cap, sides.pop().unwrap_or_default()));
+        }
+        Ok(())
+    }
+}
+
 /// `batch`'s rows with a time, in time order (a stable sort keeps arrival
 /// order among equal times), and their times; `None` if no row has one.
 fn by_time(

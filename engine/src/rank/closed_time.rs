@@ -206,9 +206,9 @@ type PairStash = BTreeMap<Watermark, (Capability<Watermark>, Vec<RecordBatch>, V
 const STATE_VERSION: u32 = 1;
 
 /// What one time holds: its capability, and its batches per input.
-type Held = (Capability<Watermark>, Vec<Vec<RecordBatch>>);
+pub(crate) type Held = (Capability<Watermark>, Vec<Vec<RecordBatch>>);
 
-fn put_times<'a>(
+pub(crate) fn put_times<'a>(
     times: impl ExactSizeIterator<Item = (Watermark, Vec<&'a [RecordBatch]>)>,
 ) -> Result<Vec<u8>, EngineError> {
     let mut out = new_state(STATE_VERSION);
@@ -227,7 +227,7 @@ fn put_times<'a>(
 }
 
 /// What `put_times` wrote for `sides` inputs, with a capability per time.
-fn read_times(
+pub(crate) fn read_times(
     bytes: &[u8],
     sides: usize,
     initial: &Capability<Watermark>,

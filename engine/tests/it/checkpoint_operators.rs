@@ -57,7 +57,7 @@ use crate::support::{HeldRows, Row, apply_changes, batch_of, render_changes, sch
 
 /// Where a run dies.
 #[derive(Debug, Clone, Copy)]
-enum Crash {
+pub(crate) enum Crash {
     /// Worker 0's first source fails at this poll.
     AtPoll(usize),
     /// Every source reads all its rows, then idles this long, so that
@@ -125,7 +125,7 @@ impl BatchReader for Crashing {
 /// The operator under test, over one or two sources of `support::schema`
 /// rows (or that with `__op`).
 #[derive(Clone)]
-enum Job {
+pub(crate) enum Job {
     GroupBy(Arc<GroupAggregate>),
     IntervalJoin(Arc<IntervalJoin>),
     /// An interval join spec with `Expiry::Never`, which `interval_join`
@@ -145,6 +145,22 @@ enum Job {
     PerTime(usize),
     /// Both sources' rows of each time joined, straight from the sources.
     PerTimePair(Arc<JoinSpec>),
+    /// An operator another test module builds.
+    Custom(Arc<dyn CustomJob>),
+}
+
+/// A job of another test module, run by this module's harness.
+pub(crate) trait CustomJob: Send + Sync {
+    /// The id its state has in a checkpoint.
+    fn state_id(&self) -> &'static str;
+
+    /// The operator over the two sources.
+    fn build<'scope>(
+        &self,
+        first: Stream<'scope, Watermark, Batch>,
+        second: Stream<'scope, Watermark, Batch>,
+        context: Arc<JobContext>,
+    ) -> Result<Stream<'scope, Watermark, Batch>, EngineError>;
 }
 
 impl Job {
@@ -161,6 +177,7 @@ impl Job {
             Job::WindowJoin(..) => "WindowJoin#0",
             Job::PerTime(_) => "PerTime#0",
             Job::PerTimePair(_) => "PerTimePair#0",
+            Job::Custom(job) => job.state_id(),
         }
     }
 
@@ -211,14 +228,15 @@ impl Job {
                 let routes = (vec![0], vec![0]);
                 per_closed_time_pair(first, second, "PerTimePair", routes, f, context)
             }
+            Job::Custom(job) => job.build(first, second, context)?,
         })
     }
 }
 
 /// Checkpoints into `storage` every `interval`, resuming from its latest.
-struct Checkpointing {
-    storage: Arc<MemoryStorage>,
-    interval: Duration,
+pub(crate) struct Checkpointing {
+    pub(crate) storage: Arc<MemoryStorage>,
+    pub(crate) interval: Duration,
 }
 
 /// Runs `job` over `inputs` (two sources; a job that reads one leaves the
@@ -226,7 +244,7 @@ struct Checkpointing {
 /// a collecting one otherwise; dies as `crash` says, if given. Sources
 /// allow `bound` ms of
 /// out-of-orderness. Returns what the collecting sink got.
-fn run_job(
+pub(crate) fn run_job(
     job: &Job,
     inputs: &[Arc<Vec<RecordBatch>>; 2],
     workers: usize,
@@ -294,7 +312,7 @@ fn run_job(
 
 /// Event time is `ts`. Each worker's rows come in time order, so none is
 /// late, and a row's time is never below the watermark it travels at.
-fn event_time(bound: i64) -> EventTime {
+pub(crate) fn event_time(bound: i64) -> EventTime {
     EventTime {
         expr: Arc::new(datafusion::physical_expr::expressions::Column::new("ts", 1)),
         max_out_of_orderness: bound,
@@ -304,7 +322,7 @@ fn event_time(bound: i64) -> EventTime {
     }
 }
 
-fn published(storage: &MemoryStorage) -> Vec<String> {
+pub(crate) fn published(storage: &MemoryStorage) -> Vec<String> {
     storage
         .published
         .lock()
@@ -317,17 +335,17 @@ fn published(storage: &MemoryStorage) -> Vec<String> {
 
 /// What a property test varies besides the rows.
 #[derive(Debug, Clone)]
-struct Run {
-    workers: usize,
+pub(crate) struct Run {
+    pub(crate) workers: usize,
     /// The sources' out-of-orderness, which delays the watermark.
-    bound: i64,
-    interval_ms: u64,
+    pub(crate) bound: i64,
+    pub(crate) interval_ms: u64,
     /// Where each crashing run dies, as a share of worker 0's polls of
     /// the whole first input.
-    crashes: Vec<f64>,
+    pub(crate) crashes: Vec<f64>,
 }
 
-fn runs() -> impl Strategy<Value = Run> {
+pub(crate) fn runs() -> impl Strategy<Value = Run> {
     let bounds = prop_oneof![Just(0i64), 1i64..60];
     let crashes = prop::collection::vec(0.0f64..1.0, 1..3);
     (1usize..4, bounds, 0u64..4, crashes).prop_map(|(workers, bound, interval_ms, crashes)| Run {
@@ -341,7 +359,7 @@ fn runs() -> impl Strategy<Value = Run> {
 /// Crashes at each of `run.crashes`, then runs to the end, all from the
 /// latest checkpoint; the published changelog must apply cleanly and
 /// leave what an uninterrupted run's does, which is returned.
-fn resumed_equals_uninterrupted(
+pub(crate) fn resumed_equals_uninterrupted(
     job: &Job,
     inputs: [Arc<Vec<RecordBatch>>; 2],
     run: &Run,
@@ -386,23 +404,23 @@ fn resumed_equals_uninterrupted(
     Ok(expected)
 }
 
-fn batches(rows: &[Row], batch_rows: usize) -> Arc<Vec<RecordBatch>> {
+pub(crate) fn batches(rows: &[Row], batch_rows: usize) -> Arc<Vec<RecordBatch>> {
     Arc::new(rows.chunks(batch_rows).map(batch_of).collect())
 }
 
-fn no_input() -> Arc<Vec<RecordBatch>> {
+pub(crate) fn no_input() -> Arc<Vec<RecordBatch>> {
     Arc::new(Vec::new())
 }
 
 /// Rows in time order, as each worker's source must read them.
-fn in_time_order(mut rows: Vec<Row>) -> Vec<Row> {
+pub(crate) fn in_time_order(mut rows: Vec<Row>) -> Vec<Row> {
     rows.sort_by_key(|r| r.1);
     rows
 }
 
 // ---------------------------------------------------------------- GROUP BY
 
-fn v() -> Arc<dyn PhysicalExpr> {
+pub(crate) fn v() -> Arc<dyn PhysicalExpr> {
     col("v", &schema()).unwrap()
 }
 
@@ -641,14 +659,14 @@ proptest! {
 
 /// A few hot keys after many cold ones: the checkpoints after the first
 /// hold only the groups that changed.
-fn hot_after_cold(cold: i64, hot: &[(i64, i64, i64)]) -> Vec<Row> {
+pub(crate) fn hot_after_cold(cold: i64, hot: &[(i64, i64, i64)]) -> Vec<Row> {
     let mut rows: Vec<Row> = (0..cold).map(|k| (k, k, k % 7)).collect();
     rows.extend(hot.iter().map(|&(k, ts, v)| (k, cold + ts, v)));
     in_time_order(rows)
 }
 
 /// Whether some checkpoint in `storage` (up to its latest) holds a delta.
-fn holds_a_delta(storage: &MemoryStorage) -> bool {
+pub(crate) fn holds_a_delta(storage: &MemoryStorage) -> bool {
     let latest = storage.latest().unwrap().map_or(0, |c| c.id);
     (1..=latest).any(|id| {
         storage.get(id).unwrap().is_some_and(|c| {
@@ -711,7 +729,7 @@ fn a_group_by_over_many_groups_checkpoints_deltas() {
 
 // ----------------------------------------------------------- interval join
 
-fn right_schema() -> SchemaRef {
+pub(crate) fn right_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("rk", DataType::Int64, false),
         Field::new("rts", DataType::Int64, false),
@@ -719,7 +737,7 @@ fn right_schema() -> SchemaRef {
     ]))
 }
 
-fn nullable(schemas: &[&SchemaRef]) -> SchemaRef {
+pub(crate) fn nullable(schemas: &[&SchemaRef]) -> SchemaRef {
     let fields: Vec<Field> = schemas
         .iter()
         .flat_map(|s| s.fields().iter())
@@ -729,7 +747,7 @@ fn nullable(schemas: &[&SchemaRef]) -> SchemaRef {
 }
 
 /// Equal keys, and for an interval `rts - ts` in `[lower, upper]`.
-fn join_spec(
+pub(crate) fn join_spec(
     kind: JoinKind,
     left: &SchemaRef,
     right: &SchemaRef,
@@ -784,7 +802,7 @@ fn interval_spec(kind: JoinKind, lower: i64, upper: i64) -> IntervalJoin {
     }
 }
 
-fn right_batches(rows: &[Row], batch_rows: usize) -> Arc<Vec<RecordBatch>> {
+pub(crate) fn right_batches(rows: &[Row], batch_rows: usize) -> Arc<Vec<RecordBatch>> {
     Arc::new(
         rows.chunks(batch_rows)
             .map(|rows| {
@@ -795,7 +813,7 @@ fn right_batches(rows: &[Row], batch_rows: usize) -> Arc<Vec<RecordBatch>> {
     )
 }
 
-fn join_kinds() -> impl Strategy<Value = JoinKind> {
+pub(crate) fn join_kinds() -> impl Strategy<Value = JoinKind> {
     prop::sample::select(vec![
         JoinKind::Inner,
         JoinKind::Left,
@@ -915,7 +933,7 @@ fn top_n_spec(keyed: bool, limit: usize) -> TopN {
 
 /// Rows of distinct times: two rows of one key at one time from two
 /// workers would be kept first by arrival, which no run repeats.
-fn distinct_times(rows: Vec<Row>) -> Vec<Row> {
+pub(crate) fn distinct_times(rows: Vec<Row>) -> Vec<Row> {
     let mut rows = in_time_order(rows);
     rows.dedup_by_key(|r| r.1);
     rows
@@ -1126,7 +1144,7 @@ proptest! {
 /// by their time plus a share of `bound` (`jitter`), each row's time is at
 /// least the greatest before it less `bound`, and so is not below the
 /// watermark it travels at.
-fn within_bound(rows: Vec<Row>, jitter: &[f64], bound: i64) -> Vec<Row> {
+pub(crate) fn within_bound(rows: Vec<Row>, jitter: &[f64], bound: i64) -> Vec<Row> {
     let mut keyed: Vec<(i64, Row)> = rows
         .into_iter()
         .zip(jitter.iter().cycle())
@@ -1329,7 +1347,7 @@ fn corruptions(state: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
-fn corrupt_state_is_an_error(job: &Job, inputs: [Arc<Vec<RecordBatch>>; 2]) {
+pub(crate) fn corrupt_state_is_an_error(job: &Job, inputs: [Arc<Vec<RecordBatch>>; 2]) {
     let workers = 2;
     let id = job.state_id();
     let checkpoint = checkpoint_midway(job, &inputs, workers, 60);
@@ -1375,7 +1393,7 @@ fn empty_state(job: &Job, workers: usize) -> Vec<u8> {
 }
 
 /// Rows enough that worker 0 crashes after its 60th poll, midway.
-fn some_rows() -> Vec<Row> {
+pub(crate) fn some_rows() -> Vec<Row> {
     (0..2000)
         .map(|i| (i % 7, i * 3, (i * 37) % 41 - 20))
         .collect()

@@ -5,7 +5,10 @@
     reason = "test helpers fail the test on unexpected errors"
 )]
 
+mod checkpoint_differential;
 mod checkpoint_operators;
+mod checkpoint_ordered;
+mod checkpoint_patterns;
 mod checkpoints;
 mod sources;
 mod support;

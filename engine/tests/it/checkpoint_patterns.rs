@@ -1,0 +1,1 @@
+//! Checkpoints of MATCH_RECOGNIZE and the event-time temporal join.
