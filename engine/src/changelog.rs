@@ -153,7 +153,8 @@ pub fn pair_updates<K: PartialEq, V: Clone>(updates: &[(K, V, isize)]) -> Vec<(V
 pub type Updates = Vec<((Vec<u8>, Vec<u8>), crate::time::Watermark, isize)>;
 
 /// Turns each batch into differential updates with `encode` (given the
-/// batch and the time it travels at).
+/// batch and the time it travels at), kept for checkpoints in a
+/// checkpointed job (see `updating::replay`).
 pub fn to_updates<'scope, F>(
     input: timely::dataflow::Stream<'scope, crate::time::Watermark, crate::batch::Batch>,
     name: &str,
@@ -166,21 +167,27 @@ where
     use timely::container::CapacityContainerBuilder;
     use timely::dataflow::channels::pact::Pipeline;
     use timely::dataflow::operators::generic::Operator;
-    input.unary::<CapacityContainerBuilder<Updates>, _, _, _>(Pipeline, name, move |_cap, _info| {
-        move |input, output| {
-            input.for_each(|cap, data| {
-                let Some(batch) = data.take() else { return };
-                let time = cap.least().copied().unwrap_or(crate::time::Watermark::MIN);
-                match encode(&batch, time) {
-                    Ok(mut updates) if !updates.is_empty() => {
-                        output.session(&cap).give_container(&mut updates)
+    let recorder_context = context.clone();
+    let updates = input.unary::<CapacityContainerBuilder<Updates>, _, _, _>(
+        Pipeline,
+        name,
+        move |_cap, _info| {
+            move |input, output| {
+                input.for_each(|cap, data| {
+                    let Some(batch) = data.take() else { return };
+                    let time = cap.least().copied().unwrap_or(crate::time::Watermark::MIN);
+                    match encode(&batch, time) {
+                        Ok(mut updates) if !updates.is_empty() => {
+                            output.session(&cap).give_container(&mut updates)
+                        }
+                        Ok(_) => {}
+                        Err(error) => context.fail(error),
                     }
-                    Ok(_) => {}
-                    Err(error) => context.fail(error),
-                }
-            });
-        }
-    })
+                });
+            }
+        },
+    );
+    crate::updating::replay::recorded_updates(updates, recorder_context)
 }
 
 #[cfg(test)]

@@ -62,18 +62,15 @@ impl Job {
             worker.dataflow::<Watermark, _, _>(move |scope| {
                 let probe = ProbeHandle::new();
                 for (i, pipeline) in job.pipelines.iter().enumerate() {
-                    let stream = build(
-                        &pipeline.node,
-                        scope,
-                        &context,
-                        index,
-                        peers,
-                        &mut HashMap::new(),
-                    )?;
                     let (name, provider) = match &pipeline.output {
                         Output::Table { name, provider } => (name.as_str(), provider),
                         Output::Results => ("results", &results),
                     };
+                    let mut built = Built {
+                        streams: HashMap::new(),
+                        pipeline: name.to_string(),
+                    };
+                    let stream = build(&pipeline.node, scope, &context, index, peers, &mut built)?;
                     let writer = provider.sink(index, peers)?;
                     sink(
                         stream,
@@ -90,20 +87,64 @@ impl Job {
     }
 }
 
+static PLANNER_NUMBERING: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"(?P<name>__runnel_[a-z_]+?)[0-9]+").expect("a valid pattern")
+});
+
+/// A pipeline's streams built so far, and the pipeline's sink.
+struct Built<'scope> {
+    streams: HashMap<usize, Stream<'scope, Watermark, runnel_engine::batch::Batch>>,
+    pipeline: String,
+}
+
+/// What a checkpointed node's states are filed under: its pipeline's sink
+/// and a hash of the node and everything under it as EXPLAIN shows them
+/// (operators, keys, aggregates, tables), so that a savepoint restored
+/// into changed SQL gives each state only to the operator that made it,
+/// whatever order the statements come in. FNV-1a, which no Rust release
+/// changes, since checkpoints outlive the binary that wrote them.
+fn state_scope(pipeline: &str, node: &Node) -> String {
+    let explained = crate::explain::explain(node, 0);
+    // Names the planner numbers in the order it meets them (a window's
+    // input, a source's alias) would tie the hash to the statements
+    // before this one.
+    let explained = PLANNER_NUMBERING.replace_all(&explained, "$name");
+    let hash = explained
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    format!("{pipeline}:{hash:016x}")
+}
+
 fn build<'scope>(
     node: &Node,
     scope: Scope<'scope, Watermark>,
     context: &Arc<JobContext>,
     index: usize,
     peers: usize,
-    memo: &mut HashMap<usize, Stream<'scope, Watermark, runnel_engine::batch::Batch>>,
+    memo: &mut Built<'scope>,
+) -> Result<Stream<'scope, Watermark, runnel_engine::batch::Batch>, runnel_engine::EngineError> {
+    let _states = runnel_engine::checkpoint::worker::mode().map(|_| {
+        runnel_engine::checkpoint::worker::StateScope::enter(state_scope(&memo.pipeline, node))
+    });
+    build_node(node, scope, context, index, peers, memo)
+}
+
+fn build_node<'scope>(
+    node: &Node,
+    scope: Scope<'scope, Watermark>,
+    context: &Arc<JobContext>,
+    index: usize,
+    peers: usize,
+    memo: &mut Built<'scope>,
 ) -> Result<Stream<'scope, Watermark, runnel_engine::batch::Batch>, runnel_engine::EngineError> {
     Ok(match node {
-        Node::Shared { id, input } => match memo.get(id) {
+        Node::Shared { id, input } => match memo.streams.get(id) {
             Some(stream) => stream.clone(),
             None => {
                 let stream = build(input, scope, context, index, peers, memo)?;
-                memo.insert(*id, stream.clone());
+                memo.streams.insert(*id, stream.clone());
                 stream
             }
         },

@@ -100,6 +100,8 @@ struct Registry {
 thread_local! {
     static REGISTRY: RefCell<Option<Registry>> = const { RefCell::new(None) };
     static PAUSED: Cell<bool> = const { Cell::new(false) };
+    /// What the operators being built belong to (see `StateScope`).
+    static STATE_SCOPE: RefCell<Option<String>> = const { RefCell::new(None) };
     /// Sources that found themselves paused, woken when the pause ends.
     static WAITING: RefCell<Vec<Activator>> = const { RefCell::new(Vec::new()) };
 }
@@ -130,9 +132,34 @@ pub fn mode() -> Option<Mode> {
     REGISTRY.with(|r| r.borrow().as_ref().map(|r| r.mode))
 }
 
+/// Names what the operators registered while it lives belong to, so that
+/// their states' ids are `scope/kind#n` rather than `kind#n`: a planner
+/// gives each plan node a scope naming the node and what it reads, so
+/// that a changed plan's operators do not take the states of others of
+/// their kind that happen to be built in the same order. Scopes nest; the
+/// innermost names the operators.
+pub struct StateScope {
+    previous: Option<String>,
+}
+
+impl StateScope {
+    pub fn enter(scope: String) -> Self {
+        let previous = STATE_SCOPE.with(|s| s.borrow_mut().replace(scope));
+        StateScope { previous }
+    }
+}
+
+impl Drop for StateScope {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        STATE_SCOPE.with(|s| *s.borrow_mut() = previous);
+    }
+}
+
 /// Registers an operator's state under `kind` and returns what to restore
 /// it from, if the job resumes from a checkpoint that has it. Ids are
-/// `kind#n` in the order operators are built, which the same plan repeats.
+/// `kind#n` (in a `StateScope`, `scope/kind#n`) in the order operators
+/// are built, which the same plan repeats.
 /// A state kept as deltas is left unrestored (so the start is refused as
 /// for a changed plan): only `register_incremental` takes those.
 pub fn register(kind: &str, state: Rc<dyn OperatorState>) -> Option<Vec<u8>> {
@@ -154,7 +181,11 @@ fn register_as(
     REGISTRY.with(|r| {
         let mut borrow = r.borrow_mut();
         let registry = borrow.as_mut()?;
-        let n = registry.kinds.entry(kind.to_string()).or_insert(0);
+        let kind = match STATE_SCOPE.with(|s| s.borrow().clone()) {
+            Some(scope) => format!("{scope}/{kind}"),
+            None => kind.to_string(),
+        };
+        let n = registry.kinds.entry(kind.clone()).or_insert(0);
         let id = format!("{kind}#{n}");
         *n += 1;
         let restored = match registry.restore.get(&id) {

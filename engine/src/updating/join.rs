@@ -30,6 +30,7 @@ use crate::error::EngineError;
 use crate::join::kernel::KeyedBatch;
 use crate::time::Watermark;
 use crate::updating::expiry::{self, Expired, MarkBy};
+use crate::updating::replay::EmittedOutput;
 
 /// Turns one complete time's updates `(key, value, diff)` (sorted by key)
 /// into a changelog batch.
@@ -66,9 +67,22 @@ pub fn to_changelog<'scope>(
         by_key,
         Pipeline,
         name,
-        move |_cap, _info| {
+        move |initial, _info| {
             type Pending = (Capability<Watermark>, Vec<(Vec<u8>, Vec<u8>, isize)>);
             let mut stash: BTreeMap<Watermark, Pending> = BTreeMap::new();
+            let emitted = match EmittedOutput::register() {
+                Ok(Some((emitted, cancel))) => {
+                    if !cancel.is_empty() {
+                        stash.insert(*initial.time(), (initial, cancel));
+                    }
+                    Some(emitted)
+                }
+                Ok(None) => None,
+                Err(error) => {
+                    context.fail(error);
+                    None
+                }
+            };
             let mut marked: BTreeMap<Watermark, HashMap<Vec<u8>, isize>> = BTreeMap::new();
             move |(input, frontier), (marks, marks_frontier), output| {
                 input.for_each(|cap, data| {
@@ -105,6 +119,9 @@ pub fn to_changelog<'scope>(
                     consolidate(&mut updates);
                     if updates.is_empty() {
                         continue;
+                    }
+                    if let Some(emitted) = &emitted {
+                        emitted.note(&updates);
                     }
                     match decode(&updates) {
                         Ok(batch) if batch.num_rows() > 0 => {

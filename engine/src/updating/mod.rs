@@ -10,4 +10,5 @@
 pub mod expiry;
 pub mod group_aggregate;
 pub mod join;
+pub mod replay;
 pub mod top_n;

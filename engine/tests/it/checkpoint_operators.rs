@@ -424,11 +424,11 @@ pub(crate) fn v() -> Arc<dyn PhysicalExpr> {
     col("v", &schema()).unwrap()
 }
 
-fn as_type(expr: Arc<dyn PhysicalExpr>, data_type: DataType) -> Arc<dyn PhysicalExpr> {
+pub(crate) fn as_type(expr: Arc<dyn PhysicalExpr>, data_type: DataType) -> Arc<dyn PhysicalExpr> {
     cast(expr, &schema(), data_type).unwrap()
 }
 
-fn aggregate(
+pub(crate) fn aggregate(
     fun: Arc<AggregateUDF>,
     argument: Arc<dyn PhysicalExpr>,
     name: &str,
@@ -457,7 +457,7 @@ fn group_by(keyed: bool, changelog: bool) -> GroupAggregate {
 
 /// `exact_sum`: with DataFusion's sliding SUM of decimals, which a
 /// retraction ahead of its insert (from another worker) underflows.
-fn group_by_with(keyed: bool, changelog: bool, exact_sum: bool) -> GroupAggregate {
+pub(crate) fn group_by_with(keyed: bool, changelog: bool, exact_sum: bool) -> GroupAggregate {
     let input = if changelog {
         with_op(&schema())
     } else {
@@ -500,7 +500,7 @@ fn group_by_with(keyed: bool, changelog: bool, exact_sum: bool) -> GroupAggregat
 
 /// A GROUP BY of `keys` (the `k` column, or none) with its changelog
 /// output schema.
-fn spec_of(
+pub(crate) fn spec_of(
     keys: Vec<Arc<dyn PhysicalExpr>>,
     aggregates: Vec<Arc<AggregateFunctionExpr>>,
     filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
@@ -551,7 +551,7 @@ fn group_by_own_states() -> GroupAggregate {
 /// dealt to `workers` by key, as an upstream keyed operator would: a
 /// retraction never overtakes its insert. (The grouped operator forgets a
 /// group whose row count reaches zero, which is wrong while one has.)
-fn changelog(
+pub(crate) fn changelog(
     rows: &[(i64, i64, Option<usize>)],
     batch_rows: usize,
     workers: usize,
@@ -597,14 +597,14 @@ fn changelog(
 
 /// One row of a changelog input.
 #[derive(Debug, Clone, Copy)]
-struct Change {
+pub(crate) struct Change {
     ts: i64,
     k: i64,
     v: i64,
     op: i8,
 }
 
-fn changes_batch(changes: &[Change]) -> RecordBatch {
+pub(crate) fn changes_batch(changes: &[Change]) -> RecordBatch {
     let column = |f: fn(&Change) -> i64| {
         Arc::new(Int64Array::from_iter_values(changes.iter().map(f))) as ArrayRef
     };

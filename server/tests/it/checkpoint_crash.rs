@@ -25,8 +25,9 @@ GROUP BY window_start, window_end, k;
 ";
 
 /// The other stateful operators the issue names, beside the windows: an
-/// updating GROUP BY and a top-N (changelogs in debezium-json) and an
-/// interval join, each into a stream of its own.
+/// updating GROUP BY and a top-N (changelogs in debezium-json), an
+/// interval join, and the differential operators (a GROUP BY with MAX over
+/// a changelog, a join of two changelogs), each into a stream of its own.
 const MORE: &str = "
 CREATE TABLE per_key (k BIGINT, n BIGINT, total BIGINT)
   WITH ('connector' = 'kinesis', 'stream' = 'per_key', 'format' = 'debezium-json');
@@ -39,6 +40,15 @@ CREATE TABLE pairs (k BIGINT, a BIGINT, b BIGINT)
   WITH ('connector' = 'kinesis', 'stream' = 'pairs', 'format' = 'json');
 INSERT INTO pairs SELECT x.k, x.v, y.v FROM events x, events y
   WHERE x.k = y.k AND y.ts BETWEEN x.ts AND x.ts + INTERVAL '100' MILLISECOND AND x.v <> y.v;
+CREATE TABLE extremes (parity BIGINT, hi BIGINT, keys BIGINT)
+  WITH ('connector' = 'kinesis', 'stream' = 'extremes', 'format' = 'debezium-json');
+INSERT INTO extremes SELECT MOD(k, 2), MAX(total), COUNT(*)
+  FROM (SELECT k, SUM(v) AS total FROM events GROUP BY k) GROUP BY MOD(k, 2);
+CREATE TABLE joined (k BIGINT, total BIGINT, n BIGINT)
+  WITH ('connector' = 'kinesis', 'stream' = 'joined', 'format' = 'debezium-json');
+INSERT INTO joined SELECT a.k, a.total, b.n
+  FROM (SELECT k, SUM(v) AS total FROM events GROUP BY k) a
+  JOIN (SELECT k, COUNT(*) AS n FROM events WHERE v % 2 = 0 GROUP BY k) b ON a.k = b.k;
 ";
 
 const RECORDS: usize = 1200;
@@ -164,6 +174,8 @@ fn more_outputs(server: &RunnelServer) -> Vec<(String, Vec<String>)> {
         ("per_key".into(), applied(&records_of(server, "per_key"))),
         ("top".into(), applied(&records_of(server, "top"))),
         ("pairs".into(), records_of(server, "pairs")),
+        ("extremes".into(), applied(&records_of(server, "extremes"))),
+        ("joined".into(), applied(&records_of(server, "joined"))),
     ]
 }
 
@@ -190,6 +202,8 @@ fn set_up(server: &RunnelServer, sql: &str) -> String {
         ("per_key", 1),
         ("top", 1),
         ("pairs", 1),
+        ("extremes", 1),
+        ("joined", 1),
     ] {
         call(
             server,
@@ -337,8 +351,10 @@ fn wait_status(server: &RunnelServer, id: &str, status: &str) -> Value {
 
 /// `runnel jobs stop --savepoint`, then `runnel jobs submit
 /// --from-savepoint`: the second job goes on where the first stopped, and
-/// together they write what one job never stopped writes. SQL whose
-/// operators do not take the savepoint's state does not start from it.
+/// together they write what one job never stopped writes, though its
+/// script has a statement of the same kind before the first's, which
+/// starts afresh instead of taking the first's state. SQL whose operators
+/// do not take the savepoint's state does not start from it.
 #[test]
 fn a_savepoint_taken_by_the_cli_restores_into_a_new_job() {
     let reference_dir = tempfile::tempdir().unwrap();
@@ -369,11 +385,29 @@ fn a_savepoint_taken_by_the_cli_restores_into_a_new_job() {
     assert!(cli(&server, &["savepoints"]).contains("half"));
 
     put(&server, 600..RECORDS + 2);
+    call(
+        &server,
+        "CreateStream",
+        json!({"StreamName": "pairs_of_seconds", "ShardCount": 1}),
+    );
+    let (ddl, insert) = JOB.split_once("INSERT INTO").unwrap();
+    let grown = data.path().join("grown.sql");
+    std::fs::write(
+        &grown,
+        format!(
+            "{ddl}CREATE TABLE pairs_of_seconds (window_start TIMESTAMP(3), n BIGINT)\n\
+             WITH ('connector' = 'kinesis', 'stream' = 'pairs_of_seconds', 'format' = 'json');\n\
+             INSERT INTO pairs_of_seconds SELECT window_start, COUNT(*)\n\
+             FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '2' SECOND))\n\
+             GROUP BY window_start, window_end;\nINSERT INTO{insert}"
+        ),
+    )
+    .unwrap();
     let second = cli(
         &server,
         &[
             "submit",
-            script,
+            grown.to_str().unwrap(),
             "--parallelism",
             "2",
             "--from-savepoint",
@@ -384,7 +418,6 @@ fn a_savepoint_taken_by_the_cli_restores_into_a_new_job() {
     assert_eq!(job_status(&server, second.trim())["from_savepoint"], "half");
 
     let unwindowed = data.path().join("unwindowed.sql");
-    let (ddl, _) = JOB.split_once("INSERT INTO").unwrap();
     std::fs::write(
         &unwindowed,
         format!("{ddl}INSERT INTO totals SELECT ts, k, CAST(1 AS BIGINT), v FROM events;"),
