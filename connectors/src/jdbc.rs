@@ -251,6 +251,10 @@ struct JdbcSource {
 }
 
 impl SourceProvider for JdbcSource {
+    fn checkpointable(&self) -> bool {
+        true
+    }
+
     fn reader(&self, worker: usize, _peers: usize) -> Result<Box<dyn BatchReader>, EngineError> {
         // One worker reads the table, the bounded snapshot Flink's scan is.
         Ok(Box::new(JdbcReader {
@@ -295,6 +299,40 @@ impl BatchReader for JdbcReader {
                 Ok(Poll::Done)
             }
         }
+    }
+
+    /// The rows of the scan not given out yet: a table read again after a
+    /// restore may have changed (and comes in no fixed order), so the
+    /// snapshot read once is what the job goes on with. Before the first
+    /// read, nothing: the restored job reads the table then.
+    fn checkpoint_position(&mut self) -> Result<Option<Vec<u8>>, EngineError> {
+        let mut position = vec![u8::from(self.done)];
+        if let Some(pending) = &self.pending {
+            let batches: Vec<RecordBatch> = pending.iter().cloned().collect();
+            position.extend(runnel_engine::checkpoint::encoding::batches_to_bytes(
+                &self.schema,
+                &batches,
+            )?);
+        }
+        Ok(Some(position))
+    }
+
+    fn restore_position(&mut self, position: &[u8]) -> Result<(), EngineError> {
+        let Some((&done, rest)) = position.split_first() else {
+            return Err(failure("an empty checkpoint position"));
+        };
+        self.done = done == 1;
+        self.pending = match rest.is_empty() {
+            true => None,
+            false => {
+                let batches = runnel_engine::checkpoint::encoding::batches_from_bytes(rest)?;
+                if batches.iter().any(|b| b.schema() != self.schema) {
+                    return Err(failure("a checkpoint's rows are not the table's columns"));
+                }
+                Some(batches.into())
+            }
+        };
+        Ok(())
     }
 }
 
@@ -366,6 +404,14 @@ impl SinkProvider for JdbcSinkProvider {
     /// changelog of an updating query.
     fn accepts_changelog(&self) -> bool {
         !self.primary_key.is_empty()
+    }
+
+    /// At least once, as Flink's JDBC sink: what is buffered is written
+    /// before a checkpoint completes, so rows after it may be written
+    /// again on a restore. Under a primary key the writes are upserts, and
+    /// a repeat leaves the table as it was.
+    fn checkpointable(&self) -> bool {
+        true
     }
 }
 
@@ -517,6 +563,14 @@ impl BatchSink for JdbcSink {
             self.flush()?;
         }
         Ok(())
+    }
+
+    fn checkpoint_output(
+        &mut self,
+        _checkpoint: u64,
+    ) -> Result<Vec<runnel_engine::checkpoint::SinkOutput>, EngineError> {
+        self.flush()?;
+        Ok(Vec::new())
     }
 }
 

@@ -133,6 +133,12 @@ impl SourceProvider for RemoteSource {
             self.submitted_ms,
         )))
     }
+
+    /// A restore lists the remote stream again from the position's
+    /// server time, which its retention must still hold.
+    fn checkpointable(&self) -> bool {
+        true
+    }
 }
 
 struct VideoSource {
@@ -157,5 +163,9 @@ impl SourceProvider for VideoSource {
             self.schema.clone(),
             self.start,
         )))
+    }
+
+    fn checkpointable(&self) -> bool {
+        true
     }
 }

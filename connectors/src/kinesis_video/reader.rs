@@ -42,6 +42,14 @@ impl BatchReader for Finished {
     fn poll(&mut self) -> Result<Poll, EngineError> {
         Ok(Poll::Done)
     }
+
+    fn checkpoint_position(&mut self) -> Result<Option<Vec<u8>>, EngineError> {
+        Ok(Some(Vec::new()))
+    }
+
+    fn restore_position(&mut self, _position: &[u8]) -> Result<(), EngineError> {
+        Ok(())
+    }
 }
 
 pub struct FragmentReader {
@@ -127,6 +135,22 @@ impl BatchReader for FragmentReader {
             self.schema.clone(),
             columns,
         )?))
+    }
+
+    /// The sequence number of the next fragment to read.
+    fn checkpoint_position(&mut self) -> Result<Option<Vec<u8>>, EngineError> {
+        Ok(Some(self.next.to_le_bytes().to_vec()))
+    }
+
+    fn restore_position(&mut self, position: &[u8]) -> Result<(), EngineError> {
+        let bytes: [u8; 8] = position.try_into().map_err(|_| {
+            failed(format!(
+                "a checkpoint position of {} bytes, not 8",
+                position.len()
+            ))
+        })?;
+        self.next = u64::from_le_bytes(bytes);
+        Ok(())
     }
 }
 

@@ -303,4 +303,35 @@ impl BatchReader for RemoteReader {
             columns,
         )?))
     }
+
+    /// The server time listed from and the last fragment read: listed
+    /// but unread fragments are listed again after a restore.
+    fn checkpoint_position(&mut self) -> Result<Option<Vec<u8>>, EngineError> {
+        let mut position = self.since_ms.to_le_bytes().to_vec();
+        if let Some(last) = self.last {
+            position.extend_from_slice(&last.to_le_bytes());
+        }
+        Ok(Some(position))
+    }
+
+    fn restore_position(&mut self, position: &[u8]) -> Result<(), EngineError> {
+        let corrupt = || failed(format!("a checkpoint position of {} bytes", position.len()));
+        let (since, last) = match position.len() {
+            8 => (position, None),
+            24 => {
+                let (since, last) = position.split_at(8);
+                (since, Some(last))
+            }
+            _ => return Err(corrupt()),
+        };
+        self.since_ms = u64::from_le_bytes(since.try_into().map_err(|_| corrupt())?);
+        self.last = match last {
+            Some(bytes) => Some(u128::from_le_bytes(
+                bytes.try_into().map_err(|_| corrupt())?,
+            )),
+            None => None,
+        };
+        self.pending.clear();
+        Ok(())
+    }
 }

@@ -226,3 +226,129 @@ fn a_postgres_table_is_scanned_written_and_looked_up() {
         .contains("'lookup.cache' must be NONE or PARTIAL"),
     );
 }
+
+/// Checkpoints of the jdbc connector, with the test playing the engine's
+/// part: a scan's position holds the rows it has not given out (a restore
+/// goes on with them, not with the table as it is by then), and the sink
+/// writes what it buffered when a checkpoint asks, however large its
+/// buffer may grow.
+#[test]
+fn a_jdbc_scan_resumes_from_its_position_and_the_sink_flushes_at_checkpoints() {
+    use datafusion::arrow::array::{AsArray, Int64Array};
+    use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
+    use datafusion::arrow::record_batch::RecordBatch;
+    use runnel_engine::source::{BatchReader, Poll};
+
+    let pg = Postgres::start();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        pg.client()
+            .await
+            .batch_execute(
+                "CREATE TABLE many (id BIGINT, v BIGINT);
+                 INSERT INTO many SELECT n, n * 2 FROM generate_series(1, 20000) AS n;
+                 CREATE TABLE copied (id BIGINT PRIMARY KEY, v BIGINT);",
+            )
+            .await
+            .unwrap();
+    });
+    let url = format!("jdbc:postgresql://127.0.0.1:{}/postgres", pg.port);
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, true),
+        Field::new("v", DataType::Int64, true),
+    ]));
+    let options = |table: &str, extra: &[(&str, &str)]| {
+        let mut pairs: std::collections::BTreeMap<String, String> = [
+            ("connector", "jdbc"),
+            ("url", url.as_str()),
+            ("table-name", table),
+            ("username", "runnel"),
+        ]
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        pairs.retain(|_, v| !v.is_empty());
+        runnel_connectors::options::Options::new(pairs)
+    };
+    let ids = |batches: &[RecordBatch]| -> Vec<i64> {
+        let mut ids: Vec<i64> = batches
+            .iter()
+            .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    let drain = |reader: &mut dyn BatchReader| {
+        let mut batches = Vec::new();
+        for _ in 0..1000 {
+            match reader.poll().unwrap() {
+                Poll::Batch(batch) => batches.push(batch),
+                Poll::Done => return batches,
+                Poll::Idle => {}
+            }
+        }
+        panic!("the scan did not end");
+    };
+
+    let scan = runnel_connectors::jdbc::source(&options("many", &[]), schema.clone()).unwrap();
+    assert!(scan.checkpointable());
+    let mut first = scan.reader(0, 1).unwrap();
+    let Poll::Batch(given) = first.poll().unwrap() else {
+        panic!("no first batch");
+    };
+    let position = first.checkpoint_position().unwrap().unwrap();
+    // The table changes after the checkpoint; the restored scan must not
+    // see it.
+    runtime.block_on(async {
+        pg.client()
+            .await
+            .batch_execute("DELETE FROM many WHERE id % 2 = 0")
+            .await
+            .unwrap()
+    });
+    let mut resumed = scan.reader(0, 1).unwrap();
+    resumed.restore_position(&position).unwrap();
+    let rest = drain(resumed.as_mut());
+    let mut all = ids(&[given]);
+    all.extend(ids(&rest));
+    all.sort_unstable();
+    assert_eq!(all, (1..=20000).collect::<Vec<i64>>());
+    // A position taken before the first read reads the table then; one
+    // taken at the end reads nothing.
+    let mut fresh = scan.reader(0, 1).unwrap();
+    let before = fresh.checkpoint_position().unwrap().unwrap();
+    let mut late = scan.reader(0, 1).unwrap();
+    late.restore_position(&before).unwrap();
+    assert_eq!(ids(&drain(late.as_mut())).len(), 10000);
+    let end = resumed.checkpoint_position().unwrap().unwrap();
+    let mut ended = scan.reader(0, 1).unwrap();
+    ended.restore_position(&end).unwrap();
+    assert!(drain(ended.as_mut()).is_empty());
+    assert!(ended.restore_position(&[]).is_err());
+    assert!(ended.restore_position(&[0, 1, 2, 3]).is_err());
+
+    let extra = [
+        ("sink.buffer-flush.max-rows", "1000000"),
+        ("sink.buffer-flush.interval", "1 h"),
+        (runnel_engine::connector::PRIMARY_KEY, "id"),
+    ];
+    let provider = runnel_connectors::jdbc::sink(&options("copied", &extra), &schema).unwrap();
+    assert!(provider.checkpointable());
+    let mut sink = provider.sink(0, 1).unwrap();
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from(vec![1, 2, 3])),
+            Arc::new(Int64Array::from(vec![10, 20, 30])),
+        ],
+    )
+    .unwrap();
+    sink.write(batch, 0).unwrap();
+    assert!(rows_of(&runtime, &pg, "SELECT * FROM copied").is_empty());
+    assert!(sink.checkpoint_output(1).unwrap().is_empty());
+    assert_eq!(
+        rows_of(&runtime, &pg, "SELECT * FROM copied"),
+        ["1,10", "2,20", "3,30"]
+    );
+}
