@@ -4,6 +4,11 @@
 //! as it is when the batch passes (through the connector's cache, if it
 //! has one), and the rows found joined by the hash-join kernel. Each
 //! worker has its own lookup source (connection and cache).
+//!
+//! A checkpoint holds nothing of it: every probe batch is looked up and
+//! its result given out at once, so no row waits in the operator between
+//! batches, and the cache is only a copy of the external table, which a
+//! resumed job reads afresh. Flink's lookup join keeps no state either.
 
 use std::sync::Arc;
 

@@ -25,7 +25,7 @@ pub enum Frame {
 }
 
 impl Frame {
-    fn is_bounded(self) -> bool {
+    pub(crate) fn is_bounded(self) -> bool {
         matches!(
             self,
             Frame::Rows { preceding: Some(_) } | Frame::Range { preceding: Some(_) }
@@ -303,6 +303,102 @@ fn recompute(
         }
     }
     Ok(accumulator.evaluate()?)
+}
+
+/// What a checkpoint keeps of a partition. A bounded frame keeps its rows
+/// (a bounded number) and rebuilds its accumulators from them on restore,
+/// since a sliding MIN/MAX's intermediate state does not hold the rows it
+/// must later take back; an unbounded frame keeps no rows, only its
+/// accumulators' intermediate states.
+impl PartitionState {
+    /// The rows still in the frame, oldest first: their times and the
+    /// distinct argument arrays (slices, none if the frame is empty).
+    pub(crate) fn frame_rows(&self) -> (Vec<Millis>, Vec<Vec<ArrayRef>>) {
+        let mut times = Vec::with_capacity(self.rows_in_frame as usize);
+        let mut inputs = Vec::new();
+        for chunk in &self.frame_rows {
+            if chunk.end > chunk.start {
+                times.extend_from_slice(&chunk.times[chunk.start..chunk.end]);
+                inputs.push(
+                    chunk
+                        .inputs
+                        .iter()
+                        .map(|a| a.slice(chunk.start, chunk.end - chunk.start))
+                        .collect(),
+                );
+            }
+        }
+        (times, inputs)
+    }
+
+    /// Each aggregate's intermediate state (unbounded frames). Taking it
+    /// may consume an accumulator's state (DataFusion's `state` is called
+    /// once in a query), so each accumulator is made anew from it, as a
+    /// restore makes it: a job goes on alike whether it was restored or not.
+    pub(crate) fn take_states(
+        &mut self,
+        aggregates: &[std::sync::Arc<AggregateFunctionExpr>],
+    ) -> Result<Vec<Vec<ScalarValue>>, EngineError> {
+        let mut states = Vec::with_capacity(self.running.len());
+        for (running, aggregate) in self.running.iter_mut().zip(aggregates) {
+            let Running::Accumulating(accumulator) = running else {
+                return Err(EngineError::Runtime(
+                    "an unbounded OVER frame recomputes an aggregate".into(),
+                ));
+            };
+            let state = accumulator.state()?;
+            let mut fresh = aggregate.create_accumulator()?;
+            let arrays = state
+                .iter()
+                .map(|value| Ok(value.to_array()?))
+                .collect::<Result<Vec<ArrayRef>, EngineError>>()?;
+            fresh.merge_batch(&arrays)?;
+            *accumulator = fresh;
+            states.push(state);
+        }
+        Ok(states)
+    }
+
+    /// A partition as a checkpoint left it: the rows in its frame (bounded
+    /// frames), which its accumulators take in again, or its accumulators'
+    /// states (unbounded ones, one row of each state array per aggregate).
+    /// The caller has checked the arrays' types.
+    pub(crate) fn restored(
+        aggregates: &[std::sync::Arc<AggregateFunctionExpr>],
+        arguments: &mut Arguments,
+        frame: Frame,
+        last_time: Millis,
+        times: Vec<Millis>,
+        inputs: Vec<ArrayRef>,
+        states: &[Vec<ArrayRef>],
+    ) -> Result<Self, EngineError> {
+        let mut partition = PartitionState::new(aggregates, frame)?;
+        partition.last_time = last_time;
+        if frame.is_bounded() {
+            let rows = times.len();
+            if rows > 0 {
+                for (a, running) in partition.running.iter_mut().enumerate() {
+                    if let Running::Accumulating(accumulator) = running {
+                        accumulator.update_batch(arguments.of(a, &inputs))?;
+                    }
+                }
+                partition.frame_rows.push_back(Chunk {
+                    times,
+                    inputs,
+                    start: 0,
+                    end: rows,
+                });
+            }
+            partition.rows_in_frame = rows as u64;
+            return Ok(partition);
+        }
+        for (running, state) in partition.running.iter_mut().zip(states) {
+            if let Running::Accumulating(accumulator) = running {
+                accumulator.merge_batch(state)?;
+            }
+        }
+        Ok(partition)
+    }
 }
 
 /// A copy of `array` in buffers of its own.

@@ -5,10 +5,14 @@
 //! Rows of one partition are taken in time order (ties in arrival order);
 //! a RANGE frame gives rows of equal time one shared result, a ROWS frame
 //! one per row. State per partition is its accumulators and, for a bounded
-//! frame, the rows still inside it (`frame`).
+//! frame, the rows still inside it (`frame`); a checkpoint holds that and
+//! the rows still waiting for the watermark (`checkpoint`).
 
+mod checkpoint;
 pub mod frame;
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +35,7 @@ use crate::fast_hash::HashMap;
 use crate::runtime::exchange;
 use crate::time::{Millis, Watermark};
 use crate::time_order::{TimeOrder, partition_order};
+use checkpoint::Checkpointed;
 pub use frame::Frame;
 use frame::{Arguments, PartitionState};
 
@@ -78,6 +83,14 @@ struct State {
     values: Vec<Vec<ScalarValue>>,
 }
 
+/// What the operator holds: the rows waiting for the watermark, and the
+/// partitions' frames (`None` if they could not be set up, the job
+/// having failed).
+struct Over {
+    order: TimeOrder,
+    state: Option<State>,
+}
+
 pub fn over_aggregate<'scope>(
     input: Stream<'scope, Watermark, Batch>,
     spec: Arc<OverAggregate>,
@@ -86,16 +99,27 @@ pub fn over_aggregate<'scope>(
     input.unary_frontier::<CapacityContainerBuilder<Batch>, _, _, _>(
         exchange::by_key(spec.partition.clone()),
         "OverAggregate",
-        move |_cap, _info| {
-            let mut order = TimeOrder::new(spec.time_column);
-            let mut state = match State::new(spec.clone(), context.clone()) {
+        move |initial, _info| {
+            let state = match State::new(spec.clone(), context.clone()) {
                 Ok(state) => Some(state),
                 Err(error) => {
                     context.fail(error);
                     None
                 }
             };
+            let over = Rc::new(RefCell::new(Over {
+                order: TimeOrder::new(spec.time_column),
+                state,
+            }));
+            let checkpointed = Rc::new(Checkpointed(over.clone()));
+            if let Some(bytes) = crate::checkpoint::worker::register("OverAggregate", checkpointed)
+                && let Err(error) = over.borrow_mut().restore(&bytes, &initial)
+            {
+                context.fail(error);
+            }
             move |(input, frontier), output| {
+                let mut over = over.borrow_mut();
+                let Over { order, state } = &mut *over;
                 input.for_each(|cap, data| {
                     if let Some(batch) = data.take() {
                         order.accept(&cap, batch);

@@ -268,6 +268,9 @@ pub fn recorded_updates<'scope>(
     )
 }
 
+/// `(key, value, diff)`, as `to_changelog` consolidates them.
+pub type OutputUpdate = (Vec<u8>, Vec<u8>, isize);
+
 /// The collection an output of differential has given out on this worker
 /// (see the module's comment), when the job is checkpointed.
 pub struct EmittedOutput {
@@ -301,7 +304,7 @@ impl EmittedOutput {
     /// Registers the output for checkpoints in a checkpointed job; with a
     /// checkpoint to resume from, also returns the saved collection,
     /// negated, to consolidate with the first updates the replay derives.
-    pub fn register() -> Result<Option<(Self, Vec<(Vec<u8>, Vec<u8>, isize)>)>, EngineError> {
+    pub fn register() -> Result<Option<(Self, Vec<OutputUpdate>)>, EngineError> {
         if crate::checkpoint::worker::mode().is_none() {
             return Ok(None);
         }
@@ -329,7 +332,7 @@ impl EmittedOutput {
     }
 
     /// Notes consolidated updates given out.
-    pub fn note(&self, updates: &[(Vec<u8>, Vec<u8>, isize)]) {
+    pub fn note(&self, updates: &[OutputUpdate]) {
         let mut emitted = self.emitted.borrow_mut();
         for (key, value, diff) in updates {
             emitted.add(key, value, *diff);
