@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.request
 
-from common import done, runnel_api, video_client
+from common import client, done, read_shard, runnel_api, video_client, wait_active
 from video_common import (
     check_acks, create_stream, list_fragments, make_mkv, parse_source, put_media, video_clients, watchdog,
 )
@@ -145,6 +145,62 @@ for i, row in enumerate(window_rows):
     assert (frames, keyframes, with_payload) == (60, 1, 60), row
     assert frame_bytes == payload_bytes == sum(len(f) for f in cluster["frames"]), (row, sum(len(f) for f in cluster["frames"]))
 
+
+
+# ------------------------------------------------------------- checkpoints
+
+# A checkpointed job over the fragments, stopped at a savepoint after the
+# five above and started again from it once five more are in: its
+# exactly-once kinesis output names each of the ten fragments once.
+kinesis = client(ENDPOINT)
+kinesis.create_stream(StreamName="fragment_log", ShardCount=1)
+wait_active(kinesis, "fragment_log")
+CHECKPOINTED = """
+SET 'execution.checkpointing.interval' = '100 ms';
+CREATE TABLE fragments (fragment_number STRING, bytes BIGINT)
+WITH ('connector' = 'kinesis-video', 'stream' = 'cam', 'table' = 'fragments');
+CREATE TABLE fragment_log (fragment_number STRING, bytes BIGINT)
+WITH ('connector' = 'kinesis', 'stream' = 'fragment_log', 'format' = 'json');
+INSERT INTO fragment_log SELECT fragment_number, bytes FROM fragments;
+"""
+
+
+def logged_fragments():
+    iterator = kinesis.get_shard_iterator(
+        StreamName="fragment_log", ShardId="shardId-000000000000", ShardIteratorType="TRIM_HORIZON",
+    )["ShardIterator"]
+    records, _ = read_shard(kinesis, iterator)
+    return [json.loads(r["Data"])["fragment_number"] for r in records]
+
+
+def wait_logged(count):
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        logged = logged_fragments()
+        if len(logged) >= count:
+            time.sleep(0.5)  # a duplicate written late would show
+            return logged_fragments()
+        time.sleep(0.1)
+    raise AssertionError(f"{len(logged_fragments())} of {count} fragments logged")
+
+
+first_log = submit(CHECKPOINTED, "fragment-log")
+assert wait_logged(5) == numbers, (logged_fragments(), numbers)
+status, stopped = http("POST", f"/v1/jobs/{first_log}/stop", {"savepoint": "cam-half"})
+assert status == 202 and stopped["savepoint"]["name"] == "cam-half", (status, stopped)
+deadline = time.monotonic() + 30
+while http("GET", f"/v1/jobs/{first_log}")[1]["status"] != "STOPPED":
+    assert time.monotonic() < deadline, "the job did not stop at its savepoint"
+    time.sleep(0.05)
+with tempfile.TemporaryDirectory() as later_tmp:
+    later = make_mkv(os.path.join(later_tmp, "later.mkv"), 10, offset=base + 10)
+later_numbers = check_acks(put_media(ENDPOINT, later, name="cam"),
+                           [c["timecode"] for c in parse_source(later)["clusters"]])
+status, second = http("POST", "/v1/jobs", {"sql": CHECKPOINTED, "name": "fragment-log-2",
+                                           "parallelism": 1, "from_savepoint": "cam-half"})
+assert status == 201, (status, second)
+assert wait_logged(10) == numbers + later_numbers, (logged_fragments(), numbers, later_numbers)
+http("POST", f"/v1/jobs/{second['id']}/stop")
 
 
 # ---------------------------------------------------------------- mean luma
