@@ -63,16 +63,10 @@ impl Rows {
     /// not kept: for operators that keep none) and points `refs` at it;
     /// every older batch is forgotten.
     pub fn compact(&mut self, refs: &mut [&mut RowRef]) -> Result<(), EngineError> {
-        let Some(schema) = self.kept.back().map(|k| k.rows.schema()) else {
+        let wanted: Vec<RowRef> = refs.iter().map(|r| **r).collect();
+        let Some(rows) = self.rows_at(&wanted)? else {
             return Ok(());
         };
-        let wanted: Vec<Option<RowRef>> = refs.iter().map(|r| Some(**r)).collect();
-        let columns = (0..schema.fields().len())
-            .map(|c| self.column(c, schema.field(c).data_type(), &wanted))
-            .collect::<Result<Vec<_>, _>>()?;
-        let options = datafusion::arrow::record_batch::RecordBatchOptions::new()
-            .with_row_count(Some(wanted.len()));
-        let rows = RecordBatch::try_new_with_options(schema, columns, &options)?;
         let id = self.keep(rows, Vec::new());
         self.forget_before(id);
         for (row, r) in refs.iter_mut().enumerate() {
@@ -82,6 +76,24 @@ impl Rows {
             };
         }
         Ok(())
+    }
+
+    /// The rows `refs` point at, in order, copied into one batch of the
+    /// newest kept batch's schema (`None` when nothing is kept): what a
+    /// checkpoint saves of rows referred to across many batches.
+    pub fn rows_at(&self, refs: &[RowRef]) -> Result<Option<RecordBatch>, EngineError> {
+        let Some(schema) = self.kept.back().map(|k| k.rows.schema()) else {
+            return Ok(None);
+        };
+        let wanted: Vec<Option<RowRef>> = refs.iter().copied().map(Some).collect();
+        let columns = (0..schema.fields().len())
+            .map(|c| self.column(c, schema.field(c).data_type(), &wanted))
+            .collect::<Result<Vec<_>, _>>()?;
+        let options = datafusion::arrow::record_batch::RecordBatchOptions::new()
+            .with_row_count(Some(wanted.len()));
+        Ok(Some(RecordBatch::try_new_with_options(
+            schema, columns, &options,
+        )?))
     }
 
     pub fn newest(&self) -> u32 {

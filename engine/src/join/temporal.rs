@@ -6,7 +6,9 @@
 //! never used to look for an older one. Versions of a key older than the
 //! one valid at the watermark can meet no future probe row and are dropped.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
@@ -17,10 +19,13 @@ use datafusion::arrow::row::RowConverter;
 use datafusion::physical_expr::PhysicalExpr;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::Stream;
+use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
 use super::kernel::{JoinKind, JoinSpec, KeyedBatch, Matches, key_converter, unmatched};
 use crate::batch::Batch;
+use crate::checkpoint::codec::{corrupt, fits_schema, new_state, open_state, seal};
+use crate::checkpoint::encoding::{batches_from_bytes, batches_to_bytes, put_bytes, put_i64};
 use crate::context::JobContext;
 use crate::error::EngineError;
 use crate::fast_hash::HashMap;
@@ -85,26 +90,45 @@ pub fn temporal_join<'scope>(
         exchange::by_key(routes.0),
         exchange::by_key(routes.1),
         "TemporalJoin",
-        move |_cap, _info| {
-            let mut probes = TimeOrder::new(spec.left_time);
-            let mut state = match key_converter(&spec.join.right_keys, &spec.join.right_schema) {
-                Ok(converter) => Some(State {
-                    spec: spec.clone(),
-                    context: context.clone(),
-                    converter,
-                    versions: HashMap::default(),
-                    crowded: HashSet::new(),
-                    rows: Rows::default(),
-                    arrivals: 0,
-                    live: 0,
-                    swept_at: Watermark::MIN,
-                }),
+        move |initial, _info| {
+            let joining = match key_converter(&spec.join.right_keys, &spec.join.right_schema) {
+                Ok(converter) => {
+                    let joining = Rc::new(RefCell::new(Joining {
+                        probes: TimeOrder::new(spec.left_time),
+                        state: State {
+                            spec: spec.clone(),
+                            context: context.clone(),
+                            converter,
+                            versions: HashMap::default(),
+                            crowded: HashSet::new(),
+                            rows: Rows::default(),
+                            arrivals: 0,
+                            live: 0,
+                            swept_at: Watermark::MIN,
+                        },
+                    }));
+                    let checkpointed = Rc::new(Checkpointed(joining.clone()));
+                    if let Some(bytes) =
+                        crate::checkpoint::worker::register("TemporalJoin", checkpointed)
+                        && let Err(error) = joining.borrow_mut().restore(&bytes, &initial)
+                    {
+                        context.fail(error);
+                    }
+                    Some(joining)
+                }
                 Err(error) => {
                     context.fail(error);
                     None
                 }
             };
             move |(left, left_frontier), (right, right_frontier), output| {
+                let Some(joining) = joining.as_ref() else {
+                    left.for_each(|_cap, data| drop(data.take()));
+                    right.for_each(|_cap, data| drop(data.take()));
+                    return;
+                };
+                let mut joining = joining.borrow_mut();
+                let Joining { probes, state } = &mut *joining;
                 left.for_each(|cap, data| {
                     if let Some(batch) = data.take() {
                         probes.accept(&cap, batch);
@@ -116,10 +140,6 @@ pub fn temporal_join<'scope>(
                         arrived.push(batch);
                     }
                 });
-                let Some(state) = state.as_mut() else {
-                    probes.clear();
-                    return;
-                };
                 let result = arrived
                     .into_iter()
                     .try_for_each(|batch| state.add_versions(batch));
@@ -160,6 +180,64 @@ pub fn temporal_join<'scope>(
     )
 }
 
+/// What the operator carries between activations, shared with the
+/// checkpoint that takes it.
+struct Joining {
+    /// Probe rows held until both watermarks pass their time.
+    probes: TimeOrder,
+    state: State,
+}
+
+/// A temporal join's checkpoint: a version; the held probe rows (a
+/// `TimeOrder` state); the bound outdated versions were last dropped at;
+/// and the versions kept (Arrow IPC, empty if none), key by key in
+/// version order, whose keys and times are read from them again.
+const STATE_VERSION: u32 = 1;
+
+struct Checkpointed(Rc<RefCell<Joining>>);
+
+impl crate::checkpoint::worker::OperatorState for Checkpointed {
+    fn snapshot(&self) -> Result<Vec<u8>, EngineError> {
+        self.0.borrow().snapshot().map(seal)
+    }
+}
+
+impl Joining {
+    fn snapshot(&self) -> Result<Vec<u8>, EngineError> {
+        let mut out = new_state(STATE_VERSION);
+        put_bytes(&mut out, &self.probes.snapshot()?);
+        put_i64(&mut out, self.state.swept_at);
+        put_bytes(&mut out, &self.state.versions_to_bytes()?);
+        Ok(out)
+    }
+
+    /// Takes what a snapshot held; held probe rows get capabilities made
+    /// anew from the operator's initial one.
+    fn restore(
+        &mut self,
+        bytes: &[u8],
+        initial: &Capability<Watermark>,
+    ) -> Result<(), EngineError> {
+        let mut reader = open_state(bytes, STATE_VERSION, "a temporal join")?;
+        self.probes.restore(reader.bytes()?, initial)?;
+        let swept_at = reader.i64()?;
+        let versions = reader.bytes()?;
+        if !reader.is_empty() {
+            return Err(corrupt("trailing bytes after a temporal join state"));
+        }
+        if !versions.is_empty() {
+            for batch in batches_from_bytes(versions)? {
+                if !fits_schema(&batch, &self.state.spec.join.right_schema) {
+                    return Err(corrupt("temporal join versions with other columns"));
+                }
+                self.state.insert_versions(batch)?;
+            }
+        }
+        self.state.swept_at = swept_at;
+        Ok(())
+    }
+}
+
 /// A time column as milliseconds.
 fn millis(column: &ArrayRef) -> Result<Vec<Option<Millis>>, EngineError> {
     let as_millis = cast(column, &DataType::Timestamp(TimeUnit::Millisecond, None))?;
@@ -183,6 +261,12 @@ impl State {
             }
             None => batch,
         };
+        self.insert_versions(batch)
+    }
+
+    /// Keeps `batch`'s rows (already past `before_versions`) as versions,
+    /// each after the versions of its key and time already kept.
+    fn insert_versions(&mut self, batch: RecordBatch) -> Result<(), EngineError> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
@@ -285,6 +369,24 @@ impl State {
             _ => Vec::new(),
         };
         spec.output(&keyed.batch, &right, &matches, &unmatched_left, &[])
+    }
+
+    /// Every version kept, key by key and in each key's order, as Arrow
+    /// IPC (empty if none): restored in this order, they keep the order
+    /// of a key's versions of equal time.
+    fn versions_to_bytes(&self) -> Result<Vec<u8>, EngineError> {
+        let refs: Vec<RowRef> = self
+            .versions
+            .values()
+            .flat_map(|versions| versions.values().copied())
+            .collect();
+        if refs.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self.rows.rows_at(&refs)? {
+            Some(rows) => batches_to_bytes(&rows.schema(), &[rows]),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Drops the versions no probe row at or after `bound` can meet: those

@@ -9,11 +9,15 @@
 //! matches it may extend, in one batch (`reference`). Rows stay in the
 //! firing's batch they came in (`rows`) while a match points at them.
 //! State is the partial and held-back matches; a partition without any is
-//! forgotten.
+//! forgotten. A checkpoint takes them with the rows they read
+//! (`checkpoint`).
 
+mod checkpoint;
 pub mod nfa;
 pub mod reference;
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, UInt32Array, new_null_array};
@@ -24,6 +28,7 @@ use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::Stream;
+use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
 use crate::batch::Batch;
@@ -70,29 +75,48 @@ pub fn match_recognize<'scope>(
         exchange::by_key(spec.partition.clone()),
         "MatchRecognize",
         move |cap, _info| {
-            let mut order = TimeOrder::new(spec.time_column);
-            // With WITHIN, a watermark alone can end partial matches and so
-            // release matches held behind them: a capability at the input
-            // frontier to give those out at.
-            let mut clock = spec.within.map(|_| cap);
-            let mut state = match State::new(spec.clone(), context.clone()) {
-                Ok(state) => Some(state),
+            let matching = match State::new(spec.clone(), context.clone()) {
+                Ok(state) => {
+                    let matching = Rc::new(RefCell::new(Matching {
+                        order: TimeOrder::new(spec.time_column),
+                        // With WITHIN, a watermark alone can end partial
+                        // matches and so release matches held behind them:
+                        // a capability at the input frontier to give those
+                        // out at.
+                        clock: spec.within.map(|_| cap.clone()),
+                        state,
+                    }));
+                    let checkpointed = Rc::new(checkpoint::Checkpointed(matching.clone()));
+                    if let Some(bytes) =
+                        crate::checkpoint::worker::register("MatchRecognize", checkpointed)
+                        && let Err(error) = matching.borrow_mut().restore(&bytes, &cap)
+                    {
+                        context.fail(error);
+                    }
+                    Some(matching)
+                }
                 Err(error) => {
                     context.fail(error);
                     None
                 }
             };
+            drop(cap);
             move |(input, frontier), output| {
+                let Some(matching) = matching.as_ref() else {
+                    input.for_each(|_cap, data| drop(data.take()));
+                    return;
+                };
+                let mut matching = matching.borrow_mut();
+                let Matching {
+                    order,
+                    clock,
+                    state,
+                } = &mut *matching;
                 input.for_each(|cap, data| {
                     if let Some(batch) = data.take() {
                         order.accept(&cap, batch);
                     }
                 });
-                let Some(state) = state.as_mut() else {
-                    order.clear();
-                    clock = None;
-                    return;
-                };
                 let bound = frontier.frontier().iter().min().copied();
                 let result = match order.ready(bound) {
                     Ok(Some(ready)) => {
@@ -106,7 +130,7 @@ pub fn match_recognize<'scope>(
                         order.hold(ready.cap);
                         fired
                     }
-                    Ok(None) => match &clock {
+                    Ok(None) => match &*clock {
                         Some(clock) => state.fire(Vec::new(), Vec::new(), bound).map(|out| {
                             if let Some(out) = out {
                                 output.session(clock).give_container(&mut Batch::new(out));
@@ -127,11 +151,20 @@ pub fn match_recognize<'scope>(
                             clock.downgrade(&b);
                         }
                     }
-                    None => clock = None,
+                    None => *clock = None,
                 }
             }
         },
     )
+}
+
+/// What the operator carries between activations, shared with the
+/// checkpoint that takes it.
+struct Matching {
+    /// Rows held until the watermark passes their time.
+    order: TimeOrder,
+    clock: Option<Capability<Watermark>>,
+    state: State,
 }
 
 struct State {
@@ -238,22 +271,12 @@ impl State {
         }
         let indices = UInt32Array::from(order);
         let sorted = take_record_batch(all, &indices)?;
-        let rows = sorted.num_rows();
         let sorted_times: Vec<Millis> = indices
             .values()
             .iter()
             .map(|&i| times[i as usize])
             .collect();
-        let arguments = spec
-            .aggregates
-            .iter()
-            .map(|a| {
-                a.expressions()
-                    .iter()
-                    .map(|e| Ok(e.evaluate(&sorted)?.into_array(rows)?))
-                    .collect::<Result<Vec<_>, EngineError>>()
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let arguments = arguments(&spec, &sorted)?;
         let batch = self.rows.keep(sorted.clone(), arguments);
         let group_keys: Vec<Box<[u8]>> = starts
             .windows(2)
@@ -469,6 +492,21 @@ impl State {
             columns,
         )?))
     }
+}
+
+/// The arguments of each aggregate conditions and measures read, for
+/// each of `rows`.
+fn arguments(spec: &MatchRecognize, rows: &RecordBatch) -> Result<Vec<Vec<ArrayRef>>, EngineError> {
+    let count = rows.num_rows();
+    spec.aggregates
+        .iter()
+        .map(|a| {
+            a.expressions()
+                .iter()
+                .map(|e| Ok(e.evaluate(rows)?.into_array(count)?))
+                .collect::<Result<Vec<_>, EngineError>>()
+        })
+        .collect()
 }
 
 /// Whether the row at `at` satisfies each variable it may be tested

@@ -98,7 +98,7 @@ pub struct PartitionMatches {
     pub completed: Vec<Partial>,
     /// The last rows seen, for conditions reading rows before the tested one.
     pub recent: std::collections::VecDeque<RowRef>,
-    next_seq: u64,
+    pub(super) next_seq: u64,
 }
 
 impl PartitionMatches {

@@ -26,6 +26,9 @@ pub fn checkpoint_refusal(job: &Job) -> Option<String> {
     None
 }
 
+const DIFFERENTIAL_TTL: &str =
+    "table.exec.state.ttl on an updating operator over a changelog (differential)";
+
 fn node_refusal(node: &Node, shared: &mut HashSet<usize>) -> Option<String> {
     let operator = match node {
         Node::Source {
@@ -51,17 +54,21 @@ fn node_refusal(node: &Node, shared: &mut HashSet<usize>) -> Option<String> {
         | Node::WindowJoin { .. }
         | Node::IntervalJoin { .. }
         | Node::Deduplicate { .. }
-        | Node::PerClosedTime { .. } => None,
-        Node::TopN { operator, .. } => (*operator == TopNOperator::Differential)
-            .then_some("a top-N over a changelog or without a small limit (differential)"),
-        Node::GroupAggregate { operator, .. } => (*operator == GroupOperator::Differential)
-            .then_some("an updating GROUP BY with MIN/MAX over retractions or over a changelog source (differential)"),
-        Node::RegularJoin { .. } => Some("a regular join of changelogs (differential)"),
-        Node::TemporalSort { .. } => Some("an ORDER BY on a time attribute"),
-        Node::OverAggregate { .. } => Some("an OVER aggregation"),
-        Node::TemporalJoin { .. } => Some("an event-time temporal join"),
-        Node::LookupJoin { .. } => Some("a lookup join"),
-        Node::MatchRecognize { .. } => Some("MATCH_RECOGNIZE"),
+        | Node::PerClosedTime { .. }
+        | Node::TemporalSort { .. }
+        | Node::OverAggregate { .. }
+        | Node::LookupJoin { .. }
+        | Node::TemporalJoin { .. }
+        | Node::MatchRecognize { .. } => None,
+        // The differential operators' state TTL expires keys by the
+        // clock, which a checkpoint does not hold (see `updating::replay`).
+        Node::TopN { operator, spec, .. } => (*operator == TopNOperator::Differential
+            && spec.ttl.is_some())
+        .then_some(DIFFERENTIAL_TTL),
+        Node::GroupAggregate { operator, spec, .. } => (*operator == GroupOperator::Differential
+            && spec.ttl.is_some())
+        .then_some(DIFFERENTIAL_TTL),
+        Node::RegularJoin { spec, .. } => spec.ttl.is_some().then_some(DIFFERENTIAL_TTL),
     };
     if let Some(operator) = operator {
         return Some(format!("checkpoints do not cover {operator} yet"));
