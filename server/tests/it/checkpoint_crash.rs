@@ -26,8 +26,9 @@ GROUP BY window_start, window_end, k;
 
 /// The other stateful operators the issue names, beside the windows: an
 /// updating GROUP BY and a top-N (changelogs in debezium-json), an
-/// interval join, and the differential operators (a GROUP BY with MAX over
-/// a changelog, a join of two changelogs), each into a stream of its own.
+/// interval join, the differential operators (a GROUP BY with MAX over a
+/// changelog, a join of two changelogs), an OVER aggregation and
+/// MATCH_RECOGNIZE, each into a stream of its own.
 const MORE: &str = "
 CREATE TABLE per_key (k BIGINT, n BIGINT, total BIGINT)
   WITH ('connector' = 'kinesis', 'stream' = 'per_key', 'format' = 'debezium-json');
@@ -49,6 +50,17 @@ CREATE TABLE joined (k BIGINT, total BIGINT, n BIGINT)
 INSERT INTO joined SELECT a.k, a.total, b.n
   FROM (SELECT k, SUM(v) AS total FROM events GROUP BY k) a
   JOIN (SELECT k, COUNT(*) AS n FROM events WHERE v % 2 = 0 GROUP BY k) b ON a.k = b.k;
+CREATE TABLE running (k BIGINT, v BIGINT, recent BIGINT)
+  WITH ('connector' = 'kinesis', 'stream' = 'running', 'format' = 'json');
+INSERT INTO running SELECT k, v, SUM(v) OVER (PARTITION BY k ORDER BY ts
+  ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) FROM events;
+CREATE TABLE rises (k BIGINT, first_v BIGINT, last_v BIGINT)
+  WITH ('connector' = 'kinesis', 'stream' = 'rises', 'format' = 'json');
+INSERT INTO rises SELECT * FROM events MATCH_RECOGNIZE (
+  PARTITION BY k ORDER BY ts
+  MEASURES FIRST(A.v) AS first_v, LAST(B.v) AS last_v
+  ONE ROW PER MATCH AFTER MATCH SKIP PAST LAST ROW
+  PATTERN (A B{2}) DEFINE B AS v > PREV(v));
 ";
 
 const RECORDS: usize = 1200;
@@ -176,6 +188,8 @@ fn more_outputs(server: &RunnelServer) -> Vec<(String, Vec<String>)> {
         ("pairs".into(), records_of(server, "pairs")),
         ("extremes".into(), applied(&records_of(server, "extremes"))),
         ("joined".into(), applied(&records_of(server, "joined"))),
+        ("running".into(), records_of(server, "running")),
+        ("rises".into(), records_of(server, "rises")),
     ]
 }
 
@@ -204,6 +218,8 @@ fn set_up(server: &RunnelServer, sql: &str) -> String {
         ("pairs", 1),
         ("extremes", 1),
         ("joined", 1),
+        ("running", 1),
+        ("rises", 1),
     ] {
         call(
             server,
