@@ -14,9 +14,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 protocols. Point boto3, the aws CLI or an AWS SDK at its endpoint and it behaves like Kinesis.\n\n\
 Built: Kinesis Data Streams; Flink SQL jobs (embedded with `runnel sql run`, or inside the \
 server over its streams with `runnel jobs` and the Kinesis Analytics V2 API), with checkpoints, \
-savepoints and exactly-once output into the server's streams for the operators checkpoints \
-cover (window aggregations, window top-N and joins, interval joins and joins of append-only \
-inputs, deduplication, append-only top-N and GROUP BY, projections, filters); Firehose delivery \
+savepoints and exactly-once output into the server's streams (every operator is checkpointed; \
+a differential operator with a state TTL is refused; jobs over several processes are not \
+checkpointed); Firehose delivery \
 streams to S3 (a local directory or an S3 endpoint), HTTP endpoints, OpenSearch, Splunk and \
 Redshift on PostgreSQL; Kinesis Video Streams' streams, PutMedia, GetMedia, ListFragments and \
 GetMediaForFragmentList, GetClip, HLS and DASH sessions, GetImages, and a video stream's \
