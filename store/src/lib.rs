@@ -21,6 +21,8 @@ const LOCK_FILE: &str = "LOCK.runnel";
 const DB_DIR: &str = "db";
 const FORMAT_KEY: &[u8] = b"format_version";
 const FORMAT_VERSION: u32 = 1;
+/// Values at least this large (checkpoint states) go to blob files.
+const BLOB_MIN_BYTES: u64 = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -102,6 +104,16 @@ impl Store {
                 Lz4,
                 Lz4,
             ]);
+            if name.ends_with(".checkpoints") || name.ends_with(".savepoints") {
+                // A checkpoint's value is its operators' states, up to
+                // gigabytes at once: kept in blob files from the flush on,
+                // so that compactions do not write them again and again.
+                options.set_enable_blob_files(true);
+                options.set_min_blob_size(BLOB_MIN_BYTES);
+                // Blobs still alive in old files move on at compaction, so
+                // a file whose checkpoints are gone is deleted.
+                options.set_enable_blob_gc(true);
+            }
             ColumnFamilyDescriptor::new(name, options)
         });
         let db = DB::open_cf_descriptors(&opts, &db_path, descriptors)?;

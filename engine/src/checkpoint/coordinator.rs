@@ -167,6 +167,12 @@ impl Coordinator {
         Ok(())
     }
 
+    fn commit_running(&self) -> bool {
+        lock(&self.committing)
+            .as_ref()
+            .is_some_and(|running| !running.is_finished())
+    }
+
     /// Waits for the commit running in the background, if any.
     pub fn settle(&self) {
         let running = lock(&self.committing).take();
@@ -241,7 +247,12 @@ impl Coordinator {
         }
         if worker_index == 0 && !self.requested.load(Ordering::SeqCst) {
             let (started, ended) = *lock(&self.times);
-            if started.elapsed() >= self.config.interval && ended.elapsed() >= self.config.min_pause
+            // A round waits for the last commit with every worker held,
+            // so while one runs the job goes on instead: as Flink does
+            // with one concurrent checkpoint, the next starts after it.
+            if started.elapsed() >= self.config.interval
+                && ended.elapsed() >= self.config.min_pause
+                && !self.commit_running()
             {
                 self.requested.store(true, Ordering::SeqCst);
             }

@@ -20,16 +20,15 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
 use crate::batch::Batch;
-use crate::checkpoint::codec::{corrupt, new_state, open_state, seal};
-use crate::checkpoint::encoding::{
-    Reader, batches_from_bytes, batches_to_bytes, put_bytes, put_i64, put_u32,
-};
 use crate::context::JobContext;
 use crate::error::EngineError;
 use crate::join::kernel::{JoinSpec, KeyIndex, KeyedBatch, Matches, key_converter};
 use crate::runtime::exchange;
 use crate::time::{Millis, Watermark};
 use crate::window::state::millis;
+
+mod checkpoint;
+use checkpoint::Checkpointed;
 
 pub struct IntervalJoin {
     pub join: JoinSpec,
@@ -68,12 +67,18 @@ struct Chunk {
     /// Held at the time the rows arrived, which no row's event time is
     /// below (interval joins only).
     cap: Option<Capability<Watermark>>,
+    /// Names the chunk in checkpoints.
+    id: u64,
+    /// Arrived since the last snapshot: the next delta holds it whole.
+    fresh: bool,
+    /// A matched flag was set since the last snapshot.
+    flags_changed: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Side {
-    Left,
-    Right,
+    Left = 0,
+    Right = 1,
 }
 
 struct State {
@@ -82,6 +87,12 @@ struct State {
     converter: RowConverter,
     left: Vec<Chunk>,
     right: Vec<Chunk>,
+    next_id: u64,
+    /// What the next delta must say besides fresh chunks and new flags:
+    /// the chunks of the last snapshot gone since, per side; and how many
+    /// deltas the chain has (`None`: no snapshot to build on).
+    gone: [Vec<u64>; 2],
+    deltas: Option<usize>,
 }
 
 type Out<'a> = timely::dataflow::operators::generic::OutputBuilderSession<
@@ -145,7 +156,9 @@ impl State {
                 matched[i as usize] = true;
             }
             for &j in &matches.right {
-                other.matched[j as usize] = true;
+                let flag = &mut other.matched[j as usize];
+                other.flags_changed |= !*flag;
+                *flag = true;
             }
             if matches.left.is_empty() || spec.join.kind.is_semi_or_anti() {
                 continue;
@@ -184,7 +197,11 @@ impl State {
             max_time,
             arrived: std::time::Instant::now(),
             cap: holds_time.then_some(cap),
+            id: self.next_id,
+            fresh: true,
+            flags_changed: false,
         };
+        self.next_id += 1;
         match side {
             Side::Left => self.left.push(chunk),
             Side::Right => self.right.push(chunk),
@@ -224,6 +241,9 @@ impl State {
             if alive {
                 kept.push(chunk);
                 continue;
+            }
+            if !chunk.fresh {
+                self.gone[side as usize].push(chunk.id);
             }
             self.context.state_rows.fetch_sub(
                 chunk.rows.len() as u64,
@@ -282,155 +302,6 @@ fn no_matches() -> Matches {
     }
 }
 
-/// An interval join's checkpoint: a version, then per side (left first)
-/// its chunks, each as its `max_time`, the time of its capability (if it
-/// holds one), its matched flags (a byte a row) and its rows (Arrow IPC).
-/// The arrival instants a TTL counts from are not kept: restored rows
-/// count as arrived now, which gives them at most the downtime as extra
-/// time to live.
-const STATE_VERSION: u32 = 1;
-
-impl State {
-    fn snapshot(&self) -> Result<Vec<u8>, EngineError> {
-        let mut out = new_state(STATE_VERSION);
-        for chunks in [&self.left, &self.right] {
-            put_u32(&mut out, chunks.len() as u32);
-            for chunk in chunks {
-                put_chunk(&mut out, chunk)?;
-            }
-        }
-        Ok(out)
-    }
-
-    /// Takes the chunks a snapshot held; their capabilities are made anew
-    /// from the operator's initial one.
-    fn restore(
-        &mut self,
-        bytes: &[u8],
-        initial: &Capability<Watermark>,
-    ) -> Result<(), EngineError> {
-        let mut reader = open_state(bytes, STATE_VERSION, "an interval join")?;
-        for side in [Side::Left, Side::Right] {
-            let count = reader.u32()?;
-            let mut chunks = Vec::new();
-            for _ in 0..count {
-                chunks.push(self.read_chunk(&mut reader, side, initial)?);
-            }
-            let rows: usize = chunks.iter().map(|c| c.rows.len()).sum();
-            JobContext::add(&self.context.state_rows, rows);
-            match side {
-                Side::Left => self.left = chunks,
-                Side::Right => self.right = chunks,
-            }
-        }
-        if !reader.is_empty() {
-            return Err(corrupt("trailing bytes after an interval join state"));
-        }
-        Ok(())
-    }
-
-    fn read_chunk(
-        &self,
-        reader: &mut Reader<'_>,
-        side: Side,
-        initial: &Capability<Watermark>,
-    ) -> Result<Chunk, EngineError> {
-        let max_time = reader.i64()?;
-        let cap_time = match reader.u32()? {
-            0 => None,
-            1 => Some(reader.i64()?),
-            _ => return Err(corrupt("an interval join chunk's capability flag")),
-        };
-        let holds_time = matches!(self.spec.expiry, Expiry::Interval { .. });
-        if cap_time.is_some() != holds_time {
-            return Err(corrupt("an interval join chunk's capability"));
-        }
-        let matched = reader
-            .bytes()?
-            .iter()
-            .map(|&flag| match flag {
-                0 | 1 => Ok(flag == 1),
-                _ => Err(corrupt("an interval join chunk's matched flags")),
-            })
-            .collect::<Result<Vec<bool>, _>>()?;
-        let batch = self.read_rows(reader.bytes()?, side)?;
-        if batch.num_rows() != matched.len() {
-            return Err(corrupt("an interval join chunk's rows and flags differ"));
-        }
-        let keys = match side {
-            Side::Left => &self.spec.join.left_keys,
-            Side::Right => &self.spec.join.right_keys,
-        };
-        let rows = KeyedBatch::new(batch, keys, &self.converter)?;
-        let cap = cap_time
-            .map(|time| {
-                initial
-                    .try_delayed(&time)
-                    .ok_or_else(|| corrupt("an interval join chunk's time"))
-            })
-            .transpose()?;
-        Ok(Chunk {
-            index: rows.index(),
-            rows,
-            matched,
-            max_time,
-            arrived: std::time::Instant::now(),
-            cap,
-        })
-    }
-
-    /// One chunk's rows, which must have the side's column types: the
-    /// join reads them by position.
-    fn read_rows(&self, bytes: &[u8], side: Side) -> Result<RecordBatch, EngineError> {
-        let schema = match side {
-            Side::Left => &self.spec.join.left_schema,
-            Side::Right => &self.spec.join.right_schema,
-        };
-        let mut batches = batches_from_bytes(bytes)?;
-        let (Some(batch), true) = (batches.pop(), batches.is_empty()) else {
-            return Err(corrupt("an interval join chunk is not one batch"));
-        };
-        let fits = batch.num_columns() == schema.fields().len()
-            && batch
-                .columns()
-                .iter()
-                .zip(schema.fields())
-                .all(|(column, field)| column.data_type() == field.data_type());
-        if !fits {
-            return Err(corrupt("an interval join chunk has other columns"));
-        }
-        Ok(batch)
-    }
-}
-
-fn put_chunk(out: &mut Vec<u8>, chunk: &Chunk) -> Result<(), EngineError> {
-    put_i64(out, chunk.max_time);
-    match &chunk.cap {
-        Some(cap) => {
-            put_u32(out, 1);
-            put_i64(out, *cap.time());
-        }
-        None => put_u32(out, 0),
-    }
-    let matched: Vec<u8> = chunk.matched.iter().map(|&m| u8::from(m)).collect();
-    put_bytes(out, &matched);
-    let batch = &chunk.rows.batch;
-    put_bytes(
-        out,
-        &batches_to_bytes(&batch.schema(), std::slice::from_ref(batch))?,
-    );
-    Ok(())
-}
-
-/// Both sides' kept rows, as a checkpoint takes them.
-struct Checkpointed(Rc<RefCell<State>>);
-
-impl crate::checkpoint::worker::OperatorState for Checkpointed {
-    fn snapshot(&self) -> Result<Vec<u8>, EngineError> {
-        self.0.borrow().snapshot().map(seal)
-    }
-}
-
 fn least(frontier: &timely::progress::frontier::MutableAntichain<Watermark>) -> Option<Watermark> {
     frontier.frontier().first().copied()
 }
@@ -464,10 +335,14 @@ pub fn interval_join<'scope>(
                 converter,
                 left: Vec::new(),
                 right: Vec::new(),
+                next_id: 0,
+                gone: [Vec::new(), Vec::new()],
+                deltas: None,
             }));
             let checkpointed = Rc::new(Checkpointed(state.clone()));
-            if let Some(bytes) = crate::checkpoint::worker::register("IntervalJoin", checkpointed)
-                && let Err(error) = state.borrow_mut().restore(&bytes, &initial)
+            let register = crate::checkpoint::worker::register_incremental;
+            if let Some(pieces) = register("IntervalJoin", checkpointed)
+                && let Err(error) = state.borrow_mut().restore_chain(&pieces, &initial)
             {
                 context.fail(error);
             }

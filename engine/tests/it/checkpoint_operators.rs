@@ -849,6 +849,42 @@ proptest! {
         ];
         resumed_equals_uninterrupted(&job, inputs, &run)?;
     }
+
+    /// Wide intervals keep chunks for long, so checkpoints give deltas:
+    /// the chunks arrived since, the flags set since on older ones, and
+    /// the older ones gone since.
+    #[test]
+    fn an_interval_join_resumed_from_deltas_equals_one_never_killed(
+        left in prop::collection::vec((0i64..3, 0i64..1500, -100i64..100), 1..150),
+        right in prop::collection::vec((0i64..3, 0i64..1500, -100i64..100), 1..150),
+        kind in join_kinds(),
+        lower in -400i64..0,
+        width in 200i64..800,
+        batch_rows in 1usize..4,
+        run in runs(),
+    ) {
+        let job = Job::IntervalJoin(Arc::new(interval_spec(kind, lower, lower + width)));
+        let inputs = [
+            batches(&in_time_order(left), batch_rows),
+            right_batches(&in_time_order(right), batch_rows),
+        ];
+        resumed_equals_uninterrupted(&job, inputs, &run)?;
+    }
+}
+
+/// The test above takes deltas, not only whole states.
+#[test]
+fn an_interval_join_with_a_wide_interval_checkpoints_deltas() {
+    let left: Vec<Row> = (0..600).map(|i| (i % 5, i * 2, i % 7)).collect();
+    let right: Vec<Row> = left.iter().map(|&(k, ts, v)| (k, ts + 1, v)).collect();
+    let job = Job::IntervalJoin(Arc::new(interval_spec(JoinKind::Full, -300, 300)));
+    let inputs = [batches(&left, 2), right_batches(&right, 2)];
+    let checkpointing = Checkpointing {
+        storage: Arc::new(MemoryStorage::default()),
+        interval: Duration::ZERO,
+    };
+    run_job(&job, &inputs, 1, 0, Some(&checkpointing), None).unwrap();
+    assert!(holds_a_delta(&checkpointing.storage));
 }
 
 // ---------------------------------------------------- append-only join
