@@ -28,8 +28,9 @@ use runnel_engine::updating::top_n::{TopN, top_n};
 use timely::dataflow::Stream;
 
 use crate::checkpoint_operators::{
-    Checkpointing, CustomJob, Job, aggregate, changelog, corrupt_state_is_an_error, group_by_with,
-    holds_a_delta, nullable, resumed_equals_uninterrupted, right_schema, run_job, runs, v,
+    Checkpointing, CustomJob, Job, PACED, aggregate, changelog, corrupt_state_is_an_error,
+    group_by_with, holds_a_delta, nullable, resumed_equals_uninterrupted, right_schema, run_job,
+    runs, v,
 };
 use crate::support::schema;
 
@@ -270,7 +271,7 @@ fn a_differential_group_by_over_many_keys_checkpoints_deltas() {
         storage: Arc::new(MemoryStorage::default()),
         interval: Duration::ZERO,
     };
-    run_job(&job, &inputs, 1, 0, Some(&checkpointing), None).unwrap();
+    run_job(&job, &inputs, 1, 0, Some(&checkpointing), PACED).unwrap();
     assert!(holds_a_delta(&checkpointing.storage));
 }
 

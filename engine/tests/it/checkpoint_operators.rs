@@ -64,6 +64,10 @@ pub(crate) enum Crash {
     /// checkpoints find every row read and what is still open held, and
     /// then fails.
     AfterIdling(Duration),
+    /// No crash: every poll waits this long first, so that commits (no
+    /// round starts while one runs) finish between a few polls and a run
+    /// takes many checkpoints whatever the machine's load.
+    Paced(Duration),
 }
 
 /// A reader that fails after `polls` polls, or `linger` after its last
@@ -73,6 +77,7 @@ struct Crashing {
     polls: Option<usize>,
     linger: Option<Duration>,
     idle_since: Option<std::time::Instant>,
+    pace: Option<Duration>,
 }
 
 impl Crashing {
@@ -88,12 +93,19 @@ impl Crashing {
                 _ => None,
             },
             idle_since: None,
+            pace: match crash {
+                Some(Crash::Paced(pace)) => Some(pace),
+                _ => None,
+            },
         }
     }
 }
 
 impl BatchReader for Crashing {
     fn poll(&mut self) -> Result<Poll, EngineError> {
+        if let Some(pace) = self.pace {
+            std::thread::sleep(pace);
+        }
         if let Some(left) = self.polls.as_mut() {
             if *left == 0 {
                 return Err(EngineError::Runtime("killed".into()));
@@ -666,6 +678,9 @@ pub(crate) fn hot_after_cold(cold: i64, hot: &[(i64, i64, i64)]) -> Vec<Row> {
 }
 
 /// Whether some checkpoint in `storage` (up to its latest) holds a delta.
+/// The pace of runs that must take many checkpoints.
+pub(crate) const PACED: Option<Crash> = Some(Crash::Paced(Duration::from_millis(1)));
+
 pub(crate) fn holds_a_delta(storage: &MemoryStorage) -> bool {
     let latest = storage.latest().unwrap().map_or(0, |c| c.id);
     (1..=latest).any(|id| {
@@ -723,7 +738,7 @@ fn a_group_by_over_many_groups_checkpoints_deltas() {
         storage: Arc::new(MemoryStorage::default()),
         interval: Duration::ZERO,
     };
-    run_job(&job, &inputs, 1, 0, Some(&checkpointing), None).unwrap();
+    run_job(&job, &inputs, 1, 0, Some(&checkpointing), PACED).unwrap();
     assert!(holds_a_delta(&checkpointing.storage));
 }
 
@@ -883,7 +898,7 @@ fn an_interval_join_with_a_wide_interval_checkpoints_deltas() {
         storage: Arc::new(MemoryStorage::default()),
         interval: Duration::ZERO,
     };
-    run_job(&job, &inputs, 1, 0, Some(&checkpointing), None).unwrap();
+    run_job(&job, &inputs, 1, 0, Some(&checkpointing), PACED).unwrap();
     assert!(holds_a_delta(&checkpointing.storage));
 }
 
@@ -1037,7 +1052,7 @@ fn a_top_n_over_many_partitions_checkpoints_deltas() {
         storage: Arc::new(MemoryStorage::default()),
         interval: Duration::ZERO,
     };
-    run_job(&job, &inputs, 1, 0, Some(&checkpointing), None).unwrap();
+    run_job(&job, &inputs, 1, 0, Some(&checkpointing), PACED).unwrap();
     assert!(holds_a_delta(&checkpointing.storage));
 }
 
