@@ -20,6 +20,8 @@ pub enum VideoError {
     Store(#[from] runnel_store::StoreError),
     #[error(transparent)]
     Mp4(#[from] crate::mp4::Mp4Error),
+    #[error(transparent)]
+    Ts(#[from] crate::ts::TsError),
     #[error("rocksdb: {0}")]
     Rocks(#[from] rocksdb::Error),
 }

@@ -1,8 +1,8 @@
 //! Kinesis Video Streams' data: streams and their metadata, fragments
 //! taken from PutMedia's MKV (`mkv`), kept in segment files with an index
 //! in the data dir's RocksDB (`store`), read back for playback and trimmed
-//! by retention; played back as Matroska (GetMedia) or fragmented MP4
-//! (`mp4`: GetClip and HLS).
+//! by retention; played back as Matroska (GetMedia), fragmented MP4 (`mp4`: GetClip,
+//! HLS and DASH) or MPEG-2 transport stream (`ts`: HLS).
 
 mod error;
 pub mod images;
@@ -10,6 +10,7 @@ pub mod mkv;
 pub mod mp4;
 mod service;
 pub mod store;
+pub mod ts;
 
 pub use error::VideoError;
 pub use service::{

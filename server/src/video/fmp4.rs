@@ -1,10 +1,11 @@
 //! Stored fragments as fragmented MP4, the part GetClip and HLS share:
-//! which streams may be played this way, their video track, and one
-//! fragment as a media segment.
+//! which streams may be played this way, their video track, one
+//! fragment as a media segment, and the sample timing HLS's MPEG-TS
+//! segments share with it.
 
 use axum::http::StatusCode;
 use runnel_video::mkv::frames_of;
-use runnel_video::mp4::{self, TICKS_PER_MS, VideoTrack};
+use runnel_video::mp4::{self, FragmentSamples, TICKS_PER_MS, VideoTrack};
 use runnel_video::{FragmentMeta, Stream, Video, VideoError};
 
 use crate::aws::AwsError;
@@ -53,18 +54,48 @@ pub fn media_segment(
     next_producer_ms: Option<u64>,
     placement: Placement,
 ) -> Result<(Vec<u8>, u64), VideoError> {
+    let timing = Timing {
+        next_producer_ms,
+        origin_ms: placement.origin_ms,
+    };
+    with_samples(video, stream, fragment, timing, |_, start, timed| {
+        let base = start.max(placement.not_before);
+        let segment = mp4::media_segment(placement.sequence, base, &timed.samples)?;
+        Ok((segment, base + timed.duration))
+    })
+}
+
+/// What places a fragment's samples on a session's timeline.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// The next fragment's start, which the last frame lasts until.
+    pub next_producer_ms: Option<u64>,
+    /// The producer time (epoch ms) that is decode time 0.
+    pub origin_ms: u64,
+}
+
+/// Reads `fragment` and hands `write` its video track, its first
+/// sample's decode time (ticks from the origin) and its samples: the
+/// timing every container the fragment is packaged in shares.
+pub fn with_samples<R>(
+    video: &Video,
+    stream: &Stream,
+    fragment: &FragmentMeta,
+    timing: Timing,
+    write: impl FnOnce(&VideoTrack, u64, &FragmentSamples<'_>) -> Result<R, VideoError>,
+) -> Result<R, VideoError> {
     let (header, body) = video.read(stream, fragment)?;
     let track = VideoTrack::of(&header)?;
     let frames =
         frames_of(&body, header.timecode_scale).map_err(|e| VideoError::Corrupt(e.to_string()))?;
-    let next_start_ms = next_producer_ms.map(|next| next as i64 - fragment.producer_ms as i64);
+    let next_start_ms = timing
+        .next_producer_ms
+        .map(|next| next as i64 - fragment.producer_ms as i64);
     let timed = mp4::samples(&body, &frames, track.number, next_start_ms)?;
-    let start = (fragment.producer_ms as i64 - placement.origin_ms as i64)
+    let start = (fragment.producer_ms as i64 - timing.origin_ms as i64)
         .saturating_mul(TICKS_PER_MS)
         .saturating_add(timed.first_decode);
-    let base = u64::try_from(start).unwrap_or(0).max(placement.not_before);
-    let segment = mp4::media_segment(placement.sequence, base, &timed.samples)?;
-    Ok((segment, base + timed.duration))
+    write(&track, u64::try_from(start).unwrap_or(0), &timed)
 }
 
 /// An `mfhd` sequence number for a fragment: its sequence, from 1.

@@ -22,6 +22,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use http_body_util::BodyExt;
 use runnel_video::mp4::Mp4Error;
+use runnel_video::ts::TsError;
 use runnel_video::{StreamRef, Video, VideoError};
 
 use crate::aws::request::Req;
@@ -191,6 +192,12 @@ impl From<VideoError> for AwsError {
                 (StatusCode::BAD_REQUEST, "ClientLimitExceededException")
             }
             VideoError::Mp4(error) => (StatusCode::BAD_REQUEST, mp4_error_kind(error)),
+            VideoError::Ts(TsError::InvalidCodecPrivate(_)) => {
+                (StatusCode::BAD_REQUEST, "InvalidCodecPrivateDataException")
+            }
+            VideoError::Ts(TsError::NalOutOfRange) => {
+                (StatusCode::BAD_REQUEST, "InvalidMediaFrameException")
+            }
             VideoError::Corrupt(_)
             | VideoError::Io(_)
             | VideoError::Store(_)

@@ -45,6 +45,12 @@ fn get_clip_and_hls_sessions_play_in_ffprobe_and_ffmpeg() {
 }
 
 #[test]
+fn hls_mpeg_ts_sessions_play_in_ffprobe_and_ffmpeg() {
+    let server = RunnelServer::start();
+    run_script(&server, "video_hls_ts.py");
+}
+
+#[test]
 fn malformed_put_media_gets_an_error_ack_and_harms_nothing() {
     let server = RunnelServer::start();
     run_script(&server, "video_malformed.py");

@@ -1,9 +1,13 @@
 //! The HLS playlists' text (RFC 8216), with URIs relative to the master
-//! playlist's, each carrying the session token.
+//! playlist's, each carrying the session token. The session's container
+//! decides the segments: fragmented MP4 behind an `EXT-X-MAP` init
+//! segment, or self-contained MPEG-TS fragments, named as Kinesis Video
+//! names them.
 
 use std::fmt::Write;
 
 use crate::video::streaming::text::date_time;
+use crate::video::streaming::token::Container;
 
 pub const CONTENT_TYPE: &str = "application/vnd.apple.mpegurl";
 
@@ -23,11 +27,32 @@ pub struct MediaPlaylist {
     pub vod: bool,
     /// No fragment will be added: `EXT-X-ENDLIST`.
     pub ended: bool,
+    pub container: Container,
     pub entries: Vec<Entry>,
 }
 
-pub fn master(bandwidth: u64, codecs: &str, resolution: Option<(u16, u16)>, token: &str) -> String {
-    let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+/// The lowest protocol version whose features a playlist uses: MP4
+/// segments need version 6 or later for `EXT-X-MAP` (7 is what Kinesis
+/// Video states); MPEG-TS playlists need only version 3's decimal
+/// durations, which keeps them open to the older players TS is for.
+fn version(container: Container) -> u8 {
+    match container {
+        Container::FragmentedMp4 => 7,
+        Container::MpegTs => 3,
+    }
+}
+
+pub fn master(
+    container: Container,
+    bandwidth: u64,
+    codecs: &str,
+    resolution: Option<(u16, u16)>,
+    token: &str,
+) -> String {
+    let mut out = format!(
+        "#EXTM3U\n#EXT-X-VERSION:{}\n#EXT-X-INDEPENDENT-SEGMENTS\n",
+        version(container)
+    );
     let _ = write!(
         out,
         "#EXT-X-STREAM-INF:BANDWIDTH={bandwidth},CODECS=\"{codecs}\""
@@ -48,7 +73,7 @@ pub fn media(playlist: &MediaPlaylist, token: &str) -> String {
         .max()
         .unwrap_or(1)
         .max(1);
-    let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:7\n");
+    let mut out = format!("#EXTM3U\n#EXT-X-VERSION:{}\n", version(playlist.container));
     let _ = writeln!(out, "#EXT-X-TARGETDURATION:{target}");
     let _ = writeln!(out, "#EXT-X-MEDIA-SEQUENCE:{}", playlist.media_sequence);
     if let Some(sequence) = playlist.discontinuity_sequence {
@@ -58,10 +83,16 @@ pub fn media(playlist: &MediaPlaylist, token: &str) -> String {
         out.push_str("#EXT-X-PLAYLIST-TYPE:VOD\n");
     }
     out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
-    let _ = writeln!(
-        out,
-        "#EXT-X-MAP:URI=\"getMP4InitFragment.mp4?SessionToken={token}\""
-    );
+    let segment = match playlist.container {
+        Container::FragmentedMp4 => {
+            let _ = writeln!(
+                out,
+                "#EXT-X-MAP:URI=\"getMP4InitFragment.mp4?SessionToken={token}\""
+            );
+            "getMP4MediaFragment.mp4"
+        }
+        Container::MpegTs => "getTSFragment.ts",
+    };
     for entry in &playlist.entries {
         if entry.discontinuity {
             out.push_str("#EXT-X-DISCONTINUITY\n");
@@ -71,7 +102,7 @@ pub fn media(playlist: &MediaPlaylist, token: &str) -> String {
         }
         let _ = writeln!(
             out,
-            "#EXTINF:{}.{:03},\ngetMP4MediaFragment.mp4?FragmentNumber={}&SessionToken={token}",
+            "#EXTINF:{}.{:03},\n{segment}?FragmentNumber={}&SessionToken={token}",
             entry.duration_ms / 1000,
             entry.duration_ms % 1000,
             entry.fragment_number
@@ -90,12 +121,24 @@ mod tests {
     #[test]
     fn the_master_playlist_names_the_codec_and_the_media_playlist() {
         assert_eq!(
-            master(2_000_000, "avc1.4d401e", Some((640, 360)), "T"),
+            master(
+                Container::FragmentedMp4,
+                2_000_000,
+                "avc1.4d401e",
+                Some((640, 360)),
+                "T"
+            ),
             "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n\
              #EXT-X-STREAM-INF:BANDWIDTH=2000000,CODECS=\"avc1.4d401e\",RESOLUTION=640x360\n\
              getHLSMediaPlaylist.m3u8?SessionToken=T\n"
         );
-        assert!(!master(1, "avc1.42c01f", None, "T").contains("RESOLUTION"));
+        assert!(
+            !master(Container::FragmentedMp4, 1, "avc1.42c01f", None, "T").contains("RESOLUTION")
+        );
+        assert!(
+            master(Container::MpegTs, 1, "avc1.42c01f", None, "T")
+                .starts_with("#EXTM3U\n#EXT-X-VERSION:3\n")
+        );
     }
 
     #[test]
@@ -105,6 +148,7 @@ mod tests {
             discontinuity_sequence: None,
             vod: true,
             ended: true,
+            container: Container::FragmentedMp4,
             entries: vec![
                 Entry {
                     fragment_number: "11".into(),
@@ -134,12 +178,36 @@ mod tests {
     }
 
     #[test]
+    fn an_mpeg_ts_playlist_names_ts_fragments_and_no_init_segment() {
+        let playlist = MediaPlaylist {
+            media_sequence: 0,
+            discontinuity_sequence: None,
+            vod: false,
+            ended: false,
+            container: Container::MpegTs,
+            entries: vec![Entry {
+                fragment_number: "11".into(),
+                duration_ms: 2000,
+                discontinuity: false,
+                date_ms: None,
+            }],
+        };
+        assert_eq!(
+            media(&playlist, "T"),
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n\
+             #EXT-X-INDEPENDENT-SEGMENTS\n\
+             #EXTINF:2.000,\ngetTSFragment.ts?FragmentNumber=11&SessionToken=T\n"
+        );
+    }
+
+    #[test]
     fn a_live_playlist_has_no_end_and_may_be_empty() {
         let playlist = MediaPlaylist {
             media_sequence: 9,
             discontinuity_sequence: Some(9),
             vod: false,
             ended: false,
+            container: Container::FragmentedMp4,
             entries: Vec::new(),
         };
         let text = media(&playlist, "T");

@@ -1,5 +1,5 @@
 //! The playlists a session's token GETs; its MP4 fragments are
-//! `streaming::fragments`.
+//! `streaming::fragments`, its MPEG-TS ones `ts`.
 
 use runnel_video::{fragment_number, now_ms};
 
@@ -21,7 +21,13 @@ pub fn master_playlist(opened: &Opened) -> Answer {
     let track = fmp4::video_track(video, stream, session.header)?;
     let listed = listing(video, stream, session, now_ms())?;
     let bandwidth = peak_bandwidth(listed.fragments.iter().map(|(f, _)| f));
-    let text = playlist::master(bandwidth, &track.codecs(), track.resolution(), token);
+    let text = playlist::master(
+        session.container(),
+        bandwidth,
+        &track.codecs(),
+        track.resolution(),
+        token,
+    );
     Ok((playlist::CONTENT_TYPE, text.into_bytes()))
 }
 
@@ -39,6 +45,7 @@ pub fn media_playlist(opened: &Opened) -> Answer {
         discontinuity_sequence: listed.discontinuity_sequence,
         vod: session.mode == Mode::OnDemand,
         ended: listed.ended,
+        container: session.container(),
         entries: listed
             .fragments
             .iter()

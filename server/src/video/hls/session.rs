@@ -10,11 +10,10 @@ use serde_json::json;
 
 use crate::aws::request::Req;
 use crate::aws::{AwsError, codec};
-use crate::video::invalid;
 use crate::video::selector::Clock;
 use crate::video::streaming::Streaming;
 use crate::video::streaming::request::{Members, Request, one_of};
-use crate::video::streaming::token::{DiscontinuityMode, Format};
+use crate::video::streaming::token::{Container, DiscontinuityMode, Format};
 
 const MEMBERS: Members = Members {
     selector: "HLSFragmentSelector",
@@ -43,11 +42,10 @@ pub async fn get_hls_streaming_session_url(
         &["ALWAYS", "NEVER", "ON_DISCONTINUITY"],
     )?;
     let request = Request::read(&mut req, &MEMBERS)?;
-    if container == Some("MPEG_TS") {
-        return Err(invalid(
-            "ContainerFormat MPEG_TS is not supported: Runnel packages HLS as FRAGMENTED_MP4",
-        ));
-    }
+    let container = match container {
+        Some("MPEG_TS") => Container::MpegTs,
+        _ => Container::FragmentedMp4,
+    };
     // Server times of fragments put one after another have gaps: marked by
     // default, as Kinesis Video does.
     let discontinuity = match (discontinuity, request.clock) {
@@ -56,7 +54,10 @@ pub async fn get_hls_streaming_session_url(
         _ => DiscontinuityMode::Never,
     };
     let session = request
-        .start(&streaming, |_| Format::Hls { discontinuity })
+        .start(&streaming, |_| Format::Hls {
+            discontinuity,
+            container,
+        })
         .await?;
     let token = streaming.seal(&session);
     let base = base.unwrap_or_else(|| "http://127.0.0.1:4567".into());

@@ -37,6 +37,20 @@ pub fn init(opened: &Opened) -> Answer {
 /// One fragment as `moof` + `mdat`, its decode times the producer's, so
 /// that the fragments of a session follow one another on one timeline.
 pub fn media(opened: &Opened) -> Answer {
+    let (fragment, next) = session_fragment(opened)?;
+    let placement = Placement {
+        origin_ms: 0,
+        not_before: 0,
+        sequence: fmp4::sequence_number(fragment.seq),
+    };
+    let (segment, _) =
+        fmp4::media_segment(&opened.video, &opened.stream, &fragment, next, placement)?;
+    Ok((MP4, segment))
+}
+
+/// The fragment a GET's FragmentNumber names, if it is in the session,
+/// and the producer time of the one after it.
+pub fn session_fragment(opened: &Opened) -> Result<(FragmentMeta, Option<u64>), VideoError> {
     let number = opened
         .fragment_number
         .as_deref()
@@ -61,11 +75,5 @@ pub fn media(opened: &Opened) -> Answer {
         return Err(not_found());
     }
     let next = video.fragment(stream, seq + 1)?.map(|f| f.producer_ms);
-    let placement = Placement {
-        origin_ms: 0,
-        not_before: 0,
-        sequence: fmp4::sequence_number(seq),
-    };
-    let (segment, _) = fmp4::media_segment(video, stream, &fragment, next, placement)?;
-    Ok((MP4, segment))
+    Ok((fragment, next))
 }

@@ -55,11 +55,20 @@ pub struct Anchor {
     pub wall_ms: u64,
 }
 
+/// HLS's ContainerFormat: which segments its media playlist names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Container {
+    #[default]
+    FragmentedMp4,
+    MpegTs,
+}
+
 /// What only one protocol's answers depend on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Format {
     Hls {
         discontinuity: DiscontinuityMode,
+        container: Container,
     },
     Dash {
         display_fragment_number: bool,
@@ -96,11 +105,19 @@ pub struct Session {
 }
 
 impl Session {
+    /// HLS's segment format; DASH's is always fragmented MP4.
+    pub fn container(&self) -> Container {
+        match self.format {
+            Format::Hls { container, .. } => container,
+            Format::Dash { .. } => Container::FragmentedMp4,
+        }
+    }
+
     /// HLS's marking of gaps; a DASH timeline places each fragment at
     /// its own time instead.
     pub fn discontinuity(&self) -> DiscontinuityMode {
         match self.format {
-            Format::Hls { discontinuity } => discontinuity,
+            Format::Hls { discontinuity, .. } => discontinuity,
             Format::Dash { .. } => DiscontinuityMode::Never,
         }
     }
@@ -183,6 +200,7 @@ mod tests {
             header: 0,
             format: Format::Hls {
                 discontinuity: DiscontinuityMode::Never,
+                container: Container::FragmentedMp4,
             },
         }
     }
@@ -206,12 +224,17 @@ mod tests {
     fn a_changed_or_foreign_token_does_not_open() {
         let sealer = Sealer::with_key([7; 32]);
         let token = sealer.seal(&session());
-        // Another stream's session, or the same one as DASH, with this
-        // token's MAC.
+        // Another stream's session, or the same one as MPEG-TS or DASH,
+        // with this token's MAC.
         let bytes = URL_SAFE_NO_PAD.decode(&token).expect("base64url");
         let mut widened = session();
         widened.stream_id = 4;
         widened.expires_ms = u64::MAX;
+        let mut as_ts = session();
+        as_ts.format = Format::Hls {
+            discontinuity: DiscontinuityMode::Never,
+            container: Container::MpegTs,
+        };
         let mut as_dash = session();
         as_dash.format = Format::Dash {
             display_fragment_number: true,
@@ -220,7 +243,7 @@ mod tests {
                 wall_ms: 10_000,
             },
         };
-        for other in [widened, as_dash] {
+        for other in [widened, as_ts, as_dash] {
             let mut forged = bytes[..MAC_LEN].to_vec();
             forged.extend_from_slice(&serde_json::to_vec(&other).expect("json"));
             assert_eq!(
