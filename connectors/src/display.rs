@@ -2,7 +2,7 @@
 
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{
-    DataType, Float32Type, Float64Type, TimeUnit, TimestampMicrosecondType,
+    DataType, Decimal128Type, Float32Type, Float64Type, TimeUnit, TimestampMicrosecondType,
     TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
 };
 use datafusion::arrow::util::display::array_value_to_string;
@@ -14,6 +14,9 @@ pub fn value(array: &dyn Array, row: usize) -> String {
     match array.data_type() {
         DataType::Float64 => java_double(array.as_primitive::<Float64Type>().value(row)),
         DataType::Float32 => java_double(array.as_primitive::<Float32Type>().value(row) as f64),
+        DataType::Decimal128(_, scale) => {
+            runnel_timefmt::java_decimal(array.as_primitive::<Decimal128Type>().value(row), *scale)
+        }
         DataType::Timestamp(unit, zone) => {
             let value = match unit {
                 TimeUnit::Second => array.as_primitive::<TimestampSecondType>().value(row),

@@ -149,6 +149,9 @@ impl Catalog {
         let mut config = SessionConfig::new().with_target_partitions(1);
         // Flink identifiers are case-sensitive.
         config.options_mut().sql_parser.enable_ident_normalization = false;
+        // Flink's `1.5` is a DECIMAL(2, 1), not a DOUBLE: `0.1 + 0.2 =
+        // 0.3` holds, and `0.908 * price` is exact, as in Flink.
+        config.options_mut().sql_parser.parse_float_as_decimal = true;
         let context = SessionContext::new_with_config(config);
         // It splits COUNT(DISTINCT x) into two aggregations; a window
         // aggregation keeps distinct values in its own state instead.

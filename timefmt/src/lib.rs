@@ -103,6 +103,32 @@ pub fn java_double(v: f64) -> String {
     java_text(v, v)
 }
 
+/// Java's `BigDecimal.toString` of `unscaled` × 10^-`scale`, as Flink
+/// prints a DECIMAL: plain (`2.340`, `-0.001`) unless the scale is
+/// negative or the number is below 10^-6 in its last digit's place, then
+/// scientific with the coefficient's every digit (`4.1133E-9`, `0E-13`).
+pub fn java_decimal(unscaled: i128, scale: i8) -> String {
+    let sign = if unscaled < 0 { "-" } else { "" };
+    let digits = unscaled.unsigned_abs().to_string();
+    let scale = i64::from(scale);
+    let adjusted = digits.len() as i64 - 1 - scale;
+    if scale >= 0 && adjusted >= -6 {
+        let scale = scale as usize;
+        if scale == 0 {
+            return format!("{sign}{digits}");
+        }
+        if digits.len() > scale {
+            let (whole, fraction) = digits.split_at(digits.len() - scale);
+            return format!("{sign}{whole}.{fraction}");
+        }
+        return format!("{sign}0.{}{digits}", "0".repeat(scale - digits.len()));
+    }
+    let (first, rest) = digits.split_at(1);
+    let point = if rest.is_empty() { "" } else { "." };
+    let exponent_sign = if adjusted >= 0 { "+" } else { "" };
+    format!("{sign}{first}{point}{rest}E{exponent_sign}{adjusted}")
+}
+
 /// Java's `Float.toString`: the same form, with the shortest digits of the
 /// float itself, not of its widening to double.
 pub fn java_float(v: f32) -> String {
@@ -148,6 +174,20 @@ fn java_text<T: std::fmt::Display + std::fmt::LowerExp>(v: T, wide: f64) -> Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimals_print_like_java_big_decimal() {
+        assert_eq!(java_decimal(2340, 3), "2.340");
+        assert_eq!(java_decimal(-25, 1), "-2.5");
+        assert_eq!(java_decimal(-1, 3), "-0.001");
+        assert_eq!(java_decimal(1, 6), "0.000001");
+        assert_eq!(java_decimal(1, 7), "1E-7");
+        assert_eq!(java_decimal(41133333333333, 22), "4.1133333333333E-9");
+        assert_eq!(java_decimal(0, 13), "0E-13");
+        assert_eq!(java_decimal(0, 2), "0.00");
+        assert_eq!(java_decimal(12, -2), "1.2E+3");
+        assert_eq!(java_decimal(1200, 0), "1200");
+    }
 
     fn format(pattern: &str, millis: i64) -> String {
         let items = translate(pattern).unwrap();

@@ -78,11 +78,18 @@ struct Crashing {
     linger: Option<Duration>,
     idle_since: Option<std::time::Instant>,
     pace: Option<Duration>,
+    after_checkpoint: Option<AfterCheckpoint>,
 }
 
 impl Crashing {
-    fn new(inner: MemoryReader, crash: Option<Crash>, crashes_at_poll: bool) -> Self {
+    fn new(
+        inner: MemoryReader,
+        crash: Option<Crash>,
+        crashes_at_poll: bool,
+        storage: Option<Arc<dyn CheckpointStorage>>,
+    ) -> Self {
         Crashing {
+            after_checkpoint: storage.map(AfterCheckpoint::new),
             inner,
             polls: match crash {
                 Some(Crash::AtPoll(at)) if crashes_at_poll => Some(at),
@@ -108,7 +115,14 @@ impl BatchReader for Crashing {
         }
         if let Some(left) = self.polls.as_mut() {
             if *left == 0 {
-                return Err(EngineError::Runtime("killed".into()));
+                let waiting = match self.after_checkpoint.as_mut() {
+                    Some(after) => !after.taken()?,
+                    None => false,
+                };
+                return match waiting {
+                    true => Ok(Poll::Idle),
+                    false => Err(EngineError::Runtime("killed".into())),
+                };
             }
             *left -= 1;
         }
@@ -131,6 +145,32 @@ impl BatchReader for Crashing {
 
     fn restore_position(&mut self, position: &[u8]) -> Result<(), EngineError> {
         self.inner.restore_position(position)
+    }
+}
+
+/// A crash at a poll waits (idle, bounded) for a checkpoint taken after
+/// that poll, so that the crash has something to resume from whatever the
+/// machine's load: a round may still be committing when the poll comes,
+/// so the one after it is awaited.
+struct AfterCheckpoint {
+    storage: Arc<dyn CheckpointStorage>,
+    wanted: Option<(u64, std::time::Instant)>,
+}
+
+impl AfterCheckpoint {
+    fn new(storage: Arc<dyn CheckpointStorage>) -> Self {
+        AfterCheckpoint {
+            storage,
+            wanted: None,
+        }
+    }
+
+    fn taken(&mut self) -> Result<bool, EngineError> {
+        let latest = self.storage.latest()?.map_or(0, |c| c.id);
+        let (wanted, since) = *self
+            .wanted
+            .get_or_insert_with(|| (latest + 2, std::time::Instant::now()));
+        Ok(latest >= wanted || since.elapsed() > Duration::from_secs(20))
     }
 }
 
@@ -282,6 +322,7 @@ pub(crate) fn run_job(
     let collector = CollectSink::default();
     let output = collector.clone();
     let held = checkpointing.is_some();
+    let storage = checkpointing.map(|c| c.storage.clone() as Arc<dyn CheckpointStorage>);
     let (job, inputs) = (job.clone(), inputs.clone());
     run(&Cluster::local(workers), context, move |worker, context| {
         let (index, peers) = (worker.index(), worker.peers());
@@ -290,7 +331,12 @@ pub(crate) fn run_job(
             .enumerate()
             .map(|(i, batches)| {
                 let inner = MemoryReader::new(batches.clone(), index, peers);
-                Box::new(Crashing::new(inner, crash, index == 0 && i == 0)) as Box<dyn BatchReader>
+                Box::new(Crashing::new(
+                    inner,
+                    crash,
+                    index == 0 && i == 0,
+                    storage.clone(),
+                )) as Box<dyn BatchReader>
             })
             .collect();
         let (job, output) = (job.clone(), output.clone());

@@ -19,16 +19,39 @@ use runnel_engine::window::kind::WindowKind;
 
 use crate::support::{HeldRows, Row, batch_of, oracle, render, spec, windowed_dataflow};
 
-/// A reader that fails after `polls` polls: the process "dies" there.
+/// A reader that fails after `polls` polls: the process "dies" there (or,
+/// given a storage, once a checkpoint taken after that poll is durable,
+/// waiting idle with a bound, so that whatever the machine's load the
+/// crash has something to resume from; a round may be committing as the
+/// poll comes, so the one after it is awaited).
 struct Crashing {
     inner: MemoryReader,
     polls: Option<usize>,
+    /// Where to wait for a checkpoint before crashing, if anywhere.
+    storage: Option<Arc<dyn CheckpointStorage>>,
+    wanted: Option<(u64, std::time::Instant)>,
+}
+
+impl Crashing {
+    fn checkpoint_taken(&mut self) -> Result<bool, EngineError> {
+        let Some(storage) = &self.storage else {
+            return Ok(true);
+        };
+        let latest = storage.latest()?.map_or(0, |c| c.id);
+        let (wanted, since) = *self
+            .wanted
+            .get_or_insert_with(|| (latest + 2, std::time::Instant::now()));
+        Ok(latest >= wanted || since.elapsed() > Duration::from_secs(20))
+    }
 }
 
 impl BatchReader for Crashing {
     fn poll(&mut self) -> Result<Poll, EngineError> {
         if let Some(left) = self.polls.as_mut() {
             if *left == 0 {
+                if !self.checkpoint_taken()? {
+                    return Ok(Poll::Idle);
+                }
                 return Err(EngineError::Runtime("killed".into()));
             }
             *left -= 1;
@@ -66,7 +89,41 @@ fn run_once(
         bound,
         storage,
         config,
-        crash_after,
+        crash_after.map(|poll| CrashAt {
+            poll,
+            after_a_checkpoint: false,
+        }),
+    )
+}
+
+/// Where worker 0 dies: at a poll, or once a checkpoint after it is
+/// durable.
+#[derive(Clone, Copy)]
+struct CrashAt {
+    poll: usize,
+    after_a_checkpoint: bool,
+}
+
+/// As `run_once`, crashing only once a checkpoint after the crash's poll
+/// is durable.
+fn run_once_crashing_after_a_checkpoint(
+    batches: &Arc<Vec<RecordBatch>>,
+    window: WindowKind,
+    storage: &Arc<MemoryStorage>,
+    crash_after: usize,
+) -> Result<(), EngineError> {
+    let storage: Arc<dyn CheckpointStorage> = storage.clone();
+    run_with(
+        batches,
+        window,
+        1,
+        0,
+        storage,
+        config(Duration::ZERO, 0),
+        Some(CrashAt {
+            poll: crash_after,
+            after_a_checkpoint: true,
+        }),
     )
 }
 
@@ -89,10 +146,10 @@ fn run_with(
     bound: i64,
     storage: Arc<dyn CheckpointStorage>,
     config: CheckpointConfig,
-    crash_after: Option<usize>,
+    crash: Option<CrashAt>,
 ) -> Result<(), EngineError> {
     let context = Arc::new(JobContext::default());
-    let coordinator = Coordinator::new(config, storage, workers, true)?;
+    let coordinator = Coordinator::new(config, storage.clone(), workers, true)?;
     let _ = context.checkpoints.set(Arc::new(coordinator));
     let spec = Arc::new(spec(window));
     let batches = batches.clone();
@@ -100,7 +157,11 @@ fn run_with(
         let (index, peers) = (worker.index(), worker.peers());
         let reader = Box::new(Crashing {
             inner: MemoryReader::new(batches.clone(), index, peers),
-            polls: crash_after.filter(|_| index == 0),
+            polls: crash.map(|c| c.poll).filter(|_| index == 0),
+            storage: crash
+                .is_some_and(|c| c.after_a_checkpoint)
+                .then(|| storage.clone()),
+            wanted: None,
         });
         let held = Box::new(HeldRows::new(|batch| render(batch, true)));
         windowed_dataflow(worker, context, reader, spec.clone(), bound, held)
@@ -198,7 +259,7 @@ fn a_crash_midway_resumes_from_a_checkpoint_taken_before_it() {
     let kind = WindowKind::tumble(300).unwrap();
     let storage = Arc::new(MemoryStorage::default());
     let interval = Duration::ZERO;
-    assert!(run_once(&batches, kind, 1, 0, &storage, interval, Some(25)).is_err());
+    assert!(run_once_crashing_after_a_checkpoint(&batches, kind, &storage, 25).is_err());
     let before = storage
         .latest()
         .unwrap()

@@ -70,11 +70,13 @@ pub fn rewrite(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
         }
         i += 1;
     }
-    super::map_literal::rewrite(super::decimal_default::rewrite(super::predicates::rewrite(
-        super::json_construct::rewrite(super::json_clauses::rewrite(super::is_json::rewrite(
-            super::overlaps::rewrite(tokens),
-        ))),
-    )))
+    super::approximate_literals::rewrite(super::map_literal::rewrite(
+        super::decimal_default::rewrite(super::predicates::rewrite(
+            super::json_construct::rewrite(super::json_clauses::rewrite(super::is_json::rewrite(
+                super::overlaps::rewrite(tokens),
+            ))),
+        )),
+    ))
 }
 
 fn next_solid(tokens: &[TokenWithSpan], from: usize) -> Option<usize> {

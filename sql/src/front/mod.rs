@@ -2,6 +2,7 @@
 //! positions, `CREATE TABLE` with Flink's types, and the window and
 //! temporal syntax that DataFusion does not read, rewritten.
 
+pub(crate) mod approximate_literals;
 pub(crate) mod create_like;
 pub(crate) mod ddl;
 pub(crate) mod decimal_default;

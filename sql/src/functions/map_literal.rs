@@ -92,15 +92,8 @@ fn pairs(args: Vec<Expr>, schema: &DFSchema) -> Result<Vec<(ScalarValue, Expr, E
             return plan_err!("MAP[...]'s keys cannot be NULL here");
         }
         for side in [&key, &value] {
-            if let Expr::Literal(v, _) = side {
-                if matches!(v, ScalarValue::Float64(_) | ScalarValue::Float32(_)) {
-                    return plan_err!(
-                        "a literal with a point in MAP[...] is not supported yet (Flink's is a DECIMAL of its text's scale)"
-                    );
-                }
-                if matches!(v, ScalarValue::Null) {
-                    return plan_err!("MAP[...]'s values must be of one type: a NULL needs a CAST");
-                }
+            if let Expr::Literal(ScalarValue::Null, _) = side {
+                return plan_err!("MAP[...]'s values must be of one type: a NULL needs a CAST");
             }
         }
         let literal = literal.cast_to(&key_type)?;

@@ -2,9 +2,14 @@
 //! natural logarithm, `POWER` is always a DOUBLE, `MOD` keeps its
 //! arguments' type, `TRUNCATE` cuts toward zero at a number of digits.
 
-use datafusion::arrow::datatypes::DataType;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
-use datafusion::logical_expr::{ScalarUDF, Signature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility,
+};
 
 use super::row_fn::{RowFn, double, exact, integer};
 
@@ -75,67 +80,142 @@ pub fn modulo() -> ScalarUDF {
 }
 
 /// `TRUNCATE(x [, digits])`: `x` cut toward zero to `digits` places after
-/// the point (before it when negative), in `x`'s own type.
+/// the point (before it when negative). A DECIMAL(p, s) becomes Flink's
+/// `findRoundDecimalType`: the scale drops to the digits kept
+/// (`TRUNCATE(2.345, 2)` is `2.34`, DECIMAL(4, 2)), so the digits must be
+/// a literal; other numbers keep their type.
 pub fn truncate() -> ScalarUDF {
-    RowFn::udf(
-        "truncate",
-        Signature::one_of(
-            vec![
-                datafusion::logical_expr::TypeSignature::Any(1),
-                datafusion::logical_expr::TypeSignature::Any(2),
-            ],
-            Volatility::Immutable,
+    ScalarUDF::from(Truncate {
+        row: RowFn::udf(
+            "truncate",
+            Signature::one_of(
+                vec![
+                    datafusion::logical_expr::TypeSignature::Any(1),
+                    datafusion::logical_expr::TypeSignature::Any(2),
+                ],
+                Volatility::Immutable,
+            ),
+            |args| match args.first() {
+                Some(t) if t.is_numeric() && args.get(1).is_none_or(DataType::is_integer) => {
+                    Ok(t.clone())
+                }
+                _ => plan_err!("TRUNCATE takes a number and an integer, not {args:?}"),
+            },
+            truncate_row,
         ),
-        |args| match args.first() {
-            Some(t) if t.is_numeric() && args.get(1).is_none_or(DataType::is_integer) => {
-                Ok(t.clone())
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Truncate {
+    row: ScalarUDF,
+}
+
+impl ScalarUDFImpl for Truncate {
+    fn name(&self) -> &str {
+        "truncate"
+    }
+
+    fn signature(&self) -> &Signature {
+        self.row.signature()
+    }
+
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        self.row.return_type(args)
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs<'_>) -> Result<FieldRef> {
+        let types: Vec<DataType> = args
+            .arg_fields
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        let returns = match (types.first(), args.scalar_arguments.get(1)) {
+            (Some(DataType::Decimal128(precision, scale)), digits) => {
+                let digits = match digits {
+                    None => Some(0),
+                    Some(Some(value)) => integer(value),
+                    Some(None) => {
+                        return plan_err!(
+                            "TRUNCATE of a DECIMAL needs its number of digits as an integer literal: its result type depends on it"
+                        );
+                    }
+                };
+                match digits {
+                    Some(digits) => truncated_type(*precision, *scale, digits),
+                    // NULL digits: NULL, of the argument's type.
+                    None => DataType::Decimal128(*precision, *scale),
+                }
             }
-            _ => plan_err!("TRUNCATE takes a number and an integer, not {args:?}"),
+            _ => self.row.return_type(&types)?,
+        };
+        Ok(Arc::new(Field::new(self.name(), returns, true)))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        self.row.invoke_with_args(args)
+    }
+}
+
+/// Flink's `LogicalTypeMerging.findRoundDecimalType`.
+fn truncated_type(precision: u8, scale: i8, digits: i64) -> DataType {
+    let (precision, scale) = (i64::from(precision), i64::from(scale.max(0)));
+    let (p, s) = if digits >= scale {
+        (precision, scale)
+    } else if digits < 0 {
+        (1 + precision - scale, 0)
+    } else {
+        (1 + precision - scale + digits, digits)
+    };
+    DataType::Decimal128(p.clamp(1, 38) as u8, s as i8)
+}
+
+fn truncate_row(args: &[ScalarValue], returns: &DataType) -> Result<ScalarValue> {
+    let digits = match args.get(1) {
+        None => 0,
+        Some(d) => match integer(d) {
+            Some(d) => d,
+            None => return ScalarValue::try_from(returns),
         },
-        |args, _| {
-            let digits = match args.get(1) {
-                None => 0,
-                Some(d) => match integer(d) {
-                    Some(d) => d,
-                    None => return ScalarValue::try_from(args[0].data_type()),
-                },
-            };
-            let digits = i32::try_from(digits.clamp(-38, 38)).unwrap_or(0);
-            Ok(match &args[0] {
-                ScalarValue::Float64(v) => ScalarValue::Float64(v.map(|v| cut_double(v, digits))),
-                ScalarValue::Float32(v) => {
-                    ScalarValue::Float32(v.map(|v| cut_double(f64::from(v), digits) as f32))
-                }
-                ScalarValue::Decimal128(v, precision, scale) => {
-                    let cut = i32::from(*scale) - digits;
-                    ScalarValue::Decimal128(
-                        v.map(|v| {
-                            if cut <= 0 {
-                                v
-                            } else {
-                                let unit = 10i128.checked_pow(cut as u32).unwrap_or(i128::MAX);
-                                v / unit * unit
-                            }
-                        }),
-                        *precision,
-                        *scale,
-                    )
-                }
-                other => {
-                    let Some(v) = integer(other) else {
-                        return ScalarValue::try_from(other.data_type());
-                    };
-                    let cut = if digits >= 0 {
+    };
+    let digits = i32::try_from(digits.clamp(-38, 38)).unwrap_or(0);
+    Ok(match (&args[0], returns) {
+        (ScalarValue::Float64(v), _) => ScalarValue::Float64(v.map(|v| cut_double(v, digits))),
+        (ScalarValue::Float32(v), _) => {
+            ScalarValue::Float32(v.map(|v| cut_double(f64::from(v), digits) as f32))
+        }
+        (ScalarValue::Decimal128(v, _, scale), DataType::Decimal128(to_precision, to_scale)) => {
+            let cut = i32::from(*scale) - digits;
+            // The cut digits are zeros, so the narrower scale holds the
+            // value exactly.
+            let narrower = u32::try_from(i32::from(*scale) - i32::from(*to_scale)).unwrap_or(0);
+            ScalarValue::Decimal128(
+                v.map(|v| {
+                    let cut = if cut <= 0 {
                         v
                     } else {
-                        let unit = 10i64.checked_pow(digits.unsigned_abs()).unwrap_or(i64::MAX);
+                        let unit = 10i128.checked_pow(cut as u32).unwrap_or(i128::MAX);
                         v / unit * unit
                     };
-                    ScalarValue::Int64(Some(cut)).cast_to(&other.data_type())?
-                }
-            })
-        },
-    )
+                    cut / 10i128.checked_pow(narrower).unwrap_or(i128::MAX)
+                }),
+                *to_precision,
+                *to_scale,
+            )
+        }
+        (other, _) => {
+            let Some(v) = integer(other) else {
+                return ScalarValue::try_from(other.data_type());
+            };
+            let cut = if digits >= 0 {
+                v
+            } else {
+                let unit = 10i64.checked_pow(digits.unsigned_abs()).unwrap_or(i64::MAX);
+                v / unit * unit
+            };
+            ScalarValue::Int64(Some(cut)).cast_to(&other.data_type())?
+        }
+    })
 }
 
 /// Cut in decimal, as Flink's BigDecimal does (`0.29` at two places stays

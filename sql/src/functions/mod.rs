@@ -534,19 +534,6 @@ fn decimal_division(
     schema: &DFSchema,
     divide: &Arc<ScalarUDF>,
 ) -> Result<Transformed<Expr>> {
-    // Flink's `1.5` is a DECIMAL(2, 1), whose scale the literal's text
-    // decides; DataFusion's is a DOUBLE, and the text is gone.
-    let float_literal = |e: &Expr| {
-        matches!(
-            e,
-            Expr::Literal(ScalarValue::Float64(_) | ScalarValue::Float32(_), _)
-        )
-    };
-    if float_literal(&left) || float_literal(&right) {
-        return plan_err!(
-            "division of a DECIMAL by a literal with a point is not supported yet (Flink's literal is a DECIMAL of its text's scale); write it as CAST('1.5' AS DECIMAL(2, 1)) ({left} / {right})"
-        );
-    }
     let exact = |e: &Expr| {
         e.get_type(schema)
             .is_ok_and(|t| decimal_divide::exact_type(&t).is_some())
@@ -624,22 +611,6 @@ fn printf_call(
             other => other,
         })
         .collect();
-    // A literal with a point is DECIMAL in Flink ("1.50" prints as such);
-    // DataFusion has made it a DOUBLE and lost its scale.
-    let float_literal = |e: &Expr| {
-        matches!(
-            e,
-            Expr::Literal(ScalarValue::Float64(_) | ScalarValue::Float32(_), _)
-        )
-    };
-    if args.iter().skip(1).any(|a| match a {
-        Expr::Negative(inner) => float_literal(inner),
-        other => float_literal(other),
-    }) {
-        return plan_err!(
-            "PRINTF of a number literal with a point is not supported: Flink types it DECIMAL, whose digits Runnel has lost"
-        );
-    }
     let format = match args.first() {
         Some(Expr::Literal(value, _)) => Some(value),
         _ => None,

@@ -18,7 +18,7 @@ use crate::support::Collected;
 
 /// How many cases gave Flink's answer when this was last raised: a change
 /// that makes Runnel refuse what it answered before fails here.
-const MATCHING_AT_LEAST: usize = 1034;
+const MATCHING_AT_LEAST: usize = 1037;
 
 /// Cases where Flink's answer is not the one its documented semantics
 /// give, with the rows Runnel must give instead and why.
@@ -105,14 +105,15 @@ fn run(ddl: &str, sql: &str) -> Outcome {
 
 /// Rows are Flink's when their text is, or when they differ only in the
 /// last bit of a double: Java's `Math.sin` and libm's may round the last
-/// place apart, and no query can depend on it.
+/// place apart, and no query can depend on it. Equal values written
+/// differently (`-2.0` for `-2`) are a different answer: the type shows.
 fn same_rows(runnel: &[String], flink: &[String]) -> bool {
     runnel.len() == flink.len()
         && runnel.iter().zip(flink).all(|(a, b)| {
             a == b
                 || match (a.parse::<f64>(), b.parse::<f64>()) {
                     (Ok(x), Ok(y)) => {
-                        x.is_finite() && (x - y).abs() <= y.abs() * 4.0 * f64::EPSILON
+                        x != y && x.is_finite() && (x - y).abs() <= y.abs() * 4.0 * f64::EPSILON
                     }
                     _ => false,
                 }

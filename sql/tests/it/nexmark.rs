@@ -248,6 +248,8 @@ fn views() -> Vec<String> {
 async fn batch_context(events: &[RecordBatch]) -> SessionContext {
     let mut config = SessionConfig::new();
     config.options_mut().sql_parser.enable_ident_normalization = false;
+    // Flink's `0.908` is a DECIMAL, as Runnel's.
+    config.options_mut().sql_parser.parse_float_as_decimal = true;
     let context = SessionContext::new_with_config(config);
     runnel_sql::register_flink_functions(&context).unwrap();
     // DataFusion's own date_format (`to_char`), to check DATE_FORMAT against.
