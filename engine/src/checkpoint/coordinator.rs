@@ -392,6 +392,14 @@ impl Coordinator {
             // The job ends once its last output is durable.
             self.rendezvous.wait(&abort, || self.settle())?;
             self.catch_up(notified)?;
+            // A final checkpoint that failed within the tolerance holds
+            // what the sinks owe: the job ends only once one is durable
+            // (every worker's input is done, so the next round is due at
+            // once; failing again exceeds the tolerance).
+            let committing = matches!(result, Some(Ok(())));
+            if committing && !context.failed() && self.committer.durable() < id {
+                return Ok(AfterRound::Continue);
+            }
             return Ok(AfterRound::Finished);
         }
         Ok(AfterRound::Continue)

@@ -340,6 +340,62 @@ fn failed_checkpoints_within_the_tolerance_lose_nothing() {
     assert!(run(vec![2], 0).0.is_err(), "none tolerated");
 }
 
+/// A storage whose first commit holding a record that starts with
+/// `marker` fails.
+struct FailingOnce {
+    inner: MemoryStorage,
+    marker: &'static str,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+impl CheckpointStorage for FailingOnce {
+    fn latest(&self) -> Result<Option<StoredCheckpoint>, EngineError> {
+        self.inner.latest()
+    }
+
+    fn get(&self, id: u64) -> Result<Option<StoredCheckpoint>, EngineError> {
+        self.inner.get(id)
+    }
+
+    fn commit(
+        &self,
+        checkpoint: &StoredCheckpoint,
+        outputs: Vec<SinkOutput>,
+        retained: usize,
+    ) -> Result<(), EngineError> {
+        let holds = outputs
+            .iter()
+            .flat_map(|o| o.records.iter())
+            .any(|r| r.data.starts_with(self.marker.as_bytes()));
+        if holds && !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Err(EngineError::Runtime("no space left on device".into()));
+        }
+        self.inner.commit(checkpoint, outputs, retained)
+    }
+}
+
+/// When the final checkpoint (taken as the input ends, holding what the
+/// sink owes) fails within the tolerance, the job takes another before
+/// it ends, so that what the sink held is published.
+#[test]
+fn a_failed_final_checkpoint_within_the_tolerance_is_taken_again() {
+    let rows: Vec<Row> = (0..400).map(|i| (i % 5, i * 10, i)).collect();
+    let batches = Arc::new(rows.chunks(8).map(batch_of).collect::<Vec<_>>());
+    let kind = WindowKind::tumble(300).unwrap();
+    let storage = Arc::new(FailingOnce {
+        inner: MemoryStorage::default(),
+        // The last window, [3900, 4200), fires only at the end.
+        marker: "3900,4200,",
+        failed: Default::default(),
+    });
+    let shared: Arc<dyn CheckpointStorage> = storage.clone();
+    // No round is due by time: the only one is the final one.
+    let config = config(Duration::from_secs(3600), 1);
+    run_with(&batches, kind, 2, 0, shared, config, None).expect("one failure is tolerated");
+    assert!(storage.failed.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(published(&storage.inner), oracle(&rows, kind));
+}
+
 /// Every byte of a window's or a source's state flipped in turn (and the
 /// state cut short): the restored job fails with a corrupt-state error,
 /// never a panic.
