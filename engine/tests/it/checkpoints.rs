@@ -274,13 +274,26 @@ fn a_crash_midway_resumes_from_a_checkpoint_taken_before_it() {
     assert_eq!(published(&storage), oracle(&rows, kind));
 }
 
-/// A storage whose commits of the given checkpoint ids fail, as a full
-/// disk would fail them.
+/// Whether a commit (of this id, holding these outputs) fails.
+type Fails = Box<dyn Fn(u64, &[SinkOutput]) -> bool + Send + Sync>;
+
+/// A storage whose commits fail where `fails` says, as a full disk would
+/// fail them.
 struct Failing {
     inner: MemoryStorage,
-    failing: Vec<u64>,
+    fails: Fails,
     /// Records the failed commits held.
     lost: std::sync::atomic::AtomicUsize,
+}
+
+impl Failing {
+    fn new(fails: Fails) -> Self {
+        Failing {
+            inner: MemoryStorage::default(),
+            fails,
+            lost: Default::default(),
+        }
+    }
 }
 
 impl CheckpointStorage for Failing {
@@ -298,7 +311,7 @@ impl CheckpointStorage for Failing {
         outputs: Vec<SinkOutput>,
         retained: usize,
     ) -> Result<(), EngineError> {
-        if self.failing.contains(&checkpoint.id) {
+        if (self.fails)(checkpoint.id, &outputs) {
             let records = outputs.iter().map(|o| o.records.len()).sum::<usize>();
             self.lost
                 .fetch_add(records, std::sync::atomic::Ordering::Relaxed);
@@ -319,11 +332,7 @@ fn failed_checkpoints_within_the_tolerance_lose_nothing() {
     let batches = Arc::new(rows.chunks(1).map(batch_of).collect::<Vec<_>>());
     let kind = WindowKind::tumble(300).unwrap();
     let run = |failing: Vec<u64>, tolerated: u32| {
-        let storage = Arc::new(Failing {
-            inner: MemoryStorage::default(),
-            failing,
-            lost: Default::default(),
-        });
+        let storage = Arc::new(Failing::new(Box::new(move |id, _| failing.contains(&id))));
         let config = config(Duration::ZERO, tolerated);
         let shared: Arc<dyn CheckpointStorage> = storage.clone();
         let result = run_with(&batches, kind, 2, 0, shared, config, None);
@@ -340,40 +349,6 @@ fn failed_checkpoints_within_the_tolerance_lose_nothing() {
     assert!(run(vec![2], 0).0.is_err(), "none tolerated");
 }
 
-/// A storage whose first commit holding a record that starts with
-/// `marker` fails.
-struct FailingOnce {
-    inner: MemoryStorage,
-    marker: &'static str,
-    failed: std::sync::atomic::AtomicBool,
-}
-
-impl CheckpointStorage for FailingOnce {
-    fn latest(&self) -> Result<Option<StoredCheckpoint>, EngineError> {
-        self.inner.latest()
-    }
-
-    fn get(&self, id: u64) -> Result<Option<StoredCheckpoint>, EngineError> {
-        self.inner.get(id)
-    }
-
-    fn commit(
-        &self,
-        checkpoint: &StoredCheckpoint,
-        outputs: Vec<SinkOutput>,
-        retained: usize,
-    ) -> Result<(), EngineError> {
-        let holds = outputs
-            .iter()
-            .flat_map(|o| o.records.iter())
-            .any(|r| r.data.starts_with(self.marker.as_bytes()));
-        if holds && !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            return Err(EngineError::Runtime("no space left on device".into()));
-        }
-        self.inner.commit(checkpoint, outputs, retained)
-    }
-}
-
 /// When the final checkpoint (taken as the input ends, holding what the
 /// sink owes) fails within the tolerance, the job takes another before
 /// it ends, so that what the sink held is published.
@@ -382,17 +357,21 @@ fn a_failed_final_checkpoint_within_the_tolerance_is_taken_again() {
     let rows: Vec<Row> = (0..400).map(|i| (i % 5, i * 10, i)).collect();
     let batches = Arc::new(rows.chunks(8).map(batch_of).collect::<Vec<_>>());
     let kind = WindowKind::tumble(300).unwrap();
-    let storage = Arc::new(FailingOnce {
-        inner: MemoryStorage::default(),
-        // The last window, [3900, 4200), fires only at the end.
-        marker: "3900,4200,",
-        failed: Default::default(),
-    });
+    // The first commit holding the last window, [3900, 4200), fails.
+    let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let failed_once = failed.clone();
+    let storage = Arc::new(Failing::new(Box::new(move |_, outputs| {
+        let holds = outputs
+            .iter()
+            .flat_map(|o| o.records.iter())
+            .any(|r| r.data.starts_with(b"3900,4200,"));
+        holds && !failed_once.swap(true, std::sync::atomic::Ordering::SeqCst)
+    })));
     let shared: Arc<dyn CheckpointStorage> = storage.clone();
     // No round is due by time: the only one is the final one.
     let config = config(Duration::from_secs(3600), 1);
     run_with(&batches, kind, 2, 0, shared, config, None).expect("one failure is tolerated");
-    assert!(storage.failed.load(std::sync::atomic::Ordering::SeqCst));
+    assert!(failed.load(std::sync::atomic::Ordering::SeqCst));
     assert_eq!(published(&storage.inner), oracle(&rows, kind));
 }
 
