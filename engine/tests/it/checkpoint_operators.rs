@@ -152,20 +152,20 @@ impl BatchReader for Crashing {
 /// that poll, so that the crash has something to resume from whatever the
 /// machine's load: a round may still be committing when the poll comes,
 /// so the one after it is awaited.
-struct AfterCheckpoint {
+pub(crate) struct AfterCheckpoint {
     storage: Arc<dyn CheckpointStorage>,
     wanted: Option<(u64, std::time::Instant)>,
 }
 
 impl AfterCheckpoint {
-    fn new(storage: Arc<dyn CheckpointStorage>) -> Self {
+    pub(crate) fn new(storage: Arc<dyn CheckpointStorage>) -> Self {
         AfterCheckpoint {
             storage,
             wanted: None,
         }
     }
 
-    fn taken(&mut self) -> Result<bool, EngineError> {
+    pub(crate) fn taken(&mut self) -> Result<bool, EngineError> {
         let latest = self.storage.latest()?.map_or(0, |c| c.id);
         let (wanted, since) = *self
             .wanted

@@ -17,39 +17,24 @@ use runnel_engine::runtime::{Cluster, run};
 use runnel_engine::source::{BatchReader, MemoryReader, Poll};
 use runnel_engine::window::kind::WindowKind;
 
+use crate::checkpoint_operators::AfterCheckpoint;
 use crate::support::{HeldRows, Row, batch_of, oracle, render, spec, windowed_dataflow};
 
 /// A reader that fails after `polls` polls: the process "dies" there (or,
-/// given a storage, once a checkpoint taken after that poll is durable,
-/// waiting idle with a bound, so that whatever the machine's load the
-/// crash has something to resume from; a round may be committing as the
-/// poll comes, so the one after it is awaited).
+/// with `after_checkpoint`, once a checkpoint after that poll is durable).
 struct Crashing {
     inner: MemoryReader,
     polls: Option<usize>,
-    /// Where to wait for a checkpoint before crashing, if anywhere.
-    storage: Option<Arc<dyn CheckpointStorage>>,
-    wanted: Option<(u64, std::time::Instant)>,
-}
-
-impl Crashing {
-    fn checkpoint_taken(&mut self) -> Result<bool, EngineError> {
-        let Some(storage) = &self.storage else {
-            return Ok(true);
-        };
-        let latest = storage.latest()?.map_or(0, |c| c.id);
-        let (wanted, since) = *self
-            .wanted
-            .get_or_insert_with(|| (latest + 2, std::time::Instant::now()));
-        Ok(latest >= wanted || since.elapsed() > Duration::from_secs(20))
-    }
+    after_checkpoint: Option<AfterCheckpoint>,
 }
 
 impl BatchReader for Crashing {
     fn poll(&mut self) -> Result<Poll, EngineError> {
         if let Some(left) = self.polls.as_mut() {
             if *left == 0 {
-                if !self.checkpoint_taken()? {
+                if let Some(after) = self.after_checkpoint.as_mut()
+                    && !after.taken()?
+                {
                     return Ok(Poll::Idle);
                 }
                 return Err(EngineError::Runtime("killed".into()));
@@ -158,10 +143,9 @@ fn run_with(
         let reader = Box::new(Crashing {
             inner: MemoryReader::new(batches.clone(), index, peers),
             polls: crash.map(|c| c.poll).filter(|_| index == 0),
-            storage: crash
+            after_checkpoint: crash
                 .is_some_and(|c| c.after_a_checkpoint)
-                .then(|| storage.clone()),
-            wanted: None,
+                .then(|| AfterCheckpoint::new(storage.clone())),
         });
         let held = Box::new(HeldRows::new(|batch| render(batch, true)));
         windowed_dataflow(worker, context, reader, spec.clone(), bound, held)
