@@ -232,6 +232,22 @@ impl CheckpointStorage for RocksCheckpoints {
         RocksCheckpoints::get(self, id)
     }
 
+    fn ids(&self) -> Result<Vec<u64>, EngineError> {
+        RocksCheckpoints::ids(self)
+    }
+
+    fn discard_after(&self, id: u64) -> Result<(), EngineError> {
+        let newer: Vec<u64> = self.ids()?.into_iter().filter(|&n| n > id).collect();
+        if newer.is_empty() {
+            return Ok(());
+        }
+        self.built_on
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|&n, _| n <= id);
+        self.write_locally(newer.iter().map(|&n| (self.key(n), None)).collect())
+    }
+
     fn commit(
         &self,
         checkpoint: &StoredCheckpoint,

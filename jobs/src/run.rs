@@ -42,18 +42,23 @@ pub fn start(
 ) -> Result<RunningJob, JobError> {
     let context = Arc::new(JobContext::default());
     if let Some(checkpointing) = checkpointing {
-        if cluster.processes > 1 {
-            return Err(JobError::Start(
-                "checkpoints of a job over several processes are not built yet; run it in one process or without 'execution.checkpointing.interval'".into(),
-            ));
-        }
-        let coordinator = Coordinator::new(
-            checkpointing.config,
-            checkpointing.storage,
-            cluster.workers,
-            checkpointing.resume,
-        )
-        .map_err(|e| JobError::Start(e.to_string()))?;
+        // A cluster's processes agree on the checkpoint to resume from
+        // once connected, as the job starts.
+        let coordinator = match cluster.processes {
+            0 | 1 => Coordinator::new(
+                checkpointing.config,
+                checkpointing.storage,
+                cluster.workers,
+                checkpointing.resume,
+            )
+            .map_err(|e| JobError::Start(e.to_string()))?,
+            _ => Coordinator::for_cluster(
+                checkpointing.config,
+                checkpointing.storage,
+                cluster.workers,
+                checkpointing.resume,
+            ),
+        };
         if checkpointing.allow_non_restored_state {
             coordinator.allow_non_restored_state();
         }

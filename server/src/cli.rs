@@ -15,8 +15,8 @@ protocols. Point boto3, the aws CLI or an AWS SDK at its endpoint and it behaves
 Built: Kinesis Data Streams; Flink SQL jobs (embedded with `runnel sql run`, or inside the \
 server over its streams with `runnel jobs` and the Kinesis Analytics V2 API), with checkpoints, \
 savepoints and exactly-once output into the server's streams (every operator is checkpointed; \
-a differential operator with a state TTL is refused; jobs over several processes are not \
-checkpointed); Firehose delivery \
+a differential operator with a state TTL is refused; `sql run` checkpoints jobs over several \
+processes too); Firehose delivery \
 streams to S3 (a local directory or an S3 endpoint), HTTP endpoints, OpenSearch, Splunk and \
 Redshift on PostgreSQL; Kinesis Video Streams' streams, PutMedia, GetMedia, ListFragments and \
 GetMediaForFragmentList, GetClip, HLS and DASH sessions, GetImages, and a video stream's \
@@ -361,7 +361,8 @@ pub struct SqlRunArgs {
     pub quiet: bool,
 
     /// Keep the job's checkpoints in DIR (a RocksDB store; the script sets
-    /// 'execution.checkpointing.interval' to take them)
+    /// 'execution.checkpointing.interval' to take them); with --processes,
+    /// each process keeps its share in DIR/process-<id>
     #[arg(long, value_name = "DIR")]
     pub checkpoint_dir: Option<PathBuf>,
 

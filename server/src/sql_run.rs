@@ -67,6 +67,15 @@ fn checkpointing(
     let storage: Arc<dyn runnel_engine::checkpoint::CheckpointStorage> = match &args.checkpoint_dir
     {
         Some(dir) => {
+            // Processes of a cluster on one machine may share the dir.
+            let own;
+            let dir = match args.processes {
+                0 | 1 => dir,
+                _ => {
+                    own = dir.join(format!("process-{}", args.process_id));
+                    &own
+                }
+            };
             let store = runnel_store::Store::open(dir, &[runnel_jobs::checkpoints::CF_CHECKPOINTS])
                 .with_context(|| format!("cannot open the checkpoint dir {}", dir.display()))?;
             let checkpoints = runnel_jobs::checkpoints::RocksCheckpoints::new(

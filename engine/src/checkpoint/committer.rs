@@ -78,6 +78,10 @@ pub(crate) struct Committer {
     /// After a failed checkpoint operators' deltas would build on a
     /// snapshot that is not durable: the next one takes whole states.
     whole_next: AtomicBool,
+    /// A failed write fails the job, whatever the tolerance: in a job over
+    /// several processes, one process's gap in its checkpoints would leave
+    /// no checkpoint that every process holds.
+    fatal_commit_failures: bool,
 }
 
 impl Committer {
@@ -100,7 +104,19 @@ impl Committer {
             consecutive_failures: AtomicU32::new(0),
             carried: Mutex::new(Vec::new()),
             whole_next: AtomicBool::new(false),
+            fatal_commit_failures: false,
         }
+    }
+
+    pub fn with_fatal_commit_failures(mut self) -> Self {
+        self.fatal_commit_failures = true;
+        self
+    }
+
+    /// The checkpoint the job resumed from, which deltas build on, once
+    /// known.
+    pub fn resume_from(&self, last: Option<(u64, Chains)>) {
+        *lock(&self.last) = last;
     }
 
     /// Whether the next checkpoint must take whole states (the one before
@@ -157,6 +173,7 @@ impl Committer {
         pending.outputs = outputs;
         match self.try_commit(pending) {
             Ok(()) => self.consecutive_failures.store(0, Ordering::SeqCst),
+            Err(error) if self.fatal_commit_failures => self.fail(error),
             Err(error) => {
                 if self.tolerate(&error) {
                     *lock(&self.carried) = copy.unwrap_or_default();

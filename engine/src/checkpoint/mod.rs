@@ -20,6 +20,7 @@ pub(crate) mod codec;
 pub mod committer;
 pub mod coordinator;
 pub mod encoding;
+pub mod peers;
 pub mod storage;
 pub mod worker;
 

@@ -39,6 +39,13 @@ pub trait CheckpointStorage: Send + Sync {
     /// A completed checkpoint by id (one that a newer one builds on).
     fn get(&self, id: u64) -> Result<Option<StoredCheckpoint>, EngineError>;
 
+    /// The ids of the checkpoints held, oldest first.
+    fn ids(&self) -> Result<Vec<u64>, EngineError>;
+
+    /// Forgets the checkpoints newer than `id` (a process of a cluster
+    /// whose newest ones no other process completed).
+    fn discard_after(&self, id: u64) -> Result<(), EngineError>;
+
     /// Makes `checkpoint` and `outputs` durable together, or neither; then
     /// forgets all but the newest `retained` checkpoints and those they
     /// build on (`retained_from`).
@@ -76,6 +83,24 @@ impl CheckpointStorage for MemoryStorage {
             .iter()
             .find(|c| c.id == id)
             .cloned())
+    }
+
+    fn ids(&self) -> Result<Vec<u64>, EngineError> {
+        Ok(self
+            .checkpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|c| c.id)
+            .collect())
+    }
+
+    fn discard_after(&self, id: u64) -> Result<(), EngineError> {
+        self.checkpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|c| c.id <= id);
+        Ok(())
     }
 
     fn commit(

@@ -17,12 +17,20 @@ use crate::error::EngineError;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(120);
 const RETRY: Duration = Duration::from_millis(100);
 
-/// Builders for this process's workers, and the guard that keeps the
-/// network threads alive.
-pub type Networked = (Vec<AllocatorBuilder>, Box<dyn std::any::Any + Send>);
+/// A connection id's high bit marks the second connection of a pair:
+/// the one a checkpointed job's processes coordinate on, beside timely's.
+const CONTROL: u64 = 1 << 63;
+
+/// Builders for this process's workers, the guard that keeps the network
+/// threads alive, and one control connection per other process.
+pub type Networked = (
+    Vec<AllocatorBuilder>,
+    Box<dyn std::any::Any + Send>,
+    Vec<Option<TcpStream>>,
+);
 
 pub fn connect(hosts: &[String], me: usize, threads: usize) -> Result<Networked, EngineError> {
-    let sockets = sockets(hosts, me)?;
+    let (sockets, control) = sockets(hosts, me)?;
     let hooks = Hooks::default();
     let process =
         ProcessBuilder::new_typed_vector(threads, hooks.refill.clone(), hooks.spill.clone());
@@ -32,12 +40,16 @@ pub fn connect(hosts: &[String], me: usize, threads: usize) -> Result<Networked,
     Ok((
         builders.into_iter().map(AllocatorBuilder::Tcp).collect(),
         Box::new(guard),
+        control,
     ))
 }
 
-/// One stream per other process, in process order (`None` for this one):
-/// this process dials those before it and accepts those after it.
-fn sockets(hosts: &[String], me: usize) -> Result<Vec<Option<TcpStream>>, EngineError> {
+type Sockets = Vec<Option<TcpStream>>;
+
+/// Two streams per other process, in process order (`None` for this
+/// one), timely's and the control one: this process dials those before
+/// it and accepts those after it.
+fn sockets(hosts: &[String], me: usize) -> Result<(Sockets, Sockets), EngineError> {
     let failed = |what: String| EngineError::Runtime(format!("cluster set-up: {what}"));
     let deadline = Instant::now() + CONNECT_TIMEOUT;
     let listener = TcpListener::bind(&hosts[me])
@@ -45,23 +57,29 @@ fn sockets(hosts: &[String], me: usize) -> Result<Vec<Option<TcpStream>>, Engine
     listener
         .set_nonblocking(true)
         .map_err(|e| failed(e.to_string()))?;
-    let mut sockets: Vec<Option<TcpStream>> = (0..hosts.len()).map(|_| None).collect();
+    let mut sockets: Sockets = (0..hosts.len()).map(|_| None).collect();
+    let mut control: Sockets = (0..hosts.len()).map(|_| None).collect();
     for (peer, host) in hosts.iter().enumerate().take(me) {
-        let mut stream = loop {
-            match TcpStream::connect(host) {
-                Ok(stream) => break stream,
-                Err(e) if Instant::now() >= deadline => {
-                    return Err(failed(format!("process {peer} at {host} unreachable: {e}")));
+        for tag in [0, CONTROL] {
+            let mut stream = loop {
+                match TcpStream::connect(host) {
+                    Ok(stream) => break stream,
+                    Err(e) if Instant::now() >= deadline => {
+                        return Err(failed(format!("process {peer} at {host} unreachable: {e}")));
+                    }
+                    Err(_) => std::thread::sleep(RETRY),
                 }
-                Err(_) => std::thread::sleep(RETRY),
+            };
+            stream
+                .write_all(&(me as u64 | tag).to_le_bytes())
+                .map_err(|e| failed(e.to_string()))?;
+            match tag {
+                0 => sockets[peer] = Some(stream),
+                _ => control[peer] = Some(stream),
             }
-        };
-        stream
-            .write_all(&(me as u64).to_le_bytes())
-            .map_err(|e| failed(e.to_string()))?;
-        sockets[peer] = Some(stream);
+        }
     }
-    let mut awaited = hosts.len() - me - 1;
+    let mut awaited = 2 * (hosts.len() - me - 1);
     while awaited > 0 {
         match listener.accept() {
             Ok((mut stream, _)) => {
@@ -72,11 +90,16 @@ fn sockets(hosts: &[String], me: usize) -> Result<Vec<Option<TcpStream>>, Engine
                 stream
                     .read_exact(&mut id)
                     .map_err(|e| failed(e.to_string()))?;
-                let peer = u64::from_le_bytes(id) as usize;
-                if peer <= me || peer >= hosts.len() || sockets[peer].is_some() {
+                let id = u64::from_le_bytes(id);
+                let peer = (id & !CONTROL) as usize;
+                let slot = match id & CONTROL {
+                    0 => &mut sockets,
+                    _ => &mut control,
+                };
+                if peer <= me || peer >= hosts.len() || slot[peer].is_some() {
                     return Err(failed(format!("unexpected process id {peer} connected")));
                 }
-                sockets[peer] = Some(stream);
+                slot[peer] = Some(stream);
                 awaited -= 1;
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -91,10 +114,10 @@ fn sockets(hosts: &[String], me: usize) -> Result<Vec<Option<TcpStream>>, Engine
             Err(e) => return Err(failed(e.to_string())),
         }
     }
-    for stream in sockets.iter().flatten() {
+    for stream in sockets.iter().chain(&control).flatten() {
         stream
             .set_nodelay(true)
             .map_err(|e| failed(e.to_string()))?;
     }
-    Ok(sockets)
+    Ok((sockets, control))
 }

@@ -64,7 +64,8 @@ impl Cluster {
         } else {
             timely::CommunicationConfig::Thread
         };
-        communication.try_build().map_err(EngineError::Runtime)
+        let (builders, guard) = communication.try_build().map_err(EngineError::Runtime)?;
+        Ok((builders, guard, Vec::new()))
     }
 }
 
@@ -84,7 +85,12 @@ where
         + Sync
         + 'static,
 {
-    let (allocators, network) = cluster.allocators()?;
+    let (allocators, network, control) = cluster.allocators()?;
+    if let Some(coordinator) = context.checkpoints.get()
+        && cluster.processes > 1
+    {
+        coordinator.join_cluster(control, cluster.process_id, &|| context.aborted())?;
+    }
     let worker_context = context.clone();
     let config = timely::WorkerConfig::default();
     let guards = timely::execute::execute_from(allocators, network, config, move |worker| {
@@ -127,7 +133,21 @@ where
         }
     })
     .map_err(EngineError::Runtime)?;
-    for result in guards.join() {
+    // Timely's network threads panic when another process is gone, and
+    // joining them re-raises it: the job's own error says why.
+    let joined = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| guards.join()));
+    let results = match joined {
+        Ok(results) => results,
+        Err(panic) => {
+            return Err(context.take_error().unwrap_or_else(|| {
+                EngineError::Runtime(format!(
+                    "the cluster's network failed: {}",
+                    panic_message(panic.as_ref())
+                ))
+            }));
+        }
+    };
+    for result in results {
         result.map_err(EngineError::Runtime)?;
     }
     match context.take_error() {
@@ -176,7 +196,10 @@ fn run_rounds(
 ) {
     let index = worker.index();
     while !context.aborted() {
-        if let Err(error) = coordinator.catch_up(notified) {
+        if let Err(error) = coordinator
+            .catch_up(notified)
+            .and_then(|()| coordinator.check_peers())
+        {
             context.abort(error);
             return;
         }

@@ -289,6 +289,14 @@ impl CheckpointStorage for Failing {
         self.inner.get(id)
     }
 
+    fn ids(&self) -> Result<Vec<u64>, EngineError> {
+        self.inner.ids()
+    }
+
+    fn discard_after(&self, id: u64) -> Result<(), EngineError> {
+        self.inner.discard_after(id)
+    }
+
     fn commit(
         &self,
         checkpoint: &StoredCheckpoint,

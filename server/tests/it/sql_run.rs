@@ -313,9 +313,20 @@ fn ctrl_c_ends_an_unbounded_job_and_fires_its_windows() {
 /// A Nexmark job paced at 20,000 events/s into a filesystem sink, with
 /// checkpoints every 200 ms in `--checkpoint-dir`.
 fn checkpointed_script(dir: &Path, out: &Path) -> std::path::PathBuf {
+    paced_script(dir, out, 20_000, 60_000, 4)
+}
+
+/// As `checkpointed_script`, at `rate` events/s, with a watermark
+/// `lag_s` seconds behind the bids (windows fire that long after they
+/// end).
+fn paced_script(dir: &Path, out: &Path, rate: u64, events: u64, lag_s: u64) -> std::path::PathBuf {
     let ddl = include_str!("../../../benches/nexmark/ddl.sql")
-        .replace("${TPS}", "20000")
-        .replace("${EVENTS_NUM}", "60000")
+        .replace("${TPS}", &rate.to_string())
+        .replace("${EVENTS_NUM}", &events.to_string())
+        .replace(
+            "dateTime - INTERVAL '4' SECOND",
+            &format!("dateTime - INTERVAL '{lag_s}' SECOND"),
+        )
         .replace(
             "'connector' = 'nexmark',",
             "'connector' = 'nexmark', 'rate.limited' = 'true',",
@@ -357,7 +368,9 @@ fn committed_rows(dir: &Path) -> Vec<String> {
     rows
 }
 
-fn run_checkpointed(script: &Path, checkpoints: &Path, resume: bool, kill_after: Option<Duration>) {
+/// `runnel sql run` of `script` on 2 workers, checkpointing into
+/// `checkpoints`, stderr piped.
+fn checkpointed_command(script: &Path, checkpoints: &Path, resume: bool) -> Command {
     let mut command = Command::new(runnel_bin());
     command
         .args(["sql", "run", "--quiet", "--workers", "2", "--file"])
@@ -369,7 +382,13 @@ fn run_checkpointed(script: &Path, checkpoints: &Path, resume: bool, kill_after:
     if resume {
         command.arg("--from-checkpoint");
     }
-    let mut child = command.spawn().unwrap();
+    command
+}
+
+fn run_checkpointed(script: &Path, checkpoints: &Path, resume: bool, kill_after: Option<Duration>) {
+    let mut child = checkpointed_command(script, checkpoints, resume)
+        .spawn()
+        .unwrap();
     match kill_after {
         Some(delay) => {
             std::thread::sleep(delay);
@@ -386,31 +405,61 @@ fn run_checkpointed(script: &Path, checkpoints: &Path, resume: bool, kill_after:
     }
 }
 
+/// The committed rows of the script `make` writes, run once in one
+/// process and never killed.
+fn uninterrupted_rows(make: impl Fn(&Path, &Path) -> std::path::PathBuf) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("reference");
+    let script = make(dir.path(), &out);
+    run_checkpointed(&script, &dir.path().join("checkpoints"), false, None);
+    let rows = committed_rows(&out);
+    assert!(rows.len() >= 3, "{rows:?}");
+    rows
+}
+
+/// A run to be killed: its script, output and checkpoint dirs, and a seed
+/// for the moments of the kills.
+struct CrashRun {
+    dir: tempfile::TempDir,
+    script: std::path::PathBuf,
+    out: std::path::PathBuf,
+    checkpoints: std::path::PathBuf,
+    seed: u64,
+}
+
+impl CrashRun {
+    fn new(make: impl Fn(&Path, &Path) -> std::path::PathBuf) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let script = make(dir.path(), &out);
+        let checkpoints = dir.path().join("checkpoints");
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_millis() as u64;
+        CrashRun {
+            dir,
+            script,
+            out,
+            checkpoints,
+            seed,
+        }
+    }
+}
+
 /// `runnel sql run --checkpoint-dir` killed with `kill -9` twice and run
 /// again with `--from-checkpoint` commits exactly the part files' rows of a
 /// run never killed.
 #[test]
 fn sql_run_killed_twice_resumes_from_its_checkpoints_into_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let reference_out = dir.path().join("reference");
-    let reference = checkpointed_script(dir.path(), &reference_out);
-    run_checkpointed(
-        &reference,
-        &dir.path().join("reference-checkpoints"),
-        false,
-        None,
-    );
-    let expected = committed_rows(&reference_out);
-    assert!(expected.len() >= 3, "{expected:?}");
-
-    let crashed_dir = tempfile::tempdir().unwrap();
-    let out = crashed_dir.path().join("out");
-    let script = checkpointed_script(crashed_dir.path(), &out);
-    let checkpoints = crashed_dir.path().join("checkpoints");
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_millis() as u64;
+    let expected = uninterrupted_rows(checkpointed_script);
+    let CrashRun {
+        dir: _crashed_dir,
+        script,
+        out,
+        checkpoints,
+        seed,
+    } = CrashRun::new(checkpointed_script);
     run_checkpointed(
         &script,
         &checkpoints,
@@ -424,5 +473,105 @@ fn sql_run_killed_twice_resumes_from_its_checkpoints_into_files() {
         Some(Duration::from_millis(400 + seed % 700)),
     );
     run_checkpointed(&script, &checkpoints, true, None);
+    assert_eq!(committed_rows(&out), expected, "seed {seed}");
+}
+
+/// Both processes of a checkpointed two-process job, each with its share
+/// of the checkpoints under `checkpoints/process-<i>`.
+fn spawn_checkpointed_cluster(
+    dir: &Path,
+    script: &Path,
+    checkpoints: &Path,
+    resume: bool,
+) -> Vec<std::process::Child> {
+    let hosts = dir.join("hosts.txt");
+    std::fs::write(
+        &hosts,
+        format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port()),
+    )
+    .unwrap();
+    (0..2)
+        .map(|id| {
+            checkpointed_command(script, checkpoints, resume)
+                .args([
+                    "--processes",
+                    "2",
+                    "--process-id",
+                    &id.to_string(),
+                    "--hosts",
+                ])
+                .arg(&hosts)
+                .spawn()
+                .unwrap()
+        })
+        .collect()
+}
+
+fn stderr_of(child: &mut std::process::Child) -> String {
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+    }
+    stderr
+}
+
+/// A two-process job with checkpoints: one process killed with `kill -9`
+/// takes the other down with it (it fails, it does not hang), both resume
+/// from the newest checkpoint both completed, and the part files end with
+/// exactly the rows of a single-process run never killed. Windows fire
+/// as the job runs, so files committed before a kill would be written
+/// again by a job that started afresh instead of resuming.
+#[test]
+fn a_two_process_job_killed_resumes_both_processes_from_their_checkpoints() {
+    let paced = |dir: &Path, out: &Path| paced_script(dir, out, 10_000, 100_000, 1);
+    let expected = uninterrupted_rows(paced);
+    let CrashRun {
+        dir: crashed_dir,
+        script,
+        out,
+        checkpoints,
+        seed,
+    } = CrashRun::new(paced);
+    // Each run's victim alternates; the survivor must end by itself.
+    for (run, (victim, delay)) in [(1, 5500 + seed % 1500), (0, 1000 + seed % 1000)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut children =
+            spawn_checkpointed_cluster(crashed_dir.path(), &script, &checkpoints, run > 0);
+        std::thread::sleep(Duration::from_millis(delay));
+        let ended_before = children[victim].try_wait().unwrap().is_some();
+        children[victim].kill().unwrap();
+        children[victim].wait().unwrap();
+        let survivor = &mut children[1 - victim];
+        let status = crate::harness::wait_bounded(survivor, Duration::from_secs(30));
+        let stderr = stderr_of(survivor);
+        let Some(status) = status else {
+            let _ = survivor.kill();
+            panic!(
+                "run {run}: process {} outlived process {victim} by 30 s: {stderr}",
+                1 - victim
+            );
+        };
+        assert!(
+            ended_before || !status.success(),
+            "run {run}, seed {seed}: the survivor succeeded without its peer: {stderr}"
+        );
+    }
+    let before_resume = committed_rows(&out);
+    assert!(
+        !before_resume.is_empty() && before_resume.len() < expected.len(),
+        "seed {seed}: the kills came before any file was committed or after the last: {before_resume:?}"
+    );
+    let mut children = spawn_checkpointed_cluster(crashed_dir.path(), &script, &checkpoints, true);
+    for (id, child) in children.iter_mut().enumerate() {
+        let status = crate::harness::wait_bounded(child, Duration::from_secs(120));
+        let stderr = stderr_of(child);
+        assert_eq!(
+            status.map(|s| s.success()),
+            Some(true),
+            "process {id}, seed {seed}: {stderr}"
+        );
+    }
     assert_eq!(committed_rows(&out), expected, "seed {seed}");
 }
