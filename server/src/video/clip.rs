@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::response::Response;
 use bytes::Bytes;
-use runnel_video::mp4::{self, Mp4Error, VideoTrack};
+use runnel_video::mp4::{self, Mp4Error, Tracks};
 use runnel_video::{FragmentMeta, Stream, Video, VideoError};
 use tokio::sync::mpsc;
 
@@ -73,11 +73,11 @@ fn plan(video: &Video, stream: &Stream, range: &TimeRange) -> Result<Clip, Video
     found.truncate(keep);
     let fragments = found;
     let first = &fragments[0];
-    let track = fmp4::video_track(video, stream, first.header)?;
+    let tracks = fmp4::tracks(video, stream, first.header)?;
     let mut checked = vec![first.header];
     for fragment in &fragments {
         if !checked.contains(&fragment.header) {
-            check_same_track(&track, &fmp4::video_track(video, stream, fragment.header)?)?;
+            check_same_tracks(&tracks, &fmp4::tracks(video, stream, fragment.header)?)?;
             checked.push(fragment.header);
         }
     }
@@ -90,7 +90,7 @@ fn plan(video: &Video, stream: &Stream, range: &TimeRange) -> Result<Clip, Video
     };
     let span = (last.producer_ms + last.duration_ms).saturating_sub(first.producer_ms);
     let total: u64 = fragments.iter().map(|f| f.duration_ms).sum();
-    let init = mp4::init_segment(&track, Some(span.max(total)))?;
+    let init = mp4::init_segment(&tracks, Some(span.max(total)))?;
     Ok(Clip {
         init,
         fragments,
@@ -98,8 +98,11 @@ fn plan(video: &Video, stream: &Stream, range: &TimeRange) -> Result<Clip, Video
     })
 }
 
-fn check_same_track(first: &VideoTrack, other: &VideoTrack) -> Result<(), Mp4Error> {
-    if first.codec == other.codec && first.config == other.config {
+fn check_same_tracks(first: &Tracks, other: &Tracks) -> Result<(), Mp4Error> {
+    let (a, b) = (&first.video, &other.video);
+    let same_audio =
+        first.audio.as_ref().map(|t| &t.config) == other.audio.as_ref().map(|t| &t.config);
+    if a.codec == b.codec && a.config == b.config && same_audio {
         Ok(())
     } else {
         Err(Mp4Error::CodecChanged)
@@ -113,7 +116,7 @@ async fn send(video: Arc<Video>, stream: Arc<Stream>, clip: Clip, tx: mpsc::Send
         return;
     }
     let origin_ms = clip.fragments[0].producer_ms;
-    let mut end = 0;
+    let mut end = fmp4::Ends::default();
     for (i, fragment) in clip.fragments.iter().enumerate() {
         let next = clip
             .fragments
@@ -122,8 +125,10 @@ async fn send(video: Arc<Video>, stream: Arc<Stream>, clip: Clip, tx: mpsc::Send
             .or(clip.next_producer_ms);
         let placement = Placement {
             origin_ms,
-            not_before: end,
+            not_before: end.video,
+            audio_not_before: end.audio,
             sequence: i as u32 + 1,
+            with_audio: true,
         };
         let (v, s, f) = (video.clone(), stream.clone(), fragment.clone());
         let rendered =

@@ -1,11 +1,14 @@
-//! Stored fragments as fragmented MP4, the part GetClip and HLS share:
-//! which streams may be played this way, their video track, one
+//! Stored fragments as fragmented MP4, the part GetClip, HLS and DASH
+//! share: which streams may be played this way, their tracks, one
 //! fragment as a media segment, and the sample timing HLS's MPEG-TS
 //! segments share with it.
 
 use axum::http::StatusCode;
 use runnel_video::mkv::frames_of;
-use runnel_video::mp4::{self, FragmentSamples, TICKS_PER_MS, VideoTrack};
+use runnel_video::mp4::{
+    self, AUDIO_TRACK_ID, AudioSamples, FragmentSamples, Run, TICKS_PER_MS, Tracks, VIDEO_TRACK_ID,
+    VideoTrack,
+};
 use runnel_video::{FragmentMeta, Stream, Video, VideoError};
 
 use crate::aws::AwsError;
@@ -28,8 +31,13 @@ pub fn require_retention(stream: &Stream) -> Result<(), AwsError> {
 
 /// The video track of the Info and Tracks numbered `header`.
 pub fn video_track(video: &Video, stream: &Stream, header: u64) -> Result<VideoTrack, VideoError> {
+    Ok(tracks(video, stream, header)?.video)
+}
+
+/// The tracks MP4 output holds of the Info and Tracks numbered `header`.
+pub fn tracks(video: &Video, stream: &Stream, header: u64) -> Result<Tracks, VideoError> {
     let header = video.header(stream, header)?;
-    Ok(VideoTrack::of(&header)?)
+    Ok(Tracks::of(&header)?)
 }
 
 /// Where a media segment goes on the presentation's timeline.
@@ -40,8 +48,19 @@ pub struct Placement {
     /// The earliest decode time (ticks) the segment may start at: the end
     /// of the one before it, so a clip's timeline never goes back.
     pub not_before: u64,
+    /// The same for the audio, in its own timescale.
+    pub audio_not_before: u64,
     /// The `mfhd` sequence number.
     pub sequence: u32,
+    /// Whether the audio track (if any) goes in too.
+    pub with_audio: bool,
+}
+
+/// Where a media segment's tracks end: the next one's `not_before`s.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ends {
+    pub video: u64,
+    pub audio: u64,
 }
 
 /// `fragment` as `moof` + `mdat`, decoded from its producer time on, the
@@ -53,15 +72,36 @@ pub fn media_segment(
     fragment: &FragmentMeta,
     next_producer_ms: Option<u64>,
     placement: Placement,
-) -> Result<(Vec<u8>, u64), VideoError> {
+) -> Result<(Vec<u8>, Ends), VideoError> {
     let timing = Timing {
         next_producer_ms,
         origin_ms: placement.origin_ms,
     };
-    with_samples(video, stream, fragment, timing, |_, start, timed| {
-        let base = start.max(placement.not_before);
-        let segment = mp4::media_segment(placement.sequence, base, &timed.samples)?;
-        Ok((segment, base + timed.duration))
+    with_samples(video, stream, fragment, timing, |timed| {
+        let base = timed.start.max(placement.not_before);
+        let mut runs = vec![Run {
+            track_id: VIDEO_TRACK_ID,
+            base_decode_time: base,
+            samples: &timed.video.samples,
+        }];
+        let mut ends = Ends {
+            video: base + timed.video.duration,
+            audio: placement.audio_not_before,
+        };
+        if let Some((start, audio)) = &timed.audio
+            && placement.with_audio
+            && !audio.samples.is_empty()
+        {
+            let base = (*start).max(placement.audio_not_before);
+            runs.push(Run {
+                track_id: AUDIO_TRACK_ID,
+                base_decode_time: base,
+                samples: &audio.samples,
+            });
+            ends.audio = base + audio.samples.len() as u64 * u64::from(mp4::SAMPLES_PER_FRAME);
+        }
+        let segment = mp4::media_segment(placement.sequence, &runs)?;
+        Ok((segment, ends))
     })
 }
 
@@ -74,28 +114,50 @@ pub struct Timing {
     pub origin_ms: u64,
 }
 
-/// Reads `fragment` and hands `write` its video track, its first
-/// sample's decode time (ticks from the origin) and its samples: the
-/// timing every container the fragment is packaged in shares.
+/// A fragment's samples, timed.
+pub struct Timed<'a> {
+    pub tracks: Tracks,
+    /// The first video sample's decode time, in ticks from the origin.
+    pub start: u64,
+    pub video: FragmentSamples<'a>,
+    /// The first audio sample's decode time (ticks of the audio's
+    /// timescale from the origin) and the audio samples, when the stream
+    /// has an AAC track.
+    pub audio: Option<(u64, AudioSamples<'a>)>,
+}
+
+/// Reads `fragment` and hands `write` its samples, timed: the timing
+/// every container the fragment is packaged in shares.
 pub fn with_samples<R>(
     video: &Video,
     stream: &Stream,
     fragment: &FragmentMeta,
     timing: Timing,
-    write: impl FnOnce(&VideoTrack, u64, &FragmentSamples<'_>) -> Result<R, VideoError>,
+    write: impl FnOnce(&Timed<'_>) -> Result<R, VideoError>,
 ) -> Result<R, VideoError> {
     let (header, body) = video.read(stream, fragment)?;
-    let track = VideoTrack::of(&header)?;
+    let tracks = Tracks::of(&header)?;
     let frames =
         frames_of(&body, header.timecode_scale).map_err(|e| VideoError::Corrupt(e.to_string()))?;
     let next_start_ms = timing
         .next_producer_ms
         .map(|next| next as i64 - fragment.producer_ms as i64);
-    let timed = mp4::samples(&body, &frames, track.number, next_start_ms)?;
-    let start = (fragment.producer_ms as i64 - timing.origin_ms as i64)
+    let video_samples = mp4::samples(&body, &frames, tracks.video.number, next_start_ms)?;
+    let from_origin_ms = fragment.producer_ms as i64 - timing.origin_ms as i64;
+    let start = from_origin_ms
         .saturating_mul(TICKS_PER_MS)
-        .saturating_add(timed.first_decode);
-    write(&track, u64::try_from(start).unwrap_or(0), &timed)
+        .saturating_add(video_samples.first_decode);
+    let audio = tracks.audio.as_ref().map(|track| {
+        let samples = mp4::audio_samples(&body, &frames, track.number);
+        let start = track.ticks(from_origin_ms.saturating_add(samples.first_ms));
+        (u64::try_from(start).unwrap_or(0), samples)
+    });
+    write(&Timed {
+        tracks,
+        start: u64::try_from(start).unwrap_or(0),
+        video: video_samples,
+        audio,
+    })
 }
 
 /// An `mfhd` sequence number for a fragment: its sequence, from 1.

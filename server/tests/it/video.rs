@@ -388,3 +388,9 @@ fn a_newer_put_media_to_a_stream_ends_the_older_one() {
     let server = RunnelServer::start();
     run_script(&server, "video_takeover.py");
 }
+
+#[test]
+fn aac_audio_plays_back_in_clips_and_hls_beside_the_video() {
+    let server = RunnelServer::start();
+    run_script(&server, "video_audio.py");
+}

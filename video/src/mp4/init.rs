@@ -1,19 +1,20 @@
-//! The init segment: `ftyp`, then a `moov` whose one track has an empty
-//! sample table (the samples are in the fragments) and whose `mvex` says
-//! fragments follow.
+//! The init segment: `ftyp`, then a `moov` whose tracks (the video, and
+//! the AAC audio when there is one) have empty sample tables (the samples
+//! are in the fragments) and whose `mvex` says fragments follow.
 
+use super::audio::AudioTrack;
 use super::boxes::{u16, u32, u64, unity_matrix, write_box, write_full_box, zeros};
-use super::{Mp4Error, TIMESCALE, VideoTrack};
+use super::{AUDIO_TRACK_ID, Mp4Error, TIMESCALE, Tracks, VIDEO_TRACK_ID, VideoTrack};
 
 /// `mvhd`'s timescale: milliseconds, which `mehd` is in too.
 const MOVIE_TIMESCALE: u32 = 1000;
-const TRACK_ID: u32 = 1;
 
-/// `ftyp` and `moov` for `track`. `duration_ms`, when the whole
+/// `ftyp` and `moov` for `tracks`. `duration_ms`, when the whole
 /// presentation is known (a clip), goes into `mehd` so players show it
 /// before reading every fragment.
-pub fn init_segment(track: &VideoTrack, duration_ms: Option<u64>) -> Result<Vec<u8>, Mp4Error> {
-    let mut out = Vec::with_capacity(768 + track.config.len());
+pub fn init_segment(tracks: &Tracks, duration_ms: Option<u64>) -> Result<Vec<u8>, Mp4Error> {
+    let track = &tracks.video;
+    let mut out = Vec::with_capacity(1024 + track.config.len());
     write_box(&mut out, b"ftyp", |out| {
         out.extend_from_slice(b"iso6");
         u32(out, 0);
@@ -24,7 +25,10 @@ pub fn init_segment(track: &VideoTrack, duration_ms: Option<u64>) -> Result<Vec<
     })?;
     write_box(&mut out, b"moov", |out| {
         mvhd(out)?;
-        trak(out, track)?;
+        video_trak(out, track)?;
+        if let Some(audio) = &tracks.audio {
+            audio_trak(out, audio)?;
+        }
         write_box(out, b"mvex", |out| {
             if let Some(ms) = duration_ms {
                 write_full_box(out, b"mehd", 1, 0, |out| {
@@ -32,12 +36,19 @@ pub fn init_segment(track: &VideoTrack, duration_ms: Option<u64>) -> Result<Vec<
                     Ok(())
                 })?;
             }
-            write_full_box(out, b"trex", 0, 0, |out| {
-                u32(out, TRACK_ID);
-                u32(out, 1); // default_sample_description_index
-                zeros(out, 12); // default duration, size, flags: each trun gives its own
-                Ok(())
-            })
+            let ids = [
+                Some(VIDEO_TRACK_ID),
+                tracks.audio.as_ref().map(|_| AUDIO_TRACK_ID),
+            ];
+            for id in ids.into_iter().flatten() {
+                write_full_box(out, b"trex", 0, 0, |out| {
+                    u32(out, id);
+                    u32(out, 1); // default_sample_description_index
+                    zeros(out, 12); // default duration, size, flags: each trun gives its own
+                    Ok(())
+                })?;
+            }
+            Ok(())
         })
     })?;
     Ok(out)
@@ -53,32 +64,87 @@ fn mvhd(out: &mut Vec<u8>) -> Result<(), Mp4Error> {
         zeros(out, 10);
         unity_matrix(out);
         zeros(out, 24); // pre_defined
-        u32(out, TRACK_ID + 1); // next_track_ID
+        u32(out, AUDIO_TRACK_ID + 1); // next_track_ID
         Ok(())
     })
 }
 
-fn trak(out: &mut Vec<u8>, track: &VideoTrack) -> Result<(), Mp4Error> {
+/// What differs between a video and an audio `trak`.
+struct Kind<'a> {
+    id: u32,
+    /// 1.0 for audio, 0 for video.
+    volume: u16,
+    width: u16,
+    height: u16,
+    timescale: u32,
+    handler: &'a [u8; 4],
+    handler_name: &'a [u8],
+    media_header: fn(&mut Vec<u8>) -> Result<(), Mp4Error>,
+}
+
+fn video_trak(out: &mut Vec<u8>, track: &VideoTrack) -> Result<(), Mp4Error> {
+    let kind = Kind {
+        id: VIDEO_TRACK_ID,
+        volume: 0,
+        width: track.width,
+        height: track.height,
+        timescale: TIMESCALE,
+        handler: b"vide",
+        handler_name: b"VideoHandler\0",
+        media_header: |out| {
+            write_full_box(out, b"vmhd", 0, 1, |out| {
+                zeros(out, 8); // graphicsmode, opcolor
+                Ok(())
+            })
+        },
+    };
+    trak(out, &kind, |out| video_sample_entry(out, track))
+}
+
+fn audio_trak(out: &mut Vec<u8>, track: &AudioTrack) -> Result<(), Mp4Error> {
+    let kind = Kind {
+        id: AUDIO_TRACK_ID,
+        volume: 0x0100,
+        width: 0,
+        height: 0,
+        timescale: track.sample_rate,
+        handler: b"soun",
+        handler_name: b"SoundHandler\0",
+        media_header: |out| {
+            write_full_box(out, b"smhd", 0, 0, |out| {
+                zeros(out, 4); // balance, reserved
+                Ok(())
+            })
+        },
+    };
+    trak(out, &kind, |out| audio_sample_entry(out, track))
+}
+
+fn trak(
+    out: &mut Vec<u8>,
+    kind: &Kind<'_>,
+    sample_entry: impl FnOnce(&mut Vec<u8>) -> Result<(), Mp4Error>,
+) -> Result<(), Mp4Error> {
     write_box(out, b"trak", |out| {
         // Flags: enabled, in movie, in preview.
         write_full_box(out, b"tkhd", 0, 0x7, |out| {
             zeros(out, 8); // creation, modification time
-            u32(out, TRACK_ID);
+            u32(out, kind.id);
             zeros(out, 4);
             u32(out, 0); // duration
             zeros(out, 8);
             zeros(out, 4); // layer, alternate_group
-            u16(out, 0); // volume: not audio
+            u16(out, kind.volume);
             zeros(out, 2);
             unity_matrix(out);
-            u32(out, u32::from(track.width) << 16);
-            u32(out, u32::from(track.height) << 16);
+            u32(out, u32::from(kind.width) << 16);
+            u32(out, u32::from(kind.height) << 16);
             Ok(())
         })?;
         write_box(out, b"mdia", |out| {
             write_full_box(out, b"mdhd", 0, 0, |out| {
                 zeros(out, 8);
-                u32(out, TIMESCALE);
+                u32(out, kind.timescale);
                 u32(out, 0);
                 u16(out, 0x55c4); // language 'und', packed ISO-639-2
                 u16(out, 0);
@@ -86,16 +152,13 @@ fn trak(out: &mut Vec<u8>, track: &VideoTrack) -> Result<(), Mp4Error> {
             })?;
             write_full_box(out, b"hdlr", 0, 0, |out| {
                 u32(out, 0);
-                out.extend_from_slice(b"vide");
+                out.extend_from_slice(kind.handler);
                 zeros(out, 12);
-                out.extend_from_slice(b"VideoHandler\0");
+                out.extend_from_slice(kind.handler_name);
                 Ok(())
             })?;
             write_box(out, b"minf", |out| {
-                write_full_box(out, b"vmhd", 0, 1, |out| {
-                    zeros(out, 8); // graphicsmode, opcolor
-                    Ok(())
-                })?;
+                (kind.media_header)(out)?;
                 write_box(out, b"dinf", |out| {
                     write_full_box(out, b"dref", 0, 0, |out| {
                         u32(out, 1);
@@ -103,17 +166,20 @@ fn trak(out: &mut Vec<u8>, track: &VideoTrack) -> Result<(), Mp4Error> {
                         write_full_box(out, b"url ", 0, 1, |_| Ok(()))
                     })
                 })?;
-                stbl(out, track)
+                stbl(out, sample_entry)
             })
         })
     })
 }
 
-fn stbl(out: &mut Vec<u8>, track: &VideoTrack) -> Result<(), Mp4Error> {
+fn stbl(
+    out: &mut Vec<u8>,
+    sample_entry: impl FnOnce(&mut Vec<u8>) -> Result<(), Mp4Error>,
+) -> Result<(), Mp4Error> {
     write_box(out, b"stbl", |out| {
         write_full_box(out, b"stsd", 0, 0, |out| {
             u32(out, 1);
-            sample_entry(out, track)
+            sample_entry(out)
         })?;
         let empty = |out: &mut Vec<u8>| -> Result<(), Mp4Error> {
             u32(out, 0); // entry_count
@@ -130,7 +196,7 @@ fn stbl(out: &mut Vec<u8>, track: &VideoTrack) -> Result<(), Mp4Error> {
 }
 
 /// A VisualSampleEntry (`avc1`/`hvc1`) holding the codec's configuration.
-fn sample_entry(out: &mut Vec<u8>, track: &VideoTrack) -> Result<(), Mp4Error> {
+fn video_sample_entry(out: &mut Vec<u8>, track: &VideoTrack) -> Result<(), Mp4Error> {
     let (entry, config) = track.codec.boxes();
     write_box(out, entry, |out| {
         zeros(out, 6);
@@ -150,4 +216,60 @@ fn sample_entry(out: &mut Vec<u8>, track: &VideoTrack) -> Result<(), Mp4Error> {
             Ok(())
         })
     })
+}
+
+/// An AudioSampleEntry (`mp4a`) whose `esds` holds the
+/// AudioSpecificConfig (ISO/IEC 14496-1 descriptors).
+fn audio_sample_entry(out: &mut Vec<u8>, track: &AudioTrack) -> Result<(), Mp4Error> {
+    write_box(out, b"mp4a", |out| {
+        zeros(out, 6);
+        u16(out, 1); // data_reference_index
+        zeros(out, 8); // reserved
+        u16(out, track.channels);
+        u16(out, 16); // samplesize
+        zeros(out, 4); // pre_defined, reserved
+        // 16.16 fixed point; a rate past 65535 Hz does not fit, and the
+        // esds says it anyway.
+        u32(
+            out,
+            u32::from(u16::try_from(track.sample_rate).unwrap_or(0)) << 16,
+        );
+        write_full_box(out, b"esds", 0, 0, |out| {
+            let mut specific = Vec::new();
+            descriptor(&mut specific, 0x05, &track.config);
+            let mut decoder = vec![
+                0x40, // objectTypeIndication: audio ISO/IEC 14496-3
+                0x15, // streamType audio (5) << 2, reserved bit 1
+            ];
+            decoder.extend_from_slice(&[0; 3]); // bufferSizeDB
+            decoder.extend_from_slice(&[0; 8]); // maxBitrate, avgBitrate: unknown
+            decoder.extend_from_slice(&specific);
+            let mut es = vec![0, 0, 0]; // ES_ID, flags
+            descriptor(&mut es, 0x04, &decoder);
+            descriptor(&mut es, 0x06, &[0x02]); // SLConfig: predefined MP4
+            descriptor(out, 0x03, &es);
+            Ok(())
+        })
+    })
+}
+
+/// A descriptor: its tag, its size in the expandable 7-bits-a-byte form,
+/// its body.
+fn descriptor(out: &mut Vec<u8>, tag: u8, body: &[u8]) {
+    out.push(tag);
+    let size = body.len();
+    let mut groups = Vec::new();
+    let mut rest = size;
+    loop {
+        groups.push((rest & 0x7f) as u8);
+        rest >>= 7;
+        if rest == 0 {
+            break;
+        }
+    }
+    for (i, group) in groups.iter().rev().enumerate() {
+        let more = if i + 1 < groups.len() { 0x80 } else { 0 };
+        out.push(group | more);
+    }
+    out.extend_from_slice(body);
 }

@@ -1,17 +1,19 @@
 //! Fragmented MP4 (ISO/IEC 14496-12) for GetClip and HLS: an init segment
-//! (`ftyp` + `moov` with an empty sample table and `mvex`) and one media
-//! segment (`moof` + `mdat`) per stored fragment. Only the video track is
-//! written, the first whose codec is H.264 or H.265; other tracks (audio)
-//! are left out. Matroska keeps H.264/H.265 frames as length-prefixed NAL
-//! units, exactly what MP4 samples hold, and its CodecPrivate is the
-//! `avcC`/`hvcC` payload, so frames and configuration pass through as
-//! they are.
+//! (`ftyp` + `moov` with empty sample tables and `mvex`) and one media
+//! segment (`moof` + `mdat`) per stored fragment. The tracks written are
+//! the first whose codec is H.264 or H.265 and, when there is one, the
+//! first AAC track; other tracks are left out. Matroska keeps H.264/H.265
+//! frames as length-prefixed NAL units, exactly what MP4 samples hold, and
+//! its CodecPrivate is the `avcC`/`hvcC` payload (for AAC, the
+//! AudioSpecificConfig `esds` carries), so frames and configuration pass
+//! through as they are.
 //!
 //! Written by hand rather than with a crate: the one maintained fMP4
 //! writer (`mp4-atom`) brings `num`, `derive_more`, `paste` and a second
 //! major of `thiserror`, and changes its box structs between minor
 //! versions, for the dozen write-only boxes needed here.
 
+mod audio;
 mod boxes;
 mod init;
 mod segment;
@@ -21,10 +23,15 @@ mod track;
 #[cfg(test)]
 mod tests;
 
+pub use audio::{AudioSamples, AudioTrack, SAMPLES_PER_FRAME, audio_samples};
 pub use init::init_segment;
-pub use segment::{Sample, media_segment};
+pub use segment::{Run, Sample, media_segment};
 pub use timing::{FragmentSamples, samples};
-pub use track::{Codec, VideoTrack};
+pub use track::{Codec, Tracks, VideoTrack};
+
+/// The `tkhd`/`tfhd` ids of the tracks written.
+pub const VIDEO_TRACK_ID: u32 = 1;
+pub const AUDIO_TRACK_ID: u32 = 2;
 
 /// Ticks per second of the video track: the customary 90 kHz, in which
 /// 30 and 25 fps frame durations are whole numbers.
@@ -43,7 +50,7 @@ pub enum Mp4Error {
     #[error("the codec private data of track {track} is not a valid {record}")]
     InvalidCodecPrivate { track: u64, record: &'static str },
     #[error(
-        "the video track changes its codec or codec private data within the requested media; one MP4 holds one"
+        "the video or audio track changes its codec or codec private data within the requested media; one MP4 holds one"
     )]
     CodecChanged,
     #[error("a frame lies outside its fragment's bytes")]

@@ -35,6 +35,10 @@ fn avc_track() -> VideoTrack {
     VideoTrack::of(&header("V_MPEG4/ISO/AVC", AVCC)).expect("an H.264 track")
 }
 
+fn video_only(video: VideoTrack) -> Tracks {
+    Tracks { video, audio: None }
+}
+
 /// The boxes laid end to end in `data`, as (type, body); fails unless
 /// their sizes add up to exactly `data`.
 fn walk(data: &[u8]) -> Vec<(String, &[u8])> {
@@ -59,6 +63,8 @@ fn children_at(kind: &str) -> usize {
     match kind {
         "stsd" | "dref" => 8,  // version, flags, entry count
         "avc1" | "hvc1" => 78, // the VisualSampleEntry fields
+        "mp4a" => 28,          // the AudioSampleEntry fields
+        "esds" => 4,           // version, flags
         _ => 0,
     }
 }
@@ -87,7 +93,7 @@ fn be64(bytes: &[u8], at: usize) -> u64 {
 
 #[test]
 fn the_init_segment_is_ftyp_and_a_moov_with_one_avc_track() {
-    let init = init_segment(&avc_track(), None).expect("init segment");
+    let init = init_segment(&video_only(avc_track()), None).expect("init segment");
     let top: Vec<String> = walk(&init).into_iter().map(|(k, _)| k).collect();
     assert_eq!(top, ["ftyp", "moov"]);
     assert_eq!(find(&init, &["ftyp"]), b"iso6\0\0\0\0iso6isommp41");
@@ -142,7 +148,7 @@ fn the_init_segment_is_ftyp_and_a_moov_with_one_avc_track() {
 
 #[test]
 fn a_clip_init_segment_carries_its_duration_and_hevc_gets_hvc1() {
-    let init = init_segment(&avc_track(), Some(6_000)).expect("init segment");
+    let init = init_segment(&video_only(avc_track()), Some(6_000)).expect("init segment");
     let mehd = find(&init, &["moov", "mvex", "mehd"]);
     assert_eq!((mehd[0], be64(mehd, 4)), (1, 6_000));
 
@@ -150,7 +156,7 @@ fn a_clip_init_segment_carries_its_duration_and_hevc_gets_hvc1() {
     hvcc.extend_from_slice(&[0xf0, 0, 0xfc, 0xfd, 0xf8, 0xf8, 0, 0, 0x0f, 0]);
     let track = VideoTrack::of(&header("V_MPEGH/ISO/HEVC", &hvcc)).expect("an H.265 track");
     assert_eq!(track.codecs(), "hvc1.1.6.L93.90");
-    let init = init_segment(&track, None).expect("init segment");
+    let init = init_segment(&video_only(track), None).expect("init segment");
     let config = find(
         &init,
         &[
@@ -212,7 +218,15 @@ fn a_media_segment_is_a_moof_pointing_into_its_mdat() {
     assert_eq!(durations, [2970, 3060, 2970]);
     assert_eq!(timed.duration, 9000);
 
-    let segment = media_segment(7, 123_456_789_000, &timed.samples).expect("segment");
+    let segment = media_segment(
+        7,
+        &[Run {
+            track_id: VIDEO_TRACK_ID,
+            base_decode_time: 123_456_789_000,
+            samples: &timed.samples,
+        }],
+    )
+    .expect("segment");
     let top: Vec<String> = walk(&segment).into_iter().map(|(k, _)| k).collect();
     assert_eq!(top, ["moof", "mdat"]);
     let moof_size = 8 + find(&segment, &["moof"]).len();
@@ -287,7 +301,15 @@ fn reordered_frames_get_signed_composition_offsets() {
     let timed = samples(&body, &frames, 1, Some(133)).expect("samples");
     let offsets: Vec<i32> = timed.samples.iter().map(|s| s.composition_offset).collect();
     assert_eq!(offsets, [0, 6030, -3060, -2970]);
-    let segment = media_segment(1, 0, &timed.samples).expect("segment");
+    let segment = media_segment(
+        1,
+        &[Run {
+            track_id: VIDEO_TRACK_ID,
+            base_decode_time: 0,
+            samples: &timed.samples,
+        }],
+    )
+    .expect("segment");
     let trun = find(&segment, &["moof", "traf", "trun"]);
     assert_eq!(
         be32(trun, 0),
@@ -296,4 +318,121 @@ fn reordered_frames_get_signed_composition_offsets() {
     );
     let second_offset = i32::from_be_bytes(trun[12 + 16 + 12..12 + 16 + 16].try_into().expect("4"));
     assert_eq!(second_offset, 6030);
+}
+
+/// The boxes of type `kind` laid end to end in `data`.
+fn all<'a>(data: &'a [u8], kind: &str) -> Vec<&'a [u8]> {
+    walk(data)
+        .into_iter()
+        .filter(|(k, _)| k == kind)
+        .map(|(_, body)| body)
+        .collect()
+}
+
+#[test]
+fn an_aac_track_is_a_second_trak_with_its_config_in_esds() {
+    // AudioSpecificConfig 0x12 0x10: AAC-LC, 44.1 kHz, stereo.
+    let tracks = Tracks::of(&header("V_MPEG4/ISO/AVC", AVCC)).expect("tracks");
+    let audio = tracks.audio.clone().expect("the A_AAC track");
+    assert_eq!(
+        (
+            audio.number,
+            audio.object_type,
+            audio.sample_rate,
+            audio.channels
+        ),
+        (2, 2, 44_100, 2)
+    );
+    assert_eq!(tracks.codecs(), "avc1.4d401e,mp4a.40.2");
+    assert_eq!(tracks.clone().video_only().codecs(), "avc1.4d401e");
+
+    let init = init_segment(&tracks, None).expect("init segment");
+    let moov = find(&init, &["moov"]);
+    let kinds: Vec<String> = walk(moov).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(kinds, ["mvhd", "trak", "trak", "mvex"]);
+    let trak = all(moov, "trak")[1];
+    assert_eq!(be32(find(trak, &["tkhd"]), 12), AUDIO_TRACK_ID);
+    assert_eq!(be32(find(trak, &["mdia", "mdhd"]), 12), 44_100);
+    assert_eq!(&find(trak, &["mdia", "hdlr"])[8..12], b"soun");
+    find(trak, &["mdia", "minf", "smhd"]);
+    let mp4a = find(trak, &["mdia", "minf", "stbl", "stsd", "mp4a"]);
+    assert_eq!(u16::from_be_bytes([mp4a[16], mp4a[17]]), 2, "channels");
+    assert_eq!(be32(mp4a, 24) >> 16, 44_100);
+    let esds = find(trak, &["mdia", "minf", "stbl", "stsd", "mp4a", "esds"]);
+    // ES_Descriptor > DecoderConfigDescriptor (MPEG-4 audio) >
+    // DecoderSpecificInfo holding the config as it came.
+    assert_eq!(esds[4], 0x03);
+    let decoder = &esds[6 + 3..];
+    assert_eq!((decoder[0], decoder[2], decoder[3]), (0x04, 0x40, 0x15));
+    let specific = &decoder[2 + 13..];
+    assert_eq!(&specific[..4], &[0x05, 2, 0x12, 0x10]);
+    assert_eq!(&specific[4..], &[0x06, 1, 0x02], "SLConfigDescriptor");
+    let trex = all(find(&init, &["moov", "mvex"]), "trex");
+    let ids: Vec<u32> = trex.iter().map(|t| be32(t, 4)).collect();
+    assert_eq!(ids, [VIDEO_TRACK_ID, AUDIO_TRACK_ID]);
+}
+
+#[test]
+fn audio_frames_are_whole_aac_frames_after_the_video_in_mdat() {
+    // Each frame's data follows its block's flags byte; 0x02 is Xiph lacing.
+    let body: Vec<u8> = vec![
+        0x80, 0xa0, 0xa1, 0xa2, // video keyframe
+        0x80, 0xb0, 0xb1, // audio
+        0x82, 0xc0, 0xc1, // audio, laced: left out
+        0x80, 0xd0, // audio
+    ];
+    let frames = [
+        frame(1, 0, true, 1, 3),
+        frame(2, 5, true, 5, 2),
+        frame(2, 28, true, 8, 2),
+        frame(2, 51, true, 11, 1),
+    ];
+    let audio = audio_samples(&body, &frames, 2);
+    assert_eq!(audio.first_ms, 5);
+    let data: Vec<&[u8]> = audio.samples.iter().map(|s| s.data).collect();
+    assert_eq!(data, [&[0xb0, 0xb1][..], &[0xd0][..]]);
+    assert!(
+        audio
+            .samples
+            .iter()
+            .all(|s| s.duration == SAMPLES_PER_FRAME && s.keyframe)
+    );
+
+    let video = samples(&body, &frames, 1, None).expect("samples");
+    let segment = media_segment(
+        3,
+        &[
+            Run {
+                track_id: VIDEO_TRACK_ID,
+                base_decode_time: 0,
+                samples: &video.samples,
+            },
+            Run {
+                track_id: AUDIO_TRACK_ID,
+                base_decode_time: 220,
+                samples: &audio.samples,
+            },
+        ],
+    )
+    .expect("segment");
+    let moof = find(&segment, &["moof"]);
+    let trafs = all(moof, "traf");
+    assert_eq!(trafs.len(), 2);
+    let audio_traf = trafs[1];
+    assert_eq!(be32(find(audio_traf, &["tfhd"]), 4), AUDIO_TRACK_ID);
+    assert_eq!(be64(find(audio_traf, &["tfdt"]), 4), 220);
+    let video_offset = be32(find(trafs[0], &["trun"]), 8) as usize;
+    let audio_offset = be32(find(audio_traf, &["trun"]), 8) as usize;
+    assert_eq!(
+        &segment[video_offset..video_offset + 3],
+        &[0xa0, 0xa1, 0xa2]
+    );
+    assert_eq!(
+        &segment[audio_offset..audio_offset + 3],
+        &[0xb0, 0xb1, 0xd0]
+    );
+    assert_eq!(
+        find(&segment, &["mdat"]),
+        &[0xa0, 0xa1, 0xa2, 0xb0, 0xb1, 0xd0]
+    );
 }

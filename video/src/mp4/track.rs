@@ -1,6 +1,7 @@
 //! Which track of a stream is written, and what its codec is called.
 
 use super::Mp4Error;
+use super::audio::AudioTrack;
 use crate::mkv::Header;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,5 +118,39 @@ impl VideoTrack {
     /// `WIDTHxHEIGHT`, when the Tracks gave both.
     pub fn resolution(&self) -> Option<(u16, u16)> {
         (self.width > 0 && self.height > 0).then_some((self.width, self.height))
+    }
+}
+
+/// What MP4 output holds of a stream: its video track and, when it has
+/// one, its AAC track.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tracks {
+    pub video: VideoTrack,
+    pub audio: Option<AudioTrack>,
+}
+
+impl Tracks {
+    pub fn of(header: &Header) -> Result<Tracks, Mp4Error> {
+        Ok(Tracks {
+            video: VideoTrack::of(header)?,
+            audio: AudioTrack::of(header),
+        })
+    }
+
+    /// The RFC 6381 names of the tracks, comma-separated, as HLS's
+    /// `CODECS` lists them.
+    pub fn codecs(&self) -> String {
+        match &self.audio {
+            Some(audio) => format!("{},{}", self.video.codecs(), audio.codecs()),
+            None => self.video.codecs(),
+        }
+    }
+
+    /// The same with the audio left out (DASH here plays video only).
+    pub fn video_only(self) -> Tracks {
+        Tracks {
+            audio: None,
+            ..self
+        }
     }
 }

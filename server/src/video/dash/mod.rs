@@ -25,11 +25,12 @@ pub fn routes(streaming: Arc<Streaming>) -> Router {
         )
         .route(
             "/dash/v1/getMP4InitFragment.mp4",
-            route(Protocol::Dash, fragments::init),
+            // Video only: dash.js plays no muxed representation.
+            route(Protocol::Dash, |opened| fragments::init(opened, false)),
         )
         .route(
             "/dash/v1/getMP4MediaFragment.mp4",
-            route(Protocol::Dash, fragments::media),
+            route(Protocol::Dash, |opened| fragments::media(opened, false)),
         )
         .with_state(streaming)
 }

@@ -8,7 +8,7 @@ use crate::video::fmp4;
 use crate::video::streaming::Opened;
 use crate::video::streaming::fragments::{Answer, peak_bandwidth};
 use crate::video::streaming::listing::listing;
-use crate::video::streaming::token::Mode;
+use crate::video::streaming::token::{Container, Mode};
 
 pub fn master_playlist(opened: &Opened) -> Answer {
     let Opened {
@@ -18,14 +18,19 @@ pub fn master_playlist(opened: &Opened) -> Answer {
         token,
         ..
     } = opened;
-    let track = fmp4::video_track(video, stream, session.header)?;
+    let tracks = fmp4::tracks(video, stream, session.header)?;
     let listed = listing(video, stream, session, now_ms())?;
     let bandwidth = peak_bandwidth(listed.fragments.iter().map(|(f, _)| f));
+    // MPEG-TS fragments carry the video only.
+    let codecs = match session.container() {
+        Container::FragmentedMp4 => tracks.codecs(),
+        Container::MpegTs => tracks.video.codecs(),
+    };
     let text = playlist::master(
         session.container(),
         bandwidth,
-        &track.codecs(),
-        track.resolution(),
+        &codecs,
+        tracks.video.resolution(),
         token,
     );
     Ok((playlist::CONTENT_TYPE, text.into_bytes()))

@@ -15,12 +15,12 @@ pub const MPEG_TS: &str = "video/mp2t";
 
 pub fn mp4_init(opened: &Opened) -> Answer {
     require(opened, Container::FragmentedMp4)?;
-    fragments::init(opened)
+    fragments::init(opened, true)
 }
 
 pub fn mp4_media(opened: &Opened) -> Answer {
     require(opened, Container::FragmentedMp4)?;
-    fragments::media(opened)
+    fragments::media(opened, true)
 }
 
 /// One fragment as MPEG-TS, its timestamps the producer's times (wrapped
@@ -32,13 +32,13 @@ pub fn ts_fragment(opened: &Opened) -> Answer {
         next_producer_ms: next,
         origin_ms: 0,
     };
-    let segment = fmp4::with_samples(
-        &opened.video,
-        &opened.stream,
-        &fragment,
-        timing,
-        |track, start, timed| Ok(ts::media_segment(track, start, &timed.samples)?),
-    )?;
+    let segment = fmp4::with_samples(&opened.video, &opened.stream, &fragment, timing, |timed| {
+        Ok(ts::media_segment(
+            &timed.tracks.video,
+            timed.start,
+            &timed.video.samples,
+        )?)
+    })?;
     Ok((MPEG_TS, segment))
 }
 

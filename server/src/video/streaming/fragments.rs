@@ -28,20 +28,26 @@ pub fn peak_bandwidth<'a>(listed: impl IntoIterator<Item = &'a FragmentMeta>) ->
         .unwrap_or(DEFAULT_BANDWIDTH)
 }
 
-/// The init segment, from the Info and Tracks the session began with.
-pub fn init(opened: &Opened) -> Answer {
-    let track = fmp4::video_track(&opened.video, &opened.stream, opened.session.header)?;
-    Ok((MP4, mp4::init_segment(&track, None)?))
+/// The init segment, from the Info and Tracks the session began with;
+/// its AAC track too `with_audio`.
+pub fn init(opened: &Opened, with_audio: bool) -> Answer {
+    let mut tracks = fmp4::tracks(&opened.video, &opened.stream, opened.session.header)?;
+    if !with_audio {
+        tracks = tracks.video_only();
+    }
+    Ok((MP4, mp4::init_segment(&tracks, None)?))
 }
 
 /// One fragment as `moof` + `mdat`, its decode times the producer's, so
 /// that the fragments of a session follow one another on one timeline.
-pub fn media(opened: &Opened) -> Answer {
+pub fn media(opened: &Opened, with_audio: bool) -> Answer {
     let (fragment, next) = session_fragment(opened)?;
     let placement = Placement {
         origin_ms: 0,
         not_before: 0,
+        audio_not_before: 0,
         sequence: fmp4::sequence_number(fragment.seq),
+        with_audio,
     };
     let (segment, _) =
         fmp4::media_segment(&opened.video, &opened.stream, &fragment, next, placement)?;

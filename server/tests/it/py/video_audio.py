@@ -1,0 +1,136 @@
+"""A camera with a microphone: H.264 video and AAC audio in one MKV, put
+with PutMedia. GetClip's MP4 and an HLS (fragmented MP4) session carry
+both tracks: ffprobe finds the AAC stream, ffmpeg decodes every audio
+frame without an error, and the audio lasts as long as the video. DASH
+stays video only (dash.js plays no muxed representation), and an MPEG-TS
+HLS session's playlist names only the video codec."""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+
+from common import done, video_client
+from video_common import check_acks, create_stream, http_get, producer_range, put_media, watchdog
+
+watchdog(120)
+endpoint = sys.argv[1]
+kv = video_client("kinesisvideo")
+tmp = tempfile.TemporaryDirectory()
+base = int(time.time()) - 600
+SECONDS = 6
+RATE = 48000
+
+create_stream(kv, "cam")
+put_url = kv.get_data_endpoint(StreamName="cam", APIName="PUT_MEDIA")["DataEndpoint"]
+source = os.path.join(tmp.name, "cam.mkv")
+result = subprocess.run(
+    ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
+     "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30",
+     "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate={RATE}",
+     "-t", str(SECONDS),
+     "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
+     "-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-bf", "0",
+     "-c:a", "aac", "-b:a", "96k", "-ac", "2",
+     "-f", "matroska", "-live", "1", "-cluster_time_limit", "2100",
+     "-output_ts_offset", str(base), source],
+    capture_output=True, timeout=120,
+)
+assert result.returncode == 0, result.stderr.decode(errors="replace")
+with open(source, "rb") as f:
+    put = put_media(put_url, f.read(), name="cam")
+assert put.acks("PERSISTED") and not put.acks("ERROR"), put.describe()
+
+
+def streams(path_or_url):
+    """Each stream ffprobe finds: (codec, frames decoded, duration)."""
+    result = subprocess.run(
+        ["ffprobe", "-v", "error", "-count_frames", "-show_entries",
+         "stream=codec_type,codec_name,nb_read_frames,sample_rate,channels:format=duration",
+         "-of", "json", path_or_url],
+        capture_output=True, timeout=60,
+    )
+    assert result.returncode == 0, f"ffprobe {path_or_url}: {result.stderr.decode(errors='replace')}"
+    probed = json.loads(result.stdout)
+    return {s["codec_type"]: s for s in probed["streams"]}
+
+
+def decodes_cleanly(path_or_url):
+    result = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", path_or_url, "-f", "null", "-"],
+        capture_output=True, timeout=60,
+    )
+    errors = result.stderr.decode(errors="replace").strip()
+    assert result.returncode == 0 and not errors, f"decoding {path_or_url}: {errors}"
+
+
+put_streams = streams(source)
+put_audio_frames = int(put_streams["audio"]["nb_read_frames"])
+
+# --- GetClip of the whole stream: both tracks, every frame.
+clips_url = kv.get_data_endpoint(StreamName="cam", APIName="GET_CLIP")["DataEndpoint"]
+clips = video_client("kinesis-video-archived-media", clips_url, read_timeout=30)
+clip = clips.get_clip(StreamName="cam", ClipFragmentSelector=producer_range(base - 1, base + SECONDS + 1))
+data = clip["Payload"].read()
+path = os.path.join(tmp.name, "clip.mp4")
+with open(path, "wb") as f:
+    f.write(data)
+found = streams(path)
+assert set(found) == {"video", "audio"}, found
+audio = found["audio"]
+assert (audio["codec_name"], int(audio["sample_rate"]), audio["channels"]) == ("aac", RATE, 2), audio
+assert int(found["video"]["nb_read_frames"]) == 30 * SECONDS, found["video"]
+assert int(audio["nb_read_frames"]) == put_audio_frames, (audio, put_audio_frames)
+decodes_cleanly(path)
+# The audio's own timeline: as long as its frames, within a frame of the video.
+result = subprocess.run(
+    ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries", "packet=pts_time",
+     "-of", "csv=p=0", path],
+    capture_output=True, timeout=60,
+)
+times = [float(t) for t in result.stdout.decode().split()]
+assert len(times) == put_audio_frames, len(times)
+# Back to back: one AAC frame (1024 samples) apart, within a millisecond
+# (a fragment starts where the producer's millisecond timecode says).
+steps = sorted({round(b - a, 6) for a, b in zip(times, times[1:])})
+assert all(abs(step - 1024 / RATE) < 0.0011 for step in steps), steps
+span = times[-1] - times[0] + 1024 / RATE
+assert abs(span - SECONDS) < 0.05, f"the audio spans {span} s of a {SECONDS} s clip"
+
+# --- HLS over fragmented MP4: the master playlist names both codecs, and
+# a player's view has both streams.
+hls_url = kv.get_data_endpoint(StreamName="cam", APIName="GET_HLS_STREAMING_SESSION_URL")["DataEndpoint"]
+hls = video_client("kinesis-video-archived-media", hls_url, read_timeout=30)
+url = hls.get_hls_streaming_session_url(
+    StreamName="cam", PlaybackMode="ON_DEMAND",
+    HLSFragmentSelector=producer_range(base - 1, base + SECONDS + 1))["HLSStreamingSessionURL"]
+status, _, master = http_get(url)
+assert status == 200 and 'CODECS="avc1.' in master.decode() and ',mp4a.40.2"' in master.decode(), master
+found = streams(url)
+assert set(found) == {"video", "audio"}, found
+assert int(found["audio"]["nb_read_frames"]) == put_audio_frames, (found["audio"], put_audio_frames)
+decodes_cleanly(url)
+
+# --- MPEG-TS sessions carry the video only, and say so.
+ts_url = hls.get_hls_streaming_session_url(
+    StreamName="cam", PlaybackMode="ON_DEMAND", ContainerFormat="MPEG_TS",
+    HLSFragmentSelector=producer_range(base - 1, base + SECONDS + 1))["HLSStreamingSessionURL"]
+status, _, master = http_get(ts_url)
+assert status == 200 and "mp4a" not in master.decode(), master
+assert set(streams(ts_url)) == {"video"}
+
+# --- DASH: video only.
+dash_url = kv.get_data_endpoint(StreamName="cam", APIName="GET_DASH_STREAMING_SESSION_URL")["DataEndpoint"]
+dash = video_client("kinesis-video-archived-media", dash_url, read_timeout=30)
+mpd = dash.get_dash_streaming_session_url(
+    StreamName="cam", PlaybackMode="ON_DEMAND",
+    DASHFragmentSelector=producer_range(base - 1, base + SECONDS + 1))["DASHStreamingSessionURL"]
+assert set(streams(mpd)) == {"video"}
+token = urllib.parse.parse_qs(urllib.parse.urlsplit(mpd).query)["SessionToken"][0]
+status, _, init = http_get(urllib.parse.urljoin(mpd, f"getMP4InitFragment.mp4?SessionToken={token}"))
+assert status == 200 and b"mp4a" not in init and b"avcC" in init, init[:64]
+
+done()

@@ -1,0 +1,139 @@
+//! The AAC audio track, when a stream has one: Matroska's `A_AAC`
+//! CodecPrivate is the AudioSpecificConfig (ISO/IEC 14496-3) that MP4's
+//! `esds` carries, and each Matroska frame of it is one raw AAC frame,
+//! an MP4 sample as it is.
+
+use super::segment::Sample;
+use crate::mkv::{Frame, Header};
+
+/// PCM samples per AAC frame (AAC-LC and the core of HE-AAC): each
+/// sample's duration in the track's timescale, its sampling rate.
+pub const SAMPLES_PER_FRAME: u32 = 1024;
+
+/// ISO/IEC 14496-3's samplingFrequencyIndex table.
+const RATES: [u32; 13] = [
+    96_000, 88_200, 64_000, 48_000, 44_100, 32_000, 24_000, 22_050, 16_000, 12_000, 11_025, 8_000,
+    7_350,
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioTrack {
+    /// The Matroska track number, which frames are matched by.
+    pub number: u64,
+    /// The AudioSpecificConfig.
+    pub config: Vec<u8>,
+    pub object_type: u8,
+    pub sample_rate: u32,
+    pub channels: u16,
+}
+
+impl AudioTrack {
+    /// The first AAC track of `header` whose AudioSpecificConfig can be
+    /// read; other audio codecs are left out of MP4 output.
+    pub fn of(header: &Header) -> Option<AudioTrack> {
+        header
+            .tracks
+            .iter()
+            .filter(|t| t.codec_id == "A_AAC" || t.codec_id.starts_with("A_AAC/"))
+            .find_map(|t| {
+                let (object_type, sample_rate, channels) = read_config(&t.codec_private)?;
+                Some(AudioTrack {
+                    number: t.number,
+                    config: t.codec_private.clone(),
+                    object_type,
+                    sample_rate,
+                    channels,
+                })
+            })
+    }
+
+    /// The RFC 6381 codec name (`mp4a.40.2` for AAC-LC).
+    pub fn codecs(&self) -> String {
+        format!("mp4a.40.{}", self.object_type)
+    }
+
+    /// Ticks of this track's timescale (its sampling rate) in `ms`.
+    pub fn ticks(&self, ms: i64) -> i64 {
+        ms.saturating_mul(i64::from(self.sample_rate)) / 1000
+    }
+}
+
+/// Object type, sampling rate and channel count of an
+/// AudioSpecificConfig; `None` unless it is one a player can take.
+fn read_config(config: &[u8]) -> Option<(u8, u32, u16)> {
+    let mut bits = Bits {
+        bytes: config,
+        at: 0,
+    };
+    let mut object_type = bits.read(5)? as u8;
+    if object_type == 31 {
+        object_type = 32 + bits.read(6)? as u8;
+    }
+    let index = bits.read(4)? as usize;
+    let rate = match index {
+        15 => bits.read(24)?,
+        _ => *RATES.get(index)?,
+    };
+    let channels = bits.read(4)? as u16;
+    (object_type != 0 && rate > 0).then_some((object_type, rate, channels.max(1)))
+}
+
+struct Bits<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Bits<'_> {
+    fn read(&mut self, count: usize) -> Option<u32> {
+        let mut value = 0u32;
+        for _ in 0..count {
+            let byte = self.bytes.get(self.at / 8)?;
+            let bit = (byte >> (7 - self.at % 8)) & 1;
+            value = (value << 1) | u32::from(bit);
+            self.at += 1;
+        }
+        Some(value)
+    }
+}
+
+/// The audio samples of one stored fragment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioSamples<'a> {
+    /// The first frame's time, in ms from the fragment's start.
+    pub first_ms: i64,
+    pub samples: Vec<Sample<'a>>,
+}
+
+/// The frames of `track` among `frames`, each an AAC frame of
+/// `SAMPLES_PER_FRAME` samples. A laced block (several frames in one,
+/// which no Kinesis Video producer writes) cannot be cut into samples
+/// without its lace sizes and is left out.
+pub fn audio_samples<'a>(body: &'a [u8], frames: &[Frame], track: u64) -> AudioSamples<'a> {
+    let mut first_ms = None;
+    let mut samples = Vec::new();
+    for frame in frames.iter().filter(|f| f.track == track) {
+        let start = frame.offset as usize;
+        // The block's flags byte comes just before its data.
+        let laced = start
+            .checked_sub(1)
+            .and_then(|at| body.get(at))
+            .is_some_and(|flags| flags & 0x06 != 0);
+        let Some(data) = body.get(start..start + frame.len as usize) else {
+            continue;
+        };
+        if laced || data.is_empty() {
+            continue;
+        }
+        first_ms.get_or_insert(frame.timecode_ms);
+        samples.push(Sample {
+            data,
+            duration: SAMPLES_PER_FRAME,
+            composition_offset: 0,
+            keyframe: true,
+        });
+    }
+    AudioSamples {
+        first_ms: first_ms.unwrap_or(0),
+        samples,
+    }
+}
