@@ -290,8 +290,9 @@ fn hls_and_dash_gets_and_preflights_are_open_to_other_origins() {
 }
 
 /// hls.js in Debian's headless Chromium, on a page of another origin,
-/// plays an ON_DEMAND session and a LIVE one while it is being put
-/// (`py/video_browser.py` drives `js/hls_play.mjs`).
+/// plays an ON_DEMAND session (one more with AAC audio, which it must
+/// decode) and a LIVE one while it is being put (`py/video_browser.py`
+/// drives `js/hls_play.mjs`).
 #[test]
 fn hls_js_in_headless_chromium_plays_on_demand_and_live_sessions() {
     let modules = crate::harness::browser_node_modules(&[

@@ -5,19 +5,19 @@
 //
 // argv: node_modules dir (hls.js, playwright-core), Chromium profile dir
 // (new and empty; the caller removes it and anything still running with
-// it), session URL, LIVE or ON_DEMAND.
+// it), session URL, LIVE or ON_DEMAND, and optionally `audio`.
 // Prints one JSON line of what the page saw; exits 0 only when the video
 // played more than 3 s at 640x360 with no fatal hls.js error (and, LIVE,
-// took in a fragment put after it joined).
+// took in a fragment put after it joined; with `audio`, decoded audio).
 
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-const [modules, profile, url, mode] = process.argv.slice(2);
-if (!modules || !profile || !url || !['LIVE', 'ON_DEMAND'].includes(mode)) {
-  console.error('usage: hls_play.mjs NODE_MODULES PROFILE_DIR URL LIVE|ON_DEMAND');
+const [modules, profile, url, mode, audio] = process.argv.slice(2);
+if (!modules || !profile || !url || !['LIVE', 'ON_DEMAND'].includes(mode) || ![undefined, 'audio'].includes(audio)) {
+  console.error('usage: hls_play.mjs NODE_MODULES PROFILE_DIR URL LIVE|ON_DEMAND [audio]');
   process.exit(2);
 }
 const CHROMIUM = '/usr/bin/chromium';
@@ -79,6 +79,7 @@ window.report = () => {
   const quality = video.getVideoPlaybackQuality();
   return { ...state, currentTime: video.currentTime, duration: video.duration, width: video.videoWidth,
            height: video.videoHeight, readyState: video.readyState,
+           audioBytes: video.webkitAudioDecodedByteCount,
            frames: quality.totalVideoFrames, mediaError: video.error && video.error.message };
 };
 </script>
@@ -158,6 +159,7 @@ if (report) {
     problems.push(`video is ${report.width}x${report.height}, not 640x360`);
   }
   if (report.live !== (mode === 'LIVE')) problems.push(`hls.js took the playlist as live=${report.live}`);
+  if (audio && !(report.audioBytes > 0)) problems.push('no audio was decoded');
   if (mode === 'LIVE' && !(report.lastBufferedSN > report.firstEndSN)) {
     problems.push('LIVE: no fragment buffered past those of the first media playlist');
   }

@@ -14,7 +14,7 @@ import time
 import urllib.parse
 
 from common import done, video_client
-from video_common import check_acks, create_stream, http_get, producer_range, put_media, watchdog
+from video_common import create_stream, http_get, make_camera_mkv, producer_range, put_media, watchdog
 
 watchdog(120)
 endpoint = sys.argv[1]
@@ -26,20 +26,7 @@ RATE = 48000
 
 create_stream(kv, "cam")
 put_url = kv.get_data_endpoint(StreamName="cam", APIName="PUT_MEDIA")["DataEndpoint"]
-source = os.path.join(tmp.name, "cam.mkv")
-result = subprocess.run(
-    ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
-     "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30",
-     "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate={RATE}",
-     "-t", str(SECONDS),
-     "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
-     "-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-bf", "0",
-     "-c:a", "aac", "-b:a", "96k", "-ac", "2",
-     "-f", "matroska", "-live", "1", "-cluster_time_limit", "2100",
-     "-output_ts_offset", str(base), source],
-    capture_output=True, timeout=120,
-)
-assert result.returncode == 0, result.stderr.decode(errors="replace")
+source = make_camera_mkv(os.path.join(tmp.name, "cam.mkv"), SECONDS, base, rate=RATE)
 with open(source, "rb") as f:
     put = put_media(put_url, f.read(), name="cam")
 assert put.acks("PERSISTED") and not put.acks("ERROR"), put.describe()

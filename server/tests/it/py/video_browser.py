@@ -1,6 +1,7 @@
 """hls.js in headless Chromium (Debian's) plays HLS sessions, as a web page
 of another origin would (`../js/hls_play.mjs`): an ON_DEMAND session over
-10 s of put video, then a LIVE one while a producer is still putting, at
+10 s of put video, one over a camera with AAC audio (Chromium must decode
+the audio too), then a LIVE one while a producer is still putting, at
 its own pace. Chromium decodes the H.264 through MediaSource, so this is
 the check that the init and media fragments are what a browser takes, not
 only what ffmpeg forgives; and that the playback GETs carry the CORS
@@ -22,7 +23,8 @@ import urllib.request
 from common import done, video_client
 from console_common import kill_chromium_of
 from video_common import (
-    PutMedia, check_acks, create_stream, log, make_mkv, parse_source, producer_range, put_media, watchdog,
+    PutMedia, check_acks, create_stream, log, make_camera_mkv, make_mkv, parse_source, producer_range, put_media,
+    watchdog,
 )
 
 watchdog(240)
@@ -56,12 +58,14 @@ def cors_origin(url):
         return response.headers.get("Access-Control-Allow-Origin")
 
 
-def play(url, mode):
-    """Runs the player on a session URL; what the page reported."""
+def play(url, mode, audio=False):
+    """Runs the player on a session URL; what the page reported. With
+    `audio`, the page must have decoded audio too."""
     profile = tempfile.mkdtemp(prefix="chromium-", dir=tmp.name)
     try:
         result = subprocess.run(
-            ["node", PLAYER, modules, profile, url, mode], capture_output=True, timeout=120, text=True,
+            ["node", PLAYER, modules, profile, url, mode, *(["audio"] if audio else [])],
+            capture_output=True, timeout=120, text=True,
         )
         output = result.stdout + result.stderr
     except subprocess.TimeoutExpired as e:
@@ -100,6 +104,16 @@ for resource in (url, media_url, urllib.parse.urljoin(url, init_uri), urllib.par
 
 report = play(url, "ON_DEMAND")
 assert abs(report["duration"] - 10) < 0.2, f"the browser sees {report['duration']} s of video, 10 were put"
+
+# --- ON_DEMAND with AAC audio beside the video: Chromium decodes both.
+create_stream(kv, "cam")
+cam_url = kv.get_data_endpoint(StreamName="cam", APIName="PUT_MEDIA")["DataEndpoint"]
+with open(make_camera_mkv(os.path.join(tmp.name, "cam.mkv"), 8, base, size="640x360"), "rb") as f:
+    put = put_media(cam_url, f.read(), name="cam")
+assert len(put.acks("PERSISTED")) == 4 and not put.acks("ERROR"), put.describe()
+report = play(session_url("cam", PlaybackMode="ON_DEMAND", HLSFragmentSelector=producer_range(base, base + 8)),
+              "ON_DEMAND", audio=True)
+assert report["audioBytes"] > 0, report
 
 # --- LIVE: a producer puts 30 s, each 2 s Cluster once its time has
 # passed, as a camera would; the player joins after the first fragments.

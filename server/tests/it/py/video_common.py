@@ -109,6 +109,26 @@ def make_mkv(path, seconds, offset=None):
     return data
 
 
+def make_camera_mkv(path, seconds, offset, size="320x240", rate=48000):
+    """A camera with a microphone: H.264 at 30 fps (a keyframe and a new
+    Cluster every 2 s) and a 440 Hz tone as stereo AAC at `rate`, Cluster
+    timecodes from `offset` (epoch seconds). Returns the path."""
+    result = subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
+         "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=30",
+         "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate={rate}",
+         "-t", str(seconds),
+         "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
+         "-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-bf", "0",
+         "-c:a", "aac", "-b:a", "96k", "-ac", "2",
+         "-f", "matroska", "-live", "1", "-cluster_time_limit", "2100", "-cluster_size_limit", "50000000",
+         "-output_ts_offset", str(offset), path],
+        capture_output=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    return path
+
+
 def ffprobe_video(data, tmpdir, name="doc.mkv"):
     """(codec, width, height, frames decoded) of a Matroska document."""
     path = os.path.join(tmpdir, name)
