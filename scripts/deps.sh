@@ -17,11 +17,12 @@ fi
 
 # The end-to-end tests drive the server with real AWS clients from PyPI.
 # aws-kinesis-agg writes records as the Kinesis Producer Library aggregates them;
-# DuckDB computes the batch answers streaming jobs are checked against.
-if ! python3 -c 'import boto3, aws_kinesis_agg, duckdb' >/dev/null 2>&1 || ! command -v aws >/dev/null 2>&1; then
-  echo "deps: installing boto3, awscli, aws-kinesis-agg and duckdb from PyPI"
-  python3 -m pip install --quiet boto3 awscli aws-kinesis-agg duckdb 2>/dev/null \
-    || python3 -m pip install --quiet --user --break-system-packages boto3 awscli aws-kinesis-agg duckdb
+# DuckDB computes the batch answers streaming jobs are checked against;
+# Apache Avro's own Python library writes and reads the avro format's records.
+if ! python3 -c 'import boto3, aws_kinesis_agg, duckdb, avro.io' >/dev/null 2>&1 || ! command -v aws >/dev/null 2>&1; then
+  echo "deps: installing boto3, awscli, aws-kinesis-agg, duckdb and avro from PyPI"
+  python3 -m pip install --quiet boto3 awscli aws-kinesis-agg duckdb avro 2>/dev/null \
+    || python3 -m pip install --quiet --user --break-system-packages boto3 awscli aws-kinesis-agg duckdb avro
 fi
 
 # SeaweedFS is the S3-compatible server Firehose's S3 destination is tested

@@ -70,6 +70,11 @@ impl FileSource {
         let path = PathBuf::from(options.required("path")?);
         let format = Format::from_options(options, &schema, Carrier::Files)?;
         let files = list_files(&path)?;
+        if let Format::Avro(_) = format {
+            return Err(ConnectorError::Option(
+                "avro files are written by filesystem sinks, not read yet; a stream's avro records are read".into(),
+            ));
+        }
         format.decoder(schema.clone())?;
         Ok(FileSource {
             files,

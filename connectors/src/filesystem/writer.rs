@@ -14,6 +14,7 @@ use runnel_engine::time::Watermark;
 
 use super::{FileSink, io_error};
 use crate::format::Format;
+use crate::format::avro::AvroFile;
 use crate::format::parquet::ParquetFile;
 
 pub(super) struct FileWriter {
@@ -27,6 +28,7 @@ enum Output {
         format: Format,
     },
     Parquet(ParquetFile),
+    Avro(Box<AvroFile<BufWriter<File>>>),
 }
 
 impl FileWriter {
@@ -35,6 +37,9 @@ impl FileWriter {
         let file = File::create(&path).map_err(io_error(&path))?;
         let output = match format {
             Format::Parquet => Output::Parquet(ParquetFile::new(file)),
+            Format::Avro(avro) => {
+                Output::Avro(Box::new(AvroFile::new(BufWriter::new(file), avro)?))
+            }
             format => Output::Lines {
                 out: BufWriter::new(file),
                 format: format.clone(),
@@ -56,6 +61,12 @@ impl FileWriter {
                     file.sync_all().map_err(io_error(path))?;
                 }
             }
+            Output::Avro(file) => {
+                file.finish()?
+                    .get_ref()
+                    .sync_all()
+                    .map_err(io_error(path))?;
+            }
         }
         Ok(())
     }
@@ -66,6 +77,7 @@ impl BatchSink for FileWriter {
         match &mut self.output {
             Output::Lines { out, format } => Ok(format.encode(&batch, out)?),
             Output::Parquet(file) => file.write(&batch),
+            Output::Avro(file) => Ok(file.write(&batch)?),
         }
     }
 

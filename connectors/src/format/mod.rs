@@ -4,6 +4,7 @@
 //! transport passes the table's options through and the format takes
 //! what is its.
 
+pub mod avro;
 pub mod csv;
 pub mod debezium;
 pub mod json;
@@ -28,6 +29,8 @@ pub enum Format {
     /// A changelog: rows with a trailing `__op`.
     DebeziumJson(debezium::DebeziumFormat),
     Raw(raw::RawFormat),
+    /// Binary records; object container files in a filesystem sink.
+    Avro(avro::AvroFormat),
     /// Columnar files; a filesystem sink only.
     Parquet,
 }
@@ -56,6 +59,7 @@ impl Format {
                 Format::DebeziumJson(debezium::DebeziumFormat::from_options(options)?)
             }
             "raw" => Format::Raw(raw::RawFormat::from_options(options, schema)?),
+            "avro" => Format::Avro(avro::AvroFormat::from_options(options, schema)?),
             "parquet" if carrier == Carrier::Files => Format::Parquet,
             other => {
                 let files = if carrier == Carrier::Files {
@@ -64,7 +68,7 @@ impl Format {
                     ""
                 };
                 return Err(ConnectorError::Option(format!(
-                    "unsupported format '{other}'; available: json, csv, debezium-json, raw{files}"
+                    "unsupported format '{other}'; available: json, csv, debezium-json, raw, avro{files}"
                 )));
             }
         })
@@ -77,6 +81,7 @@ impl Format {
             Format::Csv(_) => "csv",
             Format::DebeziumJson(_) => "debezium-json",
             Format::Raw(_) => "raw",
+            Format::Avro(_) => "avro",
             Format::Parquet => "parquet",
         }
     }
@@ -92,6 +97,7 @@ impl Format {
             Format::Json(_) | Format::DebeziumJson(_) => "json",
             Format::Csv(_) => "csv",
             Format::Raw(_) => "txt",
+            Format::Avro(_) => "avro",
             Format::Parquet => "parquet",
         }
     }
@@ -102,6 +108,7 @@ impl Format {
             Format::Csv(csv) => Decoder::Csv(csv.decoder(schema)),
             Format::DebeziumJson(debezium) => Decoder::Debezium(debezium.decoder(schema)?),
             Format::Raw(raw) => Decoder::Raw(raw.decoder(schema)),
+            Format::Avro(avro) => Decoder::Avro(avro.decoder(schema)),
             Format::Parquet => {
                 return Err(ConnectorError::Option(
                     "unsupported format 'parquet' for a source; parquet is written by filesystem sinks, not read".into(),
@@ -113,6 +120,9 @@ impl Format {
     /// Each row as one message (a stream record): a line of the format
     /// without its line end. A changelog's rows become envelopes.
     pub fn encode_messages(&self, batch: &RecordBatch) -> Result<Vec<Vec<u8>>, ConnectorError> {
+        if let Format::Avro(avro) = self {
+            return avro.encode_messages(batch);
+        }
         let mut text = Vec::with_capacity(batch.num_rows() * 64);
         self.encode(batch, &mut text)?;
         let text = text.strip_suffix(b"\n").unwrap_or(&text);
@@ -142,9 +152,10 @@ impl Format {
             Format::Csv(csv) => csv.encode(batch, out),
             Format::DebeziumJson(debezium) => debezium.encode(batch, out),
             Format::Raw(raw) => raw.encode(batch, out),
-            Format::Parquet => Err(ConnectorError::Option(
-                "parquet is written as whole files, not lines".into(),
-            )),
+            Format::Avro(_) | Format::Parquet => Err(ConnectorError::Option(format!(
+                "{} is written as whole files or records, not lines",
+                self.name()
+            ))),
         }
     }
 }
@@ -156,6 +167,7 @@ pub enum Decoder {
     Csv(csv::Decoder),
     Debezium(debezium::Decoder),
     Raw(raw::Decoder),
+    Avro(avro::Decoder),
 }
 
 impl Decoder {
@@ -184,10 +196,11 @@ impl Decoder {
         messages: impl Iterator<Item = &'a [u8]>,
     ) -> Result<Vec<RecordBatch>, ConnectorError> {
         let Some(framing) = self.line_framing() else {
-            if let Decoder::Raw(raw) = self {
-                return raw.decode_messages(messages);
-            }
-            return Ok(Vec::new());
+            return match self {
+                Decoder::Raw(raw) => raw.decode_messages(messages),
+                Decoder::Avro(avro) => avro.decode_messages(messages),
+                _ => Ok(Vec::new()),
+            };
         };
         let mut lines = Vec::new();
         let mut ends = Vec::new();
@@ -202,11 +215,11 @@ impl Decoder {
     }
 
     /// How messages become the lines `decode_lines` takes, so a reader can
-    /// frame them as it reads them; `None` for raw, whose messages are
-    /// values of their own.
+    /// frame them as it reads them; `None` for raw and avro, whose
+    /// messages are values of their own.
     pub fn line_framing(&self) -> Option<LineFraming> {
         match self {
-            Decoder::Raw(_) => None,
+            Decoder::Raw(_) | Decoder::Avro(_) => None,
             Decoder::Json(_) | Decoder::Debezium(_) => Some(LineFraming { json: true }),
             Decoder::Csv(_) => Some(LineFraming { json: false }),
         }
@@ -219,6 +232,9 @@ impl Decoder {
             Decoder::Csv(csv) => csv.decode_lines(lines),
             Decoder::Debezium(debezium) => debezium.decode_lines(lines),
             Decoder::Raw(raw) => raw.decode_lines(lines),
+            Decoder::Avro(_) => Err(ConnectorError::Option(
+                "avro files are written by filesystem sinks, not read yet; a stream's avro records are read".into(),
+            )),
         }
     }
 }

@@ -405,3 +405,12 @@ fn sql_run_reads_and_writes_the_streams_of_another_endpoint() {
         "{stderr}"
     );
 }
+
+/// The avro format against Apache Avro's own Python library: records it
+/// wrote read by a job, the job's output read by it, and container files
+/// written by `runnel sql run`.
+#[test]
+fn avro_records_and_files_are_read_and_written_as_apache_avro_does() {
+    let server = RunnelServer::start();
+    crate::kinesis_e2e::run_script_with(&server, "avro_format.py", &[runnel_bin()]);
+}
