@@ -269,24 +269,20 @@ impl FunctionRewrite for FlinkSemantics {
                     ))),
                 }
             }
-            // INT with an integer literal is INT arithmetic in Flink, which
-            // wraps at 32 bits; DataFusion's literal is a BIGINT, which
-            // would make it 64-bit.
+            // INT with an integer literal (or two integer literals) is INT
+            // arithmetic in Flink, which wraps at 32 bits; DataFusion's
+            // literal is a BIGINT, which would make it 64-bit. Children are
+            // rewritten first, so `1 + 2 + 3` is INT all the way up.
             Expr::BinaryExpr(BinaryExpr { left, op, right })
                 if matches!(op, Operator::Plus | Operator::Minus | Operator::Multiply)
                     && (int_literal_beside_int(&left, &right, schema)
-                        || int_literal_beside_int(&right, &left, schema)) =>
+                        || int_literal_beside_int(&right, &left, schema)
+                        || (is_int_literal(&left) && is_int_literal(&right))) =>
             {
-                let narrow = |e: Box<Expr>| match *e {
-                    Expr::Literal(ScalarValue::Int64(Some(v)), metadata) => Box::new(
-                        Expr::Literal(ScalarValue::Int32(i32::try_from(v).ok()), metadata),
-                    ),
-                    other => Box::new(other),
-                };
                 Transformed::yes(Expr::BinaryExpr(BinaryExpr {
-                    left: narrow(left),
+                    left: Box::new(flink_int_literal(*left)),
                     op,
-                    right: narrow(right),
+                    right: Box::new(flink_int_literal(*right)),
                 }))
             }
             Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field })
@@ -555,6 +551,16 @@ fn decimal_division(
     ])))
 }
 
+/// An integer literal (or its negation) that Flink types INT: one that
+/// fits an INT.
+fn is_int_literal(expr: &Expr) -> bool {
+    let literal = match expr {
+        Expr::Negative(inner) => inner.as_ref(),
+        other => other,
+    };
+    matches!(literal, Expr::Literal(ScalarValue::Int64(Some(v)), _) if i32::try_from(*v).is_ok())
+}
+
 /// An integer literal as Flink types it: INT when it fits one (DataFusion
 /// makes every integer literal a BIGINT).
 fn flink_int_literal(expr: Expr) -> Expr {
@@ -673,7 +679,7 @@ fn double_in_flink(expr: &Expr, schema: &DFSchema) -> bool {
 }
 
 fn int_literal_beside_int(literal: &Expr, other: &Expr, schema: &DFSchema) -> bool {
-    matches!(literal, Expr::Literal(ScalarValue::Int64(Some(v)), _) if i32::try_from(*v).is_ok())
+    is_int_literal(literal)
         && matches!(
             other.get_type(schema),
             Ok(DataType::Int32 | DataType::Int16 | DataType::Int8)
