@@ -274,10 +274,11 @@ impl Session {
         let (rewritten, calls) = windows::rewrite(legacy, &mut self.catalog.next_window)?;
         let (rewritten, matches) =
             crate::front::match_recognize::rewrite(rewritten, &mut self.catalog.next_window)?;
-        let sql = render(&rewritten);
         // Plan it now so that a bad view fails at its own statement.
         let context = self.catalog.session_for(&calls, &matches).await?;
-        let frame = context.sql(&sql).await.map_err(|e| located(e, query))?;
+        let (frame, sql) = crate::front::expression_names::plan(&context, render(&rewritten))
+            .await
+            .map_err(|e| located(e, query))?;
         let versions_of = frame
             .into_optimized_plan()
             .ok()
@@ -428,9 +429,10 @@ impl Session {
         let (rewritten, calls) = windows::rewrite(legacy, &mut self.catalog.next_window)?;
         let (rewritten, matches) =
             crate::front::match_recognize::rewrite(rewritten, &mut self.catalog.next_window)?;
-        let sql = render(&rewritten);
         let context = self.catalog.session_for(&calls, &matches).await?;
-        let frame = context.sql(&sql).await.map_err(|e| located(e, tokens))?;
+        let (frame, _) = crate::front::expression_names::plan(&context, render(&rewritten))
+            .await
+            .map_err(|e| located(e, tokens))?;
         let plan = frame
             .into_optimized_plan()
             .and_then(crate::plan::grouping_sets::expand)

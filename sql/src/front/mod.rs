@@ -6,6 +6,7 @@ pub(crate) mod approximate_literals;
 pub(crate) mod create_like;
 pub(crate) mod ddl;
 pub(crate) mod decimal_default;
+pub(crate) mod expression_names;
 pub(crate) mod function_syntax;
 pub(crate) mod intervals;
 pub(crate) mod is_json;
