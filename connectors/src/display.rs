@@ -34,6 +34,16 @@ pub fn value(array: &dyn Array, row: usize) -> String {
                 Some(_) => instant(value, unit),
             }
         }
+        // BYTES as Java's Arrays.toString of a byte[]: signed, `[97, -1]`.
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
+            let bytes: &[u8] = match array.data_type() {
+                DataType::Binary => array.as_binary::<i32>().value(row),
+                DataType::LargeBinary => array.as_binary::<i64>().value(row),
+                _ => array.as_binary_view().value(row),
+            };
+            let values: Vec<String> = bytes.iter().map(|&b| (b as i8).to_string()).collect();
+            format!("[{}]", values.join(", "))
+        }
         // Java's List and array toString: `[1, null, 3]`.
         DataType::List(_) => {
             let list = array.as_list::<i32>().value(row);

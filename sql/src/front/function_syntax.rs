@@ -3,7 +3,7 @@
 //! a bare word, become calls with the unit quoted; `FLOOR(t TO HOUR)` and
 //! `CEIL(t TO HOUR)` become `flink_floor_time(t, 'HOUR')` and
 //! `flink_ceil_time(t, 'HOUR')`; `LISTAGG(x)` gets Flink's default
-//! separator, `LISTAGG(x, ',')`.
+//! separator, `LISTAGG(x, ',')`; `CAST(x AS BYTES)` is a cast to BYTEA.
 
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan};
 
@@ -44,6 +44,16 @@ pub fn rewrite(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
             });
             swapped.extend_from_slice(array);
             tokens.splice(open + 1..close, swapped);
+        } else if (is_word(&tokens[i], "CAST") || is_word(&tokens[i], "TRY_CAST"))
+            && let Some(close) = matching_paren(&tokens, open)
+            && let Some(to) = top_level_word(&tokens, open, close, "AS")
+            && let Some(kind) = next_solid(&tokens, to + 1).filter(|&k| k < close)
+            && let Token::Word(word) = &mut tokens[kind].token
+            && word.quote_style.is_none()
+            && word.value.eq_ignore_ascii_case("BYTES")
+        {
+            // Flink's BYTES is DataFusion's BYTEA.
+            word.value = "BYTEA".to_string();
         } else if is_word(&tokens[i], "TIMESTAMPADD") || is_word(&tokens[i], "TIMESTAMPDIFF") {
             if let Some(unit) = next_solid(&tokens, open + 1)
                 && let Token::Word(word) = &tokens[unit].token
@@ -85,12 +95,22 @@ fn next_solid(tokens: &[TokenWithSpan], from: usize) -> Option<usize> {
 
 /// The `TO` directly inside the parentheses from `open` to `close`.
 fn top_level_to(tokens: &[TokenWithSpan], open: usize, close: usize) -> Option<usize> {
+    top_level_word(tokens, open, close, "TO")
+}
+
+/// The word `word` directly inside the parentheses from `open` to `close`.
+fn top_level_word(
+    tokens: &[TokenWithSpan],
+    open: usize,
+    close: usize,
+    word: &str,
+) -> Option<usize> {
     let mut depth = 0;
     for (i, token) in tokens.iter().enumerate().take(close).skip(open + 1) {
         match token.token {
             Token::LParen => depth += 1,
             Token::RParen => depth -= 1,
-            _ if depth == 0 && is_word(token, "TO") => return Some(i),
+            _ if depth == 0 && is_word(token, word) => return Some(i),
             _ => {}
         }
     }

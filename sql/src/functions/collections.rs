@@ -1,5 +1,5 @@
-//! Flink's collection and type functions DataFusion lacks: `ELEMENT`,
-//! `SPLIT`, `SHA1`, and `TYPEOF` (typed here, answered by the rewrite,
+//! Flink's collection and type functions DataFusion lacks or answers
+//! otherwise: `ELEMENT`, `SPLIT`, `SHA1` and the SHA-2 digests, and `TYPEOF` (typed here, answered by the rewrite,
 //! which knows the argument's type and nullability).
 
 use std::sync::Arc;
@@ -62,25 +62,75 @@ pub fn split() -> ScalarUDF {
     )
 }
 
-/// `SHA1(s)`: in lower-case hexadecimal.
+/// `SHA1(s)`, `SHA224(s)`, ... `SHA512(s)`: the digest of the text's
+/// UTF-8 in lower-case hexadecimal, a STRING as in Flink (DataFusion's
+/// SHA-2 functions give BYTES).
 pub fn sha1() -> ScalarUDF {
+    hex_digest("sha1", hex_row::<sha1::Sha1>)
+}
+
+pub fn sha224() -> ScalarUDF {
+    hex_digest("sha224", hex_row::<sha2::Sha224>)
+}
+
+pub fn sha256() -> ScalarUDF {
+    hex_digest("sha256", hex_row::<sha2::Sha256>)
+}
+
+pub fn sha384() -> ScalarUDF {
+    hex_digest("sha384", hex_row::<sha2::Sha384>)
+}
+
+pub fn sha512() -> ScalarUDF {
+    hex_digest("sha512", hex_row::<sha2::Sha512>)
+}
+
+fn hex_row<D: sha2::Digest>(
+    args: &[ScalarValue],
+    _: &DataType,
+) -> datafusion::common::Result<ScalarValue> {
+    Ok(string(
+        text(&args[0]).map(|s| hex(&D::digest(s.as_bytes()))),
+    ))
+}
+
+/// `SHA2(s, bits)`: SHA-224, -256, -384 or -512 by `bits`; another
+/// length fails the job, as Flink's "Unsupported algorithm" does.
+pub fn sha2() -> ScalarUDF {
     RowFn::udf(
-        "sha1",
+        "sha2",
+        Signature::one_of(
+            vec![TypeSignature::Exact(vec![DataType::Utf8, DataType::Int64])],
+            Volatility::Immutable,
+        ),
+        |_| Ok(DataType::Utf8),
+        |args, data_type| match super::row_fn::integer(&args[1]) {
+            Some(224) => hex_row::<sha2::Sha224>(args, data_type),
+            Some(256) => hex_row::<sha2::Sha256>(args, data_type),
+            Some(384) => hex_row::<sha2::Sha384>(args, data_type),
+            Some(512) => hex_row::<sha2::Sha512>(args, data_type),
+            Some(bits) => {
+                exec_err!("SHA2 of {bits} bits: unsupported algorithm (224, 256, 384 or 512)")
+            }
+            None => Ok(string(None)),
+        },
+    )
+}
+
+fn hex_digest(name: &'static str, eval: super::row_fn::Eval) -> ScalarUDF {
+    RowFn::udf(
+        name,
         Signature::one_of(
             vec![TypeSignature::Exact(vec![DataType::Utf8])],
             Volatility::Immutable,
         ),
         |_| Ok(DataType::Utf8),
-        |args, _| {
-            use sha1::Digest;
-            Ok(string(text(&args[0]).map(|s| {
-                sha1::Sha1::digest(s.as_bytes())
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect()
-            })))
-        },
+        eval,
     )
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `TYPEOF(x [, force_serializable])`: only so that the name resolves;

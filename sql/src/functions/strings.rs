@@ -191,6 +191,34 @@ pub fn chr() -> ScalarUDF {
     )
 }
 
+/// `UNHEX(s)`: the bytes of hexadecimal text; an odd-length text's first
+/// digit is dropped for a leading zero byte, and text that is not
+/// hexadecimal gives NULL (Flink 2.3's answers).
+pub fn unhex() -> ScalarUDF {
+    RowFn::udf(
+        "unhex",
+        exact(vec![vec![DataType::Utf8]]),
+        |_| Ok(DataType::Binary),
+        |args, _| Ok(ScalarValue::Binary(text(&args[0]).and_then(unhex_text))),
+    )
+}
+
+fn unhex_text(text: &str) -> Option<Vec<u8>> {
+    let digits = text.as_bytes();
+    let value = |d: u8| char::from(d).to_digit(16).map(|v| v as u8);
+    let (mut out, digits) = match digits.len() % 2 {
+        1 => {
+            value(digits[0])?;
+            (vec![0u8], &digits[1..])
+        }
+        _ => (Vec::with_capacity(digits.len() / 2), digits),
+    };
+    for pair in digits.chunks_exact(2) {
+        out.push(value(pair[0])? << 4 | value(pair[1])?);
+    }
+    Some(out)
+}
+
 fn side<const LEFT: bool>(name: &'static str) -> ScalarUDF {
     RowFn::udf(
         name,
@@ -281,7 +309,17 @@ pub fn double_text() -> ScalarUDF {
 
 #[cfg(test)]
 mod tests {
-    use super::substring_of;
+    use super::{substring_of, unhex_text};
+
+    #[test]
+    fn unhex_reads_hex_as_flink_does() {
+        assert_eq!(unhex_text("616263"), Some(b"abc".to_vec()));
+        assert_eq!(unhex_text("ABC"), Some(vec![0, 0xbc]));
+        assert_eq!(unhex_text("fF00"), Some(vec![0xff, 0]));
+        assert_eq!(unhex_text(""), Some(vec![]));
+        assert_eq!(unhex_text("6g"), None);
+        assert_eq!(unhex_text(" 61"), None);
+    }
 
     #[test]
     fn substrings_count_as_flink_counts() {
