@@ -504,8 +504,13 @@ fn if_type(then: &DataType, otherwise: &DataType) -> Result<DataType> {
 /// an exact precision, so those are refused rather than answered
 /// differently.
 fn type_of(args: &[Expr], schema: &DFSchema) -> Result<Expr> {
+    if let Some(name) = args.first().and_then(literal_type) {
+        return Ok(Expr::Literal(ScalarValue::Utf8(Some(name)), None));
+    }
     let Some(Expr::Column(column)) = args.first() else {
-        return plan_err!("TYPEOF is supported of a column only");
+        return plan_err!(
+            "TYPEOF is supported of a column, or of a number or BOOLEAN literal, only"
+        );
     };
     let field = datafusion::common::ExprSchema::field_from_column(schema, column)?;
     if matches!(
@@ -526,6 +531,42 @@ fn type_of(args: &[Expr], schema: &DFSchema) -> Result<Expr> {
         name.push_str(" NOT NULL");
     }
     Ok(Expr::Literal(ScalarValue::Utf8(Some(name)), None))
+}
+
+/// The type Flink gives a number or BOOLEAN literal (a string literal is
+/// Flink's CHAR(n), which Runnel does not keep).
+fn literal_type(expr: &Expr) -> Option<String> {
+    let literal = match expr {
+        Expr::Negative(inner) => inner.as_ref(),
+        other => other,
+    };
+    let name = match literal {
+        Expr::Literal(ScalarValue::Int64(Some(v)), _) => match i32::try_from(*v) {
+            Ok(_) => "INT".to_string(),
+            Err(_) => "BIGINT".to_string(),
+        },
+        Expr::Literal(ScalarValue::Int32(Some(_)), _) => "INT".to_string(),
+        Expr::Literal(ScalarValue::Boolean(Some(_)), _) => "BOOLEAN".to_string(),
+        Expr::Literal(ScalarValue::Decimal128(Some(_), precision, scale), _) => {
+            format!("DECIMAL({precision}, {scale})")
+        }
+        // A literal with leading zeros, written with Flink's type.
+        Expr::Cast(datafusion::logical_expr::Cast { expr, field })
+            if matches!(
+                expr.as_ref(),
+                Expr::Literal(ScalarValue::Decimal128(Some(_), ..), _)
+            ) =>
+        {
+            match field.data_type() {
+                DataType::Decimal128(precision, scale) => {
+                    format!("DECIMAL({precision}, {scale})")
+                }
+                _ => return None,
+            }
+        }
+        _ => return None,
+    };
+    Some(format!("{name} NOT NULL"))
 }
 
 /// `left / right` with a DECIMAL side, as Flink divides: exact numbers
