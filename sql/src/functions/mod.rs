@@ -426,14 +426,26 @@ impl FlinkSemantics {
         schema: &DFSchema,
     ) -> datafusion::common::Result<Option<AggregateChange>> {
         let name = func.name();
-        let integer_input = params
+        let input = params
             .args
             .first()
             .map(|a| a.get_type(schema))
-            .transpose()?
-            .is_some_and(|t| t.is_integer());
-        if name == "avg" && integer_input && !Arc::ptr_eq(func, &self.integer_avg) {
+            .transpose()?;
+        let integer_input = input.as_ref().is_some_and(DataType::is_integer);
+        let decimal_input = matches!(input, Some(DataType::Decimal128(..)));
+        if name == "avg"
+            && (integer_input || decimal_input)
+            && !Arc::ptr_eq(func, &self.integer_avg)
+        {
             return Ok(Some((self.integer_avg.clone(), params.null_treatment)));
+        }
+        // Flink reduces these to SUMs and COUNTs in the argument's own
+        // type: of an integer, every step divides as integers do.
+        if matches!(name, "stddev" | "stddev_pop" | "var" | "var_pop") && integer_input {
+            return plan_err!(
+                "{} of an integer column is not supported yet: Flink computes it in integer arithmetic, truncating at each step; CAST the argument to DOUBLE",
+                name.to_uppercase()
+            );
         }
         if matches!(name, "first_value" | "last_value") && params.null_treatment.is_none() {
             return Ok(Some((
