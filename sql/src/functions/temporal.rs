@@ -109,10 +109,21 @@ pub fn from_unixtime() -> ScalarUDF {
 /// Reads `value` in a Java pattern; fields the pattern does not have are
 /// the start of their unit (a date's time is midnight).
 fn parse(value: &str, pattern: &str) -> Option<NaiveDateTime> {
-    use chrono::format::{Parsed, parse};
+    parse_with(value, pattern, false)
+}
+
+/// `parse`, or with `prefix` the pattern read from the text's start, the
+/// rest ignored, as Java's `SimpleDateFormat.parse(String)` reads.
+fn parse_with(value: &str, pattern: &str, prefix: bool) -> Option<NaiveDateTime> {
+    use chrono::format::{Parsed, parse, parse_and_remainder};
     let items = crate::java_format::translate(pattern).ok()?;
     let mut parsed = Parsed::new();
-    parse(&mut parsed, value, items.iter()).ok()?;
+    match prefix {
+        true => parse_and_remainder(&mut parsed, value, items.iter())
+            .map(drop)
+            .ok()?,
+        false => parse(&mut parsed, value, items.iter()).ok()?,
+    }
     if parsed.hour_div_12().is_none() {
         parsed.set_hour(0).ok()?;
     }
@@ -434,7 +445,9 @@ pub fn ceil_time() -> ScalarUDF {
 }
 
 /// `UNIX_TIMESTAMP(text [, pattern])`: seconds since the epoch of text
-/// read in the session time zone (UTC).
+/// read in the session time zone (UTC). Flink reads it with
+/// `SimpleDateFormat`, which takes the pattern from the text's start and
+/// ignores what follows (`2020-04-15 08:05:30.123` is read to the second).
 pub fn unix_timestamp() -> ScalarUDF {
     RowFn::udf(
         "unix_timestamp",
@@ -446,8 +459,10 @@ pub fn unix_timestamp() -> ScalarUDF {
         |args, _| {
             let value = text(&args[0]);
             let at = match args.get(1) {
-                None => value.and_then(|v| parse(v, "yyyy-MM-dd HH:mm:ss")),
-                Some(pattern) => value.zip(text(pattern)).and_then(|(v, p)| parse(v, p)),
+                None => value.and_then(|v| parse_with(v, "yyyy-MM-dd HH:mm:ss", true)),
+                Some(pattern) => value
+                    .zip(text(pattern))
+                    .and_then(|(v, p)| parse_with(v, p, true)),
             };
             // Flink answers text it cannot read with Long.MIN_VALUE.
             Ok(ScalarValue::Int64(match (value, at) {
