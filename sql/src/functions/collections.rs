@@ -94,29 +94,6 @@ fn hex_row<D: sha2::Digest>(
     ))
 }
 
-/// `SHA2(s, bits)`: SHA-224, -256, -384 or -512 by `bits`; another
-/// length fails the job, as Flink's "Unsupported algorithm" does.
-pub fn sha2() -> ScalarUDF {
-    RowFn::udf(
-        "sha2",
-        Signature::one_of(
-            vec![TypeSignature::Exact(vec![DataType::Utf8, DataType::Int64])],
-            Volatility::Immutable,
-        ),
-        |_| Ok(DataType::Utf8),
-        |args, data_type| match super::row_fn::integer(&args[1]) {
-            Some(224) => hex_row::<sha2::Sha224>(args, data_type),
-            Some(256) => hex_row::<sha2::Sha256>(args, data_type),
-            Some(384) => hex_row::<sha2::Sha384>(args, data_type),
-            Some(512) => hex_row::<sha2::Sha512>(args, data_type),
-            Some(bits) => {
-                exec_err!("SHA2 of {bits} bits: unsupported algorithm (224, 256, 384 or 512)")
-            }
-            None => Ok(string(None)),
-        },
-    )
-}
-
 fn hex_digest(name: &'static str, eval: super::row_fn::Eval) -> ScalarUDF {
     RowFn::udf(
         name,
@@ -129,7 +106,7 @@ fn hex_digest(name: &'static str, eval: super::row_fn::Eval) -> ScalarUDF {
     )
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -117,7 +117,6 @@ fn flink_functions() -> Vec<ScalarUDF> {
         collections::sha256(),
         collections::sha384(),
         collections::sha512(),
-        collections::sha2(),
         collections::type_of(),
         collections::regexp_extract_all(),
         collections::str_to_map(),

@@ -409,9 +409,7 @@ pub fn sha2() -> ScalarUDF {
                     );
                 }
             };
-            Ok(string(
-                digest.map(|d| d.iter().map(|b| format!("{b:02x}")).collect()),
-            ))
+            Ok(string(digest.map(|d| super::collections::hex(&d))))
         },
     )
 }
