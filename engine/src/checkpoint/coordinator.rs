@@ -101,8 +101,7 @@ impl Coordinator {
         let (restore, last) = load(storage.as_ref(), latest, workers)?;
         let committer = Committer::new(storage, config.retained, config.tolerable_failures, last);
         let coordinator = Self::with(config, workers, committer);
-        coordinator.resume_at(&restore);
-        let _ = coordinator.restore.set(restore);
+        coordinator.resume_from(restore);
         Ok(coordinator)
     }
 
@@ -152,9 +151,11 @@ impl Coordinator {
         }
     }
 
-    fn resume_at(&self, restore: &Restore) {
+    /// The checkpoint the job resumes from; the next one's id follows it.
+    fn resume_from(&self, restore: Restore) {
         let next = restore.as_ref().map_or(1, |(id, _)| id + 1);
         self.next_id.store(next, Ordering::SeqCst);
+        let _ = self.restore.set(restore);
     }
 
     /// Connects this process to the job's others (`control`: one stream
@@ -205,8 +206,7 @@ impl Coordinator {
         };
         let (restore, last) = load(storage.as_ref(), stored, self.workers)?;
         self.committer.resume_from(last);
-        self.resume_at(&restore);
-        let _ = self.restore.set(restore);
+        self.resume_from(restore);
         Ok(())
     }
 
@@ -342,6 +342,14 @@ impl Coordinator {
         }
     }
 
+    /// Waits for this process's commit, then for every other process to
+    /// have done the same (their durable checkpoints are announced before
+    /// they join the gather).
+    fn settle_everywhere(&self, aborted: &dyn Fn() -> bool) -> Result<(), EngineError> {
+        self.settle();
+        self.all(Vec::new(), aborted).map(drop)
+    }
+
     /// Prepares worker `worker` before its dataflow is built: counts its
     /// channels' messages and gives its operators their restored states.
     pub fn install(&self, timely_worker: &mut Worker) {
@@ -447,10 +455,8 @@ impl Coordinator {
         let started_ms = wall_clock_millis();
         // Commits go in order, and a delta builds on a durable checkpoint
         // (in every process: the gather waits for the others' commits).
-        self.rendezvous.wait(&abort, || {
-            self.settle();
-            self.all(Vec::new(), &abort).map(drop)
-        })?;
+        self.rendezvous
+            .wait(&abort, || self.settle_everywhere(&abort))?;
         self.catch_up(notified)?;
         worker::set_paused(true);
         // Drain: step until, with every worker between steps, nothing is
@@ -586,10 +592,8 @@ impl Coordinator {
         if finishing {
             // The job ends once its last output is durable (in every
             // process: the gather comes after each one's announcement).
-            self.rendezvous.wait(&abort, || {
-                self.settle();
-                self.all(Vec::new(), &abort).map(drop)
-            })?;
+            self.rendezvous
+                .wait(&abort, || self.settle_everywhere(&abort))?;
             self.catch_up(notified)?;
             // A final checkpoint that failed within the tolerance holds
             // what the sinks owe: the job ends only once one is durable

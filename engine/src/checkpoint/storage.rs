@@ -5,6 +5,7 @@
 
 use std::sync::Mutex;
 
+use crate::checkpoint::committer::lock;
 use crate::error::EngineError;
 
 /// One record an exactly-once sink held back for a stream of this server.
@@ -67,39 +68,19 @@ pub struct MemoryStorage {
 
 impl CheckpointStorage for MemoryStorage {
     fn latest(&self) -> Result<Option<StoredCheckpoint>, EngineError> {
-        Ok(self
-            .checkpoints
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .last()
-            .cloned())
+        Ok(lock(&self.checkpoints).last().cloned())
     }
 
     fn get(&self, id: u64) -> Result<Option<StoredCheckpoint>, EngineError> {
-        Ok(self
-            .checkpoints
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .find(|c| c.id == id)
-            .cloned())
+        Ok(lock(&self.checkpoints).iter().find(|c| c.id == id).cloned())
     }
 
     fn ids(&self) -> Result<Vec<u64>, EngineError> {
-        Ok(self
-            .checkpoints
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|c| c.id)
-            .collect())
+        Ok(lock(&self.checkpoints).iter().map(|c| c.id).collect())
     }
 
     fn discard_after(&self, id: u64) -> Result<(), EngineError> {
-        self.checkpoints
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|c| c.id <= id);
+        lock(&self.checkpoints).retain(|c| c.id <= id);
         Ok(())
     }
 
@@ -109,17 +90,14 @@ impl CheckpointStorage for MemoryStorage {
         outputs: Vec<SinkOutput>,
         retained: usize,
     ) -> Result<(), EngineError> {
-        let mut checkpoints = self.checkpoints.lock().unwrap_or_else(|p| p.into_inner());
+        let mut checkpoints = lock(&self.checkpoints);
         checkpoints.push(checkpoint.clone());
         let ids: Vec<u64> = checkpoints.iter().map(|c| c.id).collect();
         let keep_from = retained_from(&ids, retained, |id| {
             needs_from_stored(checkpoints.iter().find(|c| c.id == id).cloned())
         })?;
         checkpoints.retain(|c| c.id >= keep_from);
-        self.published
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(outputs);
+        lock(&self.published).extend(outputs);
         Ok(())
     }
 }
