@@ -11,7 +11,7 @@ export CARGO_TARGET_DIR
 
 APT_PACKAGES := librocksdb-dev libclang-dev clang mold curl time python3-pip libssl-dev pkg-config postgresql ffmpeg chromium nodejs
 
-# hls.js and playwright-core for the browser test, outside the repo:
+# hls.js, dash.js and playwright-core for the browser tests, outside the repo:
 # scripts/deps.sh installs them there, and the test reads them from there.
 RUNNEL_TEST_NODE_DIR ?= $(HOME)/.cache/runnel-test-node
 export RUNNEL_TEST_NODE_DIR

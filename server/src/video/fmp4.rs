@@ -52,8 +52,16 @@ pub struct Placement {
     pub audio_not_before: u64,
     /// The `mfhd` sequence number.
     pub sequence: u32,
-    /// Whether the audio track (if any) goes in too.
-    pub with_audio: bool,
+    pub media: Media,
+}
+
+/// Which of a stream's tracks a media segment holds: both for GetClip and
+/// HLS, one each for DASH, whose players take no muxed representation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Media {
+    VideoAndAudio,
+    Video,
+    Audio,
 }
 
 /// Where a media segment's tracks end: the next one's `not_before`s.
@@ -79,26 +87,46 @@ pub fn media_segment(
     };
     with_samples(video, stream, fragment, timing, |timed| {
         let base = timed.start.max(placement.not_before);
-        let mut runs = vec![Run {
-            track_id: VIDEO_TRACK_ID,
-            base_decode_time: base,
-            samples: &timed.video.samples,
-        }];
+        let mut runs = Vec::with_capacity(2);
         let mut ends = Ends {
-            video: base + timed.video.duration,
+            video: placement.not_before,
             audio: placement.audio_not_before,
         };
-        if let Some((start, audio)) = &timed.audio
-            && placement.with_audio
-            && !audio.samples.is_empty()
-        {
-            let base = (*start).max(placement.audio_not_before);
+        if placement.media != Media::Audio {
             runs.push(Run {
-                track_id: AUDIO_TRACK_ID,
+                track_id: VIDEO_TRACK_ID,
                 base_decode_time: base,
-                samples: &audio.samples,
+                samples: &timed.video.samples,
             });
-            ends.audio = base + audio.samples.len() as u64 * u64::from(mp4::SAMPLES_PER_FRAME);
+            ends.video = base + timed.video.duration;
+        }
+        let audio = timed
+            .audio
+            .as_ref()
+            .filter(|_| placement.media != Media::Video);
+        match audio {
+            Some((start, audio)) if !audio.samples.is_empty() => {
+                let base = (*start).max(placement.audio_not_before);
+                runs.push(Run {
+                    track_id: AUDIO_TRACK_ID,
+                    base_decode_time: base,
+                    samples: &audio.samples,
+                });
+                ends.audio = base + audio.samples.len() as u64 * u64::from(mp4::SAMPLES_PER_FRAME);
+            }
+            // A fragment without audio frames is still a segment of the
+            // audio representation: an empty one, at its time.
+            Some((start, _)) if placement.media == Media::Audio => runs.push(Run {
+                track_id: AUDIO_TRACK_ID,
+                base_decode_time: (*start).max(placement.audio_not_before),
+                samples: &[],
+            }),
+            _ => {}
+        }
+        if runs.is_empty() {
+            return Err(VideoError::NotFound(
+                "The stream has no AAC audio track to play".into(),
+            ));
         }
         let segment = mp4::media_segment(placement.sequence, &runs)?;
         Ok((segment, ends))

@@ -291,12 +291,13 @@ fn hls_and_dash_gets_and_preflights_are_open_to_other_origins() {
 
 /// hls.js in Debian's headless Chromium, on a page of another origin,
 /// plays an ON_DEMAND session (one more with AAC audio, which it must
-/// decode) and a LIVE one while it is being put (`py/video_browser.py`
-/// drives `js/hls_play.mjs`).
+/// decode) and a LIVE one while it is being put; dash.js plays the AAC
+/// camera's DASH session (`py/video_browser.py` drives `js/play.mjs`).
 #[test]
-fn hls_js_in_headless_chromium_plays_on_demand_and_live_sessions() {
+fn hls_js_and_dash_js_in_headless_chromium_play_on_demand_and_live_sessions() {
     let modules = crate::harness::browser_node_modules(&[
         "hls.js/dist/hls.min.js",
+        "dashjs/dist/modern/umd/dash.all.min.js",
         "playwright-core/index.mjs",
     ]);
     let server = RunnelServer::start();
@@ -391,7 +392,7 @@ fn a_newer_put_media_to_a_stream_ends_the_older_one() {
 }
 
 #[test]
-fn aac_audio_plays_back_in_clips_and_hls_beside_the_video() {
+fn aac_audio_plays_back_in_clips_hls_and_dash_beside_the_video() {
     let server = RunnelServer::start();
     run_script(&server, "video_audio.py");
 }

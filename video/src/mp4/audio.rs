@@ -25,6 +25,9 @@ pub struct AudioTrack {
     pub object_type: u8,
     pub sample_rate: u32,
     pub channels: u16,
+    /// The config's channelConfiguration as written: 0 means a program
+    /// config element defines the channels, which ADTS cannot carry.
+    pub channel_configuration: u8,
 }
 
 impl AudioTrack {
@@ -36,13 +39,15 @@ impl AudioTrack {
             .iter()
             .filter(|t| t.codec_id == "A_AAC" || t.codec_id.starts_with("A_AAC/"))
             .find_map(|t| {
-                let (object_type, sample_rate, channels) = read_config(&t.codec_private)?;
+                let (object_type, sample_rate, channel_configuration) =
+                    read_config(&t.codec_private)?;
                 Some(AudioTrack {
                     number: t.number,
                     config: t.codec_private.clone(),
                     object_type,
                     sample_rate,
-                    channels,
+                    channels: u16::from(channel_configuration.max(1)),
+                    channel_configuration,
                 })
             })
     }
@@ -56,11 +61,64 @@ impl AudioTrack {
     pub fn ticks(&self, ms: i64) -> i64 {
         ms.saturating_mul(i64::from(self.sample_rate)) / 1000
     }
+
+    /// How an MPEG-TS stream carries this track's frames, when it can:
+    /// ADTS (ISO/IEC 13818-7) has two bits for the object type (AAC Main,
+    /// LC, SSR, LTP), an index into the rate table and a channel
+    /// configuration; HE-AAC's extension, explicit rates and program
+    /// config elements do not fit.
+    pub fn adts(&self) -> Option<Adts> {
+        let profile = self.object_type.checked_sub(1).filter(|p| *p < 4)?;
+        let rate_index = RATES.iter().position(|r| *r == self.sample_rate)? as u8;
+        let channels = Some(self.channel_configuration).filter(|c| (1..8).contains(c))?;
+        Some(Adts {
+            profile,
+            rate_index,
+            channels,
+        })
+    }
 }
 
-/// Object type, sampling rate and channel count of an
+/// The fixed part of every ADTS header of a track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Adts {
+    profile: u8,
+    rate_index: u8,
+    channels: u8,
+}
+
+impl Adts {
+    /// Bytes of a header without a CRC.
+    pub const HEADER_LEN: usize = 7;
+    /// The most a frame with its header may hold: frame_length is 13 bits.
+    pub const MAX_FRAME_LEN: usize = (1 << 13) - 1;
+
+    /// The header of one raw frame of `payload_len` bytes; `None` when
+    /// the frame is too long for ADTS to state.
+    pub fn header(&self, payload_len: usize) -> Option<[u8; Adts::HEADER_LEN]> {
+        let length = payload_len + Adts::HEADER_LEN;
+        if length > Adts::MAX_FRAME_LEN {
+            return None;
+        }
+        // Buffer fullness all ones: a variable bit rate.
+        let fullness = 0x7ff_usize;
+        Some([
+            0xff,
+            // syncword's last 4 bits, MPEG-4, layer 0, no CRC.
+            0xf1,
+            (self.profile << 6) | (self.rate_index << 2) | (self.channels >> 2),
+            ((self.channels & 0x3) << 6) | (length >> 11) as u8,
+            (length >> 3) as u8,
+            (((length & 0x7) << 5) | (fullness >> 6)) as u8,
+            // One raw data block per frame.
+            ((fullness & 0x3f) << 2) as u8,
+        ])
+    }
+}
+
+/// Object type, sampling rate and channel configuration of an
 /// AudioSpecificConfig; `None` unless it is one a player can take.
-fn read_config(config: &[u8]) -> Option<(u8, u32, u16)> {
+fn read_config(config: &[u8]) -> Option<(u8, u32, u8)> {
     let mut bits = Bits {
         bytes: config,
         at: 0,
@@ -74,8 +132,8 @@ fn read_config(config: &[u8]) -> Option<(u8, u32, u16)> {
         15 => bits.read(24)?,
         _ => *RATES.get(index)?,
     };
-    let channels = bits.read(4)? as u16;
-    (object_type != 0 && rate > 0).then_some((object_type, rate, channels.max(1)))
+    let channel_configuration = bits.read(4)? as u8;
+    (object_type != 0 && rate > 0).then_some((object_type, rate, channel_configuration))
 }
 
 struct Bits<'a> {

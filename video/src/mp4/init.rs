@@ -13,8 +13,23 @@ const MOVIE_TIMESCALE: u32 = 1000;
 /// presentation is known (a clip), goes into `mehd` so players show it
 /// before reading every fragment.
 pub fn init_segment(tracks: &Tracks, duration_ms: Option<u64>) -> Result<Vec<u8>, Mp4Error> {
-    let track = &tracks.video;
-    let mut out = Vec::with_capacity(1024 + track.config.len());
+    init(Some(&tracks.video), tracks.audio.as_ref(), duration_ms)
+}
+
+/// The init segment of the audio track alone, for players that take
+/// each track as a representation of its own (DASH's audio
+/// AdaptationSet).
+pub fn audio_init_segment(audio: &AudioTrack) -> Result<Vec<u8>, Mp4Error> {
+    init(None, Some(audio), None)
+}
+
+fn init(
+    video: Option<&VideoTrack>,
+    audio: Option<&AudioTrack>,
+    duration_ms: Option<u64>,
+) -> Result<Vec<u8>, Mp4Error> {
+    let configs = video.map_or(0, |v| v.config.len()) + audio.map_or(0, |a| a.config.len());
+    let mut out = Vec::with_capacity(1024 + configs);
     write_box(&mut out, b"ftyp", |out| {
         out.extend_from_slice(b"iso6");
         u32(out, 0);
@@ -25,8 +40,10 @@ pub fn init_segment(tracks: &Tracks, duration_ms: Option<u64>) -> Result<Vec<u8>
     })?;
     write_box(&mut out, b"moov", |out| {
         mvhd(out)?;
-        video_trak(out, track)?;
-        if let Some(audio) = &tracks.audio {
+        if let Some(video) = video {
+            video_trak(out, video)?;
+        }
+        if let Some(audio) = audio {
             audio_trak(out, audio)?;
         }
         write_box(out, b"mvex", |out| {
@@ -36,10 +53,7 @@ pub fn init_segment(tracks: &Tracks, duration_ms: Option<u64>) -> Result<Vec<u8>
                     Ok(())
                 })?;
             }
-            let ids = [
-                Some(VIDEO_TRACK_ID),
-                tracks.audio.as_ref().map(|_| AUDIO_TRACK_ID),
-            ];
+            let ids = [video.map(|_| VIDEO_TRACK_ID), audio.map(|_| AUDIO_TRACK_ID)];
             for id in ids.into_iter().flatten() {
                 write_full_box(out, b"trex", 0, 0, |out| {
                     u32(out, id);

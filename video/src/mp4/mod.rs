@@ -23,8 +23,8 @@ mod track;
 #[cfg(test)]
 mod tests;
 
-pub use audio::{AudioSamples, AudioTrack, SAMPLES_PER_FRAME, audio_samples};
-pub use init::init_segment;
+pub use audio::{Adts, AudioSamples, AudioTrack, SAMPLES_PER_FRAME, audio_samples};
+pub use init::{audio_init_segment, init_segment};
 pub use segment::{Run, Sample, media_segment};
 pub use timing::{FragmentSamples, samples};
 pub use track::{Codec, Tracks, VideoTrack};

@@ -146,7 +146,7 @@ impl Tracks {
         }
     }
 
-    /// The same with the audio left out (DASH here plays video only).
+    /// The same with the audio left out (DASH's video AdaptationSet).
     pub fn video_only(self) -> Tracks {
         Tracks {
             audio: None,

@@ -1,16 +1,18 @@
-//! A PES packet: one video access unit behind a header giving its
-//! presentation time and, when it differs, its decode time.
+//! A PES packet: one video access unit or audio frame behind a header
+//! giving its presentation time and, when it differs, its decode time.
 
 /// stream_id of the first MPEG video stream.
-const VIDEO_STREAM_ID: u8 = 0xe0;
+pub const VIDEO_STREAM_ID: u8 = 0xe0;
+/// stream_id of the first MPEG audio stream.
+pub const AUDIO_STREAM_ID: u8 = 0xc0;
 
-/// The PES packet of `payload`. PES_packet_length is 0, "unbounded", when
-/// the packet is too long to state it, which a video stream in a
-/// transport stream may do.
-pub fn packet(pts: u64, dts: Option<u64>, payload: &[u8]) -> Vec<u8> {
+/// The PES packet of `payload` on `stream_id`. PES_packet_length is 0,
+/// "unbounded", when the packet is too long to state it, which a video
+/// stream in a transport stream may do.
+pub fn packet(stream_id: u8, pts: u64, dts: Option<u64>, payload: &[u8]) -> Vec<u8> {
     let header_data_len: u8 = if dts.is_some() { 10 } else { 5 };
     let mut out = Vec::with_capacity(payload.len() + 19);
-    out.extend_from_slice(&[0, 0, 1, VIDEO_STREAM_ID]);
+    out.extend_from_slice(&[0, 0, 1, stream_id]);
     let length = u16::try_from(3 + usize::from(header_data_len) + payload.len()).unwrap_or(0);
     out.extend_from_slice(&length.to_be_bytes());
     // '10', not scrambled, data_alignment_indicator: each PES packet

@@ -1,5 +1,5 @@
 //! The program tables at the start of every segment: the PAT naming the
-//! one program's PMT, and the PMT naming its video stream and PCR PID.
+//! one program's PMT, and the PMT naming its streams and PCR PID.
 
 /// Each table as a packet payload: a pointer_field of 0 (the section
 /// starts at once), then the section.
@@ -26,14 +26,17 @@ pub fn pat(pmt_pid: u16) -> Vec<u8> {
     section(0x00, 1, &body)
 }
 
-/// Program 1: one elementary stream, at `pid`, which carries the PCR.
-pub fn pmt(pid: u16, stream_type: u8) -> Vec<u8> {
-    let mut body = Vec::with_capacity(9);
-    body.extend_from_slice(&(0xe000 | pid).to_be_bytes()); // PCR_PID
+/// Program 1: the elementary `streams` (PID, stream_type), the PCR on
+/// `pcr_pid`.
+pub fn pmt(pcr_pid: u16, streams: &[(u16, u8)]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(4 + 5 * streams.len());
+    body.extend_from_slice(&(0xe000 | pcr_pid).to_be_bytes());
     body.extend_from_slice(&0xf000u16.to_be_bytes()); // no program info
-    body.push(stream_type);
-    body.extend_from_slice(&(0xe000 | pid).to_be_bytes());
-    body.extend_from_slice(&0xf000u16.to_be_bytes()); // no ES info
+    for &(pid, stream_type) in streams {
+        body.push(stream_type);
+        body.extend_from_slice(&(0xe000 | pid).to_be_bytes());
+        body.extend_from_slice(&0xf000u16.to_be_bytes()); // no ES info
+    }
     section(0x02, 1, &body)
 }
 

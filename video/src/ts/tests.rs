@@ -424,3 +424,135 @@ proptest! {
         }
     }
 }
+
+fn aac_stereo_48k() -> AudioTrack {
+    AudioTrack {
+        number: 2,
+        // AAC-LC, 48 kHz, stereo.
+        config: vec![0x11, 0x90],
+        object_type: 2,
+        sample_rate: 48_000,
+        channels: 2,
+        channel_configuration: 2,
+    }
+}
+
+#[test]
+fn adts_headers_state_the_profile_rate_channels_and_length() {
+    let mut track = aac_stereo_48k();
+    track.sample_rate = 44_100;
+    let adts = track.adts().expect("AAC-LC fits ADTS");
+    // What ffmpeg's ADTS muxer writes for a 100-byte AAC-LC 44.1 kHz
+    // stereo frame.
+    assert_eq!(
+        adts.header(100),
+        Some([0xff, 0xf1, 0x50, 0x80, 0x0d, 0x7f, 0xfc])
+    );
+    assert_eq!(adts.header(crate::mp4::Adts::MAX_FRAME_LEN), None);
+    // HE-AAC, explicit rates and channels from a program config element
+    // have no ADTS form.
+    for broken in [
+        AudioTrack {
+            object_type: 5,
+            ..aac_stereo_48k()
+        },
+        AudioTrack {
+            sample_rate: 47_000,
+            ..aac_stereo_48k()
+        },
+        AudioTrack {
+            channel_configuration: 0,
+            ..aac_stereo_48k()
+        },
+    ] {
+        assert!(!carries_audio(&broken), "{broken:?}");
+    }
+}
+
+#[test]
+fn aac_frames_are_adts_pes_packets_on_their_own_pid_interleaved_by_time() {
+    let key = frame(&[&[0x65, 9, 9]]);
+    let delta = frame(&[&[0x41, 7]]);
+    // 30 fps video from producer time 1 700 000 000 000 ms.
+    let base = 1_700_000_000_000 * 90;
+    let video = [
+        sample(&key, 3000, 0, true),
+        sample(&delta, 3000, 0, false),
+        sample(&delta, 3000, 0, false),
+    ];
+    let aac: [&[u8]; 4] = [&[0x21, 1], &[0x21, 2], &[0x21, 3], &[0x21, 4]];
+    let audio: Vec<Sample<'_>> = aac
+        .iter()
+        .map(|data| sample(data, SAMPLES_PER_FRAME, 0, true))
+        .collect();
+    let track = aac_stereo_48k();
+    let run = AudioRun {
+        track: &track,
+        // The same producer time in 48 kHz ticks.
+        start: 1_700_000_000_000 * 48,
+        samples: &audio,
+    };
+    let ts = media_segment_with_audio(&h264(), base, &video, Some(run)).unwrap();
+    let packets = packets(&ts);
+
+    let pmt = units(&packets, PMT_PID);
+    let pmt = section(&pmt[0].1);
+    // PCR PID, then (stream_type, PID) per stream.
+    assert_eq!(u16::from_be_bytes([pmt[8], pmt[9]]) & 0x1fff, VIDEO_PID);
+    assert_eq!(
+        (pmt[12], u16::from_be_bytes([pmt[13], pmt[14]]) & 0x1fff),
+        (0x1b, VIDEO_PID)
+    );
+    assert_eq!(
+        (pmt[17], u16::from_be_bytes([pmt[18], pmt[19]]) & 0x1fff),
+        (0x0f, AUDIO_PID)
+    );
+
+    let frames = units(&packets, AUDIO_PID);
+    assert_eq!(frames.len(), 4);
+    for (i, (field, pes)) in frames.iter().enumerate() {
+        assert!(field.is_none_or(|f| f[0] & 0x10 == 0), "no PCR on audio");
+        assert_eq!(&pes[..4], &[0, 0, 1, 0xc0]);
+        let length = usize::from(u16::from_be_bytes([pes[4], pes[5]]));
+        assert_eq!(
+            length,
+            pes.len() - 6,
+            "audio PES packets state their length"
+        );
+        let pts = read_timestamp(&pes[9..14]);
+        // 1024 samples at 48 kHz are 1920 ticks of 90 kHz.
+        assert_eq!(pts, (base + i as u64 * 1920) % (1 << 33));
+        let body = payload_of(pes);
+        assert_eq!(&body[..2], &[0xff, 0xf1]);
+        assert_eq!(&body[7..], aac[i]);
+    }
+
+    // In the order of their times: audio at 0, 1920, 3840, 5760 ticks;
+    // video at 0, 3000, 6000.
+    let order: Vec<u16> = packets
+        .iter()
+        .filter(|p| p.start && (p.pid == VIDEO_PID || p.pid == AUDIO_PID))
+        .map(|p| p.pid)
+        .collect();
+    let (v, a) = (VIDEO_PID, AUDIO_PID);
+    assert_eq!(order, [a, v, a, v, a, a, v]);
+}
+
+#[test]
+fn audio_that_adts_cannot_carry_is_left_out_and_the_pmt_lists_the_video_only() {
+    let key = frame(&[&[0x65, 9, 9]]);
+    let video = [sample(&key, 3000, 0, true)];
+    let aac: &[u8] = &[0x21, 1];
+    let audio = [sample(aac, SAMPLES_PER_FRAME, 0, true)];
+    let he_aac = AudioTrack {
+        object_type: 5,
+        ..aac_stereo_48k()
+    };
+    let run = AudioRun {
+        track: &he_aac,
+        start: 0,
+        samples: &audio,
+    };
+    let with = media_segment_with_audio(&h264(), 0, &video, Some(run)).unwrap();
+    assert_eq!(with, media_segment(&h264(), 0, &video).unwrap());
+}

@@ -1,7 +1,9 @@
-//! The MPEG-DASH manifest's text (ISO/IEC 23009-1): one Period, one video
-//! AdaptationSet, one Representation whose SegmentList names each stored
-//! fragment by its fragment number, with a SegmentTimeline giving each
-//! its own start and duration.
+//! The MPEG-DASH manifest's text (ISO/IEC 23009-1): one Period, a video
+//! AdaptationSet and, when the stream has AAC audio, an audio one, each
+//! with one Representation whose SegmentList names each stored fragment
+//! by its fragment number (the audio's with `TrackNumber=2`), with a
+//! SegmentTimeline giving each its own start and duration. Both sets
+//! share the timeline: a fragment is one segment of each.
 //!
 //! A SegmentList rather than a SegmentTemplate: `$Number$` counts up by
 //! one per segment, and a session's fragments are not numbered so (cut
@@ -46,6 +48,18 @@ pub enum Presentation {
     },
 }
 
+/// The audio AdaptationSet's attributes.
+pub struct AudioSet {
+    pub codecs: String,
+    pub sample_rate: u32,
+    pub channels: u16,
+}
+
+/// The audio Representation's `@bandwidth`, which the schema requires:
+/// what AAC-LC encoders default to per channel. Players rank
+/// representations within a set by it, and this set has one.
+const AUDIO_BANDWIDTH_PER_CHANNEL: u64 = 64_000;
+
 pub struct Manifest {
     pub presentation: Presentation,
     /// The producer time that is presentation time 0.
@@ -53,6 +67,7 @@ pub struct Manifest {
     pub codecs: String,
     pub resolution: Option<(u16, u16)>,
     pub bandwidth: u64,
+    pub audio: Option<AudioSet>,
     /// `kvs:fn` on each `S`.
     pub show_numbers: bool,
     pub segments: Vec<Segment>,
@@ -120,6 +135,38 @@ pub fn render(manifest: &Manifest, token: &str) -> String {
         "      <Representation id=\"1\" bandwidth=\"{}\">",
         manifest.bandwidth
     );
+    segment_list(&mut out, manifest, token, "");
+    out.push_str("      </Representation>\n    </AdaptationSet>\n");
+    if let Some(audio) = &manifest.audio {
+        let _ = writeln!(
+            out,
+            "    <AdaptationSet id=\"1\" contentType=\"audio\" mimeType=\"audio/mp4\" codecs=\"{}\" \
+             audioSamplingRate=\"{}\" lang=\"und\" segmentAlignment=\"true\" startWithSAP=\"1\">",
+            escape(&audio.codecs),
+            audio.sample_rate
+        );
+        let _ = writeln!(
+            out,
+            "      <AudioChannelConfiguration \
+             schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" value=\"{}\"/>",
+            audio.channels
+        );
+        let _ = writeln!(
+            out,
+            "      <Representation id=\"2\" bandwidth=\"{}\">",
+            AUDIO_BANDWIDTH_PER_CHANNEL * u64::from(audio.channels.max(1))
+        );
+        segment_list(&mut out, manifest, token, "&amp;TrackNumber=2");
+        out.push_str("      </Representation>\n    </AdaptationSet>\n");
+    }
+    out.push_str("  </Period>\n</MPD>\n");
+    out
+}
+
+/// A Representation's SegmentList: the init fragment, the timeline and
+/// a URL per fragment, each URL's query ending in `track` (already
+/// escaped).
+fn segment_list(out: &mut String, manifest: &Manifest, token: &str, track: &str) {
     let _ = writeln!(
         out,
         "        <SegmentList timescale=\"{TIMESCALE}\" presentationTimeOffset=\"{}\">",
@@ -127,7 +174,7 @@ pub fn render(manifest: &Manifest, token: &str) -> String {
     );
     let _ = writeln!(
         out,
-        "          <Initialization sourceURL=\"getMP4InitFragment.mp4?SessionToken={}\"/>",
+        "          <Initialization sourceURL=\"getMP4InitFragment.mp4?SessionToken={}{track}\"/>",
         escape(token)
     );
     // The schema wants at least one S in a SegmentTimeline: an empty live
@@ -153,15 +200,12 @@ pub fn render(manifest: &Manifest, token: &str) -> String {
     for segment in &manifest.segments {
         let _ = writeln!(
             out,
-            "          <SegmentURL media=\"getMP4MediaFragment.mp4?FragmentNumber={}&amp;SessionToken={}\"/>",
+            "          <SegmentURL media=\"getMP4MediaFragment.mp4?FragmentNumber={}&amp;SessionToken={}{track}\"/>",
             escape(&segment.fragment_number),
             escape(token)
         );
     }
-    out.push_str(
-        "        </SegmentList>\n      </Representation>\n    </AdaptationSet>\n  </Period>\n</MPD>\n",
-    );
-    out
+    out.push_str("        </SegmentList>\n");
 }
 
 /// Text safe inside a double-quoted attribute. Tokens, numbers and codec
@@ -209,6 +253,7 @@ mod tests {
             codecs: "avc1.4d401e".into(),
             resolution: Some((640, 360)),
             bandwidth: 2_000_000,
+            audio: None,
             show_numbers: true,
             segments: segments(),
         }
@@ -292,6 +337,61 @@ mod tests {
         );
         assert!(empty.contains("<Initialization "), "{empty}");
         assert!(empty.contains("minBufferTime=\"PT1.000S\""), "{empty}");
+    }
+
+    #[test]
+    fn aac_audio_is_an_adaptation_set_of_its_own_on_the_same_timeline() {
+        let mut manifest = on_demand();
+        manifest.audio = Some(AudioSet {
+            codecs: "mp4a.40.2".into(),
+            sample_rate: 48_000,
+            channels: 2,
+        });
+        let text = render(&manifest, "T");
+        let (video, audio) = text
+            .split_once("<AdaptationSet id=\"1\"")
+            .expect("a second AdaptationSet");
+        assert!(
+            audio.starts_with(
+                " contentType=\"audio\" mimeType=\"audio/mp4\" codecs=\"mp4a.40.2\" \
+                 audioSamplingRate=\"48000\" lang=\"und\""
+            ),
+            "{text}"
+        );
+        assert!(
+            audio.contains("<AudioChannelConfiguration schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" value=\"2\"/>"),
+            "{text}"
+        );
+        assert!(
+            audio.contains("<Representation id=\"2\" bandwidth=\"128000\">"),
+            "{text}"
+        );
+        assert!(
+            audio.contains(
+                "<Initialization sourceURL=\"getMP4InitFragment.mp4?SessionToken=T&amp;TrackNumber=2\"/>"
+            ),
+            "{text}"
+        );
+        assert!(
+            audio.contains(
+                "<SegmentURL media=\"getMP4MediaFragment.mp4?FragmentNumber=12&amp;SessionToken=T&amp;TrackNumber=2\"/>"
+            ),
+            "{text}"
+        );
+        // The same timeline as the video's, and the video's URLs as they were.
+        let timeline = |set: &str| {
+            set.lines()
+                .filter(|l| l.trim_start().starts_with("<S "))
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(timeline(video).len(), 2);
+        assert_eq!(timeline(video), timeline(audio));
+        assert!(!video.contains("TrackNumber"), "{text}");
+        assert!(
+            text.ends_with("    </AdaptationSet>\n  </Period>\n</MPD>\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -1,12 +1,13 @@
-//! The manifest a session's token GETs: the session's listing placed on
-//! its timeline. Its MP4 fragments are `streaming::fragments`.
+//! What a DASH session's token GETs: the manifest (the session's listing
+//! placed on its timeline) and each AdaptationSet's MP4 fragments, which
+//! `streaming::fragments` writes.
 
 use runnel_video::{FragmentMeta, VideoError, fragment_number, now_ms};
 
-use super::manifest::{self, Manifest, Presentation, Segment};
-use crate::video::fmp4;
+use super::manifest::{self, AudioSet, Manifest, Presentation, Segment};
+use crate::video::fmp4::{self, Media};
 use crate::video::streaming::Opened;
-use crate::video::streaming::fragments::{Answer, peak_bandwidth};
+use crate::video::streaming::fragments::{self, Answer, peak_bandwidth};
 use crate::video::streaming::listing::listing;
 use crate::video::streaming::token::{Anchor, Format, Mode};
 
@@ -32,7 +33,8 @@ pub fn manifest(opened: &Opened) -> Answer {
             "The session token is not a DASH session's".into(),
         ));
     };
-    let track = fmp4::video_track(video, stream, session.header)?;
+    let tracks = fmp4::tracks(video, stream, session.header)?;
+    let track = &tracks.video;
     let now = now_ms();
     let listed = listing(video, stream, session, now)?;
     let fragments: Vec<&FragmentMeta> = listed.fragments.iter().map(|(f, _)| f).collect();
@@ -62,6 +64,11 @@ pub fn manifest(opened: &Opened) -> Answer {
             origin_ms: anchor.producer_ms,
             codecs: track.codecs(),
             resolution: track.resolution(),
+            audio: tracks.audio.as_ref().map(|audio| AudioSet {
+                codecs: audio.codecs(),
+                sample_rate: audio.sample_rate,
+                channels: audio.channels,
+            }),
             bandwidth: peak_bandwidth(fragments.iter().copied()),
             show_numbers: display_fragment_number,
             segments,
@@ -69,6 +76,26 @@ pub fn manifest(opened: &Opened) -> Answer {
         token,
     );
     Ok((manifest::CONTENT_TYPE, text.into_bytes()))
+}
+
+pub fn init(opened: &Opened) -> Answer {
+    fragments::init(opened, track(opened)?)
+}
+
+pub fn media(opened: &Opened) -> Answer {
+    fragments::media(opened, track(opened)?)
+}
+
+/// The track a GET asks for, as the manifest's segment URLs name it:
+/// `TrackNumber` 2 the audio, 1 or none the video.
+fn track(opened: &Opened) -> Result<Media, VideoError> {
+    match opened.track_number.as_deref() {
+        None | Some("1") => Ok(Media::Video),
+        Some("2") => Ok(Media::Audio),
+        Some(other) => Err(VideoError::InvalidArgument(format!(
+            "TrackNumber {other:?} is not a track of this session: 1 is its video, 2 its audio"
+        ))),
+    }
 }
 
 /// A fragment's length on the timeline: its own, cut short where the

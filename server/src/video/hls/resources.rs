@@ -1,7 +1,7 @@
 //! The playlists a session's token GETs; its MP4 fragments are
 //! `streaming::fragments`, its MPEG-TS ones `ts`.
 
-use runnel_video::{fragment_number, now_ms};
+use runnel_video::{fragment_number, now_ms, ts};
 
 use super::playlist::{self, Entry, MediaPlaylist};
 use crate::video::fmp4;
@@ -21,10 +21,12 @@ pub fn master_playlist(opened: &Opened) -> Answer {
     let tracks = fmp4::tracks(video, stream, session.header)?;
     let listed = listing(video, stream, session, now_ms())?;
     let bandwidth = peak_bandwidth(listed.fragments.iter().map(|(f, _)| f));
-    // MPEG-TS fragments carry the video only.
+    // MPEG-TS fragments carry the audio only where ADTS can describe it.
     let codecs = match session.container() {
-        Container::FragmentedMp4 => tracks.codecs(),
-        Container::MpegTs => tracks.video.codecs(),
+        Container::MpegTs if !tracks.audio.as_ref().is_some_and(ts::carries_audio) => {
+            tracks.video.codecs()
+        }
+        Container::FragmentedMp4 | Container::MpegTs => tracks.codecs(),
     };
     let text = playlist::master(
         session.container(),

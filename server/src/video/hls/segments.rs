@@ -6,7 +6,7 @@
 
 use runnel_video::{VideoError, ts};
 
-use crate::video::fmp4::{self, Timing};
+use crate::video::fmp4::{self, Media, Timing};
 use crate::video::streaming::Opened;
 use crate::video::streaming::fragments::{self, Answer, session_fragment};
 use crate::video::streaming::token::Container;
@@ -15,16 +15,17 @@ pub const MPEG_TS: &str = "video/mp2t";
 
 pub fn mp4_init(opened: &Opened) -> Answer {
     require(opened, Container::FragmentedMp4)?;
-    fragments::init(opened, true)
+    fragments::init(opened, Media::VideoAndAudio)
 }
 
 pub fn mp4_media(opened: &Opened) -> Answer {
     require(opened, Container::FragmentedMp4)?;
-    fragments::media(opened, true)
+    fragments::media(opened, Media::VideoAndAudio)
 }
 
 /// One fragment as MPEG-TS, its timestamps the producer's times (wrapped
-/// to 33 bits), the same decode times its MP4 media fragment has.
+/// to 33 bits), the same decode times its MP4 media fragment has; its
+/// AAC frames beside the video when ADTS can carry them.
 pub fn ts_fragment(opened: &Opened) -> Answer {
     require(opened, Container::MpegTs)?;
     let (fragment, next) = session_fragment(opened)?;
@@ -32,13 +33,22 @@ pub fn ts_fragment(opened: &Opened) -> Answer {
         next_producer_ms: next,
         origin_ms: 0,
     };
-    let segment = fmp4::with_samples(&opened.video, &opened.stream, &fragment, timing, |timed| {
-        Ok(ts::media_segment(
-            &timed.tracks.video,
-            timed.start,
-            &timed.video.samples,
-        )?)
-    })?;
+    let segment =
+        fmp4::with_samples(&opened.video, &opened.stream, &fragment, timing, |timed| {
+            let audio = timed.tracks.audio.as_ref().zip(timed.audio.as_ref()).map(
+                |(track, (start, audio))| ts::AudioRun {
+                    track,
+                    start: *start,
+                    samples: &audio.samples,
+                },
+            );
+            Ok(ts::media_segment_with_audio(
+                &timed.tracks.video,
+                timed.start,
+                &timed.video.samples,
+                audio,
+            )?)
+        })?;
     Ok((MPEG_TS, segment))
 }
 

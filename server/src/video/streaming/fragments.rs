@@ -6,7 +6,7 @@ use runnel_video::mp4;
 use runnel_video::{FragmentMeta, VideoError, parse_fragment_number};
 
 use super::Opened;
-use crate::video::fmp4::{self, Placement};
+use crate::video::fmp4::{self, Media, Placement};
 
 /// The announced bit rate when no fragment is listed yet.
 const DEFAULT_BANDWIDTH: u64 = 2_000_000;
@@ -28,30 +28,37 @@ pub fn peak_bandwidth<'a>(listed: impl IntoIterator<Item = &'a FragmentMeta>) ->
         .unwrap_or(DEFAULT_BANDWIDTH)
 }
 
-/// The init segment, from the Info and Tracks the session began with;
-/// its AAC track too `with_audio`.
-pub fn init(opened: &Opened, with_audio: bool) -> Answer {
-    let mut tracks = fmp4::tracks(&opened.video, &opened.stream, opened.session.header)?;
-    if !with_audio {
-        tracks = tracks.video_only();
-    }
-    Ok((MP4, mp4::init_segment(&tracks, None)?))
+/// The init segment of `media`, from the Info and Tracks the session
+/// began with.
+pub fn init(opened: &Opened, media: Media) -> Answer {
+    let tracks = fmp4::tracks(&opened.video, &opened.stream, opened.session.header)?;
+    let segment = match media {
+        Media::VideoAndAudio => mp4::init_segment(&tracks, None)?,
+        Media::Video => mp4::init_segment(&tracks.video_only(), None)?,
+        Media::Audio => mp4::audio_init_segment(tracks.audio.as_ref().ok_or_else(no_audio)?)?,
+    };
+    Ok((MP4, segment))
 }
 
-/// One fragment as `moof` + `mdat`, its decode times the producer's, so
-/// that the fragments of a session follow one another on one timeline.
-pub fn media(opened: &Opened, with_audio: bool) -> Answer {
+/// One fragment's `media` as `moof` + `mdat`, its decode times the
+/// producer's, so that the fragments of a session follow one another on
+/// one timeline.
+pub fn media(opened: &Opened, media: Media) -> Answer {
     let (fragment, next) = session_fragment(opened)?;
     let placement = Placement {
         origin_ms: 0,
         not_before: 0,
         audio_not_before: 0,
         sequence: fmp4::sequence_number(fragment.seq),
-        with_audio,
+        media,
     };
     let (segment, _) =
         fmp4::media_segment(&opened.video, &opened.stream, &fragment, next, placement)?;
     Ok((MP4, segment))
+}
+
+fn no_audio() -> VideoError {
+    VideoError::NotFound("The stream has no AAC audio track to play".into())
 }
 
 /// The fragment a GET's FragmentNumber names, if it is in the session,

@@ -56,6 +56,8 @@ pub struct Opened {
     pub session: Session,
     pub token: String,
     pub fragment_number: Option<String>,
+    /// DASH's `TrackNumber`: which AdaptationSet's segments are asked for.
+    pub track_number: Option<String>,
 }
 
 /// A GET route of `protocol`'s sessions, answered by `render`, and its
@@ -142,6 +144,7 @@ async fn serve(
         session,
         token,
         fragment_number: params.remove("FragmentNumber"),
+        track_number: params.remove("TrackNumber"),
     };
     blocking(move || render(&opened)).await
 }

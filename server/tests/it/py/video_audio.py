@@ -1,9 +1,9 @@
 """A camera with a microphone: H.264 video and AAC audio in one MKV, put
-with PutMedia. GetClip's MP4 and an HLS (fragmented MP4) session carry
-both tracks: ffprobe finds the AAC stream, ffmpeg decodes every audio
-frame without an error, and the audio lasts as long as the video. DASH
-stays video only (dash.js plays no muxed representation), and an MPEG-TS
-HLS session's playlist names only the video codec."""
+with PutMedia. GetClip's MP4, HLS sessions over fragmented MP4 and over
+MPEG-TS (AAC in ADTS), and DASH sessions (an audio AdaptationSet beside
+the video's, since dash.js plays no muxed representation) all carry both
+tracks: ffprobe finds the AAC stream with every frame put, ffmpeg decodes
+them without an error, and the audio lasts as long as the video."""
 
 import json
 import os
@@ -101,23 +101,47 @@ assert set(found) == {"video", "audio"}, found
 assert int(found["audio"]["nb_read_frames"]) == put_audio_frames, (found["audio"], put_audio_frames)
 decodes_cleanly(url)
 
-# --- MPEG-TS sessions carry the video only, and say so.
+# --- MPEG-TS sessions: the AAC frames in ADTS on a stream of their own.
 ts_url = hls.get_hls_streaming_session_url(
     StreamName="cam", PlaybackMode="ON_DEMAND", ContainerFormat="MPEG_TS",
     HLSFragmentSelector=producer_range(base - 1, base + SECONDS + 1))["HLSStreamingSessionURL"]
 status, _, master = http_get(ts_url)
-assert status == 200 and "mp4a" not in master.decode(), master
-assert set(streams(ts_url)) == {"video"}
+assert status == 200 and ',mp4a.40.2"' in master.decode(), master
+found = streams(ts_url)
+assert set(found) == {"video", "audio"}, found
+assert (found["audio"]["codec_name"], int(found["audio"]["sample_rate"])) == ("aac", RATE), found["audio"]
+assert int(found["audio"]["nb_read_frames"]) == put_audio_frames, (found["audio"], put_audio_frames)
+assert int(found["video"]["nb_read_frames"]) == 30 * SECONDS, found["video"]
+decodes_cleanly(ts_url)
 
-# --- DASH: video only.
+# --- DASH: an audio AdaptationSet beside the video's, each its own
+# init and media fragments.
 dash_url = kv.get_data_endpoint(StreamName="cam", APIName="GET_DASH_STREAMING_SESSION_URL")["DataEndpoint"]
 dash = video_client("kinesis-video-archived-media", dash_url, read_timeout=30)
 mpd = dash.get_dash_streaming_session_url(
     StreamName="cam", PlaybackMode="ON_DEMAND",
     DASHFragmentSelector=producer_range(base - 1, base + SECONDS + 1))["DASHStreamingSessionURL"]
-assert set(streams(mpd)) == {"video"}
+status, _, manifest = http_get(mpd)
+assert status == 200 and 'contentType="audio"' in manifest.decode(), manifest
+found = streams(mpd)
+assert set(found) == {"video", "audio"}, found
+assert int(found["video"]["nb_read_frames"]) == 30 * SECONDS, found["video"]
+# Every AAC frame, counted on the audio alone: reading both, ffmpeg's DASH
+# demuxer ends at the first representation's end, which drops the audio
+# frame that starts after the last video frame.
+result = subprocess.run(
+    ["ffprobe", "-v", "error", "-select_streams", "a:0", "-count_frames", "-show_entries",
+     "stream=nb_read_frames", "-of", "csv=p=0", mpd],
+    capture_output=True, timeout=60,
+)
+assert int(result.stdout.split()[0]) == put_audio_frames, (result.stdout, put_audio_frames)
+decodes_cleanly(mpd)
 token = urllib.parse.parse_qs(urllib.parse.urlsplit(mpd).query)["SessionToken"][0]
 status, _, init = http_get(urllib.parse.urljoin(mpd, f"getMP4InitFragment.mp4?SessionToken={token}"))
 assert status == 200 and b"mp4a" not in init and b"avcC" in init, init[:64]
+status, _, init = http_get(urllib.parse.urljoin(mpd, f"getMP4InitFragment.mp4?SessionToken={token}&TrackNumber=2"))
+assert status == 200 and b"mp4a" in init and b"avcC" not in init, init[:64]
+status, _, body = http_get(urllib.parse.urljoin(mpd, f"getMP4InitFragment.mp4?SessionToken={token}&TrackNumber=3"))
+assert status == 400 and json.loads(body)["__type"] == "InvalidArgumentException", (status, body)
 
 done()

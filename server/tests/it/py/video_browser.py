@@ -1,13 +1,14 @@
-"""hls.js in headless Chromium (Debian's) plays HLS sessions, as a web page
-of another origin would (`../js/hls_play.mjs`): an ON_DEMAND session over
-10 s of put video, one over a camera with AAC audio (Chromium must decode
-the audio too), then a LIVE one while a producer is still putting, at
-its own pace. Chromium decodes the H.264 through MediaSource, so this is
+"""hls.js and dash.js in headless Chromium (Debian's) play sessions, as a
+web page of another origin would (`../js/play.mjs`): hls.js an ON_DEMAND
+session over 10 s of put video, one over a camera with AAC audio
+(Chromium must decode the audio too), then a LIVE one while a producer is
+still putting, at its own pace; dash.js an ON_DEMAND DASH session over
+the camera, its video and audio AdaptationSets both. Chromium decodes the H.264 through MediaSource, so this is
 the check that the init and media fragments are what a browser takes, not
 only what ffmpeg forgives; and that the playback GETs carry the CORS
 header, without which the browser hands hls.js nothing.
 
-argv: endpoint, node_modules dir holding hls.js and playwright-core."""
+argv: endpoint, node_modules dir holding hls.js, dashjs and playwright-core."""
 
 import json
 import os
@@ -29,11 +30,12 @@ from video_common import (
 
 watchdog(240)
 endpoint, modules = sys.argv[1], sys.argv[2]
-PLAYER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "js", "hls_play.mjs")
+PLAYER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "js", "play.mjs")
 CHROMIUM = "/usr/bin/chromium"
 for path, what in [
     (CHROMIUM, "Debian's chromium (make deps installs it)"),
     (os.path.join(modules, "hls.js", "dist", "hls.min.js"), "hls.js (make deps installs it)"),
+    (os.path.join(modules, "dashjs", "dist", "modern", "umd", "dash.all.min.js"), "dashjs (make deps installs it)"),
     (os.path.join(modules, "playwright-core", "index.mjs"), "playwright-core (make deps installs it)"),
 ]:
     assert os.path.exists(path), f"{path} is missing: {what}"
@@ -49,6 +51,12 @@ def session_url(stream, **kwargs):
     return archive.get_hls_streaming_session_url(StreamName=stream, **kwargs)["HLSStreamingSessionURL"]
 
 
+def dash_session_url(stream, **kwargs):
+    url = kv.get_data_endpoint(StreamName=stream, APIName="GET_DASH_STREAMING_SESSION_URL")["DataEndpoint"]
+    archive = video_client("kinesis-video-archived-media", url, read_timeout=30)
+    return archive.get_dash_streaming_session_url(StreamName=stream, **kwargs)["DASHStreamingSessionURL"]
+
+
 def cors_origin(url):
     """The Access-Control-Allow-Origin answered to a GET that says it
     comes from a page of another origin."""
@@ -58,26 +66,26 @@ def cors_origin(url):
         return response.headers.get("Access-Control-Allow-Origin")
 
 
-def play(url, mode, audio=False):
-    """Runs the player on a session URL; what the page reported. With
+def play(url, mode, audio=False, player="hls"):
+    """Runs `player` on a session URL; what the page reported. With
     `audio`, the page must have decoded audio too."""
     profile = tempfile.mkdtemp(prefix="chromium-", dir=tmp.name)
     try:
         result = subprocess.run(
-            ["node", PLAYER, modules, profile, url, mode, *(["audio"] if audio else [])],
+            ["node", PLAYER, player, modules, profile, url, mode, *(["audio"] if audio else [])],
             capture_output=True, timeout=120, text=True,
         )
         output = result.stdout + result.stderr
     except subprocess.TimeoutExpired as e:
         # TimeoutExpired keeps bytes even when the run asked for text.
         printed = [o.decode(errors="replace") if isinstance(o, bytes) else o or "" for o in (e.stdout, e.stderr)]
-        output = "hls_play.mjs ran over 120 s\n" + "".join(printed)
+        output = "play.mjs ran over 120 s\n" + "".join(printed)
         result = None
     finally:
         left = kill_chromium_of(profile)
     log(output)
-    assert result is not None and result.returncode == 0, f"hls.js did not play the {mode} session:\n{output}"
-    assert "ok: hls_play.mjs" in result.stdout.splitlines(), output
+    assert result is not None and result.returncode == 0, f"{player} did not play the {mode} session:\n{output}"
+    assert "ok: play.mjs" in result.stdout.splitlines(), output
     if left:
         log(f"killed {left} Chromium processes left by the player of the {mode} session")
     return json.loads(result.stdout.splitlines()[0])["report"]
@@ -111,9 +119,17 @@ cam_url = kv.get_data_endpoint(StreamName="cam", APIName="PUT_MEDIA")["DataEndpo
 with open(make_camera_mkv(os.path.join(tmp.name, "cam.mkv"), 8, base, size="640x360"), "rb") as f:
     put = put_media(cam_url, f.read(), name="cam")
 assert len(put.acks("PERSISTED")) == 4 and not put.acks("ERROR"), put.describe()
-report = play(session_url("cam", PlaybackMode="ON_DEMAND", HLSFragmentSelector=producer_range(base, base + 8)),
-              "ON_DEMAND", audio=True)
-assert report["audioBytes"] > 0, report
+hls_report = play(session_url("cam", PlaybackMode="ON_DEMAND", HLSFragmentSelector=producer_range(base, base + 8)),
+                  "ON_DEMAND", audio=True)
+assert hls_report["audioBytes"] > 0, hls_report
+
+# --- dash.js plays the same camera over DASH: the video AdaptationSet and
+# the audio one, each its own init and media fragments.
+report = play(dash_session_url("cam", PlaybackMode="ON_DEMAND", DASHFragmentSelector=producer_range(base, base + 8)),
+              "ON_DEMAND", audio=True, player="dash")
+assert report["tracks"] == ["video", "audio"] and report["audioBytes"] > 0, report
+assert abs(report["duration"] - hls_report["duration"]) < 0.1, (
+    f"dash.js sees {report['duration']} s, hls.js {hls_report['duration']} s of the same range")
 
 # --- LIVE: a producer puts 30 s, each 2 s Cluster once its time has
 # passed, as a camera would; the player joins after the first fragments.
