@@ -18,6 +18,7 @@ mod map_literal;
 mod math;
 mod more_strings;
 mod narrowing;
+mod percentile;
 mod printf;
 pub(crate) mod refused;
 mod regexp;
@@ -157,6 +158,7 @@ pub fn register(context: &SessionContext) -> Result<()> {
         .write()
         .add_analyzer_rule(Arc::new(map_literal::MapsPlaced));
     context.register_udf(temporal_marker());
+    context.register_udaf(percentile::udaf());
     // LISTAGG(x [, separator]) is DataFusion's string_agg, ',' by default.
     context.register_udaf(
         datafusion::functions_aggregate::string_agg::string_agg_udaf()
@@ -348,6 +350,10 @@ impl FunctionRewrite for FlinkSemantics {
                     datafusion::functions_nested::remove::array_remove_all_udf(),
                     args,
                 )))
+            }
+            Expr::AggregateFunction(call) if call.func.name() == percentile::NAME => {
+                percentile::check_call(&call, schema)?;
+                Transformed::no(Expr::AggregateFunction(call))
             }
             Expr::AggregateFunction(call)
                 if call.func.name() == "string_agg"
