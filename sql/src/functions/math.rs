@@ -1,15 +1,21 @@
 //! Flink's numeric functions where DataFusion's differ: `LOG(x)` is the
 //! natural logarithm, `POWER` is always a DOUBLE, `MOD` keeps its
-//! arguments' type, `TRUNCATE` cuts toward zero at a number of digits.
+//! arguments' type, `TRUNCATE` cuts toward zero at a number of digits,
+//! `ABS` of an integer wraps as Java's does; a constant divided by zero
+//! is refused at submit, where Flink's planner fails evaluating it.
 
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
-use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
+use datafusion::common::tree_node::Transformed;
+use datafusion::common::{DFSchema, Result, ScalarValue, exec_err, plan_err};
+use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::logical_expr::{
-    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
-    Volatility,
+    ColumnarValue, Expr, ExprSchemable, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature, Volatility, lit, when,
 };
+use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 
 use super::row_fn::{RowFn, double, exact, integer};
 
@@ -337,4 +343,49 @@ pub fn round_decimal() -> ScalarUDF {
             })
         },
     )
+}
+
+/// `ABS` of a signed integer as Java's `Math.abs` gives it: the type's
+/// most negative value is its own absolute value (the two's complement
+/// wraps), where Arrow's `abs` fails the job.
+pub fn wrapping_abs(
+    func: Arc<ScalarUDF>,
+    mut args: Vec<Expr>,
+    schema: &DFSchema,
+) -> Result<Transformed<Expr>> {
+    let arg = args.remove(0);
+    let most_negative = match arg.get_type(schema)? {
+        DataType::Int8 => ScalarValue::Int8(Some(i8::MIN)),
+        DataType::Int16 => ScalarValue::Int16(Some(i16::MIN)),
+        DataType::Int32 => ScalarValue::Int32(Some(i32::MIN)),
+        DataType::Int64 => ScalarValue::Int64(Some(i64::MIN)),
+        _ => {
+            return Ok(Transformed::no(Expr::ScalarFunction(
+                ScalarFunction::new_udf(func, vec![arg]),
+            )));
+        }
+    };
+    let abs = Expr::ScalarFunction(ScalarFunction::new_udf(func, vec![arg.clone()]));
+    Ok(Transformed::yes(
+        when(arg.clone().eq(lit(most_negative)), arg).otherwise(abs)?,
+    ))
+}
+
+/// An expression of no column and nothing volatile: Flink's planner
+/// evaluates it once, at submit.
+pub fn is_constant(expr: &Expr) -> bool {
+    expr.column_refs().is_empty() && !expr.is_volatile()
+}
+
+/// A constant whose value is a numeric zero.
+pub fn folds_to_zero(expr: &Expr) -> bool {
+    if !is_constant(expr) {
+        return false;
+    }
+    match ExprSimplifier::new(SimplifyContext::default()).simplify(expr.clone()) {
+        Ok(Expr::Literal(value, _)) if !value.is_null() && value.data_type().is_numeric() => value
+            .cast_to(&DataType::Float64)
+            .is_ok_and(|v| matches!(v, ScalarValue::Float64(Some(z)) if z == 0.0)),
+        _ => false,
+    }
 }

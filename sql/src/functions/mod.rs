@@ -247,6 +247,25 @@ impl FunctionRewrite for FlinkSemantics {
             Expr::ScalarFunction(ScalarFunction { func, args }) if func.name() == printf::NAME => {
                 printf_call(func, args, schema)?
             }
+            Expr::ScalarFunction(ScalarFunction { func, args })
+                if func.name() == "abs"
+                    && args.len() == 1
+                    && args[0]
+                        .get_type(schema)
+                        .is_ok_and(|t| t.is_signed_integer()) =>
+            {
+                math::wrapping_abs(func, args, schema)?
+            }
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::Divide,
+                right,
+            }) if math::is_constant(&left) && math::folds_to_zero(&right) => {
+                return plan_err!(
+                    "Division by zero in the constant {left} / {right}: Flink evaluates \
+                     constant expressions when it plans a query, and fails on this one"
+                );
+            }
             Expr::ScalarFunction(call)
                 if self
                     .by_name

@@ -1164,3 +1164,26 @@ SELECT k, v, PERCENTILE(v, 0.5) OVER (PARTITION BY k ORDER BY ts ROWS BETWEEN 2 
 SELECT k, x, PERCENTILE(x, ARRAY[0.2, 0.8]) OVER (PARTITION BY k ORDER BY ts RANGE BETWEEN INTERVAL '1' SECOND PRECEDING AND CURRENT ROW) FROM p
 SELECT window_start, k, PERCENTILE(v, 0.5) FROM TABLE(TUMBLE(TABLE p, DESCRIPTOR(ts), INTERVAL '2' SECOND)) GROUP BY window_start, window_end, k
 SELECT window_start, PERCENTILE(x, 0.9, v) FROM TABLE(HOP(TABLE p, DESCRIPTOR(ts), INTERVAL '1' SECOND, INTERVAL '3' SECOND)) GROUP BY window_start, window_end
+
+-- integer edges: the most negative values, signs of remainders, wrapping
+ABS(i - 2147483647 - 8)
+ABS(CAST(-128 AS TINYINT))
+ABS(CAST(-32768 AS SMALLINT))
+ABS(b * 768614336404564651 - 4)
+-(i - 2147483647 - 8)
+MOD(-7, -3)
+MOD(7, -3)
+MOD(i, 0)
+i / -2
+-7 / 2
+b / 5
+CAST(-7 AS DOUBLE) / 0
+i * 1000000000
+b * b * b * b * b * b * b * b * b * b * b * b * b * b * b * b * b * b
+SIGN(CAST(-3 AS TINYINT))
+POWER(i, 40)
+TRUNCATE(-2.7)
+TRUNCATE(i, -1)
+FLOOR(-2.5)
+HEX(-1)
+BIN(-7)

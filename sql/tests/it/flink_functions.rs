@@ -18,30 +18,39 @@ use crate::support::Collected;
 
 /// How many cases gave Flink's answer when this was last raised: a change
 /// that makes Runnel refuse what it answered before fails here.
-const MATCHING_AT_LEAST: usize = 1056;
+const MATCHING_AT_LEAST: usize = 1076;
 
 /// Cases where Flink's answer is not the one its documented semantics
 /// give, with the rows Runnel must give instead and why.
-const FLINK_DIVERGES: &[(&str, &[&str], &str)] = &[(
-    "SELECT * FROM m MATCH_RECOGNIZE (PARTITION BY sym ORDER BY ts MEASURES A.price AS a, LAST(B.price) AS b, COUNT(B.price) AS n ONE ROW PER MATCH PATTERN (A B{1,3} C) DEFINE B AS B.price > A.price, C AS C.price < 14) AS T",
-    &[
-        "ACME, 12, 16, 3",
-        "ACME, 13, 16, 2",
-        "ACME, 14, 16, 1",
-        "ACME, 14, 19, 3",
-        "ACME, 7, 10, 2",
-        "ACME, 9, 10, 1",
-        "XYZ, 1, 6, 3",
-        "XYZ, 2, 9, 1",
-        "XYZ, 4, 6, 2",
-    ],
-    "XYZ's rows 1, 4, 6, 6, 3 hold two matches that end at the row 3: A=1 with B=4,6,6 and \
+const FLINK_DIVERGES: &[(&str, &[&str], &str)] = &[
+    (
+        "SELECT * FROM m MATCH_RECOGNIZE (PARTITION BY sym ORDER BY ts MEASURES A.price AS a, LAST(B.price) AS b, COUNT(B.price) AS n ONE ROW PER MATCH PATTERN (A B{1,3} C) DEFINE B AS B.price > A.price, C AS C.price < 14) AS T",
+        &[
+            "ACME, 12, 16, 3",
+            "ACME, 13, 16, 2",
+            "ACME, 14, 16, 1",
+            "ACME, 14, 19, 3",
+            "ACME, 7, 10, 2",
+            "ACME, 9, 10, 1",
+            "XYZ, 1, 6, 3",
+            "XYZ, 2, 9, 1",
+            "XYZ, 4, 6, 2",
+        ],
+        "XYZ's rows 1, 4, 6, 6, 3 hold two matches that end at the row 3: A=1 with B=4,6,6 and \
      A=4 with B=6,6. Flink 2.3 gives only the second: its CEP shared buffer names every state \
      of B{1,3} 'B', so the two partial matches, which take the rows 6 at different counts, \
      share buffer entries, and the first match is read back along the second's rows (with \
      B{3} alone, which the second cannot match, Flink gives the first; with C also requiring \
      COUNT(B.price) = 3 it gives neither)",
-)];
+    ),
+    (
+        "SIGN(CAST(-3 AS TINYINT))",
+        &["-1"],
+        "Flink 2.3 cannot run it: the Java it generates for SIGN of a TINYINT (or SMALLINT) \
+         assigns an int to a byte (a short) and does not compile; SIGN's answer is -1, which \
+         INT and BIGINT give in Flink",
+    ),
+];
 
 enum Outcome {
     Rows(Vec<String>),
