@@ -377,13 +377,21 @@ pub fn is_constant(expr: &Expr) -> bool {
     expr.column_refs().is_empty() && !expr.is_volatile()
 }
 
-/// A constant whose value is a numeric zero.
-pub fn folds_to_zero(expr: &Expr) -> bool {
+/// The value of a constant expression, folded as a planner would.
+pub fn constant_value(expr: &Expr) -> Option<ScalarValue> {
     if !is_constant(expr) {
-        return false;
+        return None;
     }
     match ExprSimplifier::new(SimplifyContext::default()).simplify(expr.clone()) {
-        Ok(Expr::Literal(value, _)) if !value.is_null() && value.data_type().is_numeric() => value
+        Ok(Expr::Literal(value, _)) => Some(value),
+        _ => None,
+    }
+}
+
+/// A constant whose value is a numeric zero.
+pub fn folds_to_zero(expr: &Expr) -> bool {
+    match constant_value(expr) {
+        Some(value) if !value.is_null() && value.data_type().is_numeric() => value
             .cast_to(&DataType::Float64)
             .is_ok_and(|v| matches!(v, ScalarValue::Float64(Some(z)) if z == 0.0)),
         _ => false,

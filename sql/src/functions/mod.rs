@@ -69,6 +69,8 @@ fn flink_functions() -> Vec<ScalarUDF> {
         strings::left(),
         strings::right(),
         strings::overlay(),
+        strings::initcap(),
+        strings::ascii(),
         temporal::extract(),
         temporal::from_unixtime(),
         temporal::to_timestamp(),
@@ -246,6 +248,12 @@ impl FunctionRewrite for FlinkSemantics {
             }
             Expr::ScalarFunction(ScalarFunction { func, args }) if func.name() == printf::NAME => {
                 printf_call(func, args, schema)?
+            }
+            Expr::ScalarFunction(ScalarFunction { func, args })
+                if matches!(func.name(), "upper" | "lower") && args.len() == 1 =>
+            {
+                strings::check_constant_case(func.name(), &args[0])?;
+                Transformed::no(Expr::ScalarFunction(ScalarFunction { func, args }))
             }
             Expr::ScalarFunction(ScalarFunction { func, args })
                 if func.name() == "abs"

@@ -1,9 +1,11 @@
 //! Flink's string functions where DataFusion's differ: `SUBSTRING` counts a
 //! start of 0 as 1 and a negative start from the end, `CONCAT` is NULL when
-//! any argument is, a BOOLEAN as text is `TRUE`/`FALSE`.
+//! any argument is, a BOOLEAN as text is `TRUE`/`FALSE`, `LPAD`, `RPAD` and
+//! `OVERLAY` count UTF-16 code units, `INITCAP` and `ASCII` are Calcite's.
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result, ScalarValue, plan_err};
+use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::{ScalarUDF, Signature, TypeSignature, Volatility};
 
 use super::row_fn::{RowFn, exact, integer, string, text};
@@ -148,23 +150,43 @@ fn pad_row<const LEFT: bool>(args: &[ScalarValue], _: &DataType) -> Result<Scala
     let Ok(length) = usize::try_from(length) else {
         return Ok(string(None));
     };
-    let chars = s.chars().count();
-    if length <= chars {
-        return Ok(string(Some(s.chars().take(length).collect())));
-    }
+    // An empty filler is NULL even when none is needed, as in Flink.
     if filler.is_empty() {
         return Ok(string(None));
     }
-    let fill: String = filler.chars().cycle().take(length - chars).collect();
-    Ok(string(Some(if LEFT {
-        format!("{fill}{s}")
-    } else {
-        format!("{s}{fill}")
-    })))
+    let s = utf16(s);
+    if length <= s.len() {
+        return Ok(string(Some(from_utf16(&s[..length]))));
+    }
+    let fill: Vec<u16> = filler
+        .encode_utf16()
+        .cycle()
+        .take(length - s.len())
+        .collect();
+    let (first, second) = if LEFT { (&fill, &s) } else { (&s, &fill) };
+    Ok(string(Some(from_utf16(
+        &[first.as_slice(), second.as_slice()].concat(),
+    ))))
+}
+
+/// Text as a Java `String` holds it, UTF-16 code units: Flink's LPAD,
+/// RPAD and OVERLAY count those (its SUBSTRING, CHAR_LENGTH and the like
+/// count code points), so a character outside the BMP counts twice.
+fn utf16(s: &str) -> Vec<u16> {
+    s.encode_utf16().collect()
+}
+
+/// Code units back to text as Flink writes a Java string out: a
+/// surrogate cut from its pair becomes `?`, as Java's UTF-8 encoder
+/// writes it.
+fn from_utf16(units: &[u16]) -> String {
+    char::decode_utf16(units.iter().copied())
+        .map(|c| c.unwrap_or('?'))
+        .collect()
 }
 
 /// `LPAD(s, length, filler)`: NULL for a negative length or an empty
-/// filler that would be needed.
+/// filler.
 pub fn lpad() -> ScalarUDF {
     pad::<true>("lpad")
 }
@@ -272,22 +294,79 @@ pub fn overlay() -> ScalarUDF {
                 return Ok(string(None));
             };
             let length = match args.get(3) {
-                None => r.chars().count() as i64,
+                None => r.encode_utf16().count() as i64,
                 Some(l) => match integer(l) {
                     Some(l) => l,
                     None => return Ok(string(None)),
                 },
             };
-            let chars = s.chars().count() as i64;
-            if start > chars || start < 1 || length < 0 {
-                return Ok(string(Some(s.to_string())));
+            let s = utf16(s);
+            let units = s.len() as i64;
+            if start > units || start < 1 || length < 0 {
+                return Ok(string(Some(from_utf16(&s))));
             }
-            let head: String = s.chars().take((start - 1) as usize).collect();
-            let tail: String = s
-                .chars()
-                .skip((start - 1).saturating_add(length) as usize)
-                .collect();
-            Ok(string(Some(format!("{head}{r}{tail}"))))
+            let head = &s[..(start - 1) as usize];
+            let tail_from =
+                usize::try_from((start - 1).saturating_add(length)).unwrap_or(usize::MAX);
+            let tail = s.get(tail_from..).unwrap_or_default();
+            Ok(string(Some(format!(
+                "{}{r}{}",
+                from_utf16(head),
+                from_utf16(tail)
+            ))))
+        },
+    )
+}
+
+/// `INITCAP(s)` as Flink's (Calcite's) runs it: ASCII letters and digits
+/// make words, the first letter of each upper case and the rest lower;
+/// every other character, accented letters too, separates words and is
+/// left as it is.
+pub fn initcap() -> ScalarUDF {
+    RowFn::udf(
+        "initcap",
+        exact(vec![vec![DataType::Utf8]]),
+        text_result,
+        |args, _| Ok(string(text(&args[0]).map(initcap_of))),
+    )
+}
+
+fn initcap_of(s: &str) -> String {
+    let mut starting = true;
+    s.chars()
+        .map(|c| match c {
+            '0'..='9' => {
+                starting = false;
+                c
+            }
+            'A'..='Z' if !starting => c.to_ascii_lowercase(),
+            'a'..='z' if starting => {
+                starting = false;
+                c.to_ascii_uppercase()
+            }
+            'A'..='Z' | 'a'..='z' => {
+                starting = false;
+                c
+            }
+            _ => {
+                starting = true;
+                c
+            }
+        })
+        .collect()
+}
+
+/// `ASCII(s)`: Flink's is the first byte of `s` in UTF-8, a signed Java
+/// byte (so `é` is -61), and 0 for the empty string.
+pub fn ascii() -> ScalarUDF {
+    RowFn::udf(
+        "ascii",
+        exact(vec![vec![DataType::Utf8]]),
+        |_| Ok(DataType::Int32),
+        |args, _| {
+            Ok(ScalarValue::Int32(text(&args[0]).map(|s| {
+                s.as_bytes().first().map_or(0, |b| i32::from(*b as i8))
+            })))
         },
     )
 }
@@ -305,6 +384,30 @@ pub fn double_text() -> ScalarUDF {
             ))
         },
     )
+}
+
+/// Refuses `UPPER`/`LOWER` of a constant whose case mapping changes its
+/// length (`UPPER('straße')` is `STRASSE`): Flink types the result as the
+/// constant's `CHAR(n)` and cuts the value to `n` (`STRASS`), and what
+/// it then does with that text differs by where it is used.
+pub fn check_constant_case(function: &str, arg: &Expr) -> Result<()> {
+    let Some(ScalarValue::Utf8(Some(text))) = super::math::constant_value(arg) else {
+        return Ok(());
+    };
+    let mapped = if function == "upper" {
+        text.to_uppercase()
+    } else {
+        text.to_lowercase()
+    };
+    if mapped.encode_utf16().count() != text.encode_utf16().count() {
+        return plan_err!(
+            "{}('{text}') is refused: its case mapping changes the constant's length, and \
+             Flink cuts the result to the constant's CHAR({}) type",
+            function.to_uppercase(),
+            text.chars().count()
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]
