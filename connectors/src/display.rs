@@ -13,7 +13,7 @@ pub fn value(array: &dyn Array, row: usize) -> String {
     }
     match array.data_type() {
         DataType::Float64 => java_double(array.as_primitive::<Float64Type>().value(row)),
-        DataType::Float32 => java_double(array.as_primitive::<Float32Type>().value(row) as f64),
+        DataType::Float32 => java_float(array.as_primitive::<Float32Type>().value(row)),
         DataType::Decimal128(_, scale) => {
             runnel_timefmt::java_decimal(array.as_primitive::<Decimal128Type>().value(row), *scale)
         }
@@ -82,7 +82,7 @@ fn elements(list: &dyn Array) -> String {
     format!("[{}]", values.join(", "))
 }
 
-pub use runnel_timefmt::java_double;
+pub use runnel_timefmt::{java_double, java_float};
 
 /// Java's `Instant.toString`: `2020-04-15T08:05:30Z`, `...30.123Z`.
 fn instant(value: i64, unit: &TimeUnit) -> String {

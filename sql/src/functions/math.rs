@@ -12,7 +12,7 @@ use datafusion::common::{DFSchema, Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, ExprSchemable, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
+    ColumnarValue, Expr, ExprSchemable, Operator, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
     ScalarUDFImpl, Signature, Volatility, lit, when,
 };
 use datafusion::optimizer::simplify_expressions::ExprSimplifier;
@@ -388,6 +388,11 @@ pub fn constant_value(expr: &Expr) -> Option<ScalarValue> {
     }
 }
 
+/// A constant divided by a constant zero, which is refused on its own.
+pub fn divides_by_zero(expr: &Expr) -> bool {
+    matches!(expr, Expr::BinaryExpr(b) if b.op == Operator::Divide && is_constant(&b.left) && folds_to_zero(&b.right))
+}
+
 /// A constant whose value is a numeric zero.
 pub fn folds_to_zero(expr: &Expr) -> bool {
     match constant_value(expr) {
@@ -395,5 +400,58 @@ pub fn folds_to_zero(expr: &Expr) -> bool {
             .cast_to(&DataType::Float64)
             .is_ok_and(|v| matches!(v, ScalarValue::Float64(Some(z)) if z == 0.0)),
         _ => false,
+    }
+}
+
+/// A constant FLOAT or DOUBLE computed by arithmetic, as Flink's planner
+/// leaves it: it folds constants into decimal literals, so a DOUBLE zero
+/// has no sign (`-0.0E0` is `0.0`); a FLOAT one it computes in 7 decimal
+/// digits (`CAST(1 AS FLOAT) / 3` is `0.3333333`, where float division
+/// gives `0.33333334`), which is refused rather than answered otherwise.
+/// `None` when the expression is not such a constant.
+pub fn constant_float_arithmetic(expr: &Expr, schema: &DFSchema) -> Result<Option<Expr>> {
+    let arithmetic = match expr {
+        Expr::Negative(_) => true,
+        Expr::BinaryExpr(binary) => matches!(
+            binary.op,
+            Operator::Plus | Operator::Minus | Operator::Multiply | Operator::Divide
+        ),
+        _ => false,
+    };
+    if !arithmetic || !is_constant(expr) {
+        return Ok(None);
+    }
+    match expr.get_type(schema)? {
+        DataType::Float32 | DataType::Float16 => plan_err!(
+            "FLOAT arithmetic on constants ({expr}) is refused: Flink's planner computes it in \
+             seven decimal digits, not as FLOAT"
+        ),
+        // Folded with every operand a DOUBLE: before type coercion an
+        // INT literal beside it would stop the fold.
+        DataType::Float64 => Ok(match constant_value(&as_doubles(expr)) {
+            Some(ScalarValue::Float64(Some(zero))) if zero == 0.0 && zero.is_sign_negative() => {
+                Some(lit(0.0f64))
+            }
+            _ => None,
+        }),
+        _ => Ok(None),
+    }
+}
+
+fn as_doubles(expr: &Expr) -> Expr {
+    let double = |e: &Expr| {
+        Expr::Cast(datafusion::logical_expr::Cast::new(
+            Box::new(e.clone()),
+            DataType::Float64,
+        ))
+    };
+    match expr {
+        Expr::BinaryExpr(b) => Expr::BinaryExpr(datafusion::logical_expr::BinaryExpr::new(
+            Box::new(double(&b.left)),
+            b.op,
+            Box::new(double(&b.right)),
+        )),
+        Expr::Negative(e) => Expr::Negative(Box::new(double(e))),
+        other => other.clone(),
     }
 }

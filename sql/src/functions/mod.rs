@@ -25,6 +25,7 @@ mod regexp;
 mod row_fn;
 mod strings;
 mod temporal;
+mod text_casts;
 mod time;
 pub(crate) mod unnest;
 
@@ -264,6 +265,17 @@ impl FunctionRewrite for FlinkSemantics {
             {
                 math::wrapping_abs(func, args, schema)?
             }
+            expr @ (Expr::Negative(_) | Expr::BinaryExpr(_))
+                if math::is_constant(&expr)
+                    && expr
+                        .get_type(schema)
+                        .is_ok_and(|t| t.is_floating() && !math::divides_by_zero(&expr)) =>
+            {
+                match math::constant_float_arithmetic(&expr, schema)? {
+                    Some(folded) => Transformed::yes(folded),
+                    None => Transformed::no(expr),
+                }
+            }
             Expr::BinaryExpr(BinaryExpr {
                 left,
                 op: Operator::Divide,
@@ -284,6 +296,18 @@ impl FunctionRewrite for FlinkSemantics {
                 Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(
                     ours, call.args,
                 )))
+            }
+            Expr::Cast(Cast { expr, field })
+                if text_casts::applies(field.data_type())
+                    && expr.get_type(schema).is_ok_and(|t| is_text(&t)) =>
+            {
+                Transformed::yes(text_casts::flink_cast(*expr, field.data_type(), true)?)
+            }
+            Expr::TryCast(TryCast { expr, field })
+                if text_casts::applies(field.data_type())
+                    && expr.get_type(schema).is_ok_and(|t| is_text(&t)) =>
+            {
+                Transformed::yes(text_casts::flink_cast(*expr, field.data_type(), false)?)
             }
             Expr::Cast(Cast { expr, field }) if is_text(field.data_type()) => {
                 match self.as_text(*expr, schema)? {

@@ -371,17 +371,19 @@ pub fn ascii() -> ScalarUDF {
     )
 }
 
-/// A DOUBLE or FLOAT cast to text, as Java's `Double.toString` writes it
-/// (`1.0E10`, `1.0E-4`).
+/// A DOUBLE or FLOAT cast to text, as Java's `Double.toString` (or, for a
+/// FLOAT, `Float.toString`, with the float's own shortest digits) writes
+/// it (`1.0E10`, `1.0E-4`, `0.1`).
 pub fn double_text() -> ScalarUDF {
     RowFn::udf(
         "flink_double_text",
         Signature::any(1, Volatility::Immutable),
         text_result,
         |args, _| {
-            Ok(string(
-                super::row_fn::double(&args[0]).map(crate::java_format::java_double),
-            ))
+            Ok(string(match &args[0] {
+                ScalarValue::Float32(v) => v.map(crate::java_format::java_float),
+                other => super::row_fn::double(other).map(crate::java_format::java_double),
+            }))
         },
     )
 }
