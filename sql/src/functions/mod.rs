@@ -17,6 +17,7 @@ mod json_doc;
 mod map_literal;
 mod math;
 mod more_strings;
+mod named_cast;
 mod narrowing;
 mod percentile;
 mod printf;
@@ -43,6 +44,7 @@ use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, Operator, Scalar
 use datafusion::prelude::SessionContext;
 
 pub use map_literal::NAME as MAP_LITERAL;
+pub use named_cast::NAME as NAMED_CAST;
 pub use regexp::RegexpExtract;
 pub use time::{DateFormat, ProcTime, is_proctime};
 
@@ -162,6 +164,7 @@ pub fn register(context: &SessionContext) -> Result<()> {
         .add_analyzer_rule(Arc::new(map_literal::MapsPlaced));
     context.register_udf(temporal_marker());
     context.register_udaf(percentile::udaf());
+    context.register_udf(named_cast::udf());
     // LISTAGG(x [, separator]) is DataFusion's string_agg, ',' by default.
     context.register_udaf(
         datafusion::functions_aggregate::string_agg::string_agg_udaf()
