@@ -1,5 +1,6 @@
 //! `'connector' = 'jdbc'` for PostgreSQL, with Flink's option names: a
-//! bounded scan of `table-name`, a sink (INSERT, or under a PRIMARY KEY an
+//! bounded scan of `table-name` (split by `scan.partition.*` over the
+//! workers), a sink (INSERT, or under a PRIMARY KEY an
 //! upsert, `INSERT ... ON CONFLICT ... DO UPDATE`, with deletes), and a
 //! lookup source for lookup joins with Flink's partial cache.
 //!
@@ -242,12 +243,111 @@ pub fn source(
     schema: SchemaRef,
 ) -> Result<Arc<dyn SourceProvider>, ConnectorError> {
     let database = Database::from_options(options)?;
-    Ok(Arc::new(JdbcSource { database, schema }))
+    let partitions = partitions(options, &schema)?;
+    Ok(Arc::new(JdbcSource {
+        database,
+        schema,
+        partitions,
+    }))
+}
+
+/// Flink's `scan.partition.*`: the scan cut into ranges of an integer
+/// column, read `column BETWEEN start AND end` each, dealt to the workers
+/// in turn. As in Flink, the bounds filter too: rows outside them, or
+/// NULL in the column, are not read.
+#[derive(Clone, Debug)]
+struct Partitions {
+    column: String,
+    ranges: Vec<(i64, i64)>,
+}
+
+const PARTITION_OPTIONS: [&str; 4] = [
+    "scan.partition.column",
+    "scan.partition.num",
+    "scan.partition.lower-bound",
+    "scan.partition.upper-bound",
+];
+
+fn partitions(options: &Options, schema: &SchemaRef) -> Result<Option<Partitions>, ConnectorError> {
+    let given = PARTITION_OPTIONS.map(|key| options.get(key));
+    if given.iter().all(Option::is_none) {
+        return Ok(None);
+    }
+    let [Some(column), Some(_), Some(_), Some(_)] = given else {
+        return Err(ConnectorError::Option(format!(
+            "jdbc: either all or none of {} must be set",
+            PARTITION_OPTIONS.join(", ")
+        )));
+    };
+    let field = schema.field_with_name(column).map_err(|_| {
+        ConnectorError::Option(format!(
+            "jdbc: scan.partition.column '{column}' is not a column of the table"
+        ))
+    })?;
+    if !field.data_type().is_integer() {
+        return Err(ConnectorError::Option(format!(
+            "jdbc: scan.partition.column '{column}' is {}; Runnel partitions a scan by an integer column only",
+            field.data_type()
+        )));
+    }
+    let bound = |key: &str| -> Result<i64, ConnectorError> {
+        let text = options.required(key)?;
+        text.trim().parse::<i64>().map_err(|_| {
+            ConnectorError::Option(format!("jdbc: {key} must be an integer, not '{text}'"))
+        })
+    };
+    let (lower, upper) = (
+        bound("scan.partition.lower-bound")?,
+        bound("scan.partition.upper-bound")?,
+    );
+    if lower > upper {
+        return Err(ConnectorError::Option(format!(
+            "jdbc: scan.partition.lower-bound {lower} is above scan.partition.upper-bound {upper}"
+        )));
+    }
+    let num = options.u64("scan.partition.num")?.unwrap_or(0);
+    if num == 0 {
+        return Err(ConnectorError::Option(
+            "jdbc: scan.partition.num must be at least 1".into(),
+        ));
+    }
+    Ok(Some(Partitions {
+        column: column.to_string(),
+        ranges: partition_ranges(lower, upper, num),
+    }))
+}
+
+/// Flink's `JdbcNumericBetweenParametersProvider`: at most `num` ranges
+/// over [`lower`, `upper`], the first ones one longer where the count does
+/// not divide evenly.
+fn partition_ranges(lower: i64, upper: i64, num: u64) -> Vec<(i64, i64)> {
+    let count = i128::from(upper) - i128::from(lower) + 1;
+    let batches = i128::from(num).min(count);
+    let size = (count + batches - 1) / batches;
+    let big = count - (size - 1) * batches;
+    let mut start = i128::from(lower);
+    (0..batches)
+        .map(|i| {
+            let end = start + size - 1 - i128::from(i >= big);
+            let range = (start as i64, end as i64);
+            start = end + 1;
+            range
+        })
+        .collect()
 }
 
 struct JdbcSource {
     database: Database,
     schema: SchemaRef,
+    partitions: Option<Partitions>,
+}
+
+/// One query of a scan: the whole table, or one range of the partition
+/// column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Query {
+    Whole,
+    Range(i64, i64),
 }
 
 impl SourceProvider for JdbcSource {
@@ -255,13 +355,26 @@ impl SourceProvider for JdbcSource {
         true
     }
 
-    fn reader(&self, worker: usize, _peers: usize) -> Result<Box<dyn BatchReader>, EngineError> {
-        // One worker reads the table, the bounded snapshot Flink's scan is.
+    fn reader(&self, worker: usize, peers: usize) -> Result<Box<dyn BatchReader>, EngineError> {
+        // Unpartitioned, one worker reads the table, the bounded snapshot
+        // Flink's scan is; partitioned, each reads its share of ranges.
+        let queries = match &self.partitions {
+            None if worker == 0 => VecDeque::from([Query::Whole]),
+            None => VecDeque::new(),
+            Some(partitions) => partitions
+                .ranges
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % peers.max(1) == worker)
+                .map(|(_, (start, end))| Query::Range(*start, *end))
+                .collect(),
+        };
         Ok(Box::new(JdbcReader {
             database: self.database.clone(),
             schema: self.schema.clone(),
-            pending: None,
-            done: worker != 0,
+            column: self.partitions.as_ref().map(|p| p.column.clone()),
+            queries,
+            pending: VecDeque::new(),
         }))
     }
 }
@@ -269,46 +382,66 @@ impl SourceProvider for JdbcSource {
 struct JdbcReader {
     database: Database,
     schema: SchemaRef,
-    pending: Option<VecDeque<RecordBatch>>,
-    done: bool,
+    /// The partition column, when the scan is partitioned.
+    column: Option<String>,
+    /// The queries not run yet.
+    queries: VecDeque<Query>,
+    /// The rows of the last query run not given out yet.
+    pending: VecDeque<RecordBatch>,
+}
+
+impl JdbcReader {
+    fn run(&self, query: Query) -> Result<VecDeque<RecordBatch>, EngineError> {
+        let mut sql = format!(
+            "SELECT {} FROM {}",
+            select_list(&self.schema),
+            self.database.table()
+        );
+        if let (Query::Range(start, end), Some(column)) = (query, &self.column) {
+            sql.push_str(&format!(
+                " WHERE {} BETWEEN {start} AND {end}",
+                quote_identifier(column)
+            ));
+        }
+        let connection = self.database.connect()?;
+        let rows = connection.text_rows(&sql)?;
+        rows.chunks(SCAN_ROWS)
+            .map(|chunk| rows_to_batch(chunk, &self.schema))
+            .collect()
+    }
 }
 
 impl BatchReader for JdbcReader {
     fn poll(&mut self) -> Result<Poll, EngineError> {
-        if self.done {
-            return Ok(Poll::Done);
-        }
-        if self.pending.is_none() {
-            let connection = self.database.connect()?;
-            let sql = format!(
-                "SELECT {} FROM {}",
-                select_list(&self.schema),
-                self.database.table()
-            );
-            let rows = connection.text_rows(&sql)?;
-            let batches = rows
-                .chunks(SCAN_ROWS)
-                .map(|chunk| rows_to_batch(chunk, &self.schema))
-                .collect::<Result<VecDeque<_>, _>>()?;
-            self.pending = Some(batches);
-        }
-        match self.pending.as_mut().and_then(VecDeque::pop_front) {
-            Some(batch) => Ok(Poll::Batch(batch)),
-            None => {
-                self.done = true;
-                Ok(Poll::Done)
+        loop {
+            if let Some(batch) = self.pending.pop_front() {
+                return Ok(Poll::Batch(batch));
+            }
+            match self.queries.pop_front() {
+                Some(query) => self.pending = self.run(query)?,
+                None => return Ok(Poll::Done),
             }
         }
     }
 
-    /// The rows of the scan not given out yet: a table read again after a
-    /// restore may have changed (and comes in no fixed order), so the
-    /// snapshot read once is what the job goes on with. Before the first
-    /// read, nothing: the restored job reads the table then.
+    /// The queries not run yet and the rows of the last one not given out
+    /// yet: a table read again after a restore may have changed (and comes
+    /// in no fixed order), so the rows read once are what the job goes on
+    /// with.
     fn checkpoint_position(&mut self) -> Result<Option<Vec<u8>>, EngineError> {
-        let mut position = vec![u8::from(self.done)];
-        if let Some(pending) = &self.pending {
-            let batches: Vec<RecordBatch> = pending.iter().cloned().collect();
+        let mut position = Vec::new();
+        position.extend_from_slice(&(self.queries.len() as u32).to_le_bytes());
+        for query in &self.queries {
+            let (tag, start, end) = match query {
+                Query::Whole => (0u8, 0, 0),
+                Query::Range(start, end) => (1u8, *start, *end),
+            };
+            position.push(tag);
+            position.extend_from_slice(&start.to_le_bytes());
+            position.extend_from_slice(&end.to_le_bytes());
+        }
+        if !self.pending.is_empty() {
+            let batches: Vec<RecordBatch> = self.pending.iter().cloned().collect();
             position.extend(runnel_engine::checkpoint::encoding::batches_to_bytes(
                 &self.schema,
                 &batches,
@@ -318,21 +451,56 @@ impl BatchReader for JdbcReader {
     }
 
     fn restore_position(&mut self, position: &[u8]) -> Result<(), EngineError> {
-        let Some((&done, rest)) = position.split_first() else {
-            return Err(failure("an empty checkpoint position"));
-        };
-        self.done = done == 1;
-        self.pending = match rest.is_empty() {
-            true => None,
+        let broken = || failure("a checkpoint position that is not a jdbc scan's");
+        let (count, mut rest) = position.split_first_chunk::<4>().ok_or_else(broken)?;
+        let mut queries = VecDeque::new();
+        for _ in 0..u32::from_le_bytes(*count) {
+            let (&tag, after) = rest.split_first().ok_or_else(broken)?;
+            let (start, after) = after.split_first_chunk::<8>().ok_or_else(broken)?;
+            let (end, after) = after.split_first_chunk::<8>().ok_or_else(broken)?;
+            queries.push_back(match tag {
+                0 => Query::Whole,
+                1 => Query::Range(i64::from_le_bytes(*start), i64::from_le_bytes(*end)),
+                _ => return Err(broken()),
+            });
+            rest = after;
+        }
+        let pending = match rest.is_empty() {
+            true => VecDeque::new(),
             false => {
                 let batches = runnel_engine::checkpoint::encoding::batches_from_bytes(rest)?;
                 if batches.iter().any(|b| b.schema() != self.schema) {
                     return Err(failure("a checkpoint's rows are not the table's columns"));
                 }
-                Some(batches.into())
+                batches.into()
             }
         };
+        if queries.iter().any(|q| matches!(q, Query::Range(..))) && self.column.is_none() {
+            return Err(failure(
+                "the checkpoint's scan was partitioned, and the table's scan.partition options are gone",
+            ));
+        }
+        self.queries = queries;
+        self.pending = pending;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod partition_tests {
+    use super::partition_ranges;
+
+    #[test]
+    fn ranges_are_flinks_between_parameters() {
+        assert_eq!(partition_ranges(1, 10, 3), [(1, 4), (5, 7), (8, 10)]);
+        assert_eq!(partition_ranges(0, 9, 2), [(0, 4), (5, 9)]);
+        // No more ranges than values.
+        assert_eq!(partition_ranges(5, 6, 4), [(5, 5), (6, 6)]);
+        assert_eq!(partition_ranges(-3, -3, 1), [(-3, -3)]);
+        assert_eq!(
+            partition_ranges(i64::MIN, i64::MAX, 2),
+            [(i64::MIN, -1), (0, i64::MAX)]
+        );
     }
 }
 

@@ -328,6 +328,90 @@ fn a_jdbc_scan_resumes_from_its_position_and_the_sink_flushes_at_checkpoints() {
     assert!(ended.restore_position(&[]).is_err());
     assert!(ended.restore_position(&[0, 1, 2, 3]).is_err());
 
+    // Partitioned by id: ranges between the bounds dealt to the workers in
+    // turn, each read on its own; as in Flink, rows outside the bounds or
+    // with a NULL id are not read. The table holds the odd ids now.
+    runtime.block_on(async {
+        pg.client()
+            .await
+            .batch_execute("INSERT INTO many VALUES (NULL, 1), (-5, 1), (30000, 1)")
+            .await
+            .unwrap()
+    });
+    let partitioned = [
+        ("scan.partition.column", "id"),
+        ("scan.partition.num", "7"),
+        ("scan.partition.lower-bound", "1"),
+        ("scan.partition.upper-bound", "20000"),
+    ];
+    let scan =
+        runnel_connectors::jdbc::source(&options("many", &partitioned), schema.clone()).unwrap();
+    let odd: Vec<i64> = (1..=20000).filter(|id| id % 2 == 1).collect();
+    let read: Vec<Vec<i64>> = (0..2)
+        .map(|worker| ids(&drain(scan.reader(worker, 2).unwrap().as_mut())))
+        .collect();
+    assert!(
+        read.iter().all(|ids| !ids.is_empty()),
+        "both workers read ranges"
+    );
+    let mut union: Vec<i64> = read.concat();
+    union.sort_unstable();
+    assert_eq!(union, odd);
+    // A worker stopped after its first batch resumes with the rest of its
+    // ranges and no row twice.
+    let mut second = scan.reader(1, 2).unwrap();
+    let Poll::Batch(given) = second.poll().unwrap() else {
+        panic!("no first batch");
+    };
+    let position = second.checkpoint_position().unwrap().unwrap();
+    let mut resumed = scan.reader(1, 2).unwrap();
+    resumed.restore_position(&position).unwrap();
+    let mut again = ids(&[given]);
+    again.extend(ids(&drain(resumed.as_mut())));
+    again.sort_unstable();
+    assert_eq!(again, read[1]);
+    // Through SQL, on two workers.
+    let ddl = table(
+        "many",
+        "id BIGINT, v BIGINT",
+        &url,
+        ", 'scan.partition.column' = 'id', 'scan.partition.num' = '4', \
+         'scan.partition.lower-bound' = '-10', 'scan.partition.upper-bound' = '9'",
+    );
+    let (_, low) = run_script(&format!("{ddl}SELECT id, v FROM many"), 2);
+    assert_eq!(
+        low,
+        [
+            "[-5, 1]", "[1, 2]", "[3, 6]", "[5, 10]", "[7, 14]", "[9, 18]"
+        ]
+    );
+    // All four options or none; an integer column; bounds in order.
+    for (extra, error) in [
+        (&partitioned[..1], "either all or none"),
+        (
+            &[
+                ("scan.partition.column", "id"),
+                ("scan.partition.num", "2"),
+                ("scan.partition.lower-bound", "9"),
+                ("scan.partition.upper-bound", "1"),
+            ][..],
+            "is above",
+        ),
+        (
+            &[
+                ("scan.partition.column", "nope"),
+                ("scan.partition.num", "2"),
+                ("scan.partition.lower-bound", "1"),
+                ("scan.partition.upper-bound", "9"),
+            ][..],
+            "not a column",
+        ),
+    ] {
+        let refused = runnel_connectors::jdbc::source(&options("many", extra), schema.clone());
+        let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains(error), "{message}");
+    }
+
     let extra = [
         ("sink.buffer-flush.max-rows", "1000000"),
         ("sink.buffer-flush.interval", "1 h"),
