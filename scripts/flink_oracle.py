@@ -39,7 +39,11 @@ TABLES = {
           "WATERMARK FOR ts AS ts - INTERVAL '1' SECOND",
     "rt": "currency STRING, rate INT, ts TIMESTAMP(3), "
           "WATERMARK FOR ts AS ts - INTERVAL '1' SECOND, PRIMARY KEY (currency) NOT ENFORCED",
+    "rc": "currency STRING, rate INT, ts TIMESTAMP(3), "
+          "WATERMARK FOR ts AS ts - INTERVAL '1' SECOND, PRIMARY KEY (currency) NOT ENFORCED",
 }
+# Tables read in another format than 'json': `rc` is a Debezium changelog.
+FORMATS = {"rc": "debezium-json"}
 
 
 def cases(path):
@@ -57,8 +61,9 @@ def environment():
     config.set("table.local-time-zone", "UTC")
     for name, columns in TABLES.items():
         path = os.path.abspath(os.path.join(DIR, "data", f"{name}.jsonl"))
+        fmt = FORMATS.get(name, "json")
         env.execute_sql(f"CREATE TABLE {name} ({columns}) WITH ("
-                        f"'connector' = 'filesystem', 'path' = '{path}', 'format' = 'json')")
+                        f"'connector' = 'filesystem', 'path' = '{path}', 'format' = '{fmt}')")
     return env
 
 
@@ -119,6 +124,7 @@ def main():
     out = {
         "flink": version,
         "tables": TABLES,
+        "formats": FORMATS,
         "cases": [answers[c] for c in all_cases],
     }
     with open(out_path, "w") as f:

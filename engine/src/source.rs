@@ -1,6 +1,8 @@
 //! The source operator: pulls batches from a reader, assigns watermarks and
 //! drops late rows, so that every row downstream travels at a time no later
-//! than its event time.
+//! than its event time; a changelog's late rows go on at the current time
+//! (only a temporal join's versioned side reads a changelog with a
+//! watermark, and a dropped delete would leave it wrong for good).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -298,6 +300,24 @@ pub fn source<'scope>(
                     }
                     let on_time = match &event_time {
                         None => batch,
+                        // A changelog's late rows go on, at the current time:
+                        // a late delete or update dropped would leave what
+                        // reads it (a temporal join's versions) wrong for good.
+                        Some(event_time) if crate::changelog::is_changelog(&batch.schema()) => {
+                            match event_times(&event_time.expr, &batch) {
+                                Ok(times) => {
+                                    if let Some(&batch_max) = times.iter().max() {
+                                        *max_event_time = (*max_event_time).max(batch_max);
+                                    }
+                                    batch
+                                }
+                                Err(error) => {
+                                    context.fail(error);
+                                    finished = true;
+                                    break;
+                                }
+                            }
+                        }
                         Some(event_time) => {
                             let split = event_times(&event_time.expr, &batch)
                                 .and_then(|times| split_late(batch, times, *cap.time()))

@@ -448,6 +448,7 @@ impl Session {
             statement: tokens,
             rank_limits: Default::default(),
             shared: Default::default(),
+            reading_versions: Default::default(),
         };
         planner.plan(&plan).await
     }
@@ -480,8 +481,8 @@ impl Session {
     }
 
     /// The time attribute of `name` if it is a versioned table Flink joins
-    /// by event time (a PRIMARY KEY and a WATERMARK, its rows each a new
-    /// version of its key), or a column of a table a lookup join reads.
+    /// by event time (a PRIMARY KEY and a WATERMARK), or a column of a table
+    /// a lookup join reads.
     fn versioned_time(&self, name: &str) -> Option<String> {
         if let Some(view) = self.catalog.views.iter().find(|v| v.name == name) {
             return view.versions_of.as_ref().map(|v| v.time.clone());
@@ -492,9 +493,11 @@ impl Session {
         if table.options.get("connector").map(String::as_str) == Some("jdbc") {
             return table.physical.first().map(|f| f.name().clone());
         }
-        let append_only = table.options.get("format").map(String::as_str) != Some("debezium-json");
-        match (&table.watermark, table.primary_key.is_empty(), append_only) {
-            (Some(watermark), false, true) => Some(watermark.column.clone()),
+        // An append-only table's rows are each a new version of its key; a
+        // changelog's (debezium-json) inserts and updates are, and its
+        // deletes end its key's versions.
+        match (&table.watermark, table.primary_key.is_empty()) {
+            (Some(watermark), false) => Some(watermark.column.clone()),
             _ => None,
         }
     }

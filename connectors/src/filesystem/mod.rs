@@ -1,6 +1,7 @@
 //! The `filesystem` connector: a file or a directory of files, read in
 //! byte ranges split at line ends so that every worker reads its share of
-//! even a single large file; written as part files, one per worker.
+//! even a single large file (a changelog's files each whole by one worker,
+//! in their order); written as part files, one per worker.
 //!
 //! - `reader`: a worker's ranges, read and decoded; `position`: where a
 //!   reader stands, for checkpoints.
@@ -29,7 +30,7 @@ pub use committing::{CommittingSink, STATE_KIND};
 use crate::ConnectorError;
 use crate::format::{Carrier, Format};
 use crate::options::Options;
-use reader::{FileReader, line_aligned_range};
+use reader::{FileReader, line_aligned_range, whole_file_range};
 use writer::{FileWriter, PartitionedWriter};
 
 /// What can go wrong taking or restoring a checkpoint of this connector.
@@ -139,8 +140,15 @@ impl SourceProvider for FileSource {
 
     fn reader(&self, worker: usize, peers: usize) -> Result<Box<dyn BatchReader>, EngineError> {
         let mut ranges = Vec::new();
-        for path in &self.files {
-            ranges.push(line_aligned_range(path, worker, peers)?);
+        for (i, path) in self.files.iter().enumerate() {
+            // A changelog's meaning is in its order (a row inserted, then
+            // deleted, then inserted again): each of its files is read
+            // whole, by one worker, in its order.
+            let range = match self.format.is_changelog() {
+                true => whole_file_range(path, i % peers.max(1) == worker)?,
+                false => line_aligned_range(path, worker, peers)?,
+            };
+            ranges.push(range);
         }
         let decoder = self
             .format

@@ -249,6 +249,17 @@ pub(super) fn line_aligned_range(
     })
 }
 
+/// All of the file at `path` for the worker that reads it whole, nothing
+/// for the others.
+pub(super) fn whole_file_range(path: &Path, mine: bool) -> Result<Range, ConnectorError> {
+    let len = std::fs::metadata(path).map_err(io_error(path))?.len();
+    Ok(Range {
+        path: path.to_path_buf(),
+        start: if mine { 0 } else { len },
+        end: len,
+    })
+}
+
 fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {

@@ -5,6 +5,12 @@
 //! arrived). A condition on the version is applied to the version found,
 //! never used to look for an older one. Versions of a key older than the
 //! one valid at the watermark can meet no future probe row and are dropped.
+//!
+//! A changelog (a debezium-json table) is versioned as Flink versions it:
+//! `+I` and `+U` rows are versions at their time, a `-D` row ends its key's
+//! versions at its time (a probe row after it finds none, until a later
+//! version), and `-U` rows are not read, as Flink's planner drops them
+//! before the join.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
@@ -24,6 +30,7 @@ use timely::dataflow::operators::generic::Operator;
 
 use super::kernel::{JoinKind, JoinSpec, KeyedBatch, Matches, key_converter, unmatched};
 use crate::batch::Batch;
+use crate::changelog::{self, RowKind};
 use crate::checkpoint::codec::{corrupt, fits_schema, new_state, open_state, seal};
 use crate::checkpoint::encoding::{batches_from_bytes, batches_to_bytes, put_bytes, put_i64};
 use crate::context::JobContext;
@@ -53,7 +60,15 @@ pub struct TemporalJoin {
 /// A key's versions by time, then arrival (the later of equal times wins):
 /// a tree, since a worker far ahead of the watermark adds versions ahead of
 /// the ones arriving in time.
-type Versions = BTreeMap<(Millis, u64), RowRef>;
+type Versions = BTreeMap<(Millis, u64), Version>;
+
+/// A version's row, or the `-D` row that ends its key's versions (kept as
+/// a row so that a checkpoint writes it and a restore reads it as one).
+#[derive(Debug, Clone, Copy)]
+struct Version {
+    row: RowRef,
+    deleted: bool,
+}
 
 struct State {
     spec: Arc<TemporalJoin>,
@@ -265,12 +280,14 @@ impl State {
     }
 
     /// Keeps `batch`'s rows (already past `before_versions`) as versions,
-    /// each after the versions of its key and time already kept.
+    /// each after the versions of its key and time already kept; of a
+    /// changelog, `-D` rows as ends of versions and no `-U` row.
     fn insert_versions(&mut self, batch: RecordBatch) -> Result<(), EngineError> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
         let times = millis(batch.column(self.spec.right_time))?;
+        let kinds = changelog::kinds(&batch);
         let keyed = KeyedBatch::new(batch, &self.spec.join.right_keys, &self.converter)?;
         let id = self.rows.keep(keyed.batch.clone(), Vec::new());
         let mut new_rows = 0;
@@ -278,9 +295,17 @@ impl State {
             let (Some(key), Some(time)) = (key, times[row]) else {
                 continue;
             };
-            let version = RowRef {
-                batch: id,
-                row: row as u32,
+            let kind = kinds.as_ref().map_or(RowKind::Insert, |kinds| kinds[row]);
+            if kind == RowKind::UpdateBefore {
+                continue;
+            }
+            let deleted = kind == RowKind::Delete;
+            let version = Version {
+                row: RowRef {
+                    batch: id,
+                    row: row as u32,
+                },
+                deleted,
             };
             new_rows += 1;
             let versions = match self.versions.get_mut(key) {
@@ -289,7 +314,9 @@ impl State {
             };
             versions.insert((time, self.arrivals), version);
             self.arrivals += 1;
-            if versions.len() == 2 {
+            // An end of versions is looked at by the sweep even alone: once
+            // the watermark passes it, its key can be forgotten.
+            if versions.len() == 2 || deleted {
                 self.crowded.insert(key.into());
             }
         }
@@ -324,7 +351,8 @@ impl State {
                     versions
                         .range(..=(times[i], u64::MAX))
                         .next_back()
-                        .map(|(_, row)| *row)
+                        .filter(|(_, version)| !version.deleted)
+                        .map(|(_, version)| version.row)
                 });
             if let Some(row) = found {
                 probe_rows.push(i as u32);
@@ -378,7 +406,7 @@ impl State {
         let refs: Vec<RowRef> = self
             .versions
             .values()
-            .flat_map(|versions| versions.values().copied())
+            .flat_map(|versions| versions.values().map(|version| version.row))
             .collect();
         if refs.is_empty() {
             return Ok(Vec::new());
@@ -394,6 +422,7 @@ impl State {
     fn drop_outdated(&mut self, bound: Watermark) {
         let mut dropped = 0;
         let mut settled = Vec::new();
+        let mut forgotten = Vec::new();
         for key in &self.crowded {
             if let Some(versions) = self.versions.get_mut(key) {
                 // The last version before `bound` stays valid for it.
@@ -408,6 +437,15 @@ impl State {
                     versions.pop_first();
                     dropped += 1;
                 }
+                // An end of versions valid at the bound, alone: no probe row
+                // from the bound on finds a version of its key.
+                let ended = versions.len() == 1
+                    && versions.first_key_value().is_some_and(|(_, v)| v.deleted);
+                if ended {
+                    versions.clear();
+                    dropped += 1;
+                    forgotten.push(key.clone());
+                }
                 if versions.len() < 2 {
                     settled.push(key.clone());
                 }
@@ -415,6 +453,9 @@ impl State {
         }
         for key in settled {
             self.crowded.remove(&key);
+        }
+        for key in forgotten {
+            self.versions.remove(&key);
         }
         self.live -= dropped;
         self.context
@@ -436,7 +477,7 @@ impl State {
         let mut refs: Vec<&mut RowRef> = self
             .versions
             .values_mut()
-            .flat_map(|versions| versions.values_mut())
+            .flat_map(|versions| versions.values_mut().map(|version| &mut version.row))
             .collect();
         self.rows.compact(&mut refs)
     }

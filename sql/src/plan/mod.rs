@@ -113,6 +113,9 @@ pub struct Planner<'a> {
     /// `ROW_NUMBER()` below one keeps only N rows per partition.
     pub rank_limits: std::cell::RefCell<Vec<(String, u64)>>,
     pub(crate) shared: std::cell::RefCell<crate::plan::reuse::SharedPlans>,
+    /// Planning the versioned side of an event-time temporal join, which
+    /// may be a changelog with a WATERMARK.
+    pub(crate) reading_versions: std::cell::Cell<bool>,
 }
 
 impl Planner<'_> {

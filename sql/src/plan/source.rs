@@ -44,9 +44,14 @@ impl Planner<'_> {
                 provider = skipping;
             }
         }
-        if provider.produces_changelog() && table.watermark.is_some() {
-            // The source drops rows late for its watermark: a dropped
-            // update or delete would leave every result wrong for good.
+        if provider.produces_changelog()
+            && table.watermark.is_some()
+            && !self.reading_versions.get()
+        {
+            // A source drops rows late for its watermark: a dropped update
+            // or delete would leave every result wrong for good. A
+            // temporal join's versioned side keeps them (the engine's
+            // source passes a changelog's late rows on).
             return Err(SqlError::at(
                 format!(
                     "table '{}': a WATERMARK on a changelog source is not supported (late updates and deletes would be dropped)",

@@ -272,7 +272,10 @@ impl Planner<'_> {
             )?),
             ..versioned.scan.clone()
         });
-        let right = Box::pin(self.translate(&whole)).await?;
+        self.reading_versions.set(true);
+        let right = Box::pin(self.translate(&whole)).await;
+        self.reading_versions.set(false);
+        let right = right?;
         let right_schema = right.schema.clone();
         let time_name = versioned.probe_time.name.clone();
         let left_time = join

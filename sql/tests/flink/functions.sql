@@ -9,7 +9,8 @@
 -- `o` ten, out of order within its watermark (data/o.jsonl); `p` fifteen
 -- readings of keys a, b, c, out of order within its 1 s watermark, two
 -- of key a at one time (data/p.jsonl); `a` four rows of arrays and maps,
--- empty and NULL ones among them (data/a.jsonl).
+-- empty and NULL ones among them (data/a.jsonl); `rc` a Debezium
+-- changelog of rates: inserts, updates and deletes (data/rc.jsonl).
 
 -- comparison
 i = 7
@@ -1270,3 +1271,9 @@ SELECT k, SUM(v), SUM(CAST(v AS BIGINT)) FROM r GROUP BY k
 SELECT k, MAX(CAST(v AS BIGINT)), MAX(CAST(v AS DOUBLE)), COUNT(v) FROM r GROUP BY k
 SELECT window_start, SUM(v), SUM(CAST(v AS DOUBLE)) FROM TABLE(TUMBLE(TABLE p, DESCRIPTOR(ts), INTERVAL '2' SECOND)) GROUP BY window_start, window_end
 SELECT k, v, SUM(v) OVER w, SUM(CAST(v AS DOUBLE)) OVER w FROM p WINDOW w AS (PARTITION BY k ORDER BY ts ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)
+
+-- an event-time temporal join against a changelog: updates are versions, deletes end them
+SELECT o.id, o.currency, r.rate FROM od AS o LEFT JOIN rc FOR SYSTEM_TIME AS OF o.ts AS r ON o.currency = r.currency
+SELECT o.id, r.rate, r.ts FROM od AS o JOIN rc FOR SYSTEM_TIME AS OF o.ts AS r ON o.currency = r.currency AND r.rate > 100
+SELECT r.currency, COUNT(*), SUM(o.amount * r.rate) FROM od AS o JOIN rc FOR SYSTEM_TIME AS OF o.ts AS r ON o.currency = r.currency GROUP BY r.currency
+SELECT o.id, r.rate FROM od AS o LEFT JOIN rc FOR SYSTEM_TIME AS OF o.ts AS r ON o.currency = r.currency WHERE o.amount > 2
