@@ -85,13 +85,7 @@ fn read_timestamp(value: &str) -> Option<NaiveDateTime> {
         Some((date, time)) => (date, Some(time)),
         None => (value, None),
     };
-    let mut date_fields = date.split('-');
-    let year = number(date_fields.next()?)?;
-    let month = number(date_fields.next()?)?;
-    let day = number(date_fields.next()?)?;
-    if date_fields.next().is_some() {
-        return None;
-    }
+    let [year, month, day] = three_numbers(date, '-')?;
     let date = NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)?;
     let Some(time) = time else {
         return Some(date.and_time(NaiveTime::MIN));
@@ -100,13 +94,7 @@ fn read_timestamp(value: &str) -> Option<NaiveDateTime> {
         Some((clock, fraction)) => (clock, Some(fraction)),
         None => (time, None),
     };
-    let mut clock_fields = clock.split(':');
-    let hour = number(clock_fields.next()?)?;
-    let minute = number(clock_fields.next()?)?;
-    let second = number(clock_fields.next()?)?;
-    if clock_fields.next().is_some() {
-        return None;
-    }
+    let [hour, minute, second] = three_numbers(clock, ':')?;
     let nanos = match fraction {
         None => 0,
         Some(digits) if (1..=9).contains(&digits.len()) => {
@@ -115,6 +103,17 @@ fn read_timestamp(value: &str) -> Option<NaiveDateTime> {
         Some(_) => return None,
     };
     Some(date.and_time(NaiveTime::from_hms_nano_opt(hour, minute, second, nanos)?))
+}
+
+/// Exactly three numbers separated by `separator`.
+fn three_numbers(text: &str, separator: char) -> Option<[u32; 3]> {
+    let mut fields = text.split(separator);
+    let numbers = [
+        number(fields.next()?)?,
+        number(fields.next()?)?,
+        number(fields.next()?)?,
+    ];
+    fields.next().is_none().then_some(numbers)
 }
 
 fn number(digits: &str) -> Option<u32> {

@@ -17,19 +17,24 @@ fn run(probes: &[Row], versions: &[Row], workers: usize) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "probes", probes);
     let v = write(dir.path(), "versions", versions);
-    let script = format!(
+    run_script_none_late(&script(&p, &v, "json"), workers)
+}
+
+/// The LEFT temporal join of the probes at `probes` with the versioned
+/// table at `versions`, read in `format`.
+fn script(probes: &std::path::Path, versions: &std::path::Path, format: &str) -> String {
+    format!(
         "CREATE TABLE p (k BIGINT, v BIGINT, ts TIMESTAMP(3), \
          WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) \
          WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
          CREATE TABLE r (k BIGINT, v BIGINT, ts TIMESTAMP(3), \
          WATERMARK FOR ts AS ts - INTERVAL '1' SECOND, PRIMARY KEY (k) NOT ENFORCED) \
-         WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
+         WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = '{format}');
          SELECT p.k, p.v, x.v FROM p LEFT JOIN r FOR SYSTEM_TIME AS OF p.ts AS x \
          ON p.k = x.k",
-        p.display(),
-        v.display()
-    );
-    run_script_none_late(&script, workers)
+        probes.display(),
+        versions.display()
+    )
 }
 
 fn expected(probes: &[Row], versions: &[Row]) -> Vec<String> {
@@ -171,18 +176,7 @@ proptest! {
         let (text, entries) = changelog(&changes);
         let r = dir.path().join("changes.jsonl");
         std::fs::write(&r, text).unwrap();
-        let script = format!(
-            "CREATE TABLE p (k BIGINT, v BIGINT, ts TIMESTAMP(3), \
-             WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) \
-             WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
-             CREATE TABLE r (k BIGINT, v BIGINT, ts TIMESTAMP(3), \
-             WATERMARK FOR ts AS ts - INTERVAL '1' SECOND, PRIMARY KEY (k) NOT ENFORCED) \
-             WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'debezium-json');
-             SELECT p.k, p.v, x.v FROM p LEFT JOIN r FOR SYSTEM_TIME AS OF p.ts AS x \
-             ON p.k = x.k",
-            p.display(),
-            r.display()
-        );
+        let script = script(&p, &r, "debezium-json");
         let got = run_script_none_late(&script, workers);
         let mut want: Vec<String> = probes
             .iter()
