@@ -1,13 +1,16 @@
 //! Flink's collection and type functions DataFusion lacks or answers
 //! otherwise: `ELEMENT`, `SPLIT`, `SHA1` and the SHA-2 digests, and `TYPEOF` (typed here, answered by the rewrite,
-//! which knows the argument's type and nullability).
+//! which knows the argument's type and nullability); `array[i]` and
+//! `ARRAY_CONTAINS` with a NULL as Flink answers them (rewritten calls).
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::Array;
+use datafusion::arrow::array::{Array, ArrayRef};
 use datafusion::arrow::datatypes::{DataType, Field};
-use datafusion::common::{ScalarValue, exec_err, plan_err};
-use datafusion::logical_expr::{ScalarUDF, Signature, TypeSignature, Volatility};
+use datafusion::common::tree_node::Transformed;
+use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
+use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::{Expr, ScalarUDF, Signature, TypeSignature, Volatility, lit, when};
 
 use super::row_fn::{RowFn, string, text};
 
@@ -245,4 +248,74 @@ fn string_list_type() -> DataType {
 
 fn string_list(items: &[ScalarValue]) -> ScalarValue {
     ScalarValue::List(ScalarValue::new_list_nullable(items, &DataType::Utf8))
+}
+
+/// `array[index]` as Flink answers it: a constant index below 1 is refused
+/// at submit, as Flink's validation refuses it; any other index outside
+/// the array is NULL (DataFusion counts a negative one from the end). An
+/// `ARRAY[...]` constructor indexed past its end, or by a non-constant, is
+/// refused: Flink 2.3 answers -1 there.
+pub fn flink_element(func: Arc<ScalarUDF>, args: Vec<Expr>) -> Result<Transformed<Expr>> {
+    let Ok([array, index]) = <[Expr; 2]>::try_from(args) else {
+        return plan_err!("an array element access takes an array and an index");
+    };
+    let constant = super::math::constant_value(&index)
+        .and_then(|value| value.cast_to(&DataType::Int64).ok())
+        .and_then(|value| match value {
+            ScalarValue::Int64(n) => n,
+            _ => None,
+        });
+    if let Some(n) = constant.filter(|n| *n < 1) {
+        return plan_err!("Array element access needs an index starting at 1 but was {n}.");
+    }
+    if let Expr::ScalarFunction(constructor) = &array
+        && constructor.func.name() == "make_array"
+    {
+        let length = constructor.args.len() as i64;
+        if constant.is_none_or(|n| n > length) {
+            return plan_err!(
+                "an ARRAY[...] of {length} elements indexed by {index} is refused: Flink 2.3 \
+                 answers -1 for an index past such an array's end"
+            );
+        }
+    }
+    let element = Expr::ScalarFunction(ScalarFunction::new_udf(func, vec![array, index.clone()]));
+    Ok(Transformed::yes(
+        when(index.gt_eq(lit(1i64)), element).otherwise(lit(ScalarValue::Null))?,
+    ))
+}
+
+/// `ARRAY_CONTAINS(array, needle)` with a NULL needle is whether the array
+/// holds a NULL, as in Flink (DataFusion answers NULL).
+pub fn flink_contains(func: Arc<ScalarUDF>, args: Vec<Expr>) -> Result<Transformed<Expr>> {
+    let Ok([array, needle]) = <[Expr; 2]>::try_from(args) else {
+        return plan_err!("ARRAY_CONTAINS takes an array and a value");
+    };
+    let contains = Expr::ScalarFunction(ScalarFunction::new_udf(
+        func,
+        vec![array.clone(), needle.clone()],
+    ));
+    Ok(Transformed::yes(
+        when(needle.is_null(), has_null().call(vec![array])).otherwise(contains)?,
+    ))
+}
+
+fn has_null() -> ScalarUDF {
+    RowFn::udf(
+        "flink_array_has_null",
+        Signature::any(1, Volatility::Immutable),
+        |_| Ok(DataType::Boolean),
+        |args, _| {
+            let holds_null = |values: ArrayRef| values.null_count() > 0;
+            Ok(ScalarValue::Boolean(match &args[0] {
+                ScalarValue::List(list) => list.is_valid(0).then(|| holds_null(list.value(0))),
+                ScalarValue::LargeList(list) => list.is_valid(0).then(|| holds_null(list.value(0))),
+                ScalarValue::FixedSizeList(list) => {
+                    list.is_valid(0).then(|| holds_null(list.value(0)))
+                }
+                ScalarValue::Null => None,
+                other => return exec_err!("ARRAY_CONTAINS of {}", other.data_type()),
+            }))
+        },
+    )
 }

@@ -254,6 +254,16 @@ impl FunctionRewrite for FlinkSemantics {
                 printf_call(func, args, schema)?
             }
             Expr::ScalarFunction(ScalarFunction { func, args })
+                if func.name() == "array_element" && args.len() == 2 =>
+            {
+                collections::flink_element(func, args)?
+            }
+            Expr::ScalarFunction(ScalarFunction { func, args })
+                if func.name() == "array_has" && args.len() == 2 =>
+            {
+                collections::flink_contains(func, args)?
+            }
+            Expr::ScalarFunction(ScalarFunction { func, args })
                 if matches!(func.name(), "upper" | "lower") && args.len() == 1 =>
             {
                 strings::check_constant_case(func.name(), &args[0])?;

@@ -1277,3 +1277,37 @@ SELECT o.id, o.currency, r.rate FROM od AS o LEFT JOIN rc FOR SYSTEM_TIME AS OF 
 SELECT o.id, r.rate, r.ts FROM od AS o JOIN rc FOR SYSTEM_TIME AS OF o.ts AS r ON o.currency = r.currency AND r.rate > 100
 SELECT r.currency, COUNT(*), SUM(o.amount * r.rate) FROM od AS o JOIN rc FOR SYSTEM_TIME AS OF o.ts AS r ON o.currency = r.currency GROUP BY r.currency
 SELECT o.id, r.rate FROM od AS o LEFT JOIN rc FOR SYSTEM_TIME AS OF o.ts AS r ON o.currency = r.currency WHERE o.amount > 2
+
+-- arrays and maps at their edges
+ARRAY[1, 2, 3][0]
+ARRAY[1, 2, 3][4]
+ARRAY[1, 2, 3][-1]
+ARRAY[1, NULL, 3][2]
+CARDINALITY(ARRAY[1, NULL])
+CARDINALITY(MAP['a', 1])
+MAP['a', 1]['b']
+MAP['a', 1, 'a', 2]['a']
+ARRAY_CONTAINS(ARRAY[1, NULL], CAST(NULL AS INT))
+ARRAY_POSITION(ARRAY[3, 1, 3], 3)
+ARRAY_DISTINCT(ARRAY[3, 1, 3, NULL, NULL])
+ARRAY_REVERSE(ARRAY[1, 2, NULL])
+ARRAY_SLICE(ARRAY[1, 2, 3, 4], 2, 3)
+ARRAY_SLICE(ARRAY[1, 2, 3, 4], -2)
+ARRAY_SORT(ARRAY[3, NULL, 1])
+ARRAY_UNION(ARRAY[1, 2], ARRAY[2, 3])
+ARRAY_EXCEPT(ARRAY[1, 2, 2, 3], ARRAY[2])
+ARRAY_INTERSECT(ARRAY[1, 2, 2, 3], ARRAY[2, 3, 3])
+ARRAY_MAX(ARRAY[1, NULL, 3])
+ARRAY_MIN(ARRAY['b', 'a'])
+ARRAY_JOIN(ARRAY['a', NULL, 'c'], ',')
+ARRAY_JOIN(ARRAY['a', NULL, 'c'], ',', '?')
+MAP_KEYS(MAP['a', 1, 'b', 2])
+MAP_VALUES(MAP['a', 1, 'b', 2])
+MAP_ENTRIES(MAP['a', 1])
+MAP_FROM_ARRAYS(ARRAY['a', 'b'], ARRAY[1, 2])
+SPLIT('a,b,,c', ',')
+ELEMENT(ARRAY[1])
+ARRAY_CONCAT(ARRAY[1], ARRAY[2, 3])
+SELECT id, nums[CAST(id AS INT) - 1], nums[CAST(id AS INT) - 2], nums[CAST(id AS INT) + 2] FROM a
+SELECT id, ARRAY_CONTAINS(nums, CAST(NULL AS INT)), ARRAY_CONTAINS(tags, 'z') FROM a
+SELECT id, m['k1'], m['nope'], tags[1] FROM a
