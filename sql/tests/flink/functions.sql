@@ -1311,3 +1311,28 @@ ARRAY_CONCAT(ARRAY[1], ARRAY[2, 3])
 SELECT id, nums[CAST(id AS INT) - 1], nums[CAST(id AS INT) - 2], nums[CAST(id AS INT) + 2] FROM a
 SELECT id, ARRAY_CONTAINS(nums, CAST(NULL AS INT)), ARRAY_CONTAINS(tags, 'z') FROM a
 SELECT id, m['k1'], m['nope'], tags[1] FROM a
+
+-- JSON and conditional edges
+JSON_VALUE('{"a": 1.0}', '$.a')
+JSON_VALUE('{"a": [1, 2]}', '$.a')
+JSON_VALUE('{"a": true}', '$.a' RETURNING BOOLEAN)
+JSON_VALUE('{"a": "12"}', '$.a' RETURNING INT)
+JSON_VALUE('not json', '$.a')
+JSON_QUERY('{"a": {"b": 1}}', '$.a')
+JSON_QUERY('{"a": "x"}', '$.a')
+JSON_EXISTS('{"a": null}', '$.a')
+JSON_EXISTS('{"a": 1}', '$.b')
+JSON_STRING(1.5)
+JSON_STRING('a"b')
+JSON_STRING(CAST(NULL AS INT))
+GREATEST(i, b, 3)
+GREATEST(i, n)
+LEAST('b', 'a', 'c')
+NULLIF(i, 7)
+COALESCE(n, b, 0)
+CASE WHEN bo THEN 1 ELSE 2.5 END
+CASE i WHEN 7 THEN 'seven' WHEN 8 THEN 'eight' END
+TRY_CAST('x' AS INT)
+TRY_CAST('12' AS INT) + 1
+SELECT k, JSON_OBJECTAGG(KEY w VALUE v) FROM r GROUP BY k
+SELECT k, JSON_ARRAYAGG(v) FROM r GROUP BY k
