@@ -292,7 +292,8 @@ fn hls_and_dash_gets_and_preflights_are_open_to_other_origins() {
 /// hls.js in Debian's headless Chromium, on a page of another origin,
 /// plays an ON_DEMAND session (one more with AAC audio, which it must
 /// decode) and a LIVE one while it is being put; dash.js plays the AAC
-/// camera's DASH session (`py/video_browser.py` drives `js/play.mjs`).
+/// camera's DASH session and a LIVE one (`py/video_browser.py` drives
+/// `js/play.mjs`).
 #[test]
 fn hls_js_and_dash_js_in_headless_chromium_play_on_demand_and_live_sessions() {
     let modules = crate::harness::browser_node_modules(&[

@@ -159,7 +159,19 @@ pub fn render(manifest: &Manifest, token: &str) -> String {
         segment_list(&mut out, manifest, token, "&amp;TrackNumber=2");
         out.push_str("      </Representation>\n    </AdaptationSet>\n");
     }
-    out.push_str("  </Period>\n</MPD>\n");
+    out.push_str("  </Period>\n");
+    // A live player keeps its clock to the server's: the manifest carries
+    // the server's time itself (ISO/IEC 23009-1's `direct` scheme), so a
+    // player needs no time server of its own (dash.js otherwise asks a
+    // public one).
+    if let Presentation::Dynamic { publish_ms, .. } = &manifest.presentation {
+        let _ = writeln!(
+            out,
+            "  <UTCTiming schemeIdUri=\"urn:mpeg:dash:utc:direct:2014\" value=\"{}\"/>",
+            date_time(*publish_ms).unwrap_or_default()
+        );
+    }
+    out.push_str("</MPD>\n");
     out
 }
 
@@ -328,6 +340,13 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("mediaPresentationDuration"), "{text}");
+        assert!(
+            text.ends_with(
+                "  </Period>\n  <UTCTiming schemeIdUri=\"urn:mpeg:dash:utc:direct:2014\" \
+                 value=\"2023-11-14T22:13:32.500Z\"/>\n</MPD>\n"
+            ),
+            "{text}"
+        );
 
         manifest.segments.clear();
         let empty = render(&manifest, "T");

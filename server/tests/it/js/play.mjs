@@ -23,8 +23,8 @@ const PLAYERS = {
   dash: { script: join('dashjs', 'dist', 'modern', 'umd', 'dash.all.min.js'), name: 'dash.js' },
 };
 if (!PLAYERS[player] || !modules || !profile || !url || !['LIVE', 'ON_DEMAND'].includes(mode)
-    || ![undefined, 'audio'].includes(audio) || (player === 'dash' && mode === 'LIVE')) {
-  console.error('usage: play.mjs hls|dash NODE_MODULES PROFILE_DIR URL LIVE|ON_DEMAND [audio] (dash: ON_DEMAND)');
+    || ![undefined, 'audio'].includes(audio)) {
+  console.error('usage: play.mjs hls|dash NODE_MODULES PROFILE_DIR URL LIVE|ON_DEMAND [audio]');
   process.exit(2);
 }
 const CHROMIUM = '/usr/bin/chromium';
@@ -85,10 +85,24 @@ const attach = {
       state.live = dash.isDynamic();
       state.tracks = ['video', 'audio'].filter((type) => dash.getTracksFor(type).length > 0);
     });
-    dash.on(events.FRAGMENT_LOADING_COMPLETED, (e) => {
-      if (e.request && e.request.type === 'MediaSegment') state.fragments += 1;
-    });
-    dash.initialize(video, source, true);
+    // Fragment numbers are 128-bit: counted from the first manifest's
+    // least, they compare as numbers do. The last of that manifest and the
+    // last video segment loaded play hls.js's end SN and buffered SN.
+    fetch(source).then((answer) => answer.text()).then((text) => {
+      const numbers = [...text.matchAll(/FragmentNumber=([0-9]+)/g)].map((m) => BigInt(m[1]));
+      const base = numbers.length ? numbers.reduce((a, b) => (a < b ? a : b)) : 0n;
+      const last = numbers.length ? numbers.reduce((a, b) => (a > b ? a : b)) : base - 1n;
+      state.firstEndSN = Number(last - base);
+      dash.on(events.FRAGMENT_LOADING_COMPLETED, (e) => {
+        if (!e.request || e.request.type !== 'MediaSegment') return;
+        state.fragments += 1;
+        const number = /FragmentNumber=([0-9]+)/.exec(e.request.url);
+        if (number && e.request.mediaType === 'video') {
+          state.lastBufferedSN = Math.max(state.lastBufferedSN ?? -1, Number(BigInt(number[1]) - base));
+        }
+      });
+      dash.initialize(video, source, true);
+    }).catch((e) => { state.fatal = 'the manifest: ' + e; });
   }`,
 };
 
@@ -164,8 +178,9 @@ try {
     log.push(`requestfailed: ${request.url().slice(0, 120)} ${request.failure()?.errorText}`));
   await tab.goto(`${origin}/?src=${encodeURIComponent(url)}`, { timeout: 15_000 });
   try {
-    // A LIVE session has played only once hls.js has buffered a fragment
-    // its first media playlist did not list yet: one put after it joined.
+    // A LIVE session has played only once the player has loaded a fragment
+    // its first playlist or manifest did not list yet: one put after it
+    // joined.
     await tab.waitForFunction(
       (live) => {
         const r = window.report();

@@ -3,7 +3,8 @@ web page of another origin would (`../js/play.mjs`): hls.js an ON_DEMAND
 session over 10 s of put video, one over a camera with AAC audio
 (Chromium must decode the audio too), then a LIVE one while a producer is
 still putting, at its own pace; dash.js an ON_DEMAND DASH session over
-the camera, its video and audio AdaptationSets both. Chromium decodes the H.264 through MediaSource, so this is
+the camera, its video and audio AdaptationSets both, and a LIVE DASH
+session of the same producer. Chromium decodes the H.264 through MediaSource, so this is
 the check that the init and media fragments are what a browser takes, not
 only what ffmpeg forgives; and that the playback GETs carry the CORS
 header, without which the browser hands hls.js nothing.
@@ -135,7 +136,7 @@ assert abs(report["duration"] - hls_report["duration"]) < 0.1, (
 # passed, as a camera would; the player joins after the first fragments.
 create_stream(kv, "live")
 start = int(time.time()) - 3
-data = make_mkv(os.path.join(tmp.name, "live.mkv"), 30, offset=start)
+data = make_mkv(os.path.join(tmp.name, "live.mkv"), 60, offset=start)
 source = parse_source(data)
 put = PutMedia(put_url, {"x-amzn-stream-name": "live", "x-amzn-fragment-timecode-type": "ABSOLUTE",
                          "x-amzn-fragment-acknowledgment-required": "1"})
@@ -159,6 +160,8 @@ try:
     assert put.wait(lambda p: len(p.acks("PERSISTED")) >= 2, 20), f"LIVE producer: {put.describe()}"
     live_url = session_url("live", PlaybackMode="LIVE")
     play(live_url, "LIVE")
+    # dash.js joins the same live stream through a DASH session.
+    play(dash_session_url("live", PlaybackMode="LIVE"), "LIVE", player="dash")
     assert not put.acks("ERROR"), f"ERROR acks: {put.acks('ERROR')}"
 finally:
     stop.set()
