@@ -254,6 +254,11 @@ impl FunctionRewrite for FlinkSemantics {
                 printf_call(func, args, schema)?
             }
             Expr::ScalarFunction(ScalarFunction { func, args })
+                if func.name() == "timestampadd" && args.len() == 3 =>
+            {
+                temporal::timestampadd_typed(func, args, schema)?
+            }
+            Expr::ScalarFunction(ScalarFunction { func, args })
                 if func.name() == "array_element" && args.len() == 2 =>
             {
                 collections::flink_element(func, args)?

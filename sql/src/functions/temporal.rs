@@ -356,17 +356,7 @@ pub fn timestampdiff() -> ScalarUDF {
                 return Ok(ScalarValue::Int32(None));
             };
             let millis = (to - from).num_milliseconds();
-            let months = || {
-                let mut months = i64::from(to.year() - from.year()) * 12 + i64::from(to.month())
-                    - i64::from(from.month());
-                let within = |t: NaiveDateTime| (t.day(), t.time());
-                if months > 0 && within(to) < within(from) {
-                    months -= 1;
-                } else if months < 0 && within(to) > within(from) {
-                    months += 1;
-                }
-                months
-            };
+            let months = || months_between(from, to);
             let value = match unit.to_ascii_uppercase().as_str() {
                 "MILLISECOND" | "FRAC_SECOND" => millis,
                 "SECOND" => millis / 1_000,
@@ -382,6 +372,44 @@ pub fn timestampdiff() -> ScalarUDF {
             Ok(ScalarValue::Int32(i32::try_from(value).ok()))
         },
     )
+}
+
+/// Whole months from `from` to `to` as Flink counts them (Calcite's
+/// `subtractMonths`): the most months `from`'s date can move (its day
+/// clamped to a shorter month's last) without passing `to`'s date, one
+/// less when that lands on `to`'s date at an earlier time of day. So
+/// January 31 to February 29 is a month.
+fn months_between(from: NaiveDateTime, to: NaiveDateTime) -> i64 {
+    let mut months = date_months(from.date(), to.date());
+    if add_months(from.date(), months) == Some(to.date()) && to.time() < from.time() {
+        months -= 1;
+    }
+    months
+}
+
+fn date_months(from: NaiveDate, to: NaiveDate) -> i64 {
+    if to < from {
+        return -date_months(to, from);
+    }
+    // No month is longer than 31 days: the estimate is never too many.
+    let mut months = (to - from).num_days() / 31;
+    loop {
+        match (add_months(from, months), add_months(from, months + 1)) {
+            (Some(moved), _) if moved >= to => return months,
+            (_, Some(next)) if next > to => return months,
+            (_, None) => return months,
+            _ => months += 1,
+        }
+    }
+}
+
+fn add_months(date: NaiveDate, months: i64) -> Option<NaiveDate> {
+    let count = chrono::Months::new(u32::try_from(months.unsigned_abs()).ok()?);
+    if months >= 0 {
+        date.checked_add_months(count)
+    } else {
+        date.checked_sub_months(count)
+    }
 }
 
 /// The start of `t`'s `unit`.
@@ -528,4 +556,29 @@ pub fn to_timestamp_ltz() -> ScalarUDF {
             ))
         },
     )
+}
+
+/// `TIMESTAMPADD` of a day or longer to a DATE is a DATE in Flink (of a
+/// shorter unit, a TIMESTAMP); the function itself answers a TIMESTAMP, at
+/// midnight for such a unit, which this casts.
+pub fn timestampadd_typed(
+    func: std::sync::Arc<ScalarUDF>,
+    args: Vec<datafusion::logical_expr::Expr>,
+    schema: &datafusion::common::DFSchema,
+) -> Result<datafusion::common::tree_node::Transformed<datafusion::logical_expr::Expr>> {
+    use datafusion::common::tree_node::Transformed;
+    use datafusion::logical_expr::{Expr, ExprSchemable, expr::ScalarFunction};
+    let date_unit = match args.first() {
+        Some(Expr::Literal(ScalarValue::Utf8(Some(unit)), _)) => matches!(
+            unit.to_ascii_uppercase().as_str(),
+            "DAY" | "WEEK" | "MONTH" | "QUARTER" | "YEAR"
+        ),
+        _ => false,
+    };
+    let of_date = args.get(2).map(|t| t.get_type(schema)).transpose()? == Some(DataType::Date32);
+    let call = Expr::ScalarFunction(ScalarFunction::new_udf(func, args));
+    Ok(match date_unit && of_date {
+        true => Transformed::yes(call.cast_to(&DataType::Date32, schema)?),
+        false => Transformed::no(call),
+    })
 }
