@@ -300,31 +300,20 @@ pub fn source<'scope>(
                     }
                     let on_time = match &event_time {
                         None => batch,
-                        // A changelog's late rows go on, at the current time:
-                        // a late delete or update dropped would leave what
-                        // reads it (a temporal join's versions) wrong for good.
-                        Some(event_time) if crate::changelog::is_changelog(&batch.schema()) => {
-                            match event_times(&event_time.expr, &batch) {
-                                Ok(times) => {
-                                    if let Some(&batch_max) = times.iter().max() {
-                                        *max_event_time = (*max_event_time).max(batch_max);
-                                    }
-                                    batch
-                                }
-                                Err(error) => {
-                                    context.fail(error);
-                                    finished = true;
-                                    break;
-                                }
-                            }
-                        }
                         Some(event_time) => {
-                            let split = event_times(&event_time.expr, &batch)
-                                .and_then(|times| split_late(batch, times, *cap.time()))
-                                .and_then(|(on_time, times, late)| {
-                                    hand_over_late(late, *cap.time(), &mut late_rows, &context)?;
-                                    Ok((on_time, times))
-                                });
+                            // A changelog's late rows go on, at the current
+                            // time: a late delete or update dropped would
+                            // leave what reads it (a temporal join's
+                            // versions) wrong for good.
+                            let keep_late = crate::changelog::is_changelog(&batch.schema());
+                            let split = event_times(&event_time.expr, &batch).and_then(|times| {
+                                if keep_late {
+                                    return Ok((batch, times));
+                                }
+                                let (on_time, times, late) = split_late(batch, times, *cap.time())?;
+                                hand_over_late(late, *cap.time(), &mut late_rows, &context)?;
+                                Ok((on_time, times))
+                            });
                             let kept = split.and_then(|(on_time, times)| {
                                 if let Some(&batch_max) = times.iter().max() {
                                     *max_event_time = (*max_event_time).max(batch_max);

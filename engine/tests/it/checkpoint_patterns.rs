@@ -248,7 +248,16 @@ impl CustomJob for Temporal {
 /// version found (`rv > -10`) and one rows must meet to be versions at
 /// all (`rv <> 0`), each if asked.
 fn temporal_job(kind: JoinKind, version_filter: bool, before_versions: bool) -> Job {
-    let right = right_schema();
+    temporal_job_over(right_schema(), kind, version_filter, before_versions)
+}
+
+/// The same over a versioned side of `right`'s columns.
+fn temporal_job_over(
+    right: SchemaRef,
+    kind: JoinKind,
+    version_filter: bool,
+    before_versions: bool,
+) -> Job {
     let rv = || col("rv", &right).unwrap();
     let spec = TemporalJoin {
         join: join_spec(kind, &schema(), &right, &[0], None),
@@ -327,20 +336,6 @@ fn changelog_batches(rows: &[Row], batch_rows: usize) -> Arc<Vec<RecordBatch>> {
     )
 }
 
-fn changelog_temporal_job(kind: JoinKind) -> Job {
-    let right = runnel_engine::changelog::with_op(&right_schema());
-    let spec = TemporalJoin {
-        join: join_spec(kind, &schema(), &right, &[0], None),
-        left_time: 1,
-        right_time: 1,
-        version_filter: None,
-        before_versions: None,
-        left_route: vec![0],
-        right_route: vec![0],
-    };
-    Job::Custom(Arc::new(Temporal(Arc::new(spec))))
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
 
@@ -355,7 +350,8 @@ proptest! {
         run in runs(),
     ) {
         let kind = if left_join { JoinKind::Left } else { JoinKind::Inner };
-        let job = changelog_temporal_job(kind);
+        let versioned = runnel_engine::changelog::with_op(&right_schema());
+        let job = temporal_job_over(versioned, kind, false, false);
         let inputs = [
             batches(&in_time_order(left), batch_rows),
             changelog_batches(&distinct_times(right), batch_rows),

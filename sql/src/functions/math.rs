@@ -388,11 +388,6 @@ pub fn constant_value(expr: &Expr) -> Option<ScalarValue> {
     }
 }
 
-/// A constant divided by a constant zero, which is refused on its own.
-pub fn divides_by_zero(expr: &Expr) -> bool {
-    matches!(expr, Expr::BinaryExpr(b) if b.op == Operator::Divide && is_constant(&b.left) && folds_to_zero(&b.right))
-}
-
 /// A constant whose value is a numeric zero.
 pub fn folds_to_zero(expr: &Expr) -> bool {
     match constant_value(expr) {

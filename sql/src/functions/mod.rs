@@ -283,17 +283,6 @@ impl FunctionRewrite for FlinkSemantics {
             {
                 math::wrapping_abs(func, args, schema)?
             }
-            expr @ (Expr::Negative(_) | Expr::BinaryExpr(_))
-                if math::is_constant(&expr)
-                    && expr
-                        .get_type(schema)
-                        .is_ok_and(|t| t.is_floating() && !math::divides_by_zero(&expr)) =>
-            {
-                match math::constant_float_arithmetic(&expr, schema)? {
-                    Some(folded) => Transformed::yes(folded),
-                    None => Transformed::no(expr),
-                }
-            }
             Expr::BinaryExpr(BinaryExpr {
                 left,
                 op: Operator::Divide,
@@ -303,6 +292,15 @@ impl FunctionRewrite for FlinkSemantics {
                     "Division by zero in the constant {left} / {right}: Flink evaluates \
                      constant expressions when it plans a query, and fails on this one"
                 );
+            }
+            expr @ (Expr::Negative(_) | Expr::BinaryExpr(_))
+                if math::is_constant(&expr)
+                    && expr.get_type(schema).is_ok_and(|t| t.is_floating()) =>
+            {
+                match math::constant_float_arithmetic(&expr, schema)? {
+                    Some(folded) => Transformed::yes(folded),
+                    None => Transformed::no(expr),
+                }
             }
             Expr::ScalarFunction(call)
                 if self

@@ -18,11 +18,9 @@ use datafusion::arrow::datatypes::{
 use datafusion::common::{DFSchema, Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, Expr, ExprSchemable, Signature, Volatility,
 };
-use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 
 pub const NAME: &str = "percentile";
 
@@ -85,10 +83,9 @@ pub fn check_call(call: &AggregateFunction, schema: &DFSchema) -> Result<()> {
         }
         one => vec![one],
     };
-    let simplifier = ExprSimplifier::new(SimplifyContext::default());
     let mut percentages = Vec::new();
     for element in elements {
-        let Ok(Expr::Literal(value, _)) = simplifier.simplify(element.clone()) else {
+        let Some(value) = super::math::constant_value(element) else {
             return plan_err!("PERCENTILE's percentage must be a constant, not {element}");
         };
         percentages.extend(percentages_of(&value)?);

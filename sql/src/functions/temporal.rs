@@ -285,14 +285,7 @@ fn millis(t: NaiveDateTime) -> ScalarValue {
 
 /// `t` moved by `n` of `unit` (months clamp to the month's last day).
 fn add(t: NaiveDateTime, unit: &str, n: i64) -> Option<NaiveDateTime> {
-    let months = |m: i64| {
-        let m = i32::try_from(m).ok()?;
-        if m >= 0 {
-            t.checked_add_months(chrono::Months::new(m as u32))
-        } else {
-            t.checked_sub_months(chrono::Months::new(m.unsigned_abs()))
-        }
-    };
+    let months = |m: i64| Some(add_months(t.date(), m)?.and_time(t.time()));
     let duration =
         |per: i64| t.checked_add_signed(chrono::TimeDelta::try_milliseconds(n.checked_mul(per)?)?);
     match unit {
