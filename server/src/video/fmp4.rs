@@ -124,9 +124,7 @@ pub fn media_segment(
             _ => {}
         }
         if runs.is_empty() {
-            return Err(VideoError::NotFound(
-                "The stream has no AAC audio track to play".into(),
-            ));
+            return Err(no_audio_track());
         }
         let segment = mp4::media_segment(placement.sequence, &runs)?;
         Ok((segment, ends))
@@ -186,6 +184,11 @@ pub fn with_samples<R>(
         video: video_samples,
         audio,
     })
+}
+
+/// Asked for the audio of a stream that has none that plays as MP4.
+pub fn no_audio_track() -> VideoError {
+    VideoError::NotFound("The stream has no AAC audio track to play".into())
 }
 
 /// An `mfhd` sequence number for a fragment: its sequence, from 1.

@@ -76,19 +76,10 @@ pub fn carries_audio(track: &AudioTrack) -> bool {
 /// `mp4::samples` times them), the first decoded at `base_decode_time`
 /// ticks. Frames become Annex B access units, each with an access unit
 /// delimiter and, on keyframes, the track's parameter sets, so that a
-/// decoder can start at any segment.
+/// decoder can start at any segment. `audio`'s frames go beside the
+/// video when ADTS can describe its track (see `carries_audio`), its
+/// times placed on the same 90 kHz clock as the video's.
 pub fn media_segment(
-    track: &VideoTrack,
-    base_decode_time: u64,
-    samples: &[Sample<'_>],
-) -> Result<Vec<u8>, TsError> {
-    media_segment_with_audio(track, base_decode_time, samples, None)
-}
-
-/// The same, with `audio`'s frames beside the video when ADTS can
-/// describe its track (see `carries_audio`); its times are placed on the
-/// same 90 kHz clock as the video's.
-pub fn media_segment_with_audio(
     track: &VideoTrack,
     base_decode_time: u64,
     samples: &[Sample<'_>],

@@ -133,7 +133,7 @@ fn crc32_is_the_mpeg2_crc() {
 #[test]
 fn a_segment_is_188_byte_packets_opening_with_pat_and_pmt() {
     let key = frame(&[&[0x65, 1, 2, 3]]);
-    let ts = media_segment(&h264(), 0, &[sample(&key, 3000, 0, true)]).unwrap();
+    let ts = media_segment(&h264(), 0, &[sample(&key, 3000, 0, true)], None).unwrap();
     let all = packets(&ts);
     assert_eq!((all[0].pid, all[1].pid), (0, PMT_PID));
     assert!(all[0].start && all[1].start);
@@ -159,7 +159,7 @@ fn a_segment_is_188_byte_packets_opening_with_pat_and_pmt() {
     assert_eq!(u16::from_be_bytes([pmt[13], pmt[14]]) & 0x1fff, VIDEO_PID);
 
     let h265 = track(Codec::H265, hvcc());
-    let ts = media_segment(&h265, 0, &[sample(&key, 3000, 0, true)]).unwrap();
+    let ts = media_segment(&h265, 0, &[sample(&key, 3000, 0, true)], None).unwrap();
     let pmt = units(&packets(&ts), PMT_PID);
     assert_eq!(section(&pmt[0].1)[12], 0x24);
 }
@@ -168,7 +168,7 @@ fn a_segment_is_188_byte_packets_opening_with_pat_and_pmt() {
 fn continuity_counters_count_each_pid_from_a_marked_start() {
     let big = frame(&[&[0x41; 3000]]);
     let samples: Vec<_> = (0..8).map(|i| sample(&big, 3000, 0, i == 0)).collect();
-    let ts = media_segment(&h264(), 0, &samples).unwrap();
+    let ts = media_segment(&h264(), 0, &samples, None).unwrap();
     let packets = packets(&ts);
     for pid in [0, PMT_PID, VIDEO_PID] {
         let of_pid: Vec<_> = packets.iter().filter(|p| p.pid == pid).collect();
@@ -202,7 +202,7 @@ fn each_frame_is_a_pes_packet_with_its_times_and_a_pcr() {
         sample(&delta, 3000, 0, false),
         sample(&delta, 3003, 0, false),
     ];
-    let ts = media_segment(&h264(), base, &samples).unwrap();
+    let ts = media_segment(&h264(), base, &samples, None).unwrap();
     let packets = packets(&ts);
     let pes = units(&packets, VIDEO_PID);
     assert_eq!(pes.len(), 3);
@@ -232,7 +232,7 @@ fn reordered_frames_get_a_dts_before_their_pts() {
         sample(&f, 3000, 3000, false),
         sample(&f, 3000, -3000, false),
     ];
-    let ts = media_segment(&h264(), 90_000, &samples).unwrap();
+    let ts = media_segment(&h264(), 90_000, &samples, None).unwrap();
     let pes = units(&packets(&ts), VIDEO_PID);
     let got: Vec<_> = pes.iter().map(|(_, p)| times(p)).collect();
     assert_eq!(
@@ -250,7 +250,7 @@ fn timestamps_wrap_at_33_bits() {
     let f = frame(&[&[0x65, 1]]);
     let base = (1 << 33) - 1000;
     let samples = [sample(&f, 3000, 0, true), sample(&f, 3000, 0, false)];
-    let ts = media_segment(&h264(), base, &samples).unwrap();
+    let ts = media_segment(&h264(), base, &samples, None).unwrap();
     let pes = units(&packets(&ts), VIDEO_PID);
     assert_eq!(times(&pes[0].1).0, (1 << 33) - 1000);
     assert_eq!(times(&pes[1].1).0, 2000);
@@ -262,7 +262,7 @@ fn frames_become_annex_b_with_delimiters_and_parameter_sets_on_keyframes() {
     let key = frame(&[sei, &[0x65, 1, 2]]);
     let delta = frame(&[&[0x41, 3]]);
     let samples = [sample(&key, 3000, 0, true), sample(&delta, 3000, 0, false)];
-    let ts = media_segment(&h264(), 0, &samples).unwrap();
+    let ts = media_segment(&h264(), 0, &samples, None).unwrap();
     let pes = units(&packets(&ts), VIDEO_PID);
     let mut want = vec![0, 0, 0, 1, 0x09, 0xf0, 0, 0, 0, 1];
     want.extend_from_slice(SPS);
@@ -276,7 +276,7 @@ fn frames_become_annex_b_with_delimiters_and_parameter_sets_on_keyframes() {
     );
     // A frame's own delimiter and parameter sets are not doubled.
     let own = frame(&[&[0x09, 0x10], SPS, PPS, &[0x65, 4]]);
-    let ts = media_segment(&h264(), 0, &[sample(&own, 3000, 0, true)]).unwrap();
+    let ts = media_segment(&h264(), 0, &[sample(&own, 3000, 0, true)], None).unwrap();
     let pes = units(&packets(&ts), VIDEO_PID);
     let mut want = vec![0, 0, 0, 1, 0x09, 0x10, 0, 0, 0, 1];
     want.extend_from_slice(SPS);
@@ -290,7 +290,7 @@ fn frames_become_annex_b_with_delimiters_and_parameter_sets_on_keyframes() {
 fn the_length_size_comes_from_the_record() {
     let two = track(Codec::H264, avcc(1));
     let data = [0, 2, 0x65, 7, 0, 1, 0x06];
-    let ts = media_segment(&two, 0, &[sample(&data, 3000, 0, false)]).unwrap();
+    let ts = media_segment(&two, 0, &[sample(&data, 3000, 0, false)], None).unwrap();
     let pes = units(&packets(&ts), VIDEO_PID);
     assert_eq!(
         payload_of(&pes[0].1),
@@ -324,6 +324,7 @@ fn h265_keyframes_get_vps_sps_and_pps() {
         &track(Codec::H265, hvcc()),
         0,
         &[sample(&key, 3000, 0, true)],
+        None,
     )
     .unwrap();
     let pes = units(&packets(&ts), VIDEO_PID);
@@ -345,7 +346,7 @@ fn payloads_are_split_and_stuffed_to_whole_packets() {
     ] {
         let nal = vec![0x41; len];
         let f = frame(&[&nal]);
-        let ts = media_segment(&h264(), 0, &[sample(&f, 3000, 0, false)]).unwrap();
+        let ts = media_segment(&h264(), 0, &[sample(&f, 3000, 0, false)], None).unwrap();
         let pes = units(&packets(&ts), VIDEO_PID);
         assert_eq!(pes.len(), 1);
         let payload = payload_of(&pes[0].1);
@@ -374,7 +375,12 @@ fn bad_codec_private_data_is_an_error() {
         avcc(3)[..9].to_vec(),
     ] {
         assert_eq!(
-            media_segment(&track(Codec::H264, config), 0, &[sample(&key, 1, 0, true)]),
+            media_segment(
+                &track(Codec::H264, config),
+                0,
+                &[sample(&key, 1, 0, true)],
+                None
+            ),
             Err(TsError::InvalidCodecPrivate(
                 "AVCDecoderConfigurationRecord"
             ))
@@ -383,7 +389,12 @@ fn bad_codec_private_data_is_an_error() {
     let mut short = hvcc();
     short.truncate(30);
     assert_eq!(
-        media_segment(&track(Codec::H265, short), 0, &[sample(&key, 1, 0, true)]),
+        media_segment(
+            &track(Codec::H265, short),
+            0,
+            &[sample(&key, 1, 0, true)],
+            None
+        ),
         Err(TsError::InvalidCodecPrivate(
             "HEVCDecoderConfigurationRecord"
         ))
@@ -395,12 +406,12 @@ fn a_nal_length_past_the_frame_is_an_error() {
     let mut f = frame(&[&[0x65, 1, 2, 3]]);
     f[3] = 5;
     assert_eq!(
-        media_segment(&h264(), 0, &[sample(&f, 1, 0, true)]),
+        media_segment(&h264(), 0, &[sample(&f, 1, 0, true)], None),
         Err(TsError::NalOutOfRange)
     );
     // A length prefix cut short.
     assert_eq!(
-        media_segment(&h264(), 0, &[sample(&[0, 0, 1], 1, 0, true)]),
+        media_segment(&h264(), 0, &[sample(&[0, 0, 1], 1, 0, true)], None),
         Err(TsError::NalOutOfRange)
     );
 }
@@ -418,7 +429,7 @@ proptest! {
         let codec = if h265 { Codec::H265 } else { Codec::H264 };
         let frames = [sample(&data, 3000, 0, keyframe)];
         for config in [config.clone(), if h265 { hvcc() } else { avcc(3) }] {
-            if let Ok(ts) = media_segment(&track(codec, config), 0, &frames) {
+            if let Ok(ts) = media_segment(&track(codec, config), 0, &frames, None) {
                 packets(&ts);
             }
         }
@@ -492,7 +503,7 @@ fn aac_frames_are_adts_pes_packets_on_their_own_pid_interleaved_by_time() {
         start: 1_700_000_000_000 * 48,
         samples: &audio,
     };
-    let ts = media_segment_with_audio(&h264(), base, &video, Some(run)).unwrap();
+    let ts = media_segment(&h264(), base, &video, Some(run)).unwrap();
     let packets = packets(&ts);
 
     let pmt = units(&packets, PMT_PID);
@@ -553,6 +564,6 @@ fn audio_that_adts_cannot_carry_is_left_out_and_the_pmt_lists_the_video_only() {
         start: 0,
         samples: &audio,
     };
-    let with = media_segment_with_audio(&h264(), 0, &video, Some(run)).unwrap();
-    assert_eq!(with, media_segment(&h264(), 0, &video).unwrap());
+    let with = media_segment(&h264(), 0, &video, Some(run)).unwrap();
+    assert_eq!(with, media_segment(&h264(), 0, &video, None).unwrap());
 }

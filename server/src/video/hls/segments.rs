@@ -42,7 +42,7 @@ pub fn ts_fragment(opened: &Opened) -> Answer {
                     samples: &audio.samples,
                 },
             );
-            Ok(ts::media_segment_with_audio(
+            Ok(ts::media_segment(
                 &timed.tracks.video,
                 timed.start,
                 &timed.video.samples,

@@ -35,7 +35,9 @@ pub fn init(opened: &Opened, media: Media) -> Answer {
     let segment = match media {
         Media::VideoAndAudio => mp4::init_segment(&tracks, None)?,
         Media::Video => mp4::init_segment(&tracks.video_only(), None)?,
-        Media::Audio => mp4::audio_init_segment(tracks.audio.as_ref().ok_or_else(no_audio)?)?,
+        Media::Audio => {
+            mp4::audio_init_segment(tracks.audio.as_ref().ok_or_else(fmp4::no_audio_track)?)?
+        }
     };
     Ok((MP4, segment))
 }
@@ -55,10 +57,6 @@ pub fn media(opened: &Opened, media: Media) -> Answer {
     let (segment, _) =
         fmp4::media_segment(&opened.video, &opened.stream, &fragment, next, placement)?;
     Ok((MP4, segment))
-}
-
-fn no_audio() -> VideoError {
-    VideoError::NotFound("The stream has no AAC audio track to play".into())
 }
 
 /// The fragment a GET's FragmentNumber names, if it is in the session,
