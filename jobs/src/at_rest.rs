@@ -6,6 +6,8 @@
 //! is sure never to repeat. State written without a key has no trailer and
 //! reads as it always did.
 
+use std::borrow::Cow;
+
 use runnel_engine::checkpoint::encoding::Reader;
 use runnel_store::crypto::{Domain, KEY_LEN, apply_in};
 
@@ -14,16 +16,17 @@ pub type Key = [u8; KEY_LEN];
 /// Marks a trailer of a 16-byte nonce: the value before it is encrypted.
 const ENCRYPTED: u8 = 1;
 
-/// The state as stored, and the trailer that goes after it.
-pub fn seal(key: Option<&Key>, state: &[u8]) -> (Vec<u8>, Vec<u8>) {
+/// The state as stored, and the trailer that goes after it. Without a
+/// key the state is stored as it is, uncopied: it may be hundreds of MB.
+pub fn seal<'a>(key: Option<&Key>, state: &'a [u8]) -> (Cow<'a, [u8]>, Vec<u8>) {
     let Some(key) = key else {
-        return (state.to_vec(), Vec::new());
+        return (Cow::Borrowed(state), Vec::new());
     };
     let nonce = *uuid::Uuid::new_v4().as_bytes();
     let mut trailer = Vec::with_capacity(17);
     trailer.push(ENCRYPTED);
     trailer.extend_from_slice(&nonce);
-    (apply(key, &nonce, state), trailer)
+    (Cow::Owned(apply(key, &nonce, state)), trailer)
 }
 
 /// The state back from what `seal` stored; `rest` reads its trailer.

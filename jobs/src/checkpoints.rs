@@ -1,5 +1,6 @@
 //! A job's checkpoints in RocksDB (`jobs.checkpoints`, keyed by job id and
-//! checkpoint id). In the server the write goes through its streams'
+//! checkpoint id), a large state in a file the value names
+//! (`state_files`). In the server the write goes through its streams'
 //! writer (`Publish`), so that the records an exactly-once sink held back
 //! land in the same write batch as the checkpoint that covers them.
 
@@ -9,8 +10,11 @@ use rocksdb::{DB, WriteBatch, WriteOptions};
 use runnel_engine::EngineError;
 
 use crate::at_rest;
-use runnel_engine::checkpoint::encoding::needs_from;
-use runnel_engine::checkpoint::encoding::{Reader, put_bytes, put_i64};
+use crate::state_files::{FileRef, MIN_FILE_BYTES, StateFiles};
+use runnel_engine::checkpoint::encoding::{
+    Checkpoint, Reader, encode_checkpoint, encoded_len, needs_from, put_bytes, put_i64,
+    write_checkpoint,
+};
 use runnel_engine::checkpoint::storage::{needs_from_stored, retained_from};
 use runnel_engine::checkpoint::{CheckpointStorage, SinkOutput, StoredCheckpoint};
 
@@ -18,6 +22,10 @@ pub const CF_CHECKPOINTS: &str = "jobs.checkpoints";
 
 /// A key written or (`None`) deleted in `jobs.checkpoints`.
 pub type CheckpointWrite = (Vec<u8>, Option<Vec<u8>>);
+
+/// Marks a trailer of the state's length and CRC-32: the state is in the
+/// checkpoint's file, not in the value. (`at_rest` marks its own after.)
+const IN_FILE: u8 = 2;
 
 /// Writes checkpoint keys together with sink outputs, atomically.
 pub trait Publish: Send + Sync {
@@ -29,6 +37,7 @@ pub struct RocksCheckpoints {
     db: Arc<DB>,
     job: String,
     publish: Option<Arc<dyn Publish>>,
+    files: StateFiles,
     /// State is encrypted at rest under it (`at_rest`).
     key: Option<at_rest::Key>,
     /// The job's checkpoint ids, once read: a chain of incremental
@@ -45,6 +54,7 @@ impl RocksCheckpoints {
     /// with outputs fails (there is no stream to put them in).
     pub fn new(db: Arc<DB>, job: &str, publish: Option<Arc<dyn Publish>>) -> Self {
         RocksCheckpoints {
+            files: StateFiles::for_job(&db, job),
             db,
             job: job.to_string(),
             publish,
@@ -148,8 +158,20 @@ impl RocksCheckpoints {
         };
         let mut reader = Reader::new(&value);
         let taken_at_ms = reader.i64()?;
-        let stored = reader.bytes()?;
-        let state = at_rest::open(self.key.as_ref(), stored, &mut reader).map_err(storage_error)?;
+        let inline = reader.bytes()?;
+        let state = if reader.bytes.get(reader.at) == Some(&IN_FILE) {
+            reader.take(1)?;
+            let len = u64::from_le_bytes(reader.take(8)?.try_into().unwrap_or_default());
+            let crc = u32::from_le_bytes(reader.take(4)?.try_into().unwrap_or_default());
+            let stored = self
+                .files
+                .read(id, FileRef { len, crc })
+                .map_err(storage_error)?;
+            at_rest::open(self.key.as_ref(), &stored, &mut reader)
+        } else {
+            at_rest::open(self.key.as_ref(), inline, &mut reader)
+        }
+        .map_err(storage_error)?;
         Ok(Some(StoredCheckpoint {
             id,
             taken_at_ms,
@@ -164,7 +186,7 @@ impl RocksCheckpoints {
         self.clear()?;
         self.write_locally(vec![(
             self.key(checkpoint.id),
-            Some(self.encode(checkpoint)),
+            Some(self.encode(checkpoint)?),
         )])
     }
 
@@ -193,19 +215,43 @@ impl RocksCheckpoints {
         }
         self.db.write(batch).map_err(storage_error)?;
         *self.known() = Some(Vec::new());
+        self.files.remove_all();
         Ok(())
     }
 }
 
 impl RocksCheckpoints {
-    fn encode(&self, checkpoint: &StoredCheckpoint) -> Vec<u8> {
+    /// The checkpoint's RocksDB value; a large state is written to its
+    /// file first (synced), so that the value is only written naming a
+    /// whole file.
+    fn encode(&self, checkpoint: &StoredCheckpoint) -> Result<Vec<u8>, EngineError> {
         let (stored, trailer) = at_rest::seal(self.key.as_ref(), &checkpoint.state);
-        let mut value = Vec::with_capacity(stored.len() + 40);
+        if stored.len() >= MIN_FILE_BYTES {
+            let file = self
+                .files
+                .write(checkpoint.id, |out| out.write_all(&stored))
+                .map_err(storage_error)?;
+            return Ok(file_value(checkpoint.taken_at_ms, file, &trailer));
+        }
+        let mut value = Vec::with_capacity(stored.len() + 64);
         put_i64(&mut value, checkpoint.taken_at_ms);
         put_bytes(&mut value, &stored);
         value.extend_from_slice(&trailer);
-        value
+        Ok(value)
     }
+}
+
+/// The value of a checkpoint whose state is in its file; `trailer` is
+/// `at_rest`'s.
+fn file_value(taken_at_ms: i64, file: FileRef, trailer: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(64);
+    put_i64(&mut value, taken_at_ms);
+    put_bytes(&mut value, &[]);
+    value.push(IN_FILE);
+    value.extend_from_slice(&file.len.to_le_bytes());
+    value.extend_from_slice(&file.crc.to_le_bytes());
+    value.extend_from_slice(trailer);
+    value
 }
 
 /// Each write's key, and whether it puts (else deletes).
@@ -245,7 +291,9 @@ impl CheckpointStorage for RocksCheckpoints {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|&n, _| n <= id);
-        self.write_locally(newer.iter().map(|&n| (self.key(n), None)).collect())
+        self.write_locally(newer.iter().map(|&n| (self.key(n), None)).collect())?;
+        self.files.remove_outside(0..=id);
+        Ok(())
     }
 
     fn commit(
@@ -254,24 +302,71 @@ impl CheckpointStorage for RocksCheckpoints {
         outputs: Vec<SinkOutput>,
         retained: usize,
     ) -> Result<(), EngineError> {
-        let mut writes = vec![(self.key(checkpoint.id), Some(self.encode(checkpoint)))];
+        let value = self.encode(checkpoint)?;
+        let needs = needs_from(&checkpoint.state)?;
+        self.commit_value(checkpoint.id, value, needs, outputs, retained)
+    }
+
+    fn commit_entries(
+        &self,
+        id: u64,
+        taken_at_ms: i64,
+        checkpoint: &Checkpoint,
+        outputs: Vec<SinkOutput>,
+        retained: usize,
+    ) -> Result<u64, EngineError> {
+        let len = encoded_len(checkpoint);
+        // Encrypted state is sealed whole, so it is gathered first anyway.
+        if self.key.is_some() || len < MIN_FILE_BYTES {
+            let state = encode_checkpoint(checkpoint);
+            let stored = StoredCheckpoint {
+                id,
+                taken_at_ms,
+                state,
+            };
+            self.commit(&stored, outputs, retained)?;
+            return Ok(len as u64);
+        }
+        let file = self
+            .files
+            .write(id, |out| write_checkpoint(checkpoint, out))
+            .map_err(storage_error)?;
+        let value = file_value(taken_at_ms, file, &[]);
+        self.commit_value(id, value, checkpoint.needs_from, outputs, retained)?;
+        Ok(len as u64)
+    }
+}
+
+impl RocksCheckpoints {
+    /// Writes checkpoint `id`'s value (with what it builds on, `needs`)
+    /// together with `outputs`, and forgets the checkpoints retention no
+    /// longer keeps.
+    fn commit_value(
+        &self,
+        id: u64,
+        value: Vec<u8>,
+        needs: Option<u64>,
+        outputs: Vec<SinkOutput>,
+        retained: usize,
+    ) -> Result<(), EngineError> {
+        let mut writes = vec![(self.key(id), Some(value))];
         let mut ids: Vec<u64> = self
             .ids()?
             .into_iter()
-            .filter(|id| *id < checkpoint.id)
+            .filter(|known| *known < id)
             .collect();
-        ids.push(checkpoint.id);
+        ids.push(id);
         // Those the kept ones build on (incremental states) stay too.
         let mut built_on = self.built_on.lock().unwrap_or_else(|p| p.into_inner());
-        built_on.insert(checkpoint.id, needs_from(&checkpoint.state)?);
+        built_on.insert(id, needs);
         let keep_from = retained_from(&ids, retained, |id| match built_on.get(&id) {
             Some(needs) => Ok(*needs),
             None => needs_from_stored(self.get(id)?),
         })?;
         built_on.retain(|&id, _| id >= keep_from);
         drop(built_on);
-        for id in ids.iter().filter(|&&id| id < keep_from) {
-            writes.push((self.key(*id), None));
+        for old in ids.iter().filter(|&&old| old < keep_from) {
+            writes.push((self.key(*old), None));
         }
         let has_outputs = outputs.iter().any(|o| !o.records.is_empty());
         match &self.publish {
@@ -279,12 +374,15 @@ impl CheckpointStorage for RocksCheckpoints {
                 let keys = keys_of(&writes);
                 publish.publish(outputs, writes).map_err(storage_error)?;
                 self.written(&keys);
-                Ok(())
             }
-            None if has_outputs => Err(storage_error(
-                "an exactly-once sink has records to publish, but this job has no streams to put them in",
-            )),
-            None => self.write_locally(writes),
+            None if has_outputs => {
+                return Err(storage_error(
+                    "an exactly-once sink has records to publish, but this job has no streams to put them in",
+                ));
+            }
+            None => self.write_locally(writes)?,
         }
+        self.files.remove_outside(keep_from..=id);
+        Ok(())
     }
 }

@@ -9,8 +9,8 @@
 //!   that fails or panics ends alone; the caller gets the error.
 //! - `figures`: what a job has done so far, read from its context.
 //! - `progress`: a line on stderr every so often while a job runs.
-//! - `checkpoints`: a job's checkpoints in RocksDB; `savepoints`, those
-//!   kept by name.
+//! - `checkpoints`: a job's checkpoints in RocksDB, large states in files
+//!   beside it (`state_files`); `savepoints`, those kept by name.
 
 pub mod at_rest;
 pub mod checkpoints;
@@ -19,6 +19,7 @@ mod figures;
 mod progress;
 mod run;
 pub mod savepoints;
+mod state_files;
 mod submit;
 
 pub use error::JobError;

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::checkpoint::encoding::{self, Checkpoint, Entry};
-use crate::checkpoint::storage::{CheckpointStorage, SinkOutput, StoredCheckpoint};
+use crate::checkpoint::encoding::{Checkpoint, Entry};
+use crate::checkpoint::storage::{CheckpointStorage, SinkOutput};
 use crate::checkpoint::worker::Snapshot;
 
 /// A completed checkpoint, for a job's figures.
@@ -199,14 +199,16 @@ impl Committer {
             .filter(|(_, s)| s.is_delta())
             .count() as u64;
         let (checkpoint, chains) = self.entries(id, pending.states)?;
-        let stored = StoredCheckpoint {
-            id,
-            taken_at_ms: pending.started_ms,
-            state: encoding::encode_checkpoint(&checkpoint),
-        };
         let records: u64 = pending.outputs.iter().map(|o| o.records.len() as u64).sum();
-        self.storage
-            .commit(&stored, pending.outputs, self.retained)
+        let bytes = self
+            .storage
+            .commit_entries(
+                id,
+                pending.started_ms,
+                &checkpoint,
+                pending.outputs,
+                self.retained,
+            )
             .map_err(|e| e.to_string())?;
         *lock(&self.last) = Some((id, chains));
         let stats = CheckpointStats {
@@ -216,7 +218,7 @@ impl Committer {
             drain_ms: pending.drain_ms,
             paused_ms: pending.paused_ms,
             commit_ms: committing.elapsed().as_millis() as u64,
-            bytes: stored.state.len() as u64,
+            bytes,
             states: state_count,
             records_committed: records,
             deltas,

@@ -3,6 +3,8 @@
 //! later layout can still read this one. Operators' own states are Arrow
 //! IPC where they hold rows (`batches_to_bytes`).
 
+use std::io::Write;
+
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::{IpcWriteOptions, StreamWriter};
@@ -90,23 +92,51 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<WorkerState>, EngineError> {
 }
 
 pub fn encode_checkpoint(checkpoint: &Checkpoint) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(MAGIC);
-    out.push(VERSION);
-    out.extend_from_slice(&checkpoint.needs_from.unwrap_or(0).to_le_bytes());
-    put_u32(&mut out, checkpoint.workers.len() as u32);
+    // Sized exactly: the pieces may be hundreds of MB, and each doubling
+    // of a growing buffer would copy them again into fresh pages.
+    let mut out = Vec::with_capacity(encoded_len(checkpoint));
+    // Writing into a Vec cannot fail.
+    let _ = write_checkpoint(checkpoint, &mut out);
+    out
+}
+
+/// `encode_checkpoint`'s bytes, written to `out` piece by piece: storage
+/// that writes a file need not gather them into one buffer first.
+pub fn write_checkpoint(checkpoint: &Checkpoint, out: &mut dyn Write) -> std::io::Result<()> {
+    let mut head = Vec::with_capacity(64);
+    head.extend_from_slice(MAGIC);
+    head.push(VERSION);
+    head.extend_from_slice(&checkpoint.needs_from.unwrap_or(0).to_le_bytes());
+    put_u32(&mut head, checkpoint.workers.len() as u32);
     for entries in &checkpoint.workers {
-        put_u32(&mut out, entries.len() as u32);
+        put_u32(&mut head, entries.len() as u32);
         for (id, entry) in entries {
-            put_bytes(&mut out, id.as_bytes());
-            out.extend_from_slice(&entry.previous.unwrap_or(0).to_le_bytes());
-            put_u32(&mut out, entry.pieces.len() as u32);
+            put_bytes(&mut head, id.as_bytes());
+            head.extend_from_slice(&entry.previous.unwrap_or(0).to_le_bytes());
+            put_u32(&mut head, entry.pieces.len() as u32);
             for piece in &entry.pieces {
-                put_bytes(&mut out, piece);
+                head.extend_from_slice(&(piece.len() as u64).to_le_bytes());
+                out.write_all(&head)?;
+                head.clear();
+                out.write_all(piece)?;
             }
         }
     }
-    out
+    out.write_all(&head)
+}
+
+pub fn encoded_len(checkpoint: &Checkpoint) -> usize {
+    let entry_len = |(id, entry): &(String, Entry)| {
+        8 + id.len() + 8 + 4 + entry.pieces.iter().map(|p| 8 + p.len()).sum::<usize>()
+    };
+    4 + 1
+        + 8
+        + 4
+        + checkpoint
+            .workers
+            .iter()
+            .map(|entries| 4 + entries.iter().map(entry_len).sum::<usize>())
+            .sum::<usize>()
 }
 
 pub fn decode_checkpoint(bytes: &[u8]) -> Result<Checkpoint, EngineError> {
@@ -238,6 +268,10 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Reserved at most ahead of encoding (address space, not pages, until
+/// written): a buffer grown by doubling copies the state again and again.
+const RESERVE_AT_MOST: usize = 256 << 20;
+
 /// Record batches of one schema as Arrow IPC, its buffers LZ4-compressed:
 /// checkpoints of kept rows (strings most of all) shrink several times for
 /// less CPU than writing the difference costs.
@@ -245,13 +279,41 @@ pub fn batches_to_bytes(
     schema: &SchemaRef,
     batches: &[RecordBatch],
 ) -> Result<Vec<u8>, EngineError> {
+    let mut out = Vec::new();
+    write_batches(&mut out, schema, batches)?;
+    Ok(out)
+}
+
+/// `put_bytes` of `batches_to_bytes`, encoded in place rather than
+/// encoded and then copied.
+pub fn put_batches_bytes(
+    out: &mut Vec<u8>,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<(), EngineError> {
+    let at = out.len();
+    out.extend_from_slice(&0u64.to_le_bytes());
+    write_batches(out, schema, batches)?;
+    let len = (out.len() - at - 8) as u64;
+    out[at..at + 8].copy_from_slice(&len.to_le_bytes());
+    Ok(())
+}
+
+fn write_batches(
+    out: &mut Vec<u8>,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<(), EngineError> {
+    let uncompressed: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
+    out.reserve(uncompressed.min(RESERVE_AT_MOST));
     let options = IpcWriteOptions::default()
         .try_with_compression(Some(datafusion::arrow::ipc::CompressionType::LZ4_FRAME))?;
-    let mut writer = StreamWriter::try_new_with_options(Vec::new(), schema, options)?;
+    let mut writer = StreamWriter::try_new_with_options(out, schema, options)?;
     for batch in batches {
         writer.write(batch)?;
     }
-    Ok(writer.into_inner()?)
+    writer.finish()?;
+    Ok(())
 }
 
 pub fn batches_from_bytes(bytes: &[u8]) -> Result<Vec<RecordBatch>, EngineError> {
@@ -289,6 +351,7 @@ mod tests {
             ]],
         };
         let bytes = encode_checkpoint(&checkpoint);
+        assert_eq!(bytes.len(), encoded_len(&checkpoint));
         assert_eq!(decode_checkpoint(&bytes).unwrap(), checkpoint);
         assert_eq!(needs_from(&bytes).unwrap(), Some(3));
         assert!(decode(&bytes).is_err());

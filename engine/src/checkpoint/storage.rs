@@ -6,6 +6,7 @@
 use std::sync::Mutex;
 
 use crate::checkpoint::committer::lock;
+use crate::checkpoint::encoding::{Checkpoint, encode_checkpoint};
 use crate::error::EngineError;
 
 /// One record an exactly-once sink held back for a stream of this server.
@@ -56,6 +57,26 @@ pub trait CheckpointStorage: Send + Sync {
         outputs: Vec<SinkOutput>,
         retained: usize,
     ) -> Result<(), EngineError>;
+
+    /// `commit` of checkpoint `id` given as its entries; returns its size
+    /// encoded. Storage that writes the entries out itself overrides it,
+    /// to spare gathering a large state into one buffer first.
+    fn commit_entries(
+        &self,
+        id: u64,
+        taken_at_ms: i64,
+        checkpoint: &Checkpoint,
+        outputs: Vec<SinkOutput>,
+        retained: usize,
+    ) -> Result<u64, EngineError> {
+        let stored = StoredCheckpoint {
+            id,
+            taken_at_ms,
+            state: encode_checkpoint(checkpoint),
+        };
+        self.commit(&stored, outputs, retained)?;
+        Ok(stored.state.len() as u64)
+    }
 }
 
 /// Checkpoints in memory; outputs are kept as they were committed, in

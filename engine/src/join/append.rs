@@ -22,9 +22,7 @@ use timely::dataflow::operators::generic::Operator;
 
 use crate::batch::Batch;
 use crate::checkpoint::codec::{corrupt, fits_schema, new_state, open_state, seal};
-use crate::checkpoint::encoding::{
-    Reader, batches_from_bytes, batches_to_bytes, put_bytes, put_u32,
-};
+use crate::checkpoint::encoding::{Reader, batches_from_bytes, put_batches_bytes, put_u32};
 use crate::checkpoint::worker::Snapshot;
 use crate::context::JobContext;
 use crate::error::EngineError;
@@ -281,7 +279,7 @@ fn put_batches(out: &mut Vec<u8>, batches: &[RecordBatch]) -> Result<(), EngineE
         .collect();
     put_u32(out, runs.len() as u32);
     for (first, run) in runs {
-        put_bytes(out, &batches_to_bytes(first.schema_ref(), run)?);
+        put_batches_bytes(out, first.schema_ref(), run)?;
     }
     Ok(())
 }

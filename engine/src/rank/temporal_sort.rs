@@ -21,7 +21,7 @@ use timely::dataflow::operators::generic::Operator;
 use crate::batch::Batch;
 use crate::checkpoint::codec::{corrupt, fits_schema, new_state, open_state, seal};
 use crate::checkpoint::encoding::{
-    batches_from_bytes, batches_to_bytes, put_bytes, put_i64, put_u32,
+    batches_from_bytes, put_batches_bytes, put_bytes, put_i64, put_u32,
 };
 use crate::context::JobContext;
 use crate::error::EngineError;
@@ -154,10 +154,7 @@ impl crate::checkpoint::worker::OperatorState for Checkpointed {
             Some((cap, rows)) => {
                 put_u32(&mut out, 1);
                 put_i64(&mut out, *cap.time());
-                put_bytes(
-                    &mut out,
-                    &batches_to_bytes(&rows.schema(), std::slice::from_ref(rows))?,
-                );
+                put_batches_bytes(&mut out, &rows.schema(), std::slice::from_ref(rows))?;
             }
             None => put_u32(&mut out, 0),
         }

@@ -26,7 +26,7 @@ use timely::dataflow::operators::generic::Operator;
 use crate::batch::Batch;
 use crate::changelog::{RowKind, op_array};
 use crate::checkpoint::codec::{corrupt, new_state, open_state, seal};
-use crate::checkpoint::encoding::{batches_from_bytes, batches_to_bytes, put_bytes};
+use crate::checkpoint::encoding::{batches_from_bytes, put_batches_bytes, put_bytes};
 use crate::checkpoint::worker::Snapshot;
 use crate::context::JobContext;
 use crate::error::EngineError;
@@ -512,10 +512,7 @@ fn encode_rows(version: u32, rows: Option<&RecordBatch>) -> Result<Vec<u8>, Engi
     let mut out = new_state(version);
     match rows {
         None => put_bytes(&mut out, &[]),
-        Some(rows) => put_bytes(
-            &mut out,
-            &batches_to_bytes(&rows.schema(), std::slice::from_ref(rows))?,
-        ),
+        Some(rows) => put_batches_bytes(&mut out, &rows.schema(), std::slice::from_ref(rows))?,
     }
     Ok(out)
 }

@@ -417,6 +417,47 @@ fn uninterrupted_rows(make: impl Fn(&Path, &Path) -> std::path::PathBuf) -> Vec<
     rows
 }
 
+/// Nexmark's q20 (every bid with its category-10 auction: a regular join,
+/// whose state keeps every row of both sides) paced at 50,000 events/s,
+/// checkpointed every 500 ms: its states grow past `state_files`'s
+/// threshold, so checkpoints mix states in files and inline deltas.
+fn joined_script(dir: &Path, out: &Path) -> std::path::PathBuf {
+    let ddl = include_str!("../../../benches/nexmark/ddl.sql")
+        .replace("${TPS}", "50000")
+        .replace("${EVENTS_NUM}", "150000")
+        .replace(
+            "'connector' = 'nexmark',",
+            "'connector' = 'nexmark', 'rate.limited' = 'true',",
+        );
+    let path = dir.join("job.sql");
+    std::fs::write(
+        &path,
+        format!(
+            "SET 'execution.checkpointing.interval' = '500 ms';\n{ddl}\n\
+             CREATE TABLE joined (auction BIGINT, bidder BIGINT, price BIGINT, url VARCHAR,\n\
+             extra VARCHAR, itemName VARCHAR, description VARCHAR, seller BIGINT)\n\
+             WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');\n\
+             INSERT INTO joined SELECT auction, bidder, price, url, B.extra, itemName, description, seller\n\
+             FROM bid AS B INNER JOIN auction AS A ON B.auction = A.id WHERE A.category = 10;\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// The checkpoint states `runnel sql run --checkpoint-dir` keeps in files.
+fn state_files(checkpoints: &Path) -> usize {
+    let Ok(jobs) = std::fs::read_dir(checkpoints.join("jobs/checkpoints")) else {
+        return 0;
+    };
+    jobs.flatten()
+        .flat_map(|job| std::fs::read_dir(job.path()).into_iter().flatten())
+        .flatten()
+        .filter(|f| f.file_name().to_string_lossy().ends_with(".state"))
+        .count()
+}
+
 /// A run to be killed: its script, output and checkpoint dirs, and a seed
 /// for the moments of the kills.
 struct CrashRun {
@@ -573,5 +614,38 @@ fn a_two_process_job_killed_resumes_both_processes_from_their_checkpoints() {
             "process {id}, seed {seed}: {stderr}"
         );
     }
+    assert_eq!(committed_rows(&out), expected, "seed {seed}");
+}
+
+/// A job whose join state outgrows RocksDB values (kept in state files)
+/// killed with `kill -9` twice: it resumes from those files and commits
+/// exactly the rows of a run never killed.
+#[test]
+fn a_join_whose_state_is_in_files_resumes_after_kill_9() {
+    let expected = uninterrupted_rows(joined_script);
+    let CrashRun {
+        dir: _crashed_dir,
+        script,
+        out,
+        checkpoints,
+        seed,
+    } = CrashRun::new(joined_script);
+    run_checkpointed(
+        &script,
+        &checkpoints,
+        false,
+        Some(Duration::from_millis(1600 + seed % 600)),
+    );
+    assert!(
+        state_files(&checkpoints) > 0,
+        "no checkpoint state reached a file; the test no longer covers them"
+    );
+    run_checkpointed(
+        &script,
+        &checkpoints,
+        true,
+        Some(Duration::from_millis(1200 + seed % 600)),
+    );
+    run_checkpointed(&script, &checkpoints, true, None);
     assert_eq!(committed_rows(&out), expected, "seed {seed}");
 }

@@ -22,7 +22,7 @@ use timely::dataflow::operators::Capability;
 use super::{Chunk, Expiry, Side, State};
 use crate::checkpoint::codec::{corrupt, new_state, seal, unseal};
 use crate::checkpoint::encoding::{
-    Reader, batches_from_bytes, batches_to_bytes, put_bytes, put_i64, put_u32,
+    Reader, batches_from_bytes, put_batches_bytes, put_bytes, put_i64, put_u32,
 };
 use crate::checkpoint::worker::{OperatorState, Snapshot};
 use crate::context::JobContext;
@@ -69,10 +69,7 @@ impl Saved {
             None => put_u32(out, 0),
         }
         put_bytes(out, &self.matched);
-        put_bytes(
-            out,
-            &batches_to_bytes(&self.rows.schema(), std::slice::from_ref(&self.rows))?,
-        );
+        put_batches_bytes(out, &self.rows.schema(), std::slice::from_ref(&self.rows))?;
         Ok(())
     }
 }
