@@ -129,6 +129,23 @@ pub fn java_decimal(unscaled: i128, scale: i8) -> String {
     format!("{sign}{first}{point}{rest}E{exponent_sign}{adjusted}")
 }
 
+/// Java's `BigDecimal.valueOf(v).toString()` (the decimal of `v`'s
+/// `Double.toString` digits), as Flink's JSON functions write a DOUBLE:
+/// `2500000.0`, `0.0000025`, `1.5E+10`. `None` for NaN and the infinities,
+/// which have no decimal.
+pub fn java_big_decimal_of_double(v: f64) -> Option<String> {
+    if !v.is_finite() {
+        return None;
+    }
+    let text = java_double(v);
+    let (mantissa, exponent) = text.split_once('E').unwrap_or((&text, "0"));
+    let exponent: i64 = exponent.parse().ok()?;
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let unscaled: i128 = format!("{whole}{fraction}").parse().ok()?;
+    let scale = i8::try_from(fraction.len() as i64 - exponent).ok()?;
+    Some(java_decimal(unscaled, scale))
+}
+
 /// Java's `Float.toString`: the same form, with the shortest digits of the
 /// float itself, not of its widening to double.
 pub fn java_float(v: f32) -> String {
@@ -187,6 +204,22 @@ mod tests {
         assert_eq!(java_decimal(0, 2), "0.00");
         assert_eq!(java_decimal(12, -2), "1.2E+3");
         assert_eq!(java_decimal(1200, 0), "1200");
+    }
+
+    #[test]
+    fn doubles_as_java_big_decimal_reads_their_text() {
+        let text = |v: f64| java_big_decimal_of_double(v).unwrap();
+        assert_eq!(text(2.5), "2.5");
+        assert_eq!(text(2_500_000.0), "2500000.0");
+        assert_eq!(text(2.5e-6), "0.0000025");
+        assert_eq!(text(1.0e-5), "0.000010");
+        assert_eq!(text(1.5e10), "1.5E+10");
+        assert_eq!(text(1.0e-7), "1.0E-7");
+        assert_eq!(text(-0.0), "0.0");
+        assert_eq!(text(100.0), "100.0");
+        assert_eq!(text(-12.25), "-12.25");
+        assert_eq!(text(f64::from(0.1f32)), "0.10000000149011612");
+        assert_eq!(java_big_decimal_of_double(f64::NAN), None);
     }
 
     fn format(pattern: &str, millis: i64) -> String {

@@ -3,17 +3,17 @@
 //! does not read, written as `json_object('NULL', k, v, ...)` and
 //! `json_array('ABSENT', v, ...)` (the NULL treatment first: Flink's
 //! defaults are NULL ON NULL for objects and ABSENT ON NULL for arrays).
-//! A call nested in another is left as written, and refused.
+//! The aggregates `JSON_OBJECTAGG([KEY] k VALUE v ...)` and
+//! `JSON_ARRAYAGG(v ...)` become a `string_agg` of items closed into JSON
+//! (`functions/json.rs`). A call nested in another is left as written, and
+//! refused.
 
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan};
 
 use super::tokens::{is_word, matching_paren, render, solid, split_commas, tokenize};
 
 pub fn rewrite(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
-    if !tokens
-        .iter()
-        .any(|t| is_word(t, "JSON_OBJECT") || is_word(t, "JSON_ARRAY"))
-    {
+    if !tokens.iter().any(|t| Kind::of(t).is_some()) {
         return tokens;
     }
     let words = solid(&tokens);
@@ -21,13 +21,11 @@ pub fn rewrite(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
     let mut i = 0;
     let mut changed = false;
     while i < words.len() {
-        let object = is_word(&words[i], "JSON_OBJECT");
-        let array = is_word(&words[i], "JSON_ARRAY");
         let open = i + 1;
-        if (object || array)
+        if let Some(kind) = Kind::of(&words[i])
             && words.get(open).is_some_and(|t| t.token == Token::LParen)
             && let Some(close) = matching_paren(&words, open)
-            && let Some(call) = call(&words[open + 1..close], object)
+            && let Some(call) = call(&words[open + 1..close], kind)
         {
             out.push(call);
             changed = true;
@@ -43,16 +41,41 @@ pub fn rewrite(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
     tokenize(&out.join(" ")).unwrap_or(tokens)
 }
 
-/// The call's arguments as `json_object(...)`/`json_array(...)`, or `None`
-/// for a shape this does not read (left to DataFusion to refuse).
-fn call(arguments: &[TokenWithSpan], object: bool) -> Option<String> {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Object,
+    Array,
+    ObjectAgg,
+    ArrayAgg,
+}
+
+impl Kind {
+    fn of(token: &TokenWithSpan) -> Option<Kind> {
+        [
+            ("JSON_OBJECT", Kind::Object),
+            ("JSON_ARRAY", Kind::Array),
+            ("JSON_OBJECTAGG", Kind::ObjectAgg),
+            ("JSON_ARRAYAGG", Kind::ArrayAgg),
+        ]
+        .into_iter()
+        .find(|(name, _)| is_word(token, name))
+        .map(|(_, kind)| kind)
+    }
+
+    fn is_object(self) -> bool {
+        matches!(self, Kind::Object | Kind::ObjectAgg)
+    }
+}
+
+/// The call's arguments as `json_object(...)`/`json_array(...)` (or the
+/// aggregates' form), or `None` for a shape this does not read (left to
+/// DataFusion to refuse).
+fn call(arguments: &[TokenWithSpan], kind: Kind) -> Option<String> {
     // A nested call is JSON in Flink's result, not a string: not read here.
-    if arguments
-        .iter()
-        .any(|t| is_word(t, "JSON_OBJECT") || is_word(t, "JSON_ARRAY"))
-    {
+    if arguments.iter().any(|t| Kind::of(t).is_some()) {
         return None;
     }
+    let object = kind.is_object();
     let mut entries: Vec<&[TokenWithSpan]> = split_commas(arguments)
         .into_iter()
         .filter(|e| !e.is_empty())
@@ -88,8 +111,21 @@ fn call(arguments: &[TokenWithSpan], object: bool) -> Option<String> {
         arguments.push(super::tokens::render_spaced(&entry[..value_at]));
         arguments.push(super::tokens::render_spaced(&entry[value_at + 1..]));
     }
-    let name = if object { "json_object" } else { "json_array" };
-    Some(format!("{name}({})", arguments.join(", ")))
+    let count = arguments.len();
+    let arguments = arguments.join(", ");
+    match kind {
+        Kind::Object => Some(format!("json_object({arguments})")),
+        Kind::Array => Some(format!("json_array({arguments})")),
+        // One key and value, or one value, after the NULL treatment.
+        Kind::ObjectAgg if count == 3 => Some(format!(
+            "json_objectagg_close(string_agg(json_objectagg_item({arguments}), '{}'))",
+            crate::functions::json::OBJECTAGG_SEPARATOR
+        )),
+        Kind::ArrayAgg if count == 2 => Some(format!(
+            "json_arrayagg_close(string_agg(json_arrayagg_item({arguments}), ','))"
+        )),
+        Kind::ObjectAgg | Kind::ArrayAgg => None,
+    }
 }
 
 /// The `VALUE` separating an entry's key from its value.

@@ -6,7 +6,7 @@
 //! `json_clauses.rs` answers instead.
 
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::{ScalarValue, plan_err};
+use datafusion::common::{DataFusionError, ScalarValue, plan_err};
 use datafusion::logical_expr::{ScalarUDF, Signature, Volatility};
 use serde_json::Value;
 
@@ -147,12 +147,134 @@ pub fn is_json() -> ScalarUDF {
     )
 }
 
-/// A value as JSON text, for the types whose text Flink's JSON_OBJECT and
-/// JSON_ARRAY give alike (a DOUBLE's or a TIMESTAMP's text may differ).
+/// Separates `json_objectagg_item`s in their `string_agg`: JSON text never
+/// holds it raw (control characters are escaped in strings).
+pub const OBJECTAGG_SEPARATOR: char = '\u{1e}';
+
+/// `JSON_ARRAYAGG(v [NULL | ABSENT ON NULL])` is written (by
+/// `front/json_construct.rs`) as `json_arrayagg_close(string_agg(
+/// json_arrayagg_item(on_null, v), ','))`: the items are gathered in arrival
+/// order, as Flink's list view keeps them, and retracted as LISTAGG's are.
+/// An item is the value as JSON text, NULL when left out.
+pub fn json_arrayagg_item() -> ScalarUDF {
+    RowFn::udf(
+        "json_arrayagg_item",
+        Signature::any(2, Volatility::Immutable),
+        |args| constructor_types("JSON_ARRAYAGG", args, args.get(1..).unwrap_or_default()),
+        |args, _| {
+            let absent = text(&args[0]) == Some("ABSENT");
+            if absent && args[1].is_null() {
+                return Ok(string(None));
+            }
+            Ok(string(json_text(&args[1])))
+        },
+    )
+}
+
+/// The array of the gathered items; `[]` when there were none.
+pub fn json_arrayagg_close() -> ScalarUDF {
+    RowFn::udf(
+        "json_arrayagg_close",
+        Signature::any(1, Volatility::Immutable),
+        |_| Ok(DataType::Utf8),
+        |args, _| {
+            Ok(string(Some(format!(
+                "[{}]",
+                text(&args[0]).unwrap_or_default()
+            ))))
+        },
+    )
+}
+
+/// `JSON_OBJECTAGG([KEY] k VALUE v [NULL | ABSENT ON NULL])`, written as
+/// `json_objectagg_close(string_agg(json_objectagg_item(on_null, k, v),
+/// OBJECTAGG_SEPARATOR))`. An item is `"key":value`; a NULL key fails the
+/// job, as Flink's map view refuses one.
+pub fn json_objectagg_item() -> ScalarUDF {
+    RowFn::udf(
+        "json_objectagg_item",
+        Signature::any(3, Volatility::Immutable),
+        |args| {
+            if !args
+                .get(1)
+                .is_some_and(|t| super::is_text(t) || *t == DataType::Null)
+            {
+                return plan_err!("JSON_OBJECTAGG takes a string key, not {:?}", args.get(1));
+            }
+            constructor_types("JSON_OBJECTAGG", args, args.get(2..).unwrap_or_default())
+        },
+        |args, _| {
+            let Some(key) = text(&args[1]) else {
+                return datafusion::common::exec_err!(
+                    "JSON_OBJECTAGG: a key is NULL (Flink's map views take no NULL keys)"
+                );
+            };
+            if text(&args[0]) == Some("ABSENT") && args[2].is_null() {
+                return Ok(string(None));
+            }
+            let key =
+                serde_json::to_string(key).map_err(|e| DataFusionError::External(e.into()))?;
+            let value = json_text(&args[2]).unwrap_or_else(|| "null".into());
+            Ok(string(Some(format!("{key}:{value}"))))
+        },
+    )
+}
+
+/// The object of the gathered items, keys sorted as Flink writes them; a
+/// key given twice fails the job, as in Flink.
+pub fn json_objectagg_close() -> ScalarUDF {
+    RowFn::udf(
+        "json_objectagg_close",
+        Signature::any(1, Volatility::Immutable),
+        |_| Ok(DataType::Utf8),
+        |args, _| {
+            let items = text(&args[0]).unwrap_or_default();
+            let mut fields = Vec::new();
+            for item in items.split(OBJECTAGG_SEPARATOR).filter(|i| !i.is_empty()) {
+                fields.push(split_item(item)?);
+            }
+            fields.sort_by(|a, b| a.0.cmp(&b.0));
+            if let Some(pair) = fields.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+                return datafusion::common::exec_err!(
+                    "Key '{}' is already present. Duplicate keys are not allowed in JSON_OBJECTAGG",
+                    pair[0].0
+                );
+            }
+            let fields: Vec<&str> = fields.iter().map(|(_, item)| *item).collect();
+            Ok(string(Some(format!("{{{}}}", fields.join(",")))))
+        },
+    )
+}
+
+/// An item's key (decoded, to sort by) and the item itself.
+fn split_item(item: &str) -> datafusion::common::Result<(String, &str)> {
+    let mut keys = serde_json::Deserializer::from_str(item).into_iter::<String>();
+    match keys.next() {
+        Some(Ok(key)) if item[keys.byte_offset()..].starts_with(':') => Ok((key, item)),
+        _ => datafusion::common::exec_err!("JSON_OBJECTAGG: an item is not \"key\":value"),
+    }
+}
+
+/// A value as JSON text, for the types whose text Runnel gives as Flink's
+/// JSON_OBJECT and JSON_ARRAY do (a TIMESTAMP's or a DECIMAL's may differ).
+/// A DOUBLE is the decimal of its Java text (`2500000.0`, `0.0000025`,
+/// `1.5E+10`), a FLOAT the same of its widening, NaN and the infinities
+/// strings, as Flink writes them.
 fn json_text(value: &ScalarValue) -> Option<String> {
     use super::row_fn::integer;
     if value.is_null() {
         return Some("null".into());
+    }
+    let float = match value {
+        ScalarValue::Float64(Some(v)) => Some(*v),
+        ScalarValue::Float32(Some(v)) => Some(f64::from(*v)),
+        _ => None,
+    };
+    if let Some(v) = float {
+        return Some(
+            crate::java_format::java_big_decimal_of_double(v)
+                .unwrap_or_else(|| format!("\"{}\"", crate::java_format::java_double(v))),
+        );
     }
     if let Some(s) = text(value) {
         return serde_json::to_string(s).ok();
@@ -172,10 +294,15 @@ fn constructor_types(
         return plan_err!("{name} takes its NULL treatment first");
     }
     match values.iter().find(|t| {
-        !(t.is_integer() || super::is_text(t) || matches!(t, DataType::Boolean | DataType::Null))
+        !(t.is_integer()
+            || super::is_text(t)
+            || matches!(
+                t,
+                DataType::Boolean | DataType::Null | DataType::Float64 | DataType::Float32
+            ))
     }) {
         Some(other) => plan_err!(
-            "{name} of a {other} value is not supported yet (integers, strings and BOOLEANs are)"
+            "{name} of a {other} value is not supported yet (integers, DOUBLEs, FLOATs, strings and BOOLEANs are)"
         ),
         None => Ok(DataType::Utf8),
     }

@@ -32,6 +32,18 @@ impl Planner<'_> {
             }
             keys.push(state.create_physical_expr(expr.clone(), input_df)?);
         }
+        if is_changelog(&input.schema)
+            && let Some(name) = aggregate.aggr_expr.iter().find_map(arrival_ordered)
+        {
+            return Err(self.reject(
+                &format!(
+                    "{name} over an updating input is not supported: its result follows the \
+                     order rows arrived and were retracted in, which Runnel's updating GROUP BY \
+                     does not keep"
+                ),
+                &[name, "string_agg", "GROUP"],
+            ));
+        }
         let mut aggregates = Vec::new();
         let mut filters = Vec::new();
         for expr in &aggregate.aggr_expr {
@@ -243,6 +255,35 @@ impl Planner<'_> {
 
 /// Where the window columns are in an aggregate's output, if it groups by
 /// them.
+/// The Flink name of an aggregate whose result depends on the order its
+/// rows arrived in (LISTAGG, JSON_ARRAYAGG, FIRST_VALUE, LAST_VALUE), if
+/// `expr` is one. JSON_OBJECTAGG's items are sorted by key: it is not.
+fn arrival_ordered(expr: &Expr) -> Option<&'static str> {
+    let Expr::AggregateFunction(call) = unalias(expr) else {
+        return None;
+    };
+    let item = match call.params.args.first() {
+        Some(Expr::ScalarFunction(item)) => item.func.name(),
+        _ => "",
+    };
+    match call.func.name() {
+        "string_agg" if item == "json_objectagg_item" => None,
+        "string_agg" if item == "json_arrayagg_item" => Some("JSON_ARRAYAGG"),
+        "string_agg" => Some("LISTAGG"),
+        "first_value" => Some("FIRST_VALUE"),
+        "last_value" => Some("LAST_VALUE"),
+        "array_agg" => Some("ARRAY_AGG"),
+        _ => None,
+    }
+}
+
+fn unalias(expr: &Expr) -> &Expr {
+    match expr {
+        Expr::Alias(alias) => unalias(&alias.expr),
+        other => other,
+    }
+}
+
 fn window_columns_out(aggregate: &datafusion::logical_expr::Aggregate) -> Option<[usize; 2]> {
     let position = |name: &str| {
         aggregate
