@@ -256,7 +256,8 @@ fn split_item(item: &str) -> datafusion::common::Result<(String, &str)> {
 }
 
 /// A value as JSON text, for the types whose text Runnel gives as Flink's
-/// JSON_OBJECT and JSON_ARRAY do (a TIMESTAMP's or a DECIMAL's may differ).
+/// JSON_OBJECT and JSON_ARRAY do (a DATE Flink refuses, a TIMESTAMP_LTZ is
+/// not built). A DECIMAL is Java's `BigDecimal` text.
 /// A DOUBLE is the decimal of its Java text (`2500000.0`, `0.0000025`,
 /// `1.5E+10`), a FLOAT the same of its widening, NaN and the infinities
 /// strings, as Flink writes them.
@@ -270,6 +271,12 @@ fn json_text(value: &ScalarValue) -> Option<String> {
         ScalarValue::Float32(Some(v)) => Some(f64::from(*v)),
         _ => None,
     };
+    if let ScalarValue::Decimal128(Some(unscaled), _, scale) = value {
+        return Some(crate::java_format::java_decimal(*unscaled, *scale));
+    }
+    if let Some(text) = timestamp_text(value) {
+        return Some(format!("\"{text}\""));
+    }
     if let Some(v) = float {
         return Some(
             crate::java_format::java_big_decimal_of_double(v)
@@ -285,6 +292,29 @@ fn json_text(value: &ScalarValue) -> Option<String> {
     integer(value).map(|n| n.to_string())
 }
 
+/// A TIMESTAMP (without zone) as Flink's JSON functions write it, Java's
+/// ISO local date-time: seconds always, a fraction without trailing zeros
+/// (`2020-04-15T08:00:00`, `2020-04-15T08:00:07.12`).
+fn timestamp_text(value: &ScalarValue) -> Option<String> {
+    let nanos: i128 = match value {
+        ScalarValue::TimestampSecond(Some(v), None) => i128::from(*v) * 1_000_000_000,
+        ScalarValue::TimestampMillisecond(Some(v), None) => i128::from(*v) * 1_000_000,
+        ScalarValue::TimestampMicrosecond(Some(v), None) => i128::from(*v) * 1_000,
+        ScalarValue::TimestampNanosecond(Some(v), None) => i128::from(*v),
+        _ => return None,
+    };
+    let seconds = i64::try_from(nanos.div_euclid(1_000_000_000)).ok()?;
+    let fraction = nanos.rem_euclid(1_000_000_000) as u32;
+    let time = chrono::DateTime::from_timestamp(seconds, fraction)?.naive_utc();
+    let mut text = time.format("%Y-%m-%dT%H:%M:%S").to_string();
+    if fraction > 0 {
+        let digits = format!("{fraction:09}");
+        text.push('.');
+        text.push_str(digits.trim_end_matches('0'));
+    }
+    Some(text)
+}
+
 fn constructor_types(
     name: &str,
     args: &[DataType],
@@ -298,11 +328,16 @@ fn constructor_types(
             || super::is_text(t)
             || matches!(
                 t,
-                DataType::Boolean | DataType::Null | DataType::Float64 | DataType::Float32
+                DataType::Boolean
+                    | DataType::Null
+                    | DataType::Float64
+                    | DataType::Float32
+                    | DataType::Decimal128(..)
+                    | DataType::Timestamp(_, None)
             ))
     }) {
         Some(other) => plan_err!(
-            "{name} of a {other} value is not supported yet (integers, DOUBLEs, FLOATs, strings and BOOLEANs are)"
+            "{name} of a {other} value is not supported yet (numbers, TIMESTAMPs, strings and BOOLEANs are)"
         ),
         None => Ok(DataType::Utf8),
     }
