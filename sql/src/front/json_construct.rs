@@ -5,8 +5,10 @@
 //! defaults are NULL ON NULL for objects and ABSENT ON NULL for arrays).
 //! The aggregates `JSON_OBJECTAGG([KEY] k VALUE v ...)` and
 //! `JSON_ARRAYAGG(v ...)` become a `string_agg` of items closed into JSON
-//! (`functions/json.rs`). A call nested in another is left as written, and
-//! refused.
+//! (`functions/json.rs`). A constructor that is itself a value of another
+//! (`JSON_OBJECT('k' VALUE JSON_ARRAY(1))`) is JSON there, not a string, as
+//! in Flink: it is wrapped in `json_raw(...)`, which the outer call writes
+//! as it is. One used any other way (inside `UPPER(...)`) is a string.
 
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan};
 
@@ -16,7 +18,15 @@ pub fn rewrite(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
     if !tokens.iter().any(|t| Kind::of(t).is_some()) {
         return tokens;
     }
-    let words = solid(&tokens);
+    match rewritten(&solid(&tokens)) {
+        Some(text) => tokenize(&text).unwrap_or(tokens),
+        None => tokens,
+    }
+}
+
+/// `words` with every constructor call rewritten, as text; `None` when
+/// none was.
+fn rewritten(words: &[TokenWithSpan]) -> Option<String> {
     let mut out: Vec<String> = Vec::new();
     let mut i = 0;
     let mut changed = false;
@@ -24,7 +34,7 @@ pub fn rewrite(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
         let open = i + 1;
         if let Some(kind) = Kind::of(&words[i])
             && words.get(open).is_some_and(|t| t.token == Token::LParen)
-            && let Some(close) = matching_paren(&words, open)
+            && let Some(close) = matching_paren(words, open)
             && let Some(call) = call(&words[open + 1..close], kind)
         {
             out.push(call);
@@ -35,10 +45,21 @@ pub fn rewrite(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
         out.push(render(std::slice::from_ref(&words[i])));
         i += 1;
     }
-    if !changed {
-        return tokens;
+    changed.then(|| out.join(" "))
+}
+
+/// A constructor's argument as text: a constructor call as the whole of
+/// it is raw JSON; any other has its calls rewritten as strings.
+fn value(tokens: &[TokenWithSpan]) -> Option<String> {
+    if let Some(kind) = tokens.first().and_then(Kind::of)
+        && !matches!(kind, Kind::ObjectAgg | Kind::ArrayAgg)
+        && tokens.get(1).is_some_and(|t| t.token == Token::LParen)
+        && matching_paren(tokens, 1) == Some(tokens.len() - 1)
+    {
+        let inner = call(&tokens[2..tokens.len() - 1], kind)?;
+        return Some(format!("json_raw({inner})"));
     }
-    tokenize(&out.join(" ")).unwrap_or(tokens)
+    Some(rewritten(tokens).unwrap_or_else(|| super::tokens::render_spaced(tokens)))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -71,10 +92,6 @@ impl Kind {
 /// aggregates' form), or `None` for a shape this does not read (left to
 /// DataFusion to refuse).
 fn call(arguments: &[TokenWithSpan], kind: Kind) -> Option<String> {
-    // A nested call is JSON in Flink's result, not a string: not read here.
-    if arguments.iter().any(|t| Kind::of(t).is_some()) {
-        return None;
-    }
     let object = kind.is_object();
     let mut entries: Vec<&[TokenWithSpan]> = split_commas(arguments)
         .into_iter()
@@ -100,7 +117,7 @@ fn call(arguments: &[TokenWithSpan], kind: Kind) -> Option<String> {
             continue;
         }
         if !object {
-            arguments.push(super::tokens::render_spaced(entry));
+            arguments.push(value(entry)?);
             continue;
         }
         let entry = match entry.first() {
@@ -108,8 +125,9 @@ fn call(arguments: &[TokenWithSpan], kind: Kind) -> Option<String> {
             _ => entry,
         };
         let value_at = top_level_value(entry)?;
-        arguments.push(super::tokens::render_spaced(&entry[..value_at]));
-        arguments.push(super::tokens::render_spaced(&entry[value_at + 1..]));
+        let key = &entry[..value_at];
+        arguments.push(rewritten(key).unwrap_or_else(|| super::tokens::render_spaced(key)));
+        arguments.push(value(&entry[value_at + 1..])?);
     }
     let count = arguments.len();
     let arguments = arguments.join(", ");

@@ -5,7 +5,10 @@
 //! constructors. Paths: `$`, `.key`, `['key']`, `[index]`. With RETURNING, ON EMPTY or ON ERROR, or a JSON_QUERY wrapper,
 //! `json_clauses.rs` answers instead.
 
-use datafusion::arrow::datatypes::DataType;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray, StructArray};
+use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::common::{DataFusionError, ScalarValue, plan_err};
 use datafusion::logical_expr::{ScalarUDF, Signature, Volatility};
 use serde_json::Value;
@@ -147,6 +150,45 @@ pub fn is_json() -> ScalarUDF {
     )
 }
 
+/// The one field of `json_raw`'s struct.
+const RAW_FIELD: &str = "raw_json";
+
+fn raw_type() -> DataType {
+    DataType::Struct(vec![Field::new(RAW_FIELD, DataType::Utf8, true)].into())
+}
+
+/// A constructor's result as another's value (`front/json_construct.rs`
+/// writes it): a struct of the text, so that the outer call can tell JSON
+/// to write as it is from a string to quote.
+pub fn json_raw() -> ScalarUDF {
+    RowFn::udf(
+        "json_raw",
+        exact(vec![vec![DataType::Utf8]]),
+        |_| Ok(raw_type()),
+        |args, _| {
+            let text = StringArray::from(vec![text(&args[0]).map(str::to_string)]);
+            let fields = vec![Field::new(RAW_FIELD, DataType::Utf8, true)];
+            Ok(ScalarValue::Struct(Arc::new(StructArray::new(
+                fields.into(),
+                vec![Arc::new(text) as ArrayRef],
+                None,
+            ))))
+        },
+    )
+}
+
+/// The text `json_raw` holds, if `value` is one of its structs.
+fn raw_text(value: &ScalarValue) -> Option<Option<String>> {
+    let ScalarValue::Struct(array) = value else {
+        return None;
+    };
+    if array.num_columns() != 1 || array.fields()[0].name() != RAW_FIELD {
+        return None;
+    }
+    let column = array.column(0).as_string_opt::<i32>()?;
+    Some((!column.is_null(0)).then(|| column.value(0).to_string()))
+}
+
 /// Separates `json_objectagg_item`s in their `string_agg`: JSON text never
 /// holds it raw (control characters are escaped in strings).
 pub const OBJECTAGG_SEPARATOR: char = '\u{1e}';
@@ -263,6 +305,9 @@ fn split_item(item: &str) -> datafusion::common::Result<(String, &str)> {
 /// strings, as Flink writes them.
 fn json_text(value: &ScalarValue) -> Option<String> {
     use super::row_fn::integer;
+    if let Some(raw) = raw_text(value) {
+        return Some(raw.unwrap_or_else(|| "null".into()));
+    }
     if value.is_null() {
         return Some("null".into());
     }
@@ -334,7 +379,8 @@ fn constructor_types(
                     | DataType::Float32
                     | DataType::Decimal128(..)
                     | DataType::Timestamp(_, None)
-            ))
+            )
+            || **t == raw_type())
     }) {
         Some(other) => plan_err!(
             "{name} of a {other} value is not supported yet (numbers, TIMESTAMPs, strings and BOOLEANs are)"

@@ -116,6 +116,7 @@ fn flink_functions() -> Vec<ScalarUDF> {
         json::is_json(),
         json::json_object(),
         json::json_array(),
+        json::json_raw(),
         json::json_arrayagg_item(),
         json::json_arrayagg_close(),
         json::json_objectagg_item(),
