@@ -304,7 +304,21 @@ impl Session {
         match words {
             [key, eq, value @ ..] if eq.token == Token::Eq && !value.is_empty() => {
                 let value: Vec<String> = value.iter().map(text).collect();
-                self.catalog.settings.insert(text(key), value.join(" "));
+                let (key, value) = (text(key), value.join(" "));
+                // TIMESTAMP_LTZ text, CURRENT_DATE and LOCALTIMESTAMP are
+                // in UTC: another zone would change answers silently.
+                if key == "table.local-time-zone"
+                    && !["UTC", "Etc/UTC", "GMT", "Etc/GMT", "Z", "+00:00"]
+                        .contains(&value.as_str())
+                {
+                    return Err(SqlError::at(
+                        format!(
+                            "'table.local-time-zone' = '{value}' is not supported: Runnel's session time zone is UTC"
+                        ),
+                        start,
+                    ));
+                }
+                self.catalog.settings.insert(key, value);
                 Ok(())
             }
             _ => Err(SqlError::at("expected SET 'key' = 'value'", start)),

@@ -10,6 +10,7 @@ use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan};
 use super::tokens::{is_space, is_word, matching_paren};
 
 pub fn rewrite(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    local_time_words(&mut tokens);
     let mut i = 0;
     while i < tokens.len() {
         let Some(open) = next_solid(&tokens, i + 1).filter(|&o| tokens[o].token == Token::LParen)
@@ -115,4 +116,36 @@ fn top_level_word(
         }
     }
     None
+}
+
+/// Flink's `LOCALTIMESTAMP` and `LOCALTIME`, which DataFusion's parser
+/// takes for column names, as calls: `flink_localtimestamp()` and
+/// `current_time()` (which is refused, as TIME is not built). A word
+/// followed by `(` or quoted is something else.
+fn local_time_words(tokens: &mut Vec<TokenWithSpan>) {
+    let mut i = 0;
+    while i < tokens.len() {
+        let call = if is_word(&tokens[i], "LOCALTIMESTAMP") {
+            "flink_localtimestamp"
+        } else if is_word(&tokens[i], "LOCALTIME") {
+            "current_time"
+        } else {
+            i += 1;
+            continue;
+        };
+        let followed_by_paren =
+            next_solid(tokens, i + 1).is_some_and(|n| tokens[n].token == Token::LParen);
+        let qualified = i > 0 && tokens[i - 1].token == Token::Period;
+        if followed_by_paren || qualified {
+            i += 1;
+            continue;
+        }
+        let span = tokens[i].span;
+        if let Token::Word(word) = &mut tokens[i].token {
+            word.value = call.to_string();
+        }
+        let parens = [Token::LParen, Token::RParen].map(|token| TokenWithSpan { token, span });
+        tokens.splice(i + 1..i + 1, parens);
+        i += 3;
+    }
 }

@@ -163,6 +163,7 @@ pub fn register(context: &SessionContext) -> Result<()> {
         context.register_udf(function.as_ref().clone());
     }
     context.register_udf(unnest::udf());
+    context.register_udf(time::local_timestamp());
     context
         .state_ref()
         .write()
@@ -209,6 +210,7 @@ impl FlinkSemantics {
             DataType::Boolean => &self.boolean_text,
             DataType::Float64 | DataType::Float32 => &self.double_text,
             DataType::Timestamp(_, None) => &self.timestamp_text,
+            DataType::Timestamp(_, Some(zone)) if zone.as_ref() == "UTC" => &self.timestamp_text,
             _ => return Ok(Err(expr)),
         };
         Ok(Ok(text.call(vec![expr])))
@@ -433,10 +435,25 @@ impl FunctionRewrite for FlinkSemantics {
             {
                 return plan_err!("LISTAGG's separator must be a literal, as in Flink");
             }
+            Expr::ScalarFunction(ScalarFunction { func, args })
+                if args.is_empty() && matches!(func.name(), "now" | "current_date") =>
+            {
+                let clock = if func.name() == "now" {
+                    time::current_timestamp()
+                } else {
+                    time::current_date()
+                };
+                Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(
+                    Arc::new(clock),
+                    Vec::new(),
+                )))
+            }
             Expr::ScalarFunction(ScalarFunction { func, .. }) if func.name() == "current_time" => {
                 // DataFusion's is UTC with nanoseconds; Flink's a TIME(0)
                 // in the session time zone, and TIME is not built yet.
-                return plan_err!("CURRENT_TIME is not supported yet (Flink's TIME type is not)");
+                return plan_err!(
+                    "CURRENT_TIME and LOCALTIME are not supported yet (Flink's TIME type is not)"
+                );
             }
             Expr::ScalarFunction(ScalarFunction { func, args }) if func.name() == "typeof" => {
                 Transformed::yes(type_of(&args, schema)?)

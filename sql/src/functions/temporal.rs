@@ -197,16 +197,31 @@ pub fn to_date() -> ScalarUDF {
     )
 }
 
-/// A TIMESTAMP cast to text: `yyyy-MM-dd HH:mm:ss` and the fraction its
-/// precision has (`.123` for TIMESTAMP(3)).
+/// A TIMESTAMP (or TIMESTAMP_LTZ, in the session zone) cast to text:
+/// `yyyy-MM-dd HH:mm:ss` and the fraction its precision has (`.123` for
+/// TIMESTAMP(3)).
 pub fn timestamp_text() -> ScalarUDF {
     RowFn::udf(
         "flink_timestamp_text",
         Signature::any(1, Volatility::Immutable),
         |_| Ok(DataType::Utf8),
         |args, _| {
-            Ok(string(date_time(&args[0]).map(|t| {
-                let digits = match &args[0] {
+            // A TIMESTAMP_LTZ is written in the session time zone: UTC.
+            let local = match &args[0] {
+                ScalarValue::TimestampSecond(v, Some(_)) => ScalarValue::TimestampSecond(*v, None),
+                ScalarValue::TimestampMillisecond(v, Some(_)) => {
+                    ScalarValue::TimestampMillisecond(*v, None)
+                }
+                ScalarValue::TimestampMicrosecond(v, Some(_)) => {
+                    ScalarValue::TimestampMicrosecond(*v, None)
+                }
+                ScalarValue::TimestampNanosecond(v, Some(_)) => {
+                    ScalarValue::TimestampNanosecond(*v, None)
+                }
+                other => other.clone(),
+            };
+            Ok(string(date_time(&local).map(|t| {
+                let digits = match &local {
                     ScalarValue::TimestampSecond(..) => 0,
                     ScalarValue::TimestampMillisecond(..) => 3,
                     ScalarValue::TimestampMicrosecond(..) => 6,

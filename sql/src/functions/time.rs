@@ -1,4 +1,5 @@
-//! Time functions: `PROCTIME()`, `DATE_FORMAT`.
+//! Time functions: `PROCTIME()`, the wall clock (`CURRENT_TIMESTAMP`,
+//! `NOW()`, `LOCALTIMESTAMP`, `CURRENT_DATE`), `DATE_FORMAT`.
 
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::{Result, ScalarValue};
@@ -47,6 +48,58 @@ impl ScalarUDFImpl for ProcTime {
             None,
         )))
     }
+}
+
+/// `CURRENT_TIMESTAMP` and `NOW()`: a TIMESTAMP_LTZ(3) of the wall clock
+/// when the row is processed, as Flink gives it in a streaming job.
+/// DataFusion's `now()` is a nanosecond timestamp folded to the job's
+/// start at planning, which a job that runs for days would keep.
+pub fn current_timestamp() -> ScalarUDF {
+    super::row_fn::RowFn::udf(
+        "flink_current_timestamp",
+        Signature::exact(vec![], Volatility::Volatile),
+        |_| {
+            Ok(DataType::Timestamp(
+                TimeUnit::Millisecond,
+                Some("UTC".into()),
+            ))
+        },
+        |_, _| {
+            Ok(ScalarValue::TimestampMillisecond(
+                Some(runnel_engine::time::wall_clock_millis()),
+                Some("UTC".into()),
+            ))
+        },
+    )
+}
+
+/// `LOCALTIMESTAMP`: a TIMESTAMP(3) of the wall clock in the session time
+/// zone, which is UTC in Runnel.
+pub fn local_timestamp() -> ScalarUDF {
+    super::row_fn::RowFn::udf(
+        "flink_localtimestamp",
+        Signature::exact(vec![], Volatility::Volatile),
+        |_| Ok(DataType::Timestamp(TimeUnit::Millisecond, None)),
+        |_, _| {
+            Ok(ScalarValue::TimestampMillisecond(
+                Some(runnel_engine::time::wall_clock_millis()),
+                None,
+            ))
+        },
+    )
+}
+
+/// `CURRENT_DATE`: today in the session time zone (UTC), per row.
+pub fn current_date() -> ScalarUDF {
+    super::row_fn::RowFn::udf(
+        "flink_current_date",
+        Signature::exact(vec![], Volatility::Volatile),
+        |_| Ok(DataType::Date32),
+        |_, _| {
+            let days = runnel_engine::time::wall_clock_millis().div_euclid(86_400_000);
+            Ok(ScalarValue::Date32(i32::try_from(days).ok()))
+        },
+    )
 }
 
 /// Whether a computed column's SQL is `PROCTIME()`.

@@ -26,3 +26,4 @@ mod support;
 mod temporal_join;
 mod temporal_sort;
 mod updating;
+mod wall_clock;
