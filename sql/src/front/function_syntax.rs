@@ -55,6 +55,13 @@ pub fn rewrite(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
         {
             // Flink's BYTES is DataFusion's BYTEA.
             word.value = "BYTEA".to_string();
+        } else if is_word(&tokens[i], "UNIX_TIMESTAMP")
+            && next_solid(&tokens, open + 1).is_some_and(|c| tokens[c].token == Token::RParen)
+        {
+            // Flink's UNIX_TIMESTAMP() is the clock now; DataFusion's takes text.
+            if let Token::Word(word) = &mut tokens[i].token {
+                word.value = "flink_unix_timestamp_now".to_string();
+            }
         } else if is_word(&tokens[i], "TIMESTAMPADD") || is_word(&tokens[i], "TIMESTAMPDIFF") {
             if let Some(unit) = next_solid(&tokens, open + 1)
                 && let Token::Word(word) = &tokens[unit].token

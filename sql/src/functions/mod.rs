@@ -164,6 +164,8 @@ pub fn register(context: &SessionContext) -> Result<()> {
     }
     context.register_udf(unnest::udf());
     context.register_udf(time::local_timestamp());
+    context.register_udf(time::current_row_timestamp());
+    context.register_udf(time::unix_timestamp_now());
     context
         .state_ref()
         .write()

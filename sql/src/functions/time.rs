@@ -55,8 +55,32 @@ impl ScalarUDFImpl for ProcTime {
 /// DataFusion's `now()` is a nanosecond timestamp folded to the job's
 /// start at planning, which a job that runs for days would keep.
 pub fn current_timestamp() -> ScalarUDF {
+    wall_clock_ltz("flink_current_timestamp")
+}
+
+/// `CURRENT_ROW_TIMESTAMP()`: the same, which Flink evaluates per row in
+/// batch mode too.
+pub fn current_row_timestamp() -> ScalarUDF {
+    wall_clock_ltz("current_row_timestamp")
+}
+
+/// `UNIX_TIMESTAMP()`: seconds since the epoch now, per row.
+pub fn unix_timestamp_now() -> ScalarUDF {
     super::row_fn::RowFn::udf(
-        "flink_current_timestamp",
+        "flink_unix_timestamp_now",
+        Signature::exact(vec![], Volatility::Volatile),
+        |_| Ok(DataType::Int64),
+        |_, _| {
+            Ok(ScalarValue::Int64(Some(
+                runnel_engine::time::wall_clock_millis().div_euclid(1000),
+            )))
+        },
+    )
+}
+
+fn wall_clock_ltz(name: &'static str) -> ScalarUDF {
+    super::row_fn::RowFn::udf(
+        name,
         Signature::exact(vec![], Volatility::Volatile),
         |_| {
             Ok(DataType::Timestamp(

@@ -1,4 +1,5 @@
-//! `CURRENT_TIMESTAMP`, `NOW()`, `LOCALTIMESTAMP` and `CURRENT_DATE` read
+//! `CURRENT_TIMESTAMP`, `NOW()`, `CURRENT_ROW_TIMESTAMP()`,
+//! `LOCALTIMESTAMP`, `UNIX_TIMESTAMP()` and `CURRENT_DATE` read
 //! the wall clock per row, as Flink's do in a streaming job: a job that
 //! runs for two seconds sees its clock move (DataFusion folds `now()` to
 //! the job's start).
@@ -10,7 +11,8 @@ fn the_wall_clock_functions_are_read_as_rows_go_by() {
     let script = "CREATE TABLE ticks (id BIGINT) WITH ('connector' = 'datagen', \
                   'rows-per-second' = '4', 'number-of-rows' = '8', \
                   'fields.id.kind' = 'sequence', 'fields.id.start' = '1', 'fields.id.end' = '8');\n\
-                  SELECT id, CURRENT_TIMESTAMP, NOW(), LOCALTIMESTAMP, CURRENT_DATE FROM ticks;";
+                  SELECT id, CURRENT_TIMESTAMP, NOW(), LOCALTIMESTAMP, CURRENT_DATE, \
+                  CURRENT_ROW_TIMESTAMP(), UNIX_TIMESTAMP() FROM ticks;";
     let (_, rows) = run_script(script, 1);
     assert_eq!(rows.len(), 8, "{rows:?}");
     // Printed as Java's LocalDateTime prints: `.000` and `:00` seconds left out.
@@ -22,7 +24,7 @@ fn the_wall_clock_functions_are_read_as_rows_go_by() {
             .and_utc()
             .timestamp_millis()
     };
-    let mut clock: Vec<(i64, [i64; 3])> = rows
+    let mut clock: Vec<(i64, [i64; 5])> = rows
         .iter()
         .map(|row| {
             let fields: Vec<&str> = row
@@ -38,13 +40,20 @@ fn the_wall_clock_functions_are_read_as_rows_go_by() {
             assert_eq!(fields[4], &fields[3][..10], "{row}");
             (
                 fields[0].parse().unwrap(),
-                [millis(fields[1]), millis(fields[2]), millis(fields[3])],
+                [
+                    millis(fields[1]),
+                    millis(fields[2]),
+                    millis(fields[3]),
+                    millis(fields[5]),
+                    // Seconds: over the job's second or more, at least one.
+                    fields[6].parse::<i64>().unwrap() * 500,
+                ],
             )
         })
         .collect();
     clock.sort();
     let (first, last) = (clock[0].1, clock[7].1);
-    for column in 0..3 {
+    for column in 0..5 {
         assert!(
             last[column] - first[column] >= 500,
             "the clock stood still over the job: {rows:?}"
