@@ -53,12 +53,14 @@ pub fn value(array: &dyn Array, row: usize) -> String {
             let list = array.as_list::<i64>().value(row);
             elements(list.as_ref())
         }
-        // Java's Map toString: `{a=1, b=2}`.
+        // Java's Map toString, `{a=1, b=2}`, in the order a Java HashMap
+        // holds the entries (Flink prints a map as one).
         DataType::Map(_, _) => {
             let entries = array.as_map().value(row);
             let keys = entries.column(0);
             let values = entries.column(1);
-            let pairs: Vec<String> = (0..entries.len())
+            let pairs: Vec<String> = hash_map_order(keys.as_ref())
+                .into_iter()
                 .map(|i| format!("{}={}", value(keys, i), value(values, i)))
                 .collect();
             format!("{{{}}}", pairs.join(", "))
@@ -75,6 +77,84 @@ pub fn value(array: &dyn Array, row: usize) -> String {
         }
         _ => array_value_to_string(array, row).unwrap_or_else(|e| format!("<{e}>")),
     }
+}
+
+/// The order in which a `java.util.HashMap` that had `keys` put in order
+/// (into its default table of 16, doubled past three quarters full) gives
+/// them back: by bucket of the key's Java `hashCode`, spread as HashMap
+/// spreads it, then in the order put. Keys of a type whose Java hash is
+/// not computed here keep their order.
+pub fn hash_map_order(keys: &dyn Array) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    let Some(hashes) = (0..keys.len())
+        .map(|i| java_hash(keys, i))
+        .collect::<Option<Vec<i32>>>()
+    else {
+        return order;
+    };
+    let mut capacity = 16usize;
+    while keys.len() * 4 > capacity * 3 {
+        capacity *= 2;
+    }
+    let bucket = |h: i32| {
+        let h = h as u32;
+        ((h ^ (h >> 16)) as usize) & (capacity - 1)
+    };
+    order.sort_by_key(|&i| bucket(hashes[i]));
+    order
+}
+
+/// Java's `hashCode` of the boxed key: String, Integer (and narrower),
+/// Long, Boolean, Double, Float; `None` for other types.
+fn java_hash(array: &dyn Array, row: usize) -> Option<i32> {
+    use datafusion::arrow::datatypes::{Int8Type, Int16Type, Int32Type, Int64Type};
+    if array.is_null(row) {
+        return Some(0);
+    }
+    let long = |v: i64| (v ^ ((v as u64) >> 32) as i64) as i32;
+    Some(match array.data_type() {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+            let text = match array.data_type() {
+                DataType::Utf8 => array.as_string::<i32>().value(row),
+                DataType::LargeUtf8 => array.as_string::<i64>().value(row),
+                _ => array.as_string_view().value(row),
+            };
+            text.encode_utf16().fold(0i32, |h, unit| {
+                h.wrapping_mul(31).wrapping_add(i32::from(unit))
+            })
+        }
+        DataType::Int8 => i32::from(array.as_primitive::<Int8Type>().value(row)),
+        DataType::Int16 => i32::from(array.as_primitive::<Int16Type>().value(row)),
+        DataType::Int32 => array.as_primitive::<Int32Type>().value(row),
+        DataType::Int64 => long(array.as_primitive::<Int64Type>().value(row)),
+        DataType::Boolean => {
+            if array.as_boolean().value(row) {
+                1231
+            } else {
+                1237
+            }
+        }
+        DataType::Float64 => {
+            let v = array.as_primitive::<Float64Type>().value(row);
+            // Double.hashCode hashes doubleToLongBits: one NaN.
+            let bits = if v.is_nan() {
+                f64::NAN.to_bits()
+            } else {
+                v.to_bits()
+            };
+            long(bits as i64)
+        }
+        DataType::Float32 => {
+            let v = array.as_primitive::<Float32Type>().value(row);
+            let bits = if v.is_nan() {
+                f32::NAN.to_bits()
+            } else {
+                v.to_bits()
+            };
+            bits as i32
+        }
+        _ => return None,
+    })
 }
 
 fn elements(list: &dyn Array) -> String {
@@ -132,6 +212,54 @@ fn local_date_time(value: i64, unit: &TimeUnit) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datafusion::arrow::array::{
+        BooleanArray, Float64Array, Int32Array, Int64Array, StringArray,
+    };
+
+    /// Orders Flink 2.3 printed these maps' keys in (`functions.sql`).
+    #[test]
+    fn map_keys_come_back_in_java_hash_map_order() {
+        let strings = |keys: &[&str]| {
+            let array = StringArray::from(keys.to_vec());
+            hash_map_order(&array)
+                .into_iter()
+                .map(|i| keys[i].to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(strings(&["b", "a"]), ["a", "b"]);
+        assert_eq!(strings(&["e", "c", "a"]), ["a", "c", "e"]);
+        assert_eq!(strings(&["q", "a"]), ["q", "a"]);
+        assert_eq!(
+            strings(&["Hello", "World", "flink", "runnel"]),
+            ["flink", "Hello", "runnel", "World"]
+        );
+        assert_eq!(
+            strings(&["Hello World", "", "zz"]),
+            ["", "zz", "Hello World"]
+        );
+        let fourteen: Vec<String> = (1..=14).map(|i| format!("k{i:02}")).collect();
+        let fourteen: Vec<&str> = fourteen.iter().map(String::as_str).collect();
+        assert_eq!(
+            strings(&fourteen),
+            [
+                "k11", "k10", "k02", "k13", "k01", "k12", "k04", "k03", "k14", "k06", "k05", "k08",
+                "k07", "k09"
+            ]
+        );
+        assert_eq!(hash_map_order(&Int32Array::from(vec![17, 1, 2])), [0, 1, 2]);
+        assert_eq!(
+            hash_map_order(&Int64Array::from(vec![5_000_000_000, 1, -1])),
+            [2, 1, 0]
+        );
+        assert_eq!(
+            hash_map_order(&BooleanArray::from(vec![true, false])),
+            [1, 0]
+        );
+        assert_eq!(
+            hash_map_order(&Float64Array::from(vec![1.5, 2.5, 4.0, 0.5])),
+            [2, 3, 1, 0]
+        );
+    }
 
     #[test]
     fn timestamps_print_like_java_local_date_time() {

@@ -1473,3 +1473,15 @@ UNIX_TIMESTAMP() > 1600000000
 ABS(UNIX_TIMESTAMP() - UNIX_TIMESTAMP(CAST(LOCALTIMESTAMP AS STRING))) < 5
 CAST(CURRENT_ROW_TIMESTAMP() AS STRING) LIKE '____-__-__ __:__:__.___'
 ABS(UNIX_TIMESTAMP() - UNIX_TIMESTAMP(CAST(CURRENT_ROW_TIMESTAMP() AS STRING))) < 5
+MAP['b', 1, 'a', 2]
+MAP['e', 1, 'c', 2, 'a', 3]
+MAP['q', 1, 'a', 2]
+MAP[17, 'x', 1, 'y', 2, 'z']
+MAP['Hello', 1, 'World', 2, 'flink', 3, 'runnel', 4]
+MAP[CAST(5000000000 AS BIGINT), 1, CAST(1 AS BIGINT), 2, CAST(-1 AS BIGINT), 3]
+MAP[TRUE, 1, FALSE, 2]
+MAP[s, 1, e, 2, 'zz', 3]
+MAP['k01', 1, 'k02', 2, 'k03', 3, 'k04', 4, 'k05', 5, 'k06', 6, 'k07', 7, 'k08', 8, 'k09', 9, 'k10', 10, 'k11', 11, 'k12', 12, 'k13', 13, 'k14', 14]
+SELECT k, COLLECT(w) FROM r GROUP BY k
+SELECT COLLECT(k) FROM r
+SELECT COLLECT(x) FROM r
