@@ -12,10 +12,9 @@ use runnel_engine::EngineError;
 use crate::at_rest;
 use crate::state_files::{FileRef, MIN_FILE_BYTES, StateFiles};
 use runnel_engine::checkpoint::encoding::{
-    Checkpoint, Reader, encode_checkpoint, encoded_len, needs_from, put_bytes, put_i64,
-    write_checkpoint,
+    Checkpoint, Reader, encoded_len, needs_from, put_bytes, put_i64, write_checkpoint,
 };
-use runnel_engine::checkpoint::storage::{needs_from_stored, retained_from};
+use runnel_engine::checkpoint::storage::{commit_encoded, needs_from_stored, retained_from};
 use runnel_engine::checkpoint::{CheckpointStorage, SinkOutput, StoredCheckpoint};
 
 pub const CF_CHECKPOINTS: &str = "jobs.checkpoints";
@@ -318,14 +317,7 @@ impl CheckpointStorage for RocksCheckpoints {
         let len = encoded_len(checkpoint);
         // Encrypted state is sealed whole, so it is gathered first anyway.
         if self.key.is_some() || len < MIN_FILE_BYTES {
-            let state = encode_checkpoint(checkpoint);
-            let stored = StoredCheckpoint {
-                id,
-                taken_at_ms,
-                state,
-            };
-            self.commit(&stored, outputs, retained)?;
-            return Ok(len as u64);
+            return commit_encoded(self, id, taken_at_ms, checkpoint, outputs, retained);
         }
         let file = self
             .files

@@ -69,14 +69,26 @@ pub trait CheckpointStorage: Send + Sync {
         outputs: Vec<SinkOutput>,
         retained: usize,
     ) -> Result<u64, EngineError> {
-        let stored = StoredCheckpoint {
-            id,
-            taken_at_ms,
-            state: encode_checkpoint(checkpoint),
-        };
-        self.commit(&stored, outputs, retained)?;
-        Ok(stored.state.len() as u64)
+        commit_encoded(self, id, taken_at_ms, checkpoint, outputs, retained)
     }
+}
+
+/// `commit_entries` by encoding the entries into one buffer and `commit`.
+pub fn commit_encoded<S: CheckpointStorage + ?Sized>(
+    storage: &S,
+    id: u64,
+    taken_at_ms: i64,
+    checkpoint: &Checkpoint,
+    outputs: Vec<SinkOutput>,
+    retained: usize,
+) -> Result<u64, EngineError> {
+    let stored = StoredCheckpoint {
+        id,
+        taken_at_ms,
+        state: encode_checkpoint(checkpoint),
+    };
+    storage.commit(&stored, outputs, retained)?;
+    Ok(stored.state.len() as u64)
 }
 
 /// Checkpoints in memory; outputs are kept as they were committed, in

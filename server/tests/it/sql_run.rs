@@ -488,33 +488,44 @@ impl CrashRun {
     }
 }
 
-/// `runnel sql run --checkpoint-dir` killed with `kill -9` twice and run
-/// again with `--from-checkpoint` commits exactly the part files' rows of a
-/// run never killed.
-#[test]
-fn sql_run_killed_twice_resumes_from_its_checkpoints_into_files() {
-    let expected = uninterrupted_rows(checkpointed_script);
+/// Runs the script `make` writes, killed with `kill -9` after `first` and
+/// again after `second` (each milliseconds and a random spread added to
+/// them), then to its end, each run resuming from the checkpoints;
+/// `after_first` looks at the checkpoint dir after the first kill. Checks
+/// that the part files' rows are those of a run never killed.
+fn killed_twice_gives_the_rows_of_one_never_killed(
+    make: fn(&Path, &Path) -> std::path::PathBuf,
+    first: (u64, u64),
+    second: (u64, u64),
+    after_first: impl Fn(&Path),
+) {
+    let expected = uninterrupted_rows(make);
     let CrashRun {
         dir: _crashed_dir,
         script,
         out,
         checkpoints,
         seed,
-    } = CrashRun::new(checkpointed_script);
-    run_checkpointed(
-        &script,
-        &checkpoints,
-        false,
-        Some(Duration::from_millis(600 + seed % 900)),
-    );
-    run_checkpointed(
-        &script,
-        &checkpoints,
-        true,
-        Some(Duration::from_millis(400 + seed % 700)),
-    );
+    } = CrashRun::new(make);
+    let after = |(at, spread): (u64, u64)| Some(Duration::from_millis(at + seed % spread));
+    run_checkpointed(&script, &checkpoints, false, after(first));
+    after_first(&checkpoints);
+    run_checkpointed(&script, &checkpoints, true, after(second));
     run_checkpointed(&script, &checkpoints, true, None);
     assert_eq!(committed_rows(&out), expected, "seed {seed}");
+}
+
+/// `runnel sql run --checkpoint-dir` killed with `kill -9` twice and run
+/// again with `--from-checkpoint` commits exactly the part files' rows of a
+/// run never killed.
+#[test]
+fn sql_run_killed_twice_resumes_from_its_checkpoints_into_files() {
+    killed_twice_gives_the_rows_of_one_never_killed(
+        checkpointed_script,
+        (600, 900),
+        (400, 700),
+        |_| {},
+    );
 }
 
 /// Both processes of a checkpointed two-process job, each with its share
@@ -622,30 +633,15 @@ fn a_two_process_job_killed_resumes_both_processes_from_their_checkpoints() {
 /// exactly the rows of a run never killed.
 #[test]
 fn a_join_whose_state_is_in_files_resumes_after_kill_9() {
-    let expected = uninterrupted_rows(joined_script);
-    let CrashRun {
-        dir: _crashed_dir,
-        script,
-        out,
-        checkpoints,
-        seed,
-    } = CrashRun::new(joined_script);
-    run_checkpointed(
-        &script,
-        &checkpoints,
-        false,
-        Some(Duration::from_millis(1600 + seed % 600)),
+    killed_twice_gives_the_rows_of_one_never_killed(
+        joined_script,
+        (1600, 600),
+        (1200, 600),
+        |checkpoints| {
+            assert!(
+                state_files(checkpoints) > 0,
+                "no checkpoint state reached a file; the test no longer covers them"
+            );
+        },
     );
-    assert!(
-        state_files(&checkpoints) > 0,
-        "no checkpoint state reached a file; the test no longer covers them"
-    );
-    run_checkpointed(
-        &script,
-        &checkpoints,
-        true,
-        Some(Duration::from_millis(1200 + seed % 600)),
-    );
-    run_checkpointed(&script, &checkpoints, true, None);
-    assert_eq!(committed_rows(&out), expected, "seed {seed}");
 }
