@@ -320,17 +320,7 @@ fn checkpointed_script(dir: &Path, out: &Path) -> std::path::PathBuf {
 /// `lag_s` seconds behind the bids (windows fire that long after they
 /// end).
 fn paced_script(dir: &Path, out: &Path, rate: u64, events: u64, lag_s: u64) -> std::path::PathBuf {
-    let ddl = include_str!("../../../benches/nexmark/ddl.sql")
-        .replace("${TPS}", &rate.to_string())
-        .replace("${EVENTS_NUM}", &events.to_string())
-        .replace(
-            "dateTime - INTERVAL '4' SECOND",
-            &format!("dateTime - INTERVAL '{lag_s}' SECOND"),
-        )
-        .replace(
-            "'connector' = 'nexmark',",
-            "'connector' = 'nexmark', 'rate.limited' = 'true',",
-        );
+    let ddl = paced_nexmark(rate, events, lag_s);
     let path = dir.join("job.sql");
     std::fs::write(
         &path,
@@ -405,6 +395,22 @@ fn run_checkpointed(script: &Path, checkpoints: &Path, resume: bool, kill_after:
     }
 }
 
+/// Nexmark's tables generated at `rate` events/s (paced), `events` of them,
+/// the watermark `lag_s` seconds behind the bids.
+fn paced_nexmark(rate: u64, events: u64, lag_s: u64) -> String {
+    include_str!("../../../benches/nexmark/ddl.sql")
+        .replace("${TPS}", &rate.to_string())
+        .replace("${EVENTS_NUM}", &events.to_string())
+        .replace(
+            "dateTime - INTERVAL '4' SECOND",
+            &format!("dateTime - INTERVAL '{lag_s}' SECOND"),
+        )
+        .replace(
+            "'connector' = 'nexmark',",
+            "'connector' = 'nexmark', 'rate.limited' = 'true',",
+        )
+}
+
 /// The committed rows of the script `make` writes, run once in one
 /// process and never killed.
 fn uninterrupted_rows(make: impl Fn(&Path, &Path) -> std::path::PathBuf) -> Vec<String> {
@@ -422,13 +428,7 @@ fn uninterrupted_rows(make: impl Fn(&Path, &Path) -> std::path::PathBuf) -> Vec<
 /// checkpointed every 500 ms: its states grow past `state_files`'s
 /// threshold, so checkpoints mix states in files and inline deltas.
 fn joined_script(dir: &Path, out: &Path) -> std::path::PathBuf {
-    let ddl = include_str!("../../../benches/nexmark/ddl.sql")
-        .replace("${TPS}", "50000")
-        .replace("${EVENTS_NUM}", "150000")
-        .replace(
-            "'connector' = 'nexmark',",
-            "'connector' = 'nexmark', 'rate.limited' = 'true',",
-        );
+    let ddl = paced_nexmark(50_000, 150_000, 4);
     let path = dir.join("job.sql");
     std::fs::write(
         &path,
