@@ -164,34 +164,109 @@ pub struct AudioSamples<'a> {
 
 /// The frames of `track` among `frames`, each an AAC frame of
 /// `SAMPLES_PER_FRAME` samples. A laced block (several frames in one,
-/// which no Kinesis Video producer writes) cannot be cut into samples
-/// without its lace sizes and is left out.
+/// Xiph, fixed-size or EBML lacing) gives each of its frames; one whose
+/// lace sizes do not add up is left out whole.
 pub fn audio_samples<'a>(body: &'a [u8], frames: &[Frame], track: u64) -> AudioSamples<'a> {
     let mut first_ms = None;
     let mut samples = Vec::new();
     for frame in frames.iter().filter(|f| f.track == track) {
         let start = frame.offset as usize;
         // The block's flags byte comes just before its data.
-        let laced = start
+        let lacing = start
             .checked_sub(1)
             .and_then(|at| body.get(at))
-            .is_some_and(|flags| flags & 0x06 != 0);
+            .map_or(0, |flags| (flags >> 1) & 0x03);
         let Some(data) = body.get(start..start + frame.len as usize) else {
             continue;
         };
-        if laced || data.is_empty() {
-            continue;
+        let parts = match lacing {
+            0 => vec![data],
+            lacing => unlace(data, lacing).unwrap_or_default(),
+        };
+        for data in parts.into_iter().filter(|d| !d.is_empty()) {
+            first_ms.get_or_insert(frame.timecode_ms);
+            samples.push(Sample {
+                data,
+                duration: SAMPLES_PER_FRAME,
+                composition_offset: 0,
+                keyframe: true,
+            });
         }
-        first_ms.get_or_insert(frame.timecode_ms);
-        samples.push(Sample {
-            data,
-            duration: SAMPLES_PER_FRAME,
-            composition_offset: 0,
-            keyframe: true,
-        });
     }
     AudioSamples {
         first_ms: first_ms.unwrap_or(0),
         samples,
     }
+}
+
+/// A laced block's frames from its data (after the flags byte): the frame
+/// count less one, the sizes of all frames but the last as `lacing` writes
+/// them (1 Xiph, 2 fixed-size, 3 EBML), then the frames. `None` when the
+/// sizes do not fit the data.
+pub fn unlace(data: &[u8], lacing: u8) -> Option<Vec<&[u8]>> {
+    let (&count, mut rest) = data.split_first()?;
+    let count = usize::from(count) + 1;
+    let mut sizes = Vec::with_capacity(count);
+    match lacing {
+        1 => {
+            for _ in 1..count {
+                let mut size = 0usize;
+                loop {
+                    let (&byte, after) = rest.split_first()?;
+                    rest = after;
+                    size += usize::from(byte);
+                    if byte != 255 {
+                        break;
+                    }
+                }
+                sizes.push(size);
+            }
+        }
+        2 => {
+            if rest.len() % count != 0 {
+                return None;
+            }
+            sizes.resize(count - 1, rest.len() / count);
+        }
+        3 if count > 1 => {
+            let (first, _, after) = vint(rest)?;
+            rest = after;
+            let mut size = i64::try_from(first).ok()?;
+            sizes.push(usize::try_from(size).ok()?);
+            for _ in 2..count {
+                let (raw, width, after) = vint(rest)?;
+                rest = after;
+                // Signed: the raw value less half its range.
+                let bias = (1i64 << (7 * width - 1)) - 1;
+                size = size.checked_add(i64::try_from(raw).ok()? - bias)?;
+                sizes.push(usize::try_from(size).ok()?);
+            }
+        }
+        3 => {}
+        _ => return None,
+    }
+    let mut frames = Vec::with_capacity(count);
+    for size in sizes {
+        let (frame, after) = rest.split_at_checked(size)?;
+        frames.push(frame);
+        rest = after;
+    }
+    frames.push(rest);
+    Some(frames)
+}
+
+/// An EBML variable-size integer at the start of `bytes`: its value (the
+/// length marker removed), its width in bytes, and what follows.
+fn vint(bytes: &[u8]) -> Option<(u64, u32, &[u8])> {
+    let first = *bytes.first()?;
+    let width = first.leading_zeros() + 1;
+    if width > 8 {
+        return None;
+    }
+    let (head, rest) = bytes.split_at_checked(width as usize)?;
+    let marker_cleared = u64::from(first) & (0xff >> width);
+    let value = head[1..].iter().fold(marker_cleared, |value, &byte| {
+        (value << 8) | u64::from(byte)
+    });
+    Some((value, width, rest))
 }

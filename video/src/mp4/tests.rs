@@ -1,3 +1,4 @@
+use super::audio::unlace;
 use super::*;
 use crate::mkv::{Frame, Header, Track};
 
@@ -373,24 +374,71 @@ fn an_aac_track_is_a_second_trak_with_its_config_in_esds() {
 }
 
 #[test]
+fn laced_blocks_give_each_frame_in_every_lacing() {
+    let (a, b, c) = (vec![1u8; 3], vec![2u8; 300], vec![3u8; 2]);
+    let frames = [a.as_slice(), b.as_slice(), c.as_slice()];
+    let joined = [a.clone(), b.clone(), c.clone()].concat();
+    // Xiph: 300 is 255 + 45.
+    let xiph = [vec![2, 3, 255, 45], joined.clone()].concat();
+    assert_eq!(unlace(&xiph, 1).unwrap(), frames);
+    // EBML: 3, then 300 - 3 as a two-byte signed size (297 + 8191).
+    let ebml = [vec![2, 0x83, 0x61, 0x28], joined.clone()].concat();
+    assert_eq!(unlace(&ebml, 3).unwrap(), frames);
+    let fixed = [vec![2], vec![7; 6]].concat();
+    assert_eq!(unlace(&fixed, 2).unwrap(), [&[7, 7][..]; 3]);
+    // Sizes past the data, a fixed size that does not divide, truncation.
+    assert_eq!(unlace(&[2, 3, 255, 45, 1, 1], 1), None);
+    assert_eq!(unlace(&[1, 7, 7, 7], 2), None);
+    for cut in 0..4 {
+        assert_eq!(unlace(&ebml[..cut], 3), None, "{cut}");
+    }
+    // Any bytes: frames that cover the data exactly, or none; never a panic.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..20_000 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let bytes: Vec<u8> = state.to_le_bytes()[..(state % 9) as usize].to_vec();
+        for lacing in 0..4 {
+            if let Some(frames) = unlace(&bytes, lacing) {
+                let total: usize = frames.iter().map(|f| f.len()).sum();
+                assert!(total < bytes.len(), "{bytes:?} {lacing}");
+                assert_eq!(frames.len(), usize::from(bytes[0]) + 1);
+            }
+        }
+    }
+}
+
+#[test]
 fn audio_frames_are_whole_aac_frames_after_the_video_in_mdat() {
-    // Each frame's data follows its block's flags byte; 0x02 is Xiph lacing.
+    // Each frame's data follows its block's flags byte; 0x02 is Xiph
+    // lacing, 0x04 fixed-size.
     let body: Vec<u8> = vec![
         0x80, 0xa0, 0xa1, 0xa2, // video keyframe
         0x80, 0xb0, 0xb1, // audio
-        0x82, 0xc0, 0xc1, // audio, laced: left out
+        0x82, 0x01, 0x01, 0xc0, 0xc1, 0xc2, // audio, two Xiph-laced frames
+        0x84, 0x01, 0xe0, 0xe1, 0xe2, // audio, sizes that do not fit: left out
         0x80, 0xd0, // audio
     ];
     let frames = [
         frame(1, 0, true, 1, 3),
         frame(2, 5, true, 5, 2),
-        frame(2, 28, true, 8, 2),
-        frame(2, 51, true, 11, 1),
+        frame(2, 28, true, 8, 5),
+        frame(2, 74, true, 14, 4),
+        frame(2, 97, true, 19, 1),
     ];
     let audio = audio_samples(&body, &frames, 2);
     assert_eq!(audio.first_ms, 5);
     let data: Vec<&[u8]> = audio.samples.iter().map(|s| s.data).collect();
-    assert_eq!(data, [&[0xb0, 0xb1][..], &[0xd0][..]]);
+    assert_eq!(
+        data,
+        [
+            &[0xb0, 0xb1][..],
+            &[0xc0][..],
+            &[0xc1, 0xc2][..],
+            &[0xd0][..]
+        ]
+    );
     assert!(
         audio
             .samples
@@ -428,11 +476,11 @@ fn audio_frames_are_whole_aac_frames_after_the_video_in_mdat() {
         &[0xa0, 0xa1, 0xa2]
     );
     assert_eq!(
-        &segment[audio_offset..audio_offset + 3],
-        &[0xb0, 0xb1, 0xd0]
+        &segment[audio_offset..audio_offset + 6],
+        &[0xb0, 0xb1, 0xc0, 0xc1, 0xc2, 0xd0]
     );
     assert_eq!(
         find(&segment, &["mdat"]),
-        &[0xa0, 0xa1, 0xa2, 0xb0, 0xb1, 0xd0]
+        &[0xa0, 0xa1, 0xa2, 0xb0, 0xb1, 0xc0, 0xc1, 0xc2, 0xd0]
     );
 }
