@@ -3,10 +3,16 @@
 //! any argument is, a BOOLEAN as text is `TRUE`/`FALSE`, `LPAD`, `RPAD` and
 //! `OVERLAY` count UTF-16 code units, `INITCAP` and `ASCII` are Calcite's.
 
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray, StringBuilder};
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::{Result, ScalarValue, plan_err};
+use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::Expr;
-use datafusion::logical_expr::{ScalarUDF, Signature, TypeSignature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
+    Volatility,
+};
 
 use super::row_fn::{RowFn, exact, integer, string, text};
 
@@ -116,21 +122,86 @@ pub fn boolean_text() -> ScalarUDF {
 }
 
 /// `REPLACE(s, from, to)`: an empty `from` puts `to` between every two
-/// characters and at both ends, as Java's `String.replace` does.
+/// characters and at both ends, as Java's `String.replace` does (and
+/// Rust's). A column with constant `from` and `to`, the usual call, is
+/// replaced in one pass over the column rather than row by row.
 pub fn replace() -> ScalarUDF {
-    RowFn::udf(
-        "replace",
-        exact(vec![vec![DataType::Utf8, DataType::Utf8, DataType::Utf8]]),
-        text_result,
-        |args, _| {
-            Ok(string(
-                match (text(&args[0]), text(&args[1]), text(&args[2])) {
-                    (Some(s), Some(from), Some(to)) => Some(s.replace(from, to)),
-                    _ => None,
-                },
-            ))
-        },
-    )
+    ScalarUDF::from(Replace {
+        signature: exact(vec![vec![DataType::Utf8, DataType::Utf8, DataType::Utf8]]),
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Replace {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for Replace {
+    fn name(&self) -> &str {
+        "replace"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let [subject, from, to] = args.args.as_slice() else {
+            return exec_err!("REPLACE takes three arguments");
+        };
+        let scalar_text = |value: &ColumnarValue| match value {
+            ColumnarValue::Scalar(scalar) => Some(text(scalar).map(str::to_string)),
+            ColumnarValue::Array(_) => None,
+        };
+        if let (ColumnarValue::Array(subject), Some(from), Some(to)) =
+            (subject, scalar_text(from), scalar_text(to))
+        {
+            let subject = utf8(subject)?;
+            let Some((from, to)) = from.zip(to) else {
+                return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)));
+            };
+            let mut out = StringBuilder::with_capacity(rows, subject.values().len());
+            for value in subject {
+                match value {
+                    Some(value) if value.contains(from.as_str()) || from.is_empty() => {
+                        out.append_value(value.replace(from.as_str(), &to));
+                    }
+                    Some(value) => out.append_value(value),
+                    None => out.append_null(),
+                }
+            }
+            return Ok(ColumnarValue::Array(Arc::new(out.finish())));
+        }
+        let (subject, from, to) = (
+            subject.to_array(rows)?,
+            from.to_array(rows)?,
+            to.to_array(rows)?,
+        );
+        let (subject, from, to) = (utf8(&subject)?, utf8(&from)?, utf8(&to)?);
+        let replaced: StringArray = (0..rows)
+            .map(|i| match (at(subject, i), at(from, i), at(to, i)) {
+                (Some(s), Some(from), Some(to)) => Some(s.replace(from, to)),
+                _ => None,
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(replaced)))
+    }
+}
+
+fn utf8(array: &ArrayRef) -> Result<&StringArray> {
+    match array.as_string_opt::<i32>() {
+        Some(strings) => Ok(strings),
+        None => exec_err!("REPLACE of a {} column", array.data_type()),
+    }
+}
+
+fn at(array: &StringArray, row: usize) -> Option<&str> {
+    (!array.is_null(row)).then(|| array.value(row))
 }
 
 fn pad<const LEFT: bool>(name: &'static str) -> ScalarUDF {
