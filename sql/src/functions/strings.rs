@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray, StringBuilder};
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringArray, StringBuilder};
+use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::{
@@ -27,34 +27,61 @@ fn text_result(_args: &[DataType]) -> Result<DataType> {
     Ok(DataType::Utf8)
 }
 
-/// `SUBSTRING(s FROM start [FOR length])`, `SUBSTR(s, start [, length])`.
+/// `SUBSTRING(s FROM start [FOR length])`, `SUBSTR(s, start [, length])`,
+/// over the columns at once.
 pub fn substring() -> ScalarUDF {
-    RowFn::udf(
-        "substr",
-        exact(vec![
+    ScalarUDF::from(Substring {
+        signature: exact(vec![
             vec![DataType::Utf8, DataType::Int64],
             vec![DataType::Utf8, DataType::Int64, DataType::Int64],
         ]),
-        text_result,
-        |args, _| {
-            let (Some(value), Some(start)) = (text(&args[0]), integer(&args[1])) else {
-                return Ok(string(None));
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Substring {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for Substring {
+    fn name(&self) -> &str {
+        "substr"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let (Some(texts), Some(starts)) = (args.args.first(), args.args.get(1)) else {
+            return exec_err!("SUBSTRING takes a string and a start");
+        };
+        let texts = TextArg::of(texts, rows)?;
+        let starts = IntArg::of(starts, rows)?;
+        let lengths = args.args.get(2).map(|a| IntArg::of(a, rows)).transpose()?;
+        let mut out = StringBuilder::with_capacity(rows, 0);
+        for row in 0..rows {
+            let cut = match (texts.at(row), starts.at(row), &lengths) {
+                (Some(value), Some(start), None) => substring_of(value, start, None),
+                (Some(value), Some(start), Some(lengths)) => lengths
+                    .at(row)
+                    .and_then(|length| substring_of(value, start, Some(length))),
+                _ => None,
             };
-            let length = match args.get(2) {
-                None => None,
-                Some(length) => match integer(length) {
-                    None => return Ok(string(None)),
-                    Some(length) => Some(length),
-                },
-            };
-            Ok(string(substring_of(value, start, length)))
-        },
-    )
+            out.append_option(cut);
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
 }
 
 /// Characters from `start` (1-based; 0 is 1; negative counts from the
 /// end) for `length` characters: Flink's `substringSQL`.
-fn substring_of(value: &str, start: i64, length: Option<i64>) -> Option<String> {
+fn substring_of(value: &str, start: i64, length: Option<i64>) -> Option<&str> {
     if length.is_some_and(|l| l < 0) {
         return None;
     }
@@ -67,39 +94,123 @@ fn substring_of(value: &str, start: i64, length: Option<i64>) -> Option<String> 
     let to = length.map_or(chars, |l| from.saturating_add(l)).min(chars);
     // A start before the first character is empty, not cut to the start.
     if from < 0 || from >= to {
-        return Some(String::new());
+        return Some("");
     }
-    Some(
+    let byte_at = |char_index: i64| {
         value
-            .chars()
-            .skip(from as usize)
-            .take((to - from) as usize)
-            .collect(),
-    )
+            .char_indices()
+            .nth(char_index as usize)
+            .map_or(value.len(), |(at, _)| at)
+    };
+    Some(&value[byte_at(from)..byte_at(to)])
 }
 
-/// `CONCAT(s1, s2, ...)`: NULL when any argument is.
+/// `CONCAT(s1, s2, ...)`: NULL when any argument is; over the columns at
+/// once.
 pub fn concat() -> ScalarUDF {
-    RowFn::udf(
-        "concat",
-        Signature::variadic_any(Volatility::Immutable),
-        |args| {
-            if let Some(other) = args.iter().find(|t| !is_text(t)) {
-                return plan_err!("CONCAT takes strings, not {other}");
-            }
-            Ok(DataType::Utf8)
-        },
-        |args, _| {
-            let mut out = String::new();
-            for arg in args {
-                match text(arg) {
-                    Some(part) => out.push_str(part),
-                    None => return Ok(string(None)),
+    ScalarUDF::from(Concat {
+        signature: Signature::variadic_any(Volatility::Immutable),
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Concat {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for Concat {
+    fn name(&self) -> &str {
+        "concat"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        if let Some(other) = args.iter().find(|t| !is_text(t)) {
+            return plan_err!("CONCAT takes strings, not {other}");
+        }
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let parts = args
+            .args
+            .iter()
+            .map(|a| TextArg::of(a, rows))
+            .collect::<Result<Vec<_>>>()?;
+        let mut out = StringBuilder::with_capacity(rows, 0);
+        let mut joined = String::new();
+        'rows: for row in 0..rows {
+            joined.clear();
+            for part in &parts {
+                match part.at(row) {
+                    Some(text) => joined.push_str(text),
+                    None => {
+                        out.append_null();
+                        continue 'rows;
+                    }
                 }
             }
-            Ok(string(Some(out)))
-        },
-    )
+            out.append_value(&joined);
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
+/// A text argument as each row reads it: one value for every row, or a
+/// column (any string type, as UTF-8).
+enum TextArg {
+    One(Option<String>),
+    Column(StringArray),
+}
+
+impl TextArg {
+    fn of(arg: &ColumnarValue, rows: usize) -> Result<Self> {
+        Ok(match arg {
+            ColumnarValue::Scalar(value) => TextArg::One(text(value).map(str::to_string)),
+            ColumnarValue::Array(_) => {
+                let array = arg.to_array(rows)?;
+                let array = datafusion::arrow::compute::cast(&array, &DataType::Utf8)?;
+                TextArg::Column(array.as_string::<i32>().clone())
+            }
+        })
+    }
+
+    fn at(&self, row: usize) -> Option<&str> {
+        match self {
+            TextArg::One(value) => value.as_deref(),
+            TextArg::Column(array) => at(array, row),
+        }
+    }
+}
+
+/// An integer argument as each row reads it.
+enum IntArg {
+    One(Option<i64>),
+    Column(Int64Array),
+}
+
+impl IntArg {
+    fn of(arg: &ColumnarValue, rows: usize) -> Result<Self> {
+        Ok(match arg {
+            ColumnarValue::Scalar(value) => IntArg::One(integer(value)),
+            ColumnarValue::Array(_) => {
+                let array = arg.to_array(rows)?;
+                let array = datafusion::arrow::compute::cast(&array, &DataType::Int64)?;
+                IntArg::Column(array.as_primitive::<Int64Type>().clone())
+            }
+        })
+    }
+
+    fn at(&self, row: usize) -> Option<i64> {
+        match self {
+            IntArg::One(value) => *value,
+            IntArg::Column(array) => (!array.is_null(row)).then(|| array.value(row)),
+        }
+    }
 }
 
 /// A BOOLEAN cast to a string: Flink writes `TRUE` and `FALSE`.
@@ -500,13 +611,13 @@ mod tests {
     #[test]
     fn substrings_count_as_flink_counts() {
         let s = "Hello World";
-        assert_eq!(substring_of(s, 2, Some(3)).as_deref(), Some("ell"));
-        assert_eq!(substring_of(s, 0, Some(3)).as_deref(), Some("Hel"));
-        assert_eq!(substring_of(s, -3, Some(2)).as_deref(), Some("rl"));
-        assert_eq!(substring_of(s, -3, None).as_deref(), Some("rld"));
-        assert_eq!(substring_of(s, 20, None).as_deref(), Some(""));
-        assert_eq!(substring_of(s, 2, Some(0)).as_deref(), Some(""));
+        assert_eq!(substring_of(s, 2, Some(3)), Some("ell"));
+        assert_eq!(substring_of(s, 0, Some(3)), Some("Hel"));
+        assert_eq!(substring_of(s, -3, Some(2)), Some("rl"));
+        assert_eq!(substring_of(s, -3, None), Some("rld"));
+        assert_eq!(substring_of(s, 20, None), Some(""));
+        assert_eq!(substring_of(s, 2, Some(0)), Some(""));
         assert_eq!(substring_of(s, 2, Some(-1)), None);
-        assert_eq!(substring_of(s, -20, Some(12)).as_deref(), Some(""));
+        assert_eq!(substring_of(s, -20, Some(12)), Some(""));
     }
 }
