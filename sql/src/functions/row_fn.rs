@@ -22,19 +22,26 @@ pub struct RowFn {
     eval: Eval,
 }
 
-impl PartialEq for RowFn {
-    fn eq(&self, other: &Self) -> bool {
-        self.name == other.name
-    }
+/// Equal and hashed by name: names are unique among Runnel's functions.
+macro_rules! named_identity {
+    ($function:ty) => {
+        impl PartialEq for $function {
+            fn eq(&self, other: &Self) -> bool {
+                self.name == other.name
+            }
+        }
+
+        impl Eq for $function {}
+
+        impl std::hash::Hash for $function {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                self.name.hash(state);
+            }
+        }
+    };
 }
 
-impl Eq for RowFn {}
-
-impl std::hash::Hash for RowFn {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.name.hash(state);
-    }
-}
+named_identity!(RowFn);
 
 impl RowFn {
     pub fn udf(
@@ -49,6 +56,53 @@ impl RowFn {
             returns,
             eval,
         })
+    }
+}
+
+/// A scalar function written over whole columns (`invoke` gets the batch's
+/// arguments), for the hot ones whose per-row `ScalarValue`s cost more
+/// than their work.
+#[derive(Debug)]
+pub struct ColumnFn {
+    name: &'static str,
+    signature: Signature,
+    returns: Returns,
+    invoke: fn(ScalarFunctionArgs) -> Result<ColumnarValue>,
+}
+
+named_identity!(ColumnFn);
+
+impl ColumnFn {
+    pub fn udf(
+        name: &'static str,
+        signature: Signature,
+        returns: Returns,
+        invoke: fn(ScalarFunctionArgs) -> Result<ColumnarValue>,
+    ) -> ScalarUDF {
+        ScalarUDF::from(ColumnFn {
+            name,
+            signature,
+            returns,
+            invoke,
+        })
+    }
+}
+
+impl ScalarUDFImpl for ColumnFn {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        (self.returns)(args)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        (self.invoke)(args)
     }
 }
 

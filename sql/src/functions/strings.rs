@@ -10,11 +10,10 @@ use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
-    Volatility,
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, Signature, TypeSignature, Volatility,
 };
 
-use super::row_fn::{RowFn, exact, integer, string, text};
+use super::row_fn::{ColumnFn, RowFn, exact, integer, string, text};
 
 fn is_text(t: &DataType) -> bool {
     matches!(
@@ -30,53 +29,37 @@ fn text_result(_args: &[DataType]) -> Result<DataType> {
 /// `SUBSTRING(s FROM start [FOR length])`, `SUBSTR(s, start [, length])`,
 /// over the columns at once.
 pub fn substring() -> ScalarUDF {
-    ScalarUDF::from(Substring {
-        signature: exact(vec![
+    ColumnFn::udf(
+        "substr",
+        exact(vec![
             vec![DataType::Utf8, DataType::Int64],
             vec![DataType::Utf8, DataType::Int64, DataType::Int64],
         ]),
-    })
+        text_result,
+        substring_columns,
+    )
 }
 
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct Substring {
-    signature: Signature,
-}
-
-impl ScalarUDFImpl for Substring {
-    fn name(&self) -> &str {
-        "substr"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
-        Ok(DataType::Utf8)
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let rows = args.number_rows;
-        let (Some(texts), Some(starts)) = (args.args.first(), args.args.get(1)) else {
-            return exec_err!("SUBSTRING takes a string and a start");
+fn substring_columns(args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+    let rows = args.number_rows;
+    let (Some(texts), Some(starts)) = (args.args.first(), args.args.get(1)) else {
+        return exec_err!("SUBSTRING takes a string and a start");
+    };
+    let texts = TextArg::of(texts, rows)?;
+    let starts = IntArg::of(starts, rows)?;
+    let lengths = args.args.get(2).map(|a| IntArg::of(a, rows)).transpose()?;
+    let mut out = StringBuilder::with_capacity(rows, 0);
+    for row in 0..rows {
+        let cut = match (texts.at(row), starts.at(row), &lengths) {
+            (Some(value), Some(start), None) => substring_of(value, start, None),
+            (Some(value), Some(start), Some(lengths)) => lengths
+                .at(row)
+                .and_then(|length| substring_of(value, start, Some(length))),
+            _ => None,
         };
-        let texts = TextArg::of(texts, rows)?;
-        let starts = IntArg::of(starts, rows)?;
-        let lengths = args.args.get(2).map(|a| IntArg::of(a, rows)).transpose()?;
-        let mut out = StringBuilder::with_capacity(rows, 0);
-        for row in 0..rows {
-            let cut = match (texts.at(row), starts.at(row), &lengths) {
-                (Some(value), Some(start), None) => substring_of(value, start, None),
-                (Some(value), Some(start), Some(lengths)) => lengths
-                    .at(row)
-                    .and_then(|length| substring_of(value, start, Some(length))),
-                _ => None,
-            };
-            out.append_option(cut);
-        }
-        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+        out.append_option(cut);
     }
+    Ok(ColumnarValue::Array(Arc::new(out.finish())))
 }
 
 /// Characters from `start` (1-based; 0 is 1; negative counts from the
@@ -108,56 +91,42 @@ fn substring_of(value: &str, start: i64, length: Option<i64>) -> Option<&str> {
 /// `CONCAT(s1, s2, ...)`: NULL when any argument is; over the columns at
 /// once.
 pub fn concat() -> ScalarUDF {
-    ScalarUDF::from(Concat {
-        signature: Signature::variadic_any(Volatility::Immutable),
-    })
+    ColumnFn::udf(
+        "concat",
+        Signature::variadic_any(Volatility::Immutable),
+        |args| {
+            if let Some(other) = args.iter().find(|t| !is_text(t)) {
+                return plan_err!("CONCAT takes strings, not {other}");
+            }
+            Ok(DataType::Utf8)
+        },
+        concat_columns,
+    )
 }
 
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct Concat {
-    signature: Signature,
-}
-
-impl ScalarUDFImpl for Concat {
-    fn name(&self) -> &str {
-        "concat"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
-        if let Some(other) = args.iter().find(|t| !is_text(t)) {
-            return plan_err!("CONCAT takes strings, not {other}");
-        }
-        Ok(DataType::Utf8)
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let rows = args.number_rows;
-        let parts = args
-            .args
-            .iter()
-            .map(|a| TextArg::of(a, rows))
-            .collect::<Result<Vec<_>>>()?;
-        let mut out = StringBuilder::with_capacity(rows, 0);
-        let mut joined = String::new();
-        'rows: for row in 0..rows {
-            joined.clear();
-            for part in &parts {
-                match part.at(row) {
-                    Some(text) => joined.push_str(text),
-                    None => {
-                        out.append_null();
-                        continue 'rows;
-                    }
+fn concat_columns(args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+    let rows = args.number_rows;
+    let parts = args
+        .args
+        .iter()
+        .map(|a| TextArg::of(a, rows))
+        .collect::<Result<Vec<_>>>()?;
+    let mut out = StringBuilder::with_capacity(rows, 0);
+    let mut joined = String::new();
+    'rows: for row in 0..rows {
+        joined.clear();
+        for part in &parts {
+            match part.at(row) {
+                Some(text) => joined.push_str(text),
+                None => {
+                    out.append_null();
+                    continue 'rows;
                 }
             }
-            out.append_value(&joined);
         }
-        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+        out.append_value(&joined);
     }
+    Ok(ColumnarValue::Array(Arc::new(out.finish())))
 }
 
 /// A text argument as each row reads it: one value for every row, or a
@@ -237,71 +206,55 @@ pub fn boolean_text() -> ScalarUDF {
 /// Rust's). A column with constant `from` and `to`, the usual call, is
 /// replaced in one pass over the column rather than row by row.
 pub fn replace() -> ScalarUDF {
-    ScalarUDF::from(Replace {
-        signature: exact(vec![vec![DataType::Utf8, DataType::Utf8, DataType::Utf8]]),
-    })
+    ColumnFn::udf(
+        "replace",
+        exact(vec![vec![DataType::Utf8, DataType::Utf8, DataType::Utf8]]),
+        text_result,
+        replace_columns,
+    )
 }
 
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct Replace {
-    signature: Signature,
-}
-
-impl ScalarUDFImpl for Replace {
-    fn name(&self) -> &str {
-        "replace"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
-        Ok(DataType::Utf8)
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let rows = args.number_rows;
-        let [subject, from, to] = args.args.as_slice() else {
-            return exec_err!("REPLACE takes three arguments");
+fn replace_columns(args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+    let rows = args.number_rows;
+    let [subject, from, to] = args.args.as_slice() else {
+        return exec_err!("REPLACE takes three arguments");
+    };
+    let scalar_text = |value: &ColumnarValue| match value {
+        ColumnarValue::Scalar(scalar) => Some(text(scalar).map(str::to_string)),
+        ColumnarValue::Array(_) => None,
+    };
+    if let (ColumnarValue::Array(subject), Some(from), Some(to)) =
+        (subject, scalar_text(from), scalar_text(to))
+    {
+        let subject = utf8(subject)?;
+        let Some((from, to)) = from.zip(to) else {
+            return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)));
         };
-        let scalar_text = |value: &ColumnarValue| match value {
-            ColumnarValue::Scalar(scalar) => Some(text(scalar).map(str::to_string)),
-            ColumnarValue::Array(_) => None,
-        };
-        if let (ColumnarValue::Array(subject), Some(from), Some(to)) =
-            (subject, scalar_text(from), scalar_text(to))
-        {
-            let subject = utf8(subject)?;
-            let Some((from, to)) = from.zip(to) else {
-                return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)));
-            };
-            let mut out = StringBuilder::with_capacity(rows, subject.values().len());
-            for value in subject {
-                match value {
-                    Some(value) if value.contains(from.as_str()) || from.is_empty() => {
-                        out.append_value(value.replace(from.as_str(), &to));
-                    }
-                    Some(value) => out.append_value(value),
-                    None => out.append_null(),
+        let mut out = StringBuilder::with_capacity(rows, subject.values().len());
+        for value in subject {
+            match value {
+                Some(value) if value.contains(from.as_str()) || from.is_empty() => {
+                    out.append_value(value.replace(from.as_str(), &to));
                 }
+                Some(value) => out.append_value(value),
+                None => out.append_null(),
             }
-            return Ok(ColumnarValue::Array(Arc::new(out.finish())));
         }
-        let (subject, from, to) = (
-            subject.to_array(rows)?,
-            from.to_array(rows)?,
-            to.to_array(rows)?,
-        );
-        let (subject, from, to) = (utf8(&subject)?, utf8(&from)?, utf8(&to)?);
-        let replaced: StringArray = (0..rows)
-            .map(|i| match (at(subject, i), at(from, i), at(to, i)) {
-                (Some(s), Some(from), Some(to)) => Some(s.replace(from, to)),
-                _ => None,
-            })
-            .collect();
-        Ok(ColumnarValue::Array(Arc::new(replaced)))
+        return Ok(ColumnarValue::Array(Arc::new(out.finish())));
     }
+    let (subject, from, to) = (
+        subject.to_array(rows)?,
+        from.to_array(rows)?,
+        to.to_array(rows)?,
+    );
+    let (subject, from, to) = (utf8(&subject)?, utf8(&from)?, utf8(&to)?);
+    let replaced: StringArray = (0..rows)
+        .map(|i| match (at(subject, i), at(from, i), at(to, i)) {
+            (Some(s), Some(from), Some(to)) => Some(s.replace(from, to)),
+            _ => None,
+        })
+        .collect();
+    Ok(ColumnarValue::Array(Arc::new(replaced)))
 }
 
 fn utf8(array: &ArrayRef) -> Result<&StringArray> {
