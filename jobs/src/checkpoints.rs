@@ -160,8 +160,9 @@ impl RocksCheckpoints {
         let inline = reader.bytes()?;
         let state = if reader.bytes.get(reader.at) == Some(&IN_FILE) {
             reader.take(1)?;
-            let len = u64::from_le_bytes(reader.take(8)?.try_into().unwrap_or_default());
-            let crc = u32::from_le_bytes(reader.take(4)?.try_into().unwrap_or_default());
+            // Written as `file_value` puts them: the length's bits as an i64.
+            let len = reader.i64()? as u64;
+            let crc = reader.u32()?;
             let stored = self
                 .files
                 .read(id, FileRef { len, crc })

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray, StructArray};
-use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::arrow::datatypes::{DataType, Field, Fields};
 use datafusion::common::{DataFusionError, ScalarValue, plan_err};
 use datafusion::logical_expr::{ScalarUDF, Signature, Volatility};
 use serde_json::Value;
@@ -153,8 +153,12 @@ pub fn is_json() -> ScalarUDF {
 /// The one field of `json_raw`'s struct.
 const RAW_FIELD: &str = "raw_json";
 
+fn raw_fields() -> Fields {
+    vec![Field::new(RAW_FIELD, DataType::Utf8, true)].into()
+}
+
 fn raw_type() -> DataType {
-    DataType::Struct(vec![Field::new(RAW_FIELD, DataType::Utf8, true)].into())
+    DataType::Struct(raw_fields())
 }
 
 /// A constructor's result as another's value (`front/json_construct.rs`
@@ -167,9 +171,8 @@ pub fn json_raw() -> ScalarUDF {
         |_| Ok(raw_type()),
         |args, _| {
             let text = StringArray::from(vec![text(&args[0]).map(str::to_string)]);
-            let fields = vec![Field::new(RAW_FIELD, DataType::Utf8, true)];
             Ok(ScalarValue::Struct(Arc::new(StructArray::new(
-                fields.into(),
+                raw_fields(),
                 vec![Arc::new(text) as ArrayRef],
                 None,
             ))))

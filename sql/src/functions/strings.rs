@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringArray, StringBuilder};
+use datafusion::arrow::array::{Array, AsArray, Int64Array, StringArray, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::Expr;
@@ -151,7 +151,7 @@ impl TextArg {
     fn at(&self, row: usize) -> Option<&str> {
         match self {
             TextArg::One(value) => value.as_deref(),
-            TextArg::Column(array) => at(array, row),
+            TextArg::Column(array) => (!array.is_null(row)).then(|| array.value(row)),
         }
     }
 }
@@ -219,53 +219,23 @@ fn replace_columns(args: ScalarFunctionArgs) -> Result<ColumnarValue> {
     let [subject, from, to] = args.args.as_slice() else {
         return exec_err!("REPLACE takes three arguments");
     };
-    let scalar_text = |value: &ColumnarValue| match value {
-        ColumnarValue::Scalar(scalar) => Some(text(scalar).map(str::to_string)),
-        ColumnarValue::Array(_) => None,
-    };
-    if let (ColumnarValue::Array(subject), Some(from), Some(to)) =
-        (subject, scalar_text(from), scalar_text(to))
-    {
-        let subject = utf8(subject)?;
-        let Some((from, to)) = from.zip(to) else {
-            return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)));
-        };
-        let mut out = StringBuilder::with_capacity(rows, subject.values().len());
-        for value in subject {
-            match value {
-                Some(value) if value.contains(from.as_str()) || from.is_empty() => {
-                    out.append_value(value.replace(from.as_str(), &to));
-                }
-                Some(value) => out.append_value(value),
-                None => out.append_null(),
-            }
-        }
-        return Ok(ColumnarValue::Array(Arc::new(out.finish())));
-    }
     let (subject, from, to) = (
-        subject.to_array(rows)?,
-        from.to_array(rows)?,
-        to.to_array(rows)?,
+        TextArg::of(subject, rows)?,
+        TextArg::of(from, rows)?,
+        TextArg::of(to, rows)?,
     );
-    let (subject, from, to) = (utf8(&subject)?, utf8(&from)?, utf8(&to)?);
-    let replaced: StringArray = (0..rows)
-        .map(|i| match (at(subject, i), at(from, i), at(to, i)) {
-            (Some(s), Some(from), Some(to)) => Some(s.replace(from, to)),
-            _ => None,
-        })
-        .collect();
-    Ok(ColumnarValue::Array(Arc::new(replaced)))
-}
-
-fn utf8(array: &ArrayRef) -> Result<&StringArray> {
-    match array.as_string_opt::<i32>() {
-        Some(strings) => Ok(strings),
-        None => exec_err!("REPLACE of a {} column", array.data_type()),
+    let mut out = StringBuilder::with_capacity(rows, 0);
+    for row in 0..rows {
+        match (subject.at(row), from.at(row), to.at(row)) {
+            // A value without `from` is itself, not a copy.
+            (Some(value), Some(from), Some(to)) if from.is_empty() || value.contains(from) => {
+                out.append_value(value.replace(from, to));
+            }
+            (Some(value), Some(_), Some(_)) => out.append_value(value),
+            _ => out.append_null(),
+        }
     }
-}
-
-fn at(array: &StringArray, row: usize) -> Option<&str> {
-    (!array.is_null(row)).then(|| array.value(row))
+    Ok(ColumnarValue::Array(Arc::new(out.finish())))
 }
 
 fn pad<const LEFT: bool>(name: &'static str) -> ScalarUDF {
