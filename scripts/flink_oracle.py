@@ -41,6 +41,7 @@ TABLES = {
           "WATERMARK FOR ts AS ts - INTERVAL '1' SECOND, PRIMARY KEY (currency) NOT ENFORCED",
     "rc": "currency STRING, rate INT, ts TIMESTAMP(3), "
           "WATERMARK FOR ts AS ts - INTERVAL '1' SECOND, PRIMARY KEY (currency) NOT ENFORCED",
+    "tm": "id INT, t0 TIME, t3 TIME(3)",
 }
 # Tables read in another format than 'json': `rc` is a Debezium changelog.
 FORMATS = {"rc": "debezium-json"}

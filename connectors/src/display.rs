@@ -2,8 +2,9 @@
 
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{
-    DataType, Decimal128Type, Float32Type, Float64Type, TimeUnit, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
+    DataType, Decimal128Type, Float32Type, Float64Type, Time32MillisecondType, Time32SecondType,
+    TimeUnit, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType,
 };
 use datafusion::arrow::util::display::array_value_to_string;
 
@@ -34,6 +35,12 @@ pub fn value(array: &dyn Array, row: usize) -> String {
                 Some(_) => instant(value, unit),
             }
         }
+        DataType::Time32(TimeUnit::Second) => runnel_timefmt::time_of_day::java_local_time(
+            i64::from(array.as_primitive::<Time32SecondType>().value(row)) * 1000,
+        ),
+        DataType::Time32(_) => runnel_timefmt::time_of_day::java_local_time(i64::from(
+            array.as_primitive::<Time32MillisecondType>().value(row),
+        )),
         // BYTES as Java's Arrays.toString of a byte[]: signed, `[97, -1]`.
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
             let bytes: &[u8] = match array.data_type() {

@@ -152,7 +152,12 @@ impl Catalog {
         // Flink's `1.5` is a DECIMAL(2, 1), not a DOUBLE: `0.1 + 0.2 =
         // 0.3` holds, and `0.908 * price` is exact, as in Flink.
         config.options_mut().sql_parser.parse_float_as_decimal = true;
-        let context = SessionContext::new_with_config(config);
+        let state = datafusion::execution::SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .with_type_planner(Arc::new(crate::front::types::FlinkTypePlanner))
+            .build();
+        let context = SessionContext::new_with_state(state);
         // It splits COUNT(DISTINCT x) into two aggregations; a window
         // aggregation keeps distinct values in its own state instead.
         context.remove_optimizer_rule("single_distinct_aggregation_to_group_by");

@@ -189,6 +189,7 @@ pub fn flink_type(data_type: &DataType) -> String {
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "BYTES".into(),
         DataType::Decimal128(p, s) => format!("DECIMAL({p}, {s})"),
         DataType::Date32 | DataType::Date64 => "DATE".into(),
+        DataType::Time32(unit) => format!("TIME({})", crate::front::types::time_precision(unit)),
         DataType::Timestamp(unit, zone) => {
             let precision = match unit {
                 TimeUnit::Second => 0,

@@ -264,7 +264,9 @@ impl Session {
             .unwrap_or(0);
         let query = &tokens[as_index + 1..];
         let (temporal, clauses) = crate::front::temporal::rewrite(
-            crate::front::unnest::rewrite(crate::front::intervals::rewrite(query.to_vec())?)?,
+            crate::front::unnest::rewrite(crate::front::intervals::rewrite(
+                crate::front::time_literals::rewrite(query.to_vec())?,
+            )?)?,
             &|table| self.versioned_time(table),
         )?;
         let versioned = self.versioned_clauses(clauses)?;
@@ -432,8 +434,9 @@ impl Session {
     }
 
     async fn query(&mut self, tokens: &[TokenWithSpan]) -> Result<(Node, SchemaRef), SqlError> {
-        let unnested =
-            crate::front::unnest::rewrite(crate::front::intervals::rewrite(tokens.to_vec())?)?;
+        let unnested = crate::front::unnest::rewrite(crate::front::intervals::rewrite(
+            crate::front::time_literals::rewrite(tokens.to_vec())?,
+        )?)?;
         let (temporal, clauses) =
             crate::front::temporal::rewrite(unnested, &|table| self.versioned_time(table))?;
         let versioned = self.versioned_clauses(clauses)?;

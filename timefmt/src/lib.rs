@@ -5,6 +5,8 @@
 
 use chrono::format::{Fixed, Item, Numeric, Pad};
 
+pub mod time_of_day;
+
 // Also Java's text of a double, as Flink prints one and casts one to text.
 
 /// `pattern` as chrono items, or why it cannot be.

@@ -38,6 +38,12 @@ impl CsvFormat {
     }
 
     pub fn decoder(&self, schema: SchemaRef) -> Decoder {
+        // TIME columns are read as text first, then as Flink reads a TIME.
+        let times = super::time_text::has_time(&schema).then(|| schema.clone());
+        let schema = match &times {
+            Some(target) => super::time_text::text_schema(target),
+            None => schema,
+        };
         let mut builder = datafusion::arrow::csv::ReaderBuilder::new(schema)
             .with_batch_size(BATCH_ROWS)
             .with_header(false)
@@ -48,6 +54,7 @@ impl CsvFormat {
         Decoder {
             decoder: Box::new(builder.build_decoder()),
             ignore_parse_errors: self.ignore_parse_errors,
+            times,
         }
     }
 
@@ -56,7 +63,7 @@ impl CsvFormat {
             .with_header(false)
             .with_delimiter(self.delimiter)
             .build(out);
-        writer.write(batch)?;
+        writer.write(&super::time_text::times_as_text(batch)?)?;
         Ok(())
     }
 }
@@ -64,10 +71,30 @@ impl CsvFormat {
 pub struct Decoder {
     decoder: Box<datafusion::arrow::csv::reader::Decoder>,
     ignore_parse_errors: bool,
+    /// The schema with TIME columns, when the lines are read with them as text.
+    times: Option<SchemaRef>,
 }
 
 impl Decoder {
     pub fn decode_lines(&mut self, lines: &[u8]) -> Result<Vec<RecordBatch>, ConnectorError> {
+        let batches = self.decode_text_lines(lines)?;
+        let Some(target) = &self.times else {
+            return Ok(batches);
+        };
+        batches
+            .into_iter()
+            .map(|batch| {
+                super::time_text::times_from_text(
+                    batch,
+                    target,
+                    super::time_text::Reading::Csv,
+                    self.ignore_parse_errors,
+                )
+            })
+            .collect()
+    }
+
+    fn decode_text_lines(&mut self, lines: &[u8]) -> Result<Vec<RecordBatch>, ConnectorError> {
         let mut out = Vec::new();
         if let Err(error) = feed(lines, &mut out, self.decoder.as_mut()) {
             if !self.ignore_parse_errors {

@@ -10,6 +10,7 @@ pub mod debezium;
 pub mod json;
 pub mod parquet;
 pub mod raw;
+pub mod time_text;
 
 use std::io::Write;
 
@@ -52,6 +53,7 @@ impl Format {
         schema: &SchemaRef,
         carrier: Carrier,
     ) -> Result<Self, ConnectorError> {
+        time_text::check(schema, options.required("format")?)?;
         Ok(match options.required("format")? {
             "json" => Format::Json(json::JsonFormat::from_options(options)?),
             "csv" => Format::Csv(csv::CsvFormat::from_options(options)?),

@@ -645,3 +645,99 @@ fn a_join_whose_state_is_in_files_resumes_after_kill_9() {
         },
     );
 }
+
+/// TIME columns read from JSON and CSV files and written back as Flink's
+/// formats write them; a TIME(0) JSON value with a fraction fails the job
+/// with its reason (Runnel's TIME(0) holds whole seconds).
+#[test]
+fn time_columns_round_trip_through_json_and_csv_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("times.jsonl");
+    std::fs::write(
+        &input,
+        "{\"id\": 1, \"t0\": \"12:13:14\", \"t3\": \"12:13:14.567\"}\n\
+         {\"id\": 2, \"t0\": \"00:00:00\", \"t3\": \"23:59:59.9\"}\n\
+         {\"id\": 3, \"t0\": null, \"t3\": null}\n",
+    )
+    .unwrap();
+    let (json_out, csv_out) = (dir.path().join("json-out"), dir.path().join("csv-out"));
+    let script = dir.path().join("job.sql");
+    let ddl = |name: &str, path: &Path, format: &str| {
+        format!(
+            "CREATE TABLE {name} (id INT, t0 TIME, t3 TIME(3)) WITH ('connector' = 'filesystem', \
+             'path' = '{}', 'format' = '{format}');\n",
+            path.display()
+        )
+    };
+    std::fs::write(
+        &script,
+        format!(
+            "{}{}{}EXECUTE STATEMENT SET BEGIN\n\
+             INSERT INTO j SELECT id, t0 + INTERVAL '1' HOUR, t3 FROM times;\n\
+             INSERT INTO c SELECT id, t0, CAST(t3 AS TIME(3)) FROM times;\nEND;\n",
+            ddl("times", &input, "json"),
+            ddl("j", &json_out, "json"),
+            ddl("c", &csv_out, "csv"),
+        ),
+    )
+    .unwrap();
+    let output = run(&["sql", "run", "--file", script.to_str().unwrap()]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        committed_rows(&json_out),
+        [
+            "{\"id\":1,\"t0\":\"13:13:14\",\"t3\":\"12:13:14.567\"}",
+            "{\"id\":2,\"t0\":\"01:00:00\",\"t3\":\"23:59:59.9\"}",
+            "{\"id\":3,\"t0\":null,\"t3\":null}",
+        ]
+    );
+    assert_eq!(
+        committed_rows(&csv_out),
+        ["1,12:13:14,12:13:14.567", "2,00:00:00,23:59:59.9", "3,,"]
+    );
+
+    // The csv files read back as the same times.
+    let again = dir.path().join("again.sql");
+    std::fs::write(
+        &again,
+        format!("{}SELECT id, t0, t3 FROM c;\n", ddl("c", &csv_out, "csv")),
+    )
+    .unwrap();
+    let output = run(&["sql", "run", "--file", again.to_str().unwrap()]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        rows(&output),
+        [
+            "+I[1, 12:13:14, 12:13:14.567]",
+            "+I[2, 00:00, 23:59:59.900]",
+            "+I[3, null, null]"
+        ]
+    );
+
+    std::fs::write(
+        &input,
+        "{\"id\": 4, \"t0\": \"08:30:00.750\", \"t3\": \"08:30:00\"}\n",
+    )
+    .unwrap();
+    let select = dir.path().join("select.sql");
+    std::fs::write(
+        &select,
+        format!("{}SELECT * FROM times;\n", ddl("times", &input, "json")),
+    )
+    .unwrap();
+    let output = run(&["sql", "run", "--file", select.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("'08:30:00.750' is not a TIME(0)"),
+        "{stderr}"
+    );
+}

@@ -127,7 +127,7 @@ fn top_level_word(
 
 /// Flink's `LOCALTIMESTAMP` and `LOCALTIME`, which DataFusion's parser
 /// takes for column names, as calls: `flink_localtimestamp()` and
-/// `current_time()` (which is refused, as TIME is not built). A word
+/// `current_time()` (a TIME(0) of the wall clock, `functions::time_of_day`). A word
 /// followed by `(` or quoted is something else.
 fn local_time_words(tokens: &mut Vec<TokenWithSpan>) {
     let mut i = 0;

@@ -18,6 +18,7 @@ pub(crate) mod match_recognize;
 pub(crate) mod overlaps;
 pub(crate) mod predicates;
 pub(crate) mod temporal;
+pub(crate) mod time_literals;
 pub(crate) mod tokens;
 pub(crate) mod types;
 pub(crate) mod unnest;

@@ -44,7 +44,16 @@ pub fn parse_type(tokens: &[TokenWithSpan], at: &mut usize) -> Result<DataType, 
         "STRING" | "VARCHAR" | "CHAR" => DataType::Utf8,
         "BYTES" | "VARBINARY" | "BINARY" => DataType::Binary,
         "DATE" => DataType::Date32,
-        "TIME" => DataType::Time32(TimeUnit::Millisecond),
+        "TIME" => {
+            if next_words(tokens, at, &["WITH", "LOCAL", "TIME", "ZONE"]) {
+                return Err(SqlError::at(
+                    "TIME WITH LOCAL TIME ZONE is not supported (Flink refuses it too)",
+                    here,
+                ));
+            }
+            next_words(tokens, at, &["WITHOUT", "TIME", "ZONE"]);
+            time(args.first().copied()).map_err(|message| SqlError::at(message, here))?
+        }
         "TIMESTAMP" => {
             if next_words(tokens, at, &["WITH", "LOCAL", "TIME", "ZONE"]) {
                 timestamp(&args, Some("UTC"))
@@ -98,6 +107,52 @@ pub fn parse_type(tokens: &[TokenWithSpan], at: &mut usize) -> Result<DataType, 
         other => return Err(SqlError::at(format!("unsupported type {other}"), here)),
     };
     Ok(data_type)
+}
+
+/// Flink's TIME(`precision`): a TIME(0) in seconds of the day, a TIME(3)
+/// in milliseconds, so that the type tells how a value casts to text.
+/// Flink computes every TIME in milliseconds, so other precisions, which
+/// cut a fraction elsewhere than either, are refused.
+pub fn time(precision: Option<u64>) -> Result<DataType, String> {
+    match precision {
+        None | Some(0) => Ok(DataType::Time32(TimeUnit::Second)),
+        Some(3) => Ok(DataType::Time32(TimeUnit::Millisecond)),
+        Some(p) => Err(format!(
+            "TIME({p}) is not supported; TIME takes precision 0 (the default) or 3"
+        )),
+    }
+}
+
+/// The precision of a TIME type `time` gives.
+pub fn time_precision(unit: &TimeUnit) -> u8 {
+    match unit {
+        TimeUnit::Second => 0,
+        _ => 3,
+    }
+}
+
+/// DataFusion's planner asks this first for the type of a CAST or a typed
+/// literal: Flink's TIME and TIME(p) are `time`'s, not DataFusion's
+/// TIME(9).
+#[derive(Debug)]
+pub struct FlinkTypePlanner;
+
+impl datafusion::logical_expr::planner::TypePlanner for FlinkTypePlanner {
+    fn plan_type_field(
+        &self,
+        sql_type: &datafusion::sql::sqlparser::ast::DataType,
+    ) -> datafusion::common::Result<Option<datafusion::arrow::datatypes::FieldRef>> {
+        use datafusion::sql::sqlparser::ast::{DataType as Sql, TimezoneInfo};
+        match sql_type {
+            Sql::Time(precision, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => {
+                match time(*precision) {
+                    Ok(data_type) => Ok(Some(Arc::new(Field::new("", data_type, true)))),
+                    Err(message) => datafusion::common::plan_err!("{message}"),
+                }
+            }
+            _ => Ok(None),
+        }
+    }
 }
 
 fn timestamp(args: &[u64], zone: Option<&str>) -> DataType {

@@ -28,6 +28,7 @@ mod strings;
 mod temporal;
 mod text_casts;
 mod time;
+mod time_of_day;
 pub(crate) mod unnest;
 
 use std::collections::{HashMap, HashSet};
@@ -163,6 +164,10 @@ pub fn register(context: &SessionContext) -> Result<()> {
         context.register_udf(function.as_ref().clone());
     }
     context.register_udf(unnest::udf());
+    datafusion::execution::FunctionRegistry::register_expr_planner(
+        &mut *context.state_ref().write(),
+        Arc::new(time_of_day::MixedPrecisionComparisons),
+    )?;
     context.register_udf(time::local_timestamp());
     context.register_udf(time::current_row_timestamp());
     context.register_udf(time::unix_timestamp_now());
@@ -213,6 +218,7 @@ impl FlinkSemantics {
             DataType::Float64 | DataType::Float32 => &self.double_text,
             DataType::Timestamp(_, None) => &self.timestamp_text,
             DataType::Timestamp(_, Some(zone)) if zone.as_ref() == "UTC" => &self.timestamp_text,
+            DataType::Time32(_) => return Ok(Ok(time_of_day::as_text(expr))),
             _ => return Ok(Err(expr)),
         };
         Ok(Ok(text.call(vec![expr])))
@@ -311,6 +317,25 @@ impl FunctionRewrite for FlinkSemantics {
                     None => Transformed::no(expr),
                 }
             }
+            // Before the replacement of DataFusion's functions by ours below,
+            // which would take the call first.
+            Expr::ScalarFunction(ScalarFunction { func, args })
+                if matches!(func.name(), "hour" | "minute" | "second" | "date_part")
+                    && args
+                        .last()
+                        .and_then(|t| t.get_type(schema).ok())
+                        .is_some_and(|t| time_of_day::is_time(&t)) =>
+            {
+                let unit = match func.name() {
+                    "date_part" => match args.first() {
+                        Some(Expr::Literal(unit, _)) => unit.to_string(),
+                        _ => return plan_err!("EXTRACT of a TIME takes a unit"),
+                    },
+                    name => name.to_string(),
+                };
+                let time = args.into_iter().last().expect("checked above");
+                Transformed::yes(time_of_day::field(&unit, time)?)
+            }
             Expr::ScalarFunction(call)
                 if self
                     .by_name
@@ -376,12 +401,58 @@ impl FunctionRewrite for FlinkSemantics {
                     None => Transformed::no(Expr::Cast(Cast { expr, field })),
                 }
             }
-            Expr::Cast(Cast { field, .. }) | Expr::TryCast(TryCast { field, .. })
-                if matches!(field.data_type(), DataType::Time32(_) | DataType::Time64(_)) =>
+            Expr::Cast(Cast { expr, field }) if time_of_day::is_time(field.data_type()) => {
+                match time_of_day::cast_to_time(*expr.clone(), field.data_type(), true, schema)? {
+                    Some(cast) => Transformed::yes(cast),
+                    None => Transformed::no(Expr::Cast(Cast { expr, field })),
+                }
+            }
+            Expr::TryCast(TryCast { expr, field }) if time_of_day::is_time(field.data_type()) => {
+                match time_of_day::cast_to_time(*expr.clone(), field.data_type(), false, schema)? {
+                    Some(cast) => Transformed::yes(cast),
+                    None => Transformed::no(Expr::TryCast(TryCast { expr, field })),
+                }
+            }
+            Expr::Cast(Cast { expr, field })
+                if matches!(field.data_type(), DataType::Timestamp(_, None))
+                    && expr
+                        .get_type(schema)
+                        .is_ok_and(|t| time_of_day::is_time(&t)) =>
             {
-                return plan_err!(
-                    "CAST to TIME is not supported yet (Flink's TIME has no fraction of a second)"
-                );
+                Transformed::yes(time_of_day::to_timestamp(*expr, field.data_type())?)
+            }
+            Expr::BinaryExpr(BinaryExpr { left, op, right })
+                if matches!(op, Operator::Plus | Operator::Minus)
+                    && left
+                        .get_type(schema)
+                        .is_ok_and(|t| time_of_day::is_time(&t))
+                    && right
+                        .get_type(schema)
+                        .is_ok_and(|t| time_of_day::is_interval(&t)) =>
+            {
+                Transformed::yes(time_of_day::plus_interval(
+                    *left,
+                    *right,
+                    op == Operator::Minus,
+                ))
+            }
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::Plus,
+                right,
+            }) if left
+                .get_type(schema)
+                .is_ok_and(|t| time_of_day::is_interval(&t))
+                && right
+                    .get_type(schema)
+                    .is_ok_and(|t| time_of_day::is_time(&t)) =>
+            {
+                Transformed::yes(time_of_day::plus_interval(*right, *left, false))
+            }
+            Expr::Cast(Cast { field, .. }) | Expr::TryCast(TryCast { field, .. })
+                if matches!(field.data_type(), DataType::Time64(_)) =>
+            {
+                return plan_err!("TIME is TIME(0) or TIME(3) here; TIME(9) is not supported");
             }
             Expr::BinaryExpr(BinaryExpr {
                 left,
@@ -451,11 +522,12 @@ impl FunctionRewrite for FlinkSemantics {
                 )))
             }
             Expr::ScalarFunction(ScalarFunction { func, .. }) if func.name() == "current_time" => {
-                // DataFusion's is UTC with nanoseconds; Flink's a TIME(0)
-                // in the session time zone, and TIME is not built yet.
-                return plan_err!(
-                    "CURRENT_TIME and LOCALTIME are not supported yet (Flink's TIME type is not)"
-                );
+                // DataFusion's is UTC in nanoseconds folded at planning;
+                // Flink's a TIME(0) in the session time zone, per row.
+                Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(
+                    Arc::new(time_of_day::current_time()),
+                    Vec::new(),
+                )))
             }
             Expr::ScalarFunction(ScalarFunction { func, args }) if func.name() == "typeof" => {
                 Transformed::yes(type_of(&args, schema)?)

@@ -65,6 +65,12 @@ impl JsonFormat {
     }
 
     pub fn decoder(&self, schema: SchemaRef) -> Result<Decoder, ConnectorError> {
+        // TIME columns are read as text first, then as Flink reads a TIME.
+        let times = super::time_text::has_time(&schema).then(|| schema.clone());
+        let schema = match &times {
+            Some(target) => super::time_text::text_schema(target),
+            None => schema,
+        };
         let fail_on_missing_field = self.fail_on_missing_field;
         let arrow_schema = schema.clone();
         let build: Arc<BuildDecoder> = Arc::new(move || {
@@ -75,7 +81,7 @@ impl JsonFormat {
         });
         let decoder = build()?;
         // Strict mode's errors for unknown fields are arrow-json's to give.
-        let fast = if fail_on_missing_field {
+        let fast = if fail_on_missing_field || times.is_some() {
             None
         } else {
             JsonLines::new(schema, BATCH_ROWS).map(Box::new)
@@ -85,12 +91,15 @@ impl JsonFormat {
             line_by_line: self.ignore_parse_errors.then_some(build),
             fast,
             given_back: 0,
+            times,
+            skip_bad_times: self.ignore_parse_errors,
         })
     }
 
     /// Writes rows as JSON lines, timestamps in the format's standard.
     pub fn encode(&self, batch: &RecordBatch, out: &mut impl Write) -> Result<(), ConnectorError> {
-        let batch = timestamps_as_text(batch, self.timestamp_format)?;
+        let batch =
+            super::time_text::times_as_text(&timestamps_as_text(batch, self.timestamp_format)?)?;
         let mut writer = datafusion::arrow::json::WriterBuilder::new()
             .with_explicit_nulls(!self.ignore_null_fields)
             .build::<_, datafusion::arrow::json::writer::LineDelimited>(out);
@@ -125,6 +134,9 @@ pub struct Decoder {
     /// Tried first; a chunk it gives back goes to `decoder`.
     fast: Option<Box<JsonLines>>,
     given_back: u32,
+    /// The schema with TIME columns, when the lines are read with them as text.
+    times: Option<SchemaRef>,
+    skip_bad_times: bool,
 }
 
 impl Decoder {
@@ -141,6 +153,24 @@ impl Decoder {
     }
 
     pub fn decode_lines(&mut self, lines: &[u8]) -> Result<Vec<RecordBatch>, ConnectorError> {
+        let batches = self.decode_text_lines(lines)?;
+        let Some(target) = &self.times else {
+            return Ok(batches);
+        };
+        batches
+            .into_iter()
+            .map(|batch| {
+                super::time_text::times_from_text(
+                    batch,
+                    target,
+                    super::time_text::Reading::Json,
+                    self.skip_bad_times,
+                )
+            })
+            .collect()
+    }
+
+    fn decode_text_lines(&mut self, lines: &[u8]) -> Result<Vec<RecordBatch>, ConnectorError> {
         if let Some(fast) = &mut self.fast {
             if let Some(batches) = fast.decode(lines) {
                 return Ok(batches);
