@@ -8,6 +8,7 @@
 //! to each; `tests/it/flink_functions.rs` holds Runnel to them.
 
 mod aggregates;
+mod collect;
 mod collections;
 mod decimal_divide;
 mod decimal_types;
@@ -177,6 +178,7 @@ pub fn register(context: &SessionContext) -> Result<()> {
         .add_analyzer_rule(Arc::new(map_literal::MapsPlaced));
     context.register_udf(temporal_marker());
     context.register_udaf(percentile::udaf());
+    context.register_udaf(collect::udaf());
     context.register_udf(named_cast::udf());
     // LISTAGG(x [, separator]) is DataFusion's string_agg, ',' by default.
     context.register_udaf(
@@ -237,6 +239,25 @@ impl FunctionRewrite for FlinkSemantics {
         _config: &ConfigOptions,
     ) -> Result<Transformed<Expr>> {
         Ok(match expr {
+            // A MULTISET is a map to Arrow; a function that takes a map
+            // would answer as for one (CARDINALITY would count keys).
+            Expr::ScalarFunction(ScalarFunction { func, args })
+                if args
+                    .iter()
+                    .any(|a| a.get_type(schema).is_ok_and(|t| collect::is_multiset(&t))) =>
+            {
+                return plan_err!(
+                    "{} of a MULTISET (COLLECT's result) is not supported; a MULTISET can be selected only",
+                    func.name().to_uppercase()
+                );
+            }
+            Expr::Cast(Cast { expr, .. }) | Expr::TryCast(TryCast { expr, .. })
+                if expr
+                    .get_type(schema)
+                    .is_ok_and(|t| collect::is_multiset(&t)) =>
+            {
+                return plan_err!("a CAST of a MULTISET (COLLECT's result) is not supported");
+            }
             Expr::ScalarFunction(ScalarFunction { func, args })
                 if func.name() == map_literal::NAME =>
             {
