@@ -150,6 +150,21 @@ impl datafusion::logical_expr::planner::TypePlanner for FlinkTypePlanner {
                     Err(message) => datafusion::common::plan_err!("{message}"),
                 }
             }
+            // `CAST(x AS TIMESTAMP_LTZ(3))`, which DataFusion does not name.
+            Sql::Custom(name, modifiers)
+                if name.to_string().eq_ignore_ascii_case("TIMESTAMP_LTZ") =>
+            {
+                let precision: Vec<u64> = match modifiers.as_slice() {
+                    [] => Vec::new(),
+                    [p] => match p.parse() {
+                        Ok(p) => vec![p],
+                        Err(_) => return datafusion::common::plan_err!("TIMESTAMP_LTZ({p})?"),
+                    },
+                    _ => return datafusion::common::plan_err!("TIMESTAMP_LTZ takes one precision"),
+                };
+                let data_type = timestamp(&precision, Some("UTC"));
+                Ok(Some(Arc::new(Field::new("", data_type, true))))
+            }
             _ => Ok(None),
         }
     }

@@ -301,8 +301,7 @@ fn split_item(item: &str) -> datafusion::common::Result<(String, &str)> {
 }
 
 /// A value as JSON text, for the types whose text Runnel gives as Flink's
-/// JSON_OBJECT and JSON_ARRAY do (a DATE Flink refuses, a TIMESTAMP_LTZ is
-/// not built). A DECIMAL is Java's `BigDecimal` text.
+/// JSON_OBJECT and JSON_ARRAY do (a DATE Flink refuses). A DECIMAL is Java's `BigDecimal` text.
 /// A DOUBLE is the decimal of its Java text (`2500000.0`, `0.0000025`,
 /// `1.5E+10`), a FLOAT the same of its widening, NaN and the infinities
 /// strings, as Flink writes them.
@@ -340,15 +339,16 @@ fn json_text(value: &ScalarValue) -> Option<String> {
     integer(value).map(|n| n.to_string())
 }
 
-/// A TIMESTAMP (without zone) as Flink's JSON functions write it, Java's
-/// ISO local date-time: seconds always, a fraction without trailing zeros
-/// (`2020-04-15T08:00:00`, `2020-04-15T08:00:07.12`).
+/// A TIMESTAMP as Flink's JSON functions write it, Java's ISO local
+/// date-time: seconds always, a fraction without trailing zeros
+/// (`2020-04-15T08:00:00`, `2020-04-15T08:00:07.12`); a TIMESTAMP_LTZ
+/// the same in UTC with a `Z`, as an ISO instant.
 fn timestamp_text(value: &ScalarValue) -> Option<String> {
-    let nanos: i128 = match value {
-        ScalarValue::TimestampSecond(Some(v), None) => i128::from(*v) * 1_000_000_000,
-        ScalarValue::TimestampMillisecond(Some(v), None) => i128::from(*v) * 1_000_000,
-        ScalarValue::TimestampMicrosecond(Some(v), None) => i128::from(*v) * 1_000,
-        ScalarValue::TimestampNanosecond(Some(v), None) => i128::from(*v),
+    let (nanos, zone): (i128, &Option<Arc<str>>) = match value {
+        ScalarValue::TimestampSecond(Some(v), zone) => (i128::from(*v) * 1_000_000_000, zone),
+        ScalarValue::TimestampMillisecond(Some(v), zone) => (i128::from(*v) * 1_000_000, zone),
+        ScalarValue::TimestampMicrosecond(Some(v), zone) => (i128::from(*v) * 1_000, zone),
+        ScalarValue::TimestampNanosecond(Some(v), zone) => (i128::from(*v), zone),
         _ => return None,
     };
     let seconds = i64::try_from(nanos.div_euclid(1_000_000_000)).ok()?;
@@ -359,6 +359,9 @@ fn timestamp_text(value: &ScalarValue) -> Option<String> {
         let digits = format!("{fraction:09}");
         text.push('.');
         text.push_str(digits.trim_end_matches('0'));
+    }
+    if zone.is_some() {
+        text.push('Z');
     }
     Some(text)
 }
@@ -381,7 +384,7 @@ fn constructor_types(
                     | DataType::Float64
                     | DataType::Float32
                     | DataType::Decimal128(..)
-                    | DataType::Timestamp(_, None)
+                    | DataType::Timestamp(..)
             )
             || **t == raw_type())
     }) {

@@ -12,6 +12,7 @@ mod collect;
 mod collections;
 mod decimal_divide;
 mod decimal_types;
+mod integer_variance;
 pub(crate) mod json;
 mod json_clauses;
 mod json_doc;
@@ -179,6 +180,13 @@ pub fn register(context: &SessionContext) -> Result<()> {
     context.register_udf(temporal_marker());
     context.register_udaf(percentile::udaf());
     context.register_udaf(collect::udaf());
+    // Flink's VARIANCE is VAR_SAMP (DataFusion has STDDEV already).
+    context.register_udaf(
+        datafusion::functions_aggregate::variance::var_samp_udaf()
+            .as_ref()
+            .clone()
+            .with_aliases(["variance"]),
+    );
     context.register_udf(named_cast::udf());
     // LISTAGG(x [, separator]) is DataFusion's string_agg, ',' by default.
     context.register_udaf(
@@ -569,7 +577,7 @@ impl FunctionRewrite for FlinkSemantics {
                 }
             }
             Expr::AggregateFunction(mut call) => {
-                match self.flink_aggregate(&call.func, &call.params, schema)? {
+                match self.flink_aggregate(&call.func, &call.params, false, schema)? {
                     Some((func, null_treatment)) => {
                         call.func = func;
                         call.params.null_treatment = null_treatment;
@@ -590,7 +598,7 @@ impl FunctionRewrite for FlinkSemantics {
                     order_by: Vec::new(),
                     null_treatment: call.params.null_treatment,
                 };
-                match self.flink_aggregate(function, &params, schema)? {
+                match self.flink_aggregate(function, &params, true, schema)? {
                     Some((func, null_treatment)) => {
                         call.fun = WindowFunctionDefinition::AggregateUDF(func);
                         call.params.null_treatment = null_treatment;
@@ -617,6 +625,7 @@ impl FlinkSemantics {
         &self,
         func: &Arc<datafusion::logical_expr::AggregateUDF>,
         params: &datafusion::logical_expr::expr::AggregateFunctionParams,
+        over_window: bool,
         schema: &DFSchema,
     ) -> datafusion::common::Result<Option<AggregateChange>> {
         let name = func.name();
@@ -633,13 +642,35 @@ impl FlinkSemantics {
         {
             return Ok(Some((self.integer_avg.clone(), params.null_treatment)));
         }
-        // Flink reduces these to SUMs and COUNTs in the argument's own
-        // type: of an integer, every step divides as integers do.
-        if matches!(name, "stddev" | "stddev_pop" | "var" | "var_pop") && integer_input {
+        // Flink answers these of an integer column with an integer of its
+        // type (`integer_variance`), and of a DECIMAL with a DECIMAL. In an
+        // OVER window its answers follow integer division instead (the
+        // VAR_SAMP of 1 and 2 is 1 there, 0 in a GROUP BY).
+        if let Some(kind) = integer_variance::Kind::of(name)
+            && (decimal_input || over_window && integer_input)
+        {
             return plan_err!(
-                "{} of an integer column is not supported yet: Flink computes it in integer arithmetic, truncating at each step; CAST the argument to DOUBLE",
-                name.to_uppercase()
+                "{} of {} in {} is not supported yet: Flink answers it in the argument's type; CAST the argument to DOUBLE",
+                kind.sql_name(),
+                if decimal_input {
+                    "a DECIMAL"
+                } else {
+                    "an integer"
+                },
+                if over_window {
+                    "an OVER window"
+                } else {
+                    "this query"
+                }
             );
+        }
+        if let Some(kind) = integer_variance::Kind::of(name)
+            && integer_input
+        {
+            return Ok(Some((
+                Arc::new(integer_variance::udaf(kind)),
+                params.null_treatment,
+            )));
         }
         if matches!(name, "first_value" | "last_value") && params.null_treatment.is_none() {
             return Ok(Some((
