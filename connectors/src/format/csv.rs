@@ -78,20 +78,12 @@ pub struct Decoder {
 impl Decoder {
     pub fn decode_lines(&mut self, lines: &[u8]) -> Result<Vec<RecordBatch>, ConnectorError> {
         let batches = self.decode_text_lines(lines)?;
-        let Some(target) = &self.times else {
-            return Ok(batches);
-        };
-        batches
-            .into_iter()
-            .map(|batch| {
-                super::time_text::times_from_text(
-                    batch,
-                    target,
-                    super::time_text::Reading::Csv,
-                    self.ignore_parse_errors,
-                )
-            })
-            .collect()
+        super::time_text::read_times(
+            batches,
+            self.times.as_ref(),
+            super::time_text::Reading::Csv,
+            self.ignore_parse_errors,
+        )
     }
 
     fn decode_text_lines(&mut self, lines: &[u8]) -> Result<Vec<RecordBatch>, ConnectorError> {

@@ -148,6 +148,23 @@ pub fn times_from_text(
     Ok(filter_record_batch(&read, &BooleanArray::from(good))?)
 }
 
+/// Batches decoded with `text_schema(target)` (`target` `None`: decoded as
+/// they are), their TIME columns read.
+pub fn read_times(
+    batches: Vec<RecordBatch>,
+    target: Option<&SchemaRef>,
+    reading: Reading,
+    skip_bad_rows: bool,
+) -> Result<Vec<RecordBatch>, ConnectorError> {
+    let Some(target) = target else {
+        return Ok(batches);
+    };
+    batches
+        .into_iter()
+        .map(|batch| times_from_text(batch, target, reading, skip_bad_rows))
+        .collect()
+}
+
 /// `batch` with its TIME columns as the text Flink's json and csv formats
 /// write.
 pub fn times_as_text(batch: &RecordBatch) -> Result<RecordBatch, ConnectorError> {

@@ -74,23 +74,13 @@ impl AggregateUDFImpl for Collect {
         let [element] = args else {
             return plan_err!("COLLECT takes one argument, not {}", args.len());
         };
-        // The print order is Java's HashMap order, which needs Java's
-        // hashCode of the element: known for these.
-        match element {
-            DataType::Utf8
-            | DataType::LargeUtf8
-            | DataType::Utf8View
-            | DataType::Int8
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::Boolean
-            | DataType::Float32
-            | DataType::Float64 => Ok(multiset_type(element)),
-            other => plan_err!(
+        if super::map_literal::prints_in_hash_order(element) {
+            Ok(multiset_type(element))
+        } else {
+            plan_err!(
                 "COLLECT of {} values is not supported (strings, integers, BOOLEANs, FLOATs and DOUBLEs are)",
-                crate::catalog_listing::flink_type(other)
-            ),
+                crate::catalog_listing::flink_type(element)
+            )
         }
     }
 

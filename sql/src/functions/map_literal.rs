@@ -5,8 +5,10 @@
 //!
 //! Where Flink's answer is not a map's, the map is refused: Flink prints a
 //! map in its `HashMap`'s order, not the order written, so a map of two or
-//! more keys is answered only where that order cannot show (looked up by
-//! a key, or in CARDINALITY, MAP_KEYS, MAP_VALUES, MAP_ENTRIES); and Flink
+//! more keys is answered only where that order cannot differ (looked up by
+//! a key, or in CARDINALITY, MAP_KEYS, MAP_VALUES, MAP_ENTRIES) or is
+//! Flink's (a result column printed, keys whose Java hash Runnel knows;
+//! not compared, cast or written elsewhere, where order would show); and Flink
 //! 2.3 answers a lookup of a key missing from a map whose values are all
 //! constants with a value that is not NULL (`-1` for an INT), so such a
 //! map is looked up only by a literal key it has.
@@ -197,12 +199,69 @@ pub fn parent(function: &Arc<ScalarUDF>, args: &[Expr], schema: &DFSchema) -> Re
     }
 }
 
+/// Whether a map keyed by `key` prints in the order Flink prints it (the
+/// print follows Java's `HashMap`, whose order needs the key's Java
+/// `hashCode`, which Runnel computes for these).
+pub fn prints_in_hash_order(key: &DataType) -> bool {
+    matches!(
+        key,
+        DataType::Utf8
+            | DataType::LargeUtf8
+            | DataType::Utf8View
+            | DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::Boolean
+            | DataType::Float32
+            | DataType::Float64
+    )
+}
+
+/// A query's result column that is a MAP[...] itself, as a map: printed,
+/// it shows in Flink's order (`connectors::display`), and nothing reads it
+/// further.
+fn result_columns_as_maps(plan: LogicalPlan) -> Result<LogicalPlan> {
+    let LogicalPlan::Projection(projection) = plan else {
+        return Ok(plan);
+    };
+    let schema = projection.input.schema().clone();
+    let mut changed = false;
+    let mut exprs = Vec::with_capacity(projection.expr.len());
+    for expr in projection.expr.iter() {
+        let (inner, name) = match expr {
+            Expr::Alias(alias) => (alias.expr.as_ref(), alias.name.clone()),
+            other => (other, other.schema_name().to_string()),
+        };
+        if let Expr::ScalarFunction(f) = inner
+            && f.func.name() == NAME
+        {
+            let pairs = pairs(f.args.clone(), &schema)?;
+            let map = call(&pairs).get_type(&schema)?;
+            let (key, _) = key_and_value_types(&map)?;
+            if prints_in_hash_order(&key) {
+                exprs.push(as_map(&pairs, &map)?.alias(name));
+                changed = true;
+                continue;
+            }
+        }
+        exprs.push(expr.clone());
+    }
+    if !changed {
+        return Ok(LogicalPlan::Projection(projection));
+    }
+    Ok(LogicalPlan::Projection(
+        datafusion::logical_expr::Projection::try_new(exprs, projection.input.clone())?,
+    ))
+}
+
 /// Refuses a MAP[...] left where its order or a lookup could show.
 #[derive(Debug)]
 pub struct MapsPlaced;
 
 impl AnalyzerRule for MapsPlaced {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        let plan = result_columns_as_maps(plan)?;
         let mut left = false;
         plan.apply_with_subqueries(|node| {
             node.apply_expressions(|expr| {
@@ -217,7 +276,7 @@ impl AnalyzerRule for MapsPlaced {
         })?;
         if left {
             return plan_err!(
-                "a MAP[...] of two or more keys, or of constant values, is supported only looked up by a key or in CARDINALITY, MAP_KEYS, MAP_VALUES or MAP_ENTRIES: Flink prints a map in its hash order, and answers a key missing from a map of constants with a value that is not NULL"
+                "a MAP[...] of two or more keys, or of constant values, is supported only looked up by a key, in CARDINALITY, MAP_KEYS, MAP_VALUES or MAP_ENTRIES, or as a result column of STRING, integer, BOOLEAN or DOUBLE keys: Flink prints a map in its hash order, compares maps as sets, and answers a key missing from a map of constants with a value that is not NULL"
             );
         }
         Ok(plan)

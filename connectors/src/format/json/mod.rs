@@ -154,20 +154,12 @@ impl Decoder {
 
     pub fn decode_lines(&mut self, lines: &[u8]) -> Result<Vec<RecordBatch>, ConnectorError> {
         let batches = self.decode_text_lines(lines)?;
-        let Some(target) = &self.times else {
-            return Ok(batches);
-        };
-        batches
-            .into_iter()
-            .map(|batch| {
-                super::time_text::times_from_text(
-                    batch,
-                    target,
-                    super::time_text::Reading::Json,
-                    self.skip_bad_times,
-                )
-            })
-            .collect()
+        super::time_text::read_times(
+            batches,
+            self.times.as_ref(),
+            super::time_text::Reading::Json,
+            self.skip_bad_times,
+        )
     }
 
     fn decode_text_lines(&mut self, lines: &[u8]) -> Result<Vec<RecordBatch>, ConnectorError> {
