@@ -1,4 +1,6 @@
-//! Casts from text that Flink reads more strictly than Arrow: a BOOLEAN
+//! Casts from text that Flink reads otherwise than Arrow: an integer
+//! cuts a fraction off (`'12.7'` is 12; Arrow fails) and takes spaces
+//! around it; a BOOLEAN
 //! is one of `t true y yes 1` / `f false n no 0` in any case, nothing
 //! around it (Arrow also takes `on`/`off` and trims); a TIMESTAMP is
 //! `y-M-d` with, after one space, `H:m:s` and a fraction (Arrow also takes
@@ -14,7 +16,15 @@ use super::row_fn::{RowFn, text};
 
 /// Whether casts from text to `target` are Flink's own here.
 pub fn applies(target: &DataType) -> bool {
-    matches!(target, DataType::Boolean | DataType::Timestamp(_, None))
+    matches!(
+        target,
+        DataType::Boolean
+            | DataType::Timestamp(_, None)
+            | DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+    )
 }
 
 /// The cast of `expr` (text) to `target` (one `applies` takes), as
@@ -22,7 +32,8 @@ pub fn applies(target: &DataType) -> bool {
 pub fn flink_cast(expr: Expr, target: &DataType, strict: bool) -> Result<Expr> {
     let function = match target {
         DataType::Boolean => boolean(),
-        _ => timestamp(),
+        DataType::Timestamp(..) => timestamp(),
+        _ => integer(),
     };
     let typed_null = ScalarValue::try_from(target)?;
     Ok(function.call(vec![expr, lit(strict), lit(typed_null)]))
@@ -72,6 +83,63 @@ fn timestamp() -> ScalarUDF {
             None => ScalarValue::try_from(returns),
         }
     })
+}
+
+fn integer() -> ScalarUDF {
+    cast_udf("flink_text_to_integer", |args, returns| {
+        let Some(value) = text(&args[0]) else {
+            return ScalarValue::try_from(returns);
+        };
+        let (min, max) = match returns {
+            DataType::Int8 => (i64::from(i8::MIN), i64::from(i8::MAX)),
+            DataType::Int16 => (i64::from(i16::MIN), i64::from(i16::MAX)),
+            DataType::Int32 => (i64::from(i32::MIN), i64::from(i32::MAX)),
+            _ => (i64::MIN, i64::MAX),
+        };
+        match read_integer(value).map(|n| n.filter(|n| (min..=max).contains(n))) {
+            Ok(Some(n)) => ScalarValue::try_from(returns)
+                .and_then(|null| ScalarValue::Int64(Some(n)).cast_to(&null.data_type())),
+            Err(why) if strict(args) => {
+                exec_err!("For input string: '{value}'. {why}")
+            }
+            Ok(None) if strict(args) => exec_err!("For input string: '{value}'. Overflow."),
+            _ => ScalarValue::try_from(returns),
+        }
+    })
+}
+
+/// Text as Flink reads an integer from it (`BinaryStringDataUtil.toLong`):
+/// spaces around ignored, a sign, digits, and a fraction after a `.`
+/// that is checked and cut off (`'12.7'` is 12, `'.5'` 0). `Ok(None)`
+/// past a BIGINT; `Err` with Flink's reason when it does not read.
+fn read_integer(text: &str) -> Result<Option<i64>, &'static str> {
+    let text = text.trim_matches(' ');
+    if text.is_empty() {
+        return Err("Input is empty.");
+    }
+    let (negative, digits) = match text.as_bytes()[0] {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    if digits.is_empty() {
+        return Err("Input has only positive or negative symbol.");
+    }
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if !all_digits(whole) || !all_digits(fraction) {
+        return Err("Invalid character found.");
+    }
+    let mut n: i64 = 0;
+    for digit in whole.bytes() {
+        let d = i64::from(digit - b'0');
+        // Accumulated negative, as Java's parse does, so MIN fits.
+        n = match n.checked_mul(10).and_then(|n| n.checked_sub(d)) {
+            Some(n) => n,
+            None => return Ok(None),
+        };
+    }
+    Ok(if negative { Some(n) } else { n.checked_neg() })
 }
 
 fn strict(args: &[ScalarValue]) -> bool {
@@ -146,6 +214,23 @@ fn in_unit(at: NaiveDateTime, unit: TimeUnit) -> ScalarValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integers_read_as_flinks_do() {
+        assert_eq!(read_integer(" 12 "), Ok(Some(12)));
+        assert_eq!(read_integer("-0.9"), Ok(Some(0)));
+        assert_eq!(read_integer(".5"), Ok(Some(0)));
+        assert_eq!(read_integer("5."), Ok(Some(5)));
+        assert_eq!(read_integer("-9223372036854775808"), Ok(Some(i64::MIN)));
+        assert_eq!(read_integer("9223372036854775808"), Ok(None));
+        assert_eq!(
+            read_integer("-"),
+            Err("Input has only positive or negative symbol.")
+        );
+        for bad in ["1e3", "1.5x", "- 1", "0x10", "1 2"] {
+            assert_eq!(read_integer(bad), Err("Invalid character found."), "{bad}");
+        }
+    }
 
     #[test]
     fn timestamps_read_as_flinks_do() {
