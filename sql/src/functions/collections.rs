@@ -39,6 +39,63 @@ pub fn element() -> ScalarUDF {
     )
 }
 
+/// `ARRAY_SLICE(array, start [, end])`: the elements from `start` to `end`
+/// inclusive, 1-based, a negative offset counted from the end; a start
+/// before the first element is the first, an end past the last the last,
+/// an end of 0 the first; empty when the end comes before the start; NULL
+/// when an argument is, as Flink's `ArraySliceFunction` answers.
+pub fn array_slice() -> ScalarUDF {
+    RowFn::udf(
+        "array_slice",
+        Signature::variadic_any(Volatility::Immutable),
+        |args| match args {
+            [list @ DataType::List(_), rest @ ..]
+                if (1..=2).contains(&rest.len())
+                    && rest.iter().all(|t| t.is_integer() || t.is_null()) =>
+            {
+                Ok(list.clone())
+            }
+            _ => {
+                plan_err!("ARRAY_SLICE takes an ARRAY and one or two integer offsets, not {args:?}")
+            }
+        },
+        |args, returns| {
+            let ScalarValue::List(list) = &args[0] else {
+                return ScalarValue::try_from(returns);
+            };
+            if list.is_null(0) {
+                return ScalarValue::try_from(returns);
+            }
+            let items = list.value(0);
+            let size = items.len() as i64;
+            let offsets: Option<Vec<i64>> = args[1..].iter().map(super::row_fn::integer).collect();
+            let Some(offsets) = offsets else {
+                return ScalarValue::try_from(returns);
+            };
+            let (start, end) = (offsets[0], offsets.get(1).copied().unwrap_or(size));
+            if size == 0 {
+                return Ok(args[0].clone());
+            }
+            let start = (start + if start < 0 { size + 1 } else { 0 }).max(1);
+            let end = end + if end < 0 { size + 1 } else { 0 };
+            let end = if end == 0 { 1 } else { end.min(size) };
+            let length = if end < start { 0 } else { end - start + 1 };
+            let sliced = items.slice((start - 1).clamp(0, size) as usize, length as usize);
+            let DataType::List(field) = returns else {
+                return exec_err!("ARRAY_SLICE returns an ARRAY, not {returns}");
+            };
+            Ok(ScalarValue::List(Arc::new(
+                datafusion::arrow::array::ListArray::new(
+                    field.clone(),
+                    datafusion::arrow::buffer::OffsetBuffer::from_lengths([sliced.len()]),
+                    sliced,
+                    None,
+                ),
+            )))
+        },
+    )
+}
+
 /// `SPLIT(s, delimiter)`: the pieces of `s` between delimiters; an empty
 /// delimiter splits every character, as Flink's does.
 pub fn split() -> ScalarUDF {

@@ -1,4 +1,4 @@
-//! Flink's string functions DataFusion lacks: `LOCATE`, `SPLIT_INDEX`,
+//! Flink's string functions DataFusion lacks: `LOCATE`, `INSTR`, `SPLIT_INDEX`,
 //! `ELT`, `REGEXP`, `REGEXP_SUBSTR`, `STARTSWITH`/`ENDSWITH`, `PARSE_URL`,
 //! `URL_ENCODE`/`URL_DECODE`, `TO_BASE64`/`FROM_BASE64`, `HEX`, `BIN`,
 //! `IS_ALPHA`/`IS_DECIMAL`/`IS_DIGIT`, `SHA2`.
@@ -62,6 +62,86 @@ pub fn locate() -> ScalarUDF {
             })))
         },
     )
+}
+
+/// `INSTR(s, sub [, start [, nth]])`: the 1-based character position of
+/// the `nth` appearance of `sub` at or after `start` (appearances may
+/// overlap), 0 when there is none; a negative `start` counts from the end
+/// and searches backwards, 0 finds nothing, as Flink's (Hive's) does.
+pub fn instr() -> ScalarUDF {
+    RowFn::udf(
+        "instr",
+        exact(vec![
+            vec![DataType::Utf8, DataType::Utf8],
+            vec![DataType::Utf8, DataType::Utf8, DataType::Int64],
+            vec![
+                DataType::Utf8,
+                DataType::Utf8,
+                DataType::Int64,
+                DataType::Int64,
+            ],
+        ]),
+        int_result,
+        |args, _| {
+            let (Some(s), Some(sub)) = (text(&args[0]), text(&args[1])) else {
+                return Ok(ScalarValue::Int32(None));
+            };
+            let mut numbers = [1, 1];
+            for (number, arg) in numbers.iter_mut().zip(&args[2..]) {
+                match integer(arg) {
+                    Some(n) => *number = n,
+                    None => return Ok(ScalarValue::Int32(None)),
+                }
+            }
+            let [start, nth] = numbers;
+            if nth <= 0 {
+                return datafusion::common::exec_err!("nthAppearance must be positive!");
+            }
+            let s: Vec<char> = s.chars().collect();
+            let sub: Vec<char> = sub.chars().collect();
+            Ok(ScalarValue::Int32(Some(
+                appearance(&s, &sub, start, nth) as i32
+            )))
+        },
+    )
+}
+
+fn appearance(s: &[char], sub: &[char], start: i64, nth: i64) -> i64 {
+    if start < 0 {
+        let reversed = |chars: &[char]| chars.iter().rev().copied().collect::<Vec<_>>();
+        return match appearance(&reversed(s), &reversed(sub), -start, nth) {
+            0 => 0,
+            at => s.len() as i64 + 2 - at - sub.len() as i64,
+        };
+    }
+    if start == 0 {
+        return 0;
+    }
+    let mut from = start;
+    let mut at = 0;
+    for _ in 0..nth {
+        at = index_of(s, sub, from - 1) + 1;
+        if at == 0 {
+            return 0;
+        }
+        from = at + 1;
+    }
+    at
+}
+
+/// Flink's `BinaryStringData.indexOf`: 0-based, -1 when absent; an empty
+/// `sub` is at 0 wherever the search starts.
+fn index_of(s: &[char], sub: &[char], from: i64) -> i64 {
+    if sub.is_empty() {
+        return 0;
+    }
+    let from = from.max(0) as usize;
+    if from + sub.len() > s.len() {
+        return -1;
+    }
+    (from..=s.len() - sub.len())
+        .find(|&i| s[i..i + sub.len()] == *sub)
+        .map_or(-1, |i| i as i64)
 }
 
 /// `SPLIT_INDEX(s, separator, index)`: the 0-based `index`th part, NULL
