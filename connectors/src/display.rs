@@ -2,9 +2,9 @@
 
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{
-    DataType, Decimal128Type, Float32Type, Float64Type, Time32MillisecondType, Time32SecondType,
-    TimeUnit, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
-    TimestampSecondType,
+    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Time32MillisecondType,
+    Time32SecondType, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampNanosecondType, TimestampSecondType,
 };
 use datafusion::arrow::util::display::array_value_to_string;
 
@@ -112,7 +112,8 @@ pub fn hash_map_order(keys: &dyn Array) -> Vec<usize> {
 }
 
 /// Java's `hashCode` of the boxed key: String, Integer (and narrower),
-/// Long, Boolean, Double, Float; `None` for other types.
+/// Long, Boolean, Double, Float, BigDecimal, LocalDate, LocalTime,
+/// LocalDateTime, Instant; `None` for other types.
 fn java_hash(array: &dyn Array, row: usize) -> Option<i32> {
     use datafusion::arrow::datatypes::{Int8Type, Int16Type, Int32Type, Int64Type};
     if array.is_null(row) {
@@ -160,8 +161,95 @@ fn java_hash(array: &dyn Array, row: usize) -> Option<i32> {
             };
             bits as i32
         }
+        DataType::Date32 => {
+            local_date_hash(i64::from(array.as_primitive::<Date32Type>().value(row)))
+        }
+        DataType::Time32(TimeUnit::Second) => local_time_hash(
+            i64::from(array.as_primitive::<Time32SecondType>().value(row)) * 1_000_000_000,
+        ),
+        DataType::Time32(_) => local_time_hash(
+            i64::from(array.as_primitive::<Time32MillisecondType>().value(row)) * 1_000_000,
+        ),
+        DataType::Timestamp(unit, zone) => {
+            let nanos = timestamp_nanos(array, row, unit)?;
+            let (seconds, nanos) = (
+                nanos.div_euclid(1_000_000_000),
+                nanos.rem_euclid(1_000_000_000),
+            );
+            match zone {
+                // Instant.hashCode.
+                Some(_) => long(seconds).wrapping_add(51i32.wrapping_mul(nanos as i32)),
+                // LocalDateTime.hashCode: its date's and its time's.
+                None => {
+                    local_date_hash(seconds.div_euclid(86_400))
+                        ^ local_time_hash(seconds.rem_euclid(86_400) * 1_000_000_000 + nanos)
+                }
+            }
+        }
+        DataType::Decimal128(_, scale) => {
+            big_decimal_hash(array.as_primitive::<Decimal128Type>().value(row), *scale)
+        }
         _ => return None,
     })
+}
+
+/// A timestamp column's value in nanoseconds, `None` past their range.
+fn timestamp_nanos(array: &dyn Array, row: usize, unit: &TimeUnit) -> Option<i64> {
+    match unit {
+        TimeUnit::Second => array
+            .as_primitive::<TimestampSecondType>()
+            .value(row)
+            .checked_mul(1_000_000_000),
+        TimeUnit::Millisecond => array
+            .as_primitive::<TimestampMillisecondType>()
+            .value(row)
+            .checked_mul(1_000_000),
+        TimeUnit::Microsecond => array
+            .as_primitive::<TimestampMicrosecondType>()
+            .value(row)
+            .checked_mul(1_000),
+        TimeUnit::Nanosecond => Some(array.as_primitive::<TimestampNanosecondType>().value(row)),
+    }
+}
+
+/// `LocalDate.hashCode` of the day `days` after 1970-01-01.
+fn local_date_hash(days: i64) -> i32 {
+    use chrono::Datelike;
+    let Some(date) = chrono::NaiveDate::from_num_days_from_ce_opt(
+        i32::try_from(days + 719_163).unwrap_or(i32::MAX),
+    ) else {
+        return 0;
+    };
+    let (year, month, day) = (date.year(), date.month() as i32, date.day() as i32);
+    (year & 0xFFFF_F800u32 as i32) ^ year.wrapping_shl(11).wrapping_add((month << 6) + day)
+}
+
+/// `LocalTime.hashCode` of the time `nanos` into its day.
+fn local_time_hash(nanos: i64) -> i32 {
+    (nanos ^ ((nanos as u64) >> 32) as i64) as i32
+}
+
+/// `BigDecimal.hashCode` of `unscaled` × 10^-`scale`: its unscaled
+/// magnitude's 32-bit words hashed as `BigInteger` hashes them, the sign,
+/// then the scale.
+fn big_decimal_hash(unscaled: i128, scale: i8) -> i32 {
+    let magnitude = unscaled.unsigned_abs();
+    let words = [
+        (magnitude >> 96) as u32,
+        (magnitude >> 64) as u32,
+        (magnitude >> 32) as u32,
+        magnitude as u32,
+    ];
+    let hash = words
+        .iter()
+        .skip_while(|w| **w == 0)
+        .fold(0i32, |h, w| h.wrapping_mul(31).wrapping_add(*w as i32));
+    let signed = if unscaled < 0 {
+        hash.wrapping_neg()
+    } else {
+        hash
+    };
+    signed.wrapping_mul(31).wrapping_add(i32::from(scale))
 }
 
 fn elements(list: &dyn Array) -> String {
@@ -266,6 +354,16 @@ mod tests {
             hash_map_order(&Float64Array::from(vec![1.5, 2.5, 4.0, 0.5])),
             [2, 3, 1, 0]
         );
+    }
+
+    #[test]
+    fn hash_codes_are_javas() {
+        // LocalDate.of(2020, 1, 1).hashCode(), new BigDecimal("1.5").hashCode(),
+        // LocalTime.of(0, 0, 1).hashCode().
+        assert_eq!(local_date_hash(18_262), 4_137_025);
+        assert_eq!(big_decimal_hash(15, 1), 466);
+        assert_eq!(big_decimal_hash(-15, 1), -464);
+        assert_eq!(local_time_hash(1_000_000_000), 1_000_000_000);
     }
 
     #[test]

@@ -78,7 +78,7 @@ impl AggregateUDFImpl for Collect {
             Ok(multiset_type(element))
         } else {
             plan_err!(
-                "COLLECT of {} values is not supported (strings, integers, BOOLEANs, FLOATs and DOUBLEs are)",
+                "COLLECT of {} values is not supported (strings, numbers, BOOLEANs, DATEs, TIMEs and TIMESTAMPs are)",
                 crate::catalog_listing::flink_type(element)
             )
         }

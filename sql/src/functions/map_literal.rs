@@ -85,6 +85,16 @@ fn pairs(args: Vec<Expr>, schema: &DFSchema) -> Result<Vec<(ScalarValue, Expr, E
     let mut pairs: Vec<(ScalarValue, Expr, Expr)> = Vec::new();
     let mut args = args.into_iter();
     while let (Some(key), Some(value)) = (args.next(), args.next()) {
+        // A typed literal (`DATE '2020-01-01'`) is a cast or a call until
+        // folded.
+        let key = if is_constant(&key) {
+            datafusion::optimizer::simplify_expressions::ExprSimplifier::new(
+                datafusion::logical_expr::simplify::SimplifyContext::builder().build(),
+            )
+            .simplify(key)?
+        } else {
+            key
+        };
         let Expr::Literal(literal, _) = &key else {
             return plan_err!(
                 "MAP[...]'s keys must be literals here (a key that may be NULL cannot be held), not {key}"
@@ -215,6 +225,10 @@ pub fn prints_in_hash_order(key: &DataType) -> bool {
             | DataType::Boolean
             | DataType::Float32
             | DataType::Float64
+            | DataType::Decimal128(..)
+            | DataType::Date32
+            | DataType::Time32(_)
+            | DataType::Timestamp(..)
     )
 }
 
@@ -276,7 +290,7 @@ impl AnalyzerRule for MapsPlaced {
         })?;
         if left {
             return plan_err!(
-                "a MAP[...] of two or more keys, or of constant values, is supported only looked up by a key, in CARDINALITY, MAP_KEYS, MAP_VALUES or MAP_ENTRIES, or as a result column of STRING, integer, BOOLEAN or DOUBLE keys: Flink prints a map in its hash order, compares maps as sets, and answers a key missing from a map of constants with a value that is not NULL"
+                "a MAP[...] of two or more keys, or of constant values, is supported only looked up by a key, in CARDINALITY, MAP_KEYS, MAP_VALUES or MAP_ENTRIES, or as a result column: Flink prints a map in its hash order, compares maps as sets, and answers a key missing from a map of constants with a value that is not NULL"
             );
         }
         Ok(plan)

@@ -1675,3 +1675,12 @@ INSTR(s, 'o', -20)
 INSTR(s, 'o', n)
 INSTR(s, '', 3)
 INSTR('😀b😀b', 'b', 1, 2)
+-- maps and multisets of dates, times, timestamps and decimals print in Java's hash order
+SELECT COLLECT(CAST(ts AS DATE)) FROM r
+SELECT COLLECT(CAST(ts AS TIME)) FROM r
+SELECT COLLECT(TO_TIMESTAMP_LTZ(v, 0)) FROM r
+SELECT COLLECT(CAST(x AS DECIMAL(5, 2))) FROM r
+MAP[DATE '2020-01-01', 1, DATE '2021-06-30', 2, DATE '1999-12-31', 3]
+MAP[TIMESTAMP '2020-01-01 00:00:00', 1, TIMESTAMP '2020-01-01 00:00:01', 2, TIMESTAMP '2019-05-06 07:08:09.123', 3]
+MAP[1.5, 'a', 2.25, 'b', -3.0, 'c', 100.001, 'd', 1234567890.5, 'e']
+MAP[TIME '01:02:03', 1, TIME '12:00:00', 2, TIME '23:59:59', 3]
