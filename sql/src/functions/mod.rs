@@ -317,8 +317,10 @@ impl FunctionRewrite for FlinkSemantics {
             Expr::ScalarFunction(ScalarFunction { func, args })
                 if matches!(func.name(), "upper" | "lower") && args.len() == 1 =>
             {
-                strings::check_constant_case(func.name(), &args[0])?;
-                Transformed::no(Expr::ScalarFunction(ScalarFunction { func, args }))
+                match strings::constant_case(func.name(), &args[0])? {
+                    Some(folded) => Transformed::yes(datafusion::prelude::lit(folded)),
+                    None => Transformed::no(Expr::ScalarFunction(ScalarFunction { func, args })),
+                }
             }
             Expr::ScalarFunction(ScalarFunction { func, args })
                 if func.name() == "abs"

@@ -493,28 +493,37 @@ pub fn double_text() -> ScalarUDF {
     )
 }
 
-/// Refuses `UPPER`/`LOWER` of a constant whose case mapping changes its
-/// length (`UPPER('straße')` is `STRASSE`): Flink types the result as the
-/// constant's `CHAR(n)` and cuts the value to `n` (`STRASS`), and what
-/// it then does with that text differs by where it is used.
-pub fn check_constant_case(function: &str, arg: &Expr) -> Result<()> {
+/// `UPPER`/`LOWER` of a constant whose case mapping changes its length
+/// (`'straße'` upper-cased is 7 characters): Flink's result keeps the
+/// constant's `CHAR(n)` type, so its text is cut to `n` UTF-16 units
+/// (`STRASS`); the folded text, or `None` when the length does not
+/// change. A mapping that shortens the text, or a cut inside a surrogate
+/// pair, is refused.
+pub fn constant_case(function: &str, arg: &Expr) -> Result<Option<String>> {
     let Some(ScalarValue::Utf8(Some(text))) = super::math::constant_value(arg) else {
-        return Ok(());
+        return Ok(None);
     };
     let mapped = if function == "upper" {
         text.to_uppercase()
     } else {
         text.to_lowercase()
     };
-    if mapped.encode_utf16().count() != text.encode_utf16().count() {
-        return plan_err!(
-            "{}('{text}') is refused: its case mapping changes the constant's length, and \
-             Flink cuts the result to the constant's CHAR({}) type",
-            function.to_uppercase(),
-            text.chars().count()
-        );
+    let length = text.encode_utf16().count();
+    let units: Vec<u16> = mapped.encode_utf16().collect();
+    if units.len() == length {
+        return Ok(None);
     }
-    Ok(())
+    match (units.len() > length)
+        .then(|| String::from_utf16(&units[..length]).ok())
+        .flatten()
+    {
+        Some(cut) => Ok(Some(cut)),
+        None => plan_err!(
+            "{}('{text}') is refused: its case mapping changes the constant's length, and \
+             Flink keeps the constant's CHAR({length}) type",
+            function.to_uppercase()
+        ),
+    }
 }
 
 #[cfg(test)]
