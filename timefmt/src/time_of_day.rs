@@ -50,8 +50,8 @@ pub fn field_text(millis: i64) -> String {
 
 /// Text as `CAST(s AS TIME)` reads it: surrounding spaces ignored, then
 /// `H[H][:m[m][:s[s][.fraction]]]` with hours 0-23 and minutes and
-/// seconds 0-59; a fraction past milliseconds is cut off. `None` when it
-/// does not read.
+/// seconds 0-59; a fraction rounded to milliseconds by its fourth digit.
+/// `None` when it does not read.
 pub fn parse_cast(text: &str) -> Option<i64> {
     let mut parts = text.trim().splitn(3, ':');
     let hour = small_number(parts.next()?, 23)?;
@@ -60,10 +60,20 @@ pub fn parse_cast(text: &str) -> Option<i64> {
         None => (0, 0),
         Some(rest) => {
             let (second, fraction) = rest.split_once('.').unwrap_or((rest, ""));
-            (small_number(second, 59)?, fraction_millis(fraction)?)
+            (small_number(second, 59)?, rounded_millis(fraction)?)
         }
     };
-    Some(of(hour, minute, second, milli))
+    // A fraction rounded up past the day's last millisecond is Flink's
+    // "Hour out of range".
+    Some(of(hour, minute, second, milli)).filter(|m| *m < MILLIS_PER_DAY)
+}
+
+/// Calcite's `parseFraction`: milliseconds, rounded up when the digit
+/// after them is 5 or more (`.9996` is 1000).
+fn rounded_millis(digits: &str) -> Option<i64> {
+    let millis = fraction_millis(digits)?;
+    let round_up = digits.as_bytes().get(3).is_some_and(|d| *d >= b'5');
+    Some(millis + i64::from(round_up))
 }
 
 /// A TIME literal's text (`TIME '12:13:14.567'`): hours, minutes and
@@ -192,6 +202,8 @@ mod tests {
         assert_eq!(parse_cast("1:2:3"), Some(((60 + 2) * 60 + 3) * 1000));
         assert_eq!(parse_cast("12"), Some(12 * 3_600_000));
         assert_eq!(parse_cast("12:13:14.1234"), Some(T + 123));
+        assert_eq!(parse_cast("12:13:14.4567"), Some(T + 457));
+        assert_eq!(parse_cast("23:59:59.9999"), None);
         assert_eq!(parse_cast("12:13:14."), Some(T));
         for bad in [
             "",

@@ -369,6 +369,19 @@ impl FunctionRewrite for FlinkSemantics {
                 let time = args.into_iter().last().expect("checked above");
                 Transformed::yes(time_of_day::field(&unit, time)?)
             }
+            // Flink's ARRAY_SLICE takes INT offsets: a BIGINT expression is
+            // refused there (an integer literal is an INT in Flink).
+            Expr::ScalarFunction(ScalarFunction { func, args })
+                if func.name() == "array_slice"
+                    && args.iter().skip(1).any(|a| {
+                        !matches!(a, Expr::Literal(..))
+                            && a.get_type(schema).is_ok_and(|t| t == DataType::Int64)
+                    }) =>
+            {
+                return plan_err!(
+                    "ARRAY_SLICE's offsets are INTs; a BIGINT offset is refused, as Flink refuses it"
+                );
+            }
             Expr::ScalarFunction(call)
                 if self
                     .by_name

@@ -18,7 +18,7 @@ use crate::support::Collected;
 
 /// How many cases gave Flink's answer when this was last raised: a change
 /// that makes Runnel refuse what it answered before fails here.
-const MATCHING_AT_LEAST: usize = 1536;
+const MATCHING_AT_LEAST: usize = 1560;
 
 /// Cases where Flink's answer is not the one its documented semantics
 /// give, with the rows Runnel must give instead and why.
