@@ -19,28 +19,16 @@ pub fn value(array: &dyn Array, row: usize) -> String {
             runnel_timefmt::java_decimal(array.as_primitive::<Decimal128Type>().value(row), *scale)
         }
         DataType::Timestamp(unit, zone) => {
-            let value = match unit {
-                TimeUnit::Second => array.as_primitive::<TimestampSecondType>().value(row),
-                TimeUnit::Millisecond => {
-                    array.as_primitive::<TimestampMillisecondType>().value(row)
-                }
-                TimeUnit::Microsecond => {
-                    array.as_primitive::<TimestampMicrosecondType>().value(row)
-                }
-                TimeUnit::Nanosecond => array.as_primitive::<TimestampNanosecondType>().value(row),
-            };
+            let value = timestamp_value(array, row, unit);
             match zone {
                 None => local_date_time(value, unit),
                 // A TIMESTAMP_LTZ prints as Java's Instant: UTC, seconds always.
                 Some(_) => instant(value, unit),
             }
         }
-        DataType::Time32(TimeUnit::Second) => runnel_timefmt::time_of_day::java_local_time(
-            i64::from(array.as_primitive::<Time32SecondType>().value(row)) * 1000,
-        ),
-        DataType::Time32(_) => runnel_timefmt::time_of_day::java_local_time(i64::from(
-            array.as_primitive::<Time32MillisecondType>().value(row),
-        )),
+        DataType::Time32(_) => {
+            runnel_timefmt::time_of_day::java_local_time(time_millis(array, row).unwrap_or(0))
+        }
         // BYTES as Java's Arrays.toString of a byte[]: signed, `[97, -1]`.
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
             let bytes: &[u8] = match array.data_type() {
@@ -164,14 +152,15 @@ fn java_hash(array: &dyn Array, row: usize) -> Option<i32> {
         DataType::Date32 => {
             local_date_hash(i64::from(array.as_primitive::<Date32Type>().value(row)))
         }
-        DataType::Time32(TimeUnit::Second) => local_time_hash(
-            i64::from(array.as_primitive::<Time32SecondType>().value(row)) * 1_000_000_000,
-        ),
-        DataType::Time32(_) => local_time_hash(
-            i64::from(array.as_primitive::<Time32MillisecondType>().value(row)) * 1_000_000,
-        ),
+        DataType::Time32(_) => local_time_hash(time_millis(array, row)? * 1_000_000),
         DataType::Timestamp(unit, zone) => {
-            let nanos = timestamp_nanos(array, row, unit)?;
+            let per_second = match unit {
+                TimeUnit::Second => 1_000_000_000,
+                TimeUnit::Millisecond => 1_000_000,
+                TimeUnit::Microsecond => 1_000,
+                TimeUnit::Nanosecond => 1,
+            };
+            let nanos = timestamp_value(array, row, unit).checked_mul(per_second)?;
             let (seconds, nanos) = (
                 nanos.div_euclid(1_000_000_000),
                 nanos.rem_euclid(1_000_000_000),
@@ -193,22 +182,30 @@ fn java_hash(array: &dyn Array, row: usize) -> Option<i32> {
     })
 }
 
-/// A timestamp column's value in nanoseconds, `None` past their range.
-fn timestamp_nanos(array: &dyn Array, row: usize, unit: &TimeUnit) -> Option<i64> {
+/// A timestamp column's value, in its unit.
+fn timestamp_value(array: &dyn Array, row: usize, unit: &TimeUnit) -> i64 {
     match unit {
-        TimeUnit::Second => array
-            .as_primitive::<TimestampSecondType>()
-            .value(row)
-            .checked_mul(1_000_000_000),
-        TimeUnit::Millisecond => array
-            .as_primitive::<TimestampMillisecondType>()
-            .value(row)
-            .checked_mul(1_000_000),
-        TimeUnit::Microsecond => array
-            .as_primitive::<TimestampMicrosecondType>()
-            .value(row)
-            .checked_mul(1_000),
-        TimeUnit::Nanosecond => Some(array.as_primitive::<TimestampNanosecondType>().value(row)),
+        TimeUnit::Second => array.as_primitive::<TimestampSecondType>().value(row),
+        TimeUnit::Millisecond => array.as_primitive::<TimestampMillisecondType>().value(row),
+        TimeUnit::Microsecond => array.as_primitive::<TimestampMicrosecondType>().value(row),
+        TimeUnit::Nanosecond => array.as_primitive::<TimestampNanosecondType>().value(row),
+    }
+}
+
+/// A TIME column's value in milliseconds of the day (a TIME(0) holds
+/// seconds); `None` for another column or a NULL.
+pub(crate) fn time_millis(array: &dyn Array, row: usize) -> Option<i64> {
+    if array.is_null(row) {
+        return None;
+    }
+    match array.data_type() {
+        DataType::Time32(TimeUnit::Second) => {
+            Some(i64::from(array.as_primitive::<Time32SecondType>().value(row)) * 1000)
+        }
+        DataType::Time32(_) => Some(i64::from(
+            array.as_primitive::<Time32MillisecondType>().value(row),
+        )),
+        _ => None,
     }
 }
 

@@ -10,9 +10,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, StringArray};
 use datafusion::arrow::array::{Time32MillisecondArray, Time32SecondArray};
 use datafusion::arrow::compute::filter_record_batch;
-use datafusion::arrow::datatypes::{
-    DataType, Field, Schema, SchemaRef, Time32MillisecondType, Time32SecondType, TimeUnit,
-};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use runnel_timefmt::time_of_day;
 
@@ -175,23 +173,12 @@ pub fn times_as_text(batch: &RecordBatch) -> Result<RecordBatch, ConnectorError>
     let mut fields = Vec::with_capacity(batch.num_columns());
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
     for (field, column) in schema.fields().iter().zip(batch.columns()) {
-        let millis: Option<Vec<Option<i64>>> = match field.data_type() {
-            DataType::Time32(TimeUnit::Second) => Some(
-                column
-                    .as_primitive::<Time32SecondType>()
-                    .iter()
-                    .map(|s| s.map(|s| i64::from(s) * 1000))
-                    .collect(),
-            ),
-            DataType::Time32(_) => Some(
-                column
-                    .as_primitive::<Time32MillisecondType>()
-                    .iter()
-                    .map(|m| m.map(i64::from))
-                    .collect(),
-            ),
-            _ => None,
-        };
+        let millis: Option<Vec<Option<i64>>> = matches!(field.data_type(), DataType::Time32(_))
+            .then(|| {
+                (0..column.len())
+                    .map(|row| crate::display::time_millis(column.as_ref(), row))
+                    .collect()
+            });
         match millis {
             Some(millis) => {
                 fields.push(Field::new(

@@ -663,31 +663,29 @@ impl FlinkSemantics {
         // type (`integer_variance`), and of a DECIMAL with a DECIMAL. In an
         // OVER window its answers follow integer division instead (the
         // VAR_SAMP of 1 and 2 is 1 there, 0 in a GROUP BY).
-        if let Some(kind) = integer_variance::Kind::of(name)
-            && (decimal_input || over_window && integer_input)
-        {
-            return plan_err!(
-                "{} of {} in {} is not supported yet: Flink answers it in the argument's type; CAST the argument to DOUBLE",
-                kind.sql_name(),
-                if decimal_input {
-                    "a DECIMAL"
-                } else {
-                    "an integer"
-                },
-                if over_window {
-                    "an OVER window"
-                } else {
-                    "this query"
-                }
-            );
-        }
-        if let Some(kind) = integer_variance::Kind::of(name)
-            && integer_input
-        {
-            return Ok(Some((
-                Arc::new(integer_variance::udaf(kind)),
-                params.null_treatment,
-            )));
+        if let Some(kind) = integer_variance::Kind::of(name) {
+            if decimal_input || over_window && integer_input {
+                return plan_err!(
+                    "{} of {} in {} is not supported yet: Flink answers it in the argument's type; CAST the argument to DOUBLE",
+                    kind.sql_name(),
+                    if decimal_input {
+                        "a DECIMAL"
+                    } else {
+                        "an integer"
+                    },
+                    if over_window {
+                        "an OVER window"
+                    } else {
+                        "this query"
+                    }
+                );
+            }
+            if integer_input {
+                return Ok(Some((
+                    Arc::new(integer_variance::udaf(kind)),
+                    params.null_treatment,
+                )));
+            }
         }
         if matches!(name, "first_value" | "last_value") && params.null_treatment.is_none() {
             return Ok(Some((

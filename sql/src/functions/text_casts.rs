@@ -97,8 +97,7 @@ fn integer() -> ScalarUDF {
             _ => (i64::MIN, i64::MAX),
         };
         match read_integer(value).map(|n| n.filter(|n| (min..=max).contains(n))) {
-            Ok(Some(n)) => ScalarValue::try_from(returns)
-                .and_then(|null| ScalarValue::Int64(Some(n)).cast_to(&null.data_type())),
+            Ok(Some(n)) => ScalarValue::Int64(Some(n)).cast_to(returns),
             Err(why) if strict(args) => {
                 exec_err!("For input string: '{value}'. {why}")
             }

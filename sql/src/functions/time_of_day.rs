@@ -47,13 +47,6 @@ pub fn is_time(t: &DataType) -> bool {
     matches!(t, DataType::Time32(_))
 }
 
-fn precision(t: &DataType) -> u8 {
-    match t {
-        DataType::Time32(unit) => time_precision(unit),
-        _ => 0,
-    }
-}
-
 /// `CAST(expr AS TIME(p))` (`TRY_CAST` when not `strict`), `target` being
 /// TIME(p)'s Arrow type; `None` for a cast DataFusion does as Flink does
 /// (from another TIME, from NULL).
@@ -73,9 +66,9 @@ pub fn cast_to_time(
         DataType::Time32(_) | DataType::Null => return Ok(None),
         other => {
             return plan_err!(
-                "Cast function cannot convert value of type {} to type TIME({})",
+                "Cast function cannot convert value of type {} to type {}",
                 crate::catalog_listing::flink_type(&other),
-                precision(target)
+                crate::catalog_listing::flink_type(target)
             );
         }
     }))
@@ -224,10 +217,7 @@ fn to_text() -> ScalarUDF {
         Signature::any(1, Volatility::Immutable),
         |_| Ok(DataType::Utf8),
         |args, _| {
-            let precision = match unit_of(&args[0]) {
-                TimeUnit::Second => 0,
-                _ => 3,
-            };
+            let precision = time_precision(&unit_of(&args[0]));
             Ok(ScalarValue::Utf8(
                 millis(&args[0]).map(|m| text_form::cast_text(m, precision)),
             ))
